@@ -1,0 +1,15 @@
+// Structured JSON logs (pino). Every line about a payment carries `checkout_id`.
+
+import { pino, type Logger } from 'pino'
+
+export type { Logger }
+
+export function createLogger (component: string, fields: Record<string, string> = {}): Logger {
+  return pino({
+    level: process.env.RINGPAY_LOG_LEVEL ?? 'info',
+    base: { component, ...fields },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // Never log credentials or bodies, even if a caller passes them by mistake.
+    redact: { paths: ['authorization', 'headers.authorization', 'body', 'req.body'], censor: '[redacted]' },
+  })
+}

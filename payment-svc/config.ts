@@ -1,0 +1,66 @@
+// Payment node configuration from the environment. Anything missing or malformed stops start-up
+// with a message that names the variable.
+
+import { assertLimits, defaultLimits, type NodeLimits } from './limits.ts'
+
+export interface NodeConfig {
+  nodeId: string
+  host: string
+  publicPort: number
+  adminPort: number
+  dataDir: string
+  apiKeysFile: string
+  internalToken: string
+  limits: NodeLimits
+}
+
+export class ConfigError extends Error {
+  readonly code = 'config_invalid'
+}
+
+function required (env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name]
+  if (value === undefined || value === '') throw new ConfigError(`${name} is required`)
+  return value
+}
+
+function integer (env: NodeJS.ProcessEnv, name: string, fallback: number | undefined, min: number, max: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') {
+    if (fallback === undefined) throw new ConfigError(`${name} is required`)
+    return fallback
+  }
+  const value = Number(raw)
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer within ${min}..${max}, got ${raw}`)
+  }
+  return value
+}
+
+export function loadNodeConfig (env: NodeJS.ProcessEnv): NodeConfig {
+  const nodeId = required(env, 'RINGPAY_NODE_ID')
+  if (!/^[a-z0-9-]{1,32}$/.test(nodeId)) throw new ConfigError('RINGPAY_NODE_ID must be 1..32 of [a-z0-9-]')
+  const internalToken = required(env, 'RINGPAY_INTERNAL_TOKEN')
+  if (internalToken.length < 16) throw new ConfigError('RINGPAY_INTERNAL_TOKEN must be at least 16 characters')
+  const ringCapacity = integer(env, 'RINGPAY_RING_CAPACITY', defaultLimits.ringCapacity, 1, 1 << 20)
+  const batchSizeMax = integer(env, 'RINGPAY_BATCH_SIZE_MAX', Math.min(defaultLimits.batchSizeMax, ringCapacity), 1, ringCapacity)
+  const limits: NodeLimits = {
+    ...defaultLimits,
+    ringCapacity,
+    batchSizeMax,
+    flushIntervalMs: integer(env, 'RINGPAY_FLUSH_INTERVAL_MS', defaultLimits.flushIntervalMs, 0, 100),
+    amountMinorMax: integer(env, 'RINGPAY_AMOUNT_MINOR_MAX', defaultLimits.amountMinorMax, 1, Number.MAX_SAFE_INTEGER),
+    inflightIdsMax: ringCapacity * 2 + batchSizeMax,
+  }
+  assertLimits(limits)
+  return {
+    nodeId,
+    host: env.RINGPAY_HOST ?? '127.0.0.1',
+    publicPort: integer(env, 'RINGPAY_PUBLIC_PORT', undefined, 1, 65535),
+    adminPort: integer(env, 'RINGPAY_ADMIN_PORT', undefined, 1, 65535),
+    dataDir: required(env, 'RINGPAY_DATA_DIR'),
+    apiKeysFile: required(env, 'RINGPAY_API_KEYS_FILE'),
+    internalToken,
+    limits,
+  }
+}

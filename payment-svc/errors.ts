@@ -1,0 +1,82 @@
+// The one registry of problem codes the public and internal APIs answer with. Each code is stable:
+// clients branch on `code`, never on `title` or `detail`. test/errors.test.ts pins the count and
+// checks that every code is documented in the OpenAPI document.
+
+export interface ProblemSpec {
+  status: number
+  title: string
+}
+
+export const problems = {
+  checkout_id_missing: { status: 400, title: 'Missing checkout id' },
+  checkout_id_invalid: { status: 400, title: 'Invalid checkout id' },
+  unauthorized: { status: 401, title: 'Missing or invalid API key' },
+  not_found: { status: 404, title: 'Not found' },
+  payment_not_found: { status: 404, title: 'Payment not found' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
+  unsupported_media_type: { status: 415, title: 'Content-Type must be application/json' },
+  body_too_large: { status: 413, title: 'Request body too large' },
+  invalid_json: { status: 400, title: 'Request body is not valid JSON' },
+  validation_failed: { status: 400, title: 'Request body failed validation' },
+  invalid_query: { status: 400, title: 'Invalid query parameter' },
+  card_number_detected: { status: 400, title: 'Raw card numbers are not accepted; send a payment method token' },
+  idempotency_key_reuse: { status: 409, title: 'Checkout id already used with different parameters' },
+  idempotency_key_in_use: { status: 409, title: 'A request with this checkout id is in progress' },
+  checkout_id_conflict: { status: 409, title: 'Checkout id already in use' },
+  invalid_transition: { status: 409, title: 'Transition not allowed from the current status' },
+  stale_version: { status: 409, title: 'Payment version has changed' },
+  overloaded: { status: 503, title: 'Node is at capacity; retry later' },
+  shutting_down: { status: 503, title: 'Node is shutting down; retry later' },
+  backlog_full: { status: 503, title: 'Unpublished change log is over its disk budget; retry later' },
+  node_unavailable: { status: 502, title: 'The node that owns this checkout id is unavailable' },
+  request_timeout: { status: 408, title: 'Request was not received in time' },
+  internal_error: { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, ProblemSpec>
+
+export type ProblemCode = keyof typeof problems
+
+export interface FieldError {
+  field: string
+  code: string
+  message: string
+}
+
+/** An expected failure with a stable code. Anything else thrown is a bug. */
+export class ProblemError extends Error {
+  readonly code: ProblemCode
+  readonly status: number
+  readonly detail: string | undefined
+  readonly errors: FieldError[] | undefined
+  readonly retryAfterS: number | undefined
+  readonly extra: Record<string, unknown> | undefined
+
+  constructor (code: ProblemCode, opts: {
+    detail?: string
+    errors?: FieldError[]
+    retryAfterS?: number
+    extra?: Record<string, unknown>
+    cause?: unknown
+  } = {}) {
+    super(`${code}: ${opts.detail ?? problems[code].title}`, { cause: opts.cause })
+    this.name = 'ProblemError'
+    this.code = code
+    this.status = problems[code].status
+    this.detail = opts.detail
+    this.errors = opts.errors
+    this.retryAfterS = opts.retryAfterS
+    this.extra = opts.extra
+  }
+
+  toBody (): Record<string, unknown> {
+    const body: Record<string, unknown> = {
+      type: `https://ringpay.dev/problems/${this.code}`,
+      title: problems[this.code].title,
+      status: this.status,
+      code: this.code,
+    }
+    if (this.detail !== undefined) body.detail = this.detail
+    if (this.errors !== undefined) body.errors = this.errors
+    if (this.extra !== undefined) Object.assign(body, this.extra)
+    return body
+  }
+}

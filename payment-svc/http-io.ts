@@ -1,0 +1,79 @@
+// Small HTTP helpers shared by the node's public and internal routes.
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { ProblemError } from './errors.ts'
+
+const jsonContentType = 'application/json'
+const problemContentType = 'application/problem+json'
+
+export function sendJson (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const payload = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': jsonContentType, 'content-length': Buffer.byteLength(payload), ...headers })
+  res.end(payload)
+}
+
+export function sendProblem (res: ServerResponse, problem: ProblemError): void {
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  const payload = JSON.stringify(problem.toBody())
+  const headers: Record<string, string | number> = {
+    'content-type': problemContentType,
+    'content-length': Buffer.byteLength(payload),
+  }
+  if (problem.retryAfterS !== undefined) headers['retry-after'] = String(problem.retryAfterS)
+  // An unread or oversized body leaves the connection in an unknown state: do not reuse it.
+  if (problem.code === 'body_too_large' || problem.code === 'request_timeout') headers.connection = 'close'
+  res.writeHead(problem.status, headers)
+  res.end(payload)
+}
+
+export function isJsonContentType (header: string | undefined): boolean {
+  if (header === undefined) return false
+  const semicolon = header.indexOf(';')
+  const type = (semicolon === -1 ? header : header.slice(0, semicolon)).trim().toLowerCase()
+  if (type !== jsonContentType) return false
+  if (semicolon === -1) return true
+  const charset = /charset\s*=\s*"?([^";\s]+)/i.exec(header.slice(semicolon))
+  return charset === null || charset[1]?.toLowerCase() === 'utf-8'
+}
+
+/** Reads a UTF-8 body of at most `bytesMax`; throws `body_too_large` past it. */
+export function readBody (req: IncomingMessage, bytesMax: number): Promise<string> {
+  const declared = req.headers['content-length']
+  if (declared !== undefined && Number(declared) > bytesMax) {
+    return Promise.reject(new ProblemError('body_too_large', { detail: `at most ${bytesMax} bytes` }))
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let bytes = 0
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length
+      if (bytes > bytesMax) {
+        req.removeAllListeners('data')
+        req.resume()
+        reject(new ProblemError('body_too_large', { detail: `at most ${bytesMax} bytes` }))
+        return
+      }
+      chunks.push(chunk)
+    })
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')))
+    req.on('error', (error) => reject(new ProblemError('request_timeout', { cause: error })))
+  })
+}
+
+export function parseJson (text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch (error) {
+    throw new ProblemError('invalid_json', { detail: (error as Error).message.slice(0, 200), cause: error })
+  }
+}
+
+/** Splits `/a/b?x=1` into path and query without the cost of a full URL parse. */
+export function splitUrl (url: string): { path: string, query: URLSearchParams | undefined } {
+  const mark = url.indexOf('?')
+  if (mark === -1) return { path: url, query: undefined }
+  return { path: url.slice(0, mark), query: new URLSearchParams(url.slice(mark + 1)) }
+}

@@ -1,0 +1,77 @@
+// Every bound of the payment node, in one place, with its working. Units go last.
+// `config.ts` may override some of these from the environment; `assertLimits` checks how they
+// relate, once, at start-up.
+
+import assert from 'node:assert/strict'
+
+export interface NodeLimits {
+  /** Ring buffer slots for writes waiting for the disk. Power of two. */
+  ringCapacity: number
+  /** Writes per LevelDB batch. Past ~100 the batch cost is CPU, not fsync (PERF-NOTES). */
+  batchSizeMax: number
+  /**
+   * How long a write may wait for company before it is flushed while the disk is idle.
+   * 0 = write as soon as no batch is in flight: a fixed timer capped throughput at ~14k/s at
+   * 64 connections in PERF-NOTES (2 ms wait + write + replies per cycle), while "write at once
+   * when idle, accumulate while a batch is in flight" reached the bare-HTTP ceiling.
+   */
+  flushIntervalMs: number
+  /** Request body bytes. The largest valid body (metadata at its limits) is ~6 KiB. */
+  bodyBytesMax: number
+  /** A slow client gets this long to send its whole request. */
+  requestTimeoutMs: number
+  /** Long-poll wait, and how many long-polls a node holds open at once. */
+  longPollWaitMsMax: number
+  longPollWaitersMax: number
+  /** Largest amount in minor units: 10^12 = 10 billion EUR, far below 2^53. */
+  amountMinorMax: number
+  descriptionLengthMax: number
+  customerRefLengthMax: number
+  paymentMethodLengthMax: number
+  metadataKeysMax: number
+  metadataKeyLengthMax: number
+  metadataValueLengthMax: number
+  /** Checkout ids admitted but not yet durable (queued + being read + in the batch in flight). */
+  inflightIdsMax: number
+  /** Graceful shutdown: time to drain the ring and answer, before the process exits anyway. */
+  shutdownDrainMsMax: number
+}
+
+export const defaultLimits: NodeLimits = {
+  ringCapacity: 4096,
+  batchSizeMax: 512,
+  flushIntervalMs: 0,
+  bodyBytesMax: 16 * 1024,
+  requestTimeoutMs: 10_000,
+  longPollWaitMsMax: 30_000,
+  longPollWaitersMax: 10_000,
+  amountMinorMax: 1_000_000_000_000,
+  descriptionLengthMax: 500,
+  customerRefLengthMax: 128,
+  paymentMethodLengthMax: 128,
+  metadataKeysMax: 20,
+  metadataKeyLengthMax: 40,
+  metadataValueLengthMax: 500,
+  // Ring slots plus one batch in flight plus reads in progress; a multiple keeps 503s for the ring.
+  inflightIdsMax: 4096 * 2 + 512,
+  shutdownDrainMsMax: 10_000,
+}
+
+export function assertLimits (limits: NodeLimits): void {
+  const isPowerOfTwo = (n: number): boolean => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0
+  assert.ok(isPowerOfTwo(limits.ringCapacity), 'ringCapacity must be a power of two')
+  assert.ok(limits.batchSizeMax >= 1 && limits.batchSizeMax <= limits.ringCapacity,
+    'batchSizeMax must be within 1..ringCapacity')
+  assert.ok(limits.flushIntervalMs >= 0 && limits.flushIntervalMs <= 100, 'flushIntervalMs must be 0..100')
+  assert.ok(Number.isSafeInteger(limits.amountMinorMax) && limits.amountMinorMax > 0,
+    'amountMinorMax must be a positive safe integer')
+  assert.ok(limits.inflightIdsMax >= limits.ringCapacity + limits.batchSizeMax,
+    'inflightIdsMax must cover the ring and one batch in flight')
+  // The largest valid body must fit the body limit, or valid requests would be refused.
+  const metadataBytesMax = limits.metadataKeysMax * (limits.metadataKeyLengthMax + limits.metadataValueLengthMax + 8)
+  const bodyBytesNeeded = 256 + limits.descriptionLengthMax + limits.customerRefLengthMax +
+    limits.paymentMethodLengthMax + metadataBytesMax
+  assert.ok(limits.bodyBytesMax >= bodyBytesNeeded,
+    `bodyBytesMax ${limits.bodyBytesMax} must hold the largest valid body (${bodyBytesNeeded})`)
+  assert.ok(limits.longPollWaitMsMax <= 30_000, 'longPollWaitMsMax must stay under nginx proxy_read_timeout')
+}

@@ -1,0 +1,74 @@
+// prom-client metrics of one node, served on the admin port.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export interface NodeMetrics {
+  registry: Registry
+  requestDuration: Histogram<'route' | 'method' | 'status'>
+  payments: Counter<'outcome' | 'code'>
+  transitions: Counter<'to' | 'outcome'>
+  batchSize: Histogram
+  batchWriteDuration: Histogram
+}
+
+export function createNodeMetrics (nodeId: string, probes: {
+  ringDepth: () => number
+  ringCapacity: () => number
+  longPollWaiters: () => number
+}): NodeMetrics {
+  const registry = new Registry()
+  registry.setDefaultLabels({ node_id: nodeId })
+  collectDefaultMetrics({ register: registry })
+  new Gauge({
+    name: 'ringpay_ring_depth',
+    help: 'Writes queued in the ring buffer, waiting for a batch',
+    registers: [registry],
+    collect () { this.set(probes.ringDepth()) },
+  })
+  new Gauge({
+    name: 'ringpay_ring_capacity',
+    help: 'Ring buffer slots',
+    registers: [registry],
+    collect () { this.set(probes.ringCapacity()) },
+  })
+  new Gauge({
+    name: 'ringpay_long_poll_waiters',
+    help: 'GET requests waiting for a payment to change',
+    registers: [registry],
+    collect () { this.set(probes.longPollWaiters()) },
+  })
+  return {
+    registry,
+    requestDuration: new Histogram({
+      name: 'ringpay_http_request_duration_seconds',
+      help: 'Request duration by route, method and status',
+      labelNames: ['route', 'method', 'status'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30],
+      registers: [registry],
+    }),
+    payments: new Counter({
+      name: 'ringpay_payment_requests_total',
+      help: 'Create requests by outcome (accepted, replayed, rejected) and problem code',
+      labelNames: ['outcome', 'code'],
+      registers: [registry],
+    }),
+    transitions: new Counter({
+      name: 'ringpay_transitions_total',
+      help: 'Internal transitions by target status and outcome (applied, noop, rejected)',
+      labelNames: ['to', 'outcome'],
+      registers: [registry],
+    }),
+    batchSize: new Histogram({
+      name: 'ringpay_batch_size',
+      help: 'Writes per group-committed LevelDB batch',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers: [registry],
+    }),
+    batchWriteDuration: new Histogram({
+      name: 'ringpay_batch_write_duration_seconds',
+      help: 'Time to write and fsync one batch',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1],
+      registers: [registry],
+    }),
+  }
+}

@@ -1,0 +1,96 @@
+// Assembles one payment node: store, service, metrics, listeners, and an orderly shutdown.
+
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Logger } from '../lib/log.ts'
+import { ApiKeyRegistry } from './api-keys.ts'
+import type { NodeConfig } from './config.ts'
+import { digestToken } from './internal-routes.ts'
+import { createNodeMetrics } from './metrics.ts'
+import { PaymentService } from './payment-service.ts'
+import { createAdminServer, createPublicServer, type ServerContext } from './server.ts'
+import { PaymentStore } from './store.ts'
+
+export interface PaymentNode {
+  service: PaymentService
+  store: PaymentStore
+  apiKeys: ApiKeyRegistry
+  publicPort: number
+  adminPort: number
+  /** Stops accepting, answers what is queued, closes the store. Bounded by shutdownDrainMsMax. */
+  shutdown: () => Promise<void>
+}
+
+export interface NodeFatalHandler {
+  (reason: string, error: unknown): void
+}
+
+function listen (server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ host, port, backlog: 1024 }, () => {
+      server.off('error', reject)
+      resolve((server.address() as AddressInfo).port)
+    })
+  })
+}
+
+export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal: NodeFatalHandler): Promise<PaymentNode> {
+  const store = new PaymentStore(config.dataDir)
+  const meta = await store.open(config.nodeId, Date.now())
+  log.info({ data_dir: config.dataDir, next_sequence: meta.nextSequence }, 'store open')
+
+  const apiKeys = new ApiKeyRegistry(config.apiKeysFile)
+  const keyCount = await apiKeys.reload()
+  log.info({ keys: keyCount }, 'api keys loaded')
+
+  let metrics: ReturnType<typeof createNodeMetrics> | undefined
+  const service = new PaymentService(config.nodeId, store, config.limits, {
+    onBatchWritten: (size, durationMs) => {
+      metrics?.batchSize.observe(size)
+      metrics?.batchWriteDuration.observe(durationMs / 1000)
+    },
+    // After a failed fsync the disk state is unknown: stop, let LevelDB recover on restart.
+    onWriteFailure: (error) => onFatal('batch write failed', error),
+  })
+  metrics = createNodeMetrics(config.nodeId, {
+    ringDepth: () => service.ringDepth,
+    ringCapacity: () => service.ringCapacity,
+    longPollWaiters: () => service.longPollWaiters,
+  })
+
+  let stopping = false
+  const ctx: ServerContext = {
+    service,
+    apiKeys,
+    limits: config.limits,
+    metrics,
+    log,
+    internalTokenDigest: digestToken(config.internalToken),
+    notReadyReason: () => (stopping ? 'shutting down' : undefined),
+    onBug: (error) => onFatal('assertion failed', error),
+  }
+  const publicServer = createPublicServer(ctx)
+  const adminServer = createAdminServer(ctx)
+  const publicPort = await listen(publicServer, config.host, config.publicPort)
+  const adminPort = await listen(adminServer, config.host, config.adminPort)
+  log.info({ public_port: publicPort, admin_port: adminPort }, 'payment node listening')
+
+  const shutdown = async (): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    log.info('shutting down: no new payments, draining the write queue')
+    const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, config.limits.shutdownDrainMsMax, 'timeout').unref())
+    const outcome = await Promise.race([service.drain().then(() => 'drained' as const), deadline])
+    if (outcome === 'timeout') log.error('drain did not finish in time; queued writes were not acknowledged')
+    service.releaseWaiters()
+    publicServer.close()
+    adminServer.close()
+    publicServer.closeAllConnections()
+    adminServer.closeAllConnections()
+    await store.close()
+    log.info('stopped')
+  }
+
+  return { service, store, apiKeys, publicPort, adminPort, shutdown }
+}

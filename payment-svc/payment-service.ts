@@ -1,0 +1,274 @@
+// The node's payment logic: create (idempotent), read, long-poll, and state transitions.
+// Every write for one checkout id is serialised: an id is "in flight" from admission until its
+// batch is durable, and a second write for it in that window is refused rather than queued, so
+// one batch never holds two writes for one id and every write is checked against durable state.
+
+import assert from 'node:assert/strict'
+import { timingSafeEqual } from 'node:crypto'
+import type { ChangeEvent, EventType, Payment, PaymentStatus } from '../lib/payment-codec.ts'
+import { terminalStatuses } from '../lib/payment-codec.ts'
+import { hashCreateRequest, type CreatePaymentRequest } from './create-request.ts'
+import { ProblemError } from './errors.ts'
+import { GroupCommitter } from './group-commit.ts'
+import type { NodeLimits } from './limits.ts'
+import { canTransition } from './state-machine.ts'
+import type { PaymentStore, PaymentWrite } from './store.ts'
+
+export interface QueuedChange {
+  payment: Payment
+  type: EventType
+  previousStatus: PaymentStatus | undefined
+  actor: string
+}
+
+export interface TransitionRequest {
+  to: PaymentStatus
+  expectedVersion: number
+  actor: string
+  failureCode: string
+  failureMessage: string
+  pspReference: string
+}
+
+export type CreateResult = { kind: 'created', payment: Payment } | { kind: 'replayed', payment: Payment }
+export type TransitionResult = { applied: boolean, payment: Payment }
+
+export interface PaymentServiceHooks {
+  onBatchWritten?: (size: number, durationMs: number) => void
+  onWriteFailure: (error: unknown) => void
+}
+
+interface Waiter {
+  afterVersion: number
+  finish: (payment: Payment) => void
+}
+
+export class PaymentService {
+  readonly nodeId: string
+  readonly #store: PaymentStore
+  readonly #limits: NodeLimits
+  readonly #committer: GroupCommitter<QueuedChange>
+  readonly #inflightIds = new Set<string>()
+  readonly #waiters = new Map<string, Set<Waiter>>()
+  #waiterCount = 0
+  #accepting = true
+  #admissionGate: (() => ProblemError | undefined) | undefined
+
+  constructor (nodeId: string, store: PaymentStore, limits: NodeLimits, hooks: PaymentServiceHooks) {
+    this.nodeId = nodeId
+    this.#store = store
+    this.#limits = limits
+    this.#committer = new GroupCommitter<QueuedChange>({
+      ringCapacity: limits.ringCapacity,
+      batchSizeMax: limits.batchSizeMax,
+      flushIntervalMs: limits.flushIntervalMs,
+      writeBatch: (changes) => this.#writeBatch(changes),
+      onWriteFailure: hooks.onWriteFailure,
+      ...(hooks.onBatchWritten ? { onBatchWritten: hooks.onBatchWritten } : {}),
+    })
+  }
+
+  get ringDepth (): number { return this.#committer.depth }
+  get ringCapacity (): number { return this.#committer.capacity }
+  get longPollWaiters (): number { return this.#waiterCount }
+  get accepting (): boolean { return this.#accepting }
+
+  /** A check run before any new payment is admitted (the relay's disk budget plugs in here). */
+  setAdmissionGate (gate: () => ProblemError | undefined): void {
+    this.#admissionGate = gate
+  }
+
+  async create (merchantId: string, checkoutId: string, request: CreatePaymentRequest, nowMs: number): Promise<CreateResult> {
+    const requestHash = hashCreateRequest(merchantId, request)
+    this.#claim(checkoutId)
+    try {
+      const existing = this.#store.getPayment(checkoutId)
+      if (existing !== undefined) return { kind: 'replayed', payment: checkReplay(existing, merchantId, requestHash) }
+      if (!this.#accepting) throw new ProblemError('shutting_down', { retryAfterS: 1 })
+      const gateProblem = this.#admissionGate?.()
+      if (gateProblem !== undefined) throw gateProblem
+      const payment: Payment = {
+        checkoutId,
+        merchantId,
+        amount: request.amount,
+        currency: request.currency,
+        paymentMethod: request.paymentMethod,
+        description: request.description,
+        customerRef: request.customerRef,
+        metadata: request.metadata,
+        status: 'pending',
+        version: 1,
+        createdAtMs: nowMs,
+        updatedAtMs: nowMs,
+        requestHash,
+        failureCode: '',
+        failureMessage: '',
+        pspReference: '',
+        nodeId: this.nodeId,
+      }
+      await this.#committer.submit({ payment, type: 'payment.created', previousStatus: undefined, actor: 'api' })
+      this.#notify(payment)
+      return { kind: 'created', payment }
+    } finally {
+      this.#inflightIds.delete(checkoutId)
+    }
+  }
+
+  /** The payment, if it exists and belongs to the merchant; another merchant's is "not found". */
+  get (merchantId: string, checkoutId: string): Payment {
+    const payment = this.#store.getPayment(checkoutId)
+    if (payment === undefined || payment.merchantId !== merchantId) throw new ProblemError('payment_not_found')
+    return payment
+  }
+
+  /** Internal reads (processors, watchdog): no merchant scope. */
+  getInternal (checkoutId: string): Payment {
+    const payment = this.#store.getPayment(checkoutId)
+    if (payment === undefined) throw new ProblemError('payment_not_found')
+    return payment
+  }
+
+  /**
+   * Resolves with the payment once its version passes `afterVersion` (default: the version now),
+   * or with the current payment after `waitMs`.
+   */
+  waitForChange (merchantId: string, checkoutId: string, afterVersion: number | undefined, waitMs: number,
+    signal: AbortSignal): Promise<Payment> {
+    const current = this.get(merchantId, checkoutId)
+    const threshold = afterVersion ?? current.version
+    if (current.version > threshold || waitMs === 0 || terminalStatuses.has(current.status) && afterVersion === undefined) {
+      return Promise.resolve(current)
+    }
+    if (this.#waiterCount >= this.#limits.longPollWaitersMax) {
+      throw new ProblemError('overloaded', { retryAfterS: 1, detail: 'too many long-polls in progress' })
+    }
+    return new Promise((resolve) => {
+      let waiters = this.#waiters.get(checkoutId)
+      if (waiters === undefined) {
+        waiters = new Set()
+        this.#waiters.set(checkoutId, waiters)
+      }
+      const set = waiters
+      const waiter: Waiter = {
+        afterVersion: threshold,
+        finish: (payment) => {
+          clearTimeout(timer)
+          signal.removeEventListener('abort', onAbort)
+          if (set.delete(waiter)) this.#waiterCount--
+          if (set.size === 0 && this.#waiters.get(checkoutId) === set) this.#waiters.delete(checkoutId)
+          resolve(payment)
+        },
+      }
+      const onAbort = (): void => waiter.finish(current)
+      const timer = setTimeout(() => waiter.finish(this.#store.getPayment(checkoutId) ?? current), waitMs)
+      signal.addEventListener('abort', onAbort, { once: true })
+      set.add(waiter)
+      this.#waiterCount++
+    })
+  }
+
+  async transition (checkoutId: string, request: TransitionRequest, nowMs: number): Promise<TransitionResult> {
+    this.#claim(checkoutId)
+    try {
+      const current = this.#store.getPayment(checkoutId)
+      if (current === undefined) throw new ProblemError('payment_not_found')
+      if (current.status === request.to && (request.pspReference === '' || request.pspReference === current.pspReference)) {
+        // A retried transition that already happened: say so, change nothing.
+        return { applied: false, payment: current }
+      }
+      const conflict = { current_status: current.status, current_version: current.version }
+      if (current.version !== request.expectedVersion) {
+        throw new ProblemError('stale_version', {
+          detail: `expected version ${request.expectedVersion}, payment is at ${current.version}`,
+          extra: conflict,
+        })
+      }
+      if (!canTransition(current.status, request.to)) {
+        throw new ProblemError('invalid_transition', { detail: `${current.status} → ${request.to} is not allowed`, extra: conflict })
+      }
+      const payment: Payment = {
+        ...current,
+        status: request.to,
+        version: current.version + 1,
+        updatedAtMs: nowMs,
+        failureCode: request.failureCode || current.failureCode,
+        failureMessage: request.failureMessage || current.failureMessage,
+        pspReference: request.pspReference || current.pspReference,
+      }
+      await this.#committer.submit({ payment, type: 'payment.status_changed', previousStatus: current.status, actor: request.actor })
+      this.#notify(payment)
+      return { applied: true, payment }
+    } finally {
+      this.#inflightIds.delete(checkoutId)
+    }
+  }
+
+  /** Stops admitting new payments, then waits (bounded by the caller) for queued writes. */
+  async drain (): Promise<void> {
+    this.#accepting = false
+    await this.#committer.drained()
+  }
+
+  /** Releases every long-poll with the current state (shutdown). */
+  releaseWaiters (): void {
+    for (const [checkoutId, waiters] of this.#waiters) {
+      const payment = this.#store.getPayment(checkoutId)
+      for (const waiter of [...waiters]) if (payment) waiter.finish(payment)
+    }
+  }
+
+  #claim (checkoutId: string): void {
+    if (this.#inflightIds.has(checkoutId)) {
+      throw new ProblemError('idempotency_key_in_use', { retryAfterS: 1 })
+    }
+    if (this.#inflightIds.size >= this.#limits.inflightIdsMax) {
+      throw new ProblemError('overloaded', { retryAfterS: 1, detail: 'too many writes in flight' })
+    }
+    this.#inflightIds.add(checkoutId)
+  }
+
+  #notify (payment: Payment): void {
+    const waiters = this.#waiters.get(payment.checkoutId)
+    if (waiters === undefined) return
+    for (const waiter of [...waiters]) if (payment.version > waiter.afterVersion) waiter.finish(payment)
+  }
+
+  async #writeBatch (changes: QueuedChange[]): Promise<void> {
+    let sequence = this.#store.meta.nextSequence
+    const seen = new Set<string>()
+    const writes: PaymentWrite[] = changes.map((change) => {
+      // The in-flight claim keeps one id out of a batch twice; a duplicate here is a bug.
+      assert.ok(!seen.has(change.payment.checkoutId), 'duplicate checkout id inside one batch')
+      seen.add(change.payment.checkoutId)
+      const event: ChangeEvent = {
+        eventId: `${this.nodeId}:${sequence}`,
+        nodeId: this.nodeId,
+        sequence,
+        type: change.type,
+        checkoutId: change.payment.checkoutId,
+        version: change.payment.version,
+        occurredAtMs: change.payment.updatedAtMs,
+        payment: change.payment,
+        previousStatus: change.previousStatus,
+        actor: change.actor,
+      }
+      sequence++
+      return { payment: change.payment, event }
+    })
+    await this.#store.writeBatch(writes)
+  }
+}
+
+/** Stripe's idempotency rules for a checkout id that already has a payment. */
+function checkReplay (existing: Payment, merchantId: string, requestHash: Uint8Array): Payment {
+  if (existing.merchantId !== merchantId) {
+    // Say nothing about the other merchant's payment, not even that the parameters differ.
+    throw new ProblemError('checkout_id_conflict')
+  }
+  if (!timingSafeEqual(existing.requestHash, requestHash)) {
+    throw new ProblemError('idempotency_key_reuse', {
+      detail: 'this checkout id was already used for a payment with different parameters',
+    })
+  }
+  return existing
+}

@@ -1,0 +1,110 @@
+// The public API, reached through nginx: create a payment, read it, long-poll it.
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Logger } from '../lib/log.ts'
+import type { ApiKeyRegistry } from './api-keys.ts'
+import { containsCardNumber } from './card-number-guard.ts'
+import { isValidCheckoutId, parseCreatePayment } from './create-request.ts'
+import { ProblemError } from './errors.ts'
+import { isJsonContentType, parseJson, readBody, sendJson } from './http-io.ts'
+import type { NodeLimits } from './limits.ts'
+import type { NodeMetrics } from './metrics.ts'
+import type { PaymentService } from './payment-service.ts'
+import { paymentView } from './payment-view.ts'
+
+export interface PublicRouteContext {
+  service: PaymentService
+  apiKeys: ApiKeyRegistry
+  limits: NodeLimits
+  metrics: NodeMetrics
+  log: Logger
+}
+
+const checkoutHeader = 'x-payment-checkout-id'
+
+/** The checkout id of the request, or a problem. A PAN-shaped id is refused and never echoed. */
+function checkoutIdFrom (req: IncomingMessage, pathId: string | undefined): string {
+  const header = req.headers[checkoutHeader]
+  const headerId = Array.isArray(header) ? undefined : header
+  if (Array.isArray(header)) throw new ProblemError('checkout_id_invalid', { detail: 'send X-PAYMENT-CHECKOUT-ID once' })
+  const id = pathId ?? headerId
+  if (id === undefined || id === '') throw new ProblemError('checkout_id_missing')
+  if (!isValidCheckoutId(id)) {
+    throw new ProblemError('checkout_id_invalid', { detail: 'checkout ids are 1..64 characters of [A-Za-z0-9_-]' })
+  }
+  if (pathId !== undefined && headerId !== undefined && headerId !== pathId) {
+    // nginx routed by the header; a different id in the path may live on another node.
+    throw new ProblemError('checkout_id_invalid', { detail: 'X-PAYMENT-CHECKOUT-ID and the path name different payments' })
+  }
+  if (containsCardNumber(id)) throw new ProblemError('card_number_detected')
+  return id
+}
+
+function merchantFrom (ctx: PublicRouteContext, req: IncomingMessage): string {
+  const merchantId = ctx.apiKeys.merchantFor(req.headers.authorization)
+  if (merchantId === undefined) throw new ProblemError('unauthorized')
+  return merchantId
+}
+
+export async function createPayment (ctx: PublicRouteContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let checkoutId: string | undefined
+  try {
+    checkoutId = checkoutIdFrom(req, undefined)
+    const merchantId = merchantFrom(ctx, req)
+    if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
+    const text = await readBody(req, ctx.limits.bodyBytesMax)
+    // Before parsing and before any log line can quote it: a raw PAN never goes further.
+    if (containsCardNumber(text)) throw new ProblemError('card_number_detected')
+    const request = parseCreatePayment(parseJson(text), ctx.limits)
+    const result = await ctx.service.create(merchantId, checkoutId, request, Date.now())
+    if (result.kind === 'created') {
+      ctx.metrics.payments.inc({ outcome: 'accepted', code: '' })
+      ctx.log.debug({ checkout_id: checkoutId, merchant_id: merchantId }, 'payment accepted')
+      sendJson(res, 202, paymentView(result.payment))
+    } else {
+      ctx.metrics.payments.inc({ outcome: 'replayed', code: '' })
+      ctx.log.info({ checkout_id: checkoutId, merchant_id: merchantId }, 'idempotent replay')
+      sendJson(res, 200, paymentView(result.payment), { 'idempotent-replayed': 'true' })
+    }
+  } catch (error) {
+    if (error instanceof ProblemError) {
+      ctx.metrics.payments.inc({ outcome: 'rejected', code: error.code })
+      const loggedId = error.code === 'card_number_detected' || error.code === 'checkout_id_invalid' ? undefined : checkoutId
+      ctx.log.info({ checkout_id: loggedId, code: error.code, status: error.status }, 'payment rejected')
+    }
+    throw error
+  }
+}
+
+export function getPayment (ctx: PublicRouteContext, req: IncomingMessage, res: ServerResponse, pathId: string,
+  query: URLSearchParams | undefined): Promise<void> | void {
+  const checkoutId = checkoutIdFrom(req, pathId)
+  const merchantId = merchantFrom(ctx, req)
+  const waitMs = parseWaitMs(query, ctx.limits.longPollWaitMsMax)
+  if (waitMs === 0) {
+    sendJson(res, 200, paymentView(ctx.service.get(merchantId, checkoutId)))
+    return
+  }
+  const afterVersion = parseAfterVersion(query)
+  const abort = new AbortController()
+  res.once('close', () => abort.abort())
+  return ctx.service.waitForChange(merchantId, checkoutId, afterVersion, waitMs, abort.signal).then((payment) => {
+    if (!res.destroyed) sendJson(res, 200, paymentView(payment))
+  })
+}
+
+function parseWaitMs (query: URLSearchParams | undefined, waitMsMax: number): number {
+  const raw = query?.get('wait_ms')
+  if (raw === undefined || raw === null) return 0
+  if (!/^\d{1,6}$/.test(raw) || Number(raw) > waitMsMax) {
+    throw new ProblemError('invalid_query', { detail: `wait_ms must be an integer within 0..${waitMsMax}` })
+  }
+  return Number(raw)
+}
+
+function parseAfterVersion (query: URLSearchParams | undefined): number | undefined {
+  const raw = query?.get('after_version')
+  if (raw === undefined || raw === null) return undefined
+  if (!/^\d{1,15}$/.test(raw)) throw new ProblemError('invalid_query', { detail: 'after_version must be a non-negative integer' })
+  return Number(raw)
+}

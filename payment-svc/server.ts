@@ -1,0 +1,152 @@
+// The node's two HTTP listeners: the nginx-facing one (public API, plus /internal/ for callers
+// holding the internal token) and the admin one (metrics, health, internal API; never behind the
+// public nginx server). Routing is a few string checks; the hot path allocates little.
+
+import { AssertionError } from 'node:assert'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Logger } from '../lib/log.ts'
+import type { ApiKeyRegistry } from './api-keys.ts'
+import { ProblemError } from './errors.ts'
+import { sendJson, sendProblem, splitUrl } from './http-io.ts'
+import { applyTransition, getInternalPayment, requireInternalToken, type InternalRouteContext } from './internal-routes.ts'
+import type { NodeLimits } from './limits.ts'
+import type { NodeMetrics } from './metrics.ts'
+import type { PaymentService } from './payment-service.ts'
+import { createPayment, getPayment, type PublicRouteContext } from './public-routes.ts'
+
+export interface ServerContext extends PublicRouteContext, InternalRouteContext {
+  service: PaymentService
+  apiKeys: ApiKeyRegistry
+  limits: NodeLimits
+  metrics: NodeMetrics
+  log: Logger
+  /** Readiness: undefined when ready, else why not. */
+  notReadyReason: () => string | undefined
+  /** A bug was hit: the node must stop. */
+  onBug: (error: unknown) => void
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => { route: string, done: Promise<void> | void }
+
+const paymentsPrefix = '/payments/'
+const internalPrefix = '/internal/payments/'
+const transitionsSuffix = '/transitions'
+
+function internalRoute (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, path: string): { route: string, done: Promise<void> | void } | undefined {
+  if (!path.startsWith(internalPrefix)) return undefined
+  const rest = path.slice(internalPrefix.length)
+  if (rest.endsWith(transitionsSuffix)) {
+    const id = rest.slice(0, -transitionsSuffix.length)
+    if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
+    return { route: '/internal/payments/:id/transitions', done: applyTransition(ctx, req, res, id) }
+  }
+  if (req.method !== 'GET') throw new ProblemError('method_not_allowed')
+  return { route: '/internal/payments/:id', done: getInternalPayment(ctx, req, res, rest) }
+}
+
+function publicHandler (ctx: ServerContext): Handler {
+  return (req, res) => {
+    const { path, query } = splitUrl(req.url ?? '/')
+    if (path === '/payments') {
+      if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
+      return { route: '/payments', done: createPayment(ctx, req, res) }
+    }
+    if (path.startsWith(paymentsPrefix)) {
+      if (req.method !== 'GET') throw new ProblemError('method_not_allowed')
+      const id = path.slice(paymentsPrefix.length)
+      return { route: '/payments/:id', done: getPayment(ctx, req, res, id, query) }
+    }
+    const internal = internalRoute(ctx, req, res, path)
+    if (internal !== undefined) return internal
+    throw new ProblemError('not_found')
+  }
+}
+
+function adminHandler (ctx: ServerContext): Handler {
+  return (req, res) => {
+    const { path } = splitUrl(req.url ?? '/')
+    if (path === '/metrics') {
+      return {
+        route: '/metrics',
+        done: ctx.metrics.registry.metrics().then((text) => {
+          res.writeHead(200, { 'content-type': ctx.metrics.registry.contentType })
+          res.end(text)
+        }),
+      }
+    }
+    if (path === '/healthz') {
+      sendJson(res, 200, { status: 'alive', node_id: ctx.service.nodeId })
+      return { route: '/healthz', done: undefined }
+    }
+    if (path === '/readyz') {
+      const reason = ctx.notReadyReason()
+      sendJson(res, reason === undefined ? 200 : 503, { ready: reason === undefined, reason, node_id: ctx.service.nodeId })
+      return { route: '/readyz', done: undefined }
+    }
+    if (path === '/admin/reload-keys' && req.method === 'POST') {
+      requireInternalToken(ctx, req)
+      return {
+        route: '/admin/reload-keys',
+        done: ctx.apiKeys.reload().then((count) => sendJson(res, 200, { keys: count })),
+      }
+    }
+    const internal = internalRoute(ctx, req, res, path)
+    if (internal !== undefined) return internal
+    throw new ProblemError('not_found')
+  }
+}
+
+function serve (ctx: ServerContext, handler: Handler): Server {
+  const server = createServer({
+    // Slow clients are cut off; nginx buffers bodies, so only direct callers meet these.
+    requestTimeout: ctx.limits.requestTimeoutMs,
+    headersTimeout: ctx.limits.requestTimeoutMs,
+    // Longer than nginx's upstream keepalive_timeout (60 s), so nginx always closes first and
+    // never sends a request on a connection we are closing.
+    keepAliveTimeout: 65_000,
+    maxHeaderSize: 16 * 1024,
+  }, (req, res) => {
+    const startedAt = performance.now()
+    let route = 'unmatched'
+    const finish = (): void => {
+      ctx.metrics.requestDuration.observe(
+        { route, method: req.method ?? '', status: String(res.statusCode) },
+        (performance.now() - startedAt) / 1000,
+      )
+    }
+    const fail = (error: unknown): void => {
+      if (error instanceof ProblemError) {
+        sendProblem(res, error)
+      } else {
+        ctx.log.error({ err: error, url: req.url?.split('?')[0] }, 'request failed unexpectedly')
+        sendProblem(res, new ProblemError('internal_error'))
+        if (error instanceof AssertionError) ctx.onBug(error)
+      }
+    }
+    res.once('finish', finish)
+    try {
+      const matched = handler(req, res)
+      route = matched.route
+      if (matched.done instanceof Promise) matched.done.catch(fail)
+    } catch (error) {
+      fail(error)
+    }
+  })
+  server.on('clientError', (error, socket) => {
+    if (socket.writable) {
+      const body = JSON.stringify(new ProblemError('validation_failed', { detail: 'malformed HTTP request' }).toBody())
+      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+    } else {
+      socket.destroy(error)
+    }
+  })
+  return server
+}
+
+export function createPublicServer (ctx: ServerContext): Server {
+  return serve(ctx, publicHandler(ctx))
+}
+
+export function createAdminServer (ctx: ServerContext): Server {
+  return serve(ctx, adminHandler(ctx))
+}

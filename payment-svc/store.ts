@@ -1,0 +1,100 @@
+// The node's LevelDB: one database per node, three key spaces.
+//   p/<checkout_id>      Payment             the current state of a payment
+//   c/<16 hex sequence>  ChangeEvent         change log, in sequence order; the CDC relay tails it
+//   m/node               NodeMeta            node id and the next change-log sequence
+// A payment change and its change-log entry are always written in the same atomic batch.
+
+import assert from 'node:assert/strict'
+import { ClassicLevel } from 'classic-level'
+import {
+  decodeNodeMeta, decodePayment, encodeChangeEvent, encodeNodeMeta, encodePayment,
+  type ChangeEvent, type NodeMeta, type Payment,
+} from '../lib/payment-codec.ts'
+
+const paymentPrefix = 'p/'
+const changeLogPrefix = 'c/'
+const nodeMetaKey = 'm/node'
+const sequenceHexDigits = 16
+
+export function changeLogKey (sequence: number): string {
+  return changeLogPrefix + sequence.toString(16).padStart(sequenceHexDigits, '0')
+}
+
+export interface PaymentWrite {
+  payment: Payment
+  event: ChangeEvent
+}
+
+export class PaymentStore {
+  readonly db: ClassicLevel<string, Uint8Array>
+  #meta: NodeMeta | undefined
+
+  constructor (location: string) {
+    this.db = new ClassicLevel<string, Uint8Array>(location, {
+      keyEncoding: 'utf8',
+      valueEncoding: 'view',
+      createIfMissing: true,
+      errorIfExists: false,
+      // A worker thread (the CDC relay) may share this handle within the process.
+      multithreading: true,
+    })
+  }
+
+  /** Opens the store and claims it for `nodeId`; a store of another node is refused. */
+  async open (nodeId: string, nowMs: number): Promise<NodeMeta> {
+    await this.db.open()
+    const bytes = this.db.getSync(nodeMetaKey)
+    if (bytes === undefined) {
+      const meta: NodeMeta = { nodeId, nextSequence: 1, createdAtMs: nowMs }
+      await this.db.put(nodeMetaKey, encodeNodeMeta(meta), { sync: true })
+      this.#meta = meta
+    } else {
+      const meta = decodeNodeMeta(bytes)
+      if (meta.nodeId !== nodeId) {
+        throw new Error(`data dir belongs to node ${meta.nodeId}, not ${nodeId}`)
+      }
+      this.#meta = meta
+    }
+    return this.#meta
+  }
+
+  get meta (): NodeMeta {
+    assert.ok(this.#meta !== undefined, 'store not open')
+    return this.#meta
+  }
+
+  /**
+   * A synchronous point read: the accept path needs it for every request, and for the small,
+   * hot working set it is cheaper than a round trip through the libuv thread pool.
+   */
+  getPayment (checkoutId: string): Payment | undefined {
+    const bytes = this.db.getSync(paymentPrefix + checkoutId)
+    return bytes === undefined ? undefined : decodePayment(bytes)
+  }
+
+  /**
+   * Writes payments, their change-log entries and the advanced sequence in one fsynced batch.
+   * Sequences must be the next ones in order, with no gap: the relay relies on it.
+   */
+  async writeBatch (writes: readonly PaymentWrite[]): Promise<void> {
+    const meta = this.meta
+    const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = []
+    let nextSequence = meta.nextSequence
+    for (const { payment, event } of writes) {
+      assert.equal(event.sequence, nextSequence, 'change-log sequence gap')
+      assert.equal(event.checkoutId, payment.checkoutId)
+      assert.equal(event.version, payment.version)
+      ops.push({ type: 'put', key: paymentPrefix + payment.checkoutId, value: encodePayment(payment) })
+      ops.push({ type: 'put', key: changeLogKey(event.sequence), value: encodeChangeEvent(event) })
+      nextSequence++
+    }
+    const nextMeta: NodeMeta = { ...meta, nextSequence }
+    ops.push({ type: 'put', key: nodeMetaKey, value: encodeNodeMeta(nextMeta) })
+    await this.db.batch(ops, { sync: true })
+    this.#meta = nextMeta
+  }
+
+  async close (): Promise<void> {
+    await this.db.close()
+  }
+}
