@@ -1,0 +1,33 @@
+import t from 'tap'
+import { loadNodeConfig } from '../config.ts'
+import { assertLimits, defaultLimits } from '../limits.ts'
+
+const baseEnv = {
+  RINGPAY_NODE_ID: 'n1',
+  RINGPAY_PUBLIC_PORT: '7000',
+  RINGPAY_ADMIN_PORT: '7001',
+  RINGPAY_DATA_DIR: '/tmp/x',
+  RINGPAY_API_KEYS_FILE: '/tmp/keys.json',
+  RINGPAY_INTERNAL_TOKEN: 'a-long-enough-token',
+}
+
+t.test('the defaults hold together', (t) => {
+  t.doesNotThrow(() => assertLimits(defaultLimits))
+  t.end()
+})
+
+t.test('limits that contradict each other are refused at start-up', (t) => {
+  t.throws(() => assertLimits({ ...defaultLimits, ringCapacity: 1000 }), /power of two/)
+  t.throws(() => assertLimits({ ...defaultLimits, batchSizeMax: 8192 }), /batchSizeMax/)
+  t.throws(() => assertLimits({ ...defaultLimits, bodyBytesMax: 1024 }), /largest valid body/)
+  t.end()
+})
+
+t.test('config names the bad variable', (t) => {
+  t.equal(loadNodeConfig(baseEnv).limits.ringCapacity, defaultLimits.ringCapacity)
+  t.equal(loadNodeConfig({ ...baseEnv, RINGPAY_RING_CAPACITY: '4' }).limits.batchSizeMax, 4)
+  t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_PUBLIC_PORT: 'x' }), { code: 'config_invalid', message: /RINGPAY_PUBLIC_PORT/ })
+  t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_INTERNAL_TOKEN: 'short' }), /RINGPAY_INTERNAL_TOKEN/)
+  t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_NODE_ID: '' }), /RINGPAY_NODE_ID/)
+  t.end()
+})

@@ -1,0 +1,40 @@
+// Merchant B can neither read nor overwrite merchant A's payment.
+
+import t from 'tap'
+import { createPayment, getInternal, getPayment, newCheckoutId } from '../helpers/api.ts'
+import { loadStackInfo } from '../helpers/stack.ts'
+
+const stack = loadStackInfo()
+
+t.test('another merchant gets 404 on GET, with or without long-poll', async (t) => {
+  const id = newCheckoutId('iso')
+  t.equal((await createPayment(stack.publicUrl, stack.apiKeys.merchant_demo, id)).status, 202)
+  for (const query of ['', '?wait_ms=50']) {
+    const res = await getPayment(stack.publicUrl, stack.apiKeys.merchant_other, id, query)
+    t.equal(res.status, 404)
+    t.equal(res.body.code, 'payment_not_found')
+    t.notMatch(res.text, /1999|merchant_demo/)
+  }
+  const own = await getPayment(stack.publicUrl, stack.apiKeys.merchant_demo, id)
+  t.equal(own.status, 200)
+  t.equal(own.body.checkout_id, id)
+})
+
+t.test('GET of an unknown id is 404', async (t) => {
+  const res = await getPayment(stack.publicUrl, stack.apiKeys.merchant_demo, newCheckoutId('iso'))
+  t.equal(res.status, 404)
+  t.equal(res.body.code, 'payment_not_found')
+})
+
+t.test('the internal API is not reachable through the public server', async (t) => {
+  const id = newCheckoutId('iso')
+  t.equal((await createPayment(stack.publicUrl, stack.apiKeys.merchant_demo, id)).status, 202)
+  const { call } = await import('../helpers/api.ts')
+  const res = await call(`${stack.publicUrl}/internal/payments/${id}/transitions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-payment-checkout-id': id, 'x-ringpay-internal-token': stack.internalToken },
+    body: JSON.stringify({ to: 'succeeded', expected_version: 1, actor: 'attacker' }),
+  })
+  t.equal(res.status, 404)
+  t.equal((await getInternal(stack.internalUrl, id)).body.status, 'pending')
+})

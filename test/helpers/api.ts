@@ -1,0 +1,97 @@
+// HTTP helpers for tests that drive the public and internal APIs through the stack's nginx.
+
+import { randomBytes } from 'node:crypto'
+import { request } from 'undici'
+
+export interface ApiResponse {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: any
+  text: string
+}
+
+const requestTimeoutMs = 40_000
+
+export async function call (url: string, opts: {
+  method?: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH'
+  headers?: Record<string, string>
+  body?: string | Buffer
+} = {}): Promise<ApiResponse> {
+  const res = await request(url, {
+    method: opts.method ?? 'GET',
+    headers: opts.headers ?? {},
+    body: opts.body ?? null,
+    headersTimeout: requestTimeoutMs,
+    bodyTimeout: requestTimeoutMs,
+  })
+  const text = await res.body.text()
+  let body: any
+  try {
+    body = text.length > 0 ? JSON.parse(text) : undefined
+  } catch {
+    body = undefined
+  }
+  return { status: res.statusCode, headers: res.headers, body, text }
+}
+
+/** A checkout id no other test uses. */
+export function newCheckoutId (prefix = 't'): string {
+  return `${prefix}-${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`
+}
+
+export const validBody = {
+  amount: 1999,
+  currency: 'EUR',
+  payment_method: 'pm_card_visa',
+  description: 'Test order',
+}
+
+export function createPayment (publicUrl: string, apiKey: string, checkoutId: string,
+  body: unknown = validBody, headers: Record<string, string> = {}): Promise<ApiResponse> {
+  return call(`${publicUrl}/payments`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      authorization: `Bearer ${apiKey}`,
+      'x-payment-checkout-id': checkoutId,
+      ...headers,
+    },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  })
+}
+
+export function getPayment (publicUrl: string, apiKey: string, checkoutId: string, query = ''): Promise<ApiResponse> {
+  return call(`${publicUrl}/payments/${checkoutId}${query}`, { headers: { authorization: `Bearer ${apiKey}` } })
+}
+
+/** Reads a payment through nginx's internal listener (which adds the internal token). */
+export function getInternal (internalUrl: string, checkoutId: string): Promise<ApiResponse> {
+  return call(`${internalUrl}/internal/payments/${checkoutId}`, { headers: { 'x-payment-checkout-id': checkoutId } })
+}
+
+export function transition (internalUrl: string, checkoutId: string, body: Record<string, unknown>): Promise<ApiResponse> {
+  return call(`${internalUrl}/internal/payments/${checkoutId}/transitions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-payment-checkout-id': checkoutId },
+    body: JSON.stringify(body),
+  })
+}
+
+/** Reads a payment straight from one node's admin port, bypassing nginx. */
+export function getFromNode (adminPort: number, internalToken: string, checkoutId: string): Promise<ApiResponse> {
+  return call(`http://127.0.0.1:${adminPort}/internal/payments/${checkoutId}`, {
+    headers: { 'x-ringpay-internal-token': internalToken },
+  })
+}
+
+/** Polls `probe` until it returns a value, or fails after `deadlineMs`. */
+export async function eventually<T> (probe: () => Promise<T | undefined>, deadlineMs: number, what: string): Promise<T> {
+  const pollIntervalMs = 50
+  const until = Date.now() + deadlineMs
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() > until) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, pollIntervalMs))
+  }
+}
