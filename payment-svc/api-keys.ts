@@ -1,7 +1,7 @@
 // Merchant API keys. Only SHA-256 digests are stored; the file is re-read on SIGHUP or an admin
 // call, so keys rotate without a restart. A request's merchant comes from its key, never its body.
 
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 
 interface KeysFile {
@@ -45,6 +45,6 @@ export class ApiKeyRegistry {
     const key = authorization.slice('Bearer '.length).trim()
     if (key.length === 0 || key.length > 256) return undefined
     // Looking up the digest, not the key, leaks nothing useful through timing.
-    return this.#merchantByDigest.get(createHash('sha256').update(key).digest('hex'))
+    return this.#merchantByDigest.get(hash('sha256', key, 'hex'))
   }
 }

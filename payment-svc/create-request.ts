@@ -1,7 +1,7 @@
 // Validation of `POST /payments` bodies. Returns a typed request or throws one ProblemError that
 // lists every bad field, so a client fixes everything in one round trip.
 
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { currencyExponent } from './currencies.ts'
 import { ProblemError, type FieldError } from './errors.ts'
 import type { NodeLimits } from './limits.ts'
@@ -130,5 +130,5 @@ export function hashCreateRequest (merchantId: string, request: CreatePaymentReq
     merchantId, request.amount, request.currency, request.paymentMethod, request.description,
     request.customerRef, metadataKeys.map((key) => [key, request.metadata[key]]),
   ])
-  return createHash('sha256').update(canonical).digest()
+  return hash('sha256', canonical, 'buffer')
 }

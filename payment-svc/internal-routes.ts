@@ -2,7 +2,7 @@
 // state transitions with a version check. Reached through nginx's internal listener (which adds
 // the token) or on the node's admin port; never through the public server.
 
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { hash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../lib/log.ts'
 import { paymentStatuses, type PaymentStatus } from '../lib/payment-codec.ts'
@@ -29,7 +29,7 @@ const failureMessageLengthMax = 500
 const pspReferenceLengthMax = 128
 
 export function digestToken (token: string): Buffer {
-  return createHash('sha256').update(token).digest()
+  return hash('sha256', token, 'buffer')
 }
 
 export function requireInternalToken (ctx: InternalRouteContext, req: IncomingMessage): void {
