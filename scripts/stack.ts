@@ -1,0 +1,370 @@
+// The Ringpay local stack runner.
+//
+//   node scripts/stack.ts [--nodes 3] [--port 8080] [--dir .stack/local] [--ephemeral [--dir new-dir]]
+//                         [--info-file path] [--events-partitions 64] [--dlq-partitions 8]
+//                         [--nginx-workers 1] [--node-entry payment-svc/main.ts]
+//
+// Starts Postgres, Kafka (+ topics), N payment nodes and nginx; waits for health; prints
+// where everything is; writes the info file (see scripts/stack/info.ts); serves the control
+// API (scripts/stack/control.ts); on Ctrl-C/SIGTERM stops everything it started (nodes first,
+// then nginx, Kafka, Postgres).
+//
+// A persistent --dir keeps its ports in <dir>/ports.json: nginx's consistent-hash ring is built
+// from the node addresses, so the same dir must always get the same node ports (or its keys
+// would move to nodes that do not have their data). --ephemeral uses random free ports and a
+// temp dir removed at exit.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { testApiKeys, demoApiKey, demoMerchantId, otherApiKey, writeApiKeysFile } from './stack/api-keys.ts';
+import { startControlServer, type ControlServer } from './stack/control.ts';
+import type { StackInfo } from './stack/info.ts';
+import { createKafka, defaultDlqPartitions, defaultEventsPartitions, dlqTopic, eventsTopic, externalBrokersFromEnv, stackTopics, type KafkaHandle } from './stack/kafka.ts';
+import { createNginx, type NginxHandle } from './stack/nginx.ts';
+import { createPaymentNodes, nodeDataDir, nodeId, paymentNodeEntry, type PaymentNodeSpec } from './stack/payment-nodes.ts';
+import { isPortFree, pickFreePort, pickFreePorts } from './stack/ports.ts';
+import { createPostgres, type PostgresHandle } from './stack/postgres.ts';
+import { killAllManagedSync, liveManagedPids, trackChildrenIn, type ServiceHandle } from './stack/proc.ts';
+import { errorMessage, repoRoot, say, withTimeout } from './stack/util.ts';
+
+/** Whole ordered shutdown; past it every child gets SIGKILL. */
+export const shutdownTimeoutMs = 120_000;
+/** A second Ctrl-C/SIGTERM this long after the first forces SIGKILL (a terminal and a wrapper script may both deliver the first). */
+export const repeatSignalForceAfterMs = 2_000;
+export const maxNodes = 64;
+
+const { values: args } = parseArgs({
+  options: {
+    nodes: { type: 'string', default: '3' },
+    port: { type: 'string' },
+    dir: { type: 'string' },
+    ephemeral: { type: 'boolean', default: false },
+    'info-file': { type: 'string' },
+    'events-partitions': { type: 'string', default: String(defaultEventsPartitions) },
+    'dlq-partitions': { type: 'string', default: String(defaultDlqPartitions) },
+    'nginx-workers': { type: 'string', default: '1' },
+    'node-entry': { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+if (args.help) {
+  process.stdout.write(readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n') + '\n');
+  process.exit(0);
+}
+
+function intArg(name: string, value: string | undefined, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    say('stack', `--${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(value)}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const nodeCount = intArg('nodes', args.nodes, 1, maxNodes);
+const eventsPartitions = intArg('events-partitions', args['events-partitions'], 1, 10_000);
+const dlqPartitions = intArg('dlq-partitions', args['dlq-partitions'], 1, 10_000);
+const nginxWorkers = intArg('nginx-workers', args['nginx-workers'], 1, 64);
+const ephemeral = args.ephemeral === true;
+const explicitPublicPort = args.port === undefined ? undefined : intArg('port', args.port, 1, 65_535);
+const defaultPublicPort = 8080;
+const nodeEntry = resolve(args['node-entry'] ?? paymentNodeEntry);
+const infoFileArg = args['info-file'] ? resolve(args['info-file']) : undefined;
+
+interface Ports {
+  public: number;
+  internal: number;
+  postgres: number;
+  kafkaBroker: number;
+  kafkaController: number;
+  nodes: { id: string; public: number; admin: number }[];
+}
+
+/** A persistent dir reuses its recorded ports (stable ring); new ones are picked at random. */
+async function choosePorts(dir: string | null): Promise<Ports> {
+  const file = dir ? join(dir, 'ports.json') : null;
+  const recorded: Partial<Ports> = file && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<Ports>) : {};
+  const used = new Set<number>();
+  const take = async (want: number | undefined): Promise<number> => {
+    const port = want ?? (await pickFreePort(used));
+    used.add(port);
+    return port;
+  };
+  const ports: Ports = {
+    public: await take(explicitPublicPort ?? (ephemeral ? undefined : defaultPublicPort)),
+    internal: await take(recorded.internal),
+    postgres: await take(recorded.postgres),
+    kafkaBroker: await take(recorded.kafkaBroker),
+    kafkaController: await take(recorded.kafkaController),
+    nodes: [],
+  };
+  const recordedNodes = recorded.nodes ?? [];
+  if (recordedNodes.length > 0 && recordedNodes.length !== nodeCount) {
+    say('stack', `WARNING: ${dir} was last run with ${recordedNodes.length} nodes, now ${nodeCount}: the hash ring changes and keys move between nodes`);
+  }
+  for (let i = 0; i < nodeCount; i++) {
+    const prev = recordedNodes[i];
+    ports.nodes.push({ id: nodeId(i), public: await take(prev?.public), admin: await take(prev?.admin) });
+  }
+  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ...ports.nodes.flatMap((n) => [n.public, n.admin])];
+  for (const port of all) {
+    if (!(await isPortFree(port))) {
+      throw new Error(`port ${port} on 127.0.0.1 is in use (another stack on this dir? something on --port?). Ports of ${dir ?? 'this stack'}: ${file ?? ''}`);
+    }
+  }
+  if (file) writeFileSync(file, JSON.stringify(ports, null, 2) + '\n');
+  return ports;
+}
+
+/** One runner per persistent dir. */
+function acquireLock(dir: string): () => void {
+  const lock = join(dir, 'runner.pid');
+  if (existsSync(lock)) {
+    const pid = Number(readFileSync(lock, 'utf8').trim());
+    let alive = false;
+    try {
+      if (pid > 0) {
+        process.kill(pid, 0);
+        alive = true;
+      }
+    } catch {
+      alive = false;
+    }
+    if (alive && pid !== process.pid) throw new Error(`another stack runner (pid ${pid}) is using ${dir}`);
+  }
+  writeFileSync(lock, `${process.pid}\n`);
+  return () => rmSync(lock, { force: true });
+}
+
+function writeJsonAtomic(path: string, value: unknown): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+interface Managed {
+  handle: ServiceHandle;
+  /** Stop order: lower phases stop first (app processes, then nginx, kafka, postgres). */
+  stopPhase: number;
+}
+
+const services = new Map<string, Managed>();
+const cleanups: (() => void)[] = [];
+let control: ControlServer | undefined;
+let shuttingDown: Promise<void> | undefined;
+let firstSignalAt = 0;
+
+async function stopAll(): Promise<void> {
+  if (control) await control.close().catch(() => {});
+  const phases = [...new Set([...services.values()].map((s) => s.stopPhase))].sort((a, b) => a - b);
+  for (const phase of phases) {
+    const inPhase = [...services.values()].filter((s) => s.stopPhase === phase && s.handle.status().running && !s.handle.status().external);
+    if (inPhase.length === 0) continue;
+    say('stack', `stopping ${inPhase.map((s) => s.handle.name).join(', ')}`);
+    const results = await Promise.allSettled(inPhase.map((s) => s.handle.stop()));
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') say('stack', `stopping ${inPhase[i]?.handle.name} failed: ${errorMessage(r.reason)}`);
+    });
+  }
+}
+
+function shutdown(reason: string, exitCode: number): Promise<void> {
+  if (shuttingDown) return shuttingDown;
+  say('stack', `shutting down (${reason})`);
+  shuttingDown = (async () => {
+    try {
+      await withTimeout('ordered shutdown', stopAll(), shutdownTimeoutMs);
+    } catch (err) {
+      say('stack', `${errorMessage(err)}; killing remaining processes`);
+    }
+    killAllManagedSync();
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        cleanup();
+      } catch (err) {
+        say('stack', `cleanup failed: ${errorMessage(err)}`);
+      }
+    }
+    say('stack', 'stopped');
+  })().finally(() => process.exit(exitCode));
+  return shuttingDown;
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  const now = Date.now();
+  if (shuttingDown) {
+    if (now - firstSignalAt >= repeatSignalForceAfterMs) {
+      say('stack', `${signal} again: killing everything now`);
+      killAllManagedSync();
+      process.exit(130);
+    }
+    return;
+  }
+  firstSignalAt = now;
+  void shutdown(signal, 0);
+}
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
+process.on('uncaughtException', (err) => {
+  say('stack', `uncaught error: ${err.stack ?? String(err)}`);
+  void shutdown('uncaught error', 1);
+});
+process.on('unhandledRejection', (err) => {
+  say('stack', `unhandled rejection: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  void shutdown('unhandled rejection', 1);
+});
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  if (!existsSync(nodeEntry)) {
+    throw new Error(`payment node entry ${nodeEntry} does not exist (pass --node-entry to run another one)`);
+  }
+
+  // Stack dir.
+  let dir: string;
+  if (ephemeral) {
+    // --ephemeral --dir X: use X (new or empty) instead of a temp dir; still removed at exit.
+    if (args.dir) {
+      dir = resolve(args.dir);
+      mkdirSync(dir, { recursive: true });
+      if (readdirSync(dir).length > 0) throw new Error(`--ephemeral --dir ${dir}: the dir must be new or empty (it is removed at exit)`);
+    } else {
+      dir = mkdtempSync(join(tmpdir(), 'ringpay-stack-'));
+    }
+    // Postgres runs as the postgres user when we are root: it must be able to enter the dir.
+    chmodSync(dir, 0o755);
+    cleanups.push(() => {
+      rmSync(dir, { recursive: true, force: true });
+      say('stack', `removed ${dir}`);
+    });
+  } else {
+    dir = resolve(args.dir ?? join(repoRoot, '.stack', 'local'));
+    mkdirSync(dir, { recursive: true });
+    cleanups.push(acquireLock(dir));
+  }
+  const logsDir = join(dir, 'logs');
+  mkdirSync(logsDir, { recursive: true });
+  // Process groups of live children, for a wrapper that had to SIGKILL this runner.
+  const childrenFile = join(dir, 'children.pgids');
+  trackChildrenIn(childrenFile);
+
+  const ports = await choosePorts(ephemeral ? null : dir);
+  const internalToken = randomBytes(24).toString('base64url');
+  const apiKeysFile = join(dir, 'api-keys.json');
+  writeApiKeysFile(apiKeysFile);
+
+  const postgres: PostgresHandle = createPostgres({ dir: join(dir, 'postgres'), port: ports.postgres, logFile: join(logsDir, 'postgres.log') });
+  const kafkaReplication = externalBrokersFromEnv() ? -1 : 1;
+  const kafka: KafkaHandle = createKafka({
+    dir: join(dir, 'kafka'),
+    brokerPort: ports.kafkaBroker,
+    controllerPort: ports.kafkaController,
+    logFile: join(logsDir, 'kafka.log'),
+    topics: stackTopics(eventsPartitions, dlqPartitions, kafkaReplication),
+  });
+  const nodeSpecs: PaymentNodeSpec[] = ports.nodes.map((n) => ({
+    id: n.id,
+    publicPort: n.public,
+    adminPort: n.admin,
+    dataDir: nodeDataDir(dir, n.id),
+    logFile: join(logsDir, `${n.id}.log`),
+  }));
+  const nodes = createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalToken, entry: nodeEntry });
+  const nginx: NginxHandle = createNginx({
+    dir: join(dir, 'nginx'),
+    logsDir,
+    logFile: join(logsDir, 'nginx.log'),
+    publicPort: ports.public,
+    internalPort: ports.internal,
+    nodeServers: nodeSpecs.map((n) => `127.0.0.1:${n.publicPort}`),
+    internalToken,
+    workerProcesses: nginxWorkers,
+  });
+
+  services.set('postgres', { handle: postgres, stopPhase: 3 });
+  services.set('kafka', { handle: kafka, stopPhase: 2 });
+  services.set('nginx', { handle: nginx, stopPhase: 1 });
+  for (const [id, proc] of nodes) services.set(id, { handle: proc, stopPhase: 0 });
+
+  // Postgres, Kafka and the nodes are independent: start them together, then nginx.
+  const timed = async (name: string, start: () => Promise<void>) => {
+    const t = Date.now();
+    await start();
+    say('stack', `${name} ready in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  };
+  say('stack', `starting in ${dir} (${nodeCount} nodes)`);
+  const results = await Promise.allSettled([
+    timed(postgres.external ? 'postgres (external)' : 'postgres', () => postgres.start()),
+    timed(kafka.external ? 'kafka (external) + topics' : 'kafka + topics', () => kafka.start()),
+    ...[...nodes.values()].map((n) => timed(n.name, () => n.start())),
+  ]);
+  const failures = results.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
+  if (failures.length > 0) throw new Error(`stack failed to start:\n- ${failures.join('\n- ')}`);
+  await timed('nginx', () => nginx.start());
+
+  const startedAt = new Date().toISOString();
+  let info: StackInfo;
+  control = await startControlServer(
+    {
+      services: () => new Map([...services].map(([name, s]) => [name, s.handle])),
+      nodeIds: () => [...nodes.keys()],
+      info: () => info,
+      reloadNginx: () => nginx.reload(),
+    },
+    await pickFreePort(liveManagedPids()),
+  );
+
+  info = {
+    publicUrl: `http://127.0.0.1:${ports.public}`,
+    internalUrl: `http://127.0.0.1:${ports.internal}`,
+    controlUrl: control.url,
+    databaseUrl: postgres.databaseUrl,
+    kafkaBrokers: kafka.brokers,
+    nodes: nodeSpecs.map((n) => ({ id: n.id, publicPort: n.publicPort, adminPort: n.adminPort, dataDir: n.dataDir, logFile: n.logFile })),
+    apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey },
+    internalToken,
+    dir,
+    topics: { events: eventsTopic, eventsPartitions, dlq: dlqTopic, dlqPartitions },
+    postgres: { external: postgres.external, dataDir: postgres.dataDir, logFile: postgres.logFile },
+    kafka: { external: kafka.external, dir: kafka.dir, logFile: kafka.logFile, serverLog: kafka.serverLog },
+    nginx: { configFile: nginx.configFile, accessLog: nginx.accessLog, errorLog: nginx.errorLog, logFile: nginx.logFile, publicPort: ports.public, internalPort: ports.internal },
+    pid: process.pid,
+    startedAt,
+  };
+  const infoFiles = [join(dir, 'info.json'), ...(infoFileArg ? [infoFileArg] : [])];
+  for (const file of infoFiles) {
+    writeJsonAtomic(file, info);
+    cleanups.push(() => rmSync(file, { force: true }));
+  }
+
+  const seconds = ((Date.now() - t0) / 1000).toFixed(1);
+  const lines = [
+    '',
+    `Ringpay stack ready in ${seconds} s${ephemeral ? ' (ephemeral: removed at exit)' : ''}`,
+    `  public API    ${info.publicUrl}   (nginx; routes by X-PAYMENT-CHECKOUT-ID)`,
+    `  internal API  ${info.internalUrl}   (nginx; /internal/ with the internal token added)`,
+    `  control API   ${info.controlUrl}   (POST /nodes/n1/kill|stop|start, /kafka/stop|start, /postgres/stop|start, /nginx/reload; GET /info)`,
+    `  postgres      ${info.databaseUrl}${postgres.external ? '   (external: DATABASE_URL)' : ''}`,
+    `  kafka         ${info.kafkaBrokers.join(',')}${kafka.external ? '   (external: KAFKA_BROKERS)' : ''}   topics ${eventsTopic}(${eventsPartitions}) ${dlqTopic}(${dlqPartitions})`,
+    ...info.nodes.map((n) => `  node ${n.id.padEnd(8)} public :${n.publicPort}  admin http://127.0.0.1:${n.adminPort}  data ${n.dataDir}`),
+    `  dir           ${dir}`,
+    `  logs          ${logsDir}/{${[...nodes.keys()].join(',')},postgres,kafka,nginx,nginx-access,nginx-error}.log${kafka.serverLog ? `, ${kafka.serverLog}` : ''}`,
+    `  info file     ${infoFiles.join(', ')}`,
+    `  test API key  ${demoMerchantId}: ${testApiKeys[demoMerchantId]}`,
+    '',
+    `Try: curl -s -H 'X-PAYMENT-CHECKOUT-ID: co_1' -H 'Authorization: Bearer ${demoApiKey}' ${info.publicUrl}/payments/co_1`,
+    'Press Ctrl-C to stop.',
+    '',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+main().catch((err: unknown) => {
+  say('stack', errorMessage(err));
+  void shutdown('startup failed', 1);
+});

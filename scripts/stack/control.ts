@@ -1,0 +1,149 @@
+// The stack runner's control API (loopback only), for tests and the fault suite:
+//
+//   GET  /info                          the stack info (same as the info file)
+//   GET  /services                      status of every managed service
+//   POST /services/:name/(start|stop|kill|restart)
+//   POST /nodes/:id/(start|stop|kill|restart)     kill = SIGKILL, stop = SIGTERM and wait
+//   POST /kafka/(start|stop|kill|restart)
+//   POST /postgres/(start|stop|kill|restart)
+//   POST /nginx/reload
+//
+// Operations run one at a time (a queue), each bounded by controlOperationTimeoutMs.
+// Answers are JSON: {"ok":true,"service":{...status}} or a problem+json error.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ServiceHandle, ServiceStatus } from './proc.ts';
+import { errorMessage, say, withTimeout } from './util.ts';
+
+export const controlOperationTimeoutMs = 180_000;
+export const controlBodyMaxBytes = 16_384;
+
+export type ServiceAction = 'start' | 'stop' | 'kill' | 'restart';
+const actions: readonly ServiceAction[] = ['start', 'stop', 'kill', 'restart'];
+
+export interface ControlTarget {
+  /** All managed services by name (n1…, nginx, kafka, postgres, later relay/processors). */
+  services(): ReadonlyMap<string, ServiceHandle>;
+  /** Names that are payment nodes (for /nodes/:id). */
+  nodeIds(): readonly string[];
+  info(): unknown;
+  reloadNginx(): Promise<void>;
+}
+
+class HttpError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown, contentType = 'application/json'): void {
+  const text = JSON.stringify(body) + '\n';
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function drain(req: IncomingMessage): Promise<void> {
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > controlBodyMaxBytes) throw new HttpError(413, 'body too large');
+  }
+}
+
+async function runAction(service: ServiceHandle, action: ServiceAction): Promise<void> {
+  switch (action) {
+    case 'start':
+      if (service.status().running) return;
+      return service.start();
+    case 'stop':
+      return service.stop();
+    case 'kill':
+      return service.kill();
+    case 'restart':
+      await service.stop();
+      return service.start();
+  }
+}
+
+export interface ControlServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startControlServer(target: ControlTarget, port: number, host = '127.0.0.1'): Promise<ControlServer> {
+  let queue: Promise<unknown> = Promise.resolve();
+  const serialized = <T>(what: string, op: () => Promise<T>): Promise<T> => {
+    const next = queue.then(() => withTimeout(what, op(), controlOperationTimeoutMs));
+    queue = next.catch(() => {});
+    return next;
+  };
+
+  const serviceAction = async (name: string, action: string): Promise<ServiceStatus> => {
+    const service = target.services().get(name);
+    if (!service) throw new HttpError(404, `no service ${JSON.stringify(name)}`);
+    if (!actions.includes(action as ServiceAction)) throw new HttpError(404, `unknown action ${JSON.stringify(action)}`);
+    if (service.status().external) throw new HttpError(409, `${name} is external; the stack does not manage it`);
+    const started = Date.now();
+    say('control', `${action} ${name}`);
+    await serialized(`${action} ${name}`, () => runAction(service, action as ServiceAction));
+    say('control', `${action} ${name} done in ${Date.now() - started} ms`);
+    return service.status();
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://control');
+    const parts = url.pathname.split('/').filter(Boolean);
+    await drain(req);
+    if (req.method === 'GET') {
+      if (url.pathname === '/info') return send(res, 200, target.info());
+      if (url.pathname === '/services') {
+        return send(res, 200, { services: [...target.services().values()].map((s) => s.status()) });
+      }
+      throw new HttpError(404, 'not found');
+    }
+    if (req.method !== 'POST') throw new HttpError(405, 'method not allowed');
+    if (url.pathname === '/nginx/reload') {
+      await serialized('nginx reload', () => target.reloadNginx());
+      return send(res, 200, { ok: true, service: target.services().get('nginx')?.status() ?? null });
+    }
+    const [kind, a, b] = parts;
+    if (parts.length === 3 && kind === 'nodes' && a !== undefined && b !== undefined) {
+      if (!target.nodeIds().includes(a)) throw new HttpError(404, `no node ${JSON.stringify(a)}`);
+      return send(res, 200, { ok: true, service: await serviceAction(a, b) });
+    }
+    if (parts.length === 3 && kind === 'services' && a !== undefined && b !== undefined) {
+      return send(res, 200, { ok: true, service: await serviceAction(a, b) });
+    }
+    if (parts.length === 2 && kind !== undefined && a !== undefined && kind !== 'nodes' && kind !== 'services') {
+      return send(res, 200, { ok: true, service: await serviceAction(kind, a) });
+    }
+    throw new HttpError(404, 'not found');
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      const status = err instanceof HttpError ? err.status : 500;
+      if (status === 500) say('control', `${req.method} ${req.url} failed: ${errorMessage(err)}`);
+      if (!res.headersSent) {
+        send(res, status, { type: 'about:blank', title: errorMessage(err), status, code: status === 500 ? 'control_failed' : 'control_error' }, 'application/problem+json');
+      } else {
+        res.destroy();
+      }
+    });
+  });
+  await new Promise<void>((resolveListen, rejectListen) => {
+    server.once('error', rejectListen);
+    server.listen(port, host, () => resolveListen());
+  });
+  const addr = server.address() as AddressInfo;
+  return {
+    url: `http://${host}:${addr.port}`,
+    close: () =>
+      new Promise<void>((resolveClose) => {
+        server.close(() => resolveClose());
+        server.closeAllConnections();
+      }),
+  };
+}

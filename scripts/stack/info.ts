@@ -1,0 +1,34 @@
+// The stack info file: what `scripts/stack.ts --info-file` writes once everything is ready,
+// and what tests read (test/helpers/stack.ts) via RINGPAY_STACK_INFO.
+
+export interface StackNodeInfo {
+  id: string;
+  publicPort: number;
+  adminPort: number;
+  dataDir: string;
+  logFile: string;
+}
+
+export interface StackInfo {
+  /** nginx public entry point, e.g. http://127.0.0.1:8080 */
+  publicUrl: string;
+  /** nginx internal entry point (adds the internal token), for processors. */
+  internalUrl: string;
+  /** The runner's control API. */
+  controlUrl: string;
+  databaseUrl: string;
+  /** host:port list */
+  kafkaBrokers: string[];
+  nodes: StackNodeInfo[];
+  apiKeys: { merchant_demo: string; merchant_other: string };
+  internalToken: string;
+  /** The stack's directory (data, logs, configs). */
+  dir: string;
+  topics: { events: string; eventsPartitions: number; dlq: string; dlqPartitions: number };
+  postgres: { external: boolean; dataDir: string | null; logFile: string | null };
+  kafka: { external: boolean; dir: string | null; logFile: string | null; serverLog: string | null };
+  nginx: { configFile: string; accessLog: string; errorLog: string; logFile: string; publicPort: number; internalPort: number };
+  /** The runner's pid. */
+  pid: number;
+  startedAt: string;
+}

@@ -1,0 +1,398 @@
+// Local single-node Kafka (KRaft: one process is broker + controller) for the stack, plus
+// idempotent topic creation usable against any cluster.
+//
+// Jars come from .cache/kafka-<version>/libs (scripts/ensure-deps.sh resolves them with Maven).
+// The storage dir is formatted once (when meta.properties is missing), so the broker can be
+// stopped and started again on the same data dir and ports (the tests do this for outages).
+// When KAFKA_BROKERS is set no broker is started; topics are still created there.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { ManagedProcess, runCommand, type ServiceHandle, type ServiceStatus } from './proc.ts';
+import { findExecutable, PermanentError, pollUntil, repoRoot, say, errorMessage, withTimeout } from './util.ts';
+
+// kafkajs 2.2.4 on Node 24 emits a TimeoutNegativeWarning on every connection
+// (tulios/kafkajs#1751: `throttledUntil - Date.now()` with throttledUntil = -1). Node clamps the
+// delay to 1 ms, which is what older Node did silently, so it is harmless: drop exactly that
+// warning (a negative timestamp-sized delay) and keep every other one.
+const originalEmitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const name = warning instanceof Error ? warning.name : typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: string } | undefined)?.type;
+  const message = warning instanceof Error ? warning.message : warning;
+  if (name === 'TimeoutNegativeWarning' && /^-\d{10,} is a negative number/.test(message)) return;
+  (originalEmitWarning as (...args: unknown[]) => void)(warning, ...rest);
+}) as typeof process.emitWarning;
+
+export const kafkaVersion = '3.9.1';
+export const kafkaLibsDir = join(repoRoot, '.cache', `kafka-${kafkaVersion}`, 'libs');
+export const kafkaLibsMarker = join(repoRoot, '.cache', `kafka-${kafkaVersion}`, '.complete');
+
+export const kafkaHeapMb = 512;
+export const kafkaReadyTimeoutMs = 90_000;
+export const kafkaPollIntervalMs = 250;
+/** Broker controlled shutdown normally takes a few seconds. */
+export const kafkaStopTimeoutMs = 30_000;
+export const kafkaFormatTimeoutMs = 60_000;
+export const kafkaConnectionTimeoutMs = 1_000;
+export const kafkaRequestTimeoutMs = 10_000;
+/** Whole createTopics operation (KRaft may refuse until the broker is unfenced). */
+export const topicCreateTimeoutMs = 60_000;
+export const topicCreatePollIntervalMs = 500;
+export const adminOperationTimeoutMs = 30_000;
+
+export const eventsTopic = 'payments.events';
+export const dlqTopic = 'payments.dlq';
+export const defaultEventsPartitions = 64;
+export const defaultDlqPartitions = 8;
+
+export interface TopicSpec {
+  name: string;
+  partitions: number;
+  /** -1 = the cluster's default.replication.factor. */
+  replicationFactor: number;
+  config?: Record<string, string>;
+}
+
+export interface KafkaOptions {
+  /** Directory owned by this component (config, data, logs). */
+  dir: string;
+  brokerPort: number;
+  controllerPort: number;
+  /** The JVM's stdout/stderr. Kafka's own log4j output goes to `<dir>/logs/server.log`. */
+  logFile: string;
+  topics: TopicSpec[];
+  heapMb?: number;
+}
+
+export interface KafkaHandle extends ServiceHandle {
+  readonly brokers: string[];
+  readonly external: boolean;
+  readonly dir: string | null;
+  readonly logFile: string | null;
+  readonly serverLog: string | null;
+}
+
+export function stackTopics(eventsPartitions = defaultEventsPartitions, dlqPartitions = defaultDlqPartitions, replicationFactor = 1): TopicSpec[] {
+  return [
+    { name: eventsTopic, partitions: eventsPartitions, replicationFactor },
+    { name: dlqTopic, partitions: dlqPartitions, replicationFactor },
+  ];
+}
+
+function adminClient(brokers: string[]): Kafka {
+  return new Kafka({
+    clientId: 'ringpay-stack',
+    brokers,
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: kafkaConnectionTimeoutMs,
+    requestTimeout: kafkaRequestTimeoutMs,
+    retry: { retries: 0 },
+  });
+}
+
+async function withAdmin<T>(brokers: string[], fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = adminClient(brokers).admin();
+  try {
+    await withTimeout('kafka admin connect', admin.connect(), adminOperationTimeoutMs);
+    return await withTimeout('kafka admin operation', fn(admin), adminOperationTimeoutMs);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
+/** One health probe: the cluster answers metadata with a controller and at least one broker. */
+export async function kafkaHealthy(brokers: string[]): Promise<true> {
+  return withAdmin(brokers, async (admin) => {
+    const cluster = await admin.describeCluster();
+    if (cluster.brokers.length === 0) throw new Error('no brokers registered');
+    if (cluster.controller === null || cluster.controller < 0) throw new Error('no active controller');
+    return true as const;
+  });
+}
+
+export async function waitForKafka(brokers: string[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  await pollUntil(`kafka ${brokers.join(',')}`, () => kafkaHealthy(brokers), { timeoutMs, intervalMs: kafkaPollIntervalMs, signal });
+}
+
+/**
+ * Creates the topics that do not exist yet, then checks every topic's partition count.
+ * Idempotent; works on any cluster. A topic that exists with a different partition count is
+ * an error (adding partitions would re-map keys to partitions, so it is never done silently).
+ */
+export async function createTopics(brokers: string[], topics: readonly TopicSpec[], timeoutMs: number = topicCreateTimeoutMs): Promise<void> {
+  await pollUntil(
+    'kafka topic creation',
+    () =>
+      withAdmin(brokers, async (admin) => {
+        const existing = new Set(await admin.listTopics());
+        const missing = topics.filter((t) => !existing.has(t.name));
+        if (missing.length > 0) {
+          await admin.createTopics({
+            waitForLeaders: true,
+            timeout: kafkaRequestTimeoutMs,
+            topics: missing.map((t) => ({
+              topic: t.name,
+              numPartitions: t.partitions,
+              replicationFactor: t.replicationFactor,
+              configEntries: Object.entries(t.config ?? {}).map(([name, value]) => ({ name, value })),
+            })),
+          });
+        }
+        const meta = await admin.fetchTopicMetadata({ topics: topics.map((t) => t.name) });
+        for (const spec of topics) {
+          const found = meta.topics.find((m) => m.name === spec.name);
+          if (!found) throw new Error(`topic ${spec.name} missing after creation`);
+          if (found.partitions.length !== spec.partitions) {
+            throw new PermanentError(`topic ${spec.name} exists with ${found.partitions.length} partitions, expected ${spec.partitions}; refusing to change it`);
+          }
+          if (found.partitions.some((p) => p.leader < 0)) throw new Error(`topic ${spec.name} has partitions without a leader yet`);
+        }
+        return true as const;
+      }),
+    { timeoutMs, intervalMs: topicCreatePollIntervalMs },
+  );
+}
+
+/** Kafka's Uuid string form: 16 random bytes, base64url, no padding; never starting with '-'. */
+function newClusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
+function findJava(): string {
+  const fromHome = process.env.JAVA_HOME ? join(process.env.JAVA_HOME, 'bin', 'java') : undefined;
+  if (fromHome && existsSync(fromHome)) return fromHome;
+  const java = findExecutable('java');
+  if (!java) throw new Error('java not found: run scripts/ensure-deps.sh (installs openjdk-17-jre-headless)');
+  return java;
+}
+
+export function renderServerProperties(o: { dataDir: string; brokerPort: number; controllerPort: number; defaultPartitions: number }): string {
+  return [
+    '# Generated by scripts/stack/kafka.ts: single-node KRaft (broker + controller).',
+    'process.roles=broker,controller',
+    'node.id=1',
+    `controller.quorum.voters=1@127.0.0.1:${o.controllerPort}`,
+    `listeners=PLAINTEXT://127.0.0.1:${o.brokerPort},CONTROLLER://127.0.0.1:${o.controllerPort}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${o.brokerPort}`,
+    'controller.listener.names=CONTROLLER',
+    'inter.broker.listener.name=PLAINTEXT',
+    'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+    `log.dirs=${o.dataDir}`,
+    'auto.create.topics.enable=false',
+    `num.partitions=${o.defaultPartitions}`,
+    'default.replication.factor=1',
+    'min.insync.replicas=1',
+    'offsets.topic.replication.factor=1',
+    'offsets.topic.num.partitions=8',
+    'transaction.state.log.replication.factor=1',
+    'transaction.state.log.min.isr=1',
+    'transaction.state.log.num.partitions=8',
+    'group.initial.rebalance.delay.ms=0',
+    'num.network.threads=2',
+    'num.io.threads=4',
+    'num.recovery.threads.per.data.dir=1',
+    'log.retention.hours=168',
+    'log.segment.bytes=67108864',
+    // Small sparse index preallocation: 72+ partitions on a dev box.
+    'log.index.size.max.bytes=1048576',
+    'delete.topic.enable=true',
+    '',
+  ].join('\n');
+}
+
+function renderLog4j(logsDir: string): string {
+  return [
+    '# Generated by scripts/stack/kafka.ts: Kafka logs to files, not stdout.',
+    'log4j.rootLogger=INFO, serverFile',
+    'log4j.appender.serverFile=org.apache.log4j.RollingFileAppender',
+    `log4j.appender.serverFile.File=${join(logsDir, 'server.log')}`,
+    'log4j.appender.serverFile.MaxFileSize=50MB',
+    'log4j.appender.serverFile.MaxBackupIndex=2',
+    'log4j.appender.serverFile.layout=org.apache.log4j.PatternLayout',
+    'log4j.appender.serverFile.layout.ConversionPattern=[%d] %p %m (%c)%n',
+    'log4j.appender.stateFile=org.apache.log4j.RollingFileAppender',
+    `log4j.appender.stateFile.File=${join(logsDir, 'state-change.log')}`,
+    'log4j.appender.stateFile.MaxFileSize=20MB',
+    'log4j.appender.stateFile.MaxBackupIndex=1',
+    'log4j.appender.stateFile.layout=org.apache.log4j.PatternLayout',
+    'log4j.appender.stateFile.layout.ConversionPattern=[%d] %p %m (%c)%n',
+    'log4j.logger.org.apache.kafka=INFO',
+    'log4j.logger.kafka=INFO',
+    'log4j.logger.kafka.request.logger=WARN',
+    'log4j.logger.state.change.logger=INFO, stateFile',
+    'log4j.additivity.state.change.logger=false',
+    '',
+  ].join('\n');
+}
+
+class ExternalKafka implements KafkaHandle {
+  readonly name = 'kafka';
+  readonly external = true;
+  readonly dir = null;
+  readonly logFile = null;
+  readonly serverLog = null;
+  readonly brokers: string[];
+  readonly #topics: TopicSpec[];
+  constructor(brokers: string[], topics: TopicSpec[]) {
+    this.brokers = brokers;
+    this.#topics = topics;
+  }
+  async start(): Promise<void> {
+    await waitForKafka(this.brokers, kafkaReadyTimeoutMs);
+    await createTopics(this.brokers, this.#topics);
+  }
+  async stop(): Promise<void> {
+    throw new Error('kafka is external (KAFKA_BROKERS); the stack does not manage it');
+  }
+  async kill(): Promise<void> {
+    throw new Error('kafka is external (KAFKA_BROKERS); the stack does not manage it');
+  }
+  status(): ServiceStatus {
+    return { name: this.name, running: true, pid: null, external: true };
+  }
+}
+
+class LocalKafka implements KafkaHandle {
+  readonly name = 'kafka';
+  readonly external = false;
+  readonly brokers: string[];
+  readonly dir: string;
+  readonly logFile: string;
+  readonly serverLog: string;
+  readonly #opts: KafkaOptions;
+  readonly #java: string;
+  readonly #configFile: string;
+  readonly #dataDir: string;
+  readonly #proc: ManagedProcess;
+  #topicsCreated = false;
+
+  constructor(opts: KafkaOptions) {
+    this.#opts = opts;
+    this.dir = opts.dir;
+    this.logFile = opts.logFile;
+    this.brokers = [`127.0.0.1:${opts.brokerPort}`];
+    if (!existsSync(kafkaLibsMarker)) {
+      throw new Error(`Kafka ${kafkaVersion} jars missing (${kafkaLibsDir}): run scripts/ensure-deps.sh`);
+    }
+    this.#java = findJava();
+    this.#configFile = join(opts.dir, 'server.properties');
+    this.#dataDir = join(opts.dir, 'data');
+    const logsDir = join(opts.dir, 'logs');
+    this.serverLog = join(logsDir, 'server.log');
+    const log4jFile = join(opts.dir, 'log4j.properties');
+    const heapMb = opts.heapMb ?? kafkaHeapMb;
+    const brokers = this.brokers;
+    this.#proc = new ManagedProcess({
+      name: 'kafka',
+      command: this.#java,
+      args: [
+        `-Xmx${heapMb}m`,
+        `-Xms${heapMb}m`,
+        '-XX:+UseG1GC',
+        '-XX:MaxGCPauseMillis=20',
+        '-XX:+ExitOnOutOfMemoryError',
+        '-XX:-UsePerfData',
+        '-Djava.awt.headless=true',
+        `-Dlog4j.configuration=file:${log4jFile}`,
+        `-Dkafka.logs.dir=${logsDir}`,
+        '-cp',
+        join(kafkaLibsDir, '*'),
+        'kafka.Kafka',
+        this.#configFile,
+      ],
+      logFile: opts.logFile,
+      stopTimeoutMs: kafkaStopTimeoutMs,
+      readyTimeoutMs: kafkaReadyTimeoutMs,
+      ready: ({ signal }) => waitForKafka(brokers, kafkaReadyTimeoutMs, signal),
+    });
+  }
+
+  #prepare(): void {
+    const { dir } = this.#opts;
+    mkdirSync(join(dir, 'logs'), { recursive: true });
+    mkdirSync(this.#dataDir, { recursive: true });
+    const defaultPartitions = this.#opts.topics.find((t) => t.name === eventsTopic)?.partitions ?? defaultEventsPartitions;
+    writeFileSync(
+      this.#configFile,
+      renderServerProperties({ dataDir: this.#dataDir, brokerPort: this.#opts.brokerPort, controllerPort: this.#opts.controllerPort, defaultPartitions: Math.min(defaultPartitions, 8) }),
+    );
+    writeFileSync(join(dir, 'log4j.properties'), renderLog4j(join(dir, 'logs')));
+  }
+
+  async #formatIfNeeded(): Promise<void> {
+    if (existsSync(join(this.#dataDir, 'meta.properties'))) return;
+    const idFile = join(this.#opts.dir, 'cluster-id');
+    const clusterId = existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : newClusterId();
+    writeFileSync(idFile, clusterId + '\n');
+    say('kafka', `formatting storage ${this.#dataDir} (cluster id ${clusterId})`);
+    await runCommand(
+      this.#java,
+      [
+        '-Xmx256m',
+        '-XX:-UsePerfData',
+        `-Dlog4j.configuration=file:${join(this.#opts.dir, 'log4j.properties')}`,
+        '-cp',
+        join(kafkaLibsDir, '*'),
+        'kafka.tools.StorageTool',
+        'format',
+        '-t',
+        clusterId,
+        '-c',
+        this.#configFile,
+        '--ignore-formatted',
+      ],
+      { name: 'kafka-storage-format', logFile: this.#opts.logFile, timeoutMs: kafkaFormatTimeoutMs },
+    );
+  }
+
+  async start(): Promise<void> {
+    this.#prepare();
+    await this.#formatIfNeeded();
+    await this.#proc.start();
+    if (!this.#topicsCreated) {
+      await createTopics(this.brokers, this.#opts.topics);
+      this.#topicsCreated = true;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.#proc.stop();
+  }
+
+  async kill(): Promise<void> {
+    await this.#proc.kill();
+  }
+
+  status(): ServiceStatus {
+    return { ...this.#proc.status(), external: false };
+  }
+}
+
+/** KAFKA_BROKERS (comma-separated host:port) when set. */
+export function externalBrokersFromEnv(): string[] | undefined {
+  const raw = process.env.KAFKA_BROKERS;
+  if (!raw) return undefined;
+  const brokers = raw.split(',').map((b) => b.trim()).filter(Boolean);
+  return brokers.length > 0 ? brokers : undefined;
+}
+
+/** A Kafka handle (not started): external when KAFKA_BROKERS is set, else a local broker. */
+export function createKafka(opts: KafkaOptions): KafkaHandle {
+  const external = externalBrokersFromEnv();
+  if (external) return new ExternalKafka(external, opts.topics);
+  return new LocalKafka(opts);
+}
+
+export async function startKafka(opts: KafkaOptions): Promise<KafkaHandle> {
+  const handle = createKafka(opts);
+  try {
+    await handle.start();
+  } catch (err) {
+    throw new Error(`kafka failed to start: ${errorMessage(err)}`);
+  }
+  return handle;
+}

@@ -1,0 +1,68 @@
+// renderNginxConf: the routing invariants are in the text, and real `nginx -t` accepts it,
+// including extra sites (e.g. a bench target).
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findNginx, renderNginxConf } from '../../scripts/stack/nginx.ts';
+
+const nginxTestTimeoutMs = 10_000;
+
+function render(dir: string) {
+  return renderNginxConf({
+    dir,
+    publicPort: 18080,
+    internalPort: 18081,
+    nodeServers: ['127.0.0.1:19001', '127.0.0.1:19002', '127.0.0.1:19003'],
+    internalToken: 'tok_0123456789abcdef',
+    accessLog: join(dir, 'access.log'),
+    errorLog: join(dir, 'error.log'),
+    workerProcesses: 2,
+    runAsRoot: process.getuid?.() === 0,
+    extraSites: [{ listenPort: 18090, upstreamName: 'bench_noop', servers: ['127.0.0.1:19101', '127.0.0.1:19102'] }],
+  });
+}
+
+t.test('routing invariants', async (t) => {
+  const conf = render('/x');
+  const upstream = conf.match(/upstream payment_nodes \{([^}]*)\}/)?.[1] ?? '';
+  t.match(upstream, /hash \$checkout_key consistent;/);
+  t.same(
+    [...upstream.matchAll(/server (\S+) max_fails=0;/g)].map((m) => m[1]),
+    ['127.0.0.1:19001', '127.0.0.1:19002', '127.0.0.1:19003'],
+    'servers in node order, never marked failed',
+  );
+  t.match(upstream, /keepalive 512;/);
+  t.match(upstream, /keepalive_requests 100000;/);
+  t.match(upstream, /keepalive_timeout 60s;/);
+  t.equal(conf.match(/upstream payment_nodes/g)?.length, 1, 'one upstream for public and internal');
+  t.equal(conf.match(/proxy_pass http:\/\/payment_nodes;/g)?.length, 2, 'public and internal proxy to it');
+  t.notMatch(conf, /proxy_next_upstream (?!off|_tries 1)/, 'never retried on another node');
+  t.equal(conf.match(/proxy_set_header X-Ringpay-Internal-Token "tok_0123456789abcdef";/g)?.length, 1, 'token added only on the internal server');
+  t.equal(conf.match(/proxy_set_header X-Ringpay-Internal-Token "";/g)?.length, 2, 'stripped on public + extra site');
+  t.match(conf, /worker_processes 2;/);
+  t.match(conf, /upstream bench_noop \{[^}]*server 127\.0\.0\.1:19101 max_fails=0;/);
+  t.match(conf, /listen 127\.0\.0\.1:18090;/);
+});
+
+t.test('rejects unsafe inputs', async (t) => {
+  t.throws(() => renderNginxConf({ ...baseOpts(), internalToken: 'short' }));
+  t.throws(() => renderNginxConf({ ...baseOpts(), internalToken: 'has space in it 0123456789' }));
+  t.throws(() => renderNginxConf({ ...baseOpts(), nodeServers: ['127.0.0.1:1; include /etc/passwd'] }));
+  t.throws(() => renderNginxConf({ ...baseOpts(), nodeServers: [] }));
+});
+
+function baseOpts() {
+  return { dir: '/x', publicPort: 1, internalPort: 2, nodeServers: ['127.0.0.1:3'], internalToken: 'tok_0123456789abcdef', accessLog: '/x/a', errorLog: '/x/e' };
+}
+
+t.test('nginx -t accepts the rendered config', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ringpay-nginx-conf-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, 'temp', d), { recursive: true });
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(conf, render(dir));
+  const r = spawnSync(findNginx(), ['-t', '-p', dir, '-e', join(dir, 'error.log'), '-c', conf], { encoding: 'utf8', timeout: nginxTestTimeoutMs });
+  t.equal(r.status, 0, r.stderr);
+});

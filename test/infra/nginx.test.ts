@@ -1,0 +1,79 @@
+// nginx in front of the nodes: keyless requests, the internal prefix, body limit, and that a
+// key always lands on the same node — through the public AND the internal server.
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { loadStackInfo } from '../helpers/stack.ts';
+import { accessLogFor, get, nodeAddr, publicUpstreamOf, requestTimeoutMs } from './helpers.ts';
+
+const stack = loadStackInfo();
+const problemJson = /^application\/problem\+json/;
+const key = (prefix: string) => `${prefix}-${randomBytes(8).toString('hex')}`;
+
+t.test('a request without a checkout id gets 400 problem+json from nginx', async (t) => {
+  for (const [name, url, init] of [
+    ['public POST /payments', `${stack.publicUrl}/payments`, { method: 'POST', body: '{}' }],
+    ['public GET /', `${stack.publicUrl}/`, {}],
+    ['public empty header', `${stack.publicUrl}/payments`, { method: 'POST', body: '{}', headers: { 'x-payment-checkout-id': '' } }],
+    ['internal', `${stack.internalUrl}/internal/payments/x`, {}],
+  ] as const) {
+    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(requestTimeoutMs) });
+    t.equal(res.status, 400, name);
+    t.match(res.headers.get('content-type') ?? '', problemJson, `${name} content type`);
+    t.same(await res.json(), { type: 'about:blank', title: 'Missing checkout id', status: 400, code: 'checkout_id_missing' }, `${name} body`);
+  }
+});
+
+t.test('/internal/ is 404 on the public port, whatever the headers', async (t) => {
+  const res = await get(`${stack.publicUrl}/internal/payments/abc`, { 'x-payment-checkout-id': 'abc', 'x-ringpay-internal-token': stack.internalToken });
+  t.equal(res.status, 404);
+  t.match(res.type, problemJson);
+  t.equal(JSON.parse(res.body).code, 'not_found');
+});
+
+t.test('the internal port serves only /internal/', async (t) => {
+  const res = await get(`${stack.internalUrl}/payments/abc`, { 'x-payment-checkout-id': 'abc' });
+  t.equal(res.status, 404);
+  t.equal(JSON.parse(res.body).code, 'not_found');
+});
+
+t.test('bodies over 16k get 413 problem+json', async (t) => {
+  const res = await fetch(`${stack.publicUrl}/payments`, {
+    method: 'POST',
+    headers: { 'x-payment-checkout-id': key('big'), 'content-type': 'application/json' },
+    body: 'x'.repeat(17 * 1024),
+    signal: AbortSignal.timeout(requestTimeoutMs),
+  });
+  t.equal(res.status, 413);
+  t.match(res.headers.get('content-type') ?? '', problemJson);
+  t.equal(((await res.json()) as { code: string }).code, 'payload_too_large');
+});
+
+t.test('the routing key comes from the header, else the path', async (t) => {
+  const k = key('route');
+  await get(`${stack.publicUrl}/payments/${k}`);
+  await get(`${stack.publicUrl}/webhooks/psp/sandbox/${k}`);
+  await get(`${stack.publicUrl}/payments`, { 'x-payment-checkout-id': k });
+  const lines = await accessLogFor(k, 3);
+  t.equal(lines.length, 3, 'all three requests carried the key');
+  t.equal(new Set(lines.map((l) => l.upstream_addr)).size, 1, 'and went to one node');
+});
+
+t.test('a key always maps to one node, keys spread over all nodes, internal = public ring', async (t) => {
+  const keysCount = 60;
+  const byNode = new Map<string, number>();
+  const nodeAddrs = new Set(stack.nodes.map((n) => nodeAddr(n.publicPort)));
+  for (let i = 0; i < keysCount; i++) {
+    const k = key('ring');
+    const upstream = await publicUpstreamOf(k);
+    t.ok(nodeAddrs.has(upstream), `${k} went to a node (${upstream})`);
+    byNode.set(upstream, (byNode.get(upstream) ?? 0) + 1);
+    if (i % 10 === 0) {
+      // Same key again, and through the internal server: same node.
+      await get(`${stack.publicUrl}/payments`, { 'x-payment-checkout-id': k });
+      await get(`${stack.internalUrl}/internal/payments/${k}`, { 'x-payment-checkout-id': k });
+      const lines = await accessLogFor(k, 3);
+      t.same(new Set(lines.map((l) => l.upstream_addr)), new Set([upstream]), `${k}: public and internal route to ${upstream}`);
+    }
+  }
+  t.equal(byNode.size, stack.nodes.length, `all ${stack.nodes.length} nodes got keys: ${JSON.stringify([...byNode])}`);
+});
