@@ -16,7 +16,7 @@ export const paymentStatuses = ['pending', 'processing', 'requires_action', 'suc
 export type PaymentStatus = typeof paymentStatuses[number]
 export const terminalStatuses: ReadonlySet<PaymentStatus> = new Set(['succeeded', 'failed', 'canceled'])
 
-export const eventTypes = ['payment.created', 'payment.status_changed'] as const
+export const eventTypes = ['payment.created', 'payment.status_changed', 'payment.webhook_received'] as const
 export type EventType = typeof eventTypes[number]
 
 export interface Payment {
@@ -51,6 +51,18 @@ export interface ChangeEvent {
   /** Status before this change; undefined for payment.created. */
   previousStatus: PaymentStatus | undefined
   actor: string
+  /** The PSP webhook behind this event, if one was. */
+  webhook: WebhookReceipt | undefined
+}
+
+export interface WebhookReceipt {
+  provider: string
+  pspEventId: string
+  type: string
+  payloadJson: string
+  applied: boolean
+  note: string
+  receivedAtMs: number
 }
 
 export interface NodeMeta {
@@ -155,6 +167,7 @@ export function encodeChangeEvent (event: ChangeEvent): Uint8Array {
     payment: paymentToWire(event.payment),
     previousStatus: event.previousStatus === undefined ? 0 : statusToWire(event.previousStatus),
     actor: event.actor,
+    webhook: event.webhook,
   }).finish()
 }
 
@@ -175,6 +188,17 @@ export function decodeChangeEvent (bytes: Uint8Array): ChangeEvent {
     payment: paymentFromWire(wire.payment),
     previousStatus: wire.previousStatus === 0 ? undefined : statusFromWire(wire.previousStatus),
     actor: wire.actor,
+    webhook: wire.webhook == null
+      ? undefined
+      : {
+          provider: wire.webhook.provider,
+          pspEventId: wire.webhook.pspEventId,
+          type: wire.webhook.type,
+          payloadJson: wire.webhook.payloadJson,
+          applied: wire.webhook.applied,
+          note: wire.webhook.note,
+          receivedAtMs: wire.webhook.receivedAtMs,
+        },
   }
 }
 

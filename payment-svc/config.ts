@@ -11,6 +11,8 @@ export interface NodeConfig {
   dataDir: string
   apiKeysFile: string
   internalToken: string
+  /** Webhook signing secrets by PSP provider name; a provider without one is refused. */
+  webhookSecrets: ReadonlyMap<string, string>
   limits: NodeLimits
 }
 
@@ -61,6 +63,19 @@ export function loadNodeConfig (env: NodeJS.ProcessEnv): NodeConfig {
     dataDir: required(env, 'RINGPAY_DATA_DIR'),
     apiKeysFile: required(env, 'RINGPAY_API_KEYS_FILE'),
     internalToken,
+    webhookSecrets: webhookSecretsFrom(env),
     limits,
   }
+}
+
+/** `RINGPAY_WEBHOOK_SECRET_<PROVIDER>` → provider (lower case) → secret. */
+function webhookSecretsFrom (env: NodeJS.ProcessEnv): Map<string, string> {
+  const secrets = new Map<string, string>()
+  const prefix = 'RINGPAY_WEBHOOK_SECRET_'
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(prefix) || value === undefined || value === '') continue
+    if (value.length < 16) throw new ConfigError(`${name} must be at least 16 characters`)
+    secrets.set(name.slice(prefix.length).toLowerCase(), value)
+  }
+  return secrets
 }

@@ -31,6 +31,8 @@ export const problems = {
   node_unavailable: { status: 502, title: 'The node that owns this checkout id is unavailable' },
   request_timeout: { status: 408, title: 'Request was not received in time' },
   internal_error: { status: 500, title: 'Internal error' },
+  webhook_signature_invalid: { status: 401, title: 'Webhook signature missing, malformed, stale or wrong' },
+  unknown_provider: { status: 404, title: 'Unknown payment service provider' },
 } as const satisfies Record<string, ProblemSpec>
 
 export type ProblemCode = keyof typeof problems

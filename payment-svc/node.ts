@@ -3,6 +3,8 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from '../lib/log.ts'
+import { loadRelayConfig } from '../cdc-relay/config.ts'
+import { startRelay, type RelayHost } from '../cdc-relay/relay-host.ts'
 import { ApiKeyRegistry } from './api-keys.ts'
 import type { NodeConfig } from './config.ts'
 import { digestToken } from './internal-routes.ts'
@@ -45,10 +47,12 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
   log.info({ keys: keyCount }, 'api keys loaded')
 
   let metrics: ReturnType<typeof createNodeMetrics> | undefined
+  let relay: RelayHost | undefined
   const service = new PaymentService(config.nodeId, store, config.limits, {
     onBatchWritten: (size, durationMs) => {
       metrics?.batchSize.observe(size)
       metrics?.batchWriteDuration.observe(durationMs / 1000)
+      relay?.notifyCommitted(store.meta.nextSequence)
     },
     // After a failed fsync the disk state is unknown: stop, let LevelDB recover on restart.
     onWriteFailure: (error) => onFatal('batch write failed', error),
@@ -58,6 +62,8 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
     ringCapacity: () => service.ringCapacity,
     longPollWaiters: () => service.longPollWaiters,
   })
+  relay = await startRelay(loadRelayConfig(process.env), { nodeId: config.nodeId, dataDir: config.dataDir, nextSequence: () => store.meta.nextSequence,
+    registry: metrics.registry, log, onFatal, setAdmissionGate: (gate) => service.setAdmissionGate(gate) })
 
   let stopping = false
   const ctx: ServerContext = {
@@ -67,7 +73,8 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
     metrics,
     log,
     internalTokenDigest: digestToken(config.internalToken),
-    notReadyReason: () => (stopping ? 'shutting down' : undefined),
+    webhookSecrets: config.webhookSecrets,
+    notReadyReason: () => (stopping ? 'shutting down' : relay?.notReadyReason()),
     onBug: (error) => onFatal('assertion failed', error),
   }
   const publicServer = createPublicServer(ctx)
@@ -88,6 +95,7 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
     adminServer.close()
     publicServer.closeAllConnections()
     adminServer.closeAllConnections()
+    await relay?.stop()
     await store.close()
     log.info('stopped')
   }

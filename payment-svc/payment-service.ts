@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict'
 import { timingSafeEqual } from 'node:crypto'
-import type { ChangeEvent, EventType, Payment, PaymentStatus } from '../lib/payment-codec.ts'
+import type { ChangeEvent, EventType, Payment, PaymentStatus, WebhookReceipt } from '../lib/payment-codec.ts'
 import { terminalStatuses } from '../lib/payment-codec.ts'
 import { hashCreateRequest, type CreatePaymentRequest } from './create-request.ts'
 import { ProblemError } from './errors.ts'
@@ -19,7 +19,23 @@ export interface QueuedChange {
   type: EventType
   previousStatus: PaymentStatus | undefined
   actor: string
+  webhook?: WebhookReceipt
 }
+
+export interface IncomingWebhook {
+  provider: string
+  pspEventId: string
+  type: string
+  payloadJson: string
+  target: PaymentStatus | undefined
+  pspReference: string
+  amount: number
+  currency: string
+  failureCode: string
+  failureMessage: string
+}
+
+export type WebhookResult = { duplicate: true } | { duplicate: false, applied: boolean, note: string, payment: Payment }
 
 export interface TransitionRequest {
   to: PaymentStatus
@@ -203,6 +219,50 @@ export class PaymentService {
     }
   }
 
+  /**
+   * A verified PSP webhook. Deduplicated by PSP event id; applied through the state machine, so a
+   * duplicate, late or out-of-order delivery changes nothing. Either way the receipt is written
+   * (with the dedup key) in the same batch as any change it causes.
+   */
+  async receiveWebhook (checkoutId: string, webhook: IncomingWebhook, nowMs: number): Promise<WebhookResult> {
+    this.#claim(checkoutId)
+    try {
+      if (this.#store.hasWebhook(webhook.provider, webhook.pspEventId)) return { duplicate: true }
+      const current = this.#store.getPayment(checkoutId)
+      if (current === undefined) throw new ProblemError('payment_not_found')
+      const note = webhookNote(current, webhook)
+      const applied = note === ''
+      const receipt: WebhookReceipt = {
+        provider: webhook.provider,
+        pspEventId: webhook.pspEventId,
+        type: webhook.type,
+        payloadJson: webhook.payloadJson,
+        applied,
+        note,
+        receivedAtMs: nowMs,
+      }
+      const actor = `webhook:${webhook.provider}`
+      if (!applied || webhook.target === undefined) {
+        await this.#committer.submit({ payment: current, type: 'payment.webhook_received', previousStatus: current.status, actor, webhook: receipt })
+        return { duplicate: false, applied: false, note, payment: current }
+      }
+      const payment: Payment = {
+        ...current,
+        status: webhook.target,
+        version: current.version + 1,
+        updatedAtMs: nowMs,
+        pspReference: webhook.pspReference || current.pspReference,
+        failureCode: webhook.failureCode || current.failureCode,
+        failureMessage: webhook.failureMessage || current.failureMessage,
+      }
+      await this.#committer.submit({ payment, type: 'payment.status_changed', previousStatus: current.status, actor, webhook: receipt })
+      this.#notify(payment)
+      return { duplicate: false, applied: true, note: '', payment }
+    } finally {
+      this.#inflightIds.delete(checkoutId)
+    }
+  }
+
   /** Stops admitting new payments, then waits (bounded by the caller) for queued writes. */
   async drain (): Promise<void> {
     this.#accepting = false
@@ -251,12 +311,23 @@ export class PaymentService {
         payment: change.payment,
         previousStatus: change.previousStatus,
         actor: change.actor,
+        webhook: change.webhook,
       }
       sequence++
       return { payment: change.payment, event }
     })
     await this.#store.writeBatch(writes)
   }
+}
+
+/** Why a webhook changes nothing ('' when it applies). */
+function webhookNote (current: Payment, webhook: IncomingWebhook): string {
+  if (webhook.amount !== current.amount || webhook.currency !== current.currency) return 'amount_mismatch'
+  if (webhook.target === undefined) return 'informational'
+  if (current.status === webhook.target) return 'already_applied'
+  if (terminalStatuses.has(current.status)) return 'terminal'
+  if (!canTransition(current.status, webhook.target)) return 'not_allowed'
+  return ''
 }
 
 /** Stripe's idempotency rules for a checkout id that already has a payment. */

@@ -13,8 +13,9 @@ import type { NodeLimits } from './limits.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { PaymentService } from './payment-service.ts'
 import { createPayment, getPayment, type PublicRouteContext } from './public-routes.ts'
+import { receiveWebhook, type WebhookRouteContext } from './webhook-routes.ts'
 
-export interface ServerContext extends PublicRouteContext, InternalRouteContext {
+export interface ServerContext extends PublicRouteContext, InternalRouteContext, WebhookRouteContext {
   service: PaymentService
   apiKeys: ApiKeyRegistry
   limits: NodeLimits
@@ -31,6 +32,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => { route: string, d
 const paymentsPrefix = '/payments/'
 const internalPrefix = '/internal/payments/'
 const transitionsSuffix = '/transitions'
+const webhooksPrefix = '/webhooks/psp/'
 
 function internalRoute (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, path: string): { route: string, done: Promise<void> | void } | undefined {
   if (!path.startsWith(internalPrefix)) return undefined
@@ -55,6 +57,12 @@ function publicHandler (ctx: ServerContext): Handler {
       if (req.method !== 'GET') throw new ProblemError('method_not_allowed')
       const id = path.slice(paymentsPrefix.length)
       return { route: '/payments/:id', done: getPayment(ctx, req, res, id, query) }
+    }
+    if (path.startsWith(webhooksPrefix)) {
+      const [provider, id, ...rest] = path.slice(webhooksPrefix.length).split('/')
+      if (provider === undefined || id === undefined || rest.length > 0) throw new ProblemError('not_found')
+      if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
+      return { route: '/webhooks/psp/:provider/:id', done: receiveWebhook(ctx, req, res, provider, id) }
     }
     const internal = internalRoute(ctx, req, res, path)
     if (internal !== undefined) return internal

@@ -2,6 +2,7 @@
 //   p/<checkout_id>      Payment             the current state of a payment
 //   c/<16 hex sequence>  ChangeEvent         change log, in sequence order; the CDC relay tails it
 //   m/node               NodeMeta            node id and the next change-log sequence
+//   w/<provider>/<event> (empty)             PSP webhook event ids already taken (dedup)
 // A payment change and its change-log entry are always written in the same atomic batch.
 
 import assert from 'node:assert/strict'
@@ -14,6 +15,8 @@ import {
 const paymentPrefix = 'p/'
 const changeLogPrefix = 'c/'
 const nodeMetaKey = 'm/node'
+const webhookPrefix = 'w/'
+const emptyValue = new Uint8Array(0)
 const sequenceHexDigits = 16
 
 export function changeLogKey (sequence: number): string {
@@ -23,6 +26,10 @@ export function changeLogKey (sequence: number): string {
 export interface PaymentWrite {
   payment: Payment
   event: ChangeEvent
+}
+
+function webhookKey (provider: string, pspEventId: string): string {
+  return `${webhookPrefix}${provider}/${pspEventId}`
 }
 
 export class PaymentStore {
@@ -72,6 +79,10 @@ export class PaymentStore {
     return bytes === undefined ? undefined : decodePayment(bytes)
   }
 
+  hasWebhook (provider: string, pspEventId: string): boolean {
+    return this.db.getSync(webhookKey(provider, pspEventId)) !== undefined
+  }
+
   /**
    * Writes payments, their change-log entries and the advanced sequence in one fsynced batch.
    * Sequences must be the next ones in order, with no gap: the relay relies on it.
@@ -86,6 +97,9 @@ export class PaymentStore {
       assert.equal(event.version, payment.version)
       ops.push({ type: 'put', key: paymentPrefix + payment.checkoutId, value: encodePayment(payment) })
       ops.push({ type: 'put', key: changeLogKey(event.sequence), value: encodeChangeEvent(event) })
+      if (event.webhook !== undefined) {
+        ops.push({ type: 'put', key: webhookKey(event.webhook.provider, event.webhook.pspEventId), value: emptyValue })
+      }
       nextSequence++
     }
     const nextMeta: NodeMeta = { ...meta, nextSequence }

@@ -1,0 +1,68 @@
+// PSP webhooks: `POST /webhooks/psp/{provider}/{checkout_id}` through the public nginx, routed by
+// the checkout id in the path to the owning node. Verified (HMAC, constant time, 300 s tolerance)
+// before anything is parsed; deduplicated by PSP event id; applied through the state machine.
+// Answered fast: the work is one group-committed write.
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Logger } from '../lib/log.ts'
+import { signatureHeader, verifyWebhookSignature } from '../lib/webhook-signature.ts'
+import { isValidCheckoutId } from './create-request.ts'
+import { ProblemError } from './errors.ts'
+import { isJsonContentType, parseJson, readBody, sendJson } from './http-io.ts'
+import type { NodeLimits } from './limits.ts'
+import type { PaymentService } from './payment-service.ts'
+import { parseSandboxWebhook, type ParsedWebhook } from './webhooks/sandbox.ts'
+
+export interface WebhookRouteContext {
+  service: PaymentService
+  limits: NodeLimits
+  log: Logger
+  webhookSecrets: ReadonlyMap<string, string>
+}
+
+export const webhookToleranceS = 300
+
+const parsers: Readonly<Record<string, (body: unknown) => ParsedWebhook>> = {
+  sandbox: parseSandboxWebhook,
+}
+
+export async function receiveWebhook (ctx: WebhookRouteContext, req: IncomingMessage, res: ServerResponse,
+  provider: string, checkoutId: string): Promise<void> {
+  const secret = ctx.webhookSecrets.get(provider)
+  const parse = parsers[provider]
+  if (secret === undefined || parse === undefined) throw new ProblemError('unknown_provider')
+  if (!isValidCheckoutId(checkoutId)) throw new ProblemError('checkout_id_invalid')
+  if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
+  const text = await readBody(req, ctx.limits.bodyBytesMax)
+  const header = req.headers[signatureHeader]
+  const check = verifyWebhookSignature(secret, typeof header === 'string' ? header : undefined, text,
+    Math.floor(Date.now() / 1000), webhookToleranceS)
+  if (!check.ok) {
+    ctx.log.warn({ checkout_id: checkoutId, provider, reason: check.reason }, 'webhook signature refused')
+    throw new ProblemError('webhook_signature_invalid', { detail: check.reason })
+  }
+  const event = parse(parseJson(text))
+  if (event.reference !== checkoutId) {
+    throw new ProblemError('validation_failed', { detail: 'the event is about another checkout id than the path' })
+  }
+  const result = await ctx.service.receiveWebhook(checkoutId, {
+    provider,
+    pspEventId: event.pspEventId,
+    type: event.type,
+    payloadJson: text,
+    target: event.target,
+    pspReference: event.pspReference,
+    amount: event.amount,
+    currency: event.currency,
+    failureCode: event.failureCode,
+    failureMessage: event.failureMessage,
+  }, Date.now())
+  if (result.duplicate) {
+    ctx.log.info({ checkout_id: checkoutId, provider, psp_event_id: event.pspEventId }, 'duplicate webhook ignored')
+    sendJson(res, 200, { received: true, duplicate: true })
+    return
+  }
+  ctx.log.info({ checkout_id: checkoutId, provider, psp_event_id: event.pspEventId, type: event.type,
+    applied: result.applied, note: result.note, status: result.payment.status }, 'webhook received')
+  sendJson(res, 200, { received: true, duplicate: false, applied: result.applied, note: result.note || undefined })
+}
