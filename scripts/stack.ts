@@ -210,6 +210,10 @@ function onSignal(signal: NodeJS.Signals): void {
 }
 
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
+// A closed terminal or pipe (EPIPE) must not turn every log line into an uncaught error: the
+// runner keeps managing (and then stopping) its children without an audience.
+process.stdout.on('error', () => {});
+process.stderr.on('error', () => {});
 process.on('uncaughtException', (err) => {
   say('stack', `uncaught error: ${err.stack ?? String(err)}`);
   void shutdown('uncaught error', 1);
@@ -252,6 +256,7 @@ async function main(): Promise<void> {
   // Process groups of live children, for a wrapper that had to SIGKILL this runner.
   const childrenFile = join(dir, 'children.pgids');
   trackChildrenIn(childrenFile);
+  cleanups.push(() => rmSync(childrenFile, { force: true }));
 
   const ports = await choosePorts(ephemeral ? null : dir);
   const internalToken = randomBytes(24).toString('base64url');
@@ -274,7 +279,9 @@ async function main(): Promise<void> {
     dataDir: nodeDataDir(dir, n.id),
     logFile: join(logsDir, `${n.id}.log`),
   }));
-  const nodes = createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalToken, entry: nodeEntry });
+  // KAFKA_BROKERS turns on each node's CDC relay (cdc-relay/), publishing to the events topic.
+  const nodeEnv = { KAFKA_BROKERS: kafka.brokers.join(','), RINGPAY_EVENTS_TOPIC: eventsTopic };
+  const nodes = createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalToken, entry: nodeEntry, env: nodeEnv });
   const nginx: NginxHandle = createNginx({
     dir: join(dir, 'nginx'),
     logsDir,

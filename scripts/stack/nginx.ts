@@ -217,7 +217,7 @@ ${extra.map((s) => `\n  # Extra site: ${s.upstreamName}.\n${publicServer(host, s
 `;
 }
 
-/** The hard RLIMIT_NOFILE: worker_rlimit_nofile above it fails for non-root. */
+/** The hard RLIMIT_NOFILE: worker_rlimit_nofile above it makes workers log a setrlimit alert. */
 function hardNofileLimit(): number | undefined {
   const r = spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' });
   const n = Number(r.stdout.trim());
@@ -296,7 +296,8 @@ class Nginx implements NginxHandle {
       accessLog: this.accessLog,
       errorLog: this.errorLog,
       runAsRoot: isRoot,
-      workerRlimitNofile: !isRoot && hard !== undefined ? Math.min(wanted, hard) : wanted,
+      // Even root cannot raise the hard limit without CAP_SYS_RESOURCE (containers).
+      workerRlimitNofile: hard !== undefined ? Math.min(wanted, hard) : wanted,
     });
     // Holds the internal token: owner-only.
     writeFileSync(this.configFile, conf, { mode: 0o600 });
