@@ -1,0 +1,239 @@
+// The kafkajs implementation of event-bus.ts. Everything kafkajs-specific stays in this file.
+//
+// Producer settings, and why:
+//   acks = -1                 a publish resolves only once every in-sync replica has the messages.
+//   maxInFlightRequests = 1   kafkajs never pipelines produce requests on a connection, so a
+//                             later request cannot overtake an earlier one that is retried.
+//   idempotent = false        kafkajs marks its idempotent producer experimental. We do not need
+//                             it: callers publish one batch at a time and re-publish after any
+//                             failure, consumers deduplicate by event id (keeping the first copy),
+//                             and that alone keeps per-key order (see cdc-relay/relay.ts).
+//   retry.retries = 0         one attempt per publish: the caller owns retries and their backoff,
+//                             so every bound (attempt time, backoff) is explicit at its call site.
+//   DefaultPartitioner        murmur2 of the key, the same partition a Java client would choose.
+
+import { Kafka, Partitioners, logLevel, type Consumer, type Producer } from 'kafkajs'
+import type { Logger } from './log.ts'
+import {
+  EventBusError, type ConsumedMessage, type ConsumeOptions, type EventBusErrorCode, type EventConsumer,
+  type EventMessage, type EventProducer, type PublishOptions,
+} from './event-bus.ts'
+
+export interface KafkaBusOptions {
+  brokers: readonly string[]
+  clientId: string
+  /** TCP connect bound per broker. */
+  connectionTimeoutMs: number
+  /** Bound on one request's round trip (kafkajs requestTimeout). */
+  requestTimeoutMs: number
+  log: Logger
+}
+
+export interface KafkaConsumerOptions {
+  groupId: string
+  sessionTimeoutMs: number
+  /** Bytes fetched per partition per request. */
+  fetchPartitionBytesMax: number
+  /** Bytes fetched per request. */
+  fetchBytesMax: number
+  /** How long the broker may hold a fetch waiting for data. */
+  fetchWaitMsMax: number
+}
+
+// kafkajs logs through its own logger; route it to pino at debug level. Our callers log the
+// failures they act on (with codes and causes), so kafkajs' own error lines would only repeat
+// them once per retry.
+function logCreatorFor (log: Logger) {
+  return () => ({ namespace, level, label, log: entry }: { namespace: string, level: number, label: string, log: Record<string, unknown> }) => {
+    if (level === logLevel.NOTHING) return
+    const { message, ...fields } = entry
+    log.debug({ kafkajs: namespace, kafkajs_level: label, ...fields }, String(message))
+  }
+}
+
+function kafkaClient (options: KafkaBusOptions): Kafka {
+  return new Kafka({
+    clientId: options.clientId,
+    brokers: [...options.brokers],
+    connectionTimeout: options.connectionTimeoutMs,
+    requestTimeout: options.requestTimeoutMs,
+    enforceRequestTimeout: true,
+    retry: { retries: 0 },
+    logLevel: logLevel.WARN,
+    logCreator: logCreatorFor(options.log.child({ component: 'kafkajs' })),
+  })
+}
+
+// Kafka protocol error types that mean "the cluster is not ready for this (yet)": leader
+// elections, a broker restarting, replicas catching up.
+const brokerUnavailableTypes = new Set([
+  'NOT_LEADER_FOR_PARTITION', 'NOT_LEADER_OR_FOLLOWER', 'LEADER_NOT_AVAILABLE', 'NOT_ENOUGH_REPLICAS',
+  'NOT_ENOUGH_REPLICAS_AFTER_APPEND', 'BROKER_NOT_AVAILABLE', 'REPLICA_NOT_AVAILABLE', 'NETWORK_EXCEPTION',
+  'KAFKA_STORAGE_ERROR', 'NOT_CONTROLLER', 'COORDINATOR_NOT_AVAILABLE', 'COORDINATOR_LOAD_IN_PROGRESS',
+  'FENCED_LEADER_EPOCH', 'UNKNOWN_LEADER_EPOCH', 'OFFSET_NOT_AVAILABLE',
+])
+
+/** Maps whatever kafkajs threw to our stable codes, keeping it as the cause. */
+export function classifyKafkaError (error: unknown): EventBusError {
+  if (error instanceof EventBusError) return error
+  // kafkajs wraps the last attempt's error in KafkaJSNumberOfRetriesExceeded / NonRetriable.
+  let inner: any = error
+  for (let depth = 0; depth < 4 && inner?.cause !== undefined && inner.cause !== inner &&
+    (inner.name === 'KafkaJSNumberOfRetriesExceeded' || inner.name === 'KafkaJSNonRetriableError'); depth++) {
+    inner = inner.cause
+  }
+  const name: string = inner?.name ?? ''
+  const message: string = inner?.message ?? String(error)
+  const make = (code: EventBusErrorCode, retriable: boolean): EventBusError =>
+    new EventBusError(code, message, { retriable, cause: error })
+  if (name === 'KafkaJSConnectionError' || name === 'KafkaJSConnectionClosedError' ||
+    name === 'KafkaJSBrokerNotFound' || name === 'KafkaJSNoBrokerAvailableError' ||
+    /disconnected/i.test(message)) {
+    return make('connection', true)
+  }
+  if (name === 'KafkaJSRequestTimeoutError' || name === 'KafkaJSTimeout' || name === 'KafkaJSLockTimeout') {
+    return make('timeout', true)
+  }
+  if (name === 'KafkaJSMetadataNotLoaded' || name === 'KafkaJSTopicMetadataNotLoaded') return make('unknown_topic', true)
+  if (name === 'KafkaJSProtocolError' || typeof inner?.type === 'string') {
+    const type: string = inner.type ?? ''
+    if (type === 'UNKNOWN_TOPIC_OR_PARTITION') return make('unknown_topic', true)
+    if (type === 'REQUEST_TIMED_OUT') return make('timeout', true)
+    if (brokerUnavailableTypes.has(type)) return make('broker_unavailable', true)
+    return make(inner.retriable === true ? 'broker_unavailable' : 'rejected', inner.retriable === true)
+  }
+  return make('unknown', inner?.retriable !== false)
+}
+
+/** Rejects with a `timeout` EventBusError if `promise` has not settled after `timeoutMs`. */
+function withDeadline<T> (promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new EventBusError('timeout', `${what} took longer than ${timeoutMs} ms`, { retriable: true })), timeoutMs)
+  })
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer))
+}
+
+class KafkaEventProducer implements EventProducer {
+  readonly #producer: Producer
+  #connected: Promise<void> | undefined
+  #closed = false
+
+  constructor (kafka: Kafka) {
+    this.#producer = kafka.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: false,
+      idempotent: false,
+      maxInFlightRequests: 1,
+      retry: { retries: 0 },
+    })
+  }
+
+  async publish (topic: string, messages: readonly EventMessage[], options: PublishOptions): Promise<void> {
+    if (this.#closed) throw new EventBusError('closed', 'producer is closed', { retriable: false })
+    if (messages.length === 0) return
+    const attempt = async (): Promise<void> => {
+      // A failed connect is forgotten, so the next publish connects again.
+      this.#connected ??= this.#producer.connect().catch((error: unknown) => {
+        this.#connected = undefined
+        throw error
+      })
+      await this.#connected
+      await this.#producer.send({
+        topic,
+        acks: -1,
+        // The broker's own bound for gathering the acknowledgements.
+        timeout: options.timeoutMs,
+        messages: messages.map((m) => ({
+          key: m.key,
+          value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength),
+          headers: { ...m.headers },
+        })),
+      })
+    }
+    try {
+      await withDeadline(attempt(), options.timeoutMs, 'publish')
+    } catch (error) {
+      throw classifyKafkaError(error)
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#producer.disconnect().catch(() => {})
+  }
+}
+
+class KafkaEventConsumer implements EventConsumer {
+  readonly #consumer: Consumer
+  #closed = false
+
+  constructor (kafka: Kafka, options: KafkaConsumerOptions) {
+    this.#consumer = kafka.consumer({
+      groupId: options.groupId,
+      sessionTimeout: options.sessionTimeoutMs,
+      maxBytesPerPartition: options.fetchPartitionBytesMax,
+      maxBytes: options.fetchBytesMax,
+      maxWaitTimeInMs: options.fetchWaitMsMax,
+      allowAutoTopicCreation: false,
+      // Consumers restart after failures on their own; bounded per attempt by requestTimeout.
+      retry: { retries: 5 },
+    })
+  }
+
+  async run (options: ConsumeOptions): Promise<void> {
+    if (this.#closed) throw new EventBusError('closed', 'consumer is closed', { retriable: false })
+    try {
+      await this.#consumer.connect()
+      await this.#consumer.subscribe({ topics: [...options.topics], fromBeginning: options.fromBeginning })
+      await this.#consumer.run({
+        eachBatchAutoResolve: true,
+        autoCommit: true,
+        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
+        eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+          const messages: ConsumedMessage[] = batch.messages.map((m) => {
+            const headers: Record<string, string> = {}
+            for (const [name, value] of Object.entries(m.headers ?? {})) {
+              if (value === undefined) continue
+              headers[name] = Array.isArray(value) ? value.map(String).join(',') : value.toString()
+            }
+            const value = m.value ?? Buffer.alloc(0)
+            return {
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: m.offset,
+              key: m.key === null ? undefined : m.key.toString(),
+              value: new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
+              headers,
+            }
+          })
+          await options.onBatch(messages, { heartbeat, isStale: () => isStale() || !isRunning() })
+        },
+      })
+    } catch (error) {
+      throw classifyKafkaError(error)
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#consumer.disconnect().catch(() => {})
+  }
+}
+
+export function createKafkaProducer (options: KafkaBusOptions): EventProducer {
+  return new KafkaEventProducer(kafkaClient(options))
+}
+
+export function createKafkaConsumer (options: KafkaBusOptions & KafkaConsumerOptions): EventConsumer {
+  return new KafkaEventConsumer(kafkaClient(options), options)
+}
+
+/** `KAFKA_BROKERS`-style list: comma-separated host:port. Undefined when empty. */
+export function parseBrokerList (raw: string | undefined): string[] | undefined {
+  if (raw === undefined) return undefined
+  const brokers = raw.split(',').map((b) => b.trim()).filter((b) => b.length > 0)
+  return brokers.length > 0 ? brokers : undefined
+}

@@ -1,0 +1,166 @@
+// Drives one payment from `pending` to a terminal state: move it to processing on its node, charge
+// the PSP (idempotency key = checkout id, the same on every attempt forever), apply the outcome on
+// the node. Safe to run any number of times for one payment (redelivery, crash, watchdog): the
+// node's version check and forward-only state machine, and the PSP's idempotency, make every
+// repetition a no-op or the same charge.
+
+import { backoffDelayMs, sleep } from '../lib/backoff.ts'
+import type { Logger } from '../lib/log.ts'
+import { terminalStatuses, type PaymentStatus } from '../lib/payment-codec.ts'
+import type { AttemptLog } from './attempt-log.ts'
+import { processorLimits } from './limits.ts'
+import { NodeError, type NodeClient, type NodePayment, type TransitionCall } from './node-client.ts'
+import type { PspClient } from './psp/psp-client.ts'
+import { sandboxProvider, toSandboxChargeBody } from './psp/sandbox.ts'
+import { PspError, type ChargeOutcome, type ChargeRequest } from './psp/types.ts'
+import type { Semaphore } from './semaphore.ts'
+
+export interface ChargeFlowDeps {
+  node: NodeClient
+  psp: PspClient
+  attempts: AttemptLog
+  pspSlots: Semaphore
+  log: Logger
+  flag: (checkoutId: string, reason: string) => Promise<void>
+  onPspCall?: (outcome: string, latencyMs: number) => void
+}
+
+/** A payment that cannot be driven further now: its event goes to the dead-letter topic. */
+export class DeadLetter extends Error {
+  readonly reason: string
+  constructor (reason: string, message: string, options: { cause?: unknown } = {}) {
+    super(`${reason}: ${message}`, { cause: options.cause })
+    this.name = 'DeadLetter'
+    this.reason = reason
+  }
+}
+
+const actor = 'processor'
+
+export function chargeRequestOf (payment: NodePayment): ChargeRequest {
+  return {
+    checkoutId: payment.checkout_id,
+    merchantId: payment.merchant_id,
+    amount: payment.amount,
+    currency: payment.currency,
+    paymentMethod: payment.payment_method,
+    description: payment.description,
+  }
+}
+
+/** Retries a node call while the node is down or busy; bounded, then a dead letter. */
+async function withNodeRetries<T> (what: string, call: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call()
+    } catch (error) {
+      if (!(error instanceof NodeError) || !error.retriable) throw error
+      if (attempt + 1 >= processorLimits.nodeAttemptsMax) throw new DeadLetter('node_unavailable', what, { cause: error })
+      await sleep(backoffDelayMs({
+        baseDelayMs: processorLimits.nodeBackoffBaseDelayMs, delayMsMax: processorLimits.nodeBackoffDelayMsMax,
+      }, attempt))
+    }
+  }
+}
+
+/**
+ * Applies `to` on the node against the version we believe, re-reading the payment when someone
+ * else (a webhook) moved it first. Returns the payment as it ends up.
+ */
+async function applyTransition (deps: ChargeFlowDeps, payment: NodePayment, call: Omit<TransitionCall, 'expectedVersion'>): Promise<NodePayment> {
+  let current = payment
+  for (let round = 0; round < processorLimits.nodeAttemptsMax; round++) {
+    if (terminalStatuses.has(current.status)) return current
+    try {
+      const result = await withNodeRetries(`transition to ${call.to}`, () =>
+        deps.node.transition(current.checkout_id, { ...call, expectedVersion: current.version }))
+      return result.payment
+    } catch (error) {
+      if (!(error instanceof NodeError) || (error.code !== 'stale_version' && error.code !== 'invalid_transition')) throw error
+      current = await withNodeRetries('read payment', () => deps.node.get(current.checkout_id))
+    }
+  }
+  throw new DeadLetter('transition_contended', `could not apply ${call.to} to ${payment.checkout_id}`)
+}
+
+async function chargeWithRetries (deps: ChargeFlowDeps, request: ChargeRequest): Promise<ChargeOutcome> {
+  for (let attempt = 1; ; attempt++) {
+    const startedAt = new Date()
+    const started = performance.now()
+    try {
+      const call = await deps.pspSlots.run(() => deps.psp.charge(request))
+      deps.onPspCall?.(call.outcome.kind, call.latencyMs)
+      await deps.attempts.record({
+        checkoutId: request.checkoutId, provider: sandboxProvider, idempotencyKey: request.checkoutId, attempt,
+        request: toSandboxChargeBody(request), httpStatus: call.httpStatus, response: call.responseBody,
+        outcome: call.outcome.kind, errorCode: undefined, latencyMs: call.latencyMs, startedAt,
+      })
+      return call.outcome
+    } catch (error) {
+      if (!(error instanceof PspError)) throw error
+      const latencyMs = Math.round(performance.now() - started)
+      deps.onPspCall?.(error.code, latencyMs)
+      await deps.attempts.record({
+        checkoutId: request.checkoutId, provider: sandboxProvider, idempotencyKey: request.checkoutId, attempt,
+        request: toSandboxChargeBody(request), httpStatus: error.httpStatus, response: undefined,
+        outcome: 'error', errorCode: error.code, latencyMs, startedAt,
+      })
+      deps.log.warn({ checkout_id: request.checkoutId, attempt, code: error.code, retriable: error.retriable }, 'psp attempt failed')
+      if (error.code === 'psp_rejected') {
+        // The PSP refused the request itself (nothing was charged): the payment fails for good.
+        return { kind: 'failed', pspReference: '', failureCode: 'psp_rejected', failureMessage: error.message }
+      }
+      if (!error.retriable) throw new DeadLetter(error.code, error.message, { cause: error })
+      if (attempt >= processorLimits.pspAttemptsMax) throw new DeadLetter('psp_retries_exhausted', error.message, { cause: error })
+      const backoffMs = backoffDelayMs({
+        baseDelayMs: processorLimits.pspBackoffBaseDelayMs, delayMsMax: processorLimits.pspBackoffDelayMsMax,
+      }, attempt - 1)
+      await sleep(Math.max(backoffMs, Math.min(error.retryAfterMs ?? 0, processorLimits.pspBackoffDelayMsMax)))
+    }
+  }
+}
+
+/** Applies what the PSP said. Returns the payment as it ends up on the node. */
+export async function applyOutcome (deps: ChargeFlowDeps, payment: NodePayment, outcome: ChargeOutcome, by: string): Promise<NodePayment> {
+  const log = deps.log.child({ checkout_id: payment.checkout_id })
+  switch (outcome.kind) {
+    case 'succeeded':
+      return applyTransition(deps, payment, { to: 'succeeded', actor: by, pspReference: outcome.pspReference })
+    case 'failed':
+      return applyTransition(deps, payment, {
+        to: 'failed', actor: by, failureCode: outcome.failureCode, failureMessage: outcome.failureMessage,
+        ...(outcome.pspReference ? { pspReference: outcome.pspReference } : {}),
+      })
+    case 'requires_action':
+      return applyTransition(deps, payment, { to: 'requires_action', actor: by, pspReference: outcome.pspReference })
+    case 'pending':
+      // The PSP finishes it asynchronously: its webhook (or the watchdog) brings the result.
+      log.info({ psp_reference: outcome.pspReference }, 'charge pending at the psp')
+      return payment
+    case 'flagged':
+      log.error({ psp_reference: outcome.pspReference, reason: outcome.reason }, 'psp answer flagged for review')
+      await deps.flag(payment.checkout_id, outcome.reason)
+      return payment
+  }
+}
+
+/** The whole flow for a payment the node has accepted. `version` is the version the event saw. */
+export async function drivePayment (deps: ChargeFlowDeps, payment: NodePayment, by = actor): Promise<NodePayment> {
+  let current = payment
+  if (current.status === 'pending') {
+    try {
+      current = (await withNodeRetries('move to processing', () =>
+        deps.node.transition(current.checkout_id, { to: 'processing', expectedVersion: current.version, actor: by }))).payment
+    } catch (error) {
+      if (!(error instanceof NodeError) || (error.code !== 'stale_version' && error.code !== 'invalid_transition')) throw error
+      current = await withNodeRetries('read payment', () => deps.node.get(current.checkout_id))
+    }
+  }
+  if (!isChargeable(current.status)) return current
+  const outcome = await chargeWithRetries(deps, chargeRequestOf(current))
+  return applyOutcome(deps, current, outcome, by)
+}
+
+function isChargeable (status: PaymentStatus): boolean {
+  return status === 'processing' || status === 'pending'
+}

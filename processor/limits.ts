@@ -1,0 +1,47 @@
+// Every bound of the processor, in one place. Units go last.
+
+export const processorLimits = {
+  /** PSP charge calls in flight across all partitions of this processor. */
+  pspCallsInFlightMax: 512,
+  /** Attempts per charge before the event is dead-lettered (the idempotency key never changes). */
+  pspAttemptsMax: 6,
+  /** Backoff between PSP attempts: 100 ms doubling, capped at 5 s (≈ 10 s worst case for 6). */
+  pspBackoffBaseDelayMs: 100,
+  pspBackoffDelayMsMax: 5_000,
+  /** undici phases for one PSP call. The PSP's own p99 is ~250 ms at the bench settings. */
+  pspConnectTimeoutMs: 1_000,
+  pspHeadersTimeoutMs: 5_000,
+  pspBodyTimeoutMs: 5_000,
+  pspConnectionsMax: 256,
+  /** Transitions on the owning node (through nginx's internal listener). */
+  nodeConnectTimeoutMs: 1_000,
+  nodeHeadersTimeoutMs: 5_000,
+  nodeBodyTimeoutMs: 5_000,
+  nodeConnectionsMax: 128,
+  /** A node that is down or busy: retry the transition this many times before dead-lettering. */
+  nodeAttemptsMax: 8,
+  nodeBackoffBaseDelayMs: 50,
+  nodeBackoffDelayMsMax: 2_000,
+  /** Postgres. */
+  poolConnectionsMax: 8,
+  statementTimeoutMs: 10_000,
+  /** Projection writes that fail (Postgres down) are retried with this backoff, forever: the
+   *  batch is not committed to Kafka until they succeed, so nothing is skipped. */
+  projectionBackoffBaseDelayMs: 100,
+  projectionBackoffDelayMsMax: 5_000,
+  /** PSP attempt rows buffered before a flush; a full buffer makes callers wait. */
+  attemptLogRowsMax: 2_000,
+  attemptLogFlushIntervalMs: 50,
+  /** Kafka consumer. */
+  sessionTimeoutMs: 30_000,
+  partitionsConsumedConcurrently: 16,
+  fetchPartitionBytesMax: 1 << 20,
+  fetchBytesMax: 8 << 20,
+  fetchWaitMsMax: 50,
+  /** Publishing dead letters. */
+  dlqPublishTimeoutMs: 10_000,
+  /** Watchdog. */
+  watchdogIntervalMs: 5_000,
+  watchdogStaleAfterMs: 30_000,
+  watchdogBatchMax: 200,
+} as const

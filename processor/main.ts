@@ -1,0 +1,164 @@
+// A processor process: consumes the nodes' change events, projects them into Postgres, charges
+// the PSP once per payment, tells the owning node, dead-letters what it cannot finish, and runs
+// the watchdog. Any number of processors can run in one consumer group.
+//
+// Env: DATABASE_URL, KAFKA_BROKERS, RINGPAY_INTERNAL_URL (nginx's internal listener),
+// PSP_BASE_URL, PSP_SECRET_KEY; optional PROCESSOR_ID, PROCESSOR_ADMIN_PORT (metrics),
+// RINGPAY_EVENTS_TOPIC, RINGPAY_DLQ_TOPIC, PROCESSOR_GROUP_ID, PROCESSOR_WATCHDOG_STALE_AFTER_MS,
+// PROCESSOR_WATCHDOG_INTERVAL_MS.
+
+import { createServer } from 'node:http'
+import pg from 'pg'
+import { createKafkaConsumer, createKafkaProducer, parseBrokerList } from '../lib/kafka-event-bus.ts'
+import { createLogger } from '../lib/log.ts'
+import { handleBatch } from './batch-handler.ts'
+import type { ChargeFlowDeps } from './charge-flow.ts'
+import { DeadLetterPublisher } from './dead-letters.ts'
+import { AttemptLog } from './attempt-log.ts'
+import { processorLimits as limits } from './limits.ts'
+import { createProcessorMetrics } from './metrics.ts'
+import { NodeClient } from './node-client.ts'
+import { flagPayment } from './projection.ts'
+import { PspClient } from './psp/psp-client.ts'
+import { Semaphore } from './semaphore.ts'
+import { startWatchdog } from './watchdog.ts'
+
+function required (name: string): string {
+  const value = process.env[name]
+  if (!value) {
+    console.error(`${name} is required`)
+    process.exit(2)
+  }
+  return value
+}
+
+function integer (name: string, fallback: number): number {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isSafeInteger(value) || value < 0) {
+    console.error(`${name} must be a non-negative integer`)
+    process.exit(2)
+  }
+  return value
+}
+
+const processorId = process.env.PROCESSOR_ID ?? `p-${process.pid}`
+const log = createLogger('processor', { processor_id: processorId })
+const brokers = parseBrokerList(required('KAFKA_BROKERS'))!
+const eventsTopic = process.env.RINGPAY_EVENTS_TOPIC ?? 'payments.events'
+const dlqTopic = process.env.RINGPAY_DLQ_TOPIC ?? 'payments.dlq'
+
+const pool = new pg.Pool({
+  connectionString: required('DATABASE_URL'),
+  max: limits.poolConnectionsMax,
+  statement_timeout: limits.statementTimeoutMs,
+  connectionTimeoutMillis: 5_000,
+  idleTimeoutMillis: 30_000,
+})
+// A pool error (Postgres restarting) is reported per query; the idle-client error must not crash us.
+pool.on('error', (error) => log.warn({ err: error }, 'postgres idle client error'))
+
+const pspSlots = new Semaphore(limits.pspCallsInFlightMax)
+const metrics = createProcessorMetrics(processorId, { pspInFlight: () => pspSlots.active })
+const node = new NodeClient({
+  internalUrl: required('RINGPAY_INTERNAL_URL'),
+  connectTimeoutMs: limits.nodeConnectTimeoutMs,
+  headersTimeoutMs: limits.nodeHeadersTimeoutMs,
+  bodyTimeoutMs: limits.nodeBodyTimeoutMs,
+  connectionsMax: limits.nodeConnectionsMax,
+})
+const psp = new PspClient({
+  baseUrl: required('PSP_BASE_URL'),
+  secretKey: required('PSP_SECRET_KEY'),
+  connectTimeoutMs: limits.pspConnectTimeoutMs,
+  headersTimeoutMs: limits.pspHeadersTimeoutMs,
+  bodyTimeoutMs: limits.pspBodyTimeoutMs,
+  connectionsMax: limits.pspConnectionsMax,
+})
+const attempts = new AttemptLog(pool, {
+  rowsMax: limits.attemptLogRowsMax,
+  flushIntervalMs: limits.attemptLogFlushIntervalMs,
+  backoffBaseDelayMs: limits.projectionBackoffBaseDelayMs,
+  backoffDelayMsMax: limits.projectionBackoffDelayMsMax,
+}, log)
+const flow: ChargeFlowDeps = {
+  node,
+  psp,
+  attempts,
+  pspSlots,
+  log,
+  flag: async (checkoutId, reason) => {
+    metrics.flagged.inc()
+    await flagPayment(pool, checkoutId, reason)
+  },
+  onPspCall: (outcome, latencyMs) => metrics.pspCalls.observe({ outcome }, latencyMs / 1000),
+}
+const busOptions = { brokers, clientId: processorId, connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log }
+const producer = createKafkaProducer(busOptions)
+const deadLetters = new DeadLetterPublisher(producer, dlqTopic)
+const consumer = createKafkaConsumer({
+  ...busOptions,
+  groupId: process.env.PROCESSOR_GROUP_ID ?? 'ringpay-processor',
+  sessionTimeoutMs: limits.sessionTimeoutMs,
+  fetchPartitionBytesMax: limits.fetchPartitionBytesMax,
+  fetchBytesMax: limits.fetchBytesMax,
+  fetchWaitMsMax: limits.fetchWaitMsMax,
+})
+
+const admin = createServer((req, res) => {
+  if (req.url === '/metrics') {
+    metrics.registry.metrics().then((text) => {
+      res.writeHead(200, { 'content-type': metrics.registry.contentType })
+      res.end(text)
+    }, (error: unknown) => {
+      res.writeHead(500)
+      res.end(String(error))
+    })
+    return
+  }
+  if (req.url === '/healthz' || req.url === '/readyz') {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ status: 'ok', processor_id: processorId }))
+    return
+  }
+  res.writeHead(404)
+  res.end()
+})
+admin.listen(integer('PROCESSOR_ADMIN_PORT', 0), '127.0.0.1', () => {
+  const address = admin.address()
+  log.info({ admin_port: typeof address === 'object' && address ? address.port : undefined }, 'processor admin listening')
+})
+
+const stopWatchdog = startWatchdog(pool, flow, metrics, log, {
+  intervalMs: integer('PROCESSOR_WATCHDOG_INTERVAL_MS', limits.watchdogIntervalMs),
+  staleAfterMs: integer('PROCESSOR_WATCHDOG_STALE_AFTER_MS', limits.watchdogStaleAfterMs),
+  batchMax: limits.watchdogBatchMax,
+})
+
+await consumer.run({
+  topics: [eventsTopic],
+  fromBeginning: true,
+  partitionsConsumedConcurrently: limits.partitionsConsumedConcurrently,
+  onBatch: (messages, control) => handleBatch({ pool, flow, deadLetters, metrics, log }, messages, control),
+})
+log.info({ topic: eventsTopic, dlq: dlqTopic }, 'processor consuming')
+
+let stopping = false
+const stop = async (): Promise<void> => {
+  if (stopping) return
+  stopping = true
+  log.info('processor stopping')
+  await consumer.close()
+  await stopWatchdog()
+  await attempts.flush()
+  await Promise.allSettled([producer.close(), node.close(), psp.close(), pool.end()])
+  admin.close()
+  process.exit(0)
+}
+process.on('SIGTERM', () => { void stop() })
+process.on('SIGINT', () => { void stop() })
+process.on('unhandledRejection', (error) => {
+  log.fatal({ err: error }, 'unhandled rejection')
+  process.exit(70)
+})

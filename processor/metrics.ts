@@ -1,0 +1,45 @@
+// prom-client metrics of one processor.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export function createProcessorMetrics (processorId: string, probes: { pspInFlight: () => number }) {
+  const registry = new Registry()
+  registry.setDefaultLabels({ processor_id: processorId })
+  collectDefaultMetrics({ register: registry })
+  new Gauge({
+    name: 'ringpay_processor_psp_calls_in_flight',
+    help: 'PSP calls in flight',
+    registers: [registry],
+    collect () { this.set(probes.pspInFlight()) },
+  })
+  return {
+    registry,
+    eventsConsumed: new Counter({ name: 'ringpay_processor_events_total', help: 'Change events consumed, by type', labelNames: ['type'], registers: [registry] }),
+    batchDuration: new Histogram({
+      name: 'ringpay_processor_batch_duration_seconds', help: 'Time to handle one consumed batch', registers: [registry],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    }),
+    projectionDuration: new Histogram({
+      name: 'ringpay_processor_projection_duration_seconds', help: 'Time to write one batch into Postgres', registers: [registry],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    }),
+    pspCalls: new Histogram({
+      name: 'ringpay_psp_call_duration_seconds', help: 'PSP charge calls by outcome', labelNames: ['outcome'], registers: [registry],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    }),
+    acceptedToTerminal: new Histogram({
+      name: 'ringpay_payment_accepted_to_terminal_seconds',
+      help: 'From the node accepting a payment to its terminal state being in Postgres',
+      labelNames: ['status'], registers: [registry],
+      buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30, 60],
+    }),
+    deadLetters: new Counter({ name: 'ringpay_processor_dead_letters_total', help: 'Events sent to the dead-letter topic, by reason', labelNames: ['reason'], registers: [registry] }),
+    flagged: new Counter({ name: 'ringpay_processor_flagged_total', help: 'Payments flagged for review (PSP disagreed or said something unknown)', registers: [registry] }),
+    projectionRetries: new Counter({ name: 'ringpay_processor_projection_retries_total', help: 'Postgres writes retried (Postgres down or failing)', registers: [registry] }),
+    watchdogStale: new Gauge({ name: 'ringpay_watchdog_stale_payments', help: 'Non-terminal payments older than the watchdog age, last round', registers: [registry] }),
+    watchdogOldestSeconds: new Gauge({ name: 'ringpay_watchdog_oldest_open_payment_seconds', help: 'Age of the oldest non-terminal payment in Postgres', registers: [registry] }),
+    watchdogActions: new Counter({ name: 'ringpay_watchdog_actions_total', help: 'What the watchdog did, by action', labelNames: ['action'], registers: [registry] }),
+  }
+}
+
+export type ProcessorMetrics = ReturnType<typeof createProcessorMetrics>

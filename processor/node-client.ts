@@ -1,0 +1,136 @@
+// Applies state transitions on the payment's owning node, always through nginx's internal
+// listener, which routes by the same consistent hash as the public API: the processor never
+// guesses which node owns a payment.
+
+import { Pool, errors as undiciErrors } from 'undici'
+import type { PaymentStatus } from '../lib/payment-codec.ts'
+
+export interface NodePayment {
+  checkout_id: string
+  merchant_id: string
+  status: PaymentStatus
+  version: number
+  amount: number
+  currency: string
+  payment_method: string
+  description: string
+  psp_reference?: string
+  failure_code?: string
+}
+
+export interface TransitionCall {
+  to: PaymentStatus
+  expectedVersion: number
+  actor: string
+  pspReference?: string
+  failureCode?: string
+  failureMessage?: string
+}
+
+export const nodeErrorCodes = {
+  node_unavailable: { retriable: true },
+  node_busy: { retriable: true },
+  stale_version: { retriable: false },
+  invalid_transition: { retriable: false },
+  payment_not_found: { retriable: false },
+  node_refused: { retriable: false },
+} as const
+export type NodeErrorCode = keyof typeof nodeErrorCodes
+
+export class NodeError extends Error {
+  readonly code: NodeErrorCode
+  readonly retriable: boolean
+  readonly currentStatus: PaymentStatus | undefined
+  readonly currentVersion: number | undefined
+
+  constructor (code: NodeErrorCode, message: string, options: { currentStatus?: PaymentStatus, currentVersion?: number, cause?: unknown } = {}) {
+    super(`${code}: ${message}`, { cause: options.cause })
+    this.name = 'NodeError'
+    this.code = code
+    this.retriable = nodeErrorCodes[code].retriable
+    this.currentStatus = options.currentStatus
+    this.currentVersion = options.currentVersion
+  }
+}
+
+export interface NodeClientOptions {
+  internalUrl: string
+  connectTimeoutMs: number
+  headersTimeoutMs: number
+  bodyTimeoutMs: number
+  connectionsMax: number
+}
+
+export class NodeClient {
+  readonly #pool: Pool
+
+  constructor (options: NodeClientOptions) {
+    this.#pool = new Pool(options.internalUrl, {
+      connections: options.connectionsMax,
+      connectTimeout: options.connectTimeoutMs,
+      headersTimeout: options.headersTimeoutMs,
+      bodyTimeout: options.bodyTimeoutMs,
+      keepAliveTimeout: 30_000,
+      pipelining: 1,
+    })
+  }
+
+  async get (checkoutId: string): Promise<NodePayment> {
+    const { status, body } = await this.#call('GET', `/internal/payments/${checkoutId}`, checkoutId, undefined)
+    if (status === 200) return body as NodePayment
+    throw this.#errorFor(status, body)
+  }
+
+  async transition (checkoutId: string, call: TransitionCall): Promise<{ applied: boolean, payment: NodePayment }> {
+    const payload: Record<string, unknown> = { to: call.to, expected_version: call.expectedVersion, actor: call.actor }
+    if (call.pspReference) payload.psp_reference = call.pspReference
+    if (call.failureCode) payload.failure_code = call.failureCode
+    if (call.failureMessage) payload.failure_message = call.failureMessage.slice(0, 500)
+    const { status, body } = await this.#call('POST', `/internal/payments/${checkoutId}/transitions`, checkoutId, payload)
+    if (status === 200) return body as { applied: boolean, payment: NodePayment }
+    throw this.#errorFor(status, body)
+  }
+
+  async #call (method: 'GET' | 'POST', path: string, checkoutId: string, payload: unknown): Promise<{ status: number, body: any }> {
+    try {
+      const res = await this.#pool.request({
+        path,
+        method,
+        headers: {
+          'x-payment-checkout-id': checkoutId,
+          ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        body: payload !== undefined ? JSON.stringify(payload) : null,
+      })
+      const text = await res.body.text()
+      let body: unknown
+      try {
+        body = text.length > 0 ? JSON.parse(text) : undefined
+      } catch {
+        body = undefined
+      }
+      return { status: res.statusCode, body }
+    } catch (error) {
+      const timeout = error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError
+      throw new NodeError('node_unavailable', timeout ? 'no answer in time' : (error as Error).message, { cause: error })
+    }
+  }
+
+  #errorFor (status: number, body: any): NodeError {
+    const code = String(body?.code ?? '')
+    const current = {
+      ...(body?.current_status ? { currentStatus: body.current_status as PaymentStatus } : {}),
+      ...(typeof body?.current_version === 'number' ? { currentVersion: body.current_version as number } : {}),
+    }
+    if (status === 409 && code === 'stale_version') return new NodeError('stale_version', body.detail ?? '', current)
+    if (status === 409 && code === 'invalid_transition') return new NodeError('invalid_transition', body.detail ?? '', current)
+    if (status === 409 && code === 'idempotency_key_in_use') return new NodeError('node_busy', 'another write for this payment is in flight')
+    if (status === 404 && code === 'payment_not_found') return new NodeError('payment_not_found', 'the owning node has no such payment')
+    if (status >= 500) return new NodeError('node_unavailable', `answered ${status} ${code}`)
+    return new NodeError('node_refused', `answered ${status} ${code}: ${JSON.stringify(body).slice(0, 300)}`)
+  }
+
+  async close (): Promise<void> {
+    await this.#pool.close()
+  }
+}

@@ -1,0 +1,88 @@
+// The Postgres projection of the nodes' change events. One statement per consumed batch:
+// events are recorded once by event id (duplicates from redelivery or relay retries are dropped),
+// and a payment row only ever moves to a higher version, so a late or duplicate event never moves
+// a payment backwards.
+
+import type pg from 'pg'
+import type { ChangeEvent } from '../lib/payment-codec.ts'
+
+const projectSql = `
+WITH ev AS (
+  SELECT * FROM unnest(
+    $1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
+    $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+    $16::timestamptz[]
+  ) AS t(event_id, checkout_id, version, type, status, actor, occurred_at,
+         merchant_id, node_id, amount, currency, payment_method, psp_reference, failure_code, failure_message,
+         created_at)
+),
+fresh AS (
+  INSERT INTO payment_events (event_id, checkout_id, version, type, status, actor, occurred_at)
+  SELECT event_id, checkout_id, version, type, status, actor, occurred_at FROM ev
+  ON CONFLICT (event_id) DO NOTHING
+  RETURNING event_id
+),
+latest AS (
+  SELECT DISTINCT ON (ev.checkout_id) ev.*
+  FROM ev JOIN fresh USING (event_id)
+  ORDER BY ev.checkout_id, ev.version DESC
+)
+INSERT INTO payments (checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method,
+                      psp_reference, failure_code, failure_message, created_at, updated_at)
+SELECT checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method,
+       NULLIF(psp_reference, ''), NULLIF(failure_code, ''), NULLIF(failure_message, ''), created_at, occurred_at
+FROM latest
+ON CONFLICT (checkout_id) DO UPDATE SET
+  status = EXCLUDED.status,
+  version = EXCLUDED.version,
+  psp_reference = COALESCE(EXCLUDED.psp_reference, payments.psp_reference),
+  failure_code = COALESCE(EXCLUDED.failure_code, payments.failure_code),
+  failure_message = COALESCE(EXCLUDED.failure_message, payments.failure_message),
+  updated_at = EXCLUDED.updated_at,
+  projected_at = now()
+WHERE payments.version < EXCLUDED.version
+`
+
+export async function projectEvents (pool: pg.Pool, events: readonly ChangeEvent[]): Promise<void> {
+  if (events.length === 0) return
+  const columns: unknown[][] = Array.from({ length: 16 }, () => [])
+  for (const event of events) {
+    const p = event.payment
+    const row = [
+      event.eventId, event.checkoutId, event.version, event.type, p.status, event.actor, new Date(event.occurredAtMs),
+      p.merchantId, p.nodeId, p.amount, p.currency, p.paymentMethod, p.pspReference, p.failureCode, p.failureMessage,
+      new Date(p.createdAtMs),
+    ]
+    row.forEach((value, i) => columns[i]!.push(value))
+  }
+  await pool.query(projectSql, columns)
+}
+
+/** Marks a payment for a person to look at; the reason says what disagreed. */
+export async function flagPayment (pool: pg.Pool, checkoutId: string, reason: string): Promise<void> {
+  await pool.query('UPDATE payments SET flagged_reason = $2 WHERE checkout_id = $1', [checkoutId, reason.slice(0, 500)])
+}
+
+const webhooksSql = `
+INSERT INTO webhooks (provider, psp_event_id, checkout_id, type, applied, received_at, payload)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::timestamptz[], $7::jsonb[])
+ON CONFLICT (provider, psp_event_id) DO NOTHING`
+
+/** Records the PSP webhooks the nodes accepted; one per PSP event id. */
+export async function recordWebhooks (pool: pg.Pool, events: readonly ChangeEvent[]): Promise<void> {
+  const withWebhook = events.filter((e) => e.webhook !== undefined)
+  if (withWebhook.length === 0) return
+  const columns: unknown[][] = Array.from({ length: 7 }, () => [])
+  for (const event of withWebhook) {
+    const w = event.webhook!
+    let payload: string
+    try {
+      payload = JSON.stringify(JSON.parse(w.payloadJson))
+    } catch {
+      payload = JSON.stringify({ unparsable: w.payloadJson.slice(0, 1000) })
+    }
+    const row = [w.provider, w.pspEventId, event.checkoutId, w.type, w.applied, new Date(w.receivedAtMs), payload]
+    row.forEach((value, i) => columns[i]!.push(value))
+  }
+  await pool.query(webhooksSql, columns)
+}

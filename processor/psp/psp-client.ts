@@ -1,0 +1,107 @@
+// The HTTP side of talking to the sandbox PSP: one undici pool, explicit timeouts per phase, the
+// idempotency key always the checkout id. Stateless apart from the connection pool.
+
+import { Pool, errors as undiciErrors } from 'undici'
+import { outcomeOfSandboxCharge, outcomeOfSandboxResponse, toSandboxChargeBody, type SandboxCharge } from './sandbox.ts'
+import { PspError, type ChargeOutcome, type ChargeRequest } from './types.ts'
+
+export interface PspClientOptions {
+  baseUrl: string
+  secretKey: string
+  connectTimeoutMs: number
+  headersTimeoutMs: number
+  bodyTimeoutMs: number
+  connectionsMax: number
+}
+
+export interface ChargeCall {
+  outcome: ChargeOutcome
+  httpStatus: number
+  responseBody: unknown
+  latencyMs: number
+}
+
+/** Classifies a transport failure where it happens: every one of these may be retried. */
+function transportError (error: unknown): PspError {
+  if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
+    return new PspError('psp_timeout', 'no answer in time (the charge may have happened: retry with the same key)', { cause: error })
+  }
+  if (error instanceof undiciErrors.ConnectTimeoutError) return new PspError('psp_connection', 'connect timed out', { cause: error })
+  return new PspError('psp_connection', (error as Error)?.message ?? 'connection failed', { cause: error })
+}
+
+export class PspClient {
+  readonly #pool: Pool
+  readonly #options: PspClientOptions
+
+  constructor (options: PspClientOptions) {
+    this.#options = options
+    this.#pool = new Pool(options.baseUrl, {
+      connections: options.connectionsMax,
+      connectTimeout: options.connectTimeoutMs,
+      headersTimeout: options.headersTimeoutMs,
+      bodyTimeout: options.bodyTimeoutMs,
+      keepAliveTimeout: 30_000,
+      pipelining: 1,
+    })
+  }
+
+  /** One charge attempt. Throws PspError; `error.retriable` says whether to try again. */
+  async charge (request: ChargeRequest, signal?: AbortSignal): Promise<ChargeCall> {
+    const startedAt = performance.now()
+    let res
+    try {
+      res = await this.#pool.request({
+        path: '/v1/charges',
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${this.#options.secretKey}`,
+          'idempotency-key': request.checkoutId,
+        },
+        body: JSON.stringify(toSandboxChargeBody(request)),
+        ...(signal ? { signal } : {}),
+      })
+    } catch (error) {
+      throw transportError(error)
+    }
+    let body: unknown
+    try {
+      const text = await res.body.text()
+      body = text.length > 0 ? JSON.parse(text) : undefined
+    } catch (error) {
+      if (error instanceof SyntaxError) throw new PspError('psp_bad_response', 'body is not JSON', { httpStatus: res.statusCode, cause: error })
+      throw transportError(error)
+    }
+    const retryAfter = res.headers['retry-after']
+    const outcome = outcomeOfSandboxResponse(res.statusCode, body, typeof retryAfter === 'string' ? retryAfter : undefined, request)
+    return { outcome, httpStatus: res.statusCode, responseBody: body, latencyMs: Math.round(performance.now() - startedAt) }
+  }
+
+  /** The charge made under this idempotency key, if any (the watchdog's question). */
+  async findCharge (request: ChargeRequest): Promise<ChargeOutcome | undefined> {
+    let res
+    try {
+      res = await this.#pool.request({
+        path: `/v1/charges?idempotency_key=${encodeURIComponent(request.checkoutId)}`,
+        method: 'GET',
+        headers: { authorization: `Bearer ${this.#options.secretKey}` },
+      })
+    } catch (error) {
+      throw transportError(error)
+    }
+    const body = await res.body.json().catch((error: unknown) => {
+      throw new PspError('psp_bad_response', 'list body is not JSON', { httpStatus: res.statusCode, cause: error })
+    }) as { data?: SandboxCharge[] }
+    if (res.statusCode >= 500) throw new PspError('psp_unavailable', `answered ${res.statusCode}`, { httpStatus: res.statusCode })
+    if (res.statusCode !== 200 || !Array.isArray(body.data)) {
+      throw new PspError('psp_bad_response', `list answered ${res.statusCode}`, { httpStatus: res.statusCode })
+    }
+    const charge = body.data[0]
+    return charge === undefined ? undefined : outcomeOfSandboxCharge(charge, request)
+  }
+
+  async close (): Promise<void> {
+    await this.#pool.close()
+  }
+}

@@ -1,0 +1,78 @@
+// The sandbox PSP adapter: a pure mapping between our types and the sandbox's wire format.
+// Stateless; the HTTP call lives in psp-client.ts and the state machine in the core.
+
+import type { ChargeOutcome, ChargeRequest } from './types.ts'
+import { PspError } from './types.ts'
+
+export const sandboxProvider = 'sandbox'
+
+export interface SandboxCharge {
+  id: string
+  status: string
+  amount: number
+  currency: string
+  reference?: string
+  failure_code?: string
+  failure_message?: string
+}
+
+export function toSandboxChargeBody (request: ChargeRequest): Record<string, unknown> {
+  return {
+    amount: request.amount,
+    currency: request.currency,
+    payment_method: request.paymentMethod,
+    reference: request.checkoutId,
+    merchant_id: request.merchantId,
+    description: request.description,
+  }
+}
+
+/** Maps a charge object; checks it against what we asked for before believing it. */
+export function outcomeOfSandboxCharge (charge: SandboxCharge, request: ChargeRequest): ChargeOutcome {
+  const pspReference = typeof charge.id === 'string' ? charge.id : ''
+  if (pspReference === '') throw new PspError('psp_bad_response', 'charge without id')
+  if (charge.amount !== request.amount || charge.currency !== request.currency) {
+    return {
+      kind: 'flagged',
+      pspReference,
+      reason: `psp charged ${charge.amount} ${charge.currency}, we asked ${request.amount} ${request.currency}`,
+    }
+  }
+  if (charge.reference !== undefined && charge.reference !== request.checkoutId) {
+    return { kind: 'flagged', pspReference, reason: `psp charge reference ${charge.reference} is not ${request.checkoutId}` }
+  }
+  switch (charge.status) {
+    case 'succeeded': return { kind: 'succeeded', pspReference }
+    case 'failed': return {
+      kind: 'failed',
+      pspReference,
+      failureCode: charge.failure_code ?? 'psp_declined',
+      failureMessage: charge.failure_message ?? '',
+    }
+    case 'pending': return { kind: 'pending', pspReference }
+    case 'requires_action': return { kind: 'requires_action', pspReference }
+    // An unknown status is never success: pending plus an alert.
+    default: return { kind: 'flagged', pspReference, reason: `unknown psp status ${JSON.stringify(charge.status)}` }
+  }
+}
+
+/** Maps an HTTP answer to an outcome, or throws a typed error that says whether to retry. */
+export function outcomeOfSandboxResponse (httpStatus: number, body: unknown, retryAfter: string | undefined,
+  request: ChargeRequest): ChargeOutcome {
+  if (httpStatus === 200 || httpStatus === 201) {
+    if (typeof body !== 'object' || body === null) throw new PspError('psp_bad_response', 'charge body is not an object', { httpStatus })
+    return outcomeOfSandboxCharge(body as SandboxCharge, request)
+  }
+  const code = typeof body === 'object' && body !== null ? String((body as any).error?.code ?? '') : ''
+  if (httpStatus === 429) {
+    const retryAfterMs = retryAfter !== undefined && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : undefined
+    throw new PspError('psp_rate_limited', 'rate limited', { httpStatus, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) })
+  }
+  if (httpStatus === 409) throw new PspError('psp_in_progress', `a request with this key is in progress (${code})`, { httpStatus })
+  if (httpStatus === 422 && code === 'idempotency_key_mismatch') {
+    throw new PspError('psp_idempotency_mismatch', 'the PSP has this key with other parameters', { httpStatus })
+  }
+  if (httpStatus === 401 || httpStatus === 403) throw new PspError('psp_auth', `refused our credentials (${code})`, { httpStatus })
+  if (httpStatus >= 500) throw new PspError('psp_unavailable', `answered ${httpStatus} (${code})`, { httpStatus })
+  throw new PspError('psp_rejected', `answered ${httpStatus} (${code})`, { httpStatus })
+}
