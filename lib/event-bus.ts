@@ -67,6 +67,13 @@ export interface EventConsumer {
   close: () => Promise<void>
 }
 
+/** Reads a topic from its beginning up to where it ends now (for operator tools, not services). */
+export interface TopicReader {
+  /** At most `messagesMax` messages, in partition order; bounded by `timeoutMs`. */
+  readToEnd: (topic: string, options: { messagesMax: number, timeoutMs: number }) => Promise<ConsumedMessage[]>
+  close: () => Promise<void>
+}
+
 export const eventBusErrorCodes = [
   /** No broker reachable, or a connection broke mid-request. */
   'connection',

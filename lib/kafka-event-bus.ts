@@ -16,7 +16,7 @@ import { Kafka, Partitioners, logLevel, type Consumer, type Producer } from 'kaf
 import type { Logger } from './log.ts'
 import {
   EventBusError, type ConsumedMessage, type ConsumeOptions, type EventBusErrorCode, type EventConsumer,
-  type EventMessage, type EventProducer, type PublishOptions,
+  type EventMessage, type EventProducer, type PublishOptions, type TopicReader,
 } from './event-bus.ts'
 
 export interface KafkaBusOptions {
@@ -229,6 +229,66 @@ export function createKafkaProducer (options: KafkaBusOptions): EventProducer {
 
 export function createKafkaConsumer (options: KafkaBusOptions & KafkaConsumerOptions): EventConsumer {
   return new KafkaEventConsumer(kafkaClient(options), options)
+}
+
+function consumedFrom (topic: string, partition: number, m: { offset: string, key: Buffer | null, value: Buffer | null, headers?: Record<string, unknown> }): ConsumedMessage {
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(m.headers ?? {})) {
+    if (value === undefined) continue
+    headers[name] = Array.isArray(value) ? value.map(String).join(',') : String(value)
+  }
+  const value = m.value ?? Buffer.alloc(0)
+  return {
+    topic,
+    partition,
+    offset: m.offset,
+    key: m.key === null ? undefined : m.key.toString(),
+    value: new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
+    headers,
+  }
+}
+
+/** A throwaway consumer group reads each partition up to its high watermark as of the call. */
+export function createKafkaTopicReader (options: KafkaBusOptions): TopicReader {
+  const kafka = kafkaClient(options)
+  return {
+    async readToEnd (topic, { messagesMax, timeoutMs }) {
+      const admin = kafka.admin()
+      await admin.connect()
+      const ends = new Map<number, bigint>()
+      try {
+        for (const p of await admin.fetchTopicOffsets(topic)) {
+          if (BigInt(p.high) > BigInt(p.low)) ends.set(p.partition, BigInt(p.high))
+        }
+      } finally {
+        await admin.disconnect()
+      }
+      const messages: ConsumedMessage[] = []
+      if (ends.size === 0) return messages
+      const consumer = kafka.consumer({ groupId: `ringpay-reader-${process.pid}-${Date.now()}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 100 })
+      try {
+        await consumer.connect()
+        await consumer.subscribe({ topics: [topic], fromBeginning: true })
+        await withDeadline(new Promise<void>((resolve, reject) => {
+          consumer.run({
+            eachMessage: async ({ partition, message }) => {
+              const end = ends.get(partition)
+              if (end === undefined || BigInt(message.offset) >= end) return
+              if (messages.length < messagesMax) messages.push(consumedFrom(topic, partition, message as any))
+              if (BigInt(message.offset) + 1n >= end) ends.delete(partition)
+              if (ends.size === 0 || messages.length >= messagesMax) resolve()
+            },
+          }).catch(reject)
+        }), timeoutMs, `reading ${topic}`)
+      } catch (error) {
+        throw classifyKafkaError(error)
+      } finally {
+        await consumer.disconnect().catch(() => {})
+      }
+      return messages
+    },
+    async close () {},
+  }
 }
 
 /** `KAFKA_BROKERS`-style list: comma-separated host:port. Undefined when empty. */

@@ -1,0 +1,83 @@
+// Operator tool for the dead-letter topic.
+//
+//   node processor/dlq-cli.ts list   [--limit 100]
+//   node processor/dlq-cli.ts replay (--checkout-id ID ... | --all) [--limit 1000]
+//
+// `list` prints one JSON line per dead letter (checkout id, reason, error, when, where from).
+// `replay` publishes the original event, byte for byte and with its key, back to the events
+// topic; processing is idempotent, so a replay of something already finished changes nothing.
+// Env: KAFKA_BROKERS, RINGPAY_EVENTS_TOPIC, RINGPAY_DLQ_TOPIC.
+
+import { parseArgs } from 'node:util'
+import { createKafkaProducer, createKafkaTopicReader, parseBrokerList } from '../lib/kafka-event-bus.ts'
+import { createLogger } from '../lib/log.ts'
+import { decodeChangeEvent } from '../lib/payment-codec.ts'
+import { dlqHeaders } from './dead-letters.ts'
+
+const readTimeoutMs = 60_000
+const publishTimeoutMs = 30_000
+
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    limit: { type: 'string', default: '1000' },
+    'checkout-id': { type: 'string', multiple: true },
+    all: { type: 'boolean', default: false },
+  },
+})
+const command = positionals[0]
+const limit = Number(values.limit)
+if ((command !== 'list' && command !== 'replay') || !Number.isSafeInteger(limit) || limit < 1) {
+  console.error('usage: dlq-cli.ts list [--limit N] | replay (--checkout-id ID ... | --all) [--limit N]')
+  process.exit(2)
+}
+const brokers = parseBrokerList(process.env.KAFKA_BROKERS)
+if (brokers === undefined) {
+  console.error('KAFKA_BROKERS is required')
+  process.exit(2)
+}
+const eventsTopic = process.env.RINGPAY_EVENTS_TOPIC ?? 'payments.events'
+const dlqTopic = process.env.RINGPAY_DLQ_TOPIC ?? 'payments.dlq'
+const log = createLogger('dlq-cli')
+log.level = 'warn'
+const busOptions = { brokers, clientId: 'ringpay-dlq-cli', connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log }
+
+const letters = await createKafkaTopicReader(busOptions).readToEnd(dlqTopic, { messagesMax: limit, timeoutMs: readTimeoutMs })
+
+if (command === 'list') {
+  for (const letter of letters) {
+    let eventId: string | undefined
+    try {
+      eventId = decodeChangeEvent(letter.value).eventId
+    } catch {
+      eventId = undefined
+    }
+    console.log(JSON.stringify({
+      checkout_id: letter.key,
+      event_id: eventId,
+      reason: letter.headers[dlqHeaders.reason],
+      error: letter.headers[dlqHeaders.error],
+      failed_at: letter.headers[dlqHeaders.failedAt],
+      source: `${letter.headers[dlqHeaders.sourceTopic]}/${letter.headers[dlqHeaders.sourcePartition]}@${letter.headers[dlqHeaders.sourceOffset]}`,
+      dlq_offset: `${letter.partition}@${letter.offset}`,
+    }))
+  }
+  console.error(`${letters.length} dead letter(s) in ${dlqTopic}`)
+} else {
+  const wanted = new Set(values['checkout-id'] ?? [])
+  if (!values.all && wanted.size === 0) {
+    console.error('replay needs --checkout-id ID (repeatable) or --all')
+    process.exit(2)
+  }
+  const chosen = letters.filter((l) => values.all || (l.key !== undefined && wanted.has(l.key)))
+  const producer = createKafkaProducer(busOptions)
+  try {
+    await producer.publish(eventsTopic, chosen.map((l) => {
+      const headers = Object.fromEntries(Object.entries(l.headers).filter(([name]) => !name.startsWith('dlq-')))
+      return { key: l.key ?? '', value: l.value, headers: { ...headers, 'replayed-from': `${dlqTopic}/${l.partition}@${l.offset}` } }
+    }), { timeoutMs: publishTimeoutMs })
+  } finally {
+    await producer.close()
+  }
+  console.log(JSON.stringify({ replayed: chosen.length, checkout_ids: chosen.map((l) => l.key) }))
+}
