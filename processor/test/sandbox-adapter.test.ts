@@ -1,0 +1,51 @@
+import t from 'tap'
+import { outcomeOfSandboxResponse } from '../psp/sandbox.ts'
+import { PspError, type ChargeRequest } from '../psp/types.ts'
+
+const request: ChargeRequest = {
+  checkoutId: 'co_1', merchantId: 'm', amount: 1999, currency: 'EUR', paymentMethod: 'pm_card_visa', description: '',
+}
+const charge = { id: 'ch_1', status: 'succeeded', amount: 1999, currency: 'EUR', reference: 'co_1' }
+
+t.test('statuses map to outcomes', (t) => {
+  t.same(outcomeOfSandboxResponse(201, charge, undefined, request), { kind: 'succeeded', pspReference: 'ch_1' })
+  t.same(outcomeOfSandboxResponse(200, { ...charge, status: 'failed', failure_code: 'card_declined' }, undefined, request),
+    { kind: 'failed', pspReference: 'ch_1', failureCode: 'card_declined', failureMessage: '' })
+  t.equal(outcomeOfSandboxResponse(201, { ...charge, status: 'pending' }, undefined, request).kind, 'pending')
+  t.equal(outcomeOfSandboxResponse(201, { ...charge, status: 'requires_action' }, undefined, request).kind, 'requires_action')
+  t.end()
+})
+
+t.test('an unknown status is never success', (t) => {
+  const outcome = outcomeOfSandboxResponse(201, { ...charge, status: 'captured_maybe' }, undefined, request)
+  t.equal(outcome.kind, 'flagged')
+  t.end()
+})
+
+t.test('a charge for another amount, currency or reference is flagged', (t) => {
+  t.equal(outcomeOfSandboxResponse(201, { ...charge, amount: 2000 }, undefined, request).kind, 'flagged')
+  t.equal(outcomeOfSandboxResponse(201, { ...charge, currency: 'USD' }, undefined, request).kind, 'flagged')
+  t.equal(outcomeOfSandboxResponse(201, { ...charge, reference: 'co_2' }, undefined, request).kind, 'flagged')
+  t.end()
+})
+
+t.test('errors say whether to retry, decided where they are made', (t) => {
+  const cases: Array<[number, unknown, string, boolean]> = [
+    [500, { error: { code: 'internal' } }, 'psp_unavailable', true],
+    [503, undefined, 'psp_unavailable', true],
+    [429, {}, 'psp_rate_limited', true],
+    [409, { error: { code: 'idempotency_key_in_use' } }, 'psp_in_progress', true],
+    [422, { error: { code: 'idempotency_key_mismatch' } }, 'psp_idempotency_mismatch', false],
+    [401, {}, 'psp_auth', false],
+    [400, { error: { code: 'invalid_payment_method' } }, 'psp_rejected', false],
+  ]
+  for (const [status, body, code, retriable] of cases) {
+    const error = (() => { try { outcomeOfSandboxResponse(status, body, '2', request) } catch (e) { return e } })()
+    t.ok(error instanceof PspError, `${status} throws`)
+    t.equal((error as PspError).code, code, `${status} → ${code}`)
+    t.equal((error as PspError).retriable, retriable, `${status} retriable=${retriable}`)
+  }
+  const limited = (() => { try { outcomeOfSandboxResponse(429, {}, '2', request) } catch (e) { return e as PspError } })()
+  t.equal(limited?.retryAfterMs, 2000)
+  t.end()
+})
