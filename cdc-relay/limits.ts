@@ -1,0 +1,96 @@
+// Every bound of the CDC relay, in one place, with its working. Units go last.
+// config.ts may override some from the environment; assertRelayLimits checks how they relate.
+
+import assert from 'node:assert/strict'
+
+export interface RelayLimits {
+  /**
+   * Change-log entries per Kafka produce request, and so per cursor write (the published entries
+   * are deleted in the same LevelDB batch as the cursor advance). Also the read iterator's limit.
+   */
+  publishBatchEventsMax: number
+  /**
+   * Bytes of message values + keys + headers per produce request. Kafka's default
+   * message.max.bytes (1 MiB) applies per partition's record batch; half of it leaves room for
+   * the record overhead even if a whole batch lands in one partition.
+   */
+  publishBatchBytesMax: number
+  /**
+   * Produce requests in flight at once. Must stay 1: per-key order across retries relies on a
+   * batch being sent only after the previous one was acknowledged (see relay.ts).
+   */
+  publishInFlightBatchesMax: number
+  /** One publish attempt, acknowledgement included; past it the attempt counts as failed. */
+  publishTimeoutMs: number
+  /** TCP connect bound per broker. */
+  kafkaConnectionTimeoutMs: number
+  /**
+   * How long the relay waits for more entries before publishing a batch that is not full.
+   * Trades a little latency for fewer, larger produce requests (less CPU per event).
+   */
+  publishLingerMs: number
+  /** Retry backoff after a failed publish: base * 2^attempt, jittered, capped. */
+  retryBackoffBaseMs: number
+  retryBackoffMaxMs: number
+  /**
+   * Disk budget: unpublished change-log entries past which the node sheds new payments
+   * (503 backlog_full). At ~1 KiB per entry the default is ~1 GiB of LevelDB data.
+   */
+  backlogEventsMax: number
+  /** Below this the node admits new payments again (hysteresis, so it does not flap). */
+  backlogResumeEventsMax: number
+  /** Retry-After sent with backlog_full. */
+  backlogRetryAfterS: number
+  /** Shutdown: time to finish the publish in flight and write the cursor. */
+  stopDrainMsMax: number
+  /** Shutdown: time to close the Kafka connections after the drain. */
+  producerCloseMsMax: number
+  /** Shutdown: past this after asking the worker to stop, it is terminated. */
+  stopWorkerMsMax: number
+  /** Start-up: the worker must have opened the store and read its cursor within this. */
+  startWorkerMsMax: number
+  /** How often the worker recounts the change log (entries actually present) for the metrics. */
+  changelogScanIntervalMs: number
+  /** A recount reads at most this many keys; beyond it the gauge says "at least this many". */
+  changelogScanEntriesMax: number
+}
+
+export const defaultRelayLimits: RelayLimits = {
+  publishBatchEventsMax: 1000,
+  publishBatchBytesMax: 512 * 1024,
+  publishInFlightBatchesMax: 1,
+  publishTimeoutMs: 10_000,
+  kafkaConnectionTimeoutMs: 1_000,
+  publishLingerMs: 2,
+  retryBackoffBaseMs: 100,
+  retryBackoffMaxMs: 5_000,
+  backlogEventsMax: 1_000_000,
+  backlogResumeEventsMax: 900_000,
+  backlogRetryAfterS: 5,
+  stopDrainMsMax: 5_000,
+  producerCloseMsMax: 2_000,
+  stopWorkerMsMax: 8_000,
+  startWorkerMsMax: 10_000,
+  changelogScanIntervalMs: 2_000,
+  changelogScanEntriesMax: 2_000_000,
+}
+
+export function assertRelayLimits (limits: RelayLimits): void {
+  const positive = (name: keyof RelayLimits): void =>
+    assert.ok(Number.isSafeInteger(limits[name]) && limits[name] > 0, `${name} must be a positive integer`)
+  for (const name of ['publishBatchEventsMax', 'publishBatchBytesMax', 'publishTimeoutMs', 'kafkaConnectionTimeoutMs',
+    'retryBackoffBaseMs', 'retryBackoffMaxMs', 'backlogEventsMax', 'backlogRetryAfterS', 'stopDrainMsMax',
+    'producerCloseMsMax', 'stopWorkerMsMax', 'startWorkerMsMax', 'changelogScanIntervalMs', 'changelogScanEntriesMax'] as const) {
+    positive(name)
+  }
+  assert.equal(limits.publishInFlightBatchesMax, 1, 'publishInFlightBatchesMax must be 1: per-key order relies on it')
+  assert.ok(limits.publishLingerMs >= 0 && limits.publishLingerMs <= 100, 'publishLingerMs must be 0..100')
+  assert.ok(limits.retryBackoffBaseMs <= limits.retryBackoffMaxMs, 'retryBackoffBaseMs must not exceed retryBackoffMaxMs')
+  assert.ok(limits.kafkaConnectionTimeoutMs < limits.publishTimeoutMs, 'a connect must fit in one publish attempt')
+  assert.ok(limits.backlogResumeEventsMax >= 0 && limits.backlogResumeEventsMax < limits.backlogEventsMax,
+    'backlogResumeEventsMax must be below backlogEventsMax')
+  assert.ok(limits.stopDrainMsMax + limits.producerCloseMsMax < limits.stopWorkerMsMax,
+    'the worker needs time to close after its drain')
+  assert.ok(limits.changelogScanEntriesMax >= limits.backlogEventsMax,
+    'a change-log recount must be able to see the whole budget')
+}

@@ -1,0 +1,26 @@
+// Messages between the node's main thread (relay-host.ts) and the relay worker (relay-worker.ts).
+
+import type { RelayLimits } from './limits.ts'
+import type { RelayReport } from './relay.ts'
+
+export interface RelayWorkerData {
+  nodeId: string
+  /** Exactly the location string the node's store was opened with: classic-level shares one
+   * LevelDB handle between threads per location (`multithreading: true`). */
+  dataDir: string
+  brokers: string[]
+  topic: string
+  limits: RelayLimits
+  initialNextSequence: number
+}
+
+export type HostToWorker =
+  /** A batch is durable: the change log holds every sequence below nextSequence. */
+  | { type: 'committed', nextSequence: number }
+  | { type: 'stop' }
+
+export type WorkerToHost =
+  | { type: 'ready', cursor: number }
+  | { type: 'report', report: RelayReport }
+  | { type: 'changelog', entries: number, firstSequence: number | undefined, truncated: boolean }
+  | { type: 'stopped', cursor: number, outcome: 'stopped' | 'abandoned' }

@@ -1,0 +1,232 @@
+// The CDC relay's publishing loop: change log → Kafka, nothing lost, per-key order kept.
+// It runs in the relay worker (relay-worker.ts) but depends only on the ChangeLog and
+// EventProducer interfaces, so the tests drive it directly.
+//
+// The loop, one batch at a time:
+//   1. wait (no polling) until the node says it committed past the cursor;
+//   2. read entries from the cursor: at most publishBatchEventsMax, publishBatchBytesMax;
+//   3. publish them (acks = all), retrying the same batch with capped, jittered exponential
+//      backoff until Kafka acknowledges it;
+//   4. in one LevelDB batch, delete those entries and move the cursor past them.
+//
+// Delivery: at least once. The cursor moves only after the acknowledgement, so a crash or a
+// failed attempt re-sends (consumers deduplicate by the `event-id` header), never skips.
+//
+// Per-key order, without kafkajs' experimental idempotent producer: a batch is sent only after
+// every earlier entry was acknowledged (one batch in flight, publishInFlightBatchesMax = 1), and a
+// failed batch is re-sent whole before anything after it. Within one request, a partition's
+// messages form one record batch, appended atomically and in order. So in each partition the
+// first copy of event N precedes every copy of any later event of the node: whatever duplicates
+// retries, timeouts or stale requests leave behind, a consumer that keeps the first copy of each
+// event id sees each key's events in sequence (= version) order.
+
+import assert from 'node:assert/strict'
+import { EventBusError, type EventBusErrorCode, type EventMessage, type EventProducer } from '../lib/event-bus.ts'
+import type { Logger } from '../lib/log.ts'
+import { backoffDelayMs } from './backoff.ts'
+import { eventHeaders, type ChangeLog, type ChangeLogEntry } from './change-log.ts'
+import type { RelayLimits } from './limits.ts'
+
+/** What the relay tells its host (the worker forwards these to the main thread). */
+export type RelayReport =
+  /** The first unpublished entry; headOccurredAtMs undefined = caught up. */
+  | { kind: 'head', cursor: number, headOccurredAtMs: number | undefined }
+  | { kind: 'published', cursor: number, events: number, bytes: number, durationMs: number, attempts: number }
+  | { kind: 'publish_failed', cursor: number, code: EventBusErrorCode, attempt: number, delayMs: number }
+
+export interface RelayOptions {
+  nodeId: string
+  topic: string
+  changeLog: ChangeLog
+  producer: EventProducer
+  limits: RelayLimits
+  log: Logger
+  /** The node's next_sequence when the relay starts; later ones arrive via notifyCommitted. */
+  initialNextSequence: number
+  report: (report: RelayReport) => void
+  random?: () => number
+  nowMs?: () => number
+}
+
+type WaitKind = 'work' | 'linger' | 'backoff'
+
+export class Relay {
+  readonly #options: RelayOptions
+  #cursor: number
+  #knownNextSequence: number
+  #stopping = false
+  /** Set when a stop gave up waiting for the publish in flight: its outcome must not be recorded. */
+  #abandoned = false
+  #done: Promise<void> | undefined
+  #committing: Promise<void> | undefined
+  #waiting: { kind: WaitKind, wake: () => void } | undefined
+  #reportedCaughtUp = false
+
+  constructor (options: RelayOptions) {
+    this.#options = options
+    assert.equal(options.limits.publishInFlightBatchesMax, 1, 'the ordering argument needs one batch in flight')
+    assert.ok(Number.isSafeInteger(options.initialNextSequence) && options.initialNextSequence >= 1)
+    this.#cursor = options.changeLog.loadCursor()?.nextSequence ?? 1
+    assert.ok(this.#cursor <= options.initialNextSequence,
+      `relay cursor ${this.#cursor} is past the node's next sequence ${options.initialNextSequence}`)
+    this.#knownNextSequence = options.initialNextSequence
+  }
+
+  /** The first sequence Kafka has not acknowledged. */
+  get cursor (): number { return this.#cursor }
+
+  /** The node committed a batch: everything below `nextSequence` is durable in the change log. */
+  notifyCommitted (nextSequence: number): void {
+    assert.ok(Number.isSafeInteger(nextSequence) && nextSequence >= 1, 'bad next sequence')
+    if (nextSequence <= this.#knownNextSequence) return
+    this.#knownNextSequence = nextSequence
+    const waiting = this.#waiting
+    if (waiting === undefined) return
+    // Idle: start at once. Lingering: stop waiting once a full batch is there. Backing off: the
+    // failed batch is retried first, so new entries change nothing.
+    if (waiting.kind === 'work' ||
+      (waiting.kind === 'linger' && this.#knownNextSequence - this.#cursor >= this.#options.limits.publishBatchEventsMax)) {
+      waiting.wake()
+    }
+  }
+
+  /** Starts the loop; the promise rejects only on a bug or a store failure. */
+  start (): Promise<void> {
+    assert.ok(this.#done === undefined, 'relay started twice')
+    this.#done = this.#loop()
+    return this.#done
+  }
+
+  /**
+   * Stops: no new batch is started; the publish in flight may finish (and its cursor be written)
+   * within `drainMsMax`, after which its outcome is ignored (it will be re-sent on next start).
+   */
+  async stop (drainMsMax: number): Promise<'stopped' | 'abandoned'> {
+    this.#stopping = true
+    this.#waiting?.wake()
+    const done = this.#done ?? Promise.resolve()
+    let timer: NodeJS.Timeout | undefined
+    const outcome = await Promise.race([
+      done.then(() => 'stopped' as const),
+      new Promise<'abandoned'>((resolve) => { timer = setTimeout(resolve, drainMsMax, 'abandoned') }),
+    ]).finally(() => clearTimeout(timer))
+    if (outcome === 'abandoned') {
+      this.#abandoned = true
+      // A cursor write already under way finishes (it is one small batch); none starts after this.
+      if (this.#committing !== undefined) await this.#committing
+    }
+    return outcome
+  }
+
+  #wait (kind: WaitKind, timeoutMs: number | undefined): Promise<void> {
+    assert.ok(this.#waiting === undefined, 'relay waits twice')
+    if (this.#stopping) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined
+      const wake = (): void => {
+        if (timer !== undefined) clearTimeout(timer)
+        if (this.#waiting?.wake === wake) this.#waiting = undefined
+        resolve()
+      }
+      if (timeoutMs !== undefined) timer = setTimeout(wake, timeoutMs)
+      this.#waiting = { kind, wake }
+    })
+  }
+
+  async #loop (): Promise<void> {
+    const { limits, changeLog } = this.#options
+    while (!this.#stopping) {
+      if (this.#cursor >= this.#knownNextSequence) {
+        if (!this.#reportedCaughtUp) {
+          this.#reportedCaughtUp = true
+          this.#options.report({ kind: 'head', cursor: this.#cursor, headOccurredAtMs: undefined })
+        }
+        await this.#wait('work', undefined)
+        continue
+      }
+      this.#reportedCaughtUp = false
+      if (limits.publishLingerMs > 0 && this.#knownNextSequence - this.#cursor < limits.publishBatchEventsMax) {
+        await this.#wait('linger', limits.publishLingerMs)
+        if (this.#stopping) break
+      }
+      const entries = await changeLog.read(this.#cursor, limits.publishBatchEventsMax, limits.publishBatchBytesMax)
+      if (this.#stopping) break
+      this.#checkBatch(entries)
+      const last = entries[entries.length - 1]!
+      // Entries may be there before their batch's notification arrives: they are durable (LevelDB
+      // makes a batch visible only after writing it), so they may go now.
+      if (last.sequence >= this.#knownNextSequence) this.#knownNextSequence = last.sequence + 1
+      this.#options.report({ kind: 'head', cursor: this.#cursor, headOccurredAtMs: entries[0]!.header.occurredAtMs })
+      const published = await this.#publishUntilAcknowledged(entries)
+      if (published === undefined || this.#abandoned) break
+      const from = this.#cursor
+      const to = last.sequence + 1
+      this.#committing = changeLog.advance(from, to, this.#now())
+      try {
+        await this.#committing
+      } finally {
+        this.#committing = undefined
+      }
+      this.#cursor = to
+      this.#options.report({ kind: 'published', cursor: to, ...published })
+    }
+  }
+
+  /** The change log must hold exactly the sequences from the cursor on, with no gap. */
+  #checkBatch (entries: readonly ChangeLogEntry[]): void {
+    const { nodeId } = this.#options
+    assert.ok(entries.length > 0,
+      `change log has no entry at ${this.#cursor} though the node's next sequence is ${this.#knownNextSequence}`)
+    entries.forEach((entry, i) => {
+      assert.equal(entry.sequence, this.#cursor + i, `change-log gap: expected ${this.#cursor + i}, found ${entry.sequence}`)
+      assert.equal(entry.header.nodeId, nodeId, `change-log entry ${entry.sequence} is from node ${entry.header.nodeId}`)
+      assert.equal(entry.header.eventId, `${nodeId}:${entry.sequence}`, `change-log entry ${entry.sequence} has event id ${entry.header.eventId}`)
+    })
+  }
+
+  /** Publishes until acknowledged; undefined if the relay was stopped first. */
+  async #publishUntilAcknowledged (entries: readonly ChangeLogEntry[]): Promise<{ events: number, bytes: number, durationMs: number, attempts: number } | undefined> {
+    const { limits, producer, topic, log } = this.#options
+    const messages: EventMessage[] = entries.map((entry) => ({
+      key: entry.header.checkoutId,
+      value: entry.value,
+      headers: eventHeaders(entry.header),
+    }))
+    const bytes = entries.reduce((sum, entry) => sum + entry.messageBytes, 0)
+    const first = entries[0]!
+    const last = entries[entries.length - 1]!
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0 && this.#stopping) return undefined
+      const startedAt = performance.now()
+      try {
+        await producer.publish(topic, messages, { timeoutMs: limits.publishTimeoutMs })
+        const durationMs = performance.now() - startedAt
+        if (attempt > 0) {
+          log.info({ attempts: attempt + 1, first_sequence: first.sequence, last_sequence: last.sequence }, 'publish succeeded after retries')
+        }
+        return { events: entries.length, bytes, durationMs, attempts: attempt + 1 }
+      } catch (error) {
+        // Anything but an EventBusError is a bug in our code or the client: crash.
+        if (!(error instanceof EventBusError)) throw error
+        if (this.#stopping) return undefined
+        const delayMs = backoffDelayMs(attempt, limits.retryBackoffBaseMs, limits.retryBackoffMaxMs, this.#options.random)
+        log.warn({
+          err: error,
+          code: error.code,
+          attempt: attempt + 1,
+          retry_in_ms: delayMs,
+          first_sequence: first.sequence,
+          last_sequence: last.sequence,
+          events: entries.length,
+          checkout_id: first.header.checkoutId,
+        }, 'publish to Kafka failed; retrying the same batch')
+        this.#options.report({ kind: 'publish_failed', cursor: this.#cursor, code: error.code, attempt: attempt + 1, delayMs })
+        await this.#wait('backoff', delayMs)
+      }
+    }
+  }
+
+  #now (): number {
+    return this.#options.nowMs?.() ?? Date.now()
+  }
+}

@@ -1,0 +1,267 @@
+// The publishing loop against a real node store and a fake producer: order, batching bounds,
+// retries, crash re-sends, deletion of published entries, stop behaviour.
+
+import { AssertionError } from 'node:assert'
+import t from 'tap'
+import { decodeChangeEvent } from '../../lib/payment-codec.ts'
+import { changeLogKey } from '../../payment-svc/store.ts'
+import { LevelChangeLog, type ChangeLog } from '../change-log.ts'
+import { relayCursorKey } from '../cursor.ts'
+import { Relay, type RelayReport } from '../relay.ts'
+import { FakeProducer, openTestNode, silentLog, testLimits, until, type TestNode } from './fixtures.ts'
+import type { RelayLimits } from '../limits.ts'
+
+const deadlineMs = 10_000
+
+function ids (prefix: string, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `${prefix}-${i}`)
+}
+
+function startRelay (node: TestNode, producer: FakeProducer, limits: RelayLimits, changeLog: ChangeLog = new LevelChangeLog(node.store.db)) {
+  const reports: RelayReport[] = []
+  const relay = new Relay({
+    nodeId: node.service.nodeId,
+    topic: 'payments.events',
+    changeLog,
+    producer,
+    limits,
+    log: silentLog,
+    initialNextSequence: node.store.meta.nextSequence,
+    report: (report) => reports.push(report),
+  })
+  node.onCommitted((next) => relay.notifyCommitted(next))
+  const done = relay.start()
+  return { relay, reports, done }
+}
+
+async function changeLogKeys (node: TestNode): Promise<string[]> {
+  return node.store.db.keys({ gte: 'c/', lt: 'c0' }).all()
+}
+
+t.test('publishes every entry once, in order, with key, headers and the stored bytes', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  await node.createPayments(ids('a', 5))
+  const stored = new Map<number, Uint8Array>()
+  for (let s = 1; s <= 5; s++) stored.set(s, node.store.db.getSync(changeLogKey(s))!)
+  const producer = new FakeProducer()
+  const { relay, reports } = startRelay(node, producer, testLimits())
+  await until(() => relay.cursor === 6, deadlineMs, 'cursor at 6')
+  const all = producer.partitions.flat().sort((a, b) => a.headers['event-id']!.localeCompare(b.headers['event-id']!))
+  t.equal(all.length, 5)
+  for (const message of all) {
+    const event = decodeChangeEvent(message.value)
+    t.same(message.value, stored.get(event.sequence), 'value is the stored ChangeEvent, byte for byte')
+    t.equal(message.key, event.checkoutId)
+    t.same(message.headers, { 'event-id': `n1:${event.sequence}`, 'event-type': 'payment.created', 'schema-version': '1', 'node-id': 'n1' })
+  }
+  t.same(producer.calls.map((c) => c.topic), producer.calls.map(() => 'payments.events'))
+  t.same(await changeLogKeys(node), [], 'published entries are deleted')
+  t.ok(node.store.db.getSync(relayCursorKey), 'cursor persisted')
+  t.ok(reports.some((r) => r.kind === 'published'))
+  await relay.stop(1_000)
+})
+
+t.test('batches are bounded in events and bytes', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  await node.createPayments(ids('b', 40))
+  const producer = new FakeProducer()
+  const firstSize = (await new LevelChangeLog(node.store.db).read(1, 1, 1))[0]!.messageBytes
+  const bytesMax = firstSize * 3 + 10
+  const { relay } = startRelay(node, producer, testLimits({ publishBatchEventsMax: 7, publishBatchBytesMax: bytesMax }))
+  await until(() => relay.cursor === 41, deadlineMs, 'all published')
+  t.ok(producer.calls.length >= Math.ceil(40 / 3), `${producer.calls.length} produce requests`)
+  for (const call of producer.calls) {
+    t.ok(call.messages.length <= 7, 'events per batch within publishBatchEventsMax')
+    t.ok(call.messages.length <= 3, 'bytes per batch within publishBatchBytesMax')
+  }
+  await relay.stop(1_000)
+})
+
+t.test('a single entry larger than the byte limit still goes, alone', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  await node.createPayments(ids('big', 3))
+  const producer = new FakeProducer()
+  const { relay } = startRelay(node, producer, testLimits({ publishBatchBytesMax: 10 }))
+  await until(() => relay.cursor === 4, deadlineMs, 'all published')
+  t.same(producer.calls.map((c) => c.messages.length), [1, 1, 1])
+  await relay.stop(1_000)
+})
+
+t.test('Kafka failures: the same batch is retried until acknowledged; the cursor never skips', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  await node.createPayments(ids('f', 10))
+  const producer = new FakeProducer()
+  producer.faults.push({ kind: 'fail', code: 'connection' }, { kind: 'fail', code: 'timeout' }, { kind: 'fail', code: 'unknown_topic' })
+  const { relay, reports } = startRelay(node, producer, testLimits({ publishBatchEventsMax: 4 }))
+  await until(() => relay.cursor === 11, deadlineMs, 'all published')
+  const failures = reports.filter((r) => r.kind === 'publish_failed')
+  t.same(failures.map((r) => r.kind === 'publish_failed' && r.code), ['connection', 'timeout', 'unknown_topic'])
+  t.same(failures.map((r) => r.kind === 'publish_failed' && r.cursor), [1, 1, 1], 'no cursor movement while failing')
+  t.same(producer.calls.slice(0, 4).map((c) => c.messages.map((m) => m.headers['event-id'])),
+    Array(4).fill(['n1:1', 'n1:2', 'n1:3', 'n1:4']), 'retries re-send exactly the failed batch')
+  for (const r of failures) if (r.kind === 'publish_failed') t.ok(r.delayMs >= 0 && r.delayMs <= 8, 'backoff within its cap')
+  t.equal(producer.dedupedByPartition().flat().length, 10)
+  await relay.stop(1_000)
+})
+
+t.test('lost acks and partial writes leave duplicates, yet dedup (first copy wins) gives every key in version order', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  const producer = new FakeProducer(4)
+  const { relay } = startRelay(node, producer, testLimits({ publishBatchEventsMax: 5 }))
+  const keys = ids('o', 12)
+  await node.createPayments(keys)
+  // Faults for the batches to come, then each payment walks pending → processing → succeeded.
+  producer.faults.push({ kind: 'lost_ack' }, { kind: 'partial', writes: (p) => p % 2 === 0 }, { kind: 'lost_ack' },
+    { kind: 'partial', writes: (p) => p === 1 }, { kind: 'fail', code: 'broker_unavailable' })
+  for (const [to, expectedVersion] of [['processing', 1], ['succeeded', 2]] as const) {
+    await Promise.all(keys.map((id) => node.service.transition(id, { to, expectedVersion, actor: 'test', failureCode: '', failureMessage: '', pspReference: '' }, Date.now())))
+  }
+  await until(() => relay.cursor === node.store.meta.nextSequence, deadlineMs, 'caught up')
+  t.ok(producer.storedCount > 36, `duplicates were written (${producer.storedCount} messages for 36 events)`)
+  const deduped = producer.dedupedByPartition()
+  t.equal(deduped.flat().length, 36, 'every event exactly once after dedup')
+  for (const partition of deduped) {
+    const lastVersion = new Map<string, number>()
+    for (const message of partition) {
+      const event = decodeChangeEvent(message.value)
+      t.equal(event.version, (lastVersion.get(event.checkoutId) ?? 0) + 1, `${event.checkoutId} v${event.version} in order`)
+      lastVersion.set(event.checkoutId, event.version)
+    }
+  }
+  await relay.stop(1_000)
+})
+
+t.test('a crash after the ack but before the cursor write re-sends the batch; nothing is skipped', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  await node.createPayments(ids('c', 6))
+  const producer = new FakeProducer()
+  let release!: () => void
+  producer.faults.push({ kind: 'hold', release: new Promise<void>((resolve) => { release = resolve }) })
+  const first = startRelay(node, producer, testLimits({ publishBatchEventsMax: 4 }))
+  await until(() => producer.calls.length === 1, deadlineMs, 'first publish in flight')
+  // "Crash": the stop gives up on the publish in flight; Kafka then stores it anyway.
+  t.equal(await first.relay.stop(0), 'abandoned')
+  release()
+  await first.done
+  t.equal(producer.storedCount, 4, 'Kafka has the first batch')
+  t.equal(node.store.db.getSync(relayCursorKey), undefined, 'but the cursor was never written')
+  t.equal((await changeLogKeys(node)).length, 6, 'and the entries are still in the change log')
+
+  const second = startRelay(node, producer, testLimits({ publishBatchEventsMax: 4 }))
+  await until(() => second.relay.cursor === 7, deadlineMs, 'restart caught up')
+  t.equal(producer.storedCount, 10, 'the unconfirmed batch was sent again (4 duplicates)')
+  t.equal(producer.dedupedByPartition().flat().length, 6, 'every event is there')
+  t.same(await changeLogKeys(node), [])
+  await second.relay.stop(1_000)
+})
+
+t.test('stop lets the publish in flight finish and persists its cursor', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  await node.createPayments(ids('s', 3))
+  const producer = new FakeProducer()
+  let release!: () => void
+  producer.faults.push({ kind: 'hold', release: new Promise<void>((resolve) => { release = resolve }) })
+  const { relay, done } = startRelay(node, producer, testLimits())
+  await until(() => producer.calls.length === 1, deadlineMs, 'publish in flight')
+  const stopping = relay.stop(5_000)
+  setTimeout(release, 20)
+  t.equal(await stopping, 'stopped')
+  await done
+  t.equal(relay.cursor, 4)
+  t.same(await changeLogKeys(node), [])
+  t.ok(node.store.db.getSync(relayCursorKey))
+})
+
+t.test('stop during a backoff returns at once without moving the cursor', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  await node.createPayments(ids('k', 2))
+  const producer = new FakeProducer()
+  producer.faults.push({ kind: 'fail', code: 'connection' })
+  const { relay, reports } = startRelay(node, producer, testLimits({ retryBackoffBaseMs: 60_000, retryBackoffMaxMs: 60_000 }))
+  await until(() => reports.some((r) => r.kind === 'publish_failed'), deadlineMs, 'a failure')
+  const startedAt = Date.now()
+  t.equal(await relay.stop(5_000), 'stopped')
+  t.ok(Date.now() - startedAt < 1_000, 'did not sit out the 60 s backoff')
+  t.equal(relay.cursor, 1)
+  t.equal((await changeLogKeys(node)).length, 2)
+})
+
+t.test('idle relay does not poll: it reads only when told about a commit', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  const real = new LevelChangeLog(node.store.db)
+  let reads = 0
+  const counting: ChangeLog = {
+    loadCursor: () => real.loadCursor(),
+    read: (...args) => { reads++; return real.read(...args) },
+    advance: (...args) => real.advance(...args),
+    count: (...args) => real.count(...args),
+  }
+  const producer = new FakeProducer()
+  const { relay } = startRelay(node, producer, testLimits(), counting)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(reads, 0, 'no reads while nothing was committed')
+  await node.createPayments(['idle-1'])
+  await until(() => relay.cursor === 2, deadlineMs, 'published after the notification')
+  t.equal(reads, 1)
+  await relay.stop(1_000)
+})
+
+t.test('linger: a notification burst becomes one batch', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  const producer = new FakeProducer()
+  const { relay } = startRelay(node, producer, testLimits({ publishLingerMs: 50 }))
+  await Promise.all([node.createPayments(['l-1']), node.createPayments(['l-2']), node.createPayments(['l-3'])])
+  await until(() => relay.cursor === 4, deadlineMs, 'published')
+  t.equal(producer.calls.length, 1)
+  await relay.stop(1_000)
+})
+
+t.test('resumes from a persisted cursor after a clean restart', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  await node.createPayments(ids('r', 3))
+  const producer = new FakeProducer()
+  const first = startRelay(node, producer, testLimits())
+  await until(() => first.relay.cursor === 4, deadlineMs, 'first run')
+  await first.relay.stop(1_000)
+  await node.createPayments(ids('r2', 2))
+  const second = startRelay(node, producer, testLimits())
+  t.equal(second.relay.cursor, 4, 'starts at the persisted cursor')
+  await until(() => second.relay.cursor === 6, deadlineMs, 'second run')
+  t.equal(producer.storedCount, 5, 'no duplicates after a clean stop')
+  await second.relay.stop(1_000)
+})
+
+t.test('a gap in the change log is a bug: the loop fails with an assertion', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  await node.createPayments(ids('g', 3))
+  await node.store.db.del(changeLogKey(2))
+  const producer = new FakeProducer()
+  const { done } = startRelay(node, producer, testLimits({ publishBatchEventsMax: 10 }))
+  await t.rejects(done, AssertionError)
+})
+
+t.test('a cursor past the node\'s next sequence is refused', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  await node.createPayments(ids('p', 2))
+  const producer = new FakeProducer()
+  const first = startRelay(node, producer, testLimits())
+  await until(() => first.relay.cursor === 3, deadlineMs, 'published')
+  await first.relay.stop(1_000)
+  t.throws(() => new Relay({
+    nodeId: 'n1', topic: 't', changeLog: new LevelChangeLog(node.store.db), producer, limits: testLimits(), log: silentLog,
+    initialNextSequence: 2, report: () => {},
+  }), AssertionError)
+})
