@@ -38,6 +38,12 @@ export interface KafkaConsumerOptions {
   fetchBytesMax: number
   /** How long the broker may hold a fetch waiting for data. */
   fetchWaitMsMax: number
+  /**
+   * When set, run() resolves only once the consumer has joined its group, and fails past this.
+   * (A fresh cluster creates its offsets topic on the first join, which can take a while; a
+   * caller that must not miss the start of its subscription waits for the join.)
+   */
+  groupJoinTimeoutMs?: number
 }
 
 // kafkajs logs through its own logger; route it to pino at debug level. Our callers log the
@@ -167,9 +173,13 @@ class KafkaEventProducer implements EventProducer {
 
 class KafkaEventConsumer implements EventConsumer {
   readonly #consumer: Consumer
+  readonly #options: KafkaConsumerOptions
+  readonly #log: Logger
   #closed = false
 
-  constructor (kafka: Kafka, options: KafkaConsumerOptions) {
+  constructor (kafka: Kafka, options: KafkaConsumerOptions, log: Logger) {
+    this.#options = options
+    this.#log = log
     this.#consumer = kafka.consumer({
       groupId: options.groupId,
       sessionTimeout: options.sessionTimeoutMs,
@@ -184,10 +194,17 @@ class KafkaEventConsumer implements EventConsumer {
 
   async run (options: ConsumeOptions): Promise<void> {
     if (this.#closed) throw new EventBusError('closed', 'consumer is closed', { retriable: false })
+    const consumer = this.#consumer
+    // kafkajs restarts a crashed consumer on its own when the error is retriable; say so.
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      this.#log.warn({ err: payload.error, group_id: payload.groupId, restart: payload.restart }, 'kafka consumer crashed')
+    })
+    let removeJoinListener: (() => void) | undefined
+    const joined = new Promise<void>((resolve) => { removeJoinListener = consumer.on(consumer.events.GROUP_JOIN, () => resolve()) })
     try {
-      await this.#consumer.connect()
-      await this.#consumer.subscribe({ topics: [...options.topics], fromBeginning: options.fromBeginning })
-      await this.#consumer.run({
+      await consumer.connect()
+      await consumer.subscribe({ topics: [...options.topics], fromBeginning: options.fromBeginning })
+      await consumer.run({
         eachBatchAutoResolve: true,
         autoCommit: true,
         partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
@@ -211,8 +228,12 @@ class KafkaEventConsumer implements EventConsumer {
           await options.onBatch(messages, { heartbeat, isStale: () => isStale() || !isRunning() })
         },
       })
+      const { groupJoinTimeoutMs } = this.#options
+      if (groupJoinTimeoutMs !== undefined) await withDeadline(joined, groupJoinTimeoutMs, 'joining the consumer group')
     } catch (error) {
       throw classifyKafkaError(error)
+    } finally {
+      removeJoinListener?.()
     }
   }
 
@@ -228,7 +249,7 @@ export function createKafkaProducer (options: KafkaBusOptions): EventProducer {
 }
 
 export function createKafkaConsumer (options: KafkaBusOptions & KafkaConsumerOptions): EventConsumer {
-  return new KafkaEventConsumer(kafkaClient(options), options)
+  return new KafkaEventConsumer(kafkaClient(options), options, options.log)
 }
 
 function consumedFrom (topic: string, partition: number, m: { offset: string, key: Buffer | null, value: Buffer | null, headers?: Record<string, unknown> }): ConsumedMessage {
