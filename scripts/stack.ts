@@ -26,7 +26,7 @@ import { createNginx, type NginxHandle } from './stack/nginx.ts';
 import { createPaymentNodes, nodeDataDir, nodeId, paymentNodeEntry, type PaymentNodeSpec } from './stack/payment-nodes.ts';
 import { isPortFree, pickFreePort, pickFreePorts } from './stack/ports.ts';
 import { createPostgres, type PostgresHandle } from './stack/postgres.ts';
-import { killAllManagedSync, liveManagedPids, trackChildrenIn, type ServiceHandle } from './stack/proc.ts';
+import { killAllManagedSync, liveManagedPids, reapStaleGroups, trackChildrenIn, type ServiceHandle } from './stack/proc.ts';
 import { errorMessage, repoRoot, say, withTimeout } from './stack/util.ts';
 
 /** Whole ordered shutdown; past it every child gets SIGKILL. */
@@ -120,21 +120,27 @@ async function choosePorts(dir: string | null): Promise<Ports> {
   return ports;
 }
 
+/** A live (not zombie) stack runner process with this pid. */
+function isLiveRunner(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('stack.ts');
+  } catch {
+    return false;
+  }
+}
+
 /** One runner per persistent dir. */
 function acquireLock(dir: string): () => void {
   const lock = join(dir, 'runner.pid');
   if (existsSync(lock)) {
     const pid = Number(readFileSync(lock, 'utf8').trim());
-    let alive = false;
-    try {
-      if (pid > 0) {
-        process.kill(pid, 0);
-        alive = true;
-      }
-    } catch {
-      alive = false;
-    }
+    const alive = pid > 0 && isLiveRunner(pid);
     if (alive && pid !== process.pid) throw new Error(`another stack runner (pid ${pid}) is using ${dir}`);
+    // The last runner died without cleaning up (SIGKILL): kill what it left (nginx workers).
+    const reaped = reapStaleGroups(join(dir, 'children.pgids'));
+    if (reaped.length > 0) say('stack', `killed ${reaped.length} processes left by a dead runner (pid ${pid}): ${reaped.join(' ')}`);
   }
   writeFileSync(lock, `${process.pid}\n`);
   return () => rmSync(lock, { force: true });

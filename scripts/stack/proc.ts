@@ -11,7 +11,7 @@
 //    so the kernel kills it even if the runner itself is SIGKILLed;
 //  - every live child is tracked and SIGKILLed (process group) on the runner's `exit`.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { say, tailFile, TimeoutError, errorMessage } from './util.ts';
 
@@ -89,6 +89,46 @@ let pidFile: string | undefined;
 export function trackChildrenIn(path: string): void {
   pidFile = path;
   writeLivePidFile();
+}
+
+/** Process names a stack child can have (node's main thread is named MainThread). */
+const stackChildNames = new Set(['nginx', 'postgres', 'java', 'node', 'MainThread', 'setpriv']);
+
+/**
+ * After a runner was SIGKILLed: SIGKILLs the process groups it recorded in `path`, but only
+ * groups whose live members all look like stack children (guards against pgid reuse).
+ * Returns the pids killed.
+ */
+export function reapStaleGroups(path: string): number[] {
+  let pgids: number[];
+  try {
+    pgids = readFileSync(path, 'utf8').split('\n').map(Number).filter((n) => Number.isInteger(n) && n > 1);
+  } catch {
+    return [];
+  }
+  const members = new Map<number, { pid: number; comm: string }[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // pid (comm) state ppid pgrp ...: comm may contain spaces, so split after the last ')'.
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (state === 'Z') continue;
+      const group = Number(pgrp);
+      if (!pgids.includes(group)) continue;
+      members.set(group, [...(members.get(group) ?? []), { pid: Number(entry), comm }]);
+    } catch {
+      // Exited while we looked.
+    }
+  }
+  const killed: number[] = [];
+  for (const [pgid, procs] of members) {
+    if (!procs.every((p) => stackChildNames.has(p.comm))) continue;
+    signalGroup(pgid, 'SIGKILL');
+    killed.push(...procs.map((p) => p.pid));
+  }
+  return killed;
 }
 
 function writeLivePidFile(): void {
