@@ -44,8 +44,8 @@ export class EventCollector {
     this.#accept = accept
   }
 
-  /** Starts consuming the events topic from the beginning, keeping messages whose key passes `accept`. */
-  static async start (accept: (key: string) => boolean): Promise<EventCollector> {
+  /** Consumes `topic` (default: the events topic) from the beginning, keeping messages whose key passes `accept`. */
+  static async start (accept: (key: string) => boolean, topic = loadStackInfo().topics.events): Promise<EventCollector> {
     const stack = loadStackInfo()
     const consumer = createKafkaConsumer({
       brokers: stack.kafkaBrokers,
@@ -56,7 +56,7 @@ export class EventCollector {
     })
     const collector = new EventCollector(consumer, accept)
     await consumer.run({
-      topics: [stack.topics.events],
+      topics: [topic],
       fromBeginning: true,
       partitionsConsumedConcurrently: consumerLimits.partitionsConsumedConcurrently,
       onBatch: async (messages) => { for (const m of messages) collector.#add(m) },
@@ -99,14 +99,21 @@ export class EventCollector {
   }
 }
 
-/** Every problem with the per-key order of `events` (versions 1, 2, 3… in consumption order). */
+/**
+ * Every problem with the per-key order of deduplicated events: one partition per key, created
+ * first, versions never going back (a payment.webhook_received event repeats the version it saw),
+ * node sequences strictly increasing.
+ */
 export function orderProblems (byKey: Map<string, CollectedEvent[]>): string[] {
   const problems: string[] = []
   for (const [key, events] of byKey) {
     if (new Set(events.map((e) => e.partition)).size !== 1) problems.push(`${key}: events in more than one partition`)
     events.forEach((e, i) => {
-      if (e.event.version !== i + 1) problems.push(`${key}: event ${i} has version ${e.event.version}`)
-      if (i > 0 && e.event.sequence <= events[i - 1]!.event.sequence) problems.push(`${key}: sequence went back at ${i}`)
+      if ((e.event.type === 'payment.created') !== (i === 0)) problems.push(`${key}: payment.created is not first (event ${i} is ${e.event.type})`)
+      const previous = events[i - 1]
+      if (previous === undefined) return
+      if (e.event.version < previous.event.version) problems.push(`${key}: version went back at ${i}: ${previous.event.version} → ${e.event.version}`)
+      if (e.event.sequence <= previous.event.sequence) problems.push(`${key}: sequence went back at ${i}`)
     })
   }
   return problems

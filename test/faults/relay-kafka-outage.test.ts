@@ -1,0 +1,105 @@
+// Kafka down: the nodes keep accepting payments (all 202), the relays retry and report lag, the
+// change log grows; Kafka back: every event arrives, once after dedup, each key in version order,
+// and the change log shrinks back to nothing. Runs serially: it stops the shared stack's Kafka.
+
+import t from 'tap'
+import { createPayment, newCheckoutId, transition } from '../helpers/api.ts'
+import { EventCollector, nodeMetric, orderProblems } from '../helpers/events.ts'
+import { control, loadStackInfo } from '../helpers/stack.ts'
+
+const stack = loadStackInfo()
+const apiKey = stack.apiKeys.merchant_demo
+const paymentCount = 1000
+const transitionedCount = 100
+const requestConcurrency = 50
+const metricDeadlineMs = 30_000
+const drainDeadlineMs = 120_000
+const pollIntervalMs = 100
+
+async function inParallel<T> (items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < items.length) await work(items[next++]!)
+  }))
+}
+
+async function sumOverNodes (name: string, labels = ''): Promise<number> {
+  let sum = 0
+  for (const node of stack.nodes) sum += await nodeMetric(node.adminPort, name, labels)
+  return sum
+}
+
+/** Polls `probe` until it returns true; fails with `what` after `deadlineMs`. */
+async function until (probe: () => Promise<boolean>, deadlineMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + deadlineMs
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, pollIntervalMs))
+  }
+}
+
+t.test('Kafka outage: accept 1,000 payments, then deliver all of them once, in order', async (t) => {
+  const prefix = newCheckoutId('outage')
+  const ids = Array.from({ length: paymentCount }, (_, i) => `${prefix}-${i}`)
+  const moved = ids.slice(0, transitionedCount)
+
+  await control('/kafka/stop')
+  let kafkaUp = false
+  // Whatever happens below, the next fault tests get their Kafka back.
+  t.teardown(async () => { if (!kafkaUp) await control('/kafka/start') })
+
+  const errorsBefore = await sumOverNodes('ringpay_relay_publish_errors_total', 'kind="connection"')
+  const statuses = new Map<number, number>()
+  await inParallel(ids, requestConcurrency, async (id) => {
+    const res = await createPayment(stack.publicUrl, apiKey, id)
+    statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1)
+  })
+  t.same(Object.fromEntries(statuses), { 202: paymentCount }, 'every payment accepted while Kafka is down')
+  await inParallel(moved, requestConcurrency, async (id) => {
+    const res = await transition(stack.internalUrl, id, { to: 'processing', expected_version: 1, actor: 'processor' })
+    if (res.status !== 200) throw new Error(`transition ${id}: ${res.status} ${res.text}`)
+  })
+
+  // The backlog is visible: lag, the change log itself, failed attempts; the nodes stay ready.
+  const expectedBacklog = paymentCount + transitionedCount
+  t.ok(await sumOverNodes('ringpay_relay_lag_events') >= expectedBacklog, 'lag covers everything accepted')
+  await until(async () => await sumOverNodes('ringpay_relay_changelog_entries') >= expectedBacklog, metricDeadlineMs, 'the change log to hold the backlog')
+  await until(async () => await sumOverNodes('ringpay_relay_publish_errors_total', 'kind="connection"') > errorsBefore, metricDeadlineMs, 'failed attempts to be counted')
+  const lagSeconds = await nodeMetric(stack.nodes[0]!.adminPort, 'ringpay_relay_lag_seconds')
+  t.ok(lagSeconds > 0, `lag in seconds reported (${lagSeconds})`)
+  for (const node of stack.nodes) {
+    const ready = await fetch(`http://127.0.0.1:${node.adminPort}/readyz`)
+    t.equal(ready.status, 200, `${node.id} still ready (backlog under budget)`)
+    t.equal(await nodeMetric(node.adminPort, 'ringpay_relay_kafka_healthy'), 0, `${node.id} reports Kafka unhealthy`)
+  }
+
+  await control('/kafka/start')
+  kafkaUp = true
+  const idSet = new Set(ids)
+  const collector = await EventCollector.start((key) => idSet.has(key))
+  t.teardown(() => collector.close())
+  const count = (type: string): number => collector.events.filter((e) => e.event.type === type).length
+  await collector.waitFor(() => count('payment.created') >= paymentCount && count('payment.status_changed') >= transitionedCount,
+    drainDeadlineMs, 'the backlog to arrive')
+
+  const byKey = collector.byKey()
+  t.equal(byKey.size, paymentCount, 'all 1,000 payments arrived')
+  t.equal(count('payment.created'), paymentCount, 'none twice after dedup')
+  let wrong = 0
+  for (const id of ids) {
+    const types = (byKey.get(id) ?? []).map((e) => e.event.type)
+    const expected = moved.includes(id) ? ['payment.created', 'payment.status_changed'] : ['payment.created']
+    if (JSON.stringify(types) !== JSON.stringify(expected)) wrong++
+  }
+  t.equal(wrong, 0, 'each key has exactly its events')
+  t.same(orderProblems(byKey), [], 'per-key order intact')
+  t.comment(`${collector.received} copies received for ${collector.events.length} events`)
+
+  // Published entries are deleted: the change log shrinks back (the fault phase is quiet).
+  for (const node of stack.nodes) {
+    await until(async () => await nodeMetric(node.adminPort, 'ringpay_relay_lag_events') === 0, drainDeadlineMs, `${node.id} to catch up`)
+    await until(async () => await nodeMetric(node.adminPort, 'ringpay_relay_changelog_entries') === 0, metricDeadlineMs, `${node.id}'s change log to empty`)
+    t.equal(await nodeMetric(node.adminPort, 'ringpay_relay_kafka_healthy'), 1, `${node.id} reports Kafka healthy again`)
+  }
+  t.pass('every node\'s change log is empty again')
+})
