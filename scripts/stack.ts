@@ -299,6 +299,11 @@ async function main(): Promise<void> {
     workerProcesses: nginxWorkers,
   });
 
+  // Adding a component (CDC relay, processors, sandbox PSP, reconciler): build a ManagedProcess
+  // (scripts/stack/proc.ts: command, env, log file under logsDir, readiness probe), register it
+  // here with the phase it stops in (0 = with the nodes, before nginx/Kafka/Postgres), start it
+  // after what it depends on, and add what tests need to StackInfo. The control API then serves
+  // POST /services/<name>/(start|stop|kill|restart) for it with no further code.
   services.set('postgres', { handle: postgres, stopPhase: 3 });
   services.set('kafka', { handle: kafka, stopPhase: 2 });
   services.set('nginx', { handle: nginx, stopPhase: 1 });
