@@ -35,21 +35,32 @@ export const shutdownTimeoutMs = 120_000;
 export const repeatSignalForceAfterMs = 2_000;
 export const maxNodes = 64;
 
-const { values: args } = parseArgs({
-  options: {
-    nodes: { type: 'string', default: '3' },
-    port: { type: 'string' },
-    dir: { type: 'string' },
-    ephemeral: { type: 'boolean', default: false },
-    'info-file': { type: 'string' },
-    'events-partitions': { type: 'string', default: String(defaultEventsPartitions) },
-    'dlq-partitions': { type: 'string', default: String(defaultDlqPartitions) },
-    'nginx-workers': { type: 'string', default: '1' },
-    'node-entry': { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-  strict: true,
-});
+function parseCli() {
+  return parseArgs({
+    options: {
+      nodes: { type: 'string', default: '3' },
+      port: { type: 'string' },
+      dir: { type: 'string' },
+      ephemeral: { type: 'boolean', default: false },
+      'info-file': { type: 'string' },
+      'events-partitions': { type: 'string', default: String(defaultEventsPartitions) },
+      'dlq-partitions': { type: 'string', default: String(defaultDlqPartitions) },
+      'nginx-workers': { type: 'string', default: '1' },
+      'node-entry': { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+}
+
+let parsed: ReturnType<typeof parseCli>;
+try {
+  parsed = parseCli();
+} catch (err) {
+  say('stack', `${errorMessage(err)} (see --help)`);
+  process.exit(2);
+}
+const args = parsed.values;
 
 if (args.help) {
   process.stdout.write(readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n') + '\n');
