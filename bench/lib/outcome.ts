@@ -1,0 +1,158 @@
+// The outcome check: every checkout id the load generator saw acknowledged (202) must exist, once.
+// For the payment nodes, each checked id is read back on EVERY node's admin port
+// (`GET /internal/payments/<id>` with the internal token): found on none = lost, found on more
+// than one = duplicated (a routing fault would put one id on two nodes). An id the generator saw
+// acknowledged twice also counts as duplicated. Above `sampleMax` distinct ids a uniform random
+// sample of that size is checked, and the report says so.
+
+import { Pool } from 'undici'
+
+/** Ids being checked at once (each is one GET per node). */
+export const outcomeCheckConcurrency = 128
+/** Keep-alive connections per node for the read-back. */
+export const outcomeCheckConnectionsPerNode = 8
+/** Requests pipelined per connection. */
+export const outcomeCheckPipelining = 8
+/** Per read-back request. */
+export const outcomeCheckRequestTimeoutMs = 10_000
+/** The whole read-back; past it the check fails. */
+export const outcomeCheckTimeoutMs = 600_000
+export const outcomeCheckProgressIntervalMs = 2_000
+/** Lost or duplicated ids listed in the report, at most. */
+export const outcomeExamplesMax = 20
+
+export interface OutcomeReport {
+  target: string
+  /** 202 answers the generator recorded. */
+  acked: number
+  distinct: number
+  checked: number
+  /** True when `checked` < `distinct` (a uniform random sample). */
+  sampled: boolean
+  lost: number
+  duplicated: number
+  /** Read-backs that answered neither 200 nor 404 (they fail the check: the outcome is unknown). */
+  checkErrors: number
+  foundPerNode: Record<string, number>
+  examples: { lost: string[], duplicated: string[] }
+  method: string
+  durationS: number
+  passed: boolean
+}
+
+export interface NodeAdmin {
+  id: string
+  adminOrigin: string
+}
+
+/** Distinct ids, and how many ids were acknowledged more than once. */
+export function distinctIds (ids: readonly string[]): { distinct: string[], repeated: string[] } {
+  const seen = new Set<string>()
+  const repeated: string[] = []
+  for (const id of ids) {
+    if (seen.has(id)) repeated.push(id)
+    else seen.add(id)
+  }
+  return { distinct: [...seen], repeated }
+}
+
+/** Uniform random sample without replacement (partial Fisher–Yates on a copy). */
+export function sample<T> (items: readonly T[], size: number): T[] {
+  if (size >= items.length) return [...items]
+  const copy = [...items]
+  for (let i = 0; i < size; i++) {
+    const j = i + Math.floor(Math.random() * (copy.length - i))
+    const tmp = copy[i] as T
+    copy[i] = copy[j] as T
+    copy[j] = tmp
+  }
+  return copy.slice(0, size)
+}
+
+export async function checkNodesOutcome (o: {
+  target: string
+  ackedIds: readonly string[]
+  nodes: readonly NodeAdmin[]
+  internalToken: string
+  /** 0 = check every id. */
+  sampleMax: number
+  onProgress?: (checked: number, total: number) => void
+}): Promise<OutcomeReport> {
+  const startedAt = performance.now()
+  const { distinct, repeated } = distinctIds(o.ackedIds)
+  const toCheck = o.sampleMax > 0 ? sample(distinct, o.sampleMax) : distinct
+  const pools = o.nodes.map((node) => new Pool(node.adminOrigin, {
+    connections: outcomeCheckConnectionsPerNode,
+    pipelining: outcomeCheckPipelining,
+    headersTimeout: outcomeCheckRequestTimeoutMs,
+    bodyTimeout: outcomeCheckRequestTimeoutMs,
+  }))
+  const foundPerNode: Record<string, number> = Object.fromEntries(o.nodes.map((n) => [n.id, 0]))
+  const lost: string[] = []
+  const duplicated: string[] = [...repeated]
+  let checkErrors = 0
+  let checked = 0
+  const deadline = AbortSignal.timeout(outcomeCheckTimeoutMs)
+
+  const foundOn = async (pool: Pool, id: string): Promise<boolean | undefined> => {
+    try {
+      const res = await pool.request({
+        method: 'GET',
+        path: `/internal/payments/${id}`,
+        headers: { 'x-ringpay-internal-token': o.internalToken },
+        signal: deadline,
+      })
+      const text = await res.body.text()
+      if (res.statusCode === 404) return false
+      if (res.statusCode === 200 && text.includes(`"checkout_id":"${id}"`)) return true
+      return undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  let nextIndex = 0
+  const worker = async (): Promise<void> => {
+    while (nextIndex < toCheck.length && !deadline.aborted) {
+      const id = toCheck[nextIndex++] as string
+      const answers = await Promise.all(pools.map((pool) => foundOn(pool, id)))
+      let hits = 0
+      answers.forEach((answer, i) => {
+        if (answer === undefined) checkErrors++
+        if (answer === true) {
+          hits++
+          foundPerNode[o.nodes[i]!.id]!++
+        }
+      })
+      if (!answers.includes(undefined)) {
+        if (hits === 0) lost.push(id)
+        if (hits > 1) duplicated.push(id)
+      }
+      checked++
+    }
+  }
+
+  const progress = setInterval(() => o.onProgress?.(checked, toCheck.length), outcomeCheckProgressIntervalMs)
+  try {
+    await Promise.all(Array.from({ length: Math.min(outcomeCheckConcurrency, toCheck.length) }, worker))
+  } finally {
+    clearInterval(progress)
+    await Promise.all(pools.map((pool) => pool.destroy().catch(() => {})))
+  }
+  if (deadline.aborted) checkErrors += toCheck.length - checked
+  return {
+    target: o.target,
+    acked: o.ackedIds.length,
+    distinct: distinct.length,
+    checked,
+    sampled: toCheck.length < distinct.length,
+    lost: lost.length,
+    duplicated: duplicated.length,
+    checkErrors,
+    foundPerNode,
+    examples: { lost: lost.slice(0, outcomeExamplesMax), duplicated: duplicated.slice(0, outcomeExamplesMax) },
+    method: `GET /internal/payments/<id> on each of ${o.nodes.length} nodes' admin ports`,
+    durationS: (performance.now() - startedAt) / 1000,
+    passed: lost.length === 0 && duplicated.length === 0 && checkErrors === 0,
+  }
+}

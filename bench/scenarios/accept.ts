@@ -1,0 +1,764 @@
+// The `accept` scenario: POST /payments load through ONE nginx (rendered by the stack's
+// generator, scripts/stack/nginx.ts), three targets behind their own nginx server ports with the
+// same proxy settings (upstream keepalive, consistent hash on X-PAYMENT-CHECKOUT-ID):
+//   (a) noop    no-op Node servers answering 202 after reading the body: the ceiling;
+//   (b) naive   the same API shape, one Postgres INSERT per request (pg Pool 10, synchronous_commit on);
+//   (c) ringpay the payment nodes (payment-svc/main.ts), each with a fresh LevelDB dir.
+// Targets are measured interleaved (a, b, c, a, b, c, …) and the medians over rounds reported.
+// Afterwards every id acknowledged (202) by (c) is read back on the nodes (lost / duplicated
+// must be 0, else exit code 1); (b)'s acknowledged ids are checked in Postgres the same way.
+// See bench/README.md.
+
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { join, relative, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { demoApiKey, writeApiKeysFile } from '../../scripts/stack/api-keys.ts'
+import { createNginx, findNginx } from '../../scripts/stack/nginx.ts'
+import { createPaymentNodes, nodeId, type PaymentNodeSpec } from '../../scripts/stack/payment-nodes.ts'
+import { pickFreePorts } from '../../scripts/stack/ports.ts'
+import { createPostgres } from '../../scripts/stack/postgres.ts'
+import type { ManagedProcess } from '../../scripts/stack/proc.ts'
+import { errorMessage, repoRoot, say } from '../../scripts/stack/util.ts'
+import { choiceFlag, intFlag, UsageError } from '../lib/args.ts'
+import { renderChart, type LineSeries } from '../lib/chart.ts'
+import { renderProfileSummary, summarizeCpuProfileFile, type ProfileSummary } from '../lib/cpu-profile.ts'
+import type { LoadMode, LoadResult, LoadTarget } from '../lib/load.ts'
+import { cpuShare, cpuSnapshot, type CpuShare, type CpuSnapshot } from '../lib/cpu-usage.ts'
+import { describeMachine } from '../lib/machine.ts'
+import { groupCommitStats, scrapeGroupCommit, type GroupCommitStats } from '../lib/node-metrics.ts'
+import { runOpenLoop } from '../lib/open-loop.ts'
+import { checkNodesOutcome, distinctIds, type OutcomeReport } from '../lib/outcome.ts'
+import type { Scenario } from '../lib/scenario.ts'
+import { BenchSession } from '../lib/session.ts'
+import { median } from '../lib/stats.ts'
+import { formatInt, formatMs, renderTable } from '../lib/table.ts'
+import { findWrk, runWrk } from '../lib/wrk.ts'
+import { countNaiveRows, createNaiveTable, dropNaiveTable, serverVersion } from '../targets/naive-schema.ts'
+import { createNaiveProcess, createNoopProcess } from '../targets/processes.ts'
+
+export const defaultDurationS = 10
+export const durationSMax = 600
+export const defaultRounds = 3
+export const roundsMax = 20
+export const defaultConnections = 64
+export const connectionsMax = 4_096
+export const defaultThreads = 2
+export const threadsMax = 64
+/** Unmeasured load on each target before round 1 (JIT, connection pools, caches). */
+export const defaultWarmupS = 2
+export const warmupSMax = 60
+/** Open loop: arrival rate per target. */
+export const defaultRateRps = 5_000
+export const rateRpsMax = 200_000
+/** Open loop: outstanding requests at most (past it, due requests are dropped and counted). */
+export const defaultInflightMax = 1_024
+export const inflightMaxLimit = 65_536
+/** Distinct acknowledged ids of (c) read back at most (a uniform random sample above it; 0 = all). */
+export const defaultVerifyMax = 200_000
+export const verifyMaxLimit = 10_000_000
+/** Pause between two measured runs, so one target's tail does not land in the next one's run. */
+export const interRunPauseMs = 1_000
+export const defaultPaymentNodes = 3
+export const defaultNoopNodes = 3
+export const defaultNaiveNodes = 1
+export const processesMax = 16
+export const defaultNginxWorkers = 1
+export const nginxWorkersMax = 64
+/** CPU (% of one core) spent by processes the bench did not start, above which the report warns. */
+export const foreignCpuWarnPct = 20
+/** How long the machine's load is sampled before anything starts. */
+export const idleProbeMs = 1_000
+/** --wait-idle at most: how long the bench may wait for other load on the machine to end. */
+export const waitIdleSMax = 3_600
+/** Rows of each profile summary table. */
+export const profileTopRows = 30
+
+/** The issue's targets for (c); reported, never asserted by the tests. */
+export const goals = {
+  cOverA: 0.85,
+  cOverB: 2,
+  p99Ms: 10,
+  p99AtConnections: 64,
+} as const
+
+type TargetKey = 'a' | 'b' | 'c'
+const targetKeys: readonly TargetKey[] = ['a', 'b', 'c']
+
+interface TargetDef {
+  key: TargetKey
+  name: 'noop' | 'naive' | 'ringpay'
+  label: string
+  color: string
+  processes: number
+  nginxPort: number
+  /** host:port of each upstream server, in order. */
+  servers: string[]
+}
+
+interface AcceptConfig {
+  mode: LoadMode
+  durationS: number
+  rounds: number
+  connections: number
+  threads: number
+  rateRps: number
+  inflightMax: number
+  warmupS: number
+  nginxWorkers: number
+  paymentNodes: number
+  noopNodes: number
+  naiveNodes: number
+  targets: TargetKey[]
+  record: boolean
+  verifyMax: number
+  profileNode: boolean
+  waitIdleS: number
+  outDir: string
+  keepTemp: boolean
+}
+
+const options = {
+  mode: { type: 'string' },
+  duration: { type: 'string' },
+  rounds: { type: 'string' },
+  connections: { type: 'string' },
+  threads: { type: 'string' },
+  rate: { type: 'string' },
+  'inflight-max': { type: 'string' },
+  warmup: { type: 'string' },
+  'nginx-workers': { type: 'string' },
+  nodes: { type: 'string' },
+  'noop-nodes': { type: 'string' },
+  'naive-nodes': { type: 'string' },
+  targets: { type: 'string' },
+  'no-record': { type: 'boolean', default: false },
+  'verify-max': { type: 'string' },
+  'profile-node': { type: 'boolean', default: false },
+  'wait-idle': { type: 'string' },
+  out: { type: 'string' },
+  'keep-temp': { type: 'boolean', default: false },
+} as const
+
+const usage = `usage: node bench/cli.ts accept [flags]
+
+POST /payments load through one nginx (worker_processes ${defaultNginxWorkers} unless --nginx-workers) to three
+targets, measured interleaved: (a) no-op Node servers (the ceiling), (b) naive one-INSERT-per-request
+Postgres server, (c) the payment nodes. Prints a table; writes results.json, chart.svg and table.txt
+under bench/results/<timestamp>-accept/. Exit 1 if an id acknowledged by (c) is lost or duplicated.
+
+load:
+  --mode closed|open       closed: wrk -t<threads> -c<connections> -d<duration>s (default)
+                           open: fixed arrival rate (Node generator), latency from intended send time
+  --duration <s>           measured seconds per target per round (default ${defaultDurationS}, max ${durationSMax})
+  --rounds <n>             interleaved rounds; medians are reported (default ${defaultRounds}, max ${roundsMax})
+  --connections <n>        connections to nginx (default ${defaultConnections})
+  --threads <n>            wrk threads (closed loop; default ${defaultThreads})
+  --rate <req/s>           open loop arrival rate per target (default ${defaultRateRps})
+  --inflight-max <n>       open loop bound on outstanding requests (default ${defaultInflightMax})
+  --warmup <s>             unmeasured load per target before round 1 (default ${defaultWarmupS}; 0 = none)
+  --no-record              closed loop without wrk's response() callback: measures the recorder's
+                           overhead; no latency-over-time series, no outcome check
+
+topology:
+  --targets a,b,c          which targets to run (default all)
+  --nginx-workers <n>      nginx worker_processes (default ${defaultNginxWorkers})
+  --nodes <n>              payment nodes for (c) (default ${defaultPaymentNodes})
+  --noop-nodes <n>         no-op servers for (a) (default ${defaultNoopNodes}, mirrors (c))
+  --naive-nodes <n>        naive servers for (b), each with a pg Pool of 10 (default ${defaultNaiveNodes})
+  DATABASE_URL             use this Postgres for (b) (a table per run, dropped at the end)
+                           instead of starting one in the run's temp dir
+
+checks and output:
+  --verify-max <n>         read back at most n acknowledged ids of (c), a uniform random sample
+                           above it (default ${defaultVerifyMax}; 0 = all)
+  --profile-node           run payment node n1 with --cpu-prof; summary in profile-n1.txt
+  --wait-idle <s>          wait up to s seconds for the machine to be < ${foreignCpuWarnPct} % busy before starting
+                           (default 0: start at once; the report warns about foreign load either way)
+  --out <dir>              results root (default bench/results)
+  --keep-temp              keep the run's temp dir (logs, LevelDB dirs, Postgres)
+`
+
+function parseConfig (argv: string[]): AcceptConfig {
+  const { values: v } = parseArgs({ args: argv, options, strict: true, allowPositionals: false })
+  const targets = (v.targets ?? 'a,b,c').split(',').map((t) => t.trim()).filter((t) => t !== '')
+  for (const t of targets) if (!(targetKeys as readonly string[]).includes(t)) throw new UsageError(`--targets: unknown target ${JSON.stringify(t)} (a, b, c)`)
+  if (targets.length === 0) throw new UsageError('--targets names no target')
+  const mode = choiceFlag('mode', v.mode, 'closed', ['closed', 'open'] as const)
+  const record = !v['no-record']
+  if (!record && mode === 'open') throw new UsageError('--no-record applies to the closed loop only')
+  return {
+    mode,
+    durationS: intFlag('duration', v.duration, defaultDurationS, 1, durationSMax),
+    rounds: intFlag('rounds', v.rounds, defaultRounds, 1, roundsMax),
+    connections: intFlag('connections', v.connections, defaultConnections, 1, connectionsMax),
+    threads: intFlag('threads', v.threads, defaultThreads, 1, threadsMax),
+    rateRps: intFlag('rate', v.rate, defaultRateRps, 1, rateRpsMax),
+    inflightMax: intFlag('inflight-max', v['inflight-max'], defaultInflightMax, 1, inflightMaxLimit),
+    warmupS: intFlag('warmup', v.warmup, defaultWarmupS, 0, warmupSMax),
+    nginxWorkers: intFlag('nginx-workers', v['nginx-workers'], defaultNginxWorkers, 1, nginxWorkersMax),
+    paymentNodes: intFlag('nodes', v.nodes, defaultPaymentNodes, 1, processesMax),
+    noopNodes: intFlag('noop-nodes', v['noop-nodes'], defaultNoopNodes, 1, processesMax),
+    naiveNodes: intFlag('naive-nodes', v['naive-nodes'], defaultNaiveNodes, 1, processesMax),
+    targets: targetKeys.filter((k) => targets.includes(k)),
+    record,
+    verifyMax: intFlag('verify-max', v['verify-max'], defaultVerifyMax, 0, verifyMaxLimit),
+    profileNode: v['profile-node'] === true,
+    waitIdleS: intFlag('wait-idle', v['wait-idle'], 0, 0, waitIdleSMax),
+    outDir: resolve(v.out ?? join(repoRoot, 'bench', 'results')),
+    keepTemp: v['keep-temp'] === true,
+  }
+}
+
+/** 20261123-145501 (UTC), sortable and safe in paths. */
+function timestamp (date: Date): string {
+  return date.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)
+}
+
+interface RunRecord {
+  round: number
+  target: TargetKey
+  result: Omit<LoadResult, 'ackedIds'>
+  acked: number
+  /** CPU by component over the run's steady window. */
+  cpu: CpuShare | undefined
+  /** (c) only: group commit over the run, from the nodes' /metrics. */
+  groupCommit: GroupCommitStats | undefined
+}
+
+interface TargetSummary {
+  key: TargetKey
+  name: string
+  label: string
+  processes: number
+  runs: number
+  throughputRps: number
+  p50Ms: number
+  p99Ms: number
+  p999Ms: number
+  non2xx: number
+  errors: number
+  roundThroughputRps: number[]
+  /** Median over rounds, % of one CPU. */
+  cpu: Record<string, number>
+  groupCommit: { meanBatchSize: number, meanBatchWriteMs: number, batchesPerS: number, diskBusyPct: number } | undefined
+}
+
+interface NaiveOutcome {
+  target: 'b'
+  acked: number
+  distinct: number
+  checked: number
+  lost: number
+  duplicated: number
+  method: string
+  passed: boolean
+}
+
+function summarize (def: TargetDef, runs: RunRecord[]): TargetSummary {
+  const mine = runs.filter((r) => r.target === def.key)
+  const errorsOf = (r: RunRecord): number => Object.values(r.result.errors).reduce((a, b) => a + b, 0)
+  return {
+    key: def.key,
+    name: def.name,
+    label: def.label,
+    processes: def.processes,
+    runs: mine.length,
+    throughputRps: median(mine.map((r) => r.result.throughputRps)),
+    p50Ms: median(mine.map((r) => r.result.latencyMs.p50)),
+    p99Ms: median(mine.map((r) => r.result.latencyMs.p99)),
+    p999Ms: median(mine.map((r) => r.result.latencyMs.p999)),
+    non2xx: mine.reduce((sum, r) => sum + r.result.non2xx, 0),
+    errors: mine.reduce((sum, r) => sum + errorsOf(r), 0),
+    roundThroughputRps: mine.map((r) => r.result.throughputRps),
+    cpu: medianRecord(mine.flatMap((r) => (r.cpu ? [{ ...r.cpu.byComponent, machine: r.cpu.machineBusyPct }] : []))),
+    groupCommit: mine.some((r) => r.groupCommit)
+      ? {
+          meanBatchSize: median(mine.map((r) => r.groupCommit?.meanBatchSize ?? Number.NaN)),
+          meanBatchWriteMs: median(mine.map((r) => r.groupCommit?.meanBatchWriteMs ?? Number.NaN)),
+          batchesPerS: median(mine.map((r) => r.groupCommit?.batchesPerS ?? Number.NaN)),
+          diskBusyPct: median(mine.map((r) => r.groupCommit?.diskBusyPct ?? Number.NaN)),
+        }
+      : undefined,
+  }
+}
+
+function medianRecord (records: Array<Record<string, number>>): Record<string, number> {
+  const keys = [...new Set(records.flatMap((r) => Object.keys(r)))]
+  return Object.fromEntries(keys.map((k) => [k, median(records.map((r) => r[k] ?? 0))]))
+}
+
+/** Start and end of the steady window inside a run of `durationS`, in ms after its start. */
+export function steadyWindowMs (durationS: number): [number, number] {
+  const ms = durationS * 1000
+  return ms >= 3_000 ? [1_000, ms - 500] : [ms * 0.2, ms * 0.8]
+}
+
+const roundDashes = ['', '7 4', '2 3', '10 3 2 3', '1 2']
+
+async function runAccept (argv: string[]): Promise<number> {
+  const cfg = parseConfig(argv)
+  const startedAt = new Date()
+  const nginxBin = findNginx()
+  const wrkBin = cfg.mode === 'closed' ? findWrk() : 'wrk'
+  const session = new BenchSession({ keepTemp: cfg.keepTemp })
+  session.installSignalHandlers()
+  const log = (message: string): void => say('accept', message)
+  const resultsDir = join(cfg.outDir, `${timestamp(startedAt)}-accept`)
+  try {
+    return await execute(cfg, session, startedAt, resultsDir, nginxBin, wrkBin, log)
+  } catch (error) {
+    if (session.interrupted) return 130
+    session.keepTemp()
+    log(`failed; the temp dir (logs, data) is kept for diagnosis: ${session.tempDir}`)
+    throw error
+  } finally {
+    await session.close()
+    // A run that wrote no results leaves no empty results dir behind.
+    if (existsSync(resultsDir) && !existsSync(join(resultsDir, 'results.json'))) rmSync(resultsDir, { recursive: true, force: true })
+  }
+}
+
+async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Date, resultsDir: string, nginxBin: string,
+  wrkBin: string, log: (message: string) => void): Promise<number> {
+  const tmp = session.tempDir
+  const logsDir = join(tmp, 'logs')
+  mkdirSync(logsDir, { recursive: true })
+  mkdirSync(resultsDir, { recursive: true })
+  // n1 writes its CPU profile here when it exits (at close()), so it outlives the temp dir.
+  const profileDir = join(resultsDir, 'profile')
+  const machine = describeMachine(nginxBin, wrkBin)
+  const runTag = randomBytes(3).toString('hex')
+  const probeBusyPct = async (): Promise<number> => {
+    const before = cpuSnapshot(new Set())
+    await new Promise((r) => setTimeout(r, idleProbeMs))
+    session.signal.throwIfAborted()
+    return cpuShare(before, cpuSnapshot(new Set()), new Map()).machineBusyPct
+  }
+  let busyBeforePct = await probeBusyPct()
+  const idleDeadline = Date.now() + cfg.waitIdleS * 1000
+  while (busyBeforePct >= foreignCpuWarnPct && Date.now() < idleDeadline) {
+    log(`waiting for the machine to go idle (--wait-idle): ${Math.round(busyBeforePct)} % busy`)
+    busyBeforePct = await probeBusyPct()
+  }
+  if (busyBeforePct >= foreignCpuWarnPct) {
+    log(`WARNING: the machine is already ${Math.round(busyBeforePct)} % busy (of ${machine.nproc * 100} %) before the bench starts: figures will be skewed`)
+  }
+  const want = (k: TargetKey): boolean => cfg.targets.includes(k)
+  log(`run ${runTag}: ${cfg.mode} loop, targets ${cfg.targets.join(',')}, ${cfg.rounds} round(s) × ${cfg.durationS} s, ` +
+    `${cfg.connections} connections${cfg.mode === 'open' ? `, ${cfg.rateRps} req/s` : ''}; temp ${tmp}`)
+
+  // Ports: nginx (c, internal, a, b), payment nodes (public + admin), no-op, naive, Postgres.
+  const portCount = 4 + 2 * cfg.paymentNodes + cfg.noopNodes + cfg.naiveNodes + 1
+  const ports = await pickFreePorts(portCount)
+  const take = (): number => {
+    const p = ports.shift()
+    if (p === undefined) throw new Error('ran out of picked ports')
+    return p
+  }
+  const nginxPorts = { c: take(), internal: take(), a: take(), b: take() }
+  const nodeSpecs: PaymentNodeSpec[] = Array.from({ length: cfg.paymentNodes }, (_, i) => {
+    const id = nodeId(i)
+    return {
+      id,
+      publicPort: take(),
+      adminPort: take(),
+      dataDir: join(tmp, 'nodes', id, 'data'),
+      logFile: join(logsDir, `${id}.log`),
+      ...(cfg.profileNode && i === 0 ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` } } : {}),
+    }
+  })
+  const noopPorts = Array.from({ length: cfg.noopNodes }, take)
+  const naivePorts = Array.from({ length: cfg.naiveNodes }, take)
+  const postgresPort = take()
+
+  const defs: Record<TargetKey, TargetDef> = {
+    a: { key: 'a', name: 'noop', label: `(a) no-op ×${cfg.noopNodes}`, color: '#4c78a8', processes: cfg.noopNodes, nginxPort: nginxPorts.a, servers: noopPorts.map((p) => `127.0.0.1:${p}`) },
+    b: { key: 'b', name: 'naive', label: `(b) naive pg ×${cfg.naiveNodes}`, color: '#e45756', processes: cfg.naiveNodes, nginxPort: nginxPorts.b, servers: naivePorts.map((p) => `127.0.0.1:${p}`) },
+    c: { key: 'c', name: 'ringpay', label: `(c) ringpay ×${cfg.paymentNodes}`, color: '#54a24b', processes: cfg.paymentNodes, nginxPort: nginxPorts.c, servers: nodeSpecs.map((n) => `127.0.0.1:${n.publicPort}`) },
+  }
+  const targets = cfg.targets.map((k) => defs[k])
+
+  const apiKeysFile = join(tmp, 'api-keys.json')
+  writeApiKeysFile(apiKeysFile)
+  const internalToken = randomBytes(24).toString('base64url')
+
+  // --- start everything: Postgres, no-op servers and payment nodes together; then naive; then nginx.
+  const starts: Array<Promise<void>> = []
+  const procs = (list: ManagedProcess[], phase: number): void => {
+    for (const p of list) session.onStop(p.name, phase, () => p.stop())
+  }
+  // Process group → component, for CPU accounting (each managed process leads its own group).
+  const groupNames = new Map<number, string>()
+  const nameGroups = (list: Array<{ status: () => { pid: number | null } }>, name: string): void => {
+    for (const p of list) {
+      const pid = p.status().pid
+      if (pid !== null) groupNames.set(pid, name)
+    }
+  }
+  let databaseUrl: string | undefined
+  let postgresVersion: string | undefined
+  let databaseExternal = false
+  const naiveTable = `bench_accept_${runTag}`
+  if (want('b')) {
+    const postgres = createPostgres({ dir: join(tmp, 'postgres'), port: postgresPort, logFile: join(logsDir, 'postgres.log') })
+    databaseExternal = postgres.external
+    if (!postgres.external) session.onStop('postgres', 3, () => postgres.stop())
+    starts.push((async () => {
+      await postgres.start()
+      if (!postgres.external) nameGroups([postgres], 'postgres')
+      databaseUrl = postgres.databaseUrl
+      await createNaiveTable(databaseUrl, naiveTable)
+      // On a shared DATABASE_URL the table goes; a temp Postgres goes with the temp dir.
+      if (postgres.external) session.onStop('naive table', 2, () => dropNaiveTable(postgres.databaseUrl, naiveTable))
+      postgresVersion = await serverVersion(databaseUrl)
+      log(`postgres ${postgresVersion} ready${postgres.external ? ' (DATABASE_URL)' : ''}, table ${naiveTable}`)
+    })())
+  }
+  if (want('a')) {
+    const noops = noopPorts.map((port, i) => createNoopProcess({ name: `noop${i + 1}`, port, logFile: join(logsDir, `noop${i + 1}.log`) }))
+    procs(noops, 0)
+    starts.push(...noops.map((p) => p.start().then(() => nameGroups([p], 'noop servers'))))
+  }
+  const nodes = want('c') ? [...createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalToken }).values()] : []
+  procs(nodes, 0)
+  starts.push(...nodes.map((p) => p.start().then(() => nameGroups([p], 'payment nodes'))))
+  const started = await Promise.allSettled(starts)
+  const failures = started.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []))
+  if (failures.length > 0) throw new Error(`start-up failed:\n- ${failures.join('\n- ')}`)
+  if (want('b')) {
+    const naives = naivePorts.map((port, i) => createNaiveProcess({
+      name: `naive${i + 1}`, port, logFile: join(logsDir, `naive${i + 1}.log`), databaseUrl: databaseUrl as string, table: naiveTable, apiKeysFile,
+    }))
+    procs(naives, 0)
+    await Promise.all(naives.map((p) => p.start()))
+    nameGroups(naives, 'naive servers')
+  }
+  const nginx = createNginx({
+    dir: join(tmp, 'nginx'),
+    logsDir,
+    logFile: join(logsDir, 'nginx.log'),
+    publicPort: nginxPorts.c,
+    internalPort: nginxPorts.internal,
+    nodeServers: defs.c.servers,
+    internalToken,
+    workerProcesses: cfg.nginxWorkers,
+    extraSites: [
+      ...(want('a') ? [{ listenPort: nginxPorts.a, upstreamName: 'bench_noop', servers: defs.a.servers }] : []),
+      ...(want('b') ? [{ listenPort: nginxPorts.b, upstreamName: 'bench_naive', servers: defs.b.servers }] : []),
+    ],
+  })
+  session.onStop('nginx', 1, () => nginx.stop())
+  await nginx.start()
+  nameGroups([nginx], 'nginx')
+  log(`ready: ${targets.map((t) => `${t.label} via nginx :${t.nginxPort}`).join(', ')}`)
+
+  // --- load
+  const loadTarget = (def: TargetDef, round: number): LoadTarget => ({
+    origin: `http://127.0.0.1:${def.nginxPort}`,
+    apiKey: demoApiKey,
+    idPrefix: `bk${runTag}r${round}${def.key}_`,
+  })
+  const measure = async (def: TargetDef, round: number, durationS: number, what: string): Promise<{ result: LoadResult, cpu: CpuShare | undefined }> => {
+    const groups = new Set(groupNames.keys())
+    const snapshots: CpuSnapshot[] = []
+    const [fromMs, toMs] = steadyWindowMs(durationS)
+    const timers = [fromMs, toMs].map((ms) => setTimeout(() => snapshots.push(cpuSnapshot(groups)), ms))
+    const onStarted = (pid: number): void => {
+      groups.add(pid)
+      groupNames.set(pid, 'wrk')
+    }
+    try {
+      const result = await runOnce(def, round, durationS, what, onStarted)
+      const [a, b] = snapshots
+      return { result, cpu: a && b ? cpuShare(a, b, groupNames) : undefined }
+    } finally {
+      for (const t of timers) clearTimeout(t)
+    }
+  }
+  const runOnce = async (def: TargetDef, round: number, durationS: number, what: string,
+    onStarted: (pid: number) => void): Promise<LoadResult> => {
+    let last = { t: 0, n: 0 }
+    const onProgress = (elapsedS: number, responses: number): void => {
+      const rate = elapsedS > last.t ? (responses - last.n) / (elapsedS - last.t) : 0
+      last = { t: elapsedS, n: responses }
+      const count = cfg.mode === 'closed' ? `≈${formatInt(responses)}` : formatInt(responses)
+      const recording = cfg.mode === 'open' || (cfg.record && round > 0)
+      log(`${what} ${def.label}: ${Math.min(elapsedS, durationS).toFixed(0)}/${durationS} s` +
+        (recording ? `, ${count} answers, ${formatInt(rate)}/s` : ''))
+    }
+    if (cfg.mode === 'open') {
+      return runOpenLoop({
+        target: loadTarget(def, round),
+        rateRps: cfg.rateRps,
+        durationS,
+        connections: cfg.connections,
+        inflightMax: cfg.inflightMax,
+        onProgress,
+        signal: session.signal,
+      })
+    }
+    const workDir = join(tmp, 'wrk', `r${round}-${def.key}`)
+    try {
+      return await runWrk({
+        target: loadTarget(def, round),
+        threads: cfg.threads,
+        connections: cfg.connections,
+        durationS,
+        record: cfg.record && round > 0,
+        workDir,
+        onProgress,
+        onStarted,
+        signal: session.signal,
+      })
+    } finally {
+      if (!cfg.keepTemp) rmSync(workDir, { recursive: true, force: true })
+    }
+  }
+  const pause = (): Promise<void> => new Promise((r) => setTimeout(r, interRunPauseMs))
+
+  if (cfg.warmupS > 0) {
+    for (const def of targets) {
+      await measure(def, 0, cfg.warmupS, 'warm-up')
+      await pause()
+    }
+  }
+  const runs: RunRecord[] = []
+  const nodeAdminOrigins = nodeSpecs.map((n) => `http://127.0.0.1:${n.adminPort}`)
+  const acked: Record<TargetKey, string[]> = { a: [], b: [], c: [] }
+  for (let round = 1; round <= cfg.rounds; round++) {
+    for (const def of targets) {
+      const before = def.key === 'c' ? await scrapeGroupCommit(nodeAdminOrigins) : undefined
+      const { result, cpu } = await measure(def, round, cfg.durationS, `round ${round}/${cfg.rounds}`)
+      const groupCommit = before ? groupCommitStats(before, await scrapeGroupCommit(nodeAdminOrigins), result.durationS, nodes.length) : undefined
+      const { ackedIds, ...rest } = result
+      // (a) stores nothing: its ids are not kept.
+      if (def.key !== 'a') for (const id of ackedIds) acked[def.key].push(id)
+      runs.push({ round, target: def.key, result: rest, acked: ackedIds.length, cpu, groupCommit })
+      log(`round ${round}/${cfg.rounds} ${def.label}: ${formatInt(result.throughputRps)} req/s, p50 ${formatMs(result.latencyMs.p50)} ms, ` +
+        `p99 ${formatMs(result.latencyMs.p99)} ms, non-2xx ${result.non2xx}`)
+      await pause()
+    }
+  }
+
+  // --- outcome checks
+  const outcome: { c?: OutcomeReport, b?: NaiveOutcome } = {}
+  const checking = cfg.record || cfg.mode === 'open'
+  if (want('c') && checking) {
+    log(`outcome check (c): reading back ${cfg.verifyMax > 0 ? `up to ${formatInt(cfg.verifyMax)} of ` : ''}${formatInt(acked.c.length)} acknowledged ids on ${nodes.length} nodes`)
+    outcome.c = await checkNodesOutcome({
+      target: 'c',
+      ackedIds: acked.c,
+      nodes: nodeSpecs.map((n, i) => ({ id: n.id, adminOrigin: nodeAdminOrigins[i] as string })),
+      internalToken,
+      sampleMax: cfg.verifyMax,
+      onProgress: (done, total) => log(`outcome check (c): ${formatInt(done)}/${formatInt(total)}`),
+    })
+  }
+  if (want('b') && checking && databaseUrl !== undefined) {
+    const { distinct, repeated } = distinctIds(acked.b)
+    const found = await countNaiveRows(databaseUrl, naiveTable, distinct)
+    outcome.b = {
+      target: 'b',
+      acked: acked.b.length,
+      distinct: distinct.length,
+      checked: distinct.length,
+      lost: distinct.length - found,
+      duplicated: repeated.length,
+      method: `SELECT count(*) … WHERE checkout_id = ANY(…) on ${naiveTable} (primary key: one row per id at most)`,
+      passed: found === distinct.length && repeated.length === 0,
+    }
+  }
+
+  // --- stop (writes node n1's CPU profile), then report
+  if (outcome.c?.passed === false || outcome.b?.passed === false) {
+    session.keepTemp()
+    log(`outcome check failed; the nodes' data and logs are kept in ${tmp}`)
+  }
+  await session.close()
+  let profile: { file: string, summary: ProfileSummary } | undefined
+  if (cfg.profileNode && want('c')) {
+    const file = existsSync(profileDir) ? readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile')) : undefined
+    if (file === undefined) {
+      log('no CPU profile was written by n1')
+    } else {
+      const dest = join(resultsDir, 'n1.cpuprofile')
+      renameSync(join(profileDir, file), dest)
+      rmSync(profileDir, { recursive: true, force: true })
+      profile = { file: dest, summary: summarizeCpuProfileFile(dest, profileTopRows) }
+      writeFileSync(join(resultsDir, 'profile-n1.txt'), renderProfileSummary(profile.summary, `CPU profile of payment node n1 (${dest})`))
+    }
+  }
+  return report({ cfg, machine: { ...machine, busyBeforePct }, startedAt, resultsDir, targets, runs, outcome, postgresVersion, databaseExternal, profile, log })
+}
+
+function report (o: {
+  cfg: AcceptConfig
+  machine: ReturnType<typeof describeMachine> & { busyBeforePct: number }
+  startedAt: Date
+  resultsDir: string
+  targets: TargetDef[]
+  runs: RunRecord[]
+  outcome: { c?: OutcomeReport, b?: NaiveOutcome }
+  postgresVersion: string | undefined
+  databaseExternal: boolean
+  profile: { file: string, summary: ProfileSummary } | undefined
+  log: (message: string) => void
+}): number {
+  const { cfg, targets, runs, outcome } = o
+  const summaries = targets.map((def) => summarize(def, runs))
+  const byKey = (k: TargetKey): TargetSummary | undefined => summaries.find((s) => s.key === k)
+  const a = byKey('a')
+  const b = byKey('b')
+  const c = byKey('c')
+  const cOverA = a && c ? c.throughputRps / a.throughputRps : undefined
+  const cOverB = b && c ? c.throughputRps / b.throughputRps : undefined
+  const goalRows = [
+    ...(cOverA !== undefined ? [{ name: '(c)/(a) throughput', goal: `≥ ${goals.cOverA}`, value: cOverA, met: cOverA >= goals.cOverA }] : []),
+    ...(cOverB !== undefined ? [{ name: '(c)/(b) throughput', goal: `≥ ${goals.cOverB}×`, value: cOverB, met: cOverB >= goals.cOverB }] : []),
+    ...(c ? [{
+      name: '(c) p99 latency',
+      goal: `≤ ${goals.p99Ms} ms at ${goals.p99AtConnections} connections, closed loop`,
+      value: c.p99Ms,
+      met: c.p99Ms <= goals.p99Ms,
+      applicable: cfg.mode === 'closed' && cfg.connections === goals.p99AtConnections,
+    }] : []),
+  ]
+  const outcomePassed = (outcome.c?.passed ?? true) && (outcome.b?.passed ?? true)
+
+  const loadLine = cfg.mode === 'closed'
+    ? `closed loop: wrk -t${Math.min(cfg.threads, cfg.connections)} -c${cfg.connections} -d${cfg.durationS}s${cfg.record ? '' : ' (not recording)'}`
+    : `open loop: ${formatInt(cfg.rateRps)} req/s, ${cfg.connections} connections, ≤ ${cfg.inflightMax} in flight, ${cfg.durationS} s`
+  const header = [
+    `accept · ${loadLine} · ${cfg.rounds} interleaved round(s), medians · nginx ${cfg.nginxWorkers} worker(s)`,
+    `machine: ${o.machine.nproc} CPUs (${o.machine.cpuModel}), ${o.machine.memTotalGiB} GiB, Linux ${o.machine.kernel}, node ${o.machine.node}, nginx ${o.machine.nginx}` +
+      (o.postgresVersion ? `, postgres ${o.postgresVersion}` : ''),
+  ]
+  const table = renderTable(
+    ['target', 'req/s (median)', 'p50 ms', 'p99 ms', 'p99.9 ms', 'non-2xx', 'errors', 'req/s by round'],
+    summaries.map((s) => [
+      s.label, formatInt(s.throughputRps), formatMs(s.p50Ms), formatMs(s.p99Ms), formatMs(s.p999Ms),
+      formatInt(s.non2xx), formatInt(s.errors), s.roundThroughputRps.map(formatInt).join(' / '),
+    ]),
+  )
+  const warningLines: string[] = []
+  const componentOrder = ['nginx', 'wrk', 'bench', 'noop servers', 'naive servers', 'postgres', 'payment nodes', 'other']
+  const components = componentOrder.filter((c) => summaries.some((s) => (s.cpu[c] ?? 0) >= 0.5))
+  const cpuTable = summaries.some((s) => s.cpu.machine !== undefined)
+    ? renderTable(
+      [`CPU % of one core (${o.machine.nproc} = ${o.machine.nproc * 100} %)`, 'machine', ...components],
+      summaries.map((s) => [s.label, formatCpu(s.cpu.machine), ...components.map((c) => formatCpu(s.cpu[c]))]),
+    )
+    : ''
+  const foreign = summaries.filter((s) => (s.cpu.other ?? 0) >= foreignCpuWarnPct)
+  if (foreign.length > 0) {
+    warningLines.push(`WARNING: processes the bench did not start used ${foreign.map((s) => `${Math.round(s.cpu.other ?? 0)} %`).join(' / ')} ` +
+      `of a core during ${foreign.map((s) => s.label).join(' / ')} runs (column "other"): these figures are skewed by other load on the machine`)
+  }
+  if (o.machine.busyBeforePct >= foreignCpuWarnPct) {
+    warningLines.push(`WARNING: the machine was ${Math.round(o.machine.busyBeforePct)} % busy before the bench started`)
+  }
+  const groupCommitLines = summaries.flatMap((s) => s.groupCommit
+    ? [`${s.label} group commit: ${formatInt(s.groupCommit.batchesPerS)} batches/s in all, ${s.groupCommit.meanBatchSize.toFixed(1)} writes per batch, ` +
+      `${formatMs(s.groupCommit.meanBatchWriteMs)} ms per batch write, a batch in flight ${s.groupCommit.diskBusyPct.toFixed(0)} % of the time per node (medians)`]
+    : [])
+  const ratioLines = goalRows.map((g) => {
+    const value = g.name.includes('p99') ? `${formatMs(g.value)} ms` : g.name.includes('(b)') ? `${g.value.toFixed(2)}×` : g.value.toFixed(3)
+    const verdict = 'applicable' in g && g.applicable === false ? 'n/a for this load' : g.met ? 'met' : 'NOT met'
+    return `${g.name}: ${value}   (issue target ${g.goal}: ${verdict})`
+  })
+  const outcomeLines: string[] = []
+  if (outcome.c) {
+    const r = outcome.c
+    outcomeLines.push(`outcome (c): ${formatInt(r.acked)} acknowledged (202), ${formatInt(r.checked)} of ${formatInt(r.distinct)} distinct ids ` +
+      `read back${r.sampled ? ' (uniform random sample)' : ' (all)'} on every node: lost ${r.lost}, duplicated ${r.duplicated}` +
+      `${r.checkErrors > 0 ? `, read-back errors ${r.checkErrors}` : ''} → ${r.passed ? 'PASS' : 'FAIL'}` +
+      ` [${r.durationS.toFixed(1)} s; per node ${Object.entries(r.foundPerNode).map(([n, k]) => `${n} ${formatInt(k)}`).join(', ')}]`)
+    if (!r.passed) outcomeLines.push(`  examples: lost ${r.examples.lost.join(' ') || '-'}; duplicated ${r.examples.duplicated.join(' ') || '-'}`)
+  } else if (c) {
+    outcomeLines.push('outcome (c): not checked (--no-record)')
+  }
+  if (outcome.b) {
+    const r = outcome.b
+    outcomeLines.push(`outcome (b): ${formatInt(r.acked)} acknowledged, all ${formatInt(r.distinct)} distinct ids looked up in Postgres: ` +
+      `lost ${r.lost}, duplicated ${r.duplicated} → ${r.passed ? 'PASS' : 'FAIL'}`)
+  }
+  const text = [
+    ...header, '', table, '', ...ratioLines, ...outcomeLines, '',
+    ...(cpuTable ? [cpuTable, ...groupCommitLines, ''] : groupCommitLines.length > 0 ? [...groupCommitLines, ''] : []),
+    ...(warningLines.length > 0 ? [...warningLines, ''] : []),
+    `results: ${relative(process.cwd(), o.resultsDir) || o.resultsDir}`,
+  ].join('\n') + '\n'
+
+  // Chart: throughput and latency per second, one line per target and round.
+  const seriesOf = (pick: (p: LoadResult['series'][number]) => number): LineSeries[] => runs.map((r) => {
+    const def = targets.find((t) => t.key === r.target) as TargetDef
+    return {
+      label: `${def.label} round ${r.round}`,
+      color: def.color,
+      dash: roundDashes[(r.round - 1) % roundDashes.length] as string,
+      points: r.result.series.map((p) => ({ x: p.second + 0.5, y: pick(p) })),
+    }
+  })
+  const svg = renderChart({
+    title: `accept: ${targets.map((t) => t.label).join(' vs ')}`,
+    subtitle: `${loadLine} · ${cfg.rounds} round(s) · nginx ${cfg.nginxWorkers} worker(s) · ${o.machine.nproc} CPUs · ${o.startedAt.toISOString()}`,
+    xLabel: 'seconds into the run',
+    bars: {
+      title: 'Median throughput over rounds (2xx/s), with median p99',
+      unit: 'req/s',
+      items: summaries.map((s) => ({ label: s.label, color: targets.find((t) => t.key === s.key)!.color, value: s.throughputRps, note: `p99 ${formatMs(s.p99Ms)} ms` })),
+    },
+    panels: [
+      { title: 'Throughput per second (2xx answers)', yLabel: 'req/s', series: seriesOf((p) => p.responses - p.non2xx) },
+      { title: 'p99 latency per second (log scale)', yLabel: 'ms', log: true, series: seriesOf((p) => p.p99Ms) },
+      { title: 'p50 latency per second (log scale)', yLabel: 'ms', log: true, series: seriesOf((p) => p.p50Ms) },
+    ],
+    legend: [
+      ...targets.map((t) => ({ label: t.label, color: t.color })),
+      ...Array.from({ length: Math.min(cfg.rounds, roundDashes.length) }, (_, i) => ({ label: `round ${i + 1}`, color: '#555', dash: roundDashes[i] as string })),
+    ],
+  })
+
+  const json = {
+    scenario: 'accept',
+    schemaVersion: 1,
+    startedAt: o.startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    machine: o.machine,
+    config: {
+      ...cfg,
+      threads: Math.min(cfg.threads, cfg.connections),
+      postgresVersion: o.postgresVersion ?? null,
+      databaseExternal: o.databaseExternal,
+      interRunPauseMs,
+    },
+    targets: targets.map(({ key, name, label, processes, nginxPort }) => ({ key, name, label, processes, nginxPort })),
+    runs: runs.map((r) => ({ round: r.round, target: r.target, acked: r.acked, ...r.result, cpu: r.cpu ?? null, groupCommit: r.groupCommit ?? null })),
+    summary: Object.fromEntries(summaries.map((s) => [s.key, s])),
+    ratios: { cOverA: cOverA ?? null, cOverB: cOverB ?? null },
+    goals: goalRows,
+    outcome: { c: outcome.c ?? null, b: outcome.b ?? null },
+    profile: o.profile ?? null,
+    passed: outcomePassed,
+    files: { chart: 'chart.svg', table: 'table.txt', ...(o.profile ? { profile: 'profile-n1.txt', cpuprofile: 'n1.cpuprofile' } : {}) },
+  }
+  writeFileSync(join(o.resultsDir, 'results.json'), JSON.stringify(json, null, 2) + '\n')
+  writeFileSync(join(o.resultsDir, 'chart.svg'), svg)
+  writeFileSync(join(o.resultsDir, 'table.txt'), text)
+  process.stdout.write('\n' + text)
+  if (o.profile) process.stdout.write(`\n${renderProfileSummary({ ...o.profile.summary, topSelf: o.profile.summary.topSelf.slice(0, 15), byComponent: o.profile.summary.byComponent.slice(0, 12), topProjectInclusive: o.profile.summary.topProjectInclusive.slice(0, 12) }, `CPU profile of n1: ${relative(process.cwd(), o.profile.file)}`)}`)
+  if (!outcomePassed) o.log('outcome check FAILED: acknowledged payments are missing or duplicated')
+  return outcomePassed ? 0 : 1
+}
+
+function formatCpu (value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value) ? '-' : `${Math.round(value)}`
+}
+
+export const scenario: Scenario = {
+  name: 'accept',
+  summary: 'POST /payments through one nginx: (a) no-op ceiling, (b) naive Postgres INSERT, (c) payment nodes',
+  usage,
+  run: runAccept,
+}

@@ -1,0 +1,58 @@
+// Managed processes for the bench's own targets (a) and (b), on the stack's process machinery
+// (scripts/stack/proc.ts: own process group, parent-death signal, killed on exit).
+
+import { join } from 'node:path'
+import { ManagedProcess } from '../../scripts/stack/proc.ts'
+import { pinnedNodeBinary, pollUntil, repoRoot } from '../../scripts/stack/util.ts'
+
+/** Start-up (listening) deadline of one target process. */
+export const targetReadyTimeoutMs = 30_000
+export const targetReadyPollIntervalMs = 100
+export const targetProbeTimeoutMs = 2_000
+/** SIGTERM → SIGKILL after this long. */
+export const targetStopTimeoutMs = 5_000
+
+const host = '127.0.0.1'
+
+async function healthz (port: number): Promise<true> {
+  const res = await fetch(`http://${host}:${port}/healthz`, { signal: AbortSignal.timeout(targetProbeTimeoutMs) })
+  await res.body?.cancel()
+  if (res.status !== 200) throw new Error(`/healthz answered ${res.status}`)
+  return true
+}
+
+function targetProcess (name: string, entry: string, port: number, logFile: string, env: Record<string, string>): ManagedProcess {
+  return new ManagedProcess({
+    name,
+    command: pinnedNodeBinary(),
+    args: [join(repoRoot, 'bench', 'targets', entry)],
+    cwd: repoRoot,
+    env: { ...process.env, ...env, BENCH_PORT: String(port) },
+    logFile,
+    stopSignal: 'SIGTERM',
+    stopTimeoutMs: targetStopTimeoutMs,
+    readyTimeoutMs: targetReadyTimeoutMs,
+    ready: ({ signal }) =>
+      pollUntil(`${name} /healthz`, () => healthz(port), { timeoutMs: targetReadyTimeoutMs, intervalMs: targetReadyPollIntervalMs, signal })
+        .then(() => {}),
+  })
+}
+
+export function createNoopProcess (o: { name: string, port: number, logFile: string }): ManagedProcess {
+  return targetProcess(o.name, 'noop-server.ts', o.port, o.logFile, {})
+}
+
+export function createNaiveProcess (o: {
+  name: string
+  port: number
+  logFile: string
+  databaseUrl: string
+  table: string
+  apiKeysFile: string
+}): ManagedProcess {
+  return targetProcess(o.name, 'naive-server.ts', o.port, o.logFile, {
+    BENCH_DATABASE_URL: o.databaseUrl,
+    BENCH_TABLE: o.table,
+    BENCH_API_KEYS_FILE: o.apiKeysFile,
+  })
+}
