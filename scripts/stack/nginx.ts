@@ -100,7 +100,7 @@ function errorLocations(): string {
   return `
     error_page 502 503 = @node_unavailable;
     error_page 504 = @node_timeout;
-    error_page 413 = @payload_too_large;
+    error_page 413 = @body_too_large;
 
     location @node_unavailable {
       default_type application/problem+json;
@@ -111,9 +111,9 @@ function errorLocations(): string {
       default_type application/problem+json;
       return 504 '${problem(504, 'Payment node timed out', 'node_timeout')}';
     }
-    location @payload_too_large {
+    location @body_too_large {
       default_type application/problem+json;
-      return 413 '${problem(413, 'Request body too large', 'payload_too_large')}';
+      return 413 '${problem(413, 'Request body too large', 'body_too_large')}';
     }`;
 }
 

@@ -45,7 +45,7 @@ t.test('bodies over 16k get 413 problem+json', async (t) => {
   });
   t.equal(res.status, 413);
   t.match(res.headers.get('content-type') ?? '', problemJson);
-  t.equal(((await res.json()) as { code: string }).code, 'payload_too_large');
+  t.equal(((await res.json()) as { code: string }).code, 'body_too_large');
 });
 
 t.test('the routing key comes from the header, else the path', async (t) => {
