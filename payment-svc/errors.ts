@@ -28,7 +28,9 @@ export const problems = {
   overloaded: { status: 503, title: 'Node is at capacity; retry later' },
   shutting_down: { status: 503, title: 'Node is shutting down; retry later' },
   backlog_full: { status: 503, title: 'Unpublished change log is over its disk budget; retry later' },
-  node_unavailable: { status: 502, title: 'The node that owns this checkout id is unavailable' },
+  // Answered by nginx, not the node: the owning node is down (fail closed; its keys never move).
+  node_unavailable: { status: 503, title: 'The node that owns this checkout id is unavailable' },
+  node_timeout: { status: 504, title: 'The node that owns this checkout id did not answer in time' },
   request_timeout: { status: 408, title: 'Request was not received in time' },
   internal_error: { status: 500, title: 'Internal error' },
   webhook_signature_invalid: { status: 401, title: 'Webhook signature missing, malformed, stale or wrong' },

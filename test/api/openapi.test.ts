@@ -17,7 +17,7 @@ const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false
 ajv.addSchema({ $id: 'spec', components: spec.components })
 
 function schemaFor (ref: string): ReturnType<typeof ajv.compile> {
-  return ajv.compile({ $ref: `spec${ref.slice(1)}` })
+  return ajv.compile({ $ref: `spec${ref}` })
 }
 
 function resolveResponse (response: Record<string, any>): Record<string, any> {
@@ -26,7 +26,7 @@ function resolveResponse (response: Record<string, any>): Record<string, any> {
 }
 
 // Statuses that need a node down or overloaded: covered by test/faults, not provoked here.
-const provokedElsewhere = new Set(['502', '503'])
+const provokedElsewhere = new Set(['503', '504'])
 const seen = new Set<string>()
 
 function check (t: any, route: string, method: string, res: ApiResponse): void {
@@ -48,7 +48,7 @@ function check (t: any, route: string, method: string, res: ApiResponse): void {
 t.test('the problem registry and the document list the same codes', (t) => {
   const documented = spec.components.schemas.ProblemCode.enum as string[]
   t.same([...documented].sort(), Object.keys(problems).sort())
-  t.equal(Object.keys(problems).length, 25, 'a new code must be documented and this count raised')
+  t.equal(Object.keys(problems).length, 26, 'a new code must be documented and this count raised')
   t.end()
 })
 
