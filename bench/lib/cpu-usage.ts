@@ -13,8 +13,8 @@ const clockTicksPerS = 100
 
 export interface CpuSnapshot {
   atMs: number
-  /** CPU ticks (user + system) by tracked pid (a process's own, its group's or its parent's). */
-  ticksByGroup: Map<number, number>
+  /** Per process of a tracked component: the tracked pid it belongs to (itself, its group's or its parent's) and its CPU ticks (user + system). */
+  processes: Map<number, { owner: number, ticks: number }>
   selfUs: number
   /** Machine-wide: busy and total ticks (all CPUs). */
   machineBusyTicks: number
@@ -31,7 +31,7 @@ function readMachineTicks (): { busy: number, total: number } {
 }
 
 export function cpuSnapshot (groups: ReadonlySet<number>): CpuSnapshot {
-  const ticksByGroup = new Map<number, number>()
+  const processes = new Map<number, { owner: number, ticks: number }>()
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     let stat: string
@@ -47,14 +47,13 @@ export function cpuSnapshot (groups: ReadonlySet<number>): CpuSnapshot {
     const pgrp = Number(rest[2])
     const owner = groups.has(pid) ? pid : groups.has(pgrp) ? pgrp : groups.has(ppid) ? ppid : undefined
     if (owner === undefined) continue
-    const ticks = Number(rest[11]) + Number(rest[12])
-    ticksByGroup.set(owner, (ticksByGroup.get(owner) ?? 0) + ticks)
+    processes.set(pid, { owner, ticks: Number(rest[11]) + Number(rest[12]) })
   }
   const usage = process.cpuUsage()
   const machine = readMachineTicks()
   return {
     atMs: performance.now(),
-    ticksByGroup,
+    processes,
     selfUs: usage.user + usage.system,
     machineBusyTicks: machine.busy,
     machineTotalTicks: machine.total,
@@ -74,11 +73,13 @@ export function cpuShare (a: CpuSnapshot, b: CpuSnapshot, names: ReadonlyMap<num
   const windowS = (b.atMs - a.atMs) / 1000
   const byComponent: Record<string, number> = {}
   const pct = (ticks: number): number => Math.round(((ticks / clockTicksPerS) / windowS) * 1000) / 10
-  for (const [group, ticks] of b.ticksByGroup) {
-    const before = a.ticksByGroup.get(group)
-    if (before === undefined) continue
-    const name = names.get(group) ?? `pgid ${group}`
-    byComponent[name] = Math.round(((byComponent[name] ?? 0) + pct(ticks - before)) * 10) / 10
+  // Per process: one that started inside the window counts whole; one that exited inside it
+  // is missed (short-lived Postgres workers, a little).
+  for (const [pid, { owner, ticks }] of b.processes) {
+    const before = a.processes.get(pid)
+    const used = Math.max(0, ticks - (before?.owner === owner ? before.ticks : 0))
+    const name = names.get(owner) ?? `pid ${owner}`
+    byComponent[name] = Math.round(((byComponent[name] ?? 0) + pct(used)) * 10) / 10
   }
   byComponent.bench = Math.round(((b.selfUs - a.selfUs) / 1e6 / windowS) * 1000) / 10
   const cpus = availableParallelism()

@@ -156,3 +156,63 @@ export async function checkNodesOutcome (o: {
     passed: lost.length === 0 && duplicated.length === 0 && checkErrors === 0,
   }
 }
+
+/**
+ * The same check on the nodes' stores after they were stopped (graceful SIGTERM: drained, store
+ * closed): each node's LevelDB is reopened through payment-svc's own PaymentStore and EVERY
+ * distinct acknowledged id is looked up in every store. No sampling, and it also proves the
+ * writes survive a close and reopen of the store.
+ */
+export async function checkStoresOutcome (o: {
+  target: string
+  ackedIds: readonly string[]
+  nodes: ReadonlyArray<{ id: string, dataDir: string }>
+}): Promise<OutcomeReport> {
+  const startedAt = performance.now()
+  const { PaymentStore } = await import('../../payment-svc/store.ts')
+  const { distinct, repeated } = distinctIds(o.ackedIds)
+  const hits = new Uint8Array(distinct.length)
+  const foundPerNode: Record<string, number> = {}
+  let checkErrors = 0
+  for (const node of o.nodes) {
+    const store = new PaymentStore(node.dataDir)
+    await store.open(node.id, Date.now())
+    let found = 0
+    try {
+      distinct.forEach((id, i) => {
+        const payment = store.getPayment(id)
+        if (payment === undefined) return
+        if (payment.checkoutId !== id) {
+          checkErrors++
+          return
+        }
+        hits[i]!++
+        found++
+      })
+    } finally {
+      await store.close()
+    }
+    foundPerNode[node.id] = found
+  }
+  const lost: string[] = []
+  const duplicated: string[] = [...repeated]
+  distinct.forEach((id, i) => {
+    if (hits[i] === 0) lost.push(id)
+    if ((hits[i] as number) > 1) duplicated.push(id)
+  })
+  return {
+    target: o.target,
+    acked: o.ackedIds.length,
+    distinct: distinct.length,
+    checked: distinct.length,
+    sampled: false,
+    lost: lost.length,
+    duplicated: duplicated.length,
+    checkErrors,
+    foundPerNode,
+    examples: { lost: lost.slice(0, outcomeExamplesMax), duplicated: duplicated.slice(0, outcomeExamplesMax) },
+    method: `PaymentStore.getPayment on each of ${o.nodes.length} nodes' LevelDB, reopened after the nodes stopped`,
+    durationS: (performance.now() - startedAt) / 1000,
+    passed: lost.length === 0 && duplicated.length === 0 && checkErrors === 0,
+  }
+}

@@ -28,7 +28,7 @@ import { cpuShare, cpuSnapshot, type CpuShare, type CpuSnapshot } from '../lib/c
 import { describeMachine } from '../lib/machine.ts'
 import { groupCommitStats, scrapeGroupCommit, type GroupCommitStats } from '../lib/node-metrics.ts'
 import { runOpenLoop } from '../lib/open-loop.ts'
-import { checkNodesOutcome, distinctIds, type OutcomeReport } from '../lib/outcome.ts'
+import { checkNodesOutcome, checkStoresOutcome, distinctIds, type OutcomeReport } from '../lib/outcome.ts'
 import type { Scenario } from '../lib/scenario.ts'
 import { BenchSession } from '../lib/session.ts'
 import { median } from '../lib/stats.ts'
@@ -54,8 +54,12 @@ export const rateRpsMax = 200_000
 /** Open loop: outstanding requests at most (past it, due requests are dropped and counted). */
 export const defaultInflightMax = 1_024
 export const inflightMaxLimit = 65_536
-/** Distinct acknowledged ids of (c) read back at most (a uniform random sample above it; 0 = all). */
-export const defaultVerifyMax = 200_000
+/**
+ * Distinct acknowledged ids of (c) read back through the live nodes' API at most (a uniform random
+ * sample above it; 0 = all). ~3 GETs per id at a few thousand per second on 2 cores; every id is
+ * checked in the stores after shutdown anyway.
+ */
+export const defaultVerifyMax = 20_000
 export const verifyMaxLimit = 10_000_000
 /** Pause between two measured runs, so one target's tail does not land in the next one's run. */
 export const interRunPauseMs = 1_000
@@ -145,7 +149,7 @@ const usage = `usage: node bench/cli.ts accept [flags]
 POST /payments load through one nginx (worker_processes ${defaultNginxWorkers} unless --nginx-workers) to three
 targets, measured interleaved: (a) no-op Node servers (the ceiling), (b) naive one-INSERT-per-request
 Postgres server, (c) the payment nodes. Prints a table; writes results.json, chart.svg and table.txt
-under bench/results/<timestamp>-accept/. Exit 1 if an id acknowledged by (c) is lost or duplicated.
+under bench/results/<timestamp>-accept/. Exit 1 if an id acknowledged by (b) or (c) is lost or duplicated.
 
 load:
   --mode closed|open       closed: wrk -t<threads> -c<connections> -d<duration>s (default)
@@ -170,11 +174,13 @@ topology:
                            instead of starting one in the run's temp dir
 
 checks and output:
-  --verify-max <n>         read back at most n acknowledged ids of (c), a uniform random sample
-                           above it (default ${defaultVerifyMax}; 0 = all)
+  --verify-max <n>         read back at most n acknowledged ids of (c) through the live nodes' API,
+                           a uniform random sample above it (default ${defaultVerifyMax}; 0 = all); after
+                           the nodes stopped, ALL ids are looked up in their LevelDB stores anyway
   --profile-node           run payment node n1 with --cpu-prof; summary in profile-n1.txt
-  --wait-idle <s>          wait up to s seconds for the machine to be < ${foreignCpuWarnPct} % busy before starting
-                           (default 0: start at once; the report warns about foreign load either way)
+  --wait-idle <s>          before starting and before each measured run, wait up to s seconds until
+                           processes the bench did not start use < ${foreignCpuWarnPct} % of a core (default 0:
+                           never wait; runs skewed by other load are flagged * either way)
   --out <dir>              results root (default bench/results)
   --keep-temp              keep the run's temp dir (logs, LevelDB dirs, Postgres)
 `
@@ -224,6 +230,8 @@ interface RunRecord {
   cpu: CpuShare | undefined
   /** (c) only: group commit over the run, from the nodes' /metrics. */
   groupCommit: GroupCommitStats | undefined
+  /** Processes the bench did not start used ≥ foreignCpuWarnPct of a core during the run. */
+  skewed: boolean
 }
 
 interface TargetSummary {
@@ -239,9 +247,18 @@ interface TargetSummary {
   non2xx: number
   errors: number
   roundThroughputRps: number[]
+  skewedRounds: number[]
   /** Median over rounds, % of one CPU. */
   cpu: Record<string, number>
   groupCommit: { meanBatchSize: number, meanBatchWriteMs: number, batchesPerS: number, diskBusyPct: number } | undefined
+}
+
+interface Outcomes {
+  /** (c) read back through the live nodes' admin API (a sample above --verify-max). */
+  c?: OutcomeReport
+  /** (c) every id in every node's store, after the nodes stopped. */
+  cStore?: OutcomeReport
+  b?: NaiveOutcome
 }
 
 interface NaiveOutcome {
@@ -271,6 +288,7 @@ function summarize (def: TargetDef, runs: RunRecord[]): TargetSummary {
     non2xx: mine.reduce((sum, r) => sum + r.result.non2xx, 0),
     errors: mine.reduce((sum, r) => sum + errorsOf(r), 0),
     roundThroughputRps: mine.map((r) => r.result.throughputRps),
+    skewedRounds: mine.filter((r) => r.skewed).map((r) => r.round),
     cpu: medianRecord(mine.flatMap((r) => (r.cpu ? [{ ...r.cpu.byComponent, machine: r.cpu.machineBusyPct }] : []))),
     groupCommit: mine.some((r) => r.groupCommit)
       ? {
@@ -329,20 +347,29 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
   const profileDir = join(resultsDir, 'profile')
   const machine = describeMachine(nginxBin, wrkBin)
   const runTag = randomBytes(3).toString('hex')
-  const probeBusyPct = async (): Promise<number> => {
-    const before = cpuSnapshot(new Set())
+  // Process group → component, for CPU accounting (each managed process leads its own group).
+  const groupNames = new Map<number, string>()
+  /** CPU (% of one core) used by processes the bench did not start, over idleProbeMs. */
+  const probeForeignPct = async (): Promise<number> => {
+    const groups = new Set(groupNames.keys())
+    const before = cpuSnapshot(groups)
     await new Promise((r) => setTimeout(r, idleProbeMs))
     session.signal.throwIfAborted()
-    return cpuShare(before, cpuSnapshot(new Set()), new Map()).machineBusyPct
+    return cpuShare(before, cpuSnapshot(groups), groupNames).byComponent.other ?? 0
   }
-  let busyBeforePct = await probeBusyPct()
-  const idleDeadline = Date.now() + cfg.waitIdleS * 1000
-  while (busyBeforePct >= foreignCpuWarnPct && Date.now() < idleDeadline) {
-    log(`waiting for the machine to go idle (--wait-idle): ${Math.round(busyBeforePct)} % busy`)
-    busyBeforePct = await probeBusyPct()
+  /** With --wait-idle: waits (bounded) until other load on the machine is gone. */
+  const waitForQuiet = async (what: string): Promise<number> => {
+    let foreign = await probeForeignPct()
+    const deadline = Date.now() + cfg.waitIdleS * 1000
+    while (foreign >= foreignCpuWarnPct && Date.now() < deadline) {
+      log(`--wait-idle: other processes use ${Math.round(foreign)} % of a core; waiting before ${what}`)
+      foreign = await probeForeignPct()
+    }
+    return foreign
   }
-  if (busyBeforePct >= foreignCpuWarnPct) {
-    log(`WARNING: the machine is already ${Math.round(busyBeforePct)} % busy (of ${machine.nproc * 100} %) before the bench starts: figures will be skewed`)
+  const foreignBeforePct = await waitForQuiet('starting')
+  if (foreignBeforePct >= foreignCpuWarnPct) {
+    log(`WARNING: other processes use ${Math.round(foreignBeforePct)} % of a core before the bench starts: figures will be skewed`)
   }
   const want = (k: TargetKey): boolean => cfg.targets.includes(k)
   log(`run ${runTag}: ${cfg.mode} loop, targets ${cfg.targets.join(',')}, ${cfg.rounds} round(s) × ${cfg.durationS} s, ` +
@@ -388,8 +415,6 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
   const procs = (list: ManagedProcess[], phase: number): void => {
     for (const p of list) session.onStop(p.name, phase, () => p.stop())
   }
-  // Process group → component, for CPU accounting (each managed process leads its own group).
-  const groupNames = new Map<number, string>()
   const nameGroups = (list: Array<{ status: () => { pid: number | null } }>, name: string): void => {
     for (const p of list) {
       const pid = p.status().pid
@@ -528,13 +553,15 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
   const acked: Record<TargetKey, string[]> = { a: [], b: [], c: [] }
   for (let round = 1; round <= cfg.rounds; round++) {
     for (const def of targets) {
+      if (cfg.waitIdleS > 0) await waitForQuiet(`round ${round} ${def.label}`)
       const before = def.key === 'c' ? await scrapeGroupCommit(nodeAdminOrigins) : undefined
       const { result, cpu } = await measure(def, round, cfg.durationS, `round ${round}/${cfg.rounds}`)
       const groupCommit = before ? groupCommitStats(before, await scrapeGroupCommit(nodeAdminOrigins), result.durationS, nodes.length) : undefined
       const { ackedIds, ...rest } = result
       // (a) stores nothing: its ids are not kept.
       if (def.key !== 'a') for (const id of ackedIds) acked[def.key].push(id)
-      runs.push({ round, target: def.key, result: rest, acked: ackedIds.length, cpu, groupCommit })
+      const skewed = (cpu?.byComponent.other ?? 0) >= foreignCpuWarnPct
+      runs.push({ round, target: def.key, result: rest, acked: ackedIds.length, cpu, groupCommit, skewed })
       log(`round ${round}/${cfg.rounds} ${def.label}: ${formatInt(result.throughputRps)} req/s, p50 ${formatMs(result.latencyMs.p50)} ms, ` +
         `p99 ${formatMs(result.latencyMs.p99)} ms, non-2xx ${result.non2xx}`)
       await pause()
@@ -542,7 +569,7 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
   }
 
   // --- outcome checks
-  const outcome: { c?: OutcomeReport, b?: NaiveOutcome } = {}
+  const outcome: Outcomes = {}
   const checking = cfg.record || cfg.mode === 'open'
   if (want('c') && checking) {
     log(`outcome check (c): reading back ${cfg.verifyMax > 0 ? `up to ${formatInt(cfg.verifyMax)} of ` : ''}${formatInt(acked.c.length)} acknowledged ids on ${nodes.length} nodes`)
@@ -554,6 +581,12 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
       sampleMax: cfg.verifyMax,
       onProgress: (done, total) => log(`outcome check (c): ${formatInt(done)}/${formatInt(total)}`),
     })
+    // Graceful stop: drained, stores closed. Then every acknowledged id, in every store.
+    await Promise.all(nodes.map((n) => n.stop()))
+    const unclean = nodes.filter((n) => n.lastExit?.code !== 0)
+    if (unclean.length > 0) log(`WARNING: ${unclean.map((n) => `${n.name} exited with ${JSON.stringify(n.lastExit)}`).join(', ')}`)
+    log(`outcome check (c): looking up all ${formatInt(acked.c.length)} acknowledged ids in the ${nodes.length} nodes' stores`)
+    outcome.cStore = await checkStoresOutcome({ target: 'c', ackedIds: acked.c, nodes: nodeSpecs })
   }
   if (want('b') && checking && databaseUrl !== undefined) {
     const { distinct, repeated } = distinctIds(acked.b)
@@ -571,7 +604,7 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
   }
 
   // --- stop (writes node n1's CPU profile), then report
-  if (outcome.c?.passed === false || outcome.b?.passed === false) {
+  if (outcome.c?.passed === false || outcome.cStore?.passed === false || outcome.b?.passed === false) {
     session.keepTemp()
     log(`outcome check failed; the nodes' data and logs are kept in ${tmp}`)
   }
@@ -589,17 +622,17 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
       writeFileSync(join(resultsDir, 'profile-n1.txt'), renderProfileSummary(profile.summary, `CPU profile of payment node n1 (${dest})`))
     }
   }
-  return report({ cfg, machine: { ...machine, busyBeforePct }, startedAt, resultsDir, targets, runs, outcome, postgresVersion, databaseExternal, profile, log })
+  return report({ cfg, machine: { ...machine, foreignBeforePct }, startedAt, resultsDir, targets, runs, outcome, postgresVersion, databaseExternal, profile, log })
 }
 
 function report (o: {
   cfg: AcceptConfig
-  machine: ReturnType<typeof describeMachine> & { busyBeforePct: number }
+  machine: ReturnType<typeof describeMachine> & { foreignBeforePct: number }
   startedAt: Date
   resultsDir: string
   targets: TargetDef[]
   runs: RunRecord[]
-  outcome: { c?: OutcomeReport, b?: NaiveOutcome }
+  outcome: Outcomes
   postgresVersion: string | undefined
   databaseExternal: boolean
   profile: { file: string, summary: ProfileSummary } | undefined
@@ -624,7 +657,7 @@ function report (o: {
       applicable: cfg.mode === 'closed' && cfg.connections === goals.p99AtConnections,
     }] : []),
   ]
-  const outcomePassed = (outcome.c?.passed ?? true) && (outcome.b?.passed ?? true)
+  const outcomePassed = (outcome.c?.passed ?? true) && (outcome.cStore?.passed ?? true) && (outcome.b?.passed ?? true)
 
   const loadLine = cfg.mode === 'closed'
     ? `closed loop: wrk -t${Math.min(cfg.threads, cfg.connections)} -c${cfg.connections} -d${cfg.durationS}s${cfg.record ? '' : ' (not recording)'}`
@@ -638,7 +671,8 @@ function report (o: {
     ['target', 'req/s (median)', 'p50 ms', 'p99 ms', 'p99.9 ms', 'non-2xx', 'errors', 'req/s by round'],
     summaries.map((s) => [
       s.label, formatInt(s.throughputRps), formatMs(s.p50Ms), formatMs(s.p99Ms), formatMs(s.p999Ms),
-      formatInt(s.non2xx), formatInt(s.errors), s.roundThroughputRps.map(formatInt).join(' / '),
+      formatInt(s.non2xx), formatInt(s.errors),
+      s.roundThroughputRps.map((v, i) => `${formatInt(v)}${s.skewedRounds.includes(i + 1) ? '*' : ''}`).join(' / '),
     ]),
   )
   const warningLines: string[] = []
@@ -650,13 +684,13 @@ function report (o: {
       summaries.map((s) => [s.label, formatCpu(s.cpu.machine), ...components.map((c) => formatCpu(s.cpu[c]))]),
     )
     : ''
-  const foreign = summaries.filter((s) => (s.cpu.other ?? 0) >= foreignCpuWarnPct)
-  if (foreign.length > 0) {
-    warningLines.push(`WARNING: processes the bench did not start used ${foreign.map((s) => `${Math.round(s.cpu.other ?? 0)} %`).join(' / ')} ` +
-      `of a core during ${foreign.map((s) => s.label).join(' / ')} runs (column "other"): these figures are skewed by other load on the machine`)
+  const skewedRuns = runs.filter((r) => r.skewed).length
+  if (skewedRuns > 0) {
+    warningLines.push(`WARNING: ${skewedRuns} of ${runs.length} runs (* in "req/s by round") shared the machine with processes the bench ` +
+      `did not start (≥ ${foreignCpuWarnPct} % of a core, column "other"): their figures are skewed`)
   }
-  if (o.machine.busyBeforePct >= foreignCpuWarnPct) {
-    warningLines.push(`WARNING: the machine was ${Math.round(o.machine.busyBeforePct)} % busy before the bench started`)
+  if (o.machine.foreignBeforePct >= foreignCpuWarnPct) {
+    warningLines.push(`WARNING: other processes used ${Math.round(o.machine.foreignBeforePct)} % of a core just before the bench started`)
   }
   const groupCommitLines = summaries.flatMap((s) => s.groupCommit
     ? [`${s.label} group commit: ${formatInt(s.groupCommit.batchesPerS)} batches/s in all, ${s.groupCommit.meanBatchSize.toFixed(1)} writes per batch, ` +
@@ -670,13 +704,20 @@ function report (o: {
   const outcomeLines: string[] = []
   if (outcome.c) {
     const r = outcome.c
-    outcomeLines.push(`outcome (c): ${formatInt(r.acked)} acknowledged (202), ${formatInt(r.checked)} of ${formatInt(r.distinct)} distinct ids ` +
-      `read back${r.sampled ? ' (uniform random sample)' : ' (all)'} on every node: lost ${r.lost}, duplicated ${r.duplicated}` +
+    outcomeLines.push(`outcome (c), live: ${formatInt(r.acked)} acknowledged (202), ${formatInt(r.checked)} of ${formatInt(r.distinct)} distinct ids ` +
+      `read back${r.sampled ? ' (uniform random sample)' : ' (all)'} on every node's admin API: lost ${r.lost}, duplicated ${r.duplicated}` +
       `${r.checkErrors > 0 ? `, read-back errors ${r.checkErrors}` : ''} → ${r.passed ? 'PASS' : 'FAIL'}` +
       ` [${r.durationS.toFixed(1)} s; per node ${Object.entries(r.foundPerNode).map(([n, k]) => `${n} ${formatInt(k)}`).join(', ')}]`)
     if (!r.passed) outcomeLines.push(`  examples: lost ${r.examples.lost.join(' ') || '-'}; duplicated ${r.examples.duplicated.join(' ') || '-'}`)
   } else if (c) {
     outcomeLines.push('outcome (c): not checked (--no-record)')
+  }
+  if (outcome.cStore) {
+    const r = outcome.cStore
+    outcomeLines.push(`outcome (c), stores: all ${formatInt(r.distinct)} distinct ids looked up in every node's LevelDB after shutdown: ` +
+      `lost ${r.lost}, duplicated ${r.duplicated}${r.checkErrors > 0 ? `, mismatches ${r.checkErrors}` : ''} → ${r.passed ? 'PASS' : 'FAIL'}` +
+      ` [${r.durationS.toFixed(1)} s; per node ${Object.entries(r.foundPerNode).map(([n, k]) => `${n} ${formatInt(k)}`).join(', ')}]`)
+    if (!r.passed) outcomeLines.push(`  examples: lost ${r.examples.lost.join(' ') || '-'}; duplicated ${r.examples.duplicated.join(' ') || '-'}`)
   }
   if (outcome.b) {
     const r = outcome.b
@@ -734,11 +775,11 @@ function report (o: {
       interRunPauseMs,
     },
     targets: targets.map(({ key, name, label, processes, nginxPort }) => ({ key, name, label, processes, nginxPort })),
-    runs: runs.map((r) => ({ round: r.round, target: r.target, acked: r.acked, ...r.result, cpu: r.cpu ?? null, groupCommit: r.groupCommit ?? null })),
+    runs: runs.map((r) => ({ round: r.round, target: r.target, acked: r.acked, skewed: r.skewed, ...r.result, cpu: r.cpu ?? null, groupCommit: r.groupCommit ?? null })),
     summary: Object.fromEntries(summaries.map((s) => [s.key, s])),
     ratios: { cOverA: cOverA ?? null, cOverB: cOverB ?? null },
     goals: goalRows,
-    outcome: { c: outcome.c ?? null, b: outcome.b ?? null },
+    outcome: { c: outcome.c ?? null, cStore: outcome.cStore ?? null, b: outcome.b ?? null },
     profile: o.profile ?? null,
     passed: outcomePassed,
     files: { chart: 'chart.svg', table: 'table.txt', ...(o.profile ? { profile: 'profile-n1.txt', cpuprofile: 'n1.cpuprofile' } : {}) },

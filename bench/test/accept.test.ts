@@ -88,6 +88,12 @@ t.test('accept: tiny closed-loop run of all three targets, outcome check passes'
   t.equal(c.duplicated, 0, 'nothing duplicated')
   t.equal(c.checkErrors, 0)
   t.equal(c.passed, true)
+  const store = results.outcome.cStore
+  t.equal(store.checked, c.distinct, 'every acknowledged id looked up in the stores after shutdown')
+  t.equal(store.lost, 0)
+  t.equal(store.duplicated, 0)
+  t.equal(store.passed, true)
+  t.equal(Object.values(store.foundPerNode as Record<string, number>).reduce((a, b) => a + b, 0), c.distinct, 'each id on exactly one node')
   t.equal(results.outcome.b.lost, 0, '(b) lost nothing either')
   t.equal(results.passed, true)
 
@@ -95,7 +101,8 @@ t.test('accept: tiny closed-loop run of all three targets, outcome check passes'
   t.match(svg, /^<\?xml[^]*<svg[^]*<\/svg>\s*$/, 'chart is a standalone SVG')
   t.match(svg, /<polyline /, 'chart has lines')
   const table = readFileSync(join(dir, 'table.txt'), 'utf8')
-  t.match(table, /outcome \(c\): .* lost 0, duplicated 0 → PASS/)
+  t.match(table, /outcome \(c\), live: .* lost 0, duplicated 0 → PASS/)
+  t.match(table, /outcome \(c\), stores: .* lost 0, duplicated 0 → PASS/)
   t.equal(run.stdout.trim(), table.trim(), 'the printed table is table.txt')
   t.match(run.stderr, /round 1\/1 \(c\) ringpay/, 'progress on stderr')
 })
