@@ -10,9 +10,11 @@
 //                             and that alone keeps per-key order (see cdc-relay/relay.ts).
 //   retry.retries = 0         one attempt per publish: the caller owns retries and their backoff,
 //                             so every bound (attempt time, backoff) is explicit at its call site.
-//   DefaultPartitioner        murmur2 of the key, the same partition a Java client would choose.
+//   keyedPartitioner          murmur2 of the key, the same partition a Java client (or kafkajs'
+//                             DefaultPartitioner) would choose, at a fraction of the CPU.
 
-import { Kafka, Partitioners, logLevel, type Consumer, type Producer } from 'kafkajs'
+import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs'
+import { keyedPartitioner } from './kafka-partitioner.ts'
 import type { Logger } from './log.ts'
 import {
   EventBusError, type ConsumedMessage, type ConsumeOptions, type EventBusErrorCode, type EventConsumer,
@@ -127,7 +129,7 @@ class KafkaEventProducer implements EventProducer {
 
   constructor (kafka: Kafka) {
     this.#producer = kafka.producer({
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: keyedPartitioner,
       allowAutoTopicCreation: false,
       idempotent: false,
       maxInFlightRequests: 1,
@@ -153,7 +155,8 @@ class KafkaEventProducer implements EventProducer {
         messages: messages.map((m) => ({
           key: m.key,
           value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength),
-          headers: { ...m.headers },
+          // kafkajs only reads the headers: no copy.
+          headers: m.headers as Record<string, string>,
         })),
       })
     }
@@ -171,11 +174,17 @@ class KafkaEventProducer implements EventProducer {
   }
 }
 
+/** A consumer kafkajs gave up on is started again after 1 s, doubling up to 30 s. */
+const consumerRestartBaseDelayMs = 1_000
+const consumerRestartDelayMsMax = 30_000
+
 class KafkaEventConsumer implements EventConsumer {
   readonly #consumer: Consumer
   readonly #options: KafkaConsumerOptions
   readonly #log: Logger
   #closed = false
+  #crashListening = false
+  #restarts = 0
 
   constructor (kafka: Kafka, options: KafkaConsumerOptions, log: Logger) {
     this.#options = options
@@ -195,10 +204,17 @@ class KafkaEventConsumer implements EventConsumer {
   async run (options: ConsumeOptions): Promise<void> {
     if (this.#closed) throw new EventBusError('closed', 'consumer is closed', { retriable: false })
     const consumer = this.#consumer
-    // kafkajs restarts a crashed consumer on its own when the error is retriable; say so.
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      this.#log.warn({ err: payload.error, group_id: payload.groupId, restart: payload.restart }, 'kafka consumer crashed')
-    })
+    if (!this.#crashListening) {
+      this.#crashListening = true
+      // kafkajs restarts a crashed consumer on its own only for errors it deems retriable; others
+      // (e.g. "group coordinator not found" while a fresh broker creates its offsets topic, or a
+      // broker outage longer than its retries) stop it for good. A service must not silently stop
+      // consuming, so we start it again ourselves, with capped backoff, until close().
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        this.#log.warn({ err: payload.error, group_id: payload.groupId, restart: payload.restart }, 'kafka consumer crashed')
+        if (!payload.restart) this.#restartLater(options)
+      })
+    }
     let removeJoinListener: (() => void) | undefined
     const joined = new Promise<void>((resolve) => { removeJoinListener = consumer.on(consumer.events.GROUP_JOIN, () => resolve()) })
     try {
@@ -235,6 +251,21 @@ class KafkaEventConsumer implements EventConsumer {
     } finally {
       removeJoinListener?.()
     }
+  }
+
+  #restartLater (options: ConsumeOptions): void {
+    if (this.#closed) return
+    const delayMs = Math.min(consumerRestartDelayMsMax, consumerRestartBaseDelayMs * 2 ** Math.min(this.#restarts++, 10))
+    setTimeout(() => {
+      if (this.#closed) return
+      this.#consumer.disconnect().catch(() => {}).then(() => this.run(options)).then(() => {
+        this.#restarts = 0
+        this.#log.info({ group_id: this.#options.groupId }, 'kafka consumer restarted')
+      }, (error: unknown) => {
+        this.#log.warn({ err: error }, 'kafka consumer restart failed; trying again')
+        this.#restartLater(options)
+      })
+    }, delayMs)
   }
 
   async close (): Promise<void> {

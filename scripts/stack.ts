@@ -2,9 +2,10 @@
 //
 //   node scripts/stack.ts [--nodes 3] [--port 8080] [--dir .stack/local] [--ephemeral [--dir new-dir]]
 //                         [--info-file path] [--events-partitions 64] [--dlq-partitions 8]
-//                         [--nginx-workers 1] [--node-entry payment-svc/main.ts]
+//                         [--nginx-workers 1] [--node-entry payment-svc/main.ts] [--processors 1]
 //
-// Starts Postgres, Kafka (+ topics), N payment nodes and nginx; waits for health; prints
+// Starts Postgres (+ migrations), Kafka (+ topics), N payment nodes (each with its CDC relay),
+// the sandbox PSP, nginx and the processors; waits for health; prints
 // where everything is; writes the info file (see scripts/stack/info.ts); serves the control
 // API (scripts/stack/control.ts); on Ctrl-C/SIGTERM stops everything it started (nodes first,
 // then nginx, Kafka, Postgres).
@@ -21,6 +22,8 @@ import { parseArgs } from 'node:util';
 import { testApiKeys, demoApiKey, demoMerchantId, otherApiKey, writeApiKeysFile } from './stack/api-keys.ts';
 import { startControlServer, type ControlServer } from './stack/control.ts';
 import type { StackInfo } from './stack/info.ts';
+import { migrate } from '../db/migrate.ts';
+import { createProcessor, createSandboxPsp } from './stack/app-processes.ts';
 import { createKafka, defaultDlqPartitions, defaultEventsPartitions, dlqTopic, eventsTopic, externalBrokersFromEnv, stackTopics, type KafkaHandle } from './stack/kafka.ts';
 import { createNginx, type NginxHandle } from './stack/nginx.ts';
 import { createPaymentNodes, nodeDataDir, nodeId, paymentNodeEntry, type PaymentNodeSpec } from './stack/payment-nodes.ts';
@@ -47,6 +50,7 @@ function parseCli() {
       'dlq-partitions': { type: 'string', default: String(defaultDlqPartitions) },
       'nginx-workers': { type: 'string', default: '1' },
       'node-entry': { type: 'string' },
+    processors: { type: 'string', default: '1' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -80,6 +84,7 @@ const nodeCount = intArg('nodes', args.nodes, 1, maxNodes);
 const eventsPartitions = intArg('events-partitions', args['events-partitions'], 1, 10_000);
 const dlqPartitions = intArg('dlq-partitions', args['dlq-partitions'], 1, 10_000);
 const nginxWorkers = intArg('nginx-workers', args['nginx-workers'], 1, 64);
+const processorCount = intArg('processors', args.processors, 0, 16);
 const ephemeral = args.ephemeral === true;
 const explicitPublicPort = args.port === undefined ? undefined : intArg('port', args.port, 1, 65_535);
 const defaultPublicPort = 8080;
@@ -92,7 +97,9 @@ interface Ports {
   postgres: number;
   kafkaBroker: number;
   kafkaController: number;
+  psp: number;
   nodes: { id: string; public: number; admin: number }[];
+  processors: { id: string; admin: number }[];
 }
 
 /** A persistent dir reuses its recorded ports (stable ring); new ones are picked at random. */
@@ -111,7 +118,9 @@ async function choosePorts(dir: string | null): Promise<Ports> {
     postgres: await take(recorded.postgres),
     kafkaBroker: await take(recorded.kafkaBroker),
     kafkaController: await take(recorded.kafkaController),
+    psp: await take(recorded.psp),
     nodes: [],
+    processors: [],
   };
   const recordedNodes = recorded.nodes ?? [];
   if (recordedNodes.length > 0 && recordedNodes.length !== nodeCount) {
@@ -121,7 +130,11 @@ async function choosePorts(dir: string | null): Promise<Ports> {
     const prev = recordedNodes[i];
     ports.nodes.push({ id: nodeId(i), public: await take(prev?.public), admin: await take(prev?.admin) });
   }
-  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ...ports.nodes.flatMap((n) => [n.public, n.admin])];
+  for (let i = 0; i < processorCount; i++) {
+    ports.processors.push({ id: `p${i + 1}`, admin: await take(recorded.processors?.[i]?.admin) });
+  }
+  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp,
+    ...ports.nodes.flatMap((n) => [n.public, n.admin]), ...ports.processors.map((p) => p.admin)];
   for (const port of all) {
     if (!(await isPortFree(port))) {
       throw new Error(`port ${port} on 127.0.0.1 is in use (another stack on this dir? something on --port?). Ports of ${dir ?? 'this stack'}: ${file ?? ''}`);
@@ -277,6 +290,9 @@ async function main(): Promise<void> {
 
   const ports = await choosePorts(ephemeral ? null : dir);
   const internalToken = randomBytes(24).toString('base64url');
+  // The sandbox PSP's credentials: our secret key at the PSP, and the secret its webhooks are signed with.
+  const pspSecretKey = `sk_sandbox_${randomBytes(18).toString('base64url')}`;
+  const webhookSecret = `whsec_${randomBytes(24).toString('base64url')}`;
   const apiKeysFile = join(dir, 'api-keys.json');
   writeApiKeysFile(apiKeysFile);
 
@@ -297,7 +313,7 @@ async function main(): Promise<void> {
     logFile: join(logsDir, `${n.id}.log`),
   }));
   // KAFKA_BROKERS turns on each node's CDC relay (cdc-relay/), publishing to the events topic.
-  const nodeEnv = { KAFKA_BROKERS: kafka.brokers.join(','), RINGPAY_EVENTS_TOPIC: eventsTopic };
+  const nodeEnv = { KAFKA_BROKERS: kafka.brokers.join(','), RINGPAY_EVENTS_TOPIC: eventsTopic, RINGPAY_WEBHOOK_SECRET_SANDBOX: webhookSecret };
   const nodes = createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalToken, entry: nodeEntry, env: nodeEnv });
   const nginx: NginxHandle = createNginx({
     dir: join(dir, 'nginx'),
@@ -315,7 +331,30 @@ async function main(): Promise<void> {
   // here with the phase it stops in (0 = with the nodes, before nginx/Kafka/Postgres), start it
   // after what it depends on, and add what tests need to StackInfo. The control API then serves
   // POST /services/<name>/(start|stop|kill|restart) for it with no further code.
+  const psp = createSandboxPsp({
+    port: ports.psp,
+    dataDir: join(dir, 'psp'),
+    logFile: join(logsDir, 'psp.log'),
+    secretKey: pspSecretKey,
+    webhookSecret,
+    webhookBaseUrl: `http://127.0.0.1:${ports.public}`,
+  });
+  const processors = new Map(ports.processors.map((p) => [p.id, createProcessor({
+    id: p.id,
+    adminPort: p.admin,
+    logFile: join(logsDir, `${p.id}.log`),
+    databaseUrl: postgres.databaseUrl,
+    kafkaBrokers: kafka.brokers,
+    internalUrl: `http://127.0.0.1:${ports.internal}`,
+    pspUrl: `http://127.0.0.1:${ports.psp}`,
+    pspSecretKey,
+    eventsTopic,
+    dlqTopic,
+  })]));
+
   services.set('postgres', { handle: postgres, stopPhase: 3 });
+  services.set('psp', { handle: psp, stopPhase: 1 });
+  for (const [id, proc] of processors) services.set(id, { handle: proc, stopPhase: 0 });
   services.set('kafka', { handle: kafka, stopPhase: 2 });
   services.set('nginx', { handle: nginx, stopPhase: 1 });
   for (const [id, proc] of nodes) services.set(id, { handle: proc, stopPhase: 0 });
@@ -328,13 +367,20 @@ async function main(): Promise<void> {
   };
   say('stack', `starting in ${dir} (${nodeCount} nodes)`);
   const results = await Promise.allSettled([
-    timed(postgres.external ? 'postgres (external)' : 'postgres', () => postgres.start()),
+    timed(postgres.external ? 'postgres (external) + migrations' : 'postgres + migrations', async () => {
+      await postgres.start();
+      const result = await migrate(postgres.databaseUrl);
+      if (result.applied.length > 0) say('stack', `migrations applied: ${result.applied.join(', ')}`);
+    }),
+    timed('psp', () => psp.start()),
     timed(kafka.external ? 'kafka (external) + topics' : 'kafka + topics', () => kafka.start()),
     ...[...nodes.values()].map((n) => timed(n.name, () => n.start())),
   ]);
   const failures = results.flatMap((r) => (r.status === 'rejected' ? [errorMessage(r.reason)] : []));
   if (failures.length > 0) throw new Error(`stack failed to start:\n- ${failures.join('\n- ')}`);
   await timed('nginx', () => nginx.start());
+  // Processors last: they consume Kafka, write Postgres and call the nodes through nginx.
+  await Promise.all([...processors.values()].map((p) => timed(p.name, () => p.start())));
 
   const startedAt = new Date().toISOString();
   let info: StackInfo;
@@ -355,6 +401,8 @@ async function main(): Promise<void> {
     databaseUrl: postgres.databaseUrl,
     kafkaBrokers: kafka.brokers,
     nodes: nodeSpecs.map((n) => ({ id: n.id, publicPort: n.publicPort, adminPort: n.adminPort, dataDir: n.dataDir, logFile: n.logFile })),
+    psp: { url: `http://127.0.0.1:${ports.psp}`, secretKey: pspSecretKey, webhookSecret, logFile: join(logsDir, 'psp.log') },
+    processors: ports.processors.map((p) => ({ id: p.id, adminPort: p.admin, logFile: join(logsDir, `${p.id}.log`) })),
     apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey },
     internalToken,
     dir,
@@ -381,6 +429,8 @@ async function main(): Promise<void> {
     `  postgres      ${info.databaseUrl}${postgres.external ? '   (external: DATABASE_URL)' : ''}`,
     `  kafka         ${info.kafkaBrokers.join(',')}${kafka.external ? '   (external: KAFKA_BROKERS)' : ''}   topics ${eventsTopic}(${eventsPartitions}) ${dlqTopic}(${dlqPartitions})`,
     ...info.nodes.map((n) => `  node ${n.id.padEnd(8)} public :${n.publicPort}  admin http://127.0.0.1:${n.adminPort}  data ${n.dataDir}`),
+    `  sandbox PSP   ${info.psp.url}   (admin: GET /admin/stats, PUT /admin/config)`,
+    ...info.processors.map((p) => `  processor ${p.id.padEnd(3)} metrics http://127.0.0.1:${p.adminPort}/metrics`),
     `  dir           ${dir}`,
     `  logs          ${logsDir}/{${[...nodes.keys()].join(',')},postgres,kafka,nginx,nginx-access,nginx-error}.log${kafka.serverLog ? `, ${kafka.serverLog}` : ''}`,
     `  info file     ${infoFiles.join(', ')}`,

@@ -20,6 +20,9 @@ export interface StackInfo {
   /** host:port list */
   kafkaBrokers: string[];
   nodes: StackNodeInfo[];
+  /** The sandbox PSP: base URL, our secret key there, its webhook signing secret. */
+  psp: { url: string; secretKey: string; webhookSecret: string; logFile: string };
+  processors: { id: string; adminPort: number; logFile: string }[];
   apiKeys: { merchant_demo: string; merchant_other: string };
   internalToken: string;
   /** The stack's directory (data, logs, configs). */

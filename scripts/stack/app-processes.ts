@@ -1,0 +1,90 @@
+// The stack's application processes beside the payment nodes: the sandbox PSP and the
+// processors. Each is a ManagedProcess (restartable, killable through the control API) running
+// on the pinned Node 24, ready when its HTTP health endpoint answers 200.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ManagedProcess } from './proc.ts';
+import { pinnedNodeBinary, pollUntil, repoRoot } from './util.ts';
+
+export const appReadyTimeoutMs = 60_000;
+export const appReadyPollIntervalMs = 100;
+export const appReadyProbeTimeoutMs = 2_000;
+/** Processors finish their batch and commit on SIGTERM; the PSP finishes in-flight requests. */
+export const appStopTimeoutMs = 30_000;
+
+async function healthy(url: string): Promise<true> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(appReadyProbeTimeoutMs) });
+  await res.body?.cancel();
+  if (res.status !== 200) throw new Error(`${url} answered ${res.status}`);
+  return true;
+}
+
+function appProcess(name: string, entry: string, env: Record<string, string>, healthUrl: string, logFile: string): ManagedProcess {
+  return new ManagedProcess({
+    name,
+    command: pinnedNodeBinary(),
+    args: [join(repoRoot, entry)],
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    logFile,
+    stopSignal: 'SIGTERM',
+    stopTimeoutMs: appStopTimeoutMs,
+    readyTimeoutMs: appReadyTimeoutMs,
+    ready: ({ signal }) =>
+      pollUntil(`${name} ${healthUrl}`, () => healthy(healthUrl), { timeoutMs: appReadyTimeoutMs, intervalMs: appReadyPollIntervalMs, signal }).then(() => {}),
+  });
+}
+
+export interface SandboxPspSpec {
+  port: number;
+  dataDir: string;
+  logFile: string;
+  secretKey: string;
+  webhookSecret: string;
+  /** Where webhooks go: the public nginx (routes /webhooks/psp/sandbox/<checkout id>). */
+  webhookBaseUrl: string;
+  /** Extra PSP_* settings (latency, fault rates). */
+  env?: Record<string, string>;
+}
+
+export function createSandboxPsp(spec: SandboxPspSpec): ManagedProcess {
+  mkdirSync(spec.dataDir, { recursive: true });
+  return appProcess('psp', 'sandbox-psp/main.ts', {
+    ...spec.env,
+    PSP_HOST: '127.0.0.1',
+    PSP_PORT: String(spec.port),
+    PSP_DATA_DIR: spec.dataDir,
+    PSP_SECRET_KEY: spec.secretKey,
+    PSP_WEBHOOK_SECRET: spec.webhookSecret,
+    PSP_WEBHOOK_BASE_URL: spec.webhookBaseUrl,
+  }, `http://127.0.0.1:${spec.port}/healthz`, spec.logFile);
+}
+
+export interface ProcessorSpec {
+  id: string;
+  adminPort: number;
+  logFile: string;
+  databaseUrl: string;
+  kafkaBrokers: readonly string[];
+  internalUrl: string;
+  pspUrl: string;
+  pspSecretKey: string;
+  eventsTopic: string;
+  dlqTopic: string;
+  env?: Record<string, string>;
+}
+
+export function createProcessor(spec: ProcessorSpec): ManagedProcess {
+  return appProcess(spec.id, 'processor/main.ts', {
+    ...spec.env,
+    PROCESSOR_ID: spec.id,
+    PROCESSOR_ADMIN_PORT: String(spec.adminPort),
+    DATABASE_URL: spec.databaseUrl,
+    KAFKA_BROKERS: spec.kafkaBrokers.join(','),
+    RINGPAY_INTERNAL_URL: spec.internalUrl,
+    PSP_BASE_URL: spec.pspUrl,
+    PSP_SECRET_KEY: spec.pspSecretKey,
+    RINGPAY_EVENTS_TOPIC: spec.eventsTopic,
+    RINGPAY_DLQ_TOPIC: spec.dlqTopic,
+  }, `http://127.0.0.1:${spec.adminPort}/readyz`, spec.logFile);
+}
