@@ -3,7 +3,8 @@
 //   RINGPAY_EVENTS_TOPIC                  default payments.events
 //   RINGPAY_RELAY_BACKLOG_EVENTS_MAX      disk budget in unpublished entries (default 1,000,000);
 //                                         new payments are admitted again below 90 % of it
-//   RINGPAY_RELAY_PUBLISH_BATCH_EVENTS_MAX, RINGPAY_RELAY_LINGER_MS   tuning (see limits.ts)
+//   RINGPAY_RELAY_PUBLISH_BATCH_EVENTS_MAX, RINGPAY_RELAY_LINGER_MS, RINGPAY_RELAY_NICE
+//                                         tuning (see limits.ts)
 
 import { parseBrokerList } from '../lib/kafka-event-bus.ts'
 import { ConfigError } from '../payment-svc/config.ts'
@@ -43,9 +44,9 @@ export function loadRelayConfig (env: NodeJS.ProcessEnv): RelayConfig | undefine
     ...defaultRelayLimits,
     backlogEventsMax,
     backlogResumeEventsMax: Math.floor(backlogEventsMax * backlogResumeFraction),
-    changelogScanEntriesMax: Math.max(defaultRelayLimits.changelogScanEntriesMax, backlogEventsMax * 2),
     publishBatchEventsMax: integer(env, 'RINGPAY_RELAY_PUBLISH_BATCH_EVENTS_MAX', defaultRelayLimits.publishBatchEventsMax, 1, 100_000),
     publishLingerMs: integer(env, 'RINGPAY_RELAY_LINGER_MS', defaultRelayLimits.publishLingerMs, 0, 100),
+    workerNiceLevel: integer(env, 'RINGPAY_RELAY_NICE', defaultRelayLimits.workerNiceLevel, 0, 19),
   }
   assertRelayLimits(limits)
   return { brokers, topic, limits }

@@ -23,4 +23,6 @@ export type WorkerToHost =
   | { type: 'ready', cursor: number }
   | { type: 'report', report: RelayReport }
   | { type: 'changelog', entries: number, firstSequence: number | undefined, truncated: boolean }
+  /** CPU time the worker thread has used since it started (user + system). */
+  | { type: 'cpu', cpuSeconds: number }
   | { type: 'stopped', cursor: number, outcome: 'stopped' | 'abandoned' }

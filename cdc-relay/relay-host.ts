@@ -47,7 +47,8 @@ export class RelayHost {
   readonly #metrics: RelayMetrics
   #cursor: number
   #headOccurredAtMs: number | undefined
-  #changelogEntries: number | undefined
+  #changelogCount: { entries: number, truncated: boolean } | undefined
+  #workerCpuSeconds = 0
   #kafkaHealthy = true
   #backlogFull = false
   #stopping: Promise<void> | undefined
@@ -62,10 +63,14 @@ export class RelayHost {
       lagSeconds: () => this.lagSeconds,
       cursor: () => this.#cursor,
       nextSequence: () => ctx.nextSequence(),
-      changelogEntries: () => this.#changelogEntries ?? this.lagEvents,
+      // Before the first recount, or past the recount's limit, the lag is the best estimate.
+      changelogEntries: () => this.#changelogCount === undefined || this.#changelogCount.truncated
+        ? Math.max(this.#changelogCount?.entries ?? 0, this.lagEvents)
+        : this.#changelogCount.entries,
       backlogFull: () => this.#refreshBacklog(),
       backlogEventsMax: () => config.limits.backlogEventsMax,
       kafkaHealthy: () => this.#kafkaHealthy,
+      workerCpuSeconds: () => this.#workerCpuSeconds,
     })
   }
 
@@ -185,7 +190,10 @@ export class RelayHost {
       switch (message.type) {
         case 'report': return this.#onReport(message.report)
         case 'changelog':
-          this.#changelogEntries = message.entries
+          this.#changelogCount = { entries: message.entries, truncated: message.truncated }
+          return
+        case 'cpu':
+          this.#workerCpuSeconds = message.cpuSeconds
           return
         case 'stopped':
           this.#cursor = message.cursor

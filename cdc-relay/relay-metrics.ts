@@ -13,6 +13,7 @@ export interface RelayProbes {
   backlogFull: () => boolean
   backlogEventsMax: () => number
   kafkaHealthy: () => boolean
+  workerCpuSeconds: () => number
 }
 
 export interface RelayMetrics {
@@ -35,6 +36,8 @@ export function registerRelayMetrics (registry: Registry, probes: RelayProbes): 
   gauge('ringpay_relay_changelog_entries', 'Change-log entries present in the store (recounted every few seconds)', probes.changelogEntries)
   gauge('ringpay_relay_backlog_full', '1 while the unpublished backlog is over its budget and new payments are shed', () => (probes.backlogFull() ? 1 : 0))
   gauge('ringpay_relay_backlog_events_max', 'Disk budget: unpublished entries past which new payments are shed', probes.backlogEventsMax)
+  // A gauge fed from the worker's own clock (process.threadCpuUsage), not a counter we increment.
+  gauge('ringpay_relay_worker_cpu_seconds', 'CPU time used by the relay worker thread since it started', probes.workerCpuSeconds)
   gauge('ringpay_relay_kafka_healthy', '1 if the last publish attempt was acknowledged, 0 if it failed', () => (probes.kafkaHealthy() ? 1 : 0))
   const errors = new Counter({
     name: 'ringpay_relay_publish_errors_total',

@@ -4,6 +4,7 @@
 // loop that accepts payments.
 
 import assert from 'node:assert/strict'
+import { setPriority } from 'node:os'
 import { parentPort, workerData } from 'node:worker_threads'
 import { ClassicLevel } from 'classic-level'
 import { createKafkaProducer } from '../lib/kafka-event-bus.ts'
@@ -18,6 +19,15 @@ const data = workerData as RelayWorkerData
 const { limits } = data
 const log = createLogger('cdc-relay', { node_id: data.nodeId })
 const post = (message: WorkerToHost): void => port.postMessage(message)
+
+// On Linux the nice value is per thread, and pid 0 means this thread: only the relay yields.
+if (process.platform === 'linux' && limits.workerNiceLevel > 0) {
+  try {
+    setPriority(0, limits.workerNiceLevel)
+  } catch (error) {
+    log.warn({ err: error, nice: limits.workerNiceLevel }, 'could not lower the relay thread priority; it competes with the accept path')
+  }
+}
 
 const db = new ClassicLevel<string, Uint8Array>(data.dataDir, {
   keyEncoding: 'utf8',
@@ -50,10 +60,13 @@ const relay = new Relay({
   },
 })
 
-// The change-log recount (for the metrics) runs only when something changed since the last one.
+// Every tick: the thread's CPU time; and a change-log recount (for the metrics), only when
+// something changed since the last one.
 let changelogDirty = true
 let counting: Promise<void> | undefined
 const countTimer = setInterval(() => {
+  const cpu = process.threadCpuUsage()
+  post({ type: 'cpu', cpuSeconds: (cpu.user + cpu.system) / 1e6 })
   if (!changelogDirty || counting !== undefined) return
   changelogDirty = false
   counting = changeLog.count(limits.changelogScanEntriesMax).then(
