@@ -1,0 +1,57 @@
+// What end-to-end tests need beyond the public API: the sandbox PSP's admin view, Postgres, and
+// waiting for a payment to reach a terminal state.
+
+import pg from 'pg'
+import { call, createPayment, eventually, getInternal, newCheckoutId, type ApiResponse } from './api.ts'
+import { loadStackInfo } from './stack.ts'
+
+const stack = loadStackInfo()
+const terminal = new Set(['succeeded', 'failed', 'canceled'])
+
+let pool: pg.Pool | undefined
+export function db (): pg.Pool {
+  pool ??= new pg.Pool({ connectionString: stack.databaseUrl, max: 4 })
+  return pool
+}
+export async function closeDb (): Promise<void> {
+  await pool?.end()
+  pool = undefined
+}
+
+export function pspAdmin (path: string, method: 'GET' | 'PUT' | 'POST' | 'DELETE' = 'GET', body?: unknown): Promise<ApiResponse> {
+  return call(`${stack.psp.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${stack.psp.secretKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  })
+}
+
+/** Every charge the PSP ever made under this idempotency key (the proof of "at most one"). */
+export async function pspCharges (checkoutId: string): Promise<any[]> {
+  const res = await pspAdmin(`/admin/charges?idempotency_key=${encodeURIComponent(checkoutId)}`)
+  if (res.status !== 200) throw new Error(`psp admin answered ${res.status}: ${res.text}`)
+  return res.body.data
+}
+
+export async function createWith (paymentMethod: string, prefix = 'e2e', amount = 1999, currency = 'EUR'): Promise<string> {
+  const id = newCheckoutId(prefix)
+  const res = await createPayment(stack.publicUrl, stack.apiKeys.merchant_demo, id, { amount, currency, payment_method: paymentMethod })
+  if (res.status !== 202) throw new Error(`create ${id} answered ${res.status}: ${res.text}`)
+  return id
+}
+
+/** The node's view once the payment has reached one of `statuses` (default: terminal). */
+export function nodeReaches (checkoutId: string, deadlineMs: number, statuses: ReadonlySet<string> = terminal): Promise<any> {
+  return eventually(async () => {
+    const res = await getInternal(stack.internalUrl, checkoutId)
+    return res.status === 200 && statuses.has(res.body.status) ? res.body : undefined
+  }, deadlineMs, `${checkoutId} on its node to reach ${[...statuses].join('|')}`)
+}
+
+/** The Postgres row once it has caught up with the node's version. */
+export function postgresReaches (checkoutId: string, version: number, deadlineMs: number): Promise<any> {
+  return eventually(async () => {
+    const { rows } = await db().query('SELECT * FROM payments WHERE checkout_id = $1', [checkoutId])
+    return rows[0] !== undefined && Number(rows[0].version) >= version ? rows[0] : undefined
+  }, deadlineMs, `${checkoutId} in Postgres at version ${version}`)
+}
