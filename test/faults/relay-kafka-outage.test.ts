@@ -1,6 +1,8 @@
 // Kafka down: the nodes keep accepting payments (all 202), the relays retry and report lag, the
 // change log grows; Kafka back: every event arrives, once after dedup, each key in version order,
-// and the change log shrinks back to nothing. Runs serially: it stops the shared stack's Kafka.
+// and the change log shrinks back. Runs serially: it stops the shared stack's Kafka.
+// The stack's processors drive the payments once Kafka is back, adding events of their own; the
+// checks below hold whatever they add.
 
 import t from 'tap'
 import { createPayment, newCheckoutId, transition } from '../helpers/api.ts'
@@ -15,6 +17,8 @@ const requestConcurrency = 50
 const metricDeadlineMs = 30_000
 const drainDeadlineMs = 120_000
 const pollIntervalMs = 100
+/** After the drain, only what the processors are still producing may be unpublished. */
+const drainedEntriesMax = 100
 
 async function inParallel<T> (items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0
@@ -56,7 +60,7 @@ t.test('Kafka outage: accept 1,000 payments, then deliver all of them once, in o
   })
   t.same(Object.fromEntries(statuses), { 202: paymentCount }, 'every payment accepted while Kafka is down')
   await inParallel(moved, requestConcurrency, async (id) => {
-    const res = await transition(stack.internalUrl, id, { to: 'processing', expected_version: 1, actor: 'processor' })
+    const res = await transition(stack.internalUrl, id, { to: 'processing', expected_version: 1, actor: 'relay-test' })
     if (res.status !== 200) throw new Error(`transition ${id}: ${res.status} ${res.text}`)
   })
 
@@ -79,27 +83,37 @@ t.test('Kafka outage: accept 1,000 payments, then deliver all of them once, in o
   const collector = await EventCollector.start((key) => idSet.has(key))
   t.teardown(() => collector.close())
   const count = (type: string): number => collector.events.filter((e) => e.event.type === type).length
-  await collector.waitFor(() => count('payment.created') >= paymentCount && count('payment.status_changed') >= transitionedCount,
+  const ours = (): number => collector.events.filter((e) => e.event.actor === 'relay-test').length
+  await collector.waitFor(() => count('payment.created') >= paymentCount && ours() >= transitionedCount,
     drainDeadlineMs, 'the backlog to arrive')
 
   const byKey = collector.byKey()
   t.equal(byKey.size, paymentCount, 'all 1,000 payments arrived')
   t.equal(count('payment.created'), paymentCount, 'none twice after dedup')
+  // Written during the outage, in this order: created (v1), then our transition (v2).
   let wrong = 0
+  const movedSet = new Set(moved)
   for (const id of ids) {
-    const types = (byKey.get(id) ?? []).map((e) => e.event.type)
-    const expected = moved.includes(id) ? ['payment.created', 'payment.status_changed'] : ['payment.created']
-    if (JSON.stringify(types) !== JSON.stringify(expected)) wrong++
+    const events = byKey.get(id) ?? []
+    const created = events.filter((e) => e.event.type === 'payment.created')
+    const okCreated = created.length === 1 && events[0] === created[0] && events[0]!.event.version === 1
+    const second = events[1]
+    const okMoved = !movedSet.has(id) || (second !== undefined && second.event.actor === 'relay-test' && second.event.version === 2)
+    if (!okCreated || !okMoved) {
+      wrong++
+      t.fail(`${id}: ${JSON.stringify(events.map((e) => [e.event.type, e.event.version, e.event.actor]))}`)
+    }
   }
-  t.equal(wrong, 0, 'each key has exactly its events')
+  t.equal(wrong, 0, 'each key: one created event first, then ours for the moved ones')
   t.same(orderProblems(byKey), [], 'per-key order intact')
   t.comment(`${collector.received} copies received for ${collector.events.length} events`)
 
-  // Published entries are deleted: the change log shrinks back (the fault phase is quiet).
+  // Published entries are deleted: the change log shrinks back from the whole backlog to what
+  // the processors are producing right now (the fault phase runs nothing else).
   for (const node of stack.nodes) {
-    await until(async () => await nodeMetric(node.adminPort, 'ringpay_relay_lag_events') === 0, drainDeadlineMs, `${node.id} to catch up`)
-    await until(async () => await nodeMetric(node.adminPort, 'ringpay_relay_changelog_entries') === 0, metricDeadlineMs, `${node.id}'s change log to empty`)
+    await until(async () => await nodeMetric(node.adminPort, 'ringpay_relay_changelog_entries') < drainedEntriesMax,
+      drainDeadlineMs, `${node.id}'s change log to shrink back`)
     t.equal(await nodeMetric(node.adminPort, 'ringpay_relay_kafka_healthy'), 1, `${node.id} reports Kafka healthy again`)
   }
-  t.pass('every node\'s change log is empty again')
+  t.pass(`every node's change log is back under ${drainedEntriesMax} entries`)
 })

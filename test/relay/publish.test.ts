@@ -32,44 +32,52 @@ t.test('N payments through nginx → exactly N payment.created events; transitio
     const res = await createPayment(stack.publicUrl, apiKey, id)
     if (res.status !== 202) throw new Error(`create ${id}: ${res.status} ${res.text}`)
   })
+  // The stack's processors drive every new payment too: whoever moves it first from pending to
+  // processing (us, or a processor), that is version 2 and the second event of the key.
   const moved = ids.slice(0, transitionedCount)
   for (const id of moved) {
-    const res = await transition(stack.internalUrl, id, { to: 'processing', expected_version: 1, actor: 'processor' })
-    t.equal(res.status, 200, `transition ${id}`)
+    const res = await transition(stack.internalUrl, id, { to: 'processing', expected_version: 1, actor: 'relay-test' })
+    t.ok(res.status === 200 || (res.status === 409 && res.body.code === 'stale_version'), `transition ${id}: ${res.status}`)
   }
 
   const created = (): number => collector.events.filter((e) => e.event.type === 'payment.created').length
-  const changed = (): number => collector.events.filter((e) => e.event.type === 'payment.status_changed').length
-  await collector.waitFor(() => created() >= paymentCount && changed() >= transitionedCount, eventsDeadlineMs, 'all events')
+  const hasSecondEvent = (id: string): boolean => (collector.byKey().get(id)?.length ?? 0) >= 2
+  await collector.waitFor(() => created() >= paymentCount && moved.every(hasSecondEvent), eventsDeadlineMs, 'all events')
 
   const byKey = collector.byKey()
   t.equal(byKey.size, paymentCount, 'every payment has events')
   t.equal(created(), paymentCount, 'exactly N payment.created after dedup')
+  let wrong = 0
   for (const id of ids) {
-    const events = byKey.get(id) ?? []
-    t.equal(events.filter((e) => e.event.type === 'payment.created').length, 1, `${id}: one created event`)
+    if ((byKey.get(id) ?? []).filter((e) => e.event.type === 'payment.created').length !== 1) wrong++
   }
+  t.equal(wrong, 0, 'one payment.created per payment')
   for (const id of moved) {
-    const events = byKey.get(id)!
-    t.same(events.map((e) => [e.event.type, e.event.version]), [['payment.created', 1], ['payment.status_changed', 2]], `${id}: created then status_changed`)
-    t.equal(events[1]!.event.previousStatus, 'pending')
-    t.equal(events[1]!.event.payment.status, 'processing')
-    t.equal(events[1]!.event.actor, 'processor')
+    const [first, second] = byKey.get(id)!
+    t.match({ type: first!.event.type, version: first!.event.version }, { type: 'payment.created', version: 1 }, `${id}: created first`)
+    t.match({ type: second!.event.type, version: second!.event.version, previous: second!.event.previousStatus, status: second!.event.payment.status },
+      { type: 'payment.status_changed', version: 2, previous: 'pending', status: 'processing' }, `${id}: then pending → processing`)
   }
   t.same(orderProblems(byKey), [], 'per-key order')
 
   // Message shape: key = checkout id, headers, and a value that is the ChangeEvent itself.
   const nodeIds = new Set(stack.nodes.map((n) => n.id))
+  let malformed = 0
   for (const e of collector.events) {
-    t.equal(e.key, e.event.checkoutId)
-    t.equal(e.headers['event-id'], `${e.event.nodeId}:${e.event.sequence}`)
-    t.equal(e.headers['event-id'], e.event.eventId)
-    t.equal(e.headers['event-type'], e.event.type)
-    t.equal(e.headers['schema-version'], '1')
-    t.equal(e.headers['node-id'], e.event.nodeId)
-    t.ok(nodeIds.has(e.event.nodeId), 'from a node of the stack')
-    t.equal(e.event.payment.checkoutId, e.key)
+    const ok = e.key === e.event.checkoutId &&
+      e.headers['event-id'] === `${e.event.nodeId}:${e.event.sequence}` &&
+      e.headers['event-id'] === e.event.eventId &&
+      e.headers['event-type'] === e.event.type &&
+      e.headers['schema-version'] === '1' &&
+      e.headers['node-id'] === e.event.nodeId &&
+      nodeIds.has(e.event.nodeId) &&
+      e.event.payment.checkoutId === e.key
+    if (!ok) {
+      malformed++
+      t.fail(`malformed message ${e.partition}/${e.offset}: ${JSON.stringify({ key: e.key, headers: e.headers })}`)
+    }
   }
+  t.equal(malformed, 0, `${collector.events.length} messages: key, headers and value agree`)
   t.comment(`${collector.received} copies received for ${collector.events.length} events`)
 })
 
