@@ -1,0 +1,122 @@
+// Completes async (pending) charges when their delay is up: pending -> succeeded | failed, with the
+// settlement index entry and the webhook event in the same batch. The schedule is durable
+// (a/<due>/<charge id>), so a charge left pending by a restart is completed after it.
+
+import type { Logger } from '../lib/log.ts'
+import { fail, succeed, type Charge } from './charge.ts'
+import type { RuntimeControl } from './faults.ts'
+import type { PspLimits } from './limits.ts'
+import { ruleFor } from './rules.ts'
+import { keys, parseDueKey, rangeEnd, type CounterDeltas, type Op, type PspStore } from './store.ts'
+import { encodeSettlementEntry } from './settlement.ts'
+import { eventWrites } from './webhook-events.ts'
+
+/** After a failed pass (the disk refused a batch), try again this much later. */
+const retryAfterFailureMs = 1_000
+
+export class AsyncCompleter {
+  readonly #store: PspStore
+  readonly #runtime: RuntimeControl
+  readonly #limits: PspLimits
+  readonly #log: Logger
+  readonly #onWritten: () => void
+  #timer: NodeJS.Timeout | undefined
+  #timerDueMs = Infinity
+  #running: Promise<void> | undefined
+  #again = false
+  #stopped = false
+
+  constructor (deps: { store: PspStore, runtime: RuntimeControl, limits: PspLimits, log: Logger, onWritten: () => void }) {
+    this.#store = deps.store
+    this.#runtime = deps.runtime
+    this.#limits = deps.limits
+    this.#log = deps.log
+    this.#onWritten = deps.onWritten
+  }
+
+  /** A pending charge is due at `dueMs` (or, at start-up, whatever is stored). */
+  schedule (dueMs: number): void {
+    if (this.#stopped || dueMs >= this.#timerDueMs) return
+    clearTimeout(this.#timer)
+    this.#timerDueMs = dueMs
+    this.#timer = setTimeout(() => {
+      this.#timerDueMs = Infinity
+      this.#run()
+    }, Math.max(0, dueMs - Date.now()))
+    this.#timer.unref()
+  }
+
+  /** Completes what is due now, then sleeps until the next due entry. */
+  start (): void {
+    this.#run()
+  }
+
+  #run (): void {
+    if (this.#stopped) return
+    if (this.#running !== undefined) {
+      this.#again = true
+      return
+    }
+    this.#running = this.#completeDue().catch((error: unknown) => {
+      this.#log.error({ err: error }, 'async charge completion failed; retrying')
+      this.schedule(Date.now() + retryAfterFailureMs)
+    }).finally(() => {
+      this.#running = undefined
+      if (this.#again) {
+        this.#again = false
+        this.#run()
+      }
+    })
+  }
+
+  async #completeDue (): Promise<void> {
+    for (;;) {
+      const nowMs = Date.now()
+      const due = await this.#store.db.keys({
+        gte: keys.asyncPrefix,
+        lt: keys.asyncDueUntil(nowMs),
+        limit: this.#limits.asyncCompletionBatchMax,
+      }).all()
+      if (due.length > 0) await this.#complete(due, nowMs)
+      if (due.length < this.#limits.asyncCompletionBatchMax || this.#stopped) break
+    }
+    const next = await this.#store.db.keys({ gte: keys.asyncPrefix, lt: keys.asyncPrefix + rangeEnd, limit: 1 }).all()
+    if (next[0] !== undefined) this.schedule(parseDueKey(next[0]).dueMs)
+  }
+
+  async #complete (dueKeys: readonly string[], nowMs: number): Promise<void> {
+    const ops: Op[] = []
+    const counters: Required<Pick<CounterDeltas, 'pending' | 'succeeded' | 'failed'>> & CounterDeltas = { pending: 0, succeeded: 0, failed: 0 }
+    for (const dueKey of dueKeys) {
+      ops.push({ type: 'del', key: dueKey })
+      const chargeId = parseDueKey(dueKey).rest
+      const charge = this.#store.getCharge(chargeId)
+      if (charge === undefined || charge.status !== 'pending') continue
+      const outcome = ruleFor(charge.payment_method)?.outcome
+      const final: Charge = outcome?.kind === 'async' && outcome.final.kind === 'failed'
+        ? fail(charge, outcome.final.failure)
+        : succeed(charge, nowMs)
+      ops.push({ type: 'put', key: keys.charge(final.id), value: JSON.stringify(final) })
+      counters.pending--
+      if (final.status === 'succeeded') {
+        ops.push({ type: 'put', key: keys.settlement(final.settled_on!, final.id), value: encodeSettlementEntry(final) })
+        counters.succeeded++
+      } else {
+        counters.failed++
+      }
+      const events = eventWrites(this.#store, this.#runtime, final, nowMs)
+      ops.push(...events.ops)
+      for (const [name, delta] of Object.entries(events.counters) as Array<[keyof CounterDeltas, number]>) {
+        counters[name] = (counters[name] ?? 0) + delta
+      }
+    }
+    await this.#store.write({ ops, counters })
+    this.#onWritten()
+  }
+
+  async stop (): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    await this.#running
+  }
+}

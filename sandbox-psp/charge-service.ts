@@ -1,0 +1,165 @@
+// POST /v1/charges, minus HTTP: idempotency, simulated latency, fault injection, the outcome rule
+// and the durable write. The answer (and the webhook event) is only produced after the charge is
+// on disk, so a crash between "charged" and "answered" is exactly the timeout-after-charge case.
+//
+// Order of a request, and why:
+//   1. concurrency bound         (429)  nothing grows without bound
+//   2. injected rate limit       (429)  real rate limiters answer before any work
+//   3. key in progress?          (409)  Stripe's concurrent-request answer
+//   4. simulated latency                the key stays in progress meanwhile
+//   5. injected 500/503                 also on retries, as on a real PSP; never charges
+//   6. replay or mismatch        (200 / 422)
+//   7. pm_card_5xx_once                 first attempt for the key: durable marker, 500, no charge
+//   8. charge, write durably     (201)  then maybe hold the answer (timeout after charge)
+
+import { setTimeout as sleep } from 'node:timers/promises'
+import { newCharge, paramsFingerprint, type Charge, type ChargeParams } from './charge.ts'
+import { PspError } from './errors.ts'
+import type { RuntimeControl } from './faults.ts'
+import { randomId } from './ids.ts'
+import type { PspLimits } from './limits.ts'
+import type { PspMetrics } from './metrics.ts'
+import type { PaymentMethodRule } from './rules.ts'
+import { keys, type CounterDeltas, type Op, type PspStore } from './store.ts'
+import { encodeSettlementEntry } from './settlement.ts'
+import { eventWrites } from './webhook-events.ts'
+
+export type CreateResult =
+  | { kind: 'created', charge: Charge, holdResponse: boolean }
+  | { kind: 'replayed', charge: Charge }
+
+const statusCounter = {
+  succeeded: 'succeeded',
+  failed: 'failed',
+  pending: 'pending',
+  requires_action: 'requiresAction',
+} as const
+
+export class ChargeService {
+  readonly #store: PspStore
+  readonly #runtime: RuntimeControl
+  readonly #limits: PspLimits
+  readonly #metrics: PspMetrics
+  readonly #onWritten: (charge: Charge, asyncDueMs: number | undefined) => void
+  /** Idempotency keys of requests between steps 3 and 8. Bounded by chargeRequestsInFlightMax. */
+  readonly #keysInProgress = new Set<string>()
+  readonly #shutdown = new AbortController()
+  #inFlight = 0
+
+  constructor (deps: {
+    store: PspStore
+    runtime: RuntimeControl
+    limits: PspLimits
+    metrics: PspMetrics
+    onWritten: (charge: Charge, asyncDueMs: number | undefined) => void
+  }) {
+    this.#store = deps.store
+    this.#runtime = deps.runtime
+    this.#limits = deps.limits
+    this.#metrics = deps.metrics
+    this.#onWritten = deps.onWritten
+  }
+
+  get inFlight (): number {
+    return this.#inFlight
+  }
+
+  get keysInProgress (): number {
+    return this.#keysInProgress.size
+  }
+
+  /** Cuts simulated latency short; requests still sleeping answer 503 shutting_down. */
+  stop (): void {
+    this.#shutdown.abort()
+  }
+
+  async create (idempotencyKey: string, params: ChargeParams, rule: PaymentMethodRule): Promise<CreateResult> {
+    if (this.#inFlight >= this.#limits.chargeRequestsInFlightMax) {
+      this.#metrics.count('concurrencyRejections')
+      throw new PspError('rate_limited', { message: 'Too many concurrent requests; retry later', retryAfterS: 1 })
+    }
+    this.#metrics.count('attempts')
+    if (this.#runtime.rateLimited()) {
+      this.#metrics.count('injectedRateLimits')
+      throw new PspError('rate_limited', { retryAfterS: 1 })
+    }
+    if (this.#keysInProgress.has(idempotencyKey)) {
+      this.#metrics.count('idempotencyInUse')
+      throw new PspError('idempotency_key_in_use')
+    }
+    this.#inFlight++
+    this.#keysInProgress.add(idempotencyKey)
+    try {
+      return await this.#createWithKey(idempotencyKey, params, rule)
+    } finally {
+      this.#keysInProgress.delete(idempotencyKey)
+      this.#inFlight--
+    }
+  }
+
+  async #createWithKey (idempotencyKey: string, params: ChargeParams, rule: PaymentMethodRule): Promise<CreateResult> {
+    const latencyMs = this.#runtime.latencyMs()
+    if (latencyMs > 0) {
+      try {
+        await sleep(latencyMs, undefined, { signal: this.#shutdown.signal })
+      } catch (error) {
+        throw new PspError('shutting_down', { retryAfterS: 1, cause: error })
+      }
+    }
+    const injected = this.#runtime.serverError()
+    if (injected !== undefined) {
+      this.#metrics.count('injected5xx')
+      throw new PspError(injected === 500 ? 'internal_error' : 'service_unavailable', { retryAfterS: injected === 503 ? 1 : undefined })
+    }
+    const fingerprint = paramsFingerprint(params)
+    const existing = this.#store.getIdempotency(idempotencyKey)
+    if (existing !== undefined) {
+      if (existing.fingerprint !== fingerprint) {
+        this.#metrics.count('idempotencyMismatches')
+        throw new PspError('idempotency_key_mismatch')
+      }
+      const charge = this.#store.getCharge(existing.charge_id)
+      if (charge === undefined) throw new Error(`idempotency record of ${idempotencyKey} names a missing charge`)
+      this.#metrics.count('idempotentReplays')
+      // The charge as it is now: a retry after a timeout learns the latest status.
+      return { kind: 'replayed', charge }
+    }
+    if (rule.fault === 'error_5xx_once' && !this.#store.has(keys.fault5xxOnce(idempotencyKey))) {
+      // Durable, so a restart between the attempts does not fail the key twice.
+      await this.#store.write({ ops: [{ type: 'put', key: keys.fault5xxOnce(idempotencyKey), value: '' }] })
+      this.#metrics.count('rule5xxOnce')
+      throw new PspError('internal_error')
+    }
+    return this.#charge(idempotencyKey, params, rule, fingerprint)
+  }
+
+  async #charge (idempotencyKey: string, params: ChargeParams, rule: PaymentMethodRule, fingerprint: string): Promise<CreateResult> {
+    const nowMs = Date.now()
+    const outcome = rule.outcome
+    const status = outcome.kind === 'async' ? 'pending' : outcome.kind
+    let charge = newCharge(randomId('ch'), idempotencyKey, params, status, nowMs)
+    if (outcome.kind === 'failed') {
+      charge = { ...charge, failure_code: outcome.failure.code, failure_message: outcome.failure.message }
+    }
+    const ops: Op[] = [
+      { type: 'put', key: keys.charge(charge.id), value: JSON.stringify(charge) },
+      { type: 'put', key: keys.idempotency(idempotencyKey), value: JSON.stringify({ charge_id: charge.id, fingerprint }) },
+    ]
+    if (charge.status === 'succeeded') {
+      ops.push({ type: 'put', key: keys.settlement(charge.settled_on!, charge.id), value: encodeSettlementEntry(charge) })
+    }
+    let asyncDueMs: number | undefined
+    if (outcome.kind === 'async') {
+      asyncDueMs = nowMs + this.#runtime.config.asyncDelayMs
+      ops.push({ type: 'put', key: keys.asyncDue(asyncDueMs, charge.id), value: '' })
+    }
+    const events = eventWrites(this.#store, this.#runtime, charge, nowMs)
+    ops.push(...events.ops)
+    const counters: CounterDeltas = { ...events.counters, chargesTotal: 1, [statusCounter[charge.status]]: 1 }
+    await this.#store.write({ ops, counters, indexCharges: [{ idempotencyKey, chargeId: charge.id }] })
+    this.#onWritten(charge, asyncDueMs)
+    const holdResponse = rule.fault === 'timeout_after_charge' || this.#runtime.timeoutAfterCharge()
+    if (holdResponse) this.#metrics.count('injectedTimeouts')
+    return { kind: 'created', charge, holdResponse }
+  }
+}

@@ -1,0 +1,48 @@
+// Deterministic outcomes by payment method token, like a real PSP's test cards. Tests pick the
+// outcome through the token; random faults (faults.ts) come on top only when configured.
+
+export type FinalFailure = { code: string, message: string }
+
+export type Outcome =
+  /** Settled at once. */
+  | { kind: 'succeeded' }
+  /** Declined at once. */
+  | { kind: 'failed', failure: FinalFailure }
+  /** Answered `pending`; the final status arrives by webhook after the configured async delay. */
+  | { kind: 'async', final: { kind: 'succeeded' } | { kind: 'failed', failure: FinalFailure } }
+  /** Needs the customer (3-D Secure and the like); stays there, the sandbox has no challenge flow. */
+  | { kind: 'requires_action' }
+
+export type RuleFault =
+  /** The first attempt for an idempotency key answers 500 without charging; retries proceed. */
+  | 'error_5xx_once'
+  /** The first attempt charges durably, then holds the response past any client timeout. */
+  | 'timeout_after_charge'
+
+export interface PaymentMethodRule {
+  outcome: Outcome
+  fault?: RuleFault
+}
+
+const declined: FinalFailure = { code: 'card_declined', message: 'Your card was declined.' }
+const insufficientFunds: FinalFailure = { code: 'insufficient_funds', message: 'Your card has insufficient funds.' }
+const succeeded: Outcome = { kind: 'succeeded' }
+
+const rules: ReadonlyMap<string, PaymentMethodRule> = new Map<string, PaymentMethodRule>([
+  ['pm_card_visa', { outcome: succeeded }],
+  ['pm_card_mastercard', { outcome: succeeded }],
+  ['pm_card_declined', { outcome: { kind: 'failed', failure: declined } }],
+  ['pm_card_insufficient_funds', { outcome: { kind: 'failed', failure: insufficientFunds } }],
+  ['pm_card_async', { outcome: { kind: 'async', final: succeeded } }],
+  ['pm_card_async_declined', { outcome: { kind: 'async', final: { kind: 'failed', failure: declined } } }],
+  ['pm_card_requires_action', { outcome: { kind: 'requires_action' } }],
+  ['pm_card_5xx_once', { outcome: succeeded, fault: 'error_5xx_once' }],
+  ['pm_card_timeout_after_charge', { outcome: succeeded, fault: 'timeout_after_charge' }],
+])
+
+/** The rule for a token, or undefined for a token the PSP does not know (400 invalid_payment_method). */
+export function ruleFor (paymentMethod: string): PaymentMethodRule | undefined {
+  return rules.get(paymentMethod)
+}
+
+export const knownPaymentMethods: readonly string[] = [...rules.keys()]
