@@ -126,8 +126,9 @@ t.test('idempotency: replay, mismatch, and a concurrent request with the key in 
   const otherDescription = await charge(psp, { ...body, description: 'changed' })
   t.equal(otherDescription.status, 422, 'every parameter counts, the description too')
 
-  // A constant 300 ms of latency keeps the first request in progress while the second arrives.
-  await setConfig(psp, { latencyMedianMs: 300, latencyP99Ms: 300 })
+  // A constant 600 ms of latency keeps the first request in progress while the second arrives
+  // (with room for a slow, busy machine between the two).
+  await setConfig(psp, { latencyMedianMs: 600, latencyP99Ms: 600 })
   const slow = chargeBody()
   const startedAt = Date.now()
   const inProgress = charge(psp, slow)
@@ -137,7 +138,7 @@ t.test('idempotency: replay, mismatch, and a concurrent request with the key in 
   t.match(concurrent.body.error, { type: 'idempotency_error', code: 'idempotency_key_in_use' })
   const done = await inProgress
   t.equal(done.status, 201)
-  t.ok(Date.now() - startedAt >= 300, 'the simulated latency was applied')
+  t.ok(Date.now() - startedAt >= 600, 'the simulated latency was applied')
   t.equal((await charge(psp, slow)).status, 200, 'after it finished, the key replays')
 
   t.equal((await adminCharges(psp, slow.reference)).length, 1)

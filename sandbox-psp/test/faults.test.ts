@@ -114,7 +114,7 @@ t.test('retry storm under every fault at once: exactly one charge per key', asyn
 })
 
 t.test('the concurrency bound answers 429 and forgets the key', async (t) => {
-  const psp = await startPsp(t, { limits: { chargeRequestsInFlightMax: 1 }, runtime: { latencyMedianMs: 200 } })
+  const psp = await startPsp(t, { limits: { chargeRequestsInFlightMax: 1 }, runtime: { latencyMedianMs: 600 } })
   const slow = charge(psp, chargeBody())
   await eventually(async () => ((await stats(psp)).inFlight.chargeRequests === 1 ? true : undefined), 'the first request in flight')
   const body = chargeBody()
