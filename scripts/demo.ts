@@ -22,9 +22,10 @@ try {
   process.exit(1);
 }
 
-const checkoutId = `demo-${randomBytes(6).toString('hex')}`;
 const apiKey = info.apiKeys.merchant_demo;
-const body = { amount: 1999, currency: 'EUR', payment_method: 'pm_card_visa', description: 'Ringpay demo' };
+/** A long-poll returns as soon as the payment changes; the demo waits at most this for each step. */
+export const demoLongPollMs = 10_000;
+const terminal = new Set(['succeeded', 'failed', 'canceled']);
 
 function show(title: string, method: string, url: string, headers: Record<string, string>, reqBody: unknown, status: number, resText: string): void {
   const shownHeaders = Object.entries(headers).map(([k, v]) => `  ${k}: ${k === 'Authorization' ? v.slice(0, 26) + '…' : v}`);
@@ -39,7 +40,7 @@ function show(title: string, method: string, url: string, headers: Record<string
   );
 }
 
-async function call(title: string, method: 'GET' | 'POST', url: string, reqBody?: unknown): Promise<number> {
+async function call(title: string, checkoutId: string, method: 'GET' | 'POST', url: string, reqBody?: unknown): Promise<{ status: number; body: any }> {
   const headers: Record<string, string> = {
     'X-PAYMENT-CHECKOUT-ID': checkoutId,
     Authorization: `Bearer ${apiKey}`,
@@ -49,14 +50,42 @@ async function call(title: string, method: 'GET' | 'POST', url: string, reqBody?
     method,
     headers,
     body: reqBody === undefined ? undefined : JSON.stringify(reqBody),
-    signal: AbortSignal.timeout(demoRequestTimeoutMs),
+    signal: AbortSignal.timeout(demoRequestTimeoutMs + demoLongPollMs),
   });
-  show(title, method, url, headers, reqBody, res.status, await res.text());
-  return res.status;
+  const text = await res.text();
+  show(title, method, url, headers, reqBody, res.status, text);
+  let body: any;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  return { status: res.status, body };
 }
 
-const created = await call('Create a payment (through nginx, routed by the checkout id)', 'POST', `${info.publicUrl}/payments`, body);
-const read = await call('Read it back', 'GET', `${info.publicUrl}/payments/${checkoutId}`);
-const ok = created >= 200 && created < 300 && read === 200;
-process.stdout.write(ok ? `\nDemo OK: payment ${checkoutId} created and read back.\n` : `\nDemo FAILED (create ${created}, read ${read}).\n`);
+/** Creates a payment, then follows it with long-polls until it is terminal. */
+async function follow(label: string, paymentMethod: string, expected: string): Promise<boolean> {
+  const checkoutId = `demo-${randomBytes(6).toString('hex')}`;
+  const body = { amount: 1999, currency: 'EUR', payment_method: paymentMethod, description: `Ringpay demo: ${label}` };
+  const created = await call(`${label}: create (202 once fsynced on its node)`, checkoutId, 'POST', `${info.publicUrl}/payments`, body);
+  if (created.status !== 202) return false;
+  let payment = created.body;
+  const deadline = Date.now() + 3 * demoLongPollMs;
+  while (!terminal.has(payment?.status) && Date.now() < deadline) {
+    const next = await call(`${label}: long-poll for the next change`, checkoutId, 'GET',
+      `${info.publicUrl}/payments/${checkoutId}?wait_ms=${demoLongPollMs}&after_version=${payment.version}`);
+    if (next.status !== 200) return false;
+    payment = next.body;
+  }
+  const ok = payment?.status === expected;
+  process.stdout.write(`${ok ? 'OK' : 'UNEXPECTED'}: ${checkoutId} went pending → ${payment?.status} (expected ${expected})\n`);
+  return ok;
+}
+
+const results = [
+  await follow('A card that succeeds', 'pm_card_visa', 'succeeded'),
+  await follow('A declined card', 'pm_card_declined', 'failed'),
+];
+const ok = results.every(Boolean);
+process.stdout.write(ok ? '\nDemo OK: both payments reached the terminal state the PSP decided.\n' : '\nDemo FAILED.\n');
 process.exit(ok ? 0 : 1);
