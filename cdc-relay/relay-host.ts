@@ -52,6 +52,7 @@ export class RelayHost {
   #kafkaHealthy = true
   #backlogFull = false
   #stopping: Promise<void> | undefined
+  #exited = false
 
   private constructor (config: RelayConfig, ctx: RelayHostContext, worker: Worker, cursor: number) {
     this.#config = config
@@ -166,6 +167,7 @@ export class RelayHost {
 
   async #stop (): Promise<void> {
     const { limits } = this.#config
+    if (this.#exited) return
     const stopped = new Promise<'stopped' | 'exited'>((resolve) => {
       this.#worker.on('message', (message: WorkerToHost) => { if (message.type === 'stopped') resolve('stopped') })
       this.#worker.once('exit', () => resolve('exited'))
@@ -212,6 +214,7 @@ export class RelayHost {
     }
     this.#worker.on('error', (error) => fail('cdc relay worker failed', error))
     this.#worker.on('exit', (code) => {
+      this.#exited = true
       if (this.#stopping === undefined) fail('cdc relay worker exited', new Error(`relay worker exited with code ${code}`))
     })
   }

@@ -5,8 +5,8 @@
 // checks below hold whatever they add.
 
 import t from 'tap'
-import { createPayment, newCheckoutId, transition } from '../helpers/api.ts'
-import { EventCollector, nodeMetric, orderProblems } from '../helpers/events.ts'
+import { createPayment, transition } from '../helpers/api.ts'
+import { EventCollector, letterPrefix, nodeMetric, orderProblems } from '../helpers/events.ts'
 import { control, loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
@@ -43,7 +43,7 @@ async function until (probe: () => Promise<boolean>, deadlineMs: number, what: s
 }
 
 t.test('Kafka outage: accept 1,000 payments, then deliver all of them once, in order', async (t) => {
-  const prefix = newCheckoutId('outage')
+  const prefix = letterPrefix('outage')
   const ids = Array.from({ length: paymentCount }, (_, i) => `${prefix}-${i}`)
   const moved = ids.slice(0, transitionedCount)
 

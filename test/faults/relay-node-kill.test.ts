@@ -4,8 +4,8 @@
 // lives on the node that owns its id (the processors find them there).
 
 import t from 'tap'
-import { createPayment, getFromNode, newCheckoutId } from '../helpers/api.ts'
-import { EventCollector, nodeMetric } from '../helpers/events.ts'
+import { createPayment, getFromNode } from '../helpers/api.ts'
+import { EventCollector, letterPrefix, nodeMetric } from '../helpers/events.ts'
 import { control, loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
@@ -19,7 +19,7 @@ const eventsDeadlineMs = 120_000
 const pollIntervalMs = 20
 
 t.test('kill -9 mid-publish: after restart no event is missing', async (t) => {
-  const prefix = newCheckoutId('kill')
+  const prefix = letterPrefix('kill')
   const acknowledged: string[] = []
   const unknown: string[] = []
   let sent = 0

@@ -119,6 +119,15 @@ export function orderProblems (byKey: Map<string, CollectedEvent[]>): string[] {
   return problems
 }
 
+/**
+ * A checkout-id prefix without digits: ids `<prefix>-<n>` then hold no digit run long enough to
+ * look like a card number (the node refuses those, and random hex ids hit that now and then).
+ */
+export function letterPrefix (label: string): string {
+  const letters = 'abcdefghijklmnopqrstuvwxyz'
+  return `${label}-${Array.from(randomBytes(12), (b) => letters[b % letters.length]).join('')}`
+}
+
 /** Reads one metric (first line matching name and label text) from a node's admin port. */
 export async function nodeMetric (adminPort: number, name: string, labels = ''): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`, { signal: AbortSignal.timeout(10_000) })

@@ -3,8 +3,8 @@
 // order; the relay catches up with what the nodes committed.
 
 import t from 'tap'
-import { createPayment, newCheckoutId, transition } from '../helpers/api.ts'
-import { EventCollector, nodeMetric, orderProblems } from '../helpers/events.ts'
+import { createPayment, transition } from '../helpers/api.ts'
+import { EventCollector, letterPrefix, nodeMetric, orderProblems } from '../helpers/events.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
@@ -22,7 +22,7 @@ async function inParallel<T> (items: readonly T[], concurrency: number, work: (i
 }
 
 t.test('N payments through nginx → exactly N payment.created events; transitions follow in order', async (t) => {
-  const prefix = newCheckoutId('relay')
+  const prefix = letterPrefix('relay')
   const ids = Array.from({ length: paymentCount }, (_, i) => `${prefix}-${i}`)
   const idSet = new Set(ids)
   const collector = await EventCollector.start((key) => idSet.has(key))
@@ -82,7 +82,7 @@ t.test('N payments through nginx → exactly N payment.created events; transitio
 })
 
 t.test('each relay catches up with everything its node committed, and deletes it', async (t) => {
-  const prefix = newCheckoutId('relay-cu')
+  const prefix = letterPrefix('relay-cu')
   await inParallel(Array.from({ length: 60 }, (_, i) => `${prefix}-${i}`), 10, async (id) => {
     const res = await createPayment(stack.publicUrl, apiKey, id)
     if (res.status !== 202) throw new Error(`create ${id}: ${res.status} ${res.text}`)
