@@ -1,7 +1,8 @@
 // Merchant B can neither read nor overwrite merchant A's payment.
 
 import t from 'tap'
-import { createPayment, getInternal, getPayment, newCheckoutId } from '../helpers/api.ts'
+import { call, createPayment, getInternal, getPayment, newCheckoutId } from '../helpers/api.ts'
+import { createSettledForAction } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
@@ -27,14 +28,14 @@ t.test('GET of an unknown id is 404', async (t) => {
 })
 
 t.test('the internal API is not reachable through the public server', async (t) => {
-  const id = newCheckoutId('iso')
-  t.equal((await createPayment(stack.publicUrl, stack.apiKeys.merchant_demo, id)).status, 202)
-  const { call } = await import('../helpers/api.ts')
+  const { id, version } = await createSettledForAction('iso')
   const res = await call(`${stack.publicUrl}/internal/payments/${id}/transitions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-payment-checkout-id': id, 'x-ringpay-internal-token': stack.internalToken },
-    body: JSON.stringify({ to: 'succeeded', expected_version: 1, actor: 'attacker' }),
+    body: JSON.stringify({ to: 'succeeded', expected_version: version, actor: 'attacker' }),
   })
   t.equal(res.status, 404)
-  t.equal((await getInternal(stack.internalUrl, id)).body.status, 'pending')
+  const after = (await getInternal(stack.internalUrl, id)).body
+  t.equal(after.status, 'requires_action')
+  t.equal(after.version, version)
 })

@@ -1,56 +1,52 @@
 // The node's state machine through nginx's internal listener: version-checked, forward only.
+// Payments here stop at requires_action (the processor takes them that far), so the test is the
+// only one moving them.
 
 import t from 'tap'
-import { call, createPayment, newCheckoutId, transition } from '../helpers/api.ts'
+import { call, newCheckoutId, transition } from '../helpers/api.ts'
+import { createSettledForAction } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
 
-async function newPayment (): Promise<string> {
-  const id = newCheckoutId('tr')
-  const res = await createPayment(stack.publicUrl, stack.apiKeys.merchant_demo, id)
-  if (res.status !== 202) throw new Error(`create failed: ${res.text}`)
-  return id
-}
-
-t.test('pending → processing → succeeded, each bumping the version', async (t) => {
-  const id = await newPayment()
-  const processing = await transition(stack.internalUrl, id, { to: 'processing', expected_version: 1, actor: 'processor' })
+t.test('requires_action → processing → succeeded, each bumping the version', async (t) => {
+  const { id, version } = await createSettledForAction('tr')
+  const processing = await transition(stack.internalUrl, id, { to: 'processing', expected_version: version, actor: 'test' })
   t.equal(processing.status, 200)
-  t.match(processing.body, { applied: true, payment: { status: 'processing', version: 2 } })
+  t.match(processing.body, { applied: true, payment: { status: 'processing', version: version + 1 } })
   const succeeded = await transition(stack.internalUrl, id,
-    { to: 'succeeded', expected_version: 2, actor: 'processor', psp_reference: 'ch_123' })
-  t.match(succeeded.body, { applied: true, payment: { status: 'succeeded', version: 3, psp_reference: 'ch_123' } })
+    { to: 'succeeded', expected_version: version + 1, actor: 'test', psp_reference: 'ch_123' })
+  t.match(succeeded.body, { applied: true, payment: { status: 'succeeded', version: version + 2, psp_reference: 'ch_123' } })
 })
 
 t.test('a repeated transition is a no-op, not an error', async (t) => {
-  const id = await newPayment()
-  await transition(stack.internalUrl, id, { to: 'processing', expected_version: 1, actor: 'processor' })
-  const again = await transition(stack.internalUrl, id, { to: 'processing', expected_version: 1, actor: 'processor' })
+  const { id, version } = await createSettledForAction('tr')
+  await transition(stack.internalUrl, id, { to: 'canceled', expected_version: version, actor: 'test' })
+  const again = await transition(stack.internalUrl, id, { to: 'canceled', expected_version: version, actor: 'test' })
   t.equal(again.status, 200)
-  t.match(again.body, { applied: false, payment: { status: 'processing', version: 2 } })
+  t.match(again.body, { applied: false, payment: { status: 'canceled', version: version + 1 } })
 })
 
 t.test('a stale version changes nothing and says why', async (t) => {
-  const id = await newPayment()
-  await transition(stack.internalUrl, id, { to: 'processing', expected_version: 1, actor: 'processor' })
-  const stale = await transition(stack.internalUrl, id, { to: 'failed', expected_version: 1, actor: 'webhook:sandbox' })
+  const { id, version } = await createSettledForAction('tr')
+  await transition(stack.internalUrl, id, { to: 'processing', expected_version: version, actor: 'test' })
+  const stale = await transition(stack.internalUrl, id, { to: 'failed', expected_version: version, actor: 'webhook:sandbox' })
   t.equal(stale.status, 409)
-  t.match(stale.body, { code: 'stale_version', current_status: 'processing', current_version: 2 })
+  t.match(stale.body, { code: 'stale_version', current_status: 'processing', current_version: version + 1 })
 })
 
 t.test('a terminal payment never moves again', async (t) => {
-  const id = await newPayment()
-  await transition(stack.internalUrl, id, { to: 'failed', expected_version: 1, actor: 'processor', failure_code: 'card_declined' })
+  const { id, version } = await createSettledForAction('tr')
+  await transition(stack.internalUrl, id, { to: 'failed', expected_version: version, actor: 'test', failure_code: 'card_declined' })
   for (const to of ['pending', 'processing', 'succeeded', 'canceled']) {
-    const res = await transition(stack.internalUrl, id, { to, expected_version: 2, actor: 'late-event' })
+    const res = await transition(stack.internalUrl, id, { to, expected_version: version + 1, actor: 'late-event' })
     t.equal(res.status, 409, to)
     t.equal(res.body.code, 'invalid_transition', to)
   }
 })
 
 t.test('transition input is validated', async (t) => {
-  const id = await newPayment()
+  const { id } = await createSettledForAction('tr')
   const res = await transition(stack.internalUrl, id, { to: 'paid', expected_version: 0, extra: 1 })
   t.equal(res.status, 400)
   t.equal(res.body.code, 'validation_failed')
@@ -58,12 +54,12 @@ t.test('transition input is validated', async (t) => {
 })
 
 t.test('the node refuses internal calls without the token', async (t) => {
-  const id = await newPayment()
+  const { id, version } = await createSettledForAction('tr')
   const node = stack.nodes[0]!
   const res = await call(`http://127.0.0.1:${node.adminPort}/internal/payments/${id}/transitions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-ringpay-internal-token': 'wrong-token-wrong-token' },
-    body: JSON.stringify({ to: 'processing', expected_version: 1, actor: 'x' }),
+    body: JSON.stringify({ to: 'processing', expected_version: version, actor: 'x' }),
   })
   t.equal(res.status, 401)
   t.equal(res.body.code, 'unauthorized')

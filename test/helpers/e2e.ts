@@ -55,3 +55,14 @@ export function postgresReaches (checkoutId: string, version: number, deadlineMs
     return rows[0] !== undefined && Number(rows[0].version) >= version ? rows[0] : undefined
   }, deadlineMs, `${checkoutId} in Postgres at version ${version}`)
 }
+
+/**
+ * A payment the processor has taken as far as it goes on its own: a `pm_card_requires_action`
+ * card stops at `requires_action` (version 3) until something else moves it, so tests of
+ * transitions and long-polls have a payment that stays put.
+ */
+export async function createSettledForAction (prefix: string): Promise<{ id: string, version: number }> {
+  const id = await createWith('pm_card_requires_action', prefix)
+  const payment = await nodeReaches(id, 30_000, new Set(['requires_action']))
+  return { id, version: payment.version }
+}
