@@ -8,6 +8,7 @@ import t from 'tap'
 import { problems } from '../../payment-svc/errors.ts'
 import { signWebhook } from '../../lib/webhook-signature.ts'
 import { call, createPayment, newCheckoutId, validBody, type ApiResponse } from '../helpers/api.ts'
+import { createSettledForAction } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
@@ -82,8 +83,8 @@ t.test('responses match the document', async (t) => {
   const postHook = (provider: string, checkoutId: string, body: string, headers: Record<string, string>): Promise<ApiResponse> =>
     call(`${stack.publicUrl}/webhooks/psp/${provider}/${checkoutId}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body })
   const signed = (body: string): Record<string, string> => ({ 'ringpay-signature': signWebhook(stack.psp.webhookSecret, Math.floor(Date.now() / 1000), body) })
-  const hookId = newCheckoutId('oas')
-  check(t, '/payments', 'post', await createPayment(stack.publicUrl, key, hookId, { ...validBody, payment_method: 'pm_card_requires_action' }))
+  // Parked at requires_action by the processor, so no transition of its own races the webhook.
+  const { id: hookId } = await createSettledForAction('oas')
   check(t, hook, 'post', await postHook('sandbox', hookId, event(hookId), signed(event(hookId))))
   check(t, hook, 'post', await postHook('sandbox', hookId, event(hookId), {}))
   check(t, hook, 'post', await postHook('sandbox', hookId, '{"id":1}', signed('{"id":1}')))
