@@ -25,7 +25,7 @@ import { renderChart, type LineSeries } from '../lib/chart.ts'
 import { renderProfileSummary, summarizeCpuProfileFile, type ProfileSummary } from '../lib/cpu-profile.ts'
 import type { LoadMode, LoadResult, LoadTarget } from '../lib/load.ts'
 import { cpuShare, cpuSnapshot, type CpuShare, type CpuSnapshot } from '../lib/cpu-usage.ts'
-import { describeMachine } from '../lib/machine.ts'
+import { describeMachine, probeFsync, type FsyncProbe } from '../lib/machine.ts'
 import { groupCommitStats, scrapeGroupCommit, type GroupCommitStats } from '../lib/node-metrics.ts'
 import { runOpenLoop } from '../lib/open-loop.ts'
 import { checkNodesOutcome, checkStoresOutcome, distinctIds, type OutcomeReport } from '../lib/outcome.ts'
@@ -177,7 +177,8 @@ checks and output:
   --verify-max <n>         read back at most n acknowledged ids of (c) through the live nodes' API,
                            a uniform random sample above it (default ${defaultVerifyMax}; 0 = all); after
                            the nodes stopped, ALL ids are looked up in their LevelDB stores anyway
-  --profile-node           run payment node n1 with --cpu-prof; summary in profile-n1.txt
+  --profile-node           run payment node n1 with --cpu-prof; summary in profile-n1.txt (skips the
+                           live read-back, which would land in the profile; use with --targets c)
   --wait-idle <s>          before starting and before each measured run, wait up to s seconds until
                            processes the bench did not start use < ${foreignCpuWarnPct} % of a core (default 0:
                            never wait; runs skewed by other load are flagged * either way)
@@ -248,6 +249,9 @@ interface TargetSummary {
   errors: number
   roundThroughputRps: number[]
   skewedRounds: number[]
+  /** CPU time of the target's own processes ((b): with Postgres) per 2xx answer, median over rounds. */
+  targetCpuUsPerRequest: number
+  nginxCpuUsPerRequest: number
   /** Median over rounds, % of one CPU. */
   cpu: Record<string, number>
   groupCommit: { meanBatchSize: number, meanBatchWriteMs: number, batchesPerS: number, diskBusyPct: number } | undefined
@@ -289,6 +293,8 @@ function summarize (def: TargetDef, runs: RunRecord[]): TargetSummary {
     errors: mine.reduce((sum, r) => sum + errorsOf(r), 0),
     roundThroughputRps: mine.map((r) => r.result.throughputRps),
     skewedRounds: mine.filter((r) => r.skewed).map((r) => r.round),
+    targetCpuUsPerRequest: median(mine.map((r) => cpuUsPerRequest(r, targetComponents[def.key]))),
+    nginxCpuUsPerRequest: median(mine.map((r) => cpuUsPerRequest(r, ['nginx']))),
     cpu: medianRecord(mine.flatMap((r) => (r.cpu ? [{ ...r.cpu.byComponent, machine: r.cpu.machineBusyPct }] : []))),
     groupCommit: mine.some((r) => r.groupCommit)
       ? {
@@ -299,6 +305,20 @@ function summarize (def: TargetDef, runs: RunRecord[]): TargetSummary {
         }
       : undefined,
   }
+}
+
+/** The CPU components that are the target itself. */
+const targetComponents: Record<TargetKey, string[]> = {
+  a: ['noop servers'],
+  b: ['naive servers', 'postgres'],
+  c: ['payment nodes'],
+}
+
+/** µs of CPU per 2xx answer: % of one core × 10⁴ / (answers per second). */
+function cpuUsPerRequest (r: RunRecord, components: string[]): number {
+  if (r.cpu === undefined || !(r.result.throughputRps > 0)) return Number.NaN
+  const pct = components.reduce((sum, c) => sum + (r.cpu?.byComponent[c] ?? 0), 0)
+  return (pct * 1e4) / r.result.throughputRps
 }
 
 function medianRecord (records: Array<Record<string, number>>): Record<string, number> {
@@ -368,6 +388,8 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
     return foreign
   }
   const foreignBeforePct = await waitForQuiet('starting')
+  const fsync = probeFsync(tmp)
+  log(`disk: write+fsync of 4 KiB p50 ${formatMs(fsync.p50Ms)} ms, p99 ${formatMs(fsync.p99Ms)} ms (idle disk ≈ 0.12 ms)`)
   if (foreignBeforePct >= foreignCpuWarnPct) {
     log(`WARNING: other processes use ${Math.round(foreignBeforePct)} % of a core before the bench starts: figures will be skewed`)
   }
@@ -571,7 +593,10 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
   // --- outcome checks
   const outcome: Outcomes = {}
   const checking = cfg.record || cfg.mode === 'open'
-  if (want('c') && checking) {
+  if (want('c') && checking && cfg.profileNode) {
+    // The live read-back would land in n1's profile; the store check below covers every id anyway.
+    log('outcome check (c): live read-back skipped (--profile-node); the store check covers every id')
+  } else if (want('c') && checking) {
     log(`outcome check (c): reading back ${cfg.verifyMax > 0 ? `up to ${formatInt(cfg.verifyMax)} of ` : ''}${formatInt(acked.c.length)} acknowledged ids on ${nodes.length} nodes`)
     outcome.c = await checkNodesOutcome({
       target: 'c',
@@ -581,6 +606,8 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
       sampleMax: cfg.verifyMax,
       onProgress: (done, total) => log(`outcome check (c): ${formatInt(done)}/${formatInt(total)}`),
     })
+  }
+  if (want('c') && checking) {
     // Graceful stop: drained, stores closed. Then every acknowledged id, in every store.
     await Promise.all(nodes.map((n) => n.stop()))
     const unclean = nodes.filter((n) => n.lastExit?.code !== 0)
@@ -622,12 +649,12 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
       writeFileSync(join(resultsDir, 'profile-n1.txt'), renderProfileSummary(profile.summary, `CPU profile of payment node n1 (${dest})`))
     }
   }
-  return report({ cfg, machine: { ...machine, foreignBeforePct }, startedAt, resultsDir, targets, runs, outcome, postgresVersion, databaseExternal, profile, log })
+  return report({ cfg, machine: { ...machine, foreignBeforePct, fsync }, startedAt, resultsDir, targets, runs, outcome, postgresVersion, databaseExternal, profile, log })
 }
 
 function report (o: {
   cfg: AcceptConfig
-  machine: ReturnType<typeof describeMachine> & { foreignBeforePct: number }
+  machine: ReturnType<typeof describeMachine> & { foreignBeforePct: number, fsync: FsyncProbe }
   startedAt: Date
   resultsDir: string
   targets: TargetDef[]
@@ -665,7 +692,8 @@ function report (o: {
   const header = [
     `accept · ${loadLine} · ${cfg.rounds} interleaved round(s), medians · nginx ${cfg.nginxWorkers} worker(s)`,
     `machine: ${o.machine.nproc} CPUs (${o.machine.cpuModel}), ${o.machine.memTotalGiB} GiB, Linux ${o.machine.kernel}, node ${o.machine.node}, nginx ${o.machine.nginx}` +
-      (o.postgresVersion ? `, postgres ${o.postgresVersion}` : ''),
+      (o.postgresVersion ? `, postgres ${o.postgresVersion}` : '') +
+      `; disk write+fsync 4 KiB p50 ${formatMs(o.machine.fsync.p50Ms)} ms, p99 ${formatMs(o.machine.fsync.p99Ms)} ms before the start`,
   ]
   const table = renderTable(
     ['target', 'req/s (median)', 'p50 ms', 'p99 ms', 'p99.9 ms', 'non-2xx', 'errors', 'req/s by round'],
@@ -680,8 +708,9 @@ function report (o: {
   const components = componentOrder.filter((c) => summaries.some((s) => (s.cpu[c] ?? 0) >= 0.5))
   const cpuTable = summaries.some((s) => s.cpu.machine !== undefined)
     ? renderTable(
-      [`CPU % of one core (${o.machine.nproc} = ${o.machine.nproc * 100} %)`, 'machine', ...components],
-      summaries.map((s) => [s.label, formatCpu(s.cpu.machine), ...components.map((c) => formatCpu(s.cpu[c]))]),
+      [`CPU % of one core (${o.machine.nproc} = ${o.machine.nproc * 100} %)`, 'machine', ...components, 'target µs/req', 'nginx µs/req'],
+      summaries.map((s) => [s.label, formatCpu(s.cpu.machine), ...components.map((c) => formatCpu(s.cpu[c])),
+        formatCpu(s.targetCpuUsPerRequest), formatCpu(s.nginxCpuUsPerRequest)]),
     )
     : ''
   const skewedRuns = runs.filter((r) => r.skewed).length
