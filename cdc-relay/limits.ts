@@ -80,7 +80,7 @@ export const defaultRelayLimits: RelayLimits = {
   stopDrainMsMax: 5_000,
   producerCloseMsMax: 2_000,
   stopWorkerMsMax: 8_000,
-  workerNiceLevel: 5,
+  workerNiceLevel: 10,
   startWorkerMsMax: 10_000,
   changelogScanIntervalMs: 2_000,
   changelogScanEntriesMax: 100_000,
