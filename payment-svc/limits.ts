@@ -35,6 +35,11 @@ export interface NodeLimits {
   inflightIdsMax: number
   /** Graceful shutdown: time to drain the ring and answer, before the process exits anyway. */
   shutdownDrainMsMax: number
+  /** The node's own stuck-payment view: how often it scans its open-payment index, how much of
+   *  it at most (200k entries of ~40 bytes ≈ 8 MB read per scan), and the age that counts as stale. */
+  openScanIntervalMs: number
+  openScanEntriesMax: number
+  openStaleAfterMs: number
 }
 
 export const defaultLimits: NodeLimits = {
@@ -55,6 +60,9 @@ export const defaultLimits: NodeLimits = {
   // Ring slots plus one batch in flight plus reads in progress; a multiple keeps 503s for the ring.
   inflightIdsMax: 4096 * 2 + 512,
   shutdownDrainMsMax: 10_000,
+  openScanIntervalMs: 10_000,
+  openScanEntriesMax: 200_000,
+  openStaleAfterMs: 60_000,
 }
 
 export function assertLimits (limits: NodeLimits): void {

@@ -9,6 +9,9 @@ export interface NodeMetrics {
   transitions: Counter<'to' | 'outcome'>
   batchSize: Histogram
   batchWriteDuration: Histogram
+  openPayments: Gauge
+  openPaymentsStale: Gauge
+  oldestOpenPaymentSeconds: Gauge
 }
 
 export function createNodeMetrics (nodeId: string, probes: {
@@ -63,6 +66,15 @@ export function createNodeMetrics (nodeId: string, probes: {
       help: 'Writes per group-committed LevelDB batch',
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
       registers: [registry],
+    }),
+    openPayments: new Gauge({
+      name: 'ringpay_open_payments', help: 'Payments on this node not yet terminal (last scan)', registers: [registry],
+    }),
+    openPaymentsStale: new Gauge({
+      name: 'ringpay_open_payments_stale', help: 'Open payments older than openStaleAfterMs (last scan)', registers: [registry],
+    }),
+    oldestOpenPaymentSeconds: new Gauge({
+      name: 'ringpay_oldest_open_payment_seconds', help: 'Age of the oldest payment on this node not yet terminal', registers: [registry],
     }),
     batchWriteDuration: new Histogram({
       name: 'ringpay_batch_write_duration_seconds',

@@ -83,9 +83,25 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
   const adminPort = await listen(adminServer, config.host, config.adminPort)
   log.info({ public_port: publicPort, admin_port: adminPort }, 'payment node listening')
 
+  // Nothing stays stuck silently, even if it never reaches Postgres (relay or processors down):
+  // the node counts its own open payments and their age.
+  let scanning = false
+  const openScan = setInterval(() => {
+    if (scanning || stopping) return
+    scanning = true
+    store.scanOpen(Date.now(), config.limits.openStaleAfterMs, config.limits.openScanEntriesMax).then((scan) => {
+      metrics.openPayments.set(scan.open)
+      metrics.openPaymentsStale.set(scan.stale)
+      metrics.oldestOpenPaymentSeconds.set(scan.oldestAgeMs / 1000)
+      if (scan.stale > 0) log.warn({ open: scan.open, stale: scan.stale, oldest_age_ms: scan.oldestAgeMs }, 'payments not terminal past their age')
+    }, (error: unknown) => log.error({ err: error }, 'open-payment scan failed')).finally(() => { scanning = false })
+  }, config.limits.openScanIntervalMs)
+  openScan.unref()
+
   const shutdown = async (): Promise<void> => {
     if (stopping) return
     stopping = true
+    clearInterval(openScan)
     log.info('shutting down: no new payments, draining the write queue')
     const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, config.limits.shutdownDrainMsMax, 'timeout').unref())
     const outcome = await Promise.race([service.drain().then(() => 'drained' as const), deadline])

@@ -3,12 +3,13 @@
 //   c/<16 hex sequence>  ChangeEvent         change log, in sequence order; the CDC relay tails it
 //   m/node               NodeMeta            node id and the next change-log sequence
 //   w/<provider>/<event> (empty)             PSP webhook event ids already taken (dedup)
+//   o/<checkout_id>      created_at ms       payments not yet terminal (the node's own watchdog view)
 // A payment change and its change-log entry are always written in the same atomic batch.
 
 import assert from 'node:assert/strict'
 import { ClassicLevel } from 'classic-level'
 import {
-  decodeNodeMeta, decodePayment, encodeChangeEvent, encodeNodeMeta, encodePayment,
+  decodeNodeMeta, decodePayment, encodeChangeEvent, encodeNodeMeta, encodePayment, terminalStatuses,
   type ChangeEvent, type NodeMeta, type Payment,
 } from '../lib/payment-codec.ts'
 
@@ -16,6 +17,7 @@ const paymentPrefix = 'p/'
 const changeLogPrefix = 'c/'
 const nodeMetaKey = 'm/node'
 const webhookPrefix = 'w/'
+const openPrefix = 'o/'
 const emptyValue = new Uint8Array(0)
 const sequenceHexDigits = 16
 
@@ -89,7 +91,7 @@ export class PaymentStore {
    */
   async writeBatch (writes: readonly PaymentWrite[]): Promise<void> {
     const meta = this.meta
-    const ops: Array<{ type: 'put', key: string, value: Uint8Array }> = []
+    const ops: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }> = []
     let nextSequence = meta.nextSequence
     for (const { payment, event } of writes) {
       assert.equal(event.sequence, nextSequence, 'change-log sequence gap')
@@ -97,6 +99,9 @@ export class PaymentStore {
       assert.equal(event.version, payment.version)
       ops.push({ type: 'put', key: paymentPrefix + payment.checkoutId, value: encodePayment(payment) })
       ops.push({ type: 'put', key: changeLogKey(event.sequence), value: encodeChangeEvent(event) })
+      // The open-payment index moves in the same batch as the status it reflects.
+      if (terminalStatuses.has(payment.status)) ops.push({ type: 'del', key: openPrefix + payment.checkoutId })
+      else if (event.type === 'payment.created') ops.push({ type: 'put', key: openPrefix + payment.checkoutId, value: encodeMs(payment.createdAtMs) })
       if (event.webhook !== undefined) {
         ops.push({ type: 'put', key: webhookKey(event.webhook.provider, event.webhook.pspEventId), value: emptyValue })
       }
@@ -108,7 +113,35 @@ export class PaymentStore {
     this.#meta = nextMeta
   }
 
+  /**
+   * Counts payments not yet terminal and finds the oldest, reading at most `entriesMax` index
+   * entries (an iterator in bounded chunks, off the event loop's hot path).
+   */
+  async scanOpen (nowMs: number, staleAfterMs: number, entriesMax: number): Promise<{ open: number, stale: number, oldestAgeMs: number, complete: boolean }> {
+    let open = 0
+    let stale = 0
+    let oldestMs = nowMs
+    for await (const value of this.db.values({ gte: openPrefix, lt: openPrefix + '\uffff', limit: entriesMax })) {
+      const createdAtMs = decodeMs(value)
+      open++
+      if (nowMs - createdAtMs > staleAfterMs) stale++
+      if (createdAtMs < oldestMs) oldestMs = createdAtMs
+    }
+    return { open, stale, oldestAgeMs: nowMs - oldestMs, complete: open < entriesMax }
+  }
+
   async close (): Promise<void> {
     await this.db.close()
   }
+}
+
+function encodeMs (ms: number): Uint8Array {
+  const bytes = new Uint8Array(8)
+  new DataView(bytes.buffer).setFloat64(0, ms)
+  return bytes
+}
+
+function decodeMs (bytes: Uint8Array): number {
+  assert.equal(bytes.byteLength, 8, 'bad open-payment index value')
+  return new DataView(bytes.buffer, bytes.byteOffset, 8).getFloat64(0)
 }
