@@ -2,6 +2,7 @@
 //   p/<checkout_id>      Payment             the current state of a payment
 //   c/<16 hex sequence>  ChangeEvent         change log, in sequence order; the CDC relay tails it
 //   m/node               NodeMeta            node id and the next change-log sequence
+//   m/relay-cursor       RelayCursor         the CDC relay's position (written by cdc-relay/)
 //   w/<provider>/<event> (empty)             PSP webhook event ids already taken (dedup)
 //   o/<checkout_id>      created_at ms       payments not yet terminal (the node's own watchdog view)
 // A payment change and its change-log entry are always written in the same atomic batch.
