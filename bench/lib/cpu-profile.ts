@@ -1,6 +1,9 @@
 // Summarises a V8 .cpuprofile (from `node --cpu-prof`): self time by function and by component
 // (node's HTTP stack, payment-svc files, npm packages, GC, idle), and inclusive time of the
-// project's own functions. Used by `accept --profile-node`; also runnable on any profile:
+// project's own functions. Optionally only the samples inside given time windows (V8's profile
+// timestamps are CLOCK_MONOTONIC µs, the clock of process.hrtime), so start-up (module loading,
+// TypeScript stripping) and idle phases stay out. Used by `accept --profile-node`; also runnable
+// on any profile (whole profile):
 //
 //   node bench/lib/cpu-profile.ts <file.cpuprofile> [top]
 
@@ -87,7 +90,10 @@ function frameName (frame: CallFrame): string {
   return frame.url === '' ? name : `${name} ${shortUrl(frame.url)}:${frame.lineNumber + 1}`
 }
 
-export function summarizeCpuProfile (profile: CpuProfile, top: number): ProfileSummary {
+/** [start, end) in CLOCK_MONOTONIC µs. */
+export type TimeWindowUs = [number, number]
+
+export function summarizeCpuProfile (profile: CpuProfile, top: number, windows?: readonly TimeWindowUs[]): ProfileSummary {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const parent = new Map<number, number>()
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
@@ -96,7 +102,10 @@ export function summarizeCpuProfile (profile: CpuProfile, top: number): ProfileS
   const totalUs = profile.endTime - profile.startTime
   const meanGap = profile.samples.length > 0 ? totalUs / profile.samples.length : 0
   const self = new Map<number, number>()
+  let at = profile.startTime
   for (let i = 0; i < profile.samples.length; i++) {
+    at += deltas[i] ?? 0
+    if (windows !== undefined && !windows.some(([from, to]) => at >= from && at < to)) continue
     const us = i + 1 < deltas.length ? Math.max(0, deltas[i + 1] as number) : meanGap
     const id = profile.samples[i] as number
     self.set(id, (self.get(id) ?? 0) + us)
@@ -160,8 +169,8 @@ export function renderProfileSummary (s: ProfileSummary, title: string): string 
   ].join('\n')
 }
 
-export function summarizeCpuProfileFile (path: string, top: number): ProfileSummary {
-  return summarizeCpuProfile(JSON.parse(readFileSync(path, 'utf8')) as CpuProfile, top)
+export function summarizeCpuProfileFile (path: string, top: number, windows?: readonly TimeWindowUs[]): ProfileSummary {
+  return summarizeCpuProfile(JSON.parse(readFileSync(path, 'utf8')) as CpuProfile, top, windows)
 }
 
 const defaultTopRows = 30

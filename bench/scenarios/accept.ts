@@ -22,7 +22,7 @@ import type { ManagedProcess } from '../../scripts/stack/proc.ts'
 import { errorMessage, repoRoot, say } from '../../scripts/stack/util.ts'
 import { choiceFlag, intFlag, UsageError } from '../lib/args.ts'
 import { renderChart, type LineSeries } from '../lib/chart.ts'
-import { renderProfileSummary, summarizeCpuProfileFile, type ProfileSummary } from '../lib/cpu-profile.ts'
+import { renderProfileSummary, summarizeCpuProfileFile, type ProfileSummary, type TimeWindowUs } from '../lib/cpu-profile.ts'
 import type { LoadMode, LoadResult, LoadTarget } from '../lib/load.ts'
 import { cpuShare, cpuSnapshot, type CpuShare, type CpuSnapshot } from '../lib/cpu-usage.ts'
 import { describeMachine, probeFsync, type FsyncProbe } from '../lib/machine.ts'
@@ -571,13 +571,17 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
     }
   }
   const runs: RunRecord[] = []
+  /** When the measured (c) runs were on (CLOCK_MONOTONIC µs): the profile summary covers only these. */
+  const cWindowsUs: TimeWindowUs[] = []
   const nodeAdminOrigins = nodeSpecs.map((n) => `http://127.0.0.1:${n.adminPort}`)
   const acked: Record<TargetKey, string[]> = { a: [], b: [], c: [] }
   for (let round = 1; round <= cfg.rounds; round++) {
     for (const def of targets) {
       if (cfg.waitIdleS > 0) await waitForQuiet(`round ${round} ${def.label}`)
       const before = def.key === 'c' ? await scrapeGroupCommit(nodeAdminOrigins) : undefined
+      const fromUs = Number(process.hrtime.bigint() / 1000n)
       const { result, cpu } = await measure(def, round, cfg.durationS, `round ${round}/${cfg.rounds}`)
+      if (def.key === 'c') cWindowsUs.push([fromUs, Number(process.hrtime.bigint() / 1000n)])
       const groupCommit = before ? groupCommitStats(before, await scrapeGroupCommit(nodeAdminOrigins), result.durationS, nodes.length) : undefined
       const { ackedIds, ...rest } = result
       // (a) stores nothing: its ids are not kept.
@@ -645,8 +649,9 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
       const dest = join(resultsDir, 'n1.cpuprofile')
       renameSync(join(profileDir, file), dest)
       rmSync(profileDir, { recursive: true, force: true })
-      profile = { file: dest, summary: summarizeCpuProfileFile(dest, profileTopRows) }
-      writeFileSync(join(resultsDir, 'profile-n1.txt'), renderProfileSummary(profile.summary, `CPU profile of payment node n1 (${dest})`))
+      profile = { file: dest, summary: summarizeCpuProfileFile(dest, profileTopRows, cWindowsUs) }
+      writeFileSync(join(resultsDir, 'profile-n1.txt'), renderProfileSummary(profile.summary,
+        `CPU profile of payment node n1 (${dest}), samples of the ${cWindowsUs.length} measured (c) run(s) only`))
     }
   }
   return report({ cfg, machine: { ...machine, foreignBeforePct, fsync }, startedAt, resultsDir, targets, runs, outcome, postgresVersion, databaseExternal, profile, log })
@@ -738,6 +743,8 @@ function report (o: {
       `${r.checkErrors > 0 ? `, read-back errors ${r.checkErrors}` : ''} → ${r.passed ? 'PASS' : 'FAIL'}` +
       ` [${r.durationS.toFixed(1)} s; per node ${Object.entries(r.foundPerNode).map(([n, k]) => `${n} ${formatInt(k)}`).join(', ')}]`)
     if (!r.passed) outcomeLines.push(`  examples: lost ${r.examples.lost.join(' ') || '-'}; duplicated ${r.examples.duplicated.join(' ') || '-'}`)
+  } else if (c && cfg.profileNode) {
+    outcomeLines.push('outcome (c), live: skipped (--profile-node keeps it out of the profile)')
   } else if (c) {
     outcomeLines.push('outcome (c): not checked (--no-record)')
   }
@@ -817,7 +824,7 @@ function report (o: {
   writeFileSync(join(o.resultsDir, 'chart.svg'), svg)
   writeFileSync(join(o.resultsDir, 'table.txt'), text)
   process.stdout.write('\n' + text)
-  if (o.profile) process.stdout.write(`\n${renderProfileSummary({ ...o.profile.summary, topSelf: o.profile.summary.topSelf.slice(0, 15), byComponent: o.profile.summary.byComponent.slice(0, 12), topProjectInclusive: o.profile.summary.topProjectInclusive.slice(0, 12) }, `CPU profile of n1: ${relative(process.cwd(), o.profile.file)}`)}`)
+  if (o.profile) process.stdout.write(`\n${renderProfileSummary({ ...o.profile.summary, topSelf: o.profile.summary.topSelf.slice(0, 15), byComponent: o.profile.summary.byComponent.slice(0, 12), topProjectInclusive: o.profile.summary.topProjectInclusive.slice(0, 12) }, `CPU profile of n1 during the measured (c) runs: ${relative(process.cwd(), o.profile.file)}`)}`)
   if (!outcomePassed) o.log('outcome check FAILED: acknowledged payments are missing or duplicated')
   return outcomePassed ? 0 : 1
 }
