@@ -1,0 +1,157 @@
+// Reconciler integration tests against the shared stack's Postgres and sandbox PSP. They never
+// disturb other tests: report dates are far in the future (a random year 2031-2090 per run, and
+// months of their own per test file), charges are generated with a unique reference prefix, our
+// payments rows are inserted with unique checkout ids, and nothing is ever deleted.
+
+import { randomBytes } from 'node:crypto'
+import type pg from 'pg'
+import { request } from 'undici'
+import { addDays } from '../../reconciler/dates.ts'
+import { createPool } from '../../reconciler/db.ts'
+import { sandboxReportSource } from '../../reconciler/psp-source.ts'
+import { reconcileDay, reconcileWithFollowUps, type RunResult } from '../../reconciler/reconcile.ts'
+import { loadStackInfo } from '../helpers/stack.ts'
+
+const stack = loadStackInfo()
+const pspRequestTimeoutMs = 30_000
+export const merchantId = 'm_recon_test'
+
+let pool: pg.Pool | undefined
+let source: ReturnType<typeof sandboxReportSource> | undefined
+
+export function reconPool (): pg.Pool {
+  pool ??= createPool(stack.databaseUrl)
+  return pool
+}
+
+function reportSource (): ReturnType<typeof sandboxReportSource> {
+  source ??= sandboxReportSource(stack.psp.url, stack.psp.secretKey)
+  return source
+}
+
+export async function closeRecon (): Promise<void> {
+  await Promise.allSettled([pool?.end(), source?.close()])
+  pool = undefined
+  source = undefined
+}
+
+/** Dates of one test file: `firstMonth`..; each call to next() is 4 days after the previous, so D-1..D+2 of one case never touch another's. */
+export function dateSequence (firstMonth: number): { next: () => string } {
+  const year = 2031 + randomBytes(1)[0]! % 60
+  let date = `${year}-${String(firstMonth).padStart(2, '0')}-02`
+  return {
+    next: () => {
+      const d = date
+      date = addDays(date, 4)
+      return d
+    },
+  }
+}
+
+export function uniquePrefix (name: string): string {
+  return `rt-${name}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}-`
+}
+
+export interface GeneratedCharge {
+  reference: string
+  psp_reference: string
+  amount: number
+  currency: string
+  fee: number
+  net: number
+  created: number
+}
+
+async function psp (path: string, method: 'GET' | 'PUT' | 'POST' | 'DELETE', body?: unknown): Promise<{ status: number, text: string }> {
+  const res = await request(`${stack.psp.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${stack.psp.secretKey}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    headersTimeout: pspRequestTimeoutMs,
+    bodyTimeout: pspRequestTimeoutMs,
+  })
+  return { status: res.statusCode, text: await res.body.text() }
+}
+
+/** `count` succeeded charges settling on `date` at the sandbox PSP. */
+export async function generateCharges (date: string, count: number, prefix: string): Promise<GeneratedCharge[]> {
+  const res = await psp('/admin/generate', 'POST', { date, count, merchant_id: merchantId, reference_prefix: prefix, amount_min: 500, amount_max: 50_000 })
+  if (res.status !== 200) throw new Error(`generate answered ${res.status}: ${res.text}`)
+  const lines = res.text.trim().split('\n').map((l) => JSON.parse(l) as GeneratedCharge & { object?: string })
+  if (lines.at(-1)?.object !== 'generation_summary') throw new Error('generation cut short')
+  return lines.slice(0, -1)
+}
+
+export async function setDiscrepancies (date: string, switches: Record<string, unknown>): Promise<void> {
+  const res = await psp(`/admin/settlements/${date}/discrepancies`, 'PUT', switches)
+  if (res.status !== 200) throw new Error(`discrepancies answered ${res.status}: ${res.text}`)
+}
+
+export interface OurPayment {
+  checkoutId: string
+  pspReference: string | null
+  amount: number
+  currency: string
+  status: string
+  /** When it reached its status (the success instant for succeeded). */
+  updatedAt: Date
+}
+
+/** Our side of generated charges: same amount, currency and reference, succeeded when the PSP says. */
+export function oursFor (charges: readonly GeneratedCharge[]): OurPayment[] {
+  return charges.map((c) => ({
+    checkoutId: c.reference, pspReference: c.psp_reference, amount: c.amount, currency: c.currency, status: 'succeeded',
+    updatedAt: new Date(c.created * 1000),
+  }))
+}
+
+export async function insertPayments (payments: readonly OurPayment[]): Promise<void> {
+  if (payments.length === 0) return
+  await reconPool().query(`
+    INSERT INTO payments (checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method, psp_reference, created_at, updated_at)
+    SELECT id, $2, 'recon-test', amount, currency, status, 3, 'pm_card_visa', ref, at - interval '1 second', at
+    FROM unnest($1::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) AS t(id, amount, currency, status, ref, at)`,
+  [payments.map((p) => p.checkoutId), merchantId, payments.map((p) => p.amount), payments.map((p) => p.currency),
+    payments.map((p) => p.status), payments.map((p) => p.pspReference), payments.map((p) => p.updatedAt)])
+}
+
+export function reconcile (date: string): Promise<RunResult[]> {
+  return reconcileWithFollowUps({ pool: reconPool(), source: reportSource().source }, { psp: 'sandbox', date, trigger: 'test' })
+}
+
+export function reconcileOnce (date: string): Promise<RunResult> {
+  return reconcileDay({ pool: reconPool(), source: reportSource().source }, { psp: 'sandbox', date, trigger: 'test' })
+}
+
+export interface Item {
+  class: string
+  note: string | null
+  psp_line: string | null
+  psp_reference: string | null
+  checkout_id: string | null
+  psp_amount: string | null
+  internal_amount: string | null
+  psp_status: string | null
+  internal_status: string | null
+  day_offset: number | null
+}
+
+export async function itemsOf (runId: number): Promise<Item[]> {
+  return (await reconPool().query<Item>('SELECT * FROM reconciliation_items WHERE run_id = $1 ORDER BY psp_line NULLS LAST, checkout_id', [runId])).rows
+}
+
+export async function currentRun (date: string): Promise<{ id: string, counts: Record<string, number>, discrepancies: string, pending: string } | undefined> {
+  return (await reconPool().query("SELECT * FROM reconciliation_runs WHERE psp = 'sandbox' AND report_date = $1 AND is_current", [date])).rows[0]
+}
+
+/** Class of each checkout id in a run's items (a checkout with several items: joined by '+', in line order). */
+export async function classesByCheckout (runId: number): Promise<Record<string, string>> {
+  const out: Record<string, string> = {}
+  for (const item of await itemsOf(runId)) {
+    const key = item.checkout_id ?? `line-${item.psp_line}`
+    out[key] = out[key] === undefined ? item.class : `${out[key]}+${item.class}`
+  }
+  return out
+}
+
+export { stack }
