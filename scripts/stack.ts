@@ -5,7 +5,7 @@
 //                         [--nginx-workers 1] [--node-entry payment-svc/main.ts] [--processors 1]
 //
 // Starts Postgres (+ migrations), Kafka (+ topics), N payment nodes (each with its CDC relay),
-// the sandbox PSP, nginx and the processors; waits for health; prints
+// the sandbox PSP, nginx, the processors and the reconciler; waits for health; prints
 // where everything is; writes the info file (see scripts/stack/info.ts); serves the control
 // API (scripts/stack/control.ts); on Ctrl-C/SIGTERM stops everything it started (nodes first,
 // then nginx, Kafka, Postgres).
@@ -23,7 +23,7 @@ import { testApiKeys, demoApiKey, demoMerchantId, otherApiKey, writeApiKeysFile 
 import { startControlServer, type ControlServer } from './stack/control.ts';
 import type { StackInfo } from './stack/info.ts';
 import { migrate } from '../db/migrate.ts';
-import { createProcessor, createSandboxPsp } from './stack/app-processes.ts';
+import { createProcessor, createReconciler, createSandboxPsp } from './stack/app-processes.ts';
 import { createKafka, defaultDlqPartitions, defaultEventsPartitions, dlqTopic, eventsTopic, externalBrokersFromEnv, stackTopics, type KafkaHandle } from './stack/kafka.ts';
 import { createNginx, type NginxHandle } from './stack/nginx.ts';
 import { createPaymentNodes, nodeDataDir, nodeId, paymentNodeEntry, type PaymentNodeSpec } from './stack/payment-nodes.ts';
@@ -98,6 +98,7 @@ interface Ports {
   kafkaBroker: number;
   kafkaController: number;
   psp: number;
+  reconciler: number;
   nodes: { id: string; public: number; admin: number }[];
   processors: { id: string; admin: number }[];
 }
@@ -119,6 +120,7 @@ async function choosePorts(dir: string | null): Promise<Ports> {
     kafkaBroker: await take(recorded.kafkaBroker),
     kafkaController: await take(recorded.kafkaController),
     psp: await take(recorded.psp),
+    reconciler: await take(recorded.reconciler),
     nodes: [],
     processors: [],
   };
@@ -133,7 +135,7 @@ async function choosePorts(dir: string | null): Promise<Ports> {
   for (let i = 0; i < processorCount; i++) {
     ports.processors.push({ id: `p${i + 1}`, admin: await take(recorded.processors?.[i]?.admin) });
   }
-  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp,
+  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp, ports.reconciler,
     ...ports.nodes.flatMap((n) => [n.public, n.admin]), ...ports.processors.map((p) => p.admin)];
   for (const port of all) {
     if (!(await isPortFree(port))) {
@@ -352,7 +354,17 @@ async function main(): Promise<void> {
     dlqTopic,
   })]));
 
+  // The daily settlement reconciliation (reconciler/): Postgres and the PSP's reports.
+  const reconciler = createReconciler({
+    adminPort: ports.reconciler,
+    logFile: join(logsDir, 'reconciler.log'),
+    databaseUrl: postgres.databaseUrl,
+    pspUrl: `http://127.0.0.1:${ports.psp}`,
+    pspSecretKey,
+  });
+
   services.set('postgres', { handle: postgres, stopPhase: 3 });
+  services.set('reconciler', { handle: reconciler, stopPhase: 0 });
   services.set('psp', { handle: psp, stopPhase: 1 });
   for (const [id, proc] of processors) services.set(id, { handle: proc, stopPhase: 0 });
   services.set('kafka', { handle: kafka, stopPhase: 2 });
@@ -381,6 +393,7 @@ async function main(): Promise<void> {
   await timed('nginx', () => nginx.start());
   // Processors last: they consume Kafka, write Postgres and call the nodes through nginx.
   await Promise.all([...processors.values()].map((p) => timed(p.name, () => p.start())));
+  await timed('reconciler', () => reconciler.start());
 
   const startedAt = new Date().toISOString();
   let info: StackInfo;
@@ -403,6 +416,7 @@ async function main(): Promise<void> {
     nodes: nodeSpecs.map((n) => ({ id: n.id, publicPort: n.publicPort, adminPort: n.adminPort, dataDir: n.dataDir, logFile: n.logFile })),
     psp: { url: `http://127.0.0.1:${ports.psp}`, secretKey: pspSecretKey, webhookSecret, logFile: join(logsDir, 'psp.log') },
     processors: ports.processors.map((p) => ({ id: p.id, adminPort: p.admin, logFile: join(logsDir, `${p.id}.log`) })),
+    reconciler: { adminPort: ports.reconciler, logFile: join(logsDir, 'reconciler.log') },
     apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey },
     internalToken,
     dir,
@@ -431,6 +445,7 @@ async function main(): Promise<void> {
     ...info.nodes.map((n) => `  node ${n.id.padEnd(8)} public :${n.publicPort}  admin http://127.0.0.1:${n.adminPort}  data ${n.dataDir}`),
     `  sandbox PSP   ${info.psp.url}   (admin: GET /admin/stats, PUT /admin/config)`,
     ...info.processors.map((p) => `  processor ${p.id.padEnd(3)} metrics http://127.0.0.1:${p.adminPort}/metrics`),
+    `  reconciler    metrics http://127.0.0.1:${ports.reconciler}/metrics   (daily at RECONCILER_DAILY_AT, default 02:00 UTC; node reconciler/cli.ts for finance)`,
     `  dir           ${dir}`,
     `  logs          ${logsDir}/{${[...nodes.keys()].join(',')},postgres,kafka,nginx,nginx-access,nginx-error}.log${kafka.serverLog ? `, ${kafka.serverLog}` : ''}`,
     `  info file     ${infoFiles.join(', ')}`,

@@ -1,4 +1,4 @@
-// The stack's application processes beside the payment nodes: the sandbox PSP and the
+// The stack's application processes beside the payment nodes: the sandbox PSP, the reconciler and the
 // processors. Each is a ManagedProcess (restartable, killable through the control API) running
 // on the pinned Node 24, ready when its HTTP health endpoint answers 200.
 import { mkdirSync } from 'node:fs';
@@ -86,5 +86,27 @@ export function createProcessor(spec: ProcessorSpec): ManagedProcess {
     PSP_SECRET_KEY: spec.pspSecretKey,
     RINGPAY_EVENTS_TOPIC: spec.eventsTopic,
     RINGPAY_DLQ_TOPIC: spec.dlqTopic,
+  }, `http://127.0.0.1:${spec.adminPort}/readyz`, spec.logFile);
+}
+
+export interface ReconcilerSpec {
+  adminPort: number;
+  logFile: string;
+  databaseUrl: string;
+  pspUrl: string;
+  pspSecretKey: string;
+  /** Extra RECONCILER_* settings (RECONCILER_DAILY_AT, RECONCILER_CATCH_UP). */
+  env?: Record<string, string>;
+}
+
+/** The reconciler daemon (reconciler/main.ts): the daily settlement run, metrics on its admin port. */
+export function createReconciler(spec: ReconcilerSpec): ManagedProcess {
+  return appProcess('reconciler', 'reconciler/main.ts', {
+    RECONCILER_DAILY_AT: process.env.RECONCILER_DAILY_AT ?? '02:00',
+    ...spec.env,
+    RECONCILER_ADMIN_PORT: String(spec.adminPort),
+    DATABASE_URL: spec.databaseUrl,
+    PSP_BASE_URL: spec.pspUrl,
+    PSP_SECRET_KEY: spec.pspSecretKey,
   }, `http://127.0.0.1:${spec.adminPort}/readyz`, spec.logFile);
 }

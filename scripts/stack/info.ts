@@ -23,6 +23,8 @@ export interface StackInfo {
   /** The sandbox PSP: base URL, our secret key there, its webhook signing secret. */
   psp: { url: string; secretKey: string; webhookSecret: string; logFile: string };
   processors: { id: string; adminPort: number; logFile: string }[];
+  /** The reconciler daemon (absent in info files of older stacks). */
+  reconciler?: { adminPort: number; logFile: string };
   apiKeys: { merchant_demo: string; merchant_other: string };
   internalToken: string;
   /** The stack's directory (data, logs, configs). */
