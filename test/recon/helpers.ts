@@ -36,10 +36,11 @@ export async function closeRecon (): Promise<void> {
 }
 
 /** Dates of one test file: `firstMonth`..; each call to next() is 4 days after the previous, so D-1..D+2 of one case never touch another's. */
-export function dateSequence (firstMonth: number): { next: () => string } {
+export function dateSequence (firstMonth: number): { year: number, next: () => string } {
   const year = 2031 + randomBytes(1)[0]! % 60
   let date = `${year}-${String(firstMonth).padStart(2, '0')}-02`
   return {
+    year,
     next: () => {
       const d = date
       date = addDays(date, 4)

@@ -129,6 +129,24 @@ t.test('CLI: exit 0 clean, 1 discrepancies (with the CSV files), 2 bad arguments
   t.match(malformed.stderr, /report_malformed: line 2: expected 10 columns, got 6/)
 })
 
+t.test('CLI --month: every day of the month, and the monthly totals', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'recon-month-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const month = `${dates.year}-11` // no other test uses November
+  const first = await generateCharges(`${month}-10`, 2, uniquePrefix('month-a'))
+  const second = await generateCharges(`${month}-20`, 1, uniquePrefix('month-b'))
+  await insertPayments(oursFor([...first, ...second]))
+  const res = await cli(['--month', month, '--out', join(dir, 'month.csv'), '--json', '--quiet'])
+  t.equal(res.code, 0, res.stderr)
+  const summary = JSON.parse(res.stdout)
+  t.equal(summary.runs.length, 30)
+  t.match(summary, { month, discrepancies: 0, counts: { matched: 3 }, totals: [{ currency: 'EUR', psp_rows: 3, internal_rows: 3 }] })
+  const gross = [...first, ...second].reduce((s, c) => s + c.amount, 0)
+  const totals = readFileSync(join(dir, 'month.totals.csv'), 'utf8').trim().split('\n')
+  t.equal(totals.length, 1 + 2 + 1, 'header, two days with charges, the month')
+  t.match(totals.at(-1), new RegExp(`^${month},sandbox,,EUR,3,${gross},\\d+,\\d+,3,${gross}$`))
+})
+
 t.test('the stack runs the reconciler daemon: a run on request, its counts on /metrics', { skip: stack.reconciler === undefined ? 'no reconciler in this stack' : false }, async (t) => {
   const admin = `http://127.0.0.1:${stack.reconciler!.adminPort}`
   const date = dates.next()
