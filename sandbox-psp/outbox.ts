@@ -39,7 +39,7 @@ export class WebhookDispatcher {
   readonly #deliveries = new Map<number, Promise<void>>()
   /** Sequences whose entry is being rewritten (deferred by reorder); not to be picked meanwhile. */
   readonly #moving = new Set<number>()
-  /** Their writes, which shutdown waits for. */
+  /** Their writes (and removals of stale index keys), which shutdown waits for. */
   readonly #defers = new Set<Promise<void>>()
   #scanning = false
   #scanRun: Promise<void> | undefined
@@ -106,8 +106,15 @@ export class WebhookDispatcher {
         const seq = Number(parseDueKey(dueKey).rest)
         if (this.#deliveries.has(seq) || this.#moving.has(seq)) continue
         const raw = this.#store.get(keys.outbox(seq))
-        if (raw === undefined) continue
-        const entry = JSON.parse(raw) as OutboxEntry
+        const entry = raw === undefined ? undefined : JSON.parse(raw) as OutboxEntry
+        // The iterator reads a snapshot taken before the await: a delivery or deferral that ended
+        // meanwhile has moved the entry to another key or removed it. Acting on the stale key would
+        // send the entry early and strand its current key, which nothing would ever remove; enough
+        // of those at the head of the index fill `limit` and no scan reaches a real entry again.
+        if (entry === undefined || keys.outboxDue(entry.due_at_ms, seq) !== dueKey) {
+          this.#dropStaleKey(dueKey)
+          continue
+        }
         if (entry.after_seq !== undefined && this.#store.has(keys.outbox(entry.after_seq))) {
           this.#defer(entry, dueKey, nowMs)
           continue
@@ -123,6 +130,16 @@ export class WebhookDispatcher {
         started++
       }
     } while (this.#rescan)
+  }
+
+  /** Removes an index key whose entry is gone or has moved (usually already deleted: a no-op). */
+  #dropStaleKey (dueKey: string): void {
+    const dropped = this.#store.write({ ops: [{ type: 'del', key: dueKey }] }).catch((error: unknown) => {
+      this.#log.error({ err: error, key: dueKey }, 'could not remove a stale webhook index key')
+    }).finally(() => {
+      this.#defers.delete(dropped)
+    })
+    this.#defers.add(dropped)
   }
 
   /** A stale event waits until the newer one has left the outbox (delivered or given up). */
