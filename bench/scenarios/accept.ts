@@ -640,7 +640,7 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
     log(`outcome check failed; the nodes' data and logs are kept in ${tmp}`)
   }
   await session.close()
-  let profile: { file: string, summary: ProfileSummary } | undefined
+  let profile: { file: string, windowsUs: TimeWindowUs[], summary: ProfileSummary } | undefined
   if (cfg.profileNode && want('c')) {
     const file = existsSync(profileDir) ? readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile')) : undefined
     if (file === undefined) {
@@ -649,7 +649,7 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
       const dest = join(resultsDir, 'n1.cpuprofile')
       renameSync(join(profileDir, file), dest)
       rmSync(profileDir, { recursive: true, force: true })
-      profile = { file: dest, summary: summarizeCpuProfileFile(dest, profileTopRows, cWindowsUs) }
+      profile = { file: dest, windowsUs: cWindowsUs, summary: summarizeCpuProfileFile(dest, profileTopRows, cWindowsUs) }
       writeFileSync(join(resultsDir, 'profile-n1.txt'), renderProfileSummary(profile.summary,
         `CPU profile of payment node n1 (${dest}), samples of the ${cWindowsUs.length} measured (c) run(s) only`))
     }
@@ -667,7 +667,7 @@ function report (o: {
   outcome: Outcomes
   postgresVersion: string | undefined
   databaseExternal: boolean
-  profile: { file: string, summary: ProfileSummary } | undefined
+  profile: { file: string, windowsUs: TimeWindowUs[], summary: ProfileSummary } | undefined
   log: (message: string) => void
 }): number {
   const { cfg, targets, runs, outcome } = o
