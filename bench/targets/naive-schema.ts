@@ -7,6 +7,8 @@ import pg from 'pg'
 export const naiveTablePattern = /^[a-z_][a-z0-9_]{0,62}$/
 /** Deadline for the connection of each schema/check query (not for the load itself). */
 export const naiveSchemaConnectTimeoutMs = 5_000
+/** Deadline of each schema/check query (client side). */
+export const naiveQueryTimeoutMs = 60_000
 /** Ids per `= ANY($1)` lookup when the outcome is checked. */
 export const naiveCheckChunkSize = 10_000
 
@@ -15,7 +17,11 @@ function assertTable (table: string): void {
 }
 
 async function withClient<T> (databaseUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: naiveSchemaConnectTimeoutMs })
+  const client = new pg.Client({
+    connectionString: databaseUrl,
+    connectionTimeoutMillis: naiveSchemaConnectTimeoutMs,
+    query_timeout: naiveQueryTimeoutMs,
+  })
   client.on('error', () => {})
   await client.connect()
   try {

@@ -16,6 +16,8 @@ import { naiveTablePattern } from './naive-schema.ts'
 const poolSize = 10
 /** Waiting for a pooled connection longer than this answers 503. */
 const poolAcquireTimeoutMs = 5_000
+/** An INSERT (commit included) slower than this answers 503. */
+const insertTimeoutMs = 10_000
 const requestTimeoutMs = 10_000
 const keepAliveTimeoutMs = 65_000
 const bodyBytesMax = 16 * 1024
@@ -37,6 +39,7 @@ const pool = new pg.Pool({
   connectionString: env('BENCH_DATABASE_URL'),
   max: poolSize,
   connectionTimeoutMillis: poolAcquireTimeoutMs,
+  query_timeout: insertTimeoutMs,
   // Explicit, whatever the server's default: each 202 means the row is fsynced.
   options: '-c synchronous_commit=on',
 })
