@@ -69,12 +69,22 @@ export function getInternal (internalUrl: string, checkoutId: string): Promise<A
   return call(`${internalUrl}/internal/payments/${checkoutId}`, { headers: { 'x-payment-checkout-id': checkoutId } })
 }
 
-export function transition (internalUrl: string, checkoutId: string, body: Record<string, unknown>): Promise<ApiResponse> {
-  return call(`${internalUrl}/internal/payments/${checkoutId}/transitions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-payment-checkout-id': checkoutId },
-    body: JSON.stringify(body),
-  })
+/**
+ * Applies a transition like a processor does: a 409 `idempotency_key_in_use` (another write for
+ * the payment, e.g. a PSP webhook, is in flight on the node) is retried a bounded number of times.
+ */
+export async function transition (internalUrl: string, checkoutId: string, body: Record<string, unknown>): Promise<ApiResponse> {
+  const busyRetriesMax = 20
+  const busyRetryDelayMs = 25
+  for (let attempt = 0; ; attempt++) {
+    const res = await call(`${internalUrl}/internal/payments/${checkoutId}/transitions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-payment-checkout-id': checkoutId },
+      body: JSON.stringify(body),
+    })
+    if (res.status !== 409 || res.body?.code !== 'idempotency_key_in_use' || attempt >= busyRetriesMax) return res
+    await new Promise((resolve) => setTimeout(resolve, busyRetryDelayMs))
+  }
 }
 
 /** Reads a payment straight from one node's admin port, bypassing nginx. */
