@@ -112,50 +112,63 @@ CREATE TEMP TABLE recon_psp (
   charged_at timestamptz NOT NULL
 ) ON COMMIT DROP`
 
-// Every report line, with the payment of ours it is about: by psp_reference first, else by
-// checkout id (hash joins, or index probes if the planner finds payments much larger than the day).
-/** A column of the payment a line is about: the one holding its psp_reference, else its checkout id. */
-const ours = (column: string): string => `(CASE WHEN pr.checkout_id IS NOT NULL THEN pr.${column} ELSE pc.${column} END)`
+// Every report line, with the payment of ours it is about: the one holding its psp_reference
+// (hash join), else (fixUpSql, only for the lines left) the one with its checkout id (index probes).
+const oursColumns = `
+       p.checkout_id AS our_checkout_id, p.amount AS our_amount, p.currency::text AS our_currency,
+       p.status AS our_status, p.psp_reference AS our_psp_reference,
+       CASE WHEN p.status = 'succeeded' THEN p.updated_at END AS our_succeeded_at,
+       CASE WHEN p.status = 'succeeded' THEN (p.updated_at AT TIME ZONE 'UTC')::date - $1::date END AS day_offset`
 const joinSql = `
 CREATE TEMP TABLE recon_joined ON COMMIT DROP AS
 SELECT s.line, s.psp_reference, s.checkout_id AS psp_checkout_id, s.merchant_id, s.amount, s.currency, s.fee, s.net,
-       s.status, s.charged_at,
-       ${ours('checkout_id')} AS our_checkout_id, ${ours('amount')} AS our_amount, ${ours('currency')}::text AS our_currency,
-       ${ours('status')} AS our_status, ${ours('psp_reference')} AS our_psp_reference,
-       CASE WHEN ${ours('status')} = 'succeeded' THEN ${ours('updated_at')} END AS our_succeeded_at,
-       CASE WHEN ${ours('status')} = 'succeeded' THEN (${ours('updated_at')} AT TIME ZONE 'UTC')::date - $1::date END AS day_offset
+       s.status, s.charged_at, (p.checkout_id IS NOT NULL) AS by_ref, ${oursColumns}
 FROM recon_psp s
-LEFT JOIN payments pr ON pr.psp_reference = s.psp_reference
-LEFT JOIN payments pc ON pr.checkout_id IS NULL AND pc.checkout_id = s.checkout_id`
+LEFT JOIN payments p ON p.psp_reference = s.psp_reference`
 
-// Lines that are duplicates, found with two hash aggregates (no sort of the whole day):
-// - ref: the line repeats the psp_reference of an earlier line;
-// - charge: among the other lines about one payment of ours, every line but the one that accounts
-//   for it: the line with our psp_reference, else the first. (A line whose payment holds another
-//   psp_reference is a duplicate charge too; that needs no aggregate, see classifySelect.)
-const duplicatesSql = `
+// Two payments of ours holding one psp_reference (never supposed to happen) join one line twice:
+// the line keeps one of them (the smallest checkout id); the other is then a payment of ours that
+// no line settles, listed as such.
+const sharedReferenceSql = `
+DELETE FROM recon_joined a USING recon_joined b
+WHERE a.line = b.line AND a.our_checkout_id > b.our_checkout_id`
+
+const fixUpSql = `
+UPDATE recon_joined j SET by_ref = false,
+       our_checkout_id = p.checkout_id, our_amount = p.amount, our_currency = p.currency::text, our_status = p.status,
+       our_psp_reference = p.psp_reference,
+       our_succeeded_at = CASE WHEN p.status = 'succeeded' THEN p.updated_at END,
+       day_offset = CASE WHEN p.status = 'succeeded' THEN (p.updated_at AT TIME ZONE 'UTC')::date - $1::date END
+FROM payments p
+WHERE j.our_checkout_id IS NULL AND p.checkout_id = j.psp_checkout_id`
+
+// Lines that are duplicates:
+// - ref: the line repeats the psp_reference of an earlier line. When the report came sorted by
+//   psp_reference with no two equal neighbours (the download checks that in passing), there are
+//   none and the aggregate is skipped.
+// - charge: several lines about one payment of ours that holds no psp_reference (matched by
+//   checkout id): all but the first. (A line about a payment that holds another psp_reference is a
+//   duplicate charge too; that needs no aggregate, see pspItemsSql. Two lines about a payment that
+//   holds one of their references: the other line is matched by checkout id and so falls there.)
+const refDupsSql = `
+  SELECT j.line FROM recon_joined j
+  JOIN (SELECT psp_reference, min(line) AS first_line FROM recon_joined GROUP BY psp_reference HAVING count(*) > 1) r
+    USING (psp_reference)
+  WHERE j.line > r.first_line`
+const duplicatesSql = (refDupsPossible: boolean): string => `
 CREATE TEMP TABLE recon_duplicates ON COMMIT DROP AS
-WITH refs AS (
-  SELECT psp_reference, min(line) AS first_line FROM recon_joined GROUP BY psp_reference HAVING count(*) > 1
-),
-ref_dups AS (
-  SELECT j.line FROM recon_joined j JOIN refs USING (psp_reference) WHERE j.line > refs.first_line
-),
-shared AS (
-  SELECT our_checkout_id FROM recon_joined j
-  WHERE our_checkout_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ref_dups d WHERE d.line = j.line)
+WITH ref_dups AS MATERIALIZED (${refDupsPossible ? refDupsSql : 'SELECT NULL::bigint AS line WHERE false'}),
+charge_groups AS (
+  SELECT our_checkout_id, min(line) AS first_line FROM recon_joined j
+  WHERE NOT by_ref AND our_checkout_id IS NOT NULL AND our_psp_reference IS NULL
+    AND NOT EXISTS (SELECT 1 FROM ref_dups d WHERE d.line = j.line)
   GROUP BY our_checkout_id HAVING count(*) > 1
-),
-keepers AS (
-  SELECT DISTINCT ON (j.our_checkout_id) j.line
-  FROM recon_joined j JOIN shared USING (our_checkout_id)
-  WHERE NOT EXISTS (SELECT 1 FROM ref_dups d WHERE d.line = j.line)
-  ORDER BY j.our_checkout_id, (j.our_psp_reference IS NOT DISTINCT FROM j.psp_reference) DESC, j.line
 )
 SELECT line, 'ref' AS kind FROM ref_dups
 UNION ALL
-SELECT j.line, 'charge' FROM recon_joined j JOIN shared USING (our_checkout_id)
-WHERE NOT EXISTS (SELECT 1 FROM ref_dups d WHERE d.line = j.line) AND NOT EXISTS (SELECT 1 FROM keepers k WHERE k.line = j.line)`
+SELECT j.line, 'charge' FROM recon_joined j JOIN charge_groups g USING (our_checkout_id)
+WHERE NOT j.by_ref AND j.our_psp_reference IS NULL AND j.line > g.first_line
+  AND NOT EXISTS (SELECT 1 FROM ref_dups d WHERE d.line = j.line)`
 
 // Precedence of the classes (first that holds): duplicate line (same psp_reference again) →
 // missing_internally → duplicate charge (another line accounts for our payment, or our payment
@@ -249,8 +262,16 @@ function dbFailure (error: unknown): Error {
   return new ReconcileError('db_unavailable', e?.message ?? String(error), { cause: error })
 }
 
-/** Streams the report into recon_psp; returns the data rows and bytes read. */
-async function copyReport (client: pg.PoolClient, deps: ReconcileDeps, request: ReconcileRequest): Promise<{ rows: number, bytes: number }> {
+interface CopiedReport {
+  rows: number
+  bytes: number
+  /** Every psp_reference >= the one before (JS string order): equal ones can only be neighbours. */
+  sortedByReference: boolean
+  adjacentEqualReferences: number
+}
+
+/** Streams the report into recon_psp. */
+async function copyReport (client: pg.PoolClient, deps: ReconcileDeps, request: ReconcileRequest): Promise<CopiedReport> {
   const report = await deps.source(request.date, deps.signal)
   const copy = client.query(copyFrom(`COPY recon_psp (${stagingColumns.join(', ')}) FROM STDIN`))
   const copied = finished(copy)
@@ -262,6 +283,9 @@ async function copyReport (client: pg.PoolClient, deps: ReconcileDeps, request: 
   let rows = 0
   let bytes = 0
   let sawHeader = false
+  let previousReference = ''
+  let sortedByReference = true
+  let adjacentEqualReferences = 0
   let lastProgressMs = Date.now()
   const onRecord = (record: CsvRecord): void => {
     if (!sawHeader) {
@@ -272,6 +296,12 @@ async function copyReport (client: pg.PoolClient, deps: ReconcileDeps, request: 
     out += stagingLine(record.cells, record.line, request.date)
     buffered++
     rows++
+    const reference = record.cells[1]!
+    if (sortedByReference) {
+      if (reference === previousReference) adjacentEqualReferences++
+      else if (reference < previousReference) sortedByReference = false
+      previousReference = reference
+    }
   }
   const flush = async (): Promise<void> => {
     if (out === '') return
@@ -318,7 +348,7 @@ async function copyReport (client: pg.PoolClient, deps: ReconcileDeps, request: 
     throw error
   }
   deps.onProgress?.({ psp: request.psp, date: request.date, phase: 'download', rows, bytes })
-  return { rows, bytes }
+  return { rows, bytes, sortedByReference, adjacentEqualReferences }
 }
 
 function counted (rows: { class: string, n: string }[], into: ClassCounts): void {
@@ -359,7 +389,7 @@ export async function reconcileDay (deps: ReconcileDeps, request: ReconcileReque
       phasesMs[phase] = Math.round(now - mark)
       mark = now
     }
-    let copiedRows: { rows: number, bytes: number }
+    let copiedRows: CopiedReport
     try {
       copiedRows = await copyReport(client, deps, request)
     } catch (error) {
@@ -370,9 +400,11 @@ export async function reconcileDay (deps: ReconcileDeps, request: ReconcileReque
     deps.onProgress?.({ psp, date, phase: 'classify', rows: copiedRows.rows, bytes: copiedRows.bytes })
     await q('ANALYZE recon_psp')
     const runId = Number((await q<{ id: string }>("SELECT nextval('reconciliation_runs_id_seq') AS id")).rows[0]!.id)
-    await q(joinSql, [date])
+    const joined = await q(joinSql, [date])
+    if ((joined.rowCount ?? 0) > copiedRows.rows) await q(sharedReferenceSql)
     await q('ANALYZE recon_joined')
-    await q(duplicatesSql)
+    await q(fixUpSql, [date])
+    await q(duplicatesSql(!copiedRows.sortedByReference || copiedRows.adjacentEqualReferences > 0))
     lap('classify')
     deps.signal?.throwIfAborted()
     deps.onProgress?.({ psp, date, phase: 'store', rows: copiedRows.rows, bytes: copiedRows.bytes })

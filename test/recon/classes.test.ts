@@ -188,3 +188,17 @@ t.test('midnight cut-off: a day either side is matched with a note, further is d
   t.equal(followUp.pending, 0)
   t.equal(followUp.discrepancies, 1, 'still only the date_mismatch')
 })
+
+t.test('two payments of ours holding one psp_reference: one is matched, the other is unsettled (missing_at_psp)', async (t) => {
+  const date = dates.next()
+  const charges = await generateCharges(date, 2, uniquePrefix('shared-ref'))
+  const ours = oursFor(charges)
+  const twin = { ...ours[0]!, checkoutId: `${charges[0]!.reference}-twin` }
+  await insertPayments([...ours, twin])
+  const run = await reconcileWithNeighbours(date)
+  const classes = await classesByCheckout(run.runId)
+  t.same([classes[charges[0]!.reference], classes[twin.checkoutId]].sort(), ['matched', 'missing_at_psp'])
+  t.equal(classes[charges[1]!.reference], 'matched')
+  t.equal(run.counts.matched, 2)
+  t.equal(run.discrepancies, 1)
+})
