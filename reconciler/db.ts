@@ -10,7 +10,7 @@ export function createPool (databaseUrl: string, onIdleError?: (error: Error) =>
     max: limits.poolConnectionsMax,
     statement_timeout: limits.statementTimeoutMs,
     connectionTimeoutMillis: limits.connectTimeoutMs,
-    idleTimeoutMillis: 30_000,
+    idleTimeoutMillis: limits.poolIdleTimeoutMs,
     options: `-c work_mem=${limits.workMemMb}MB -c temp_buffers=${limits.tempBuffersMb}MB -c TimeZone=UTC -c jit=off`,
   })
   // A Postgres restart is reported per query; an idle client's error must not crash the process.

@@ -6,6 +6,8 @@ export const reconcilerLimits = {
   pspHeadersTimeoutMs: 30_000,
   /** Longest silence between two body chunks; the whole body has no deadline (it streams). */
   pspBodyIdleTimeoutMs: 30_000,
+  /** Connections to the PSP (one report at a time, plus a spare). */
+  pspConnectionsMax: 2,
   /** One CSV record in characters (a line; a quoted cell may span lines). A valid report line is < 600 bytes. */
   csvRecordCharsMax: 64 * 1024,
   /** Rows handed to COPY per write (one string of about 100 bytes per row). */
@@ -18,6 +20,7 @@ export const reconcilerLimits = {
   /** Temp tables (staging, classified rows) are held in local buffers up to this per session. */
   tempBuffersMb: 256,
   poolConnectionsMax: 2,
+  poolIdleTimeoutMs: 30_000,
   /** Progress lines on stderr (CLI) at most this often. */
   progressIntervalMs: 2_000,
   /** Daemon: attempts of the daily run (PSP or Postgres down), and the wait between them. */

@@ -42,7 +42,7 @@ export function sandboxReportSource (baseUrl: string, secretKey: string): { sour
     connect: { timeout: limits.pspConnectTimeoutMs },
     headersTimeout: limits.pspHeadersTimeoutMs,
     bodyTimeout: limits.pspBodyIdleTimeoutMs,
-    connections: 2,
+    connections: limits.pspConnectionsMax,
   })
   const source: ReportSource = async (date, signal) => {
     const url = `${baseUrl.replace(/\/+$/, '')}/v1/settlements/${date}.csv`

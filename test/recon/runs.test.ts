@@ -78,9 +78,9 @@ t.test('a report without its header, or empty, or with a non-integer amount, is 
   t.same(await runsOf(date), [])
 })
 
-function cli (args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
+function cli (args: string[], env: Record<string, string> = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
   const child = spawn(process.execPath, [join(import.meta.dirname, '../../reconciler/cli.ts'), ...args], {
-    env: { ...process.env, DATABASE_URL: stack.databaseUrl, PSP_BASE_URL: stack.psp.url, PSP_SECRET_KEY: stack.psp.secretKey },
+    env: { ...process.env, DATABASE_URL: stack.databaseUrl, PSP_BASE_URL: stack.psp.url, PSP_SECRET_KEY: stack.psp.secretKey, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: cliTimeoutMs,
   })
@@ -91,7 +91,7 @@ function cli (args: string[]): Promise<{ code: number | null, stdout: string, st
   return once(child, 'close').then(([code]) => ({ code: code as number | null, stdout, stderr }))
 }
 
-t.test('CLI: exit 0 clean, 1 discrepancies (with the CSV files), 2 bad arguments or malformed report', async (t) => {
+t.test('CLI: exit 0 clean, 1 discrepancies (with the CSV files), 2 bad arguments, malformed report, PSP or Postgres unreachable', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'recon-cli-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const clean = dates.next()
@@ -104,11 +104,14 @@ t.test('CLI: exit 0 clean, 1 discrepancies (with the CSV files), 2 bad arguments
   await setDiscrepancies(dirty, { amountDelta: { [dirtyCharges[0]!.reference]: 3 } })
   await setDiscrepancies(broken, { malformedRow: 1 })
 
-  const [ok, found, bad, malformed] = await Promise.all([
+  // Port 9 (discard) on loopback: nothing listens there, connections are refused at once.
+  const [ok, found, bad, malformed, noPsp, noDb] = await Promise.all([
     cli(['--date', clean, '--out', join(dir, 'clean.csv'), '--json', '--quiet']),
     cli(['--date', dirty, '--out', join(dir, 'dirty.csv')]),
     cli(['--date', '2031-02-30']),
     cli(['--date', broken, '--out', join(dir, 'broken.csv'), '--quiet']),
+    cli(['--date', broken, '--out', join(dir, 'no-psp.csv'), '--quiet'], { PSP_BASE_URL: 'http://127.0.0.1:9' }),
+    cli(['--date', broken, '--out', join(dir, 'no-db.csv'), '--quiet'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:9/ringpay' }),
   ])
   t.equal(ok.code, 0, ok.stderr)
   const summary = JSON.parse(ok.stdout)
@@ -127,6 +130,11 @@ t.test('CLI: exit 0 clean, 1 discrepancies (with the CSV files), 2 bad arguments
   t.match(bad.stderr, /bad_args: --date "2031-02-30" is not a date/)
   t.equal(malformed.code, 2)
   t.match(malformed.stderr, /report_malformed: line 2: expected 10 columns, got 6/)
+  t.equal(noPsp.code, 2)
+  t.match(noPsp.stderr, /psp_unreachable: GET http:\/\/127\.0\.0\.1:9\/v1\/settlements\//)
+  t.equal(noDb.code, 2)
+  t.match(noDb.stderr, /db_unavailable: /)
+  t.same(await runsOf(broken), [], 'nothing stored for the failed runs')
 })
 
 t.test('CLI --month: every day of the month, and the monthly totals', async (t) => {
