@@ -4,9 +4,11 @@
 // 1. The report is streamed (undici) through the CSV splitter; every line is validated and sent to
 //    Postgres with COPY into a temp staging table (`recon_psp`), a few thousand rows per write, with
 //    backpressure: memory stays flat whatever the day's size.
-// 2. Set-based SQL classifies every report line against `payments` (by psp_reference, else by
-//    checkout id) into a temp table, then every payment of ours that succeeded on the date and that
-//    no line accounts for. Both sets go into `reconciliation_items` with INSERT ... SELECT.
+// 2. Set-based SQL: every report line joined to its payment of ours (hash join on psp_reference,
+//    then index probes by checkout id for the lines left) into a temp table; duplicate lines (two
+//    small aggregates); then one INSERT ... SELECT of the classified lines into
+//    `reconciliation_items`, and one of the payments of ours that succeeded on the date and that no
+//    line accounts for (anti-join).
 // 3. Per-currency totals (PSP gross, fees, net; our gross) and the run row; the date's previous
 //    current run (if any) is marked superseded by this one.
 //
