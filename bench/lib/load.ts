@@ -37,7 +37,7 @@ export interface LoadResult {
   recorded: boolean
 }
 
-/** The POST every target gets: the same 160-byte body as /tmp/wrk/post.lua and PERF-NOTES. */
+/** The POST every target gets: the 159-byte body of /tmp/wrk/post.lua (PERF-NOTES used a 224-byte one). */
 export const benchRequestBody = JSON.stringify({
   amount: 1999,
   currency: 'EUR',
