@@ -64,7 +64,8 @@ export class PaymentService {
   readonly #store: PaymentStore
   readonly #limits: NodeLimits
   readonly #committer: GroupCommitter<QueuedChange>
-  readonly #inflightIds = new Set<string>()
+  /** Ids with a write between admission and durability, and what kind of write it is. */
+  readonly #inflightIds = new Map<string, 'create' | 'update'>()
   readonly #waiters = new Map<string, Set<Waiter>>()
   #waiterCount = 0
   #accepting = true
@@ -96,7 +97,15 @@ export class PaymentService {
 
   async create (merchantId: string, checkoutId: string, request: CreatePaymentRequest, nowMs: number): Promise<CreateResult> {
     const requestHash = hashCreateRequest(merchantId, request)
-    this.#claim(checkoutId)
+    if (this.#inflightIds.get(checkoutId) === 'update') {
+      // The payment exists and is durable; a transition or webhook is being written. A client
+      // retrying its create gets the stored payment, not a "busy" answer.
+      const existing = this.#store.getPayment(checkoutId)
+      // (An update of an id with no payment is about to fail with payment_not_found.)
+      if (existing === undefined) throw new ProblemError('idempotency_key_in_use', { retryAfterS: 1 })
+      return { kind: 'replayed', payment: checkReplay(existing, merchantId, requestHash) }
+    }
+    this.#claim(checkoutId, 'create')
     try {
       const existing = this.#store.getPayment(checkoutId)
       if (existing !== undefined) return { kind: 'replayed', payment: checkReplay(existing, merchantId, requestHash) }
@@ -184,7 +193,7 @@ export class PaymentService {
   }
 
   async transition (checkoutId: string, request: TransitionRequest, nowMs: number): Promise<TransitionResult> {
-    this.#claim(checkoutId)
+    this.#claim(checkoutId, 'update')
     try {
       const current = this.#store.getPayment(checkoutId)
       if (current === undefined) throw new ProblemError('payment_not_found')
@@ -225,7 +234,7 @@ export class PaymentService {
    * (with the dedup key) in the same batch as any change it causes.
    */
   async receiveWebhook (checkoutId: string, webhook: IncomingWebhook, nowMs: number): Promise<WebhookResult> {
-    this.#claim(checkoutId)
+    this.#claim(checkoutId, 'update')
     try {
       if (this.#store.hasWebhook(webhook.provider, webhook.pspEventId)) return { duplicate: true }
       const current = this.#store.getPayment(checkoutId)
@@ -277,14 +286,14 @@ export class PaymentService {
     }
   }
 
-  #claim (checkoutId: string): void {
+  #claim (checkoutId: string, kind: 'create' | 'update'): void {
     if (this.#inflightIds.has(checkoutId)) {
       throw new ProblemError('idempotency_key_in_use', { retryAfterS: 1 })
     }
     if (this.#inflightIds.size >= this.#limits.inflightIdsMax) {
       throw new ProblemError('overloaded', { retryAfterS: 1, detail: 'too many writes in flight' })
     }
-    this.#inflightIds.add(checkoutId)
+    this.#inflightIds.set(checkoutId, kind)
   }
 
   #notify (payment: Payment): void {

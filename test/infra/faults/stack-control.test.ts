@@ -22,7 +22,7 @@ t.test('a killed node: only its keys get 503 node_unavailable; restart brings th
     const k = `fault-${randomBytes(6).toString('hex')}`;
     ((await publicUpstreamOf(k)) === victimAddr ? victimKeys : otherKeys).push(k);
   }
-  t.equal(victimKeys.length, keysPerNodeWanted, `found keys on ${victim.id}`);
+  t.ok(victimKeys.length >= keysPerNodeWanted && otherKeys.length >= keysPerNodeWanted, `found keys on ${victim.id} and elsewhere`);
 
   await control(`/nodes/${victim.id}/kill`);
   t.teardown(() => control(`/nodes/${victim.id}/start`).then(() => {}));
