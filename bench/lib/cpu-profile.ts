@@ -42,6 +42,8 @@ export interface ProfileSummary {
   idleMs: number
   busyMs: number
   byComponent: ProfileRow[]
+  /** The payment node's accept path by stage (see acceptStages); other processes land in "other". */
+  byStage: ProfileRow[]
   topSelf: ProfileRow[]
   topProjectInclusive: ProfileRow[]
 }
@@ -85,6 +87,39 @@ function component (frame: CallFrame): string {
   return shortUrl(url)
 }
 
+/**
+ * Stages of payment-svc's accept path, matched on function names and files: each sample goes to
+ * the stage of the frame nearest its leaf that matches a rule (rules in order). Names that a
+ * refactor changes fall into "other" — check that row before trusting the rest.
+ */
+export const acceptStages: ReadonlyArray<readonly [string, (f: CallFrame) => boolean]> = [
+  ['GC', (f) => f.functionName === '(garbage collector)'],
+  ['(program): V8/native, unattributed', (f) => f.functionName === '(program)'],
+  ['idempotency read (store.getPayment → getSync)', (f) =>
+    (f.functionName === 'getPayment' && f.url.endsWith('/store.ts')) || f.functionName === '_getSync'],
+  ['metrics (prom-client)', (f) => f.url.includes('/prom-client/')],
+  ['logging (pino)', (f) => f.url.includes('/pino/')],
+  ['open-payment scan', (f) => f.functionName === 'scanOpen'],
+  ['request hash (hashCreateRequest)', (f) => f.functionName === 'hashCreateRequest'],
+  ['API key sha256 (merchantFor)', (f) => f.functionName === 'merchantFor'],
+  ['validation (JSON.parse, parseCreatePayment, card guard, ids)', (f) =>
+    ['parseCreatePayment', 'parseJson', 'containsCardNumber', 'checkoutIdFrom', 'isJsonContentType', 'isValidCheckoutId',
+      'checkText', 'parseMetadata'].includes(f.functionName)],
+  ['group commit: protobuf encode', (f) => f.url.endsWith('/payment-codec.ts') || f.url.includes('/protobufjs/')],
+  ['group commit: LevelDB batch (main thread)', (f) =>
+    f.url.includes('/classic-level/') || f.url.includes('/abstract-level/') || f.url.includes('/level-transcoder/')],
+  ['group commit: queue, flush, resolve', (f) =>
+    f.url.endsWith('/group-commit.ts') || f.url.endsWith('/ring-buffer.ts') ||
+    (f.url.endsWith('/payment-service.ts') && f.functionName === '#writeBatch') ||
+    (f.url.endsWith('/store.ts') && f.functionName === 'writeBatch')],
+  ['response body (paymentView, JSON.stringify, headers)', (f) => ['paymentView', 'sendJson'].includes(f.functionName)],
+  ['HTTP stack: parse, respond, socket I/O (the no-op pays this too)', (f) =>
+    /^node:(_http|http$|net$|stream$|internal\/(http|streams|stream_base|net|tcp))/.test(f.url)],
+  ['readBody', (f) => f.url.endsWith('/http-io.ts')],
+  ['payment service, routes, server glue', (f) => f.url.includes('/payment-svc/')],
+  ['event loop, timers, microtasks', (f) => /^node:(internal\/(process\/task_queues|timers|async_hooks)|timers$|events$)/.test(f.url)],
+]
+
 function frameName (frame: CallFrame): string {
   const name = frame.functionName === '' ? '(anonymous)' : frame.functionName
   return frame.url === '' ? name : `${name} ${shortUrl(frame.url)}:${frame.lineNumber + 1}`
@@ -111,6 +146,7 @@ export function summarizeCpuProfile (profile: CpuProfile, top: number, windows?:
     self.set(id, (self.get(id) ?? 0) + us)
   }
   const byComponent = new Map<string, number>()
+  const byStage = new Map<string, number>()
   const bySelfName = new Map<string, number>()
   const projectInclusive = new Map<string, number>()
   let idleUs = 0
@@ -125,6 +161,16 @@ export function summarizeCpuProfile (profile: CpuProfile, top: number, windows?:
     }
     const comp = component(node.callFrame)
     byComponent.set(comp, (byComponent.get(comp) ?? 0) + us)
+    let stage = 'other'
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const frame = byId.get(cur)?.callFrame
+      const rule = frame === undefined ? undefined : acceptStages.find(([, test]) => test(frame))
+      if (rule !== undefined) {
+        stage = rule[0]
+        break
+      }
+    }
+    byStage.set(stage, (byStage.get(stage) ?? 0) + us)
     const name = frameName(node.callFrame)
     bySelfName.set(name, (bySelfName.get(name) ?? 0) + us)
     // Inclusive time of project functions on this sample's stack, each counted once per stack.
@@ -148,6 +194,7 @@ export function summarizeCpuProfile (profile: CpuProfile, top: number, windows?:
     idleMs: Math.round(idleUs / 1000),
     busyMs: Math.round(busyUs / 1000),
     byComponent: rows(byComponent, top),
+    byStage: rows(byStage, acceptStages.length + 1),
     topSelf: rows(bySelfName, top),
     topProjectInclusive: rows(projectInclusive, top),
   }
@@ -159,6 +206,8 @@ export function renderProfileSummary (s: ProfileSummary, title: string): string 
   return [
     title,
     `sampled ${s.totalMs} ms: idle ${s.idleMs} ms, busy ${s.busyMs} ms (percentages are of busy time)`,
+    '',
+    section('Accept path by stage (payment-svc):', s.byStage),
     '',
     section('Self time by component:', s.byComponent),
     '',
