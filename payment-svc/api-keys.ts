@@ -11,8 +11,12 @@ interface KeysFile {
 const merchantIdPattern = /^[A-Za-z0-9_-]{1,64}$/
 const digestPattern = /^[0-9a-f]{64}$/
 
+/** Authorization headers remembered after one hash; bounded, emptied on reload. */
+const resolvedHeadersMax = 1024
+
 export class ApiKeyRegistry {
   #merchantByDigest = new Map<string, string>()
+  #merchantByHeader = new Map<string, string>()
   readonly #path: string
 
   constructor (path: string) {
@@ -36,12 +40,26 @@ export class ApiKeyRegistry {
       next.set(entry.key_sha256, entry.merchant_id)
     }
     this.#merchantByDigest = next
+    this.#merchantByHeader = new Map()
     return next.size
   }
 
   /** The merchant for an `Authorization: Bearer <key>` header, or undefined. */
   merchantFor (authorization: string | undefined): string | undefined {
-    if (authorization === undefined || !authorization.startsWith('Bearer ')) return undefined
+    if (authorization === undefined) return undefined
+    const known = this.#merchantByHeader.get(authorization)
+    if (known !== undefined) return known
+    const merchantId = this.#resolve(authorization)
+    // Only valid keys are remembered, so unknown keys cannot fill the map.
+    if (merchantId !== undefined) {
+      if (this.#merchantByHeader.size >= resolvedHeadersMax) this.#merchantByHeader.clear()
+      this.#merchantByHeader.set(authorization, merchantId)
+    }
+    return merchantId
+  }
+
+  #resolve (authorization: string): string | undefined {
+    if (!authorization.startsWith('Bearer ')) return undefined
     const key = authorization.slice('Bearer '.length).trim()
     if (key.length === 0 || key.length > 256) return undefined
     // Looking up the digest, not the key, leaks nothing useful through timing.

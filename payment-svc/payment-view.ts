@@ -4,6 +4,7 @@ import type { Payment } from '../lib/payment-codec.ts'
 import { currencyExponent } from './currencies.ts'
 
 export function paymentView (payment: Payment): Record<string, unknown> {
+  const createdAt = new Date(payment.createdAtMs).toISOString()
   const view: Record<string, unknown> = {
     checkout_id: payment.checkoutId,
     status: payment.status,
@@ -14,8 +15,8 @@ export function paymentView (payment: Payment): Record<string, unknown> {
     description: payment.description,
     customer_ref: payment.customerRef,
     metadata: payment.metadata,
-    created_at: new Date(payment.createdAtMs).toISOString(),
-    updated_at: new Date(payment.updatedAtMs).toISOString(),
+    created_at: createdAt,
+    updated_at: payment.updatedAtMs === payment.createdAtMs ? createdAt : new Date(payment.updatedAtMs).toISOString(),
     version: payment.version,
   }
   if (payment.failureCode !== '') {
