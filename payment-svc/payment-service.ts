@@ -211,15 +211,7 @@ export class PaymentService {
       if (!canTransition(current.status, request.to)) {
         throw new ProblemError('invalid_transition', { detail: `${current.status} → ${request.to} is not allowed`, extra: conflict })
       }
-      const payment: Payment = {
-        ...current,
-        status: request.to,
-        version: current.version + 1,
-        updatedAtMs: nowMs,
-        failureCode: request.failureCode || current.failureCode,
-        failureMessage: request.failureMessage || current.failureMessage,
-        pspReference: request.pspReference || current.pspReference,
-      }
+      const payment = advance(current, request.to, nowMs, request)
       await this.#committer.submit({ payment, type: 'payment.status_changed', previousStatus: current.status, actor: request.actor })
       this.#notify(payment)
       return { applied: true, payment }
@@ -255,15 +247,7 @@ export class PaymentService {
         await this.#committer.submit({ payment: current, type: 'payment.webhook_received', previousStatus: current.status, actor, webhook: receipt })
         return { duplicate: false, applied: false, note, payment: current }
       }
-      const payment: Payment = {
-        ...current,
-        status: webhook.target,
-        version: current.version + 1,
-        updatedAtMs: nowMs,
-        pspReference: webhook.pspReference || current.pspReference,
-        failureCode: webhook.failureCode || current.failureCode,
-        failureMessage: webhook.failureMessage || current.failureMessage,
-      }
+      const payment = advance(current, webhook.target, nowMs, webhook)
       await this.#committer.submit({ payment, type: 'payment.status_changed', previousStatus: current.status, actor, webhook: receipt })
       this.#notify(payment)
       return { duplicate: false, applied: true, note: '', payment }
@@ -326,6 +310,20 @@ export class PaymentService {
       return { payment: change.payment, event }
     })
     await this.#store.writeBatch(writes)
+  }
+}
+
+/** The payment after a status change: next version; PSP details kept unless new ones are given. */
+function advance (current: Payment, to: PaymentStatus, nowMs: number,
+  details: { pspReference: string, failureCode: string, failureMessage: string }): Payment {
+  return {
+    ...current,
+    status: to,
+    version: current.version + 1,
+    updatedAtMs: nowMs,
+    pspReference: details.pspReference || current.pspReference,
+    failureCode: details.failureCode || current.failureCode,
+    failureMessage: details.failureMessage || current.failureMessage,
   }
 }
 
