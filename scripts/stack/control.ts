@@ -4,6 +4,9 @@
 //   GET  /services                      status of every managed service
 //   POST /services/:name/(start|stop|kill|restart)
 //   POST /nodes/:id/(start|stop|kill|restart)     kill = SIGKILL, stop = SIGTERM and wait
+//        start and restart take an optional JSON body {"env": {"RINGPAY_…": "…"}}: environment
+//        overrides for this node from that start on (e.g. a tiny relay disk budget); a start or
+//        restart without a body goes back to the node's own environment.
 //   POST /kafka/(start|stop|kill|restart)
 //   POST /postgres/(start|stop|kill|restart)
 //   POST /nginx/reload
@@ -12,7 +15,7 @@
 // Answers are JSON: {"ok":true,"service":{...status}} or a problem+json error.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ServiceHandle, ServiceStatus } from './proc.ts';
+import { ManagedProcess, type ServiceHandle, type ServiceStatus } from './proc.ts';
 import { errorMessage, say, withTimeout } from './util.ts';
 
 export const controlOperationTimeoutMs = 180_000;
@@ -44,12 +47,35 @@ function send(res: ServerResponse, status: number, body: unknown, contentType = 
   res.end(text);
 }
 
-async function drain(req: IncomingMessage): Promise<void> {
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
     if (size > controlBodyMaxBytes) throw new HttpError(413, 'body too large');
+    chunks.push(chunk as Buffer);
   }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Only the node's own settings may be overridden, as strings. */
+const nodeEnvOverridePattern = /^RINGPAY_[A-Z0-9_]+$/;
+
+function parseNodeEnvOverrides(body: string): Record<string, string> {
+  if (body.trim() === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    throw new HttpError(400, 'body is not JSON');
+  }
+  const env = (parsed as { env?: unknown } | null)?.env ?? {};
+  if (typeof env !== 'object' || env === null || Array.isArray(env)) throw new HttpError(400, 'env must be an object');
+  for (const [key, value] of Object.entries(env)) {
+    if (!nodeEnvOverridePattern.test(key)) throw new HttpError(400, `env key ${JSON.stringify(key)} is not RINGPAY_*`);
+    if (typeof value !== 'string') throw new HttpError(400, `env ${key} must be a string`);
+  }
+  return env as Record<string, string>;
 }
 
 async function runAction(service: ServiceHandle, action: ServiceAction): Promise<void> {
@@ -95,7 +121,7 @@ export async function startControlServer(target: ControlTarget, port: number, ho
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://control');
     const parts = url.pathname.split('/').filter(Boolean);
-    await drain(req);
+    const body = await readBody(req);
     if (req.method === 'GET') {
       if (url.pathname === '/info') return send(res, 200, target.info());
       if (url.pathname === '/services') {
@@ -111,6 +137,12 @@ export async function startControlServer(target: ControlTarget, port: number, ho
     const [kind, a, b] = parts;
     if (parts.length === 3 && kind === 'nodes' && a !== undefined && b !== undefined) {
       if (!target.nodeIds().includes(a)) throw new HttpError(404, `no node ${JSON.stringify(a)}`);
+      if (b === 'start' || b === 'restart') {
+        const env = parseNodeEnvOverrides(body);
+        const node = target.services().get(a);
+        if (!(node instanceof ManagedProcess)) throw new HttpError(409, `${a} cannot take environment overrides`);
+        node.setEnvOverrides(env);
+      }
       return send(res, 200, { ok: true, service: await serviceAction(a, b) });
     }
     if (parts.length === 3 && kind === 'services' && a !== undefined && b !== undefined) {

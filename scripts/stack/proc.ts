@@ -75,6 +75,8 @@ export interface ServiceStatus {
   external?: boolean;
   logFile?: string;
   lastExit?: ExitInfo | null;
+  /** Environment overrides of the current/next start (ManagedProcess.setEnvOverrides). */
+  envOverrides?: Record<string, string>;
 }
 
 const live = new Set<ManagedProcess>();
@@ -182,13 +184,13 @@ function openLog(path: string, header: string): number {
   return fd;
 }
 
-function spawnTracked(spec: ManagedProcessSpec, logFd: number): ChildProcess {
+function spawnTracked(spec: ManagedProcessSpec, logFd: number, envOverrides: Readonly<Record<string, string>>): ChildProcess {
   const [command, args] = setprivPath
     ? [setprivPath, ['--pdeathsig', 'KILL', '--', spec.command, ...spec.args]]
     : [spec.command, [...spec.args]];
   return spawn(command, args, {
     cwd: spec.cwd,
-    env: spec.env ?? process.env,
+    env: { ...(spec.env ?? process.env), ...envOverrides },
     stdio: ['ignore', logFd, logFd],
     detached: true,
     ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
@@ -202,6 +204,9 @@ export class ManagedProcess implements ServiceHandle {
   #lastExit: ExitInfo | null = null;
   /** Set while stop()/kill() is in progress so an expected exit is not logged as a crash. */
   #stopping = false;
+  /** Environment on top of spec.env for the next starts (the fault suite restarts a node with a
+   *  tiny disk budget this way); empty = the spec's environment. */
+  #envOverrides: Readonly<Record<string, string>> = {};
 
   constructor(spec: ManagedProcessSpec) {
     this.spec = spec;
@@ -229,7 +234,12 @@ export class ManagedProcess implements ServiceHandle {
   }
 
   status(): ServiceStatus {
-    return { name: this.name, running: this.running, pid: this.pid, logFile: this.spec.logFile, lastExit: this.#lastExit };
+    return { name: this.name, running: this.running, pid: this.pid, logFile: this.spec.logFile, lastExit: this.#lastExit, envOverrides: { ...this.#envOverrides } };
+  }
+
+  /** Replaces the environment overrides used by the next start(); `{}` restores the spec's. */
+  setEnvOverrides(env: Readonly<Record<string, string>>): void {
+    this.#envOverrides = { ...env };
   }
 
   /** Spawns the process and waits until its readiness probe passes. */
@@ -240,7 +250,7 @@ export class ManagedProcess implements ServiceHandle {
     const logFd = openLog(spec.logFile, `starting ${spec.name}: ${spec.command} ${spec.args.join(' ')}`);
     let child: ChildProcess;
     try {
-      child = spawnTracked(spec, logFd);
+      child = spawnTracked(spec, logFd, this.#envOverrides);
     } finally {
       closeSync(logFd);
     }

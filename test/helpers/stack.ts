@@ -3,11 +3,11 @@
 // Tests never start a stack themselves.
 import { readFileSync } from 'node:fs';
 import type { StackInfo } from '../../scripts/stack/info.ts';
+import { callControl } from '../../scripts/stack/control-client.ts';
+
+export { ControlError, controlRequestTimeoutMs } from '../../scripts/stack/control-client.ts';
 
 export type { StackInfo, StackNodeInfo } from '../../scripts/stack/info.ts';
-
-/** Control operations (e.g. Kafka start) can take tens of seconds. */
-export const controlRequestTimeoutMs = 180_000;
 
 let cached: StackInfo | undefined;
 
@@ -26,30 +26,11 @@ export function loadStackInfo(): StackInfo {
   return info;
 }
 
-export class ControlError extends Error {
-  readonly status: number;
-  readonly body: unknown;
-  constructor(message: string, status: number, body: unknown) {
-    super(message);
-    this.status = status;
-    this.body = body;
-  }
-}
-
 /**
  * Calls the stack's control API: `control('/nodes/n1/kill')`, `control('/kafka/start')`,
- * `control('/info', 'GET')`. POST by default; throws ControlError on a non-2xx answer.
+ * `control('/info', 'GET')`, `control('/nodes/n1/restart', 'POST', { env: { RINGPAY_X: '1' } })`.
+ * POST by default; throws ControlError on a non-2xx answer.
  */
-export async function control<T = { ok: boolean; service: unknown }>(path: string, method: 'GET' | 'POST' = 'POST'): Promise<T> {
-  const { controlUrl } = loadStackInfo();
-  const res = await fetch(`${controlUrl}${path}`, { method, signal: AbortSignal.timeout(controlRequestTimeoutMs) });
-  const text = await res.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = text;
-  }
-  if (!res.ok) throw new ControlError(`control ${method} ${path}: ${res.status} ${text.slice(0, 500)}`, res.status, body);
-  return body as T;
+export function control<T = { ok: boolean; service: unknown }>(path: string, method: 'GET' | 'POST' = 'POST', body?: unknown): Promise<T> {
+  return callControl<T>(loadStackInfo().controlUrl, path, method, body);
 }
