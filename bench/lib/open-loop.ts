@@ -38,6 +38,10 @@ export interface OpenLoopOptions {
   inflightMax: number
   onProgress?: (elapsedS: number, responses: number) => void
   signal?: AbortSignal
+  /** The body of request `index` (default: the bench's fixed body). */
+  requestBody?: (index: number) => string
+  /** Every request's fate: its status (0 = no answer: dropped, timed out, failed) and content type. */
+  onAnswer?: (checkoutId: string, status: number, contentType: string | undefined) => void
 }
 
 export async function runOpenLoop (o: OpenLoopOptions): Promise<LoadResult> {
@@ -73,12 +77,13 @@ export async function runOpenLoop (o: OpenLoopOptions): Promise<LoadResult> {
 
   const send = (index: number): void => {
     const intended = start + index * intervalMs
+    const checkoutId = `${o.target.idPrefix}1_${index}_${Math.round((intended - start) * 1000)}`
     if (inflight >= o.inflightMax) {
       errors.dropped++
+      o.onAnswer?.(checkoutId, 0, undefined)
       return
     }
     inflight++
-    const checkoutId = `${o.target.idPrefix}1_${index}_${Math.round((intended - start) * 1000)}`
     pool.request({
       method: 'POST',
       path: benchPath,
@@ -87,9 +92,11 @@ export async function runOpenLoop (o: OpenLoopOptions): Promise<LoadResult> {
         authorization,
         'x-payment-checkout-id': checkoutId,
       },
-      body: benchRequestBody,
+      body: o.requestBody?.(index) ?? benchRequestBody,
     }).then(async (res) => {
       await res.body.dump()
+      const contentType = res.headers['content-type']
+      o.onAnswer?.(checkoutId, res.statusCode, typeof contentType === 'string' ? contentType : undefined)
       const now = performance.now()
       endUs[index] = (now - start) * 1000
       latencyUs[index] = (now - intended) * 1000
@@ -97,6 +104,7 @@ export async function runOpenLoop (o: OpenLoopOptions): Promise<LoadResult> {
       answered++
       if (res.statusCode === 202) ackedIds.push(checkoutId)
     }, (error: { code?: string }) => {
+      o.onAnswer?.(checkoutId, 0, undefined)
       endUs[index] = (performance.now() - start) * 1000
       const code = error?.code ?? ''
       if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') errors.timeout++
