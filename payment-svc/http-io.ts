@@ -1,5 +1,6 @@
 // Small HTTP helpers shared by the node's public and internal routes.
 
+import { isUtf8 } from 'node:buffer'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ProblemError } from './errors.ts'
 
@@ -39,7 +40,7 @@ export function isJsonContentType (header: string | undefined): boolean {
   return charset === null || charset[1]?.toLowerCase() === 'utf-8'
 }
 
-/** Reads a UTF-8 body of at most `bytesMax`; throws `body_too_large` past it. */
+/** Reads a UTF-8 body of at most `bytesMax`; throws `body_too_large` past it, `invalid_json` if it is not UTF-8. */
 export function readBody (req: IncomingMessage, bytesMax: number): Promise<string> {
   const declared = req.headers['content-length']
   if (declared !== undefined && Number(declared) > bytesMax) {
@@ -58,7 +59,15 @@ export function readBody (req: IncomingMessage, bytesMax: number): Promise<strin
       }
       chunks.push(chunk)
     })
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')))
+    req.on('end', () => {
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
+      // Decoding would turn invalid bytes into U+FFFD, so what is stored would differ from what was sent.
+      if (!isUtf8(body)) {
+        reject(new ProblemError('invalid_json', { detail: 'Request body is not valid UTF-8' }))
+        return
+      }
+      resolve(body.toString('utf8'))
+    })
     req.on('error', (error) => reject(new ProblemError('request_timeout', { cause: error })))
   })
 }
