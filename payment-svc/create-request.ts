@@ -22,6 +22,8 @@ const currencyPattern = /^[A-Z]{3}$/
 const metadataKeyPattern = /^[A-Za-z0-9_.-]+$/
 // C0/C1 control characters other than tab and newline have no place in payment text.
 const controlCharPattern = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/
+// An unpaired UTF-16 surrogate (legal in JSON's \u escapes) has no UTF-8 form: it would be stored as U+FFFD.
+const loneSurrogatePattern = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 const allowedFields = new Set(['amount', 'currency', 'payment_method', 'description', 'customer_ref', 'metadata'])
 
 export function isValidCheckoutId (id: string): boolean {
@@ -38,6 +40,8 @@ function checkText (errors: FieldError[], field: string, value: unknown, lengthM
     errors.push({ field, code: 'too_long', message: `${field} must be at most ${lengthMax} characters` })
   } else if (controlCharPattern.test(value)) {
     errors.push({ field, code: 'control_characters', message: `${field} must not contain control characters` })
+  } else if (loneSurrogatePattern.test(value)) {
+    errors.push({ field, code: 'invalid_unicode', message: `${field} must not contain unpaired surrogates` })
   }
   return value
 }
@@ -111,8 +115,9 @@ function parseMetadata (errors: FieldError[], value: unknown, limits: NodeLimits
   const metadata: Record<string, string> = {}
   for (const [key, entry] of entries) {
     const field = `metadata.${key.slice(0, limits.metadataKeyLengthMax)}`
-    if (key.length === 0 || key.length > limits.metadataKeyLengthMax || !metadataKeyPattern.test(key)) {
-      errors.push({ field, code: 'key_format', message: `metadata keys are 1..${limits.metadataKeyLengthMax} of [A-Za-z0-9_.-]` })
+    // `__proto__` matches the pattern, but assigning it sets the prototype: the entry would vanish.
+    if (key.length === 0 || key.length > limits.metadataKeyLengthMax || !metadataKeyPattern.test(key) || key === '__proto__') {
+      errors.push({ field, code: 'key_format', message: `metadata keys are 1..${limits.metadataKeyLengthMax} of [A-Za-z0-9_.-], not __proto__` })
       continue
     }
     metadata[key] = checkText(errors, field, entry, limits.metadataValueLengthMax)
