@@ -29,7 +29,7 @@ export function parseSandboxWebhook (body: unknown): ParsedWebhook {
   const event = body as Record<string, any>
   const charge = event?.data?.object as Record<string, any> | undefined
   if (typeof event !== 'object' || event === null || typeof event.id !== 'string' || !eventIdPattern.test(event.id) ||
-    typeof event.type !== 'string' || !(event.type in targetByType) || typeof charge !== 'object' || charge === null ||
+    typeof event.type !== 'string' || !Object.hasOwn(targetByType, event.type) || typeof charge !== 'object' || charge === null ||
     typeof charge.id !== 'string' || typeof charge.reference !== 'string' ||
     !Number.isSafeInteger(charge.amount) || typeof charge.currency !== 'string') {
     throw new ProblemError('validation_failed', { detail: 'not a sandbox charge event' })
