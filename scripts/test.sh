@@ -142,7 +142,7 @@ else
   run_tap --exclude='**/faults/**' --exclude='**/@(fixture*(s)|dist|node_modules)/**'
   if find . -path ./node_modules -prune -o -path '*/test/*' -path '*/faults/*' -name '*.test.ts' -print 2>/dev/null | grep -q .; then
     log "phase 2: fault tests (one file at a time)"
-    run_tap --jobs=1 --include='test/**/faults/**/*.test.ts' --include='*/test/**/faults/**/*.test.ts'
+    run_tap --jobs=1 --include='test/**/faults/**/*.test.ts' --include='*/test/**/faults/**/*.test.ts' --include='faults/test/**/*.test.ts'
   fi
 fi
 

@@ -40,8 +40,9 @@ export interface OpenLoopOptions {
   signal?: AbortSignal
   /** The body of request `index` (default: the bench's fixed body). */
   requestBody?: (index: number) => string
-  /** Every request's fate: its status (0 = no answer: dropped, timed out, failed) and content type. */
-  onAnswer?: (checkoutId: string, status: number, contentType: string | undefined) => void
+  /** Every request's fate: its status (0 = no answer: dropped, timed out, failed) and, for
+   *  answers other than 2xx, the body (a problem's `code` says who refused and why). */
+  onAnswer?: (checkoutId: string, status: number, errorBody: string | undefined) => void
 }
 
 export async function runOpenLoop (o: OpenLoopOptions): Promise<LoadResult> {
@@ -94,9 +95,13 @@ export async function runOpenLoop (o: OpenLoopOptions): Promise<LoadResult> {
       },
       body: o.requestBody?.(index) ?? benchRequestBody,
     }).then(async (res) => {
-      await res.body.dump()
-      const contentType = res.headers['content-type']
-      o.onAnswer?.(checkoutId, res.statusCode, typeof contentType === 'string' ? contentType : undefined)
+      const ok = res.statusCode >= 200 && res.statusCode <= 299
+      if (o.onAnswer === undefined || ok) {
+        await res.body.dump()
+        o.onAnswer?.(checkoutId, res.statusCode, undefined)
+      } else {
+        o.onAnswer(checkoutId, res.statusCode, await res.body.text().catch(() => ''))
+      }
       const now = performance.now()
       endUs[index] = (now - start) * 1000
       latencyUs[index] = (now - intended) * 1000

@@ -1,0 +1,161 @@
+// Every kind of fault the suite injects while load runs. Each says how it breaks something and
+// how it repairs it; faults/run-fault.ts runs the load around it and checks the invariants.
+//
+// The CDC relay is a worker thread inside its payment node (it shares the node's LevelDB handle,
+// cdc-relay/README.md), so `kill -9` of the relay is a `kill -9` of the node process at a moment
+// its relay has unpublished entries: `relay-kill` waits for that moment.
+
+import type { StackInfo } from '../scripts/stack/info.ts'
+import type { FaultLoadResult, PaymentMix } from './load.ts'
+import type { FaultProfile } from './profiles.ts'
+
+export interface FaultContext {
+  stack: StackInfo
+  profile: FaultProfile
+  control: (path: string, body?: unknown) => Promise<unknown>
+  /** PUT /admin/config on the sandbox PSP (a partial runtime config). */
+  pspConfig: (patch: Record<string, unknown>) => Promise<void>
+  /** A gauge or counter of a payment node's /metrics (summed over label sets). */
+  nodeMetric: (nodeId: string, name: string) => Promise<number>
+  log: (line: string) => void
+}
+
+export interface FaultKind {
+  name: string
+  /** One line for the report and the README. */
+  what: string
+  mix: PaymentMix
+  /** Before the load starts. */
+  prepare?: (ctx: FaultContext) => Promise<void>
+  inject: (ctx: FaultContext) => Promise<void>
+  /** How long the fault stays in place per injection. */
+  holdMs: (profile: FaultProfile) => number
+  clear: (ctx: FaultContext) => Promise<void>
+  /** After the load ended and the last clear, before the outcome check. */
+  restore?: (ctx: FaultContext) => Promise<void>
+  /** Checks on what clients saw, beyond the outcome check: each string is a failure. */
+  expect?: (load: FaultLoadResult) => string[]
+}
+
+/** The node whose keys each node fault takes away (n2: the middle of the ring, any would do). */
+const victimNode = 'n2'
+const relayVictimNode = 'n1'
+const budgetVictimNode = 'n3'
+/** A disk budget small enough for the load to exhaust while Kafka is down. */
+const tinyBacklogEventsMax = 20
+const relayLagPollIntervalMs = 5
+const relayLagWaitMs = 5_000
+
+function sleep (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+const answeredAtLeastOnce = (load: FaultLoadResult, key: string, why: string): string[] =>
+  (load.answers[key] ?? 0) > 0 ? [] : [`no request was answered "${key}": ${why}`]
+
+export const faultKinds: FaultKind[] = [
+  {
+    name: 'node-kill',
+    what: `kill -9 of payment node ${victimNode}, restarted after the hold`,
+    mix: 'standard',
+    inject: async (ctx) => { await ctx.control(`/nodes/${victimNode}/kill`) },
+    holdMs: (p) => p.nodeDownMs,
+    clear: async (ctx) => { await ctx.control(`/nodes/${victimNode}/start`) },
+    // Its keys must have failed cleanly (503 node_unavailable from nginx), not moved.
+    expect: (load) => answeredAtLeastOnce(load, '503 node_unavailable', `the dead node's keys should fail closed`),
+  },
+  {
+    name: 'relay-kill',
+    what: `kill -9 of node ${relayVictimNode}'s process (and its relay worker) while the relay has unpublished entries`,
+    mix: 'standard',
+    inject: async (ctx) => {
+      const deadline = performance.now() + relayLagWaitMs
+      let lag = 0
+      while (performance.now() < deadline && (lag = await ctx.nodeMetric(relayVictimNode, 'ringpay_relay_lag_events')) === 0) {
+        await sleep(relayLagPollIntervalMs)
+      }
+      ctx.log(`relay lag at kill: ${lag} entries`)
+      await ctx.control(`/nodes/${relayVictimNode}/kill`)
+    },
+    holdMs: (p) => p.nodeDownMs,
+    clear: async (ctx) => { await ctx.control(`/nodes/${relayVictimNode}/start`) },
+  },
+  {
+    name: 'processor-kill',
+    what: 'kill -9 of processor p1 (mid-batch), restarted after the hold',
+    mix: 'standard',
+    inject: async (ctx) => { await ctx.control('/services/p1/kill') },
+    holdMs: (p) => p.processorDownMs,
+    clear: async (ctx) => { await ctx.control('/services/p1/start') },
+  },
+  {
+    name: 'kafka-outage',
+    what: 'Kafka stopped, started again after the hold',
+    mix: 'standard',
+    inject: async (ctx) => { await ctx.control('/kafka/stop') },
+    holdMs: (p) => p.kafkaDownMs,
+    clear: async (ctx) => { await ctx.control('/kafka/start') },
+  },
+  {
+    name: 'postgres-outage',
+    what: 'PostgreSQL stopped, started again after the hold',
+    mix: 'standard',
+    inject: async (ctx) => { await ctx.control('/postgres/stop') },
+    holdMs: (p) => p.postgresDownMs,
+    clear: async (ctx) => { await ctx.control('/postgres/start') },
+  },
+  {
+    name: 'psp-5xx-burst',
+    what: 'the PSP answers 60 % of charge calls with 500/503 (nothing charged) for the hold',
+    mix: 'standard',
+    inject: (ctx) => ctx.pspConfig({ error5xxRate: 0.6 }),
+    holdMs: (p) => p.pspFaultMs,
+    clear: (ctx) => ctx.pspConfig({ error5xxRate: 0 }),
+  },
+  {
+    name: 'psp-timeout-after-charge',
+    what: 'the PSP charges 30 % of calls durably and never answers them (socket cut after 1.5 s) for the hold',
+    mix: 'standard',
+    inject: (ctx) => ctx.pspConfig({ timeoutAfterChargeRate: 0.3, timeoutHoldMs: 1_500 }),
+    holdMs: (p) => p.pspFaultMs,
+    clear: (ctx) => ctx.pspConfig({ timeoutAfterChargeRate: 0 }),
+  },
+  {
+    name: 'psp-declines',
+    what: 'the PSP declines most payments (synchronously and by webhook), with 30 % of calls rate-limited (429) for the hold',
+    mix: 'declines',
+    inject: (ctx) => ctx.pspConfig({ rateLimitRate: 0.3 }),
+    holdMs: (p) => p.pspFaultMs,
+    clear: (ctx) => ctx.pspConfig({ rateLimitRate: 0 }),
+  },
+  {
+    name: 'webhook-chaos',
+    what: 'PSP webhooks duplicated (50 %), delayed (≤ 1.5 s), reordered (50 %) and dropped (30 %); dropped outcomes come from the watchdog',
+    mix: 'webhooks',
+    inject: (ctx) => ctx.pspConfig({ webhookDuplicateRate: 0.5, webhookDelayMsMax: 1_500, webhookReorderRate: 0.5, webhookDropRate: 0.3 }),
+    holdMs: (p) => p.pspFaultMs,
+    clear: (ctx) => ctx.pspConfig({ webhookDuplicateRate: 0, webhookDelayMsMax: 0, webhookReorderRate: 0, webhookDropRate: 0 }),
+  },
+  {
+    name: 'disk-budget',
+    what: `node ${budgetVictimNode} restarted with a disk budget of ${tinyBacklogEventsMax} unpublished entries, then Kafka stopped: the node sheds 503 backlog_full until Kafka is back`,
+    mix: 'standard',
+    prepare: async (ctx) => {
+      await ctx.control(`/nodes/${budgetVictimNode}/restart`, { env: { RINGPAY_RELAY_BACKLOG_EVENTS_MAX: String(tinyBacklogEventsMax) } })
+    },
+    inject: async (ctx) => { await ctx.control('/kafka/stop') },
+    holdMs: (p) => p.kafkaDownMs,
+    clear: async (ctx) => { await ctx.control('/kafka/start') },
+    // Back to the node's own environment (restart without overrides) once the backlog drained.
+    restore: async (ctx) => { await ctx.control(`/nodes/${budgetVictimNode}/restart`) },
+    expect: (load) => answeredAtLeastOnce(load, '503 backlog_full', 'the exhausted budget should shed new payments'),
+  },
+  {
+    name: 'nginx-reload',
+    what: 'nginx reloaded (graceful: new workers, old ones finish their requests), several times',
+    mix: 'standard',
+    inject: async (ctx) => { await ctx.control('/nginx/reload') },
+    holdMs: () => 0,
+    clear: async () => {},
+  },
+]
