@@ -61,8 +61,10 @@ export interface BatchControl {
 }
 
 export interface EventConsumer {
-  /** Joins the group and starts delivering; resolves once running. Call once. */
+  /** Joins the group and starts delivering; resolves once running. Call once (this or runPipelined). */
   run: (options: ConsumeOptions) => Promise<void>
+  /** Like run, but pipelined (see PipelinedConsumeOptions). Call once (this or run). */
+  runPipelined: (options: PipelinedConsumeOptions) => Promise<void>
   /** Leaves the group and closes connections. Idempotent. */
   close: () => Promise<void>
 }
@@ -103,5 +105,141 @@ export class EventBusError extends Error {
     this.name = 'EventBusError'
     this.code = code
     this.retriable = options.retriable
+  }
+}
+
+/**
+ * Pipelined consumption: messages are handed over as soon as they are fetched and finish out of
+ * order (one slow payment must not hold back the rest of its partition), while what is committed
+ * stays safe: for each partition, only up to its lowest unfinished message.
+ */
+export interface PipelinedConsumeOptions {
+  topics: readonly string[]
+  fromBeginning: boolean
+  /** Partitions whose fetched batches are handed over at once (handing over is quick). */
+  partitionsConsumedConcurrently: number
+  /**
+   * Messages handed over and not yet finished, across all partitions. Fetching waits while the
+   * next batch would not fit (a batch larger than the bound is taken alone once nothing is in flight).
+   */
+  messagesInFlightMax: number
+  /** How often the offsets of finished messages are committed. */
+  offsetCommitIntervalMs: number
+  /** close() waits this long for messages in flight before committing and leaving. */
+  closeDrainTimeoutMs: number
+  /**
+   * Takes the messages of one partition fetched together, in partition order, and returns at
+   * once one promise per message (same order) that settles when that message is finished.
+   * Messages of a later batch may be handed over while earlier ones are still running: the
+   * handler keeps whatever order it needs (e.g. per key). A rejected promise means a bug: the
+   * consumer starts over from the committed offsets, so nothing unfinished is skipped.
+   */
+  onMessages: (messages: readonly ConsumedMessage[]) => ReadonlyArray<Promise<void>>
+}
+
+/** One partition's next offset to read, as committed to the group. */
+export interface PartitionOffset {
+  topic: string
+  partition: number
+  /** The offset of the next message to read (decimal string, as Kafka's 64-bit offsets). */
+  offset: string
+}
+
+interface TrackedPartition {
+  topic: string
+  partition: number
+  /** Offsets handed over, ascending; those before `head` are finished and dropped. */
+  offsets: bigint[]
+  head: number
+  /** Finished offsets at or after `head`. */
+  finished: Set<bigint>
+  /** One past the highest offset handed over. */
+  end: bigint
+  /** The next offset to read that was last committed (or handed out to be committed). */
+  committed: bigint | undefined
+}
+
+/** Binary search among the unfinished-or-finished offsets from `head` on. */
+function isTracked (p: TrackedPartition, at: bigint): boolean {
+  let low = p.head
+  let high = p.offsets.length - 1
+  while (low <= high) {
+    const mid = (low + high) >>> 1
+    const value = p.offsets[mid]!
+    if (value === at) return true
+    if (value < at) low = mid + 1
+    else high = mid - 1
+  }
+  return false
+}
+
+/** Compact a partition's offset list once this many finished entries sit before its head. */
+const trackerCompactAfterEntries = 1024
+
+/**
+ * Tracks messages handed over and finished, per partition, and says what may be committed: the
+ * lowest unfinished offset, or one past the last handed-over offset when all are finished. So a
+ * crash after any commit re-delivers every message that was not finished, and nothing else is
+ * needed for "nothing skipped".
+ */
+export class OffsetTracker {
+  readonly #partitions = new Map<string, TrackedPartition>()
+  #unfinished = 0
+
+  /** Messages tracked and not finished, across all partitions. */
+  get unfinished (): number { return this.#unfinished }
+
+  #partition (topic: string, partition: number): TrackedPartition | undefined {
+    return this.#partitions.get(`${topic}\u0000${partition}`)
+  }
+
+  /** Records a handed-over message. Offsets of one partition must come in ascending order. */
+  track (topic: string, partition: number, offset: string): void {
+    const key = `${topic}\u0000${partition}`
+    const at = BigInt(offset)
+    let p = this.#partitions.get(key)
+    if (p === undefined) {
+      p = { topic, partition, offsets: [], head: 0, finished: new Set(), end: at, committed: undefined }
+      this.#partitions.set(key, p)
+    }
+    if (at < p.end) throw new RangeError(`offset ${offset} of ${topic}/${partition} tracked after ${p.end - 1n}`)
+    p.offsets.push(at)
+    p.end = at + 1n
+    this.#unfinished++
+  }
+
+  /** Marks a tracked message finished. Finishing twice, or an untracked offset, is a bug. */
+  finish (topic: string, partition: number, offset: string): void {
+    const p = this.#partition(topic, partition)
+    const at = BigInt(offset)
+    if (p === undefined || p.finished.has(at) || !isTracked(p, at)) {
+      throw new RangeError(`offset ${offset} of ${topic}/${partition} is not in flight`)
+    }
+    p.finished.add(at)
+    this.#unfinished--
+    while (p.head < p.offsets.length && p.finished.delete(p.offsets[p.head]!)) p.head++
+    if (p.head >= trackerCompactAfterEntries && p.head * 2 >= p.offsets.length) {
+      p.offsets = p.offsets.slice(p.head)
+      p.head = 0
+    }
+  }
+
+  /** The partitions whose committable offset moved past what was last marked committed. */
+  commitsDue (): PartitionOffset[] {
+    const due: PartitionOffset[] = []
+    for (const p of this.#partitions.values()) {
+      const next = p.head < p.offsets.length ? p.offsets[p.head]! : p.end
+      if (p.committed === undefined || next > p.committed) due.push({ topic: p.topic, partition: p.partition, offset: next.toString() })
+    }
+    return due
+  }
+
+  /** Records commits that went through, so they are not due again. */
+  markCommitted (offsets: readonly PartitionOffset[]): void {
+    for (const { topic, partition, offset } of offsets) {
+      const p = this.#partition(topic, partition)
+      const at = BigInt(offset)
+      if (p !== undefined && (p.committed === undefined || at > p.committed)) p.committed = at
+    }
   }
 }

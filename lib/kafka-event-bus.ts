@@ -17,8 +17,8 @@ import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs'
 import { keyedPartitioner } from './kafka-partitioner.ts'
 import type { Logger } from './log.ts'
 import {
-  EventBusError, type ConsumedMessage, type ConsumeOptions, type EventBusErrorCode, type EventConsumer,
-  type EventMessage, type EventProducer, type PublishOptions, type TopicReader,
+  EventBusError, OffsetTracker, type ConsumedMessage, type ConsumeOptions, type EventBusErrorCode, type EventConsumer,
+  type EventMessage, type EventProducer, type PartitionOffset, type PipelinedConsumeOptions, type PublishOptions, type TopicReader,
 } from './event-bus.ts'
 
 export interface KafkaBusOptions {
@@ -177,6 +177,10 @@ class KafkaEventProducer implements EventProducer {
 /** A consumer kafkajs gave up on is started again after 1 s, doubling up to 30 s. */
 const consumerRestartBaseDelayMs = 1_000
 const consumerRestartDelayMsMax = 30_000
+/** A pipelined fetch waiting for room heartbeats (and re-checks staleness) this often. */
+const roomWaitHeartbeatIntervalMs = 1_000
+/** close() re-checks whether pipelined messages are still in flight this often. */
+const closeDrainPollIntervalMs = 20
 
 class KafkaEventConsumer implements EventConsumer {
   readonly #consumer: Consumer
@@ -185,6 +189,19 @@ class KafkaEventConsumer implements EventConsumer {
   #closed = false
   #crashListening = false
   #restarts = 0
+  // Pipelined mode (runPipelined). An epoch is one stretch of deliveries whose offsets may be
+  // committed together: a new group generation or a restart after a failed message starts a new
+  // one (with a fresh tracker), because kafkajs then fetches again from the committed offsets and
+  // the old epoch's bookkeeping no longer describes what is being delivered.
+  #pipelined: PipelinedConsumeOptions | undefined
+  #epoch = 0
+  #tracker = new OffsetTracker()
+  /** Messages handed over and not finished, across epochs (old epochs' work still uses memory). */
+  #inFlight = 0
+  #roomWaiters: Array<() => void> = []
+  #commitTimer: NodeJS.Timeout | undefined
+  #committing: Promise<void> | undefined
+  #failedEpoch = -1
 
   constructor (kafka: Kafka, options: KafkaConsumerOptions, log: Logger) {
     this.#options = options
@@ -253,12 +270,138 @@ class KafkaEventConsumer implements EventConsumer {
     }
   }
 
-  #restartLater (options: ConsumeOptions): void {
+  async runPipelined (options: PipelinedConsumeOptions): Promise<void> {
+    if (this.#closed) throw new EventBusError('closed', 'consumer is closed', { retriable: false })
+    const consumer = this.#consumer
+    if (this.#pipelined === undefined) {
+      this.#pipelined = options
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        this.#log.warn({ err: payload.error, group_id: payload.groupId, restart: payload.restart }, 'kafka consumer crashed')
+        if (!payload.restart) this.#restartLater(options)
+      })
+      // Every (re)join may change the assignment and kafkajs then reads from the committed offsets.
+      consumer.on(consumer.events.GROUP_JOIN, () => this.#newEpoch())
+      this.#commitTimer = setInterval(() => { void this.#commitDue() }, options.offsetCommitIntervalMs)
+    }
+    let removeJoinListener: (() => void) | undefined
+    const joined = new Promise<void>((resolve) => { removeJoinListener = consumer.on(consumer.events.GROUP_JOIN, () => resolve()) })
+    try {
+      await consumer.connect()
+      await consumer.subscribe({ topics: [...options.topics], fromBeginning: options.fromBeginning })
+      await consumer.run({
+        // The fetch position moves on as soon as a batch is handed over (resolveOffset below); what
+        // is committed is decided by the tracker, never by kafkajs.
+        eachBatchAutoResolve: false,
+        autoCommit: false,
+        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
+        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+          if (batch.messages.length === 0) return
+          const epoch = this.#epoch
+          const stale = (): boolean => this.#closed || epoch !== this.#epoch || isStale() || !isRunning()
+          await this.#waitForRoom(batch.messages.length, options.messagesInFlightMax, heartbeat, stale)
+          // Not handed over, not resolved: whoever owns the partition next fetches it again.
+          if (stale()) return
+          const messages = batch.messages.map((m) => consumedFrom(batch.topic, batch.partition, m as any))
+          this.#handOver(messages, options)
+          resolveOffset(messages[messages.length - 1]!.offset)
+        },
+      })
+      const { groupJoinTimeoutMs } = this.#options
+      if (groupJoinTimeoutMs !== undefined) await withDeadline(joined, groupJoinTimeoutMs, 'joining the consumer group')
+    } catch (error) {
+      throw classifyKafkaError(error)
+    } finally {
+      removeJoinListener?.()
+    }
+  }
+
+  #newEpoch (): void {
+    this.#epoch++
+    this.#tracker = new OffsetTracker()
+    for (const wake of this.#roomWaiters.splice(0)) wake()
+  }
+
+  async #waitForRoom (count: number, inFlightMax: number, heartbeat: () => Promise<void>, stale: () => boolean): Promise<void> {
+    // A batch larger than the bound goes alone, once nothing else is in flight.
+    while (this.#inFlight > 0 && this.#inFlight + count > inFlightMax && !stale()) {
+      let timer: NodeJS.Timeout | undefined
+      await new Promise<void>((resolve) => {
+        this.#roomWaiters.push(resolve)
+        timer = setTimeout(resolve, roomWaitHeartbeatIntervalMs)
+      })
+      clearTimeout(timer)
+      // A rebalance shows up here as an error; kafkajs handles it (rejoins) when it propagates.
+      if (!stale()) await heartbeat()
+    }
+  }
+
+  #handOver (messages: readonly ConsumedMessage[], options: PipelinedConsumeOptions): void {
+    const tracker = this.#tracker
+    const epoch = this.#epoch
+    for (const m of messages) tracker.track(m.topic, m.partition, m.offset)
+    this.#inFlight += messages.length
+    let done: ReadonlyArray<Promise<void>>
+    try {
+      done = options.onMessages(messages)
+      if (done.length !== messages.length) throw new Error(`onMessages returned ${done.length} promises for ${messages.length} messages`)
+    } catch (error) {
+      done = messages.map(() => Promise.reject(error))
+    }
+    done.forEach((promise, i) => {
+      const m = messages[i]!
+      promise.then(() => {
+        tracker.finish(m.topic, m.partition, m.offset)
+        this.#settled()
+      }, (error: unknown) => {
+        this.#settled()
+        this.#messageFailed(epoch, m, error, options)
+      })
+    })
+  }
+
+  #settled (): void {
+    this.#inFlight--
+    const wake = this.#roomWaiters.shift()
+    wake?.()
+  }
+
+  /**
+   * A message that failed (a bug in the handler: expected failures are the handler's to absorb)
+   * must be delivered again. Its epoch is abandoned (its tracker never commits past it) and the
+   * consumer starts over from the committed offsets, as after a crash.
+   */
+  #messageFailed (epoch: number, message: ConsumedMessage, error: unknown, options: PipelinedConsumeOptions): void {
+    this.#log.error({ err: error, topic: message.topic, partition: message.partition, offset: message.offset, key: message.key },
+      'message failed; consuming again from the committed offsets')
+    if (this.#closed || epoch !== this.#epoch || this.#failedEpoch === epoch) return
+    this.#failedEpoch = epoch
+    this.#newEpoch()
+    this.#restartLater(options)
+  }
+
+  /** Commits what the current epoch's tracker says is finished; a failed commit is retried next time. */
+  #commitDue (): Promise<void> {
+    this.#committing ??= (async () => {
+      const tracker = this.#tracker
+      const due: PartitionOffset[] = tracker.commitsDue()
+      if (due.length === 0) return
+      try {
+        await this.#consumer.commitOffsets(due)
+        tracker.markCommitted(due)
+      } catch (error) {
+        this.#log.warn({ err: classifyKafkaError(error), partitions: due.length }, 'offset commit failed; retrying')
+      }
+    })().finally(() => { this.#committing = undefined })
+    return this.#committing
+  }
+
+  #restartLater (options: ConsumeOptions | PipelinedConsumeOptions): void {
     if (this.#closed) return
     const delayMs = Math.min(consumerRestartDelayMsMax, consumerRestartBaseDelayMs * 2 ** Math.min(this.#restarts++, 10))
     setTimeout(() => {
       if (this.#closed) return
-      this.#consumer.disconnect().catch(() => {}).then(() => this.run(options)).then(() => {
+      this.#consumer.disconnect().catch(() => {}).then(() =>
+        'onMessages' in options ? this.runPipelined(options) : this.run(options)).then(() => {
         this.#restarts = 0
         this.#log.info({ group_id: this.#options.groupId }, 'kafka consumer restarted')
       }, (error: unknown) => {
@@ -271,8 +414,27 @@ class KafkaEventConsumer implements EventConsumer {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    const pipelined = this.#pipelined
+    if (pipelined !== undefined) {
+      // No new hand-overs (eachBatch sees #closed); let what is in flight finish, commit it, leave.
+      clearInterval(this.#commitTimer)
+      try {
+        // Paused partitions are not fetched: no batch fetched again and again while we drain.
+        this.#consumer.pause(pipelined.topics.map((topic) => ({ topic })))
+      } catch {}
+      for (const wake of this.#roomWaiters.splice(0)) wake()
+      const deadline = performance.now() + pipelined.closeDrainTimeoutMs
+      while (this.#inFlight > 0 && performance.now() < deadline) await sleepMs(closeDrainPollIntervalMs)
+      if (this.#inFlight > 0) this.#log.warn({ in_flight: this.#inFlight }, 'closing with messages in flight; they are delivered again')
+      await this.#committing
+      await this.#commitDue()
+    }
     await this.#consumer.disconnect().catch(() => {})
   }
+}
+
+function sleepMs (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
 export function createKafkaProducer (options: KafkaBusOptions): EventProducer {

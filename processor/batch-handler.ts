@@ -1,34 +1,40 @@
-// Handles one consumed batch of change events (one partition, in order):
+// Handles consumed change events, pipelined: the consumer hands over each fetched batch at once
+// and gets one promise per message, settled when that message is finished; it commits a
+// partition's offset only up to its lowest unfinished message (lib/event-bus.ts OffsetTracker).
+// So a slow PSP call holds back only its own payment, never its partition or the fetch loop.
+//
+// Per message:
 //   1. decode; an unreadable message is poison and goes to the dead-letter topic;
-//   2. project every event into Postgres in one statement (retried until Postgres takes it: the
-//      batch is not acknowledged to Kafka before, so nothing is skipped);
-//   3. drive every newly created payment to the PSP, different payments in parallel (bounded by
-//      the PSP slot semaphore), each payment's steps in order;
-//   4. resolve: Kafka commits the offsets. A crash anywhere re-delivers the batch, and every step
-//      is idempotent (event-id dedup, version guard, node version check, PSP idempotency key).
+//   2. project it into Postgres (projection-writer.ts: one statement per turn for everything
+//      handed over meanwhile, retried until Postgres takes it);
+//   3. then, in event order per checkout id (key-queue.ts), what the event asks for: a
+//      `payment.created` drives the payment to the PSP (charge-flow.ts); a webhook that disagrees
+//      on the amount flags the payment. Other events are finished once projected.
+// A crash anywhere re-delivers every unfinished message, and every step is idempotent (event-id
+// dedup, version guard, node version check, PSP idempotency key = checkout id).
 
 import { backoffDelayMs, sleep } from '../lib/backoff.ts'
-import type { BatchControl, ConsumedMessage } from '../lib/event-bus.ts'
+import type { ConsumedMessage } from '../lib/event-bus.ts'
 import type { Logger } from '../lib/log.ts'
 import { decodeChangeEvent, terminalStatuses, type ChangeEvent } from '../lib/payment-codec.ts'
 import { DeadLetter, drivePayment, type ChargeFlowDeps } from './charge-flow.ts'
 import type { DeadLetterPublisher } from './dead-letters.ts'
+import type { KeyedQueue } from './key-queue.ts'
 import { processorLimits } from './limits.ts'
 import type { ProcessorMetrics } from './metrics.ts'
 import { NodeError, type NodePayment } from './node-client.ts'
 import { PspError } from './psp/types.ts'
-import { projectEvents, recordWebhooks } from './projection.ts'
-import type pg from 'pg'
+import type { ProjectionWriter } from './projection-writer.ts'
 
-export interface BatchDeps {
-  pool: pg.Pool
+export interface PipelineDeps {
   flow: ChargeFlowDeps
-  deadLetters: DeadLetterPublisher
+  projection: ProjectionWriter
+  /** Per checkout id order of the work that follows projection. */
+  keys: KeyedQueue
+  deadLetters: Pick<DeadLetterPublisher, 'publish'>
   metrics: ProcessorMetrics
   log: Logger
 }
-
-const heartbeatIntervalMs = 3_000
 
 export function nodePaymentOf (event: ChangeEvent): NodePayment {
   const p = event.payment
@@ -45,83 +51,96 @@ export function nodePaymentOf (event: ChangeEvent): NodePayment {
   }
 }
 
-async function untilWritten (deps: BatchDeps, what: string, write: () => Promise<void>, control: BatchControl): Promise<void> {
+/** Retries a Postgres or Kafka write until it goes through: the message stays unfinished meanwhile. */
+async function untilDone (deps: PipelineDeps, what: string, checkoutId: string | undefined, write: () => Promise<void>): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await write()
     } catch (error) {
-      if (control.isStale()) throw error
       deps.metrics.projectionRetries.inc()
-      deps.log.warn({ err: error, attempt }, `${what} failed; retrying`)
+      deps.log.warn({ err: error, attempt, ...(checkoutId !== undefined ? { checkout_id: checkoutId } : {}) }, `${what} failed; retrying`)
       await sleep(backoffDelayMs({
         baseDelayMs: processorLimits.projectionBackoffBaseDelayMs, delayMsMax: processorLimits.projectionBackoffDelayMsMax,
       }, attempt))
-      await control.heartbeat().catch(() => undefined)
     }
   }
 }
 
-export async function handleBatch (deps: BatchDeps, messages: readonly ConsumedMessage[], control: BatchControl): Promise<void> {
-  const startedAt = performance.now()
-  const heartbeat = setInterval(() => { control.heartbeat().catch(() => undefined) }, heartbeatIntervalMs)
+async function deadLetter (deps: PipelineDeps, message: ConsumedMessage, reason: string, detail: string, checkoutId: string | undefined): Promise<void> {
+  deps.metrics.deadLetters.inc({ reason })
+  await untilDone(deps, 'dead-letter publish', checkoutId, () => deps.deadLetters.publish(message, reason, detail))
+}
+
+async function drive (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessage): Promise<void> {
   try {
-    const events: ChangeEvent[] = []
-    const sources = new Map<string, ConsumedMessage>()
-    const seen = new Set<string>()
-    for (const message of messages) {
-      let event: ChangeEvent
-      try {
-        event = decodeChangeEvent(message.value)
-      } catch (error) {
-        deps.log.error({ err: error, partition: message.partition, offset: message.offset, key: message.key }, 'poison event')
-        deps.metrics.deadLetters.inc({ reason: 'poison' })
-        await deps.deadLetters.publish(message, 'poison', (error as Error).message)
-        continue
-      }
-      if (seen.has(event.eventId)) continue
-      seen.add(event.eventId)
-      events.push(event)
-      sources.set(event.eventId, message)
-      deps.metrics.eventsConsumed.inc({ type: event.type })
-    }
-
-    const projectionStartedAt = performance.now()
-    await untilWritten(deps, 'projection', () => projectEvents(deps.pool, events), control)
-    await untilWritten(deps, 'webhook record', () => recordWebhooks(deps.pool, events), control)
-    deps.metrics.projectionDuration.observe((performance.now() - projectionStartedAt) / 1000)
-    for (const event of events) {
-      if (event.webhook?.note === 'amount_mismatch') {
-        deps.metrics.flagged.inc()
-        await untilWritten(deps, 'flag', () => deps.flow.flag(event.checkoutId, `webhook ${event.webhook!.pspEventId} disagrees on amount or currency`), control)
-      }
-    }
-    const nowMs = Date.now()
-    for (const event of events) {
-      if (event.type === 'payment.status_changed' && terminalStatuses.has(event.payment.status)) {
-        deps.metrics.acceptedToTerminal.observe({ status: event.payment.status }, (nowMs - event.payment.createdAtMs) / 1000)
-      }
-    }
-
-    // One flow per newly created payment; a payment appears at most once per batch here.
-    const created = new Map<string, ChangeEvent>()
-    for (const event of events) if (event.type === 'payment.created') created.set(event.checkoutId, event)
-    await Promise.all([...created.values()].map(async (event) => {
-      try {
-        await drivePayment(deps.flow, nodePaymentOf(event))
-      } catch (error) {
-        // Expected failures that retrying this batch would not fix go to the dead-letter topic;
-        // anything else is a bug and fails the batch (it is redelivered after the crash).
-        const reason = error instanceof DeadLetter
-          ? error.reason
-          : error instanceof NodeError || error instanceof PspError ? error.code : undefined
-        if (reason === undefined) throw error
-        deps.log.error({ checkout_id: event.checkoutId, reason, err: error }, 'payment dead-lettered')
-        deps.metrics.deadLetters.inc({ reason })
-        await deps.deadLetters.publish(sources.get(event.eventId)!, reason, (error as Error).message)
-      }
-    }))
-  } finally {
-    clearInterval(heartbeat)
-    deps.metrics.batchDuration.observe((performance.now() - startedAt) / 1000)
+    await drivePayment(deps.flow, nodePaymentOf(event))
+  } catch (error) {
+    // Expected failures that a redelivery would not fix go to the dead-letter topic; anything
+    // else is a bug and rejects (the consumer then starts over from the committed offsets).
+    const reason = error instanceof DeadLetter
+      ? error.reason
+      : error instanceof NodeError || error instanceof PspError ? error.code : undefined
+    if (reason === undefined) throw error
+    deps.log.error({ checkout_id: event.checkoutId, reason, err: error }, 'payment dead-lettered')
+    await deadLetter(deps, message, reason, (error as Error).message, event.checkoutId)
   }
+}
+
+/** What follows the projection of an event, or undefined when nothing does. */
+function workOf (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessage): (() => Promise<void>) | undefined {
+  if (event.type === 'payment.created') return () => drive(deps, event, message)
+  if (event.webhook?.note === 'amount_mismatch') {
+    const reason = `webhook ${event.webhook.pspEventId} disagrees on amount or currency`
+    return () => untilDone(deps, 'flag', event.checkoutId, () => deps.flow.flag(event.checkoutId, reason))
+  }
+  return undefined
+}
+
+function observeProjected (deps: PipelineDeps, event: ChangeEvent): void {
+  if (event.type === 'payment.status_changed' && terminalStatuses.has(event.payment.status)) {
+    deps.metrics.acceptedToTerminal.observe({ status: event.payment.status }, (Date.now() - event.payment.createdAtMs) / 1000)
+  }
+}
+
+/**
+ * Takes the messages of one partition fetched together (in partition order) and returns one
+ * promise per message, settled when it is finished. Rejects only on a bug.
+ */
+export function handleMessages (deps: PipelineDeps, messages: readonly ConsumedMessage[]): Array<Promise<void>> {
+  const handedOverAt = performance.now()
+  const done: Array<Promise<void>> = new Array(messages.length)
+  const decoded: Array<{ index: number, event: ChangeEvent }> = []
+  const seen = new Set<string>()
+  for (let index = 0; index < messages.length; index++) {
+    const message = messages[index]!
+    let event: ChangeEvent
+    try {
+      event = decodeChangeEvent(message.value)
+    } catch (error) {
+      deps.log.error({ err: error, partition: message.partition, offset: message.offset, key: message.key }, 'poison event')
+      done[index] = deadLetter(deps, message, 'poison', (error as Error).message, undefined)
+      continue
+    }
+    deps.metrics.eventsConsumed.inc({ type: event.type })
+    decoded.push({ index, event })
+  }
+  const projected = deps.projection.submit(decoded.map((d) => d.event))
+  for (const { index, event } of decoded) {
+    const message = messages[index]!
+    // A second copy in the same batch (relay retry) is projected once and has nothing more to do.
+    const work = seen.has(event.eventId) ? undefined : workOf(deps, event, message)
+    seen.add(event.eventId)
+    done[index] = work === undefined
+      ? projected.then(() => observeProjected(deps, event))
+      // Queued now, in delivery order, so a checkout id's work runs in event order.
+      : deps.keys.run(event.checkoutId, async () => {
+        await projected
+        observeProjected(deps, event)
+        await work()
+      })
+  }
+  for (const promise of done) {
+    promise.then(() => deps.metrics.eventDuration.observe((performance.now() - handedOverAt) / 1000), () => {})
+  }
+  return done
 }

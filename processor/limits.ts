@@ -32,9 +32,22 @@ export const processorLimits = {
   /** PSP attempt rows buffered before a flush; a full buffer makes callers wait. */
   attemptLogRowsMax: 2_000,
   attemptLogFlushIntervalMs: 50,
+  /** Events in one projection statement (everything handed over while the previous one ran, up to this). */
+  projectionEventsPerStatementMax: 2_000,
   /** Kafka consumer. */
   sessionTimeoutMs: 30_000,
-  partitionsConsumedConcurrently: 16,
+  /** Fetched batches handed over at once; handing over is quick (the work runs after it). */
+  partitionsConsumedConcurrently: 4,
+  /**
+   * Consumed events not yet finished (projected and, for a created payment, driven to a final
+   * PSP answer), across all partitions. Fetching pauses at the bound: it caps memory and the
+   * work queued behind the PSP slots. ~8k events ≈ 2k payments in flight, ≈ 4 s of work at 500/s.
+   */
+  eventsInFlightMax: 8_192,
+  /** Offsets of finished events are committed this often (a crash re-delivers at most this much more). */
+  offsetCommitIntervalMs: 200,
+  /** On SIGTERM, events in flight get this long to finish before the consumer leaves (the rest are re-delivered). */
+  closeDrainTimeoutMs: 10_000,
   fetchPartitionBytesMax: 1 << 20,
   fetchBytesMax: 8 << 20,
   fetchWaitMsMax: 50,

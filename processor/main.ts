@@ -11,14 +11,16 @@ import { createServer } from 'node:http'
 import pg from 'pg'
 import { createKafkaConsumer, createKafkaProducer, parseBrokerList } from '../lib/kafka-event-bus.ts'
 import { createLogger } from '../lib/log.ts'
-import { handleBatch } from './batch-handler.ts'
+import { handleMessages } from './batch-handler.ts'
 import type { ChargeFlowDeps } from './charge-flow.ts'
 import { DeadLetterPublisher } from './dead-letters.ts'
 import { AttemptLog } from './attempt-log.ts'
 import { processorLimits as limits } from './limits.ts'
 import { createProcessorMetrics } from './metrics.ts'
 import { NodeClient } from './node-client.ts'
-import { flagPayment } from './projection.ts'
+import { KeyedQueue } from './key-queue.ts'
+import { flagPayment, projectEvents, recordWebhooks } from './projection.ts'
+import { ProjectionWriter } from './projection-writer.ts'
 import { PspClient } from './psp/psp-client.ts'
 import { Semaphore } from './semaphore.ts'
 import { startWatchdog } from './watchdog.ts'
@@ -60,7 +62,8 @@ const pool = new pg.Pool({
 pool.on('error', (error) => log.warn({ err: error }, 'postgres idle client error'))
 
 const pspSlots = new Semaphore(limits.pspCallsInFlightMax)
-const metrics = createProcessorMetrics(processorId, { pspInFlight: () => pspSlots.active })
+const keys = new KeyedQueue()
+const metrics = createProcessorMetrics(processorId, { pspInFlight: () => pspSlots.active, paymentsInFlight: () => keys.keys })
 const node = new NodeClient({
   internalUrl: required('RINGPAY_INTERNAL_URL'),
   connectTimeoutMs: limits.nodeConnectTimeoutMs,
@@ -97,6 +100,20 @@ const flow: ChargeFlowDeps = {
 const busOptions = { brokers, clientId: processorId, connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log }
 const producer = createKafkaProducer(busOptions)
 const deadLetters = new DeadLetterPublisher(producer, dlqTopic)
+const projection = new ProjectionWriter(async (events) => {
+  await projectEvents(pool, events)
+  await recordWebhooks(pool, events)
+}, {
+  eventsPerStatementMax: limits.projectionEventsPerStatementMax,
+  backoffBaseDelayMs: limits.projectionBackoffBaseDelayMs,
+  backoffDelayMsMax: limits.projectionBackoffDelayMsMax,
+}, log, {
+  onWritten: (events, durationMs) => {
+    metrics.projectionDuration.observe(durationMs / 1000)
+    metrics.projectionEvents.observe(events)
+  },
+  onRetry: () => metrics.projectionRetries.inc(),
+})
 const consumer = createKafkaConsumer({
   ...busOptions,
   groupId: process.env.PROCESSOR_GROUP_ID ?? 'ringpay-processor',
@@ -136,11 +153,14 @@ const stopWatchdog = startWatchdog(pool, flow, metrics, log, {
   batchMax: limits.watchdogBatchMax,
 })
 
-await consumer.run({
+await consumer.runPipelined({
   topics: [eventsTopic],
   fromBeginning: true,
   partitionsConsumedConcurrently: limits.partitionsConsumedConcurrently,
-  onBatch: (messages, control) => handleBatch({ pool, flow, deadLetters, metrics, log }, messages, control),
+  messagesInFlightMax: limits.eventsInFlightMax,
+  offsetCommitIntervalMs: limits.offsetCommitIntervalMs,
+  closeDrainTimeoutMs: limits.closeDrainTimeoutMs,
+  onMessages: (messages) => handleMessages({ flow, projection, keys, deadLetters, metrics, log }, messages),
 })
 log.info({ topic: eventsTopic, dlq: dlqTopic }, 'processor consuming')
 

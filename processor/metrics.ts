@@ -2,7 +2,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
-export function createProcessorMetrics (processorId: string, probes: { pspInFlight: () => number }) {
+export function createProcessorMetrics (processorId: string, probes: { pspInFlight: () => number, paymentsInFlight: () => number }) {
   const registry = new Registry()
   registry.setDefaultLabels({ processor_id: processorId })
   collectDefaultMetrics({ register: registry })
@@ -12,16 +12,28 @@ export function createProcessorMetrics (processorId: string, probes: { pspInFlig
     registers: [registry],
     collect () { this.set(probes.pspInFlight()) },
   })
+  new Gauge({
+    name: 'ringpay_processor_payments_in_flight',
+    help: 'Checkout ids with work queued or running after projection (driving to the PSP, flagging)',
+    registers: [registry],
+    collect () { this.set(probes.paymentsInFlight()) },
+  })
   return {
     registry,
     eventsConsumed: new Counter({ name: 'ringpay_processor_events_total', help: 'Change events consumed, by type', labelNames: ['type'], registers: [registry] }),
-    batchDuration: new Histogram({
-      name: 'ringpay_processor_batch_duration_seconds', help: 'Time to handle one consumed batch', registers: [registry],
+    eventDuration: new Histogram({
+      name: 'ringpay_processor_event_duration_seconds',
+      help: 'From a consumed event being handed over to it being finished (projected, and its payment driven)',
+      registers: [registry],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     }),
     projectionDuration: new Histogram({
-      name: 'ringpay_processor_projection_duration_seconds', help: 'Time to write one batch into Postgres', registers: [registry],
+      name: 'ringpay_processor_projection_duration_seconds', help: 'Time of one projection statement (all events handed over meanwhile)', registers: [registry],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    }),
+    projectionEvents: new Histogram({
+      name: 'ringpay_processor_projection_events', help: 'Events in one projection statement', registers: [registry],
+      buckets: [1, 4, 16, 64, 256, 1024, 4096],
     }),
     pspCalls: new Histogram({
       name: 'ringpay_psp_call_duration_seconds', help: 'PSP charge calls by outcome', labelNames: ['outcome'], registers: [registry],
