@@ -14,7 +14,14 @@ const scenarios: Record<string, { summary: string, load: () => Promise<Scenario>
     summary: 'POST /payments through one nginx: (a) no-op ceiling, (b) naive Postgres INSERT, (c) payment nodes',
     load: async () => (await import('./scenarios/accept.ts')).scenario,
   },
-  // Planned: e2e (accept → CDC → processors), recon (reconciliation).
+  e2e: {
+    summary: 'fixed arrival rate through the whole stack: accepted → terminal in Postgres, relay and consumer lag, outcome check',
+    load: async () => (await import('./scenarios/e2e.ts')).scenario,
+  },
+  recon: {
+    summary: 'builds a large settlement day and times the reconciler over it',
+    load: async () => (await import('./scenarios/recon.ts')).scenario,
+  },
 }
 
 function usage (): string {

@@ -6,7 +6,7 @@
 // its relay has unpublished entries: `relay-kill` waits for that moment.
 
 import type { StackInfo } from '../scripts/stack/info.ts'
-import type { FaultLoadResult, PaymentMix } from './load.ts'
+import type { PaymentLoadClasses, PaymentMix } from '../bench/lib/payment-load.ts'
 import type { FaultProfile } from './profiles.ts'
 
 export interface FaultContext {
@@ -34,7 +34,7 @@ export interface FaultKind {
   /** After the load ended and the last clear, before the outcome check. */
   restore?: (ctx: FaultContext) => Promise<void>
   /** Checks on what clients saw, beyond the outcome check: each string is a failure. */
-  expect?: (load: FaultLoadResult) => string[]
+  expect?: (load: PaymentLoadClasses) => string[]
 }
 
 /** The node whose keys each node fault takes away (n2: the middle of the ring, any would do). */
@@ -50,7 +50,7 @@ function sleep (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
-const answeredAtLeastOnce = (load: FaultLoadResult, key: string, why: string): string[] =>
+const answeredAtLeastOnce = (load: PaymentLoadClasses, key: string, why: string): string[] =>
   (load.answers[key] ?? 0) > 0 ? [] : [`no request was answered "${key}": ${why}`]
 
 export const faultKinds: FaultKind[] = [

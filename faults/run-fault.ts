@@ -10,7 +10,7 @@
 import pg from 'pg'
 import { checkSystemOutcome, type SystemOutcomeReport } from '../bench/lib/system-outcome.ts'
 import type { FaultContext, FaultKind } from './kinds.ts'
-import { startFaultLoad } from './load.ts'
+import { startPaymentLoad } from '../bench/lib/payment-load.ts'
 
 /** How often readiness is polled after a fault. */
 export const healthyPollIntervalMs = 250
@@ -87,7 +87,7 @@ export async function runFault (kind: FaultKind, ctx: FaultContext, runId: strin
   const durationS = Math.max(profile.loadS, Math.ceil(cyclesMs / 1000) + 1)
   await kind.prepare?.(ctx)
   ctx.log(`${kind.name}: ${profile.rateRps}/s for ${durationS} s; ${profile.repeats} × (${holdMs} ms fault + ${profile.gapMs} ms)`)
-  const load = startFaultLoad({
+  const load = startPaymentLoad({
     stack: ctx.stack,
     idPrefix: `flt_${kind.name.replaceAll('-', '_')}_${runId}_`,
     rateRps: profile.rateRps,
@@ -108,7 +108,7 @@ export async function runFault (kind: FaultKind, ctx: FaultContext, runId: strin
     clearedAt = performance.now()
     if (i < profile.repeats - 1) await sleep(profile.gapMs)
   }
-  const result = await load.done
+  const { classes: result } = await load.done
   await kind.restore?.(ctx)
   ctx.log(`${kind.name}: load done (${JSON.stringify(result.answers)}); checking`)
   const checkStartedAt = performance.now()

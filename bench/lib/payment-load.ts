@@ -1,15 +1,16 @@
-// The fault suite's load: a fixed arrival rate of payments through the public nginx (the bench's
-// open-loop generator), with a mix of payment methods, and every request classified by what the
-// client saw. The classification is what the outcome check holds each id to
-// (bench/lib/system-outcome.ts): acknowledged, uncertain, or refused.
+// Payment load for end-to-end runs (the bench's e2e scenario, the fault suite): a fixed arrival
+// rate of payments through the public nginx (the open-loop generator), with a mix of payment
+// methods, and every request classified by what the client saw. The classification is what the
+// outcome check holds each id to (bench/lib/system-outcome.ts): acknowledged, uncertain, refused.
 
-import { runOpenLoop } from '../bench/lib/open-loop.ts'
-import type { StackInfo } from '../scripts/stack/info.ts'
+import type { StackInfo } from '../../scripts/stack/info.ts'
+import type { LoadResult } from './load.ts'
+import { runOpenLoop } from './open-loop.ts'
 
 /** Keep-alive connections to nginx. */
-export const faultLoadConnections = 32
+export const paymentLoadConnectionsDefault = 32
 /** Outstanding requests at most; past it a due request is dropped (and counted as uncertain). */
-export const faultLoadInflightMax = 512
+export const paymentLoadInflightMaxDefault = 512
 
 /** Payment methods by weight (sandbox PSP tokens, sandbox-psp/README.md). */
 export const paymentMixes = {
@@ -19,6 +20,8 @@ export const paymentMixes = {
   declines: { pm_card_declined: 40, pm_card_insufficient_funds: 20, pm_card_async_declined: 10, pm_card_visa: 30 },
   /** Most outcomes arrive only by webhook. */
   webhooks: { pm_card_async: 50, pm_card_async_declined: 20, pm_card_visa: 30 },
+  /** Every payment succeeds synchronously (the e2e bench's default: the pipeline's own speed). */
+  visa: { pm_card_visa: 100 },
 } as const satisfies Record<string, Record<string, number>>
 export type PaymentMix = keyof typeof paymentMixes
 
@@ -34,7 +37,7 @@ function methodCycle (mix: PaymentMix): string[] {
   return cycle.map((m, i) => ({ m, k: (i * 37) % cycle.length })).sort((a, b) => a.k - b.k).map((x) => x.m)
 }
 
-export interface FaultLoadResult {
+export interface PaymentLoadClasses {
   acked: string[]
   /** No answer, or nginx could not get one from the node (503 node_unavailable, 504 node_timeout). */
   uncertain: string[]
@@ -63,30 +66,34 @@ function problemCode (body: string | undefined): string | undefined {
   }
 }
 
-export interface FaultLoad {
+export interface PaymentLoad {
   /** Live view while the load runs. */
-  readonly result: FaultLoadResult
-  done: Promise<FaultLoadResult>
+  readonly result: PaymentLoadClasses
+  done: Promise<{ classes: PaymentLoadClasses, load: LoadResult }>
 }
 
-export function startFaultLoad (o: {
+export function startPaymentLoad (o: {
   stack: Pick<StackInfo, 'publicUrl' | 'apiKeys'>
   idPrefix: string
   rateRps: number
   durationS: number
   mix: PaymentMix
+  connections?: number
+  inflightMax?: number
   signal?: AbortSignal
-}): FaultLoad {
+  onProgress?: (elapsedS: number, responses: number) => void
+}): PaymentLoad {
   const cycle = methodCycle(o.mix)
-  const result: FaultLoadResult = { acked: [], uncertain: [], refused: [], unexpected: [], answers: {}, sent: 0 }
+  const result: PaymentLoadClasses = { acked: [], uncertain: [], refused: [], unexpected: [], answers: {}, sent: 0 }
   const count = (key: string): void => { result.answers[key] = (result.answers[key] ?? 0) + 1 }
   const done = runOpenLoop({
     target: { origin: o.stack.publicUrl, apiKey: o.stack.apiKeys.merchant_demo, idPrefix: o.idPrefix },
     rateRps: o.rateRps,
     durationS: o.durationS,
-    connections: faultLoadConnections,
-    inflightMax: faultLoadInflightMax,
+    connections: o.connections ?? paymentLoadConnectionsDefault,
+    inflightMax: o.inflightMax ?? paymentLoadInflightMaxDefault,
     ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     requestBody: (index) => {
       result.sent++
       return JSON.stringify({
@@ -104,6 +111,6 @@ export function startFaultLoad (o: {
       else if ((status >= 400 && status <= 499) || (status === 503 && refusedBeforeWriteCodes.has(code ?? ''))) result.refused.push(id)
       else result.unexpected.push({ id, status, body: (body ?? '').slice(0, 300) })
     },
-  }).then(() => result)
+  }).then((load) => ({ classes: result, load }))
   return { result, done }
 }
