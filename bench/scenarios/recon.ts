@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { pinnedNodeBinary, repoRoot } from '../../scripts/stack/util.ts'
-import { intFlag } from '../lib/args.ts'
+import { intFlag, UsageError } from '../lib/args.ts'
 import { renderChart } from '../lib/chart.ts'
 import { describeMachine } from '../lib/machine.ts'
 import type { Scenario } from '../lib/scenario.ts'
@@ -32,6 +32,7 @@ bench/results/<timestamp>-recon/. Exit 1 if a run fails or a clean day shows a d
 
   --count <n>            charges in the day (default ${formatInt(defaultCount)})
   --runs <n>             reconciler runs over the same day (default ${defaultRuns})
+  --date <YYYY-MM-DD>    the settlement day (default 2031-06-15; a day must hold only this run's charges)
   --heap-mb <n>          cap the reconciler's V8 heap (--max-old-space-size), to show its memory bound
   --stack-info <file>    use a running stack's Postgres and PSP (default: its own, in a temp dir)
   --out <dir>            results root (default bench/results)
@@ -82,6 +83,7 @@ async function run (argv: string[]): Promise<number> {
     options: {
       count: { type: 'string' },
       runs: { type: 'string' },
+      date: { type: 'string' },
       'heap-mb': { type: 'string' },
       'stack-info': { type: 'string' },
       out: { type: 'string' },
@@ -92,7 +94,8 @@ async function run (argv: string[]): Promise<number> {
   const heapMb = v['heap-mb'] === undefined ? undefined : intFlag('--heap-mb', v['heap-mb'], 0, 16, 65_536)
   const outDir = resolve(v.out ?? join(repoRoot, 'bench', 'results'))
   const startedAt = new Date()
-  const args = ['--count', String(count), '--reconcile', '--runs', String(runs),
+  if (v.date !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(v.date)) throw new UsageError('--date must be YYYY-MM-DD')
+  const args = ['--count', String(count), '--reconcile', '--runs', String(runs), ...(v.date !== undefined ? ['--date', v.date] : []),
     ...(v['stack-info'] !== undefined ? ['--stack-info', resolve(v['stack-info'])] : []),
     ...(heapMb !== undefined ? [`--reconcile-node-flags=--max-old-space-size=${heapMb}`] : [])]
   const { code, figures } = await runGenerator(args)
