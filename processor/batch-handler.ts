@@ -7,9 +7,10 @@
 //   1. decode; an unreadable message is poison and goes to the dead-letter topic;
 //   2. project it into Postgres (projection-writer.ts: one statement per turn for everything
 //      handed over meanwhile, retried until Postgres takes it);
-//   3. then, in event order per checkout id (key-queue.ts), what the event asks for: a
+//   3. meanwhile, in event order per checkout id (key-queue.ts), what the event asks for: a
 //      `payment.created` drives the payment to the PSP (charge-flow.ts); a webhook that disagrees
-//      on the amount flags the payment. Other events are finished once projected.
+//      on the amount flags the payment (after the projection: the flag updates its row).
+//   A message is finished when both are done; other events once projected.
 // A crash anywhere re-delivers every unfinished message, and every step is idempotent (event-id
 // dedup, version guard, node version check, PSP idempotency key = checkout id).
 
@@ -71,9 +72,18 @@ async function deadLetter (deps: PipelineDeps, message: ConsumedMessage, reason:
   await untilDone(deps, 'dead-letter publish', checkoutId, () => deps.deadLetters.publish(message, reason, detail))
 }
 
-async function drive (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessage): Promise<void> {
+async function drive (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessage, projected: Promise<void>): Promise<void> {
+  // The node and the PSP do not need the Postgres row, so driving starts while the event is being
+  // projected; only a flag (an UPDATE of that row) must wait for it, or it would find no row.
+  const flow: ChargeFlowDeps = {
+    ...deps.flow,
+    flag: async (checkoutId, reason) => {
+      await projected
+      await deps.flow.flag(checkoutId, reason)
+    },
+  }
   try {
-    await drivePayment(deps.flow, nodePaymentOf(event))
+    await drivePayment(flow, nodePaymentOf(event))
   } catch (error) {
     // Expected failures that a redelivery would not fix go to the dead-letter topic; anything
     // else is a bug and rejects (the consumer then starts over from the committed offsets).
@@ -86,12 +96,18 @@ async function drive (deps: PipelineDeps, event: ChangeEvent, message: ConsumedM
   }
 }
 
-/** What follows the projection of an event, or undefined when nothing does. */
-function workOf (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessage): (() => Promise<void>) | undefined {
-  if (event.type === 'payment.created') return () => drive(deps, event, message)
+/**
+ * What an event asks for besides its projection, or undefined when nothing. The message is
+ * finished when both the work and the projection are done.
+ */
+function workOf (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessage, projected: Promise<void>): (() => Promise<void>) | undefined {
+  if (event.type === 'payment.created') return () => drive(deps, event, message, projected)
   if (event.webhook?.note === 'amount_mismatch') {
     const reason = `webhook ${event.webhook.pspEventId} disagrees on amount or currency`
-    return () => untilDone(deps, 'flag', event.checkoutId, () => deps.flow.flag(event.checkoutId, reason))
+    return async () => {
+      await projected
+      await untilDone(deps, 'flag', event.checkoutId, () => deps.flow.flag(event.checkoutId, reason))
+    }
   }
   return undefined
 }
@@ -128,15 +144,15 @@ export function handleMessages (deps: PipelineDeps, messages: readonly ConsumedM
   for (const { index, event } of decoded) {
     const message = messages[index]!
     // A second copy in the same batch (relay retry) is projected once and has nothing more to do.
-    const work = seen.has(event.eventId) ? undefined : workOf(deps, event, message)
+    const work = seen.has(event.eventId) ? undefined : workOf(deps, event, message, projected)
     seen.add(event.eventId)
+    const observed = projected.then(() => observeProjected(deps, event))
     done[index] = work === undefined
-      ? projected.then(() => observeProjected(deps, event))
+      ? observed
       // Queued now, in delivery order, so a checkout id's work runs in event order.
       : deps.keys.run(event.checkoutId, async () => {
-        await projected
-        observeProjected(deps, event)
         await work()
+        await observed
       })
   }
   for (const promise of done) {

@@ -19,7 +19,7 @@ import { processorLimits as limits } from './limits.ts'
 import { createProcessorMetrics } from './metrics.ts'
 import { NodeClient } from './node-client.ts'
 import { KeyedQueue } from './key-queue.ts'
-import { flagPayment, projectEvents, recordWebhooks } from './projection.ts'
+import { flagPayment, projectEvents } from './projection.ts'
 import { ProjectionWriter } from './projection-writer.ts'
 import { PspClient } from './psp/psp-client.ts'
 import { Semaphore } from './semaphore.ts'
@@ -100,10 +100,7 @@ const flow: ChargeFlowDeps = {
 const busOptions = { brokers, clientId: processorId, connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log }
 const producer = createKafkaProducer(busOptions)
 const deadLetters = new DeadLetterPublisher(producer, dlqTopic)
-const projection = new ProjectionWriter(async (events) => {
-  await projectEvents(pool, events)
-  await recordWebhooks(pool, events)
-}, {
+const projection = new ProjectionWriter((events) => projectEvents(pool, events), {
   eventsPerStatementMax: limits.projectionEventsPerStatementMax,
   backoffBaseDelayMs: limits.projectionBackoffBaseDelayMs,
   backoffDelayMsMax: limits.projectionBackoffDelayMsMax,

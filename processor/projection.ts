@@ -1,7 +1,8 @@
-// The Postgres projection of the nodes' change events. One statement per consumed batch:
-// events are recorded once by event id (duplicates from redelivery or relay retries are dropped),
-// and a payment row only ever moves to a higher version, so a late or duplicate event never moves
-// a payment backwards.
+// The Postgres projection of the nodes' change events. One statement per turn of the projection
+// writer (events, payments and the webhooks they carry: one commit, so one WAL flush): events are
+// recorded once by event id (duplicates from redelivery or relay retries are dropped), and a
+// payment row only ever moves to a higher version, so a late or duplicate event never moves a
+// payment backwards.
 
 import type pg from 'pg'
 import type { ChangeEvent } from '../lib/payment-codec.ts'
@@ -15,6 +16,12 @@ WITH ev AS (
   ) AS t(event_id, checkout_id, version, type, status, actor, occurred_at,
          merchant_id, node_id, amount, currency, payment_method, psp_reference, failure_code, failure_message,
          created_at)
+),
+wh AS (
+  -- The webhooks the nodes accepted, one per PSP event id. Runs whether or not referenced.
+  INSERT INTO webhooks (provider, psp_event_id, checkout_id, type, applied, received_at, payload)
+  SELECT * FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::boolean[], $22::timestamptz[], $23::jsonb[])
+  ON CONFLICT (provider, psp_event_id) DO NOTHING
 ),
 fresh AS (
   INSERT INTO payment_events (event_id, checkout_id, version, type, status, actor, occurred_at)
@@ -43,6 +50,7 @@ ON CONFLICT (checkout_id) DO UPDATE SET
 WHERE payments.version < EXCLUDED.version
 `
 
+/** Projects the events and records the webhooks they carry, in one statement. */
 export async function projectEvents (pool: pg.Pool, events: readonly ChangeEvent[]): Promise<void> {
   if (events.length === 0) return
   const columns: unknown[][] = Array.from({ length: 16 }, () => [])
@@ -55,7 +63,7 @@ export async function projectEvents (pool: pg.Pool, events: readonly ChangeEvent
     ]
     row.forEach((value, i) => columns[i]!.push(value))
   }
-  await pool.query(projectSql, columns)
+  await pool.query(projectSql, [...columns, ...webhookColumns(events)])
 }
 
 /** Marks a payment for a person to look at; the reason says what disagreed. */
@@ -63,18 +71,12 @@ export async function flagPayment (pool: pg.Pool, checkoutId: string, reason: st
   await pool.query('UPDATE payments SET flagged_reason = $2 WHERE checkout_id = $1', [checkoutId, reason.slice(0, 500)])
 }
 
-const webhooksSql = `
-INSERT INTO webhooks (provider, psp_event_id, checkout_id, type, applied, received_at, payload)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::timestamptz[], $7::jsonb[])
-ON CONFLICT (provider, psp_event_id) DO NOTHING`
-
-/** Records the PSP webhooks the nodes accepted; one per PSP event id. */
-export async function recordWebhooks (pool: pg.Pool, events: readonly ChangeEvent[]): Promise<void> {
-  const withWebhook = events.filter((e) => e.webhook !== undefined)
-  if (withWebhook.length === 0) return
+/** The webhook rows of the events that carry one, column by column (7 arrays, maybe empty). */
+function webhookColumns (events: readonly ChangeEvent[]): unknown[][] {
   const columns: unknown[][] = Array.from({ length: 7 }, () => [])
-  for (const event of withWebhook) {
-    const w = event.webhook!
+  for (const event of events) {
+    const w = event.webhook
+    if (w === undefined) continue
     let payload: string
     try {
       payload = JSON.stringify(JSON.parse(w.payloadJson))
@@ -84,5 +86,5 @@ export async function recordWebhooks (pool: pg.Pool, events: readonly ChangeEven
     const row = [w.provider, w.pspEventId, event.checkoutId, w.type, w.applied, new Date(w.receivedAtMs), payload]
     row.forEach((value, i) => columns[i]!.push(value))
   }
-  await pool.query(webhooksSql, columns)
+  return columns
 }

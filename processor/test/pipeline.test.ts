@@ -230,7 +230,29 @@ t.test('handler: a slow PSP call holds back only its own payment', async (t) => 
   await done[0]
   t.same(w.charges, ['fast', 'slow'])
   t.same(w.transitions.slice(-1), ['slow:succeeded'])
-  t.same(w.projected, [['n1:1', 'n1:2', 'n1:3']], 'the batch is projected in one statement before anything is driven')
+  t.same(w.projected, [['n1:1', 'n1:2', 'n1:3']], 'the batch is projected in one statement')
+})
+
+t.test('handler: driving starts while projecting; a flag and the finish wait for the projection', async (t) => {
+  const w = world()
+  const postgres = deferred()
+  const flow = w.deps.flow as unknown as { psp: { charge: (r: ChargeRequest) => Promise<unknown> } }
+  flow.psp.charge = async () => ({ outcome: { kind: 'flagged', pspReference: 'ch_x', reason: 'other amount' }, httpStatus: 201, responseBody: {}, latencyMs: 1 })
+  w.deps.projection = new ProjectionWriter(async (events) => {
+    await postgres.promise
+    w.projected.push(events.map((e) => e.eventId))
+  }, { eventsPerStatementMax: 100, backoffBaseDelayMs: 1, backoffDelayMsMax: 1 }, silent)
+  const [done] = handleMessages(w.deps, [message(0, event('a', 1, 'payment.created', 'pending'))])
+  let finished = false
+  void done!.then(() => { finished = true })
+  for (let i = 0; i < 10; i++) await tick()
+  t.same(w.transitions, ['a:processing'], 'the node was called before the row is in Postgres')
+  t.same(w.flags, [], 'the flag waits for the row')
+  t.notOk(finished)
+  postgres.resolve()
+  await done
+  t.same(w.projected, [['n1:1']])
+  t.same(w.flags, ['a'])
 })
 
 t.test('handler: events of one checkout id run in order across batches', async (t) => {
