@@ -120,6 +120,12 @@ function errorLocations(): string {
 const missingKey = `
         return 400 '${problem(400, 'Missing checkout id', 'checkout_id_missing')}';`;
 
+// A header nginx would hash byte for byte but the node would read differently (Node's parser
+// trims a leading/trailing TAB) could land the payment on a node that does not own its id: only
+// well-formed ids are routed; anything else is refused here, as the node would refuse it.
+const invalidKey = `
+        return 400 '${problem(400, 'Invalid checkout id', 'checkout_id_invalid')}';`;
+
 const notFound = `
       default_type application/problem+json;
       return 404 '${problem(404, 'Not found', 'not_found')}';`;
@@ -137,6 +143,8 @@ ${errorLocations()}
     location / {
       # Only for nginx's own answers (the 400 below); proxied responses keep their type.
       default_type application/problem+json;
+      if ($checkout_header_invalid) {${invalidKey}
+      }
       if ($checkout_key = "") {${missingKey}
       }${proxyDirectives(upstream, '')}
     }
@@ -195,6 +203,12 @@ http {
     "" $checkout_key_from_path;
     default $http_x_payment_checkout_id;
   }
+  # 1 for a header that is present and not 1-64 of [A-Za-z0-9_-] (the API's checkout id).
+  map $http_x_payment_checkout_id $checkout_header_invalid {
+    "" 0;
+    "~^[A-Za-z0-9_-]{1,64}$" 0;
+    default 1;
+  }
 ${upstreamBlock('payment_nodes', o.nodeServers)}${extra.map((s) => upstreamBlock(s.upstreamName, s.servers)).join('')}
   # Public API.
 ${publicServer(host, o.publicPort, 'payment_nodes', o.accessLog)}
@@ -206,6 +220,8 @@ ${errorLocations()}
 
     location /internal/ {
       default_type application/problem+json;
+      if ($checkout_header_invalid) {${invalidKey}
+      }
       if ($checkout_key = "") {${missingKey}
       }${proxyDirectives('payment_nodes', o.internalToken)}
     }

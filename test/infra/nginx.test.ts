@@ -2,6 +2,7 @@
 // key always lands on the same node — through the public AND the internal server.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { loadStackInfo } from '../helpers/stack.ts';
 import { accessLogFor, get, nodeAddr, publicUpstreamOf, requestTimeoutMs } from './helpers.ts';
 
@@ -20,6 +21,39 @@ t.test('a request without a checkout id gets 400 problem+json from nginx', async
     t.equal(res.status, 400, name);
     t.match(res.headers.get('content-type') ?? '', problemJson, `${name} content type`);
     t.same(await res.json(), { type: 'about:blank', title: 'Missing checkout id', status: 400, code: 'checkout_id_missing' }, `${name} body`);
+  }
+});
+
+/** One raw HTTP/1.1 request (fetch would normalise the header values this test is about). */
+function rawRequest(port: number, head: string, body: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.setTimeout(requestTimeoutMs, () => socket.destroy(new Error('raw request timed out')));
+    socket.on('data', (chunk) => { answer += chunk.toString('utf8'); });
+    socket.on('error', reject);
+    socket.on('close', () => resolve({ status: Number(answer.slice(9, 12)), text: answer }));
+    socket.end(`${head}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
+}
+
+t.test('a malformed checkout-id header gets 400 checkout_id_invalid from nginx and is never routed', async (t) => {
+  const port = Number(new URL(stack.publicUrl).port);
+  const body = JSON.stringify({ amount: 1999, currency: 'EUR', payment_method: 'pm_card_visa' });
+  for (const [name, value] of [
+    ['leading TAB', `\t${key('tab')}`],
+    ['trailing TAB', `${key('tab')}\t`],
+    ['inner space', `${key('sp')} x`],
+    ['65 characters', 'a'.repeat(65)],
+  ] as const) {
+    const res = await rawRequest(port, `POST /payments HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${stack.apiKeys.merchant_demo}\r\ncontent-type: application/json\r\nx-payment-checkout-id: ${value}`, body);
+    t.equal(res.status, 400, `${name}: 400`);
+    t.match(res.text, /"code":"checkout_id_invalid"/, `${name}: checkout_id_invalid`);
+    const trimmed = value.trim();
+    if (/^[A-Za-z0-9_-]{1,64}$/.test(trimmed)) {
+      const stored = await get(`${stack.internalUrl}/internal/payments/${trimmed}`, { 'x-payment-checkout-id': trimmed });
+      t.equal(stored.status, 404, `${name}: nothing stored under the trimmed id`);
+    }
   }
 });
 
