@@ -136,7 +136,16 @@ run_tap() {
 
 tests_ran=1
 if [ "$#" -gt 0 ]; then
-  run_tap "$@"
+  # tap takes files, not directories: a directory argument means every test file under it.
+  args=()
+  for arg in "$@"; do
+    if [ -d "$arg" ]; then
+      while IFS= read -r file; do args+=("$file"); done < <(find "$arg" -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+    else
+      args+=("$arg")
+    fi
+  done
+  run_tap "${args[@]}"
 else
   log "phase 1: tests that share the stack (parallel)"
   run_tap --exclude='**/faults/**' --exclude='**/@(fixture*(s)|dist|node_modules)/**'
