@@ -48,6 +48,9 @@ export class PspMetrics {
   }
 
   readonly requestDuration: Histogram<'route' | 'method' | 'status'>
+  /** One fsynced store batch (group commit): its write time and how many writes it carried. */
+  readonly storeBatchDuration: Histogram
+  readonly storeBatchWrites: Histogram
   readonly #events: Counter<'event'>
 
   constructor (probes: {
@@ -62,6 +65,18 @@ export class PspMetrics {
       help: 'Sandbox PSP request duration by route, method and status',
       labelNames: ['route', 'method', 'status'],
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 30],
+      registers: [this.registry],
+    })
+    this.storeBatchDuration = new Histogram({
+      name: 'psp_store_batch_duration_seconds',
+      help: 'One fsynced LevelDB batch of the group committer',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [this.registry],
+    })
+    this.storeBatchWrites = new Histogram({
+      name: 'psp_store_batch_writes',
+      help: 'Write requests (charges, webhook updates, ...) in one fsynced LevelDB batch',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
       registers: [this.registry],
     })
     this.#events = new Counter({

@@ -41,6 +41,10 @@ export async function startSandboxPsp (options: PspOptions, log: Logger = create
     webhookDeliveriesInFlight: () => ctx?.dispatcher.inFlight ?? 0,
     heldResponses: () => ctx?.held.size ?? 0,
   })
+  store.onBatchWritten = (writes, durationMs) => {
+    metrics.storeBatchDuration.observe(durationMs / 1000)
+    metrics.storeBatchWrites.observe(writes)
+  }
   const dispatcher = new WebhookDispatcher({ store, runtime, limits, metrics, log, secret: config.webhookSecret })
   const completer = new AsyncCompleter({ store, runtime, limits, log, onWritten: () => dispatcher.wake() })
   const charges = new ChargeService({

@@ -118,6 +118,8 @@ export class PspStore {
   #queue: Pending[] = []
   /** The running flush loop, if any. Cleared synchronously when the loop sees an empty queue. */
   #flushing: Promise<void> | undefined
+  /** Told after every fsynced batch: how many write requests it held and how long the write took. */
+  onBatchWritten: ((writes: number, durationMs: number) => void) | undefined
 
   constructor (location: string, limits: PspLimits) {
     this.db = new ClassicLevel<string, string>(location, {
@@ -214,7 +216,9 @@ export class PspStore {
       }
       try {
         const { ops, state } = this.#compose(taken)
+        const startedAt = performance.now()
         await this.db.batch(ops, { sync: true })
+        this.onBatchWritten?.(taken.length, performance.now() - startedAt)
         // Sequences handed out while the batch was on disk stay handed out.
         this.#state = { counters: state.counters, outboxSeqNext: Math.max(state.outboxSeqNext, this.#state.outboxSeqNext) }
       } catch (error) {
