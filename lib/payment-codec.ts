@@ -75,10 +75,14 @@ const root = protobuf.loadSync(fileURLToPath(new URL('../proto/payments.proto', 
 const paymentType = root.lookupType('ringpay.v1.Payment')
 const changeEventType = root.lookupType('ringpay.v1.ChangeEvent')
 const nodeMetaType = root.lookupType('ringpay.v1.NodeMeta')
+const webhookReceiptType = root.lookupType('ringpay.v1.WebhookReceipt')
 
 // Wire enum value = index + 1 (0 is UNSPECIFIED).
+const wireByStatus = new Map<string, number>(paymentStatuses.map((status, index) => [status, index + 1]))
 function statusToWire (status: PaymentStatus): number {
-  return paymentStatuses.indexOf(status) + 1
+  const wire = wireByStatus.get(status)
+  if (wire === undefined) assert.fail(`unknown payment status: ${status}`)
+  return wire
 }
 function statusFromWire (value: number): PaymentStatus {
   const status = paymentStatuses[value - 1]
@@ -86,6 +90,7 @@ function statusFromWire (value: number): PaymentStatus {
   return status
 }
 
+/** The message protobufjs' generic encoder takes (reference for the hand-written encoder, tests). */
 function paymentToWire (payment: Payment): Record<string, unknown> {
   return {
     schemaVersion,
@@ -135,16 +140,29 @@ function paymentFromWire (wire: Record<string, any>): Payment {
 
 /** The checks a payment must pass before it is written and after it is read back. */
 export function assertPayment (payment: Payment): void {
-  assert.ok(payment.checkoutId.length > 0, 'payment without checkout id')
-  assert.ok(Number.isSafeInteger(payment.amount) && payment.amount > 0, `payment ${payment.checkoutId}: bad amount`)
-  assert.ok(/^[A-Z]{3}$/.test(payment.currency), `payment ${payment.checkoutId}: bad currency`)
-  assert.ok(Number.isSafeInteger(payment.version) && payment.version >= 1, `payment ${payment.checkoutId}: bad version`)
-  assert.ok(payment.requestHash.length === 32, `payment ${payment.checkoutId}: bad request hash`)
+  // Messages are built only on failure: this runs for every write and every read.
+  if (payment.checkoutId.length === 0) assert.fail('payment without checkout id')
+  if (!(Number.isSafeInteger(payment.amount) && payment.amount > 0)) assert.fail(`payment ${payment.checkoutId}: bad amount`)
+  if (!currencyPattern.test(payment.currency)) assert.fail(`payment ${payment.checkoutId}: bad currency`)
+  if (!(Number.isSafeInteger(payment.version) && payment.version >= 1)) assert.fail(`payment ${payment.checkoutId}: bad version`)
+  if (payment.requestHash.length !== 32) assert.fail(`payment ${payment.checkoutId}: bad request hash`)
 }
 
+const currencyPattern = /^[A-Z]{3}$/
+
+/**
+ * `ringpay.v1.Payment` bytes. Written by hand (one exact-size buffer, no writer operations or
+ * Long objects per field), byte for byte what protobufjs' encoder produces for the same message
+ * (pinned by lib/test/payment-codec.test.ts): fields in number order, proto3 defaults omitted,
+ * map entries with both key and value.
+ */
 export function encodePayment (payment: Payment): Uint8Array {
   assertPayment(payment)
-  return paymentType.encode(paymentToWire(payment)).finish()
+  const metadataKeys = Object.keys(payment.metadata)
+  const size = paymentSize(payment, metadataKeys)
+  const out = Buffer.allocUnsafe(size)
+  if (writePayment(out, 0, payment, metadataKeys) !== size) assert.fail('payment encoder size mismatch')
+  return out
 }
 
 export function decodePayment (bytes: Uint8Array): Payment {
@@ -153,9 +171,194 @@ export function decodePayment (bytes: Uint8Array): Payment {
   return paymentFromWire(wire)
 }
 
-export function encodeChangeEvent (event: ChangeEvent): Uint8Array {
-  assert.ok(Number.isSafeInteger(event.sequence) && event.sequence >= 1, 'bad event sequence')
-  return changeEventType.encode({
+/**
+ * `ringpay.v1.ChangeEvent` bytes. `paymentBytes`, when given, must be `encodePayment(event.payment)`
+ * (the store encodes the payment once for `p/` and embeds the same bytes here). Byte for byte
+ * what protobufjs produces for the same event.
+ */
+export function encodeChangeEvent (event: ChangeEvent, paymentBytes: Uint8Array = encodePayment(event.payment)): Uint8Array {
+  if (!(Number.isSafeInteger(event.sequence) && event.sequence >= 1)) assert.fail('bad event sequence')
+  const type = eventTypes.indexOf(event.type) + 1
+  assert.ok(type > 0, 'unknown event type')
+  const previousStatus = event.previousStatus === undefined ? 0 : statusToWire(event.previousStatus)
+  const webhookBytes = event.webhook === undefined ? undefined : webhookReceiptType.encode(event.webhook).finish()
+  const size = 2 + // schema_version
+    stringFieldSize(event.eventId) + stringFieldSize(event.nodeId) + varintFieldSize(event.sequence) +
+    varintFieldSize(type) + stringFieldSize(event.checkoutId) + varintFieldSize(event.version) +
+    varintFieldSize(event.occurredAtMs) + 1 + varintSize(paymentBytes.length) + paymentBytes.length +
+    varintFieldSize(previousStatus) + stringFieldSize(event.actor) +
+    (webhookBytes === undefined ? 0 : 1 + varintSize(webhookBytes.length) + webhookBytes.length)
+  const out = Buffer.allocUnsafe(size)
+  let at = 0
+  out[at++] = 8
+  out[at++] = schemaVersion
+  at = writeStringField(out, at, 18, event.eventId)
+  at = writeStringField(out, at, 26, event.nodeId)
+  at = writeVarintField(out, at, 32, event.sequence)
+  at = writeVarintField(out, at, 40, type)
+  at = writeStringField(out, at, 50, event.checkoutId)
+  at = writeVarintField(out, at, 56, event.version)
+  at = writeVarintField(out, at, 64, event.occurredAtMs)
+  at = writeBytesField(out, at, 74, paymentBytes)
+  at = writeVarintField(out, at, 80, previousStatus)
+  at = writeStringField(out, at, 90, event.actor)
+  if (webhookBytes !== undefined) at = writeBytesField(out, at, 98, webhookBytes)
+  if (at !== size) assert.fail('change event encoder size mismatch')
+  return out
+}
+
+// --- The hand-written encoder's parts. Tags below 128 are one byte; field 16+ needs two. ---
+
+function paymentSize (payment: Payment, metadataKeys: string[]): number {
+  let size = 2 + // schema_version
+    stringFieldSize(payment.checkoutId) + stringFieldSize(payment.merchantId) + varintFieldSize(payment.amount) +
+    stringFieldSize(payment.currency) + stringFieldSize(payment.paymentMethod) + stringFieldSize(payment.description) +
+    stringFieldSize(payment.customerRef) + varintFieldSize(statusToWire(payment.status)) +
+    varintFieldSize(payment.version) + varintFieldSize(payment.createdAtMs) + varintFieldSize(payment.updatedAtMs) +
+    (payment.requestHash.length === 0 ? 0 : 1 + varintSize(payment.requestHash.length) + payment.requestHash.length) +
+    stringFieldSize(payment.failureCode) +
+    (payment.failureMessage === '' ? 0 : 1 + stringFieldSize(payment.failureMessage)) +
+    (payment.pspReference === '' ? 0 : 1 + stringFieldSize(payment.pspReference)) +
+    (payment.nodeId === '' ? 0 : 1 + stringFieldSize(payment.nodeId))
+  for (const key of metadataKeys) {
+    const entry = mapEntrySize(key, payment.metadata[key]!)
+    size += 1 + varintSize(entry) + entry
+  }
+  return size
+}
+
+function writePayment (out: Buffer, start: number, payment: Payment, metadataKeys: string[]): number {
+  let at = start
+  out[at++] = 8
+  out[at++] = schemaVersion
+  at = writeStringField(out, at, 18, payment.checkoutId)
+  at = writeStringField(out, at, 26, payment.merchantId)
+  at = writeVarintField(out, at, 32, payment.amount)
+  at = writeStringField(out, at, 42, payment.currency)
+  at = writeStringField(out, at, 50, payment.paymentMethod)
+  at = writeStringField(out, at, 58, payment.description)
+  at = writeStringField(out, at, 66, payment.customerRef)
+  for (const key of metadataKeys) {
+    const value = payment.metadata[key]!
+    out[at++] = 74
+    at = writeVarint(out, at, mapEntrySize(key, value))
+    out[at++] = 10
+    at = writeString(out, at, key)
+    out[at++] = 18
+    at = writeString(out, at, value)
+  }
+  at = writeVarintField(out, at, 80, statusToWire(payment.status))
+  at = writeVarintField(out, at, 88, payment.version)
+  at = writeVarintField(out, at, 96, payment.createdAtMs)
+  at = writeVarintField(out, at, 104, payment.updatedAtMs)
+  if (payment.requestHash.length > 0) at = writeBytesField(out, at, 114, payment.requestHash)
+  at = writeStringField(out, at, 122, payment.failureCode)
+  // Fields 16..18: two-byte tags (field << 3 | 2 as a varint).
+  if (payment.failureMessage !== '') { out[at++] = 130; out[at++] = 1; at = writeString(out, at, payment.failureMessage) }
+  if (payment.pspReference !== '') { out[at++] = 138; out[at++] = 1; at = writeString(out, at, payment.pspReference) }
+  if (payment.nodeId !== '') { out[at++] = 146; out[at++] = 1; at = writeString(out, at, payment.nodeId) }
+  return at
+}
+
+function mapEntrySize (key: string, value: string): number {
+  const keyBytes = utf8Length(key)
+  const valueBytes = utf8Length(value)
+  return 2 + varintSize(keyBytes) + keyBytes + varintSize(valueBytes) + valueBytes
+}
+
+/** A non-negative safe integer as a varint (what protobufjs writes for int64/uint64/int32 ≥ 0). */
+function varintSize (value: number): number {
+  if (!(Number.isSafeInteger(value) && value >= 0)) assert.fail(`cannot encode ${value} as a varint`)
+  let size = 1
+  while (value >= 128) {
+    value = Math.floor(value / 128)
+    size++
+  }
+  return size
+}
+
+function writeVarint (out: Buffer, at: number, value: number): number {
+  while (value >= 128) {
+    out[at++] = (value % 128) | 128
+    value = Math.floor(value / 128)
+  }
+  out[at++] = value
+  return at
+}
+
+/** Tag + varint; 0 when the value is the proto3 default (omitted). */
+function varintFieldSize (value: number): number {
+  return value === 0 ? 0 : 1 + varintSize(value)
+}
+
+function writeVarintField (out: Buffer, at: number, tag: number, value: number): number {
+  if (value === 0) return at
+  out[at++] = tag
+  return writeVarint(out, at, value)
+}
+
+/** Tag + length + UTF-8; 0 for '' (omitted). */
+function stringFieldSize (value: string): number {
+  if (value === '') return 0
+  const bytes = utf8Length(value)
+  return 1 + varintSize(bytes) + bytes
+}
+
+function writeStringField (out: Buffer, at: number, tag: number, value: string): number {
+  if (value === '') return at
+  out[at++] = tag
+  return writeString(out, at, value)
+}
+
+function writeBytesField (out: Buffer, at: number, tag: number, value: Uint8Array): number {
+  out[at++] = tag
+  at = writeVarint(out, at, value.length)
+  out.set(value, at)
+  return at + value.length
+}
+
+/** Length-prefixed UTF-8. Short ASCII in JS (a native call costs more than the loop). */
+function writeString (out: Buffer, at: number, value: string): number {
+  const length = value.length
+  if (length < 64) {
+    let ascii = true
+    for (let i = 0; i < length; i++) {
+      if (value.charCodeAt(i) > 127) {
+        ascii = false
+        break
+      }
+    }
+    if (ascii) {
+      out[at++] = length // < 128: a one-byte varint
+      for (let i = 0; i < length; i++) out[at++] = value.charCodeAt(i)
+      return at
+    }
+  }
+  const bytes = Buffer.byteLength(value, 'utf8')
+  at = writeVarint(out, at, bytes)
+  const written = out.write(value, at, bytes, 'utf8')
+  if (written !== bytes) assert.fail('utf8 length mismatch')
+  return at + bytes
+}
+
+function utf8Length (value: string): number {
+  const length = value.length
+  if (length < 64) {
+    for (let i = 0; i < length; i++) {
+      if (value.charCodeAt(i) > 127) return Buffer.byteLength(value, 'utf8')
+    }
+    return length
+  }
+  return Buffer.byteLength(value, 'utf8')
+}
+
+/**
+ * protobufjs' generic encoders for the same messages: the reference the hand-written encoders
+ * must match byte for byte (lib/test/payment-codec.test.ts). Not used on the write path.
+ */
+export const referenceEncoders = {
+  payment: (payment: Payment): Uint8Array => paymentType.encode(paymentToWire(payment)).finish(),
+  changeEvent: (event: ChangeEvent): Uint8Array => changeEventType.encode({
     schemaVersion,
     eventId: event.eventId,
     nodeId: event.nodeId,
@@ -168,7 +371,7 @@ export function encodeChangeEvent (event: ChangeEvent): Uint8Array {
     previousStatus: event.previousStatus === undefined ? 0 : statusToWire(event.previousStatus),
     actor: event.actor,
     webhook: event.webhook,
-  }).finish()
+  }).finish(),
 }
 
 export function decodeChangeEvent (bytes: Uint8Array): ChangeEvent {

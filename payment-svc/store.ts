@@ -100,8 +100,10 @@ export class PaymentStore {
       assert.equal(event.sequence, nextSequence, 'change-log sequence gap')
       assert.equal(event.checkoutId, payment.checkoutId)
       assert.equal(event.version, payment.version)
-      batch.put(paymentPrefix + payment.checkoutId, encodePayment(payment))
-      batch.put(changeLogKey(event.sequence), encodeChangeEvent(event))
+      // Encoded once: the change event embeds the same bytes as its `payment` field.
+      const paymentBytes = encodePayment(payment)
+      batch.put(paymentPrefix + payment.checkoutId, paymentBytes)
+      batch.put(changeLogKey(event.sequence), encodeChangeEvent(event, paymentBytes))
       // The open-payment index moves in the same batch as the status it reflects.
       if (terminalStatuses.has(payment.status)) batch.del(openPrefix + payment.checkoutId)
       else if (event.type === 'payment.created') batch.put(openPrefix + payment.checkoutId, encodeMs(payment.createdAtMs))
