@@ -34,7 +34,8 @@ export interface FaultRow {
   backwards: number
   /** Refused but stored, stored on the wrong node, or unexpected answers. */
   otherFailures: number
-  /** From the last clear until every payment was terminal in Postgres. */
+  /** From the later of the last clear and the end of the load until every payment was terminal
+   *  in Postgres: how long the backlog the fault left behind takes to drain. */
   recoverMs: number
   passed: boolean
   failures: string[]
@@ -109,6 +110,7 @@ export async function runFault (kind: FaultKind, ctx: FaultContext, runId: strin
     if (i < profile.repeats - 1) await sleep(profile.gapMs)
   }
   const { classes: result } = await load.done
+  const loadEndedAt = performance.now()
   await kind.restore?.(ctx)
   ctx.log(`${kind.name}: load done (${JSON.stringify(result.answers)}); checking`)
   const checkStartedAt = performance.now()
@@ -119,7 +121,7 @@ export async function runFault (kind: FaultKind, ctx: FaultContext, runId: strin
     refused: result.refused,
     settleDeadlineMs: profile.settleDeadlineMs,
   })
-  const recoverMs = Math.max(0, checkStartedAt + outcome.settleMs - clearedAt)
+  const recoverMs = Math.max(0, checkStartedAt + outcome.settleMs - Math.max(clearedAt, loadEndedAt))
   const failures = [
     ...(kind.expect?.(result) ?? []),
     ...result.unexpected.map((u) => `unexpected answer ${u.status} for ${u.id}: ${u.body}`),
