@@ -40,6 +40,12 @@ export interface NodeLimits {
   openScanIntervalMs: number
   openScanEntriesMax: number
   openStaleAfterMs: number
+  /**
+   * The known-id filter (a Bloom filter in front of the idempotency read; `id-filter.ts`): fixed
+   * size, a power of two. 8 MiB = 67M bits holds ~6.7M ids at ~1 % false positives (10 bits per
+   * id, 7 probes); past that more new ids fall through to LevelDB (slower, never wrong).
+   */
+  idFilterBytes: number
 }
 
 export const defaultLimits: NodeLimits = {
@@ -63,6 +69,7 @@ export const defaultLimits: NodeLimits = {
   openScanIntervalMs: 10_000,
   openScanEntriesMax: 200_000,
   openStaleAfterMs: 60_000,
+  idFilterBytes: 8 * 1024 * 1024,
 }
 
 export function assertLimits (limits: NodeLimits): void {
@@ -81,5 +88,6 @@ export function assertLimits (limits: NodeLimits): void {
     limits.paymentMethodLengthMax + metadataBytesMax
   assert.ok(limits.bodyBytesMax >= bodyBytesNeeded,
     `bodyBytesMax ${limits.bodyBytesMax} must hold the largest valid body (${bodyBytesNeeded})`)
+  assert.ok(isPowerOfTwo(limits.idFilterBytes) && limits.idFilterBytes >= 1024, 'idFilterBytes must be a power of two ≥ 1024')
   assert.ok(limits.longPollWaitMsMax <= 30_000, 'longPollWaitMsMax must stay under nginx proxy_read_timeout')
 }

@@ -38,9 +38,15 @@ function listen (server: Server, host: string, port: number): Promise<number> {
 }
 
 export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal: NodeFatalHandler): Promise<PaymentNode> {
-  const store = new PaymentStore(config.dataDir)
+  const store = new PaymentStore(config.dataDir, { idFilterBytes: config.limits.idFilterBytes })
   const meta = await store.open(config.nodeId, Date.now())
   log.info({ data_dir: config.dataDir, next_sequence: meta.nextSequence }, 'store open')
+  const rebuildStartedAt = performance.now()
+  void store.knownIdsRebuilt().then((rebuild) => {
+    const fields = { ids: rebuild.ids, ms: Math.round(performance.now() - rebuildStartedAt) }
+    if (rebuild.ready) log.info(fields, 'known-id filter rebuilt')
+    else if (rebuild.error !== undefined) log.error({ ...fields, err: rebuild.error }, 'known-id filter rebuild failed; idempotency reads all go to LevelDB')
+  })
 
   const apiKeys = new ApiKeyRegistry(config.apiKeysFile)
   const keyCount = await apiKeys.reload()

@@ -13,8 +13,12 @@ import {
   decodeNodeMeta, decodePayment, encodeChangeEvent, encodeNodeMeta, encodePayment, terminalStatuses,
   type ChangeEvent, type NodeMeta, type Payment,
 } from '../lib/payment-codec.ts'
+import { IdFilter } from './id-filter.ts'
+import { defaultLimits } from './limits.ts'
 
 const paymentPrefix = 'p/'
+/** The first key after every `p/…` key ('0' follows '/'). */
+const paymentPrefixEnd = 'p0'
 const changeLogPrefix = 'c/'
 const nodeMetaKey = 'm/node'
 const webhookPrefix = 'w/'
@@ -35,11 +39,33 @@ function webhookKey (provider: string, pspEventId: string): string {
   return `${webhookPrefix}${provider}/${pspEventId}`
 }
 
+export interface PaymentStoreOptions {
+  /** Size of the known-id filter (a power of two); see limits.ts idFilterBytes. */
+  idFilterBytes?: number
+}
+
+/** What the known-id filter's rebuild at open found. */
+export interface IdFilterRebuild {
+  /** True once every stored id is in the filter; until then every read goes to LevelDB. */
+  ready: boolean
+  ids: number
+  error?: unknown
+}
+
 export class PaymentStore {
   readonly db: ClassicLevel<string, Uint8Array>
   #meta: NodeMeta | undefined
+  /**
+   * Every checkout id with a `p/` key: rebuilt from the keys at open (in the background), and
+   * every id this store writes is added before its batch is written. Trusted only once rebuilt.
+   */
+  readonly #knownIds: IdFilter
+  #knownIdsReady = false
+  #rebuild: Promise<IdFilterRebuild> | undefined
+  #closing = false
 
-  constructor (location: string) {
+  constructor (location: string, options: PaymentStoreOptions = {}) {
+    this.#knownIds = new IdFilter(options.idFilterBytes ?? defaultLimits.idFilterBytes)
     this.db = new ClassicLevel<string, Uint8Array>(location, {
       keyEncoding: 'utf8',
       valueEncoding: 'view',
@@ -65,7 +91,31 @@ export class PaymentStore {
       }
       this.#meta = meta
     }
+    // The iterator's snapshot is taken now, before any write of this process: every id is either
+    // in the snapshot or written (and added) later.
+    this.#rebuild = this.#rebuildKnownIds()
     return this.#meta
+  }
+
+  /** Resolves when the known-id filter's rebuild has finished (or failed: the filter stays unused). */
+  knownIdsRebuilt (): Promise<IdFilterRebuild> {
+    assert.ok(this.#rebuild !== undefined, 'store not open')
+    return this.#rebuild
+  }
+
+  async #rebuildKnownIds (): Promise<IdFilterRebuild> {
+    let ids = 0
+    try {
+      for await (const key of this.db.keys({ gt: paymentPrefix, lt: paymentPrefixEnd })) {
+        if (this.#closing) return { ready: false, ids }
+        this.#knownIds.add(key.slice(paymentPrefix.length))
+        ids++
+      }
+    } catch (error) {
+      return { ready: false, ids, error }
+    }
+    this.#knownIdsReady = true
+    return { ready: true, ids }
   }
 
   get meta (): NodeMeta {
@@ -78,6 +128,8 @@ export class PaymentStore {
    * hot working set it is cheaper than a round trip through the libuv thread pool.
    */
   getPayment (checkoutId: string): Payment | undefined {
+    // Most ids on the accept path are new: a definite "never written" answers without LevelDB.
+    if (this.#knownIdsReady && !this.#knownIds.mightContain(checkoutId)) return undefined
     const bytes = this.db.getSync(paymentPrefix + checkoutId)
     return bytes === undefined ? undefined : decodePayment(bytes)
   }
@@ -102,6 +154,8 @@ export class PaymentStore {
       assert.equal(event.version, payment.version)
       // Encoded once: the change event embeds the same bytes as its `payment` field.
       const paymentBytes = encodePayment(payment)
+      // Before the batch is written, so no read after it can miss the id.
+      this.#knownIds.add(payment.checkoutId)
       batch.put(paymentPrefix + payment.checkoutId, paymentBytes)
       batch.put(changeLogKey(event.sequence), encodeChangeEvent(event, paymentBytes))
       // The open-payment index moves in the same batch as the status it reflects.
@@ -136,6 +190,8 @@ export class PaymentStore {
   }
 
   async close (): Promise<void> {
+    this.#closing = true
+    await this.#rebuild
     await this.db.close()
   }
 }
