@@ -7,9 +7,12 @@ import { ProblemError } from './errors.ts'
 const jsonContentType = 'application/json'
 const problemContentType = 'application/problem+json'
 
-export function sendJson (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson (res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
   const payload = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': jsonContentType, 'content-length': Buffer.byteLength(payload), ...headers })
+  const length = Buffer.byteLength(payload)
+  res.writeHead(status, headers === undefined
+    ? { 'content-type': jsonContentType, 'content-length': length }
+    : { 'content-type': jsonContentType, 'content-length': length, ...headers })
   res.end(payload)
 }
 
