@@ -13,6 +13,7 @@
 //   keyedPartitioner          murmur2 of the key, the same partition a Java client (or kafkajs'
 //                             DefaultPartitioner) would choose, at a fraction of the CPU.
 
+import './kafkajs-warnings.ts'
 import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs'
 import { keyedPartitioner } from './kafka-partitioner.ts'
 import type { Logger } from './log.ts'

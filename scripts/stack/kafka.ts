@@ -12,17 +12,7 @@ import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { ManagedProcess, runCommand, type ServiceHandle, type ServiceStatus } from './proc.ts';
 import { findExecutable, PermanentError, pollUntil, repoRoot, say, errorMessage, withTimeout } from './util.ts';
 
-// kafkajs 2.2.4 on Node 24 emits a TimeoutNegativeWarning on every connection
-// (tulios/kafkajs#1751: `throttledUntil - Date.now()` with throttledUntil = -1). Node clamps the
-// delay to 1 ms, which is what older Node did silently, so it is harmless: drop exactly that
-// warning (a negative timestamp-sized delay) and keep every other one.
-const originalEmitWarning = process.emitWarning.bind(process);
-process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-  const name = warning instanceof Error ? warning.name : typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: string } | undefined)?.type;
-  const message = warning instanceof Error ? warning.message : warning;
-  if (name === 'TimeoutNegativeWarning' && /^-\d{10,} is a negative number/.test(message)) return;
-  (originalEmitWarning as (...args: unknown[]) => void)(warning, ...rest);
-}) as typeof process.emitWarning;
+import '../../lib/kafkajs-warnings.ts';
 
 export const kafkaVersion = '3.9.1';
 export const kafkaLibsDir = join(repoRoot, '.cache', `kafka-${kafkaVersion}`, 'libs');
