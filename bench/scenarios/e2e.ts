@@ -22,6 +22,8 @@ import type { Scenario } from '../lib/scenario.ts'
 import { percentileSorted } from '../lib/stats.ts'
 import { formatInt, formatMs, renderTable } from '../lib/table.ts'
 import { checkSystemOutcome, describeSystemOutcome } from '../lib/system-outcome.ts'
+import { cpuShare, cpuSnapshot } from '../lib/cpu-usage.ts'
+import { stackProcessGroups } from '../lib/stack-cpu.ts'
 
 export const defaultRateRps = 500
 export const rateRpsMax = 50_000
@@ -160,6 +162,9 @@ async function run (argv: string[]): Promise<number> {
   try {
     await setPspConfig(stack, cfg.psp)
     const idPrefix = `e2e_${Date.now().toString(36)}_`
+    // CPU of the stack's processes over the whole run (load and drain), per component.
+    const groups = stackProcessGroups(stack.dir)
+    const cpuBefore = cpuSnapshot(new Set(groups.keys()))
     const t0 = performance.now()
     const takeSample = (): void => {
       probe.sample().then((s) => { lags.push({ ...s, second: (performance.now() - t0) / 1000 }) }, () => {})
@@ -188,6 +193,7 @@ async function run (argv: string[]): Promise<number> {
     })
     clearInterval(sampling)
     sampling = undefined
+    const cpu = cpuShare(cpuBefore, cpuSnapshot(new Set(groups.keys())), groups)
     const loadEndS = load.durationS
 
     // Latency accepted → terminal, from the payments themselves.
@@ -197,6 +203,25 @@ async function run (argv: string[]): Promise<number> {
       `SELECT EXTRACT(EPOCH FROM projected_at - created_at) * 1000 AS ms,
               EXTRACT(EPOCH FROM created_at) AS created_s, EXTRACT(EPOCH FROM projected_at) AS terminal_s
        FROM payments WHERE checkout_id = ANY($1) AND status IN ('succeeded', 'failed', 'canceled')`, [classes.acked])).rows
+    // Where the time goes, per payment, from its change events: occurred_at is the node's clock
+    // when it wrote the change, recorded_at Postgres' when the projection stored it.
+    const stageRows = (await db.query<Record<string, number | null>>(`
+      SELECT
+        EXTRACT(EPOCH FROM MAX(recorded_at) FILTER (WHERE type = 'payment.created') - MIN(occurred_at) FILTER (WHERE type = 'payment.created')) * 1000 AS to_postgres,
+        EXTRACT(EPOCH FROM MIN(occurred_at) FILTER (WHERE status = 'processing') - MIN(occurred_at) FILTER (WHERE type = 'payment.created')) * 1000 AS to_processing,
+        EXTRACT(EPOCH FROM MIN(occurred_at) FILTER (WHERE status IN ('succeeded', 'failed', 'canceled') AND type = 'payment.status_changed')
+                         - MIN(occurred_at) FILTER (WHERE status = 'processing')) * 1000 AS psp_and_transition,
+        EXTRACT(EPOCH FROM MIN(recorded_at) FILTER (WHERE status IN ('succeeded', 'failed', 'canceled') AND type = 'payment.status_changed')
+                         - MIN(occurred_at) FILTER (WHERE status IN ('succeeded', 'failed', 'canceled') AND type = 'payment.status_changed')) * 1000 AS terminal_to_postgres
+      FROM payment_events WHERE checkout_id = ANY($1) GROUP BY checkout_id`, [classes.acked])).rows
+    const stage = (key: string): Latencies => summarize(Float64Array.from(
+      stageRows.map((r) => r[key]).filter((v): v is number => v !== null).map(Number)).sort())
+    const stages = {
+      'accepted → created event in Postgres (relay, Kafka, projection)': stage('to_postgres'),
+      'accepted → processing on its node (consume, transition)': stage('to_processing'),
+      'processing → terminal on its node (PSP call, transition)': stage('psp_and_transition'),
+      'terminal on its node → in Postgres (relay, Kafka, projection)': stage('terminal_to_postgres'),
+    }
     await db.end()
     const latency = summarize(Float64Array.from(rows.map((r) => Number(r.ms))).sort())
     const firstCreated = Math.min(...rows.map((r) => Number(r.created_s)))
@@ -214,6 +239,10 @@ async function run (argv: string[]): Promise<number> {
       const sorted = Float64Array.from(ms).sort()
       return { second, p50: percentileSorted(sorted, 50), p99: percentileSorted(sorted, 99) }
     })
+    const cpuMsPerPayment = Object.fromEntries(Object.entries(cpu.byComponent)
+      .filter(([name]) => name !== 'bench' && name !== 'other')
+      .map(([name, pct]) => [name, rows.length > 0 ? Math.round((pct / 100) * cpu.windowS * 1000 / rows.length * 100) / 100 : NaN]))
+    const cpuMsPerPaymentTotal = Object.values(cpuMsPerPayment).reduce((a, b) => a + b, 0)
     const relayLagMax = Math.max(0, ...lags.map((l) => l.relayLagEvents))
     const relayLagSecondsMax = Math.max(0, ...lags.map((l) => l.relayLagSecondsMax))
     const consumerLagMax = Math.max(0, ...lags.map((l) => l.consumerLagMessages))
@@ -234,6 +263,11 @@ async function run (argv: string[]): Promise<number> {
         ['consumer lag max', `${formatInt(consumerLagMax)} messages`],
       ]),
       '',
+      renderTable(['stage (p50 / p99 ms)', 'p50', 'p99'], Object.entries(stages).map(([name, l]) => [name, formatMs(l.p50), formatMs(l.p99)])),
+      '',
+      `stack CPU per terminal payment: ${cpuMsPerPaymentTotal.toFixed(2)} ms (${Object.entries(cpuMsPerPayment).map(([n, ms]) => `${n} ${ms.toFixed(2)}`).join(', ')}); ` +
+        `machine busy ${cpu.machineBusyPct.toFixed(0)} % of ${cpu.cpus * 100} %, of which outside this stack and bench ${(cpu.byComponent.other ?? 0).toFixed(0)} %`,
+      `at that cost the machine's ${cpu.cpus} CPUs sustain at most ~${Math.round((cpu.cpus * 1000) / cpuMsPerPaymentTotal)} payments/s end to end`,
       `target (p99 < ${targetP99Ms} ms at ${targetRateRps}/s): ${targetMet ? 'met' : `NOT met (this run: ${cfg.rateRps}/s, p99 ${formatMs(latency.p99)} ms)`}`,
       `outcome: ${describeSystemOutcome(outcome)}`,
     ].join('\n')
@@ -286,7 +320,8 @@ async function run (argv: string[]): Promise<number> {
       config: cfg,
       machine: describeMachine('nginx', 'wrk'),
       accept: { sent: classes.sent, acked: classes.acked.length, answers: classes.answers, throughputRps: load.throughputRps, latencyMs: load.latencyMs },
-      endToEnd: { terminal: rows.length, sustainedRps, latencyMs: latency, bySecond: latencySeries },
+      endToEnd: { terminal: rows.length, sustainedRps, latencyMs: latency, bySecond: latencySeries, stages },
+      cpu: { msPerPayment: cpuMsPerPayment, msPerPaymentTotal: cpuMsPerPaymentTotal, share: cpu },
       lag: { relayLagMax, relayLagSecondsMax, consumerLagMax, samples: lags },
       target: { rateRps: targetRateRps, p99Ms: targetP99Ms, met: targetMet },
       outcome,
