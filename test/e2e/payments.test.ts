@@ -87,7 +87,7 @@ function chargeEvent (eventId: string, type: string, charge: any): string {
   return JSON.stringify({ id: eventId, type, created: Math.floor(Date.now() / 1000), data: { object: charge } })
 }
 
-t.test('webhooks: bad, stale or missing signatures change nothing; duplicates and late events are harmless', async (t) => {
+t.test('webhooks: bad, stale, replayed or missing signatures change nothing; duplicates and late events are harmless', async (t) => {
   const id = await createWith('pm_card_visa', 'hook')
   const settled = await assertSettled(t, id, 'succeeded')
   const [charge] = await pspCharges(id)
@@ -109,6 +109,11 @@ t.test('webhooks: bad, stale or missing signatures change nothing; duplicates an
   t.match(first.body, { received: true, duplicate: false, applied: false, note: 'terminal' })
   const again = await postWebhook(id, late, signed)
   t.match(again.body, { received: true, duplicate: true })
+  // A captured signature replayed over another body (here: a success event) is refused.
+  const forged = chargeEvent(`evt_forged_${id}`, 'charge.succeeded', { ...charge, amount: charge.amount + 100 })
+  const replayed = await postWebhook(id, forged, signed)
+  t.equal(replayed.status, 401, 'a signature replayed over another body')
+  t.equal(replayed.body.code, 'webhook_signature_invalid')
   const after = (await getInternal(stack.internalUrl, id)).body
   t.equal(after.status, 'succeeded', 'a late failure never moves a succeeded payment')
   t.equal(after.version, settled.version, 'nothing changed')
