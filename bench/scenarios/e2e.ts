@@ -45,6 +45,7 @@ export const targetRateRps = 2_000
 export const targetP99Ms = 1_000
 export const processorGroupId = 'ringpay-processor'
 export const pspConfigTimeoutMs = 10_000
+export const terminalPollIntervalMs = 250
 
 const usage = `usage: node bench/cli.ts e2e [flags]
 
@@ -130,6 +131,23 @@ async function setPspConfig (stack: StackInfo, patch: Record<string, unknown>): 
   if (res.status !== 200) throw new Error(`PSP PUT /admin/config: ${res.status} ${await res.text()}`)
 }
 
+/** Resolves when every id is terminal in Postgres, or at the deadline (the outcome check then says which are not). */
+async function untilTerminal (databaseUrl: string, ids: readonly string[], deadlineMs: number): Promise<void> {
+  const db = new pg.Client({ connectionString: databaseUrl })
+  await db.connect()
+  try {
+    const deadline = performance.now() + deadlineMs
+    while (performance.now() < deadline) {
+      const { rows } = await db.query<{ n: string }>(
+        `SELECT count(*) AS n FROM payments WHERE checkout_id = ANY($1) AND status IN ('succeeded', 'failed', 'canceled')`, [ids])
+      if (Number(rows[0]!.n) >= ids.length) return
+      await new Promise((resolve) => setTimeout(resolve, terminalPollIntervalMs))
+    }
+  } finally {
+    await db.end()
+  }
+}
+
 interface Latencies { p50: number, p90: number, p99: number, p999: number, max: number }
 
 function summarize (sortedMs: Float64Array): Latencies {
@@ -182,7 +200,12 @@ async function run (argv: string[]): Promise<number> {
       onProgress: (s, n) => log(`${s.toFixed(0)} s: ${n} answered`),
     })
     const { classes, load } = await loadRun.done
-    log(`accepted ${classes.acked.length} of ${classes.sent} (${JSON.stringify(classes.answers)}); waiting for terminal states and checking`)
+    log(`accepted ${classes.acked.length} of ${classes.sent} (${JSON.stringify(classes.answers)}); waiting for terminal states`)
+    // The CPU window ends when every accepted payment is terminal, before the outcome check,
+    // whose read-backs (every id on every node, the PSP's charges) are not the pipeline's work.
+    const cpuAfter = await untilTerminal(stack.databaseUrl, classes.acked, cfg.settleDeadlineS * 1000)
+      .then(() => cpuSnapshot(new Set(groups.keys())))
+    log('checking the outcome')
     const outcome = await checkSystemOutcome({
       system: stack,
       acked: classes.acked,
@@ -193,7 +216,7 @@ async function run (argv: string[]): Promise<number> {
     })
     clearInterval(sampling)
     sampling = undefined
-    const cpu = cpuShare(cpuBefore, cpuSnapshot(new Set(groups.keys())), groups)
+    const cpu = cpuShare(cpuBefore, cpuAfter, groups)
     const loadEndS = load.durationS
 
     // Latency accepted → terminal, from the payments themselves.
