@@ -14,7 +14,7 @@
 //                             DefaultPartitioner) would choose, at a fraction of the CPU.
 
 import './kafkajs-warnings.ts'
-import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs'
+import { Kafka, logLevel, type Consumer, type ConsumerRunConfig, type Producer } from 'kafkajs'
 import { keyedPartitioner } from './kafka-partitioner.ts'
 import type { Logger } from './log.ts'
 import {
@@ -221,54 +221,19 @@ class KafkaEventConsumer implements EventConsumer {
 
   async run (options: ConsumeOptions): Promise<void> {
     if (this.#closed) throw new EventBusError('closed', 'consumer is closed', { retriable: false })
-    const consumer = this.#consumer
     if (!this.#crashListening) {
       this.#crashListening = true
-      // kafkajs restarts a crashed consumer on its own only for errors it deems retriable; others
-      // (e.g. "group coordinator not found" while a fresh broker creates its offsets topic, or a
-      // broker outage longer than its retries) stop it for good. A service must not silently stop
-      // consuming, so we start it again ourselves, with capped backoff, until close().
-      consumer.on(consumer.events.CRASH, ({ payload }) => {
-        this.#log.warn({ err: payload.error, group_id: payload.groupId, restart: payload.restart }, 'kafka consumer crashed')
-        if (!payload.restart) this.#restartLater(options)
-      })
+      this.#restartOnCrash(options)
     }
-    let removeJoinListener: (() => void) | undefined
-    const joined = new Promise<void>((resolve) => { removeJoinListener = consumer.on(consumer.events.GROUP_JOIN, () => resolve()) })
-    try {
-      await consumer.connect()
-      await consumer.subscribe({ topics: [...options.topics], fromBeginning: options.fromBeginning })
-      await consumer.run({
-        eachBatchAutoResolve: true,
-        autoCommit: true,
-        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
-        eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
-          const messages: ConsumedMessage[] = batch.messages.map((m) => {
-            const headers: Record<string, string> = {}
-            for (const [name, value] of Object.entries(m.headers ?? {})) {
-              if (value === undefined) continue
-              headers[name] = Array.isArray(value) ? value.map(String).join(',') : value.toString()
-            }
-            const value = m.value ?? Buffer.alloc(0)
-            return {
-              topic: batch.topic,
-              partition: batch.partition,
-              offset: m.offset,
-              key: m.key === null ? undefined : m.key.toString(),
-              value: new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
-              headers,
-            }
-          })
-          await options.onBatch(messages, { heartbeat, isStale: () => isStale() || !isRunning() })
-        },
-      })
-      const { groupJoinTimeoutMs } = this.#options
-      if (groupJoinTimeoutMs !== undefined) await withDeadline(joined, groupJoinTimeoutMs, 'joining the consumer group')
-    } catch (error) {
-      throw classifyKafkaError(error)
-    } finally {
-      removeJoinListener?.()
-    }
+    await this.#start(options, {
+      eachBatchAutoResolve: true,
+      autoCommit: true,
+      partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
+      eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+        const messages = batch.messages.map((m) => consumedFrom(batch.topic, batch.partition, m as any))
+        await options.onBatch(messages, { heartbeat, isStale: () => isStale() || !isRunning() })
+      },
+    })
   }
 
   async runPipelined (options: PipelinedConsumeOptions): Promise<void> {
@@ -276,37 +241,53 @@ class KafkaEventConsumer implements EventConsumer {
     const consumer = this.#consumer
     if (this.#pipelined === undefined) {
       this.#pipelined = options
-      consumer.on(consumer.events.CRASH, ({ payload }) => {
-        this.#log.warn({ err: payload.error, group_id: payload.groupId, restart: payload.restart }, 'kafka consumer crashed')
-        if (!payload.restart) this.#restartLater(options)
-      })
+      this.#restartOnCrash(options)
       // Every (re)join may change the assignment and kafkajs then reads from the committed offsets.
       consumer.on(consumer.events.GROUP_JOIN, () => this.#newEpoch())
       this.#commitTimer = setInterval(() => { void this.#commitDue() }, options.offsetCommitIntervalMs)
     }
+    await this.#start(options, {
+      // The fetch position moves on as soon as a batch is handed over (resolveOffset below); what
+      // is committed is decided by the tracker, never by kafkajs.
+      eachBatchAutoResolve: false,
+      autoCommit: false,
+      partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        if (batch.messages.length === 0) return
+        const epoch = this.#epoch
+        const stale = (): boolean => this.#closed || epoch !== this.#epoch || isStale() || !isRunning()
+        await this.#waitForRoom(batch.messages.length, options.messagesInFlightMax, heartbeat, stale)
+        // Not handed over, not resolved: whoever owns the partition next fetches it again.
+        if (stale()) return
+        const messages = batch.messages.map((m) => consumedFrom(batch.topic, batch.partition, m as any))
+        this.#handOver(messages, options)
+        resolveOffset(messages[messages.length - 1]!.offset)
+      },
+    })
+  }
+
+  /**
+   * kafkajs restarts a crashed consumer on its own only for errors it deems retriable; others
+   * (e.g. "group coordinator not found" while a fresh broker creates its offsets topic, or a
+   * broker outage longer than its retries) stop it for good. A service must not silently stop
+   * consuming, so we start it again ourselves, with capped backoff, until close(). Once per consumer.
+   */
+  #restartOnCrash (options: ConsumeOptions | PipelinedConsumeOptions): void {
+    this.#consumer.on(this.#consumer.events.CRASH, ({ payload }) => {
+      this.#log.warn({ err: payload.error, group_id: payload.groupId, restart: payload.restart }, 'kafka consumer crashed')
+      if (!payload.restart) this.#restartLater(options)
+    })
+  }
+
+  /** Connects, subscribes and runs; waits (bounded by groupJoinTimeoutMs, if set) for the group join. */
+  async #start (options: ConsumeOptions | PipelinedConsumeOptions, runConfig: ConsumerRunConfig): Promise<void> {
+    const consumer = this.#consumer
     let removeJoinListener: (() => void) | undefined
     const joined = new Promise<void>((resolve) => { removeJoinListener = consumer.on(consumer.events.GROUP_JOIN, () => resolve()) })
     try {
       await consumer.connect()
       await consumer.subscribe({ topics: [...options.topics], fromBeginning: options.fromBeginning })
-      await consumer.run({
-        // The fetch position moves on as soon as a batch is handed over (resolveOffset below); what
-        // is committed is decided by the tracker, never by kafkajs.
-        eachBatchAutoResolve: false,
-        autoCommit: false,
-        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
-        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-          if (batch.messages.length === 0) return
-          const epoch = this.#epoch
-          const stale = (): boolean => this.#closed || epoch !== this.#epoch || isStale() || !isRunning()
-          await this.#waitForRoom(batch.messages.length, options.messagesInFlightMax, heartbeat, stale)
-          // Not handed over, not resolved: whoever owns the partition next fetches it again.
-          if (stale()) return
-          const messages = batch.messages.map((m) => consumedFrom(batch.topic, batch.partition, m as any))
-          this.#handOver(messages, options)
-          resolveOffset(messages[messages.length - 1]!.offset)
-        },
-      })
+      await consumer.run(runConfig)
       const { groupJoinTimeoutMs } = this.#options
       if (groupJoinTimeoutMs !== undefined) await withDeadline(joined, groupJoinTimeoutMs, 'joining the consumer group')
     } catch (error) {
