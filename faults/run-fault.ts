@@ -122,8 +122,9 @@ export async function runFault (kind: FaultKind, ctx: FaultContext, runId: strin
     settleDeadlineMs: profile.settleDeadlineMs,
   })
   const recoverMs = Math.max(0, checkStartedAt + outcome.settleMs - Math.max(clearedAt, loadEndedAt))
+  const unmet = kind.expect?.(result) ?? []
   const failures = [
-    ...(kind.expect?.(result) ?? []),
+    ...unmet,
     ...result.unexpected.map((u) => `unexpected answer ${u.status} for ${u.id}: ${u.body}`),
     ...Object.entries(outcome.examples).filter(([k]) => k !== 'flagged').flatMap(([k, list]) => list.map((e) => `${k}: ${e}`)),
   ]
@@ -140,7 +141,7 @@ export async function runFault (kind: FaultKind, ctx: FaultContext, runId: strin
     doubleCharges: outcome.doubleCharges,
     mismatches: outcome.nodeVsPostgres + outcome.nodeVsPsp + outcome.notTerminal,
     backwards: outcome.backwards,
-    otherFailures: outcome.refusedStored + outcome.duplicated + outcome.checkErrors + result.unexpected.length + (kind.expect?.(result).length ?? 0),
+    otherFailures: outcome.refusedStored + outcome.duplicated + outcome.checkErrors + result.unexpected.length + unmet.length,
     recoverMs: Math.round(recoverMs),
     passed: outcome.passed && failures.length === 0,
     failures,
