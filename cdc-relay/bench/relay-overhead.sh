@@ -47,6 +47,13 @@ thread_ticks() {
   echo "$main $relay $pool $other"
 }
 
+# CPU ticks of a whole process (the Kafka broker's JVM).
+process_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# The broker's CPU counts against the relay too; without a pid (several brokers, or a remote one)
+# it is left out of the figures.
+kafka_pid="${RINGPAY_KAFKA_PID:-$(pgrep -f 'kafka\.Kafka' | head -2 | awk 'END { if (NR == 1) print $1 }')}"
+
 # awk reads everything (no early exit): curl must not hit a closed pipe under pipefail.
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '!found && $1 ~ "^"n"\\{" {print $2; found = 1}'; }
 
@@ -78,6 +85,7 @@ run_one() {
     cpu0="$(metric "$adm" process_cpu_seconds_total)"
   fi
   local ticks0; ticks0="$(thread_ticks "$(cat "$work/node.pid")")"
+  local kticks0=0; [ -n "$kafka_pid" ] && kticks0="$(process_ticks "$kafka_pid")"
   local out
   out="$(RUN_ID="r$round$mode$RANDOM" wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency -s cdc-relay/bench/post.lua "http://127.0.0.1:$pub")"
   local rps p50 p99 non2xx
@@ -87,6 +95,7 @@ run_one() {
   non2xx="$(awk -F= '/non2xx/ {print $2}' <<<"$out")"
   local cpu1 requests ticks1 hz
   ticks1="$(thread_ticks "$(cat "$work/node.pid")")"
+  local kticks1=0; [ -n "$kafka_pid" ] && kticks1="$(process_ticks "$kafka_pid")"
   cpu1="$(metric "$adm" process_cpu_seconds_total)"
   requests="$(awk '/requests in/ {print $1}' <<<"$out")"
   hz="$(getconf CLK_TCK)"
@@ -109,7 +118,9 @@ run_one() {
     wcpu_us="$(awk -v a="$wcpu0" -v b="$(metric "$adm" ringpay_relay_worker_cpu_seconds)" -v p0="$pub0" -v p1="$published" 'BEGIN {printf "%.1f", (b - a) * 1e6 / (p1 - p0)}')"
   fi
   kill -TERM "$(cat "$work/node.pid")"; wait "$(cat "$work/node.pid")" 2>/dev/null || true; rm -f "$work/node.pid"
-  printf '%-4s round %d  %9s req/s  p50 %-8s p99 %-8s non-2xx %-4s node cpu %6s µs/req (%s)' "$mode" "$round" "$rps" "$p50" "$p99" "$non2xx" "$cpu_us" "$per_thread"
+  local kafka_us; kafka_us="$(awk -v a="$kticks0" -v b="$kticks1" -v n="$requests" -v hz="$hz" 'BEGIN {printf "%.0f", (b - a) * 1e6 / hz / n}')"
+  printf '%-4s round %d  %9s req/s  p50 %-8s p99 %-8s non-2xx %-4s node cpu %6s µs/req (%s) kafka %s µs/req' \
+    "$mode" "$round" "$rps" "$p50" "$p99" "$non2xx" "$cpu_us" "$per_thread" "${kafka_pid:+$kafka_us}"
   if [ "$mode" = on ]; then
     printf '  relay: lag max %s events / %ss, drained %d ms after load, %s µs cpu/event, %s events in %s batches' \
       "$max_lag" "$max_lag_s" "$drain_ms" "$wcpu_us" "$published" "$batches"
