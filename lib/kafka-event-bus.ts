@@ -14,6 +14,7 @@
 //                             DefaultPartitioner) would choose, at a fraction of the CPU.
 
 import './kafkajs-warnings.ts'
+import './kafkajs-fast-encoding.ts'
 import { Kafka, logLevel, type Consumer, type ConsumerRunConfig, type Producer } from 'kafkajs'
 import { keyedPartitioner } from './kafka-partitioner.ts'
 import type { Logger } from './log.ts'
