@@ -3,7 +3,7 @@
 //   RINGPAY_EVENTS_TOPIC                  default payments.events
 //   RINGPAY_RELAY_BACKLOG_EVENTS_MAX      disk budget in unpublished entries (default 1,000,000);
 //                                         new payments are admitted again below 90 % of it
-//   RINGPAY_RELAY_PUBLISH_BATCH_EVENTS_MAX, RINGPAY_RELAY_LINGER_MS, RINGPAY_RELAY_NICE
+//   RINGPAY_RELAY_PUBLISH_BATCH_EVENTS_MAX, RINGPAY_RELAY_PACING_MS, RINGPAY_RELAY_NICE
 //                                         tuning (see limits.ts)
 
 import { parseBrokerList } from '../lib/kafka-event-bus.ts'
@@ -45,7 +45,7 @@ export function loadRelayConfig (env: NodeJS.ProcessEnv): RelayConfig | undefine
     backlogEventsMax,
     backlogResumeEventsMax: Math.floor(backlogEventsMax * backlogResumeFraction),
     publishBatchEventsMax: integer(env, 'RINGPAY_RELAY_PUBLISH_BATCH_EVENTS_MAX', defaultRelayLimits.publishBatchEventsMax, 1, 100_000),
-    publishLingerMs: integer(env, 'RINGPAY_RELAY_LINGER_MS', defaultRelayLimits.publishLingerMs, 0, 100),
+    publishPacingMs: integer(env, 'RINGPAY_RELAY_PACING_MS', defaultRelayLimits.publishPacingMs, 0, 1_000),
     workerNiceLevel: integer(env, 'RINGPAY_RELAY_NICE', defaultRelayLimits.workerNiceLevel, 0, 19),
   }
   assertRelayLimits(limits)

@@ -25,10 +25,12 @@ export interface RelayLimits {
   /** TCP connect bound per broker. */
   kafkaConnectionTimeoutMs: number
   /**
-   * How long the relay waits for more entries before publishing a batch that is not full.
-   * Trades a little latency for fewer, larger produce requests (less CPU per event).
+   * A batch that is not full starts no sooner than this after the previous publish started.
+   * Costs nothing when the relay is idle (it publishes at once); under load it spaces produce
+   * requests out, so each carries more events (less CPU per event), at up to this much added
+   * latency per event.
    */
-  publishLingerMs: number
+  publishPacingMs: number
   /** Retry backoff after a failed publish: base * 2^attempt, jittered, capped. */
   retryBackoffBaseMs: number
   retryBackoffMaxMs: number
@@ -71,7 +73,7 @@ export const defaultRelayLimits: RelayLimits = {
   publishInFlightBatchesMax: 1,
   publishTimeoutMs: 10_000,
   kafkaConnectionTimeoutMs: 1_000,
-  publishLingerMs: 2,
+  publishPacingMs: 25,
   retryBackoffBaseMs: 100,
   retryBackoffMaxMs: 5_000,
   backlogEventsMax: 1_000_000,
@@ -97,7 +99,8 @@ export function assertRelayLimits (limits: RelayLimits): void {
   assert.equal(limits.publishInFlightBatchesMax, 1, 'publishInFlightBatchesMax must be 1: per-key order relies on it')
   assert.ok(Number.isInteger(limits.workerNiceLevel) && limits.workerNiceLevel >= 0 && limits.workerNiceLevel <= 19,
     'workerNiceLevel must be 0..19')
-  assert.ok(limits.publishLingerMs >= 0 && limits.publishLingerMs <= 100, 'publishLingerMs must be 0..100')
+  assert.ok(Number.isSafeInteger(limits.publishPacingMs) && limits.publishPacingMs >= 0 && limits.publishPacingMs <= 1_000,
+    'publishPacingMs must be 0..1000')
   assert.ok(limits.retryBackoffBaseMs <= limits.retryBackoffMaxMs, 'retryBackoffBaseMs must not exceed retryBackoffMaxMs')
   assert.ok(limits.kafkaConnectionTimeoutMs < limits.publishTimeoutMs, 'a connect must fit in one publish attempt')
   assert.ok(limits.backlogResumeEventsMax >= 0 && limits.backlogResumeEventsMax < limits.backlogEventsMax,

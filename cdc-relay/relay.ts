@@ -3,7 +3,8 @@
 // EventProducer interfaces, so the tests drive it directly.
 //
 // The loop, one batch at a time:
-//   1. wait (no polling) until the node says it committed past the cursor;
+//   1. wait (no polling) until the node says it committed past the cursor, then, unless a full
+//      batch is waiting, until publishPacingMs after the previous publish started;
 //   2. read entries from the cursor: at most publishBatchEventsMax, publishBatchBytesMax;
 //   3. publish them (acks = all), retrying the same batch with capped, jittered exponential
 //      backoff until Kafka acknowledges it;
@@ -24,7 +25,7 @@ import assert from 'node:assert/strict'
 import { EventBusError, type EventBusErrorCode, type EventMessage, type EventProducer } from '../lib/event-bus.ts'
 import type { Logger } from '../lib/log.ts'
 import { backoffDelayMs } from './backoff.ts'
-import { eventHeaders, type ChangeLog, type ChangeLogEntry } from './change-log.ts'
+import type { ChangeLog, ChangeLogEntry } from './change-log.ts'
 import type { RelayLimits } from './limits.ts'
 
 /** What the relay tells its host (the worker forwards these to the main thread). */
@@ -48,7 +49,7 @@ export interface RelayOptions {
   nowMs?: () => number
 }
 
-type WaitKind = 'work' | 'linger' | 'backoff'
+type WaitKind = 'work' | 'pacing' | 'backoff'
 
 export class Relay {
   readonly #options: RelayOptions
@@ -61,6 +62,8 @@ export class Relay {
   #committing: Promise<void> | undefined
   #waiting: { kind: WaitKind, wake: () => void } | undefined
   #reportedCaughtUp = false
+  /** performance.now() when the last publish (its read) started. */
+  #lastPublishStartedAtMs = Number.NEGATIVE_INFINITY
 
   constructor (options: RelayOptions) {
     this.#options = options
@@ -82,10 +85,10 @@ export class Relay {
     this.#knownNextSequence = nextSequence
     const waiting = this.#waiting
     if (waiting === undefined) return
-    // Idle: start at once. Lingering: stop waiting once a full batch is there. Backing off: the
+    // Idle: start at once. Pacing: stop waiting once a full batch is there. Backing off: the
     // failed batch is retried first, so new entries change nothing.
     if (waiting.kind === 'work' ||
-      (waiting.kind === 'linger' && this.#knownNextSequence - this.#cursor >= this.#options.limits.publishBatchEventsMax)) {
+      (waiting.kind === 'pacing' && this.#knownNextSequence - this.#cursor >= this.#options.limits.publishBatchEventsMax)) {
       waiting.wake()
     }
   }
@@ -145,10 +148,16 @@ export class Relay {
         continue
       }
       this.#reportedCaughtUp = false
-      if (limits.publishLingerMs > 0 && this.#knownNextSequence - this.#cursor < limits.publishBatchEventsMax) {
-        await this.#wait('linger', limits.publishLingerMs)
+      // Pacing. An idle relay publishes at once: its previous publish is long past. Under load,
+      // publishes start at most every publishPacingMs, so each carries more events: kafkajs
+      // spends ~0.35 ms of CPU per produce request and ~20 µs per partition in it, on top of
+      // ~10 µs per event, and that fixed part is what a busy node would otherwise pay per event.
+      const pacingWaitMs = this.#lastPublishStartedAtMs + limits.publishPacingMs - performance.now()
+      if (pacingWaitMs > 0 && this.#knownNextSequence - this.#cursor < limits.publishBatchEventsMax) {
+        await this.#wait('pacing', pacingWaitMs)
         if (this.#stopping) break
       }
+      this.#lastPublishStartedAtMs = performance.now()
       const entries = await changeLog.read(this.#cursor, limits.publishBatchEventsMax, limits.publishBatchBytesMax)
       if (this.#stopping) break
       this.#checkBatch(entries)
@@ -177,10 +186,12 @@ export class Relay {
     const { nodeId } = this.#options
     assert.ok(entries.length > 0,
       `change log has no entry at ${this.#cursor} though the node's next sequence is ${this.#knownNextSequence}`)
+    // Checks as `if`s: assert's message templates would otherwise be built for every entry.
+    const eventIdPrefix = `${nodeId}:`
     entries.forEach((entry, i) => {
-      assert.equal(entry.sequence, this.#cursor + i, `change-log gap: expected ${this.#cursor + i}, found ${entry.sequence}`)
-      assert.equal(entry.header.nodeId, nodeId, `change-log entry ${entry.sequence} is from node ${entry.header.nodeId}`)
-      assert.equal(entry.header.eventId, `${nodeId}:${entry.sequence}`, `change-log entry ${entry.sequence} has event id ${entry.header.eventId}`)
+      if (entry.sequence !== this.#cursor + i) assert.fail(`change-log gap: expected ${this.#cursor + i}, found ${entry.sequence}`)
+      if (entry.header.nodeId !== nodeId) assert.fail(`change-log entry ${entry.sequence} is from node ${entry.header.nodeId}`)
+      if (entry.header.eventId !== eventIdPrefix + entry.sequence) assert.fail(`change-log entry ${entry.sequence} has event id ${entry.header.eventId}`)
     })
   }
 
@@ -190,7 +201,7 @@ export class Relay {
     const messages: EventMessage[] = entries.map((entry) => ({
       key: entry.header.checkoutId,
       value: entry.value,
-      headers: eventHeaders(entry.header),
+      headers: entry.headers,
     }))
     const bytes = entries.reduce((sum, entry) => sum + entry.messageBytes, 0)
     const first = entries[0]!

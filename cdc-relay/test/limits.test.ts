@@ -14,7 +14,8 @@ t.test('limits that would break a guarantee are refused', async (t) => {
     { retryBackoffBaseMs: 10_000, retryBackoffMaxMs: 100 },
     { backlogResumeEventsMax: defaultRelayLimits.backlogEventsMax },
     { stopDrainMsMax: 10_000, stopWorkerMsMax: 10_000 },
-    { publishLingerMs: 1_000 },
+    { publishPacingMs: 5_000 },
+    { publishPacingMs: -1 },
     { changelogScanEntriesMax: 0 },
   ]) {
     t.throws(() => assertRelayLimits({ ...defaultRelayLimits, ...bad }), AssertionError, JSON.stringify(bad))

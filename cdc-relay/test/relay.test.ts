@@ -215,14 +215,48 @@ t.test('idle relay does not poll: it reads only when told about a commit', async
   await relay.stop(1_000)
 })
 
-t.test('linger: a notification burst becomes one batch', async (t) => {
+t.test('pacing: an idle relay publishes at once; under a stream of commits, publishes are spaced out', async (t) => {
   const node = await openTestNode('n1')
   t.teardown(() => node.close())
   const producer = new FakeProducer()
-  const { relay } = startRelay(node, producer, testLimits({ publishLingerMs: 50 }))
-  await Promise.all([node.createPayments(['l-1']), node.createPayments(['l-2']), node.createPayments(['l-3'])])
-  await until(() => relay.cursor === 4, deadlineMs, 'published')
-  t.equal(producer.calls.length, 1)
+  const startedAt: number[] = []
+  const publish = producer.publish.bind(producer)
+  producer.publish = async (...args) => {
+    startedAt.push(performance.now())
+    return publish(...args)
+  }
+  const pacingMs = 150
+  const { relay } = startRelay(node, producer, testLimits({ publishPacingMs: pacingMs }))
+  const firstCommittedAt = performance.now()
+  await node.createPayments(['p-0'])
+  await until(() => relay.cursor === 2, deadlineMs, 'first published')
+  t.ok(startedAt[0]! - firstCommittedAt < pacingMs, 'the first commit after idle is not held back')
+  // Ten commits in a row, each its own batch: one produce request per pacing interval at most.
+  const streamStartedAt = performance.now()
+  for (let i = 1; i <= 10; i++) await node.createPayments([`p-${i}`])
+  const streamMs = performance.now() - streamStartedAt
+  await until(() => relay.cursor === 12, deadlineMs, 'all published')
+  const requestsMax = 2 + Math.floor(streamMs / pacingMs)
+  t.ok(producer.calls.length <= requestsMax, `11 commits over ${Math.round(streamMs)} ms went out in ${producer.calls.length} produce requests (at most ${requestsMax})`)
+  t.ok(producer.calls.length < 11, 'commits were grouped')
+  for (let i = 1; i < startedAt.length; i++) {
+    // Timers may fire a millisecond early relative to performance.now().
+    t.ok(startedAt[i]! - startedAt[i - 1]! >= pacingMs - 2, `publish ${i} started ${Math.round(startedAt[i]! - startedAt[i - 1]!)} ms after the one before`)
+  }
+  await relay.stop(1_000)
+})
+
+t.test('pacing: a full batch does not wait', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  const producer = new FakeProducer()
+  const { relay } = startRelay(node, producer, testLimits({ publishPacingMs: 60_000 / 100, publishBatchEventsMax: 5 }))
+  await node.createPayments(['g-0'])
+  await until(() => relay.cursor === 2, deadlineMs, 'first published')
+  await node.createPayments(ids('f', 10))
+  // With a 600 ms pace, 10 entries in batches of 5 within 500 ms means full batches went early.
+  await until(() => relay.cursor === 12, 500, 'full batches published without waiting out the pace')
+  t.equal(producer.calls.length, 3)
   await relay.stop(1_000)
 })
 
