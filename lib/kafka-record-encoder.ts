@@ -149,3 +149,54 @@ export function encodeKafkaRecord (input: KafkaRecordInput): Buffer {
   if (offset !== buf.length) assert.fail(`kafka record encoder wrote ${offset} of ${buf.length} bytes`)
   return buf
 }
+
+/** The fields of a RecordBatch (magic 2) header; 64-bit ones as bigint. */
+export interface KafkaRecordBatchInput {
+  firstOffset: bigint
+  partitionLeaderEpoch: number
+  attributes: number
+  lastOffsetDelta: number
+  firstTimestamp: bigint
+  maxTimestamp: bigint
+  producerId: bigint
+  producerEpoch: number
+  firstSequence: number
+  /** Encoded records (encodeKafkaRecord), in offset order. */
+  records: readonly Buffer[]
+}
+
+const recordBatchMagic = 2
+/** FirstOffset(8) Length(4) PartitionLeaderEpoch(4) Magic(1) CRC(4). */
+const batchPrefixBytes = 21
+/** Attributes(2) LastOffsetDelta(4) FirstTimestamp(8) MaxTimestamp(8) ProducerId(8) ProducerEpoch(2) FirstSequence(4) RecordCount(4). */
+const batchBodyHeaderBytes = 40
+
+/**
+ * One uncompressed RecordBatch in one buffer:
+ *   FirstOffset:int64 Length:int32 PartitionLeaderEpoch:int32 Magic:int8 CRC:uint32 Attributes:int16
+ *   LastOffsetDelta:int32 FirstTimestamp:int64 MaxTimestamp:int64 ProducerId:int64 ProducerEpoch:int16
+ *   FirstSequence:int32 Records:[Record]
+ * Length counts from PartitionLeaderEpoch on; the CRC-32C covers Attributes to the end.
+ */
+export function encodeKafkaRecordBatch (input: KafkaRecordBatchInput, checksum: (bytes: Uint8Array) => number): Buffer {
+  let recordBytes = 0
+  for (const record of input.records) recordBytes += record.length
+  const buf = Buffer.allocUnsafe(batchPrefixBytes + batchBodyHeaderBytes + recordBytes)
+  buf.writeBigInt64BE(BigInt.asIntN(64, input.firstOffset), 0)
+  buf.writeInt32BE(buf.length - 12, 8)
+  buf.writeInt32BE(input.partitionLeaderEpoch, 12)
+  buf.writeInt8(recordBatchMagic, 16)
+  let offset = batchPrefixBytes
+  offset = buf.writeInt16BE(input.attributes, offset)
+  offset = buf.writeInt32BE(input.lastOffsetDelta, offset)
+  offset = buf.writeBigInt64BE(BigInt.asIntN(64, input.firstTimestamp), offset)
+  offset = buf.writeBigInt64BE(BigInt.asIntN(64, input.maxTimestamp), offset)
+  offset = buf.writeBigInt64BE(BigInt.asIntN(64, input.producerId), offset)
+  offset = buf.writeInt16BE(input.producerEpoch, offset)
+  offset = buf.writeInt32BE(input.firstSequence, offset)
+  offset = buf.writeInt32BE(input.records.length, offset)
+  for (const record of input.records) offset += record.copy(buf, offset)
+  if (offset !== buf.length) assert.fail(`kafka record batch encoder wrote ${offset} of ${buf.length} bytes`)
+  buf.writeUInt32BE(checksum(buf.subarray(batchPrefixBytes)), 17)
+  return buf
+}
