@@ -72,6 +72,15 @@ function messageBytesOf (value: Uint8Array, header: ChangeEventHeader, headers: 
   return bytes
 }
 
+/** A change-log value as the relay publishes it; `sequence` is where it was found (checked). */
+export function changeLogEntry (sequence: number, value: Uint8Array): ChangeLogEntry {
+  const header = readChangeEventHeader(value)
+  // `if` first: the message template would otherwise be built for every entry.
+  if (header.sequence !== sequence) assert.fail(`change-log entry at ${sequence} holds sequence ${header.sequence}`)
+  const headers = eventHeaders(header)
+  return { sequence, value, header, headers, messageBytes: messageBytesOf(value, header, headers) }
+}
+
 export class LevelChangeLog implements ChangeLog {
   readonly #db: ClassicLevel<string, Uint8Array>
 
@@ -94,15 +103,10 @@ export class LevelChangeLog implements ChangeLog {
         const chunk = await iterator.nextv(Math.min(readChunkEntriesMax, eventsMax - entries.length))
         if (chunk.length === 0) return entries
         for (const [key, value] of chunk) {
-          const sequence = parseChangeLogKey(key)
-          const header = readChangeEventHeader(value)
-          // `if` first: the message template would otherwise be built for every entry.
-          if (header.sequence !== sequence) assert.fail(`change-log key ${key} holds sequence ${header.sequence}`)
-          const headers = eventHeaders(header)
-          const messageBytes = messageBytesOf(value, header, headers)
-          if (entries.length > 0 && bytes + messageBytes > bytesMax) return entries
-          entries.push({ sequence, value, header, headers, messageBytes })
-          bytes += messageBytes
+          const entry = changeLogEntry(parseChangeLogKey(key), value)
+          if (entries.length > 0 && bytes + entry.messageBytes > bytesMax) return entries
+          entries.push(entry)
+          bytes += entry.messageBytes
           if (entries.length >= eventsMax) return entries
         }
       }

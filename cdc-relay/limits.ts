@@ -31,6 +31,13 @@ export interface RelayLimits {
    * latency per event.
    */
   publishPacingMs: number
+  /**
+   * The handoff cache (handoff.ts): change events the node just committed, kept in the relay's
+   * memory so they need not be read back from LevelDB. Past these the node's chunks are dropped
+   * and the relay reads from disk until it has caught up (e.g. while Kafka is down).
+   */
+  handoffEventsMax: number
+  handoffBytesMax: number
   /** Retry backoff after a failed publish: base * 2^attempt, jittered, capped. */
   retryBackoffBaseMs: number
   retryBackoffMaxMs: number
@@ -74,6 +81,9 @@ export const defaultRelayLimits: RelayLimits = {
   publishTimeoutMs: 10_000,
   kafkaConnectionTimeoutMs: 1_000,
   publishPacingMs: 25,
+  // ~10 s of a busy node's events: enough for any pacing or retry hiccup.
+  handoffEventsMax: 50_000,
+  handoffBytesMax: 32 * 1024 * 1024,
   retryBackoffBaseMs: 100,
   retryBackoffMaxMs: 5_000,
   backlogEventsMax: 1_000_000,
@@ -91,7 +101,7 @@ export const defaultRelayLimits: RelayLimits = {
 export function assertRelayLimits (limits: RelayLimits): void {
   const positive = (name: keyof RelayLimits): void =>
     assert.ok(Number.isSafeInteger(limits[name]) && limits[name] > 0, `${name} must be a positive integer`)
-  for (const name of ['publishBatchEventsMax', 'publishBatchBytesMax', 'publishTimeoutMs', 'kafkaConnectionTimeoutMs',
+  for (const name of ['publishBatchEventsMax', 'publishBatchBytesMax', 'handoffEventsMax', 'handoffBytesMax', 'publishTimeoutMs', 'kafkaConnectionTimeoutMs',
     'retryBackoffBaseMs', 'retryBackoffMaxMs', 'backlogEventsMax', 'backlogRetryAfterS', 'stopDrainMsMax',
     'producerCloseMsMax', 'stopWorkerMsMax', 'startWorkerMsMax', 'changelogScanIntervalMs', 'changelogScanEntriesMax'] as const) {
     positive(name)

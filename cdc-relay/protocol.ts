@@ -1,5 +1,6 @@
 // Messages between the node's main thread (relay-host.ts) and the relay worker (relay-worker.ts).
 
+import type { PackedEvents } from './handoff.ts'
 import type { RelayLimits } from './limits.ts'
 import type { RelayReport } from './relay.ts'
 
@@ -15,8 +16,11 @@ export interface RelayWorkerData {
 }
 
 export type HostToWorker =
-  /** A batch is durable: the change log holds every sequence below nextSequence. */
-  | { type: 'committed', nextSequence: number }
+  /**
+   * A batch is durable: the change log holds every sequence below nextSequence. `events`: that
+   * batch's change-event values (buffers transferred), for the relay's handoff cache.
+   */
+  | { type: 'committed', nextSequence: number, events?: PackedEvents }
   | { type: 'stop' }
 
 export type WorkerToHost =

@@ -22,6 +22,7 @@ import type { Registry } from 'prom-client'
 import type { Logger } from '../lib/log.ts'
 import { ProblemError } from '../payment-svc/errors.ts'
 import type { RelayConfig } from './config.ts'
+import { packEvents, packedTransferList } from './handoff.ts'
 import type { HostToWorker, RelayWorkerData, WorkerToHost } from './protocol.ts'
 import type { RelayReport } from './relay.ts'
 import { registerRelayMetrics, type RelayMetrics } from './relay-metrics.ts'
@@ -133,11 +134,18 @@ export class RelayHost {
     return this.#refreshBacklog()
   }
 
-  /** Tells the worker a batch is durable. Called on the accept path: one postMessage. */
-  notifyCommitted (nextSequence: number): void {
+  /**
+   * Tells the worker a batch is durable, handing over its change-event values (`events`, first
+   * sequence `firstSequence`) so the worker need not read them back from disk. Called on the
+   * accept path: one copy of the values into one buffer, and one postMessage that transfers it.
+   */
+  notifyCommitted (nextSequence: number, firstSequence?: number, events?: readonly Uint8Array[]): void {
     if (this.#stopping !== undefined) return
-    const message: HostToWorker = { type: 'committed', nextSequence }
-    this.#worker.postMessage(message)
+    const packed = firstSequence === undefined || events === undefined
+      ? undefined
+      : packEvents(firstSequence, events, this.#config.limits.handoffBytesMax)
+    const message: HostToWorker = packed === undefined ? { type: 'committed', nextSequence } : { type: 'committed', nextSequence, events: packed }
+    this.#worker.postMessage(message, packed === undefined ? [] : packedTransferList(packed))
   }
 
   /** The admission gate for NEW payments (PaymentService.setAdmissionGate). */
@@ -233,6 +241,7 @@ export class RelayHost {
         this.#metrics.batchEvents.observe(report.events)
         this.#metrics.batchBytes.observe(report.bytes)
         this.#metrics.publishedEvents.inc(report.events)
+        this.#metrics.readEvents.inc({ source: report.source }, report.events)
         break
       case 'publish_failed':
         this.#kafkaHealthy = false

@@ -21,6 +21,7 @@ export interface RelayMetrics {
   batchEvents: Histogram
   batchBytes: Histogram
   publishedEvents: Counter
+  readEvents: Counter<'source'>
   errors: Counter<'kind'>
 }
 
@@ -45,6 +46,13 @@ export function registerRelayMetrics (registry: Registry, probes: RelayProbes): 
     labelNames: ['kind'],
     registers,
   })
+  const readEvents = new Counter({
+    name: 'ringpay_relay_read_events_total',
+    help: 'Published change-log entries by where they were read: memory (the handoff from the node) or disk',
+    labelNames: ['source'],
+    registers,
+  })
+  for (const source of ['memory', 'disk']) readEvents.inc({ source }, 0)
   // Every kind shows up as 0 from the start, so rate() and alerts work before the first failure.
   for (const kind of eventBusErrorCodes) errors.inc({ kind }, 0)
   return {
@@ -71,6 +79,7 @@ export function registerRelayMetrics (registry: Registry, probes: RelayProbes): 
       help: 'Change-log entries acknowledged by Kafka',
       registers,
     }),
+    readEvents,
     errors,
   }
 }

@@ -80,7 +80,7 @@ port.on('message', (message: HostToWorker) => {
   switch (message.type) {
     case 'committed':
       changelogDirty = true
-      relay.notifyCommitted(message.nextSequence)
+      relay.notifyCommitted(message.nextSequence, message.events)
       return
     case 'stop':
       if (stopping) return

@@ -5,7 +5,9 @@
 // The loop, one batch at a time:
 //   1. wait (no polling) until the node says it committed past the cursor, then, unless a full
 //      batch is waiting, until publishPacingMs after the previous publish started;
-//   2. read entries from the cursor: at most publishBatchEventsMax, publishBatchBytesMax;
+//   2. read entries from the cursor: at most publishBatchEventsMax, publishBatchBytesMax; from
+//      the handoff cache (handoff.ts: what the node just committed, in memory) when it starts at
+//      the cursor, else from the change log on disk;
 //   3. publish them (acks = all), retrying the same batch with capped, jittered exponential
 //      backoff until Kafka acknowledges it;
 //   4. in one LevelDB batch, delete those entries and move the cursor past them.
@@ -25,14 +27,15 @@ import assert from 'node:assert/strict'
 import { EventBusError, type EventBusErrorCode, type EventMessage, type EventProducer } from '../lib/event-bus.ts'
 import type { Logger } from '../lib/log.ts'
 import { backoffDelayMs } from './backoff.ts'
-import type { ChangeLog, ChangeLogEntry } from './change-log.ts'
+import { changeLogEntry, type ChangeLog, type ChangeLogEntry } from './change-log.ts'
+import { HandoffCache, type PackedEvents } from './handoff.ts'
 import type { RelayLimits } from './limits.ts'
 
 /** What the relay tells its host (the worker forwards these to the main thread). */
 export type RelayReport =
   /** The first unpublished entry; headOccurredAtMs undefined = caught up. */
   | { kind: 'head', cursor: number, headOccurredAtMs: number | undefined }
-  | { kind: 'published', cursor: number, events: number, bytes: number, durationMs: number, attempts: number }
+  | { kind: 'published', cursor: number, events: number, bytes: number, durationMs: number, attempts: number, source: ReadSource }
   | { kind: 'publish_failed', cursor: number, code: EventBusErrorCode, attempt: number, delayMs: number }
 
 export interface RelayOptions {
@@ -50,6 +53,8 @@ export interface RelayOptions {
 }
 
 type WaitKind = 'work' | 'pacing' | 'backoff'
+/** Where a batch's entries were read: the handoff cache or the change log on disk. */
+export type ReadSource = 'memory' | 'disk'
 
 export class Relay {
   readonly #options: RelayOptions
@@ -62,6 +67,7 @@ export class Relay {
   #committing: Promise<void> | undefined
   #waiting: { kind: WaitKind, wake: () => void } | undefined
   #reportedCaughtUp = false
+  readonly #handoff: HandoffCache
   /** performance.now() when the last publish (its read) started. */
   #lastPublishStartedAtMs = Number.NEGATIVE_INFINITY
 
@@ -73,14 +79,24 @@ export class Relay {
     assert.ok(this.#cursor <= options.initialNextSequence,
       `relay cursor ${this.#cursor} is past the node's next sequence ${options.initialNextSequence}`)
     this.#knownNextSequence = options.initialNextSequence
+    this.#handoff = new HandoffCache({ eventsMax: options.limits.handoffEventsMax, bytesMax: options.limits.handoffBytesMax })
   }
 
   /** The first sequence Kafka has not acknowledged. */
   get cursor (): number { return this.#cursor }
 
-  /** The node committed a batch: everything below `nextSequence` is durable in the change log. */
-  notifyCommitted (nextSequence: number): void {
+  /** Handoff cache chunks dropped so far (not contiguous with the cache, or over its bounds). */
+  get handoffDropped (): number { return this.#handoff.dropped }
+
+  /**
+   * The node committed a batch: everything below `nextSequence` is durable in the change log;
+   * `events`, when given, are that batch's values (the handoff).
+   */
+  notifyCommitted (nextSequence: number, events?: PackedEvents): void {
     assert.ok(Number.isSafeInteger(nextSequence) && nextSequence >= 1, 'bad next sequence')
+    if (events !== undefined && events.firstSequence + events.lengths.length === nextSequence && events.firstSequence >= this.#cursor) {
+      this.#handoff.offer(events)
+    }
     if (nextSequence <= this.#knownNextSequence) return
     this.#knownNextSequence = nextSequence
     const waiting = this.#waiting
@@ -158,7 +174,12 @@ export class Relay {
         if (this.#stopping) break
       }
       this.#lastPublishStartedAtMs = performance.now()
-      const entries = await changeLog.read(this.#cursor, limits.publishBatchEventsMax, limits.publishBatchBytesMax)
+      let source: ReadSource = 'memory'
+      let entries = this.#readHandoff()
+      if (entries === undefined) {
+        source = 'disk'
+        entries = await changeLog.read(this.#cursor, limits.publishBatchEventsMax, limits.publishBatchBytesMax)
+      }
       if (this.#stopping) break
       this.#checkBatch(entries)
       const last = entries[entries.length - 1]!
@@ -177,8 +198,29 @@ export class Relay {
         this.#committing = undefined
       }
       this.#cursor = to
-      this.#options.report({ kind: 'published', cursor: to, ...published })
+      this.#handoff.dropBelow(to)
+      this.#options.report({ kind: 'published', cursor: to, ...published, source })
     }
+  }
+
+  /**
+   * The next batch from the handoff cache, if it holds the cursor's entry: the same bounds and
+   * the same checks as a read from disk. Undefined: read the change log instead.
+   */
+  #readHandoff (): ChangeLogEntry[] | undefined {
+    const { publishBatchEventsMax, publishBatchBytesMax } = this.#options.limits
+    const handoff = this.#handoff
+    handoff.dropBelow(this.#cursor)
+    if (handoff.size === 0 || handoff.startSequence !== this.#cursor) return undefined
+    const entries: ChangeLogEntry[] = []
+    let bytes = 0
+    for (let sequence = this.#cursor; sequence < handoff.endSequence && entries.length < publishBatchEventsMax; sequence++) {
+      const entry = changeLogEntry(sequence, handoff.at(sequence))
+      if (entries.length > 0 && bytes + entry.messageBytes > publishBatchBytesMax) break
+      entries.push(entry)
+      bytes += entry.messageBytes
+    }
+    return entries
   }
 
   /** The change log must hold exactly the sequences from the cursor on, with no gap. */

@@ -58,8 +58,8 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
     onBatchWritten: (size, durationMs) => {
       metrics?.batchSize.observe(size)
       metrics?.batchWriteDuration.observe(durationMs / 1000)
-      relay?.notifyCommitted(store.meta.nextSequence)
     },
+    onChangeEventsCommitted: (committed) => relay?.notifyCommitted(store.meta.nextSequence, committed.firstSequence, committed.events),
     // After a failed fsync the disk state is unknown: stop, let LevelDB recover on restart.
     onWriteFailure: (error) => onFatal('batch write failed', error),
   })

@@ -12,7 +12,7 @@ import { ProblemError } from './errors.ts'
 import { GroupCommitter } from './group-commit.ts'
 import type { NodeLimits } from './limits.ts'
 import { canTransition } from './state-machine.ts'
-import type { PaymentStore, PaymentWrite } from './store.ts'
+import type { CommittedChangeEvents, PaymentStore, PaymentWrite } from './store.ts'
 
 export interface QueuedChange {
   payment: Payment
@@ -51,6 +51,8 @@ export type TransitionResult = { applied: boolean, payment: Payment }
 
 export interface PaymentServiceHooks {
   onBatchWritten?: (size: number, durationMs: number) => void
+  /** A batch is durable; its change-log values, for the relay's handoff. */
+  onChangeEventsCommitted?: (committed: CommittedChangeEvents) => void
   onWriteFailure: (error: unknown) => void
 }
 
@@ -62,6 +64,7 @@ interface Waiter {
 export class PaymentService {
   readonly nodeId: string
   readonly #store: PaymentStore
+  readonly #onChangeEventsCommitted: ((committed: CommittedChangeEvents) => void) | undefined
   readonly #limits: NodeLimits
   readonly #committer: GroupCommitter<QueuedChange>
   /** Ids with a write between admission and durability, and what kind of write it is. */
@@ -74,6 +77,7 @@ export class PaymentService {
   constructor (nodeId: string, store: PaymentStore, limits: NodeLimits, hooks: PaymentServiceHooks) {
     this.nodeId = nodeId
     this.#store = store
+    this.#onChangeEventsCommitted = hooks.onChangeEventsCommitted
     this.#limits = limits
     this.#committer = new GroupCommitter<QueuedChange>({
       ringCapacity: limits.ringCapacity,
@@ -309,7 +313,8 @@ export class PaymentService {
       sequence++
       return { payment: change.payment, event }
     })
-    await this.#store.writeBatch(writes)
+    const committed = await this.#store.writeBatch(writes)
+    this.#onChangeEventsCommitted?.(committed)
   }
 }
 

@@ -11,6 +11,7 @@ import type { Logger } from '../../lib/log.ts'
 import { defaultLimits } from '../../payment-svc/limits.ts'
 import { PaymentService } from '../../payment-svc/payment-service.ts'
 import { PaymentStore } from '../../payment-svc/store.ts'
+import { packEvents, type PackedEvents } from '../handoff.ts'
 import { defaultRelayLimits, type RelayLimits } from '../limits.ts'
 
 export const silentLog: Logger = pino({ level: 'silent' })
@@ -28,8 +29,8 @@ export interface TestNode {
   dir: string
   store: PaymentStore
   service: PaymentService
-  /** Called after every committed batch with the new next_sequence. */
-  onCommitted: (listener: (nextSequence: number) => void) => void
+  /** Called after every committed batch with the new next_sequence and the batch's packed values. */
+  onCommitted: (listener: (nextSequence: number, events: PackedEvents | undefined) => void) => void
   createPayments: (ids: readonly string[]) => Promise<void>
   close: () => Promise<void>
 }
@@ -38,9 +39,13 @@ export async function openTestNode (nodeId = 'n-test'): Promise<TestNode> {
   const dir = mkdtempSync(join(tmpdir(), 'ringpay-relay-test-'))
   const store = new PaymentStore(join(dir, 'data'))
   await store.open(nodeId, Date.now())
-  const listeners: Array<(nextSequence: number) => void> = []
+  const listeners: Array<(nextSequence: number, events: PackedEvents | undefined) => void> = []
   const service = new PaymentService(nodeId, store, defaultLimits, {
-    onBatchWritten: () => { for (const listener of listeners) listener(store.meta.nextSequence) },
+    // As the relay host does: the values packed into one buffer.
+    onChangeEventsCommitted: (committed) => {
+      const packed = packEvents(committed.firstSequence, committed.events, defaultRelayLimits.handoffBytesMax)
+      for (const listener of listeners) listener(store.meta.nextSequence, packed)
+    },
     onWriteFailure: (error) => { throw error },
   })
   return {

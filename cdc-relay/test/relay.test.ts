@@ -29,7 +29,7 @@ function startRelay (node: TestNode, producer: FakeProducer, limits: RelayLimits
     initialNextSequence: node.store.meta.nextSequence,
     report: (report) => reports.push(report),
   })
-  node.onCommitted((next) => relay.notifyCommitted(next))
+  node.onCommitted((next, events) => relay.notifyCommitted(next, events))
   const done = relay.start()
   return { relay, reports, done }
 }
@@ -206,12 +206,63 @@ t.test('idle relay does not poll: it reads only when told about a commit', async
     count: (...args) => real.count(...args),
   }
   const producer = new FakeProducer()
-  const { relay } = startRelay(node, producer, testLimits(), counting)
+  const { relay, reports } = startRelay(node, producer, testLimits(), counting)
   await new Promise((resolve) => setTimeout(resolve, 100))
   t.equal(reads, 0, 'no reads while nothing was committed')
+  t.equal(producer.calls.length, 0, 'no publishes either')
   await node.createPayments(['idle-1'])
   await until(() => relay.cursor === 2, deadlineMs, 'published after the notification')
-  t.equal(reads, 1)
+  t.equal(reads, 0, 'the committed batch came with its notification: no read from disk')
+  t.same(reports.filter((r) => r.kind === 'published').map((r) => r.kind === 'published' && r.source), ['memory'])
+  await relay.stop(1_000)
+})
+
+t.test('handoff: what the relay publishes from memory is byte for byte what the change log holds', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  const producer = new FakeProducer()
+  let release!: () => void
+  producer.faults.push({ kind: 'hold', release: new Promise<void>((resolve) => { release = resolve }) })
+  const { relay, reports } = startRelay(node, producer, testLimits())
+  await node.createPayments(ids('h', 20))
+  await until(() => producer.calls.length === 1, deadlineMs, 'first publish under way')
+  // Held: nothing is deleted yet, so the disk still has what is being published.
+  const onDisk = new Map<string, Uint8Array>()
+  for (const [, value] of await node.store.db.iterator({ gte: 'c/', lt: 'c0' }).all()) {
+    onDisk.set(decodeChangeEvent(value).eventId, value)
+  }
+  release()
+  await until(() => relay.cursor === 21, deadlineMs, 'all published')
+  const published = producer.partitions.flat()
+  t.equal(published.length, 20)
+  for (const message of published) t.same(message.value, onDisk.get(message.headers['event-id']!), String(message.headers['event-id']))
+  t.ok(reports.every((r) => r.kind !== 'published' || r.source === 'memory'), 'every batch came from memory')
+  await relay.stop(1_000)
+})
+
+t.test('handoff: a batch past the cache bounds is read from disk, and the cache takes over again after', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  const producer = new FakeProducer()
+  let release!: () => void
+  producer.faults.push({ kind: 'hold', release: new Promise<void>((resolve) => { release = resolve }) })
+  const { relay, reports } = startRelay(node, producer, testLimits({ handoffEventsMax: 3 }))
+  // The first commit goes out and is held; seven more, one by one, pile up behind it: the cache
+  // holds the first three entries, the fourth would pass its bound and is dropped, and the rest
+  // no longer extend it.
+  await node.createPayments(['big-0'])
+  await until(() => producer.calls.length === 1, deadlineMs, 'first publish under way')
+  for (let i = 1; i < 8; i++) await node.createPayments([`big-${i}`])
+  t.equal(relay.handoffDropped, 5, 'chunks past the bound, then not contiguous, dropped')
+  release()
+  await until(() => relay.cursor === 9, deadlineMs, 'all published')
+  const sources = (): string[] => reports.flatMap((r) => (r.kind === 'published' ? [r.source] : []))
+  t.ok(sources().includes('disk'), 'what did not fit came from disk')
+  const before = sources().length
+  await node.createPayments(['small-1'])
+  await until(() => relay.cursor === 10, deadlineMs, 'the small one published')
+  t.same(sources().slice(before), ['memory'], 'a batch within the bound comes from memory again')
+  t.equal(producer.storedCount, 9, 'nothing twice, nothing missing')
   await relay.stop(1_000)
 })
 

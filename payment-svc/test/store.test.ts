@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import type { ChangeEvent, Payment } from '../../lib/payment-codec.ts'
-import { PaymentStore } from '../store.ts'
+import { PaymentStore, type CommittedChangeEvents } from '../store.ts'
 
 function payment (id: string, status: Payment['status'], version: number, createdAtMs: number): Payment {
   return {
@@ -13,7 +13,7 @@ function payment (id: string, status: Payment['status'], version: number, create
   }
 }
 
-function write (store: PaymentStore, p: Payment, type: ChangeEvent['type']): Promise<void> {
+function write (store: PaymentStore, p: Payment, type: ChangeEvent['type']): Promise<CommittedChangeEvents> {
   const sequence = store.meta.nextSequence
   return store.writeBatch([{
     payment: p,
