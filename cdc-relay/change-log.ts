@@ -42,8 +42,14 @@ export interface ChangeLog {
    * message bytes, except that the first entry is always returned whatever its size.
    */
   read: (fromSequence: number, eventsMax: number, bytesMax: number) => Promise<ChangeLogEntry[]>
-  /** Atomically deletes the entries in [fromSequence, toSequence) and stores cursor = toSequence. */
+  /**
+   * Stores cursor = toSequence, then deletes the entries in [fromSequence, toSequence). A crash
+   * between the two leaves published entries below the cursor (never a cursor behind a hole):
+   * removePublished clears them at the next start.
+   */
   advance: (fromSequence: number, toSequence: number, nowMs: number) => Promise<void>
+  /** Deletes every entry below `sequence` (published ones a crash left behind). */
+  removePublished: (sequence: number) => Promise<void>
   /** Counts the entries actually present (at most `scanEntriesMax`). */
   count: (scanEntriesMax: number) => Promise<ChangeLogCount>
 }
@@ -117,14 +123,19 @@ export class LevelChangeLog implements ChangeLog {
 
   async advance (fromSequence: number, toSequence: number, nowMs: number): Promise<void> {
     assert.ok(toSequence > fromSequence, 'the cursor only moves forward')
-    const ops: Array<{ type: 'del', key: string } | { type: 'put', key: string, value: Uint8Array }> = []
-    for (let sequence = fromSequence; sequence < toSequence; sequence++) ops.push({ type: 'del', key: changeLogKey(sequence) })
-    ops.push({ type: 'put', key: relayCursorKey, value: encodeRelayCursor({ nextSequence: toSequence, updatedAtMs: nowMs }) })
-    // Not fsynced: losing this write in a power cut only moves the cursor back, and the entries
-    // come back with it (one atomic batch), so they are re-sent, never skipped. Every fsynced
-    // payment batch after it makes it durable anyway; an fsync here would double the disk flushes
-    // on the node's accept path.
-    await this.#db.batch(ops, { sync: false })
+    // Not fsynced: losing these writes in a power cut only moves the cursor back, with the
+    // entries still there (LevelDB's log replays a prefix of the writes, and the cursor is written
+    // before the deletes), so they are re-sent, never skipped. Every fsynced payment batch after
+    // them makes them durable anyway; an fsync here would double the disk flushes on the node's
+    // accept path.
+    await this.#db.put(relayCursorKey, encodeRelayCursor({ nextSequence: toSequence, updatedAtMs: nowMs }), { sync: false })
+    // One range delete, iterated in native code: a batch of one `del` per entry cost ~5 µs of
+    // the relay's CPU per event in building and converting the operations.
+    await this.#db.clear({ gte: changeLogKey(fromSequence), lt: changeLogKey(toSequence) })
+  }
+
+  async removePublished (sequence: number): Promise<void> {
+    await this.#db.clear({ gte: changeLogPrefix, lt: changeLogKey(sequence) })
   }
 
   async count (scanEntriesMax: number): Promise<ChangeLogCount> {

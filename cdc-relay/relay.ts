@@ -10,7 +10,8 @@
 //      the cursor, else from the change log on disk;
 //   3. publish them (acks = all), retrying the same batch with capped, jittered exponential
 //      backoff until Kafka acknowledges it;
-//   4. in one LevelDB batch, delete those entries and move the cursor past them.
+//   4. move the cursor past those entries, then delete them (a crash in between leaves published
+//      entries below the cursor; they are removed at the next start).
 //
 // Delivery: at least once. The cursor moves only after the acknowledgement, so a crash or a
 // failed attempt re-sends (consumers deduplicate by the `event-id` header), never skips.
@@ -154,6 +155,7 @@ export class Relay {
 
   async #loop (): Promise<void> {
     const { limits, changeLog } = this.#options
+    await changeLog.removePublished(this.#cursor)
     while (!this.#stopping) {
       if (this.#cursor >= this.#knownNextSequence) {
         if (!this.#reportedCaughtUp) {

@@ -115,6 +115,7 @@ run_one() {
     sleep 2.1
     published="$(metric "$adm" ringpay_relay_published_events_total)"
     batches="$(metric "$adm" ringpay_relay_publish_batch_events_count)"
+    from_memory="$(curl -s "http://127.0.0.1:$adm/metrics" | awk '$1 ~ /^ringpay_relay_read_events_total\{source="memory"/ {print $2}')"
     wcpu_us="$(awk -v a="$wcpu0" -v b="$(metric "$adm" ringpay_relay_worker_cpu_seconds)" -v p0="$pub0" -v p1="$published" 'BEGIN {printf "%.1f", (b - a) * 1e6 / (p1 - p0)}')"
   fi
   kill -TERM "$(cat "$work/node.pid")"; wait "$(cat "$work/node.pid")" 2>/dev/null || true; rm -f "$work/node.pid"
@@ -122,8 +123,8 @@ run_one() {
   printf '%-4s round %d  %9s req/s  p50 %-8s p99 %-8s non-2xx %-4s node cpu %6s µs/req (%s) kafka %s µs/req' \
     "$mode" "$round" "$rps" "$p50" "$p99" "$non2xx" "$cpu_us" "$per_thread" "${kafka_pid:+$kafka_us}"
   if [ "$mode" = on ]; then
-    printf '  relay: lag max %s events / %ss, drained %d ms after load, %s µs cpu/event, %s events in %s batches' \
-      "$max_lag" "$max_lag_s" "$drain_ms" "$wcpu_us" "$published" "$batches"
+    printf '  relay: lag max %s events / %ss, drained %d ms after load, %s µs cpu/event, %s events (%s from memory) in %s batches' \
+      "$max_lag" "$max_lag_s" "$drain_ms" "$wcpu_us" "$published" "$from_memory" "$batches"
   fi
   printf '\n'
 }

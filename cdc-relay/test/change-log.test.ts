@@ -47,7 +47,7 @@ t.test('the header reader agrees with the full decoder on real entries', async (
     { 'event-id': 'n7:1', 'event-type': 'payment.created', 'schema-version': '1', 'node-id': 'n7' })
 })
 
-t.test('read is bounded by count and bytes, starts at the sequence asked for; advance deletes and moves the cursor atomically', async (t) => {
+t.test('read is bounded by count and bytes, starts at the sequence asked for; advance moves the cursor and deletes what it passed', async (t) => {
   const node = await openTestNode('n1')
   t.teardown(() => node.close())
   await node.createPayments(Array.from({ length: 300 }, (_, i) => `r-${i}`))
@@ -76,4 +76,17 @@ t.test('read is bounded by count and bytes, starts at the sequence asked for; ad
   t.ok(node.store.getPayment('r-0'), 'payment records stay')
   await t.rejects(log.advance(5, 5, 0), AssertionError)
   t.ok(node.store.db.getSync(relayCursorKey))
+})
+
+t.test('removePublished clears what a crash between the cursor write and the delete left below the cursor', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  await node.createPayments(Array.from({ length: 10 }, (_, i) => `lp-${i}`))
+  const log = new LevelChangeLog(node.store.db)
+  // The crash: the cursor moved to 8, the delete never ran.
+  await node.store.db.put(relayCursorKey, encodeRelayCursor({ nextSequence: 8, updatedAtMs: 1 }))
+  t.equal((await log.count(100)).entries, 10)
+  await log.removePublished(log.loadCursor()!.nextSequence)
+  t.same(await log.count(100), { entries: 3, firstSequence: 8, truncated: false })
+  t.ok(node.store.getPayment('lp-0'), 'payment records stay')
 })

@@ -6,7 +6,7 @@ import t from 'tap'
 import { decodeChangeEvent } from '../../lib/payment-codec.ts'
 import { changeLogKey } from '../../payment-svc/store.ts'
 import { LevelChangeLog, type ChangeLog } from '../change-log.ts'
-import { relayCursorKey } from '../cursor.ts'
+import { encodeRelayCursor, relayCursorKey } from '../cursor.ts'
 import { Relay, type RelayReport } from '../relay.ts'
 import { FakeProducer, openTestNode, silentLog, testLimits, until, type TestNode } from './fixtures.ts'
 import type { RelayLimits } from '../limits.ts'
@@ -203,6 +203,7 @@ t.test('idle relay does not poll: it reads only when told about a commit', async
     loadCursor: () => real.loadCursor(),
     read: (...args) => { reads++; return real.read(...args) },
     advance: (...args) => real.advance(...args),
+    removePublished: (...args) => real.removePublished(...args),
     count: (...args) => real.count(...args),
   }
   const producer = new FakeProducer()
@@ -308,6 +309,20 @@ t.test('pacing: a full batch does not wait', async (t) => {
   // With a 600 ms pace, 10 entries in batches of 5 within 500 ms means full batches went early.
   await until(() => relay.cursor === 12, 500, 'full batches published without waiting out the pace')
   t.equal(producer.calls.length, 3)
+  await relay.stop(1_000)
+})
+
+t.test('entries a crash left below the cursor are removed at start, not re-published', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  await node.createPayments(ids('left', 5))
+  // The crash: the cursor moved past 1..3, their delete never ran.
+  await node.store.db.put(relayCursorKey, encodeRelayCursor({ nextSequence: 4, updatedAtMs: 1 }))
+  const producer = new FakeProducer()
+  const { relay } = startRelay(node, producer, testLimits())
+  await until(() => relay.cursor === 6, deadlineMs, 'the rest published')
+  t.same(producer.partitions.flat().map((m) => m.headers['event-id']).sort(), ['n1:4', 'n1:5'])
+  t.same(await changeLogKeys(node), [], 'the leftovers are gone too')
   await relay.stop(1_000)
 })
 
