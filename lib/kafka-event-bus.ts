@@ -13,7 +13,7 @@
 //   keyedPartitioner          murmur2 of the key, the same partition a Java client (or kafkajs'
 //                             DefaultPartitioner) would choose, at a fraction of the CPU.
 
-import './kafkajs-warnings.ts'
+import './kafkajs-request-queue-fix.ts'
 import './kafkajs-fast-encoding.ts'
 import { Kafka, logLevel, type Consumer, type ConsumerRunConfig, type Producer } from 'kafkajs'
 import { keyedPartitioner } from './kafka-partitioner.ts'

@@ -4,7 +4,7 @@
 //   consumer lag  messages on the events topic past the processors' committed offsets, summed
 //                 over partitions (Kafka's high watermark minus the group's committed offset).
 
-import '../../lib/kafkajs-warnings.ts'
+import '../../lib/kafkajs-request-queue-fix.ts'
 import { Kafka, logLevel, type Admin } from 'kafkajs'
 
 export const lagProbeTimeoutMs = 5_000

@@ -12,7 +12,7 @@ import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { ManagedProcess, runCommand, type ServiceHandle, type ServiceStatus } from './proc.ts';
 import { findExecutable, PermanentError, pollUntil, repoRoot, say, errorMessage, withTimeout } from './util.ts';
 
-import '../../lib/kafkajs-warnings.ts';
+import '../../lib/kafkajs-request-queue-fix.ts';
 
 export const kafkaVersion = '3.9.1';
 export const kafkaLibsDir = join(repoRoot, '.cache', `kafka-${kafkaVersion}`, 'libs');
