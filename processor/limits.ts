@@ -50,7 +50,12 @@ export const processorLimits = {
   closeDrainTimeoutMs: 10_000,
   fetchPartitionBytesMax: 1 << 20,
   fetchBytesMax: 8 << 20,
-  fetchWaitMsMax: 50,
+  /**
+   * How long the broker may hold an empty fetch. Data ends the wait at once (minBytes 1), so this
+   * costs no latency; it only sets how often an idle consumer asks again. At 50 ms, empty fetches
+   * over 64 partitions cost the processor and the broker ~5 % of a core each, idle.
+   */
+  fetchWaitMsMax: 500,
   /** Publishing dead letters. */
   dlqPublishTimeoutMs: 10_000,
   /** Watchdog. */
