@@ -12,6 +12,7 @@
 // varint/varlong are zigzag-encoded; a null key, value or header value is length -1.
 
 import assert from 'node:assert/strict'
+import { varintSize, writeVarint } from './varint.ts'
 
 /** What one record holds; header values may repeat a key (an array). */
 export interface KafkaRecordInput {
@@ -22,32 +23,14 @@ export interface KafkaRecordInput {
   headers: Readonly<Record<string, string | Buffer | ReadonlyArray<string | Buffer>>> | undefined
 }
 
-/** Largest |timestampDelta| whose zigzag form (2|v|) is still exact in a double. */
-const varlongMagnitudeMax = 2 ** 52
+/** |timestampDelta| below this keeps its zigzag form (about 2|v|) a safe integer. */
+const varlongMagnitudeLimit = 2 ** 52
 /** Header names are few and fixed per producer: their bytes are cached, up to this many names. */
 const headerNameCacheEntriesMax = 256
 const headerNameCache = new Map<string, Buffer>()
 
 function zigzag32 (value: number): number {
   return ((value << 1) ^ (value >> 31)) >>> 0
-}
-
-function uvarintSize (value: number): number {
-  let bytes = 1
-  while (value >= 0x80) {
-    value = Math.floor(value / 0x80)
-    bytes++
-  }
-  return bytes
-}
-
-function writeUvarint (buf: Buffer, offset: number, value: number): number {
-  while (value >= 0x80) {
-    buf[offset++] = (value % 0x80) | 0x80
-    value = Math.floor(value / 0x80)
-  }
-  buf[offset++] = value
-  return offset
 }
 
 function zigzag64 (value: number): number {
@@ -70,7 +53,7 @@ function fieldLength (field: string | Buffer | null | undefined): number {
 }
 
 function writeField (buf: Buffer, offset: number, field: string | Buffer | null | undefined, length: number): number {
-  offset = writeUvarint(buf, offset, zigzag32(length))
+  offset = writeVarint(buf, offset, zigzag32(length))
   if (length <= 0) return offset
   if (typeof field === 'string') return offset + buf.write(field, offset, length, 'utf8')
   ;(field as Buffer).copy(buf, offset)
@@ -78,7 +61,7 @@ function writeField (buf: Buffer, offset: number, field: string | Buffer | null 
 }
 
 function fieldSize (length: number): number {
-  return uvarintSize(zigzag32(length)) + Math.max(length, 0)
+  return varintSize(zigzag32(length)) + Math.max(length, 0)
 }
 
 function isField (value: unknown): value is string | Buffer | null | undefined {
@@ -92,7 +75,7 @@ function isField (value: unknown): value is string | Buffer | null | undefined {
  */
 export function isFastRecordInput (input: KafkaRecordInput): boolean {
   if (!Number.isInteger(input.offsetDelta) || input.offsetDelta < 0 || input.offsetDelta > 0x7fffffff) return false
-  if (!Number.isSafeInteger(input.timestampDelta) || Math.abs(input.timestampDelta) > varlongMagnitudeMax) return false
+  if (!Number.isSafeInteger(input.timestampDelta) || Math.abs(input.timestampDelta) >= varlongMagnitudeLimit) return false
   if (!isField(input.key) || !isField(input.value)) return false
   const headers = input.headers
   if (headers === undefined) return true
@@ -129,19 +112,19 @@ export function encodeKafkaRecord (input: KafkaRecordInput): Buffer {
       valueLengths.push(fieldLength(item))
     }
   }
-  let bodySize = 1 + uvarintSize(timestampZigzag) + uvarintSize(offsetZigzag) + fieldSize(keyLength) + fieldSize(valueLength) +
-    uvarintSize(zigzag32(names.length))
+  let bodySize = 1 + varintSize(timestampZigzag) + varintSize(offsetZigzag) + fieldSize(keyLength) + fieldSize(valueLength) +
+    varintSize(zigzag32(names.length))
   for (let i = 0; i < names.length; i++) bodySize += fieldSize(names[i]!.length) + fieldSize(valueLengths[i]!)
 
   const bodySizeZigzag = zigzag32(bodySize)
-  const buf = Buffer.allocUnsafe(uvarintSize(bodySizeZigzag) + bodySize)
-  let offset = writeUvarint(buf, 0, bodySizeZigzag)
+  const buf = Buffer.allocUnsafe(varintSize(bodySizeZigzag) + bodySize)
+  let offset = writeVarint(buf, 0, bodySizeZigzag)
   buf[offset++] = 0 // attributes: none used per record
-  offset = writeUvarint(buf, offset, timestampZigzag)
-  offset = writeUvarint(buf, offset, offsetZigzag)
+  offset = writeVarint(buf, offset, timestampZigzag)
+  offset = writeVarint(buf, offset, offsetZigzag)
   offset = writeField(buf, offset, input.key, keyLength)
   offset = writeField(buf, offset, input.value, valueLength)
-  offset = writeUvarint(buf, offset, zigzag32(names.length))
+  offset = writeVarint(buf, offset, zigzag32(names.length))
   for (let i = 0; i < names.length; i++) {
     offset = writeField(buf, offset, names[i], names[i]!.length)
     offset = writeField(buf, offset, values[i], valueLengths[i]!)

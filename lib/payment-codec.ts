@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
 import protobuf from 'protobufjs'
+import { varintSize, writeVarint } from './varint.ts'
 
 // int64 fields decode to plain numbers (every value we write is a validated safe integer; the
 // decoder asserts that on the way back), so no Long objects leak into the code.
@@ -264,26 +265,6 @@ function mapEntrySize (key: string, value: string): number {
   const keyBytes = utf8Length(key)
   const valueBytes = utf8Length(value)
   return 2 + varintSize(keyBytes) + keyBytes + varintSize(valueBytes) + valueBytes
-}
-
-/** A non-negative safe integer as a varint (what protobufjs writes for int64/uint64/int32 ≥ 0). */
-function varintSize (value: number): number {
-  if (!(Number.isSafeInteger(value) && value >= 0)) assert.fail(`cannot encode ${value} as a varint`)
-  let size = 1
-  while (value >= 128) {
-    value = Math.floor(value / 128)
-    size++
-  }
-  return size
-}
-
-function writeVarint (out: Buffer, at: number, value: number): number {
-  while (value >= 128) {
-    out[at++] = (value % 128) | 128
-    value = Math.floor(value / 128)
-  }
-  out[at++] = value
-  return at
 }
 
 /** Tag + varint; 0 when the value is the proto3 default (omitted). */

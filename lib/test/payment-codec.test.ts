@@ -2,21 +2,11 @@
 // relay publishes them unchanged; processors and tools decode them with protobufjs).
 
 import t from 'tap'
+import { prng } from '../../test/helpers/prng.ts'
 import {
   decodeChangeEvent, decodePayment, encodeChangeEvent, encodePayment, referenceEncoders, paymentStatuses, eventTypes,
   type ChangeEvent, type Payment,
 } from '../payment-codec.ts'
-
-// A small seeded PRNG so a failure can be replayed.
-function prng (seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let x = Math.imul(s ^ (s >>> 15), 1 | s)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const alphabets = ['abcXYZ_-0189', 'é€ü', '😀', ' \t\n"\\', 'x'.repeat(10)]
 
