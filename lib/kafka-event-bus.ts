@@ -14,7 +14,7 @@
 //                             DefaultPartitioner) would choose, at a fraction of the CPU.
 
 import './kafkajs-request-queue-fix.ts'
-import './kafkajs-fast-encoding.ts'
+import { fastEncodingState } from './kafkajs-fast-encoding.ts'
 import { Kafka, logLevel, type Consumer, type ConsumerRunConfig, type Producer } from 'kafkajs'
 import { keyedPartitioner } from './kafka-partitioner.ts'
 import type { Logger } from './log.ts'
@@ -421,6 +421,9 @@ function sleepMs (ms: number): Promise<void> {
 }
 
 export function createKafkaProducer (options: KafkaBusOptions): EventProducer {
+  if (fastEncodingState !== 'installed') {
+    options.log.warn('kafkajs produce path loaded before lib/kafkajs-fast-encoding.ts: publishing uses kafkajs\' slower encoders')
+  }
   return new KafkaEventProducer(kafkaClient(options))
 }
 

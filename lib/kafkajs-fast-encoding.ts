@@ -90,8 +90,8 @@ export async function fastRecordBatchEncoder (args: RecordBatchArgs): Promise<{ 
 
 /**
  * 'installed': produce requests use the fast encoders. 'too-late': kafkajs had already loaded its
- * produce request or record batch module (bound to the originals) before this module ran; still
- * correct, only slower.
+ * produce request module (bound to the originals) before this module ran; still correct, only
+ * slower (createKafkaProducer logs it).
  */
 export const fastEncodingState: 'installed' | 'too-late' = (() => {
   if (require.cache[produceRequestPath] !== undefined) return 'too-late'
