@@ -25,12 +25,13 @@ export interface RelayLimits {
   /** TCP connect bound per broker. */
   kafkaConnectionTimeoutMs: number
   /**
-   * A batch that is not full starts no sooner than this after the previous publish started.
-   * Costs nothing when the relay is idle (it publishes at once); under load it spaces produce
-   * requests out, so each carries more events (less CPU per event), at up to this much added
-   * latency per event.
+   * Under load, a batch that is not full starts no sooner than this after the previous publish
+   * started, so each produce request carries more events (less CPU per event), at up to this much
+   * added latency per event. "Under load" = the previous batch had at least
+   * publishPacingAfterBatchEventsMin events; below that (light traffic) the relay publishes at once.
    */
   publishPacingMs: number
+  publishPacingAfterBatchEventsMin: number
   /**
    * The handoff cache (handoff.ts): change events the node just committed, kept in the relay's
    * memory so they need not be read back from LevelDB. Past these the node's chunks are dropped
@@ -80,7 +81,10 @@ export const defaultRelayLimits: RelayLimits = {
   publishInFlightBatchesMax: 1,
   publishTimeoutMs: 10_000,
   kafkaConnectionTimeoutMs: 1_000,
-  publishPacingMs: 25,
+  publishPacingMs: 50,
+  // A batch this big means a publish round trip gathers dozens of events: the rate is high
+  // enough that pacing pays for itself, and once on it keeps batches big, so it stays on.
+  publishPacingAfterBatchEventsMin: 32,
   // ~10 s of a busy node's events: enough for any pacing or retry hiccup.
   handoffEventsMax: 50_000,
   handoffBytesMax: 32 * 1024 * 1024,
@@ -101,7 +105,7 @@ export const defaultRelayLimits: RelayLimits = {
 export function assertRelayLimits (limits: RelayLimits): void {
   const positive = (name: keyof RelayLimits): void =>
     assert.ok(Number.isSafeInteger(limits[name]) && limits[name] > 0, `${name} must be a positive integer`)
-  for (const name of ['publishBatchEventsMax', 'publishBatchBytesMax', 'handoffEventsMax', 'handoffBytesMax', 'publishTimeoutMs', 'kafkaConnectionTimeoutMs',
+  for (const name of ['publishBatchEventsMax', 'publishBatchBytesMax', 'publishPacingAfterBatchEventsMin', 'handoffEventsMax', 'handoffBytesMax', 'publishTimeoutMs', 'kafkaConnectionTimeoutMs',
     'retryBackoffBaseMs', 'retryBackoffMaxMs', 'backlogEventsMax', 'backlogRetryAfterS', 'stopDrainMsMax',
     'producerCloseMsMax', 'stopWorkerMsMax', 'startWorkerMsMax', 'changelogScanIntervalMs', 'changelogScanEntriesMax'] as const) {
     positive(name)

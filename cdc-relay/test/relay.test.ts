@@ -267,7 +267,7 @@ t.test('handoff: a batch past the cache bounds is read from disk, and the cache 
   await relay.stop(1_000)
 })
 
-t.test('pacing: an idle relay publishes at once; under a stream of commits, publishes are spaced out', async (t) => {
+t.test('pacing: an idle relay publishes at once; under load, publishes are spaced out', async (t) => {
   const node = await openTestNode('n1')
   t.teardown(() => node.close())
   const producer = new FakeProducer()
@@ -278,16 +278,18 @@ t.test('pacing: an idle relay publishes at once; under a stream of commits, publ
     return publish(...args)
   }
   const pacingMs = 150
-  const { relay } = startRelay(node, producer, testLimits({ publishPacingMs: pacingMs }))
+  const { relay } = startRelay(node, producer, testLimits({ publishPacingMs: pacingMs, publishPacingAfterBatchEventsMin: 3 }))
   const firstCommittedAt = performance.now()
-  await node.createPayments(['p-0'])
-  await until(() => relay.cursor === 2, deadlineMs, 'first published')
+  // A burst of 5 in one commit: the relay was idle, so it goes at once, and its size (≥ 3) says
+  // "load"; after it, each pacing interval gathers several of the commits below, so it stays on.
+  await node.createPayments(ids('p', 5))
+  await until(() => relay.cursor === 6, deadlineMs, 'first published')
   t.ok(startedAt[0]! - firstCommittedAt < pacingMs, 'the first commit after idle is not held back')
   // Ten commits in a row, each its own batch: one produce request per pacing interval at most.
   const streamStartedAt = performance.now()
-  for (let i = 1; i <= 10; i++) await node.createPayments([`p-${i}`])
+  for (let i = 5; i < 15; i++) await node.createPayments([`p-${i}`])
   const streamMs = performance.now() - streamStartedAt
-  await until(() => relay.cursor === 12, deadlineMs, 'all published')
+  await until(() => relay.cursor === 16, deadlineMs, 'all published')
   const requestsMax = 2 + Math.floor(streamMs / pacingMs)
   t.ok(producer.calls.length <= requestsMax, `11 commits over ${Math.round(streamMs)} ms went out in ${producer.calls.length} produce requests (at most ${requestsMax})`)
   t.ok(producer.calls.length < 11, 'commits were grouped')
@@ -298,11 +300,25 @@ t.test('pacing: an idle relay publishes at once; under a stream of commits, publ
   await relay.stop(1_000)
 })
 
+t.test('pacing: light traffic (small batches) is not paced', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  const producer = new FakeProducer()
+  const { relay } = startRelay(node, producer, testLimits({ publishPacingMs: 60_000, publishPacingAfterBatchEventsMin: 5 }))
+  // One at a time, each waiting for its publish: with a minute's pacing, any pacing would show.
+  for (let i = 0; i < 5; i++) {
+    await node.createPayments([`light-${i}`])
+    await until(() => relay.cursor === i + 2, 2_000, `light-${i} published without waiting out the pace`)
+  }
+  t.equal(producer.calls.length, 5)
+  await relay.stop(1_000)
+})
+
 t.test('pacing: a full batch does not wait', async (t) => {
   const node = await openTestNode('n1')
   t.teardown(() => node.close())
   const producer = new FakeProducer()
-  const { relay } = startRelay(node, producer, testLimits({ publishPacingMs: 60_000 / 100, publishBatchEventsMax: 5 }))
+  const { relay } = startRelay(node, producer, testLimits({ publishPacingMs: 60_000 / 100, publishPacingAfterBatchEventsMin: 1, publishBatchEventsMax: 5 }))
   await node.createPayments(['g-0'])
   await until(() => relay.cursor === 2, deadlineMs, 'first published')
   await node.createPayments(ids('f', 10))
