@@ -129,8 +129,8 @@ export class LevelChangeLog implements ChangeLog {
     // them makes them durable anyway; an fsync here would double the disk flushes on the node's
     // accept path.
     await this.#db.put(relayCursorKey, encodeRelayCursor({ nextSequence: toSequence, updatedAtMs: nowMs }), { sync: false })
-    // One range delete, iterated in native code: a batch of one `del` per entry cost ~5 µs of
-    // the relay's CPU per event in building and converting the operations.
+    // One range delete, iterated in native code: a batch of one `del` per entry took ~7 µs of CPU
+    // per event (building and converting the operations, worker and thread pool), this ~4.5 µs.
     await this.#db.clear({ gte: changeLogKey(fromSequence), lt: changeLogKey(toSequence) })
   }
 
