@@ -111,7 +111,8 @@ export class HandoffCache {
 
   /** The value of `sequence`, which must be held. */
   at (sequence: number): Uint8Array {
-    assert.ok(sequence >= this.#startSequence && sequence < this.endSequence, `sequence ${sequence} is not in the handoff cache`)
+    // `if` first: called per published event, and the message template would be built each time.
+    if (!(sequence >= this.#startSequence && sequence < this.endSequence)) assert.fail(`sequence ${sequence} is not in the handoff cache`)
     return this.#values[this.#head + sequence - this.#startSequence]!
   }
 
