@@ -46,6 +46,15 @@ export interface NodeLimits {
    * id, 7 probes); past that more new ids fall through to LevelDB (slower, never wrong).
    */
   idFilterBytes: number
+  /**
+   * LevelDB's memtable (classic-level `writeBufferSize`). A payment writes ~600 bytes (payment,
+   * change-log entry, open-index entry), so LevelDB's 4 MiB default flushes a memtable to a new
+   * level-0 table every ~7,000 payments and keeps its compaction thread busy: measured straight
+   * against one node, 7.2 µs of CPU per payment over a 20 s run at ~29k/s; with 32 MiB, 2.8 µs.
+   * Costs at most two of them in memory (the active and the one being flushed) = 64 MiB, and
+   * up to 32 MiB of write-ahead log replayed at a restart (well under a second here).
+   */
+  leveldbWriteBufferBytes: number
 }
 
 export const defaultLimits: NodeLimits = {
@@ -70,6 +79,7 @@ export const defaultLimits: NodeLimits = {
   openScanEntriesMax: 200_000,
   openStaleAfterMs: 60_000,
   idFilterBytes: 8 * 1024 * 1024,
+  leveldbWriteBufferBytes: 32 * 1024 * 1024,
 }
 
 export function assertLimits (limits: NodeLimits): void {
@@ -89,5 +99,7 @@ export function assertLimits (limits: NodeLimits): void {
   assert.ok(limits.bodyBytesMax >= bodyBytesNeeded,
     `bodyBytesMax ${limits.bodyBytesMax} must hold the largest valid body (${bodyBytesNeeded})`)
   assert.ok(isPowerOfTwo(limits.idFilterBytes) && limits.idFilterBytes >= 1024, 'idFilterBytes must be a power of two ≥ 1024')
+  assert.ok(Number.isInteger(limits.leveldbWriteBufferBytes) && limits.leveldbWriteBufferBytes >= 1024 * 1024 &&
+    limits.leveldbWriteBufferBytes <= 256 * 1024 * 1024, 'leveldbWriteBufferBytes must be within 1..256 MiB')
   assert.ok(limits.longPollWaitMsMax <= 30_000, 'longPollWaitMsMax must stay under nginx proxy_read_timeout')
 }

@@ -38,7 +38,10 @@ function listen (server: Server, host: string, port: number): Promise<number> {
 }
 
 export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal: NodeFatalHandler): Promise<PaymentNode> {
-  const store = new PaymentStore(config.dataDir, { idFilterBytes: config.limits.idFilterBytes })
+  const store = new PaymentStore(config.dataDir, {
+    idFilterBytes: config.limits.idFilterBytes,
+    writeBufferBytes: config.limits.leveldbWriteBufferBytes,
+  })
   const meta = await store.open(config.nodeId, Date.now())
   log.info({ data_dir: config.dataDir, next_sequence: meta.nextSequence }, 'store open')
   const rebuildStartedAt = performance.now()

@@ -48,6 +48,8 @@ function webhookKey (provider: string, pspEventId: string): string {
 export interface PaymentStoreOptions {
   /** Size of the known-id filter (a power of two); see limits.ts idFilterBytes. */
   idFilterBytes?: number
+  /** LevelDB's memtable size; see limits.ts leveldbWriteBufferBytes. */
+  writeBufferBytes?: number
 }
 
 /** What the known-id filter's rebuild at open found. */
@@ -79,6 +81,7 @@ export class PaymentStore {
       errorIfExists: false,
       // A worker thread (the CDC relay) may share this handle within the process.
       multithreading: true,
+      writeBufferSize: options.writeBufferBytes ?? defaultLimits.leveldbWriteBufferBytes,
     })
   }
 

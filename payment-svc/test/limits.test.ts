@@ -20,6 +20,7 @@ t.test('limits that contradict each other are refused at start-up', (t) => {
   t.throws(() => assertLimits({ ...defaultLimits, ringCapacity: 1000 }), /power of two/)
   t.throws(() => assertLimits({ ...defaultLimits, batchSizeMax: 8192 }), /batchSizeMax/)
   t.throws(() => assertLimits({ ...defaultLimits, bodyBytesMax: 1024 }), /largest valid body/)
+  t.throws(() => assertLimits({ ...defaultLimits, leveldbWriteBufferBytes: 4096 }), /leveldbWriteBufferBytes/)
   t.end()
 })
 

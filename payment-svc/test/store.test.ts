@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -82,4 +82,25 @@ t.test('closing during the rebuild stops it', async (t) => {
   await second.close()
   const rebuild = await second.knownIdsRebuilt()
   t.ok(rebuild.ids <= 50)
+})
+
+t.test('the memtable is as large as configured: writes below it stay out of level-0 tables', async (t) => {
+  // LevelDB's own default (4 MiB) would flush 8 MiB of writes into at least one table file.
+  const writeBufferBytes = 16 * 1024 * 1024
+  const dir = join(mkdtempSync(join(tmpdir(), 'ringpay-store-')), 'db')
+  const store = new PaymentStore(dir, { writeBufferBytes })
+  await store.open('n1', 1_000)
+  t.teardown(() => store.close())
+  const valueBytes = 64 * 1024
+  const chunk = new Uint8Array(valueBytes).fill(7)
+  const tables = (): string[] => readdirSync(dir).filter((name) => name.endsWith('.ldb'))
+  for (let i = 0; i < (8 * 1024 * 1024) / valueBytes; i++) await store.db.put(`x/${i}`, chunk.map((b) => b ^ (i & 0xff)))
+  t.same(tables(), [], '8 MiB written, no table flushed with a 16 MiB memtable')
+  const small = new PaymentStore(join(mkdtempSync(join(tmpdir(), 'ringpay-store-')), 'db'), { writeBufferBytes: 1024 * 1024 })
+  await small.open('n1', 1_000)
+  t.teardown(() => small.close())
+  for (let i = 0; i < (8 * 1024 * 1024) / valueBytes; i++) await small.db.put(`x/${i}`, chunk.map((b) => b ^ (i & 0xff)))
+  await small.close()
+  const smallDir = small.db.location
+  t.ok(readdirSync(smallDir).some((name) => name.endsWith('.ldb')), 'the same writes with a 1 MiB memtable flush tables')
 })
