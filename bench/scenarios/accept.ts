@@ -3,8 +3,10 @@
 // same proxy settings (upstream keepalive, consistent hash on X-PAYMENT-CHECKOUT-ID):
 //   (a) noop    no-op Node servers answering 202 after reading the body: the ceiling;
 //   (b) naive   the same API shape, one Postgres INSERT per request (pg Pool 10, synchronous_commit on);
-//   (c) ringpay the payment nodes (payment-svc/main.ts), each with a fresh LevelDB dir.
-// Targets are measured interleaved (a, b, c, a, b, c, …) and the medians over rounds reported.
+//   (c) ringpay the payment nodes (payment-svc/main.ts), each with a fresh LevelDB dir;
+//   (d) probe   the issue's 30-line group-commit probe (bench/targets/probe-server.ts): node:http,
+//               one fsynced classic-level put per request, nothing else: the floor of (c)'s design.
+// Targets are measured interleaved (a, b, c, d, a, b, c, d, …) and the medians over rounds reported.
 // Afterwards every id acknowledged (202) by (c) is read back on the nodes (lost / duplicated
 // must be 0, else exit code 1); (b)'s acknowledged ids are checked in Postgres the same way.
 // See bench/README.md.
@@ -35,7 +37,7 @@ import { median } from '../lib/stats.ts'
 import { formatInt, formatMs, renderTable } from '../lib/table.ts'
 import { findWrk, runWrk } from '../lib/wrk.ts'
 import { countNaiveRows, createNaiveTable, dropNaiveTable, serverVersion } from '../targets/naive-schema.ts'
-import { createNaiveProcess, createNoopProcess } from '../targets/processes.ts'
+import { createNaiveProcess, createNoopProcess, createProbeProcess } from '../targets/processes.ts'
 
 export const defaultDurationS = 10
 export const durationSMax = 600
@@ -66,6 +68,7 @@ export const interRunPauseMs = 1_000
 export const defaultPaymentNodes = 3
 export const defaultNoopNodes = 3
 export const defaultNaiveNodes = 1
+export const defaultProbeNodes = 3
 export const processesMax = 16
 export const defaultNginxWorkers = 1
 export const nginxWorkersMax = 64
@@ -86,12 +89,12 @@ export const goals = {
   p99AtConnections: 64,
 } as const
 
-type TargetKey = 'a' | 'b' | 'c'
-const targetKeys: readonly TargetKey[] = ['a', 'b', 'c']
+type TargetKey = 'a' | 'b' | 'c' | 'd'
+const targetKeys: readonly TargetKey[] = ['a', 'b', 'c', 'd']
 
 interface TargetDef {
   key: TargetKey
-  name: 'noop' | 'naive' | 'ringpay'
+  name: 'noop' | 'naive' | 'ringpay' | 'probe'
   label: string
   color: string
   processes: number
@@ -113,6 +116,7 @@ interface AcceptConfig {
   paymentNodes: number
   noopNodes: number
   naiveNodes: number
+  probeNodes: number
   targets: TargetKey[]
   record: boolean
   verifyMax: number
@@ -135,6 +139,7 @@ const options = {
   nodes: { type: 'string' },
   'noop-nodes': { type: 'string' },
   'naive-nodes': { type: 'string' },
+  'probe-nodes': { type: 'string' },
   targets: { type: 'string' },
   'no-record': { type: 'boolean', default: false },
   'verify-max': { type: 'string' },
@@ -146,9 +151,10 @@ const options = {
 
 const usage = `usage: node bench/cli.ts accept [flags]
 
-POST /payments load through one nginx (worker_processes ${defaultNginxWorkers} unless --nginx-workers) to three
+POST /payments load through one nginx (worker_processes ${defaultNginxWorkers} unless --nginx-workers) to four
 targets, measured interleaved: (a) no-op Node servers (the ceiling), (b) naive one-INSERT-per-request
-Postgres server, (c) the payment nodes. Prints a table; writes results.json, chart.svg and table.txt
+Postgres server, (c) the payment nodes, (d) the bare group-commit probe (node:http + one fsynced
+classic-level put per request: the floor of (c)'s design). Prints a table; writes results.json, chart.svg and table.txt
 under bench/results/<timestamp>-accept/. Exit 1 if an id acknowledged by (b) or (c) is lost or duplicated.
 
 load:
@@ -165,11 +171,12 @@ load:
                            overhead; no latency-over-time series, no outcome check
 
 topology:
-  --targets a,b,c          which targets to run (default all)
+  --targets a,b,c,d        which targets to run (default all)
   --nginx-workers <n>      nginx worker_processes (default ${defaultNginxWorkers})
   --nodes <n>              payment nodes for (c) (default ${defaultPaymentNodes})
   --noop-nodes <n>         no-op servers for (a) (default ${defaultNoopNodes}, mirrors (c))
   --naive-nodes <n>        naive servers for (b), each with a pg Pool of 10 (default ${defaultNaiveNodes})
+  --probe-nodes <n>        group-commit probes for (d) (default ${defaultProbeNodes}, mirrors (c))
   DATABASE_URL             use this Postgres for (b) (a table per run, dropped at the end)
                            instead of starting one in the run's temp dir
 
@@ -188,8 +195,8 @@ checks and output:
 
 function parseConfig (argv: string[]): AcceptConfig {
   const { values: v } = parseArgs({ args: argv, options, strict: true, allowPositionals: false })
-  const targets = (v.targets ?? 'a,b,c').split(',').map((t) => t.trim()).filter((t) => t !== '')
-  for (const t of targets) if (!(targetKeys as readonly string[]).includes(t)) throw new UsageError(`--targets: unknown target ${JSON.stringify(t)} (a, b, c)`)
+  const targets = (v.targets ?? 'a,b,c,d').split(',').map((t) => t.trim()).filter((t) => t !== '')
+  for (const t of targets) if (!(targetKeys as readonly string[]).includes(t)) throw new UsageError(`--targets: unknown target ${JSON.stringify(t)} (a, b, c, d)`)
   if (targets.length === 0) throw new UsageError('--targets names no target')
   const mode = choiceFlag('mode', v.mode, 'closed', ['closed', 'open'] as const)
   const record = !v['no-record']
@@ -207,6 +214,7 @@ function parseConfig (argv: string[]): AcceptConfig {
     paymentNodes: intFlag('nodes', v.nodes, defaultPaymentNodes, 1, processesMax),
     noopNodes: intFlag('noop-nodes', v['noop-nodes'], defaultNoopNodes, 1, processesMax),
     naiveNodes: intFlag('naive-nodes', v['naive-nodes'], defaultNaiveNodes, 1, processesMax),
+    probeNodes: intFlag('probe-nodes', v['probe-nodes'], defaultProbeNodes, 1, processesMax),
     targets: targetKeys.filter((k) => targets.includes(k)),
     record,
     verifyMax: intFlag('verify-max', v['verify-max'], defaultVerifyMax, 0, verifyMaxLimit),
@@ -312,6 +320,7 @@ const targetComponents: Record<TargetKey, string[]> = {
   a: ['noop servers'],
   b: ['naive servers', 'postgres'],
   c: ['payment nodes'],
+  d: ['probe servers'],
 }
 
 /** µs of CPU per 2xx answer: % of one core × 10⁴ / (answers per second). */
@@ -397,15 +406,15 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
   log(`run ${runTag}: ${cfg.mode} loop, targets ${cfg.targets.join(',')}, ${cfg.rounds} round(s) × ${cfg.durationS} s, ` +
     `${cfg.connections} connections${cfg.mode === 'open' ? `, ${cfg.rateRps} req/s` : ''}; temp ${tmp}`)
 
-  // Ports: nginx (c, internal, a, b), payment nodes (public + admin), no-op, naive, Postgres.
-  const portCount = 4 + 2 * cfg.paymentNodes + cfg.noopNodes + cfg.naiveNodes + 1
+  // Ports: nginx (c, internal, a, b, d), payment nodes (public + admin), no-op, naive, probe, Postgres.
+  const portCount = 5 + 2 * cfg.paymentNodes + cfg.noopNodes + cfg.naiveNodes + cfg.probeNodes + 1
   const ports = await pickFreePorts(portCount)
   const take = (): number => {
     const p = ports.shift()
     if (p === undefined) throw new Error('ran out of picked ports')
     return p
   }
-  const nginxPorts = { c: take(), internal: take(), a: take(), b: take() }
+  const nginxPorts = { c: take(), internal: take(), a: take(), b: take(), d: take() }
   const nodeSpecs: PaymentNodeSpec[] = Array.from({ length: cfg.paymentNodes }, (_, i) => {
     const id = nodeId(i)
     return {
@@ -419,12 +428,14 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
   })
   const noopPorts = Array.from({ length: cfg.noopNodes }, take)
   const naivePorts = Array.from({ length: cfg.naiveNodes }, take)
+  const probePorts = Array.from({ length: cfg.probeNodes }, take)
   const postgresPort = take()
 
   const defs: Record<TargetKey, TargetDef> = {
     a: { key: 'a', name: 'noop', label: `(a) no-op ×${cfg.noopNodes}`, color: '#4c78a8', processes: cfg.noopNodes, nginxPort: nginxPorts.a, servers: noopPorts.map((p) => `127.0.0.1:${p}`) },
     b: { key: 'b', name: 'naive', label: `(b) naive pg ×${cfg.naiveNodes}`, color: '#e45756', processes: cfg.naiveNodes, nginxPort: nginxPorts.b, servers: naivePorts.map((p) => `127.0.0.1:${p}`) },
     c: { key: 'c', name: 'ringpay', label: `(c) ringpay ×${cfg.paymentNodes}`, color: '#54a24b', processes: cfg.paymentNodes, nginxPort: nginxPorts.c, servers: nodeSpecs.map((n) => `127.0.0.1:${n.publicPort}`) },
+    d: { key: 'd', name: 'probe', label: `(d) probe ×${cfg.probeNodes}`, color: '#b279a2', processes: cfg.probeNodes, nginxPort: nginxPorts.d, servers: probePorts.map((p) => `127.0.0.1:${p}`) },
   }
   const targets = cfg.targets.map((k) => defs[k])
 
@@ -467,6 +478,13 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
     procs(noops, 0)
     starts.push(...noops.map((p) => p.start().then(() => nameGroups([p], 'noop servers'))))
   }
+  if (want('d')) {
+    const probes = probePorts.map((port, i) => createProbeProcess({
+      name: `probe${i + 1}`, port, logFile: join(logsDir, `probe${i + 1}.log`), dataDir: join(tmp, 'probes', `probe${i + 1}`),
+    }))
+    procs(probes, 0)
+    starts.push(...probes.map((p) => p.start().then(() => nameGroups([p], 'probe servers'))))
+  }
   const nodes = want('c') ? [...createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalToken }).values()] : []
   procs(nodes, 0)
   starts.push(...nodes.map((p) => p.start().then(() => nameGroups([p], 'payment nodes'))))
@@ -493,6 +511,7 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
     extraSites: [
       ...(want('a') ? [{ listenPort: nginxPorts.a, upstreamName: 'bench_noop', servers: defs.a.servers }] : []),
       ...(want('b') ? [{ listenPort: nginxPorts.b, upstreamName: 'bench_naive', servers: defs.b.servers }] : []),
+      ...(want('d') ? [{ listenPort: nginxPorts.d, upstreamName: 'bench_probe', servers: defs.d.servers }] : []),
     ],
   })
   session.onStop('nginx', 1, () => nginx.stop())
@@ -574,7 +593,7 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
   /** When the measured (c) runs were on (CLOCK_MONOTONIC µs): the profile summary covers only these. */
   const cWindowsUs: TimeWindowUs[] = []
   const nodeAdminOrigins = nodeSpecs.map((n) => `http://127.0.0.1:${n.adminPort}`)
-  const acked: Record<TargetKey, string[]> = { a: [], b: [], c: [] }
+  const acked: Record<TargetKey, string[]> = { a: [], b: [], c: [], d: [] }
   for (let round = 1; round <= cfg.rounds; round++) {
     for (const def of targets) {
       if (cfg.waitIdleS > 0) await waitForQuiet(`round ${round} ${def.label}`)
@@ -584,8 +603,8 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
       if (def.key === 'c') cWindowsUs.push([fromUs, Number(process.hrtime.bigint() / 1000n)])
       const groupCommit = before ? groupCommitStats(before, await scrapeGroupCommit(nodeAdminOrigins), result.durationS, nodes.length) : undefined
       const { ackedIds, ...rest } = result
-      // (a) stores nothing: its ids are not kept.
-      if (def.key !== 'a') for (const id of ackedIds) acked[def.key].push(id)
+      // (a) stores nothing and (d) is a reference, not a product: their ids are not kept.
+      if (def.key === 'b' || def.key === 'c') for (const id of ackedIds) acked[def.key].push(id)
       const skewed = (cpu?.byComponent.other ?? 0) >= foreignCpuWarnPct
       runs.push({ round, target: def.key, result: rest, acked: ackedIds.length, cpu, groupCommit, skewed })
       log(`round ${round}/${cfg.rounds} ${def.label}: ${formatInt(result.throughputRps)} req/s, p50 ${formatMs(result.latencyMs.p50)} ms, ` +
@@ -676,8 +695,11 @@ function report (o: {
   const a = byKey('a')
   const b = byKey('b')
   const c = byKey('c')
+  const d = byKey('d')
   const cOverA = a && c ? c.throughputRps / a.throughputRps : undefined
   const cOverB = b && c ? c.throughputRps / b.throughputRps : undefined
+  const dOverA = a && d ? d.throughputRps / a.throughputRps : undefined
+  const cOverD = c && d ? c.throughputRps / d.throughputRps : undefined
   const goalRows = [
     ...(cOverA !== undefined ? [{ name: '(c)/(a) throughput', goal: `≥ ${goals.cOverA}`, value: cOverA, met: cOverA >= goals.cOverA }] : []),
     ...(cOverB !== undefined ? [{ name: '(c)/(b) throughput', goal: `≥ ${goals.cOverB}×`, value: cOverB, met: cOverB >= goals.cOverB }] : []),
@@ -709,7 +731,7 @@ function report (o: {
     ]),
   )
   const warningLines: string[] = []
-  const componentOrder = ['nginx', 'wrk', 'bench', 'noop servers', 'naive servers', 'postgres', 'payment nodes', 'other']
+  const componentOrder = ['nginx', 'wrk', 'bench', 'noop servers', 'naive servers', 'postgres', 'payment nodes', 'probe servers', 'other']
   const components = componentOrder.filter((c) => summaries.some((s) => (s.cpu[c] ?? 0) >= 0.5))
   const cpuTable = summaries.some((s) => s.cpu.machine !== undefined)
     ? renderTable(
@@ -735,6 +757,10 @@ function report (o: {
     const verdict = 'applicable' in g && g.applicable === false ? 'n/a for this load' : g.met ? 'met' : 'NOT met'
     return `${g.name}: ${value}   (issue target ${g.goal}: ${verdict})`
   })
+  // The probe is no target of its own: it says how much of (a) the storage design leaves, and
+  // how much of that the node's own work takes.
+  if (dOverA !== undefined) ratioLines.push(`(d)/(a) throughput: ${dOverA.toFixed(3)}   (bare group commit against the ceiling: the most (c) could reach with this design)`)
+  if (cOverD !== undefined) ratioLines.push(`(c)/(d) throughput: ${cOverD.toFixed(3)}   (what validation, idempotency, auth, protobuf, change log and metrics cost)`)
   const outcomeLines: string[] = []
   if (outcome.c) {
     const r = outcome.c
@@ -813,7 +839,7 @@ function report (o: {
     targets: targets.map(({ key, name, label, processes, nginxPort }) => ({ key, name, label, processes, nginxPort })),
     runs: runs.map((r) => ({ round: r.round, target: r.target, acked: r.acked, skewed: r.skewed, ...r.result, cpu: r.cpu ?? null, groupCommit: r.groupCommit ?? null })),
     summary: Object.fromEntries(summaries.map((s) => [s.key, s])),
-    ratios: { cOverA: cOverA ?? null, cOverB: cOverB ?? null },
+    ratios: { cOverA: cOverA ?? null, cOverB: cOverB ?? null, dOverA: dOverA ?? null, cOverD: cOverD ?? null },
     goals: goalRows,
     outcome: { c: outcome.c ?? null, cStore: outcome.cStore ?? null, b: outcome.b ?? null },
     profile: o.profile ?? null,
@@ -835,7 +861,7 @@ function formatCpu (value: number | undefined): string {
 
 export const scenario: Scenario = {
   name: 'accept',
-  summary: 'POST /payments through one nginx: (a) no-op ceiling, (b) naive Postgres INSERT, (c) payment nodes',
+  summary: 'POST /payments through one nginx: (a) no-op ceiling, (b) naive Postgres INSERT, (c) payment nodes, (d) bare group-commit probe',
   usage,
   run: runAccept,
 }

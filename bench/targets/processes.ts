@@ -1,4 +1,4 @@
-// Managed processes for the bench's own targets (a) and (b), on the stack's process machinery
+// Managed processes for the bench's own targets (a), (b) and (d), on the stack's process machinery
 // (scripts/stack/proc.ts: own process group, parent-death signal, killed on exit).
 
 import { join } from 'node:path'
@@ -55,4 +55,8 @@ export function createNaiveProcess (o: {
     BENCH_TABLE: o.table,
     BENCH_API_KEYS_FILE: o.apiKeysFile,
   })
+}
+
+export function createProbeProcess (o: { name: string, port: number, logFile: string, dataDir: string }): ManagedProcess {
+  return targetProcess(o.name, 'probe-server.ts', o.port, o.logFile, { BENCH_DATA_DIR: o.dataDir })
 }

@@ -42,7 +42,7 @@ function runCli (args: string[], onTeardown: (fn: () => void) => void): Promise<
   })
 }
 
-t.test('accept: tiny closed-loop run of all three targets, outcome check passes', async (t) => {
+t.test('accept: tiny closed-loop run of all four targets, outcome check passes', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'ringpay-bench-test-'))
   t.teardown(() => rmSync(out, { recursive: true, force: true }))
   const run = await runCli(['accept', '--duration', '1', '--rounds', '1', '--connections', '8', '--warmup', '0', '--out', out],
@@ -59,8 +59,8 @@ t.test('accept: tiny closed-loop run of all three targets, outcome check passes'
   t.equal(results.config.mode, 'closed')
   t.equal(results.config.connections, 8)
   t.type(results.machine.nproc, 'number')
-  t.same(results.targets.map((x: { key: string }) => x.key), ['a', 'b', 'c'])
-  t.equal(results.runs.length, 3, 'one run per target')
+  t.same(results.targets.map((x: { key: string }) => x.key), ['a', 'b', 'c', 'd'])
+  t.equal(results.runs.length, 4, 'one run per target')
   for (const r of results.runs) {
     t.ok(r.responses > 0, `${r.target}: answers`)
     t.ok(r.throughputRps > 0, `${r.target}: throughput`)
@@ -70,7 +70,7 @@ t.test('accept: tiny closed-loop run of all three targets, outcome check passes'
     t.type(r.cpu?.machineBusyPct, 'number', `${r.target}: CPU accounting`)
     t.equal(r.acked, r.statusCounts['202'], `${r.target}: every 202 recorded with its id`)
   }
-  for (const key of ['a', 'b', 'c']) {
+  for (const key of ['a', 'b', 'c', 'd']) {
     const s = results.summary[key]
     t.ok(s.throughputRps > 0, `summary ${key}: throughput`)
     t.ok(s.p99Ms >= s.p50Ms, `summary ${key}: p99 ≥ p50`)
@@ -78,6 +78,8 @@ t.test('accept: tiny closed-loop run of all three targets, outcome check passes'
   t.type(results.summary.c.groupCommit?.meanBatchSize, 'number', '(c) group-commit figures from the nodes')
   t.type(results.ratios.cOverA, 'number')
   t.type(results.ratios.cOverB, 'number')
+  t.type(results.ratios.dOverA, 'number')
+  t.type(results.ratios.cOverD, 'number')
   t.equal(results.goals.length, 3, 'three issue targets reported')
 
   const c = results.outcome.c
@@ -104,7 +106,9 @@ t.test('accept: tiny closed-loop run of all three targets, outcome check passes'
   t.match(table, /outcome \(c\), live: .* lost 0, duplicated 0 → PASS/)
   t.match(table, /outcome \(c\), stores: .* lost 0, duplicated 0 → PASS/)
   t.equal(run.stdout.trim(), table.trim(), 'the printed table is table.txt')
+  t.match(table, /\(c\)\/\(d\) throughput: \d\.\d{3}/, 'the probe comparison is reported')
   t.match(run.stderr, /round 1\/1 \(c\) ringpay/, 'progress on stderr')
+  t.match(run.stderr, /round 1\/1 \(d\) probe/, 'the probe ran')
 })
 
 t.test('accept: unknown flags are a usage error (exit 2)', async (t) => {
