@@ -15,6 +15,7 @@
 
 import './kafkajs-request-queue-fix.ts'
 import { fastEncodingState } from './kafkajs-fast-encoding.ts'
+import { linearGroupingState } from './kafkajs-linear-grouping.ts'
 import { Kafka, logLevel, type Consumer, type ConsumerRunConfig, type Producer } from 'kafkajs'
 import { keyedPartitioner } from './kafka-partitioner.ts'
 import type { Logger } from './log.ts'
@@ -423,6 +424,9 @@ function sleepMs (ms: number): Promise<void> {
 export function createKafkaProducer (options: KafkaBusOptions): EventProducer {
   if (fastEncodingState !== 'installed') {
     options.log.warn('kafkajs produce path loaded before lib/kafkajs-fast-encoding.ts: publishing uses kafkajs\' slower encoders')
+  }
+  if (linearGroupingState !== 'installed') {
+    options.log.warn('kafkajs producer loaded before lib/kafkajs-linear-grouping.ts: each send groups its messages in quadratic time')
   }
   return new KafkaEventProducer(kafkaClient(options))
 }
