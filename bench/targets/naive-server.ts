@@ -8,9 +8,10 @@
 
 import { hash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { createServer, type ServerResponse } from 'node:http'
+import type { ServerResponse } from 'node:http'
 import pg from 'pg'
 import { naiveTablePattern } from './naive-schema.ts'
+import { bodyBytesMax, createTargetServer, listenUntilSignalled, readBodyChunks, sendJsonText } from './target-http.ts'
 
 /** Connections in the pool: the classic default-ish size. */
 const poolSize = 10
@@ -18,10 +19,6 @@ const poolSize = 10
 const poolAcquireTimeoutMs = 5_000
 /** An INSERT (commit included) slower than this answers 503. */
 const insertTimeoutMs = 10_000
-const requestTimeoutMs = 10_000
-const keepAliveTimeoutMs = 65_000
-const bodyBytesMax = 16 * 1024
-const host = '127.0.0.1'
 
 function env (name: string): string {
   const value = process.env[name]
@@ -52,21 +49,14 @@ const checkoutIdPattern = /^[A-Za-z0-9_-]{1,64}$/
 const currencyPattern = /^[A-Z]{3}$/
 
 function send (res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
-  res.end(text)
+  sendJsonText(res, status, JSON.stringify(body))
 }
 
 function problem (res: ServerResponse, status: number, code: string): void {
   send(res, status, { status, code })
 }
 
-const server = createServer({
-  requestTimeout: requestTimeoutMs,
-  headersTimeout: requestTimeoutMs,
-  keepAliveTimeout: keepAliveTimeoutMs,
-  maxHeaderSize: 16 * 1024,
-}, (req, res) => {
+const server = createTargetServer((req, res) => {
   if (req.method === 'GET' && req.url === '/healthz') return send(res, 200, { status: 'alive' })
   if (req.method !== 'POST' || req.url !== '/payments') return problem(res, 404, 'not_found')
   const checkoutId = req.headers['x-payment-checkout-id']
@@ -75,13 +65,7 @@ const server = createServer({
   const merchantId = auth?.startsWith('Bearer ') ? merchantByDigest.get(hash('sha256', auth.slice(7), 'hex')) : undefined
   if (merchantId === undefined) return problem(res, 401, 'unauthorized')
   if (!req.headers['content-type']?.startsWith('application/json')) return problem(res, 415, 'unsupported_media_type')
-  const chunks: Buffer[] = []
-  let bytes = 0
-  req.on('data', (chunk: Buffer) => {
-    bytes += chunk.length
-    if (bytes <= bodyBytesMax) chunks.push(chunk)
-  })
-  req.on('end', () => {
+  readBodyChunks(req, (chunks, bytes) => {
     if (bytes > bodyBytesMax) return problem(res, 413, 'body_too_large')
     let body: Record<string, unknown>
     try {
@@ -107,12 +91,4 @@ const server = createServer({
     })
   })
 })
-server.listen({ host, port, backlog: 1024 })
-
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    server.close()
-    server.closeAllConnections()
-    pool.end().finally(() => process.exit(0))
-  })
-}
+listenUntilSignalled(server, port, () => pool.end())
