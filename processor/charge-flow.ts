@@ -71,6 +71,11 @@ async function applyTransition (deps: ChargeFlowDeps, payment: NodePayment, call
   let current = payment
   for (let round = 0; round < processorLimits.nodeAttemptsMax; round++) {
     if (terminalStatuses.has(current.status)) return current
+    // A requires_action outcome is recorded once: a payment already holding its PSP reference took
+    // it (from the PSP's webhook, which can beat this call) and whatever came after it is newer.
+    // Applying it again would move the payment back, e.g. from the processing that followed it.
+    if (call.to === 'requires_action' && call.pspReference !== undefined && call.pspReference !== '' &&
+      current.psp_reference === call.pspReference) return current
     try {
       const result = await withNodeRetries(`transition to ${call.to}`, () =>
         deps.node.transition(current.checkout_id, { ...call, expectedVersion: current.version }))
