@@ -85,22 +85,19 @@ t.test('closing during the rebuild stops it', async (t) => {
 })
 
 t.test('the memtable is as large as configured: writes below it stay out of level-0 tables', async (t) => {
-  // LevelDB's own default (4 MiB) would flush 8 MiB of writes into at least one table file.
-  const writeBufferBytes = 16 * 1024 * 1024
-  const dir = join(mkdtempSync(join(tmpdir(), 'ringpay-store-')), 'db')
-  const store = new PaymentStore(dir, { writeBufferBytes })
-  await store.open('n1', 1_000)
-  t.teardown(() => store.close())
   const valueBytes = 64 * 1024
-  const chunk = new Uint8Array(valueBytes).fill(7)
-  const tables = (): string[] => readdirSync(dir).filter((name) => name.endsWith('.ldb'))
-  for (let i = 0; i < (8 * 1024 * 1024) / valueBytes; i++) await store.db.put(`x/${i}`, chunk.map((b) => b ^ (i & 0xff)))
-  t.same(tables(), [], '8 MiB written, no table flushed with a 16 MiB memtable')
-  const small = new PaymentStore(join(mkdtempSync(join(tmpdir(), 'ringpay-store-')), 'db'), { writeBufferBytes: 1024 * 1024 })
-  await small.open('n1', 1_000)
-  t.teardown(() => small.close())
-  for (let i = 0; i < (8 * 1024 * 1024) / valueBytes; i++) await small.db.put(`x/${i}`, chunk.map((b) => b ^ (i & 0xff)))
-  await small.close()
-  const smallDir = small.db.location
-  t.ok(readdirSync(smallDir).some((name) => name.endsWith('.ldb')), 'the same writes with a 1 MiB memtable flush tables')
+  const writtenBytes = 8 * 1024 * 1024
+  /** Whether writing `writtenBytes` into a fresh store with this memtable flushed a table file. */
+  const flushesTables = async (writeBufferBytes: number): Promise<boolean> => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'ringpay-store-')), 'db')
+    const store = new PaymentStore(dir, { writeBufferBytes })
+    await store.open('n1', 1_000)
+    t.teardown(() => store.close())
+    const chunk = new Uint8Array(valueBytes).fill(7)
+    for (let i = 0; i < writtenBytes / valueBytes; i++) await store.db.put(`x/${i}`, chunk.map((b) => b ^ (i & 0xff)))
+    return readdirSync(dir).some((name) => name.endsWith('.ldb'))
+  }
+  // LevelDB's own default (4 MiB) would flush 8 MiB of writes into at least one table file.
+  t.equal(await flushesTables(16 * 1024 * 1024), false, '8 MiB written, no table flushed with a 16 MiB memtable')
+  t.equal(await flushesTables(1024 * 1024), true, 'the same writes with a 1 MiB memtable flush tables')
 })
