@@ -11,7 +11,7 @@ import { ProblemError, type FieldError } from './errors.ts'
 import { isJsonContentType, parseJson, readBody, sendJson } from './http-io.ts'
 import type { NodeLimits } from './limits.ts'
 import type { NodeMetrics } from './metrics.ts'
-import type { PaymentService, TransitionRequest } from './payment-service.ts'
+import type { PaymentService, TransitionRequest, TransitionResult } from './payment-service.ts'
 import { internalPaymentView } from './payment-view.ts'
 
 export interface InternalRouteContext {
@@ -54,13 +54,18 @@ export async function applyTransition (ctx: InternalRouteContext, req: IncomingM
   requireInternalToken(ctx, req)
   const checkoutId = checkoutIdOf(pathId)
   if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
-  const request = parseTransition(parseJson(await readBody(req, ctx.limits.bodyBytesMax)))
+  const request = parseTransition(parseJson(await readBody(req, ctx.limits.bodyBytesMax)), singleTransitionFields)
+  const result = await transitionOne(ctx, checkoutId, request)
+  sendJson(res, 200, { applied: result.applied, payment: internalPaymentView(result.payment) })
+}
+
+async function transitionOne (ctx: InternalRouteContext, checkoutId: string, request: TransitionRequest): Promise<TransitionResult> {
   try {
     const result = await ctx.service.transition(checkoutId, request, Date.now())
     ctx.metrics.transitions.inc({ to: request.to, outcome: result.applied ? 'applied' : 'noop' })
     ctx.log.info({ checkout_id: checkoutId, to: request.to, actor: request.actor, applied: result.applied,
       version: result.payment.version }, 'transition')
-    sendJson(res, 200, { applied: result.applied, payment: internalPaymentView(result.payment) })
+    return result
   } catch (error) {
     if (error instanceof ProblemError) {
       ctx.metrics.transitions.inc({ to: request.to, outcome: 'rejected' })
@@ -70,13 +75,58 @@ export async function applyTransition (ctx: InternalRouteContext, req: IncomingM
   }
 }
 
-function parseTransition (body: unknown): TransitionRequest {
+/**
+ * `POST /internal/transitions` `{transitions: [{checkout_id, to, expected_version, actor, …}]}`:
+ * many transitions of this node's payments in one request (processors batch them per node, so a
+ * busy pipeline pays one HTTP round trip and one fsynced batch for many payments instead of one
+ * each). Each item is applied exactly as `POST /internal/payments/{id}/transitions` would apply
+ * it, concurrently, so they share the group commit; the answer holds one result per item, in
+ * order: `{applied, payment}` or `{error: {status, code, detail, current_status?, current_version?}}`.
+ * A malformed item refuses the whole request (400) before anything is applied.
+ */
+export async function applyTransitionBatch (ctx: InternalRouteContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  requireInternalToken(ctx, req)
+  if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
+  const body = parseJson(await readBody(req, ctx.limits.transitionBatchBodyBytesMax))
+  const items = parseTransitionBatch(body, ctx.limits.transitionsPerBatchMax)
+  const settled = await Promise.allSettled(items.map(({ checkoutId, request }) => transitionOne(ctx, checkoutId, request)))
+  const results = settled.map((outcome) => {
+    if (outcome.status === 'fulfilled') return { applied: outcome.value.applied, payment: internalPaymentView(outcome.value.payment) }
+    // Anything but an expected refusal is a bug: the request fails as a single one would.
+    if (!(outcome.reason instanceof ProblemError)) throw outcome.reason
+    const problem = outcome.reason
+    return { error: { status: problem.status, code: problem.code, detail: problem.detail, ...problem.extra } }
+  })
+  sendJson(res, 200, { results })
+}
+
+function parseTransitionBatch (body: unknown, itemsMax: number): Array<{ checkoutId: string, request: TransitionRequest }> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) ||
+    Object.keys(body).some((key) => key !== 'transitions')) {
+    throw new ProblemError('validation_failed', { detail: 'Body must be {"transitions": [...]}' })
+  }
+  const list = (body as { transitions?: unknown }).transitions
+  if (!Array.isArray(list) || list.length === 0 || list.length > itemsMax) {
+    throw new ProblemError('validation_failed', { detail: `transitions must be an array of 1..${itemsMax} items` })
+  }
+  return list.map((item: unknown, index) => {
+    const id = (item as { checkout_id?: unknown } | null)?.checkout_id
+    if (typeof id !== 'string' || !isValidCheckoutId(id)) {
+      throw new ProblemError('validation_failed', { errors: [{ field: `transitions[${index}].checkout_id`, code: 'format', message: 'checkout_id must be a valid checkout id' }] })
+    }
+    return { checkoutId: id, request: parseTransition(item, batchTransitionFields) }
+  })
+}
+
+const singleTransitionFields = new Set(['to', 'expected_version', 'actor', 'failure_code', 'failure_message', 'psp_reference'])
+const batchTransitionFields = new Set([...singleTransitionFields, 'checkout_id'])
+
+function parseTransition (body: unknown, allowed: ReadonlySet<string>): TransitionRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new ProblemError('validation_failed', { detail: 'Body must be a JSON object' })
   }
   const input = body as Record<string, unknown>
   const errors: FieldError[] = []
-  const allowed = new Set(['to', 'expected_version', 'actor', 'failure_code', 'failure_message', 'psp_reference'])
   for (const key of Object.keys(input)) {
     if (!allowed.has(key)) errors.push({ field: key, code: 'unknown_field', message: `Unknown field ${key}` })
   }

@@ -55,6 +55,13 @@ export interface NodeLimits {
    * up to 32 MiB of write-ahead log replayed at a restart (well under a second here).
    */
   leveldbWriteBufferBytes: number
+  /**
+   * `POST /internal/transitions`: transitions in one request, and its body. A processor sends what
+   * it gathered for this node while its previous request was in flight; an item is at most
+   * ~900 bytes (a 500-character failure message, ids, a PSP reference), so 256 fit in 256 KiB.
+   */
+  transitionsPerBatchMax: number
+  transitionBatchBodyBytesMax: number
 }
 
 export const defaultLimits: NodeLimits = {
@@ -80,6 +87,8 @@ export const defaultLimits: NodeLimits = {
   openStaleAfterMs: 60_000,
   idFilterBytes: 8 * 1024 * 1024,
   leveldbWriteBufferBytes: 32 * 1024 * 1024,
+  transitionsPerBatchMax: 256,
+  transitionBatchBodyBytesMax: 256 * 1024,
 }
 
 export function assertLimits (limits: NodeLimits): void {
@@ -101,5 +110,9 @@ export function assertLimits (limits: NodeLimits): void {
   assert.ok(isPowerOfTwo(limits.idFilterBytes) && limits.idFilterBytes >= 1024, 'idFilterBytes must be a power of two ≥ 1024')
   assert.ok(Number.isInteger(limits.leveldbWriteBufferBytes) && limits.leveldbWriteBufferBytes >= 1024 * 1024 &&
     limits.leveldbWriteBufferBytes <= 256 * 1024 * 1024, 'leveldbWriteBufferBytes must be within 1..256 MiB')
+  assert.ok(limits.transitionsPerBatchMax >= 1 && limits.transitionsPerBatchMax <= limits.batchSizeMax,
+    'transitionsPerBatchMax must be within 1..batchSizeMax (one request fits one group-commit batch)')
+  assert.ok(limits.transitionBatchBodyBytesMax >= limits.transitionsPerBatchMax * 1024,
+    'transitionBatchBodyBytesMax must hold transitionsPerBatchMax items of up to 1 KiB')
   assert.ok(limits.longPollWaitMsMax <= 30_000, 'longPollWaitMsMax must stay under nginx proxy_read_timeout')
 }

@@ -8,7 +8,7 @@ import type { Logger } from '../lib/log.ts'
 import type { ApiKeyRegistry } from './api-keys.ts'
 import { ProblemError } from './errors.ts'
 import { sendJson, sendProblem, splitUrl } from './http-io.ts'
-import { applyTransition, getInternalPayment, requireInternalToken, type InternalRouteContext } from './internal-routes.ts'
+import { applyTransition, applyTransitionBatch, getInternalPayment, requireInternalToken, type InternalRouteContext } from './internal-routes.ts'
 import type { NodeLimits } from './limits.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { PaymentService } from './payment-service.ts'
@@ -31,10 +31,15 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => { route: string, d
 
 const paymentsPrefix = '/payments/'
 const internalPrefix = '/internal/payments/'
+const internalBatchPath = '/internal/transitions'
 const transitionsSuffix = '/transitions'
 const webhooksPrefix = '/webhooks/psp/'
 
 function internalRoute (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, path: string): { route: string, done: Promise<void> | void } | undefined {
+  if (path === internalBatchPath) {
+    if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
+    return { route: internalBatchPath, done: applyTransitionBatch(ctx, req, res) }
+  }
   if (!path.startsWith(internalPrefix)) return undefined
   const rest = path.slice(internalPrefix.length)
   if (rest.endsWith(transitionsSuffix)) {

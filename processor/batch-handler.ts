@@ -48,6 +48,7 @@ export function nodePaymentOf (event: ChangeEvent): NodePayment {
     currency: p.currency,
     payment_method: p.paymentMethod,
     description: p.description,
+    node_id: event.nodeId,
     ...(p.pspReference ? { psp_reference: p.pspReference } : {}),
   }
 }

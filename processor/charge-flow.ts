@@ -78,7 +78,7 @@ async function applyTransition (deps: ChargeFlowDeps, payment: NodePayment, call
       current.psp_reference === call.pspReference) return current
     try {
       const result = await withNodeRetries(`transition to ${call.to}`, () =>
-        deps.node.transition(current.checkout_id, { ...call, expectedVersion: current.version }))
+        deps.node.transition(current.checkout_id, { ...call, expectedVersion: current.version, ...nodeOf(current) }))
       return result.payment
     } catch (error) {
       if (!(error instanceof NodeError) || (error.code !== 'stale_version' && error.code !== 'invalid_transition')) throw error
@@ -155,7 +155,7 @@ export async function drivePayment (deps: ChargeFlowDeps, payment: NodePayment, 
   if (current.status === 'pending') {
     try {
       current = (await withNodeRetries('move to processing', () =>
-        deps.node.transition(current.checkout_id, { to: 'processing', expectedVersion: current.version, actor: by }))).payment
+        deps.node.transition(current.checkout_id, { to: 'processing', expectedVersion: current.version, actor: by, ...nodeOf(current) }))).payment
     } catch (error) {
       if (!(error instanceof NodeError) || (error.code !== 'stale_version' && error.code !== 'invalid_transition')) throw error
       current = await withNodeRetries('read payment', () => deps.node.get(current.checkout_id))
@@ -164,6 +164,11 @@ export async function drivePayment (deps: ChargeFlowDeps, payment: NodePayment, 
   if (!isChargeable(current.status)) return current
   const outcome = await chargeWithRetries(deps, chargeRequestOf(current))
   return applyOutcome(deps, current, outcome, by)
+}
+
+/** The payment's node, so its transitions are batched with others for that node. */
+function nodeOf (payment: NodePayment): { nodeId?: string } {
+  return payment.node_id !== undefined && payment.node_id !== '' ? { nodeId: payment.node_id } : {}
 }
 
 function isChargeable (status: PaymentStatus): boolean {

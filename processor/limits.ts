@@ -18,6 +18,13 @@ export const processorLimits = {
   nodeHeadersTimeoutMs: 5_000,
   nodeBodyTimeoutMs: 5_000,
   nodeConnectionsMax: 128,
+  /**
+   * Batched transitions (transition-batcher.ts): items per request, at most the node's own
+   * transitionsPerBatchMax (256); queued per node at most the payments this processor can have
+   * in flight (eventsInFlightMax), so the bound is only reached by a bug or a stuck node.
+   */
+  nodeTransitionsPerBatchMax: 256,
+  nodeTransitionsQueuedPerNodeMax: 8_192,
   /** A node that is down or busy: retry the transition this many times before dead-lettering. */
   nodeAttemptsMax: 8,
   nodeBackoffBaseDelayMs: 50,
@@ -56,6 +63,13 @@ export const processorLimits = {
    * over 64 partitions cost the processor and the broker ~5 % of a core each, idle.
    */
   fetchWaitMsMax: 500,
+  /**
+   * A fetch that brought events is followed by the next no sooner than this after it started
+   * (lib/event-bus.ts fetchPacingMs): at a few hundred events a second, one fetch over the 64
+   * partitions per event cost the processor and the broker more than the events did. 20 ms caps
+   * it at 50 fetches a second, at most 20 ms more latency on the way to the processor.
+   */
+  fetchPacingMs: 20,
   /** Publishing dead letters. */
   dlqPublishTimeoutMs: 10_000,
   /** Watchdog. */

@@ -70,6 +70,8 @@ const node = new NodeClient({
   headersTimeoutMs: limits.nodeHeadersTimeoutMs,
   bodyTimeoutMs: limits.nodeBodyTimeoutMs,
   connectionsMax: limits.nodeConnectionsMax,
+  transitionsPerBatchMax: limits.nodeTransitionsPerBatchMax,
+  transitionsQueuedPerNodeMax: limits.nodeTransitionsQueuedPerNodeMax,
 })
 const psp = new PspClient({
   baseUrl: required('PSP_BASE_URL'),
@@ -157,6 +159,7 @@ await consumer.runPipelined({
   messagesInFlightMax: limits.eventsInFlightMax,
   offsetCommitIntervalMs: limits.offsetCommitIntervalMs,
   closeDrainTimeoutMs: limits.closeDrainTimeoutMs,
+  fetchPacingMs: limits.fetchPacingMs,
   onMessages: (messages) => handleMessages({ flow, projection, keys, deadLetters, metrics, log }, messages),
 })
 log.info({ topic: eventsTopic, dlq: dlqTopic }, 'processor consuming')

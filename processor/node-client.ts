@@ -1,9 +1,12 @@
 // Applies state transitions on the payment's owning node, always through nginx's internal
 // listener, which routes by the same consistent hash as the public API: the processor never
-// guesses which node owns a payment.
+// guesses which node owns a payment. A transition whose caller knows the payment's node (from the
+// change event it acts on) is batched with others for that node (transition-batcher.ts).
 
+import assert from 'node:assert/strict'
 import { Pool, errors as undiciErrors } from 'undici'
 import type { PaymentStatus } from '../lib/payment-codec.ts'
+import { TransitionBatcher, TransitionQueueFull, type ItemAnswer } from './transition-batcher.ts'
 
 export interface NodePayment {
   checkout_id: string
@@ -16,6 +19,8 @@ export interface NodePayment {
   description: string
   psp_reference?: string
   failure_code?: string
+  /** The node that holds the payment (every node view and change event carries it). */
+  node_id?: string
 }
 
 export interface TransitionCall {
@@ -25,6 +30,8 @@ export interface TransitionCall {
   pspReference?: string
   failureCode?: string
   failureMessage?: string
+  /** The payment's node, when known: the call is then batched with others for that node. */
+  nodeId?: string
 }
 
 export const nodeErrorCodes = {
@@ -59,10 +66,14 @@ export interface NodeClientOptions {
   headersTimeoutMs: number
   bodyTimeoutMs: number
   connectionsMax: number
+  /** Batched transitions: items per request (≤ the node's transitionsPerBatchMax), and queued per node. */
+  transitionsPerBatchMax: number
+  transitionsQueuedPerNodeMax: number
 }
 
 export class NodeClient {
   readonly #pool: Pool
+  readonly #batcher: TransitionBatcher
 
   constructor (options: NodeClientOptions) {
     this.#pool = new Pool(options.internalUrl, {
@@ -72,6 +83,11 @@ export class NodeClient {
       bodyTimeout: options.bodyTimeoutMs,
       keepAliveTimeout: 30_000,
       pipelining: 1,
+    })
+    this.#batcher = new TransitionBatcher({
+      itemsPerBatchMax: options.transitionsPerBatchMax,
+      itemsQueuedPerNodeMax: options.transitionsQueuedPerNodeMax,
+      send: (routingCheckoutId, items) => this.#sendBatch(routingCheckoutId, items),
     })
   }
 
@@ -86,9 +102,36 @@ export class NodeClient {
     if (call.pspReference) payload.psp_reference = call.pspReference
     if (call.failureCode) payload.failure_code = call.failureCode
     if (call.failureMessage) payload.failure_message = call.failureMessage.slice(0, 500)
-    const { status, body } = await this.#call('POST', `/internal/payments/${checkoutId}/transitions`, checkoutId, payload)
-    if (status === 200) return body as { applied: boolean, payment: NodePayment }
-    throw this.#errorFor(status, body)
+    let answer: ItemAnswer | undefined
+    if (call.nodeId !== undefined) {
+      answer = await this.#batched(call.nodeId, { checkout_id: checkoutId, ...payload })
+      // A payment the batch's node does not hold (a node id that no longer owns it): ask the way
+      // a single call does, routed by its own checkout id.
+      if (answer.status === 404) answer = undefined
+    }
+    answer ??= await this.#call('POST', `/internal/payments/${checkoutId}/transitions`, checkoutId, payload)
+    if (answer.status === 200) return answer.body as { applied: boolean, payment: NodePayment }
+    throw this.#errorFor(answer.status, answer.body)
+  }
+
+  async #batched (nodeId: string, item: Record<string, unknown>): Promise<ItemAnswer> {
+    try {
+      return await this.#batcher.submit(nodeId, item)
+    } catch (error) {
+      if (error instanceof TransitionQueueFull) throw new NodeError('node_busy', error.message, { cause: error })
+      throw error
+    }
+  }
+
+  /** One batch for one node: per item, what a single call would have answered. */
+  async #sendBatch (routingCheckoutId: string, items: ReadonlyArray<Record<string, unknown>>): Promise<ItemAnswer[]> {
+    const { status, body } = await this.#call('POST', '/internal/transitions', routingCheckoutId, { transitions: items })
+    // The whole request failed (node down, refused): every item sees what a single call would.
+    if (status !== 200) throw this.#errorFor(status, body)
+    assert.ok(Array.isArray(body?.results) && body.results.length === items.length, 'a batch answer holds one result per item')
+    return body.results.map((result: any) => result?.error !== undefined
+      ? { status: Number(result.error.status), body: result.error }
+      : { status: 200, body: result })
   }
 
   async #call (method: 'GET' | 'POST', path: string, checkoutId: string, payload: unknown): Promise<{ status: number, body: any }> {

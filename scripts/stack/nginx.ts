@@ -220,6 +220,10 @@ ${errorLocations()}
 
     location /internal/ {
       default_type application/problem+json;
+      # Batched transitions (POST /internal/transitions) carry up to 256 items: the node's
+      # transitionBatchBodyBytesMax. Routed by the first item's checkout id, like any call.
+      client_max_body_size 256k;
+      client_body_buffer_size 256k;
       if ($checkout_header_invalid) {${invalidKey}
       }
       if ($checkout_key = "") {${missingKey}
