@@ -40,12 +40,15 @@ export function loadRelayConfig (env: NodeJS.ProcessEnv): RelayConfig | undefine
   const topic = env.RINGPAY_EVENTS_TOPIC === undefined || env.RINGPAY_EVENTS_TOPIC === '' ? defaultEventsTopic : env.RINGPAY_EVENTS_TOPIC
   if (!/^[a-zA-Z0-9._-]{1,249}$/.test(topic)) throw new ConfigError(`RINGPAY_EVENTS_TOPIC is not a valid Kafka topic name: ${topic}`)
   const backlogEventsMax = integer(env, 'RINGPAY_RELAY_BACKLOG_EVENTS_MAX', defaultRelayLimits.backlogEventsMax, 10, 1_000_000_000)
+  const publishPacingMs = integer(env, 'RINGPAY_RELAY_PACING_MS', defaultRelayLimits.publishPacingMs, 0, 1_000)
   const limits: RelayLimits = {
     ...defaultRelayLimits,
     backlogEventsMax,
     backlogResumeEventsMax: Math.floor(backlogEventsMax * backlogResumeFraction),
     publishBatchEventsMax: integer(env, 'RINGPAY_RELAY_PUBLISH_BATCH_EVENTS_MAX', defaultRelayLimits.publishBatchEventsMax, 1, 100_000),
-    publishPacingMs: integer(env, 'RINGPAY_RELAY_PACING_MS', defaultRelayLimits.publishPacingMs, 0, 1_000),
+    publishPacingMs,
+    // Light pacing never exceeds the pacing under load (turning pacing off turns both off).
+    publishLightPacingMs: integer(env, 'RINGPAY_RELAY_LIGHT_PACING_MS', Math.min(defaultRelayLimits.publishLightPacingMs, publishPacingMs), 0, publishPacingMs),
     workerNiceLevel: integer(env, 'RINGPAY_RELAY_NICE', defaultRelayLimits.workerNiceLevel, 0, 19),
   }
   assertRelayLimits(limits)

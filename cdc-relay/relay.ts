@@ -3,9 +3,9 @@
 // EventProducer interfaces, so the tests drive it directly.
 //
 // The loop, one batch at a time:
-//   1. wait (no polling) until the node says it committed past the cursor, then, under load
-//      (the previous batch was big) and unless a full batch is waiting, until publishPacingMs
-//      after the previous publish started;
+//   1. wait (no polling) until the node says it committed past the cursor, then, unless a full
+//      batch is waiting, until publishPacingMs (under load: the previous batch was big) or
+//      publishLightPacingMs (light traffic) after the previous publish started;
 //   2. read entries from the cursor: at most publishBatchEventsMax, publishBatchBytesMax; from
 //      the handoff cache (handoff.ts: what the node just committed, in memory) when it starts at
 //      the cursor, else from the change log on disk;
@@ -172,9 +172,12 @@ export class Relay {
       // publishPacingMs, so each carries more events: kafkajs spends ~0.35 ms of CPU per produce
       // request and ~20 µs per partition in it, on top of ~10 µs per event, and that fixed part
       // is what a busy node would otherwise pay per event. Light traffic publishes at once.
-      const pacingWaitMs = this.#lastPublishStartedAtMs + limits.publishPacingMs - performance.now()
-      if (pacingWaitMs > 0 && this.#lastBatchEvents >= limits.publishPacingAfterBatchEventsMin &&
-        this.#knownNextSequence - this.#cursor < limits.publishBatchEventsMax) {
+      // Light traffic is paced too, on a shorter interval: a relay that has been idle for that
+      // long still publishes at once, while a trickle of single events (a few hundred a second
+      // spread over the nodes) shares produce requests instead of paying one each.
+      const pacingMs = this.#lastBatchEvents >= limits.publishPacingAfterBatchEventsMin ? limits.publishPacingMs : limits.publishLightPacingMs
+      const pacingWaitMs = this.#lastPublishStartedAtMs + pacingMs - performance.now()
+      if (pacingWaitMs > 0 && this.#knownNextSequence - this.#cursor < limits.publishBatchEventsMax) {
         await this.#wait('pacing', pacingWaitMs)
         if (this.#stopping) break
       }

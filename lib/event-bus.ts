@@ -128,6 +128,14 @@ export interface PipelinedConsumeOptions {
   /** close() waits this long for messages in flight before committing and leaving. */
   closeDrainTimeoutMs: number
   /**
+   * A fetch that brought messages is followed by the next one no sooner than this after it
+   * started, so a trickle of events arrives in fewer, larger fetches (each fetch over many
+   * partitions costs the consumer and the broker far more than the events in it). An idle
+   * consumer is not slowed down: a fetch with nothing in it is not paced. Adds at most this much
+   * latency per event. 0 = fetch again as soon as the batches are handed over.
+   */
+  fetchPacingMs: number
+  /**
    * Takes the messages of one partition fetched together, in partition order, and returns at
    * once one promise per message (same order) that settles when that message is finished.
    * Messages of a later batch may be handed over while earlier ones are still running: the

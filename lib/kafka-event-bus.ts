@@ -205,6 +205,8 @@ class KafkaEventConsumer implements EventConsumer {
   #commitTimer: NodeJS.Timeout | undefined
   #committing: Promise<void> | undefined
   #failedEpoch = -1
+  /** When the latest fetch started (fetch pacing). */
+  #fetchStartedAtMs = Number.NEGATIVE_INFINITY
 
   constructor (kafka: Kafka, options: KafkaConsumerOptions, log: Logger) {
     this.#options = options
@@ -246,6 +248,7 @@ class KafkaEventConsumer implements EventConsumer {
       this.#restartOnCrash(options)
       // Every (re)join may change the assignment and kafkajs then reads from the committed offsets.
       consumer.on(consumer.events.GROUP_JOIN, () => this.#newEpoch())
+      consumer.on(consumer.events.FETCH_START, () => { this.#fetchStartedAtMs = performance.now() })
       this.#commitTimer = setInterval(() => { void this.#commitDue() }, options.offsetCommitIntervalMs)
     }
     await this.#start(options, {
@@ -264,6 +267,11 @@ class KafkaEventConsumer implements EventConsumer {
         const messages = batch.messages.map((m) => consumedFrom(batch.topic, batch.partition, m as any))
         this.#handOver(messages, options)
         resolveOffset(messages[messages.length - 1]!.offset)
+        // kafkajs fetches again once every batch of this fetch has returned from here: holding
+        // the (already handed over) batch paces the fetches. Every batch of one fetch waits for
+        // the same moment, so the fetch is held once, not once per partition.
+        const paceMs = this.#fetchStartedAtMs + options.fetchPacingMs - performance.now()
+        if (paceMs > 0 && !stale()) await sleepMs(paceMs)
       },
     })
   }

@@ -16,6 +16,8 @@ t.test('limits that would break a guarantee are refused', async (t) => {
     { stopDrainMsMax: 10_000, stopWorkerMsMax: 10_000 },
     { publishPacingMs: 5_000 },
     { publishPacingMs: -1 },
+    { publishLightPacingMs: defaultRelayLimits.publishPacingMs + 1 },
+    { publishLightPacingMs: -1 },
     { changelogScanEntriesMax: 0 },
   ]) {
     t.throws(() => assertRelayLimits({ ...defaultRelayLimits, ...bad }), AssertionError, JSON.stringify(bad))
@@ -34,6 +36,10 @@ t.test('configuration from the environment', async (t) => {
   t.equal(config.limits.backlogEventsMax, 1000)
   t.equal(config.limits.backlogResumeEventsMax, 900)
   t.equal(loadRelayConfig({ KAFKA_BROKERS: 'k:1', RINGPAY_EVENTS_TOPIC: 'other.events' })!.topic, 'other.events')
+  t.equal(config.limits.publishLightPacingMs, defaultRelayLimits.publishLightPacingMs)
+  t.equal(loadRelayConfig({ KAFKA_BROKERS: 'k:1', RINGPAY_RELAY_PACING_MS: '0' })!.limits.publishLightPacingMs, 0, 'no pacing turns light pacing off too')
+  t.equal(loadRelayConfig({ KAFKA_BROKERS: 'k:1', RINGPAY_RELAY_LIGHT_PACING_MS: '3' })!.limits.publishLightPacingMs, 3)
+  t.throws(() => loadRelayConfig({ KAFKA_BROKERS: 'k:1', RINGPAY_RELAY_PACING_MS: '5', RINGPAY_RELAY_LIGHT_PACING_MS: '6' }), { code: 'config_invalid' })
   t.throws(() => loadRelayConfig({ KAFKA_BROKERS: 'no-port' }), { code: 'config_invalid' })
   t.throws(() => loadRelayConfig({ KAFKA_BROKERS: 'k:1', RINGPAY_RELAY_BACKLOG_EVENTS_MAX: 'lots' }), { code: 'config_invalid' })
   t.throws(() => loadRelayConfig({ KAFKA_BROKERS: 'k:1', RINGPAY_EVENTS_TOPIC: 'bad topic' }), { code: 'config_invalid' })

@@ -300,17 +300,36 @@ t.test('pacing: an idle relay publishes at once; under load, publishes are space
   await relay.stop(1_000)
 })
 
-t.test('pacing: light traffic (small batches) is not paced', async (t) => {
+t.test('pacing: light traffic (small batches) is paced on the short interval only', async (t) => {
   const node = await openTestNode('n1')
   t.teardown(() => node.close())
   const producer = new FakeProducer()
-  const { relay } = startRelay(node, producer, testLimits({ publishPacingMs: 60_000, publishPacingAfterBatchEventsMin: 5 }))
-  // One at a time, each waiting for its publish: with a minute's pacing, any pacing would show.
-  for (let i = 0; i < 5; i++) {
-    await node.createPayments([`light-${i}`])
-    await until(() => relay.cursor === i + 2, 2_000, `light-${i} published without waiting out the pace`)
+  const startedAt: number[] = []
+  const publish = producer.publish.bind(producer)
+  producer.publish = async (...args) => {
+    startedAt.push(performance.now())
+    return publish(...args)
   }
-  t.equal(producer.calls.length, 5)
+  const lightPacingMs = 100
+  const { relay } = startRelay(node, producer, testLimits({ publishPacingMs: 60_000, publishLightPacingMs: lightPacingMs, publishPacingAfterBatchEventsMin: 5 }))
+  // One at a time, each waiting for its publish: the minute's pacing under load would show, the
+  // light one may hold each back by at most its interval.
+  for (let i = 0; i < 4; i++) {
+    const committedAt = performance.now()
+    await node.createPayments([`light-${i}`])
+    await until(() => relay.cursor === i + 2, 2_000, `light-${i} published without waiting out the pace under load`)
+    t.ok(performance.now() - committedAt < lightPacingMs + 500, `light-${i} waited at most about the light pacing`)
+  }
+  t.equal(producer.calls.length, 4)
+  for (let i = 1; i < startedAt.length; i++) {
+    // Timers may fire a millisecond early relative to performance.now().
+    t.ok(startedAt[i]! - startedAt[i - 1]! >= lightPacingMs - 2, `publish ${i} started ${Math.round(startedAt[i]! - startedAt[i - 1]!)} ms after the one before`)
+  }
+  // A trickle of commits while one is being paced shares a produce request.
+  const before = producer.calls.length
+  for (let i = 4; i < 10; i++) await node.createPayments([`trickle-${i}`])
+  await until(() => relay.cursor === 11, 2_000, 'the trickle published')
+  t.ok(producer.calls.length - before < 6, `6 single commits went out in ${producer.calls.length - before} produce requests`)
   await relay.stop(1_000)
 })
 
