@@ -41,8 +41,11 @@ export interface OpenLoopOptions {
   /** The body of request `index` (default: the bench's fixed body). */
   requestBody?: (index: number) => string
   /** Every request's fate: its status (0 = no answer: dropped, timed out, failed) and, for
-   *  answers other than 2xx, the body (a problem's `code` says who refused and why). */
-  onAnswer?: (checkoutId: string, status: number, errorBody: string | undefined) => void
+   *  answers other than 2xx (and 2xx too with `readOkBody`), the body (a problem's `code` says
+   *  who refused and why); `intendedMs` is its intended send time on performance.now()'s clock. */
+  onAnswer?: (checkoutId: string, status: number, body: string | undefined, intendedMs: number) => void
+  /** Hand 2xx bodies to onAnswer as well (e.g. a client that reads the payment's version). */
+  readOkBody?: boolean
 }
 
 export async function runOpenLoop (o: OpenLoopOptions): Promise<LoadResult> {
@@ -81,7 +84,7 @@ export async function runOpenLoop (o: OpenLoopOptions): Promise<LoadResult> {
     const checkoutId = `${o.target.idPrefix}1_${index}_${Math.round((intended - start) * 1000)}`
     if (inflight >= o.inflightMax) {
       errors.dropped++
-      o.onAnswer?.(checkoutId, 0, undefined)
+      o.onAnswer?.(checkoutId, 0, undefined, intended)
       return
     }
     inflight++
@@ -96,11 +99,11 @@ export async function runOpenLoop (o: OpenLoopOptions): Promise<LoadResult> {
       body: o.requestBody?.(index) ?? benchRequestBody,
     }).then(async (res) => {
       const ok = res.statusCode >= 200 && res.statusCode <= 299
-      if (o.onAnswer === undefined || ok) {
+      if (o.onAnswer === undefined || (ok && o.readOkBody !== true)) {
         await res.body.dump()
-        o.onAnswer?.(checkoutId, res.statusCode, undefined)
+        o.onAnswer?.(checkoutId, res.statusCode, undefined, intended)
       } else {
-        o.onAnswer(checkoutId, res.statusCode, await res.body.text().catch(() => ''))
+        o.onAnswer(checkoutId, res.statusCode, await res.body.text().catch(() => ''), intended)
       }
       const now = performance.now()
       endUs[index] = (now - start) * 1000
@@ -109,7 +112,7 @@ export async function runOpenLoop (o: OpenLoopOptions): Promise<LoadResult> {
       answered++
       if (res.statusCode === 202) ackedIds.push(checkoutId)
     }, (error: { code?: string }) => {
-      o.onAnswer?.(checkoutId, 0, undefined)
+      o.onAnswer?.(checkoutId, 0, undefined, intended)
       endUs[index] = (performance.now() - start) * 1000
       const code = error?.code ?? ''
       if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') errors.timeout++

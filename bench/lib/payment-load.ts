@@ -66,6 +66,17 @@ function problemCode (body: string | undefined): string | undefined {
   }
 }
 
+/** Request `index`'s body: amounts, currencies and methods cycle deterministically. */
+export function paymentRequestBody (mix: PaymentMix): (index: number) => string {
+  const cycle = methodCycle(mix)
+  return (index) => JSON.stringify({
+    amount: 100 + (index % 9_900),
+    currency: currencies[index % currencies.length],
+    payment_method: cycle[index % cycle.length],
+    description: `fault suite ${index}`,
+  })
+}
+
 export interface PaymentLoad {
   /** Live view while the load runs. */
   readonly result: PaymentLoadClasses
@@ -82,8 +93,10 @@ export function startPaymentLoad (o: {
   inflightMax?: number
   signal?: AbortSignal
   onProgress?: (elapsedS: number, responses: number) => void
+  /** Each 202 with its body and intended send time (performance.now()'s clock): e.g. a client that then polls. */
+  onAccepted?: (id: string, body: string, intendedMs: number) => void
 }): PaymentLoad {
-  const cycle = methodCycle(o.mix)
+  const bodyOf = paymentRequestBody(o.mix)
   const result: PaymentLoadClasses = { acked: [], uncertain: [], refused: [], unexpected: [], answers: {}, sent: 0 }
   const count = (key: string): void => { result.answers[key] = (result.answers[key] ?? 0) + 1 }
   const done = runOpenLoop({
@@ -96,20 +109,18 @@ export function startPaymentLoad (o: {
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     requestBody: (index) => {
       result.sent++
-      return JSON.stringify({
-        amount: 100 + (index % 9_900),
-        currency: currencies[index % currencies.length],
-        payment_method: cycle[index % cycle.length],
-        description: `fault suite ${index}`,
-      })
+      return bodyOf(index)
     },
-    onAnswer: (id, status, body) => {
-      const code = problemCode(body)
+    ...(o.onAccepted !== undefined ? { readOkBody: true } : {}),
+    onAnswer: (id, status, answer, intendedMs) => {
+      const code = status === 202 ? undefined : problemCode(answer)
       count(status === 0 ? 'no answer' : code === undefined ? String(status) : `${status} ${code}`)
-      if (status === 202) result.acked.push(id)
-      else if (status === 0 || ((status === 503 || status === 504) && noAnswerCodes.has(code ?? ''))) result.uncertain.push(id)
+      if (status === 202) {
+        result.acked.push(id)
+        o.onAccepted?.(id, answer ?? '', intendedMs)
+      } else if (status === 0 || ((status === 503 || status === 504) && noAnswerCodes.has(code ?? ''))) result.uncertain.push(id)
       else if ((status >= 400 && status <= 499) || (status === 503 && refusedBeforeWriteCodes.has(code ?? ''))) result.refused.push(id)
-      else result.unexpected.push({ id, status, body: (body ?? '').slice(0, 300) })
+      else result.unexpected.push({ id, status, body: (answer ?? '').slice(0, 300) })
     },
   }).then((load) => ({ classes: result, load }))
   return { result, done }

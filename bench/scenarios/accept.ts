@@ -30,6 +30,7 @@ import { cpuShare, cpuSnapshot, type CpuShare, type CpuSnapshot } from '../lib/c
 import { describeMachine, probeFsync, type FsyncProbe } from '../lib/machine.ts'
 import { groupCommitStats, scrapeGroupCommit, type GroupCommitStats } from '../lib/node-metrics.ts'
 import { runOpenLoop } from '../lib/open-loop.ts'
+import { foreignCpuWarnPct, waitForQuiet as waitForQuietMachine, waitIdleSMax } from '../lib/wait-idle.ts'
 import { checkNodesOutcome, checkStoresOutcome, distinctIds, type OutcomeReport } from '../lib/outcome.ts'
 import type { Scenario } from '../lib/scenario.ts'
 import { BenchSession } from '../lib/session.ts'
@@ -72,12 +73,6 @@ export const defaultProbeNodes = 3
 export const processesMax = 16
 export const defaultNginxWorkers = 1
 export const nginxWorkersMax = 64
-/** CPU (% of one core) spent by processes the bench did not start, above which the report warns. */
-export const foreignCpuWarnPct = 20
-/** How long the machine's load is sampled before anything starts. */
-export const idleProbeMs = 1_000
-/** --wait-idle at most: how long the bench may wait for other load on the machine to end. */
-export const waitIdleSMax = 3_600
 /** Rows of each profile summary table. */
 export const profileTopRows = 30
 
@@ -378,24 +373,9 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
   const runTag = randomBytes(3).toString('hex')
   // Process group → component, for CPU accounting (each managed process leads its own group).
   const groupNames = new Map<number, string>()
-  /** CPU (% of one core) used by processes the bench did not start, over idleProbeMs. */
-  const probeForeignPct = async (): Promise<number> => {
-    const groups = new Set(groupNames.keys())
-    const before = cpuSnapshot(groups)
-    await new Promise((r) => setTimeout(r, idleProbeMs))
-    session.signal.throwIfAborted()
-    return cpuShare(before, cpuSnapshot(groups), groupNames).byComponent.other ?? 0
-  }
   /** With --wait-idle: waits (bounded) until other load on the machine is gone. */
-  const waitForQuiet = async (what: string): Promise<number> => {
-    let foreign = await probeForeignPct()
-    const deadline = Date.now() + cfg.waitIdleS * 1000
-    while (foreign >= foreignCpuWarnPct && Date.now() < deadline) {
-      log(`--wait-idle: other processes use ${Math.round(foreign)} % of a core; waiting before ${what}`)
-      foreign = await probeForeignPct()
-    }
-    return foreign
-  }
+  const waitForQuiet = (what: string): Promise<number> =>
+    waitForQuietMachine({ groupNames, waitIdleS: cfg.waitIdleS, what, log, signal: session.signal })
   const foreignBeforePct = await waitForQuiet('starting')
   const fsync = probeFsync(tmp)
   log(`disk: write+fsync of 4 KiB p50 ${formatMs(fsync.p50Ms)} ms, p99 ${formatMs(fsync.p99Ms)} ms (idle disk ≈ 0.12 ms)`)
