@@ -1,4 +1,4 @@
-// Managed processes for the bench's own targets (a), (b) and (d), on the stack's process machinery
+// Managed processes for the bench's own targets ((a), (b), (d) of accept; the e2e monolith), on the stack's process machinery
 // (scripts/stack/proc.ts: own process group, parent-death signal, killed on exit).
 
 import { join } from 'node:path'
@@ -59,4 +59,23 @@ export function createNaiveProcess (o: {
 
 export function createProbeProcess (o: { name: string, port: number, logFile: string, dataDir: string }): ManagedProcess {
   return targetProcess(o.name, 'probe-server.ts', o.port, o.logFile, { BENCH_DATA_DIR: o.dataDir })
+}
+
+export function createMonolithProcess (o: {
+  name: string
+  port: number
+  logFile: string
+  databaseUrl: string
+  table: string
+  apiKeysFile: string
+  psp: { url: string, secretKey: string, webhookSecret: string }
+}): ManagedProcess {
+  return targetProcess(o.name, 'monolith-server.ts', o.port, o.logFile, {
+    BENCH_DATABASE_URL: o.databaseUrl,
+    BENCH_TABLE: o.table,
+    BENCH_API_KEYS_FILE: o.apiKeysFile,
+    BENCH_PSP_URL: o.psp.url,
+    BENCH_PSP_SECRET_KEY: o.psp.secretKey,
+    BENCH_PSP_WEBHOOK_SECRET: o.psp.webhookSecret,
+  })
 }

@@ -1,0 +1,257 @@
+// The e2e bench's monolith target: bench/targets/monolith-server.ts behind its own nginx (the
+// stack's generator, one worker, the same proxy settings as the stack's public listener), writing
+// to its own table in the stack's Postgres and charging the stack's sandbox PSP. One run: payments
+// at a fixed arrival rate (the same bodies as Ringpay's), latency = intended send → the 200 with
+// the final status; then its outcome check: at most one PSP charge per checkout id, and the
+// Postgres status of every row equal to the PSP's.
+//
+// Webhooks: the sandbox PSP sends one per charge to a single base URL. With `webhooks: 'own'`
+// that URL points at the monolith's nginx while (and only while) a monolith run goes on, so each
+// target receives its own webhooks, as it would in production; with 'ringpay' it is left alone
+// (the monolith's webhooks then reach Ringpay's nodes, which refuse unknown ids, and the PSP
+// retries them): for a stack shared with other work, e.g. the tests.
+
+import { randomBytes } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { Pool } from 'undici'
+import type { StackInfo } from '../../scripts/stack/info.ts'
+import { writeApiKeysFile } from '../../scripts/stack/api-keys.ts'
+import { createNginx, type NginxHandle } from '../../scripts/stack/nginx.ts'
+import { pickFreePorts } from '../../scripts/stack/ports.ts'
+import type { ManagedProcess } from '../../scripts/stack/proc.ts'
+import { createMonolithTable, dropMonolithTable, monolithStatuses } from '../targets/monolith-schema.ts'
+import { createMonolithProcess } from '../targets/processes.ts'
+import { runOpenLoop } from './open-loop.ts'
+import { paymentRequestBody, type PaymentMix } from './payment-load.ts'
+
+export const monolithLoadConnections = 64
+export const monolithInflightMax = 4_096
+/** Outcome check: PSP look-ups at once. */
+export const monolithCheckConcurrency = 64
+export const monolithCheckExamplesMax = 10
+export const pspAdminTimeoutMs = 10_000
+/** How often the PSP's pending webhooks are polled while waiting for them to drain. */
+export const webhookDrainPollMs = 200
+
+export type MonolithWebhooks = 'own' | 'ringpay'
+
+export interface MonolithOutcome {
+  sent: number
+  answered: number
+  rows: number
+  /** Answered 200 but no row. */
+  lost: number
+  doubleCharges: number
+  /** Row status ≠ the PSP's charge status ('psp_error' must mean no charge). */
+  mismatches: number
+  checkErrors: number
+  statuses: Record<string, number>
+  examples: string[]
+  passed: boolean
+}
+
+export interface MonolithRun {
+  sent: number
+  /** 200 answers (the final status), with their latency from the intended send time. */
+  finished: number
+  latencyMs: Float64Array
+  answers: Record<string, number>
+  /** All requests answered, and the PSP's webhooks delivered, within the drain deadline. */
+  drained: boolean
+  webhooksPendingEnd: number
+  acceptedPerSecond: Array<{ second: number, count: number }>
+  ids: string[]
+}
+
+async function pspAdmin (psp: StackInfo['psp'], method: 'GET' | 'PUT', path: string, body?: unknown): Promise<any> {
+  const res = await fetch(`${psp.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${psp.secretKey}`, 'content-type': 'application/json' },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    signal: AbortSignal.timeout(pspAdminTimeoutMs),
+  })
+  if (res.status !== 200) throw new Error(`PSP ${method} ${path}: ${res.status} ${await res.text()}`)
+  return res.json()
+}
+
+/** Waits until the PSP has no webhook left to deliver, or the deadline; returns the count left. */
+export async function pspWebhooksDrained (psp: StackInfo['psp'], deadlineMs: number): Promise<number> {
+  for (;;) {
+    const pending = Number((await pspAdmin(psp, 'GET', '/admin/stats')).webhooks.pending)
+    if (pending === 0 || performance.now() >= deadlineMs) return pending
+    await new Promise((resolve) => setTimeout(resolve, webhookDrainPollMs))
+  }
+}
+
+export class MonolithTarget {
+  readonly #stack: StackInfo
+  readonly #table: string
+  readonly #server: ManagedProcess
+  readonly #nginx: NginxHandle
+  readonly #webhooks: MonolithWebhooks
+  readonly origin: string
+  #stackWebhookBaseUrl: string | null = null
+  #started = false
+
+  constructor (o: { stack: StackInfo, dir: string, ports: number[], webhooks: MonolithWebhooks }) {
+    this.#stack = o.stack
+    this.#webhooks = o.webhooks
+    this.#table = `monolith_payments_${randomBytes(4).toString('hex')}`
+    const [serverPort, nginxPort, nginxInternalPort] = o.ports as [number, number, number]
+    const logs = join(o.dir, 'logs')
+    mkdirSync(logs, { recursive: true })
+    const apiKeysFile = join(o.dir, 'api-keys.json')
+    writeApiKeysFile(apiKeysFile)
+    this.#server = createMonolithProcess({
+      name: 'monolith', port: serverPort, logFile: join(logs, 'monolith.log'),
+      databaseUrl: o.stack.databaseUrl, table: this.#table, apiKeysFile, psp: o.stack.psp,
+    })
+    this.#nginx = createNginx({
+      dir: join(o.dir, 'nginx'), logsDir: logs, logFile: join(logs, 'nginx.log'),
+      publicPort: nginxPort, internalPort: nginxInternalPort,
+      nodeServers: [`127.0.0.1:${serverPort}`], internalToken: randomBytes(16).toString('hex'),
+    })
+    this.origin = `http://127.0.0.1:${nginxPort}`
+  }
+
+  static async create (o: { stack: StackInfo, dir: string, webhooks: MonolithWebhooks }): Promise<MonolithTarget> {
+    return new MonolithTarget({ ...o, ports: await pickFreePorts(3) })
+  }
+
+  get table (): string {
+    return this.#table
+  }
+
+  async start (): Promise<void> {
+    this.#started = true
+    await createMonolithTable(this.#stack.databaseUrl, this.#table)
+    await this.#server.start()
+    await this.#nginx.start()
+    this.#stackWebhookBaseUrl = (await pspAdmin(this.#stack.psp, 'GET', '/admin/config')).webhookBaseUrl ?? null
+  }
+
+  /** Process group leaders → component name, for CPU accounting. */
+  groups (): Map<number, string> {
+    const out = new Map<number, string>()
+    const server = this.#server.status().pid
+    const nginx = this.#nginx.status().pid
+    if (server !== null) out.set(server, 'monolith server')
+    if (nginx !== null) out.set(nginx, 'monolith nginx')
+    return out
+  }
+
+  /** Points the PSP's webhooks at the monolith (true) or back at the stack (false), with 'own'. */
+  async routeWebhooks (toMonolith: boolean): Promise<void> {
+    if (this.#webhooks !== 'own') return
+    await pspAdmin(this.#stack.psp, 'PUT', '/admin/config', { webhookBaseUrl: toMonolith ? this.origin : this.#stackWebhookBaseUrl })
+  }
+
+  async run (o: { idPrefix: string, rateRps: number, durationS: number, mix: PaymentMix, drainDeadlineS: number }): Promise<MonolithRun> {
+    const bodyOf = paymentRequestBody(o.mix)
+    const latencies: number[] = []
+    const answers: Record<string, number> = {}
+    const ids: string[] = []
+    const perSecond = new Map<number, number>()
+    let t0 = Number.NaN
+    const load = await runOpenLoop({
+      target: { origin: this.origin, apiKey: this.#stack.apiKeys.merchant_demo, idPrefix: o.idPrefix },
+      rateRps: o.rateRps,
+      durationS: o.durationS,
+      connections: monolithLoadConnections,
+      inflightMax: monolithInflightMax,
+      requestBody: bodyOf,
+      readOkBody: true,
+      onAnswer: (id, status, _body, intendedMs) => {
+        if (Number.isNaN(t0)) t0 = intendedMs
+        ids.push(id)
+        answers[status === 0 ? 'no answer' : String(status)] = (answers[status === 0 ? 'no answer' : String(status)] ?? 0) + 1
+        if (status !== 200) return
+        latencies.push(performance.now() - intendedMs)
+        const second = Math.floor((performance.now() - t0) / 1000)
+        perSecond.set(second, (perSecond.get(second) ?? 0) + 1)
+      },
+    })
+    const unanswered = load.errors.timeout + load.errors.dropped + load.errors.connect + load.errors.read + load.errors.write
+    const pending = this.#webhooks === 'own'
+      ? await pspWebhooksDrained(this.#stack.psp, performance.now() + o.drainDeadlineS * 1000)
+      : 0
+    return {
+      sent: ids.length,
+      finished: latencies.length,
+      latencyMs: Float64Array.from(latencies).sort(),
+      answers,
+      drained: unanswered === 0 && pending === 0,
+      webhooksPendingEnd: pending,
+      acceptedPerSecond: [...perSecond.entries()].sort(([a], [b]) => a - b).map(([second, count]) => ({ second, count })),
+      ids,
+    }
+  }
+
+  /** One PSP charge at most per id, and every row's status = the PSP's (after the run drained). */
+  async check (run: MonolithRun): Promise<MonolithOutcome> {
+    const rows = await monolithStatuses(this.#stack.databaseUrl, this.#table, run.ids)
+    const pool = new Pool(this.#stack.psp.url, { connections: monolithCheckConcurrency })
+    const out: MonolithOutcome = {
+      sent: run.sent, answered: run.finished, rows: rows.size, lost: 0, doubleCharges: 0, mismatches: 0, checkErrors: 0,
+      statuses: {}, examples: [], passed: false,
+    }
+    const fail = (kind: 'lost' | 'doubleCharges' | 'mismatches' | 'checkErrors', why: string): void => {
+      out[kind]++
+      if (out.examples.length < monolithCheckExamplesMax) out.examples.push(why)
+    }
+    out.lost = Math.max(0, run.finished - rows.size)
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < run.ids.length) {
+        const id = run.ids[next++]!
+        try {
+          const res = await pool.request({
+            method: 'GET',
+            path: `/admin/charges?idempotency_key=${encodeURIComponent(id)}`,
+            headers: { authorization: `Bearer ${this.#stack.psp.secretKey}` },
+          })
+          const text = await res.body.text()
+          if (res.statusCode !== 200) {
+            fail('checkErrors', `${id}: PSP admin answered ${res.statusCode}`)
+            continue
+          }
+          const charges = (JSON.parse(text) as { data: Array<{ status: string }> }).data
+          if (charges.length > 1) fail('doubleCharges', `${id}: ${charges.length} charges`)
+          const row = rows.get(id)
+          if (row === undefined) {
+            if (charges.length > 0) fail('mismatches', `${id}: charged at the PSP, no row`)
+            continue
+          }
+          out.statuses[row] = (out.statuses[row] ?? 0) + 1
+          const psp = charges[0]?.status ?? 'psp_error'
+          if (row !== psp) fail('mismatches', `${id}: Postgres ${row}, PSP ${psp}`)
+        } catch (error) {
+          fail('checkErrors', `${id}: ${(error as Error).message}`)
+        }
+      }
+    }
+    try {
+      await Promise.all(Array.from({ length: monolithCheckConcurrency }, worker))
+    } finally {
+      await pool.destroy().catch(() => {})
+    }
+    if (out.lost > 0) out.examples.unshift(`${out.lost} answered 200 without a row`)
+    out.passed = out.lost + out.doubleCharges + out.mismatches + out.checkErrors === 0
+    return out
+  }
+
+  async stop (): Promise<void> {
+    if (!this.#started) return
+    await this.routeWebhooks(false).catch(() => {})
+    await this.#nginx.stop().catch(() => {})
+    await this.#server.stop().catch(() => {})
+    await dropMonolithTable(this.#stack.databaseUrl, this.#table).catch(() => {})
+  }
+}
+
+export function describeMonolithOutcome (o: MonolithOutcome): string {
+  return `${o.answered} of ${o.sent} answered 200, ${o.rows} rows; lost ${o.lost}, double charges ${o.doubleCharges}, ` +
+    `Postgres≠PSP ${o.mismatches}, unreadable ${o.checkErrors} → ${o.passed ? 'PASS' : 'FAIL'}` +
+    (o.examples.length > 0 ? `\n  ${o.examples.join('; ')}` : '')
+}

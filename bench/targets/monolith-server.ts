@@ -1,0 +1,89 @@
+// The naive synchronous monolith of issue #13, the e2e bench's reference: what a team writes on
+// day one. Per `POST /payments` (Ringpay's headers and body): an INSERT of a pending row, the
+// sandbox PSP charge (idempotency key = checkout id), an UPDATE with the PSP's status, then 200
+// with that status. Its PSP webhooks (`POST /webhooks/psp/sandbox/<id>`, signature checked) move
+// a row still pending to the final status. Nothing of Ringpay's code but the signature check.
+//
+//   BENCH_PORT BENCH_DATABASE_URL BENCH_TABLE BENCH_API_KEYS_FILE BENCH_PSP_URL BENCH_PSP_SECRET_KEY
+//   BENCH_PSP_WEBHOOK_SECRET  node bench/targets/monolith-server.ts          (GET /healthz: 200)
+
+import { hash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import type { ServerResponse } from 'node:http'
+import pg from 'pg'
+import { Pool } from 'undici'
+import { verifyWebhookSignature } from '../../lib/webhook-signature.ts'
+import { monolithTablePattern } from './monolith-schema.ts'
+import { bodyBytesMax, createTargetServer, listenUntilSignalled, readBodyChunks, sendJsonText, targetPort } from './target-http.ts'
+
+const dbPoolSize = 10
+const pspConnections = 256
+/** Per PSP call (the sandbox may hold an answer for 30 s); then retried with the same key. */
+const pspCallTimeoutMs = 10_000
+const pspAttemptsMax = 3
+const pspRetryDelayMs = 200
+const webhookToleranceS = 300
+
+const env = (name: string): string => process.env[name] || (() => { throw new Error(`${name} is required`) })()
+const table = env('BENCH_TABLE')
+if (!monolithTablePattern.test(table)) throw new Error('BENCH_TABLE must be a plain lower-case identifier')
+const keys = JSON.parse(readFileSync(env('BENCH_API_KEYS_FILE'), 'utf8')) as { keys: Array<{ merchant_id: string, key_sha256: string }> }
+const merchantByDigest = new Map(keys.keys.map((k) => [k.key_sha256, k.merchant_id]))
+const db = new pg.Pool({ connectionString: env('BENCH_DATABASE_URL'), max: dbPoolSize, options: '-c synchronous_commit=on' })
+db.on('error', () => {})
+const psp = new Pool(env('BENCH_PSP_URL'), { connections: pspConnections, headersTimeout: pspCallTimeoutMs, bodyTimeout: pspCallTimeoutMs })
+const pspAuth = `Bearer ${env('BENCH_PSP_SECRET_KEY')}`
+const webhookSecret = env('BENCH_PSP_WEBHOOK_SECRET')
+const send = (res: ServerResponse, status: number, body: unknown): void => sendJsonText(res, status, JSON.stringify(body))
+
+/** The PSP's charge status and id; 'psp_error' when no attempt got an answer we can use. */
+async function charge (checkoutId: string, merchantId: string, p: Record<string, unknown>): Promise<{ status: string, id: string | null }> {
+  const body = JSON.stringify({ amount: p.amount, currency: p.currency, payment_method: p.payment_method, reference: checkoutId, merchant_id: merchantId, description: p.description })
+  for (let attempt = 1; attempt <= pspAttemptsMax; attempt++) {
+    try {
+      const res = await psp.request({ method: 'POST', path: '/v1/charges', body, headers: { authorization: pspAuth, 'content-type': 'application/json', 'idempotency-key': checkoutId } })
+      const answer = await res.body.json() as { status?: string, id?: string }
+      if (res.statusCode === 200 || res.statusCode === 201) return { status: String(answer.status), id: answer.id ?? null }
+      if (res.statusCode < 500 && res.statusCode !== 429 && res.statusCode !== 409) return { status: 'psp_error', id: null }
+    } catch {} // timeout or connection error: retried with the same key
+    await new Promise((resolve) => setTimeout(resolve, pspRetryDelayMs * attempt))
+  }
+  return { status: 'psp_error', id: null }
+}
+
+const server = createTargetServer((req, res) => {
+  if (req.method === 'GET' && req.url === '/healthz') return send(res, 200, { status: 'alive' })
+  readBodyChunks(req, (chunks, bytes) => {
+    const text = Buffer.concat(chunks).toString('utf8')
+    const webhook = /^\/webhooks\/psp\/sandbox\/([A-Za-z0-9_-]{1,64})$/.exec(req.url ?? '')
+    if (req.method === 'POST' && webhook !== null) {
+      const signature = req.headers['ringpay-signature']
+      if (!verifyWebhookSignature(webhookSecret, typeof signature === 'string' ? signature : undefined, text, Math.floor(Date.now() / 1000), webhookToleranceS).ok) return send(res, 400, { code: 'webhook_signature_invalid' })
+      const charge = (JSON.parse(text) as { data?: { object?: { status?: string } } }).data?.object
+      return db.query(`UPDATE ${table} SET status = $2, updated_at = now() WHERE checkout_id = $1 AND status = 'pending' AND $2 <> 'pending'`, [webhook[1], charge?.status ?? 'pending'])
+        .then(() => send(res, 200, { received: true }), () => send(res, 503, { code: 'database_unavailable' }))
+    }
+    if (req.method !== 'POST' || req.url !== '/payments') return send(res, 404, { code: 'not_found' })
+    const checkoutId = req.headers['x-payment-checkout-id']
+    const auth = req.headers.authorization
+    const merchantId = auth?.startsWith('Bearer ') ? merchantByDigest.get(hash('sha256', auth.slice(7), 'hex')) : undefined
+    if (merchantId === undefined) return send(res, 401, { code: 'unauthorized' })
+    let p: Record<string, unknown>
+    try {
+      p = JSON.parse(text) as Record<string, unknown>
+    } catch {
+      return send(res, 400, { code: 'invalid_json' })
+    }
+    if (typeof checkoutId !== 'string' || bytes > bodyBytesMax || !Number.isSafeInteger(p.amount) || (p.amount as number) <= 0 ||
+      typeof p.currency !== 'string' || typeof p.payment_method !== 'string') return send(res, 400, { code: 'validation_failed' })
+    db.query(`INSERT INTO ${table} (checkout_id, merchant_id, amount, currency, status) VALUES ($1, $2, $3, $4, 'pending')`,
+      [checkoutId, merchantId, p.amount, p.currency])
+      .then(() => charge(checkoutId, merchantId, p))
+      .then(async (c) => {
+        await db.query(`UPDATE ${table} SET status = $2, psp_reference = $3, updated_at = now() WHERE checkout_id = $1 AND status = 'pending'`, [checkoutId, c.status, c.id])
+        send(res, 200, { checkout_id: checkoutId, status: c.status, psp_reference: c.id })
+      })
+      .catch((error: { code?: string }) => send(res, error.code === '23505' ? 409 : 503, { code: error.code === '23505' ? 'checkout_id_conflict' : 'unavailable' }))
+  })
+})
+listenUntilSignalled(server, targetPort(), () => Promise.all([db.end(), psp.close()]))
