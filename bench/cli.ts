@@ -15,7 +15,7 @@ const scenarios: Record<string, { summary: string, load: () => Promise<Scenario>
     load: async () => (await import('./scenarios/accept.ts')).scenario,
   },
   e2e: {
-    summary: 'fixed arrival rate through the whole stack: accepted → terminal in Postgres, relay and consumer lag, outcome check',
+    summary: 'whole stack at a fixed rate (clients long-poll to terminal), outcome check; --search: max sustained rate, Ringpay vs the naive monolith',
     load: async () => (await import('./scenarios/e2e.ts')).scenario,
   },
   recon: {

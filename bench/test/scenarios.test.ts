@@ -1,6 +1,6 @@
 // The e2e and recon scenarios of bench/cli.ts, end to end on a tiny budget against the shared
 // stack (--stack-info): they must run, write their results, and their outcome checks must cover
-// every payment/charge and pass. ~20 s together.
+// every payment/charge and pass. ~40 s together.
 
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
@@ -50,6 +50,51 @@ t.test('e2e: every accepted payment terminal, equal on node, Postgres and PSP', 
   t.ok(json.lag.samples.length >= 1, 'lag sampled')
   t.match(readFileSync(join(dir, 'chart.svg'), 'utf8'), /<svg [^>]*>/, 'chart written')
   t.match(run.stdout, /accepted → terminal p99/, 'table printed')
+  t.equal(json.client.started, 40, 'a long-polling client per accepted payment')
+  t.equal(json.client.finished, 40, 'every client saw its payment terminal')
+  t.ok(json.client.polls >= 40, 'the clients long-polled')
+  t.ok(json.client.latencyMs.p99 >= json.client.latencyMs.p50 && json.client.latencyMs.p50 > 0, 'client latency percentiles ordered')
+  t.ok(json.endToEnd.stages['PSP call (first attempt sent → last answered)'].p50 >= 0, 'PSP call stage measured')
+})
+
+t.test('e2e --search: one step per target, Ringpay and the monolith, both outcome checks pass', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'ringpay-bench-e2e-search-'))
+  t.teardown(() => rmSync(out, { recursive: true, force: true }))
+  // The stack is shared with other tests: the PSP's webhook URL is left alone (ringpay).
+  const run = await runCli(['e2e', '--stack-info', stackInfo, '--search', '--start-rate', '10', '--steps-max', '1', '--step-duration', '2',
+    '--psp-latency-median-ms', '10', '--psp-latency-p99-ms', '40', '--drain-deadline', '30', '--settle-deadline', '60',
+    '--monolith-webhooks', 'ringpay', '--out', out])
+  t.equal(run.code, 0, `exit code 0\n${run.stdout}\n${run.stderr.slice(-3000)}`)
+  const { dir, json } = onlyResults(out)
+  t.equal(json.mode, 'search')
+  t.same(json.steps.map((s: { target: string, rateRps: number }) => [s.target, s.rateRps]), [['ringpay', 10], ['monolith', 10]], 'interleaved, one step each')
+  for (const step of json.steps) {
+    t.equal(step.sent, 20, `${step.target}: 20 payments sent`)
+    t.equal(step.outcomePassed, true, `${step.target}: outcome check passed`)
+    t.type(step.passed, 'boolean', `${step.target}: pass/fail reported`)
+    t.ok(step.finished <= step.sent && step.finishedShare === step.finished / step.sent, `${step.target}: finished share`)
+    t.type(step.cpu.ownMs, 'number', `${step.target}: own CPU per payment`)
+    t.type(step.cpu.pspMs, 'number', `${step.target}: PSP CPU apart`)
+    t.type(step.cpu.loadGeneratorMs, 'number', `${step.target}: load generator CPU apart`)
+  }
+  const [ringpay, monolith] = json.steps
+  t.equal(ringpay.outcome.checked, ringpay.outcome.acked, 'Ringpay outcome check covered every accepted payment')
+  t.equal(ringpay.outcome.acked, 20)
+  t.type(ringpay.postgresLatencyMs.p99, 'number', 'Postgres-terminal latency beside the client one')
+  t.ok(Object.keys(ringpay.stages).length >= 6, 'per-stage latency')
+  t.equal(monolith.outcome.rows, 20, 'a monolith row per payment')
+  t.equal(monolith.outcome.doubleCharges, 0, 'one PSP charge per id')
+  t.equal(monolith.outcome.mismatches, 0, 'monolith Postgres = PSP')
+  t.equal(monolith.finished, 20, 'every monolith payment answered with its final status')
+  t.ok(monolith.cpu.msPerPayment['monolith server'] > 0, 'the monolith server\'s CPU is measured')
+  for (const target of ['ringpay', 'monolith']) t.type(json.summary[target].maxSustainedRps, 'number', `${target}: max sustained reported`)
+  t.ok(json.ratio === null || typeof json.ratio === 'number', 'ratio reported')
+  t.type(json.goals.ratio.met, 'boolean', 'the issue target is reported, not asserted')
+  t.equal(json.outcomesPassed, true)
+  const svg = readFileSync(join(dir, 'chart.svg'), 'utf8')
+  t.match(svg, /<polyline /, 'chart has lines')
+  t.match(run.stdout, /Ringpay max sustained: /, 'table printed')
+  t.match(run.stdout, /monolith max sustained: /, 'table printed')
 })
 
 t.test('recon: a small clean day, every charge matched', async (t) => {
