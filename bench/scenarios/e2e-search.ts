@@ -30,6 +30,8 @@ export const finishedShareMin = 0.995
 export const stepP99MsMax = 1_000
 /** Bisection stops when the last pass and the first fail are this close (share of the pass). */
 export const bisectResolution = 0.1
+/** Before a monolith step: how long Ringpay's last webhooks may take to be delivered before the PSP's URL changes. */
+export const webhookSwitchWaitMsMax = 5_000
 /** The issue's targets (reported, never asserted). */
 export const goals = { ratio: 2, ratioToResolve: 1.5, ownCpuMsAtTop: 1, ownCpuMsAt50: 5 } as const
 
@@ -175,7 +177,7 @@ async function ringpayStep (cfg: E2eConfig, stack: StackInfo, probe: PipelineLag
 async function monolithStep (cfg: E2eConfig, stack: StackInfo, monolith: MonolithTarget, groups: ReadonlyMap<number, string>, index: number,
   rateRps: number, idPrefix: string): Promise<Step> {
   // Ringpay's webhooks of its previous step are delivered before the PSP's URL changes.
-  if (cfg.monolithWebhooks === 'own') await pspWebhooksDrained(stack.psp, performance.now() + cfg.drainDeadlineS * 1000)
+  if (cfg.monolithWebhooks === 'own') await pspWebhooksDrained(stack.psp, performance.now() + webhookSwitchWaitMsMax)
   await monolith.routeWebhooks(true)
   const groupSet = new Set(groups.keys())
   const before = cpuSnapshot(groupSet)
@@ -192,12 +194,12 @@ async function monolithStep (cfg: E2eConfig, stack: StackInfo, monolith: Monolit
   const why: string[] = []
   if (finishedShare < finishedShareMin) why.push(`${run.finished} of ${run.sent} answered 200 (${JSON.stringify(run.answers)})`)
   if (!(latencyMs.p99 < stepP99MsMax)) why.push(`p99 ${formatMs(latencyMs.p99)} ms`)
-  if (!run.drained) why.push(`not drained (webhooks pending ${run.webhooksPendingEnd}, answers ${JSON.stringify(run.answers)})`)
+  if (!run.drained) why.push(`not drained (PSP webhooks pending ${run.webhooksPendingBefore} before, ${run.webhooksPendingEnd} after; answers ${JSON.stringify(run.answers)})`)
   if (!outcome.passed) why.push('outcome check FAILED')
   return {
     target: 'monolith', index, rateRps, durationS: cfg.stepDurationS, sent: run.sent, finished: run.finished, finishedShare,
     throughputRps: run.finished / cfg.stepDurationS, latencyMs, drained: run.drained,
-    drain: { webhooksPendingEnd: run.webhooksPendingEnd, answers: run.answers },
+    drain: { webhooksPendingBefore: run.webhooksPendingBefore, webhooksPendingEnd: run.webhooksPendingEnd, answers: run.answers },
     outcomePassed: outcome.passed, outcome, cpu: stepCpu('monolith', cpu, run.finished), passed: why.length === 0, why,
   }
 }
