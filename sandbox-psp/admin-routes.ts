@@ -68,6 +68,8 @@ export function statsBody (ctx: PspContext): Record<string, unknown> {
       attempts: r.webhookAttempts,
       attemptFailures: r.webhookAttemptFailures,
       inFlight: ctx.dispatcher.inFlight,
+      /** In the in-memory due queue (at most webhookQueueEntriesMax; the rest waits on disk). */
+      queued: ctx.dispatcher.queued,
     },
     inFlight: {
       chargeRequests: ctx.charges.inFlight,

@@ -9,7 +9,7 @@ import type { PspLimits } from './limits.ts'
 import { ruleFor } from './rules.ts'
 import { keys, parseDueKey, rangeEnd, type CounterDeltas, type Op, type PspStore } from './store.ts'
 import { encodeSettlementEntry } from './settlement.ts'
-import { eventWrites } from './webhook-events.ts'
+import { eventWrites, type QueuedEvent } from './webhook-events.ts'
 
 /** After a failed pass (the disk refused a batch), try again this much later. */
 const retryAfterFailureMs = 1_000
@@ -19,14 +19,14 @@ export class AsyncCompleter {
   readonly #runtime: RuntimeControl
   readonly #limits: PspLimits
   readonly #log: Logger
-  readonly #onWritten: () => void
+  readonly #onWritten: (events: readonly QueuedEvent[]) => void
   #timer: NodeJS.Timeout | undefined
   #timerDueMs = Infinity
   #running: Promise<void> | undefined
   #again = false
   #stopped = false
 
-  constructor (deps: { store: PspStore, runtime: RuntimeControl, limits: PspLimits, log: Logger, onWritten: () => void }) {
+  constructor (deps: { store: PspStore, runtime: RuntimeControl, limits: PspLimits, log: Logger, onWritten: (events: readonly QueuedEvent[]) => void }) {
     this.#store = deps.store
     this.#runtime = deps.runtime
     this.#limits = deps.limits
@@ -86,6 +86,7 @@ export class AsyncCompleter {
 
   async #complete (dueKeys: readonly string[], nowMs: number): Promise<void> {
     const ops: Op[] = []
+    const queued: QueuedEvent[] = []
     const counters: Required<Pick<CounterDeltas, 'pending' | 'succeeded' | 'failed'>> & CounterDeltas = { pending: 0, succeeded: 0, failed: 0 }
     for (const dueKey of dueKeys) {
       ops.push({ type: 'del', key: dueKey })
@@ -96,7 +97,6 @@ export class AsyncCompleter {
       const final: Charge = outcome?.kind === 'async' && outcome.final.kind === 'failed'
         ? fail(charge, outcome.final.failure)
         : succeed(charge, nowMs)
-      ops.push({ type: 'put', key: keys.charge(final.id), value: JSON.stringify(final) })
       counters.pending--
       if (final.status === 'succeeded') {
         ops.push({ type: 'put', key: keys.settlement(final.settled_on!, final.id), value: encodeSettlementEntry(final) })
@@ -104,14 +104,17 @@ export class AsyncCompleter {
       } else {
         counters.failed++
       }
-      const events = eventWrites(this.#store, this.#runtime, final, nowMs)
+      const json = JSON.stringify(final)
+      ops.push({ type: 'put', key: keys.charge(final.id), value: json })
+      const events = eventWrites(this.#store, this.#runtime, final, nowMs, json)
       ops.push(...events.ops)
+      queued.push(...events.queued)
       for (const [name, delta] of Object.entries(events.counters) as Array<[keyof CounterDeltas, number]>) {
         counters[name] = (counters[name] ?? 0) + delta
       }
     }
     await this.#store.write({ ops, counters })
-    this.#onWritten()
+    this.#onWritten(queued)
   }
 
   async stop (): Promise<void> {

@@ -22,10 +22,11 @@ import type { PspMetrics } from './metrics.ts'
 import type { PaymentMethodRule } from './rules.ts'
 import { keys, type CounterDeltas, type Op, type PspStore } from './store.ts'
 import { encodeSettlementEntry } from './settlement.ts'
-import { eventWrites } from './webhook-events.ts'
+import { eventWrites, type QueuedEvent } from './webhook-events.ts'
 
 export type CreateResult =
-  | { kind: 'created', charge: Charge, holdResponse: boolean }
+  /** `json`: the charge as stored, to answer with (serialised once). */
+  | { kind: 'created', charge: Charge, json: string, holdResponse: boolean }
   | { kind: 'replayed', charge: Charge }
 
 const statusCounter = {
@@ -40,7 +41,7 @@ export class ChargeService {
   readonly #runtime: RuntimeControl
   readonly #limits: PspLimits
   readonly #metrics: PspMetrics
-  readonly #onWritten: (charge: Charge, asyncDueMs: number | undefined) => void
+  readonly #onWritten: (charge: Charge, asyncDueMs: number | undefined, events: readonly QueuedEvent[]) => void
   /** Idempotency keys of requests between steps 3 and 8. Bounded by chargeRequestsInFlightMax. */
   readonly #keysInProgress = new Set<string>()
   readonly #shutdown = new AbortController()
@@ -51,7 +52,7 @@ export class ChargeService {
     runtime: RuntimeControl
     limits: PspLimits
     metrics: PspMetrics
-    onWritten: (charge: Charge, asyncDueMs: number | undefined) => void
+    onWritten: (charge: Charge, asyncDueMs: number | undefined, events: readonly QueuedEvent[]) => void
   }) {
     this.#store = deps.store
     this.#runtime = deps.runtime
@@ -141,8 +142,9 @@ export class ChargeService {
     if (outcome.kind === 'failed') {
       charge = { ...charge, failure_code: outcome.failure.code, failure_message: outcome.failure.message }
     }
+    const json = JSON.stringify(charge)
     const ops: Op[] = [
-      { type: 'put', key: keys.charge(charge.id), value: JSON.stringify(charge) },
+      { type: 'put', key: keys.charge(charge.id), value: json },
       { type: 'put', key: keys.idempotency(idempotencyKey), value: JSON.stringify({ charge_id: charge.id, fingerprint }) },
     ]
     if (charge.status === 'succeeded') {
@@ -153,13 +155,13 @@ export class ChargeService {
       asyncDueMs = nowMs + this.#runtime.config.asyncDelayMs
       ops.push({ type: 'put', key: keys.asyncDue(asyncDueMs, charge.id), value: '' })
     }
-    const events = eventWrites(this.#store, this.#runtime, charge, nowMs)
+    const events = eventWrites(this.#store, this.#runtime, charge, nowMs, json)
     ops.push(...events.ops)
     const counters: CounterDeltas = { ...events.counters, chargesTotal: 1, [statusCounter[charge.status]]: 1 }
     await this.#store.write({ ops, counters, indexCharges: [{ idempotencyKey, chargeId: charge.id }] })
-    this.#onWritten(charge, asyncDueMs)
+    this.#onWritten(charge, asyncDueMs, events.queued)
     const holdResponse = rule.fault === 'timeout_after_charge' || this.#runtime.timeoutAfterCharge()
     if (holdResponse) this.#metrics.count('injectedTimeouts')
-    return { kind: 'created', charge, holdResponse }
+    return { kind: 'created', charge, json, holdResponse }
   }
 }

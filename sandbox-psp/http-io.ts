@@ -7,7 +7,11 @@ import type { Writable } from 'node:stream'
 import { PspError } from './errors.ts'
 
 export function sendJson (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const payload = JSON.stringify(body)
+  sendJsonText(res, status, JSON.stringify(body), headers)
+}
+
+/** An answer already serialised (a charge's stored JSON). */
+export function sendJsonText (res: ServerResponse, status: number, payload: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), ...headers })
   res.end(payload)
 }

@@ -37,6 +37,12 @@ export interface PspLimits {
   writeBatchOpsMax: number
   /** Writes waiting for the group committer. Charge requests are bounded above; this is a backstop. */
   writeQueueMax: number
+  /**
+   * Longest a deferred write (a webhook delivery outcome) waits for a batch to ride in. Under load
+   * it rides in the next charge's batch long before; idle, this many ms after the delivery the
+   * stats show it. A crash within it resends the event (at least once).
+   */
+  deferredWriteFlushMs: number
   /** Pending charges completed per scheduler pass. */
   asyncCompletionBatchMax: number
   /** Webhook deliveries in flight at once. */
@@ -52,8 +58,16 @@ export interface PspLimits {
   webhookDelayMsMax: number
   /** How long a stale (reordered) event waits before checking again that the newer one was delivered. */
   webhookReorderRecheckMs: number
-  /** The dispatcher looks at the outbox at least this often, even with nothing announced. */
-  webhookIdlePollMs: number
+  /**
+   * Outbox entries the dispatcher keeps in its in-memory due queue (~100 bytes each: sequence,
+   * due time; bodies stay on disk). Past it, new entries wait on disk only, and are read back
+   * (a scan of o/) once the queue is down to half: ordering by due time holds within the queue.
+   */
+  webhookQueueEntriesMax: number
+  /** Outbox entries read per iterator step while (re)filling the queue from disk. */
+  webhookRefillChunkEntries: number
+  /** After a failed refill scan, try again this much later. */
+  webhookRefillRetryMs: number
   /** Settlement rows read from LevelDB per iterator step; also the rows formatted per write. */
   settlementReadBatchRows: number
   /** References listed in one discrepancy switch (missingRows, amountDelta, ...). */
@@ -87,6 +101,7 @@ export const defaultPspLimits: PspLimits = {
   // A few hundred charges per fsync at most; each charge is ~6 operations.
   writeBatchOpsMax: 4096,
   writeQueueMax: 8192,
+  deferredWriteFlushMs: 100,
   asyncCompletionBatchMax: 256,
   webhookDeliveriesInFlightMax: 32,
   // 8 attempts with a 30 s cap spans ~2 min: long enough to ride out a node restart.
@@ -96,7 +111,10 @@ export const defaultPspLimits: PspLimits = {
   webhookDeliveryTimeoutMs: 10_000,
   webhookDelayMsMax: 600_000,
   webhookReorderRecheckMs: 50,
-  webhookIdlePollMs: 1_000,
+  // 200,000 entries is ~20 MB; at 1,000 events/s, 200 s of a receiver being down.
+  webhookQueueEntriesMax: 200_000,
+  webhookRefillChunkEntries: 1_000,
+  webhookRefillRetryMs: 1_000,
   settlementReadBatchRows: 1_000,
   discrepancyRefsMax: 100_000,
   discrepancyExtraRowsMax: 1_000_000,
@@ -123,4 +141,5 @@ export function assertPspLimits (limits: PspLimits): void {
   assert.ok(limits.webhookRetryBaseMs <= limits.webhookRetryMaxMs, 'webhookRetryBaseMs must not exceed webhookRetryMaxMs')
   assert.ok(limits.webhookAttemptsMax <= 30, 'webhookAttemptsMax above 30 overflows the backoff exponent')
   assert.ok(limits.generateBatchCharges <= limits.generateCountMax, 'generateBatchCharges must not exceed generateCountMax')
+  assert.ok(limits.webhookQueueEntriesMax >= 2, 'webhookQueueEntriesMax must be at least 2 (refills start at half)')
 }

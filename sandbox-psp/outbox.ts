@@ -4,17 +4,27 @@
 // PSP restart resumes where it stopped; a delivery cut off by the restart is sent again, which is
 // what receivers must expect of any PSP anyway.
 //
-// Entries are found through the w/<due>/<seq> index, so a scan only reads what is due.
+// Which entry is due next is kept in memory: a heap of (due time, sequence) of at most
+// `webhookQueueEntriesMax` entries, filled by the writers once their batch is on disk (`enqueue`)
+// and rebuilt from the o/ entries at start. A delivery reads its entry's body from the store; no
+// iterator runs per charge. Outcomes are deferred writes (store.ts): removed or rescheduled in
+// memory at once, on disk with the next batch; a crash in between only resends the event.
+//
+// Past the bound, new entries stay on disk only (`#spilled`); once the queue is down to half,
+// a scan of o/ reads back what is neither queued, in flight nor being removed. Outcomes written
+// while a scan runs keep their sequence in `#removing` until it ends, so a scan's snapshot never
+// brings back an entry that was already delivered.
 
 import { Agent, request } from 'undici'
 import type { Logger } from '../lib/log.ts'
 import { unixSeconds } from './charge.ts'
+import { DueHeap, type DueItem } from './due-heap.ts'
 import type { RuntimeControl } from './faults.ts'
 import type { PspLimits } from './limits.ts'
 import type { PspMetrics } from './metrics.ts'
 import { signatureHeaderName, signWebhook } from './signature.ts'
-import { keys, parseDueKey, type PspStore } from './store.ts'
-import type { OutboxEntry } from './webhook-events.ts'
+import { keys, rangeEnd, type CounterDeltas, type PspStore } from './store.ts'
+import { decodeOutboxEntry, decodeQueuedEvent, encodeOutboxEntry, type QueuedEvent } from './webhook-events.ts'
 
 export const webhookPathPrefix = '/webhooks/psp/sandbox/'
 const jitterFraction = 0.2
@@ -26,6 +36,12 @@ export function retryDelayMs (limits: PspLimits, attempts: number, random: () =>
   return Math.max(1, Math.round(exponential * (1 - jitterFraction + 2 * jitterFraction * random())))
 }
 
+interface QueuedItem extends DueItem {
+  seq: number
+  attempts: number
+  afterSeq: number | undefined
+}
+
 export class WebhookDispatcher {
   readonly #store: PspStore
   readonly #runtime: RuntimeControl
@@ -35,16 +51,20 @@ export class WebhookDispatcher {
   readonly #secret: string
   readonly #agent: Agent
   readonly #stopController = new AbortController()
+  /** Entries waiting for their due time, by due time; `#queued` holds the same items by sequence. */
+  readonly #heap = new DueHeap<QueuedItem>()
+  readonly #queued = new Map<number, QueuedItem>()
   /** Deliveries in flight, by sequence. */
   readonly #deliveries = new Map<number, Promise<void>>()
-  /** Sequences whose entry is being rewritten (deferred by reorder); not to be picked meanwhile. */
-  readonly #moving = new Set<number>()
-  /** Their writes (and removals of stale index keys), which shutdown waits for. */
-  readonly #defers = new Set<Promise<void>>()
-  #scanning = false
-  #scanRun: Promise<void> | undefined
-  #rescan = false
+  /** Entries delivered or given up whose removal is not on disk yet (or a refill scan may predate it). */
+  readonly #removing = new Set<number>()
+  #removedDuringRefill: number[] = []
+  /** Some entries on disk are not in memory: a refill scan must read them back. */
+  #spilled = false
+  #refilling: Promise<void> | undefined
+  #refillNotBeforeMs = 0
   #timer: NodeJS.Timeout | undefined
+  #timerDueMs = Infinity
   #stopped = false
 
   constructor (deps: { store: PspStore, runtime: RuntimeControl, limits: PspLimits, metrics: PspMetrics, log: Logger, secret: string }) {
@@ -66,105 +86,156 @@ export class WebhookDispatcher {
     return this.#deliveries.size
   }
 
-  /** Something may be due: new entries were written, or the configuration changed. */
+  /** Entries in the in-memory due queue (not in flight). */
+  get queued (): number {
+    return this.#queued.size
+  }
+
+  /** Reads the outbox left by a previous run, and starts delivering. */
+  start (): void {
+    this.#spilled = true
+    this.#pump()
+  }
+
+  /** Entries just written (their batch is on disk). */
+  enqueue (events: readonly QueuedEvent[]): void {
+    if (events.length === 0) return
+    for (const event of events) this.#push(event)
+    this.#pump()
+  }
+
+  /** The configuration changed: a base URL may just have been set, or delays shortened. */
   wake (): void {
-    if (this.#stopped) return
-    if (this.#scanning) {
-      this.#rescan = true
+    this.#pump()
+  }
+
+  #push (event: QueuedEvent): void {
+    const seq = event.seq
+    if (this.#stopped || this.#queued.has(seq) || this.#deliveries.has(seq) || this.#removing.has(seq)) return
+    if (this.#queued.size + this.#deliveries.size >= this.#limits.webhookQueueEntriesMax) {
+      this.#spilled = true
       return
     }
-    this.#scanning = true
-    this.#scanRun = this.#scan().catch((error: unknown) => {
-      this.#log.error({ err: error }, 'webhook outbox scan failed')
-    }).finally(() => {
-      this.#scanning = false
-      if (this.#rescan) {
-        this.#rescan = false
-        this.wake()
-      } else {
-        this.#armTimer()
-      }
-    })
+    this.#requeue({ dueMs: event.dueMs, order: seq, seq, attempts: event.attempts, afterSeq: event.afterSeq })
   }
 
-  async #scan (): Promise<void> {
-    do {
-      this.#rescan = false
-      if (this.#stopped || this.#runtime.config.webhookBaseUrl === null) return
-      const free = this.#limits.webhookDeliveriesInFlightMax - this.#deliveries.size
-      if (free <= 0) return
+  #requeue (item: QueuedItem): void {
+    this.#heap.push(item)
+    this.#queued.set(item.seq, item)
+  }
+
+  /** Starts every delivery that is due and has a slot, then sleeps until the next due time. */
+  #pump (): void {
+    if (this.#stopped) return
+    if (this.#runtime.config.webhookBaseUrl !== null) {
       const nowMs = Date.now()
-      const due = await this.#store.db.keys({
-        gte: keys.outboxDuePrefix,
-        lt: keys.outboxDueUntil(nowMs),
-        // Busy entries are still in the index; read past them.
-        limit: free + this.#deliveries.size + this.#moving.size,
-      }).all()
-      let started = 0
-      for (const dueKey of due) {
-        if (started >= free || this.#stopped) break
-        const seq = Number(parseDueKey(dueKey).rest)
-        if (this.#deliveries.has(seq) || this.#moving.has(seq)) continue
-        const raw = this.#store.get(keys.outbox(seq))
-        const entry = raw === undefined ? undefined : JSON.parse(raw) as OutboxEntry
-        // The iterator reads a snapshot taken before the await: a delivery or deferral that ended
-        // meanwhile has moved the entry to another key or removed it. Acting on the stale key would
-        // send the entry early and strand its current key, which nothing would ever remove; enough
-        // of those at the head of the index fill `limit` and no scan reaches a real entry again.
-        if (entry === undefined || keys.outboxDue(entry.due_at_ms, seq) !== dueKey) {
-          this.#dropStaleKey(dueKey)
+      while (this.#deliveries.size < this.#limits.webhookDeliveriesInFlightMax) {
+        const item = this.#heap.peek()
+        if (item === undefined || item.dueMs > nowMs) break
+        this.#heap.pop()
+        if (item.afterSeq !== undefined && this.#stillInOutbox(item.afterSeq)) {
+          // A stale (reordered) event waits until the newer one has left the outbox.
+          item.dueMs = nowMs + this.#limits.webhookReorderRecheckMs
+          this.#heap.push(item)
           continue
         }
-        if (entry.after_seq !== undefined && this.#store.has(keys.outbox(entry.after_seq))) {
-          this.#defer(entry, dueKey, nowMs)
-          continue
-        }
-        const delivery = this.#deliver(entry, dueKey).catch((error: unknown) => {
-          // The outcome was not recorded: the entry stays due and is tried again.
-          this.#log.error({ err: error, seq }, 'could not record a webhook delivery outcome')
+        this.#queued.delete(item.seq)
+        const delivery = this.#deliver(item).catch((error: unknown) => {
+          // Not a receiver's failure (an unreadable entry?): the entry stays, tried again much later.
+          this.#log.error({ err: error, seq: item.seq }, 'webhook delivery failed unexpectedly')
+          item.dueMs = Date.now() + this.#limits.webhookRetryMaxMs
+          this.#requeue(item)
         }).finally(() => {
-          this.#deliveries.delete(seq)
-          this.wake()
+          this.#deliveries.delete(item.seq)
+          this.#pump()
         })
-        this.#deliveries.set(seq, delivery)
-        started++
+        this.#deliveries.set(item.seq, delivery)
       }
-    } while (this.#rescan)
+      this.#armTimer(nowMs)
+    }
+    this.#maybeRefill()
   }
 
-  /** Removes an index key whose entry is gone or has moved (usually already deleted: a no-op). */
-  #dropStaleKey (dueKey: string): void {
-    const dropped = this.#store.write({ ops: [{ type: 'del', key: dueKey }] }).catch((error: unknown) => {
-      this.#log.error({ err: error, key: dueKey }, 'could not remove a stale webhook index key')
-    }).finally(() => {
-      this.#defers.delete(dropped)
+  #stillInOutbox (seq: number): boolean {
+    if (this.#queued.has(seq) || this.#deliveries.has(seq)) return true
+    if (this.#removing.has(seq)) return false
+    // Not in memory: it may be among the entries that are on disk only.
+    return (this.#spilled || this.#refilling !== undefined) && this.#store.has(keys.outbox(seq))
+  }
+
+  #armTimer (nowMs: number): void {
+    const next = this.#heap.peek()
+    if (next === undefined || this.#deliveries.size >= this.#limits.webhookDeliveriesInFlightMax) {
+      // Nothing waits, or a finishing delivery pumps again.
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+      this.#timerDueMs = Infinity
+      return
+    }
+    if (this.#timer !== undefined && this.#timerDueMs <= next.dueMs) return
+    clearTimeout(this.#timer)
+    this.#timerDueMs = next.dueMs
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      this.#timerDueMs = Infinity
+      this.#pump()
+    }, Math.max(0, next.dueMs - nowMs))
+    this.#timer.unref()
+  }
+
+  #maybeRefill (): void {
+    if (!this.#spilled || this.#refilling !== undefined || this.#stopped) return
+    if (this.#queued.size + this.#deliveries.size > this.#limits.webhookQueueEntriesMax / 2) return
+    if (Date.now() < this.#refillNotBeforeMs) return
+    this.#refilling = this.#refill().finally(() => {
+      this.#refilling = undefined
+      for (const seq of this.#removedDuringRefill) this.#removing.delete(seq)
+      this.#removedDuringRefill = []
+      this.#pump()
     })
-    this.#defers.add(dropped)
   }
 
-  /** A stale event waits until the newer one has left the outbox (delivered or given up). */
-  #defer (entry: OutboxEntry, dueKey: string, nowMs: number): void {
-    const dueAtMs = nowMs + this.#limits.webhookReorderRecheckMs
-    this.#moving.add(entry.seq)
-    const moved = this.#store.write({
-      ops: [
-        { type: 'del', key: dueKey },
-        { type: 'put', key: keys.outboxDue(dueAtMs, entry.seq), value: '' },
-        { type: 'put', key: keys.outbox(entry.seq), value: JSON.stringify({ ...entry, due_at_ms: dueAtMs }) },
-      ],
-    }).catch((error: unknown) => {
-      this.#log.error({ err: error, seq: entry.seq }, 'could not defer a reordered webhook')
-    }).finally(() => {
-      this.#moving.delete(entry.seq)
-      this.#defers.delete(moved)
-      this.#armTimer()
-    })
-    this.#defers.add(moved)
+  /** Reads back, in sequence order, the entries on disk that are not in memory, up to the bound. */
+  async #refill (): Promise<void> {
+    this.#spilled = false
+    const iterator = this.#store.db.iterator({ gte: keys.outboxPrefix, lt: keys.outboxPrefix + rangeEnd })
+    try {
+      for (;;) {
+        const chunk = await iterator.nextv(this.#limits.webhookRefillChunkEntries)
+        if (chunk.length === 0 || this.#stopped) return
+        for (const [, value] of chunk) {
+          if (this.#queued.size + this.#deliveries.size >= this.#limits.webhookQueueEntriesMax) {
+            // Full: the rest stays on disk until the queue is down to half again.
+            this.#spilled = true
+            return
+          }
+          this.#push(decodeQueuedEvent(value))
+        }
+        this.#pump()
+      }
+    } catch (error) {
+      this.#spilled = true
+      this.#refillNotBeforeMs = Date.now() + this.#limits.webhookRefillRetryMs
+      setTimeout(() => this.#pump(), this.#limits.webhookRefillRetryMs).unref()
+      // Closing the store under a scan is the normal end of a shutdown, not an error.
+      if (!this.#stopped) this.#log.error({ err: error }, 'webhook outbox refill failed; retrying')
+    } finally {
+      await iterator.close()
+    }
   }
 
-  async #deliver (entry: OutboxEntry, dueKey: string): Promise<void> {
+  async #deliver (item: QueuedItem): Promise<void> {
+    const raw = this.#store.get(keys.outbox(item.seq))
+    if (raw === undefined) {
+      this.#log.error({ seq: item.seq }, 'queued webhook has no outbox entry; skipped')
+      return
+    }
+    const entry = decodeOutboxEntry(raw)
     const baseUrl = this.#runtime.config.webhookBaseUrl
-    if (baseUrl === null) return
+    if (baseUrl === null) {
+      this.#requeue(item)
+      return
+    }
     const url = baseUrl + webhookPathPrefix + encodeURIComponent(entry.reference)
     this.#metrics.count('webhookAttempts')
     let failure: string | undefined
@@ -187,50 +258,41 @@ export class WebhookDispatcher {
       failure = (error as Error).message
     }
     if (failure === undefined) {
-      await this.#store.write({
-        ops: [{ type: 'del', key: keys.outbox(entry.seq) }, { type: 'del', key: dueKey }],
-        counters: { webhooksDelivered: 1, webhooksPending: -1 },
-      })
+      this.#remove(item.seq, { webhooksDelivered: 1, webhooksPending: -1 })
       return
     }
     this.#metrics.count('webhookAttemptFailures')
     // A delivery cut off by shutdown is not the receiver's fault: it stays due, uncounted.
     if (this.#stopped) return
-    const attempts = entry.attempts + 1
+    const attempts = item.attempts + 1
     if (attempts >= this.#limits.webhookAttemptsMax) {
       this.#log.warn({ event_id: entry.event_id, checkout_id: entry.reference, attempts, failure }, 'webhook given up')
-      await this.#store.write({
-        ops: [{ type: 'del', key: keys.outbox(entry.seq) }, { type: 'del', key: dueKey }],
-        counters: { webhooksFailed: 1, webhooksPending: -1 },
-      })
+      this.#remove(item.seq, { webhooksFailed: 1, webhooksPending: -1 })
       return
     }
     const dueAtMs = Date.now() + retryDelayMs(this.#limits, attempts, this.#runtime.random)
     this.#log.debug({ event_id: entry.event_id, checkout_id: entry.reference, attempts, failure, due_at_ms: dueAtMs }, 'webhook retry scheduled')
-    await this.#store.write({
-      ops: [
-        { type: 'del', key: dueKey },
-        { type: 'put', key: keys.outboxDue(dueAtMs, entry.seq), value: '' },
-        { type: 'put', key: keys.outbox(entry.seq), value: JSON.stringify({ ...entry, attempts, due_at_ms: dueAtMs }) },
-      ],
-    })
+    item.dueMs = dueAtMs
+    item.attempts = attempts
+    this.#requeue(item)
+    // Lost in a crash, the retry only happens sooner and the attempt goes uncounted.
+    this.#store.write({ ops: [{ type: 'put', key: keys.outbox(entry.seq), value: encodeOutboxEntry({ ...entry, attempts, due_at_ms: dueAtMs }) }] }, { deferred: true })
+      .catch((error: unknown) => {
+        this.#log.error({ err: error, seq: entry.seq }, 'could not record a webhook retry')
+      })
   }
 
-  /** Sleeps until the next entry is due, or `webhookIdlePollMs`, whichever comes first. */
-  #armTimer (): void {
-    if (this.#stopped || this.#scanning) return
-    clearTimeout(this.#timer)
-    const nowMs = Date.now()
-    this.#store.db.keys({ gte: keys.outboxDuePrefix, lt: keys.outboxDuePrefix + '\uffff', limit: 1 }).all().then((first) => {
-      if (this.#stopped) return
-      const nextDueMs = first[0] === undefined ? Infinity : parseDueKey(first[0]).dueMs
-      const waitMs = Math.max(0, Math.min(nextDueMs - nowMs, this.#limits.webhookIdlePollMs))
-      clearTimeout(this.#timer)
-      this.#timer = setTimeout(() => this.wake(), waitMs)
-      this.#timer.unref()
-    }, (error: unknown) => {
-      // Closing the store under a peek is the normal end of a shutdown, not an error.
-      if (!this.#stopped) this.#log.error({ err: error }, 'webhook outbox peek failed')
+  /** The entry has left the outbox (delivered or given up): gone from memory now, from disk soon. */
+  #remove (seq: number, counters: CounterDeltas): void {
+    this.#removing.add(seq)
+    const removed = (): void => {
+      if (this.#refilling !== undefined) this.#removedDuringRefill.push(seq)
+      else this.#removing.delete(seq)
+    }
+    this.#store.write({ ops: [{ type: 'del', key: keys.outbox(seq) }], counters }, { deferred: true }).then(removed, (error: unknown) => {
+      // Still on disk: sent again after a restart (at least once).
+      this.#log.error({ err: error, seq }, 'could not remove a delivered webhook from the outbox')
+      removed()
     })
   }
 
@@ -242,8 +304,8 @@ export class WebhookDispatcher {
     this.#stopped = true
     clearTimeout(this.#timer)
     const cut = setTimeout(() => this.#stopController.abort(), Math.max(0, deadlineMs - Date.now()))
-    await this.#scanRun
-    await Promise.allSettled([...this.#deliveries.values(), ...this.#defers])
+    await this.#refilling
+    await Promise.allSettled(this.#deliveries.values())
     clearTimeout(cut)
     this.#stopController.abort()
     await this.#agent.close()

@@ -46,14 +46,14 @@ export async function startSandboxPsp (options: PspOptions, log: Logger = create
     metrics.storeBatchWrites.observe(writes)
   }
   const dispatcher = new WebhookDispatcher({ store, runtime, limits, metrics, log, secret: config.webhookSecret })
-  const completer = new AsyncCompleter({ store, runtime, limits, log, onWritten: () => dispatcher.wake() })
+  const completer = new AsyncCompleter({ store, runtime, limits, log, onWritten: (events) => dispatcher.enqueue(events) })
   const charges = new ChargeService({
     store,
     runtime,
     limits,
     metrics,
-    onWritten: (_charge, asyncDueMs) => {
-      dispatcher.wake()
+    onWritten: (_charge, asyncDueMs, events) => {
+      dispatcher.enqueue(events)
       if (asyncDueMs !== undefined) completer.schedule(asyncDueMs)
     },
   })
@@ -82,7 +82,7 @@ export async function startSandboxPsp (options: PspOptions, log: Logger = create
   const port = (http.server.address() as AddressInfo).port
   // Whatever a previous run left pending or undelivered resumes now.
   completer.start()
-  dispatcher.wake()
+  dispatcher.start()
   log.info({ host: config.host, port, data_dir: config.dataDir, webhooks: config.runtime.webhookBaseUrl }, 'sandbox PSP listening')
 
   let stopping: Promise<void> | undefined

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { parseChargeRequest, readIdempotencyKey } from './charge-request.ts'
 import type { PspContext } from './context.ts'
 import { PspError } from './errors.ts'
-import { parseJsonObject, readBody, sendJson } from './http-io.ts'
+import { parseJsonObject, readBody, sendJson, sendJsonText } from './http-io.ts'
 import { isReportDate, writeSettlementReport } from './settlement.ts'
 
 export async function createChargeRoute (ctx: PspContext, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
@@ -25,7 +25,7 @@ export async function createChargeRoute (ctx: PspContext, req: IncomingMessage, 
     ctx.held.hold(res, ctx.runtime.config.timeoutHoldMs)
     return
   }
-  sendJson(res, 201, result.charge, { 'request-id': requestId })
+  sendJsonText(res, 201, result.json, { 'request-id': requestId })
 }
 
 export function listChargesRoute (ctx: PspContext, res: ServerResponse, query: URLSearchParams, requestId: string): void {

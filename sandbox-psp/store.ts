@@ -5,8 +5,9 @@
 //                                                         appended inside the commit (admin check)
 //   s/<YYYY-MM-DD>/<charge id>     SettlementEntry        settlement index: the row of a succeeded charge
 //   a/<due ms, 15 digits>/<id>     ''                     async charges waiting for their final status
-//   o/<seq, 16 digits>             OutboxEntry            webhook deliveries not yet done
-//   w/<due ms, 15 digits>/<seq>    ''                     outbox entries by next attempt time
+//   o/<seq, 16 digits>             OutboxEntry            webhook deliveries not yet done (metadata
+//                                                         line + body, webhook-events.ts); their due
+//                                                         queue is in memory (outbox.ts)
 //   f/<idempotency key>            ''                     pm_card_5xx_once already failed this key
 //   d/<YYYY-MM-DD>                 Discrepancies          settlement report switches for a date
 //   g/<reference prefix>           {date, count, seed}    a bulk generation (generate.ts)
@@ -15,6 +16,14 @@
 // All writes go through one group committer: a single fsynced batch in flight at a time, with
 // everything queued meanwhile in the next one. That makes `m/state` (written in every batch) exact,
 // and the x/ index check race-free, at one fsync per batch instead of one per charge.
+//
+// Deferred writes (`{ deferred: true }`: webhook delivery outcomes) do not start a batch of their
+// own: they ride in the next one a charge starts, or go out after `deferredWriteFlushMs`. Losing
+// one in a crash only means an event is sent again (at least once), and LevelDB's log is
+// sequential, so a later fsynced batch makes every earlier write durable too: the store on disk is
+// always a prefix of the writes, never a mix.
+//
+// w/<due>/<seq> keys (the on-disk due index of earlier versions) are removed at open.
 
 import assert from 'node:assert/strict'
 import { ClassicLevel } from 'classic-level'
@@ -89,17 +98,17 @@ export const keys = {
   asyncPrefix: 'a/',
   outbox: (seq: number): string => `o/${String(seq).padStart(seqDigits, '0')}`,
   outboxPrefix: 'o/',
-  outboxDue: (dueMs: number, seq: number): string => `w/${String(dueMs).padStart(dueDigits, '0')}/${String(seq).padStart(seqDigits, '0')}`,
-  outboxDuePrefix: 'w/',
-  /** The first key past every w/ entry due at or before `nowMs`. */
-  outboxDueUntil: (nowMs: number): string => `w/${String(nowMs).padStart(dueDigits, '0')}/${rangeEnd}`,
+  /** The sequence of an o/ key. */
+  outboxSeq: (key: string): number => Number(key.slice(2)),
+  /** The on-disk due index of earlier versions; removed at open. */
+  legacyOutboxDuePrefix: 'w/',
   asyncDueUntil: (nowMs: number): string => `a/${String(nowMs).padStart(dueDigits, '0')}/${rangeEnd}`,
   fault5xxOnce: (key: string): string => `f/${key}`,
   discrepancies: (date: string): string => `d/${date}`,
   generation: (referencePrefix: string): string => `g/${referencePrefix}`,
 }
 
-/** Splits `w/<due>/<seq>` or `a/<due>/<id>`. */
+/** Splits `a/<due>/<id>`. */
 export function parseDueKey (key: string): { dueMs: number, rest: string } {
   const dueMs = Number(key.slice(2, 2 + dueDigits))
   return { dueMs, rest: key.slice(3 + dueDigits) }
@@ -107,6 +116,7 @@ export function parseDueKey (key: string): { dueMs: number, rest: string } {
 
 interface Pending {
   request: WriteRequest
+  deferred: boolean
   resolve: () => void
   reject: (error: unknown) => void
 }
@@ -116,7 +126,13 @@ export class PspStore {
   readonly #limits: PspLimits
   #state: StoreState = { counters: { ...emptyCounters }, outboxSeqNext: 1 }
   #queue: Pending[] = []
-  /** The running flush loop, if any. Cleared synchronously when the loop sees an empty queue. */
+  /** Writes in #queue that are not deferred: while there are any, the flush loop goes on. */
+  #eagerQueued = 0
+  #deferredQueued = 0
+  /** Deferred writes are due (their timer fired, or the store is closing): the next batch takes them. */
+  #deferredDue = false
+  #deferredTimer: NodeJS.Timeout | undefined
+  /** The running flush loop, if any. Cleared synchronously when the loop finds nothing to write. */
   #flushing: Promise<void> | undefined
   /** Told after every fsynced batch: how many write requests it held and how long the write took. */
   onBatchWritten: ((writes: number, durationMs: number) => void) | undefined
@@ -137,6 +153,7 @@ export class PspStore {
 
   async open (): Promise<void> {
     await this.db.open()
+    await this.db.clear({ gte: keys.legacyOutboxDuePrefix, lt: keys.legacyOutboxDuePrefix + rangeEnd })
     const raw = this.db.getSync(stateKey)
     if (raw !== undefined) {
       const state = JSON.parse(raw) as StoreState
@@ -185,24 +202,46 @@ export class PspStore {
 
   /**
    * Queues a write for the next fsynced batch; resolves once it is on disk. A write is never split
-   * across batches, so each request is atomic.
+   * across batches, so each request is atomic. A deferred write waits for a batch started by
+   * another write, or `deferredWriteFlushMs` at most.
    */
-  write (request: WriteRequest): Promise<void> {
+  write (request: WriteRequest, options: { deferred?: boolean } = {}): Promise<void> {
     if (this.#queue.length >= this.#limits.writeQueueMax) {
       return Promise.reject(new PspError('service_unavailable', { message: 'write queue full', retryAfterS: 1 }))
     }
+    const deferred = options.deferred === true
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ request, resolve, reject })
-      if (this.#flushing === undefined) this.#flushing = this.#flush()
+      this.#queue.push({ request, deferred, resolve, reject })
+      if (deferred) this.#deferredQueued++
+      else this.#eagerQueued++
+      this.#kick()
     })
+  }
+
+  /** Starts the flush loop if there is a batch to write, else makes sure deferred writes have a timer. */
+  #kick (): void {
+    if (this.#flushing !== undefined || this.#queue.length === 0) return
+    if (this.#eagerQueued > 0 || this.#deferredDue) {
+      this.#flushing = this.#flush()
+      return
+    }
+    if (this.#deferredTimer !== undefined) return
+    this.#deferredTimer = setTimeout(() => {
+      this.#deferredTimer = undefined
+      this.#deferredDue = true
+      this.#kick()
+    }, this.#limits.deferredWriteFlushMs)
+    this.#deferredTimer.unref()
   }
 
   async #flush (): Promise<void> {
     // Any write queued while a batch is on disk joins the next turn of this loop; the loop ends (and
-    // clears #flushing) in the same tick in which it finds the queue empty, so no write is stranded.
+    // clears #flushing) in the same tick in which it finds nothing to write, so no write is stranded:
+    // deferred writes left over get their timer from #kick.
     for (;;) {
-      if (this.#queue.length === 0) {
+      if (this.#queue.length === 0 || (this.#eagerQueued === 0 && !this.#deferredDue)) {
         this.#flushing = undefined
+        this.#kick()
         return
       }
       const taken: Pending[] = []
@@ -212,7 +251,14 @@ export class PspStore {
         const size = next.request.ops.length + (next.request.indexCharges?.length ?? 0)
         if (taken.length > 0 && opCount + size > this.#limits.writeBatchOpsMax) break
         taken.push(this.#queue.shift()!)
+        if (next.deferred) this.#deferredQueued--
+        else this.#eagerQueued--
         opCount += size
+      }
+      if (this.#deferredQueued === 0) {
+        this.#deferredDue = false
+        clearTimeout(this.#deferredTimer)
+        this.#deferredTimer = undefined
       }
       try {
         const { ops, state } = this.#compose(taken)
@@ -260,9 +306,12 @@ export class PspStore {
     return { ops, state }
   }
 
-  /** Waits for every queued write, then closes the database. */
+  /** Waits for every queued write (deferred ones too), then closes the database. */
   async close (): Promise<void> {
+    this.#deferredDue = true
+    this.#kick()
     while (this.#flushing !== undefined) await this.#flushing
+    clearTimeout(this.#deferredTimer)
     assert.equal(this.#queue.length, 0)
     await this.db.close()
   }

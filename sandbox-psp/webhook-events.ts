@@ -1,7 +1,13 @@
 // Turns a charge's new status into outbox entries, written in the same batch as the charge so an
-// event is never lost nor sent for a charge that was not stored. The webhook switches act here:
-// drop (no entry), duplicate (a second entry with the same event id), delay (a later first attempt)
-// and reorder (a stale `charge.pending` snapshot that may only go out after the newer event).
+// event is never lost nor sent for a charge that was not stored; the dispatcher is told of them
+// (`queued`) only once that batch is on disk. The webhook switches act here: drop (no entry),
+// duplicate (a second entry with the same event id), delay (a later first attempt) and reorder (a
+// stale `charge.pending` snapshot that may only go out after the newer event).
+//
+// An o/<seq> value is the entry's metadata as one JSON line, a newline, then the event body as is:
+// the body is not escaped into a JSON string, and the dispatcher's start-up scan parses only the
+// metadata line. JSON.stringify never emits a raw newline, so the first one ends the metadata.
+// (Entries written by earlier versions are whole JSON objects with the body inside; still read.)
 
 import type { Charge, ChargeStatus } from './charge.ts'
 import { unixSeconds } from './charge.ts'
@@ -42,16 +48,54 @@ export const eventTypeByStatus: Record<ChargeStatus, EventType> = {
   requires_action: 'charge.requires_action',
 }
 
+/** What the dispatcher keeps in memory of an outbox entry: when and in which order it is due. */
+export interface QueuedEvent {
+  seq: number
+  dueMs: number
+  /** Attempts made so far: the dispatcher counts them in memory (its writes of them are deferred). */
+  attempts: number
+  afterSeq?: number
+}
+
 export interface EventWrites {
   ops: Op[]
   counters: CounterDeltas
+  /** To hand to the dispatcher once `ops` are on disk. */
+  queued: QueuedEvent[]
 }
 
-function entryOps (entry: OutboxEntry): Op[] {
-  return [
-    { type: 'put', key: keys.outbox(entry.seq), value: JSON.stringify(entry) },
-    { type: 'put', key: keys.outboxDue(entry.due_at_ms, entry.seq), value: '' },
-  ]
+type OutboxMeta = Omit<OutboxEntry, 'body'>
+
+export function encodeOutboxEntry (entry: OutboxEntry): string {
+  const { body, ...meta } = entry
+  return JSON.stringify(meta) + '\n' + body
+}
+
+export function decodeOutboxEntry (raw: string): OutboxEntry {
+  const newline = raw.indexOf('\n')
+  if (newline === -1) return JSON.parse(raw) as OutboxEntry
+  return { ...(JSON.parse(raw.slice(0, newline)) as OutboxMeta), body: raw.slice(newline + 1) }
+}
+
+/** Only the scheduling part of a stored entry: the metadata line is parsed, the body is not. */
+export function decodeQueuedEvent (raw: string): QueuedEvent {
+  const newline = raw.indexOf('\n')
+  const meta = JSON.parse(newline === -1 ? raw : raw.slice(0, newline)) as OutboxMeta
+  return queuedEventOf(meta)
+}
+
+export function queuedEventOf (entry: OutboxMeta): QueuedEvent {
+  return entry.after_seq === undefined
+    ? { seq: entry.seq, dueMs: entry.due_at_ms, attempts: entry.attempts }
+    : { seq: entry.seq, dueMs: entry.due_at_ms, attempts: entry.attempts, afterSeq: entry.after_seq }
+}
+
+/**
+ * The event's JSON, byte for byte what JSON.stringify(event) gives, around a charge already
+ * serialised (the charge's own record holds the same bytes: one stringify serves both).
+ */
+function eventBody (id: string, type: EventType, created: number, chargeJson: string): string {
+  return `{"id":${JSON.stringify(id)},"object":"event","type":"${type}","created":${created},"data":{"object":${chargeJson}}}`
 }
 
 /** What the charge looked like while pending: the stale snapshot a reordered event carries. */
@@ -64,15 +108,16 @@ function pendingSnapshot (charge: Charge): Charge {
  * Outbox writes for `charge` having just reached its current status. Returns nothing when webhooks
  * are off (no base URL): a benchmark without a receiver must not fill the outbox.
  */
-export function eventWrites (store: PspStore, runtime: RuntimeControl, charge: Charge, nowMs: number): EventWrites {
-  if (runtime.config.webhookBaseUrl === null) return { ops: [], counters: {} }
-  if (runtime.webhookDropped()) return { ops: [], counters: { webhooksDropped: 1 } }
+export function eventWrites (store: PspStore, runtime: RuntimeControl, charge: Charge, nowMs: number,
+  chargeJson: string = JSON.stringify(charge)): EventWrites {
+  if (runtime.config.webhookBaseUrl === null) return { ops: [], counters: {}, queued: [] }
+  if (runtime.webhookDropped()) return { ops: [], counters: { webhooksDropped: 1 }, queued: [] }
   const type = eventTypeByStatus[charge.status]
-  const event: WebhookEvent = { id: randomId('evt'), object: 'event', type, created: unixSeconds(nowMs), data: { object: charge } }
-  const body = JSON.stringify(event)
+  const eventId = randomId('evt')
+  const body = eventBody(eventId, type, unixSeconds(nowMs), chargeJson)
   const dueAtMs = nowMs + runtime.webhookDelayMs()
   const entries: OutboxEntry[] = [
-    { seq: store.nextOutboxSeq(), event_id: event.id, type, reference: charge.reference, body, attempts: 0, due_at_ms: dueAtMs },
+    { seq: store.nextOutboxSeq(), event_id: eventId, type, reference: charge.reference, body, attempts: 0, due_at_ms: dueAtMs },
   ]
   if (runtime.webhookDuplicated()) {
     entries.push({ ...entries[0]!, seq: store.nextOutboxSeq() })
@@ -97,7 +142,8 @@ export function eventWrites (store: PspStore, runtime: RuntimeControl, charge: C
     })
   }
   return {
-    ops: entries.flatMap(entryOps),
+    ops: entries.map((entry) => ({ type: 'put', key: keys.outbox(entry.seq), value: encodeOutboxEntry(entry) })),
     counters: { webhooksEnqueued: entries.length, webhooksPending: entries.length },
+    queued: entries.map(queuedEventOf),
   }
 }
