@@ -259,7 +259,10 @@ function report (cfg: E2eConfig, stack: StackInfo, startedAt: Date, states: Map<
       `${s.firstFailRps !== null ? `, first fail ${formatInt(s.firstFailRps)}/s` : ' (no fail within the bounds)'}` +
       `${s.atMax ? `; p50 ${formatMs(s.atMax.latencyMs.p50)} ms, p99 ${formatMs(s.atMax.latencyMs.p99)} ms there` : ''}`),
     ...(Number.isFinite(ratio)
-      ? [`Ringpay max / monolith max: ${ratio.toFixed(2)}× (issue target ≥ ${goals.ratio}×: ${met(ratio >= goals.ratio)}; to resolve the issue ≥ ${goals.ratioToResolve}×: ${met(ratio >= goals.ratioToResolve)})`]
+      ? [`Ringpay max / monolith max: ${ratio.toFixed(2)}× (issue target ≥ ${goals.ratio}×: ${met(ratio >= goals.ratio)}; to resolve the issue ≥ ${goals.ratioToResolve}×: ${met(ratio >= goals.ratioToResolve)})` +
+        (rp!.firstFailRps === null || mo!.firstFailRps === null
+          ? `; bounded: ${[rp!.firstFailRps === null ? 'Ringpay' : '', mo!.firstFailRps === null ? 'the monolith' : ''].filter(Boolean).join(' and ')} never failed within --steps-max/--rate-max`
+          : '')]
       : []),
     '',
     renderTable(['CPU ms per payment', 'own', 'sandbox PSP', 'load generator', 'elsewhere', 'by component'], cpuRows),
