@@ -159,10 +159,12 @@ export class PaymentService {
 
   /**
    * Resolves with the payment once its version passes `afterVersion` (default: the version now),
-   * or with the current payment after `waitMs`.
+   * or with the current payment after `waitMs`, or at once when `onClosed`'s callback is called
+   * (the client went away). A plain callback, not an AbortSignal: aborting one builds a
+   * DOMException with a stack trace, and every long-poll's response closes.
    */
   waitForChange (merchantId: string, checkoutId: string, afterVersion: number | undefined, waitMs: number,
-    signal: AbortSignal): Promise<Payment> {
+    onClosed: (cancel: () => void) => void): Promise<Payment> {
     const current = this.get(merchantId, checkoutId)
     const threshold = afterVersion ?? current.version
     if (current.version > threshold || waitMs === 0 || terminalStatuses.has(current.status) && afterVersion === undefined) {
@@ -178,19 +180,20 @@ export class PaymentService {
         this.#waiters.set(checkoutId, waiters)
       }
       const set = waiters
+      let finished = false
       const waiter: Waiter = {
         afterVersion: threshold,
         finish: (payment) => {
+          if (finished) return
+          finished = true
           clearTimeout(timer)
-          signal.removeEventListener('abort', onAbort)
           if (set.delete(waiter)) this.#waiterCount--
           if (set.size === 0 && this.#waiters.get(checkoutId) === set) this.#waiters.delete(checkoutId)
           resolve(payment)
         },
       }
-      const onAbort = (): void => waiter.finish(current)
       const timer = setTimeout(() => waiter.finish(this.#store.getPayment(checkoutId) ?? current), waitMs)
-      signal.addEventListener('abort', onAbort, { once: true })
+      onClosed(() => waiter.finish(current))
       set.add(waiter)
       this.#waiterCount++
     })

@@ -86,9 +86,7 @@ export function getPayment (ctx: PublicRouteContext, req: IncomingMessage, res: 
     return
   }
   const afterVersion = parseAfterVersion(query)
-  const abort = new AbortController()
-  res.once('close', () => abort.abort())
-  return ctx.service.waitForChange(merchantId, checkoutId, afterVersion, waitMs, abort.signal).then((payment) => {
+  return ctx.service.waitForChange(merchantId, checkoutId, afterVersion, waitMs, (cancel) => res.once('close', cancel)).then((payment) => {
     if (!res.destroyed) sendJson(res, 200, paymentView(payment))
   })
 }
