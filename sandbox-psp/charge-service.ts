@@ -11,6 +11,9 @@
 //   6. replay or mismatch        (200 / 422)
 //   7. pm_card_5xx_once                 first attempt for the key: durable marker, 500, no charge
 //   8. charge, write durably     (201)  then maybe hold the answer (timeout after charge)
+// When steps 5-7 cannot refuse (no injected error drawn, no record for the key, no 5xx-once due),
+// step 8's write starts with step 4 and only has to be on disk when the latency ends: the group
+// committer batches the charges of that window. The answer still comes after both.
 
 import { setTimeout as sleep } from 'node:timers/promises'
 import { newCharge, paramsFingerprint, type Charge, type ChargeParams } from './charge.ts'
@@ -28,6 +31,13 @@ export type CreateResult =
   /** `json`: the charge as stored, to answer with (serialised once). */
   | { kind: 'created', charge: Charge, json: string, holdResponse: boolean }
   | { kind: 'replayed', charge: Charge }
+
+interface WrittenCharge {
+  charge: Charge
+  json: string
+  asyncDueMs: number | undefined
+  events: QueuedEvent[]
+}
 
 const statusCounter = {
   succeeded: 'succeeded',
@@ -100,19 +110,24 @@ export class ChargeService {
 
   async #createWithKey (idempotencyKey: string, params: ChargeParams, rule: PaymentMethodRule): Promise<CreateResult> {
     const latencyMs = this.#runtime.latencyMs()
-    if (latencyMs > 0) {
-      try {
-        await sleep(latencyMs, undefined, { signal: this.#shutdown.signal })
-      } catch (error) {
-        throw new PspError('shutting_down', { retryAfterS: 1, cause: error })
-      }
-    }
+    // Drawn before the latency (the order of the draws is unchanged), acted on after it.
     const injected = this.#runtime.serverError()
+    const fingerprint = paramsFingerprint(params)
+    if (injected === undefined && this.#store.getIdempotency(idempotencyKey) === undefined &&
+      !(rule.fault === 'error_5xx_once' && !this.#store.has(keys.fault5xxOnce(idempotencyKey)))) {
+      // A new charge: nothing the latency could change decides it (the key is ours until we answer),
+      // so it is written while the latency runs, due on disk when the latency ends. The group
+      // committer gathers the charges of that window into one fsynced batch. The answer and the
+      // webhook still wait for both: a client sees the same timing as if the write came after.
+      const written = this.#charge(idempotencyKey, params, rule, fingerprint, Date.now() + latencyMs)
+      const [prepared] = await Promise.all([written, this.#latency(latencyMs, 'finish')])
+      return this.#answer(prepared, rule)
+    }
+    await this.#latency(latencyMs, 'refuse')
     if (injected !== undefined) {
       this.#metrics.count('injected5xx')
       throw new PspError(injected === 500 ? 'internal_error' : 'service_unavailable', { retryAfterS: injected === 503 ? 1 : undefined })
     }
-    const fingerprint = paramsFingerprint(params)
     const existing = this.#store.getIdempotency(idempotencyKey)
     if (existing !== undefined) {
       if (existing.fingerprint !== fingerprint) {
@@ -131,10 +146,32 @@ export class ChargeService {
       this.#metrics.count('rule5xxOnce')
       throw new PspError('internal_error')
     }
-    return this.#charge(idempotencyKey, params, rule, fingerprint)
+    return this.#answer(await this.#charge(idempotencyKey, params, rule, fingerprint, Date.now()), rule)
   }
 
-  async #charge (idempotencyKey: string, params: ChargeParams, rule: PaymentMethodRule, fingerprint: string): Promise<CreateResult> {
+  /**
+   * The simulated latency. Shutdown cuts it short: a request that has nothing on disk yet is
+   * refused (503 shutting_down, nothing charged); one whose charge is being written is answered.
+   */
+  async #latency (latencyMs: number, onShutdown: 'refuse' | 'finish'): Promise<void> {
+    if (latencyMs <= 0) return
+    try {
+      await sleep(latencyMs, undefined, { signal: this.#shutdown.signal })
+    } catch (error) {
+      if (onShutdown === 'refuse') throw new PspError('shutting_down', { retryAfterS: 1, cause: error })
+    }
+  }
+
+  /** The charge is on disk: its events go to the dispatcher, and the answer may be held (injected timeout). */
+  #answer (prepared: WrittenCharge, rule: PaymentMethodRule): CreateResult {
+    this.#onWritten(prepared.charge, prepared.asyncDueMs, prepared.events)
+    const holdResponse = rule.fault === 'timeout_after_charge' || this.#runtime.timeoutAfterCharge()
+    if (holdResponse) this.#metrics.count('injectedTimeouts')
+    return { kind: 'created', charge: prepared.charge, json: prepared.json, holdResponse }
+  }
+
+  /** Writes a new charge, with its idempotency record and events, durably by `notAfterMs`. */
+  async #charge (idempotencyKey: string, params: ChargeParams, rule: PaymentMethodRule, fingerprint: string, notAfterMs: number): Promise<WrittenCharge> {
     const nowMs = Date.now()
     const outcome = rule.outcome
     const status = outcome.kind === 'async' ? 'pending' : outcome.kind
@@ -158,10 +195,7 @@ export class ChargeService {
     const events = eventWrites(this.#store, this.#runtime, charge, nowMs, json)
     ops.push(...events.ops)
     const counters: CounterDeltas = { ...events.counters, chargesTotal: 1, [statusCounter[charge.status]]: 1 }
-    await this.#store.write({ ops, counters, indexCharges: [{ idempotencyKey, chargeId: charge.id }] })
-    this.#onWritten(charge, asyncDueMs, events.queued)
-    const holdResponse = rule.fault === 'timeout_after_charge' || this.#runtime.timeoutAfterCharge()
-    if (holdResponse) this.#metrics.count('injectedTimeouts')
-    return { kind: 'created', charge, json, holdResponse }
+    await this.#store.write({ ops, counters, indexCharges: [{ idempotencyKey, chargeId: charge.id }] }, { notAfterMs })
+    return { charge, json, asyncDueMs, events: events.queued }
   }
 }

@@ -38,11 +38,16 @@ export interface PspLimits {
   /** Writes waiting for the group committer. Charge requests are bounded above; this is a backstop. */
   writeQueueMax: number
   /**
-   * Longest a deferred write (a webhook delivery outcome) waits for a batch to ride in. Under load
-   * it rides in the next charge's batch long before; idle, this many ms after the delivery the
-   * stats show it. A crash within it resends the event (at least once).
+   * Longest a webhook delivery outcome waits to be written. Under load it rides in a charge's
+   * batch long before; idle, the stats show it this many ms after the delivery. A crash within
+   * it resends the event (at least once).
    */
   deferredWriteFlushMs: number
+  /**
+   * A batch starts this long before the earliest time by which one of its writes must be on disk
+   * (a charge's: the end of its simulated latency): about one fsync on a busy shared disk.
+   */
+  writeBatchLeadMs: number
   /** Pending charges completed per scheduler pass. */
   asyncCompletionBatchMax: number
   /** Webhook deliveries in flight at once. */
@@ -102,6 +107,7 @@ export const defaultPspLimits: PspLimits = {
   writeBatchOpsMax: 4096,
   writeQueueMax: 8192,
   deferredWriteFlushMs: 100,
+  writeBatchLeadMs: 5,
   asyncCompletionBatchMax: 256,
   webhookDeliveriesInFlightMax: 32,
   // 8 attempts with a 30 s cap spans ~2 min: long enough to ride out a node restart.

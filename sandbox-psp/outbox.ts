@@ -8,7 +8,7 @@
 // `webhookQueueEntriesMax` entries, filled by the writers once their batch is on disk (`enqueue`)
 // and rebuilt from the o/ entries at start. A delivery reads its entry's body from the store; no
 // iterator runs per charge. Outcomes are deferred writes (store.ts): removed or rescheduled in
-// memory at once, on disk with the next batch; a crash in between only resends the event.
+// memory at once, on disk with a later batch (store.ts); a crash in between only resends the event.
 //
 // Past the bound, new entries stay on disk only (`#spilled`); once the queue is down to half,
 // a scan of o/ reads back what is neither queued, in flight nor being removed. Outcomes written
@@ -276,7 +276,7 @@ export class WebhookDispatcher {
     item.attempts = attempts
     this.#requeue(item)
     // Lost in a crash, the retry only happens sooner and the attempt goes uncounted.
-    this.#store.write({ ops: [{ type: 'put', key: keys.outbox(entry.seq), value: encodeOutboxEntry({ ...entry, attempts, due_at_ms: dueAtMs }) }] }, { deferred: true })
+    this.#store.write({ ops: [{ type: 'put', key: keys.outbox(entry.seq), value: encodeOutboxEntry({ ...entry, attempts, due_at_ms: dueAtMs }) }] }, { notAfterMs: Date.now() + this.#limits.deferredWriteFlushMs })
       .catch((error: unknown) => {
         this.#log.error({ err: error, seq: entry.seq }, 'could not record a webhook retry')
       })
@@ -289,7 +289,7 @@ export class WebhookDispatcher {
       if (this.#refilling !== undefined) this.#removedDuringRefill.push(seq)
       else this.#removing.delete(seq)
     }
-    this.#store.write({ ops: [{ type: 'del', key: keys.outbox(seq) }], counters }, { deferred: true }).then(removed, (error: unknown) => {
+    this.#store.write({ ops: [{ type: 'del', key: keys.outbox(seq) }], counters }, { notAfterMs: Date.now() + this.#limits.deferredWriteFlushMs }).then(removed, (error: unknown) => {
       // Still on disk: sent again after a restart (at least once).
       this.#log.error({ err: error, seq }, 'could not remove a delivered webhook from the outbox')
       removed()

@@ -17,11 +17,12 @@
 // everything queued meanwhile in the next one. That makes `m/state` (written in every batch) exact,
 // and the x/ index check race-free, at one fsync per batch instead of one per charge.
 //
-// Deferred writes (`{ deferred: true }`: webhook delivery outcomes) do not start a batch of their
-// own: they ride in the next one a charge starts, or go out after `deferredWriteFlushMs`. Losing
-// one in a crash only means an event is sent again (at least once), and LevelDB's log is
-// sequential, so a later fsynced batch makes every earlier write durable too: the store on disk is
-// always a prefix of the writes, never a mix.
+// A write may say by when it must be on disk (`notAfterMs`; default: now). A batch starts
+// `writeBatchLeadMs` before the earliest such time among the queued writes, and takes every queued
+// write: a charge written during its simulated latency (charge-service.ts) and webhook delivery
+// outcomes (due `deferredWriteFlushMs` later: losing one in a crash only resends an event) ride
+// together. LevelDB's log is sequential, so a fsynced batch makes every earlier write durable too:
+// the store on disk is always a prefix of the writes, never a mix.
 //
 // w/<due>/<seq> keys (the on-disk due index of earlier versions) are removed at open.
 
@@ -116,7 +117,7 @@ export function parseDueKey (key: string): { dueMs: number, rest: string } {
 
 interface Pending {
   request: WriteRequest
-  deferred: boolean
+  notAfterMs: number
   resolve: () => void
   reject: (error: unknown) => void
 }
@@ -126,12 +127,12 @@ export class PspStore {
   readonly #limits: PspLimits
   #state: StoreState = { counters: { ...emptyCounters }, outboxSeqNext: 1 }
   #queue: Pending[] = []
-  /** Writes in #queue that are not deferred: while there are any, the flush loop goes on. */
-  #eagerQueued = 0
-  #deferredQueued = 0
-  /** Deferred writes are due (their timer fired, or the store is closing): the next batch takes them. */
-  #deferredDue = false
-  #deferredTimer: NodeJS.Timeout | undefined
+  /** The earliest `notAfterMs` in #queue (Infinity when empty). */
+  #earliestNotAfterMs = Infinity
+  /** Closing: everything queued is written now. */
+  #closing = false
+  #timer: NodeJS.Timeout | undefined
+  #timerAtMs = Infinity
   /** The running flush loop, if any. Cleared synchronously when the loop finds nothing to write. */
   #flushing: Promise<void> | undefined
   /** Told after every fsynced batch: how many write requests it held and how long the write took. */
@@ -201,45 +202,56 @@ export class PspStore {
   }
 
   /**
-   * Queues a write for the next fsynced batch; resolves once it is on disk. A write is never split
-   * across batches, so each request is atomic. A deferred write waits for a batch started by
-   * another write, or `deferredWriteFlushMs` at most.
+   * Queues a write for a fsynced batch; resolves once it is on disk. A write is never split across
+   * batches, so each request is atomic. `notAfterMs`: when it must be on disk at the latest (the
+   * batch is started `writeBatchLeadMs` before; a busy disk can make it later). Default: now.
    */
-  write (request: WriteRequest, options: { deferred?: boolean } = {}): Promise<void> {
+  write (request: WriteRequest, options: { notAfterMs?: number } = {}): Promise<void> {
     if (this.#queue.length >= this.#limits.writeQueueMax) {
       return Promise.reject(new PspError('service_unavailable', { message: 'write queue full', retryAfterS: 1 }))
     }
-    const deferred = options.deferred === true
+    const notAfterMs = options.notAfterMs ?? -Infinity
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ request, deferred, resolve, reject })
-      if (deferred) this.#deferredQueued++
-      else this.#eagerQueued++
+      this.#queue.push({ request, notAfterMs, resolve, reject })
+      this.#earliestNotAfterMs = Math.min(this.#earliestNotAfterMs, notAfterMs)
       this.#kick()
     })
   }
 
-  /** Starts the flush loop if there is a batch to write, else makes sure deferred writes have a timer. */
+  /** When the next batch should start (now or earlier: at once). */
+  #batchStartMs (): number {
+    return this.#closing ? -Infinity : this.#earliestNotAfterMs - this.#limits.writeBatchLeadMs
+  }
+
+  /** Starts the flush loop if a batch is due, else sleeps until one is. */
   #kick (): void {
     if (this.#flushing !== undefined || this.#queue.length === 0) return
-    if (this.#eagerQueued > 0 || this.#deferredDue) {
+    const startMs = this.#batchStartMs()
+    const nowMs = Date.now()
+    if (startMs <= nowMs) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+      this.#timerAtMs = Infinity
       this.#flushing = this.#flush()
       return
     }
-    if (this.#deferredTimer !== undefined) return
-    this.#deferredTimer = setTimeout(() => {
-      this.#deferredTimer = undefined
-      this.#deferredDue = true
+    if (this.#timer !== undefined && this.#timerAtMs <= startMs) return
+    clearTimeout(this.#timer)
+    this.#timerAtMs = startMs
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      this.#timerAtMs = Infinity
       this.#kick()
-    }, this.#limits.deferredWriteFlushMs)
-    this.#deferredTimer.unref()
+    }, startMs - nowMs)
+    this.#timer.unref()
   }
 
   async #flush (): Promise<void> {
-    // Any write queued while a batch is on disk joins the next turn of this loop; the loop ends (and
-    // clears #flushing) in the same tick in which it finds nothing to write, so no write is stranded:
-    // deferred writes left over get their timer from #kick.
+    // Any write queued while a batch is on disk joins the next turn of this loop if it is due by
+    // then; the loop ends (and clears #flushing) in the same tick in which it finds nothing due, and
+    // #kick arms the timer for what is left, so no write is stranded.
     for (;;) {
-      if (this.#queue.length === 0 || (this.#eagerQueued === 0 && !this.#deferredDue)) {
+      if (this.#queue.length === 0 || this.#batchStartMs() > Date.now()) {
         this.#flushing = undefined
         this.#kick()
         return
@@ -251,15 +263,10 @@ export class PspStore {
         const size = next.request.ops.length + (next.request.indexCharges?.length ?? 0)
         if (taken.length > 0 && opCount + size > this.#limits.writeBatchOpsMax) break
         taken.push(this.#queue.shift()!)
-        if (next.deferred) this.#deferredQueued--
-        else this.#eagerQueued--
         opCount += size
       }
-      if (this.#deferredQueued === 0) {
-        this.#deferredDue = false
-        clearTimeout(this.#deferredTimer)
-        this.#deferredTimer = undefined
-      }
+      this.#earliestNotAfterMs = Infinity
+      for (const pending of this.#queue) this.#earliestNotAfterMs = Math.min(this.#earliestNotAfterMs, pending.notAfterMs)
       try {
         const { ops, state } = this.#compose(taken)
         const startedAt = performance.now()
@@ -308,10 +315,10 @@ export class PspStore {
 
   /** Waits for every queued write (deferred ones too), then closes the database. */
   async close (): Promise<void> {
-    this.#deferredDue = true
+    this.#closing = true
     this.#kick()
     while (this.#flushing !== undefined) await this.#flushing
-    clearTimeout(this.#deferredTimer)
+    clearTimeout(this.#timer)
     assert.equal(this.#queue.length, 0)
     await this.db.close()
   }
