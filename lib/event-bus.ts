@@ -129,7 +129,7 @@ export interface PipelinedConsumeOptions {
   closeDrainTimeoutMs: number
   /**
    * A fetch that brought messages is followed by the next one no sooner than this after it
-   * started, so a trickle of events arrives in fewer, larger fetches (each fetch over many
+   * came back, so a trickle of events arrives in fewer, larger fetches (each fetch over many
    * partitions costs the consumer and the broker far more than the events in it). An idle
    * consumer is not slowed down: a fetch with nothing in it is not paced. Adds at most this much
    * latency per event. 0 = fetch again as soon as the batches are handed over.

@@ -205,8 +205,8 @@ class KafkaEventConsumer implements EventConsumer {
   #commitTimer: NodeJS.Timeout | undefined
   #committing: Promise<void> | undefined
   #failedEpoch = -1
-  /** When the latest fetch started (fetch pacing). */
-  #fetchStartedAtMs = Number.NEGATIVE_INFINITY
+  /** When the latest fetch came back (fetch pacing). */
+  #fetchEndedAtMs = Number.NEGATIVE_INFINITY
 
   constructor (kafka: Kafka, options: KafkaConsumerOptions, log: Logger) {
     this.#options = options
@@ -248,7 +248,7 @@ class KafkaEventConsumer implements EventConsumer {
       this.#restartOnCrash(options)
       // Every (re)join may change the assignment and kafkajs then reads from the committed offsets.
       consumer.on(consumer.events.GROUP_JOIN, () => this.#newEpoch())
-      consumer.on(consumer.events.FETCH_START, () => { this.#fetchStartedAtMs = performance.now() })
+      consumer.on(consumer.events.FETCH, () => { this.#fetchEndedAtMs = performance.now() })
       this.#commitTimer = setInterval(() => { void this.#commitDue() }, options.offsetCommitIntervalMs)
     }
     await this.#start(options, {
@@ -269,8 +269,10 @@ class KafkaEventConsumer implements EventConsumer {
         resolveOffset(messages[messages.length - 1]!.offset)
         // kafkajs fetches again once every batch of this fetch has returned from here: holding
         // the (already handed over) batch paces the fetches. Every batch of one fetch waits for
-        // the same moment, so the fetch is held once, not once per partition.
-        const paceMs = this.#fetchStartedAtMs + options.fetchPacingMs - performance.now()
+        // the same moment, so the fetch is held once, not once per partition. Counted from when
+        // the fetch came back, not from when it was sent: a fetch that waited at the broker for
+        // the first event of a trickle must not let the next one go at once.
+        const paceMs = this.#fetchEndedAtMs + options.fetchPacingMs - performance.now()
         if (paceMs > 0 && !stale()) await sleepMs(paceMs)
       },
     })

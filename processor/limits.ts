@@ -43,8 +43,12 @@ export const processorLimits = {
   projectionEventsPerStatementMax: 2_000,
   /** Kafka consumer. */
   sessionTimeoutMs: 30_000,
-  /** Fetched batches handed over at once; handing over is quick (the work runs after it). */
-  partitionsConsumedConcurrently: 4,
+  /**
+   * Fetched batches handed over at once; handing over is quick (the work runs after it). As many
+   * as the topic has partitions: with fetch pacing every batch of a fetch waits out the pace after
+   * its hand-over, and a batch beyond this bound would be handed over only after that wait.
+   */
+  partitionsConsumedConcurrently: 64,
   /**
    * Consumed events not yet finished (projected and, for a created payment, driven to a final
    * PSP answer), across all partitions. Fetching pauses at the bound: it caps memory and the
@@ -64,7 +68,7 @@ export const processorLimits = {
    */
   fetchWaitMsMax: 500,
   /**
-   * A fetch that brought events is followed by the next no sooner than this after it started
+   * A fetch that brought events is followed by the next no sooner than this after it came back
    * (lib/event-bus.ts fetchPacingMs): at a few hundred events a second, one fetch over the 64
    * partitions per event cost the processor and the broker more than the events did. 20 ms caps
    * it at 50 fetches a second, at most 20 ms more latency on the way to the processor.

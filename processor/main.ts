@@ -5,7 +5,7 @@
 // Env: DATABASE_URL, KAFKA_BROKERS, RINGPAY_INTERNAL_URL (nginx's internal listener),
 // PSP_BASE_URL, PSP_SECRET_KEY; optional PROCESSOR_ID, PROCESSOR_ADMIN_PORT (metrics),
 // RINGPAY_EVENTS_TOPIC, RINGPAY_DLQ_TOPIC, PROCESSOR_GROUP_ID, PROCESSOR_WATCHDOG_STALE_AFTER_MS,
-// PROCESSOR_WATCHDOG_INTERVAL_MS.
+// PROCESSOR_WATCHDOG_INTERVAL_MS, PROCESSOR_FETCH_PACING_MS.
 
 import { createServer } from 'node:http'
 import pg from 'pg'
@@ -159,7 +159,7 @@ await consumer.runPipelined({
   messagesInFlightMax: limits.eventsInFlightMax,
   offsetCommitIntervalMs: limits.offsetCommitIntervalMs,
   closeDrainTimeoutMs: limits.closeDrainTimeoutMs,
-  fetchPacingMs: limits.fetchPacingMs,
+  fetchPacingMs: integer('PROCESSOR_FETCH_PACING_MS', limits.fetchPacingMs),
   onMessages: (messages) => handleMessages({ flow, projection, keys, deadLetters, metrics, log }, messages),
 })
 log.info({ topic: eventsTopic, dlq: dlqTopic }, 'processor consuming')
