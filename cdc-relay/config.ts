@@ -3,7 +3,7 @@
 //   RINGPAY_EVENTS_TOPIC                  default payments.events
 //   RINGPAY_RELAY_BACKLOG_EVENTS_MAX      disk budget in unpublished entries (default 1,000,000);
 //                                         new payments are admitted again below 90 % of it
-//   RINGPAY_RELAY_PUBLISH_BATCH_EVENTS_MAX, RINGPAY_RELAY_PACING_MS, RINGPAY_RELAY_NICE
+//   RINGPAY_RELAY_PUBLISH_BATCH_EVENTS_MAX, RINGPAY_RELAY_PACING_MS, RINGPAY_RELAY_LIGHT_PACING_MS, RINGPAY_RELAY_NICE
 //                                         tuning (see limits.ts)
 
 import { parseBrokerList } from '../lib/kafka-event-bus.ts'
