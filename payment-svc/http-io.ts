@@ -2,6 +2,7 @@
 
 import { isUtf8 } from 'node:buffer'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { maskCardNumbers } from '../lib/card-numbers.ts'
 import { ProblemError } from './errors.ts'
 
 const jsonContentType = 'application/json'
@@ -79,7 +80,8 @@ export function parseJson (text: string): unknown {
   try {
     return JSON.parse(text)
   } catch (error) {
-    throw new ProblemError('invalid_json', { detail: (error as Error).message.slice(0, 200), cause: error })
+    // V8's message quotes the text around the error: a card number there is masked.
+    throw new ProblemError('invalid_json', { detail: maskCardNumbers((error as Error).message).slice(0, 200), cause: error })
   }
 }
 

@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../lib/log.ts'
 import type { ApiKeyRegistry } from './api-keys.ts'
-import { containsCardNumber } from './card-number-guard.ts'
+import { jsonHoldsCardNumber, refuseCardNumberInId } from './card-number-guard.ts'
 import { isValidCheckoutId, parseCreatePayment } from './create-request.ts'
 import { ProblemError } from './errors.ts'
 import { isJsonContentType, parseJson, readBody, sendJson } from './http-io.ts'
@@ -22,11 +22,16 @@ export interface PublicRouteContext {
 
 const checkoutHeader = 'x-payment-checkout-id'
 
-/** The checkout id of the request, or a problem. A PAN-shaped id is refused and never echoed. */
+/**
+ * The checkout id of the request, or a problem. A PAN-shaped id is refused first (so the client
+ * learns why, whatever else is wrong with it) and never echoed.
+ */
 function checkoutIdFrom (req: IncomingMessage, pathId: string | undefined): string {
   const header = req.headers[checkoutHeader]
   const headerId = Array.isArray(header) ? undefined : header
   if (Array.isArray(header)) throw new ProblemError('checkout_id_invalid', { detail: 'send X-PAYMENT-CHECKOUT-ID once' })
+  refuseCardNumberInId(pathId)
+  refuseCardNumberInId(headerId)
   const id = pathId ?? headerId
   if (id === undefined || id === '') throw new ProblemError('checkout_id_missing')
   if (!isValidCheckoutId(id)) {
@@ -36,7 +41,6 @@ function checkoutIdFrom (req: IncomingMessage, pathId: string | undefined): stri
     // nginx routed by the header; a different id in the path may live on another node.
     throw new ProblemError('checkout_id_invalid', { detail: 'X-PAYMENT-CHECKOUT-ID and the path name different payments' })
   }
-  if (containsCardNumber(id)) throw new ProblemError('card_number_detected')
   return id
 }
 
@@ -53,9 +57,11 @@ export async function createPayment (ctx: PublicRouteContext, req: IncomingMessa
     const merchantId = merchantFrom(ctx, req)
     if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
     const text = await readBody(req, ctx.limits.bodyBytesMax)
-    // Before parsing and before any log line can quote it: a raw PAN never goes further.
-    if (containsCardNumber(text)) throw new ProblemError('card_number_detected')
-    const request = parseCreatePayment(parseJson(text), ctx.limits)
+    const body = parseJson(text)
+    // The parsed values, so JSON escapes (`\u0034…`) are read as what they encode; before
+    // validation and before any log line can quote them: a raw PAN never goes further.
+    if (jsonHoldsCardNumber(body)) throw new ProblemError('card_number_detected')
+    const request = parseCreatePayment(body, ctx.limits)
     const result = await ctx.service.create(merchantId, checkoutId, request, Date.now())
     if (result.kind === 'created') {
       ctx.metrics.payments.inc({ outcome: 'accepted', code: '' })

@@ -1,11 +1,14 @@
 // PSP webhooks: `POST /webhooks/psp/{provider}/{checkout_id}` through the public nginx, routed by
 // the checkout id in the path to the owning node. Verified (HMAC, constant time, 300 s tolerance)
 // before anything is parsed; deduplicated by PSP event id; applied through the state machine.
+// A card number in the path or the body is refused (`card_number_detected`): the body is stored
+// as received, so it is checked both parsed (escapes decoded) and as raw text (number literals).
 // Answered fast: the work is one group-committed write.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../lib/log.ts'
 import { signatureHeader, verifyWebhookSignature } from '../lib/webhook-signature.ts'
+import { containsCardNumber, jsonHoldsCardNumber, refuseCardNumberInId } from './card-number-guard.ts'
 import { isValidCheckoutId } from './create-request.ts'
 import { ProblemError } from './errors.ts'
 import { isJsonContentType, parseJson, readBody, sendJson } from './http-io.ts'
@@ -30,6 +33,8 @@ export async function receiveWebhook (ctx: WebhookRouteContext, req: IncomingMes
   provider: string, checkoutId: string): Promise<void> {
   const secret = ctx.webhookSecrets.get(provider)
   const parse = parsers[provider]
+  // Before any log line can quote the id.
+  refuseCardNumberInId(checkoutId)
   if (secret === undefined || parse === undefined) throw new ProblemError('unknown_provider')
   if (!isValidCheckoutId(checkoutId)) throw new ProblemError('checkout_id_invalid')
   if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
@@ -41,7 +46,12 @@ export async function receiveWebhook (ctx: WebhookRouteContext, req: IncomingMes
     ctx.log.warn({ checkout_id: checkoutId, provider, reason: check.reason }, 'webhook signature refused')
     throw new ProblemError('webhook_signature_invalid', { detail: check.reason })
   }
-  const event = parse(parseJson(text))
+  const body = parseJson(text)
+  if (jsonHoldsCardNumber(body) || containsCardNumber(text)) {
+    ctx.log.warn({ checkout_id: checkoutId, provider, code: 'card_number_detected' }, 'webhook refused: it holds a card number')
+    throw new ProblemError('card_number_detected')
+  }
+  const event = parse(body)
   if (event.reference !== checkoutId) {
     throw new ProblemError('validation_failed', { detail: 'the event is about another checkout id than the path' })
   }
