@@ -54,6 +54,15 @@ export interface NginxConfOptions {
   extraSites?: NginxSite[];
 }
 
+// What the access log masks (nginx has no Luhn, so it over-masks): 13 digit-like characters,
+// each two joined by at most 3 ASCII characters other than letters, digits and `_`. Digit-like
+// is an ASCII digit or any byte of a non-ASCII character (full-width and other Unicode digits,
+// Unicode spaces and dashes): a superset of what the node reads as a card number
+// (lib/card-numbers.ts: NFKC, separators, at most separatorRunMax in a row).
+export const cardRunRegex = '[0-9\\x80-\\xff](?:[^0-9A-Za-z_\\x80-\\xff]{0,3}[0-9\\x80-\\xff]){12}';
+/** Replaces the logged URI or checkout key from the first card-like run on. */
+export const maskedMark = '[masked]';
+
 const problem = (status: number, title: string, code: string): string =>
   JSON.stringify({ type: 'about:blank', title, status, code });
 
@@ -186,9 +195,19 @@ http {
   uwsgi_temp_path ${temp('uwsgi')};
   scgi_temp_path ${temp('scgi')};
 
+  # The URI and the checkout key are logged masked where they could hold a card number:
+  # nginx cannot check Luhn, so any run of 13 digit-like characters is masked (see cardRunRegex).
+  map $uri $uri_logged {
+    default $uri;
+    "~(?s)^(?<uri_before_card>.*?)${cardRunRegex}" "\${uri_before_card}${maskedMark}";
+  }
+  map $checkout_key $checkout_key_logged {
+    default $checkout_key;
+    "~(?s)^(?<key_before_card>.*?)${cardRunRegex}" "\${key_before_card}${maskedMark}";
+  }
   log_format ringpay_json escape=json '{"time":"$time_iso8601","request_id":"$request_id",'
-    '"remote_addr":"$remote_addr","method":"$request_method","uri":"$uri","status":$status,'
-    '"checkout_key":"$checkout_key","upstream_addr":"$upstream_addr",'
+    '"remote_addr":"$remote_addr","method":"$request_method","uri":"$uri_logged","status":$status,'
+    '"checkout_key":"$checkout_key_logged","upstream_addr":"$upstream_addr",'
     '"upstream_status":"$upstream_status","request_time":$request_time,'
     '"upstream_response_time":"$upstream_response_time","body_bytes_sent":$body_bytes_sent}';
   access_log ${o.accessLog} ringpay_json;
