@@ -1,7 +1,8 @@
 // `bench/cli.ts e2e --search`: the max sustained rate of Ringpay and of the naive synchronous
-// monolith (issue #13), on the same stack's Postgres and sandbox PSP, in one invocation. Each
-// target's rate doubles from --start-rate while its steps pass, then bisects between its last pass
-// and its first fail, bounded by --steps-max. Steps are interleaved (ringpay step, monolith step,
+// monolith (issue #13), on the same stack's Postgres and sandbox PSP, in one invocation. After an
+// unmeasured warm-up (--search-warmup), each target's rate doubles from --start-rate while its
+// steps pass (halves while nothing has passed), then bisects between its last pass and its first
+// fail, bounded by --steps-max. Steps are interleaved (ringpay step, monolith step,
 // …) so that drift in the machine's speed affects both. A step passes when ≥ 99.5 % of the
 // payments sent finished (Ringpay: the client saw a terminal status; monolith: a 200 with the final
 // status), p99 of that latency (unfinished ones counting as infinitely late) < 1 s, its backlog
@@ -28,6 +29,8 @@ import { resultsDirOf } from './e2e.ts'
 /** A step passes only if at least this share of the payments sent finished. */
 export const finishedShareMin = 0.995
 export const stepP99MsMax = 1_000
+/** A target that fails every rate is tried down to this before the search gives up on it. */
+export const searchRateMinRps = 10
 /** Bisection stops when the last pass and the first fail are this close (share of the pass). */
 export const bisectResolution = 0.1
 /** Before a monolith step: how long Ringpay's last webhooks may take to be delivered before the PSP's URL changes. */
@@ -103,7 +106,8 @@ interface SearchState { lastPass: number, firstFail: number, steps: Step[], done
 function nextRate (s: SearchState, cfg: E2eConfig): number | undefined {
   if (s.steps.length >= cfg.stepsMax) return undefined
   if (s.steps.length === 0) return cfg.startRateRps
-  if (s.lastPass === 0) return undefined // the first rate already failed
+  // Nothing passed yet: halve until something does (down to searchRateMinRps).
+  if (s.lastPass === 0) return s.firstFail / 2 >= searchRateMinRps ? Math.floor(s.firstFail / 2) : undefined
   if (!Number.isFinite(s.firstFail)) return s.lastPass >= cfg.rateMaxRps ? undefined : Math.min(cfg.rateMaxRps, s.lastPass * 2)
   if (s.firstFail - s.lastPass <= Math.max(1, s.lastPass * bisectResolution)) return undefined
   return Math.round((s.lastPass + s.firstFail) / 2)
@@ -121,6 +125,17 @@ export async function runSearch (o: { cfg: E2eConfig, stack: StackInfo, probe: P
     }
     const groups = new Map([...stackProcessGroups(stack.dir), ...(monolith?.groups() ?? [])])
     const states = new Map<TargetName, SearchState>(cfg.targets.map((t) => [t, { lastPass: 0, firstFail: Infinity, steps: [], done: false }]))
+    if (cfg.searchWarmupS > 0) {
+      for (const target of cfg.targets) {
+        log(`warm-up: ${labels[target]} at ${cfg.startRateRps}/s for ${cfg.searchWarmupS} s (not measured)`)
+        const warm = { ...cfg, stepDurationS: cfg.searchWarmupS }
+        const step = target === 'ringpay'
+          ? await ringpayStep(warm, stack, probe, groups, 0, cfg.startRateRps, `e2w_${runTag}_`, log)
+          : await monolithStep(warm, stack, monolith!, groups, 0, cfg.startRateRps, `e2v_${runTag}_`)
+        // Its outcome still counts: a warm-up that lost or double-charged a payment fails the run.
+        if (!step.outcomePassed) throw new Error(`warm-up of ${labels[target]}: outcome check FAILED`)
+      }
+    }
     let index = 0
     for (;;) {
       let ran = false

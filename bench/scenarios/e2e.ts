@@ -56,6 +56,13 @@ export const defaultSearchRateMaxRps = 6_400
 export const defaultSearchStepsMax = 8
 export const searchStepsMaxLimit = 32
 export const defaultStepDurationS = 10
+/**
+ * Before the first step of each target, an unmeasured run at the start rate: a freshly started
+ * stack's Kafka broker spends seconds of CPU in its JIT compiler (measured: a quarter of a core
+ * for the first minute) and Node's code is cold, which made the first step of a fresh stack fail
+ * rates that the same stack passes a minute later.
+ */
+export const defaultSearchWarmupS = 20
 /** --search: after a step's load, the backlog must be gone within this (else the step fails). */
 export const defaultDrainDeadlineS = 20
 export const pollWaitMsMax = 30_000
@@ -98,6 +105,8 @@ Max-sustained search, Ringpay against the naive synchronous monolith (same Postg
   --rate-max <n>               highest rate tried (default ${defaultSearchRateMaxRps})
   --steps-max <n>              steps per target, bisection included (default ${defaultSearchStepsMax})
   --step-duration <s>          load per step (default ${defaultStepDurationS})
+  --search-warmup <s>          before the first step of each target, an unmeasured run at the start
+                               rate (default ${defaultSearchWarmupS}; 0 = none)
   --drain-deadline <s>         after a step's load, everything terminal and lags 0 within this
                                (default ${defaultDrainDeadlineS})
   --monolith-webhooks <own|ringpay>  own (default): the PSP's webhooks go to the monolith during its
@@ -124,6 +133,7 @@ export interface E2eConfig {
   rateMaxRps: number
   stepsMax: number
   stepDurationS: number
+  searchWarmupS: number
   drainDeadlineS: number
   monolithWebhooks: MonolithWebhooks
 }
@@ -154,6 +164,7 @@ function parseConfig (argv: string[]): E2eConfig {
       'rate-max': { type: 'string' },
       'steps-max': { type: 'string' },
       'step-duration': { type: 'string' },
+      'search-warmup': { type: 'string' },
       'drain-deadline': { type: 'string' },
       'monolith-webhooks': { type: 'string' },
     },
@@ -187,6 +198,7 @@ function parseConfig (argv: string[]): E2eConfig {
     rateMaxRps: intFlag('--rate-max', v['rate-max'], Math.max(defaultSearchRateMaxRps, startRateRps), startRateRps, rateRpsMax),
     stepsMax: intFlag('--steps-max', v['steps-max'], defaultSearchStepsMax, 1, searchStepsMaxLimit),
     stepDurationS: intFlag('--step-duration', v['step-duration'], defaultStepDurationS, 1, durationSMax),
+    searchWarmupS: intFlag('--search-warmup', v['search-warmup'], defaultSearchWarmupS, 0, durationSMax),
     drainDeadlineS: intFlag('--drain-deadline', v['drain-deadline'], defaultDrainDeadlineS, 1, settleDeadlineSMax),
     monolithWebhooks: choiceFlag('--monolith-webhooks', v['monolith-webhooks'], 'own', ['own', 'ringpay'] as const),
   }

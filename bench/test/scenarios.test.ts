@@ -61,13 +61,15 @@ t.test('e2e --search: one step per target, Ringpay and the monolith, both outcom
   const out = mkdtempSync(join(tmpdir(), 'ringpay-bench-e2e-search-'))
   t.teardown(() => rmSync(out, { recursive: true, force: true }))
   // The stack is shared with other tests: the PSP's webhook URL is left alone (ringpay).
-  const run = await runCli(['e2e', '--stack-info', stackInfo, '--search', '--start-rate', '10', '--steps-max', '1', '--step-duration', '2',
+  const run = await runCli(['e2e', '--stack-info', stackInfo, '--search', '--start-rate', '10', '--steps-max', '1', '--step-duration', '2', '--search-warmup', '1',
     '--psp-latency-median-ms', '10', '--psp-latency-p99-ms', '40', '--drain-deadline', '30', '--settle-deadline', '60',
     '--monolith-webhooks', 'ringpay', '--out', out])
   t.equal(run.code, 0, `exit code 0\n${run.stdout}\n${run.stderr.slice(-3000)}`)
   const { dir, json } = onlyResults(out)
   t.equal(json.mode, 'search')
-  t.same(json.steps.map((s: { target: string, rateRps: number }) => [s.target, s.rateRps]), [['ringpay', 10], ['monolith', 10]], 'interleaved, one step each')
+  t.same(json.steps.map((s: { target: string, rateRps: number }) => [s.target, s.rateRps]), [['ringpay', 10], ['monolith', 10]], 'interleaved, one step each, the warm-ups not among them')
+  t.match(run.stderr, /warm-up: Ringpay at 10\/s for 1 s/, 'Ringpay warmed up first')
+  t.match(run.stderr, /warm-up: monolith at 10\/s for 1 s/, 'the monolith too')
   for (const step of json.steps) {
     t.equal(step.sent, 20, `${step.target}: 20 payments sent`)
     t.equal(step.outcomePassed, true, `${step.target}: outcome check passed`)
