@@ -33,6 +33,13 @@ export interface NodeLimits {
   metadataValueLengthMax: number
   /** Checkout ids admitted but not yet durable (queued + being read + in the batch in flight). */
   inflightIdsMax: number
+  /**
+   * Internal writers (transitions, webhooks) that find their id's previous write still in flight
+   * wait for it instead of being refused: at most this many at once, each looking at most
+   * claimAttemptsMax times (another writer may take the id first); past either, refused as before.
+   */
+  claimWaitersMax: number
+  claimAttemptsMax: number
   /** Graceful shutdown: time to drain the ring and answer, before the process exits anyway. */
   shutdownDrainMsMax: number
   /** The node's own stuck-payment view: how often it scans its open-payment index, how much of
@@ -81,6 +88,8 @@ export const defaultLimits: NodeLimits = {
   metadataValueLengthMax: 500,
   // Ring slots plus one batch in flight plus reads in progress; a multiple keeps 503s for the ring.
   inflightIdsMax: 4096 * 2 + 512,
+  claimWaitersMax: 4096,
+  claimAttemptsMax: 4,
   shutdownDrainMsMax: 10_000,
   openScanIntervalMs: 10_000,
   openScanEntriesMax: 200_000,
@@ -110,8 +119,10 @@ export function assertLimits (limits: NodeLimits): void {
   assert.ok(isPowerOfTwo(limits.idFilterBytes) && limits.idFilterBytes >= 1024, 'idFilterBytes must be a power of two ≥ 1024')
   assert.ok(Number.isInteger(limits.leveldbWriteBufferBytes) && limits.leveldbWriteBufferBytes >= 1024 * 1024 &&
     limits.leveldbWriteBufferBytes <= 256 * 1024 * 1024, 'leveldbWriteBufferBytes must be within 1..256 MiB')
-  assert.ok(limits.transitionsPerBatchMax >= 1 && limits.transitionsPerBatchMax <= limits.batchSizeMax,
-    'transitionsPerBatchMax must be within 1..batchSizeMax (one request fits one group-commit batch)')
+  assert.ok(limits.claimWaitersMax >= 0 && limits.claimAttemptsMax >= 1, 'claimWaitersMax must be ≥ 0, claimAttemptsMax ≥ 1')
+  // A request larger than one group-commit batch (or the ring) only spans several batches, and an
+  // item that finds the ring full is refused alone (overloaded), so no relation to those is needed.
+  assert.ok(limits.transitionsPerBatchMax >= 1, 'transitionsPerBatchMax must be ≥ 1')
   assert.ok(limits.transitionBatchBodyBytesMax >= limits.transitionsPerBatchMax * 1024,
     'transitionBatchBodyBytesMax must hold transitionsPerBatchMax items of up to 1 KiB')
   assert.ok(limits.longPollWaitMsMax <= 30_000, 'longPollWaitMsMax must stay under nginx proxy_read_timeout')

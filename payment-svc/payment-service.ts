@@ -69,6 +69,9 @@ export class PaymentService {
   readonly #committer: GroupCommitter<QueuedChange>
   /** Ids with a write between admission and durability, and what kind of write it is. */
   readonly #inflightIds = new Map<string, 'create' | 'update'>()
+  /** Internal writers (transitions, webhooks) waiting for an id's in-flight write to be durable. */
+  readonly #claimWaiters = new Map<string, Array<() => void>>()
+  #claimWaiterCount = 0
   readonly #waiters = new Map<string, Set<Waiter>>()
   #waiterCount = 0
   #accepting = true
@@ -139,7 +142,7 @@ export class PaymentService {
       this.#notify(payment)
       return { kind: 'created', payment }
     } finally {
-      this.#inflightIds.delete(checkoutId)
+      this.#release(checkoutId)
     }
   }
 
@@ -200,7 +203,7 @@ export class PaymentService {
   }
 
   async transition (checkoutId: string, request: TransitionRequest, nowMs: number): Promise<TransitionResult> {
-    this.#claim(checkoutId, 'update')
+    await this.#claimWhenFree(checkoutId)
     try {
       const current = this.#store.getPayment(checkoutId)
       if (current === undefined) throw new ProblemError('payment_not_found')
@@ -223,7 +226,7 @@ export class PaymentService {
       this.#notify(payment)
       return { applied: true, payment }
     } finally {
-      this.#inflightIds.delete(checkoutId)
+      this.#release(checkoutId)
     }
   }
 
@@ -233,7 +236,7 @@ export class PaymentService {
    * (with the dedup key) in the same batch as any change it causes.
    */
   async receiveWebhook (checkoutId: string, webhook: IncomingWebhook, nowMs: number): Promise<WebhookResult> {
-    this.#claim(checkoutId, 'update')
+    await this.#claimWhenFree(checkoutId)
     try {
       if (this.#store.hasWebhook(webhook.provider, webhook.pspEventId)) return { duplicate: true }
       const current = this.#store.getPayment(checkoutId)
@@ -259,7 +262,7 @@ export class PaymentService {
       this.#notify(payment)
       return { duplicate: false, applied: true, note: '', payment }
     } finally {
-      this.#inflightIds.delete(checkoutId)
+      this.#release(checkoutId)
     }
   }
 
@@ -275,6 +278,39 @@ export class PaymentService {
       const payment = this.#store.getPayment(checkoutId)
       for (const waiter of [...waiters]) if (payment) waiter.finish(payment)
     }
+  }
+
+  /**
+   * The claim for an internal writer (a processor's transition, a PSP webhook): if another write
+   * of the id is in flight, wait until it is durable and look again, instead of refusing. The
+   * caller would only retry (a PSP redelivers a refused webhook after its backoff, ~0.5 s, and
+   * pays a whole request for it); the wait is one group commit. Bounded: past
+   * `claimWaitersMax` waiting writers, or after `claimAttemptsMax` looks, it refuses as before.
+   */
+  async #claimWhenFree (checkoutId: string): Promise<void> {
+    for (let attempt = 1; this.#inflightIds.has(checkoutId); attempt++) {
+      if (attempt > this.#limits.claimAttemptsMax || this.#claimWaiterCount >= this.#limits.claimWaitersMax) break
+      this.#claimWaiterCount++
+      try {
+        await new Promise<void>((resolve) => {
+          const waiting = this.#claimWaiters.get(checkoutId)
+          if (waiting === undefined) this.#claimWaiters.set(checkoutId, [resolve])
+          else waiting.push(resolve)
+        })
+      } finally {
+        this.#claimWaiterCount--
+      }
+    }
+    this.#claim(checkoutId, 'update')
+  }
+
+  #release (checkoutId: string): void {
+    this.#inflightIds.delete(checkoutId)
+    if (this.#claimWaiters.size === 0) return
+    const waiting = this.#claimWaiters.get(checkoutId)
+    if (waiting === undefined) return
+    this.#claimWaiters.delete(checkoutId)
+    for (const wake of waiting) wake()
   }
 
   #claim (checkoutId: string, kind: 'create' | 'update'): void {
