@@ -3,21 +3,28 @@
 import type { Payment } from '../lib/payment-codec.ts'
 import { currencyExponent } from './currencies.ts'
 
-/** The ISO text of the last second formatted ("2026-11-23T17:36:29."); most answers fall in it. */
-let cachedSecond = Number.NaN
-let cachedSecondPrefix = ''
+/**
+ * The ISO text of recently formatted seconds ("2026-11-23T17:36:29."), direct-mapped by the second
+ * (a slot per second of the last isoSecondSlots seconds). One slot was not enough: a busy node
+ * answers for payments created at many different seconds (long-polls, webhooks, transitions),
+ * so consecutive calls kept evicting each other; measured at 2.6 % of a node's busy time.
+ */
+const isoSecondSlots = 256
+const cachedSeconds = new Float64Array(isoSecondSlots).fill(Number.NaN)
+const cachedSecondPrefixes: string[] = new Array<string>(isoSecondSlots).fill('')
 
 /** `new Date(ms).toISOString()`, without a Date object and full formatting for every answer. */
 export function isoTime (ms: number): string {
   // Whole milliseconds in years 1970..9999 only; anything else takes the general path.
   if (!(Number.isInteger(ms) && ms >= 0 && ms < 253_402_300_800_000)) return new Date(ms).toISOString()
   const second = Math.floor(ms / 1000)
-  if (second !== cachedSecond) {
-    cachedSecondPrefix = new Date(second * 1000).toISOString().slice(0, 20)
-    cachedSecond = second
+  const slot = second % isoSecondSlots
+  if (cachedSeconds[slot] !== second) {
+    cachedSecondPrefixes[slot] = new Date(second * 1000).toISOString().slice(0, 20)
+    cachedSeconds[slot] = second
   }
   const milli = ms - second * 1000
-  return cachedSecondPrefix + (milli < 10 ? '00' : milli < 100 ? '0' : '') + milli + 'Z'
+  return cachedSecondPrefixes[slot]! + (milli < 10 ? '00' : milli < 100 ? '0' : '') + milli + 'Z'
 }
 
 export function paymentView (payment: Payment): Record<string, unknown> {
