@@ -33,7 +33,7 @@ t.test('routing invariants', async (t) => {
     ['127.0.0.1:19001', '127.0.0.1:19002', '127.0.0.1:19003'],
     'servers in node order, never marked failed',
   );
-  t.match(upstream, /keepalive 512;/);
+  t.match(upstream, /keepalive 2048;/, 'idle upstream connections cover the long-polls in flight');
   t.match(upstream, /keepalive_requests 100000;/);
   t.match(upstream, /keepalive_timeout 60s;/);
   t.equal(conf.match(/upstream payment_nodes/g)?.length, 1, 'one upstream for public and internal');
