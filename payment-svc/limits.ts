@@ -23,6 +23,13 @@ export interface NodeLimits {
   /** Long-poll wait, and how many long-polls a node holds open at once. */
   longPollWaitMsMax: number
   longPollWaitersMax: number
+  /**
+   * A move to `processing` (the processor's claim before it charges) wakes long-polls only after
+   * this, with the payment as it is then; any other change wakes them at once. The outcome
+   * usually follows within a PSP round trip (~50–400 ms), so a checkout page waiting for it makes
+   * one request instead of two. 0 = wake at once.
+   */
+  processingWakeDelayMs: number
   /** Largest amount in minor units: 10^12 = 10 billion EUR, far below 2^53. */
   amountMinorMax: number
   descriptionLengthMax: number
@@ -79,6 +86,7 @@ export const defaultLimits: NodeLimits = {
   requestTimeoutMs: 10_000,
   longPollWaitMsMax: 30_000,
   longPollWaitersMax: 10_000,
+  processingWakeDelayMs: 1_000,
   amountMinorMax: 1_000_000_000_000,
   descriptionLengthMax: 500,
   customerRefLengthMax: 128,
@@ -125,5 +133,7 @@ export function assertLimits (limits: NodeLimits): void {
   assert.ok(limits.transitionsPerBatchMax >= 1, 'transitionsPerBatchMax must be ≥ 1')
   assert.ok(limits.transitionBatchBodyBytesMax >= limits.transitionsPerBatchMax * 1024,
     'transitionBatchBodyBytesMax must hold transitionsPerBatchMax items of up to 1 KiB')
+  assert.ok(Number.isSafeInteger(limits.processingWakeDelayMs) && limits.processingWakeDelayMs >= 0 &&
+    limits.processingWakeDelayMs <= 10_000, 'processingWakeDelayMs must be 0..10000')
   assert.ok(limits.longPollWaitMsMax <= 30_000, 'longPollWaitMsMax must stay under nginx proxy_read_timeout')
 }

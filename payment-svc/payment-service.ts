@@ -326,6 +326,26 @@ export class PaymentService {
   #notify (payment: Payment): void {
     const waiters = this.#waiters.get(payment.checkoutId)
     if (waiters === undefined) return
+    if (payment.status === 'processing' && this.#limits.processingWakeDelayMs > 0) {
+      // The processor's claim before it charges: nothing a client can act on, and usually followed
+      // within a PSP round trip by the outcome. Waking long-polls for it made every checkout page
+      // ask twice; they hear of it only if it lasts, with whatever the payment is by then.
+      const checkoutId = payment.checkoutId
+      setTimeout(() => {
+        // Usually the outcome has woken them all by now; shutting down, releaseWaiters does, and
+        // the store may already be closed.
+        if (!this.#waiters.has(checkoutId) || !this.#accepting) return
+        const latest = this.#store.getPayment(checkoutId)
+        if (latest !== undefined) this.#wake(latest)
+      }, this.#limits.processingWakeDelayMs).unref()
+      return
+    }
+    this.#wake(payment)
+  }
+
+  #wake (payment: Payment): void {
+    const waiters = this.#waiters.get(payment.checkoutId)
+    if (waiters === undefined) return
     for (const waiter of [...waiters]) if (payment.version > waiter.afterVersion) waiter.finish(payment)
   }
 

@@ -52,3 +52,27 @@ t.test('after_version below the current version returns at once', async (t) => {
   t.equal(res.body.version, version)
   t.ok(Date.now() - startedAt < 5_000)
 })
+
+t.test('a move to processing followed by the outcome wakes the poll once, with the outcome', async (t) => {
+  const { id, version } = await createSettledForAction('lp')
+  const ownerId = (await getInternal(stack.internalUrl, id)).body.node_id
+  const owner = stack.nodes.find((node) => node.id === ownerId)!
+  const waitersBefore = await longPollWaiters(owner.adminPort)
+  const waiting = getPayment(stack.publicUrl, key, id, `?wait_ms=20000&after_version=${version}`)
+  await eventually(async () => (await longPollWaiters(owner.adminPort)) > waitersBefore ? true : undefined,
+    5_000, 'the long-poll to park on its node')
+  t.equal((await transition(stack.internalUrl, id, { to: 'processing', expected_version: version, actor: 'test' })).status, 200)
+  t.equal((await transition(stack.internalUrl, id, { to: 'succeeded', expected_version: version + 1, actor: 'test', psp_reference: 'ch_lp' })).status, 200)
+  const res = await waiting
+  t.match(res.body, { status: 'succeeded', version: version + 2 }, 'not woken by the claim in between')
+})
+
+t.test('a processing state that lasts wakes the poll after about a second', async (t) => {
+  const { id, version } = await createSettledForAction('lp')
+  const startedAt = Date.now()
+  const waiting = getPayment(stack.publicUrl, key, id, `?wait_ms=20000&after_version=${version}`)
+  t.equal((await transition(stack.internalUrl, id, { to: 'processing', expected_version: version, actor: 'test' })).status, 200)
+  const res = await waiting
+  t.match(res.body, { status: 'processing', version: version + 1 })
+  t.ok(Date.now() - startedAt < 10_000, 'long before the wait ended')
+})
