@@ -2,28 +2,10 @@
 // e2e bench before its first monolith run, dropped at the end, so the stack's own tables are never
 // touched. One table per bench invocation.
 
-import pg from 'pg'
+import { assertTable, withClient } from './naive-schema.ts'
 
-export const monolithTablePattern = /^[a-z_][a-z0-9_]{0,62}$/
-export const monolithSchemaConnectTimeoutMs = 5_000
-export const monolithQueryTimeoutMs = 60_000
 /** Ids per `= ANY($1)` lookup. */
 export const monolithQueryChunkIds = 5_000
-
-function assertTable (table: string): void {
-  if (!monolithTablePattern.test(table)) throw new Error(`bad table name ${JSON.stringify(table)}`)
-}
-
-async function withClient<T> (databaseUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: monolithSchemaConnectTimeoutMs, query_timeout: monolithQueryTimeoutMs })
-  client.on('error', () => {})
-  await client.connect()
-  try {
-    return await fn(client)
-  } finally {
-    await client.end().catch(() => {})
-  }
-}
 
 export function createMonolithTable (databaseUrl: string, table: string): Promise<void> {
   assertTable(table)

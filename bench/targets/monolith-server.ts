@@ -13,7 +13,7 @@ import type { ServerResponse } from 'node:http'
 import pg from 'pg'
 import { Pool } from 'undici'
 import { verifyWebhookSignature } from '../../lib/webhook-signature.ts'
-import { monolithTablePattern } from './monolith-schema.ts'
+import { assertTable } from './naive-schema.ts'
 import { bodyBytesMax, createTargetServer, listenUntilSignalled, readBodyChunks, sendJsonText, targetPort } from './target-http.ts'
 
 const dbPoolSize = 10
@@ -26,7 +26,7 @@ const webhookToleranceS = 300
 
 const env = (name: string): string => process.env[name] || (() => { throw new Error(`${name} is required`) })()
 const table = env('BENCH_TABLE')
-if (!monolithTablePattern.test(table)) throw new Error('BENCH_TABLE must be a plain lower-case identifier')
+assertTable(table)
 const keys = JSON.parse(readFileSync(env('BENCH_API_KEYS_FILE'), 'utf8')) as { keys: Array<{ merchant_id: string, key_sha256: string }> }
 const merchantByDigest = new Map(keys.keys.map((k) => [k.key_sha256, k.merchant_id]))
 const db = new pg.Pool({ connectionString: env('BENCH_DATABASE_URL'), max: dbPoolSize, options: '-c synchronous_commit=on' })

@@ -12,11 +12,13 @@ export const naiveQueryTimeoutMs = 60_000
 /** Ids per `= ANY($1)` lookup when the outcome is checked. */
 export const naiveCheckChunkSize = 10_000
 
-function assertTable (table: string): void {
+/** A bench table's name: created per run, so it must be a plain identifier (it is interpolated). */
+export function assertTable (table: string): void {
   if (!naiveTablePattern.test(table)) throw new Error(`bad table name ${JSON.stringify(table)}`)
 }
 
-async function withClient<T> (databaseUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/** One short-lived client for a schema or check query of a bench table (also the monolith's). */
+export async function withClient<T> (databaseUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({
     connectionString: databaseUrl,
     connectionTimeoutMillis: naiveSchemaConnectTimeoutMs,

@@ -19,10 +19,10 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { renderProfileSummary, summarizeCpuProfileFile, type TimeWindowUs } from '../../bench/lib/cpu-profile.ts'
+import { listeningPort } from '../listening-port.ts'
 
 /** Kernel clock ticks per second (`getconf CLK_TCK`). */
 const clockTicksPerS = 100
@@ -122,23 +122,7 @@ async function spawnPsp (tree: string, dataDir: string, webhookUrl: string, prof
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
-  const lines = createInterface({ input: child.stdout! })
-  const port = await new Promise<number>((resolvePort, reject) => {
-    const timer = setTimeout(() => reject(new Error('the PSP did not start in time')), startDeadlineMs)
-    lines.on('line', (line) => {
-      let entry: { msg?: string, port?: number }
-      try {
-        entry = JSON.parse(line)
-      } catch {
-        return
-      }
-      if (entry.msg === 'sandbox PSP listening' && entry.port !== undefined) {
-        clearTimeout(timer)
-        resolvePort(entry.port)
-      }
-    })
-    child.once('exit', (code) => reject(new Error(`the PSP exited with ${code} before listening`)))
-  })
+  const port = await listeningPort(child, startDeadlineMs)
   return { child, url: `http://127.0.0.1:${port}` }
 }
 

@@ -4,9 +4,9 @@
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createInterface } from 'node:readline'
 import t from 'tap'
 import { call, chargeBody, eventually, secretKey, startReceiver, tempDir, webhookSecret, type ChargeBody, type Reply } from './helpers.ts'
+import { listeningPort } from '../listening-port.ts'
 
 const mainPath = new URL('../main.ts', import.meta.url).pathname
 const startDeadlineMs = 15_000
@@ -25,23 +25,7 @@ async function spawnPsp (t: Tap, env: Record<string, string>): Promise<Child> {
   })
   const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const lines = createInterface({ input: child.stdout! })
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the PSP did not start in time')), startDeadlineMs)
-    lines.on('line', (line) => {
-      let entry: { msg?: string, port?: number }
-      try {
-        entry = JSON.parse(line)
-      } catch {
-        return
-      }
-      if (entry.msg === 'sandbox PSP listening' && entry.port !== undefined) {
-        clearTimeout(timer)
-        resolve(entry.port)
-      }
-    })
-    void exited.then(({ code }) => reject(new Error(`the PSP exited with ${code} before listening`)))
-  })
+  const port = await listeningPort(child, startDeadlineMs)
   return { child, url: `http://127.0.0.1:${port}`, exited }
 }
 
