@@ -148,11 +148,16 @@ const notFound = `
       default_type application/problem+json;
       return 404 '${problem(404, 'Not found', 'not_found')}';`;
 
-function publicServer(host: string, port: number, upstream: string, accessLog: string): string {
+function publicServer(host: string, port: number, upstream: string, accessLog: string, errorLog: string): string {
   return `
   server {
     listen ${host}:${port};
     access_log ${accessLog} ringpay_json;
+    # nginx's error messages quote the request line, and anyone can put a card number in a public
+    # path (GET /payments/<card number>): the node refuses it, but when the node is down nginx
+    # writes "request: GET /payments/4111…" at level error. Only crit and worse are logged for
+    # public requests; a failed upstream still shows in the access log ($upstream_status).
+    error_log ${errorLog} crit;
 ${errorLocations()}
 
     location /internal/ {${notFound}
@@ -239,7 +244,7 @@ http {
   }
 ${upstreamBlock('payment_nodes', o.nodeServers)}${extra.map((s) => upstreamBlock(s.upstreamName, s.servers)).join('')}
   # Public API.
-${publicServer(host, o.publicPort, 'payment_nodes', o.accessLog)}
+${publicServer(host, o.publicPort, 'payment_nodes', o.accessLog, o.errorLog)}
   # Internal API for processors: same upstream (same ring), adds the internal token.
   server {
     listen ${host}:${o.internalPort};
@@ -261,7 +266,7 @@ ${errorLocations()}
     location / {${notFound}
     }
   }
-${extra.map((s) => `\n  # Extra site: ${s.upstreamName}.\n${publicServer(host, s.listenPort, s.upstreamName, o.accessLog)}`).join('')}}
+${extra.map((s) => `\n  # Extra site: ${s.upstreamName}.\n${publicServer(host, s.listenPort, s.upstreamName, o.accessLog, o.errorLog)}`).join('')}}
 `;
 }
 

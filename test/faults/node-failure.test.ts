@@ -2,13 +2,17 @@
 // payment it acknowledged is there after a kill -9 and restart. Runs serially: it kills nodes of
 // the shared stack.
 
+import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
+import { freshPan } from '../helpers/card-number-corpus.ts'
 import { createPayment, getFromNode, getInternal, getPayment, newCheckoutId, type ApiResponse } from '../helpers/api.ts'
 import { control, loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
 const key = stack.apiKeys.merchant_demo
 const victim = stack.nodes[1]!
+/** Card numbers tried until one routes to the dead node (1 in 3 does). */
+const panAttemptsMax = 60
 
 async function ownerOf (id: string): Promise<string> {
   const res = await getInternal(stack.internalUrl, id)
@@ -60,6 +64,24 @@ t.test('a dead node fails closed for its keys only; its keys never move', async 
       }
     }
     t.ok(refused.length > 0, 'some fresh ids belong to the dead node')
+
+    // A card number as the id of a GET: the live nodes refuse it, but for the dead node's keys
+    // nginx itself fails and would write the request line, card number and all, to its error
+    // log. Card numbers are never logged: not there either.
+    const pans: string[] = []
+    let routedToDeadNode = 0
+    for (let attempt = 0; attempt < panAttemptsMax && routedToDeadNode === 0; attempt++) {
+      const pan = freshPan()
+      pans.push(pan)
+      const res = await getPayment(stack.publicUrl, key, pan)
+      if (res.status === 503) routedToDeadNode++
+      else t.equal(res.body?.code, 'card_number_detected', 'a live node refuses it')
+    }
+    t.equal(routedToDeadNode, 1, 'a card number routed to the dead node')
+    for (const file of [stack.nginx.errorLog, stack.nginx.accessLog]) {
+      const text = readFileSync(file, 'utf8')
+      t.notOk(pans.some((pan) => text.includes(pan)), `${file} holds none of the card numbers`)
+    }
 
     await control(`/nodes/${victim.id}/start`)
     for (const id of refused) t.same(await holdersOf(id), [], `${id} was refused and is stored nowhere`)
