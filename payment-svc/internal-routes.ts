@@ -4,6 +4,7 @@
 
 import { hash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { maskCardNumbers } from '../lib/card-numbers.ts'
 import type { Logger } from '../lib/log.ts'
 import { paymentStatuses, type PaymentStatus } from '../lib/payment-codec.ts'
 import { isValidCheckoutId } from './create-request.ts'
@@ -145,9 +146,11 @@ function parseTransition (body: unknown, allowed: ReadonlySet<string>): Transiti
     }
     return value
   }
+  // Free text from a PSP's answer is masked, not refused: refusing would leave the payment
+  // stuck, and a card number must not be stored either way.
   const actor = text('actor', actorLengthMax, true)
-  const failureCode = text('failure_code', failureCodeLengthMax, false)
-  const failureMessage = text('failure_message', failureMessageLengthMax, false)
+  const failureCode = maskCardNumbers(text('failure_code', failureCodeLengthMax, false))
+  const failureMessage = maskCardNumbers(text('failure_message', failureMessageLengthMax, false))
   const pspReference = text('psp_reference', pspReferenceLengthMax, false)
   if (errors.length > 0) throw new ProblemError('validation_failed', { errors })
   return {

@@ -4,7 +4,13 @@
 
 import type pg from 'pg'
 import { backoffDelayMs, sleep } from '../lib/backoff.ts'
+import { maskCardNumbers } from '../lib/card-numbers.ts'
 import type { Logger } from '../lib/log.ts'
+
+/** A PSP request or answer as stored: a provider's text could hold a card number; it is masked. */
+function storedJson (value: unknown): string {
+  return maskCardNumbers(JSON.stringify(value ?? null), true)
+}
 
 export interface AttemptRow {
   checkoutId: string
@@ -68,8 +74,8 @@ export class AttemptLog {
       try {
         await this.#pool.query(insertSql, [
           rows.map((r) => r.checkoutId), rows.map((r) => r.provider), rows.map((r) => r.idempotencyKey),
-          rows.map((r) => r.attempt), rows.map((r) => JSON.stringify(r.request ?? null)), rows.map((r) => r.httpStatus ?? null),
-          rows.map((r) => JSON.stringify(r.response ?? null)), rows.map((r) => r.outcome), rows.map((r) => r.errorCode ?? null),
+          rows.map((r) => r.attempt), rows.map((r) => storedJson(r.request)), rows.map((r) => r.httpStatus ?? null),
+          rows.map((r) => storedJson(r.response)), rows.map((r) => r.outcome), rows.map((r) => r.errorCode ?? null),
           rows.map((r) => r.latencyMs), rows.map((r) => r.startedAt),
         ])
         this.#rows.splice(0, rows.length)

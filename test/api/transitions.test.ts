@@ -3,7 +3,8 @@
 // only one moving them.
 
 import t from 'tap'
-import { call, newCheckoutId, transition } from '../helpers/api.ts'
+import { call, getInternal, newCheckoutId, transition } from '../helpers/api.ts'
+import { freshPan } from '../helpers/card-number-corpus.ts'
 import { createSettledForAction } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
@@ -69,4 +70,18 @@ t.test('unknown payment', async (t) => {
   const res = await transition(stack.internalUrl, newCheckoutId('tr'), { to: 'processing', expected_version: 1, actor: 'processor' })
   t.equal(res.status, 404)
   t.equal(res.body.code, 'payment_not_found')
+})
+
+t.test('a card number in a PSP\'s failure text is stored masked, and the transition still applies', async (t) => {
+  const { id, version } = await createSettledForAction('tr')
+  const pan = freshPan()
+  const res = await transition(stack.internalUrl, id, {
+    to: 'failed', expected_version: version, actor: 'processor', failure_code: 'card_declined',
+    failure_message: `Declined: card ${pan.slice(0, 4)} ${pan.slice(4, 8)} ${pan.slice(8, 12)} ${pan.slice(12)} is blocked`,
+  })
+  t.equal(res.status, 200)
+  const stored = (await getInternal(stack.internalUrl, id)).body
+  t.equal(stored.status, 'failed')
+  t.notOk(stored.failure_message.replace(/\D/g, '').includes(pan), 'the number is not stored')
+  t.ok(stored.failure_message.endsWith(`${pan.slice(12)} is blocked`), `the rest of the text is kept: ${stored.failure_message}`)
 })

@@ -1,0 +1,24 @@
+// The PSP attempt log stores each request and answer as JSON, with any card number a provider's
+// text might hold masked (card numbers are never stored), and the JSON still valid.
+
+import type pg from 'pg'
+import t from 'tap'
+import { createLogger } from '../../lib/log.ts'
+import { AttemptLog } from '../attempt-log.ts'
+
+t.test('a card number in a PSP answer is stored masked; the rest of the JSON as it was', async (t) => {
+  const inserted: unknown[][] = []
+  const pool = { query: async (_sql: string, params: unknown[]) => { inserted.push(params); return { rows: [] } } } as unknown as pg.Pool
+  const attempts = new AttemptLog(pool, { rowsMax: 10, flushIntervalMs: 1_000, backoffBaseDelayMs: 1, backoffDelayMsMax: 1 }, createLogger('attempt-log-test', {}))
+  const response = { id: 'ch_1', amount: 1999, created: 1_765_000_000, failure_message: 'card 4111 1111 1111 1111 is blocked' }
+  await attempts.record({
+    checkoutId: 'co_1', provider: 'sandbox', idempotencyKey: 'co_1', attempt: 1, request: { amount: 1999 }, httpStatus: 402,
+    response, outcome: 'failed', errorCode: undefined, latencyMs: 12, startedAt: new Date(),
+  })
+  await attempts.flush()
+  t.equal(inserted.length, 1, 'one multi-row insert')
+  const stored = (inserted[0]![6] as string[])[0]!
+  t.notOk(stored.includes('4111 1111 1111 1111'), 'the card number is not stored')
+  t.same(JSON.parse(stored), { ...response, failure_message: 'card **** **** **** 1111 is blocked' }, 'masked, everything else kept, still JSON')
+  t.same(JSON.parse((inserted[0]![4] as string[])[0]!), { amount: 1999 }, 'the request as sent')
+})
