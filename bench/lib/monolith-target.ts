@@ -20,7 +20,8 @@ import { writeApiKeysFile } from '../../scripts/stack/api-keys.ts'
 import { createNginx, type NginxHandle } from '../../scripts/stack/nginx.ts'
 import { pickFreePorts } from '../../scripts/stack/ports.ts'
 import type { ManagedProcess } from '../../scripts/stack/proc.ts'
-import { createMonolithTable, dropMonolithTable, monolithStatuses } from '../targets/monolith-schema.ts'
+import { createMonolithTable, monolithStatuses } from '../targets/monolith-schema.ts'
+import { dropBenchTable } from '../targets/naive-schema.ts'
 import { createMonolithProcess } from '../targets/processes.ts'
 import { runOpenLoop } from './open-loop.ts'
 import { paymentRequestBody, type PaymentMix } from './payment-load.ts'
@@ -259,7 +260,7 @@ export class MonolithTarget {
     await this.routeWebhooks(false).catch(() => {})
     await this.#nginx.stop().catch(() => {})
     await this.#server.stop().catch(() => {})
-    await dropMonolithTable(this.#stack.databaseUrl, this.#table).catch(() => {})
+    await dropBenchTable(this.#stack.databaseUrl, this.#table).catch(() => {})
   }
 }
 

@@ -37,7 +37,7 @@ import { BenchSession } from '../lib/session.ts'
 import { median } from '../lib/stats.ts'
 import { formatInt, formatMs, renderTable } from '../lib/table.ts'
 import { findWrk, runWrk } from '../lib/wrk.ts'
-import { countNaiveRows, createNaiveTable, dropNaiveTable, serverVersion } from '../targets/naive-schema.ts'
+import { countNaiveRows, createNaiveTable, dropBenchTable, serverVersion } from '../targets/naive-schema.ts'
 import { createNaiveProcess, createNoopProcess, createProbeProcess } from '../targets/processes.ts'
 
 export const defaultDurationS = 10
@@ -448,7 +448,7 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
       databaseUrl = postgres.databaseUrl
       await createNaiveTable(databaseUrl, naiveTable)
       // On a shared DATABASE_URL the table goes; a temp Postgres goes with the temp dir.
-      if (postgres.external) session.onStop('naive table', 2, () => dropNaiveTable(postgres.databaseUrl, naiveTable))
+      if (postgres.external) session.onStop('naive table', 2, () => dropBenchTable(postgres.databaseUrl, naiveTable))
       postgresVersion = await serverVersion(databaseUrl)
       log(`postgres ${postgresVersion} ready${postgres.external ? ' (DATABASE_URL)' : ''}, table ${naiveTable}`)
     })())

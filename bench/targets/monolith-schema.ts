@@ -23,11 +23,6 @@ export function createMonolithTable (databaseUrl: string, table: string): Promis
   })
 }
 
-export function dropMonolithTable (databaseUrl: string, table: string): Promise<void> {
-  assertTable(table)
-  return withClient(databaseUrl, async (client) => { await client.query(`DROP TABLE IF EXISTS ${table}`) })
-}
-
 /** Status by checkout id of the rows among `ids`. */
 export function monolithStatuses (databaseUrl: string, table: string, ids: readonly string[]): Promise<Map<string, string>> {
   assertTable(table)

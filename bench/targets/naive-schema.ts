@@ -51,7 +51,8 @@ export function createNaiveTable (databaseUrl: string, table: string): Promise<v
   })
 }
 
-export function dropNaiveTable (databaseUrl: string, table: string): Promise<void> {
+/** Drops a bench table (the naive target's, the monolith's) at the end of a run. */
+export function dropBenchTable (databaseUrl: string, table: string): Promise<void> {
   assertTable(table)
   return withClient(databaseUrl, async (client) => { await client.query(`DROP TABLE IF EXISTS ${table}`) })
 }
