@@ -18,7 +18,7 @@ export interface ItemAnswer {
 
 export interface TransitionBatcherOptions {
   itemsPerBatchMax: number
-  /** Items waiting for one node; past it a caller is refused (`queueFull`) and retries later. */
+  /** Items waiting for one node; past it a caller is refused (TransitionQueueFull) and retries later. */
   itemsQueuedPerNodeMax: number
   /** Sends one batch; resolves with one answer per item, in order, or rejects for all of them. */
   send: (routingCheckoutId: string, items: ReadonlyArray<Record<string, unknown>>) => Promise<ItemAnswer[]>
