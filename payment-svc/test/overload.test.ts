@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { Pool } from 'undici'
+import { pickFreePorts } from '../../scripts/stack/ports.ts'
 import { eventually } from '../../test/helpers/api.ts'
 
 const apiKey = 'sk_test_overload_0123456789'
@@ -19,8 +20,10 @@ t.test('a full ring sheds load with 503 and writes nothing it refused', async (t
   const dir = mkdtempSync(join(tmpdir(), 'ringpay-overload-'))
   const keysFile = join(dir, 'keys.json')
   writeFileSync(keysFile, JSON.stringify({ keys: [{ merchant_id: 'm1', key_sha256: hash('sha256', apiKey, 'hex') }] }))
-  const publicPort = 20_000 + Math.floor(Math.random() * 20_000)
-  const adminPort = publicPort + 1
+  // Free ports below Linux's ephemeral range, each checked by binding it: a random pick in
+  // 20000-40000 reached into the ephemeral range (32768+), where another test's outgoing
+  // connection held it, and the node died with EADDRINUSE (seen once in CI).
+  const [publicPort, adminPort] = await pickFreePorts(2) as [number, number]
   const child = spawn(process.execPath, [new URL('../main.ts', import.meta.url).pathname], {
     env: {
       ...process.env,
