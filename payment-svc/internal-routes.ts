@@ -64,7 +64,9 @@ async function transitionOne (ctx: InternalRouteContext, checkoutId: string, req
   try {
     const result = await ctx.service.transition(checkoutId, request, Date.now())
     ctx.metrics.transitions.inc({ to: request.to, outcome: result.applied ? 'applied' : 'noop' })
-    ctx.log.info({ checkout_id: checkoutId, to: request.to, actor: request.actor, applied: result.applied,
+    // Debug: every payment makes two, and the change log and Postgres' payment_events already
+    // hold each applied one (with its actor); refusals below stay at info.
+    ctx.log.debug({ checkout_id: checkoutId, to: request.to, actor: request.actor, applied: result.applied,
       version: result.payment.version }, 'transition')
     return result
   } catch (error) {
@@ -119,7 +121,7 @@ function parseTransitionBatch (body: unknown, itemsMax: number): Array<{ checkou
   })
 }
 
-const singleTransitionFields = new Set(['to', 'expected_version', 'actor', 'failure_code', 'failure_message', 'psp_reference'])
+const singleTransitionFields = new Set(['to', 'expected_version', 'actor', 'failure_code', 'failure_message', 'psp_reference', 'publish'])
 const batchTransitionFields = new Set([...singleTransitionFields, 'checkout_id'])
 
 function parseTransition (body: unknown, allowed: ReadonlySet<string>): TransitionRequest {
@@ -152,6 +154,12 @@ function parseTransition (body: unknown, allowed: ReadonlySet<string>): Transiti
   const failureCode = maskCardNumbers(text('failure_code', failureCodeLengthMax, false))
   const failureMessage = maskCardNumbers(text('failure_message', failureMessageLengthMax, false))
   const pspReference = text('psp_reference', pspReferenceLengthMax, false)
+  // Only a claim may stay off the change log: every other status is one Postgres must follow.
+  if (input.publish !== undefined && typeof input.publish !== 'boolean') {
+    errors.push({ field: 'publish', code: 'format', message: 'publish must be a boolean' })
+  } else if (input.publish === false && input.to !== 'processing') {
+    errors.push({ field: 'publish', code: 'format', message: 'publish may be false only for a move to processing' })
+  }
   if (errors.length > 0) throw new ProblemError('validation_failed', { errors })
   return {
     to: input.to as PaymentStatus,
@@ -160,5 +168,6 @@ function parseTransition (body: unknown, allowed: ReadonlySet<string>): Transiti
     failureCode,
     failureMessage,
     pspReference,
+    publish: input.publish !== false,
   }
 }

@@ -62,7 +62,10 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
       metrics?.batchSize.observe(size)
       metrics?.batchWriteDuration.observe(durationMs / 1000)
     },
-    onChangeEventsCommitted: (committed) => relay?.notifyCommitted(store.meta.nextSequence, committed.firstSequence, committed.events),
+    // A batch of unpublished claims only added nothing for the relay.
+    onChangeEventsCommitted: (committed) => {
+      if (committed.events.length > 0) relay?.notifyCommitted(store.meta.nextSequence, committed.firstSequence, committed.events)
+    },
     // After a failed fsync the disk state is unknown: stop, let LevelDB recover on restart.
     onWriteFailure: (error) => onFatal('batch write failed', error),
   })

@@ -20,6 +20,8 @@ export interface QueuedChange {
   previousStatus: PaymentStatus | undefined
   actor: string
   webhook?: WebhookReceipt
+  /** false: written without a change-log entry (a processor's claim; see TransitionRequest). */
+  publish?: boolean
 }
 
 export interface IncomingWebhook {
@@ -44,6 +46,14 @@ export interface TransitionRequest {
   failureCode: string
   failureMessage: string
   pspReference: string
+  /**
+   * false (only for a move to `processing`): the node writes the change, so it guards the payment
+   * like any other (a stale version is refused, nothing moves back), but puts no entry in the
+   * change log. The processor's claim before it charges: the outcome follows within a PSP round
+   * trip and carries the whole payment, so publishing the claim too would cost a Kafka message, a
+   * projection and Postgres rows per payment for a state nobody downstream acts on.
+   */
+  publish?: boolean
 }
 
 export type CreateResult = { kind: 'created', payment: Payment } | { kind: 'replayed', payment: Payment }
@@ -222,7 +232,7 @@ export class PaymentService {
         throw new ProblemError('invalid_transition', { detail: `${current.status} → ${request.to} is not allowed`, extra: conflict })
       }
       const payment = advance(current, request.to, nowMs, request)
-      await this.#committer.submit({ payment, type: 'payment.status_changed', previousStatus: current.status, actor: request.actor })
+      await this.#committer.submit({ payment, type: 'payment.status_changed', previousStatus: current.status, actor: request.actor, publish: request.publish !== false })
       this.#notify(payment)
       return { applied: true, payment }
     } finally {
@@ -232,8 +242,10 @@ export class PaymentService {
 
   /**
    * A verified PSP webhook. Deduplicated by PSP event id; applied through the state machine, so a
-   * duplicate, late or out-of-order delivery changes nothing. Either way the receipt is written
-   * (with the dedup key) in the same batch as any change it causes.
+   * duplicate, late or out-of-order delivery changes nothing. The receipt is written (with the
+   * dedup key) in the same batch as any change it causes, and when it disagrees with the payment
+   * (another status, amount or reference) even though it changes nothing. A webhook that only
+   * confirms the payment's status and PSP reference is acknowledged and not written.
    */
   async receiveWebhook (checkoutId: string, webhook: IncomingWebhook, nowMs: number): Promise<WebhookResult> {
     await this.#claimWhenFree(checkoutId)
@@ -242,6 +254,12 @@ export class PaymentService {
       const current = this.#store.getPayment(checkoutId)
       if (current === undefined) throw new ProblemError('payment_not_found')
       const note = webhookNote(current, webhook)
+      if (note === 'already_applied' && webhook.pspReference === current.pspReference) {
+        // The PSP confirms what the payment already says (usually the processor applied the
+        // charge's answer first): nothing to write, so no change event, no Kafka message, no
+        // Postgres row. A redelivery is the same no-op, so it needs no dedup key either.
+        return { duplicate: false, applied: false, note, payment: current }
+      }
       const applied = note === ''
       const receipt: WebhookReceipt = {
         provider: webhook.provider,
@@ -356,6 +374,7 @@ export class PaymentService {
       // The in-flight claim keeps one id out of a batch twice; a duplicate here is a bug.
       assert.ok(!seen.has(change.payment.checkoutId), 'duplicate checkout id inside one batch')
       seen.add(change.payment.checkoutId)
+      if (change.publish === false) return { payment: change.payment }
       const event: ChangeEvent = {
         eventId: `${this.nodeId}:${sequence}`,
         nodeId: this.nodeId,

@@ -5,7 +5,8 @@
 //   m/relay-cursor       RelayCursor         the CDC relay's position (written by cdc-relay/)
 //   w/<provider>/<event> (empty)             PSP webhook event ids already taken (dedup)
 //   o/<checkout_id>      created_at ms       payments not yet terminal (the node's own watchdog view)
-// A payment change and its change-log entry are always written in the same atomic batch.
+// A payment change and its change-log entry are always written in the same atomic batch (a
+// processor's claim, written unpublished, has none).
 
 import assert from 'node:assert/strict'
 import { ClassicLevel } from 'classic-level'
@@ -38,7 +39,8 @@ export interface CommittedChangeEvents {
 
 export interface PaymentWrite {
   payment: Payment
-  event: ChangeEvent
+  /** Absent: the payment is written without a change-log entry (a claim that is not published). */
+  event?: ChangeEvent
 }
 
 function webhookKey (provider: string, pspEventId: string): string {
@@ -161,14 +163,19 @@ export class PaymentStore {
     let nextSequence = meta.nextSequence
     const events: Uint8Array[] = []
     for (const { payment, event } of writes) {
-      assert.equal(event.sequence, nextSequence, 'change-log sequence gap')
-      assert.equal(event.checkoutId, payment.checkoutId)
-      assert.equal(event.version, payment.version)
       // Encoded once: the change event embeds the same bytes as its `payment` field.
       const paymentBytes = encodePayment(payment)
       // Before the batch is written, so no read after it can miss the id.
       this.#knownIds.add(payment.checkoutId)
       batch.put(paymentPrefix + payment.checkoutId, paymentBytes)
+      if (event === undefined) {
+        // Not terminal and not a create, so the open-payment index stays as it is.
+        assert.ok(!terminalStatuses.has(payment.status), 'an unpublished write must not be terminal')
+        continue
+      }
+      assert.equal(event.sequence, nextSequence, 'change-log sequence gap')
+      assert.equal(event.checkoutId, payment.checkoutId)
+      assert.equal(event.version, payment.version)
       const eventBytes = encodeChangeEvent(event, paymentBytes)
       events.push(eventBytes)
       batch.put(changeLogKey(event.sequence), eventBytes)

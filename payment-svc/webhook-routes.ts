@@ -3,7 +3,7 @@
 // before anything is parsed; deduplicated by PSP event id; applied through the state machine.
 // A card number in the path or the body is refused (`card_number_detected`): the body is stored
 // as received, so it is checked both parsed (escapes decoded) and as raw text (number literals).
-// Answered fast: the work is one group-committed write.
+// Answered fast: the work is at most one group-committed write (none for a mere confirmation).
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../lib/log.ts'
@@ -72,7 +72,9 @@ export async function receiveWebhook (ctx: WebhookRouteContext, req: IncomingMes
     sendJson(res, 200, { received: true, duplicate: true })
     return
   }
-  ctx.log.info({ checkout_id: checkoutId, provider, psp_event_id: event.pspEventId, type: event.type,
+  // A confirmation of what the payment already says is the common case (one per payment): debug.
+  const level = result.note === 'already_applied' ? 'debug' : 'info'
+  ctx.log[level]({ checkout_id: checkoutId, provider, psp_event_id: event.pspEventId, type: event.type,
     applied: result.applied, note: result.note, status: result.payment.status }, 'webhook received')
   sendJson(res, 200, { received: true, duplicate: false, applied: result.applied, note: result.note || undefined })
 }

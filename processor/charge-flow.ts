@@ -1,4 +1,5 @@
-// Drives one payment from `pending` to a terminal state: move it to processing on its node, charge
+// Drives one payment from `pending` to a terminal state: claim it on its node (a move to
+// `processing`, written durably but not published: the outcome's event follows), charge
 // the PSP (idempotency key = checkout id, the same on every attempt forever), apply the outcome on
 // the node. Safe to run any number of times for one payment (redelivery, crash, watchdog): the
 // node's version check and forward-only state machine, and the PSP's idempotency, make every
@@ -155,7 +156,7 @@ export async function drivePayment (deps: ChargeFlowDeps, payment: NodePayment, 
   if (current.status === 'pending') {
     try {
       current = (await withNodeRetries('move to processing', () =>
-        deps.node.transition(current.checkout_id, { to: 'processing', expectedVersion: current.version, actor: by, ...nodeOf(current) }))).payment
+        deps.node.transition(current.checkout_id, { to: 'processing', expectedVersion: current.version, actor: by, publish: false, ...nodeOf(current) }))).payment
     } catch (error) {
       if (!(error instanceof NodeError) || (error.code !== 'stale_version' && error.code !== 'invalid_transition')) throw error
       current = await withNodeRetries('read payment', () => deps.node.get(current.checkout_id))

@@ -30,6 +30,8 @@ export interface TransitionCall {
   pspReference?: string
   failureCode?: string
   failureMessage?: string
+  /** false: the node writes the move without a change event (only for the claim, `processing`). */
+  publish?: false
   /** The payment's node, when known: the call is then batched with others for that node. */
   nodeId?: string
 }
@@ -102,6 +104,7 @@ export class NodeClient {
     if (call.pspReference) payload.psp_reference = call.pspReference
     if (call.failureCode) payload.failure_code = call.failureCode
     if (call.failureMessage) payload.failure_message = call.failureMessage.slice(0, 500)
+    if (call.publish === false) payload.publish = false
     let answer: ItemAnswer | undefined
     if (call.nodeId !== undefined) {
       answer = await this.#batched(call.nodeId, { checkout_id: checkoutId, ...payload })

@@ -5,10 +5,12 @@
 import t from 'tap'
 import { call, getInternal, newCheckoutId, transition } from '../helpers/api.ts'
 import { freshPan } from '../helpers/card-number-corpus.ts'
-import { createSettledForAction } from '../helpers/e2e.ts'
+import { closeDb, createSettledForAction, db, postgresReaches } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
+const settleDeadlineMs = 30_000
+t.teardown(closeDb)
 
 t.test('requires_action → processing → succeeded, each bumping the version', async (t) => {
   const { id, version } = await createSettledForAction('tr')
@@ -52,6 +54,23 @@ t.test('transition input is validated', async (t) => {
   t.equal(res.status, 400)
   t.equal(res.body.code, 'validation_failed')
   t.same(res.body.errors.map((e: { field: string }) => e.field).sort(), ['actor', 'expected_version', 'extra', 'to'])
+})
+
+t.test('a claim written unpublished guards the payment; Postgres sees only the outcome', async (t) => {
+  const { id, version } = await createSettledForAction('tr')
+  const refused = await transition(stack.internalUrl, id, { to: 'succeeded', expected_version: version, actor: 'test', publish: false })
+  t.equal(refused.status, 400, 'only a move to processing may stay unpublished')
+  t.same(refused.body.errors?.map((e: { field: string }) => e.field), ['publish'])
+  const claim = await transition(stack.internalUrl, id, { to: 'processing', expected_version: version, actor: 'test-claim', publish: false })
+  t.match(claim.body, { applied: true, payment: { status: 'processing', version: version + 1 } })
+  const stale = await transition(stack.internalUrl, id, { to: 'failed', expected_version: version, actor: 'test' })
+  t.match(stale.body, { code: 'stale_version', current_version: version + 1 }, 'the claim is in force')
+  await transition(stack.internalUrl, id, { to: 'succeeded', expected_version: version + 1, actor: 'test', psp_reference: 'ch_claim' })
+  const row = await postgresReaches(id, version + 2, settleDeadlineMs)
+  t.match(row, { status: 'succeeded' })
+  const { rows } = await db().query('SELECT status, version, actor FROM payment_events WHERE checkout_id = $1 ORDER BY version', [id])
+  t.notOk(rows.some((r) => r.actor === 'test-claim'), 'the claim is not an event in Postgres')
+  t.match(rows.at(-1), { status: 'succeeded', version: String(version + 2) })
 })
 
 t.test('the node refuses internal calls without the token', async (t) => {
