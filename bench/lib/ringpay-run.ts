@@ -147,7 +147,6 @@ export async function runRingpay (o: {
         SELECT checkout_id,
           MIN(occurred_at) FILTER (WHERE type = 'payment.created') AS created_at,
           MAX(recorded_at) FILTER (WHERE type = 'payment.created') AS created_pg,
-          MIN(occurred_at) FILTER (WHERE status = 'processing') AS processing_at,
           MIN(occurred_at) FILTER (WHERE status IN ${terminal} AND type = 'payment.status_changed') AS terminal_at,
           MIN(recorded_at) FILTER (WHERE status IN ${terminal} AND type = 'payment.status_changed') AS terminal_pg
         FROM payment_events WHERE checkout_id = ANY($1) GROUP BY checkout_id),
@@ -156,11 +155,9 @@ export async function runRingpay (o: {
         FROM psp_attempts WHERE checkout_id = ANY($1) GROUP BY checkout_id)
       SELECT ev.checkout_id,
         EXTRACT(EPOCH FROM created_pg - created_at) * 1000 AS to_postgres,
-        EXTRACT(EPOCH FROM processing_at - created_at) * 1000 AS to_processing,
-        EXTRACT(EPOCH FROM psp_start - processing_at) * 1000 AS to_psp,
+        EXTRACT(EPOCH FROM psp_start - created_at) * 1000 AS to_psp,
         EXTRACT(EPOCH FROM psp_end - psp_start) * 1000 AS psp_call,
         EXTRACT(EPOCH FROM terminal_at - psp_end) * 1000 AS write_back,
-        EXTRACT(EPOCH FROM terminal_at - processing_at) * 1000 AS psp_and_transition,
         EXTRACT(EPOCH FROM terminal_pg - terminal_at) * 1000 AS terminal_to_postgres,
         EXTRACT(EPOCH FROM terminal_at) * 1000 AS terminal_epoch_ms
       FROM ev LEFT JOIN pa USING (checkout_id)`, [classes.acked])).rows
@@ -169,8 +166,8 @@ export async function runRingpay (o: {
     const col = (key: string): Array<number | null> => stageRows.map((r) => (r[key] === null ? null : Number(r[key])))
     const stages: Record<string, Latencies> = {
       'accept: POST sent → 202 (client)': { p50: load.latencyMs.p50, p90: load.latencyMs.p90, p99: load.latencyMs.p99, p999: load.latencyMs.p999, max: load.latencyMs.max },
-      'accepted → processing on its node (relay, Kafka, consume, transition)': stage(col('to_processing')),
-      'processing on its node → PSP call sent (processor)': stage(col('to_psp')),
+      // The processor's claim (pending → processing) is not published, so it has no timestamp here.
+      'accepted → PSP call sent (relay, Kafka, consume, claim on its node)': stage(col('to_psp')),
       'PSP call (first attempt sent → last answered)': stage(col('psp_call')),
       'PSP answered → terminal on its node (write-back)': stage(col('write_back')),
       'terminal on its node → seen by the client (long-poll)': stage(stageRows.map((r) => {
