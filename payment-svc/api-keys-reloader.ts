@@ -21,6 +21,7 @@ export interface ApiKeysReloader {
 export function createApiKeysReloader (registry: ApiKeyRegistry, log: Logger, opts: {
   /** While the keys are unavailable, the file is read again this often. */
   retryIntervalMs: number
+  /** Called after every load attempt, whatever its trigger (tests count the retries with it). */
   onChange?: (available: boolean, keys: number) => void
 }): ApiKeysReloader {
   let retryTimer: NodeJS.Timeout | undefined
