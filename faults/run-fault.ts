@@ -11,6 +11,7 @@ import pg from 'pg'
 import { checkSystemOutcome, type SystemOutcomeReport } from '../bench/lib/system-outcome.ts'
 import type { FaultContext, FaultKind } from './kinds.ts'
 import { startPaymentLoad } from '../bench/lib/payment-load.ts'
+import { callControl } from '../scripts/stack/control-client.ts'
 
 /** How often readiness is polled after a fault. */
 export const healthyPollIntervalMs = 250
@@ -65,8 +66,8 @@ export async function waitHealthy (ctx: FaultContext, deadlineMs: number): Promi
   let last = ''
   while (performance.now() < deadline) {
     const problems: string[] = []
-    const services = await fetch(`${ctx.stack.controlUrl}/services`, { signal: AbortSignal.timeout(healthProbeTimeoutMs) })
-      .then(async (res) => await res.json() as { services: Array<{ name: string, running: boolean, external?: boolean }> })
+    const services = await callControl<{ services: Array<{ name: string, running: boolean, external?: boolean }> }>(
+      ctx.stack, '/services', 'GET', undefined, { timeoutMs: healthProbeTimeoutMs })
       .catch(() => ({ services: [{ name: 'control API', running: false }] }))
     for (const s of services.services) if (!s.running && s.external !== true) problems.push(`${s.name} not running`)
     for (const node of ctx.stack.nodes) {

@@ -26,7 +26,7 @@ function contextFor (stack: StackInfo, profile: FaultProfile, log: (line: string
     stack,
     profile,
     log,
-    control: (path, body) => callControl(stack.controlUrl, path, 'POST', body),
+    control: (path, body) => callControl(stack, path, 'POST', body),
     pspConfig: async (patch) => { await psp('PUT', patch) },
     nodeMetric: async (nodeId, name) => {
       const node = stack.nodes.find((n) => n.id === nodeId)

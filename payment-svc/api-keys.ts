@@ -1,8 +1,13 @@
 // Merchant API keys. Only SHA-256 digests are stored; the file is re-read on SIGHUP or an admin
 // call, so keys rotate without a restart. A request's merchant comes from its key, never its body.
+//
+// Fail closed: a file that cannot be read or is not a valid keys file leaves the registry with NO
+// keys (`available` false), never with the previous set. A revocation is an edit of this file; an
+// edit that breaks it must not keep the revoked key alive. The node answers every API key with
+// 503 `api_keys_unavailable` until a valid file is loaded (`api-keys-reloader.ts`).
 
 import { hash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
 
 interface KeysFile {
   keys: Array<{ merchant_id: string, key_sha256: string, label?: string }>
@@ -13,38 +18,122 @@ const digestPattern = /^[0-9a-f]{64}$/
 
 /** Authorization headers remembered after one hash; bounded, emptied on reload. */
 const resolvedHeadersMax = 1024
+/** A keys file larger than this is refused unread: ~150 bytes per key, so ~28k keys fit in 4 MiB. */
+export const apiKeysFileBytesMax = 4 * 1024 * 1024
+
+/** Why the registry holds no keys. Stable: logged and sent as the problem's `reason`. */
+export type ApiKeysUnavailableReason =
+  | 'not_loaded' // nothing loaded yet
+  | 'unreadable' // missing, no permission, I/O error
+  | 'too_large'
+  | 'invalid_json'
+  | 'invalid_shape' // not {"keys": [...]}
+  | 'invalid_entry' // an entry without a merchant id or a hex digest
+  | 'duplicate_key' // one digest listed twice: which merchant would it be?
+
+/**
+ * A keys file that cannot be used. Its message never quotes the file: a malformed file may hold
+ * a raw key pasted by mistake, and V8's JSON.parse messages quote the text around the error.
+ */
+export class ApiKeysError extends Error {
+  readonly reason: ApiKeysUnavailableReason
+
+  constructor (reason: ApiKeysUnavailableReason, message: string, opts: { cause?: unknown } = {}) {
+    super(message, opts)
+    this.name = 'ApiKeysError'
+    this.reason = reason
+  }
+}
+
+async function readKeysFile (path: string): Promise<string> {
+  let handle
+  try {
+    handle = await open(path, 'r')
+    const { size } = await handle.stat()
+    if (size > apiKeysFileBytesMax) throw new ApiKeysError('too_large', `${path}: ${size} bytes, over ${apiKeysFileBytesMax}`)
+    return await handle.readFile('utf8')
+  } catch (error) {
+    if (error instanceof ApiKeysError) throw error
+    // fs errors name the path and the errno, nothing of the content: safe to keep as the cause.
+    throw new ApiKeysError('unreadable', `${path}: cannot read (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { cause: error })
+  } finally {
+    await handle?.close()
+  }
+}
+
+/** The digest → merchant map of a keys file's text, or an ApiKeysError. */
+export function parseKeysFile (path: string, text: string): Map<string, string> {
+  let parsed: KeysFile
+  try {
+    parsed = JSON.parse(text) as KeysFile
+  } catch {
+    // No cause on purpose: the SyntaxError's message quotes the file around the error.
+    throw new ApiKeysError('invalid_json', `${path}: not valid JSON`)
+  }
+  if (!Array.isArray(parsed?.keys)) throw new ApiKeysError('invalid_shape', `${path}: expected {"keys": [...]}`)
+  const next = new Map<string, string>()
+  for (const [index, entry] of parsed.keys.entries()) {
+    if (!merchantIdPattern.test(String(entry?.merchant_id)) || !digestPattern.test(String(entry?.key_sha256))) {
+      throw new ApiKeysError('invalid_entry', `${path}: keys[${index}] needs merchant_id and a hex key_sha256`)
+    }
+    if (next.has(entry.key_sha256)) throw new ApiKeysError('duplicate_key', `${path}: keys[${index}] repeats an earlier key_sha256`)
+    next.set(entry.key_sha256, entry.merchant_id)
+  }
+  return next
+}
 
 export class ApiKeyRegistry {
   #merchantByDigest = new Map<string, string>()
   #merchantByHeader = new Map<string, string>()
+  #unavailable: ApiKeysUnavailableReason | undefined = 'not_loaded'
+  /** Reloads run one after the other, so a slow read of an older file never lands last. */
+  #reloading: Promise<unknown> = Promise.resolve()
   readonly #path: string
 
   constructor (path: string) {
     this.#path = path
   }
 
+  get path (): string {
+    return this.#path
+  }
+
   get size (): number {
     return this.#merchantByDigest.size
   }
 
-  /** Loads the file; on a bad file the previous keys stay in force and the error is thrown. */
-  async reload (): Promise<number> {
-    const text = await readFile(this.#path, 'utf8')
-    const parsed = JSON.parse(text) as KeysFile
-    if (!Array.isArray(parsed?.keys)) throw new Error(`${this.#path}: expected {"keys": [...]}`)
-    const next = new Map<string, string>()
-    for (const [index, entry] of parsed.keys.entries()) {
-      if (!merchantIdPattern.test(String(entry.merchant_id)) || !digestPattern.test(String(entry.key_sha256))) {
-        throw new Error(`${this.#path}: keys[${index}] needs merchant_id and a hex key_sha256`)
-      }
-      next.set(entry.key_sha256, entry.merchant_id)
+  /** Undefined while a valid file is loaded; else why no key is accepted. */
+  get unavailableReason (): ApiKeysUnavailableReason | undefined {
+    return this.#unavailable
+  }
+
+  /**
+   * Loads the file and returns the number of keys. On a bad file every key is dropped (fail
+   * closed) and the ApiKeysError is thrown.
+   */
+  reload (): Promise<number> {
+    const next = this.#reloading.then(() => this.#load())
+    this.#reloading = next.catch(() => {})
+    return next
+  }
+
+  async #load (): Promise<number> {
+    let next: Map<string, string>
+    try {
+      next = parseKeysFile(this.#path, await readKeysFile(this.#path))
+    } catch (error) {
+      this.#merchantByDigest = new Map()
+      this.#merchantByHeader = new Map()
+      this.#unavailable = error instanceof ApiKeysError ? error.reason : 'unreadable'
+      throw error
     }
     this.#merchantByDigest = next
     this.#merchantByHeader = new Map()
+    this.#unavailable = undefined
     return next.size
   }
 
-  /** The merchant for an `Authorization: Bearer <key>` header, or undefined. */
+  /** The merchant for an `Authorization: Bearer <key>` header, or undefined (always, while unavailable). */
   merchantFor (authorization: string | undefined): string | undefined {
     if (authorization === undefined) return undefined
     const known = this.#merchantByHeader.get(authorization)

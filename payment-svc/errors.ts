@@ -11,6 +11,9 @@ export const problems = {
   checkout_id_missing: { status: 400, title: 'Missing checkout id' },
   checkout_id_invalid: { status: 400, title: 'Invalid checkout id' },
   unauthorized: { status: 401, title: 'Missing or invalid API key' },
+  // The node's API keys file is unreadable or invalid: no key is accepted until a valid one is
+  // loaded (fail closed, so a broken edit never keeps a revoked key alive).
+  api_keys_unavailable: { status: 503, title: 'API keys are unavailable on this node; retry later' },
   not_found: { status: 404, title: 'Not found' },
   payment_not_found: { status: 404, title: 'Payment not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },

@@ -76,6 +76,12 @@ export interface NodeLimits {
    */
   transitionsPerBatchMax: number
   transitionBatchBodyBytesMax: number
+  /**
+   * While the API keys file is unreadable or invalid (every key refused: fail closed), it is read
+   * again this often, so a repaired file is in force within this even without a SIGHUP or
+   * `POST /admin/reload-keys`. Also the `Retry-After` of 503 `api_keys_unavailable`.
+   */
+  apiKeysRetryIntervalMs: number
 }
 
 export const defaultLimits: NodeLimits = {
@@ -106,6 +112,7 @@ export const defaultLimits: NodeLimits = {
   leveldbWriteBufferBytes: 32 * 1024 * 1024,
   transitionsPerBatchMax: 256,
   transitionBatchBodyBytesMax: 256 * 1024,
+  apiKeysRetryIntervalMs: 5_000,
 }
 
 export function assertLimits (limits: NodeLimits): void {
@@ -135,5 +142,7 @@ export function assertLimits (limits: NodeLimits): void {
     'transitionBatchBodyBytesMax must hold transitionsPerBatchMax items of up to 1 KiB')
   assert.ok(Number.isSafeInteger(limits.processingWakeDelayMs) && limits.processingWakeDelayMs >= 0 &&
     limits.processingWakeDelayMs <= 10_000, 'processingWakeDelayMs must be 0..10000')
+  assert.ok(Number.isSafeInteger(limits.apiKeysRetryIntervalMs) && limits.apiKeysRetryIntervalMs >= 100,
+    'apiKeysRetryIntervalMs must be an integer ≥ 100')
   assert.ok(limits.longPollWaitMsMax <= 30_000, 'longPollWaitMsMax must stay under nginx proxy_read_timeout')
 }

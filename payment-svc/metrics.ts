@@ -18,6 +18,9 @@ export function createNodeMetrics (nodeId: string, probes: {
   ringDepth: () => number
   ringCapacity: () => number
   longPollWaiters: () => number
+  /** Undefined while a valid API keys file is loaded. */
+  apiKeysUnavailableReason: () => string | undefined
+  apiKeys: () => number
 }): NodeMetrics {
   const registry = new Registry()
   registry.setDefaultLabels({ node_id: nodeId })
@@ -39,6 +42,18 @@ export function createNodeMetrics (nodeId: string, probes: {
     help: 'GET requests waiting for a payment to change',
     registers: [registry],
     collect () { this.set(probes.longPollWaiters()) },
+  })
+  new Gauge({
+    name: 'ringpay_api_keys_available',
+    help: '1 while a valid API keys file is loaded; 0 while every API key is refused (503 api_keys_unavailable)',
+    registers: [registry],
+    collect () { this.set(probes.apiKeysUnavailableReason() === undefined ? 1 : 0) },
+  })
+  new Gauge({
+    name: 'ringpay_api_keys',
+    help: 'API keys in force',
+    registers: [registry],
+    collect () { this.set(probes.apiKeys()) },
   })
   return {
     registry,

@@ -6,6 +6,7 @@ import type { Logger } from '../lib/log.ts'
 import { loadRelayConfig } from '../cdc-relay/config.ts'
 import { startRelay, type RelayHost } from '../cdc-relay/relay-host.ts'
 import { ApiKeyRegistry } from './api-keys.ts'
+import { createApiKeysReloader, type ApiKeysReloadOutcome, type ApiKeysReloadTrigger } from './api-keys-reloader.ts'
 import type { NodeConfig } from './config.ts'
 import { digestToken } from './internal-routes.ts'
 import { createNodeMetrics } from './metrics.ts'
@@ -17,6 +18,8 @@ export interface PaymentNode {
   service: PaymentService
   store: PaymentStore
   apiKeys: ApiKeyRegistry
+  /** Re-reads the API keys file; a bad file leaves no key in force (fail closed). Never throws. */
+  reloadApiKeys: (trigger: ApiKeysReloadTrigger) => Promise<ApiKeysReloadOutcome>
   publicPort: number
   adminPort: number
   /** Stops accepting, answers what is queued, closes the store. Bounded by shutdownDrainMsMax. */
@@ -51,9 +54,12 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
     else if (rebuild.error !== undefined) log.error({ ...fields, err: rebuild.error }, 'known-id filter rebuild failed; idempotency reads all go to LevelDB')
   })
 
+  // A bad keys file does not stop the node: it starts refusing every API key (503
+  // api_keys_unavailable) and retries the file, while what it already accepted keeps settling
+  // (internal transitions and webhooks need no API key).
   const apiKeys = new ApiKeyRegistry(config.apiKeysFile)
-  const keyCount = await apiKeys.reload()
-  log.info({ keys: keyCount }, 'api keys loaded')
+  const apiKeysReloader = createApiKeysReloader(apiKeys, log, { retryIntervalMs: config.limits.apiKeysRetryIntervalMs })
+  await apiKeysReloader.reload('start')
 
   let metrics: ReturnType<typeof createNodeMetrics> | undefined
   let relay: RelayHost | undefined
@@ -73,6 +79,8 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
     ringDepth: () => service.ringDepth,
     ringCapacity: () => service.ringCapacity,
     longPollWaiters: () => service.longPollWaiters,
+    apiKeysUnavailableReason: () => apiKeys.unavailableReason,
+    apiKeys: () => apiKeys.size,
   })
   relay = await startRelay(loadRelayConfig(process.env), { nodeId: config.nodeId, dataDir: config.dataDir, nextSequence: () => store.meta.nextSequence,
     registry: metrics.registry, log, onFatal, setAdmissionGate: (gate) => service.setAdmissionGate(gate) })
@@ -81,6 +89,7 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
   const ctx: ServerContext = {
     service,
     apiKeys,
+    reloadApiKeys: apiKeysReloader.reload,
     limits: config.limits,
     metrics,
     log,
@@ -114,6 +123,7 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
     if (stopping) return
     stopping = true
     clearInterval(openScan)
+    apiKeysReloader.stop()
     log.info('shutting down: no new payments, draining the write queue')
     const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, config.limits.shutdownDrainMsMax, 'timeout').unref())
     const outcome = await Promise.race([service.drain().then(() => 'drained' as const), deadline])
@@ -128,5 +138,5 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
     log.info('stopped')
   }
 
-  return { service, store, apiKeys, publicPort, adminPort, shutdown }
+  return { service, store, apiKeys, reloadApiKeys: apiKeysReloader.reload, publicPort, adminPort, shutdown }
 }

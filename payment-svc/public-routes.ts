@@ -45,6 +45,12 @@ function checkoutIdFrom (req: IncomingMessage, pathId: string | undefined): stri
 }
 
 function merchantFrom (ctx: PublicRouteContext, req: IncomingMessage): string {
+  // Without a valid keys file no key is accepted, the revoked ones included (fail closed); a 503
+  // rather than a 401 tells the client it is the node, not its key, and to retry. Why the file
+  // is bad is for the node's log and its admin port, not for the public.
+  if (ctx.apiKeys.unavailableReason !== undefined) {
+    throw new ProblemError('api_keys_unavailable', { retryAfterS: Math.ceil(ctx.limits.apiKeysRetryIntervalMs / 1000) })
+  }
   const merchantId = ctx.apiKeys.merchantFor(req.headers.authorization)
   if (merchantId === undefined) throw new ProblemError('unauthorized')
   return merchantId

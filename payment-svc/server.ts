@@ -6,6 +6,7 @@ import { AssertionError } from 'node:assert'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Logger } from '../lib/log.ts'
 import type { ApiKeyRegistry } from './api-keys.ts'
+import type { ApiKeysReloadOutcome, ApiKeysReloadTrigger } from './api-keys-reloader.ts'
 import { ProblemError } from './errors.ts'
 import { sendJson, sendProblem, splitUrl } from './http-io.ts'
 import { applyTransition, applyTransitionBatch, getInternalPayment, requireInternalToken, type InternalRouteContext } from './internal-routes.ts'
@@ -18,6 +19,7 @@ import { receiveWebhook, type WebhookRouteContext } from './webhook-routes.ts'
 export interface ServerContext extends PublicRouteContext, InternalRouteContext, WebhookRouteContext {
   service: PaymentService
   apiKeys: ApiKeyRegistry
+  reloadApiKeys: (trigger: ApiKeysReloadTrigger) => Promise<ApiKeysReloadOutcome>
   limits: NodeLimits
   metrics: NodeMetrics
   log: Logger
@@ -100,7 +102,12 @@ function adminHandler (ctx: ServerContext): Handler {
       requireInternalToken(ctx, req)
       return {
         route: '/admin/reload-keys',
-        done: ctx.apiKeys.reload().then((count) => sendJson(res, 200, { keys: count })),
+        // A bad file is answered 503 with its reason (no content of the file): the node now
+        // refuses every API key until a valid file is loaded.
+        done: ctx.reloadApiKeys('admin').then((outcome) => {
+          if (outcome.ok) sendJson(res, 200, { keys: outcome.keys })
+          else sendProblem(res, new ProblemError('api_keys_unavailable', { detail: outcome.message, extra: { reason: outcome.reason } }))
+        }),
       }
     }
     const internal = internalRoute(ctx, req, res, path)

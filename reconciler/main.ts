@@ -4,12 +4,16 @@
 // catches up on yesterday if today's time has passed and yesterday has no current run.
 //
 // Env: DATABASE_URL, PSP_BASE_URL, PSP_SECRET_KEY; optional RECONCILER_DAILY_AT (HH:MM UTC),
-// RECONCILER_ADMIN_PORT (0 = any), RECONCILER_CATCH_UP (1/0, default 1).
+// RECONCILER_ADMIN_PORT (0 = any), RECONCILER_CATCH_UP (1/0, default 1), RECONCILER_ADMIN_TOKEN.
 // Admin port (127.0.0.1): GET /metrics, /healthz, /readyz; POST /admin/reconcile?date=YYYY-MM-DD
-// runs one date now (409 while another run is in progress) and answers its result.
+// with `Authorization: Bearer <RECONCILER_ADMIN_TOKEN>` runs one date now (409 while another run
+// is in progress) and answers its result. A run replaces the day's current result and loads the
+// PSP and Postgres, so any local process must not trigger it: without the token it is 401
+// `unauthorized`, and with no RECONCILER_ADMIN_TOKEN set it is off (403 `admin_disabled`).
 
 import { createServer, type ServerResponse } from 'node:http'
 import { setTimeout as delay } from 'node:timers/promises'
+import { adminTokenLengthMin, authorizedBy, digestAdminToken } from '../lib/admin-token.ts'
 import { createLogger } from '../lib/log.ts'
 import { createPool } from './db.ts'
 import { isDate } from './dates.ts'
@@ -43,6 +47,12 @@ if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65_535) {
   process.exit(78)
 }
 const catchUp = (process.env.RECONCILER_CATCH_UP ?? '1') !== '0'
+const adminToken = process.env.RECONCILER_ADMIN_TOKEN
+if (adminToken !== undefined && adminToken !== '' && adminToken.length < adminTokenLengthMin) {
+  log.fatal({ variable: 'RECONCILER_ADMIN_TOKEN' }, `RECONCILER_ADMIN_TOKEN must be at least ${adminTokenLengthMin} characters`)
+  process.exit(78)
+}
+const adminTokenDigest = adminToken === undefined || adminToken === '' ? undefined : digestAdminToken(adminToken)
 
 const pool = createPool(required('DATABASE_URL'), (error) => log.warn({ err: error }, 'postgres idle client error'))
 const sandbox = sandboxReportSource(required('PSP_BASE_URL'), required('PSP_SECRET_KEY'))
@@ -137,6 +147,15 @@ const admin = createServer((req, res) => {
     return
   }
   if (req.method === 'POST' && url.pathname === '/admin/reconcile') {
+    if (adminTokenDigest === undefined) {
+      sendJson(res, 403, { error: { code: 'admin_disabled', message: 'set RECONCILER_ADMIN_TOKEN to allow runs on request' } })
+      return
+    }
+    if (!authorizedBy(req.headers.authorization, adminTokenDigest)) {
+      log.warn({ path: url.pathname }, 'admin trigger refused: no valid token')
+      sendJson(res, 401, { error: { code: 'unauthorized', message: 'Authorization: Bearer <RECONCILER_ADMIN_TOKEN> required' } })
+      return
+    }
     const date = url.searchParams.get('date') ?? ''
     if (!isDate(date)) {
       sendJson(res, 400, { error: { code: 'bad_args', message: 'date must be YYYY-MM-DD' } })
@@ -156,7 +175,8 @@ const admin = createServer((req, res) => {
 })
 admin.listen(adminPort, '127.0.0.1', () => {
   const address = admin.address()
-  log.info({ admin_port: typeof address === 'object' && address ? address.port : undefined, daily_at: dailyAtText, catch_up: catchUp },
+  log.info({ admin_port: typeof address === 'object' && address ? address.port : undefined, daily_at: dailyAtText, catch_up: catchUp,
+    admin_trigger: adminTokenDigest === undefined ? 'off' : 'token' },
     'reconciler listening')
 })
 

@@ -31,6 +31,7 @@ import { isPortFree, pickFreePort, pickFreePorts } from './stack/ports.ts';
 import { createPostgres, type PostgresHandle } from './stack/postgres.ts';
 import { killAllManagedSync, liveManagedPids, reapStaleGroups, trackChildrenIn, type ServiceHandle } from './stack/proc.ts';
 import { errorMessage, repoRoot, say, withTimeout } from './stack/util.ts';
+import { newAdminToken } from '../lib/admin-token.ts';
 
 /** Whole ordered shutdown; past it every child gets SIGKILL. */
 export const shutdownTimeoutMs = 120_000;
@@ -172,11 +173,18 @@ function acquireLock(dir: string): () => void {
   return () => rmSync(lock, { force: true });
 }
 
-function writeJsonAtomic(path: string, value: unknown): void {
+/** Writes a file only its owner can read (a new temp file, so the mode holds), atomically. */
+function writeSecretFile(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
+  rmSync(tmp, { force: true });
+  writeFileSync(tmp, text, { mode: 0o600 });
   renameSync(tmp, path);
+}
+
+/** The info file holds every secret of the stack: 0600. */
+function writeJsonAtomic(path: string, value: unknown): void {
+  writeSecretFile(path, JSON.stringify(value, null, 2) + '\n');
 }
 
 interface Managed {
@@ -292,6 +300,14 @@ async function main(): Promise<void> {
 
   const ports = await choosePorts(ephemeral ? null : dir);
   const internalToken = randomBytes(24).toString('base64url');
+  // Dev surfaces are not open to anyone on the machine: the control API and the reconciler's
+  // admin trigger each take a token made for this run (in the info file, and the control token
+  // also in <dir>/control-token for a human with curl; both 0600).
+  const controlToken = newAdminToken();
+  const reconcilerAdminToken = newAdminToken();
+  const controlTokenFile = join(dir, 'control-token');
+  writeSecretFile(controlTokenFile, `${controlToken}\n`);
+  cleanups.push(() => rmSync(controlTokenFile, { force: true }));
   // The sandbox PSP's credentials: our secret key at the PSP, and the secret its webhooks are signed with.
   const pspSecretKey = `sk_sandbox_${randomBytes(18).toString('base64url')}`;
   const webhookSecret = `whsec_${randomBytes(24).toString('base64url')}`;
@@ -361,6 +377,7 @@ async function main(): Promise<void> {
     databaseUrl: postgres.databaseUrl,
     pspUrl: `http://127.0.0.1:${ports.psp}`,
     pspSecretKey,
+    adminToken: reconcilerAdminToken,
   });
 
   services.set('postgres', { handle: postgres, stopPhase: 3 });
@@ -404,19 +421,20 @@ async function main(): Promise<void> {
       info: () => info,
       reloadNginx: () => nginx.reload(),
     },
-    await pickFreePort(liveManagedPids()),
+    { port: await pickFreePort(liveManagedPids()), token: controlToken },
   );
 
   info = {
     publicUrl: `http://127.0.0.1:${ports.public}`,
     internalUrl: `http://127.0.0.1:${ports.internal}`,
     controlUrl: control.url,
+    controlToken,
     databaseUrl: postgres.databaseUrl,
     kafkaBrokers: kafka.brokers,
     nodes: nodeSpecs.map((n) => ({ id: n.id, publicPort: n.publicPort, adminPort: n.adminPort, dataDir: n.dataDir, logFile: n.logFile })),
     psp: { url: `http://127.0.0.1:${ports.psp}`, secretKey: pspSecretKey, webhookSecret, logFile: join(logsDir, 'psp.log') },
     processors: ports.processors.map((p) => ({ id: p.id, adminPort: p.admin, logFile: join(logsDir, `${p.id}.log`) })),
-    reconciler: { adminPort: ports.reconciler, logFile: join(logsDir, 'reconciler.log') },
+    reconciler: { adminPort: ports.reconciler, logFile: join(logsDir, 'reconciler.log'), adminToken: reconcilerAdminToken },
     apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey },
     internalToken,
     dir,
@@ -439,7 +457,7 @@ async function main(): Promise<void> {
     `Ringpay stack ready in ${seconds} s${ephemeral ? ' (ephemeral: removed at exit)' : ''}`,
     `  public API    ${info.publicUrl}   (nginx; routes by X-PAYMENT-CHECKOUT-ID)`,
     `  internal API  ${info.internalUrl}   (nginx; /internal/ with the internal token added)`,
-    `  control API   ${info.controlUrl}   (POST /nodes/n1/kill|stop|start, /kafka/stop|start, /postgres/stop|start, /nginx/reload; GET /info)`,
+    `  control API   ${info.controlUrl}   (POST /nodes/n1/kill|stop|start, /kafka/stop|start, /postgres/stop|start, /nginx/reload; GET /info; Authorization: Bearer $(cat ${controlTokenFile}))`,
     `  postgres      ${info.databaseUrl}${postgres.external ? '   (external: DATABASE_URL)' : ''}`,
     `  kafka         ${info.kafkaBrokers.join(',')}${kafka.external ? '   (external: KAFKA_BROKERS)' : ''}   topics ${eventsTopic}(${eventsPartitions}) ${dlqTopic}(${dlqPartitions})`,
     ...info.nodes.map((n) => `  node ${n.id.padEnd(8)} public :${n.publicPort}  admin http://127.0.0.1:${n.adminPort}  data ${n.dataDir}`),

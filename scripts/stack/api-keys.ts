@@ -28,18 +28,27 @@ export function sha256Hex(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex');
 }
 
-export function renderApiKeysFile(): ApiKeysFile {
+const labels: Readonly<Record<string, string>> = { [demoMerchantId]: 'demo', [otherMerchantId]: 'other' };
+
+/** The keys file of the given test merchants (all by default; fewer = the others revoked). */
+export function renderApiKeysFile(merchantIds: readonly string[] = Object.keys(testApiKeys)): ApiKeysFile {
   return {
-    keys: [
-      { merchant_id: demoMerchantId, key_sha256: sha256Hex(demoApiKey), label: 'demo' },
-      { merchant_id: otherMerchantId, key_sha256: sha256Hex(otherApiKey), label: 'other' },
-    ],
+    keys: merchantIds.map((merchantId) => {
+      const key = testApiKeys[merchantId];
+      if (key === undefined) throw new Error(`no test API key for ${merchantId}`);
+      return { merchant_id: merchantId, key_sha256: sha256Hex(key), label: labels[merchantId] ?? merchantId };
+    }),
   };
 }
 
-/** Writes the keys file atomically (nodes may read it at any time). */
-export function writeApiKeysFile(path: string): void {
+/**
+ * Writes the keys file atomically (nodes may read it at any time): the given file text, or the
+ * file of the given test merchants. Nodes read it again on SIGHUP or `POST /admin/reload-keys`;
+ * a file they cannot use leaves them with no key at all (fail closed).
+ */
+export function writeApiKeysFile(path: string, content: readonly string[] | string = Object.keys(testApiKeys)): void {
+  const text = typeof content === 'string' ? content : JSON.stringify(renderApiKeysFile(content), null, 2) + '\n';
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(renderApiKeysFile(), null, 2) + '\n', { mode: 0o644 });
+  writeFileSync(tmp, text, { mode: 0o644 });
   renameSync(tmp, path);
 }

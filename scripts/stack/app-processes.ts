@@ -95,6 +95,8 @@ export interface ReconcilerSpec {
   databaseUrl: string;
   pspUrl: string;
   pspSecretKey: string;
+  /** The bearer token of its admin trigger (POST /admin/reconcile). */
+  adminToken: string;
   /** Extra RECONCILER_* settings (RECONCILER_DAILY_AT, RECONCILER_CATCH_UP). */
   env?: Record<string, string>;
 }
@@ -108,5 +110,6 @@ export function createReconciler(spec: ReconcilerSpec): ManagedProcess {
     DATABASE_URL: spec.databaseUrl,
     PSP_BASE_URL: spec.pspUrl,
     PSP_SECRET_KEY: spec.pspSecretKey,
+    RECONCILER_ADMIN_TOKEN: spec.adminToken,
   }, `http://127.0.0.1:${spec.adminPort}/readyz`, spec.logFile);
 }

@@ -1,4 +1,8 @@
-// The stack runner's control API (loopback only), for tests and the fault suite:
+// The stack runner's control API (loopback only), for tests and the fault suite. Every call needs
+// `Authorization: Bearer <token>`: the token is made per stack run, written to <stack dir>/control-token
+// (0600) and to the info file (0600); anything else is 401 `control_unauthorized`. Loopback alone is
+// no protection: any local user or process (a browser tab doing a DNS rebinding included) could
+// otherwise read every secret of the stack and restart its nodes with its own environment.
 //
 //   GET  /info                          the stack info (same as the info file)
 //   GET  /services                      status of every managed service
@@ -6,7 +10,10 @@
 //   POST /nodes/:id/(start|stop|kill|restart)     kill = SIGKILL, stop = SIGTERM and wait
 //        start and restart take an optional JSON body {"env": {"RINGPAY_…": "…"}}: environment
 //        overrides for this node from that start on (e.g. a tiny relay disk budget); a start or
-//        restart without a body goes back to the node's own environment.
+//        restart without a body goes back to the node's own environment. Only the variables in
+//        nodeEnvOverridesAllowed, with values of their shape, are taken (400 `env_override_refused`):
+//        an override of the keys file, the data dir, the internal token or NODE_OPTIONS would
+//        hand the node to the caller.
 //   POST /kafka/(start|stop|kill|restart)
 //   POST /postgres/(start|stop|kill|restart)
 //   POST /nginx/reload
@@ -15,6 +22,7 @@
 // Answers are JSON: {"ok":true,"service":{...status}} or a problem+json error.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { authorizedBy, digestAdminToken } from '../../lib/admin-token.ts';
 import { ManagedProcess, type ServiceHandle, type ServiceStatus } from './proc.ts';
 import { errorMessage, say, withTimeout } from './util.ts';
 
@@ -33,11 +41,16 @@ export interface ControlTarget {
   reloadNginx(): Promise<void>;
 }
 
+/** Stable codes of the control API's problems. */
+export type ControlProblemCode = 'control_unauthorized' | 'env_override_refused' | 'control_error' | 'control_failed';
+
 class HttpError extends Error {
   readonly status: number;
-  constructor(status: number, message: string) {
+  readonly code: ControlProblemCode;
+  constructor(status: number, message: string, code: ControlProblemCode = 'control_error') {
     super(message);
     this.status = status;
+    this.code = code;
   }
 }
 
@@ -58,8 +71,15 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** Only the node's own settings may be overridden, as strings. */
-const nodeEnvOverridePattern = /^RINGPAY_[A-Z0-9_]+$/;
+/**
+ * The node environment variables a start/restart may override, each with the shape of its value:
+ * only what the tests and the fault suite use (grep `env:` in test/, faults/, bench/). Adding one
+ * is a decision: it must not change who the node trusts or what it runs.
+ */
+export const nodeEnvOverridesAllowed: Readonly<Record<string, RegExp>> = {
+  // faults/kinds.ts `relay-disk-budget`: a tiny relay disk budget, so the node sheds backlog_full.
+  RINGPAY_RELAY_BACKLOG_EVENTS_MAX: /^[0-9]{1,12}$/,
+};
 
 function parseNodeEnvOverrides(body: string): Record<string, string> {
   if (body.trim() === '') return {};
@@ -72,8 +92,11 @@ function parseNodeEnvOverrides(body: string): Record<string, string> {
   const env = (parsed as { env?: unknown } | null)?.env ?? {};
   if (typeof env !== 'object' || env === null || Array.isArray(env)) throw new HttpError(400, 'env must be an object');
   for (const [key, value] of Object.entries(env)) {
-    if (!nodeEnvOverridePattern.test(key)) throw new HttpError(400, `env key ${JSON.stringify(key)} is not RINGPAY_*`);
-    if (typeof value !== 'string') throw new HttpError(400, `env ${key} must be a string`);
+    const shape = Object.hasOwn(nodeEnvOverridesAllowed, key) ? nodeEnvOverridesAllowed[key] : undefined;
+    if (shape === undefined) {
+      throw new HttpError(400, `env ${JSON.stringify(key.slice(0, 64))} may not be overridden (allowed: ${Object.keys(nodeEnvOverridesAllowed).join(', ')})`, 'env_override_refused');
+    }
+    if (typeof value !== 'string' || !shape.test(value)) throw new HttpError(400, `env ${key} must be a string matching ${shape}`, 'env_override_refused');
   }
   return env as Record<string, string>;
 }
@@ -98,7 +121,9 @@ export interface ControlServer {
   close(): Promise<void>;
 }
 
-export async function startControlServer(target: ControlTarget, port: number, host = '127.0.0.1'): Promise<ControlServer> {
+export async function startControlServer(target: ControlTarget, opts: { port: number; token: string; host?: string }): Promise<ControlServer> {
+  const host = opts.host ?? '127.0.0.1';
+  const tokenDigest = digestAdminToken(opts.token);
   let queue: Promise<unknown> = Promise.resolve();
   const serialized = <T>(what: string, op: () => Promise<T>): Promise<T> => {
     const next = queue.then(() => withTimeout(what, op(), controlOperationTimeoutMs));
@@ -119,6 +144,11 @@ export async function startControlServer(target: ControlTarget, port: number, ho
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    // Before anything else, the body included: an unauthenticated caller learns nothing, not even which paths exist.
+    if (!authorizedBy(req.headers.authorization, tokenDigest)) {
+      req.resume();
+      throw new HttpError(401, 'control token missing or wrong (Authorization: Bearer <stack dir>/control-token)', 'control_unauthorized');
+    }
     const url = new URL(req.url ?? '/', 'http://control');
     const parts = url.pathname.split('/').filter(Boolean);
     const body = await readBody(req);
@@ -157,9 +187,11 @@ export async function startControlServer(target: ControlTarget, port: number, ho
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : 500;
+      const code: ControlProblemCode = err instanceof HttpError ? err.code : 'control_failed';
       if (status === 500) say('control', `${req.method} ${req.url} failed: ${errorMessage(err)}`);
+      if (code === 'control_unauthorized') say('control', `refused ${req.method} ${new URL(req.url ?? '/', 'http://control').pathname}: no valid token`);
       if (!res.headersSent) {
-        send(res, status, { type: 'about:blank', title: errorMessage(err), status, code: status === 500 ? 'control_failed' : 'control_error' }, 'application/problem+json');
+        send(res, status, { type: 'about:blank', title: errorMessage(err), status, code }, 'application/problem+json');
       } else {
         res.destroy();
       }
@@ -167,7 +199,7 @@ export async function startControlServer(target: ControlTarget, port: number, ho
   });
   await new Promise<void>((resolveListen, rejectListen) => {
     server.once('error', rejectListen);
-    server.listen(port, host, () => resolveListen());
+    server.listen(opts.port, host, () => resolveListen());
   });
   const addr = server.address() as AddressInfo;
   return {

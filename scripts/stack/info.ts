@@ -1,5 +1,7 @@
 // The stack info file: what `scripts/stack.ts --info-file` writes once everything is ready,
-// and what tests read (test/helpers/stack.ts) via RINGPAY_STACK_INFO.
+// and what tests read (test/helpers/stack.ts) via RINGPAY_STACK_INFO. It holds every secret of
+// the stack (tokens, keys), so it is written 0600, and the control API serves it only to callers
+// holding controlToken.
 
 export interface StackNodeInfo {
   id: string;
@@ -14,8 +16,9 @@ export interface StackInfo {
   publicUrl: string;
   /** nginx internal entry point (adds the internal token), for processors. */
   internalUrl: string;
-  /** The runner's control API. */
+  /** The runner's control API, and the bearer token every call to it needs (also in <dir>/control-token, 0600). */
   controlUrl: string;
+  controlToken: string;
   databaseUrl: string;
   /** host:port list */
   kafkaBrokers: string[];
@@ -23,8 +26,8 @@ export interface StackInfo {
   /** The sandbox PSP: base URL, our secret key there, its webhook signing secret. */
   psp: { url: string; secretKey: string; webhookSecret: string; logFile: string };
   processors: { id: string; adminPort: number; logFile: string }[];
-  /** The reconciler daemon (absent in info files of older stacks). */
-  reconciler?: { adminPort: number; logFile: string };
+  /** The reconciler daemon (absent in info files of older stacks); its admin trigger needs adminToken. */
+  reconciler?: { adminPort: number; logFile: string; adminToken: string };
   apiKeys: { merchant_demo: string; merchant_other: string };
   internalToken: string;
   /** The stack's directory (data, logs, configs). */

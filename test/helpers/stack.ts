@@ -19,7 +19,7 @@ export function loadStackInfo(): StackInfo {
     throw new Error('RINGPAY_STACK_INFO is not set: run the tests with scripts/test.sh (it starts the stack), or start one with `node scripts/stack.ts --info-file <path>` and export RINGPAY_STACK_INFO=<path>');
   }
   const info = JSON.parse(readFileSync(path, 'utf8')) as StackInfo;
-  for (const field of ['publicUrl', 'internalUrl', 'controlUrl', 'databaseUrl', 'kafkaBrokers', 'nodes', 'apiKeys', 'internalToken', 'dir'] as const) {
+  for (const field of ['publicUrl', 'internalUrl', 'controlUrl', 'controlToken', 'databaseUrl', 'kafkaBrokers', 'nodes', 'apiKeys', 'internalToken', 'dir'] as const) {
     if (info[field] === undefined) throw new Error(`stack info ${path} lacks ${field}`);
   }
   cached = info;
@@ -27,10 +27,11 @@ export function loadStackInfo(): StackInfo {
 }
 
 /**
- * Calls the stack's control API: `control('/nodes/n1/kill')`, `control('/kafka/start')`,
- * `control('/info', 'GET')`, `control('/nodes/n1/restart', 'POST', { env: { RINGPAY_X: '1' } })`.
+ * Calls the stack's control API with the stack's token: `control('/nodes/n1/kill')`,
+ * `control('/kafka/start')`, `control('/info', 'GET')`,
+ * `control('/nodes/n1/restart', 'POST', { env: { RINGPAY_RELAY_BACKLOG_EVENTS_MAX: '5' } })`.
  * POST by default; throws ControlError on a non-2xx answer.
  */
 export function control<T = { ok: boolean; service: unknown }>(path: string, method: 'GET' | 'POST' = 'POST', body?: unknown): Promise<T> {
-  return callControl<T>(loadStackInfo().controlUrl, path, method, body);
+  return callControl<T>(loadStackInfo(), path, method, body);
 }

@@ -162,7 +162,18 @@ t.test('the stack runs the reconciler daemon: a run on request, its counts on /m
   await insertPayments(oursFor(charges.slice(1)))
   await reconcile(addDays(date, -1))
   await reconcile(addDays(date, 1))
-  const res = await fetch(`${admin}/admin/reconcile?date=${date}`, { method: 'POST', signal: AbortSignal.timeout(cliTimeoutMs) })
+  const trigger = (authorization?: string): Promise<Response> => fetch(`${admin}/admin/reconcile?date=${date}`, {
+    method: 'POST', headers: authorization === undefined ? {} : { authorization }, signal: AbortSignal.timeout(cliTimeoutMs),
+  })
+  // Issue #17 part 8: the trigger was open to any local process. Without the stack's token it
+  // runs nothing.
+  for (const authorization of [undefined, 'Bearer wrong-token-0123456789abcdef', `Bearer ${stack.reconciler!.adminToken}x`, stack.reconciler!.adminToken]) {
+    const refused = await trigger(authorization)
+    t.equal(refused.status, 401, `refused with ${authorization === undefined ? 'no' : 'a wrong'} Authorization`)
+    t.match(await refused.json(), { error: { code: 'unauthorized' } })
+  }
+  t.equal(await currentRun(date), undefined, 'a refused trigger ran nothing')
+  const res = await trigger(`Bearer ${stack.reconciler!.adminToken}`)
   t.equal(res.status, 200)
   const body = await res.json() as { runs: { runId: number, counts: Record<string, number> }[] }
   t.match(body.runs[0], { counts: { matched: 2, missing_internally: 1 } })
