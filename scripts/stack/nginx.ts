@@ -54,8 +54,9 @@ export interface NginxAbuseLimits {
   /** limit_req per Authorization header value (the key itself stays in nginx's shared memory only). */
   perKeyRequestsPerSecondMax: number;
   perKeyBurstRequestsMax: number;
-  /** limit_conn: requests in progress (long-polls included) per client IP. */
+  /** limit_conn: requests in progress (long-polls included) per client IP, and per Authorization value. */
   perIpConnectionsMax: number;
+  perKeyConnectionsMax: number;
   /**
    * limit_conn: requests in progress on all public servers together. Each holds two worker
    * connections (client, upstream); by default what is left after the upstream keepalive pool
@@ -77,6 +78,7 @@ export const defaultAbuseLimits: Readonly<Required<Omit<NginxAbuseLimits, 'publi
   perKeyBurstRequestsMax: 20_000,
   // The e2e bench holds up to 2,048 long-polls plus its POST connections.
   perIpConnectionsMax: 4_096,
+  perKeyConnectionsMax: 4_096,
   internalReservedConnections: 1_024,
   limitZoneBytes: 10 * 1024 * 1024,
   retryAfterS: 1,
@@ -266,6 +268,7 @@ ${errorLocations(limits.retryAfterS)}
     limit_req zone=ringpay_per_ip burst=${limits.perIpBurstRequestsMax} nodelay;
     limit_req zone=ringpay_per_key burst=${limits.perKeyBurstRequestsMax} nodelay;
     limit_conn ringpay_per_ip_conn ${limits.perIpConnectionsMax};
+    limit_conn ringpay_per_key_conn ${limits.perKeyConnectionsMax};
     limit_conn ringpay_public_conn ${limits.publicConnectionsMax};
 
     location /internal/ {${notFound}
@@ -346,6 +349,7 @@ http {
   limit_req_zone $binary_remote_addr zone=ringpay_per_ip:${limits.limitZoneBytes} rate=${limits.perIpRequestsPerSecondMax}r/s;
   limit_req_zone $http_authorization zone=ringpay_per_key:${limits.limitZoneBytes} rate=${limits.perKeyRequestsPerSecondMax}r/s;
   limit_conn_zone $binary_remote_addr zone=ringpay_per_ip_conn:${limits.limitZoneBytes};
+  limit_conn_zone $http_authorization zone=ringpay_per_key_conn:${limits.limitZoneBytes};
   # One key for every public server: their requests in progress share one budget.
   map $server_port $ringpay_public_key {
     default public;

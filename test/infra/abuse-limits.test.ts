@@ -1,8 +1,8 @@
 // nginx's abuse limits and the node's per-merchant long-poll cap, with limits low enough to reach:
-// one payment node (a real process, no Kafka) behind two real nginx instances of its own, one
-// with low request rates, one with few worker connections and a low per-IP concurrency. Clients
-// bind their own loopback source address (127.x.y.z: all of 127/8 is local on Linux), so each
-// case is its own "client IP" to nginx.
+// one payment node (a real process, no Kafka) behind real nginx instances of its own: one with
+// low request rates, one with few worker connections and a low per-IP concurrency, one with a low
+// per-key concurrency. Clients bind their own loopback source address (127.x.y.z: all of 127/8
+// is local on Linux), so each case is its own "client IP" to nginx.
 
 import { spawn } from 'node:child_process'
 import { hash, randomInt } from 'node:crypto'
@@ -36,6 +36,9 @@ const connWorkerConnections = 64
 const connUpstreamKeepalive = 4
 const connLimits: Partial<NginxAbuseLimits> = { perIpConnectionsMax: 3, internalReservedConnections: 16 }
 const publicConnectionsMax = 22
+// nginx K: two requests in progress per API key, as many as the node's per-merchant long-polls,
+// so a third long-poll of one key is refused by nginx (rate_limited) before the node would.
+const keyConnLimits: Partial<NginxAbuseLimits> = { perKeyConnectionsMax: 2 }
 
 const keyOf = (i: number): string => `sk_test_abuse_${i}_0123456789abcdef`
 const checkoutOf = (i: number): string => `abuse-m${i}`
@@ -90,7 +93,8 @@ t.test('abuse limits', async (t) => {
   writeFileSync(keysFile, JSON.stringify({
     keys: Array.from({ length: merchantsCount }, (_, i) => ({ merchant_id: `m${i}`, key_sha256: hash('sha256', keyOf(i), 'hex') })),
   }))
-  const [nodePort, adminPort, rPublic, rInternal, cPublic, cInternal] = await pickFreePorts(6) as [number, number, number, number, number, number]
+  const [nodePort, adminPort, rPublic, rInternal, cPublic, cInternal, kPublic, kInternal] =
+    await pickFreePorts(8) as [number, number, number, number, number, number, number, number]
   const node = spawn(process.execPath, [new URL('../../payment-svc/main.ts', import.meta.url).pathname], {
     env: {
       ...process.env,
@@ -126,6 +130,7 @@ t.test('abuse limits', async (t) => {
   }, startDeadlineMs, 'the node to be ready')
   await startNginx('rate', rPublic, rInternal, { abuseLimits: rateLimits })
   await startNginx('conn', cPublic, cInternal, { abuseLimits: connLimits, workerConnections: connWorkerConnections, upstreamKeepalive: connUpstreamKeepalive })
+  await startNginx('key', kPublic, kInternal, { abuseLimits: keyConnLimits })
   for (let i = 0; i < merchantsCount; i++) {
     const res = await send(nodePort, '/payments', {
       localAddress: local, method: 'POST', body: JSON.stringify({ amount: 100, currency: 'EUR', payment_method: 'pm_card_visa' }),
@@ -190,6 +195,20 @@ t.test('abuse limits', async (t) => {
     for (const a of refused) isRateLimited(t, a, 'over the per-IP concurrency')
     const other = await send(cPublic, `/payments/${checkoutOf(8)}`, { localAddress: clientIp(), headers: { authorization: `Bearer ${keyOf(8)}` } })
     t.equal(other.status, 200, 'another IP is served meanwhile')
+    for (const p of polls) p.end()
+    await drained()
+  })
+
+  t.test('per API key: concurrent requests over perKeyConnectionsMax get 429, each from its own IP', async (t) => {
+    const polls = [12, 12, 12, 13].map((m) => holdLongPoll(kPublic, m, clientIp()))
+    t.teardown(() => { for (const p of polls) p.end() })
+    const outcome = await settle(polls)
+    t.equal(outcome.slice(0, 3).filter((o) => o === 'held').length, 2, 'two of the key\'s three held')
+    t.equal(outcome[3], 'held', 'another key\'s poll held')
+    const refused = outcome.filter((o): o is Answer => typeof o === 'object')
+    t.equal(refused.length, 1, 'the third refused')
+    isRateLimited(t, refused[0]!, 'over the per-key concurrency')
+    t.equal(JSON.parse(refused[0]!.body).code, 'rate_limited', 'by nginx, before the node\'s long-poll cap')
     for (const p of polls) p.end()
     await drained()
   })

@@ -57,6 +57,7 @@ t.test('abuse limits: on every public server, never on the internal one', async 
     t.match(s, `limit_req zone=ringpay_per_ip burst=${defaultAbuseLimits.perIpBurstRequestsMax} nodelay;`);
     t.match(s, `limit_req zone=ringpay_per_key burst=${defaultAbuseLimits.perKeyBurstRequestsMax} nodelay;`);
     t.match(s, `limit_conn ringpay_per_ip_conn ${defaultAbuseLimits.perIpConnectionsMax};`);
+    t.match(s, `limit_conn ringpay_per_key_conn ${defaultAbuseLimits.perKeyConnectionsMax};`);
     // (16384 worker connections - 2048 idle upstream - 1024 reserved) / 2
     t.match(s, 'limit_conn ringpay_public_conn 6656;');
     t.match(s, 'proxy_request_buffering off;', 'bodies stream to the node, whose deadline bounds them');
