@@ -14,6 +14,11 @@ export interface NodeConfig {
   /** Webhook signing secrets by PSP provider name; a provider without one is refused. */
   webhookSecrets: ReadonlyMap<string, string>
   limits: NodeLimits
+  /**
+   * Peers whose X-Real-IP header names the client (nginx, on this host); from any other peer the
+   * socket's address is the client. RINGPAY_TRUSTED_PROXIES, comma-separated; default loopback.
+   */
+  trustedProxies: ReadonlySet<string>
 }
 
 export class ConfigError extends Error {
@@ -53,6 +58,11 @@ export function loadNodeConfig (env: NodeJS.ProcessEnv): NodeConfig {
     flushIntervalMs: integer(env, 'RINGPAY_FLUSH_INTERVAL_MS', defaultLimits.flushIntervalMs, 0, 100),
     amountMinorMax: integer(env, 'RINGPAY_AMOUNT_MINOR_MAX', defaultLimits.amountMinorMax, 1, Number.MAX_SAFE_INTEGER),
     inflightIdsMax: ringCapacity * 2 + batchSizeMax,
+    requestDeadlineMs: integer(env, 'RINGPAY_REQUEST_DEADLINE_MS', defaultLimits.requestDeadlineMs, 1_000, 600_000),
+    longPollsPerMerchantMax: integer(env, 'RINGPAY_LONG_POLLS_PER_MERCHANT_MAX', defaultLimits.longPollsPerMerchantMax, 1, defaultLimits.longPollWaitersMax),
+    failedKeyAttemptsMax: integer(env, 'RINGPAY_FAILED_KEY_ATTEMPTS_MAX', defaultLimits.failedKeyAttemptsMax, 1, 1_000_000),
+    failedKeyWindowMs: integer(env, 'RINGPAY_FAILED_KEY_WINDOW_MS', defaultLimits.failedKeyWindowMs, 1_000, 86_400_000),
+    failedKeyTrackedIpsMax: integer(env, 'RINGPAY_FAILED_KEY_TRACKED_IPS_MAX', defaultLimits.failedKeyTrackedIpsMax, 1, 10_000_000),
   }
   assertLimits(limits)
   return {
@@ -65,6 +75,7 @@ export function loadNodeConfig (env: NodeJS.ProcessEnv): NodeConfig {
     internalToken,
     webhookSecrets: webhookSecretsFrom(env),
     limits,
+    trustedProxies: trustedProxiesFrom(env),
   }
 }
 
@@ -78,4 +89,18 @@ function webhookSecretsFrom (env: NodeJS.ProcessEnv): Map<string, string> {
     secrets.set(name.slice(prefix.length).toLowerCase(), value)
   }
   return secrets
+}
+
+/** Loopback in its three spellings (IPv4, IPv6, IPv4-mapped): nginx runs beside the node. */
+export const defaultTrustedProxies = ['127.0.0.1', '::1', '::ffff:127.0.0.1']
+
+function trustedProxiesFrom (env: NodeJS.ProcessEnv): Set<string> {
+  const raw = env.RINGPAY_TRUSTED_PROXIES
+  if (raw === undefined || raw === '') return new Set(defaultTrustedProxies)
+  const addresses = raw.split(',').map((a) => a.trim()).filter((a) => a !== '')
+  for (const a of addresses) {
+    if (!/^[0-9A-Fa-f.:]{2,45}$/.test(a)) throw new ConfigError(`RINGPAY_TRUSTED_PROXIES: ${JSON.stringify(a)} is not an IP address`)
+  }
+  // Node reports an IPv4 peer on a dual-stack socket as ::ffff:a.b.c.d.
+  return new Set(addresses.flatMap((a) => (a.includes(':') ? [a] : [a, `::ffff:${a}`])))
 }

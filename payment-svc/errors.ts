@@ -28,6 +28,12 @@ export const problems = {
   checkout_id_conflict: { status: 409, title: 'Checkout id already in use' },
   invalid_transition: { status: 409, title: 'Transition not allowed from the current status' },
   stale_version: { status: 409, title: 'Payment version has changed' },
+  // Answered by nginx (limit_req / limit_conn per client IP, per API key, on the public server).
+  rate_limited: { status: 429, title: 'Too many requests; retry later' },
+  // The node: too many wrong API keys from this client IP; refused until the window ends.
+  auth_attempts_exceeded: { status: 429, title: 'Too many failed API key attempts; retry later' },
+  // The node: this merchant already holds its share of the node's long-polls.
+  long_poll_limit: { status: 429, title: 'Too many long-polls in progress for this merchant; retry later' },
   overloaded: { status: 503, title: 'Node is at capacity; retry later' },
   shutting_down: { status: 503, title: 'Node is shutting down; retry later' },
   backlog_full: { status: 503, title: 'Unpublished change log is over its disk budget; retry later' },

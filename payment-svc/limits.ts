@@ -18,11 +18,34 @@ export interface NodeLimits {
   flushIntervalMs: number
   /** Request body bytes. The largest valid body (metadata at its limits) is ~6 KiB. */
   bodyBytesMax: number
-  /** A slow client gets this long to send its whole request. */
-  requestTimeoutMs: number
+  /**
+   * The whole-request deadline: headers and body must have arrived this long after the request
+   * began, however steadily a client dribbles bytes (nginx's client_body_timeout is per read, so
+   * nginx streams bodies to the node unbuffered and this deadline is the one that holds). Node
+   * checks it every requestDeadlineCheckIntervalMs, so a request is cut off within
+   * requestDeadlineMs + requestDeadlineCheckIntervalMs.
+   */
+  requestDeadlineMs: number
+  requestDeadlineCheckIntervalMs: number
   /** Long-poll wait, and how many long-polls a node holds open at once. */
   longPollWaitMsMax: number
   longPollWaitersMax: number
+  /**
+   * Long-polls one merchant may hold on one node; past it, 429 `long_poll_limit`. Below
+   * longPollWaitersMax so one merchant cannot take every slot. The e2e bench holds at most
+   * 2,048 polls in all (bench/lib/checkout-poller.ts), spread over the nodes.
+   */
+  longPollsPerMerchantMax: number
+  /**
+   * Wrong or unknown API keys accepted from one client IP per window on this node; past it the
+   * IP gets 429 `auth_attempts_exceeded` (even with a right key) until the window ends. Each
+   * node counts alone, so a client spread over N nodes gets at most N × this. A request without
+   * an Authorization header is not an attempt. At most failedKeyTrackedIpsMax IPs are tracked
+   * (the oldest window is dropped first), so a spray of source addresses cannot grow memory.
+   */
+  failedKeyAttemptsMax: number
+  failedKeyWindowMs: number
+  failedKeyTrackedIpsMax: number
   /**
    * A move to `processing` (the processor's claim before it charges) wakes long-polls only after
    * this, with the payment as it is then; any other change wakes them at once. The outcome
@@ -89,9 +112,16 @@ export const defaultLimits: NodeLimits = {
   batchSizeMax: 512,
   flushIntervalMs: 0,
   bodyBytesMax: 16 * 1024,
-  requestTimeoutMs: 10_000,
+  requestDeadlineMs: 10_000,
+  requestDeadlineCheckIntervalMs: 1_000,
   longPollWaitMsMax: 30_000,
   longPollWaitersMax: 10_000,
+  longPollsPerMerchantMax: 5_000,
+  // The API tests send 7–15 wrong keys per node from 127.0.0.1 (measured; mostly the fuzz
+  // test's authorization cases); an attacker's burst of 300 over 3 nodes gets ≤ 150 401s.
+  failedKeyAttemptsMax: 50,
+  failedKeyWindowMs: 60_000,
+  failedKeyTrackedIpsMax: 10_000,
   processingWakeDelayMs: 1_000,
   amountMinorMax: 1_000_000_000_000,
   descriptionLengthMax: 500,
@@ -145,4 +175,11 @@ export function assertLimits (limits: NodeLimits): void {
   assert.ok(Number.isSafeInteger(limits.apiKeysRetryIntervalMs) && limits.apiKeysRetryIntervalMs >= 100,
     'apiKeysRetryIntervalMs must be an integer ≥ 100')
   assert.ok(limits.longPollWaitMsMax <= 30_000, 'longPollWaitMsMax must stay under nginx proxy_read_timeout')
+  assert.ok(limits.longPollsPerMerchantMax >= 1 && limits.longPollsPerMerchantMax <= limits.longPollWaitersMax,
+    'longPollsPerMerchantMax must be within 1..longPollWaitersMax')
+  assert.ok(limits.failedKeyAttemptsMax >= 1 && limits.failedKeyWindowMs >= 1_000 && limits.failedKeyTrackedIpsMax >= 1,
+    'failedKeyAttemptsMax ≥ 1, failedKeyWindowMs ≥ 1000, failedKeyTrackedIpsMax ≥ 1')
+  // nginx's client_body_timeout (10 s between reads) would otherwise be the tighter bound.
+  assert.ok(limits.requestDeadlineMs >= 1_000 && limits.requestDeadlineCheckIntervalMs >= 100 &&
+    limits.requestDeadlineCheckIntervalMs <= limits.requestDeadlineMs, 'requestDeadlineMs ≥ 1000, check interval 100..requestDeadlineMs')
 }

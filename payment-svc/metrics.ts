@@ -7,6 +7,8 @@ export interface NodeMetrics {
   requestDuration: Histogram<'route' | 'method' | 'status'>
   payments: Counter<'outcome' | 'code'>
   transitions: Counter<'to' | 'outcome'>
+  /** Requests with a wrong or unknown API key (counted against their client IP). */
+  authFailures: Counter
   batchSize: Histogram
   batchWriteDuration: Histogram
   openPayments: Gauge
@@ -68,6 +70,11 @@ export function createNodeMetrics (nodeId: string, probes: {
       name: 'ringpay_payment_requests_total',
       help: 'Create requests by outcome (accepted, replayed, rejected) and problem code',
       labelNames: ['outcome', 'code'],
+      registers: [registry],
+    }),
+    authFailures: new Counter({
+      name: 'ringpay_auth_failures_total',
+      help: 'Requests with a wrong or unknown API key (each counts against its client IP: failedKeyAttemptsMax)',
       registers: [registry],
     }),
     transitions: new Counter({

@@ -8,6 +8,7 @@ import { startRelay, type RelayHost } from '../cdc-relay/relay-host.ts'
 import { ApiKeyRegistry } from './api-keys.ts'
 import { createApiKeysReloader, type ApiKeysReloadOutcome, type ApiKeysReloadTrigger } from './api-keys-reloader.ts'
 import type { NodeConfig } from './config.ts'
+import { FailedKeyLimiter } from './failed-key-limiter.ts'
 import { digestToken } from './internal-routes.ts'
 import { createNodeMetrics } from './metrics.ts'
 import { PaymentService } from './payment-service.ts'
@@ -93,6 +94,8 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
     limits: config.limits,
     metrics,
     log,
+    failedKeys: new FailedKeyLimiter(config.limits),
+    trustedProxies: config.trustedProxies,
     internalTokenDigest: digestToken(config.internalToken),
     webhookSecrets: config.webhookSecrets,
     notReadyReason: () => (stopping ? 'shutting down' : relay?.notReadyReason()),

@@ -84,6 +84,8 @@ export class PaymentService {
   #claimWaiterCount = 0
   readonly #waiters = new Map<string, Set<Waiter>>()
   #waiterCount = 0
+  /** Long-polls per merchant on this node (limits.longPollsPerMerchantMax); an entry is dropped at 0. */
+  readonly #waitersByMerchant = new Map<string, number>()
   #accepting = true
   #admissionGate: (() => ProblemError | undefined) | undefined
 
@@ -186,6 +188,11 @@ export class PaymentService {
     if (this.#waiterCount >= this.#limits.longPollWaitersMax) {
       throw new ProblemError('overloaded', { retryAfterS: 1, detail: 'too many long-polls in progress' })
     }
+    const merchantWaiters = this.#waitersByMerchant.get(merchantId) ?? 0
+    if (merchantWaiters >= this.#limits.longPollsPerMerchantMax) {
+      throw new ProblemError('long_poll_limit', { retryAfterS: 1, detail: `at most ${this.#limits.longPollsPerMerchantMax} long-polls per merchant on a node` })
+    }
+    this.#waitersByMerchant.set(merchantId, merchantWaiters + 1)
     return new Promise((resolve) => {
       let waiters = this.#waiters.get(checkoutId)
       if (waiters === undefined) {
@@ -201,6 +208,9 @@ export class PaymentService {
           finished = true
           clearTimeout(timer)
           if (set.delete(waiter)) this.#waiterCount--
+          const left = (this.#waitersByMerchant.get(merchantId) ?? 1) - 1
+          if (left === 0) this.#waitersByMerchant.delete(merchantId)
+          else this.#waitersByMerchant.set(merchantId, left)
           if (set.size === 0 && this.#waiters.get(checkoutId) === set) this.#waiters.delete(checkoutId)
           resolve(payment)
         },

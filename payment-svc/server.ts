@@ -118,9 +118,12 @@ function adminHandler (ctx: ServerContext): Handler {
 
 function serve (ctx: ServerContext, handler: Handler): Server {
   const server = createServer({
-    // Slow clients are cut off; nginx buffers bodies, so only direct callers meet these.
-    requestTimeout: ctx.limits.requestTimeoutMs,
-    headersTimeout: ctx.limits.requestTimeoutMs,
+    // The whole-request deadline (headers and body), however steadily a client dribbles: nginx
+    // streams public bodies unbuffered, so this bounds slow clients behind nginx too. Node looks
+    // for expired requests every connectionsCheckingInterval (30 s by default).
+    requestTimeout: ctx.limits.requestDeadlineMs,
+    headersTimeout: ctx.limits.requestDeadlineMs,
+    connectionsCheckingInterval: ctx.limits.requestDeadlineCheckIntervalMs,
     // Longer than nginx's upstream keepalive_timeout (60 s), so nginx always closes first and
     // never sends a request on a connection we are closing.
     keepAliveTimeout: 65_000,
@@ -152,10 +155,15 @@ function serve (ctx: ServerContext, handler: Handler): Server {
       fail(error)
     }
   })
-  server.on('clientError', (error, socket) => {
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (socket.writable) {
-      const body = JSON.stringify(new ProblemError('validation_failed', { detail: 'malformed HTTP request' }).toBody())
-      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+      const deadline = error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      const problem = deadline
+        ? new ProblemError('request_timeout', { detail: `the whole request must arrive within ${ctx.limits.requestDeadlineMs} ms` })
+        : new ProblemError('validation_failed', { detail: 'malformed HTTP request' })
+      const body = JSON.stringify(problem.toBody())
+      const statusLine = deadline ? '408 Request Timeout' : '400 Bad Request'
+      socket.end(`HTTP/1.1 ${statusLine}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
     } else {
       socket.destroy(error)
     }

@@ -25,7 +25,7 @@ import type { StackInfo } from './stack/info.ts';
 import { migrate } from '../db/migrate.ts';
 import { createProcessor, createReconciler, createSandboxPsp } from './stack/app-processes.ts';
 import { createKafka, defaultDlqPartitions, defaultEventsPartitions, dlqTopic, eventsTopic, externalBrokersFromEnv, stackTopics, type KafkaHandle } from './stack/kafka.ts';
-import { createNginx, type NginxHandle } from './stack/nginx.ts';
+import { abuseLimitsFromEnv, createNginx, type NginxHandle } from './stack/nginx.ts';
 import { createPaymentNodes, nodeDataDir, nodeId, paymentNodeEntry, type PaymentNodeSpec } from './stack/payment-nodes.ts';
 import { isPortFree, pickFreePort, pickFreePorts } from './stack/ports.ts';
 import { createPostgres, type PostgresHandle } from './stack/postgres.ts';
@@ -342,6 +342,9 @@ async function main(): Promise<void> {
     nodeServers: nodeSpecs.map((n) => `127.0.0.1:${n.publicPort}`),
     internalToken,
     workerProcesses: nginxWorkers,
+    // RINGPAY_NGINX_PER_IP_REQUESTS_PER_SECOND_MAX etc.; the nodes take their own limits
+    // (RINGPAY_FAILED_KEY_ATTEMPTS_MAX, …) from the same environment.
+    abuseLimits: abuseLimitsFromEnv(process.env),
   });
 
   // Adding a component (CDC relay, processors, sandbox PSP, reconciler): build a ManagedProcess

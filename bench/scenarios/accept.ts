@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync }
 import { join, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { demoApiKey, writeApiKeysFile } from '../../scripts/stack/api-keys.ts'
-import { createNginx, findNginx } from '../../scripts/stack/nginx.ts'
+import { benchAbuseLimits, createNginx, findNginx } from '../../scripts/stack/nginx.ts'
 import { createPaymentNodes, nodeId, type PaymentNodeSpec } from '../../scripts/stack/payment-nodes.ts'
 import { pickFreePorts } from '../../scripts/stack/ports.ts'
 import { createPostgres } from '../../scripts/stack/postgres.ts'
@@ -488,6 +488,8 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
     nodeServers: defs.c.servers,
     internalToken,
     workerProcesses: cfg.nginxWorkers,
+    // Closed-loop wrk from one IP with one key: far above any per-IP rate meant for clients.
+    abuseLimits: benchAbuseLimits,
     extraSites: [
       ...(want('a') ? [{ listenPort: nginxPorts.a, upstreamName: 'bench_noop', servers: defs.a.servers }] : []),
       ...(want('b') ? [{ listenPort: nginxPorts.b, upstreamName: 'bench_naive', servers: defs.b.servers }] : []),

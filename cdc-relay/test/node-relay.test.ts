@@ -11,6 +11,7 @@ import t from 'tap'
 import { writeApiKeysFile, demoApiKey } from '../../scripts/stack/api-keys.ts'
 import { call, createPayment } from '../../test/helpers/api.ts'
 import { defaultLimits } from '../../payment-svc/limits.ts'
+import { defaultTrustedProxies } from '../../payment-svc/config.ts'
 import { startPaymentNode } from '../../payment-svc/node.ts'
 import { PaymentStore, changeLogKey } from '../../payment-svc/store.ts'
 import { relayCursorKey } from '../cursor.ts'
@@ -55,7 +56,7 @@ t.test('Kafka unreachable: accepts up to the budget, then sheds new payments onl
   process.env.RINGPAY_RELAY_BACKLOG_EVENTS_MAX = String(budget)
   const dataDir = join(dir, 'data')
   const node = await startPaymentNode({
-    nodeId: 'nr1', host: '127.0.0.1', publicPort: 0, adminPort: 0, dataDir, apiKeysFile, internalToken, limits: defaultLimits, webhookSecrets: new Map(),
+    nodeId: 'nr1', host: '127.0.0.1', publicPort: 0, adminPort: 0, dataDir, apiKeysFile, internalToken, limits: defaultLimits, webhookSecrets: new Map(), trustedProxies: new Set(defaultTrustedProxies),
   }, silentLog, (reason, error) => t.fail(`node fatal: ${reason}: ${String(error)}`))
   const publicUrl = `http://127.0.0.1:${node.publicPort}`
   const adminUrl = `http://127.0.0.1:${node.adminPort}`
@@ -112,7 +113,7 @@ t.test('without KAFKA_BROKERS the node runs without a relay', async (t) => {
   writeApiKeysFile(apiKeysFile)
   delete process.env.KAFKA_BROKERS
   const node = await startPaymentNode({
-    nodeId: 'nr2', host: '127.0.0.1', publicPort: 0, adminPort: 0, dataDir: join(dir, 'data'), apiKeysFile, internalToken, limits: defaultLimits, webhookSecrets: new Map(),
+    nodeId: 'nr2', host: '127.0.0.1', publicPort: 0, adminPort: 0, dataDir: join(dir, 'data'), apiKeysFile, internalToken, limits: defaultLimits, webhookSecrets: new Map(), trustedProxies: new Set(defaultTrustedProxies),
   }, silentLog, (reason, error) => t.fail(`node fatal: ${reason}: ${String(error)}`))
   t.equal((await createPayment(`http://127.0.0.1:${node.publicPort}`, demoApiKey, 'x-1')).status, 202)
   t.equal(await metric(node.adminPort, 'ringpay_relay_lag_events'), undefined, 'no relay metrics')

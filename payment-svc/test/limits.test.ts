@@ -32,3 +32,22 @@ t.test('config names the bad variable', (t) => {
   t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_NODE_ID: '' }), /RINGPAY_NODE_ID/)
   t.end()
 })
+
+t.test('abuse limits come from the environment, named', (t) => {
+  const limits = loadNodeConfig({
+    ...baseEnv, RINGPAY_FAILED_KEY_ATTEMPTS_MAX: '5', RINGPAY_FAILED_KEY_WINDOW_MS: '2000', RINGPAY_FAILED_KEY_TRACKED_IPS_MAX: '7',
+    RINGPAY_LONG_POLLS_PER_MERCHANT_MAX: '3', RINGPAY_REQUEST_DEADLINE_MS: '4000',
+  }).limits
+  t.same([limits.failedKeyAttemptsMax, limits.failedKeyWindowMs, limits.failedKeyTrackedIpsMax, limits.longPollsPerMerchantMax, limits.requestDeadlineMs],
+    [5, 2000, 7, 3, 4000])
+  t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_LONG_POLLS_PER_MERCHANT_MAX: '0' }), /RINGPAY_LONG_POLLS_PER_MERCHANT_MAX/)
+  t.throws(() => assertLimits({ ...defaultLimits, longPollsPerMerchantMax: defaultLimits.longPollWaitersMax + 1 }), /longPollsPerMerchantMax/)
+  t.end()
+})
+
+t.test('X-Real-IP is believed only from trusted proxies (default: loopback)', (t) => {
+  t.same([...loadNodeConfig(baseEnv).trustedProxies].sort(), ['127.0.0.1', '::1', '::ffff:127.0.0.1'])
+  t.same([...loadNodeConfig({ ...baseEnv, RINGPAY_TRUSTED_PROXIES: '10.0.0.5, fd00::1' }).trustedProxies].sort(), ['10.0.0.5', '::ffff:10.0.0.5', 'fd00::1'])
+  t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_TRUSTED_PROXIES: 'nginx.local' }), /RINGPAY_TRUSTED_PROXIES/)
+  t.end()
+})

@@ -7,6 +7,10 @@
 //    max_fails=0 (never marked failed, so a key is never re-routed) and
 //    `proxy_next_upstream off` (a request is never re-sent to another node). A dead node's
 //    keys get 503 `node_unavailable`; every other key keeps working.
+//  - Abuse limits (NginxAbuseLimits) apply to the public server(s) only: request rate per client
+//    IP and per API key (limit_req), concurrent requests per client IP and in all (limit_conn),
+//    each answered 429 `rate_limited` problem+json with Retry-After. The public total leaves
+//    internalReservedConnections of worker_connections to the internal server.
 //  - The internal server proxies `/internal/` to the SAME upstream (nginx's ketama ring is
 //    computed from the server address strings, so only the same server list guarantees the
 //    same key → node mapping) and adds the internal token, which the public server strips.
@@ -34,6 +38,93 @@ export const defaultWorkerConnections = 16_384;
 export const upstreamKeepaliveConnections = 2048;
 export const defaultWorkerRlimitNofile = 65_536;
 export const checkoutIdHeader = 'X-PAYMENT-CHECKOUT-ID';
+
+/**
+ * nginx's abuse limits on the public server(s). Every client of the tests and benches is
+ * 127.0.0.1, and a merchant's backend is one IP sending all its payments, so the per-IP and
+ * per-key defaults are sized for the bench (e2e: ~2 requests per payment, up to 6,400
+ * payments/s in a --search), not for an attacker: set them to your merchants' peaks
+ * (RINGPAY_NGINX_* in scripts/stack.ts). Key guessing is capped by the node instead
+ * (payment-svc/limits.ts failedKeyAttemptsMax), which sees whether a key was right.
+ */
+export interface NginxAbuseLimits {
+  /** limit_req per client IP ($binary_remote_addr): sustained rate, and the burst above it answered at once (nodelay). */
+  perIpRequestsPerSecondMax: number;
+  perIpBurstRequestsMax: number;
+  /** limit_req per Authorization header value (the key itself stays in nginx's shared memory only). */
+  perKeyRequestsPerSecondMax: number;
+  perKeyBurstRequestsMax: number;
+  /** limit_conn: requests in progress (long-polls included) per client IP, and per Authorization value. */
+  perIpConnectionsMax: number;
+  perKeyConnectionsMax: number;
+  /**
+   * limit_conn: requests in progress on all public servers together. Each holds two worker
+   * connections (client, upstream); by default what is left after the upstream keepalive pool
+   * and internalReservedConnections, halved, so the internal server (processors' transitions)
+   * keeps working while the public one is flooded.
+   */
+  publicConnectionsMax?: number;
+  internalReservedConnections: number;
+  /** Shared memory of each limit zone: ~16k states per MiB for IPs, fewer for long keys; the least recently used is dropped when full. */
+  limitZoneBytes: number;
+  /** Retry-After of a 429 from nginx. */
+  retryAfterS: number;
+}
+
+export const defaultAbuseLimits: Readonly<Required<Omit<NginxAbuseLimits, 'publicConnectionsMax'>>> = {
+  perIpRequestsPerSecondMax: 20_000,
+  perIpBurstRequestsMax: 20_000,
+  perKeyRequestsPerSecondMax: 20_000,
+  perKeyBurstRequestsMax: 20_000,
+  // The e2e bench holds up to 2,048 long-polls plus its POST connections.
+  perIpConnectionsMax: 4_096,
+  perKeyConnectionsMax: 4_096,
+  internalReservedConnections: 1_024,
+  limitZoneBytes: 10 * 1024 * 1024,
+  retryAfterS: 1,
+};
+
+/**
+ * For the accept bench's own nginx: the directives stay (their cost is measured) but no rate is
+ * reached (wrk's closed loop runs at tens of thousands of requests/s from one IP and key).
+ */
+export const benchAbuseLimits: Partial<NginxAbuseLimits> = {
+  perIpRequestsPerSecondMax: 1_000_000,
+  perIpBurstRequestsMax: 1_000_000,
+  perKeyRequestsPerSecondMax: 1_000_000,
+  perKeyBurstRequestsMax: 1_000_000,
+};
+
+/** `perIpRequestsPerSecondMax` → `RINGPAY_NGINX_PER_IP_REQUESTS_PER_SECOND_MAX`. */
+export function abuseLimitEnvName(name: keyof NginxAbuseLimits): string {
+  return `RINGPAY_NGINX_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+/** The limits set in the environment (RINGPAY_NGINX_<NAME>, positive integers); the rest stay default. */
+export function abuseLimitsFromEnv(env: NodeJS.ProcessEnv): Partial<NginxAbuseLimits> {
+  const out: Partial<Record<keyof NginxAbuseLimits, number>> = {};
+  for (const name of [...Object.keys(defaultAbuseLimits), 'publicConnectionsMax'] as (keyof NginxAbuseLimits)[]) {
+    const raw = env[abuseLimitEnvName(name)];
+    if (raw === undefined || raw === '') continue;
+    const value = Number(raw);
+    if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${abuseLimitEnvName(name)} must be a positive integer, got ${JSON.stringify(raw)}`);
+    out[name] = value;
+  }
+  return out;
+}
+
+/** The limits in force, with publicConnectionsMax worked out; throws on a limit nginx could not honour. */
+export function resolveAbuseLimits(given: Partial<NginxAbuseLimits> | undefined, workerConnections: number, upstreamKeepalive: number): Required<NginxAbuseLimits> {
+  const l = { ...defaultAbuseLimits, ...given };
+  const publicConnectionsMax = l.publicConnectionsMax ?? Math.floor((workerConnections - upstreamKeepalive - l.internalReservedConnections) / 2);
+  const resolved = { ...l, publicConnectionsMax };
+  for (const [name, value] of Object.entries(resolved)) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new Error(`nginx abuse limit ${name} must be a positive integer, got ${value} (worker_connections ${workerConnections}, upstream keepalive ${upstreamKeepalive})`);
+    }
+  }
+  return resolved;
+}
 export const internalTokenHeader = 'X-Ringpay-Internal-Token';
 
 export interface NginxSite {
@@ -61,6 +152,10 @@ export interface NginxConfOptions {
   runAsRoot?: boolean;
   /** More upstream/server pairs with the same proxy settings (e.g. a bench target). */
   extraSites?: NginxSite[];
+  /** Public-server limits; unset ones take defaultAbuseLimits. */
+  abuseLimits?: Partial<NginxAbuseLimits>;
+  /** Idle upstream connections kept per upstream (default upstreamKeepaliveConnections). */
+  upstreamKeepalive?: number;
 }
 
 // What the access log masks (nginx has no Luhn, so it over-masks): 13 digit-like characters,
@@ -79,7 +174,7 @@ const upstreamNameRe = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const serverRe = /^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
 const tokenRe = /^[A-Za-z0-9_\-]{16,256}$/;
 
-function upstreamBlock(name: string, servers: string[]): string {
+function upstreamBlock(name: string, servers: string[], keepalive: number): string {
   if (!upstreamNameRe.test(name)) throw new Error(`bad upstream name ${JSON.stringify(name)}`);
   if (servers.length === 0) throw new Error(`upstream ${name} has no servers`);
   for (const s of servers) if (!serverRe.test(s)) throw new Error(`bad upstream server ${JSON.stringify(s)}`);
@@ -87,7 +182,7 @@ function upstreamBlock(name: string, servers: string[]): string {
   upstream ${name} {
     hash $checkout_key consistent;
 ${servers.map((s) => `    server ${s} max_fails=0;`).join('\n')}
-    keepalive ${upstreamKeepaliveConnections};
+    keepalive ${keepalive};
     keepalive_requests 100000;
     keepalive_timeout 60s;
   }
@@ -103,6 +198,9 @@ function proxyDirectives(upstream: string, internalToken: string): string {
       proxy_set_header Host $host;
       proxy_set_header X-Request-Id $request_id;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      # The client's address as nginx accepted it (whatever the client sent is overwritten): the
+      # node counts failed keys and logs by it, believing it only from nginx (its peer address).
+      proxy_set_header X-Real-IP $remote_addr;
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_set_header ${internalTokenHeader} "${internalToken}";
       proxy_next_upstream off;
@@ -114,11 +212,12 @@ function proxyDirectives(upstream: string, internalToken: string): string {
 }
 
 /** Named error locations + the keyless 400, shared by every server. */
-function errorLocations(): string {
+function errorLocations(retryAfterS: number): string {
   return `
     error_page 502 503 = @node_unavailable;
     error_page 504 = @node_timeout;
     error_page 413 = @body_too_large;
+    error_page 429 = @rate_limited;
 
     location @node_unavailable {
       default_type application/problem+json;
@@ -128,6 +227,11 @@ function errorLocations(): string {
     location @node_timeout {
       default_type application/problem+json;
       return 504 '${problem(504, 'Payment node timed out', 'node_timeout')}';
+    }
+    location @rate_limited {
+      default_type application/problem+json;
+      add_header Retry-After ${retryAfterS} always;
+      return 429 '${problem(429, 'Too many requests; retry later', 'rate_limited')}';
     }
     location @body_too_large {
       default_type application/problem+json;
@@ -148,7 +252,7 @@ const notFound = `
       default_type application/problem+json;
       return 404 '${problem(404, 'Not found', 'not_found')}';`;
 
-function publicServer(host: string, port: number, upstream: string, accessLog: string, errorLog: string): string {
+function publicServer(host: string, port: number, upstream: string, accessLog: string, errorLog: string, limits: Required<NginxAbuseLimits>): string {
   return `
   server {
     listen ${host}:${port};
@@ -158,7 +262,14 @@ function publicServer(host: string, port: number, upstream: string, accessLog: s
     # writes "request: GET /payments/4111…" at level error. Only crit and worse are logged for
     # public requests; a failed upstream still shows in the access log ($upstream_status).
     error_log ${errorLog} crit;
-${errorLocations()}
+${errorLocations(limits.retryAfterS)}
+
+    # Abuse limits (NginxAbuseLimits): over any of them, 429 rate_limited with Retry-After.
+    limit_req zone=ringpay_per_ip burst=${limits.perIpBurstRequestsMax} nodelay;
+    limit_req zone=ringpay_per_key burst=${limits.perKeyBurstRequestsMax} nodelay;
+    limit_conn ringpay_per_ip_conn ${limits.perIpConnectionsMax};
+    limit_conn ringpay_per_key_conn ${limits.perKeyConnectionsMax};
+    limit_conn ringpay_public_conn ${limits.publicConnectionsMax};
 
     location /internal/ {${notFound}
     }
@@ -170,6 +281,11 @@ ${errorLocations()}
       }
       if ($checkout_key = "") {${missingKey}
       }${proxyDirectives(upstream, '')}
+      # The whole-request deadline: client_body_timeout bounds only the gap between two reads, so
+      # a client dribbling a byte every 9 s would hold a buffered body for hours. Streamed, the
+      # body reaches the node as it comes, and the node cuts the request off at its
+      # requestDeadlineMs (payment-svc/limits.ts) with 408 request_timeout.
+      proxy_request_buffering off;
     }
   }
 `;
@@ -180,6 +296,9 @@ export function renderNginxConf(o: NginxConfOptions): string {
   if (!tokenRe.test(o.internalToken)) throw new Error('internal token must be 16-256 chars of [A-Za-z0-9_-]');
   const temp = (name: string) => join(o.dir, 'temp', name);
   const extra = o.extraSites ?? [];
+  const workerConnections = o.workerConnections ?? defaultWorkerConnections;
+  const keepalive = o.upstreamKeepalive ?? upstreamKeepaliveConnections;
+  const limits = resolveAbuseLimits(o.abuseLimits, workerConnections, keepalive);
   return `# Generated by scripts/stack/nginx.ts — do not edit; re-rendered on every stack start/reload.
 ${o.runAsRoot ? 'user root;\n' : ''}worker_processes ${o.workerProcesses ?? defaultWorkerProcesses};
 worker_rlimit_nofile ${o.workerRlimitNofile ?? defaultWorkerRlimitNofile};
@@ -187,7 +306,7 @@ pid ${join(o.dir, 'nginx.pid')};
 error_log ${o.errorLog} warn;
 
 events {
-  worker_connections ${o.workerConnections ?? defaultWorkerConnections};
+  worker_connections ${workerConnections};
 }
 
 http {
@@ -226,6 +345,19 @@ http {
     '"upstream_response_time":"$upstream_response_time","body_bytes_sent":$body_bytes_sent}';
   access_log ${o.accessLog} ringpay_json;
 
+  # Abuse-limit zones (used by the public servers only). limit_conn counts requests in progress.
+  limit_req_zone $binary_remote_addr zone=ringpay_per_ip:${limits.limitZoneBytes} rate=${limits.perIpRequestsPerSecondMax}r/s;
+  limit_req_zone $http_authorization zone=ringpay_per_key:${limits.limitZoneBytes} rate=${limits.perKeyRequestsPerSecondMax}r/s;
+  limit_conn_zone $binary_remote_addr zone=ringpay_per_ip_conn:${limits.limitZoneBytes};
+  limit_conn_zone $http_authorization zone=ringpay_per_key_conn:${limits.limitZoneBytes};
+  # One key for every public server: their requests in progress share one budget.
+  map $server_port $ringpay_public_key {
+    default public;
+  }
+  limit_conn_zone $ringpay_public_key zone=ringpay_public_conn:1m;
+  limit_req_status 429;
+  limit_conn_status 429;
+
   # The routing key: the header, else the checkout id in the path.
   map $uri $checkout_key_from_path {
     default "";
@@ -242,14 +374,16 @@ http {
     "~^[A-Za-z0-9_-]{1,64}$" 0;
     default 1;
   }
-${upstreamBlock('payment_nodes', o.nodeServers)}${extra.map((s) => upstreamBlock(s.upstreamName, s.servers)).join('')}
+${upstreamBlock('payment_nodes', o.nodeServers, keepalive)}${extra.map((s) => upstreamBlock(s.upstreamName, s.servers, keepalive)).join('')}
   # Public API.
-${publicServer(host, o.publicPort, 'payment_nodes', o.accessLog, o.errorLog)}
-  # Internal API for processors: same upstream (same ring), adds the internal token.
+${publicServer(host, o.publicPort, 'payment_nodes', o.accessLog, o.errorLog, limits)}
+  # Internal API for processors: same upstream (same ring), adds the internal token. No abuse
+  # limits: its callers hold the network position of processors, and it keeps the worker
+  # connections the public servers leave (internalReservedConnections).
   server {
     listen ${host}:${o.internalPort};
     access_log ${o.accessLog} ringpay_json;
-${errorLocations()}
+${errorLocations(limits.retryAfterS)}
 
     location /internal/ {
       default_type application/problem+json;
@@ -266,7 +400,7 @@ ${errorLocations()}
     location / {${notFound}
     }
   }
-${extra.map((s) => `\n  # Extra site: ${s.upstreamName}.\n${publicServer(host, s.listenPort, s.upstreamName, o.accessLog, o.errorLog)}`).join('')}}
+${extra.map((s) => `\n  # Extra site: ${s.upstreamName}.\n${publicServer(host, s.listenPort, s.upstreamName, o.accessLog, o.errorLog, limits)}`).join('')}}
 `;
 }
 

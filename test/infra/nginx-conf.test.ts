@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findNginx, renderNginxConf } from '../../scripts/stack/nginx.ts';
+import { abuseLimitEnvName, abuseLimitsFromEnv, defaultAbuseLimits, findNginx, renderNginxConf, resolveAbuseLimits } from '../../scripts/stack/nginx.ts';
 
 const nginxTestTimeoutMs = 10_000;
 
@@ -44,6 +44,39 @@ t.test('routing invariants', async (t) => {
   t.match(conf, /worker_processes 2;/);
   t.match(conf, /upstream bench_noop \{[^}]*server 127\.0\.0\.1:19101 max_fails=0;/);
   t.match(conf, /listen 127\.0\.0\.1:18090;/);
+});
+
+t.test('abuse limits: on every public server, never on the internal one', async (t) => {
+  const conf = render('/x');
+  const servers = conf.split(/\n  server \{/).slice(1);
+  const internal = servers.filter((s) => s.includes('listen 127.0.0.1:18081;'));
+  const publics = servers.filter((s) => !s.includes('listen 127.0.0.1:18081;'));
+  t.equal(internal.length, 1);
+  t.equal(publics.length, 2, 'the public server and the extra site');
+  for (const s of publics) {
+    t.match(s, `limit_req zone=ringpay_per_ip burst=${defaultAbuseLimits.perIpBurstRequestsMax} nodelay;`);
+    t.match(s, `limit_req zone=ringpay_per_key burst=${defaultAbuseLimits.perKeyBurstRequestsMax} nodelay;`);
+    t.match(s, `limit_conn ringpay_per_ip_conn ${defaultAbuseLimits.perIpConnectionsMax};`);
+    t.match(s, `limit_conn ringpay_per_key_conn ${defaultAbuseLimits.perKeyConnectionsMax};`);
+    // (16384 worker connections - 2048 idle upstream - 1024 reserved) / 2
+    t.match(s, 'limit_conn ringpay_public_conn 6656;');
+    t.match(s, 'proxy_request_buffering off;', 'bodies stream to the node, whose deadline bounds them');
+  }
+  t.notMatch(internal[0]!, /limit_req zone|limit_conn ringpay|proxy_request_buffering/);
+  t.match(conf, `limit_req_zone $binary_remote_addr zone=ringpay_per_ip:10485760 rate=${defaultAbuseLimits.perIpRequestsPerSecondMax}r/s;`);
+  t.match(conf, /limit_req_status 429;\n  limit_conn_status 429;/);
+  t.equal(conf.match(/proxy_set_header X-Real-IP \$remote_addr;/g)?.length, 3, 'every proxied location names the client');
+  t.match(conf, /error_page 429 = @rate_limited;/);
+  t.match(conf, /add_header Retry-After 1 always;\n      return 429 '\{"type":"about:blank","title":"Too many requests; retry later","status":429,"code":"rate_limited"\}';/);
+});
+
+t.test('abuse limits: named, from the environment, checked', async (t) => {
+  t.equal(abuseLimitEnvName('perIpRequestsPerSecondMax'), 'RINGPAY_NGINX_PER_IP_REQUESTS_PER_SECOND_MAX');
+  t.same(abuseLimitsFromEnv({ RINGPAY_NGINX_PER_IP_REQUESTS_PER_SECOND_MAX: '50', RINGPAY_NGINX_PUBLIC_CONNECTIONS_MAX: '100' }),
+    { perIpRequestsPerSecondMax: 50, publicConnectionsMax: 100 });
+  t.throws(() => abuseLimitsFromEnv({ RINGPAY_NGINX_PER_KEY_BURST_REQUESTS_MAX: '0' }), /RINGPAY_NGINX_PER_KEY_BURST_REQUESTS_MAX/);
+  t.equal(resolveAbuseLimits({ internalReservedConnections: 16 }, 64, 4).publicConnectionsMax, 22);
+  t.throws(() => resolveAbuseLimits({}, 1024, 2048), /publicConnectionsMax/, 'no room left for public requests');
 });
 
 t.test('rejects unsafe inputs', async (t) => {
