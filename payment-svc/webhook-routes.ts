@@ -72,8 +72,10 @@ export async function receiveWebhook (ctx: WebhookRouteContext, req: IncomingMes
     sendJson(res, 200, { received: true, duplicate: true })
     return
   }
-  // A confirmation of what the payment already says is the common case (one per payment): debug.
-  const level = result.note === 'already_applied' ? 'debug' : 'info'
+  // One webhook per payment applies its outcome or confirms it: debug (the change event, and
+  // Postgres' webhooks and payment_events, keep every one that changed something). What
+  // disagrees with the payment (a note other than already_applied) stays at info.
+  const level = result.applied || result.note === 'already_applied' ? 'debug' : 'info'
   ctx.log[level]({ checkout_id: checkoutId, provider, psp_event_id: event.pspEventId, type: event.type,
     applied: result.applied, note: result.note, status: result.payment.status }, 'webhook received')
   sendJson(res, 200, { received: true, duplicate: false, applied: result.applied, note: result.note || undefined })
