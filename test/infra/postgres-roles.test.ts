@@ -35,7 +35,14 @@ function configFor(url: string, password: string | undefined, overrides: Partial
 async function open(config: pg.ClientConfig | string): Promise<Conn> {
   const client = new pg.Client(typeof config === 'string' ? { connectionString: config, connectionTimeoutMillis: connectTimeoutMs } : config);
   client.on('error', () => {});
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (err) {
+    // A refusal on the client's side (no password to answer SCRAM with) leaves the socket open
+    // until the server's authentication_timeout (60 s): close it.
+    await client.end().catch(() => {});
+    throw err;
+  }
   return { client };
 }
 
