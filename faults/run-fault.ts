@@ -99,7 +99,7 @@ export async function runFault (kind: FaultKind, ctx: FaultContext, runId: strin
   // Awaited below; handled here so a failure during the fault's cycles is not "unhandled".
   load.done.catch(() => {})
   await sleep(profile.leadInMs)
-  const inFlightAtFault = await inFlight(ctx.stack.databaseUrl, load.result.acked)
+  const inFlightAtFault = await inFlight(ctx.stack.databaseUrls.readonly, load.result.acked)
   let injected = 0
   let clearedAt = performance.now()
   for (let i = 0; i < profile.repeats; i++) {

@@ -23,12 +23,13 @@ import { testApiKeys, demoApiKey, demoMerchantId, otherApiKey, writeApiKeysFile 
 import { startControlServer, type ControlServer } from './stack/control.ts';
 import type { StackInfo } from './stack/info.ts';
 import { migrate } from '../db/migrate.ts';
+import { applyServiceRoles, newDatabasePassword, redactDatabaseUrl, serviceRoles, urlWithCredentials } from '../db/roles.ts';
 import { createProcessor, createReconciler, createSandboxPsp } from './stack/app-processes.ts';
 import { createKafka, defaultDlqPartitions, defaultEventsPartitions, dlqTopic, eventsTopic, externalBrokersFromEnv, stackTopics, type KafkaHandle } from './stack/kafka.ts';
 import { abuseLimitsFromEnv, createNginx, type NginxHandle } from './stack/nginx.ts';
 import { createPaymentNodes, nodeDataDir, nodeId, paymentNodeEntry, type PaymentNodeSpec } from './stack/payment-nodes.ts';
 import { isPortFree, pickFreePort, pickFreePorts } from './stack/ports.ts';
-import { createPostgres, type PostgresHandle } from './stack/postgres.ts';
+import { createPostgres, databaseName, type PostgresHandle } from './stack/postgres.ts';
 import { killAllManagedSync, liveManagedPids, reapStaleGroups, trackChildrenIn, type ServiceHandle } from './stack/proc.ts';
 import { errorMessage, repoRoot, say, withTimeout } from './stack/util.ts';
 import { newAdminToken } from '../lib/admin-token.ts';
@@ -315,6 +316,13 @@ async function main(): Promise<void> {
   writeApiKeysFile(apiKeysFile);
 
   const postgres: PostgresHandle = createPostgres({ dir: join(dir, 'postgres'), port: ports.postgres, logFile: join(logsDir, 'postgres.log') });
+  // One login role per service (db/roles.ts), each with a password made for this run (set again
+  // at every start, so a stack dir's old info file stops working). An external Postgres
+  // (DATABASE_URL) is not ours to administer: every service then uses DATABASE_URL.
+  const rolePasswords = { processor: newDatabasePassword(), reconciler: newDatabasePassword(), readonly: newDatabasePassword() };
+  const roleUrl = (name: keyof typeof rolePasswords) =>
+    postgres.external ? postgres.databaseUrl : urlWithCredentials(postgres.databaseUrl, serviceRoles[name].role, rolePasswords[name]);
+  const databaseUrls = { processor: roleUrl('processor'), reconciler: roleUrl('reconciler'), readonly: roleUrl('readonly') };
   const kafkaReplication = externalBrokersFromEnv() ? -1 : 1;
   const kafka: KafkaHandle = createKafka({
     dir: join(dir, 'kafka'),
@@ -364,7 +372,7 @@ async function main(): Promise<void> {
     id: p.id,
     adminPort: p.admin,
     logFile: join(logsDir, `${p.id}.log`),
-    databaseUrl: postgres.databaseUrl,
+    databaseUrl: databaseUrls.processor,
     kafkaBrokers: kafka.brokers,
     internalUrl: `http://127.0.0.1:${ports.internal}`,
     pspUrl: `http://127.0.0.1:${ports.psp}`,
@@ -377,7 +385,7 @@ async function main(): Promise<void> {
   const reconciler = createReconciler({
     adminPort: ports.reconciler,
     logFile: join(logsDir, 'reconciler.log'),
-    databaseUrl: postgres.databaseUrl,
+    databaseUrl: databaseUrls.reconciler,
     pspUrl: `http://127.0.0.1:${ports.psp}`,
     pspSecretKey,
     adminToken: reconcilerAdminToken,
@@ -403,6 +411,8 @@ async function main(): Promise<void> {
       await postgres.start();
       const result = await migrate(postgres.databaseUrl);
       if (result.applied.length > 0) say('stack', `migrations applied: ${result.applied.join(', ')}`);
+      // After the migrations: the grants name their tables.
+      if (!postgres.external) await applyServiceRoles(postgres.databaseUrl, databaseName, rolePasswords);
     }),
     timed('psp', () => psp.start()),
     timed(kafka.external ? 'kafka (external) + topics' : 'kafka + topics', () => kafka.start()),
@@ -433,6 +443,7 @@ async function main(): Promise<void> {
     controlUrl: control.url,
     controlToken,
     databaseUrl: postgres.databaseUrl,
+    databaseUrls,
     kafkaBrokers: kafka.brokers,
     nodes: nodeSpecs.map((n) => ({ id: n.id, publicPort: n.publicPort, adminPort: n.adminPort, dataDir: n.dataDir, logFile: n.logFile })),
     psp: { url: `http://127.0.0.1:${ports.psp}`, secretKey: pspSecretKey, webhookSecret, logFile: join(logsDir, 'psp.log') },
@@ -461,7 +472,7 @@ async function main(): Promise<void> {
     `  public API    ${info.publicUrl}   (nginx; routes by X-PAYMENT-CHECKOUT-ID)`,
     `  internal API  ${info.internalUrl}   (nginx; /internal/ with the internal token added)`,
     `  control API   ${info.controlUrl}   (POST /nodes/n1/kill|stop|start, /kafka/stop|start, /postgres/stop|start, /nginx/reload; GET /info; Authorization: Bearer $(cat ${controlTokenFile}))`,
-    `  postgres      ${info.databaseUrl}${postgres.external ? '   (external: DATABASE_URL)' : ''}`,
+    `  postgres      ${redactDatabaseUrl(info.databaseUrl)}${postgres.external ? '   (external: DATABASE_URL)' : '   (SCRAM; admin and per-service URLs with passwords in the info file)'}`,
     `  kafka         ${info.kafkaBrokers.join(',')}${kafka.external ? '   (external: KAFKA_BROKERS)' : ''}   topics ${eventsTopic}(${eventsPartitions}) ${dlqTopic}(${dlqPartitions})`,
     ...info.nodes.map((n) => `  node ${n.id.padEnd(8)} public :${n.publicPort}  admin http://127.0.0.1:${n.adminPort}  data ${n.dataDir}`),
     `  sandbox PSP   ${info.psp.url}   (admin: GET /admin/stats, PUT /admin/config)`,

@@ -19,7 +19,12 @@ export interface StackInfo {
   /** The runner's control API, and the bearer token every call to it needs (also in <dir>/control-token, 0600). */
   controlUrl: string;
   controlToken: string;
+  /** The admin URL of database `ringpay` (the superuser, which owns the tables and runs the
+   *  migrations), password included: for DDL and cleanup in tests and tools only. */
   databaseUrl: string;
+  /** Per-service login roles (db/roles.ts), passwords included; all equal to databaseUrl when
+   *  Postgres is external (DATABASE_URL). readonly: SELECT only, for tests, checks and ops. */
+  databaseUrls: { processor: string; reconciler: string; readonly: string };
   /** host:port list */
   kafkaBrokers: string[];
   nodes: StackNodeInfo[];

@@ -2,12 +2,18 @@
 // 127.0.0.1 on a given port (unix socket inside the data dir, fsync on), wait until it
 // accepts connections, create database `ringpay`. Skipped entirely when DATABASE_URL is set.
 //
+// Every connection authenticates with SCRAM-SHA-256, over TCP and the unix socket alike
+// (initdb --auth=scram-sha-256; no `trust` line anywhere): the superuser's password is made
+// once per cluster, kept in `<dir>/superuser-password` (0600) and only ever put in the admin
+// URL (the info file, 0600). The services get roles of their own (db/roles.ts).
+//
 // Postgres refuses to run as root: when the runner is root, initdb and postgres run as the
 // `postgres` system user (created by Debian's postgresql package), and the data dir is
 // chowned to it.
-import { chownSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
+import { newDatabasePassword, urlWithCredentials } from '../../db/roles.ts';
 import { ManagedProcess, runCommand, type ServiceHandle, type ServiceStatus } from './proc.ts';
 import { lookupSystemUser, pollUntil, say, errorMessage } from './util.ts';
 
@@ -31,6 +37,7 @@ export interface PostgresOptions {
 }
 
 export interface PostgresHandle extends ServiceHandle {
+  /** The admin (migration) URL of database `ringpay`: the superuser, with its password. */
   readonly databaseUrl: string;
   readonly external: boolean;
   readonly dataDir: string | null;
@@ -80,6 +87,27 @@ async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+function superuserPasswordFile(dir: string): string {
+  return join(dir, 'superuser-password');
+}
+
+/**
+ * The cluster's superuser password: read from `<dir>/superuser-password`, or made (random,
+ * written 0600) before a first initdb. A cluster without the file predates SCRAM (initdb
+ * --auth=trust): it is refused rather than silently left open.
+ */
+function superuserPassword(dir: string, dataDir: string): string {
+  const file = superuserPasswordFile(dir);
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  if (existsSync(join(dataDir, 'PG_VERSION'))) {
+    throw new Error(`${dataDir} was initialised without a superuser password (trust authentication, before #17): remove ${dir} to re-create it with SCRAM`);
+  }
+  mkdirSync(dir, { recursive: true });
+  const password = newDatabasePassword();
+  writeFileSync(file, `${password}\n`, { mode: 0o600, flag: 'wx' });
+  return password;
 }
 
 /** Every ancestor must be traversable by the postgres user, or initdb/postgres fail obscurely. */
@@ -137,8 +165,9 @@ class LocalPostgres implements PostgresHandle {
     this.dataDir = join(opts.dir, 'data');
     this.logFile = opts.logFile;
     this.#binDir = findPostgresBinDir();
-    this.databaseUrl = `postgres://${superuser}@127.0.0.1:${opts.port}/${databaseName}`;
-    this.#adminUrl = `postgres://${superuser}@127.0.0.1:${opts.port}/postgres`;
+    const password = superuserPassword(opts.dir, this.dataDir);
+    this.databaseUrl = urlWithCredentials(`postgres://127.0.0.1:${opts.port}/${databaseName}`, superuser, password);
+    this.#adminUrl = urlWithCredentials(`postgres://127.0.0.1:${opts.port}/postgres`, superuser, password);
     if (process.getuid?.() === 0) {
       const pgUser = lookupSystemUser('postgres');
       if (!pgUser) throw new Error('running as root, but there is no `postgres` system user to run Postgres as (install Debian package postgresql)');
@@ -162,6 +191,9 @@ class LocalPostgres implements PostgresHandle {
         '-c', 'full_page_writes=on',
         '-c', 'logging_collector=off',
         '-c', 'max_connections=200',
+        // A password set by CREATE/ALTER ROLE in plaintext is stored as a SCRAM verifier (the
+        // default since Postgres 14, pinned: an md5 verifier could never log in on our scram lines).
+        '-c', 'password_encryption=scram-sha-256',
       ],
       env: { ...process.env, LC_ALL: 'C', LANG: 'C' },
       logFile: opts.logFile,
@@ -177,15 +209,20 @@ class LocalPostgres implements PostgresHandle {
   async #initdbIfNeeded(): Promise<void> {
     if (existsSync(join(this.dataDir, 'PG_VERSION'))) return;
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+    const pwFile = superuserPasswordFile(this.#opts.dir);
     if (this.#user) {
       chownSync(this.#opts.dir, this.#user.uid, this.#user.gid);
       chownSync(this.dataDir, this.#user.uid, this.#user.gid);
+      // initdb runs as the postgres user and reads the password file.
+      chownSync(pwFile, this.#user.uid, this.#user.gid);
       assertTraversable(this.dataDir, this.#user.uid, this.#user.gid);
     }
-    say('postgres', `initdb ${this.dataDir}`);
+    say('postgres', `initdb ${this.dataDir} (scram-sha-256)`);
     await runCommand(
       join(this.#binDir, 'initdb'),
-      ['-D', this.dataDir, `--username=${superuser}`, '--auth=trust', '--encoding=UTF8', '--locale=C'],
+      // --auth sets both local (unix socket) and host lines of pg_hba.conf; --pwfile keeps the
+      // password off the command line (ps) and out of the log.
+      ['-D', this.dataDir, `--username=${superuser}`, '--auth=scram-sha-256', `--pwfile=${pwFile}`, '--encoding=UTF8', '--locale=C'],
       { name: 'initdb', logFile: this.#opts.logFile, timeoutMs: initdbTimeoutMs, user: this.#user, env: { ...process.env, LC_ALL: 'C', LANG: 'C' } },
     );
   }

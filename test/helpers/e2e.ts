@@ -10,7 +10,8 @@ const terminal = new Set(['succeeded', 'failed', 'canceled'])
 
 let pool: pg.Pool | undefined
 export function db (): pg.Pool {
-  pool ??= new pg.Pool({ connectionString: stack.databaseUrl, max: 4 })
+  // Read-only role: the tests check the record, they never write it.
+  pool ??= new pg.Pool({ connectionString: stack.databaseUrls.readonly, max: 4 })
   return pool
 }
 export async function closeDb (): Promise<void> {

@@ -17,11 +17,19 @@ const pspRequestTimeoutMs = 30_000
 export const merchantId = 'm_recon_test'
 
 let pool: pg.Pool | undefined
+let adminPool: pg.Pool | undefined
 let source: ReturnType<typeof sandboxReportSource> | undefined
 
+/** As the reconciler's own role (ringpay_reconciler), the way the daemon and the CLI run. */
 export function reconPool (): pg.Pool {
-  pool ??= createPool(stack.databaseUrl)
+  pool ??= createPool(stack.databaseUrls.reconciler)
   return pool
+}
+
+/** As the admin role: our side of a day is written by the tests, which no service role may do here. */
+function paymentsPool (): pg.Pool {
+  adminPool ??= createPool(stack.databaseUrl)
+  return adminPool
 }
 
 function reportSource (): ReturnType<typeof sandboxReportSource> {
@@ -30,8 +38,9 @@ function reportSource (): ReturnType<typeof sandboxReportSource> {
 }
 
 export async function closeRecon (): Promise<void> {
-  await Promise.allSettled([pool?.end(), source?.close()])
+  await Promise.allSettled([pool?.end(), adminPool?.end(), source?.close()])
   pool = undefined
+  adminPool = undefined
   source = undefined
 }
 
@@ -108,7 +117,7 @@ export function oursFor (charges: readonly GeneratedCharge[]): OurPayment[] {
 
 export async function insertPayments (payments: readonly OurPayment[]): Promise<void> {
   if (payments.length === 0) return
-  await reconPool().query(`
+  await paymentsPool().query(`
     INSERT INTO payments (checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method, psp_reference, created_at, updated_at)
     SELECT id, $2, 'recon-test', amount, currency, status, 3, 'pm_card_visa', ref, at - interval '1 second', at
     FROM unnest($1::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) AS t(id, amount, currency, status, ref, at)`,

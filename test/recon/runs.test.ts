@@ -80,7 +80,7 @@ t.test('a report without its header, or empty, or with a non-integer amount, is 
 
 function cli (args: string[], env: Record<string, string> = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
   const child = spawn(process.execPath, [join(import.meta.dirname, '../../reconciler/cli.ts'), ...args], {
-    env: { ...process.env, DATABASE_URL: stack.databaseUrl, PSP_BASE_URL: stack.psp.url, PSP_SECRET_KEY: stack.psp.secretKey, ...env },
+    env: { ...process.env, DATABASE_URL: stack.databaseUrls.reconciler, PSP_BASE_URL: stack.psp.url, PSP_SECRET_KEY: stack.psp.secretKey, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: cliTimeoutMs,
   })
