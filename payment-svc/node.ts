@@ -8,7 +8,7 @@ import { startRelay, type RelayHost } from '../cdc-relay/relay-host.ts'
 import { ApiKeyRegistry } from './api-keys.ts'
 import { createApiKeysReloader, type ApiKeysReloadOutcome, type ApiKeysReloadTrigger } from './api-keys-reloader.ts'
 import type { NodeConfig } from './config.ts'
-import { digestToken } from './internal-routes.ts'
+import { InternalAuthenticator } from './internal-auth.ts'
 import { createNodeMetrics } from './metrics.ts'
 import { PaymentService } from './payment-service.ts'
 import { createAdminServer, createPublicServer, type ServerContext } from './server.ts'
@@ -93,7 +93,7 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
     limits: config.limits,
     metrics,
     log,
-    internalTokenDigest: digestToken(config.internalToken),
+    internalAuth: new InternalAuthenticator(config.internalServices),
     webhookSecrets: config.webhookSecrets,
     notReadyReason: () => (stopping ? 'shutting down' : relay?.notReadyReason()),
     onBug: (error) => onFatal('assertion failed', error),

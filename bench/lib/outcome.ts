@@ -6,6 +6,7 @@
 // sample of that size is checked, and the report says so.
 
 import { Pool } from 'undici'
+import { internalTokenHeader } from '../../lib/internal-credentials.ts'
 
 /** Ids being checked at once (each is one GET per node). */
 export const outcomeCheckConcurrency = 128
@@ -73,6 +74,7 @@ export async function checkNodesOutcome (o: {
   target: string
   ackedIds: readonly string[]
   nodes: readonly NodeAdmin[]
+  /** An internal API token allowed to read (the `audit` service's). */
   internalToken: string
   /** 0 = check every id. */
   sampleMax: number
@@ -99,7 +101,7 @@ export async function checkNodesOutcome (o: {
       const res = await pool.request({
         method: 'GET',
         path: `/internal/payments/${id}`,
-        headers: { 'x-ringpay-internal-token': o.internalToken },
+        headers: { [internalTokenHeader]: o.internalToken },
         signal: deadline,
       })
       const text = await res.body.text()

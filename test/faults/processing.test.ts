@@ -76,7 +76,7 @@ t.test('a dropped webhook is resolved by the watchdog', async (t) => {
     await assertSettled(t, ids, 'succeeded')
     for (const id of ids) {
       const { rows } = await db().query(`SELECT actor FROM payment_events WHERE checkout_id = $1 AND status = 'succeeded'`, [id])
-      t.same(rows.map((r) => r.actor), ['watchdog'], `${id} settled by the watchdog`)
+      t.same(rows.map((r) => r.actor), ['processor:watchdog'], `${id} settled by the watchdog (a processor)`)
     }
   } finally {
     await restorePsp()

@@ -83,7 +83,7 @@ t.test('Kafka outage: accept 1,000 payments, then deliver all of them once, in o
   const collector = await EventCollector.start((key) => idSet.has(key))
   t.teardown(() => collector.close())
   const count = (type: string): number => collector.events.filter((e) => e.event.type === type).length
-  const ours = (): number => collector.events.filter((e) => e.event.actor === 'relay-test').length
+  const ours = (): number => collector.events.filter((e) => e.event.actor === 'ops:relay-test').length
   await collector.waitFor(() => count('payment.created') >= paymentCount && ours() >= transitionedCount,
     drainDeadlineMs, 'the backlog to arrive')
 
@@ -98,7 +98,7 @@ t.test('Kafka outage: accept 1,000 payments, then deliver all of them once, in o
     const created = events.filter((e) => e.event.type === 'payment.created')
     const okCreated = created.length === 1 && events[0] === created[0] && events[0]!.event.version === 1
     const second = events[1]
-    const okMoved = !movedSet.has(id) || (second !== undefined && second.event.actor === 'relay-test' && second.event.version === 2)
+    const okMoved = !movedSet.has(id) || (second !== undefined && second.event.actor === 'ops:relay-test' && second.event.version === 2)
     if (!okCreated || !okMoved) {
       wrong++
       t.fail(`${id}: ${JSON.stringify(events.map((e) => [e.event.type, e.event.version, e.event.actor]))}`)
