@@ -1,6 +1,6 @@
 // The outcome check: every checkout id the load generator saw acknowledged (202) must exist, once.
 // For the payment nodes, each checked id is read back on EVERY node's admin port
-// (`GET /internal/payments/<id>` with the internal token): found on none = lost, found on more
+// (`GET /internal/payments/<id>` with a read-only internal token): found on none = lost, found on more
 // than one = duplicated (a routing fault would put one id on two nodes). An id the generator saw
 // acknowledged twice also counts as duplicated. Above `sampleMax` distinct ids a uniform random
 // sample of that size is checked, and the report says so.

@@ -233,7 +233,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
     await forEachBounded(settled, systemCheckConcurrency, async (id) => {
       const row = rows.get(id)!
       statuses[row.status] = (statuses[row.status] ?? 0) + 1
-      const node = await readPayment(internalPool, `/internal/payments/${encodeURIComponent(id)}`, { 'x-payment-checkout-id': id })
+      const node = await readPayment(internalPool, `/internal/payments/${encodeURIComponent(id)}`, { ...tokenHeader, 'x-payment-checkout-id': id })
       if (node === undefined || !node.found) return fail('checkErrors', id, 'the owning node did not answer')
       if (node.status !== row.status || node.version !== row.version) {
         // A webhook recorded after the terminal state writes no new version; any difference is real.
