@@ -85,5 +85,5 @@ t.test('batch bounds and shape', async (t) => {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ transitions: [item] }),
   })
-  t.equal(noToken.status, 401, 'the node refuses a batch without the internal token')
+  t.match({ status: noToken.status, code: noToken.body?.code }, { status: 401, code: 'internal_unauthorized' }, 'the node refuses a batch without a service token')
 })
