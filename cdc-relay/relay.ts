@@ -70,7 +70,11 @@ export class Relay {
   #waiting: { kind: WaitKind, wake: () => void } | undefined
   #reportedCaughtUp = false
   readonly #handoff: HandoffCache
-  /** performance.now() when the last publish (its read) started, and how many events it carried. */
+  /**
+   * performance.now() when the last publish's first produce request started (after its read: a
+   * read's duration varies, from memory or disk, so anchoring at the read let two produce
+   * requests start closer than the pacing), and how many events it carried.
+   */
   #lastPublishStartedAtMs = Number.NEGATIVE_INFINITY
   #lastBatchEvents = 0
 
@@ -181,7 +185,6 @@ export class Relay {
         await this.#wait('pacing', pacingWaitMs)
         if (this.#stopping) break
       }
-      this.#lastPublishStartedAtMs = performance.now()
       let source: ReadSource = 'memory'
       let entries = this.#readHandoff()
       if (entries === undefined) {
@@ -196,6 +199,7 @@ export class Relay {
       // makes a batch visible only after writing it), so they may go now.
       if (last.sequence >= this.#knownNextSequence) this.#knownNextSequence = last.sequence + 1
       this.#options.report({ kind: 'head', cursor: this.#cursor, headOccurredAtMs: entries[0]!.header.occurredAtMs })
+      this.#lastPublishStartedAtMs = performance.now()
       const published = await this.#publishUntilAcknowledged(entries)
       if (published === undefined || this.#abandoned) break
       const from = this.#cursor

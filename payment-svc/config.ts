@@ -1,6 +1,7 @@
 // Payment node configuration from the environment. Anything missing or malformed stops start-up
 // with a message that names the variable.
 
+import { InternalServicesError, parseInternalServices, type InternalService } from '../lib/internal-credentials.ts'
 import { assertLimits, defaultLimits, type NodeLimits } from './limits.ts'
 
 export interface NodeConfig {
@@ -10,7 +11,8 @@ export interface NodeConfig {
   adminPort: number
   dataDir: string
   apiKeysFile: string
-  internalToken: string
+  /** SHA-256 digest (hex) of each internal caller's token → its service (RINGPAY_INTERNAL_SERVICES). */
+  internalServices: ReadonlyMap<string, InternalService>
   /** Webhook signing secrets by PSP provider name; a provider without one is refused. */
   webhookSecrets: ReadonlyMap<string, string>
   limits: NodeLimits
@@ -47,8 +49,7 @@ function integer (env: NodeJS.ProcessEnv, name: string, fallback: number | undef
 export function loadNodeConfig (env: NodeJS.ProcessEnv): NodeConfig {
   const nodeId = required(env, 'RINGPAY_NODE_ID')
   if (!/^[a-z0-9-]{1,32}$/.test(nodeId)) throw new ConfigError('RINGPAY_NODE_ID must be 1..32 of [a-z0-9-]')
-  const internalToken = required(env, 'RINGPAY_INTERNAL_TOKEN')
-  if (internalToken.length < 16) throw new ConfigError('RINGPAY_INTERNAL_TOKEN must be at least 16 characters')
+  const internalServices = internalServicesFrom(env)
   const ringCapacity = integer(env, 'RINGPAY_RING_CAPACITY', defaultLimits.ringCapacity, 1, 1 << 20)
   const batchSizeMax = integer(env, 'RINGPAY_BATCH_SIZE_MAX', Math.min(defaultLimits.batchSizeMax, ringCapacity), 1, ringCapacity)
   const limits: NodeLimits = {
@@ -72,10 +73,29 @@ export function loadNodeConfig (env: NodeJS.ProcessEnv): NodeConfig {
     adminPort: integer(env, 'RINGPAY_ADMIN_PORT', undefined, 1, 65535),
     dataDir: required(env, 'RINGPAY_DATA_DIR'),
     apiKeysFile: required(env, 'RINGPAY_API_KEYS_FILE'),
-    internalToken,
+    internalServices,
     webhookSecrets: webhookSecretsFrom(env),
     limits,
     trustedProxies: trustedProxiesFrom(env),
+  }
+}
+
+/**
+ * `RINGPAY_INTERNAL_SERVICES`: `processor:<sha256 hex of its token>,ops:<hex>,…`. The node holds
+ * digests only; each caller holds its own token. The former shared `RINGPAY_INTERNAL_TOKEN` (which
+ * nginx added to every request) is no longer read: a node still given only that one stops here.
+ */
+function internalServicesFrom (env: NodeJS.ProcessEnv): ReadonlyMap<string, InternalService> {
+  const raw = env.RINGPAY_INTERNAL_SERVICES
+  if (raw === undefined || raw === '') {
+    const hint = env.RINGPAY_INTERNAL_TOKEN ? ' (RINGPAY_INTERNAL_TOKEN, one token shared by every caller, is no longer read: see SECURITY.md)' : ''
+    throw new ConfigError(`RINGPAY_INTERNAL_SERVICES is required${hint}`)
+  }
+  try {
+    return parseInternalServices(raw)
+  } catch (error) {
+    if (error instanceof InternalServicesError) throw new ConfigError(`RINGPAY_INTERNAL_SERVICES: ${error.message}`, { cause: error })
+    throw error
   }
 }
 

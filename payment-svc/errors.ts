@@ -11,6 +11,10 @@ export const problems = {
   checkout_id_missing: { status: 400, title: 'Missing checkout id' },
   checkout_id_invalid: { status: 400, title: 'Invalid checkout id' },
   unauthorized: { status: 401, title: 'Missing or invalid API key' },
+  // The internal API (#17 part 2): the caller's own service credential is missing or unknown, or
+  // its service may not do what it asked (payment-svc/internal-auth.ts).
+  internal_unauthorized: { status: 401, title: 'Missing or unknown internal service credential' },
+  internal_forbidden: { status: 403, title: 'This service may not do this' },
   // The node's API keys file is unreadable or invalid: no key is accepted until a valid one is
   // loaded (fail closed, so a broken edit never keeps a revoked key alive).
   api_keys_unavailable: { status: 503, title: 'API keys are unavailable on this node; retry later' },

@@ -1,15 +1,18 @@
-// Internal API for processors, webhooks' follow-ups and the watchdog: read any payment and apply
-// state transitions with a version check. Reached through nginx's internal listener (which adds
-// the token) or on the node's admin port; never through the public server.
+// Internal API for processors, operators and checkers: read any payment and apply state
+// transitions with a version check. Reached through nginx's internal listener (which passes the
+// caller's own credential through and adds none) or on the node's admin port; never through the
+// public nginx server. Every call names its service by its token (internal-auth.ts); a transition
+// is recorded with that service as its actor, whatever the body says.
 
-import { hash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { InternalService } from '../lib/internal-credentials.ts'
 import { maskCardNumbers } from '../lib/card-numbers.ts'
 import type { Logger } from '../lib/log.ts'
 import { paymentStatuses, type PaymentStatus } from '../lib/payment-codec.ts'
 import { isValidCheckoutId } from './create-request.ts'
 import { ProblemError, type FieldError } from './errors.ts'
 import { isJsonContentType, parseJson, readBody, sendJson } from './http-io.ts'
+import { recordedActor, requireAllowed, type InternalAuthenticator } from './internal-auth.ts'
 import type { NodeLimits } from './limits.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { PaymentService, TransitionRequest, TransitionResult } from './payment-service.ts'
@@ -20,26 +23,13 @@ export interface InternalRouteContext {
   limits: NodeLimits
   metrics: NodeMetrics
   log: Logger
-  internalTokenDigest: Buffer
+  internalAuth: InternalAuthenticator
 }
 
-const tokenHeader = 'x-ringpay-internal-token'
 const actorLengthMax = 64
 const failureCodeLengthMax = 64
 const failureMessageLengthMax = 500
 const pspReferenceLengthMax = 128
-
-export function digestToken (token: string): Buffer {
-  return hash('sha256', token, 'buffer')
-}
-
-export function requireInternalToken (ctx: InternalRouteContext, req: IncomingMessage): void {
-  const header = req.headers[tokenHeader]
-  if (typeof header !== 'string' || header.length === 0 ||
-    !timingSafeEqual(digestToken(header), ctx.internalTokenDigest)) {
-    throw new ProblemError('unauthorized', { detail: 'internal token missing or wrong' })
-  }
-}
 
 function checkoutIdOf (pathId: string): string {
   if (!isValidCheckoutId(pathId)) throw new ProblemError('checkout_id_invalid')
@@ -47,15 +37,16 @@ function checkoutIdOf (pathId: string): string {
 }
 
 export function getInternalPayment (ctx: InternalRouteContext, req: IncomingMessage, res: ServerResponse, pathId: string): void {
-  requireInternalToken(ctx, req)
+  ctx.internalAuth.require(req, { kind: 'read' })
   sendJson(res, 200, internalPaymentView(ctx.service.getInternal(checkoutIdOf(pathId))))
 }
 
 export async function applyTransition (ctx: InternalRouteContext, req: IncomingMessage, res: ServerResponse, pathId: string): Promise<void> {
-  requireInternalToken(ctx, req)
+  // Who is asking comes first: nothing of the body is read for a caller without a credential.
+  const caller = ctx.internalAuth.serviceOf(req)
   const checkoutId = checkoutIdOf(pathId)
   if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
-  const request = parseTransition(parseJson(await readBody(req, ctx.limits.bodyBytesMax)), singleTransitionFields)
+  const request = parseTransition(parseJson(await readBody(req, ctx.limits.bodyBytesMax)), singleTransitionFields, caller)
   const result = await transitionOne(ctx, checkoutId, request)
   sendJson(res, 200, { applied: result.applied, payment: internalPaymentView(result.payment) })
 }
@@ -88,10 +79,11 @@ async function transitionOne (ctx: InternalRouteContext, checkoutId: string, req
  * A malformed item refuses the whole request (400) before anything is applied.
  */
 export async function applyTransitionBatch (ctx: InternalRouteContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  requireInternalToken(ctx, req)
+  const caller = ctx.internalAuth.serviceOf(req)
   if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
   const body = parseJson(await readBody(req, ctx.limits.transitionBatchBodyBytesMax))
-  const items = parseTransitionBatch(body, ctx.limits.transitionsPerBatchMax)
+  // An item the service may not apply refuses the whole request (403), like a malformed one.
+  const items = parseTransitionBatch(body, ctx.limits.transitionsPerBatchMax, caller)
   const settled = await Promise.allSettled(items.map(({ checkoutId, request }) => transitionOne(ctx, checkoutId, request)))
   const results = settled.map((outcome) => {
     if (outcome.status === 'fulfilled') return { applied: outcome.value.applied, payment: internalPaymentView(outcome.value.payment) }
@@ -103,7 +95,7 @@ export async function applyTransitionBatch (ctx: InternalRouteContext, req: Inco
   sendJson(res, 200, { results })
 }
 
-function parseTransitionBatch (body: unknown, itemsMax: number): Array<{ checkoutId: string, request: TransitionRequest }> {
+function parseTransitionBatch (body: unknown, itemsMax: number, caller: InternalService): Array<{ checkoutId: string, request: TransitionRequest }> {
   if (typeof body !== 'object' || body === null || Array.isArray(body) ||
     Object.keys(body).some((key) => key !== 'transitions')) {
     throw new ProblemError('validation_failed', { detail: 'Body must be {"transitions": [...]}' })
@@ -117,14 +109,18 @@ function parseTransitionBatch (body: unknown, itemsMax: number): Array<{ checkou
     if (typeof id !== 'string' || !isValidCheckoutId(id)) {
       throw new ProblemError('validation_failed', { errors: [{ field: `transitions[${index}].checkout_id`, code: 'format', message: 'checkout_id must be a valid checkout id' }] })
     }
-    return { checkoutId: id, request: parseTransition(item, batchTransitionFields) }
+    return { checkoutId: id, request: parseTransition(item, batchTransitionFields, caller) }
   })
 }
 
 const singleTransitionFields = new Set(['to', 'expected_version', 'actor', 'failure_code', 'failure_message', 'psp_reference', 'publish'])
 const batchTransitionFields = new Set([...singleTransitionFields, 'checkout_id'])
 
-function parseTransition (body: unknown, allowed: ReadonlySet<string>): TransitionRequest {
+/**
+ * A transition as `caller` asks for it: validated (400), then checked against what the caller's
+ * service may do (403), with the actor it will be recorded under.
+ */
+function parseTransition (body: unknown, allowed: ReadonlySet<string>, caller: InternalService): TransitionRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new ProblemError('validation_failed', { detail: 'Body must be a JSON object' })
   }
@@ -150,10 +146,16 @@ function parseTransition (body: unknown, allowed: ReadonlySet<string>): Transiti
   }
   // Free text from a PSP's answer is masked, not refused: refusing would leave the payment
   // stuck, and a card number must not be stored either way.
-  const actor = text('actor', actorLengthMax, true)
+  // What the caller says about itself (e.g. `watchdog`): optional, recorded after its service.
+  const actor = text('actor', actorLengthMax, false)
   const failureCode = maskCardNumbers(text('failure_code', failureCodeLengthMax, false))
   const failureMessage = maskCardNumbers(text('failure_message', failureMessageLengthMax, false))
   const pspReference = text('psp_reference', pspReferenceLengthMax, false)
+  // A success is what a merchant is paid on: it must name the PSP's charge, which the processor
+  // checked (amount, currency, reference) and the reconciler later finds in the settlement report.
+  if (input.to === 'succeeded' && pspReference.trim() === '' && !errors.some((e) => e.field === 'psp_reference')) {
+    errors.push({ field: 'psp_reference', code: 'required', message: 'a move to succeeded needs the psp_reference of the charge' })
+  }
   // Only a claim may stay off the change log: every other status is one Postgres must follow.
   if (input.publish !== undefined && typeof input.publish !== 'boolean') {
     errors.push({ field: 'publish', code: 'format', message: 'publish must be a boolean' })
@@ -161,10 +163,11 @@ function parseTransition (body: unknown, allowed: ReadonlySet<string>): Transiti
     errors.push({ field: 'publish', code: 'format', message: 'publish may be false only for a move to processing' })
   }
   if (errors.length > 0) throw new ProblemError('validation_failed', { errors })
+  requireAllowed(caller, { kind: 'transition', to: input.to as PaymentStatus })
   return {
     to: input.to as PaymentStatus,
     expectedVersion: input.expected_version as number,
-    actor,
+    actor: recordedActor(caller, actor),
     failureCode,
     failureMessage,
     pspReference,

@@ -9,7 +9,7 @@ import { ApiKeyRegistry } from './api-keys.ts'
 import { createApiKeysReloader, type ApiKeysReloadOutcome, type ApiKeysReloadTrigger } from './api-keys-reloader.ts'
 import type { NodeConfig } from './config.ts'
 import { FailedKeyLimiter } from './failed-key-limiter.ts'
-import { digestToken } from './internal-routes.ts'
+import { InternalAuthenticator } from './internal-auth.ts'
 import { createNodeMetrics } from './metrics.ts'
 import { PaymentService } from './payment-service.ts'
 import { createAdminServer, createPublicServer, type ServerContext } from './server.ts'
@@ -97,7 +97,7 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
     log,
     failedKeys: new FailedKeyLimiter(config.limits),
     trustedProxies: config.trustedProxies,
-    internalTokenDigest: digestToken(config.internalToken),
+    internalAuth: new InternalAuthenticator(config.internalServices),
     webhookSecrets: config.webhookSecrets,
     notReadyReason: () => (stopping ? 'shutting down' : relay?.notReadyReason()),
     onBug: (error) => onFatal('assertion failed', error),

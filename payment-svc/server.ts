@@ -1,5 +1,5 @@
 // The node's two HTTP listeners: the nginx-facing one (public API, plus /internal/ for callers
-// holding the internal token) and the admin one (metrics, health, internal API; never behind the
+// holding an internal service credential) and the admin one (metrics, health, internal API; never behind the
 // public nginx server). Routing is a few string checks; the hot path allocates little.
 
 import { AssertionError } from 'node:assert'
@@ -9,7 +9,7 @@ import type { ApiKeyRegistry } from './api-keys.ts'
 import type { ApiKeysReloadOutcome, ApiKeysReloadTrigger } from './api-keys-reloader.ts'
 import { ProblemError } from './errors.ts'
 import { sendJson, sendProblem, splitUrl } from './http-io.ts'
-import { applyTransition, applyTransitionBatch, getInternalPayment, requireInternalToken, type InternalRouteContext } from './internal-routes.ts'
+import { applyTransition, applyTransitionBatch, getInternalPayment, type InternalRouteContext } from './internal-routes.ts'
 import type { NodeLimits } from './limits.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { PaymentService } from './payment-service.ts'
@@ -99,7 +99,7 @@ function adminHandler (ctx: ServerContext): Handler {
       return { route: '/readyz', done: undefined }
     }
     if (path === '/admin/reload-keys' && req.method === 'POST') {
-      requireInternalToken(ctx, req)
+      ctx.internalAuth.require(req, { kind: 'reload_keys' })
       return {
         route: '/admin/reload-keys',
         // A bad file is answered 503 with its reason (no content of the file): the node now

@@ -3,8 +3,9 @@
 // the watchdog. Any number of processors can run in one consumer group.
 //
 // Env: DATABASE_URL, KAFKA_BROKERS, RINGPAY_INTERNAL_URL (nginx's internal listener),
-// PSP_BASE_URL, PSP_SECRET_KEY; optional PROCESSOR_ID, PROCESSOR_ADMIN_PORT (metrics),
-// RINGPAY_EVENTS_TOPIC, RINGPAY_DLQ_TOPIC, PROCESSOR_GROUP_ID, PROCESSOR_WATCHDOG_STALE_AFTER_MS,
+// RINGPAY_INTERNAL_TOKEN (the processor service's own internal API token), PSP_BASE_URL,
+// PSP_SECRET_KEY; optional PROCESSOR_ID, PROCESSOR_ADMIN_PORT (metrics), RINGPAY_EVENTS_TOPIC,
+// RINGPAY_DLQ_TOPIC, PROCESSOR_GROUP_ID, PROCESSOR_WATCHDOG_STALE_AFTER_MS,
 // PROCESSOR_WATCHDOG_INTERVAL_MS, PROCESSOR_FETCH_PACING_MS.
 
 import { createServer } from 'node:http'
@@ -66,6 +67,7 @@ const keys = new KeyedQueue()
 const metrics = createProcessorMetrics(processorId, { pspInFlight: () => pspSlots.active, paymentsInFlight: () => keys.keys })
 const node = new NodeClient({
   internalUrl: required('RINGPAY_INTERNAL_URL'),
+  internalToken: required('RINGPAY_INTERNAL_TOKEN'),
   connectTimeoutMs: limits.nodeConnectTimeoutMs,
   headersTimeoutMs: limits.nodeHeadersTimeoutMs,
   bodyTimeoutMs: limits.nodeBodyTimeoutMs,

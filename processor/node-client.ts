@@ -1,10 +1,13 @@
 // Applies state transitions on the payment's owning node, always through nginx's internal
 // listener, which routes by the same consistent hash as the public API: the processor never
 // guesses which node owns a payment. A transition whose caller knows the payment's node (from the
-// change event it acts on) is batched with others for that node (transition-batcher.ts).
+// change event it acts on) is batched with others for that node (transition-batcher.ts). Every
+// call carries the processor service's own token: nginx adds none, and the node records the
+// service it names as the transition's actor (SECURITY.md, #17 part 2).
 
 import assert from 'node:assert/strict'
 import { Pool, errors as undiciErrors } from 'undici'
+import { internalTokenHeader } from '../lib/internal-credentials.ts'
 import type { PaymentStatus } from '../lib/payment-codec.ts'
 import { TransitionBatcher, TransitionQueueFull, type ItemAnswer } from './transition-batcher.ts'
 
@@ -64,6 +67,8 @@ export class NodeError extends Error {
 
 export interface NodeClientOptions {
   internalUrl: string
+  /** This service's internal API token (RINGPAY_INTERNAL_TOKEN). */
+  internalToken: string
   connectTimeoutMs: number
   headersTimeoutMs: number
   bodyTimeoutMs: number
@@ -76,8 +81,10 @@ export interface NodeClientOptions {
 export class NodeClient {
   readonly #pool: Pool
   readonly #batcher: TransitionBatcher
+  readonly #token: string
 
   constructor (options: NodeClientOptions) {
+    this.#token = options.internalToken
     this.#pool = new Pool(options.internalUrl, {
       connections: options.connectionsMax,
       connectTimeout: options.connectTimeoutMs,
@@ -144,6 +151,7 @@ export class NodeClient {
         method,
         headers: {
           'x-payment-checkout-id': checkoutId,
+          [internalTokenHeader]: this.#token,
           ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
         },
         body: payload !== undefined ? JSON.stringify(payload) : null,

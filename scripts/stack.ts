@@ -33,6 +33,7 @@ import { createPostgres, databaseName, type PostgresHandle } from './stack/postg
 import { killAllManagedSync, liveManagedPids, reapStaleGroups, trackChildrenIn, type ServiceHandle } from './stack/proc.ts';
 import { errorMessage, repoRoot, say, withTimeout } from './stack/util.ts';
 import { newAdminToken } from '../lib/admin-token.ts';
+import { internalServicesSetting, newInternalTokens } from '../lib/internal-credentials.ts';
 
 /** Whole ordered shutdown; past it every child gets SIGKILL. */
 export const shutdownTimeoutMs = 120_000;
@@ -300,7 +301,9 @@ async function main(): Promise<void> {
   cleanups.push(() => rmSync(childrenFile, { force: true }));
 
   const ports = await choosePorts(ephemeral ? null : dir);
-  const internalToken = randomBytes(24).toString('base64url');
+  // The internal API: one token per calling service (processor, ops, audit), each given only to
+  // its holder; nodes get the digests (RINGPAY_INTERNAL_SERVICES), nginx none (SECURITY.md).
+  const internalTokens = newInternalTokens();
   // Dev surfaces are not open to anyone on the machine: the control API and the reconciler's
   // admin trigger each take a token made for this run (in the info file, and the control token
   // also in <dir>/control-token for a human with curl; both 0600).
@@ -340,7 +343,7 @@ async function main(): Promise<void> {
   }));
   // KAFKA_BROKERS turns on each node's CDC relay (cdc-relay/), publishing to the events topic.
   const nodeEnv = { KAFKA_BROKERS: kafka.brokers.join(','), RINGPAY_EVENTS_TOPIC: eventsTopic, RINGPAY_WEBHOOK_SECRET_SANDBOX: webhookSecret };
-  const nodes = createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalToken, entry: nodeEntry, env: nodeEnv });
+  const nodes = createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalServices: internalServicesSetting(internalTokens), entry: nodeEntry, env: nodeEnv });
   const nginx: NginxHandle = createNginx({
     dir: join(dir, 'nginx'),
     logsDir,
@@ -348,7 +351,6 @@ async function main(): Promise<void> {
     publicPort: ports.public,
     internalPort: ports.internal,
     nodeServers: nodeSpecs.map((n) => `127.0.0.1:${n.publicPort}`),
-    internalToken,
     workerProcesses: nginxWorkers,
     // RINGPAY_NGINX_PER_IP_REQUESTS_PER_SECOND_MAX etc.; the nodes take their own limits
     // (RINGPAY_FAILED_KEY_ATTEMPTS_MAX, …) from the same environment.
@@ -377,6 +379,7 @@ async function main(): Promise<void> {
     internalUrl: `http://127.0.0.1:${ports.internal}`,
     pspUrl: `http://127.0.0.1:${ports.psp}`,
     pspSecretKey,
+    internalToken: internalTokens.processor,
     eventsTopic,
     dlqTopic,
   })]));
@@ -450,7 +453,7 @@ async function main(): Promise<void> {
     processors: ports.processors.map((p) => ({ id: p.id, adminPort: p.admin, logFile: join(logsDir, `${p.id}.log`) })),
     reconciler: { adminPort: ports.reconciler, logFile: join(logsDir, 'reconciler.log'), adminToken: reconcilerAdminToken },
     apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey },
-    internalToken,
+    internalTokens,
     dir,
     topics: { events: eventsTopic, eventsPartitions, dlq: dlqTopic, dlqPartitions },
     postgres: { external: postgres.external, dataDir: postgres.dataDir, logFile: postgres.logFile },
@@ -470,7 +473,7 @@ async function main(): Promise<void> {
     '',
     `Ringpay stack ready in ${seconds} s${ephemeral ? ' (ephemeral: removed at exit)' : ''}`,
     `  public API    ${info.publicUrl}   (nginx; routes by X-PAYMENT-CHECKOUT-ID)`,
-    `  internal API  ${info.internalUrl}   (nginx; /internal/ with the internal token added)`,
+    `  internal API  ${info.internalUrl}   (nginx; /internal/ with the caller's own X-Ringpay-Internal-Token, e.g. info file internalTokens.ops)`,
     `  control API   ${info.controlUrl}   (POST /nodes/n1/kill|stop|start, /kafka/stop|start, /postgres/stop|start, /nginx/reload; GET /info; Authorization: Bearer $(cat ${controlTokenFile}))`,
     `  postgres      ${redactDatabaseUrl(info.databaseUrl)}${postgres.external ? '   (external: DATABASE_URL)' : '   (SCRAM; admin and per-service URLs with passwords in the info file)'}`,
     `  kafka         ${info.kafkaBrokers.join(',')}${kafka.external ? '   (external: KAFKA_BROKERS)' : ''}   topics ${eventsTopic}(${eventsPartitions}) ${dlqTopic}(${dlqPartitions})`,

@@ -122,7 +122,7 @@ export class MonolithTarget {
     this.#nginx = createNginx({
       dir: join(o.dir, 'nginx'), logsDir: logs, logFile: join(logs, 'nginx.log'),
       publicPort: nginxPort, internalPort: nginxInternalPort,
-      nodeServers: [`127.0.0.1:${serverPort}`], internalToken: randomBytes(16).toString('hex'),
+      nodeServers: [`127.0.0.1:${serverPort}`],
     })
     this.origin = `http://127.0.0.1:${nginxPort}`
   }

@@ -1,11 +1,12 @@
 // The outcome check: every checkout id the load generator saw acknowledged (202) must exist, once.
 // For the payment nodes, each checked id is read back on EVERY node's admin port
-// (`GET /internal/payments/<id>` with the internal token): found on none = lost, found on more
+// (`GET /internal/payments/<id>` with a read-only internal token): found on none = lost, found on more
 // than one = duplicated (a routing fault would put one id on two nodes). An id the generator saw
 // acknowledged twice also counts as duplicated. Above `sampleMax` distinct ids a uniform random
 // sample of that size is checked, and the report says so.
 
 import { Pool } from 'undici'
+import { internalTokenHeader } from '../../lib/internal-credentials.ts'
 
 /** Ids being checked at once (each is one GET per node). */
 export const outcomeCheckConcurrency = 128
@@ -73,6 +74,7 @@ export async function checkNodesOutcome (o: {
   target: string
   ackedIds: readonly string[]
   nodes: readonly NodeAdmin[]
+  /** An internal API token allowed to read (the `audit` service's). */
   internalToken: string
   /** 0 = check every id. */
   sampleMax: number
@@ -99,7 +101,7 @@ export async function checkNodesOutcome (o: {
       const res = await pool.request({
         method: 'GET',
         path: `/internal/payments/${id}`,
-        headers: { 'x-ringpay-internal-token': o.internalToken },
+        headers: { [internalTokenHeader]: o.internalToken },
         signal: deadline,
       })
       const text = await res.body.text()

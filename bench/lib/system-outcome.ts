@@ -26,6 +26,7 @@
 
 import pg from 'pg'
 import { Pool } from 'undici'
+import { internalTokenHeader } from '../../lib/internal-credentials.ts'
 
 /** Ids read back at once (each read is one GET per node plus one through nginx). */
 export const systemCheckConcurrency = 64
@@ -47,7 +48,8 @@ export interface SystemUnderCheck {
   nodes: ReadonlyArray<{ id: string, adminPort: number }>
   /** nginx's internal listener: routes a checkout id to its owning node, as processors do. */
   internalUrl: string
-  internalToken: string
+  /** The read-only `audit` service's internal API token (a stack info file's internalTokens). */
+  internalTokens: { audit: string }
   databaseUrl: string
   psp: { url: string, secretKey: string }
   host?: string
@@ -153,7 +155,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
     const list = (examples[kind] ??= [])
     if (list.length < systemCheckExamplesMax) list.push(`${id}: ${why}`)
   }
-  const tokenHeader = { 'x-ringpay-internal-token': system.internalToken }
+  const tokenHeader = { [internalTokenHeader]: system.internalTokens.audit }
 
   /** Which nodes hold the id, and whether the node its key routes to is one of them. */
   const locate = async (id: string): Promise<{ holders: string[], routed: NodeRead | undefined } | undefined> => {
@@ -161,7 +163,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
     const reads = await Promise.all(nodePools.map((n) => readPayment(n.pool, path, tokenHeader)))
     if (reads.includes(undefined)) return undefined
     const holders = nodePools.filter((_, i) => reads[i]!.found).map((n) => n.id)
-    const routed = holders.length === 0 ? { found: false } : await readPayment(internalPool, path, { 'x-payment-checkout-id': id })
+    const routed = holders.length === 0 ? { found: false } : await readPayment(internalPool, path, { ...tokenHeader, 'x-payment-checkout-id': id })
     return { holders, routed }
   }
 
@@ -231,7 +233,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
     await forEachBounded(settled, systemCheckConcurrency, async (id) => {
       const row = rows.get(id)!
       statuses[row.status] = (statuses[row.status] ?? 0) + 1
-      const node = await readPayment(internalPool, `/internal/payments/${encodeURIComponent(id)}`, { 'x-payment-checkout-id': id })
+      const node = await readPayment(internalPool, `/internal/payments/${encodeURIComponent(id)}`, { ...tokenHeader, 'x-payment-checkout-id': id })
       if (node === undefined || !node.found) return fail('checkErrors', id, 'the owning node did not answer')
       if (node.status !== row.status || node.version !== row.version) {
         // A webhook recorded after the terminal state writes no new version; any difference is real.

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { internalServicesSetting, newInternalTokens } from '../../lib/internal-credentials.ts'
 import { demoApiKey, writeApiKeysFile } from '../../scripts/stack/api-keys.ts'
 import { benchAbuseLimits, createNginx, findNginx } from '../../scripts/stack/nginx.ts'
 import { createPaymentNodes, nodeId, type PaymentNodeSpec } from '../../scripts/stack/payment-nodes.ts'
@@ -421,7 +422,8 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
 
   const apiKeysFile = join(tmp, 'api-keys.json')
   writeApiKeysFile(apiKeysFile)
-  const internalToken = randomBytes(24).toString('base64url')
+  // Each internal caller its own token; the outcome check reads with the read-only one.
+  const internalTokens = newInternalTokens()
 
   // --- start everything: Postgres, no-op servers and payment nodes together; then naive; then nginx.
   const starts: Array<Promise<void>> = []
@@ -465,7 +467,7 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
     procs(probes, 0)
     starts.push(...probes.map((p) => p.start().then(() => nameGroups([p], 'probe servers'))))
   }
-  const nodes = want('c') ? [...createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalToken }).values()] : []
+  const nodes = want('c') ? [...createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalServices: internalServicesSetting(internalTokens) }).values()] : []
   procs(nodes, 0)
   starts.push(...nodes.map((p) => p.start().then(() => nameGroups([p], 'payment nodes'))))
   const started = await Promise.allSettled(starts)
@@ -486,7 +488,6 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
     publicPort: nginxPorts.c,
     internalPort: nginxPorts.internal,
     nodeServers: defs.c.servers,
-    internalToken,
     workerProcesses: cfg.nginxWorkers,
     // Closed-loop wrk from one IP with one key: far above any per-IP rate meant for clients.
     abuseLimits: benchAbuseLimits,
@@ -607,7 +608,7 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
       target: 'c',
       ackedIds: acked.c,
       nodes: nodeSpecs.map((n, i) => ({ id: n.id, adminOrigin: nodeAdminOrigins[i] as string })),
-      internalToken,
+      internalToken: internalTokens.audit,
       sampleMax: cfg.verifyMax,
       onProgress: (done, total) => log(`outcome check (c): ${formatInt(done)}/${formatInt(total)}`),
     })

@@ -62,7 +62,7 @@ run_one() {
   local id="bench-$mode-$round" pub adm
   pub="$(free_port)"; adm="$(free_port)"
   local env=(RINGPAY_NODE_ID="$id" RINGPAY_PUBLIC_PORT="$pub" RINGPAY_ADMIN_PORT="$adm" RINGPAY_DATA_DIR="$work/$id"
-    RINGPAY_API_KEYS_FILE="$work/keys.json" RINGPAY_INTERNAL_TOKEN=bench-internal-token-123 RINGPAY_LOG_LEVEL=warn)
+    RINGPAY_API_KEYS_FILE="$work/keys.json" RINGPAY_INTERNAL_SERVICES="audit:$(printf "%064d" 0)" RINGPAY_LOG_LEVEL=warn)
   if [ "$mode" = on ]; then env+=(KAFKA_BROKERS="$brokers" RINGPAY_EVENTS_TOPIC="$topic"); fi
   env -u KAFKA_BROKERS "${env[@]}" node payment-svc/main.ts >"$work/$id.log" 2>&1 &
   echo $! >"$work/node.pid"

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { formatInternalServices, newInternalToken, parseInternalServices } from '../../lib/internal-credentials.ts'
 import { writeApiKeysFile, demoApiKey } from '../../scripts/stack/api-keys.ts'
 import { call, createPayment } from '../../test/helpers/api.ts'
 import { defaultLimits } from '../../payment-svc/limits.ts'
@@ -19,7 +20,8 @@ import { defaultRelayLimits } from '../limits.ts'
 import { silentLog } from './fixtures.ts'
 
 const deadlineMs = 15_000
-const internalToken = 'relay-test-internal-token'
+const internalToken = newInternalToken()
+const internalServices = parseInternalServices(formatInternalServices([{ service: 'processor', token: internalToken }]))
 
 /** A local port nothing listens on: connections are refused at once. */
 async function deadPort (): Promise<number> {
@@ -56,7 +58,7 @@ t.test('Kafka unreachable: accepts up to the budget, then sheds new payments onl
   process.env.RINGPAY_RELAY_BACKLOG_EVENTS_MAX = String(budget)
   const dataDir = join(dir, 'data')
   const node = await startPaymentNode({
-    nodeId: 'nr1', host: '127.0.0.1', publicPort: 0, adminPort: 0, dataDir, apiKeysFile, internalToken, limits: defaultLimits, webhookSecrets: new Map(), trustedProxies: new Set(defaultTrustedProxies),
+    nodeId: 'nr1', host: '127.0.0.1', publicPort: 0, adminPort: 0, dataDir, apiKeysFile, internalServices, limits: defaultLimits, webhookSecrets: new Map(), trustedProxies: new Set(defaultTrustedProxies),
   }, silentLog, (reason, error) => t.fail(`node fatal: ${reason}: ${String(error)}`))
   const publicUrl = `http://127.0.0.1:${node.publicPort}`
   const adminUrl = `http://127.0.0.1:${node.adminPort}`
@@ -113,7 +115,7 @@ t.test('without KAFKA_BROKERS the node runs without a relay', async (t) => {
   writeApiKeysFile(apiKeysFile)
   delete process.env.KAFKA_BROKERS
   const node = await startPaymentNode({
-    nodeId: 'nr2', host: '127.0.0.1', publicPort: 0, adminPort: 0, dataDir: join(dir, 'data'), apiKeysFile, internalToken, limits: defaultLimits, webhookSecrets: new Map(), trustedProxies: new Set(defaultTrustedProxies),
+    nodeId: 'nr2', host: '127.0.0.1', publicPort: 0, adminPort: 0, dataDir: join(dir, 'data'), apiKeysFile, internalServices, limits: defaultLimits, webhookSecrets: new Map(), trustedProxies: new Set(defaultTrustedProxies),
   }, silentLog, (reason, error) => t.fail(`node fatal: ${reason}: ${String(error)}`))
   t.equal((await createPayment(`http://127.0.0.1:${node.publicPort}`, demoApiKey, 'x-1')).status, 202)
   t.equal(await metric(node.adminPort, 'ringpay_relay_lag_events'), undefined, 'no relay metrics')

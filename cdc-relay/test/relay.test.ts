@@ -333,6 +333,52 @@ t.test('pacing: light traffic (small batches) is paced on the short interval onl
   await relay.stop(1_000)
 })
 
+t.test('pacing counts from the produce request: a stall before one does not let the next start early', async (t) => {
+  // Found in a full test run on the shared 2-core machine: "publish 2 started 95 ms after the one
+  // before" with 100 ms pacing. The relay anchored its pacing where it started *reading* a batch;
+  // time spent between that and the produce request (a disk read, a busy event loop) was taken
+  // off the next wait. Here the stall is a synchronous 60 ms in the relay's head report, which
+  // runs between the read and the produce request.
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  const producer = new FakeProducer()
+  const startedAt: number[] = []
+  const publish = producer.publish.bind(producer)
+  producer.publish = async (...args) => {
+    startedAt.push(performance.now())
+    return publish(...args)
+  }
+  const lightPacingMs = 100
+  const stallMs = 60
+  let heads = 0
+  const relay = new Relay({
+    nodeId: node.service.nodeId,
+    topic: 'payments.events',
+    changeLog: new LevelChangeLog(node.store.db),
+    producer,
+    limits: testLimits({ publishPacingMs: 60_000, publishLightPacingMs: lightPacingMs, publishPacingAfterBatchEventsMin: 5 }),
+    log: silentLog,
+    initialNextSequence: node.store.meta.nextSequence,
+    report: (report) => {
+      if (report.kind !== 'head' || report.headOccurredAtMs === undefined || ++heads !== 2) return
+      const until = performance.now() + stallMs
+      while (performance.now() < until) { /* the stall */ }
+    },
+  })
+  node.onCommitted((next, events) => relay.notifyCommitted(next, events))
+  void relay.start()
+  for (let i = 0; i < 3; i++) {
+    await node.createPayments([`stall-${i}`])
+    await until(() => relay.cursor === i + 2, 2_000, `stall-${i} published`)
+  }
+  t.equal(startedAt.length, 3)
+  for (let i = 1; i < startedAt.length; i++) {
+    // Timers may fire a millisecond early relative to performance.now().
+    t.ok(startedAt[i]! - startedAt[i - 1]! >= lightPacingMs - 2, `produce request ${i} started ${Math.round(startedAt[i]! - startedAt[i - 1]!)} ms after the one before`)
+  }
+  await relay.stop(1_000)
+})
+
 t.test('pacing: a full batch does not wait', async (t) => {
   const node = await openTestNode('n1')
   t.teardown(() => node.close())

@@ -8,7 +8,7 @@ const baseEnv = {
   RINGPAY_ADMIN_PORT: '7001',
   RINGPAY_DATA_DIR: '/tmp/x',
   RINGPAY_API_KEYS_FILE: '/tmp/keys.json',
-  RINGPAY_INTERNAL_TOKEN: 'a-long-enough-token',
+  RINGPAY_INTERNAL_SERVICES: `processor:${'a'.repeat(64)},ops:${'b'.repeat(64)}`,
 }
 
 t.test('the defaults hold together', (t) => {
@@ -28,7 +28,7 @@ t.test('config names the bad variable', (t) => {
   t.equal(loadNodeConfig(baseEnv).limits.ringCapacity, defaultLimits.ringCapacity)
   t.equal(loadNodeConfig({ ...baseEnv, RINGPAY_RING_CAPACITY: '4' }).limits.batchSizeMax, 4)
   t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_PUBLIC_PORT: 'x' }), { code: 'config_invalid', message: /RINGPAY_PUBLIC_PORT/ })
-  t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_INTERNAL_TOKEN: 'short' }), /RINGPAY_INTERNAL_TOKEN/)
+  t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_INTERNAL_SERVICES: 'processor:short' }), /RINGPAY_INTERNAL_SERVICES/)
   t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_NODE_ID: '' }), /RINGPAY_NODE_ID/)
   t.end()
 })

@@ -8,11 +8,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { Pool } from 'undici'
+import { formatInternalServices, newInternalToken } from '../../lib/internal-credentials.ts'
 import { pickFreePorts } from '../../scripts/stack/ports.ts'
 import { eventually } from '../../test/helpers/api.ts'
 
 const apiKey = 'sk_test_overload_0123456789'
-const token = 'overload-internal-token-0123'
+const token = newInternalToken()
 const burstSize = 400
 const startDeadlineMs = 15_000
 
@@ -32,7 +33,7 @@ t.test('a full ring sheds load with 503 and writes nothing it refused', async (t
       RINGPAY_ADMIN_PORT: String(adminPort),
       RINGPAY_DATA_DIR: join(dir, 'db'),
       RINGPAY_API_KEYS_FILE: keysFile,
-      RINGPAY_INTERNAL_TOKEN: token,
+      RINGPAY_INTERNAL_SERVICES: formatInternalServices([{ service: 'audit', token }]),
       RINGPAY_RING_CAPACITY: '4',
       RINGPAY_BATCH_SIZE_MAX: '2',
       RINGPAY_LOG_LEVEL: 'warn',

@@ -69,6 +69,8 @@ export interface ProcessorSpec {
   internalUrl: string;
   pspUrl: string;
   pspSecretKey: string;
+  /** The processor service's own internal API token (nodes know its digest). */
+  internalToken: string;
   eventsTopic: string;
   dlqTopic: string;
   env?: Record<string, string>;
@@ -82,6 +84,7 @@ export function createProcessor(spec: ProcessorSpec): ManagedProcess {
     DATABASE_URL: spec.databaseUrl,
     KAFKA_BROKERS: spec.kafkaBrokers.join(','),
     RINGPAY_INTERNAL_URL: spec.internalUrl,
+    RINGPAY_INTERNAL_TOKEN: spec.internalToken,
     PSP_BASE_URL: spec.pspUrl,
     PSP_SECRET_KEY: spec.pspSecretKey,
     RINGPAY_EVENTS_TOPIC: spec.eventsTopic,

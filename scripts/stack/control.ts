@@ -12,7 +12,7 @@
 //        overrides for this node from that start on (e.g. a tiny relay disk budget); a start or
 //        restart without a body goes back to the node's own environment. Only the variables in
 //        nodeEnvOverridesAllowed, with values of their shape, are taken (400 `env_override_refused`):
-//        an override of the keys file, the data dir, the internal token or NODE_OPTIONS would
+//        an override of the keys file, the data dir, the internal service digests or NODE_OPTIONS would
 //        hand the node to the caller.
 //   POST /kafka/(start|stop|kill|restart)
 //   POST /postgres/(start|stop|kill|restart)

@@ -3,6 +3,8 @@
 // the stack (tokens, keys), so it is written 0600, and the control API serves it only to callers
 // holding controlToken.
 
+import type { InternalService } from '../../lib/internal-credentials.ts';
+
 export interface StackNodeInfo {
   id: string;
   publicPort: number;
@@ -14,7 +16,7 @@ export interface StackNodeInfo {
 export interface StackInfo {
   /** nginx public entry point, e.g. http://127.0.0.1:8080 */
   publicUrl: string;
-  /** nginx internal entry point (adds the internal token), for processors. */
+  /** nginx internal entry point, for processors; every call carries its caller's own token (internalTokens). */
   internalUrl: string;
   /** The runner's control API, and the bearer token every call to it needs (also in <dir>/control-token, 0600). */
   controlUrl: string;
@@ -34,7 +36,12 @@ export interface StackInfo {
   /** The reconciler daemon (absent in info files of older stacks); its admin trigger needs adminToken. */
   reconciler?: { adminPort: number; logFile: string; adminToken: string };
   apiKeys: { merchant_demo: string; merchant_other: string };
-  internalToken: string;
+  /**
+   * One internal API token per service (lib/internal-credentials.ts): `processor` (the
+   * processors'), `ops` (operators, the tests), `audit` (read-only checks). Sent as
+   * X-Ringpay-Internal-Token; nginx adds none.
+   */
+  internalTokens: Record<InternalService, string>;
   /** The stack's directory (data, logs, configs). */
   dir: string;
   topics: { events: string; eventsPartitions: number; dlq: string; dlqPartitions: number };

@@ -13,7 +13,9 @@
 //    internalReservedConnections of worker_connections to the internal server.
 //  - The internal server proxies `/internal/` to the SAME upstream (nginx's ketama ring is
 //    computed from the server address strings, so only the same server list guarantees the
-//    same key → node mapping) and adds the internal token, which the public server strips.
+//    same key → node mapping). It passes the caller's own internal credential header through
+//    unchanged and never adds one (nginx holds no internal secret): the node checks who is
+//    calling end to end (SECURITY.md, #17 part 2). The public server strips that header.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -125,6 +127,7 @@ export function resolveAbuseLimits(given: Partial<NginxAbuseLimits> | undefined,
   }
   return resolved;
 }
+/** The internal API's credential header (lib/internal-credentials.ts): passed through on the internal listener, stripped on public ones. */
 export const internalTokenHeader = 'X-Ringpay-Internal-Token';
 
 export interface NginxSite {
@@ -142,7 +145,6 @@ export interface NginxConfOptions {
   internalPort: number;
   /** host:port of each payment node's public listener, in node order. */
   nodeServers: string[];
-  internalToken: string;
   accessLog: string;
   errorLog: string;
   workerProcesses?: number;
@@ -172,7 +174,6 @@ const problem = (status: number, title: string, code: string): string =>
 
 const upstreamNameRe = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const serverRe = /^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
-const tokenRe = /^[A-Za-z0-9_\-]{16,256}$/;
 
 function upstreamBlock(name: string, servers: string[], keepalive: number): string {
   if (!upstreamNameRe.test(name)) throw new Error(`bad upstream name ${JSON.stringify(name)}`);
@@ -189,8 +190,12 @@ ${servers.map((s) => `    server ${s} max_fails=0;`).join('\n')}
 `;
 }
 
-/** Proxy directives shared by every proxied location (repeated per location: proxy_set_header does not merge). */
-function proxyDirectives(upstream: string, internalToken: string): string {
+/**
+ * Proxy directives shared by every proxied location (repeated per location: proxy_set_header does
+ * not merge). `credential`: 'strip' on public servers (a public caller never hands a node an
+ * internal credential), 'pass' on the internal listener (the caller's own, unchanged; nginx adds none).
+ */
+function proxyDirectives(upstream: string, credential: 'strip' | 'pass'): string {
   return `
       proxy_pass http://${upstream};
       proxy_http_version 1.1;
@@ -201,8 +206,8 @@ function proxyDirectives(upstream: string, internalToken: string): string {
       # The client's address as nginx accepted it (whatever the client sent is overwritten): the
       # node counts failed keys and logs by it, believing it only from nginx (its peer address).
       proxy_set_header X-Real-IP $remote_addr;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header ${internalTokenHeader} "${internalToken}";
+      proxy_set_header X-Forwarded-Proto $scheme;${credential === 'strip' ? `
+      proxy_set_header ${internalTokenHeader} "";` : ''}
       proxy_next_upstream off;
       proxy_next_upstream_tries 1;
       proxy_intercept_errors off;
@@ -280,7 +285,7 @@ ${errorLocations(limits.retryAfterS)}
       if ($checkout_header_invalid) {${invalidKey}
       }
       if ($checkout_key = "") {${missingKey}
-      }${proxyDirectives(upstream, '')}
+      }${proxyDirectives(upstream, 'strip')}
       # The whole-request deadline: client_body_timeout bounds only the gap between two reads, so
       # a client dribbling a byte every 9 s would hold a buffered body for hours. Streamed, the
       # body reaches the node as it comes, and the node cuts the request off at its
@@ -293,7 +298,6 @@ ${errorLocations(limits.retryAfterS)}
 
 export function renderNginxConf(o: NginxConfOptions): string {
   const host = o.host ?? '127.0.0.1';
-  if (!tokenRe.test(o.internalToken)) throw new Error('internal token must be 16-256 chars of [A-Za-z0-9_-]');
   const temp = (name: string) => join(o.dir, 'temp', name);
   const extra = o.extraSites ?? [];
   const workerConnections = o.workerConnections ?? defaultWorkerConnections;
@@ -377,9 +381,9 @@ http {
 ${upstreamBlock('payment_nodes', o.nodeServers, keepalive)}${extra.map((s) => upstreamBlock(s.upstreamName, s.servers, keepalive)).join('')}
   # Public API.
 ${publicServer(host, o.publicPort, 'payment_nodes', o.accessLog, o.errorLog, limits)}
-  # Internal API for processors: same upstream (same ring), adds the internal token. No abuse
-  # limits: its callers hold the network position of processors, and it keeps the worker
-  # connections the public servers leave (internalReservedConnections).
+  # Internal API for processors, operators and checkers: same upstream (same ring). Each caller's
+  # own credential header goes through unchanged; nginx adds none, the node checks it. No abuse
+  # limits: it keeps the worker connections the public servers leave (internalReservedConnections).
   server {
     listen ${host}:${o.internalPort};
     access_log ${o.accessLog} ringpay_json;
@@ -394,7 +398,7 @@ ${errorLocations(limits.retryAfterS)}
       if ($checkout_header_invalid) {${invalidKey}
       }
       if ($checkout_key = "") {${missingKey}
-      }${proxyDirectives('payment_nodes', o.internalToken)}
+      }${proxyDirectives('payment_nodes', 'pass')}
     }
 
     location / {${notFound}
@@ -486,7 +490,7 @@ class Nginx implements NginxHandle {
       // Even root cannot raise the hard limit without CAP_SYS_RESOURCE (containers).
       workerRlimitNofile: hard !== undefined ? Math.min(wanted, hard) : wanted,
     });
-    // Holds the internal token: owner-only.
+    // No secret in it (nginx holds no internal credential), but nobody else needs to read it.
     writeFileSync(this.configFile, conf, { mode: 0o600 });
     const test = spawnSync(this.#bin, ['-t', '-q', '-p', o.dir, '-e', this.errorLog, '-c', this.configFile], {
       encoding: 'utf8',

@@ -26,7 +26,8 @@ export interface PaymentNodeSpec {
 export interface PaymentNodesOptions {
   nodes: PaymentNodeSpec[];
   apiKeysFile: string;
-  internalToken: string;
+  /** RINGPAY_INTERNAL_SERVICES: each internal caller's token digest with its service (lib/internal-credentials.ts). */
+  internalServices: string;
   host?: string;
   /** Extra env for every node. */
   env?: Record<string, string>;
@@ -70,7 +71,7 @@ export function createPaymentNodes(opts: PaymentNodesOptions): Map<string, Manag
           RINGPAY_ADMIN_PORT: String(spec.adminPort),
           RINGPAY_DATA_DIR: spec.dataDir,
           RINGPAY_API_KEYS_FILE: opts.apiKeysFile,
-          RINGPAY_INTERNAL_TOKEN: opts.internalToken,
+          RINGPAY_INTERNAL_SERVICES: opts.internalServices,
         },
         logFile: spec.logFile,
         stopSignal: 'SIGTERM',

@@ -29,7 +29,7 @@ function assertCardRefused (t: Test, res: ApiResponse, what: string): void {
 /** No node holds a payment under `id` (read on each node's admin port, bypassing nginx). */
 async function storedNowhere (t: Test, id: string, what: string): Promise<void> {
   for (const node of stack.nodes) {
-    const res = await getFromNode(node.adminPort, stack.internalToken, encodeURIComponent(id))
+    const res = await getFromNode(node.adminPort, stack.internalTokens.audit, encodeURIComponent(id))
     t.not(res.status, 200, `${what}: not stored on ${node.id}`)
   }
 }

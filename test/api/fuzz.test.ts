@@ -221,7 +221,7 @@ const generators: ReadonlyArray<readonly [number, (ctx: Ctx) => FuzzCase]> = [
       ['expect continue', [['Expect', '100-continue']], 'content-length', []],
       ['expect other', [['Expect', 'something']], 'content-length', []],
       ['gzip content coding', [['Content-Encoding', 'gzip']], 'content-length', []],
-      ['spoofed internal token', [['X-Ringpay-Internal-Token', stack.internalToken]], 'content-length', []],
+      ['spoofed internal token', [['X-Ringpay-Internal-Token', stack.internalTokens.processor]], 'content-length', []],
       ['forwarded headers', [['X-Forwarded-For', '10.0.0.1, ::1'], ['X-Request-Id', '../../etc/passwd'], ['Forwarded', 'for=evil']], 'content-length', []],
       ['underscore id header', [['X_PAYMENT_CHECKOUT_ID', ctx.id]], 'content-length', []],
       ['headers over 16 KiB', Array.from({ length: 3 }, (_, i): [string, string] => [`X-Pad-${i}`, 'p'.repeat(7000)]), 'content-length', []],
@@ -255,7 +255,7 @@ const generators: ReadonlyArray<readonly [number, (ctx: Ctx) => FuzzCase]> = [
     const target = ctx.rng.pick(targets)
     const auth = ctx.rng.pick([[`Bearer ${demoKey}`], [`Bearer ${otherKey}`], [], [`Bearer ${demoKey}`]])
     const headers: HeaderList = auth.map((a): [string, string] => ['Authorization', a])
-    if (ctx.rng.chance(0.3)) headers.push(['X-Ringpay-Internal-Token', stack.internalToken])
+    if (ctx.rng.chance(0.3)) headers.push(['X-Ringpay-Internal-Token', stack.internalTokens.processor])
     if (ctx.rng.chance(0.2)) headers.push(['X-PAYMENT-CHECKOUT-ID', ctx.rng.pick([id, `${id}x`, ''])])
     const method = ctx.rng.pick(['GET', 'GET', 'GET', 'HEAD'])
     steps.push({
@@ -276,7 +276,7 @@ const generators: ReadonlyArray<readonly [number, (ctx: Ctx) => FuzzCase]> = [
       return methodPath({ rng: ctx.rng, id })
     }
     const headers: HeaderList = [['Authorization', `Bearer ${demoKey}`], ['X-PAYMENT-CHECKOUT-ID', id]]
-    if (ctx.rng.chance(0.3)) headers.push(['X-Ringpay-Internal-Token', stack.internalToken])
+    if (ctx.rng.chance(0.3)) headers.push(['X-Ringpay-Internal-Token', stack.internalTokens.processor])
     const withBody = ctx.rng.chance(0.5)
     if (withBody) headers.push(['Content-Type', 'application/json'])
     const body = withBody ? Buffer.from(ctx.rng.pick([objectText(validBodyFor(ctx.rng)), '{"to":"succeeded","expected_version":1,"actor":"fuzz"}']), 'utf8') : undefined

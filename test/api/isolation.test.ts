@@ -31,8 +31,8 @@ t.test('the internal API is not reachable through the public server', async (t) 
   const { id, version } = await createSettledForAction('iso')
   const res = await call(`${stack.publicUrl}/internal/payments/${id}/transitions`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-payment-checkout-id': id, 'x-ringpay-internal-token': stack.internalToken },
-    body: JSON.stringify({ to: 'succeeded', expected_version: version, actor: 'attacker' }),
+    headers: { 'content-type': 'application/json', 'x-payment-checkout-id': id, 'x-ringpay-internal-token': stack.internalTokens.processor },
+    body: JSON.stringify({ to: 'succeeded', expected_version: version, actor: 'attacker', psp_reference: 'ch_forged' }),
   })
   t.equal(res.status, 404)
   const after = (await getInternal(stack.internalUrl, id)).body

@@ -62,7 +62,7 @@ t.test('a move to processing followed by the outcome wakes the poll once, with t
   await eventually(async () => (await longPollWaiters(owner.adminPort)) > waitersBefore ? true : undefined,
     5_000, 'the long-poll to park on its node')
   t.equal((await transition(stack.internalUrl, id, { to: 'processing', expected_version: version, actor: 'test' })).status, 200)
-  t.equal((await transition(stack.internalUrl, id, { to: 'succeeded', expected_version: version + 1, actor: 'test', psp_reference: 'ch_lp' })).status, 200)
+  t.equal((await transition(stack.internalUrl, id, { to: 'succeeded', expected_version: version + 1, actor: 'test', psp_reference: 'ch_lp' }, stack.internalTokens.processor)).status, 200)
   const res = await waiting
   t.match(res.body, { status: 'succeeded', version: version + 2 }, 'not woken by the claim in between')
 })

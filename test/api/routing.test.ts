@@ -14,7 +14,7 @@ t.test('each payment lives on exactly one node, the same one every time', async 
   for (const id of ids) {
     const holders: string[] = []
     for (const node of stack.nodes) {
-      const res = await getFromNode(node.adminPort, stack.internalToken, id)
+      const res = await getFromNode(node.adminPort, stack.internalTokens.audit, id)
       if (res.status === 200) holders.push(node.id)
     }
     t.equal(holders.length, 1, `${id} is on exactly one node: ${holders.join(',')}`)

@@ -3,7 +3,8 @@
 // refused exactly as its single call would be, and the answer keeps the items' order.
 
 import t from 'tap'
-import { call, getInternal, newCheckoutId } from '../helpers/api.ts'
+import { internalTokenHeader } from '../../lib/internal-credentials.ts'
+import { call, getInternal, newCheckoutId, opsToken } from '../helpers/api.ts'
 import { createSettledForAction } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
@@ -11,10 +12,10 @@ const stack = loadStackInfo()
 const busyRetriesMax = 20
 const busyRetryDelayMs = 25
 
-function sendBatch (routingId: string, transitions: unknown[], contentType = 'application/json') {
+function sendBatch (routingId: string, transitions: unknown[], contentType = 'application/json', token = opsToken()) {
   return call(`${stack.internalUrl}/internal/transitions`, {
     method: 'POST',
-    headers: { 'content-type': contentType, 'x-payment-checkout-id': routingId },
+    headers: { 'content-type': contentType, 'x-payment-checkout-id': routingId, [internalTokenHeader]: token },
     body: JSON.stringify({ transitions }),
   })
 }
@@ -84,5 +85,5 @@ t.test('batch bounds and shape', async (t) => {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ transitions: [item] }),
   })
-  t.equal(noToken.status, 401, 'the node refuses a batch without the internal token')
+  t.match({ status: noToken.status, code: noToken.body?.code }, { status: 401, code: 'internal_unauthorized' }, 'the node refuses a batch without a service token')
 })

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
+import { internalTokenHeader } from '../../lib/internal-credentials.ts'
 import { writeApiKeysFile } from '../../scripts/stack/api-keys.ts'
 import { call, createPayment, eventually, getFromNode, getPayment, newCheckoutId, type ApiResponse } from '../helpers/api.ts'
 import { loadStackInfo, type StackNodeInfo } from '../helpers/stack.ts'
@@ -20,8 +21,9 @@ const otherKey = stack.apiKeys.merchant_other
 const repairedInForceDeadlineMs = 15_000
 const logLineDeadlineMs = 5_000
 
-function reloadKeys (node: StackNodeInfo, token = stack.internalToken): Promise<ApiResponse> {
-  return call(`http://127.0.0.1:${node.adminPort}/admin/reload-keys`, { method: 'POST', headers: { 'x-ringpay-internal-token': token } })
+/** The admin reload, as an operator (the `ops` service) unless another token is given. */
+function reloadKeys (node: StackNodeInfo, token = stack.internalTokens.ops): Promise<ApiResponse> {
+  return call(`http://127.0.0.1:${node.adminPort}/admin/reload-keys`, { method: 'POST', headers: { [internalTokenHeader]: token } })
 }
 
 /** GET of an unknown payment straight on the node's public port: 404 for a valid key. */
@@ -63,7 +65,9 @@ t.test('a malformed keys file revokes every key on every node until a valid one 
 
   for (const node of stack.nodes) {
     const refused = await reloadKeys(node, 'not-the-internal-token-0123456789')
-    t.equal(refused.status, 401, `${node.id}: reload-keys needs the internal token`)
+    t.equal(refused.status, 401, `${node.id}: reload-keys needs an internal credential`)
+    const forbidden = await reloadKeys(node, stack.internalTokens.processor)
+    t.match({ status: forbidden.status, code: forbidden.body?.code }, { status: 403, code: 'internal_forbidden' }, `${node.id}: and an operator's`)
     const reload = await reloadKeys(node)
     t.equal(reload.status, 503, `${node.id}: the reload reports the bad file`)
     t.match(reload.body, { code: 'api_keys_unavailable', reason: 'invalid_json' })
@@ -76,7 +80,7 @@ t.test('a malformed keys file revokes every key on every node until a valid one 
   const id = newCheckoutId('keys')
   assertKeysUnavailable(t, await createPayment(stack.publicUrl, otherKey, id), 'POST through nginx, revoked key')
   assertKeysUnavailable(t, await createPayment(stack.publicUrl, demoKey, id), 'POST through nginx, kept key')
-  for (const node of stack.nodes) t.equal((await getFromNode(node.adminPort, stack.internalToken, id)).status, 404, `${id} not on ${node.id}`)
+  for (const node of stack.nodes) t.equal((await getFromNode(node.adminPort, stack.internalTokens.audit, id)).status, 404, `${id} not on ${node.id}`)
 
   // Each node logged it once, with the reason and no key or digest.
   for (const node of stack.nodes) {

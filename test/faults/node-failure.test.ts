@@ -23,7 +23,7 @@ async function ownerOf (id: string): Promise<string> {
 async function holdersOf (id: string): Promise<string[]> {
   const holders: string[] = []
   for (const node of stack.nodes) {
-    if ((await getFromNode(node.adminPort, stack.internalToken, id)).status === 200) holders.push(node.id)
+    if ((await getFromNode(node.adminPort, stack.internalTokens.audit, id)).status === 200) holders.push(node.id)
   }
   return holders
 }

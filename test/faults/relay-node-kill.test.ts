@@ -55,7 +55,7 @@ t.test('kill -9 mid-publish: after restart no event is missing', async (t) => {
   const stored = [...acknowledged]
   for (const id of unknown) {
     for (const node of stack.nodes) {
-      if ((await getFromNode(node.adminPort, stack.internalToken, id)).status === 200) {
+      if ((await getFromNode(node.adminPort, stack.internalTokens.audit, id)).status === 200) {
         stored.push(id)
         break
       }

@@ -2,6 +2,8 @@
 
 import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
+import { internalTokenHeader } from '../../lib/internal-credentials.ts'
+import { loadStackInfo } from './stack.ts'
 
 export interface ApiResponse {
   status: number
@@ -68,22 +70,35 @@ export function getPayment (publicUrl: string, apiKey: string, checkoutId: strin
   return call(`${publicUrl}/payments/${checkoutId}${query}`, { headers: { authorization: `Bearer ${apiKey}` } })
 }
 
-/** Reads a payment through nginx's internal listener (which adds the internal token). */
-export function getInternal (internalUrl: string, checkoutId: string): Promise<ApiResponse> {
-  return call(`${internalUrl}/internal/payments/${checkoutId}`, { headers: { 'x-payment-checkout-id': checkoutId } })
+/**
+ * The test suite's own internal API credential: the stack's `ops` token (operators may read,
+ * claim, fail and cancel; only the `processor` token may record a success). nginx adds none.
+ */
+export function opsToken (): string {
+  return loadStackInfo().internalTokens.ops
+}
+
+/** Reads a payment through nginx's internal listener, with the `ops` token unless another is given. */
+export function getInternal (internalUrl: string, checkoutId: string, token = opsToken()): Promise<ApiResponse> {
+  return call(`${internalUrl}/internal/payments/${checkoutId}`, {
+    headers: { 'x-payment-checkout-id': checkoutId, [internalTokenHeader]: token },
+  })
 }
 
 /**
- * Applies a transition like a processor does: a 409 `idempotency_key_in_use` (another write for
- * the payment, e.g. a PSP webhook, is in flight on the node) is retried a bounded number of times.
+ * Applies a transition like a processor does, as the `ops` service unless another token is given
+ * (a move to succeeded or requires_action needs the processor's): a 409 `idempotency_key_in_use`
+ * (another write for the payment, e.g. a PSP webhook, is in flight on the node) is retried a
+ * bounded number of times.
  */
-export async function transition (internalUrl: string, checkoutId: string, body: Record<string, unknown>): Promise<ApiResponse> {
+export async function transition (internalUrl: string, checkoutId: string, body: Record<string, unknown>,
+  token = opsToken()): Promise<ApiResponse> {
   const busyRetriesMax = 20
   const busyRetryDelayMs = 25
   for (let attempt = 0; ; attempt++) {
     const res = await call(`${internalUrl}/internal/payments/${checkoutId}/transitions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-payment-checkout-id': checkoutId },
+      headers: { 'content-type': 'application/json', 'x-payment-checkout-id': checkoutId, [internalTokenHeader]: token },
       body: JSON.stringify(body),
     })
     if (res.status !== 409 || res.body?.code !== 'idempotency_key_in_use' || attempt >= busyRetriesMax) return res
@@ -91,10 +106,10 @@ export async function transition (internalUrl: string, checkoutId: string, body:
   }
 }
 
-/** Reads a payment straight from one node's admin port, bypassing nginx. */
+/** Reads a payment straight from one node's admin port, bypassing nginx (e.g. with the `audit` token). */
 export function getFromNode (adminPort: number, internalToken: string, checkoutId: string): Promise<ApiResponse> {
   return call(`http://127.0.0.1:${adminPort}/internal/payments/${checkoutId}`, {
-    headers: { 'x-ringpay-internal-token': internalToken },
+    headers: { [internalTokenHeader]: internalToken },
   })
 }
 

@@ -11,6 +11,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { formatInternalServices, internalTokenHeader } from '../../lib/internal-credentials.ts'
 import { createNginx, type NginxAbuseLimits, type NginxHandle } from '../../scripts/stack/nginx.ts'
 import { pickFreePorts } from '../../scripts/stack/ports.ts'
 import { eventually } from '../helpers/api.ts'
@@ -24,6 +25,7 @@ const startDeadlineMs = 20_000
 const settleDeadlineMs = 15_000
 const internalAnswerDeadlineMs = 10_000
 const drainDeadlineMs = 10_000
+/** The audit service's token (a read-only caller of the internal API), given to the node as its digest. */
 const internalToken = 'abuse-limits-internal-token-0123'
 
 // nginx R: request rates low enough to exceed in a burst.
@@ -104,7 +106,7 @@ t.test('abuse limits', async (t) => {
       RINGPAY_ADMIN_PORT: String(adminPort),
       RINGPAY_DATA_DIR: join(dir, 'db'),
       RINGPAY_API_KEYS_FILE: keysFile,
-      RINGPAY_INTERNAL_TOKEN: internalToken,
+      RINGPAY_INTERNAL_SERVICES: formatInternalServices([{ service: 'audit', token: internalToken }]),
       RINGPAY_LONG_POLLS_PER_MERCHANT_MAX: String(longPollsPerMerchantMax),
       RINGPAY_LOG_LEVEL: 'error',
     },
@@ -118,7 +120,7 @@ t.test('abuse limits', async (t) => {
     mkdirSync(nginxDir, { recursive: true })
     const handle = createNginx({
       dir: nginxDir, logsDir: join(nginxDir, 'logs'), logFile: join(nginxDir, 'logs', 'nginx.log'),
-      publicPort, internalPort, nodeServers: [`127.0.0.1:${nodePort}`], internalToken, ...extra,
+      publicPort, internalPort, nodeServers: [`127.0.0.1:${nodePort}`], ...extra,
     })
     nginxes.push(handle)
     await handle.start()
@@ -247,7 +249,7 @@ t.test('abuse limits', async (t) => {
     t.equal(refused.length, floodSize - publicConnectionsMax, 'the rest refused')
     for (const a of refused) isRateLimited(t, a, 'over the public total')
     const internal = await Promise.race([
-      send(cInternal, `/internal/payments/${checkoutOf(0)}`, { localAddress: clientIp(), headers: { 'x-payment-checkout-id': checkoutOf(0) } }),
+      send(cInternal, `/internal/payments/${checkoutOf(0)}`, { localAddress: clientIp(), headers: { 'x-payment-checkout-id': checkoutOf(0), [internalTokenHeader]: internalToken } }),
       new Promise<'no answer'>((resolve) => setTimeout(resolve, internalAnswerDeadlineMs, 'no answer')),
     ])
     t.equal(typeof internal === 'object' ? internal.status : internal, 200, 'the internal server answers during the flood')

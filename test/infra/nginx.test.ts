@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { loadStackInfo } from '../helpers/stack.ts';
 import { accessLogFor, get, nodeAddr, publicUpstreamOf, requestTimeoutMs } from './helpers.ts';
+import { internalTokenHeader } from '../../lib/internal-credentials.ts';
 
 const stack = loadStackInfo();
 const problemJson = /^application\/problem\+json/;
@@ -52,14 +53,14 @@ t.test('a malformed checkout-id header gets 400 checkout_id_invalid from nginx a
     t.match(res.text, /"code":"checkout_id_invalid"/, `${name}: checkout_id_invalid`);
     const trimmed = value.trim();
     if (/^[A-Za-z0-9_-]{1,64}$/.test(trimmed)) {
-      const stored = await get(`${stack.internalUrl}/internal/payments/${trimmed}`, { 'x-payment-checkout-id': trimmed });
+      const stored = await get(`${stack.internalUrl}/internal/payments/${trimmed}`, { 'x-payment-checkout-id': trimmed, [internalTokenHeader]: stack.internalTokens.audit });
       t.equal(stored.status, 404, `${name}: nothing stored under the trimmed id`);
     }
   }
 });
 
 t.test('/internal/ is 404 on the public port, whatever the headers', async (t) => {
-  const res = await get(`${stack.publicUrl}/internal/payments/abc`, { 'x-payment-checkout-id': 'abc', 'x-ringpay-internal-token': stack.internalToken });
+  const res = await get(`${stack.publicUrl}/internal/payments/abc`, { 'x-payment-checkout-id': 'abc', [internalTokenHeader]: stack.internalTokens.processor });
   t.equal(res.status, 404);
   t.match(res.type, problemJson);
   t.equal(JSON.parse(res.body).code, 'not_found');
@@ -105,7 +106,7 @@ t.test('a key always maps to one node, keys spread over all nodes, internal = pu
     if (i % 10 === 0) {
       // Same key again, and through the internal server: same node.
       await get(`${stack.publicUrl}/payments`, { 'x-payment-checkout-id': k });
-      await get(`${stack.internalUrl}/internal/payments/${k}`, { 'x-payment-checkout-id': k });
+      await get(`${stack.internalUrl}/internal/payments/${k}`, { 'x-payment-checkout-id': k, [internalTokenHeader]: stack.internalTokens.audit });
       const lines = await accessLogFor(k, 3);
       t.same(new Set(lines.map((l) => l.upstream_addr)), new Set([upstream]), `${k}: public and internal route to ${upstream}`);
     }

@@ -60,7 +60,7 @@ t.test('N payments through nginx → exactly N payment.created events; transitio
     t.match({ type: first!.event.type, version: first!.event.version }, { type: 'payment.created', version: 1 }, `${id}: created first`)
     if (ours.has(id)) {
       t.match({ type: second!.event.type, version: second!.event.version, previous: second!.event.previousStatus, status: second!.event.payment.status, actor: second!.event.actor },
-        { type: 'payment.status_changed', version: 2, previous: 'pending', status: 'processing', actor: 'relay-test' }, `${id}: then our pending → processing`)
+        { type: 'payment.status_changed', version: 2, previous: 'pending', status: 'processing', actor: 'ops:relay-test' }, `${id}: then our pending → processing`)
     } else {
       t.match({ type: second!.event.type, previous: second!.event.previousStatus, actor: second!.event.actor },
         // The outcome comes from the processor or, when it wins the race, the PSP's webhook.
