@@ -84,13 +84,6 @@ export interface NodeLimits {
    */
   idFilterBytes: number
   /**
-   * Payments this node wrote last, kept decoded (`store.ts`): a payment is read again right after
-   * each write (its client's long-poll, the processor's claim and outcome, the PSP's webhook), and
-   * a LevelDB point read plus protobuf decode cost each of those ~5 % of the node's CPU. The oldest
-   * written is dropped past this count (~1 KiB each).
-   */
-  recentPaymentsMax: number
-  /**
    * LevelDB's memtable (classic-level `writeBufferSize`). A payment writes ~600 bytes (payment,
    * change-log entry, open-index entry), so LevelDB's 4 MiB default flushes a memtable to a new
    * level-0 table every ~7,000 payments and keeps its compaction thread busy: measured straight
@@ -146,7 +139,6 @@ export const defaultLimits: NodeLimits = {
   openScanEntriesMax: 200_000,
   openStaleAfterMs: 60_000,
   idFilterBytes: 8 * 1024 * 1024,
-  recentPaymentsMax: 16_384,
   leveldbWriteBufferBytes: 32 * 1024 * 1024,
   transitionsPerBatchMax: 256,
   transitionBatchBodyBytesMax: 256 * 1024,
@@ -169,7 +161,6 @@ export function assertLimits (limits: NodeLimits): void {
     limits.paymentMethodLengthMax + metadataBytesMax
   assert.ok(limits.bodyBytesMax >= bodyBytesNeeded,
     `bodyBytesMax ${limits.bodyBytesMax} must hold the largest valid body (${bodyBytesNeeded})`)
-  assert.ok(Number.isSafeInteger(limits.recentPaymentsMax) && limits.recentPaymentsMax >= 0, 'recentPaymentsMax must be a non-negative integer')
   assert.ok(isPowerOfTwo(limits.idFilterBytes) && limits.idFilterBytes >= 1024, 'idFilterBytes must be a power of two ≥ 1024')
   assert.ok(Number.isInteger(limits.leveldbWriteBufferBytes) && limits.leveldbWriteBufferBytes >= 1024 * 1024 &&
     limits.leveldbWriteBufferBytes <= 256 * 1024 * 1024, 'leveldbWriteBufferBytes must be within 1..256 MiB')

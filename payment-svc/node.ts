@@ -45,7 +45,6 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
   const store = new PaymentStore(config.dataDir, {
     idFilterBytes: config.limits.idFilterBytes,
     writeBufferBytes: config.limits.leveldbWriteBufferBytes,
-    recentPaymentsMax: config.limits.recentPaymentsMax,
   })
   const meta = await store.open(config.nodeId, Date.now())
   log.info({ data_dir: config.dataDir, next_sequence: meta.nextSequence }, 'store open')

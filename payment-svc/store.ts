@@ -52,8 +52,6 @@ export interface PaymentStoreOptions {
   idFilterBytes?: number
   /** LevelDB's memtable size; see limits.ts leveldbWriteBufferBytes. */
   writeBufferBytes?: number
-  /** Payments kept decoded after their write; see limits.ts recentPaymentsMax. */
-  recentPaymentsMax?: number
 }
 
 /** What the known-id filter's rebuild at open found. */
@@ -75,17 +73,9 @@ export class PaymentStore {
   #knownIdsReady = false
   #rebuild: Promise<IdFilterRebuild> | undefined
   #closing = false
-  /**
-   * The last payments written, as written (frozen), oldest first (Map order): each is the latest
-   * state of its id, since every write of a `p/` key goes through writeBatch, which updates this
-   * only once the batch is durable.
-   */
-  readonly #recent = new Map<string, Readonly<Payment>>()
-  readonly #recentMax: number
 
   constructor (location: string, options: PaymentStoreOptions = {}) {
     this.#knownIds = new IdFilter(options.idFilterBytes ?? defaultLimits.idFilterBytes)
-    this.#recentMax = options.recentPaymentsMax ?? defaultLimits.recentPaymentsMax
     this.db = new ClassicLevel<string, Uint8Array>(location, {
       keyEncoding: 'utf8',
       valueEncoding: 'view',
@@ -149,8 +139,6 @@ export class PaymentStore {
    * hot working set it is cheaper than a round trip through the libuv thread pool.
    */
   getPayment (checkoutId: string): Payment | undefined {
-    const recent = this.#recent.get(checkoutId)
-    if (recent !== undefined) return recent
     // Most ids on the accept path are new: a definite "never written" answers without LevelDB.
     if (this.#knownIdsReady && !this.#knownIds.mightContain(checkoutId)) return undefined
     const bytes = this.db.getSync(paymentPrefix + checkoutId)
@@ -203,19 +191,7 @@ export class PaymentStore {
     batch.put(nodeMetaKey, encodeNodeMeta(nextMeta))
     await batch.write({ sync: true })
     this.#meta = nextMeta
-    for (const { payment } of writes) this.#remember(payment)
     return { firstSequence: meta.nextSequence, events }
-  }
-
-  #remember (payment: Payment): void {
-    if (this.#recentMax === 0) return
-    // Frozen: callers share the object, and a mutation would change what later reads see.
-    Object.freeze(payment)
-    Object.freeze(payment.metadata)
-    // Re-inserted, so the Map's first entry stays the least recently written.
-    this.#recent.delete(payment.checkoutId)
-    this.#recent.set(payment.checkoutId, payment)
-    if (this.#recent.size > this.#recentMax) this.#recent.delete(this.#recent.keys().next().value!)
   }
 
   /**

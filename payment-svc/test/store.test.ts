@@ -101,21 +101,3 @@ t.test('the memtable is as large as configured: writes below it stay out of leve
   t.equal(await flushesTables(16 * 1024 * 1024), false, '8 MiB written, no table flushed with a 16 MiB memtable')
   t.equal(await flushesTables(1024 * 1024), true, 'the same writes with a 1 MiB memtable flush tables')
 })
-
-t.test('recently written payments are read back without LevelDB, the latest version, the oldest dropped past the bound', async (t) => {
-  const store = new PaymentStore(join(mkdtempSync(join(tmpdir(), 'ringpay-store-')), 'db'), { recentPaymentsMax: 2 })
-  await store.open('n1', 1_000)
-  t.teardown(() => store.close())
-  const a1 = payment('a', 'pending', 1, 1_000)
-  await write(store, a1, 'payment.created')
-  t.equal(store.getPayment('a'), a1, 'the written object itself, no decode')
-  t.ok(Object.isFrozen(a1) && Object.isFrozen(a1.metadata), 'frozen: a caller cannot change what the next reader sees')
-  const a2 = { ...a1, status: 'succeeded' as const, version: 2 }
-  await write(store, a2, 'payment.status_changed')
-  t.equal(store.getPayment('a'), a2, 'the latest write wins')
-  await write(store, payment('b', 'pending', 1, 1_000), 'payment.created')
-  await write(store, payment('c', 'pending', 1, 1_000), 'payment.created')
-  const fromDisk = store.getPayment('a')
-  t.not(fromDisk, a2, 'dropped from the recent ones: read from LevelDB')
-  t.match(fromDisk, { checkoutId: 'a', status: 'succeeded', version: 2 }, 'and the same state')
-})
