@@ -282,7 +282,10 @@ function report (cfg: E2eConfig, stack: StackInfo, startedAt: Date, states: Map<
     '',
     renderTable(['CPU ms per payment', 'own', 'sandbox PSP', 'load generator', 'elsewhere', 'by component'], cpuRows),
     ...(rp?.atMax ? [`Ringpay own CPU at its top rate: ${rp.atMax.cpu.ownMs.toFixed(2)} ms/payment (issue target ≤ ${goals.ownCpuMsAtTop} ms: ${met(rp.atMax.cpu.ownMs <= goals.ownCpuMsAtTop)})`] : []),
-    ...(rp?.atLowest ? [`Ringpay own CPU at ${rp.atLowest.rateRps}/s: ${rp.atLowest.cpu.ownMs.toFixed(2)} ms/payment (issue target ≤ ${goals.ownCpuMsAt50} ms at 50/s: ${met(rp.atLowest.cpu.ownMs <= goals.ownCpuMsAt50)}${rp.atLowest.rateRps !== 50 ? `, measured at ${rp.atLowest.rateRps}/s` : ''})`] : []),
+    // The cost per payment falls as the rate rises, so only a step at 50/s or below can say whether
+    // the 50/s target is met; a higher lowest step says nothing about it (--start-rate 50).
+    ...(rp?.atLowest ? [`Ringpay own CPU at ${rp.atLowest.rateRps}/s: ${rp.atLowest.cpu.ownMs.toFixed(2)} ms/payment (issue target ≤ ${goals.ownCpuMsAt50} ms at 50/s: ` +
+      (rp.atLowest.rateRps <= 50 ? met(rp.atLowest.cpu.ownMs <= goals.ownCpuMsAt50) : `not measured: the lowest step was ${rp.atLowest.rateRps}/s; use --start-rate 50`) + ')'] : []),
     ...(stages ? ['', `Ringpay stages at ${formatInt(stagesAt!.rateRps)}/s:`, renderTable(['stage', 'p50 ms', 'p99 ms'], Object.entries(stages).map(([n, l]) => [n, formatMs(l.p50), formatMs(l.p99)]))] : []),
     '',
     ...steps.filter((s) => !s.outcomePassed).map((s) => `step ${s.index} ${labels[s.target]} outcome: ` +
