@@ -38,6 +38,17 @@ async function changeLogKeys (node: TestNode): Promise<string[]> {
   return node.store.db.keys({ gte: 'c/', lt: 'c0' }).all()
 }
 
+/** When each of the producer's publish calls started (performance.now()), in order. */
+function timePublishStarts (producer: FakeProducer): number[] {
+  const startedAt: number[] = []
+  const publish = producer.publish.bind(producer)
+  producer.publish = async (...args) => {
+    startedAt.push(performance.now())
+    return publish(...args)
+  }
+  return startedAt
+}
+
 t.test('publishes every entry once, in order, with key, headers and the stored bytes', async (t) => {
   const node = await openTestNode('n1')
   t.teardown(() => node.close())
@@ -271,12 +282,7 @@ t.test('pacing: an idle relay publishes at once; under load, publishes are space
   const node = await openTestNode('n1')
   t.teardown(() => node.close())
   const producer = new FakeProducer()
-  const startedAt: number[] = []
-  const publish = producer.publish.bind(producer)
-  producer.publish = async (...args) => {
-    startedAt.push(performance.now())
-    return publish(...args)
-  }
+  const startedAt = timePublishStarts(producer)
   const pacingMs = 150
   const { relay } = startRelay(node, producer, testLimits({ publishPacingMs: pacingMs, publishPacingAfterBatchEventsMin: 3 }))
   const firstCommittedAt = performance.now()
@@ -304,12 +310,7 @@ t.test('pacing: light traffic (small batches) is paced on the short interval onl
   const node = await openTestNode('n1')
   t.teardown(() => node.close())
   const producer = new FakeProducer()
-  const startedAt: number[] = []
-  const publish = producer.publish.bind(producer)
-  producer.publish = async (...args) => {
-    startedAt.push(performance.now())
-    return publish(...args)
-  }
+  const startedAt = timePublishStarts(producer)
   const lightPacingMs = 100
   const { relay } = startRelay(node, producer, testLimits({ publishPacingMs: 60_000, publishLightPacingMs: lightPacingMs, publishPacingAfterBatchEventsMin: 5 }))
   // One at a time, each waiting for its publish: the minute's pacing under load would show, the
@@ -342,12 +343,7 @@ t.test('pacing counts from the produce request: a stall before one does not let 
   const node = await openTestNode('n1')
   t.teardown(() => node.close())
   const producer = new FakeProducer()
-  const startedAt: number[] = []
-  const publish = producer.publish.bind(producer)
-  producer.publish = async (...args) => {
-    startedAt.push(performance.now())
-    return publish(...args)
-  }
+  const startedAt = timePublishStarts(producer)
   const lightPacingMs = 100
   const stallMs = 60
   let heads = 0
