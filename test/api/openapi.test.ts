@@ -52,7 +52,7 @@ function check (t: any, route: string, method: string, res: ApiResponse): void {
 t.test('the problem registry and the document list the same codes', (t) => {
   const documented = spec.components.schemas.ProblemCode.enum as string[]
   t.same([...documented].sort(), Object.keys(problems).sort())
-  t.equal(Object.keys(problems).length, 32, 'a new code must be documented and this count raised')
+  t.equal(Object.keys(problems).length, 33, 'a new code must be documented and this count raised')
   t.end()
 })
 
@@ -75,6 +75,27 @@ t.test('responses match the document', async (t) => {
   check(t, '/payments/{checkout_id}', 'get', await call(`${stack.publicUrl}/payments/${id}?wait_ms=x`, { headers: auth }))
   check(t, '/payments/{checkout_id}', 'get', await call(`${stack.publicUrl}/payments/${id}`))
   check(t, '/payments/{checkout_id}', 'get', await call(`${stack.publicUrl}/payments/${id}`, { method: 'POST', headers: auth }))
+
+  const cancel = '/payments/{checkout_id}/cancel'
+  const postCancel = (checkoutId: string, headers: Record<string, string> = auth): Promise<ApiResponse> =>
+    call(`${stack.publicUrl}/payments/${checkoutId}/cancel`, { method: 'POST', headers })
+  // Parked at requires_action by the processor: its cancel is refused (409) and nothing moves it.
+  const { id: parkedId } = await createSettledForAction('oas')
+  check(t, cancel, 'post', await postCancel(parkedId))
+  check(t, cancel, 'post', await postCancel(newCheckoutId('oas')))
+  check(t, cancel, 'post', await postCancel(parkedId, {}))
+  check(t, cancel, 'post', await postCancel(parkedId, { ...auth, 'x-payment-checkout-id': newCheckoutId('oas') }))
+  check(t, cancel, 'post', await call(`${stack.publicUrl}/payments/${parkedId}/cancel`, { headers: auth }))
+  // A 200 needs a payment still pending: cancel until one wins the race with the processor's claim.
+  let canceled: ApiResponse | undefined
+  for (let attempt = 0; attempt < 20 && canceled === undefined; attempt++) {
+    const raceId = newCheckoutId('oas')
+    if ((await createPayment(stack.publicUrl, key, raceId)).status !== 202) continue
+    const res = await postCancel(raceId)
+    if (res.status === 200) canceled = res
+  }
+  t.ok(canceled, 'a cancel won the race with the processor')
+  if (canceled !== undefined) check(t, cancel, 'post', canceled)
 
   const hook = '/webhooks/psp/{provider}/{checkout_id}'
   const event = (checkoutId: string): string => JSON.stringify({
