@@ -146,10 +146,12 @@ export async function cancelPayment (ctx: PublicRouteContext, req: IncomingMessa
   const merchantId = merchantFrom(ctx, req)
   try {
     const result = await ctx.service.cancel(merchantId, checkoutId, Date.now())
+    ctx.metrics.cancels.inc({ outcome: result.applied ? 'canceled' : 'replayed', code: '' })
     ctx.log.info({ checkout_id: checkoutId, merchant_id: merchantId, applied: result.applied, version: result.payment.version }, 'payment canceled')
     sendJson(res, 200, paymentView(result.payment), result.applied ? undefined : { 'idempotent-replayed': 'true' })
   } catch (error) {
     if (error instanceof ProblemError) {
+      ctx.metrics.cancels.inc({ outcome: 'refused', code: error.code })
       ctx.log.info({ checkout_id: checkoutId, merchant_id: merchantId, code: error.code, ...error.extra }, 'cancel refused')
     }
     throw error

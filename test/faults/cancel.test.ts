@@ -26,6 +26,18 @@ async function createdEventsConsumed (adminPort: number): Promise<number> {
   return match === null ? 0 : Number(match[1])
 }
 
+/** ringpay_cancel_requests_total{outcome} summed over the nodes. */
+async function nodeCancels (outcome: string): Promise<number> {
+  let total = 0
+  for (const node of stack.nodes) {
+    const res = await call(`http://127.0.0.1:${node.adminPort}/metrics`)
+    for (const match of res.text.matchAll(/^ringpay_cancel_requests_total\{([^}]*)\} (\d+)/gm)) {
+      if (match[1]!.includes(`outcome="${outcome}"`)) total += Number(match[2])
+    }
+  }
+  return total
+}
+
 t.test('cancel before the claim: canceled everywhere, woken, never charged', async (t) => {
   const count = 5
   const stopped: string[] = []
@@ -36,6 +48,8 @@ t.test('cancel before the claim: canceled everywhere, woken, never charged', asy
     await control(`/services/${processor.id}/stop`)
     stopped.push(processor.id)
   }
+  const canceledBefore = await nodeCancels('canceled')
+  const replayedBefore = await nodeCancels('replayed')
   const ids: string[] = []
   for (let i = 0; i < count; i++) ids.push(await createWith('pm_card_visa', 'cxlf'))
   // Nothing can claim them now: each stays pending at version 1 until canceled.
@@ -53,6 +67,8 @@ t.test('cancel before the claim: canceled everywhere, woken, never charged', asy
     t.match((await getInternal(stack.internalUrl, id)).body, { status: 'canceled', version: 2, psp_reference: '' })
     t.ok(Date.now() - startedAt < 10_000)
   }
+  t.equal(await nodeCancels('canceled') - canceledBefore, count, 'the nodes counted the cancels')
+  t.equal(await nodeCancels('replayed') - replayedBefore, count, 'and the repeated ones apart')
   for (const [i, poll] of polls.entries()) {
     const res = await poll
     t.match(res.body, { checkout_id: ids[i], status: 'canceled', version: 2 }, 'the long-poll was woken by the cancel')
