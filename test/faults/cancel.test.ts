@@ -26,6 +26,17 @@ async function createdEventsConsumed (adminPort: number): Promise<number> {
   return match === null ? 0 : Number(match[1])
 }
 
+/** ringpay_long_poll_waiters summed over the nodes. */
+async function longPollWaiters (): Promise<number> {
+  let total = 0
+  for (const node of stack.nodes) {
+    const res = await call(`http://127.0.0.1:${node.adminPort}/metrics`)
+    const match = /^ringpay_long_poll_waiters(?:\{[^}]*\})? (\d+)/m.exec(res.text)
+    total += match === null ? 0 : Number(match[1])
+  }
+  return total
+}
+
 /** ringpay_cancel_requests_total{outcome} summed over the nodes. */
 async function nodeCancels (outcome: string): Promise<number> {
   let total = 0
@@ -53,7 +64,10 @@ t.test('cancel before the claim: canceled everywhere, woken, never charged', asy
   const ids: string[] = []
   for (let i = 0; i < count; i++) ids.push(await createWith('pm_card_visa', 'cxlf'))
   // Nothing can claim them now: each stays pending at version 1 until canceled.
+  const waitersBefore = await longPollWaiters()
   const polls = ids.map((id) => getPayment(stack.publicUrl, key, id, '?wait_ms=20000&after_version=1'))
+  // Parked on their nodes before the cancels, so an answer with the cancel is a wake-up.
+  await eventually(async () => (await longPollWaiters()) >= waitersBefore + count ? true : undefined, 10_000, 'the long-polls to park')
   for (const id of ids) {
     const startedAt = Date.now()
     const res = await cancelPayment(stack.publicUrl, key, id)
