@@ -251,14 +251,14 @@ export class PaymentService {
   }
 
   /**
-   * The merchant cancels its payment (POST /payments/{id}/cancel). Only a `pending` payment can
-   * be canceled: the processor claims a payment (`pending → processing`, version-checked) before
-   * it charges, and both writes are serialised per id here, so exactly one of them wins. A cancel
-   * that lands first makes the claim stale and the processor, re-reading, finds nothing to charge;
-   * a claim that lands first makes the cancel `payment_not_cancelable`. A payment at
-   * `requires_action` holds a charge at the PSP awaiting the customer, which nothing cancels at
-   * the PSP yet, so it is refused too (README: not done). Canceling a canceled payment answers it
-   * again (`applied: false`), writing nothing. Another merchant's payment is "not found".
+   * The merchant cancels its payment (POST /payments/{id}/cancel): one not yet charged, `pending`
+   * or `requires_action`. The processor claims a payment (`pending → processing`,
+   * version-checked) before it charges, and both writes are serialised per id here, so exactly one
+   * of them wins. A cancel that lands first makes the claim stale and the processor, re-reading,
+   * finds nothing to charge; a claim that lands first makes the cancel `payment_not_cancelable`.
+   * At `requires_action` the PSP holds a charge awaiting the customer: the `canceled` change event
+   * makes the processor cancel it there (charge-flow.ts cancelAtPsp). Canceling a canceled payment
+   * answers it again (`applied: false`), writing nothing. Another merchant's payment is "not found".
    */
   async cancel (merchantId: string, checkoutId: string, nowMs: number): Promise<TransitionResult> {
     // Waits for a write in flight (usually the create itself, when a client cancels at once)
@@ -268,11 +268,9 @@ export class PaymentService {
       const current = this.#store.getPayment(checkoutId)
       if (current === undefined || current.merchantId !== merchantId) throw new ProblemError('payment_not_found')
       if (current.status === 'canceled') return { applied: false, payment: current }
-      if (current.status !== 'pending') {
+      if (current.status !== 'pending' && current.status !== 'requires_action') {
         throw new ProblemError('payment_not_cancelable', {
-          detail: current.status === 'requires_action'
-            ? 'the payment awaits customer action at the PSP; canceling it there is not supported yet'
-            : `a ${current.status} payment can no longer be canceled`,
+          detail: `a ${current.status} payment can no longer be canceled`,
           extra: { current_status: current.status, current_version: current.version },
         })
       }

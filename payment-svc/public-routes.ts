@@ -137,7 +137,8 @@ export function getPayment (ctx: PublicRouteContext, req: IncomingMessage, res: 
 
 /**
  * POST /payments/{id}/cancel: 200 with the canceled payment (also when it already was canceled:
- * a retried cancel is safe), 409 payment_not_cancelable once the processor has claimed it, 404 for
+ * a retried cancel is safe), 409 payment_not_cancelable once the processor has claimed it (or it
+ * is final), 404 for
  * another merchant's. No request body is read (Stripe's optional cancellation_reason is not
  * supported); whatever is sent is discarded by Node once the answer is written.
  */

@@ -1,6 +1,7 @@
 // PaymentService.cancel: a pending payment becomes canceled through the state machine, with a
 // published change event and its long-polls woken; the processor's claim and a cancel exclude each
-// other (whichever the node orders first wins); anything past pending is refused.
+// other (whichever the node orders first wins); requires_action is canceled too (the processor then
+// cancels its PSP charge); a claimed or final payment is refused.
 
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -39,16 +40,28 @@ t.test('a pending payment is canceled: new version, published, long-poll woken; 
   t.match(store.getPayment('co_a'), { status: 'canceled', version: 2 })
 })
 
-t.test('a claimed, waiting-for-customer or final payment is not cancelable', async (t) => {
+t.test('a claimed or final payment is not cancelable', async (t) => {
   const { service } = await openService(t)
   await service.create('m', 'co_b', request, Date.now())
   await service.transition('co_b', claim, Date.now())
   await t.rejects(service.cancel('m', 'co_b', Date.now()),
     { code: 'payment_not_cancelable', status: 409, extra: { current_status: 'processing', current_version: 2 } })
-  await service.transition('co_b', { to: 'requires_action', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_b' }, Date.now())
-  await t.rejects(service.cancel('m', 'co_b', Date.now()), { code: 'payment_not_cancelable', extra: { current_status: 'requires_action' } })
-  await service.transition('co_b', { to: 'succeeded', expectedVersion: 3, actor: 'processor', ...details, pspReference: 'ch_b' }, Date.now())
-  await t.rejects(service.cancel('m', 'co_b', Date.now()), { code: 'payment_not_cancelable', extra: { current_status: 'succeeded', current_version: 4 } })
+  await service.transition('co_b', { to: 'succeeded', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_b' }, Date.now())
+  await t.rejects(service.cancel('m', 'co_b', Date.now()), { code: 'payment_not_cancelable', extra: { current_status: 'succeeded', current_version: 3 } })
+})
+
+t.test('a payment awaiting the customer is canceled, its PSP reference kept for the processor', async (t) => {
+  const { service, store } = await openService(t)
+  await service.create('m', 'co_r', request, Date.now())
+  await service.transition('co_r', claim, Date.now())
+  await service.transition('co_r', { to: 'requires_action', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_r' }, Date.now())
+  const sequence = store.meta.nextSequence
+  t.match(await service.cancel('m', 'co_r', Date.now()), { applied: true, payment: { status: 'canceled', version: 4, pspReference: 'ch_r' } })
+  const event = decodeChangeEvent(await store.db.get(changeLogKey(sequence), { valueEncoding: 'view' }) as Uint8Array)
+  t.match(event, { previousStatus: 'requires_action', actor: 'api', payment: { status: 'canceled', pspReference: 'ch_r' } },
+    'the event the processor acts on: cancel ch_r at the PSP')
+  await t.rejects(service.transition('co_r', { to: 'succeeded', expectedVersion: 4, actor: 'processor', ...details, pspReference: 'ch_r' }, Date.now()),
+    { code: 'invalid_transition' }, 'nothing moves it afterwards')
 })
 
 t.test('another merchant\'s or an unknown payment is not found', async (t) => {

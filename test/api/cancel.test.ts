@@ -1,13 +1,14 @@
 // POST /payments/{id}/cancel through nginx, against the running processors: a cancel racing the
 // processor's claim of payments just created. For every id exactly one side wins: canceled with
-// no PSP charge, or charged and not canceled (the cancel refused 409). Plus the refusals: a
-// final or waiting-for-customer payment (409), another merchant's (404), the wrong method (405).
+// no PSP charge, or charged and not canceled (the cancel refused 409). A payment awaiting the
+// customer is canceled with its PSP charge. Plus the refusals: a final payment (409), another
+// merchant's (404), the wrong method (405).
 // The deterministic "cancel lands first" case, with the processors stopped, is in
 // test/faults/cancel.test.ts.
 
 import t from 'tap'
-import { call, cancelPayment, createPayment, getInternal, getPayment, newCheckoutId, validBody } from '../helpers/api.ts'
-import { closeDb, createSettledForAction, createWith, nodeReaches, postgresReaches, pspCharges } from '../helpers/e2e.ts'
+import { call, cancelPayment, createPayment, eventually, getInternal, getPayment, newCheckoutId, validBody } from '../helpers/api.ts'
+import { closeDb, createSettledForAction, createWith, db, nodeReaches, postgresReaches, pspCharges } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
@@ -76,12 +77,32 @@ t.test('a succeeded payment is not cancelable', async (t) => {
   t.match((await getInternal(stack.internalUrl, id)).body, { status: 'succeeded', version: node.version }, 'unchanged')
 })
 
-t.test('a payment awaiting customer action is refused (its PSP charge cannot be canceled yet)', async (t) => {
+t.test('a payment awaiting customer action is canceled, and so is its charge at the PSP', async (t) => {
   const { id, version } = await createSettledForAction('cxl')
+  const [held] = await pspCharges(id)
+  t.equal(held?.status, 'requires_action', 'the PSP holds a charge awaiting the customer')
   const res = await cancelPayment(stack.publicUrl, key, id)
-  t.equal(res.status, 409)
-  t.match(res.body, { code: 'payment_not_cancelable', current_status: 'requires_action', current_version: version })
-  t.match((await getInternal(stack.internalUrl, id)).body, { status: 'requires_action', version })
+  t.equal(res.status, 200)
+  t.match(res.body, { checkout_id: id, status: 'canceled', version: version + 1 })
+  // The processor cancels the charge on the canceled change event.
+  const charge = await eventually(async () => {
+    const charges = await pspCharges(id)
+    return charges.length === 1 && charges[0].status === 'canceled' ? charges[0] : undefined
+  }, settleDeadlineMs, `the PSP charge of ${id} to be canceled`)
+  t.equal(charge.id, held.id, 'the same charge, not a new one')
+  const attempt = await eventually(async () => {
+    const { rows } = await db().query("SELECT outcome, http_status, request FROM psp_attempts WHERE checkout_id = $1 AND outcome = 'cancel_canceled'", [id])
+    return rows[0]
+  }, settleDeadlineMs, 'the cancel attempt in psp_attempts')
+  t.match(attempt, { http_status: 200, request: { cancel: held.id } }, 'recorded like every PSP call')
+  const row = await postgresReaches(id, version + 1, settleDeadlineMs)
+  t.match(row, { status: 'canceled', psp_reference: held.id })
+  t.equal(row.flagged_reason, null, 'not flagged')
+  // Its charge.canceled webhook only confirms the payment: nothing more is written.
+  t.match((await getInternal(stack.internalUrl, id)).body, { status: 'canceled', version: version + 1 })
+  const again = await cancelPayment(stack.publicUrl, key, id)
+  t.match(again.body, { status: 'canceled', version: version + 1 })
+  t.equal(again.headers['idempotent-replayed'], 'true')
 })
 
 t.test('another merchant gets 404 and changes nothing; unknown ids are 404', async (t) => {
@@ -114,6 +135,6 @@ t.test('the cancel is routed to the node that owns the id', async (t) => {
   for (const id of ids) {
     await nodeReaches(id, settleDeadlineMs, new Set(['requires_action']))
     const res = await cancelPayment(stack.publicUrl, key, id)
-    t.equal(res.body.code, 'payment_not_cancelable', `${id} found on its node`)
+    t.match(res.body, { checkout_id: id, status: 'canceled' }, `${id} found on its node`)
   }
 })
