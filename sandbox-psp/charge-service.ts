@@ -57,7 +57,7 @@ export class ChargeService {
   readonly #onWritten: (charge: Charge, asyncDueMs: number | undefined, events: readonly QueuedEvent[]) => void
   /** Idempotency keys of requests between steps 3 and 8. Bounded by chargeRequestsInFlightMax. */
   readonly #keysInProgress = new Set<string>()
-  /** Charges whose cancel is being written: a second cancel meanwhile is told to retry. */
+  /** Charges whose cancel is being written: a second cancel meanwhile is told to retry. Bounded by chargeRequestsInFlightMax. */
   readonly #cancelsInProgress = new Set<string>()
   readonly #shutdown = new AbortController()
   #inFlight = 0
@@ -93,6 +93,11 @@ export class ChargeService {
    */
   async cancel (chargeId: string): Promise<CancelResult> {
     if (this.#cancelsInProgress.has(chargeId)) throw new PspError('idempotency_key_in_use')
+    if (this.#cancelsInProgress.size >= this.#limits.chargeRequestsInFlightMax) {
+      // The same bound as charges in flight: nothing grows without bound.
+      this.#metrics.count('concurrencyRejections')
+      throw new PspError('rate_limited', { message: 'Too many concurrent requests; retry later', retryAfterS: 1 })
+    }
     const charge = this.#store.getCharge(chargeId)
     if (charge === undefined) throw new PspError('resource_missing', { param: 'id', message: `No such charge: '${chargeId.slice(0, 64)}'` })
     if (charge.status === 'canceled') return { kind: 'replayed', charge }
