@@ -32,6 +32,9 @@ export const problems = {
   checkout_id_conflict: { status: 409, title: 'Checkout id already in use' },
   invalid_transition: { status: 409, title: 'Transition not allowed from the current status' },
   stale_version: { status: 409, title: 'Payment version has changed' },
+  // POST /payments/{id}/cancel on a payment the processor has already claimed for charging, or
+  // one that is final.
+  payment_not_cancelable: { status: 409, title: 'Payment can no longer be canceled' },
   // Answered by nginx (limit_req / limit_conn per client IP, per API key, on the public server).
   rate_limited: { status: 429, title: 'Too many requests; retry later' },
   // The node: too many wrong API keys from this client IP; refused until the window ends.

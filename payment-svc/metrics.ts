@@ -7,6 +7,8 @@ export interface NodeMetrics {
   requestDuration: Histogram<'route' | 'method' | 'status'>
   payments: Counter<'outcome' | 'code'>
   transitions: Counter<'to' | 'outcome'>
+  /** POST /payments/{id}/cancel by outcome (canceled, replayed, refused) and problem code. */
+  cancels: Counter<'outcome' | 'code'>
   /** Requests with a wrong or unknown API key (counted against their client IP). */
   authFailures: Counter
   batchSize: Histogram
@@ -75,6 +77,12 @@ export function createNodeMetrics (nodeId: string, probes: {
     authFailures: new Counter({
       name: 'ringpay_auth_failures_total',
       help: 'Requests with a wrong or unknown API key (each counts against its client IP: failedKeyAttemptsMax)',
+      registers: [registry],
+    }),
+    cancels: new Counter({
+      name: 'ringpay_cancel_requests_total',
+      help: 'Merchant cancels by outcome (canceled, replayed, refused) and problem code',
+      labelNames: ['outcome', 'code'],
       registers: [registry],
     }),
     transitions: new Counter({

@@ -251,6 +251,39 @@ export class PaymentService {
   }
 
   /**
+   * The merchant cancels its payment (POST /payments/{id}/cancel): one not yet charged, `pending`
+   * or `requires_action`. The processor claims a payment (`pending → processing`,
+   * version-checked) before it charges, and both writes are serialised per id here, so exactly one
+   * of them wins. A cancel that lands first makes the claim stale and the processor, re-reading,
+   * finds nothing to charge; a claim that lands first makes the cancel `payment_not_cancelable`.
+   * At `requires_action` the PSP holds a charge awaiting the customer: the `canceled` change event
+   * makes the processor cancel it there (charge-flow.ts cancelAtPsp). Canceling a canceled payment
+   * answers it again (`applied: false`), writing nothing. Another merchant's payment is "not found".
+   */
+  async cancel (merchantId: string, checkoutId: string, nowMs: number): Promise<TransitionResult> {
+    // Waits for a write in flight (usually the create itself, when a client cancels at once)
+    // rather than refusing: that write has to be durable before a cancel can be judged.
+    await this.#claimWhenFree(checkoutId)
+    try {
+      const current = this.#store.getPayment(checkoutId)
+      if (current === undefined || current.merchantId !== merchantId) throw new ProblemError('payment_not_found')
+      if (current.status === 'canceled') return { applied: false, payment: current }
+      if (current.status !== 'pending' && current.status !== 'requires_action') {
+        throw new ProblemError('payment_not_cancelable', {
+          detail: `a ${current.status} payment can no longer be canceled`,
+          extra: { current_status: current.status, current_version: current.version },
+        })
+      }
+      const payment = advance(current, 'canceled', nowMs, { pspReference: '', failureCode: '', failureMessage: '' })
+      await this.#committer.submit({ payment, type: 'payment.status_changed', previousStatus: current.status, actor: 'api' })
+      this.#notify(payment)
+      return { applied: true, payment }
+    } finally {
+      this.#release(checkoutId)
+    }
+  }
+
+  /**
    * A verified PSP webhook. Deduplicated by PSP event id; applied through the state machine, so a
    * duplicate, late or out-of-order delivery changes nothing. The receipt is written (with the
    * dedup key) in the same batch as any change it causes, and when it disagrees with the payment

@@ -1,4 +1,4 @@
-// The public API, reached through nginx: create a payment, read it, long-poll it.
+// The public API, reached through nginx: create a payment, read it, long-poll it, cancel it.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../lib/log.ts'
@@ -133,6 +133,30 @@ export function getPayment (ctx: PublicRouteContext, req: IncomingMessage, res: 
   return ctx.service.waitForChange(merchantId, checkoutId, afterVersion, waitMs, (cancel) => res.once('close', cancel)).then((payment) => {
     if (!res.destroyed) sendJson(res, 200, paymentView(payment))
   })
+}
+
+/**
+ * POST /payments/{id}/cancel: 200 with the canceled payment (also when it already was canceled:
+ * a retried cancel is safe), 409 payment_not_cancelable once the processor has claimed it (or it
+ * is final), 404 for
+ * another merchant's. No request body is read (Stripe's optional cancellation_reason is not
+ * supported); whatever is sent is discarded by Node once the answer is written.
+ */
+export async function cancelPayment (ctx: PublicRouteContext, req: IncomingMessage, res: ServerResponse, pathId: string): Promise<void> {
+  const checkoutId = checkoutIdFrom(req, pathId)
+  const merchantId = merchantFrom(ctx, req)
+  try {
+    const result = await ctx.service.cancel(merchantId, checkoutId, Date.now())
+    ctx.metrics.cancels.inc({ outcome: result.applied ? 'canceled' : 'replayed', code: '' })
+    ctx.log.info({ checkout_id: checkoutId, merchant_id: merchantId, applied: result.applied, version: result.payment.version }, 'payment canceled')
+    sendJson(res, 200, paymentView(result.payment), result.applied ? undefined : { 'idempotent-replayed': 'true' })
+  } catch (error) {
+    if (error instanceof ProblemError) {
+      ctx.metrics.cancels.inc({ outcome: 'refused', code: error.code })
+      ctx.log.info({ checkout_id: checkoutId, merchant_id: merchantId, code: error.code, ...error.extra }, 'cancel refused')
+    }
+    throw error
+  }
 }
 
 function parseWaitMs (query: URLSearchParams | undefined, waitMsMax: number): number {

@@ -13,7 +13,7 @@ import { applyTransition, applyTransitionBatch, getInternalPayment, type Interna
 import type { NodeLimits } from './limits.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { PaymentService } from './payment-service.ts'
-import { createPayment, getPayment, type PublicRouteContext } from './public-routes.ts'
+import { cancelPayment, createPayment, getPayment, type PublicRouteContext } from './public-routes.ts'
 import { receiveWebhook, type WebhookRouteContext } from './webhook-routes.ts'
 
 export interface ServerContext extends PublicRouteContext, InternalRouteContext, WebhookRouteContext {
@@ -35,6 +35,7 @@ const paymentsPrefix = '/payments/'
 const internalPrefix = '/internal/payments/'
 const internalBatchPath = '/internal/transitions'
 const transitionsSuffix = '/transitions'
+const cancelSuffix = '/cancel'
 const webhooksPrefix = '/webhooks/psp/'
 
 function internalRoute (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, path: string): { route: string, done: Promise<void> | void } | undefined {
@@ -61,8 +62,13 @@ function publicHandler (ctx: ServerContext): Handler {
       return { route: '/payments', done: createPayment(ctx, req, res) }
     }
     if (path.startsWith(paymentsPrefix)) {
+      const rest = path.slice(paymentsPrefix.length)
+      if (rest.endsWith(cancelSuffix)) {
+        if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
+        return { route: '/payments/:id/cancel', done: cancelPayment(ctx, req, res, rest.slice(0, -cancelSuffix.length)) }
+      }
       if (req.method !== 'GET') throw new ProblemError('method_not_allowed')
-      const id = path.slice(paymentsPrefix.length)
+      const id = rest
       return { route: '/payments/:id', done: getPayment(ctx, req, res, id, query) }
     }
     if (path.startsWith(webhooksPrefix)) {

@@ -8,8 +8,10 @@
 //   2. project it into Postgres (projection-writer.ts: one statement per turn for everything
 //      handed over meanwhile, retried until Postgres takes it);
 //   3. meanwhile, in event order per checkout id (key-queue.ts), what the event asks for: a
-//      `payment.created` drives the payment to the PSP (charge-flow.ts); a webhook that disagrees
-//      on the amount flags the payment (after the projection: the flag updates its row).
+//      `payment.created` drives the payment to the PSP (charge-flow.ts); a cancel of a payment whose
+//      charge awaited the customer cancels that charge at the PSP (charge-flow.ts cancelAtPsp); a
+//      webhook that disagrees on the amount flags the payment (after the projection: the flag
+//      updates its row).
 //   A message is finished when both are done; other events once projected.
 // A crash anywhere re-delivers every unfinished message, and every step is idempotent (event-id
 // dedup, version guard, node version check, PSP idempotency key = checkout id).
@@ -18,7 +20,7 @@ import { backoffDelayMs, sleep } from '../lib/backoff.ts'
 import type { ConsumedMessage } from '../lib/event-bus.ts'
 import type { Logger } from '../lib/log.ts'
 import { decodeChangeEvent, terminalStatuses, type ChangeEvent } from '../lib/payment-codec.ts'
-import { DeadLetter, drivePayment, type ChargeFlowDeps } from './charge-flow.ts'
+import { cancelAtPsp, DeadLetter, drivePayment, type ChargeFlowDeps } from './charge-flow.ts'
 import type { DeadLetterPublisher } from './dead-letters.ts'
 import type { KeyedQueue } from './key-queue.ts'
 import { processorLimits } from './limits.ts'
@@ -73,10 +75,11 @@ async function deadLetter (deps: PipelineDeps, message: ConsumedMessage, reason:
   await untilDone(deps, 'dead-letter publish', checkoutId, () => deps.deadLetters.publish(message, reason, detail))
 }
 
-async function drive (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessage, projected: Promise<void>): Promise<void> {
+async function drive (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessage, projected: Promise<void>,
+  flow: (deps: ChargeFlowDeps, payment: NodePayment) => Promise<unknown> = drivePayment): Promise<void> {
   // The node and the PSP do not need the Postgres row, so driving starts while the event is being
   // projected; only a flag (an UPDATE of that row) must wait for it, or it would find no row.
-  const flow: ChargeFlowDeps = {
+  const flowDeps: ChargeFlowDeps = {
     ...deps.flow,
     flag: async (checkoutId, reason) => {
       await projected
@@ -84,7 +87,7 @@ async function drive (deps: PipelineDeps, event: ChangeEvent, message: ConsumedM
     },
   }
   try {
-    await drivePayment(flow, nodePaymentOf(event))
+    await flow(flowDeps, nodePaymentOf(event))
   } catch (error) {
     // Expected failures that a redelivery would not fix go to the dead-letter topic; anything
     // else is a bug and rejects (the consumer then starts over from the committed offsets).
@@ -103,6 +106,12 @@ async function drive (deps: PipelineDeps, event: ChangeEvent, message: ConsumedM
  */
 function workOf (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessage, projected: Promise<void>): (() => Promise<void>) | undefined {
   if (event.type === 'payment.created') return () => drive(deps, event, message, projected)
+  if (event.type === 'payment.status_changed' && event.payment.status === 'canceled' && event.previousStatus === 'requires_action' &&
+    event.payment.pspReference !== '' && !event.actor.startsWith('webhook:')) {
+    // Canceled (by the merchant or an operator) while its charge awaited the customer at the PSP:
+    // cancel the charge there too. Not when the PSP itself said so (its charge.canceled webhook).
+    return () => drive(deps, event, message, projected, cancelAtPsp)
+  }
   if (event.webhook?.note === 'amount_mismatch') {
     const reason = `webhook ${event.webhook.pspEventId} disagrees on amount or currency`
     return async () => {

@@ -167,6 +167,61 @@ export async function drivePayment (deps: ChargeFlowDeps, payment: NodePayment, 
   return applyOutcome(deps, current, outcome, by)
 }
 
+/**
+ * A payment canceled while its charge waited at the PSP for the customer (`requires_action` →
+ * `canceled` on the node): cancel that charge at the PSP too, so the customer can no longer
+ * complete it. Idempotent at the PSP, so redeliveries and retries are harmless; retried like a
+ * charge, then a dead letter. If the charge left `requires_action` first (the customer completed
+ * it), the payment is canceled but money may have been taken: refunds are not built, so it is
+ * flagged for a person (a failed charge took nothing and needs no flag).
+ */
+export async function cancelAtPsp (deps: ChargeFlowDeps, payment: NodePayment): Promise<void> {
+  const pspReference = payment.psp_reference ?? ''
+  const log = deps.log.child({ checkout_id: payment.checkout_id, psp_reference: pspReference })
+  const request = { cancel: pspReference }
+  for (let attempt = 1; ; attempt++) {
+    const startedAt = new Date()
+    const started = performance.now()
+    try {
+      const call = await deps.pspSlots.run(() => deps.psp.cancelCharge(pspReference))
+      deps.onPspCall?.(`cancel_${call.outcome.kind}`, call.latencyMs)
+      await deps.attempts.record({
+        checkoutId: payment.checkout_id, provider: sandboxProvider, idempotencyKey: payment.checkout_id, attempt,
+        request, httpStatus: call.httpStatus, response: call.responseBody,
+        outcome: `cancel_${call.outcome.kind}`, errorCode: undefined, latencyMs: call.latencyMs, startedAt,
+      })
+      if (call.outcome.kind === 'canceled') {
+        log.info('charge canceled at the psp')
+        return
+      }
+      const found = await deps.psp.findCharge(chargeRequestOf(payment))
+      if (found?.kind === 'failed') {
+        log.info('charge not cancelable at the psp: it failed, nothing was taken')
+        return
+      }
+      const reason = `canceled, but the psp charge ${pspReference} is ${found?.kind ?? 'missing'}: void or refund it`
+      log.error({ psp: found?.kind, detail: call.outcome.detail }, 'canceled payment charged at the psp: flagged')
+      await deps.flag(payment.checkout_id, reason)
+      return
+    } catch (error) {
+      if (!(error instanceof PspError)) throw error
+      const latencyMs = Math.round(performance.now() - started)
+      deps.onPspCall?.(error.code, latencyMs)
+      await deps.attempts.record({
+        checkoutId: payment.checkout_id, provider: sandboxProvider, idempotencyKey: payment.checkout_id, attempt,
+        request, httpStatus: error.httpStatus, response: undefined, outcome: 'error', errorCode: error.code, latencyMs, startedAt,
+      })
+      log.warn({ attempt, code: error.code, retriable: error.retriable }, 'psp cancel attempt failed')
+      if (!error.retriable) throw new DeadLetter(error.code, error.message, { cause: error })
+      if (attempt >= processorLimits.pspAttemptsMax) throw new DeadLetter('psp_retries_exhausted', error.message, { cause: error })
+      const backoffMs = backoffDelayMs({
+        baseDelayMs: processorLimits.pspBackoffBaseDelayMs, delayMsMax: processorLimits.pspBackoffDelayMsMax,
+      }, attempt - 1)
+      await sleep(Math.max(backoffMs, Math.min(error.retryAfterMs ?? 0, processorLimits.pspBackoffDelayMsMax)))
+    }
+  }
+}
+
 /** The payment's node, so its transitions are batched with others for that node. */
 function nodeOf (payment: NodePayment): { nodeId?: string } {
   return payment.node_id !== undefined && payment.node_id !== '' ? { nodeId: payment.node_id } : {}

@@ -16,7 +16,7 @@
 // committer batches the charges of that window. The answer still comes after both.
 
 import { setTimeout as sleep } from 'node:timers/promises'
-import { newCharge, paramsFingerprint, type Charge, type ChargeParams } from './charge.ts'
+import { cancel, newCharge, paramsFingerprint, type Charge, type ChargeParams } from './charge.ts'
 import { PspError } from './errors.ts'
 import type { RuntimeControl } from './faults.ts'
 import { randomId } from './ids.ts'
@@ -26,6 +26,8 @@ import type { PaymentMethodRule } from './rules.ts'
 import { keys, type CounterDeltas, type Op, type PspStore } from './store.ts'
 import { encodeSettlementEntry } from './settlement.ts'
 import { eventWrites, type QueuedEvent } from './webhook-events.ts'
+
+export type CancelResult = { kind: 'canceled' | 'replayed', charge: Charge }
 
 export type CreateResult =
   /** `json`: the charge as stored, to answer with (serialised once). */
@@ -44,6 +46,7 @@ const statusCounter = {
   failed: 'failed',
   pending: 'pending',
   requires_action: 'requiresAction',
+  canceled: 'canceled',
 } as const
 
 export class ChargeService {
@@ -54,6 +57,8 @@ export class ChargeService {
   readonly #onWritten: (charge: Charge, asyncDueMs: number | undefined, events: readonly QueuedEvent[]) => void
   /** Idempotency keys of requests between steps 3 and 8. Bounded by chargeRequestsInFlightMax. */
   readonly #keysInProgress = new Set<string>()
+  /** Charges whose cancel is being written: a second cancel meanwhile is told to retry. Bounded by chargeRequestsInFlightMax. */
+  readonly #cancelsInProgress = new Set<string>()
   readonly #shutdown = new AbortController()
   #inFlight = 0
 
@@ -77,6 +82,41 @@ export class ChargeService {
 
   get keysInProgress (): number {
     return this.#keysInProgress.size
+  }
+
+  /**
+   * POST /v1/charges/{id}/cancel: a charge awaiting customer action becomes `canceled` (durably,
+   * with its `charge.canceled` event); one already canceled is answered as it is (idempotent).
+   * Nothing else moves a `requires_action` charge here, and the async completer only moves
+   * `pending` ones, so the only race is two cancels of one charge: the second is refused 409 and
+   * retried by its caller. Any other status is final or being settled: `charge_not_cancelable`.
+   */
+  async cancel (chargeId: string): Promise<CancelResult> {
+    if (this.#cancelsInProgress.has(chargeId)) throw new PspError('idempotency_key_in_use')
+    if (this.#cancelsInProgress.size >= this.#limits.chargeRequestsInFlightMax) {
+      // The same bound as charges in flight: nothing grows without bound.
+      this.#metrics.count('concurrencyRejections')
+      throw new PspError('rate_limited', { message: 'Too many concurrent requests; retry later', retryAfterS: 1 })
+    }
+    const charge = this.#store.getCharge(chargeId)
+    if (charge === undefined) throw new PspError('resource_missing', { param: 'id', message: `No such charge: '${chargeId.slice(0, 64)}'` })
+    if (charge.status === 'canceled') return { kind: 'replayed', charge }
+    if (charge.status !== 'requires_action') {
+      throw new PspError('charge_not_cancelable', { message: `This charge is ${charge.status}; only a requires_action charge can be canceled` })
+    }
+    this.#cancelsInProgress.add(chargeId)
+    try {
+      const nowMs = Date.now()
+      const canceled = cancel(charge, nowMs)
+      const json = JSON.stringify(canceled)
+      const events = eventWrites(this.#store, this.#runtime, canceled, nowMs, json)
+      const counters: CounterDeltas = { ...events.counters, requiresAction: -1, canceled: 1 }
+      await this.#store.write({ ops: [{ type: 'put', key: keys.charge(chargeId), value: json }, ...events.ops], counters })
+      this.#onWritten(canceled, undefined, events.queued)
+      return { kind: 'canceled', charge: canceled }
+    } finally {
+      this.#cancelsInProgress.delete(chargeId)
+    }
   }
 
   /** Cuts simulated latency short; requests still sleeping answer 503 shutting_down. */

@@ -1,5 +1,6 @@
 // The charge object (Stripe's shape) and its only transitions. A charge is created in its first
-// status and may move once: pending -> succeeded | failed. Succeeded and failed are final.
+// status and may move once: pending -> succeeded | failed (the async completer), or
+// requires_action -> canceled (POST /v1/charges/{id}/cancel). Succeeded, failed and canceled are final.
 //
 // Settlement rule: a charge settles on the UTC date on which it reached `succeeded` (settled_on),
 // and carries that instant as `succeeded_at`. For a synchronous success that is its creation; for an
@@ -9,7 +10,7 @@ import { createHash } from 'node:crypto'
 import { feeFor } from './money.ts'
 import type { FinalFailure } from './rules.ts'
 
-export type ChargeStatus = 'succeeded' | 'failed' | 'pending' | 'requires_action'
+export type ChargeStatus = 'succeeded' | 'failed' | 'pending' | 'requires_action' | 'canceled'
 
 export interface Charge {
   id: string
@@ -33,6 +34,8 @@ export interface Charge {
   settled_on?: string
   /** Unix seconds, only once succeeded. */
   succeeded_at?: number
+  /** Unix seconds, only once canceled. */
+  canceled_at?: number
 }
 
 /** The validated parameters of POST /v1/charges. */
@@ -93,6 +96,11 @@ export function succeed (charge: Charge, nowMs: number): Charge {
     settled_on: utcDate(nowMs),
     succeeded_at: unixSeconds(nowMs),
   }
+}
+
+/** A charge awaiting the customer, canceled by the merchant: nothing is or will be taken. */
+export function cancel (charge: Charge, nowMs: number): Charge {
+  return { ...charge, status: 'canceled', canceled_at: unixSeconds(nowMs) }
 }
 
 export function fail (charge: Charge, failure: FinalFailure): Charge {

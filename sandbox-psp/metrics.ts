@@ -96,6 +96,7 @@ export class PspMetrics {
         this.set({ status: 'failed' }, c.failed)
         this.set({ status: 'pending' }, c.pending)
         this.set({ status: 'requires_action' }, c.requiresAction)
+        this.set({ status: 'canceled' }, c.canceled)
       },
     })
     new Gauge({

@@ -2,6 +2,7 @@
 //   POST /v1/charges                              create (Idempotency-Key required)
 //   GET  /v1/charges?idempotency_key=<key>        {object: "list", data: [charge]} (0 or 1 entries)
 //   GET  /v1/charges/<id>                         one charge
+//   POST /v1/charges/<id>/cancel                  cancel a requires_action charge (idempotent)
 //   GET  /v1/settlements/<YYYY-MM-DD>.csv         settlement report (settlement.ts)
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -42,6 +43,14 @@ export function getChargeRoute (ctx: PspContext, res: ServerResponse, id: string
   const charge = id === '' ? undefined : ctx.store.getCharge(id)
   if (charge === undefined) throw new PspError('resource_missing', { param: 'id', message: `No such charge: '${id.slice(0, 64)}'` })
   sendJson(res, 200, charge, { 'request-id': requestId })
+}
+
+export async function cancelChargeRoute (ctx: PspContext, req: IncomingMessage, res: ServerResponse, id: string, requestId: string): Promise<void> {
+  // No parameters (Stripe's cancellation_reason is not modelled); the body, if any, is ignored.
+  await readBody(req, ctx.limits.bodyBytesMax)
+  const result = await ctx.charges.cancel(id)
+  if (result.kind === 'canceled') ctx.log.info({ checkout_id: result.charge.reference, charge_id: id }, 'charge canceled')
+  sendJson(res, 200, result.charge, { 'request-id': requestId, ...(result.kind === 'replayed' ? { 'idempotent-replayed': 'true' } : {}) })
 }
 
 export async function settlementRoute (ctx: PspContext, res: ServerResponse, date: string, requestId: string): Promise<void> {

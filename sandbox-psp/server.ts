@@ -8,11 +8,12 @@ import type { PspContext } from './context.ts'
 import { PspError } from './errors.ts'
 import { requireSecretKey, sendError, sendJson, splitUrl } from './http-io.ts'
 import { randomId } from './ids.ts'
-import { createChargeRoute, getChargeRoute, listChargesRoute, settlementRoute } from './routes.ts'
+import { cancelChargeRoute, createChargeRoute, getChargeRoute, listChargesRoute, settlementRoute } from './routes.ts'
 
 type Matched = { route: string, done: Promise<void> | void }
 
 const chargesPrefix = '/v1/charges/'
+const cancelSuffix = '/cancel'
 const settlementsPrefix = '/v1/settlements/'
 const discrepanciesPrefix = '/admin/settlements/'
 const discrepanciesSuffix = '/discrepancies'
@@ -42,6 +43,10 @@ function route (ctx: PspContext, req: IncomingMessage, res: ServerResponse, requ
     if (req.method === 'POST') return { route: 'POST /v1/charges', done: createChargeRoute(ctx, req, res, requestId) }
     only(req, 'GET')
     return { route: 'GET /v1/charges', done: listChargesRoute(ctx, res, query, requestId) }
+  }
+  if (path.startsWith(chargesPrefix) && path.endsWith(cancelSuffix)) {
+    only(req, 'POST')
+    return { route: 'POST /v1/charges/:id/cancel', done: cancelChargeRoute(ctx, req, res, path.slice(chargesPrefix.length, -cancelSuffix.length), requestId) }
   }
   if (path.startsWith(chargesPrefix)) {
     only(req, 'GET')

@@ -38,6 +38,7 @@ export interface DurableCounters {
   failed: number
   pending: number
   requiresAction: number
+  canceled: number
   /** Idempotency keys with more than one charge: must stay 0. */
   keysWithMultipleCharges: number
   webhooksEnqueued: number
@@ -75,6 +76,7 @@ const emptyCounters: DurableCounters = {
   failed: 0,
   pending: 0,
   requiresAction: 0,
+  canceled: 0,
   keysWithMultipleCharges: 0,
   webhooksEnqueued: 0,
   webhooksDelivered: 0,

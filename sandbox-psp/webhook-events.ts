@@ -15,7 +15,7 @@ import type { RuntimeControl } from './faults.ts'
 import { randomId } from './ids.ts'
 import { keys, type CounterDeltas, type Op, type PspStore } from './store.ts'
 
-export type EventType = 'charge.succeeded' | 'charge.failed' | 'charge.pending' | 'charge.requires_action'
+export type EventType = 'charge.succeeded' | 'charge.failed' | 'charge.pending' | 'charge.requires_action' | 'charge.canceled'
 
 export interface WebhookEvent {
   id: string
@@ -46,6 +46,7 @@ export const eventTypeByStatus: Record<ChargeStatus, EventType> = {
   failed: 'charge.failed',
   pending: 'charge.pending',
   requires_action: 'charge.requires_action',
+  canceled: 'charge.canceled',
 }
 
 /** What the dispatcher keeps in memory of an outbox entry: when and in which order it is due. */

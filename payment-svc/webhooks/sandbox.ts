@@ -20,6 +20,9 @@ const targetByType: Readonly<Record<string, PaymentStatus | undefined>> = {
   'charge.succeeded': 'succeeded',
   'charge.failed': 'failed',
   'charge.requires_action': 'requires_action',
+  // The merchant's cancel, carried out at the PSP by the processor: the payment is canceled first,
+  // so this usually only confirms it.
+  'charge.canceled': 'canceled',
   'charge.pending': undefined,
 }
 

@@ -2,8 +2,8 @@
 // idempotency key always the checkout id. Stateless apart from the connection pool.
 
 import { Pool, errors as undiciErrors } from 'undici'
-import { outcomeOfSandboxCharge, outcomeOfSandboxResponse, toSandboxChargeBody, type SandboxCharge } from './sandbox.ts'
-import { PspError, type ChargeOutcome, type ChargeRequest } from './types.ts'
+import { cancelOutcomeOfSandboxResponse, outcomeOfSandboxCharge, outcomeOfSandboxResponse, toSandboxChargeBody, type SandboxCharge } from './sandbox.ts'
+import { PspError, type CancelOutcome, type ChargeOutcome, type ChargeRequest } from './types.ts'
 
 export interface PspClientOptions {
   baseUrl: string
@@ -16,6 +16,13 @@ export interface PspClientOptions {
 
 export interface ChargeCall {
   outcome: ChargeOutcome
+  httpStatus: number
+  responseBody: unknown
+  latencyMs: number
+}
+
+export interface CancelCall {
+  outcome: CancelOutcome
   httpStatus: number
   responseBody: unknown
   latencyMs: number
@@ -75,6 +82,35 @@ export class PspClient {
     }
     const retryAfter = res.headers['retry-after']
     const outcome = outcomeOfSandboxResponse(res.statusCode, body, typeof retryAfter === 'string' ? retryAfter : undefined, request)
+    return { outcome, httpStatus: res.statusCode, responseBody: body, latencyMs: Math.round(performance.now() - startedAt) }
+  }
+
+  /**
+   * One attempt to cancel a charge awaiting the customer (a canceled payment's). Idempotent at the
+   * PSP, so a retry after a timeout is safe. Throws PspError; `error.retriable` says whether to retry.
+   */
+  async cancelCharge (pspReference: string): Promise<CancelCall> {
+    const startedAt = performance.now()
+    let res
+    try {
+      res = await this.#pool.request({
+        path: `/v1/charges/${encodeURIComponent(pspReference)}/cancel`,
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.#options.secretKey}` },
+      })
+    } catch (error) {
+      throw transportError(error)
+    }
+    let body: unknown
+    try {
+      const text = await res.body.text()
+      body = text.length > 0 ? JSON.parse(text) : undefined
+    } catch (error) {
+      if (error instanceof SyntaxError) throw new PspError('psp_bad_response', 'body is not JSON', { httpStatus: res.statusCode, cause: error })
+      throw transportError(error)
+    }
+    const retryAfter = res.headers['retry-after']
+    const outcome = cancelOutcomeOfSandboxResponse(res.statusCode, body, typeof retryAfter === 'string' ? retryAfter : undefined, pspReference)
     return { outcome, httpStatus: res.statusCode, responseBody: body, latencyMs: Math.round(performance.now() - startedAt) }
   }
 

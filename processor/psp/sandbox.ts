@@ -1,7 +1,7 @@
 // The sandbox PSP adapter: a pure mapping between our types and the sandbox's wire format.
 // Stateless; the HTTP call lives in psp-client.ts and the state machine in the core.
 
-import type { ChargeOutcome, ChargeRequest } from './types.ts'
+import type { CancelOutcome, ChargeOutcome, ChargeRequest } from './types.ts'
 import { PspError } from './types.ts'
 
 export const sandboxProvider = 'sandbox'
@@ -63,6 +63,11 @@ export function outcomeOfSandboxResponse (httpStatus: number, body: unknown, ret
     if (typeof body !== 'object' || body === null) throw new PspError('psp_bad_response', 'charge body is not an object', { httpStatus })
     return outcomeOfSandboxCharge(body as SandboxCharge, request)
   }
+  throwSandboxError(httpStatus, body, retryAfter)
+}
+
+/** A refusal from the sandbox as a typed error that says whether to retry. */
+function throwSandboxError (httpStatus: number, body: unknown, retryAfter: string | undefined): never {
   const code = typeof body === 'object' && body !== null ? String((body as any).error?.code ?? '') : ''
   if (httpStatus === 429) {
     const retryAfterMs = retryAfter !== undefined && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : undefined
@@ -75,4 +80,23 @@ export function outcomeOfSandboxResponse (httpStatus: number, body: unknown, ret
   if (httpStatus === 401 || httpStatus === 403) throw new PspError('psp_auth', `refused our credentials (${code})`, { httpStatus })
   if (httpStatus >= 500) throw new PspError('psp_unavailable', `answered ${httpStatus} (${code})`, { httpStatus })
   throw new PspError('psp_rejected', `answered ${httpStatus} (${code})`, { httpStatus })
+}
+
+/** Maps the answer to POST /v1/charges/{id}/cancel, or throws a typed error that says whether to retry. */
+export function cancelOutcomeOfSandboxResponse (httpStatus: number, body: unknown, retryAfter: string | undefined,
+  pspReference: string): CancelOutcome {
+  if (httpStatus === 200) {
+    const charge = body as SandboxCharge | undefined
+    if (typeof charge !== 'object' || charge === null || charge.id !== pspReference) {
+      throw new PspError('psp_bad_response', 'cancel answered another object than the charge', { httpStatus })
+    }
+    if (charge.status !== 'canceled') throw new PspError('psp_bad_response', `cancel answered a ${String(charge.status)} charge`, { httpStatus })
+    return { kind: 'canceled' }
+  }
+  const error = typeof body === 'object' && body !== null ? (body as any).error : undefined
+  if (httpStatus === 400 && error?.code === 'charge_not_cancelable') {
+    return { kind: 'not_cancelable', detail: String(error.message ?? '').slice(0, 200) }
+  }
+  // The rest means what it means for a charge (429, 409 in progress, 5xx retriable; the others not).
+  throwSandboxError(httpStatus, body, retryAfter)
 }

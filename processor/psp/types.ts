@@ -21,6 +21,13 @@ export type ChargeOutcome =
    *  must look; the payment never becomes succeeded from it. */
   | { kind: 'flagged', pspReference: string, reason: string }
 
+/**
+ * What canceling a charge awaiting the customer came to: `canceled` (now or before: the call is
+ * idempotent), or `not_cancelable`: the charge left requires_action first (the customer completed
+ * it, or it failed), so the caller must find out whether money was taken.
+ */
+export type CancelOutcome = { kind: 'canceled' } | { kind: 'not_cancelable', detail: string }
+
 export const pspErrorCodes = {
   psp_timeout: { retriable: true },
   psp_connection: { retriable: true },

@@ -11,7 +11,7 @@ import { KeyedQueue } from '../key-queue.ts'
 import { createProcessorMetrics } from '../metrics.ts'
 import type { NodePayment, TransitionCall } from '../node-client.ts'
 import { ProjectionWriter } from '../projection-writer.ts'
-import type { ChargeRequest } from '../psp/types.ts'
+import { PspError, type ChargeRequest } from '../psp/types.ts'
 import { Semaphore } from '../semaphore.ts'
 
 const silent = pino({ level: 'silent' })
@@ -290,4 +290,52 @@ t.test('handler: poison and dead letters finish their message; a bug rejects it'
   await done[1]
   await t.rejects(done[2]!, TypeError, 'an unexpected error is not swallowed: the consumer starts over')
   t.same(w.deadLetters, [{ offset: '0', reason: 'poison' }, { offset: '1', reason: 'node_unavailable' }])
+})
+
+/** A `requires_action → canceled` event of a payment whose PSP charge is `ch_<id>`. */
+function canceledEvent (checkoutId: string, sequence: number, actor = 'api'): ChangeEvent {
+  const e = event(checkoutId, sequence, 'payment.status_changed', 'canceled', { previousStatus: 'requires_action', actor })
+  return { ...e, payment: { ...e.payment, pspReference: `ch_${checkoutId}` } }
+}
+
+t.test('handler: a payment canceled at requires_action has its charge canceled at the PSP', async (t) => {
+  const w = world()
+  const cancels: string[] = []
+  const flow = w.deps.flow as unknown as { psp: Record<string, unknown> }
+  flow.psp.cancelCharge = async (reference: string) => {
+    cancels.push(reference)
+    return { outcome: { kind: 'canceled' }, httpStatus: 200, responseBody: {}, latencyMs: 1 }
+  }
+  await Promise.all(handleMessages(w.deps, [
+    message(0, canceledEvent('a', 2)),
+    message(1, canceledEvent('b', 3, 'webhook:sandbox')),
+    message(2, event('c', 4, 'payment.status_changed', 'canceled')),
+  ]))
+  t.same(cancels, ['ch_a'], 'only the merchant\'s cancel of a charge awaiting the customer; not the PSP\'s own, not a pending one')
+  t.same(w.charges, [], 'nothing charged')
+  t.same(w.flags, [])
+})
+
+t.test('handler: a charge that left requires_action before the cancel is flagged unless it failed', async (t) => {
+  const w = world()
+  const flow = w.deps.flow as unknown as { psp: Record<string, unknown> }
+  flow.psp.cancelCharge = async () => ({ outcome: { kind: 'not_cancelable', detail: 'succeeded' }, httpStatus: 400, responseBody: {}, latencyMs: 1 })
+  flow.psp.findCharge = async (request: ChargeRequest) => request.checkoutId === 'paid'
+    ? { kind: 'succeeded', pspReference: 'ch_paid' }
+    : { kind: 'failed', pspReference: 'ch_declined', failureCode: 'card_declined', failureMessage: '' }
+  await Promise.all(handleMessages(w.deps, [message(0, canceledEvent('paid', 2)), message(1, canceledEvent('declined', 3))]))
+  t.same(w.flags, ['paid'], 'canceled but charged: flagged for a refund; a failed charge took nothing')
+})
+
+t.test('handler: a PSP cancel refused for good is dead-lettered, not retried', async (t) => {
+  const w = world()
+  let calls = 0
+  const flow = w.deps.flow as unknown as { psp: Record<string, unknown> }
+  flow.psp.cancelCharge = async () => {
+    calls++
+    throw new PspError('psp_rejected', 'answered 404 (resource_missing)', { httpStatus: 404 })
+  }
+  await Promise.all(handleMessages(w.deps, [message(7, canceledEvent('gone', 2))]))
+  t.equal(calls, 1, 'a non-retriable refusal is not retried')
+  t.same(w.deadLetters, [{ offset: '7', reason: 'psp_rejected' }])
 })

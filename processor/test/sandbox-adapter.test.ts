@@ -1,5 +1,5 @@
 import t from 'tap'
-import { outcomeOfSandboxResponse } from '../psp/sandbox.ts'
+import { cancelOutcomeOfSandboxResponse, outcomeOfSandboxResponse } from '../psp/sandbox.ts'
 import { PspError, type ChargeRequest } from '../psp/types.ts'
 
 const request: ChargeRequest = {
@@ -47,5 +47,19 @@ t.test('errors say whether to retry, decided where they are made', (t) => {
   }
   const limited = (() => { try { outcomeOfSandboxResponse(429, {}, '2', request) } catch (e) { return e as PspError } })()
   t.equal(limited?.retryAfterMs, 2000)
+  t.end()
+})
+
+t.test('cancel answers map to outcomes or typed errors', (t) => {
+  const canceled = { ...charge, status: 'canceled' }
+  t.same(cancelOutcomeOfSandboxResponse(200, canceled, undefined, 'ch_1'), { kind: 'canceled' })
+  t.same(cancelOutcomeOfSandboxResponse(400, { error: { code: 'charge_not_cancelable', message: 'This charge is succeeded' } }, undefined, 'ch_1'),
+    { kind: 'not_cancelable', detail: 'This charge is succeeded' })
+  t.throws(() => cancelOutcomeOfSandboxResponse(200, { ...canceled, id: 'ch_2' }, undefined, 'ch_1'), { code: 'psp_bad_response' }, 'another charge')
+  t.throws(() => cancelOutcomeOfSandboxResponse(200, charge, undefined, 'ch_1'), { code: 'psp_bad_response' }, 'a 200 that is not canceled')
+  t.throws(() => cancelOutcomeOfSandboxResponse(503, {}, undefined, 'ch_1'), { code: 'psp_unavailable', retriable: true })
+  t.throws(() => cancelOutcomeOfSandboxResponse(409, { error: { code: 'idempotency_key_in_use' } }, undefined, 'ch_1'), { code: 'psp_in_progress', retriable: true })
+  t.throws(() => cancelOutcomeOfSandboxResponse(404, { error: { code: 'resource_missing' } }, undefined, 'ch_1'), { code: 'psp_rejected', retriable: false })
+  t.throws(() => cancelOutcomeOfSandboxResponse(400, { error: { code: 'parameter_invalid' } }, undefined, 'ch_1'), PspError)
   t.end()
 })

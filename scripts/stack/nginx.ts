@@ -2,7 +2,8 @@
 //
 // Routing contract (see renderNginxConf):
 //  - `$checkout_key` = the X-PAYMENT-CHECKOUT-ID header, else the checkout id in the path of
-//    `/payments/{id}` or `/webhooks/psp/{provider}/{checkout_id}`; no key → 400 problem+json.
+//    `/payments/{id}`, `/payments/{id}/cancel` or `/webhooks/psp/{provider}/{checkout_id}`; no key
+//    → 400 problem+json.
 //  - ONE upstream `payment_nodes` with `hash $checkout_key consistent`, every server
 //    max_fails=0 (never marked failed, so a key is never re-routed) and
 //    `proxy_next_upstream off` (a request is never re-sent to another node). A dead node's
@@ -366,6 +367,7 @@ http {
   map $uri $checkout_key_from_path {
     default "";
     "~^/payments/([^/]+)/?$" $1;
+    "~^/payments/([^/]+)/cancel$" $1;
     "~^/webhooks/psp/[^/]+/([^/]+)/?$" $1;
   }
   map $http_x_payment_checkout_id $checkout_key {

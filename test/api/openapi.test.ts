@@ -8,7 +8,7 @@ import t from 'tap'
 import { problems } from '../../payment-svc/errors.ts'
 import { signWebhook } from '../../lib/webhook-signature.ts'
 import { call, createPayment, newCheckoutId, validBody, type ApiResponse } from '../helpers/api.ts'
-import { createSettledForAction } from '../helpers/e2e.ts'
+import { createSettledForAction, createWith, nodeReaches } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
@@ -52,7 +52,7 @@ function check (t: any, route: string, method: string, res: ApiResponse): void {
 t.test('the problem registry and the document list the same codes', (t) => {
   const documented = spec.components.schemas.ProblemCode.enum as string[]
   t.same([...documented].sort(), Object.keys(problems).sort())
-  t.equal(Object.keys(problems).length, 32, 'a new code must be documented and this count raised')
+  t.equal(Object.keys(problems).length, 33, 'a new code must be documented and this count raised')
   t.end()
 })
 
@@ -75,6 +75,21 @@ t.test('responses match the document', async (t) => {
   check(t, '/payments/{checkout_id}', 'get', await call(`${stack.publicUrl}/payments/${id}?wait_ms=x`, { headers: auth }))
   check(t, '/payments/{checkout_id}', 'get', await call(`${stack.publicUrl}/payments/${id}`))
   check(t, '/payments/{checkout_id}', 'get', await call(`${stack.publicUrl}/payments/${id}`, { method: 'POST', headers: auth }))
+
+  const cancel = '/payments/{checkout_id}/cancel'
+  const postCancel = (checkoutId: string, headers: Record<string, string> = auth): Promise<ApiResponse> =>
+    call(`${stack.publicUrl}/payments/${checkoutId}/cancel`, { method: 'POST', headers })
+  // Parked at requires_action by the processor, so nothing else moves it: canceled (200), again.
+  const { id: parkedId } = await createSettledForAction('oas')
+  check(t, cancel, 'post', await postCancel(parkedId, {}))
+  check(t, cancel, 'post', await postCancel(parkedId, { ...auth, 'x-payment-checkout-id': newCheckoutId('oas') }))
+  check(t, cancel, 'post', await call(`${stack.publicUrl}/payments/${parkedId}/cancel`, { headers: auth }))
+  check(t, cancel, 'post', await postCancel(parkedId))
+  check(t, cancel, 'post', await postCancel(parkedId))
+  check(t, cancel, 'post', await postCancel(newCheckoutId('oas')))
+  // A final payment is not cancelable (409).
+  const settled = (await nodeReaches(await createWith('pm_card_visa', 'oas'), 60_000)).checkout_id
+  check(t, cancel, 'post', await postCancel(settled))
 
   const hook = '/webhooks/psp/{provider}/{checkout_id}'
   const event = (checkoutId: string): string => JSON.stringify({

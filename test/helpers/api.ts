@@ -70,6 +70,11 @@ export function getPayment (publicUrl: string, apiKey: string, checkoutId: strin
   return call(`${publicUrl}/payments/${checkoutId}${query}`, { headers: { authorization: `Bearer ${apiKey}` } })
 }
 
+/** POST /payments/{id}/cancel with the merchant's key (routed by the id in the path). */
+export function cancelPayment (publicUrl: string, apiKey: string, checkoutId: string, headers: Record<string, string> = {}): Promise<ApiResponse> {
+  return call(`${publicUrl}/payments/${checkoutId}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, ...headers } })
+}
+
 /**
  * The test suite's own internal API credential: the stack's `ops` token (operators may read,
  * claim, fail and cancel; only the `processor` token may record a success). nginx adds none.

@@ -89,8 +89,9 @@ t.test('the routing key comes from the header, else the path', async (t) => {
   await get(`${stack.publicUrl}/payments/${k}`);
   await get(`${stack.publicUrl}/webhooks/psp/sandbox/${k}`);
   await get(`${stack.publicUrl}/payments`, { 'x-payment-checkout-id': k });
-  const lines = await accessLogFor(k, 3);
-  t.equal(lines.length, 3, 'all three requests carried the key');
+  await get(`${stack.publicUrl}/payments/${k}/cancel`);
+  const lines = await accessLogFor(k, 4);
+  t.equal(lines.length, 4, 'all four requests carried the key');
   t.equal(new Set(lines.map((l) => l.upstream_addr)).size, 1, 'and went to one node');
 });
 
