@@ -56,33 +56,12 @@ export class PspClient {
   /** One charge attempt. Throws PspError; `error.retriable` says whether to try again. */
   async charge (request: ChargeRequest, signal?: AbortSignal): Promise<ChargeCall> {
     const startedAt = performance.now()
-    let res
-    try {
-      res = await this.#pool.request({
-        path: '/v1/charges',
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          authorization: `Bearer ${this.#options.secretKey}`,
-          'idempotency-key': request.checkoutId,
-        },
-        body: JSON.stringify(toSandboxChargeBody(request)),
-        ...(signal ? { signal } : {}),
-      })
-    } catch (error) {
-      throw transportError(error)
-    }
-    let body: unknown
-    try {
-      const text = await res.body.text()
-      body = text.length > 0 ? JSON.parse(text) : undefined
-    } catch (error) {
-      if (error instanceof SyntaxError) throw new PspError('psp_bad_response', 'body is not JSON', { httpStatus: res.statusCode, cause: error })
-      throw transportError(error)
-    }
-    const retryAfter = res.headers['retry-after']
-    const outcome = outcomeOfSandboxResponse(res.statusCode, body, typeof retryAfter === 'string' ? retryAfter : undefined, request)
-    return { outcome, httpStatus: res.statusCode, responseBody: body, latencyMs: Math.round(performance.now() - startedAt) }
+    const { httpStatus, body, retryAfter } = await this.#post('/v1/charges', {
+      'content-type': 'application/json',
+      'idempotency-key': request.checkoutId,
+    }, JSON.stringify(toSandboxChargeBody(request)), signal)
+    const outcome = outcomeOfSandboxResponse(httpStatus, body, retryAfter, request)
+    return { outcome, httpStatus, responseBody: body, latencyMs: Math.round(performance.now() - startedAt) }
   }
 
   /**
@@ -91,27 +70,35 @@ export class PspClient {
    */
   async cancelCharge (pspReference: string): Promise<CancelCall> {
     const startedAt = performance.now()
+    const { httpStatus, body, retryAfter } = await this.#post(`/v1/charges/${encodeURIComponent(pspReference)}/cancel`, {})
+    const outcome = cancelOutcomeOfSandboxResponse(httpStatus, body, retryAfter, pspReference)
+    return { outcome, httpStatus, responseBody: body, latencyMs: Math.round(performance.now() - startedAt) }
+  }
+
+  /** One authenticated POST; the answer's status, its JSON body (undefined when empty) and Retry-After. */
+  async #post (path: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<{ httpStatus: number, body: unknown, retryAfter: string | undefined }> {
     let res
     try {
       res = await this.#pool.request({
-        path: `/v1/charges/${encodeURIComponent(pspReference)}/cancel`,
+        path,
         method: 'POST',
-        headers: { authorization: `Bearer ${this.#options.secretKey}` },
+        headers: { ...headers, authorization: `Bearer ${this.#options.secretKey}` },
+        ...(body !== undefined ? { body } : {}),
+        ...(signal ? { signal } : {}),
       })
     } catch (error) {
       throw transportError(error)
     }
-    let body: unknown
+    let parsed: unknown
     try {
       const text = await res.body.text()
-      body = text.length > 0 ? JSON.parse(text) : undefined
+      parsed = text.length > 0 ? JSON.parse(text) : undefined
     } catch (error) {
       if (error instanceof SyntaxError) throw new PspError('psp_bad_response', 'body is not JSON', { httpStatus: res.statusCode, cause: error })
       throw transportError(error)
     }
     const retryAfter = res.headers['retry-after']
-    const outcome = cancelOutcomeOfSandboxResponse(res.statusCode, body, typeof retryAfter === 'string' ? retryAfter : undefined, pspReference)
-    return { outcome, httpStatus: res.statusCode, responseBody: body, latencyMs: Math.round(performance.now() - startedAt) }
+    return { httpStatus: res.statusCode, body: parsed, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined }
   }
 
   /** The charge made under this idempotency key, if any (the watchdog's question). */
