@@ -89,33 +89,47 @@ async function applyTransition (deps: ChargeFlowDeps, payment: NodePayment, call
   throw new DeadLetter('transition_contended', `could not apply ${call.to} to ${payment.checkout_id}`)
 }
 
-async function chargeWithRetries (deps: ChargeFlowDeps, request: ChargeRequest): Promise<ChargeOutcome> {
+interface PspCallResult<O extends { kind: string }> {
+  outcome: O
+  httpStatus: number
+  responseBody: unknown
+  latencyMs: number
+}
+
+/**
+ * One PSP operation of a payment until it gets an answer: every attempt is a `psp_attempts` row
+ * (idempotency key = checkout id; outcome `<outcomePrefix><kind>`, or `error`); a retriable error
+ * waits its capped, jittered backoff (at least the PSP's Retry-After, capped too), a
+ * non-retriable one or `pspAttemptsMax` attempts become a dead letter. An error for which
+ * `settles` holds is thrown as it is, after its row, for the caller to turn into an outcome.
+ */
+async function callPspWithRetries<O extends { kind: string }> (deps: ChargeFlowDeps, o: {
+  checkoutId: string
+  request: unknown
+  outcomePrefix: string
+  /** Fields of the line logged for each failed attempt, and its message. */
+  logFields: Record<string, string>
+  failedMessage: string
+  call: () => Promise<PspCallResult<O>>
+  settles?: (error: PspError) => boolean
+}): Promise<PspCallResult<O>> {
   for (let attempt = 1; ; attempt++) {
     const startedAt = new Date()
     const started = performance.now()
+    const row = { checkoutId: o.checkoutId, provider: sandboxProvider, idempotencyKey: o.checkoutId, attempt, request: o.request, startedAt }
     try {
-      const call = await deps.pspSlots.run(() => deps.psp.charge(request))
-      deps.onPspCall?.(call.outcome.kind, call.latencyMs)
-      await deps.attempts.record({
-        checkoutId: request.checkoutId, provider: sandboxProvider, idempotencyKey: request.checkoutId, attempt,
-        request: toSandboxChargeBody(request), httpStatus: call.httpStatus, response: call.responseBody,
-        outcome: call.outcome.kind, errorCode: undefined, latencyMs: call.latencyMs, startedAt,
-      })
-      return call.outcome
+      const call = await deps.pspSlots.run(o.call)
+      const outcome = `${o.outcomePrefix}${call.outcome.kind}`
+      deps.onPspCall?.(outcome, call.latencyMs)
+      await deps.attempts.record({ ...row, httpStatus: call.httpStatus, response: call.responseBody, outcome, errorCode: undefined, latencyMs: call.latencyMs })
+      return call
     } catch (error) {
       if (!(error instanceof PspError)) throw error
       const latencyMs = Math.round(performance.now() - started)
       deps.onPspCall?.(error.code, latencyMs)
-      await deps.attempts.record({
-        checkoutId: request.checkoutId, provider: sandboxProvider, idempotencyKey: request.checkoutId, attempt,
-        request: toSandboxChargeBody(request), httpStatus: error.httpStatus, response: undefined,
-        outcome: 'error', errorCode: error.code, latencyMs, startedAt,
-      })
-      deps.log.warn({ checkout_id: request.checkoutId, attempt, code: error.code, retriable: error.retriable }, 'psp attempt failed')
-      if (error.code === 'psp_rejected') {
-        // The PSP refused the request itself (nothing was charged): the payment fails for good.
-        return { kind: 'failed', pspReference: '', failureCode: 'psp_rejected', failureMessage: error.message }
-      }
+      await deps.attempts.record({ ...row, httpStatus: error.httpStatus, response: undefined, outcome: 'error', errorCode: error.code, latencyMs })
+      deps.log.warn({ ...o.logFields, attempt, code: error.code, retriable: error.retriable }, o.failedMessage)
+      if (o.settles?.(error) === true) throw error
       if (!error.retriable) throw new DeadLetter(error.code, error.message, { cause: error })
       if (attempt >= processorLimits.pspAttemptsMax) throw new DeadLetter('psp_retries_exhausted', error.message, { cause: error })
       const backoffMs = backoffDelayMs({
@@ -123,6 +137,22 @@ async function chargeWithRetries (deps: ChargeFlowDeps, request: ChargeRequest):
       }, attempt - 1)
       await sleep(Math.max(backoffMs, Math.min(error.retryAfterMs ?? 0, processorLimits.pspBackoffDelayMsMax)))
     }
+  }
+}
+
+async function chargeWithRetries (deps: ChargeFlowDeps, request: ChargeRequest): Promise<ChargeOutcome> {
+  try {
+    const call = await callPspWithRetries(deps, {
+      checkoutId: request.checkoutId, request: toSandboxChargeBody(request), outcomePrefix: '',
+      logFields: { checkout_id: request.checkoutId }, failedMessage: 'psp attempt failed',
+      call: () => deps.psp.charge(request),
+      settles: (error) => error.code === 'psp_rejected',
+    })
+    return call.outcome
+  } catch (error) {
+    if (!(error instanceof PspError) || error.code !== 'psp_rejected') throw error
+    // The PSP refused the request itself (nothing was charged): the payment fails for good.
+    return { kind: 'failed', pspReference: '', failureCode: 'psp_rejected', failureMessage: error.message }
   }
 }
 
@@ -178,48 +208,23 @@ export async function drivePayment (deps: ChargeFlowDeps, payment: NodePayment, 
 export async function cancelAtPsp (deps: ChargeFlowDeps, payment: NodePayment): Promise<void> {
   const pspReference = payment.psp_reference ?? ''
   const log = deps.log.child({ checkout_id: payment.checkout_id, psp_reference: pspReference })
-  const request = { cancel: pspReference }
-  for (let attempt = 1; ; attempt++) {
-    const startedAt = new Date()
-    const started = performance.now()
-    try {
-      const call = await deps.pspSlots.run(() => deps.psp.cancelCharge(pspReference))
-      deps.onPspCall?.(`cancel_${call.outcome.kind}`, call.latencyMs)
-      await deps.attempts.record({
-        checkoutId: payment.checkout_id, provider: sandboxProvider, idempotencyKey: payment.checkout_id, attempt,
-        request, httpStatus: call.httpStatus, response: call.responseBody,
-        outcome: `cancel_${call.outcome.kind}`, errorCode: undefined, latencyMs: call.latencyMs, startedAt,
-      })
-      if (call.outcome.kind === 'canceled') {
-        log.info('charge canceled at the psp')
-        return
-      }
-      const found = await deps.psp.findCharge(chargeRequestOf(payment))
-      if (found?.kind === 'failed') {
-        log.info('charge not cancelable at the psp: it failed, nothing was taken')
-        return
-      }
-      const reason = `canceled, but the psp charge ${pspReference} is ${found?.kind ?? 'missing'}: void or refund it`
-      log.error({ psp: found?.kind, detail: call.outcome.detail }, 'canceled payment charged at the psp: flagged')
-      await deps.flag(payment.checkout_id, reason)
-      return
-    } catch (error) {
-      if (!(error instanceof PspError)) throw error
-      const latencyMs = Math.round(performance.now() - started)
-      deps.onPspCall?.(error.code, latencyMs)
-      await deps.attempts.record({
-        checkoutId: payment.checkout_id, provider: sandboxProvider, idempotencyKey: payment.checkout_id, attempt,
-        request, httpStatus: error.httpStatus, response: undefined, outcome: 'error', errorCode: error.code, latencyMs, startedAt,
-      })
-      log.warn({ attempt, code: error.code, retriable: error.retriable }, 'psp cancel attempt failed')
-      if (!error.retriable) throw new DeadLetter(error.code, error.message, { cause: error })
-      if (attempt >= processorLimits.pspAttemptsMax) throw new DeadLetter('psp_retries_exhausted', error.message, { cause: error })
-      const backoffMs = backoffDelayMs({
-        baseDelayMs: processorLimits.pspBackoffBaseDelayMs, delayMsMax: processorLimits.pspBackoffDelayMsMax,
-      }, attempt - 1)
-      await sleep(Math.max(backoffMs, Math.min(error.retryAfterMs ?? 0, processorLimits.pspBackoffDelayMsMax)))
-    }
+  const call = await callPspWithRetries(deps, {
+    checkoutId: payment.checkout_id, request: { cancel: pspReference }, outcomePrefix: 'cancel_',
+    logFields: { checkout_id: payment.checkout_id, psp_reference: pspReference }, failedMessage: 'psp cancel attempt failed',
+    call: () => deps.psp.cancelCharge(pspReference),
+  })
+  if (call.outcome.kind === 'canceled') {
+    log.info('charge canceled at the psp')
+    return
   }
+  const found = await deps.psp.findCharge(chargeRequestOf(payment))
+  if (found?.kind === 'failed') {
+    log.info('charge not cancelable at the psp: it failed, nothing was taken')
+    return
+  }
+  const reason = `canceled, but the psp charge ${pspReference} is ${found?.kind ?? 'missing'}: void or refund it`
+  log.error({ psp: found?.kind, detail: call.outcome.detail }, 'canceled payment charged at the psp: flagged')
+  await deps.flag(payment.checkout_id, reason)
 }
 
 /** The payment's node, so its transitions are batched with others for that node. */
