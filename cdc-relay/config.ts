@@ -3,7 +3,8 @@
 //   RINGPAY_EVENTS_TOPIC                  default payments.events
 //   RINGPAY_RELAY_BACKLOG_EVENTS_MAX      disk budget in unpublished entries (default 1,000,000);
 //                                         new payments are admitted again below 90 % of it
-//   RINGPAY_RELAY_PUBLISH_BATCH_EVENTS_MAX, RINGPAY_RELAY_PACING_MS, RINGPAY_RELAY_LIGHT_PACING_MS, RINGPAY_RELAY_NICE
+//   RINGPAY_RELAY_PUBLISH_BATCH_EVENTS_MAX, RINGPAY_RELAY_PACING_MS, RINGPAY_RELAY_LIGHT_PACING_MS,
+//   RINGPAY_RELAY_PROJECTION_LINGER_MS, RINGPAY_RELAY_NICE
 //                                         tuning (see limits.ts)
 
 import { parseBrokerList } from '../lib/kafka-event-bus.ts'
@@ -49,6 +50,7 @@ export function loadRelayConfig (env: NodeJS.ProcessEnv): RelayConfig | undefine
     publishPacingMs,
     // Light pacing never exceeds the pacing under load (turning pacing off turns both off).
     publishLightPacingMs: integer(env, 'RINGPAY_RELAY_LIGHT_PACING_MS', Math.min(defaultRelayLimits.publishLightPacingMs, publishPacingMs), 0, publishPacingMs),
+    publishProjectionOnlyLingerMs: integer(env, 'RINGPAY_RELAY_PROJECTION_LINGER_MS', defaultRelayLimits.publishProjectionOnlyLingerMs, 0, 1_000),
     workerNiceLevel: integer(env, 'RINGPAY_RELAY_NICE', defaultRelayLimits.workerNiceLevel, 0, 19),
   }
   assertRelayLimits(limits)

@@ -42,6 +42,15 @@ export interface RelayLimits {
    */
   publishLightPacingMs: number
   /**
+   * A batch with no `payment.created` in it only feeds projections (outcomes, webhooks, operator
+   * moves): nobody waits on it, since checkout clients see outcomes on the node. It waits until its
+   * oldest entry is this old, unless a `payment.created` joins it (whose publish is due anyway) or
+   * it fills, so outcomes ride along with the next created event instead of paying a produce
+   * request, a consumer fetch and a projection statement of their own. Adds at most this much to
+   * an outcome's way into Postgres, never to a charge's way to the processor.
+   */
+  publishProjectionOnlyLingerMs: number
+  /**
    * The handoff cache (handoff.ts): change events the node just committed, kept in the relay's
    * memory so they need not be read back from LevelDB. Past these the node's chunks are dropped
    * and the relay reads from disk until it has caught up (e.g. while Kafka is down).
@@ -95,6 +104,7 @@ export const defaultRelayLimits: RelayLimits = {
   // enough that pacing pays for itself, and once on it keeps batches big, so it stays on.
   publishPacingAfterBatchEventsMin: 32,
   publishLightPacingMs: 20,
+  publishProjectionOnlyLingerMs: 100,
   // ~10 s of a busy node's events: enough for any pacing or retry hiccup.
   handoffEventsMax: 50_000,
   handoffBytesMax: 32 * 1024 * 1024,
@@ -127,6 +137,8 @@ export function assertRelayLimits (limits: RelayLimits): void {
     'publishPacingMs must be 0..1000')
   assert.ok(Number.isSafeInteger(limits.publishLightPacingMs) && limits.publishLightPacingMs >= 0 &&
     limits.publishLightPacingMs <= limits.publishPacingMs, 'publishLightPacingMs must be 0..publishPacingMs')
+  assert.ok(Number.isSafeInteger(limits.publishProjectionOnlyLingerMs) && limits.publishProjectionOnlyLingerMs >= 0 &&
+    limits.publishProjectionOnlyLingerMs <= 1_000, 'publishProjectionOnlyLingerMs must be 0..1000')
   assert.ok(limits.retryBackoffBaseMs <= limits.retryBackoffMaxMs, 'retryBackoffBaseMs must not exceed retryBackoffMaxMs')
   assert.ok(limits.kafkaConnectionTimeoutMs < limits.publishTimeoutMs, 'a connect must fit in one publish attempt')
   assert.ok(limits.backlogResumeEventsMax >= 0 && limits.backlogResumeEventsMax < limits.backlogEventsMax,

@@ -9,6 +9,8 @@
 //   2. read entries from the cursor: at most publishBatchEventsMax, publishBatchBytesMax; from
 //      the handoff cache (handoff.ts: what the node just committed, in memory) when it starts at
 //      the cursor, else from the change log on disk;
+//      a batch with no `payment.created` (it only feeds projections) then waits, up to
+//      publishProjectionOnlyLingerMs after its oldest entry, for a created event to ride along with;
 //   3. publish them (acks = all), retrying the same batch with capped, jittered exponential
 //      backoff until Kafka acknowledges it;
 //   4. move the cursor past those entries, then delete them (a crash in between leaves published
@@ -54,7 +56,7 @@ export interface RelayOptions {
   nowMs?: () => number
 }
 
-type WaitKind = 'work' | 'pacing' | 'backoff'
+type WaitKind = 'work' | 'pacing' | 'linger' | 'backoff'
 /** Where a batch's entries were read: the handoff cache or the change log on disk. */
 export type ReadSource = 'memory' | 'disk'
 
@@ -108,9 +110,10 @@ export class Relay {
     this.#knownNextSequence = nextSequence
     const waiting = this.#waiting
     if (waiting === undefined) return
-    // Idle: start at once. Pacing: stop waiting once a full batch is there. Backing off: the
-    // failed batch is retried first, so new entries change nothing.
-    if (waiting.kind === 'work' ||
+    // Idle: start at once. Lingering: look again (a created event may have joined). Pacing: stop
+    // waiting once a full batch is there. Backing off: the failed batch is retried first, so new
+    // entries change nothing.
+    if (waiting.kind === 'work' || waiting.kind === 'linger' ||
       (waiting.kind === 'pacing' && this.#knownNextSequence - this.#cursor >= this.#options.limits.publishBatchEventsMax)) {
       waiting.wake()
     }
@@ -192,6 +195,11 @@ export class Relay {
         entries = await changeLog.read(this.#cursor, limits.publishBatchEventsMax, limits.publishBatchBytesMax)
       }
       if (this.#stopping) break
+      const lingerMs = this.#projectionOnlyLingerMs(entries)
+      if (lingerMs > 0) {
+        await this.#wait('linger', lingerMs)
+        continue
+      }
       this.#lastBatchEvents = entries.length
       this.#checkBatch(entries)
       const last = entries[entries.length - 1]!
@@ -234,6 +242,19 @@ export class Relay {
       bytes += entry.messageBytes
     }
     return entries
+  }
+
+  /**
+   * How much longer a batch may wait for a `payment.created` to ride along with: 0 when it holds
+   * one, is full, or its oldest entry is old enough (its age by the node's clock, which wrote it;
+   * a clock step back shortens nothing beyond the limit).
+   */
+  #projectionOnlyLingerMs (entries: readonly ChangeLogEntry[]): number {
+    const { publishProjectionOnlyLingerMs, publishBatchEventsMax } = this.#options.limits
+    if (publishProjectionOnlyLingerMs === 0 || entries.length >= publishBatchEventsMax) return 0
+    for (const entry of entries) if (entry.header.type === 'payment.created') return 0
+    const ageMs = this.#now() - entries[0]!.header.occurredAtMs
+    return Math.min(publishProjectionOnlyLingerMs, publishProjectionOnlyLingerMs - ageMs)
   }
 
   /** The change log must hold exactly the sequences from the cursor on, with no gap. */

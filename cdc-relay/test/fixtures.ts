@@ -64,7 +64,7 @@ export async function openTestNode (nodeId = 'n-test'): Promise<TestNode> {
 }
 
 export function testLimits (overrides: Partial<RelayLimits> = {}): RelayLimits {
-  return { ...defaultRelayLimits, publishPacingMs: 0, publishLightPacingMs: 0, retryBackoffBaseMs: 1, retryBackoffMaxMs: 8, ...overrides }
+  return { ...defaultRelayLimits, publishPacingMs: 0, publishLightPacingMs: 0, publishProjectionOnlyLingerMs: 0, retryBackoffBaseMs: 1, retryBackoffMaxMs: 8, ...overrides }
 }
 
 export interface StoredMessage extends EventMessage {

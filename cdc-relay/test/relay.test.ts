@@ -334,6 +334,58 @@ t.test('pacing: light traffic (small batches) is paced on the short interval onl
   await relay.stop(1_000)
 })
 
+t.test('projection-only linger: outcomes wait for a created event to ride along with, created events never wait', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  const producer = new FakeProducer()
+  const startedAt = timePublishStarts(producer)
+  const lingerMs = 300
+  const { relay } = startRelay(node, producer, testLimits({ publishProjectionOnlyLingerMs: lingerMs }))
+  const move = (id: string, to: 'processing' | 'succeeded', expectedVersion: number): Promise<unknown> =>
+    node.service.transition(id, { to, expectedVersion, actor: 'test', failureCode: '', failureMessage: '', pspReference: to === 'succeeded' ? 'ch_1' : '' }, Date.now())
+  // A created event is published at once: a charge waits on it.
+  let committedAt = performance.now()
+  await node.createPayments(['ride-0'])
+  await until(() => relay.cursor === 2, deadlineMs, 'the created event published')
+  t.ok(startedAt[0]! - committedAt < lingerMs / 2, `the created event went in ${Math.round(startedAt[0]! - committedAt)} ms`)
+  // Alone, an outcome waits out the linger (measured from its own commit), then goes.
+  committedAt = performance.now()
+  await move('ride-0', 'processing', 1)
+  await until(() => relay.cursor === 3, deadlineMs, 'the lone outcome published')
+  t.ok(startedAt[1]! - committedAt >= lingerMs - 20, `a lone outcome waited ${Math.round(startedAt[1]! - committedAt)} ms (linger ${lingerMs})`)
+  t.equal(producer.calls.length, 2)
+  // An outcome followed by a created event: both go together, as soon as the created one is there.
+  await move('ride-0', 'succeeded', 2)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  committedAt = performance.now()
+  await node.createPayments(['ride-1'])
+  await until(() => relay.cursor === 5, deadlineMs, 'the outcome and the created event published')
+  t.equal(producer.calls.length, 3, 'one produce request for the outcome and the created event')
+  t.same(producer.calls[2]!.messages.map((m) => m.key), ['ride-0', 'ride-1'], 'in change-log order')
+  t.ok(startedAt[2]! - committedAt < lingerMs / 2, `the created event did not wait for the linger (${Math.round(startedAt[2]! - committedAt)} ms)`)
+  await relay.stop(1_000)
+})
+
+t.test('projection-only linger: an old outcome (a backlog) goes at once, and a stop does not wait for the linger', async (t) => {
+  const node = await openTestNode('n1')
+  t.teardown(() => node.close())
+  const producer = new FakeProducer()
+  const { relay } = startRelay(node, producer, testLimits({ publishProjectionOnlyLingerMs: 1_000 }))
+  await node.createPayments(['old-0'])
+  await until(() => relay.cursor === 2, deadlineMs, 'the created event published')
+  // An outcome written 10 s ago by the node's clock (as after a Kafka outage): no reason to wait.
+  const committedAt = performance.now()
+  await node.service.transition('old-0', { to: 'processing', expectedVersion: 1, actor: 'test', failureCode: '', failureMessage: '', pspReference: '' }, Date.now() - 10_000)
+  await until(() => relay.cursor === 3, deadlineMs, 'the old outcome published')
+  t.ok(performance.now() - committedAt < 900, `an outcome already older than the linger went in ${Math.round(performance.now() - committedAt)} ms`)
+  await node.service.transition('old-0', { to: 'succeeded', expectedVersion: 2, actor: 'test', failureCode: '', failureMessage: '', pspReference: 'ch_1' }, Date.now())
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const stopAt = performance.now()
+  t.equal(await relay.stop(5_000), 'stopped')
+  t.ok(performance.now() - stopAt < 500, 'a lingering relay stops at once')
+  t.equal(relay.cursor, 3, 'the lingering outcome was not published (it is read again at the next start)')
+})
+
 t.test('pacing counts from the produce request: a stall before one does not let the next start early', async (t) => {
   // Found in a full test run on the shared 2-core machine: "publish 2 started 95 ms after the one
   // before" with 100 ms pacing. The relay anchored its pacing where it started *reading* a batch;
