@@ -26,6 +26,8 @@ export interface AttemptRow {
   startedAt: Date
 }
 
+/** Named: prepared once per connection (see projection.ts); a changed text needs a new name. */
+const insertStatementName = 'ringpay_insert_psp_attempts_v1'
 const insertSql = `
 INSERT INTO psp_attempts (checkout_id, provider, idempotency_key, attempt, request, http_status, response, outcome,
                           error_code, latency_ms, started_at)
@@ -72,12 +74,12 @@ export class AttemptLog {
     for (let attempt = 0; this.#rows.length > 0;) {
       const rows = this.#rows.slice(0, this.#options.rowsMax)
       try {
-        await this.#pool.query(insertSql, [
+        await this.#pool.query({ name: insertStatementName, text: insertSql, values: [
           rows.map((r) => r.checkoutId), rows.map((r) => r.provider), rows.map((r) => r.idempotencyKey),
           rows.map((r) => r.attempt), rows.map((r) => storedJson(r.request)), rows.map((r) => r.httpStatus ?? null),
           rows.map((r) => storedJson(r.response)), rows.map((r) => r.outcome), rows.map((r) => r.errorCode ?? null),
           rows.map((r) => r.latencyMs), rows.map((r) => r.startedAt),
-        ])
+        ] })
         this.#rows.splice(0, rows.length)
         attempt = 0
         for (const wake of this.#spaceWaiters.splice(0)) wake()

@@ -50,6 +50,13 @@ ON CONFLICT (checkout_id) DO UPDATE SET
 WHERE payments.version < EXCLUDED.version
 `
 
+/**
+ * Named: pg prepares it once per connection, and Postgres then skips parsing, analysing and (once
+ * it settles on a generic plan) planning this five-part statement on every turn. The name carries
+ * a version: a changed text needs a new name, or a connection would run the old one.
+ */
+const projectStatementName = 'ringpay_project_events_v1'
+
 /** Projects the events and records the webhooks they carry, in one statement. */
 export async function projectEvents (pool: pg.Pool, events: readonly ChangeEvent[]): Promise<void> {
   if (events.length === 0) return
@@ -63,7 +70,7 @@ export async function projectEvents (pool: pg.Pool, events: readonly ChangeEvent
     ]
     row.forEach((value, i) => columns[i]!.push(value))
   }
-  await pool.query(projectSql, [...columns, ...webhookColumns(events)])
+  await pool.query({ name: projectStatementName, text: projectSql, values: [...columns, ...webhookColumns(events)] })
 }
 
 /** Marks a payment for a person to look at; the reason says what disagreed. */

@@ -8,7 +8,7 @@ import { AttemptLog } from '../attempt-log.ts'
 
 t.test('a card number in a PSP answer is stored masked; the rest of the JSON as it was', async (t) => {
   const inserted: unknown[][] = []
-  const pool = { query: async (_sql: string, params: unknown[]) => { inserted.push(params); return { rows: [] } } } as unknown as pg.Pool
+  const pool = { query: async (config: { name: string, values: unknown[] }) => { inserted.push(config.values); return { rows: [] } } } as unknown as pg.Pool
   const attempts = new AttemptLog(pool, { rowsMax: 10, flushIntervalMs: 1_000, backoffBaseDelayMs: 1, backoffDelayMsMax: 1 }, createLogger('attempt-log-test', {}))
   const response = { id: 'ch_1', amount: 1999, created: 1_765_000_000, failure_message: 'card 4111 1111 1111 1111 is blocked' }
   await attempts.record({
