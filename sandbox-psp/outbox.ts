@@ -51,6 +51,8 @@ export class WebhookDispatcher {
   readonly #secret: string
   readonly #agent: Agent
   readonly #stopController = new AbortController()
+  /** One controller per delivery in flight: its own deadline, and shutdown cuts them all. */
+  readonly #attemptControllers = new Set<AbortController>()
   /** Entries waiting for their due time, by due time; `#queued` holds the same items by sequence. */
   readonly #heap = new DueHeap<QueuedItem>()
   readonly #queued = new Map<number, QueuedItem>()
@@ -239,6 +241,13 @@ export class WebhookDispatcher {
     const url = baseUrl + webhookPathPrefix + encodeURIComponent(entry.reference)
     this.#metrics.count('webhookAttempts')
     let failure: string | undefined
+    // A timer cleared on completion, not AbortSignal.timeout: that one fires for every delivery
+    // (10 s later, long after it succeeded) and builds a DOMException with a stack each time.
+    const attempt = new AbortController()
+    const deadline = setTimeout(() => attempt.abort(new Error(`no complete answer within ${this.#limits.webhookDeliveryTimeoutMs} ms`)),
+      this.#limits.webhookDeliveryTimeoutMs)
+    this.#attemptControllers.add(attempt)
+    if (this.#stopController.signal.aborted) attempt.abort()
     try {
       const res = await request(url, {
         method: 'POST',
@@ -250,12 +259,15 @@ export class WebhookDispatcher {
         },
         body: entry.body,
         // One bound for the whole attempt, whatever phase is slow; shutdown cuts it short too.
-        signal: AbortSignal.any([AbortSignal.timeout(this.#limits.webhookDeliveryTimeoutMs), this.#stopController.signal]),
+        signal: attempt.signal,
       })
       await res.body.dump()
       if (res.statusCode < 200 || res.statusCode > 299) failure = `status ${res.statusCode}`
     } catch (error) {
       failure = (error as Error).message
+    } finally {
+      clearTimeout(deadline)
+      this.#attemptControllers.delete(attempt)
     }
     if (failure === undefined) {
       this.#remove(item.seq, { webhooksDelivered: 1, webhooksPending: -1 })
@@ -303,11 +315,15 @@ export class WebhookDispatcher {
   async stop (deadlineMs: number): Promise<void> {
     this.#stopped = true
     clearTimeout(this.#timer)
-    const cut = setTimeout(() => this.#stopController.abort(), Math.max(0, deadlineMs - Date.now()))
+    const cutAll = (): void => {
+      this.#stopController.abort()
+      for (const attempt of this.#attemptControllers) attempt.abort()
+    }
+    const cut = setTimeout(cutAll, Math.max(0, deadlineMs - Date.now()))
     await this.#refilling
     await Promise.allSettled(this.#deliveries.values())
     clearTimeout(cut)
-    this.#stopController.abort()
+    cutAll()
     await this.#agent.close()
   }
 }
