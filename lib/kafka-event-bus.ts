@@ -14,6 +14,7 @@
 //                             DefaultPartitioner) would choose, at a fraction of the CPU.
 
 import './kafkajs-request-queue-fix.ts'
+import './kafkajs-skip-empty-batches.ts'
 import { fastEncodingState } from './kafkajs-fast-encoding.ts'
 import { linearGroupingState } from './kafkajs-linear-grouping.ts'
 import { Kafka, logLevel, type Consumer, type ConsumerRunConfig, type Producer } from 'kafkajs'
