@@ -15,7 +15,6 @@
 // step 8's write starts with step 4 and only has to be on disk when the latency ends: the group
 // committer batches the charges of that window. The answer still comes after both.
 
-import { setTimeout as sleep } from 'node:timers/promises'
 import { cancel, newCharge, paramsFingerprint, type Charge, type ChargeParams } from './charge.ts'
 import { PspError } from './errors.ts'
 import type { RuntimeControl } from './faults.ts'
@@ -59,7 +58,13 @@ export class ChargeService {
   readonly #keysInProgress = new Set<string>()
   /** Charges whose cancel is being written: a second cancel meanwhile is told to retry. Bounded by chargeRequestsInFlightMax. */
   readonly #cancelsInProgress = new Set<string>()
-  readonly #shutdown = new AbortController()
+  /**
+   * Simulated latencies still running, each with what cuts it short at shutdown. Plain timers in
+   * a set, not timers/promises with an AbortSignal: that adds and removes an EventTarget listener
+   * per charge, which cost the simulator more than the timer itself.
+   */
+  readonly #sleeping = new Set<{ timer: NodeJS.Timeout, cut: () => void }>()
+  #stopped = false
   #inFlight = 0
 
   constructor (deps: {
@@ -121,7 +126,12 @@ export class ChargeService {
 
   /** Cuts simulated latency short; requests still sleeping answer 503 shutting_down. */
   stop (): void {
-    this.#shutdown.abort()
+    this.#stopped = true
+    for (const sleeper of this.#sleeping) {
+      clearTimeout(sleeper.timer)
+      sleeper.cut()
+    }
+    this.#sleeping.clear()
   }
 
   async create (idempotencyKey: string, params: ChargeParams, rule: PaymentMethodRule): Promise<CreateResult> {
@@ -195,11 +205,14 @@ export class ChargeService {
    */
   async #latency (latencyMs: number, onShutdown: 'refuse' | 'finish'): Promise<void> {
     if (latencyMs <= 0) return
-    try {
-      await sleep(latencyMs, undefined, { signal: this.#shutdown.signal })
-    } catch (error) {
-      if (onShutdown === 'refuse') throw new PspError('shutting_down', { retryAfterS: 1, cause: error })
-    }
+    const slept = this.#stopped ? 'cut' : await new Promise<'slept' | 'cut'>((resolve) => {
+      const sleeper = {
+        timer: setTimeout(() => { this.#sleeping.delete(sleeper); resolve('slept') }, latencyMs),
+        cut: () => resolve('cut'),
+      }
+      this.#sleeping.add(sleeper)
+    })
+    if (slept === 'cut' && onShutdown === 'refuse') throw new PspError('shutting_down', { retryAfterS: 1 })
   }
 
   /** The charge is on disk: its events go to the dispatcher, and the answer may be held (injected timeout). */
