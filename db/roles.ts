@@ -5,6 +5,7 @@
 //     record and its history, no DELETE, nothing of the reconciliation.
 //   - ringpay_reconciler (reconciler/reconcile.ts, report-files.ts): reads payments, writes its
 //     reconciliation_* tables; TEMP for its staging tables (recon_psp, recon_joined, …).
+//   - ringpay_reporting  (reporting/): SELECT on payments, the merchant-facing lists and exports.
 //   - ringpay_readonly   (tests, ops, checks): SELECT on the schema's tables, nothing else.
 // A migration that adds a table adds its grants here; `applyServiceRoles` runs after the
 // migrations on every stack start, so the grants always name tables that exist.
@@ -16,7 +17,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto'
 import pg from 'pg'
 
-export type ServiceRoleName = 'processor' | 'reconciler' | 'readonly'
+export type ServiceRoleName = 'processor' | 'reconciler' | 'reporting' | 'readonly'
 
 export interface ServiceRole {
   /** The Postgres role name. */
@@ -59,6 +60,12 @@ export const serviceRoles: Readonly<Record<ServiceRoleName, ServiceRole>> = {
       reconciliation_totals: ['SELECT', 'INSERT'],
     },
     sequences: { reconciliation_runs_id_seq: ['USAGE'] },
+  },
+  reporting: {
+    role: 'ringpay_reporting',
+    database: [],
+    tables: { payments: ['SELECT'] },
+    sequences: {},
   },
   readonly: {
     role: 'ringpay_readonly',

@@ -4,12 +4,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../lib/log.ts'
 import type { ApiKeyRegistry } from './api-keys.ts'
 import { jsonHoldsCardNumber, refuseCardNumberInId } from './card-number-guard.ts'
-import { clientIpOf, requestIdOf } from './client-identity.ts'
 import { isValidCheckoutId, parseCreatePayment } from './create-request.ts'
 import { ProblemError } from './errors.ts'
 import type { FailedKeyLimiter } from './failed-key-limiter.ts'
 import { isJsonContentType, parseJson, readBody, sendJson } from './http-io.ts'
 import type { NodeLimits } from './limits.ts'
+import { authenticateMerchant } from './merchant-auth.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { PaymentService } from './payment-service.ts'
 import { paymentView } from './payment-view.ts'
@@ -49,43 +49,8 @@ function checkoutIdFrom (req: IncomingMessage, pathId: string | undefined): stri
   return id
 }
 
-/**
- * The merchant of the request's API key. A client IP over its failed-key cap is refused first,
- * whatever key it sends now; a wrong key is counted against its IP and logged with the IP and
- * nginx's request id, never the key.
- */
 function merchantFrom (ctx: PublicRouteContext, req: IncomingMessage): string {
-  // Without a valid keys file no key is accepted, the revoked ones included (fail closed); a 503
-  // rather than a 401 tells the client it is the node, not its key, and to retry. Why the file
-  // is bad is for the node's log and its admin port, not for the public.
-  if (ctx.apiKeys.unavailableReason !== undefined) {
-    throw new ProblemError('api_keys_unavailable', { retryAfterS: Math.ceil(ctx.limits.apiKeysRetryIntervalMs / 1000) })
-  }
-  const authorization = req.headers.authorization
-  // Until some IP sends a wrong key (the usual case) this costs one size check; then one Map lookup.
-  if (ctx.failedKeys.trackedIps > 0) {
-    const blockedForS = ctx.failedKeys.blockedForS(clientIpOf(req, ctx.trustedProxies), Date.now())
-    if (blockedForS > 0) throw new ProblemError('auth_attempts_exceeded', { retryAfterS: blockedForS })
-  }
-  const merchantId = ctx.apiKeys.merchantFor(authorization)
-  if (merchantId !== undefined) return merchantId
-  const ip = clientIpOf(req, ctx.trustedProxies)
-  const nowMs = Date.now()
-  const requestId = requestIdOf(req)
-  if (authorization === undefined) {
-    // Not a guess: not counted. Logged for the trail at info.
-    ctx.log.info({ client_ip: ip, request_id: requestId, reason: 'no_key' }, 'authentication failed')
-    throw new ProblemError('unauthorized')
-  }
-  const failures = ctx.failedKeys.recordFailure(ip, nowMs)
-  ctx.metrics.authFailures.inc()
-  ctx.log.warn({ client_ip: ip, request_id: requestId, reason: 'unknown_key', failures }, 'authentication failed')
-  if (failures === ctx.limits.failedKeyAttemptsMax) {
-    // Once per window: the refusals that follow are not logged one by one.
-    ctx.log.warn({ client_ip: ip, request_id: requestId, failures, window_ms: ctx.limits.failedKeyWindowMs },
-      'failed API key attempts capped: client IP refused until its window ends')
-  }
-  throw new ProblemError('unauthorized')
+  return authenticateMerchant(ctx, req, () => ctx.metrics.authFailures.inc())
 }
 
 export async function createPayment (ctx: PublicRouteContext, req: IncomingMessage, res: ServerResponse): Promise<void> {

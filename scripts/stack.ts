@@ -24,7 +24,7 @@ import { startControlServer, type ControlServer } from './stack/control.ts';
 import type { StackInfo } from './stack/info.ts';
 import { migrate } from '../db/migrate.ts';
 import { applyServiceRoles, newDatabasePassword, redactDatabaseUrl, serviceRoles, urlWithCredentials } from '../db/roles.ts';
-import { createProcessor, createReconciler, createSandboxPsp } from './stack/app-processes.ts';
+import { createProcessor, createReconciler, createReporting, createSandboxPsp } from './stack/app-processes.ts';
 import { createKafka, defaultDlqPartitions, defaultEventsPartitions, dlqTopic, eventsTopic, externalBrokersFromEnv, stackTopics, type KafkaHandle } from './stack/kafka.ts';
 import { abuseLimitsFromEnv, createNginx, type NginxHandle } from './stack/nginx.ts';
 import { createPaymentNodes, nodeDataDir, nodeId, paymentNodeEntry, type PaymentNodeSpec } from './stack/payment-nodes.ts';
@@ -102,6 +102,7 @@ interface Ports {
   kafkaController: number;
   psp: number;
   reconciler: number;
+  reporting: number;
   nodes: { id: string; public: number; admin: number }[];
   processors: { id: string; admin: number }[];
 }
@@ -124,6 +125,7 @@ async function choosePorts(dir: string | null): Promise<Ports> {
     kafkaController: await take(recorded.kafkaController),
     psp: await take(recorded.psp),
     reconciler: await take(recorded.reconciler),
+    reporting: await take(recorded.reporting),
     nodes: [],
     processors: [],
   };
@@ -138,7 +140,7 @@ async function choosePorts(dir: string | null): Promise<Ports> {
   for (let i = 0; i < processorCount; i++) {
     ports.processors.push({ id: `p${i + 1}`, admin: await take(recorded.processors?.[i]?.admin) });
   }
-  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp, ports.reconciler,
+  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp, ports.reconciler, ports.reporting,
     ...ports.nodes.flatMap((n) => [n.public, n.admin]), ...ports.processors.map((p) => p.admin)];
   for (const port of all) {
     if (!(await isPortFree(port))) {
@@ -322,10 +324,10 @@ async function main(): Promise<void> {
   // One login role per service (db/roles.ts), each with a password made for this run (set again
   // at every start, so a stack dir's old info file stops working). An external Postgres
   // (DATABASE_URL) is not ours to administer: every service then uses DATABASE_URL.
-  const rolePasswords = { processor: newDatabasePassword(), reconciler: newDatabasePassword(), readonly: newDatabasePassword() };
+  const rolePasswords = { processor: newDatabasePassword(), reconciler: newDatabasePassword(), reporting: newDatabasePassword(), readonly: newDatabasePassword() };
   const roleUrl = (name: keyof typeof rolePasswords) =>
     postgres.external ? postgres.databaseUrl : urlWithCredentials(postgres.databaseUrl, serviceRoles[name].role, rolePasswords[name]);
-  const databaseUrls = { processor: roleUrl('processor'), reconciler: roleUrl('reconciler'), readonly: roleUrl('readonly') };
+  const databaseUrls = { processor: roleUrl('processor'), reconciler: roleUrl('reconciler'), reporting: roleUrl('reporting'), readonly: roleUrl('readonly') };
   const kafkaReplication = externalBrokersFromEnv() ? -1 : 1;
   const kafka: KafkaHandle = createKafka({
     dir: join(dir, 'kafka'),
@@ -351,6 +353,7 @@ async function main(): Promise<void> {
     publicPort: ports.public,
     internalPort: ports.internal,
     nodeServers: nodeSpecs.map((n) => `127.0.0.1:${n.publicPort}`),
+    reportingServer: `127.0.0.1:${ports.reporting}`,
     workerProcesses: nginxWorkers,
     // RINGPAY_NGINX_PER_IP_REQUESTS_PER_SECOND_MAX etc.; the nodes take their own limits
     // (RINGPAY_FAILED_KEY_ATTEMPTS_MAX, …) from the same environment.
@@ -394,7 +397,16 @@ async function main(): Promise<void> {
     adminToken: reconcilerAdminToken,
   });
 
+  // A merchant's payments from Postgres (reporting/), behind the public nginx.
+  const reporting = createReporting({
+    port: ports.reporting,
+    logFile: join(logsDir, 'reporting.log'),
+    databaseUrl: databaseUrls.reporting,
+    apiKeysFile,
+  });
+
   services.set('postgres', { handle: postgres, stopPhase: 3 });
+  services.set('reporting', { handle: reporting, stopPhase: 0 });
   services.set('reconciler', { handle: reconciler, stopPhase: 0 });
   services.set('psp', { handle: psp, stopPhase: 1 });
   for (const [id, proc] of processors) services.set(id, { handle: proc, stopPhase: 0 });
@@ -426,7 +438,7 @@ async function main(): Promise<void> {
   await timed('nginx', () => nginx.start());
   // Processors last: they consume Kafka, write Postgres and call the nodes through nginx.
   await Promise.all([...processors.values()].map((p) => timed(p.name, () => p.start())));
-  await timed('reconciler', () => reconciler.start());
+  await Promise.all([timed('reconciler', () => reconciler.start()), timed('reporting', () => reporting.start())]);
 
   const startedAt = new Date().toISOString();
   let info: StackInfo;
@@ -452,6 +464,7 @@ async function main(): Promise<void> {
     psp: { url: `http://127.0.0.1:${ports.psp}`, secretKey: pspSecretKey, webhookSecret, logFile: join(logsDir, 'psp.log') },
     processors: ports.processors.map((p) => ({ id: p.id, adminPort: p.admin, logFile: join(logsDir, `${p.id}.log`) })),
     reconciler: { adminPort: ports.reconciler, logFile: join(logsDir, 'reconciler.log'), adminToken: reconcilerAdminToken },
+    reporting: { port: ports.reporting, logFile: join(logsDir, 'reporting.log') },
     apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey },
     internalTokens,
     dir,
@@ -481,6 +494,7 @@ async function main(): Promise<void> {
     `  sandbox PSP   ${info.psp.url}   (admin: GET /admin/stats, PUT /admin/config)`,
     ...info.processors.map((p) => `  processor ${p.id.padEnd(3)} metrics http://127.0.0.1:${p.adminPort}/metrics`),
     `  reconciler    metrics http://127.0.0.1:${ports.reconciler}/metrics   (daily at RECONCILER_DAILY_AT, default 02:00 UTC; node reconciler/cli.ts for finance)`,
+    `  reporting     GET ${info.publicUrl}/payments, /reports/payments.csv   (through nginx; metrics http://127.0.0.1:${ports.reporting}/metrics)`,
     `  dir           ${dir}`,
     `  logs          ${logsDir}/{${[...nodes.keys()].join(',')},postgres,kafka,nginx,nginx-access,nginx-error}.log${kafka.serverLog ? `, ${kafka.serverLog}` : ''}`,
     `  info file     ${infoFiles.join(', ')}`,

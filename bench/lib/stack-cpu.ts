@@ -10,6 +10,7 @@ const componentPatterns: ReadonlyArray<[string, RegExp]> = [
   ['processors', /processor\/main\.ts/],
   ['sandbox PSP', /sandbox-psp\/main\.ts/],
   ['reconciler', /reconciler\/main\.ts/],
+  ['reporting', /reporting\/main\.ts/],
   ['Kafka', /java/],
   ['PostgreSQL', /postgres/],
   ['nginx', /nginx/],

@@ -43,7 +43,7 @@ const labels: Record<TargetName, string> = { ringpay: 'Ringpay', monolith: 'mono
 const colors: Record<TargetName, string> = { ringpay: '#54a24b', monolith: '#e45756' }
 /** Components of each target's own CPU. The sandbox PSP and the load generator are reported apart. */
 const ownComponents: Record<TargetName, ReadonlySet<string>> = {
-  ringpay: new Set(['payment nodes', 'processors', 'Kafka', 'PostgreSQL', 'nginx', 'reconciler', 'other stack']),
+  ringpay: new Set(['payment nodes', 'processors', 'Kafka', 'PostgreSQL', 'nginx', 'reconciler', 'reporting', 'other stack']),
   monolith: new Set(['monolith server', 'monolith nginx', 'PostgreSQL']),
 }
 

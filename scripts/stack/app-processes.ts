@@ -1,5 +1,5 @@
-// The stack's application processes beside the payment nodes: the sandbox PSP, the reconciler and the
-// processors. Each is a ManagedProcess (restartable, killable through the control API) running
+// The stack's application processes beside the payment nodes: the sandbox PSP, the reconciler, the
+// reporting service and the processors. Each is a ManagedProcess (restartable, killable through the control API) running
 // on the pinned Node 24, ready when its HTTP health endpoint answers 200.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -115,4 +115,22 @@ export function createReconciler(spec: ReconcilerSpec): ManagedProcess {
     PSP_SECRET_KEY: spec.pspSecretKey,
     RECONCILER_ADMIN_TOKEN: spec.adminToken,
   }, `http://127.0.0.1:${spec.adminPort}/readyz`, spec.logFile);
+}
+
+export interface ReportingSpec {
+  port: number;
+  logFile: string;
+  /** As ringpay_reporting: SELECT on payments only. */
+  databaseUrl: string;
+  /** The nodes' API keys file (digests only): the same merchants, the same keys. */
+  apiKeysFile: string;
+}
+
+/** The reporting service (reporting/main.ts): a merchant's payments, paged or as CSV, behind nginx. */
+export function createReporting(spec: ReportingSpec): ManagedProcess {
+  return appProcess('reporting', 'reporting/main.ts', {
+    REPORTING_PORT: String(spec.port),
+    DATABASE_URL: spec.databaseUrl,
+    RINGPAY_API_KEYS_FILE: spec.apiKeysFile,
+  }, `http://127.0.0.1:${spec.port}/readyz`, spec.logFile);
 }

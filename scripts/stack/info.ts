@@ -26,7 +26,7 @@ export interface StackInfo {
   databaseUrl: string;
   /** Per-service login roles (db/roles.ts), passwords included; all equal to databaseUrl when
    *  Postgres is external (DATABASE_URL). readonly: SELECT only, for tests, checks and ops. */
-  databaseUrls: { processor: string; reconciler: string; readonly: string };
+  databaseUrls: { processor: string; reconciler: string; reporting: string; readonly: string };
   /** host:port list */
   kafkaBrokers: string[];
   nodes: StackNodeInfo[];
@@ -35,6 +35,8 @@ export interface StackInfo {
   processors: { id: string; adminPort: number; logFile: string }[];
   /** The reconciler daemon (absent in info files of older stacks); its admin trigger needs adminToken. */
   reconciler?: { adminPort: number; logFile: string; adminToken: string };
+  /** The reporting service (absent in info files of older stacks); the public nginx routes to it. */
+  reporting?: { port: number; logFile: string };
   apiKeys: { merchant_demo: string; merchant_other: string };
   /**
    * One internal API token per service (lib/internal-credentials.ts): `processor` (the

@@ -146,6 +146,8 @@ export interface NginxConfOptions {
   internalPort: number;
   /** host:port of each payment node's public listener, in node order. */
   nodeServers: string[];
+  /** host:port of the reporting service (GET /payments lists, /reports/…); none: those go to the nodes. */
+  reportingServer?: string;
   accessLog: string;
   errorLog: string;
   workerProcesses?: number;
@@ -191,12 +193,33 @@ ${servers.map((s) => `    server ${s} max_fails=0;`).join('\n')}
 `;
 }
 
+/** The reporting service: one server, no hashing (any request may go to it). */
+function reportingUpstreamBlock(server: string): string {
+  if (!serverRe.test(server)) throw new Error(`bad reporting server ${JSON.stringify(server)}`);
+  return `
+  # What goes to the reporting service: the payment list (GET /payments with no checkout id) and
+  # everything under /reports/. A create (POST /payments) or anything naming a checkout id still
+  # goes to its node.
+  map "$request_method $uri $http_x_payment_checkout_id" $reporting_request {
+    default 0;
+    "GET /payments " 1;
+    "~^[A-Z]+ /reports/" 1;
+  }
+  upstream ringpay_reporting {
+    server ${server} max_fails=0;
+    keepalive 16;
+    keepalive_requests 100000;
+    keepalive_timeout 60s;
+  }
+`;
+}
+
 /**
  * Proxy directives shared by every proxied location (repeated per location: proxy_set_header does
  * not merge). `credential`: 'strip' on public servers (a public caller never hands a node an
  * internal credential), 'pass' on the internal listener (the caller's own, unchanged; nginx adds none).
  */
-function proxyDirectives(upstream: string, credential: 'strip' | 'pass'): string {
+function proxyDirectives(upstream: string, credential: 'strip' | 'pass', readTimeoutS = 35): string {
   return `
       proxy_pass http://${upstream};
       proxy_http_version 1.1;
@@ -214,7 +237,7 @@ function proxyDirectives(upstream: string, credential: 'strip' | 'pass'): string
       proxy_intercept_errors off;
       proxy_connect_timeout 1s;
       proxy_send_timeout 10s;
-      proxy_read_timeout 35s;`;
+      proxy_read_timeout ${readTimeoutS}s;`;
 }
 
 /** Named error locations + the keyless 400, shared by every server. */
@@ -242,6 +265,10 @@ function errorLocations(retryAfterS: number): string {
     location @body_too_large {
       default_type application/problem+json;
       return 413 '${problem(413, 'Request body too large', 'body_too_large')}';
+    }
+    location @not_found {
+      default_type application/problem+json;
+      return 404 '${problem(404, 'Not found', 'not_found')}';
     }`;
 }
 
@@ -258,7 +285,29 @@ const notFound = `
       default_type application/problem+json;
       return 404 '${problem(404, 'Not found', 'not_found')}';`;
 
-function publicServer(host: string, port: number, upstream: string, accessLog: string, errorLog: string, limits: Required<NginxAbuseLimits>): string {
+/** An export streams for minutes at most (reporting/limits.ts exportDeadlineMs). */
+const reportingReadTimeoutS = 300;
+
+function publicServer(host: string, port: number, upstream: string, accessLog: string, errorLog: string, limits: Required<NginxAbuseLimits>,
+  reportingUpstream?: string): string {
+  // Lists and exports have no checkout id: they go to the reporting service, before the checks
+  // that refuse a keyless request (a rewrite to an internal location: an error_page here would
+  // drop the server's own error pages). Streamed unbuffered, so a slow download slows the export.
+  const reporting = reportingUpstream === undefined ? { route: '', location: '' } : {
+    route: `
+      if ($reporting_request) {
+        rewrite ^ /__reporting$uri last;
+      }`,
+    location: `
+
+    # Only reachable through the rewrite above: a request for it from outside is a 404.
+    location /__reporting/ {
+      internal;
+      error_page 404 = @not_found;
+      rewrite ^/__reporting(/.*)$ $1 break;${proxyDirectives(reportingUpstream, 'strip', reportingReadTimeoutS)}
+      proxy_buffering off;
+    }`,
+  };
   return `
   server {
     listen ${host}:${port};
@@ -278,11 +327,11 @@ ${errorLocations(limits.retryAfterS)}
     limit_conn ringpay_public_conn ${limits.publicConnectionsMax};
 
     location /internal/ {${notFound}
-    }
+    }${reporting.location}
 
     location / {
       # Only for nginx's own answers (the 400 below); proxied responses keep their type.
-      default_type application/problem+json;
+      default_type application/problem+json;${reporting.route}
       if ($checkout_header_invalid) {${invalidKey}
       }
       if ($checkout_key = "") {${missingKey}
@@ -380,9 +429,9 @@ http {
     "~^[A-Za-z0-9_-]{1,64}$" 0;
     default 1;
   }
-${upstreamBlock('payment_nodes', o.nodeServers, keepalive)}${extra.map((s) => upstreamBlock(s.upstreamName, s.servers, keepalive)).join('')}
+${upstreamBlock('payment_nodes', o.nodeServers, keepalive)}${extra.map((s) => upstreamBlock(s.upstreamName, s.servers, keepalive)).join('')}${o.reportingServer === undefined ? '' : reportingUpstreamBlock(o.reportingServer)}
   # Public API.
-${publicServer(host, o.publicPort, 'payment_nodes', o.accessLog, o.errorLog, limits)}
+${publicServer(host, o.publicPort, 'payment_nodes', o.accessLog, o.errorLog, limits, o.reportingServer === undefined ? undefined : 'ringpay_reporting')}
   # Internal API for processors, operators and checkers: same upstream (same ring). Each caller's
   # own credential header goes through unchanged; nginx adds none, the node checks it. No abuse
   # limits: it keeps the worker connections the public servers leave (internalReservedConnections).

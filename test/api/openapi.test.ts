@@ -46,7 +46,7 @@ function check (t: any, route: string, method: string, res: ApiResponse): void {
   t.ok(media, `${res.status} is documented as ${contentType}`)
   if (media === undefined) return
   const validate = schemaFor(media.schema.$ref)
-  t.ok(validate(res.body), `${method.toUpperCase()} ${route} ${res.status} body matches: ${ajv.errorsText(validate.errors)}`)
+  t.ok(validate(contentType === 'text/csv' ? res.text : res.body), `${method.toUpperCase()} ${route} ${res.status} body matches: ${ajv.errorsText(validate.errors)}`)
 }
 
 t.test('the problem registry and the document list the same codes', (t) => {
@@ -106,6 +106,19 @@ t.test('responses match the document', async (t) => {
   check(t, hook, 'post', await postHook('sandbox', hookId, '{"id":1}', signed('{"id":1}')))
   check(t, hook, 'post', await postHook('nopsp', hookId, event(hookId), signed(event(hookId))))
   check(t, hook, 'post', await postHook('sandbox', hookId, event(hookId), { 'content-type': 'text/plain', ...signed(event(hookId)) }))
+})
+
+t.test('the reporting service\'s responses match the document', async (t) => {
+  const auth = { authorization: `Bearer ${key}` }
+  const range = 'created%5Bgte%5D=2026-12-01&created%5Blt%5D=2026-12-31'
+  check(t, '/payments', 'get', await call(`${stack.publicUrl}/payments?limit=3`, { headers: auth }))
+  check(t, '/payments', 'get', await call(`${stack.publicUrl}/payments?limit=0`, { headers: auth }))
+  check(t, '/payments', 'get', await call(`${stack.publicUrl}/payments`))
+  const csv = '/reports/payments.csv'
+  check(t, csv, 'get', await call(`${stack.publicUrl}${csv}?${range}`, { headers: auth }))
+  check(t, csv, 'get', await call(`${stack.publicUrl}${csv}`, { headers: auth }))
+  check(t, csv, 'get', await call(`${stack.publicUrl}${csv}?${range}`))
+  check(t, csv, 'get', await call(`${stack.publicUrl}${csv}`, { method: 'POST', headers: auth }))
 })
 
 t.test('every documented status is provoked here or in the fault tests', (t) => {

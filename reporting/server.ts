@@ -1,0 +1,158 @@
+// The reporting API's HTTP routes: a merchant's own payments, as pages (GET /payments) or as one
+// CSV file (GET /reports/payments.csv). nginx sends it every public request for these paths; the
+// merchant is the API key's, exactly as on the payment nodes (payment-svc/merchant-auth.ts).
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { pipeline } from 'node:stream/promises'
+import type pg from 'pg'
+import { to as copyTo } from 'pg-copy-streams'
+import type { Registry } from 'prom-client'
+import type { Logger } from '../lib/log.ts'
+import { currencyExponent } from '../payment-svc/currencies.ts'
+import { ProblemError } from '../payment-svc/errors.ts'
+import { sendJson, sendProblem, splitUrl } from '../payment-svc/http-io.ts'
+import { authenticateMerchant, type MerchantAuthContext } from '../payment-svc/merchant-auth.ts'
+import { isoTime } from '../payment-svc/payment-view.ts'
+import { reportingLimits as limits } from './limits.ts'
+import { csvHeader, exportCopySql, listPayments, parseListQuery, UnknownCursor, type ListQuery, type PaymentRow } from './query.ts'
+
+export interface ReportingContext extends MerchantAuthContext {
+  pool: pg.Pool
+  registry: Registry
+  onRequest?: (route: string, status: number, seconds: number) => void
+  onAuthFailure?: () => void
+}
+
+let listsInFlight = 0
+let exportsInFlight = 0
+
+function integer (text: string, what: string): number {
+  const value = Number(text)
+  // Amounts and versions are bigint columns; the nodes never write one past 2^53.
+  if (!Number.isSafeInteger(value)) throw new Error(`${what} ${text} is not a safe integer`)
+  return value
+}
+
+export function paymentListItem (row: PaymentRow): Record<string, unknown> {
+  const item: Record<string, unknown> = {
+    checkout_id: row.checkout_id,
+    status: row.status,
+    amount: integer(row.amount, 'amount'),
+    currency: row.currency,
+    currency_exponent: currencyExponent(row.currency),
+    version: integer(row.version, 'version'),
+    created_at: isoTime(row.created_at.getTime()),
+    updated_at: isoTime(row.updated_at.getTime()),
+  }
+  if (row.psp_reference !== null) item.psp_reference = row.psp_reference
+  if (row.failure_code !== null) {
+    item.failure_code = row.failure_code
+    item.failure_message = row.failure_message ?? ''
+  }
+  if (row.flagged_reason !== null) item.flagged_reason = row.flagged_reason
+  return item
+}
+
+function parsed (query: URLSearchParams | undefined, rangeRequired: boolean): ListQuery {
+  const result = parseListQuery(query ?? new URLSearchParams(), { rangeRequired })
+  if ('errors' in result) throw new ProblemError('invalid_query', { errors: result.errors })
+  return result.query
+}
+
+async function listRoute (ctx: ReportingContext, merchantId: string, query: URLSearchParams | undefined, res: ServerResponse): Promise<void> {
+  const q = parsed(query, false)
+  if (listsInFlight >= limits.listsInFlightMax) throw new ProblemError('overloaded', { retryAfterS: 1 })
+  listsInFlight++
+  try {
+    const { rows, hasMore } = await listPayments(ctx.pool, merchantId, q)
+    sendJson(res, 200, { object: 'list', url: '/payments', has_more: hasMore, data: rows.map(paymentListItem) })
+  } catch (error) {
+    if (error instanceof UnknownCursor) {
+      throw new ProblemError('invalid_query', { errors: [{ field: 'starting_after', code: 'unknown', message: 'starting_after names none of your payments' }] })
+    }
+    throw error
+  } finally {
+    listsInFlight--
+  }
+}
+
+async function exportRoute (ctx: ReportingContext, merchantId: string, query: URLSearchParams | undefined, res: ServerResponse): Promise<void> {
+  const q = parsed(query, true)
+  if (exportsInFlight >= limits.exportsInFlightMax) throw new ProblemError('rate_limited', { retryAfterS: 5, detail: 'another export is running; retry when it is done' })
+  exportsInFlight++
+  const client = await ctx.pool.connect()
+  let broken = false
+  const deadline = setTimeout(() => { broken = true; res.destroy(new Error('export deadline passed')) }, limits.exportDeadlineMs)
+  try {
+    // One COPY streams the whole range: it gets the export's own deadline, not a page's.
+    await client.query(`SET statement_timeout = ${limits.exportDeadlineMs}`)
+    const stream = client.query(copyTo(exportCopySql(merchantId, q, (value) => client.escapeLiteral(value))))
+    const day = (ms: number): string => new Date(ms).toISOString().slice(0, 10)
+    res.writeHead(200, {
+      'content-type': 'text/csv; charset=utf-8',
+      'content-disposition': `attachment; filename="payments-${day(q.createdGteMs!)}-${day(q.createdLtMs!)}.csv"`,
+    })
+    res.write(csvHeader)
+    // Backpressure end to end: a slow download slows the COPY, nothing piles up in memory. A
+    // client that goes away ends it (the pipeline destroys the COPY stream).
+    await pipeline(stream, res)
+    ctx.log.info({ merchant_id: merchantId, rows: stream.rowCount }, 'payments exported')
+  } catch (error) {
+    broken = true
+    // Headers sent: the client sees a cut-off file (no final newline-terminated row count), not a 200 that lies.
+    if (res.headersSent) {
+      ctx.log.warn({ err: error, merchant_id: merchantId }, 'payments export cut off')
+      res.destroy()
+      return
+    }
+    throw error
+  } finally {
+    clearTimeout(deadline)
+    exportsInFlight--
+    if (broken) client.release(true)
+    else {
+      await client.query('RESET statement_timeout').then(() => client.release(), (error: Error) => client.release(error))
+    }
+  }
+}
+
+/** The server's request handler. Rejects only on a bug (answered 500 by the caller). */
+export async function handle (ctx: ReportingContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const startedAt = performance.now()
+  const url = req.url ?? '/'
+  let route = 'other'
+  try {
+    if (url.length > limits.queryBytesMax) throw new ProblemError('invalid_query', { detail: `the request target is longer than ${limits.queryBytesMax} bytes` })
+    const { path, query } = splitUrl(url)
+    if (path === '/healthz' || path === '/readyz') {
+      route = path
+      const ready = path === '/healthz' || ctx.apiKeys.unavailableReason === undefined
+      sendJson(res, ready ? 200 : 503, { ok: ready })
+      return
+    }
+    if (path === '/metrics') {
+      route = path
+      const text = await ctx.registry.metrics()
+      res.writeHead(200, { 'content-type': ctx.registry.contentType })
+      res.end(text)
+      return
+    }
+    if (path !== '/payments' && path !== '/reports/payments.csv') throw new ProblemError('not_found')
+    route = path
+    if (req.method !== 'GET') {
+      res.setHeader('allow', 'GET')
+      throw new ProblemError('method_not_allowed')
+    }
+    const merchantId = authenticateMerchant(ctx, req, ctx.onAuthFailure)
+    if (path === '/payments') await listRoute(ctx, merchantId, query, res)
+    else await exportRoute(ctx, merchantId, query, res)
+  } catch (error) {
+    if (error instanceof ProblemError) sendProblem(res, error)
+    else {
+      ctx.log.error({ err: error, route }, 'reporting request failed')
+      sendProblem(res, new ProblemError('internal_error'))
+    }
+  } finally {
+    ctx.onRequest?.(route, res.statusCode, (performance.now() - startedAt) / 1000)
+  }
+}
