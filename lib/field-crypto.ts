@@ -22,6 +22,7 @@
 
 import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
+import { isAbsolute, relative, resolve } from 'node:path'
 
 export const sealedFormatVersion = 1
 export const keyBytes = 32
@@ -36,6 +37,8 @@ export const sealedTextPrefix = 'enc:'
 const keyIdPattern = /^[A-Za-z0-9_.-]{1,32}$/
 
 export type FieldCryptoErrorCode =
+  | 'field_keys_missing'
+  | 'field_keys_inside_data_dir'
   | 'field_keys_unreadable'
   | 'field_keys_insecure_mode'
   | 'field_keys_invalid'
@@ -68,6 +71,8 @@ export interface FieldKeysFile {
 export interface FieldSealer {
   seal (plaintext: Uint8Array, context: string): Uint8Array
   open (sealed: Uint8Array, context: string): Buffer
+  sealText (text: string, context: string): string
+  openText (sealedText: string, context: string): string
 }
 
 interface RingKey {
@@ -193,6 +198,24 @@ export class KeyRing implements FieldSealer {
     if (!sealedText.startsWith(sealedTextPrefix)) throw new FieldCryptoError('sealed_value_malformed', `text does not start with ${sealedTextPrefix}`)
     return this.open(Buffer.from(sealedText.slice(sealedTextPrefix.length), 'base64url'), context).toString('utf8')
   }
+}
+
+export const fieldKeysFileEnv = 'RINGPAY_FIELD_KEYS_FILE'
+
+/**
+ * The key ring of `RINGPAY_FIELD_KEYS_FILE`. A keys file inside one of `dataDirs` is refused: a
+ * copy or backup of a data dir must not carry the key that opens it.
+ */
+export function keyRingFromEnv (env: NodeJS.ProcessEnv, dataDirs: readonly string[] = []): KeyRing {
+  const path = env[fieldKeysFileEnv]
+  if (path === undefined || path === '') throw new FieldCryptoError('field_keys_missing', `${fieldKeysFileEnv} is required`)
+  for (const dir of dataDirs) {
+    const inside = relative(resolve(dir), resolve(path))
+    if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
+      throw new FieldCryptoError('field_keys_inside_data_dir', `${fieldKeysFileEnv} (${path}) is inside the data dir ${dir}`)
+    }
+  }
+  return KeyRing.fromFile(path)
 }
 
 function aad (header: Buffer, context: string): Buffer {

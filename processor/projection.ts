@@ -5,7 +5,9 @@
 // payment backwards.
 
 import type pg from 'pg'
+import type { FieldSealer } from '../lib/field-crypto.ts'
 import type { ChangeEvent } from '../lib/payment-codec.ts'
+import { sealPaymentMethodColumn, sealWebhookPayloadColumn } from './sealed-columns.ts'
 
 const projectSql = `
 WITH ev AS (
@@ -50,20 +52,26 @@ ON CONFLICT (checkout_id) DO UPDATE SET
 WHERE payments.version < EXCLUDED.version
 `
 
-/** Projects the events and records the webhooks they carry, in one statement. */
-export async function projectEvents (pool: pg.Pool, events: readonly ChangeEvent[]): Promise<void> {
+/**
+ * Projects the events and records the webhooks they carry, in one statement. The payment method
+ * and webhook bodies go in sealed (sealed-columns.ts).
+ */
+export async function projectEvents (pool: pg.Pool, sealer: FieldSealer, events: readonly ChangeEvent[]): Promise<void> {
   if (events.length === 0) return
   const columns: unknown[][] = Array.from({ length: 16 }, () => [])
   for (const event of events) {
     const p = event.payment
     const row = [
       event.eventId, event.checkoutId, event.version, event.type, p.status, event.actor, new Date(event.occurredAtMs),
-      p.merchantId, p.nodeId, p.amount, p.currency, p.paymentMethod, p.pspReference, p.failureCode, p.failureMessage,
+      p.merchantId, p.nodeId, p.amount, p.currency,
+      // Sealed for every event: only an insert writes it (an update never changes the method),
+      // and any event of a payment may be the one that inserts its row.
+      sealPaymentMethodColumn(sealer, p.merchantId, p.checkoutId, p.paymentMethod), p.pspReference, p.failureCode, p.failureMessage,
       new Date(p.createdAtMs),
     ]
     row.forEach((value, i) => columns[i]!.push(value))
   }
-  await pool.query(projectSql, [...columns, ...webhookColumns(events)])
+  await pool.query(projectSql, [...columns, ...webhookColumns(sealer, events)])
 }
 
 /** Marks a payment for a person to look at; the reason says what disagreed. */
@@ -72,17 +80,13 @@ export async function flagPayment (pool: pg.Pool, checkoutId: string, reason: st
 }
 
 /** The webhook rows of the events that carry one, column by column (7 arrays, maybe empty). */
-function webhookColumns (events: readonly ChangeEvent[]): unknown[][] {
+function webhookColumns (sealer: FieldSealer, events: readonly ChangeEvent[]): unknown[][] {
   const columns: unknown[][] = Array.from({ length: 7 }, () => [])
   for (const event of events) {
     const w = event.webhook
     if (w === undefined) continue
-    let payload: string
-    try {
-      payload = JSON.stringify(JSON.parse(w.payloadJson))
-    } catch {
-      payload = JSON.stringify({ unparsable: w.payloadJson.slice(0, 1000) })
-    }
+    // The body as received (its signature covered these bytes), sealed whole.
+    const payload = sealWebhookPayloadColumn(sealer, w.provider, w.pspEventId, event.checkoutId, w.payloadJson)
     const row = [w.provider, w.pspEventId, event.checkoutId, w.type, w.applied, new Date(w.receivedAtMs), payload]
     row.forEach((value, i) => columns[i]!.push(value))
   }
