@@ -130,6 +130,9 @@ function sealedFieldsOf (payment: Payment, sealer: FieldSealer): Uint8Array {
   const sealed = sealer.seal(plain, paymentFieldsContext(payment.merchantId, payment.checkoutId))
   plain.fill(0)
   remember(payment, sealer, sealed)
+  // Its next read (the processor's claim) need not open what was just sealed.
+  rememberOpened(paymentFieldsContext(payment.merchantId, payment.checkoutId), sealer, sealed,
+    { paymentMethod: payment.paymentMethod, customerRef: payment.customerRef, metadata: payment.metadata })
   return sealed
 }
 
@@ -138,6 +141,43 @@ function remember (payment: Payment, sealer: FieldSealer, sealed: Uint8Array): v
     sealer, checkoutId: payment.checkoutId, merchantId: payment.merchantId,
     paymentMethod: payment.paymentMethod, customerRef: payment.customerRef, sealed,
   })
+}
+
+/**
+ * Opened sealed fields by context (merchant and checkout id): a payment is read again at each of
+ * its transitions, and the processor decodes each of its events; opening costs ~3.5 µs, a hit
+ * ~0.1. A hit needs the same sealer and byte-identical sealed bytes, which opened (were
+ * authenticated) under this very context before, so they hold the same fields. Two generations
+ * of at most openedFieldsCacheEntriesMax / 2 entries each: when the young one is full it becomes
+ * the old one and the old one is dropped (no per-entry eviction). The fields are in memory in
+ * clear anyway while a payment is being worked on.
+ */
+export const openedFieldsCacheEntriesMax = 4096
+interface SensitiveFields { paymentMethod: string, customerRef: string, metadata: Record<string, string> }
+interface OpenedEntry { sealer: FieldSealer, sealed: Uint8Array, fields: SensitiveFields }
+let openedYoung = new Map<string, OpenedEntry>()
+let openedOld = new Map<string, OpenedEntry>()
+
+function rememberOpened (context: string, sealer: FieldSealer, sealed: Uint8Array, fields: SensitiveFields): void {
+  if (openedYoung.size >= openedFieldsCacheEntriesMax / 2) {
+    openedOld = openedYoung
+    openedYoung = new Map()
+  }
+  openedYoung.set(context, { sealer, sealed, fields })
+}
+
+function openFields (sealed: Uint8Array, sealer: FieldSealer, context: string): SensitiveFields {
+  const hit = openedYoung.get(context) ?? openedOld.get(context)
+  if (hit !== undefined && hit.sealer === sealer && Buffer.from(hit.sealed.buffer, hit.sealed.byteOffset, hit.sealed.length).equals(sealed)) {
+    return hit.fields
+  }
+  // A value that does not open throws FieldCryptoError (typed); nothing is returned in its place.
+  const opened = sealer.open(sealed, context)
+  const wire = sealedFieldsType.decode(opened) as unknown as Record<string, any>
+  opened.fill(0)
+  const fields = { paymentMethod: wire.paymentMethod, customerRef: wire.customerRef, metadata: { ...wire.metadata } }
+  rememberOpened(context, sealer, sealed, fields)
+  return fields
 }
 
 // Wire enum value = index + 1 (0 is UNSPECIFIED).
@@ -185,16 +225,12 @@ function paymentToWire (payment: Payment, sealedFields: Uint8Array | undefined):
 function paymentFromWire (wire: Record<string, any>, sealer: FieldSealer): Payment {
   const sealedFields: Uint8Array | undefined = wire.sealedFields?.length > 0 ? wire.sealedFields : undefined
   const clearFields = wire.paymentMethod !== '' || wire.customerRef !== '' || Object.keys(wire.metadata).length > 0
-  let sensitive: { paymentMethod: string, customerRef: string, metadata: Record<string, string> }
+  let sensitive: SensitiveFields
   if (wire.schemaVersion === paymentSchemaVersion) {
     // Checked before opening: a schema 2 record with clear fields was not written by us.
     if (clearFields) assert.fail(`payment ${wire.checkoutId}: schema ${paymentSchemaVersion} with clear sensitive fields`)
     if (sealedFields === undefined) assert.fail(`payment ${wire.checkoutId}: schema ${paymentSchemaVersion} without sealed fields`)
-    // A value that does not open throws FieldCryptoError (typed); nothing is returned in its place.
-    const opened = sealer.open(sealedFields, paymentFieldsContext(wire.merchantId, wire.checkoutId))
-    const fields = sealedFieldsType.decode(opened) as unknown as Record<string, any>
-    opened.fill(0)
-    sensitive = { paymentMethod: fields.paymentMethod, customerRef: fields.customerRef, metadata: { ...fields.metadata } }
+    sensitive = openFields(sealedFields, sealer, paymentFieldsContext(wire.merchantId, wire.checkoutId))
   } else if (wire.schemaVersion === legacySchemaVersion) {
     // Written before part 7: clear, read as is; the next write of the payment seals it.
     if (sealedFields !== undefined) assert.fail(`payment ${wire.checkoutId}: schema 1 with sealed fields`)

@@ -76,11 +76,12 @@ export class AttemptLog {
   async #flushAll (): Promise<void> {
     for (let attempt = 0; this.#rows.length > 0;) {
       const rows = this.#rows.slice(0, this.#options.rowsMax)
+      const stored = rows.map((r) => sealAttemptTokens(this.#sealer, r.checkoutId, r.attempt, r.request, r.response))
       try {
         await this.#pool.query(insertSql, [
           rows.map((r) => r.checkoutId), rows.map((r) => r.provider), rows.map((r) => r.idempotencyKey),
-          rows.map((r) => r.attempt), rows.map((r) => storedJson(sealAttemptTokens(this.#sealer, r.request, r.checkoutId, r.attempt, 'request'))), rows.map((r) => r.httpStatus ?? null),
-          rows.map((r) => storedJson(sealAttemptTokens(this.#sealer, r.response, r.checkoutId, r.attempt, 'response'))), rows.map((r) => r.outcome), rows.map((r) => r.errorCode ?? null),
+          rows.map((r) => r.attempt), stored.map((s) => storedJson(s.request)), rows.map((r) => r.httpStatus ?? null),
+          stored.map((s) => storedJson(s.response)), rows.map((r) => r.outcome), rows.map((r) => r.errorCode ?? null),
           rows.map((r) => r.latencyMs), rows.map((r) => r.startedAt),
         ])
         this.#rows.splice(0, rows.length)

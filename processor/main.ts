@@ -22,6 +22,7 @@ import { createProcessorMetrics } from './metrics.ts'
 import { NodeClient } from './node-client.ts'
 import { KeyedQueue } from './key-queue.ts'
 import { flagPayment, projectEvents } from './projection.ts'
+import { PaymentMethodColumnSealer } from './sealed-columns.ts'
 import { ProjectionWriter } from './projection-writer.ts'
 import { PspClient } from './psp/psp-client.ts'
 import { Semaphore } from './semaphore.ts'
@@ -57,6 +58,7 @@ const dlqTopic = process.env.RINGPAY_DLQ_TOPIC ?? 'payments.dlq'
 // what goes to Postgres. No keys, no processor.
 const keyRing = keyRingFromEnv(process.env)
 log.info({ active_key_id: keyRing.activeKeyId }, 'field key ring loaded')
+const paymentMethods = new PaymentMethodColumnSealer(keyRing, limits.sealedPaymentMethodsCachedMax)
 
 const pool = new pg.Pool({
   connectionString: required('DATABASE_URL'),
@@ -110,7 +112,7 @@ const flow: ChargeFlowDeps = {
 const busOptions = { brokers, clientId: processorId, connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log }
 const producer = createKafkaProducer(busOptions)
 const deadLetters = new DeadLetterPublisher(producer, dlqTopic)
-const projection = new ProjectionWriter((events) => projectEvents(pool, keyRing, events), {
+const projection = new ProjectionWriter((events) => projectEvents(pool, keyRing, paymentMethods, events), {
   eventsPerStatementMax: limits.projectionEventsPerStatementMax,
   backoffBaseDelayMs: limits.projectionBackoffBaseDelayMs,
   backoffDelayMsMax: limits.projectionBackoffDelayMsMax,

@@ -7,7 +7,7 @@
 import type pg from 'pg'
 import type { FieldSealer } from '../lib/field-crypto.ts'
 import type { ChangeEvent } from '../lib/payment-codec.ts'
-import { sealPaymentMethodColumn, sealWebhookPayloadColumn } from './sealed-columns.ts'
+import { sealWebhookPayloadColumn, type PaymentMethodColumnSealer } from './sealed-columns.ts'
 
 const projectSql = `
 WITH ev AS (
@@ -56,7 +56,7 @@ WHERE payments.version < EXCLUDED.version
  * Projects the events and records the webhooks they carry, in one statement. The payment method
  * and webhook bodies go in sealed (sealed-columns.ts).
  */
-export async function projectEvents (pool: pg.Pool, sealer: FieldSealer, events: readonly ChangeEvent[]): Promise<void> {
+export async function projectEvents (pool: pg.Pool, sealer: FieldSealer, methods: PaymentMethodColumnSealer, events: readonly ChangeEvent[]): Promise<void> {
   if (events.length === 0) return
   const columns: unknown[][] = Array.from({ length: 16 }, () => [])
   for (const event of events) {
@@ -64,9 +64,9 @@ export async function projectEvents (pool: pg.Pool, sealer: FieldSealer, events:
     const row = [
       event.eventId, event.checkoutId, event.version, event.type, p.status, event.actor, new Date(event.occurredAtMs),
       p.merchantId, p.nodeId, p.amount, p.currency,
-      // Sealed for every event: only an insert writes it (an update never changes the method),
-      // and any event of a payment may be the one that inserts its row.
-      sealPaymentMethodColumn(sealer, p.merchantId, p.checkoutId, p.paymentMethod), p.pspReference, p.failureCode, p.failureMessage,
+      // For every event (any may be the one that inserts the row; an update never changes the
+      // method), sealed once per payment.
+      methods.seal(p.merchantId, p.checkoutId, p.paymentMethod), p.pspReference, p.failureCode, p.failureMessage,
       new Date(p.createdAtMs),
     ]
     row.forEach((value, i) => columns[i]!.push(value))

@@ -72,7 +72,7 @@ t.test('sensitive fields are sealed on every disk, shown by the API, and reach t
   for (const attempt of attempts) {
     t.notOk(JSON.stringify(attempt.request).includes('pm_card'), 'no token in the stored request')
     t.notOk(JSON.stringify(attempt.response ?? null).includes('pm_card'), 'no token in the stored answer')
-    t.equal(ring.openText(attempt.request.payment_method, attemptTokenContext(id, attempt.attempt, 'request')), 'pm_card_async')
+    t.equal(ring.openText(attempt.request.payment_method, attemptTokenContext(id, attempt.attempt)), 'pm_card_async')
   }
 
   // The nodes' LevelDB files (write-ahead logs and tables) and Kafka's segments: no clear value.
