@@ -9,7 +9,7 @@ import { lstatSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { KeyRing } from '../../lib/field-crypto.ts'
 import { attemptTokenContext, openPaymentMethodColumn, openWebhookPayloadColumn } from '../../processor/sealed-columns.ts'
-import { createPayment, getPayment } from '../helpers/api.ts'
+import { createPayment, eventually, getPayment } from '../helpers/api.ts'
 import { closeDb, db, nodeReaches, postgresReaches } from '../helpers/e2e.ts'
 import { control, loadStackInfo } from '../helpers/stack.ts'
 
@@ -76,15 +76,45 @@ t.test('sensitive fields are sealed on every disk, shown by the API, and reach t
   }
 
   // The nodes' LevelDB files (write-ahead logs and tables) and Kafka's segments: no clear value.
-  // Every payment of this stack is sealed, so no test token appears at all.
   const nodeFiles = stack.nodes.flatMap((node) => filesUnder(node.dataDir))
   const kafkaSegments = filesUnder(join(stack.dir, 'kafka', 'data'), (name) => name.endsWith('.log'))
   t.ok(holding(nodeFiles, id).length > 0, 'the node files were read (the checkout id is a key, not sealed)')
   t.ok(holding(kafkaSegments, id).length > 0, 'the Kafka segments were read (the checkout id is the message key)')
-  for (const secret of ['pm_card_', customerRef, metadataKey, metadataValue]) {
+  for (const secret of [customerRef, metadataKey, metadataValue]) {
     t.same(holding(nodeFiles, secret), [], `${secret} in no node file`)
     t.same(holding(kafkaSegments, secret), [], `${secret} in no Kafka segment`)
   }
+})
+
+t.test('a payment method token is stored nowhere in clear, even when the PSP refuses it', async (t) => {
+  // A token no other payment uses (the sandbox does not know it: 400 invalid_payment_method,
+  // whose message quotes it), so a search of every disk means something.
+  const token = `pm_rest_${letters(14)}`
+  const id = `rest-${letters(16)}`
+  const created = await createPayment(stack.publicUrl, stack.apiKeys.merchant_demo, id, { amount: 1500, currency: 'EUR', payment_method: token })
+  t.equal(created.status, 202, created.text)
+  const ended = await nodeReaches(id, 60_000)
+  t.equal(ended.status, 'failed')
+  t.equal(ended.failure_code, 'psp_rejected')
+  t.notOk(String(ended.failure_message).includes(token), 'the failure message does not quote the token')
+  t.equal((await getPayment(stack.publicUrl, stack.apiKeys.merchant_demo, id)).body.payment_method, token, 'the API shows it')
+  await postgresReaches(id, ended.version, 30_000)
+  // The attempt log is written in batches: wait for this payment's row.
+  await eventually(async () => {
+    const { rows } = await db().query('SELECT count(*)::int AS n FROM psp_attempts WHERE checkout_id = $1', [id])
+    return rows[0].n >= 1 ? true : undefined
+  }, 30_000, `${id}'s PSP attempt in Postgres`)
+  for (const table of ['payments', 'payment_events', 'psp_attempts', 'webhooks']) {
+    const { rows } = await db().query(`SELECT count(*)::int AS n FROM ${table} t WHERE t::text LIKE $1`, [`%${token}%`])
+    t.equal(rows[0].n, 0, `no ${table} row holds it`)
+  }
+  const nodeFiles = stack.nodes.flatMap((node) => filesUnder(node.dataDir))
+  const kafkaSegments = filesUnder(join(stack.dir, 'kafka', 'data'), (name) => name.endsWith('.log'))
+  t.same(holding(nodeFiles, token), [], 'in no node file')
+  t.same(holding(kafkaSegments, token), [], 'in no Kafka segment (events and dead letters)')
+  // Our logs (the sandbox PSP's own log is the PSP's business, like its store).
+  const ourLogs = filesUnder(join(stack.dir, 'logs')).filter((path) => !path.endsWith('/psp.log'))
+  t.same(holding(ourLogs, token), [], 'in no log of ours')
 })
 
 t.test('the stack dir: files 0600, dirs 0700, the key ring outside every data dir', async (t) => {
