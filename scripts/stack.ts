@@ -33,7 +33,7 @@ import { createPostgres, databaseName, type PostgresHandle } from './stack/postg
 import { killAllManagedSync, liveManagedPids, reapStaleGroups, trackChildrenIn, type ServiceHandle } from './stack/proc.ts';
 import { errorMessage, repoRoot, say, withTimeout } from './stack/util.ts';
 import { ensureFieldKeysFile, fieldKeysFileName } from './stack/field-keys.ts';
-import { chownTree, ensurePrivateDir, privateDirMode, privateUmask, serviceUser, sharedStackDirMode } from './stack/service-user.ts';
+import { assertPassable, chownTree, ensurePrivateDir, privateDirMode, privateUmask, serviceUser, sharedStackDirMode } from './stack/service-user.ts';
 import { newAdminToken } from '../lib/admin-token.ts';
 import { internalServicesSetting, newInternalTokens } from '../lib/internal-credentials.ts';
 
@@ -173,7 +173,7 @@ function acquireLock(dir: string): () => void {
     const reaped = reapStaleGroups(join(dir, 'children.pgids'));
     if (reaped.length > 0) say('stack', `killed ${reaped.length} processes left by a dead runner (pid ${pid}): ${reaped.join(' ')}`);
   }
-  writeFileSync(lock, `${process.pid}\n`);
+  writeFileSync(lock, `${process.pid}\n`, { mode: 0o600 });
   return () => rmSync(lock, { force: true });
 }
 
@@ -269,9 +269,6 @@ process.on('unhandledRejection', (err) => {
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  // Everything the runner and its children create is theirs alone: files 0600, dirs 0700 (logs,
-  // LevelDB, Kafka's and Postgres' data, secrets). Issue #17 part 7.
-  process.umask(privateUmask);
   // Run as root, no service runs as root: they run as this user (scripts/stack/service-user.ts).
   const user = serviceUser();
   if (!existsSync(nodeEntry)) {
@@ -298,10 +295,15 @@ async function main(): Promise<void> {
     });
   } else {
     dir = resolve(args.dir ?? join(repoRoot, '.stack', 'local'));
+    // Parents made here keep the default umask: the service users must pass through them.
     mkdirSync(dir, { recursive: true });
     chmodSync(dir, user ? sharedStackDirMode : privateDirMode);
     cleanups.push(acquireLock(dir));
   }
+  if (user) assertPassable(dir, user);
+  // From here on, everything the runner and its children create is theirs alone: files 0600,
+  // dirs 0700 (logs, LevelDB, Kafka's and Postgres' data, secrets). Issue #17 part 7.
+  process.umask(privateUmask);
   // Logs are written through descriptors the runner opens (root-owned when root; nginx's master
   // opens its own as root): owner only.
   const logsDir = ensurePrivateDir(dir, 'logs', null);

@@ -12,8 +12,8 @@
 // (others may pass through to their own 0700 dir, not list it), and each service's dir is
 // owned by its user.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
 import { lookupSystemUser } from './util.ts';
 
 export interface ServiceUser {
@@ -93,6 +93,21 @@ export function chownTree(path: string, owner: ServiceUser | null): void {
   if (stat.isSymbolicLink()) return;
   if (stat.uid !== owner.uid || stat.gid !== owner.gid) chownSync(path, owner.uid, owner.gid);
   if (stat.isDirectory()) for (const entry of readdirSync(path)) chownTree(join(path, entry), owner);
+}
+
+/**
+ * The service user must pass through every ancestor of the stack dir to reach its own dirs;
+ * otherwise every service fails with EACCES far from the cause. Checked at start, with advice.
+ */
+export function assertPassable(dir: string, user: ServiceUser): void {
+  for (let d = dir; ; d = dirname(d)) {
+    const st = statSync(d);
+    const ok = st.uid === user.uid ? (st.mode & 0o100) !== 0 : st.gid === user.gid ? (st.mode & 0o010) !== 0 : (st.mode & 0o001) !== 0;
+    if (!ok) {
+      throw new Error(`the service user ${user.name} (uid ${user.uid}) cannot pass through ${d} (mode ${(st.mode & 0o777).toString(8)}): use a stack dir whose parents are world-passable, or chmod o+x ${d}`);
+    }
+    if (d === dirname(d)) return;
+  }
 }
 
 /** True when `path` is `dir` or inside it. */
