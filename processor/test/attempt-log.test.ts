@@ -6,7 +6,7 @@ import t from 'tap'
 import { createLogger } from '../../lib/log.ts'
 import { testKeyRing } from '../../test/helpers/field-keys.ts'
 import { AttemptLog } from '../attempt-log.ts'
-import { attemptTokenContext } from '../sealed-columns.ts'
+import { attemptTokenContext, openPaymentMethodColumn, PaymentMethodColumnSealer } from '../sealed-columns.ts'
 
 t.test('a card number in a PSP answer is stored masked; the rest of the JSON as it was', async (t) => {
   const inserted: unknown[][] = []
@@ -46,4 +46,19 @@ t.test('the payment method token in a stored PSP request and answer is sealed (#
   t.equal(testKeyRing.openText(JSON.parse(response).payment_method, attemptTokenContext('co_2', 3)), 'pm_card_visa_secret')
   t.throws(() => testKeyRing.openText(storedRequest.payment_method, attemptTokenContext('co_3', 3)), { code: 'sealed_value_auth_failed' }, 'bound to its row')
   t.equal(JSON.parse(response).payment_method, storedRequest.payment_method, 'one seal per attempt: the same token is stored sealed once')
+})
+
+t.test("payments.payment_method is sealed once per payment, and again when what it seals differs", async (t) => {
+  let seals = 0
+  const counting = { ...testKeyRing, sealText: (text: string, context: string) => { seals++; return testKeyRing.sealText(text, context) } } as typeof testKeyRing
+  const methods = new PaymentMethodColumnSealer(counting, 4)
+  const first = methods.seal('m', 'co_1', 'pm_a')
+  t.equal(methods.seal('m', 'co_1', 'pm_a'), first, 'the outcome event reuses the created event’s seal')
+  t.equal(seals, 1)
+  t.equal(openPaymentMethodColumn(testKeyRing, 'm', 'co_1', first), 'pm_a')
+  t.not(methods.seal('m2', 'co_1', 'pm_a'), first, 'another merchant: sealed anew (another context)')
+  for (let i = 0; i < 6; i++) methods.seal('m', `co_x${i}`, 'pm_a')
+  const sealsBefore = seals
+  methods.seal('m', 'co_1', 'pm_a')
+  t.equal(seals, sealsBefore + 1, 'bounded: an entry pushed out is sealed again')
 })
