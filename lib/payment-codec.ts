@@ -1,9 +1,16 @@
 // Protobuf encoding of stored payments, change events and node metadata (schemas in proto/).
 // Decoded values are checked right after reading, before anyone trusts them.
+//
+// Data at rest (issue #17 part 7): a payment's payment method, customer ref and metadata, and a
+// webhook's body, are sealed with the caller's FieldSealer (lib/field-crypto.ts) on encode and
+// opened on decode. In memory a Payment holds them in clear; in bytes (LevelDB `p/` and `c/`,
+// Kafka, the DLQ) never. Each sealed value is bound to its payment (merchant and checkout id) or
+// its webhook, so it cannot be moved to another one.
 
 import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
 import protobuf from 'protobufjs'
+import type { FieldSealer } from './field-crypto.ts'
 import { varintSize, writeVarint } from './varint.ts'
 
 // int64 fields decode to plain numbers (every value we write is a validated safe integer; the
@@ -11,7 +18,23 @@ import { varintSize, writeVarint } from './varint.ts'
 protobuf.util.Long = undefined as unknown as typeof protobuf.util.Long
 protobuf.configure()
 
+/** Schema of NodeMeta and RelayCursor. */
 export const schemaVersion = 1
+/** Payment schema 2: sensitive fields sealed in `sealed_fields`. Schema 1 (clear) is still read. */
+export const paymentSchemaVersion = 2
+/** ChangeEvent schema 2: its payment is schema 2 and a webhook body is sealed. Schema 1 still read. */
+export const changeEventSchemaVersion = 2
+const legacySchemaVersion = 1
+
+/** What a payment's sealed fields are bound to (the GCM additional data). */
+export function paymentFieldsContext (merchantId: string, checkoutId: string): string {
+  return `payment/${merchantId}/${checkoutId}`
+}
+
+/** What a webhook's sealed body is bound to. */
+export function webhookPayloadContext (provider: string, pspEventId: string, checkoutId: string): string {
+  return `webhook/${provider}/${pspEventId}/${checkoutId}`
+}
 
 export const paymentStatuses = ['pending', 'processing', 'requires_action', 'succeeded', 'failed', 'canceled'] as const
 export type PaymentStatus = typeof paymentStatuses[number]
@@ -77,6 +100,85 @@ const paymentType = root.lookupType('ringpay.v1.Payment')
 const changeEventType = root.lookupType('ringpay.v1.ChangeEvent')
 const nodeMetaType = root.lookupType('ringpay.v1.NodeMeta')
 const webhookReceiptType = root.lookupType('ringpay.v1.WebhookReceipt')
+const sealedFieldsType = root.lookupType('ringpay.v1.SealedPaymentFields')
+
+/**
+ * The sealed fields of a payment, by its metadata object. Those fields never change after a
+ * create, and a transition copies the payment with `{ ...payment }` (same metadata object), so a
+ * payment is sealed once, at its create (or its first read), not at every transition. An entry
+ * is used only if every input of the seal is still the same (the metadata object itself is never
+ * mutated once in a payment).
+ */
+interface SealedFieldsEntry {
+  sealer: FieldSealer
+  checkoutId: string
+  merchantId: string
+  paymentMethod: string
+  customerRef: string
+  sealed: Uint8Array
+}
+const sealedByMetadata = new WeakMap<Record<string, string>, SealedFieldsEntry>()
+
+function sealedFieldsOf (payment: Payment, sealer: FieldSealer): Uint8Array {
+  const hit = sealedByMetadata.get(payment.metadata)
+  if (hit !== undefined && hit.sealer === sealer && hit.checkoutId === payment.checkoutId &&
+    hit.merchantId === payment.merchantId && hit.paymentMethod === payment.paymentMethod &&
+    hit.customerRef === payment.customerRef) return hit.sealed
+  const plain = sealedFieldsType.encode({
+    paymentMethod: payment.paymentMethod, customerRef: payment.customerRef, metadata: payment.metadata,
+  }).finish()
+  const sealed = sealer.seal(plain, paymentFieldsContext(payment.merchantId, payment.checkoutId))
+  plain.fill(0)
+  remember(payment, sealer, sealed)
+  // Its next read (the processor's claim) need not open what was just sealed.
+  rememberOpened(paymentFieldsContext(payment.merchantId, payment.checkoutId), sealer, sealed,
+    { paymentMethod: payment.paymentMethod, customerRef: payment.customerRef, metadata: payment.metadata })
+  return sealed
+}
+
+function remember (payment: Payment, sealer: FieldSealer, sealed: Uint8Array): void {
+  sealedByMetadata.set(payment.metadata, {
+    sealer, checkoutId: payment.checkoutId, merchantId: payment.merchantId,
+    paymentMethod: payment.paymentMethod, customerRef: payment.customerRef, sealed,
+  })
+}
+
+/**
+ * Opened sealed fields by context (merchant and checkout id): a payment is read again at each of
+ * its transitions, and the processor decodes each of its events; opening costs ~3.5 µs, a hit
+ * ~0.1. A hit needs the same sealer and byte-identical sealed bytes, which opened (were
+ * authenticated) under this very context before, so they hold the same fields. Two generations
+ * of at most openedFieldsCacheEntriesMax / 2 entries each: when the young one is full it becomes
+ * the old one and the old one is dropped (no per-entry eviction). The fields are in memory in
+ * clear anyway while a payment is being worked on.
+ */
+export const openedFieldsCacheEntriesMax = 4096
+interface SensitiveFields { paymentMethod: string, customerRef: string, metadata: Record<string, string> }
+interface OpenedEntry { sealer: FieldSealer, sealed: Uint8Array, fields: SensitiveFields }
+let openedYoung = new Map<string, OpenedEntry>()
+let openedOld = new Map<string, OpenedEntry>()
+
+function rememberOpened (context: string, sealer: FieldSealer, sealed: Uint8Array, fields: SensitiveFields): void {
+  if (openedYoung.size >= openedFieldsCacheEntriesMax / 2) {
+    openedOld = openedYoung
+    openedYoung = new Map()
+  }
+  openedYoung.set(context, { sealer, sealed, fields })
+}
+
+function openFields (sealed: Uint8Array, sealer: FieldSealer, context: string): SensitiveFields {
+  const hit = openedYoung.get(context) ?? openedOld.get(context)
+  if (hit !== undefined && hit.sealer === sealer && Buffer.from(hit.sealed.buffer, hit.sealed.byteOffset, hit.sealed.length).equals(sealed)) {
+    return hit.fields
+  }
+  // A value that does not open throws FieldCryptoError (typed); nothing is returned in its place.
+  const opened = sealer.open(sealed, context)
+  const wire = sealedFieldsType.decode(opened) as unknown as Record<string, any>
+  opened.fill(0)
+  const fields = { paymentMethod: wire.paymentMethod, customerRef: wire.customerRef, metadata: { ...wire.metadata } }
+  rememberOpened(context, sealer, sealed, fields)
+  return fields
+}
 
 // Wire enum value = index + 1 (0 is UNSPECIFIED).
 const wireByStatus = new Map<string, number>(paymentStatuses.map((status, index) => [status, index + 1]))
@@ -91,18 +193,23 @@ function statusFromWire (value: number): PaymentStatus {
   return status
 }
 
-/** The message protobufjs' generic encoder takes (reference for the hand-written encoder, tests). */
-function paymentToWire (payment: Payment): Record<string, unknown> {
+/**
+ * The message protobufjs' generic encoder takes (reference for the hand-written encoder, tests).
+ * With `sealedFields` it is schema 2 (no clear sensitive fields); without, legacy schema 1.
+ */
+function paymentToWire (payment: Payment, sealedFields: Uint8Array | undefined): Record<string, unknown> {
+  const sealed = sealedFields !== undefined
   return {
-    schemaVersion,
+    schemaVersion: sealed ? paymentSchemaVersion : legacySchemaVersion,
     checkoutId: payment.checkoutId,
     merchantId: payment.merchantId,
     amount: payment.amount,
     currency: payment.currency,
-    paymentMethod: payment.paymentMethod,
+    paymentMethod: sealed ? '' : payment.paymentMethod,
     description: payment.description,
-    customerRef: payment.customerRef,
-    metadata: payment.metadata,
+    customerRef: sealed ? '' : payment.customerRef,
+    metadata: sealed ? {} : payment.metadata,
+    sealedFields,
     status: statusToWire(payment.status),
     version: payment.version,
     createdAtMs: payment.createdAtMs,
@@ -115,16 +222,31 @@ function paymentToWire (payment: Payment): Record<string, unknown> {
   }
 }
 
-function paymentFromWire (wire: Record<string, any>): Payment {
+function paymentFromWire (wire: Record<string, any>, sealer: FieldSealer): Payment {
+  const sealedFields: Uint8Array | undefined = wire.sealedFields?.length > 0 ? wire.sealedFields : undefined
+  const clearFields = wire.paymentMethod !== '' || wire.customerRef !== '' || Object.keys(wire.metadata).length > 0
+  let sensitive: SensitiveFields
+  if (wire.schemaVersion === paymentSchemaVersion) {
+    // Checked before opening: a schema 2 record with clear fields was not written by us.
+    if (clearFields) assert.fail(`payment ${wire.checkoutId}: schema ${paymentSchemaVersion} with clear sensitive fields`)
+    if (sealedFields === undefined) assert.fail(`payment ${wire.checkoutId}: schema ${paymentSchemaVersion} without sealed fields`)
+    sensitive = openFields(sealedFields, sealer, paymentFieldsContext(wire.merchantId, wire.checkoutId))
+  } else if (wire.schemaVersion === legacySchemaVersion) {
+    // Written before part 7: clear, read as is; the next write of the payment seals it.
+    if (sealedFields !== undefined) assert.fail(`payment ${wire.checkoutId}: schema 1 with sealed fields`)
+    sensitive = { paymentMethod: wire.paymentMethod, customerRef: wire.customerRef, metadata: { ...wire.metadata } }
+  } else {
+    assert.fail(`unknown payment schema version: ${wire.schemaVersion}`)
+  }
   const payment: Payment = {
     checkoutId: wire.checkoutId,
     merchantId: wire.merchantId,
     amount: wire.amount,
     currency: wire.currency,
-    paymentMethod: wire.paymentMethod,
+    paymentMethod: sensitive.paymentMethod,
     description: wire.description,
-    customerRef: wire.customerRef,
-    metadata: { ...wire.metadata },
+    customerRef: sensitive.customerRef,
+    metadata: sensitive.metadata,
     status: statusFromWire(wire.status),
     version: wire.version,
     createdAtMs: wire.createdAtMs,
@@ -136,6 +258,8 @@ function paymentFromWire (wire: Record<string, any>): Payment {
     nodeId: wire.nodeId,
   }
   assertPayment(payment)
+  // Its next encode (a transition) reuses these bytes instead of sealing again.
+  if (sealedFields !== undefined) remember(payment, sealer, sealedFields)
   return payment
 }
 
@@ -157,19 +281,18 @@ const currencyPattern = /^[A-Z]{3}$/
  * (pinned by lib/test/payment-codec.test.ts): fields in number order, proto3 defaults omitted,
  * map entries with both key and value.
  */
-export function encodePayment (payment: Payment): Uint8Array {
+export function encodePayment (payment: Payment, sealer: FieldSealer): Uint8Array {
   assertPayment(payment)
-  const metadataKeys = Object.keys(payment.metadata)
-  const size = paymentSize(payment, metadataKeys)
+  const sealed = sealedFieldsOf(payment, sealer)
+  const size = paymentSize(payment, sealed)
   const out = Buffer.allocUnsafe(size)
-  if (writePayment(out, 0, payment, metadataKeys) !== size) assert.fail('payment encoder size mismatch')
+  if (writePayment(out, 0, payment, sealed) !== size) assert.fail('payment encoder size mismatch')
   return out
 }
 
-export function decodePayment (bytes: Uint8Array): Payment {
+export function decodePayment (bytes: Uint8Array, sealer: FieldSealer): Payment {
   const wire = paymentType.decode(bytes) as unknown as Record<string, any>
-  assert.equal(wire.schemaVersion, schemaVersion, 'unknown payment schema version')
-  return paymentFromWire(wire)
+  return paymentFromWire(wire, sealer)
 }
 
 /**
@@ -177,12 +300,14 @@ export function decodePayment (bytes: Uint8Array): Payment {
  * (the store encodes the payment once for `p/` and embeds the same bytes here). Byte for byte
  * what protobufjs produces for the same event.
  */
-export function encodeChangeEvent (event: ChangeEvent, paymentBytes: Uint8Array = encodePayment(event.payment)): Uint8Array {
+export function encodeChangeEvent (event: ChangeEvent, sealer: FieldSealer, paymentBytes: Uint8Array = encodePayment(event.payment, sealer)): Uint8Array {
   if (!(Number.isSafeInteger(event.sequence) && event.sequence >= 1)) assert.fail('bad event sequence')
   const type = eventTypes.indexOf(event.type) + 1
   assert.ok(type > 0, 'unknown event type')
   const previousStatus = event.previousStatus === undefined ? 0 : statusToWire(event.previousStatus)
-  const webhookBytes = event.webhook === undefined ? undefined : webhookReceiptType.encode(event.webhook).finish()
+  const webhookBytes = event.webhook === undefined
+    ? undefined
+    : webhookReceiptType.encode(webhookToWire(event.webhook, sealWebhookPayload(event.webhook, event.checkoutId, sealer))).finish()
   const size = 2 + // schema_version
     stringFieldSize(event.eventId) + stringFieldSize(event.nodeId) + varintFieldSize(event.sequence) +
     varintFieldSize(type) + stringFieldSize(event.checkoutId) + varintFieldSize(event.version) +
@@ -192,7 +317,7 @@ export function encodeChangeEvent (event: ChangeEvent, paymentBytes: Uint8Array 
   const out = Buffer.allocUnsafe(size)
   let at = 0
   out[at++] = 8
-  out[at++] = schemaVersion
+  out[at++] = changeEventSchemaVersion
   at = writeStringField(out, at, 18, event.eventId)
   at = writeStringField(out, at, 26, event.nodeId)
   at = writeVarintField(out, at, 32, event.sequence)
@@ -210,44 +335,48 @@ export function encodeChangeEvent (event: ChangeEvent, paymentBytes: Uint8Array 
 
 // --- The hand-written encoder's parts. Tags below 128 are one byte; field 16+ needs two. ---
 
-function paymentSize (payment: Payment, metadataKeys: string[]): number {
-  let size = 2 + // schema_version
+function sealWebhookPayload (webhook: WebhookReceipt, checkoutId: string, sealer: FieldSealer): Uint8Array {
+  return sealer.seal(Buffer.from(webhook.payloadJson, 'utf8'), webhookPayloadContext(webhook.provider, webhook.pspEventId, checkoutId))
+}
+
+function webhookToWire (webhook: WebhookReceipt, payloadSealed: Uint8Array): Record<string, unknown> {
+  return {
+    provider: webhook.provider,
+    pspEventId: webhook.pspEventId,
+    type: webhook.type,
+    payloadJson: '',
+    applied: webhook.applied,
+    note: webhook.note,
+    receivedAtMs: webhook.receivedAtMs,
+    payloadSealed,
+  }
+}
+
+// Schema 2 writes no clear payment_method (6), customer_ref (8) or metadata (9); sealed_fields
+// (19) comes last, after node_id (18).
+function paymentSize (payment: Payment, sealed: Uint8Array): number {
+  return 2 + // schema_version
     stringFieldSize(payment.checkoutId) + stringFieldSize(payment.merchantId) + varintFieldSize(payment.amount) +
-    stringFieldSize(payment.currency) + stringFieldSize(payment.paymentMethod) + stringFieldSize(payment.description) +
-    stringFieldSize(payment.customerRef) + varintFieldSize(statusToWire(payment.status)) +
+    stringFieldSize(payment.currency) + stringFieldSize(payment.description) +
+    varintFieldSize(statusToWire(payment.status)) +
     varintFieldSize(payment.version) + varintFieldSize(payment.createdAtMs) + varintFieldSize(payment.updatedAtMs) +
     (payment.requestHash.length === 0 ? 0 : 1 + varintSize(payment.requestHash.length) + payment.requestHash.length) +
     stringFieldSize(payment.failureCode) +
     (payment.failureMessage === '' ? 0 : 1 + stringFieldSize(payment.failureMessage)) +
     (payment.pspReference === '' ? 0 : 1 + stringFieldSize(payment.pspReference)) +
-    (payment.nodeId === '' ? 0 : 1 + stringFieldSize(payment.nodeId))
-  for (const key of metadataKeys) {
-    const entry = mapEntrySize(key, payment.metadata[key]!)
-    size += 1 + varintSize(entry) + entry
-  }
-  return size
+    (payment.nodeId === '' ? 0 : 1 + stringFieldSize(payment.nodeId)) +
+    2 + varintSize(sealed.length) + sealed.length
 }
 
-function writePayment (out: Buffer, start: number, payment: Payment, metadataKeys: string[]): number {
+function writePayment (out: Buffer, start: number, payment: Payment, sealed: Uint8Array): number {
   let at = start
   out[at++] = 8
-  out[at++] = schemaVersion
+  out[at++] = paymentSchemaVersion
   at = writeStringField(out, at, 18, payment.checkoutId)
   at = writeStringField(out, at, 26, payment.merchantId)
   at = writeVarintField(out, at, 32, payment.amount)
   at = writeStringField(out, at, 42, payment.currency)
-  at = writeStringField(out, at, 50, payment.paymentMethod)
   at = writeStringField(out, at, 58, payment.description)
-  at = writeStringField(out, at, 66, payment.customerRef)
-  for (const key of metadataKeys) {
-    const value = payment.metadata[key]!
-    out[at++] = 74
-    at = writeVarint(out, at, mapEntrySize(key, value))
-    out[at++] = 10
-    at = writeString(out, at, key)
-    out[at++] = 18
-    at = writeString(out, at, value)
-  }
   at = writeVarintField(out, at, 80, statusToWire(payment.status))
   at = writeVarintField(out, at, 88, payment.version)
   at = writeVarintField(out, at, 96, payment.createdAtMs)
@@ -258,13 +387,12 @@ function writePayment (out: Buffer, start: number, payment: Payment, metadataKey
   if (payment.failureMessage !== '') { out[at++] = 130; out[at++] = 1; at = writeString(out, at, payment.failureMessage) }
   if (payment.pspReference !== '') { out[at++] = 138; out[at++] = 1; at = writeString(out, at, payment.pspReference) }
   if (payment.nodeId !== '') { out[at++] = 146; out[at++] = 1; at = writeString(out, at, payment.nodeId) }
-  return at
-}
-
-function mapEntrySize (key: string, value: string): number {
-  const keyBytes = utf8Length(key)
-  const valueBytes = utf8Length(value)
-  return 2 + varintSize(keyBytes) + keyBytes + varintSize(valueBytes) + valueBytes
+  // Field 19, bytes: tag 19 << 3 | 2 = 154, a two-byte varint.
+  out[at++] = 154
+  out[at++] = 1
+  at = writeVarint(out, at, sealed.length)
+  out.set(sealed, at)
+  return at + sealed.length
 }
 
 /** Tag + varint; 0 when the value is the proto3 default (omitted). */
@@ -335,12 +463,15 @@ function utf8Length (value: string): number {
 
 /**
  * protobufjs' generic encoders for the same messages: the reference the hand-written encoders
- * must match byte for byte (lib/test/payment-codec.test.ts). Not used on the write path.
+ * must match byte for byte (lib/test/payment-codec.test.ts), given the same sealed bytes (a
+ * seal is random). Not used on the write path. `legacyPayment`: a schema 1 record (clear), as
+ * written before part 7.
  */
 export const referenceEncoders = {
-  payment: (payment: Payment): Uint8Array => paymentType.encode(paymentToWire(payment)).finish(),
-  changeEvent: (event: ChangeEvent): Uint8Array => changeEventType.encode({
-    schemaVersion,
+  payment: (payment: Payment, sealedFields: Uint8Array): Uint8Array => paymentType.encode(paymentToWire(payment, sealedFields)).finish(),
+  legacyPayment: (payment: Payment): Uint8Array => paymentType.encode(paymentToWire(payment, undefined)).finish(),
+  changeEvent: (event: ChangeEvent, sealedFields: Uint8Array, payloadSealed: Uint8Array | undefined): Uint8Array => changeEventType.encode({
+    schemaVersion: changeEventSchemaVersion,
     eventId: event.eventId,
     nodeId: event.nodeId,
     sequence: event.sequence,
@@ -348,16 +479,27 @@ export const referenceEncoders = {
     checkoutId: event.checkoutId,
     version: event.version,
     occurredAtMs: event.occurredAtMs,
-    payment: paymentToWire(event.payment),
+    payment: paymentToWire(event.payment, sealedFields),
     previousStatus: event.previousStatus === undefined ? 0 : statusToWire(event.previousStatus),
     actor: event.actor,
-    webhook: event.webhook,
+    webhook: event.webhook === undefined ? undefined : webhookToWire(event.webhook, payloadSealed!),
   }).finish(),
 }
 
-export function decodeChangeEvent (bytes: Uint8Array): ChangeEvent {
+/** The sealed parts of encoded bytes, as stored (for tests and tools: nothing is opened). */
+export function sealedPartsOf (eventOrPaymentBytes: Uint8Array, kind: 'payment' | 'changeEvent'): { sealedFields: Uint8Array, payloadSealed: Uint8Array | undefined } {
+  if (kind === 'payment') {
+    const wire = paymentType.decode(eventOrPaymentBytes) as unknown as Record<string, any>
+    return { sealedFields: wire.sealedFields, payloadSealed: undefined }
+  }
+  const wire = changeEventType.decode(eventOrPaymentBytes) as unknown as Record<string, any>
+  return { sealedFields: wire.payment.sealedFields, payloadSealed: wire.webhook?.payloadSealed }
+}
+
+export function decodeChangeEvent (bytes: Uint8Array, sealer: FieldSealer): ChangeEvent {
   const wire = changeEventType.decode(bytes) as unknown as Record<string, any>
-  assert.equal(wire.schemaVersion, schemaVersion, 'unknown change event schema version')
+  const version = wire.schemaVersion
+  if (version !== changeEventSchemaVersion && version !== legacySchemaVersion) assert.fail(`unknown change event schema version: ${version}`)
   const type = eventTypes[wire.type - 1]
   assert.ok(type !== undefined, `unknown event type on the wire: ${wire.type}`)
   assert.ok(Number.isSafeInteger(wire.sequence) && wire.sequence >= 1, 'bad event sequence')
@@ -369,7 +511,7 @@ export function decodeChangeEvent (bytes: Uint8Array): ChangeEvent {
     checkoutId: wire.checkoutId,
     version: wire.version,
     occurredAtMs: wire.occurredAtMs,
-    payment: paymentFromWire(wire.payment),
+    payment: paymentFromWire(wire.payment, sealer),
     previousStatus: wire.previousStatus === 0 ? undefined : statusFromWire(wire.previousStatus),
     actor: wire.actor,
     webhook: wire.webhook == null
@@ -378,12 +520,23 @@ export function decodeChangeEvent (bytes: Uint8Array): ChangeEvent {
           provider: wire.webhook.provider,
           pspEventId: wire.webhook.pspEventId,
           type: wire.webhook.type,
-          payloadJson: wire.webhook.payloadJson,
+          payloadJson: webhookPayloadFromWire(wire.webhook, wire.checkoutId, version, sealer),
           applied: wire.webhook.applied,
           note: wire.webhook.note,
           receivedAtMs: wire.webhook.receivedAtMs,
         },
   }
+}
+
+function webhookPayloadFromWire (webhook: Record<string, any>, checkoutId: string, version: number, sealer: FieldSealer): string {
+  const sealed: Uint8Array | undefined = webhook.payloadSealed?.length > 0 ? webhook.payloadSealed : undefined
+  if (version === legacySchemaVersion) {
+    if (sealed !== undefined) assert.fail('schema 1 change event with a sealed webhook body')
+    return webhook.payloadJson
+  }
+  if (webhook.payloadJson !== '') assert.fail(`schema ${changeEventSchemaVersion} change event with a clear webhook body`)
+  if (sealed === undefined) assert.fail(`schema ${changeEventSchemaVersion} change event without a sealed webhook body`)
+  return sealer.open(sealed, webhookPayloadContext(webhook.provider, webhook.pspEventId, checkoutId)).toString('utf8')
 }
 
 export function encodeNodeMeta (meta: NodeMeta): Uint8Array {

@@ -11,6 +11,8 @@ export interface NodeConfig {
   adminPort: number
   dataDir: string
   apiKeysFile: string
+  /** RINGPAY_FIELD_KEYS_FILE: the key ring that seals sensitive fields at rest (outside dataDir). */
+  fieldKeysFile: string
   /** SHA-256 digest (hex) of each internal caller's token → its service (RINGPAY_INTERNAL_SERVICES). */
   internalServices: ReadonlyMap<string, InternalService>
   /** Webhook signing secrets by PSP provider name; a provider without one is refused. */
@@ -73,6 +75,7 @@ export function loadNodeConfig (env: NodeJS.ProcessEnv): NodeConfig {
     adminPort: integer(env, 'RINGPAY_ADMIN_PORT', undefined, 1, 65535),
     dataDir: required(env, 'RINGPAY_DATA_DIR'),
     apiKeysFile: required(env, 'RINGPAY_API_KEYS_FILE'),
+    fieldKeysFile: required(env, 'RINGPAY_FIELD_KEYS_FILE'),
     internalServices,
     webhookSecrets: webhookSecretsFrom(env),
     limits,

@@ -2,6 +2,7 @@
 
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { keyRingFromEnv } from '../lib/field-crypto.ts'
 import type { Logger } from '../lib/log.ts'
 import { loadRelayConfig } from '../cdc-relay/config.ts'
 import { startRelay, type RelayHost } from '../cdc-relay/relay-host.ts'
@@ -42,7 +43,11 @@ function listen (server: Server, host: string, port: number): Promise<number> {
 }
 
 export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal: NodeFatalHandler): Promise<PaymentNode> {
+  // No keys, no node: a store it cannot seal to or open is of no use (FieldCryptoError stops start-up).
+  const keyRing = keyRingFromEnv({ RINGPAY_FIELD_KEYS_FILE: config.fieldKeysFile }, [config.dataDir])
+  log.info({ field_keys_file: config.fieldKeysFile, active_key_id: keyRing.activeKeyId }, 'field key ring loaded')
   const store = new PaymentStore(config.dataDir, {
+    sealer: keyRing,
     idFilterBytes: config.limits.idFilterBytes,
     writeBufferBytes: config.limits.leveldbWriteBufferBytes,
   })

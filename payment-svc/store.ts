@@ -14,6 +14,7 @@ import {
   decodeNodeMeta, decodePayment, encodeChangeEvent, encodeNodeMeta, encodePayment, terminalStatuses,
   type ChangeEvent, type NodeMeta, type Payment,
 } from '../lib/payment-codec.ts'
+import type { FieldSealer } from '../lib/field-crypto.ts'
 import { IdFilter } from './id-filter.ts'
 import { defaultLimits } from './limits.ts'
 
@@ -48,6 +49,12 @@ function webhookKey (provider: string, pspEventId: string): string {
 }
 
 export interface PaymentStoreOptions {
+  /**
+   * Seals payment methods, customer refs, metadata and webhook bodies before they reach the disk
+   * and opens them on read (lib/field-crypto.ts; issue #17 part 7). Required: a store never
+   * writes them in clear.
+   */
+  sealer: FieldSealer
   /** Size of the known-id filter (a power of two); see limits.ts idFilterBytes. */
   idFilterBytes?: number
   /** LevelDB's memtable size; see limits.ts leveldbWriteBufferBytes. */
@@ -73,8 +80,10 @@ export class PaymentStore {
   #knownIdsReady = false
   #rebuild: Promise<IdFilterRebuild> | undefined
   #closing = false
+  readonly #sealer: FieldSealer
 
-  constructor (location: string, options: PaymentStoreOptions = {}) {
+  constructor (location: string, options: PaymentStoreOptions) {
+    this.#sealer = options.sealer
     this.#knownIds = new IdFilter(options.idFilterBytes ?? defaultLimits.idFilterBytes)
     this.db = new ClassicLevel<string, Uint8Array>(location, {
       keyEncoding: 'utf8',
@@ -142,7 +151,7 @@ export class PaymentStore {
     // Most ids on the accept path are new: a definite "never written" answers without LevelDB.
     if (this.#knownIdsReady && !this.#knownIds.mightContain(checkoutId)) return undefined
     const bytes = this.db.getSync(paymentPrefix + checkoutId)
-    return bytes === undefined ? undefined : decodePayment(bytes)
+    return bytes === undefined ? undefined : decodePayment(bytes, this.#sealer)
   }
 
   hasWebhook (provider: string, pspEventId: string): boolean {
@@ -164,7 +173,7 @@ export class PaymentStore {
     const events: Uint8Array[] = []
     for (const { payment, event } of writes) {
       // Encoded once: the change event embeds the same bytes as its `payment` field.
-      const paymentBytes = encodePayment(payment)
+      const paymentBytes = encodePayment(payment, this.#sealer)
       // Before the batch is written, so no read after it can miss the id.
       this.#knownIds.add(payment.checkoutId)
       batch.put(paymentPrefix + payment.checkoutId, paymentBytes)
@@ -176,7 +185,7 @@ export class PaymentStore {
       assert.equal(event.sequence, nextSequence, 'change-log sequence gap')
       assert.equal(event.checkoutId, payment.checkoutId)
       assert.equal(event.version, payment.version)
-      const eventBytes = encodeChangeEvent(event, paymentBytes)
+      const eventBytes = encodeChangeEvent(event, this.#sealer, paymentBytes)
       events.push(eventBytes)
       batch.put(changeLogKey(event.sequence), eventBytes)
       // The open-payment index moves in the same batch as the status it reflects.

@@ -5,7 +5,9 @@
 import type pg from 'pg'
 import { backoffDelayMs, sleep } from '../lib/backoff.ts'
 import { maskCardNumbers } from '../lib/card-numbers.ts'
+import type { FieldSealer } from '../lib/field-crypto.ts'
 import type { Logger } from '../lib/log.ts'
+import { sealAttemptTokens } from './sealed-columns.ts'
 
 /** A PSP request or answer as stored: a provider's text could hold a card number; it is masked. */
 function storedJson (value: unknown): string {
@@ -43,6 +45,8 @@ export interface AttemptLogOptions {
 
 export class AttemptLog {
   readonly #pool: pg.Pool
+  /** Seals the payment method token in each stored request and answer (issue #17 part 7). */
+  readonly #sealer: FieldSealer
   readonly #options: AttemptLogOptions
   readonly #log: Logger
   #rows: AttemptRow[] = []
@@ -50,8 +54,9 @@ export class AttemptLog {
   #timer: NodeJS.Timeout | undefined
   #spaceWaiters: Array<() => void> = []
 
-  constructor (pool: pg.Pool, options: AttemptLogOptions, log: Logger) {
+  constructor (pool: pg.Pool, sealer: FieldSealer, options: AttemptLogOptions, log: Logger) {
     this.#pool = pool
+    this.#sealer = sealer
     this.#options = options
     this.#log = log
   }
@@ -73,11 +78,12 @@ export class AttemptLog {
   async #flushAll (): Promise<void> {
     for (let attempt = 0; this.#rows.length > 0;) {
       const rows = this.#rows.slice(0, this.#options.rowsMax)
+      const stored = rows.map((r) => sealAttemptTokens(this.#sealer, r.checkoutId, r.attempt, r.request, r.response))
       try {
         await this.#pool.query({ name: insertStatementName, text: insertSql, values: [
           rows.map((r) => r.checkoutId), rows.map((r) => r.provider), rows.map((r) => r.idempotencyKey),
-          rows.map((r) => r.attempt), rows.map((r) => storedJson(r.request)), rows.map((r) => r.httpStatus ?? null),
-          rows.map((r) => storedJson(r.response)), rows.map((r) => r.outcome), rows.map((r) => r.errorCode ?? null),
+          rows.map((r) => r.attempt), stored.map((s) => storedJson(s.request)), rows.map((r) => r.httpStatus ?? null),
+          stored.map((s) => storedJson(s.response)), rows.map((r) => r.outcome), rows.map((r) => r.errorCode ?? null),
           rows.map((r) => r.latencyMs), rows.map((r) => r.startedAt),
         ] })
         this.#rows.splice(0, rows.length)

@@ -18,6 +18,7 @@
 
 import { backoffDelayMs, sleep } from '../lib/backoff.ts'
 import type { ConsumedMessage } from '../lib/event-bus.ts'
+import type { FieldSealer } from '../lib/field-crypto.ts'
 import type { Logger } from '../lib/log.ts'
 import { decodeChangeEvent, terminalStatuses, type ChangeEvent } from '../lib/payment-codec.ts'
 import { cancelAtPsp, DeadLetter, drivePayment, type ChargeFlowDeps } from './charge-flow.ts'
@@ -37,6 +38,8 @@ export interface PipelineDeps {
   deadLetters: Pick<DeadLetterPublisher, 'publish'>
   metrics: ProcessorMetrics
   log: Logger
+  /** Opens the events' sealed fields (the charge needs the payment method token). */
+  sealer: FieldSealer
 }
 
 export function nodePaymentOf (event: ChangeEvent): NodePayment {
@@ -141,8 +144,10 @@ export function handleMessages (deps: PipelineDeps, messages: readonly ConsumedM
     const message = messages[index]!
     let event: ChangeEvent
     try {
-      event = decodeChangeEvent(message.value)
+      event = decodeChangeEvent(message.value, deps.sealer)
     } catch (error) {
+      // A FieldCryptoError (a key this processor lacks, a tampered value) is dead-lettered like
+      // any unreadable event, with its code in the detail: replay it once the key ring is fixed.
       deps.log.error({ err: error, partition: message.partition, offset: message.offset, key: message.key }, 'poison event')
       done[index] = deadLetter(deps, message, 'poison', (error as Error).message, undefined)
       continue

@@ -38,6 +38,21 @@ export class DeadLetter extends Error {
 
 const actor = 'processor'
 
+/** What stands in for the payment method token in text we keep. */
+export const tokenPlaceholder = '[payment_method]'
+/** Shorter tokens are not searched for in text: they would match ordinary words. */
+const redactedTokenLengthMin = 4
+
+/**
+ * PSP text with the payment's token taken out. PSPs quote it in errors ("No such payment method:
+ * 'pm_…'"), and a failure message is kept in clear (node, events, Postgres, dead letters), while
+ * the token itself is only ever stored sealed (issue #17 part 7).
+ */
+export function withoutToken (text: string, token: string): string {
+  if (token.length < redactedTokenLengthMin || !text.includes(token)) return text
+  return text.split(token).join(tokenPlaceholder)
+}
+
 export function chargeRequestOf (payment: NodePayment): ChargeRequest {
   return {
     checkoutId: payment.checkout_id,
@@ -112,6 +127,8 @@ async function callPspWithRetries<O extends { kind: string }> (deps: ChargeFlowD
   failedMessage: string
   call: () => Promise<PspCallResult<O>>
   settles?: (error: PspError) => boolean
+  /** The payment method token, taken out of the messages of dead letters. */
+  token?: string
 }): Promise<PspCallResult<O>> {
   for (let attempt = 1; ; attempt++) {
     const startedAt = new Date()
@@ -130,8 +147,9 @@ async function callPspWithRetries<O extends { kind: string }> (deps: ChargeFlowD
       await deps.attempts.record({ ...row, httpStatus: error.httpStatus, response: undefined, outcome: 'error', errorCode: error.code, latencyMs })
       deps.log.warn({ ...o.logFields, attempt, code: error.code, retriable: error.retriable }, o.failedMessage)
       if (o.settles?.(error) === true) throw error
-      if (!error.retriable) throw new DeadLetter(error.code, error.message, { cause: error })
-      if (attempt >= processorLimits.pspAttemptsMax) throw new DeadLetter('psp_retries_exhausted', error.message, { cause: error })
+      const message = withoutToken(error.message, o.token ?? '')
+      if (!error.retriable) throw new DeadLetter(error.code, message)
+      if (attempt >= processorLimits.pspAttemptsMax) throw new DeadLetter('psp_retries_exhausted', message)
       const backoffMs = backoffDelayMs({
         baseDelayMs: processorLimits.pspBackoffBaseDelayMs, delayMsMax: processorLimits.pspBackoffDelayMsMax,
       }, attempt - 1)
@@ -147,12 +165,13 @@ async function chargeWithRetries (deps: ChargeFlowDeps, request: ChargeRequest):
       logFields: { checkout_id: request.checkoutId }, failedMessage: 'psp attempt failed',
       call: () => deps.psp.charge(request),
       settles: (error) => error.code === 'psp_rejected',
+      token: request.paymentMethod,
     })
     return call.outcome
   } catch (error) {
     if (!(error instanceof PspError) || error.code !== 'psp_rejected') throw error
     // The PSP refused the request itself (nothing was charged): the payment fails for good.
-    return { kind: 'failed', pspReference: '', failureCode: 'psp_rejected', failureMessage: error.message }
+    return { kind: 'failed', pspReference: '', failureCode: 'psp_rejected', failureMessage: withoutToken(error.message, request.paymentMethod) }
   }
 }
 
@@ -164,7 +183,7 @@ export async function applyOutcome (deps: ChargeFlowDeps, payment: NodePayment, 
       return applyTransition(deps, payment, { to: 'succeeded', actor: by, pspReference: outcome.pspReference })
     case 'failed':
       return applyTransition(deps, payment, {
-        to: 'failed', actor: by, failureCode: outcome.failureCode, failureMessage: outcome.failureMessage,
+        to: 'failed', actor: by, failureCode: outcome.failureCode, failureMessage: withoutToken(outcome.failureMessage, payment.payment_method),
         ...(outcome.pspReference ? { pspReference: outcome.pspReference } : {}),
       })
     case 'requires_action':

@@ -11,7 +11,7 @@
 import { parseArgs } from 'node:util'
 import { createKafkaProducer, createKafkaTopicReader, parseBrokerList } from '../lib/kafka-event-bus.ts'
 import { createLogger } from '../lib/log.ts'
-import { decodeChangeEvent } from '../lib/payment-codec.ts'
+import { readChangeEventHeader } from '../cdc-relay/event-header.ts'
 import { dlqHeaders } from './dead-letters.ts'
 
 const readTimeoutMs = 60_000
@@ -48,7 +48,8 @@ if (command === 'list') {
   for (const letter of letters) {
     let eventId: string | undefined
     try {
-      eventId = decodeChangeEvent(letter.value).eventId
+      // The header only: listing needs no key to open the payment's sealed fields.
+      eventId = readChangeEventHeader(letter.value).eventId
     } catch {
       eventId = undefined
     }

@@ -36,6 +36,11 @@ export const processorLimits = {
    *  batch is not committed to Kafka until they succeed, so nothing is skipped. */
   projectionBackoffBaseDelayMs: 100,
   projectionBackoffDelayMsMax: 5_000,
+  /**
+   * Sealed `payments.payment_method` values kept by checkout id (sealed-columns.ts), so a
+   * payment's later events reuse its created event's seal: about the payments in flight.
+   */
+  sealedPaymentMethodsCachedMax: 8_192,
   /** PSP attempt rows buffered before a flush; a full buffer makes callers wait. */
   attemptLogRowsMax: 2_000,
   attemptLogFlushIntervalMs: 50,

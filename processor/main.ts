@@ -11,6 +11,7 @@
 import { createServer } from 'node:http'
 import pg from 'pg'
 import { createKafkaConsumer, createKafkaProducer, parseBrokerList } from '../lib/kafka-event-bus.ts'
+import { keyRingFromEnv } from '../lib/field-crypto.ts'
 import { createLogger } from '../lib/log.ts'
 import { handleMessages } from './batch-handler.ts'
 import type { ChargeFlowDeps } from './charge-flow.ts'
@@ -21,6 +22,7 @@ import { createProcessorMetrics } from './metrics.ts'
 import { NodeClient } from './node-client.ts'
 import { KeyedQueue } from './key-queue.ts'
 import { flagPayment, projectEvents } from './projection.ts'
+import { PaymentMethodColumnSealer } from './sealed-columns.ts'
 import { ProjectionWriter } from './projection-writer.ts'
 import { PspClient } from './psp/psp-client.ts'
 import { Semaphore } from './semaphore.ts'
@@ -51,6 +53,12 @@ const log = createLogger('processor', { processor_id: processorId })
 const brokers = parseBrokerList(required('KAFKA_BROKERS'))!
 const eventsTopic = process.env.RINGPAY_EVENTS_TOPIC ?? 'payments.events'
 const dlqTopic = process.env.RINGPAY_DLQ_TOPIC ?? 'payments.dlq'
+
+// The key ring opens the sealed fields of change events (the PSP call needs the token) and seals
+// what goes to Postgres. No keys, no processor.
+const keyRing = keyRingFromEnv(process.env)
+log.info({ active_key_id: keyRing.activeKeyId }, 'field key ring loaded')
+const paymentMethods = new PaymentMethodColumnSealer(keyRing, limits.sealedPaymentMethodsCachedMax)
 
 const pool = new pg.Pool({
   connectionString: required('DATABASE_URL'),
@@ -83,7 +91,7 @@ const psp = new PspClient({
   bodyTimeoutMs: limits.pspBodyTimeoutMs,
   connectionsMax: limits.pspConnectionsMax,
 })
-const attempts = new AttemptLog(pool, {
+const attempts = new AttemptLog(pool, keyRing, {
   rowsMax: limits.attemptLogRowsMax,
   flushIntervalMs: limits.attemptLogFlushIntervalMs,
   backoffBaseDelayMs: limits.projectionBackoffBaseDelayMs,
@@ -104,7 +112,7 @@ const flow: ChargeFlowDeps = {
 const busOptions = { brokers, clientId: processorId, connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log }
 const producer = createKafkaProducer(busOptions)
 const deadLetters = new DeadLetterPublisher(producer, dlqTopic)
-const projection = new ProjectionWriter((events) => projectEvents(pool, events), {
+const projection = new ProjectionWriter((events) => projectEvents(pool, keyRing, paymentMethods, events), {
   eventsPerStatementMax: limits.projectionEventsPerStatementMax,
   backoffBaseDelayMs: limits.projectionBackoffBaseDelayMs,
   backoffDelayMsMax: limits.projectionBackoffDelayMsMax,
@@ -162,7 +170,7 @@ await consumer.runPipelined({
   offsetCommitIntervalMs: limits.offsetCommitIntervalMs,
   closeDrainTimeoutMs: limits.closeDrainTimeoutMs,
   fetchPacingMs: integer('PROCESSOR_FETCH_PACING_MS', limits.fetchPacingMs),
-  onMessages: (messages) => handleMessages({ flow, projection, keys, deadLetters, metrics, log }, messages),
+  onMessages: (messages) => handleMessages({ flow, projection, keys, deadLetters, metrics, log, sealer: keyRing }, messages),
 })
 log.info({ topic: eventsTopic, dlq: dlqTopic }, 'processor consuming')
 

@@ -5,7 +5,9 @@
 // payment backwards.
 
 import type pg from 'pg'
+import type { FieldSealer } from '../lib/field-crypto.ts'
 import type { ChangeEvent } from '../lib/payment-codec.ts'
+import { sealWebhookPayloadColumn, type PaymentMethodColumnSealer } from './sealed-columns.ts'
 
 const projectSql = `
 WITH ev AS (
@@ -51,26 +53,33 @@ WHERE payments.version < EXCLUDED.version
 `
 
 /**
+
  * Named: pg prepares it once per connection, and Postgres then skips parsing, analysing and (once
  * it settles on a generic plan) planning this five-part statement on every turn. The name carries
  * a version: a changed text needs a new name, or a connection would run the old one.
  */
 const projectStatementName = 'ringpay_project_events_v1'
 
-/** Projects the events and records the webhooks they carry, in one statement. */
-export async function projectEvents (pool: pg.Pool, events: readonly ChangeEvent[]): Promise<void> {
+/**
+ * Projects the events and records the webhooks they carry, in one statement. The payment method
+ * and webhook bodies go in sealed (sealed-columns.ts).
+ */
+export async function projectEvents (pool: pg.Pool, sealer: FieldSealer, methods: PaymentMethodColumnSealer, events: readonly ChangeEvent[]): Promise<void> {
   if (events.length === 0) return
   const columns: unknown[][] = Array.from({ length: 16 }, () => [])
   for (const event of events) {
     const p = event.payment
     const row = [
       event.eventId, event.checkoutId, event.version, event.type, p.status, event.actor, new Date(event.occurredAtMs),
-      p.merchantId, p.nodeId, p.amount, p.currency, p.paymentMethod, p.pspReference, p.failureCode, p.failureMessage,
+      p.merchantId, p.nodeId, p.amount, p.currency,
+      // For every event (any may be the one that inserts the row; an update never changes the
+      // method), sealed once per payment.
+      methods.seal(p.merchantId, p.checkoutId, p.paymentMethod), p.pspReference, p.failureCode, p.failureMessage,
       new Date(p.createdAtMs),
     ]
     row.forEach((value, i) => columns[i]!.push(value))
   }
-  await pool.query({ name: projectStatementName, text: projectSql, values: [...columns, ...webhookColumns(events)] })
+  await pool.query({ name: projectStatementName, text: projectSql, values: [...columns, ...webhookColumns(sealer, events)] })
 }
 
 /** Marks a payment for a person to look at; the reason says what disagreed. */
@@ -79,17 +88,13 @@ export async function flagPayment (pool: pg.Pool, checkoutId: string, reason: st
 }
 
 /** The webhook rows of the events that carry one, column by column (7 arrays, maybe empty). */
-function webhookColumns (events: readonly ChangeEvent[]): unknown[][] {
+function webhookColumns (sealer: FieldSealer, events: readonly ChangeEvent[]): unknown[][] {
   const columns: unknown[][] = Array.from({ length: 7 }, () => [])
   for (const event of events) {
     const w = event.webhook
     if (w === undefined) continue
-    let payload: string
-    try {
-      payload = JSON.stringify(JSON.parse(w.payloadJson))
-    } catch {
-      payload = JSON.stringify({ unparsable: w.payloadJson.slice(0, 1000) })
-    }
+    // The body as received (its signature covered these bytes), sealed whole.
+    const payload = sealWebhookPayloadColumn(sealer, w.provider, w.pspEventId, event.checkoutId, w.payloadJson)
     const row = [w.provider, w.pspEventId, event.checkoutId, w.type, w.applied, new Date(w.receivedAtMs), payload]
     row.forEach((value, i) => columns[i]!.push(value))
   }

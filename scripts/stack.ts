@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { testApiKeys, demoApiKey, demoMerchantId, otherApiKey, writeApiKeysFile } from './stack/api-keys.ts';
 import { startControlServer, type ControlServer } from './stack/control.ts';
@@ -32,6 +32,8 @@ import { isPortFree, pickFreePort, pickFreePorts } from './stack/ports.ts';
 import { createPostgres, databaseName, type PostgresHandle } from './stack/postgres.ts';
 import { killAllManagedSync, liveManagedPids, reapStaleGroups, trackChildrenIn, type ServiceHandle } from './stack/proc.ts';
 import { errorMessage, repoRoot, say, withTimeout } from './stack/util.ts';
+import { ensureFieldKeysFile, fieldKeysFileName } from './stack/field-keys.ts';
+import { assertPassable, chownTree, ensurePrivateDir, privateDirMode, privateUmask, serviceUser, sharedStackDirMode } from './stack/service-user.ts';
 import { newAdminToken } from '../lib/admin-token.ts';
 import { internalServicesSetting, newInternalTokens } from '../lib/internal-credentials.ts';
 
@@ -173,7 +175,7 @@ function acquireLock(dir: string): () => void {
     const reaped = reapStaleGroups(join(dir, 'children.pgids'));
     if (reaped.length > 0) say('stack', `killed ${reaped.length} processes left by a dead runner (pid ${pid}): ${reaped.join(' ')}`);
   }
-  writeFileSync(lock, `${process.pid}\n`);
+  writeFileSync(lock, `${process.pid}\n`, { mode: 0o600 });
   return () => rmSync(lock, { force: true });
 }
 
@@ -269,6 +271,8 @@ process.on('unhandledRejection', (err) => {
 
 async function main(): Promise<void> {
   const t0 = Date.now();
+  // Run as root, no service runs as root: they run as this user (scripts/stack/service-user.ts).
+  const user = serviceUser();
   if (!existsSync(nodeEntry)) {
     throw new Error(`payment node entry ${nodeEntry} does not exist (pass --node-entry to run another one)`);
   }
@@ -284,19 +288,32 @@ async function main(): Promise<void> {
     } else {
       dir = mkdtempSync(join(tmpdir(), 'ringpay-stack-'));
     }
-    // Postgres runs as the postgres user when we are root: it must be able to enter the dir.
-    chmodSync(dir, 0o755);
+    // When root, Postgres and the service user must pass through the dir to their own (0700)
+    // dirs; nobody else may list it. Otherwise it is the runner's alone.
+    chmodSync(dir, user ? sharedStackDirMode : privateDirMode);
     cleanups.push(() => {
       rmSync(dir, { recursive: true, force: true });
       say('stack', `removed ${dir}`);
     });
   } else {
     dir = resolve(args.dir ?? join(repoRoot, '.stack', 'local'));
+    // Parents made here keep the default umask: the service users must pass through them.
     mkdirSync(dir, { recursive: true });
+    chmodSync(dir, user ? sharedStackDirMode : privateDirMode);
     cleanups.push(acquireLock(dir));
   }
-  const logsDir = join(dir, 'logs');
-  mkdirSync(logsDir, { recursive: true });
+  if (user) assertPassable(dir, user);
+  // From here on, everything the runner and its children create is theirs alone: files 0600,
+  // dirs 0700 (logs, LevelDB, Kafka's and Postgres' data, secrets). Issue #17 part 7.
+  process.umask(privateUmask);
+  // Logs are written through descriptors the runner opens (root-owned when root; nginx's master
+  // opens its own as root): owner only.
+  const logsDir = ensurePrivateDir(dir, 'logs', null);
+  // The key ring that seals sensitive fields at rest (lib/field-crypto.ts): outside every data
+  // dir, made once per stack dir and kept (the data was sealed with it), 0600, readable by the
+  // service user only (nodes and processors).
+  const fieldKeysFile = join(ensurePrivateDir(dir, 'secrets', user), fieldKeysFileName);
+  const activeFieldKeyId = ensureFieldKeysFile(fieldKeysFile, user);
   // Process groups of live children, for a wrapper that had to SIGKILL this runner.
   const childrenFile = join(dir, 'children.pgids');
   trackChildrenIn(childrenFile);
@@ -318,7 +335,7 @@ async function main(): Promise<void> {
   const pspSecretKey = `sk_sandbox_${randomBytes(18).toString('base64url')}`;
   const webhookSecret = `whsec_${randomBytes(24).toString('base64url')}`;
   const apiKeysFile = join(dir, 'api-keys.json');
-  writeApiKeysFile(apiKeysFile);
+  writeApiKeysFile(apiKeysFile, undefined, user);
 
   const postgres: PostgresHandle = createPostgres({ dir: join(dir, 'postgres'), port: ports.postgres, logFile: join(logsDir, 'postgres.log') });
   // One login role per service (db/roles.ts), each with a password made for this run (set again
@@ -330,7 +347,8 @@ async function main(): Promise<void> {
   const databaseUrls = { processor: roleUrl('processor'), reconciler: roleUrl('reconciler'), reporting: roleUrl('reporting'), readonly: roleUrl('readonly') };
   const kafkaReplication = externalBrokersFromEnv() ? -1 : 1;
   const kafka: KafkaHandle = createKafka({
-    dir: join(dir, 'kafka'),
+    dir: ensurePrivateDir(dir, 'kafka', user),
+    user,
     brokerPort: ports.kafkaBroker,
     controllerPort: ports.kafkaController,
     logFile: join(logsDir, 'kafka.log'),
@@ -343,9 +361,17 @@ async function main(): Promise<void> {
     dataDir: nodeDataDir(dir, n.id),
     logFile: join(logsDir, `${n.id}.log`),
   }));
+  for (const spec of nodeSpecs) {
+    ensurePrivateDir(dir, relative(dir, spec.dataDir), user);
+    // A stack dir of an older run holds root-owned LevelDB files.
+    chownTree(spec.dataDir, user);
+  }
   // KAFKA_BROKERS turns on each node's CDC relay (cdc-relay/), publishing to the events topic.
-  const nodeEnv = { KAFKA_BROKERS: kafka.brokers.join(','), RINGPAY_EVENTS_TOPIC: eventsTopic, RINGPAY_WEBHOOK_SECRET_SANDBOX: webhookSecret };
-  const nodes = createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalServices: internalServicesSetting(internalTokens), entry: nodeEntry, env: nodeEnv });
+  const nodeEnv = {
+    KAFKA_BROKERS: kafka.brokers.join(','), RINGPAY_EVENTS_TOPIC: eventsTopic, RINGPAY_WEBHOOK_SECRET_SANDBOX: webhookSecret,
+    RINGPAY_FIELD_KEYS_FILE: fieldKeysFile,
+  };
+  const nodes = createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalServices: internalServicesSetting(internalTokens), entry: nodeEntry, env: nodeEnv, user });
   const nginx: NginxHandle = createNginx({
     dir: join(dir, 'nginx'),
     logsDir,
@@ -358,6 +384,7 @@ async function main(): Promise<void> {
     // RINGPAY_NGINX_PER_IP_REQUESTS_PER_SECOND_MAX etc.; the nodes take their own limits
     // (RINGPAY_FAILED_KEY_ATTEMPTS_MAX, …) from the same environment.
     abuseLimits: abuseLimitsFromEnv(process.env),
+    workerUser: user,
   });
 
   // Adding a component (CDC relay, processors, sandbox PSP, reconciler): build a ManagedProcess
@@ -367,7 +394,12 @@ async function main(): Promise<void> {
   // POST /services/<name>/(start|stop|kill|restart) for it with no further code.
   const psp = createSandboxPsp({
     port: ports.psp,
-    dataDir: join(dir, 'psp'),
+    dataDir: (() => {
+      const pspDir = ensurePrivateDir(dir, 'psp', user);
+      chownTree(pspDir, user);
+      return pspDir;
+    })(),
+    user,
     logFile: join(logsDir, 'psp.log'),
     secretKey: pspSecretKey,
     webhookSecret,
@@ -385,6 +417,8 @@ async function main(): Promise<void> {
     internalToken: internalTokens.processor,
     eventsTopic,
     dlqTopic,
+    fieldKeysFile,
+    user,
   })]));
 
   // The daily settlement reconciliation (reconciler/): Postgres and the PSP's reports.
@@ -395,6 +429,7 @@ async function main(): Promise<void> {
     pspUrl: `http://127.0.0.1:${ports.psp}`,
     pspSecretKey,
     adminToken: reconcilerAdminToken,
+    user,
   });
 
   // A merchant's payments from Postgres (reporting/), behind the public nginx.
@@ -403,6 +438,7 @@ async function main(): Promise<void> {
     logFile: join(logsDir, 'reporting.log'),
     databaseUrl: databaseUrls.reporting,
     apiKeysFile,
+    user,
   });
 
   services.set('postgres', { handle: postgres, stopPhase: 3 });
@@ -467,6 +503,8 @@ async function main(): Promise<void> {
     reporting: { port: ports.reporting, logFile: join(logsDir, 'reporting.log') },
     apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey },
     internalTokens,
+    fieldKeysFile,
+    serviceUser: user,
     dir,
     topics: { events: eventsTopic, eventsPartitions, dlq: dlqTopic, dlqPartitions },
     postgres: { external: postgres.external, dataDir: postgres.dataDir, logFile: postgres.logFile },

@@ -169,15 +169,19 @@ export async function checkStoresOutcome (o: {
   target: string
   ackedIds: readonly string[]
   nodes: ReadonlyArray<{ id: string, dataDir: string }>
+  /** The key ring the nodes sealed with (their RINGPAY_FIELD_KEYS_FILE). */
+  fieldKeysFile: string
 }): Promise<OutcomeReport> {
   const startedAt = performance.now()
   const { PaymentStore } = await import('../../payment-svc/store.ts')
+  const { KeyRing } = await import('../../lib/field-crypto.ts')
+  const sealer = KeyRing.fromFile(o.fieldKeysFile)
   const { distinct, repeated } = distinctIds(o.ackedIds)
   const hits = new Uint8Array(distinct.length)
   const foundPerNode: Record<string, number> = {}
   let checkErrors = 0
   for (const node of o.nodes) {
-    const store = new PaymentStore(node.dataDir)
+    const store = new PaymentStore(node.dataDir, { sealer })
     await store.open(node.id, Date.now())
     let found = 0
     try {

@@ -19,6 +19,7 @@ import { internalServicesSetting, newInternalTokens } from '../../lib/internal-c
 import { demoApiKey, writeApiKeysFile } from '../../scripts/stack/api-keys.ts'
 import { benchAbuseLimits, createNginx, findNginx } from '../../scripts/stack/nginx.ts'
 import { createPaymentNodes, nodeId, type PaymentNodeSpec } from '../../scripts/stack/payment-nodes.ts'
+import { ensureFieldKeysFile } from '../../scripts/stack/field-keys.ts'
 import { pickFreePorts } from '../../scripts/stack/ports.ts'
 import { createPostgres } from '../../scripts/stack/postgres.ts'
 import type { ManagedProcess } from '../../scripts/stack/proc.ts'
@@ -422,6 +423,9 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
 
   const apiKeysFile = join(tmp, 'api-keys.json')
   writeApiKeysFile(apiKeysFile)
+  // The nodes seal payment methods, customer refs and metadata at rest like the stack's (issue #17 part 7).
+  const fieldKeysFile = join(tmp, 'field-keys.json')
+  ensureFieldKeysFile(fieldKeysFile, null)
   // Each internal caller its own token; the outcome check reads with the read-only one.
   const internalTokens = newInternalTokens()
 
@@ -467,7 +471,7 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
     procs(probes, 0)
     starts.push(...probes.map((p) => p.start().then(() => nameGroups([p], 'probe servers'))))
   }
-  const nodes = want('c') ? [...createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalServices: internalServicesSetting(internalTokens) }).values()] : []
+  const nodes = want('c') ? [...createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalServices: internalServicesSetting(internalTokens), env: { RINGPAY_FIELD_KEYS_FILE: fieldKeysFile } }).values()] : []
   procs(nodes, 0)
   starts.push(...nodes.map((p) => p.start().then(() => nameGroups([p], 'payment nodes'))))
   const started = await Promise.allSettled(starts)
@@ -619,7 +623,7 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
     const unclean = nodes.filter((n) => n.lastExit?.code !== 0)
     if (unclean.length > 0) log(`WARNING: ${unclean.map((n) => `${n.name} exited with ${JSON.stringify(n.lastExit)}`).join(', ')}`)
     log(`outcome check (c): looking up all ${formatInt(acked.c.length)} acknowledged ids in the ${nodes.length} nodes' stores`)
-    outcome.cStore = await checkStoresOutcome({ target: 'c', ackedIds: acked.c, nodes: nodeSpecs })
+    outcome.cStore = await checkStoresOutcome({ target: 'c', ackedIds: acked.c, nodes: nodeSpecs, fieldKeysFile })
   }
   if (want('b') && checking && databaseUrl !== undefined) {
     const { distinct, repeated } = distinctIds(acked.b)

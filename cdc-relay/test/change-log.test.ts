@@ -2,12 +2,13 @@
 
 import { AssertionError } from 'node:assert'
 import t from 'tap'
-import { decodeChangeEvent } from '../../lib/payment-codec.ts'
+import { changeEventSchemaVersion, decodeChangeEvent } from '../../lib/payment-codec.ts'
 import { changeLogKey } from '../../payment-svc/store.ts'
 import { LevelChangeLog, eventHeaders, parseChangeLogKey } from '../change-log.ts'
 import { decodeRelayCursor, encodeRelayCursor, relayCursorKey } from '../cursor.ts'
 import { readChangeEventHeader } from '../event-header.ts'
 import { openTestNode } from './fixtures.ts'
+import { testKeyRing } from '../../test/helpers/field-keys.ts'
 
 t.test('cursor round trip; garbage is refused', async (t) => {
   const cursor = { nextSequence: 2 ** 40 + 7, updatedAtMs: 1_760_000_000_000 }
@@ -29,10 +30,10 @@ t.test('the header reader agrees with the full decoder on real entries', async (
   await node.service.transition('h-1', { to: 'processing', expectedVersion: 1, actor: 'test', failureCode: '', failureMessage: '', pspReference: '' }, Date.now())
   for (let sequence = 1; sequence <= 3; sequence++) {
     const bytes = node.store.db.getSync(changeLogKey(sequence))!
-    const full = decodeChangeEvent(bytes)
+    const full = decodeChangeEvent(bytes, testKeyRing)
     const header = readChangeEventHeader(bytes)
     t.same(header, {
-      schemaVersion: 1,
+      schemaVersion: changeEventSchemaVersion,
       eventId: full.eventId,
       nodeId: full.nodeId,
       sequence: full.sequence,
@@ -44,7 +45,7 @@ t.test('the header reader agrees with the full decoder on real entries', async (
   }
   t.equal(readChangeEventHeader(node.store.db.getSync(changeLogKey(3))!).type, 'payment.status_changed')
   t.same(eventHeaders(readChangeEventHeader(node.store.db.getSync(changeLogKey(1))!)),
-    { 'event-id': 'n7:1', 'event-type': 'payment.created', 'schema-version': '1', 'node-id': 'n7' })
+    { 'event-id': 'n7:1', 'event-type': 'payment.created', 'schema-version': String(changeEventSchemaVersion), 'node-id': 'n7' })
 })
 
 t.test('read is bounded by count and bytes, starts at the sequence asked for; advance moves the cursor and deletes what it passed', async (t) => {

@@ -13,6 +13,7 @@ import { PaymentService } from '../../payment-svc/payment-service.ts'
 import { PaymentStore } from '../../payment-svc/store.ts'
 import { packEvents, type PackedEvents } from '../handoff.ts'
 import { defaultRelayLimits, type RelayLimits } from '../limits.ts'
+import { testKeyRing } from '../../test/helpers/field-keys.ts'
 
 export const silentLog: Logger = pino({ level: 'silent' })
 
@@ -37,7 +38,7 @@ export interface TestNode {
 
 export async function openTestNode (nodeId = 'n-test'): Promise<TestNode> {
   const dir = mkdtempSync(join(tmpdir(), 'ringpay-relay-test-'))
-  const store = new PaymentStore(join(dir, 'data'))
+  const store = new PaymentStore(join(dir, 'data'), { sealer: testKeyRing })
   await store.open(nodeId, Date.now())
   const listeners: Array<(nextSequence: number, events: PackedEvents | undefined) => void> = []
   const service = new PaymentService(nodeId, store, defaultLimits, {

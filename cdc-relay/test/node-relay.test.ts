@@ -18,6 +18,7 @@ import { PaymentStore, changeLogKey } from '../../payment-svc/store.ts'
 import { relayCursorKey } from '../cursor.ts'
 import { defaultRelayLimits } from '../limits.ts'
 import { silentLog } from './fixtures.ts'
+import { testKeyRing, writeTestFieldKeysFile } from '../../test/helpers/field-keys.ts'
 
 const deadlineMs = 15_000
 const internalToken = newInternalToken()
@@ -58,7 +59,7 @@ t.test('Kafka unreachable: accepts up to the budget, then sheds new payments onl
   process.env.RINGPAY_RELAY_BACKLOG_EVENTS_MAX = String(budget)
   const dataDir = join(dir, 'data')
   const node = await startPaymentNode({
-    nodeId: 'nr1', host: '127.0.0.1', publicPort: 0, adminPort: 0, dataDir, apiKeysFile, internalServices, limits: defaultLimits, webhookSecrets: new Map(), trustedProxies: new Set(defaultTrustedProxies),
+    nodeId: 'nr1', host: '127.0.0.1', publicPort: 0, adminPort: 0, dataDir, apiKeysFile, fieldKeysFile: writeTestFieldKeysFile(dir), internalServices, limits: defaultLimits, webhookSecrets: new Map(), trustedProxies: new Set(defaultTrustedProxies),
   }, silentLog, (reason, error) => t.fail(`node fatal: ${reason}: ${String(error)}`))
   const publicUrl = `http://127.0.0.1:${node.publicPort}`
   const adminUrl = `http://127.0.0.1:${node.adminPort}`
@@ -99,7 +100,7 @@ t.test('Kafka unreachable: accepts up to the budget, then sheds new payments onl
   t.ok(stopMs < defaultLimits.shutdownDrainMsMax + defaultRelayLimits.stopWorkerMsMax, `shutdown bounded (${stopMs} ms)`)
 
   // Nothing published, nothing lost: every entry is still there, the cursor never moved.
-  const store = new PaymentStore(dataDir)
+  const store = new PaymentStore(dataDir, { sealer: testKeyRing })
   await store.open('nr1', Date.now())
   t.teardown(() => store.close())
   t.equal(store.meta.nextSequence, budget + 2)
@@ -115,7 +116,7 @@ t.test('without KAFKA_BROKERS the node runs without a relay', async (t) => {
   writeApiKeysFile(apiKeysFile)
   delete process.env.KAFKA_BROKERS
   const node = await startPaymentNode({
-    nodeId: 'nr2', host: '127.0.0.1', publicPort: 0, adminPort: 0, dataDir: join(dir, 'data'), apiKeysFile, internalServices, limits: defaultLimits, webhookSecrets: new Map(), trustedProxies: new Set(defaultTrustedProxies),
+    nodeId: 'nr2', host: '127.0.0.1', publicPort: 0, adminPort: 0, dataDir: join(dir, 'data'), apiKeysFile, fieldKeysFile: writeTestFieldKeysFile(dir), internalServices, limits: defaultLimits, webhookSecrets: new Map(), trustedProxies: new Set(defaultTrustedProxies),
   }, silentLog, (reason, error) => t.fail(`node fatal: ${reason}: ${String(error)}`))
   t.equal((await createPayment(`http://127.0.0.1:${node.publicPort}`, demoApiKey, 'x-1')).status, 202)
   t.equal(await metric(node.adminPort, 'ringpay_relay_lag_events'), undefined, 'no relay metrics')

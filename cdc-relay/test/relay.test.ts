@@ -3,13 +3,14 @@
 
 import { AssertionError } from 'node:assert'
 import t from 'tap'
-import { decodeChangeEvent } from '../../lib/payment-codec.ts'
+import { changeEventSchemaVersion, decodeChangeEvent } from '../../lib/payment-codec.ts'
 import { changeLogKey } from '../../payment-svc/store.ts'
 import { LevelChangeLog, type ChangeLog } from '../change-log.ts'
 import { encodeRelayCursor, relayCursorKey } from '../cursor.ts'
 import { Relay, type RelayReport } from '../relay.ts'
 import { FakeProducer, openTestNode, silentLog, testLimits, until, type TestNode } from './fixtures.ts'
 import type { RelayLimits } from '../limits.ts'
+import { testKeyRing } from '../../test/helpers/field-keys.ts'
 
 const deadlineMs = 10_000
 
@@ -61,10 +62,10 @@ t.test('publishes every entry once, in order, with key, headers and the stored b
   const all = producer.partitions.flat().sort((a, b) => a.headers['event-id']!.localeCompare(b.headers['event-id']!))
   t.equal(all.length, 5)
   for (const message of all) {
-    const event = decodeChangeEvent(message.value)
+    const event = decodeChangeEvent(message.value, testKeyRing)
     t.same(message.value, stored.get(event.sequence), 'value is the stored ChangeEvent, byte for byte')
     t.equal(message.key, event.checkoutId)
-    t.same(message.headers, { 'event-id': `n1:${event.sequence}`, 'event-type': 'payment.created', 'schema-version': '1', 'node-id': 'n1' })
+    t.same(message.headers, { 'event-id': `n1:${event.sequence}`, 'event-type': 'payment.created', 'schema-version': String(changeEventSchemaVersion), 'node-id': 'n1' })
   }
   t.same(producer.calls.map((c) => c.topic), producer.calls.map(() => 'payments.events'))
   t.same(await changeLogKeys(node), [], 'published entries are deleted')
@@ -139,7 +140,7 @@ t.test('lost acks and partial writes leave duplicates, yet dedup (first copy win
   for (const partition of deduped) {
     const lastVersion = new Map<string, number>()
     for (const message of partition) {
-      const event = decodeChangeEvent(message.value)
+      const event = decodeChangeEvent(message.value, testKeyRing)
       t.equal(event.version, (lastVersion.get(event.checkoutId) ?? 0) + 1, `${event.checkoutId} v${event.version} in order`)
       lastVersion.set(event.checkoutId, event.version)
     }
@@ -241,7 +242,7 @@ t.test('handoff: what the relay publishes from memory is byte for byte what the 
   // Held: nothing is deleted yet, so the disk still has what is being published.
   const onDisk = new Map<string, Uint8Array>()
   for (const [, value] of await node.store.db.iterator({ gte: 'c/', lt: 'c0' }).all()) {
-    onDisk.set(decodeChangeEvent(value).eventId, value)
+    onDisk.set(decodeChangeEvent(value, testKeyRing).eventId, value)
   }
   release()
   await until(() => relay.cursor === 21, deadlineMs, 'all published')

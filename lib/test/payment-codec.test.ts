@@ -3,10 +3,14 @@
 
 import t from 'tap'
 import { prng } from '../../test/helpers/prng.ts'
+import { testKeyRing } from '../../test/helpers/field-keys.ts'
+import { FieldCryptoError, KeyRing, newFieldKey, sealedKeyId, withNewActiveKey } from '../field-crypto.ts'
 import {
   decodeChangeEvent, decodePayment, encodeChangeEvent, encodePayment, referenceEncoders, paymentStatuses, eventTypes,
-  type ChangeEvent, type Payment,
+  sealedPartsOf, paymentFieldsContext, type ChangeEvent, type Payment,
 } from '../payment-codec.ts'
+
+const ring = testKeyRing
 
 const alphabets = ['abcXYZ_-0189', 'é€ü', '😀', ' \t\n"\\', 'x'.repeat(10)]
 
@@ -88,17 +92,21 @@ t.test('hand-written encoders produce protobufjs bytes', async (t) => {
   for (let i = 0; i < 3000; i++) {
     const p = payment(random)
     const e = event(random, p)
-    const paymentBytes = encodePayment(p)
-    if (Buffer.compare(paymentBytes, referenceEncoders.payment(p)) !== 0) {
+    const paymentBytes = encodePayment(p, ring)
+    // A seal is random: the reference encodes with the same sealed bytes.
+    const { sealedFields } = sealedPartsOf(paymentBytes, 'payment')
+    if (Buffer.compare(paymentBytes, referenceEncoders.payment(p, sealedFields)) !== 0) {
       mismatches++
       t.fail(`payment ${i} (seed ${seed}) differs`, { payment: p })
     }
-    const eventBytes = encodeChangeEvent(e, paymentBytes)
-    if (Buffer.compare(eventBytes, referenceEncoders.changeEvent(e)) !== 0) {
+    const eventBytes = encodeChangeEvent(e, ring, paymentBytes)
+    const { payloadSealed } = sealedPartsOf(eventBytes, 'changeEvent')
+    if (Buffer.compare(eventBytes, referenceEncoders.changeEvent(e, sealedFields, payloadSealed)) !== 0) {
       mismatches++
       t.fail(`event ${i} (seed ${seed}) differs`, { event: e })
     }
-    if (Buffer.compare(eventBytes, encodeChangeEvent(e)) !== 0) t.fail(`event ${i}: embedded payment bytes differ from encoding it`)
+    // A payment is sealed once: encoding it again embeds the same bytes (a webhook body is sealed anew).
+    if (e.webhook === undefined && Buffer.compare(eventBytes, encodeChangeEvent(e, ring)) !== 0) t.fail(`event ${i}: embedded payment bytes differ from encoding it`)
     if (mismatches > 5) break
   }
   t.equal(mismatches, 0)
@@ -108,8 +116,8 @@ t.test('round trip', async (t) => {
   const random = prng(7)
   const p = payment(random)
   const e = event(random, p)
-  t.same(decodePayment(encodePayment(p)), p)
-  const decoded = decodeChangeEvent(encodeChangeEvent(e))
+  t.same(decodePayment(encodePayment(p, ring), ring), p)
+  const decoded = decodeChangeEvent(encodeChangeEvent(e, ring), ring)
   t.same(decoded.payment, p)
   t.equal(decoded.sequence, e.sequence)
   t.equal(decoded.actor, e.actor)
@@ -118,9 +126,95 @@ t.test('round trip', async (t) => {
 
 t.test('bad values are refused, not encoded', async (t) => {
   const p = payment(prng(3))
-  t.throws(() => encodePayment({ ...p, amount: -1 }), /bad amount/)
-  t.throws(() => encodePayment({ ...p, amount: 1.5 }), /bad amount/)
-  t.throws(() => encodePayment({ ...p, createdAtMs: -5 }), /varint/)
-  t.throws(() => encodePayment({ ...p, requestHash: new Uint8Array(3) }), /bad request hash/)
-  t.throws(() => encodeChangeEvent({ ...event(prng(3), p), sequence: 0 }), /bad event sequence/)
+  t.throws(() => encodePayment({ ...p, amount: -1 }, ring), /bad amount/)
+  t.throws(() => encodePayment({ ...p, amount: 1.5 }, ring), /bad amount/)
+  t.throws(() => encodePayment({ ...p, createdAtMs: -5 }, ring), /varint/)
+  t.throws(() => encodePayment({ ...p, requestHash: new Uint8Array(3) }, ring), /bad request hash/)
+  t.throws(() => encodeChangeEvent({ ...event(prng(3), p), sequence: 0 }, ring), /bad event sequence/)
+})
+
+// --- Data at rest (issue #17 part 7) ---
+
+function sensitivePayment (): Payment {
+  return {
+    ...payment(prng(11)),
+    checkoutId: 'co_sealed_1',
+    merchantId: 'merchant_demo',
+    paymentMethod: 'pm_card_visa_sealed_token',
+    customerRef: 'cust_sealed_ref_42',
+    metadata: { order_secret: 'order-7731-sealed' },
+  }
+}
+const clearMarkers = ['pm_card_visa_sealed_token', 'cust_sealed_ref_42', 'order_secret', 'order-7731-sealed']
+
+t.test('stored bytes hold no payment method, customer ref, metadata or webhook body in clear', async (t) => {
+  const p = sensitivePayment()
+  const e: ChangeEvent = {
+    ...event(prng(12), p),
+    webhook: { provider: 'sandbox', pspEventId: 'evt_1', type: 'charge.succeeded', payloadJson: '{"secret_body":"wh-body-9911"}', applied: true, note: '', receivedAtMs: 1 },
+  }
+  const paymentBytes = Buffer.from(encodePayment(p, ring))
+  const eventBytes = Buffer.from(encodeChangeEvent(e, ring))
+  for (const marker of [...clearMarkers, 'wh-body-9911', 'secret_body']) {
+    t.notOk(paymentBytes.includes(marker), `payment bytes without ${marker}`)
+    t.notOk(eventBytes.includes(marker), `event bytes without ${marker}`)
+  }
+  t.equal(sealedKeyId(sealedPartsOf(paymentBytes, 'payment').sealedFields), ring.activeKeyId)
+  const decoded = decodeChangeEvent(eventBytes, ring)
+  t.same(decoded.payment, p)
+  t.equal(decoded.webhook?.payloadJson, '{"secret_body":"wh-body-9911"}')
+})
+
+t.test('a sealed value moved to another payment, tampered, or under an unknown key is refused, typed', async (t) => {
+  const p = sensitivePayment()
+  const bytes = encodePayment(p, ring)
+  const { sealedFields } = sealedPartsOf(bytes, 'payment')
+  // The same sealed fields spliced into another payment's record (what a disk writer could do).
+  const other = { ...p, checkoutId: 'co_sealed_2', metadata: {} }
+  const spliced = referenceEncoders.payment(other, sealedFields)
+  t.throws(() => decodePayment(spliced, ring), { name: 'FieldCryptoError', code: 'sealed_value_auth_failed' })
+  const otherMerchant = referenceEncoders.payment({ ...p, merchantId: 'merchant_other', metadata: {} }, sealedFields)
+  t.throws(() => decodePayment(otherMerchant, ring), { code: 'sealed_value_auth_failed' })
+  const tampered = Buffer.from(sealedFields)
+  tampered[tampered.length - 20]! ^= 0x40
+  t.throws(() => decodePayment(referenceEncoders.payment({ ...p, metadata: {} }, tampered), ring), { code: 'sealed_value_auth_failed' })
+  const stranger = new KeyRing({ active: 'x1', keys: [newFieldKey('x1')] })
+  t.throws(() => decodePayment(bytes, stranger), { code: 'field_key_unknown' })
+  // A schema 2 record whose clear fields are filled in is refused before anything is opened.
+  const forged = referenceEncoders.payment({ ...p, metadata: {} }, sealedFields)
+  const withClear = Buffer.concat([Buffer.from(forged), Buffer.from([0x32, 3, 0x70, 0x6d, 0x5f])]) // field 6 = 'pm_'
+  t.throws(() => decodePayment(withClear, ring), /clear sensitive fields/)
+  t.ok(FieldCryptoError)
+})
+
+t.test('rotation: records sealed under the old key still read; new ones use the new key', async (t) => {
+  const first = { active: 'r1', keys: [newFieldKey('r1')] }
+  const before = new KeyRing(first)
+  const oldBytes = encodePayment(sensitivePayment(), before)
+  const after = new KeyRing(withNewActiveKey(first, newFieldKey('r2')))
+  t.same(decodePayment(oldBytes, after), sensitivePayment(), 'old record opens under the rotated ring')
+  const fresh = encodePayment({ ...sensitivePayment(), metadata: { ...sensitivePayment().metadata } }, after)
+  t.equal(sealedKeyId(sealedPartsOf(fresh, 'payment').sealedFields), 'r2')
+  // A transition of an old payment keeps its sealed fields as they are (sealed once per payment).
+  const read = decodePayment(oldBytes, after)
+  const moved = encodePayment({ ...read, status: 'processing', version: read.version + 1 }, after)
+  t.equal(sealedKeyId(sealedPartsOf(moved, 'payment').sealedFields), 'r1')
+  t.same(decodePayment(moved, after).paymentMethod, 'pm_card_visa_sealed_token')
+})
+
+t.test('a payment is sealed once: transitions reuse its sealed bytes, a changed field is sealed anew', async (t) => {
+  const p = sensitivePayment()
+  const first = sealedPartsOf(encodePayment(p, ring), 'payment').sealedFields
+  const again = sealedPartsOf(encodePayment({ ...p, status: 'processing', version: p.version + 1 }, ring), 'payment').sealedFields
+  t.equal(Buffer.compare(Buffer.from(first), Buffer.from(again)), 0)
+  const changed = sealedPartsOf(encodePayment({ ...p, paymentMethod: 'pm_other' }, ring), 'payment').sealedFields
+  t.not(Buffer.compare(Buffer.from(first), Buffer.from(changed)), 0)
+  t.equal(ring.open(changed, paymentFieldsContext(p.merchantId, p.checkoutId)).includes('pm_other'), true)
+})
+
+t.test('legacy schema 1 records (clear, written before part 7) are still read', async (t) => {
+  const p = sensitivePayment()
+  const legacy = referenceEncoders.legacyPayment(p)
+  t.ok(Buffer.from(legacy).includes('pm_card_visa_sealed_token'), 'schema 1 was clear')
+  t.same(decodePayment(legacy, ring), p)
 })

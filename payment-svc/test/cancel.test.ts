@@ -11,13 +11,14 @@ import { decodeChangeEvent } from '../../lib/payment-codec.ts'
 import { defaultLimits } from '../limits.ts'
 import { PaymentService } from '../payment-service.ts'
 import { changeLogKey, PaymentStore } from '../store.ts'
+import { testKeyRing } from '../../test/helpers/field-keys.ts'
 
 const request = { amount: 1999, currency: 'EUR', paymentMethod: 'pm_card_visa', description: '', customerRef: '', metadata: {} }
 const details = { failureCode: '', failureMessage: '', pspReference: '' }
 const claim = { to: 'processing' as const, expectedVersion: 1, actor: 'processor', publish: false, ...details }
 
 async function openService (t: any): Promise<{ service: PaymentService, store: PaymentStore }> {
-  const store = new PaymentStore(join(mkdtempSync(join(tmpdir(), 'ringpay-cancel-')), 'db'))
+  const store = new PaymentStore(join(mkdtempSync(join(tmpdir(), 'ringpay-cancel-')), 'db'), { sealer: testKeyRing })
   await store.open('n1', Date.now())
   const service = new PaymentService('n1', store, defaultLimits, { onWriteFailure: (error) => { throw error } })
   t.teardown(() => store.close())
@@ -32,7 +33,7 @@ t.test('a pending payment is canceled: new version, published, long-poll woken; 
   const canceled = await service.cancel('m', 'co_a', Date.now())
   t.match(canceled, { applied: true, payment: { status: 'canceled', version: 2 } })
   t.match(await woken, { status: 'canceled', version: 2 }, 'the long-poll is woken with the canceled payment')
-  const event = decodeChangeEvent(await store.db.get(changeLogKey(sequence), { valueEncoding: 'view' }) as Uint8Array)
+  const event = decodeChangeEvent(await store.db.get(changeLogKey(sequence), { valueEncoding: 'view' }) as Uint8Array, testKeyRing)
   t.match(event, { type: 'payment.status_changed', version: 2, previousStatus: 'pending', actor: 'api', payment: { status: 'canceled' } })
   t.match(await service.cancel('m', 'co_a', Date.now()), { applied: false, payment: { status: 'canceled', version: 2 } })
   t.equal(store.meta.nextSequence, sequence + 1, 'the repeated cancel wrote nothing')
@@ -57,7 +58,7 @@ t.test('a payment awaiting the customer is canceled, its PSP reference kept for 
   await service.transition('co_r', { to: 'requires_action', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_r' }, Date.now())
   const sequence = store.meta.nextSequence
   t.match(await service.cancel('m', 'co_r', Date.now()), { applied: true, payment: { status: 'canceled', version: 4, pspReference: 'ch_r' } })
-  const event = decodeChangeEvent(await store.db.get(changeLogKey(sequence), { valueEncoding: 'view' }) as Uint8Array)
+  const event = decodeChangeEvent(await store.db.get(changeLogKey(sequence), { valueEncoding: 'view' }) as Uint8Array, testKeyRing)
   t.match(event, { previousStatus: 'requires_action', actor: 'api', payment: { status: 'canceled', pspReference: 'ch_r' } },
     'the event the processor acts on: cancel ch_r at the PSP')
   await t.rejects(service.transition('co_r', { to: 'succeeded', expectedVersion: 4, actor: 'processor', ...details, pspReference: 'ch_r' }, Date.now()),

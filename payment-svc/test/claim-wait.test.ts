@@ -9,10 +9,11 @@ import t from 'tap'
 import { ProblemError } from '../errors.ts'
 import { defaultLimits, type NodeLimits } from '../limits.ts'
 import { PaymentService, type IncomingWebhook } from '../payment-service.ts'
+import { testKeyRing } from '../../test/helpers/field-keys.ts'
 import { PaymentStore } from '../store.ts'
 
 async function openService (t: { teardown: (fn: () => unknown) => void }, limits: Partial<NodeLimits> = {}): Promise<PaymentService> {
-  const store = new PaymentStore(join(mkdtempSync(join(tmpdir(), 'ringpay-claim-')), 'db'))
+  const store = new PaymentStore(join(mkdtempSync(join(tmpdir(), 'ringpay-claim-')), 'db'), { sealer: testKeyRing })
   await store.open('n1', Date.now())
   t.teardown(() => store.close())
   return new PaymentService('n1', store, { ...defaultLimits, ...limits }, { onWriteFailure: (error) => { throw error } })

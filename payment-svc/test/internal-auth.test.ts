@@ -52,7 +52,7 @@ t.test('the setting holds digests only, and refuses what it cannot trust', async
 })
 
 t.test('a node started with the former shared token only says what replaced it', async (t) => {
-  const env = { RINGPAY_NODE_ID: 'n1', RINGPAY_PUBLIC_PORT: '7000', RINGPAY_ADMIN_PORT: '7001', RINGPAY_DATA_DIR: '/tmp/x', RINGPAY_API_KEYS_FILE: '/tmp/k' }
+  const env = { RINGPAY_NODE_ID: 'n1', RINGPAY_PUBLIC_PORT: '7000', RINGPAY_ADMIN_PORT: '7001', RINGPAY_DATA_DIR: '/tmp/x', RINGPAY_API_KEYS_FILE: '/tmp/k', RINGPAY_FIELD_KEYS_FILE: '/tmp/f' }
   t.throws(() => loadNodeConfig({ ...env, RINGPAY_INTERNAL_TOKEN: newInternalToken() }),
     { code: 'config_invalid', message: /RINGPAY_INTERNAL_SERVICES is required \(RINGPAY_INTERNAL_TOKEN, one token shared by every caller, is no longer read/ })
   t.throws(() => loadNodeConfig({ ...env, RINGPAY_INTERNAL_SERVICES: 'ops:x' }), { code: 'config_invalid', message: /RINGPAY_INTERNAL_SERVICES: entry 1/ })

@@ -8,6 +8,7 @@ const baseEnv = {
   RINGPAY_ADMIN_PORT: '7001',
   RINGPAY_DATA_DIR: '/tmp/x',
   RINGPAY_API_KEYS_FILE: '/tmp/keys.json',
+  RINGPAY_FIELD_KEYS_FILE: '/tmp/field-keys.json',
   RINGPAY_INTERNAL_SERVICES: `processor:${'a'.repeat(64)},ops:${'b'.repeat(64)}`,
 }
 

@@ -8,13 +8,14 @@ import { join } from 'node:path'
 import t from 'tap'
 import { defaultLimits } from '../limits.ts'
 import { PaymentService, type TransitionRequest } from '../payment-service.ts'
+import { testKeyRing } from '../../test/helpers/field-keys.ts'
 import { PaymentStore } from '../store.ts'
 
 const processingWakeDelayMs = 300
 const request = { amount: 1999, currency: 'EUR', paymentMethod: 'pm_card_visa', description: '', customerRef: '', metadata: {} }
 
 async function openService (t: { teardown: (fn: () => unknown) => void }, delayMs = processingWakeDelayMs): Promise<PaymentService> {
-  const store = new PaymentStore(join(mkdtempSync(join(tmpdir(), 'ringpay-wake-')), 'db'))
+  const store = new PaymentStore(join(mkdtempSync(join(tmpdir(), 'ringpay-wake-')), 'db'), { sealer: testKeyRing })
   await store.open('n1', Date.now())
   t.teardown(() => store.close())
   return new PaymentService('n1', store, { ...defaultLimits, processingWakeDelayMs: delayMs }, { onWriteFailure: (error) => { throw error } })

@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { writeTestFieldKeysFile } from '../../test/helpers/field-keys.ts'
 import { Pool } from 'undici'
 import { formatInternalServices, newInternalToken } from '../../lib/internal-credentials.ts'
 import { pickFreePorts } from '../../scripts/stack/ports.ts'
@@ -33,6 +34,7 @@ t.test('a full ring sheds load with 503 and writes nothing it refused', async (t
       RINGPAY_ADMIN_PORT: String(adminPort),
       RINGPAY_DATA_DIR: join(dir, 'db'),
       RINGPAY_API_KEYS_FILE: keysFile,
+      RINGPAY_FIELD_KEYS_FILE: writeTestFieldKeysFile(dir),
       RINGPAY_INTERNAL_SERVICES: formatInternalServices([{ service: 'audit', token }]),
       RINGPAY_RING_CAPACITY: '4',
       RINGPAY_BATCH_SIZE_MAX: '2',

@@ -10,13 +10,14 @@ import { decodeChangeEvent } from '../../lib/payment-codec.ts'
 import { defaultLimits } from '../limits.ts'
 import { PaymentService } from '../payment-service.ts'
 import { changeLogKey, PaymentStore } from '../store.ts'
+import { testKeyRing } from '../../test/helpers/field-keys.ts'
 
 const request = { amount: 1999, currency: 'EUR', paymentMethod: 'pm_card_visa', description: '', customerRef: '', metadata: {} }
 const details = { failureCode: '', failureMessage: '', pspReference: '' }
 
 t.test('a claim is durable, guards the payment, and is not in the change log', async (t) => {
   const dir = join(mkdtempSync(join(tmpdir(), 'ringpay-claim-')), 'db')
-  const store = new PaymentStore(dir)
+  const store = new PaymentStore(dir, { sealer: testKeyRing })
   await store.open('n1', Date.now())
   const committed: number[] = []
   const service = new PaymentService('n1', store, defaultLimits, {
@@ -35,11 +36,11 @@ t.test('a claim is durable, guards the payment, and is not in the change log', a
     { code: 'stale_version' }, 'a writer that did not see the claim is refused')
   t.equal(store.meta.nextSequence, sequenceAfterCreate)
   await service.transition('co_claim', { to: 'succeeded', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_1' }, Date.now())
-  const outcome = decodeChangeEvent(await store.db.get(changeLogKey(sequenceAfterCreate), { valueEncoding: 'view' }) as Uint8Array)
+  const outcome = decodeChangeEvent(await store.db.get(changeLogKey(sequenceAfterCreate), { valueEncoding: 'view' }) as Uint8Array, testKeyRing)
   t.match(outcome, { type: 'payment.status_changed', version: 3, previousStatus: 'processing', payment: { status: 'succeeded' } },
     'the outcome is the next entry, its version counting the claim')
   await store.close()
-  const reopened = new PaymentStore(dir)
+  const reopened = new PaymentStore(dir, { sealer: testKeyRing })
   await reopened.open('n1', Date.now())
   t.teardown(() => reopened.close())
   t.match(reopened.getPayment('co_claim'), { status: 'succeeded', version: 3 }, 'durable across a reopen')

@@ -8,13 +8,14 @@ import { join } from 'node:path'
 import t from 'tap'
 import { defaultLimits } from '../limits.ts'
 import { PaymentService, type IncomingWebhook } from '../payment-service.ts'
+import { testKeyRing } from '../../test/helpers/field-keys.ts'
 import { PaymentStore } from '../store.ts'
 
 const request = { amount: 1999, currency: 'EUR', paymentMethod: 'pm_card_visa', description: '', customerRef: '', metadata: {} }
 const noFailure = { failureCode: '', failureMessage: '' }
 
 async function succeededPayment (t: { teardown: (fn: () => unknown) => void }, checkoutId: string): Promise<{ service: PaymentService, store: PaymentStore }> {
-  const store = new PaymentStore(join(mkdtempSync(join(tmpdir(), 'ringpay-webhook-')), 'db'))
+  const store = new PaymentStore(join(mkdtempSync(join(tmpdir(), 'ringpay-webhook-')), 'db'), { sealer: testKeyRing })
   await store.open('n1', Date.now())
   t.teardown(() => store.close())
   const service = new PaymentService('n1', store, defaultLimits, { onWriteFailure: (error) => { throw error } })

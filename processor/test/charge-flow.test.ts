@@ -3,7 +3,7 @@
 
 import t from 'tap'
 import type { ChargeFlowDeps } from '../charge-flow.ts'
-import { applyOutcome } from '../charge-flow.ts'
+import { applyOutcome, tokenPlaceholder, withoutToken } from '../charge-flow.ts'
 import { NodeError, type NodeClient, type NodePayment, type TransitionCall } from '../node-client.ts'
 import { createLogger } from '../../lib/log.ts'
 
@@ -69,4 +69,15 @@ t.test('a terminal outcome is applied even when the payment already holds its re
   const ended = await applyOutcome(deps(node), current, { kind: 'succeeded', pspReference: 'ch_1' }, 'processor')
   t.same(calls.map((c) => c.to), ['succeeded'])
   t.same(ended, done)
+})
+
+t.test('a PSP failure message quoting the token is recorded without it (#17 part 7: the token is only stored sealed)', async (t) => {
+  t.equal(withoutToken("No such payment method: 'pm_secret_1'", 'pm_secret_1'), `No such payment method: '${tokenPlaceholder}'`)
+  t.equal(withoutToken('card declined', 'pm_secret_1'), 'card declined')
+  t.equal(withoutToken('a pm b', 'pm'), 'a pm b', 'too short a token to search for')
+  const current = payment({ payment_method: 'pm_secret_1' })
+  const failed = payment({ status: 'failed', version: 3 })
+  const { node, calls } = scriptedNode([failed], [])
+  await applyOutcome(deps(node), current, { kind: 'failed', pspReference: '', failureCode: 'psp_rejected', failureMessage: "No such payment method: 'pm_secret_1' (pm_secret_1)" }, 'processor')
+  t.equal(calls[0]?.failureMessage, `No such payment method: '${tokenPlaceholder}' (${tokenPlaceholder})`)
 })

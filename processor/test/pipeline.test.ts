@@ -13,6 +13,7 @@ import type { NodePayment, TransitionCall } from '../node-client.ts'
 import { ProjectionWriter } from '../projection-writer.ts'
 import { PspError, type ChargeRequest } from '../psp/types.ts'
 import { Semaphore } from '../semaphore.ts'
+import { testKeyRing } from '../../test/helpers/field-keys.ts'
 
 const silent = pino({ level: 'silent' })
 
@@ -132,7 +133,7 @@ function event (checkoutId: string, sequence: number, type: EventType, status: P
 }
 
 function message (offset: number, e: ChangeEvent | Uint8Array, key = e instanceof Uint8Array ? 'x' : e.checkoutId): ConsumedMessage {
-  return { topic: 'payments.events', partition: 0, offset: String(offset), key, value: e instanceof Uint8Array ? e : encodeChangeEvent(e), headers: {} }
+  return { topic: 'payments.events', partition: 0, offset: String(offset), key, value: e instanceof Uint8Array ? e : encodeChangeEvent(e, testKeyRing), headers: {} }
 }
 
 t.test('projection writer: one statement per turn for everything submitted meanwhile, retried until written', async (t) => {
@@ -199,6 +200,7 @@ function world (): FakeWorld {
     flag: async (id: string) => { w.flags.push(id) },
   } as unknown as ChargeFlowDeps
   w.deps = {
+    sealer: testKeyRing,
     flow,
     projection: new ProjectionWriter(async (events) => { w.projected.push(events.map((e) => e.eventId)) },
       { eventsPerStatementMax: 100, backoffBaseDelayMs: 1, backoffDelayMsMax: 1 }, silent),

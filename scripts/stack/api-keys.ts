@@ -2,7 +2,7 @@
 // README): they only ever authenticate against a local/ephemeral stack. Nodes get only the
 // SHA-256 of each key, via the keys file written here.
 import { createHash } from 'node:crypto';
-import { writeFileSync, renameSync } from 'node:fs';
+import { chownSync, existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
 
 export const demoMerchantId = 'merchant_demo';
 export const otherMerchantId = 'merchant_other';
@@ -46,9 +46,14 @@ export function renderApiKeysFile(merchantIds: readonly string[] = Object.keys(t
  * file of the given test merchants. Nodes read it again on SIGHUP or `POST /admin/reload-keys`;
  * a file they cannot use leaves them with no key at all (fail closed).
  */
-export function writeApiKeysFile(path: string, content: readonly string[] | string = Object.keys(testApiKeys)): void {
+export function writeApiKeysFile(path: string, content: readonly string[] | string = Object.keys(testApiKeys), owner?: { uid: number; gid: number } | null): void {
   const text = typeof content === 'string' ? content : JSON.stringify(renderApiKeysFile(content), null, 2) + '\n';
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode: 0o644 });
+  // Digests only, but nobody else needs them: 0600, owned by the nodes' user (a rewrite by root,
+  // e.g. a test revoking a key, keeps the current owner so the nodes can still read it).
+  writeFileSync(tmp, text, { mode: 0o600 });
+  const keepOwner = owner === undefined && process.getuid?.() === 0 && existsSync(path) ? statSync(path) : undefined;
+  const newOwner = owner ?? keepOwner;
+  if (newOwner) chownSync(tmp, newOwner.uid, newOwner.gid);
   renameSync(tmp, path);
 }

@@ -4,6 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ManagedProcess } from './proc.ts';
+import type { ServiceUser } from './service-user.ts';
 import { pinnedNodeBinary, pollUntil, repoRoot } from './util.ts';
 
 export const appReadyTimeoutMs = 60_000;
@@ -19,7 +20,7 @@ async function healthy(url: string): Promise<true> {
   return true;
 }
 
-function appProcess(name: string, entry: string, env: Record<string, string>, healthUrl: string, logFile: string): ManagedProcess {
+function appProcess(name: string, entry: string, env: Record<string, string>, healthUrl: string, logFile: string, user: ServiceUser | null | undefined): ManagedProcess {
   return new ManagedProcess({
     name,
     command: pinnedNodeBinary(),
@@ -27,6 +28,8 @@ function appProcess(name: string, entry: string, env: Record<string, string>, he
     cwd: repoRoot,
     env: { ...process.env, ...env },
     logFile,
+    // The runner is root: the service is not (scripts/stack/service-user.ts).
+    ...(user ? { user: { uid: user.uid, gid: user.gid } } : {}),
     stopSignal: 'SIGTERM',
     stopTimeoutMs: appStopTimeoutMs,
     readyTimeoutMs: appReadyTimeoutMs,
@@ -45,6 +48,7 @@ export interface SandboxPspSpec {
   webhookBaseUrl: string;
   /** Extra PSP_* settings (latency, fault rates). */
   env?: Record<string, string>;
+  user?: ServiceUser | null;
 }
 
 export function createSandboxPsp(spec: SandboxPspSpec): ManagedProcess {
@@ -57,7 +61,7 @@ export function createSandboxPsp(spec: SandboxPspSpec): ManagedProcess {
     PSP_SECRET_KEY: spec.secretKey,
     PSP_WEBHOOK_SECRET: spec.webhookSecret,
     PSP_WEBHOOK_BASE_URL: spec.webhookBaseUrl,
-  }, `http://127.0.0.1:${spec.port}/healthz`, spec.logFile);
+  }, `http://127.0.0.1:${spec.port}/healthz`, spec.logFile, spec.user);
 }
 
 export interface ProcessorSpec {
@@ -73,7 +77,10 @@ export interface ProcessorSpec {
   internalToken: string;
   eventsTopic: string;
   dlqTopic: string;
+  /** RINGPAY_FIELD_KEYS_FILE: opens the events' sealed fields, seals what goes to Postgres. */
+  fieldKeysFile: string;
   env?: Record<string, string>;
+  user?: ServiceUser | null;
 }
 
 export function createProcessor(spec: ProcessorSpec): ManagedProcess {
@@ -89,7 +96,8 @@ export function createProcessor(spec: ProcessorSpec): ManagedProcess {
     PSP_SECRET_KEY: spec.pspSecretKey,
     RINGPAY_EVENTS_TOPIC: spec.eventsTopic,
     RINGPAY_DLQ_TOPIC: spec.dlqTopic,
-  }, `http://127.0.0.1:${spec.adminPort}/readyz`, spec.logFile);
+    RINGPAY_FIELD_KEYS_FILE: spec.fieldKeysFile,
+  }, `http://127.0.0.1:${spec.adminPort}/readyz`, spec.logFile, spec.user);
 }
 
 export interface ReconcilerSpec {
@@ -102,6 +110,7 @@ export interface ReconcilerSpec {
   adminToken: string;
   /** Extra RECONCILER_* settings (RECONCILER_DAILY_AT, RECONCILER_CATCH_UP). */
   env?: Record<string, string>;
+  user?: ServiceUser | null;
 }
 
 /** The reconciler daemon (reconciler/main.ts): the daily settlement run, metrics on its admin port. */
@@ -114,7 +123,7 @@ export function createReconciler(spec: ReconcilerSpec): ManagedProcess {
     PSP_BASE_URL: spec.pspUrl,
     PSP_SECRET_KEY: spec.pspSecretKey,
     RECONCILER_ADMIN_TOKEN: spec.adminToken,
-  }, `http://127.0.0.1:${spec.adminPort}/readyz`, spec.logFile);
+  }, `http://127.0.0.1:${spec.adminPort}/readyz`, spec.logFile, spec.user);
 }
 
 export interface ReportingSpec {
@@ -124,6 +133,8 @@ export interface ReportingSpec {
   databaseUrl: string;
   /** The nodes' API keys file (digests only): the same merchants, the same keys. */
   apiKeysFile: string;
+  /** Run as this unprivileged user when the runner is root (service-user.ts). */
+  user?: ServiceUser | null;
 }
 
 /** The reporting service (reporting/main.ts): a merchant's payments, paged or as CSV, behind nginx. */
@@ -132,5 +143,5 @@ export function createReporting(spec: ReportingSpec): ManagedProcess {
     REPORTING_PORT: String(spec.port),
     DATABASE_URL: spec.databaseUrl,
     RINGPAY_API_KEYS_FILE: spec.apiKeysFile,
-  }, `http://127.0.0.1:${spec.port}/readyz`, spec.logFile);
+  }, `http://127.0.0.1:${spec.port}/readyz`, spec.logFile, spec.user);
 }

@@ -44,6 +44,14 @@ export interface StackInfo {
    * X-Ringpay-Internal-Token; nginx adds none.
    */
   internalTokens: Record<InternalService, string>;
+  /**
+   * The key ring that seals payment methods, customer refs, metadata and webhook bodies at rest
+   * (lib/field-crypto.ts): `<dir>/secrets/field-keys.json`, 0600, outside every data dir. Nodes
+   * and processors get it as RINGPAY_FIELD_KEYS_FILE.
+   */
+  fieldKeysFile: string;
+  /** The unprivileged user the services run as when the runner is root (nginx's workers too); null otherwise. */
+  serviceUser: { name: string; uid: number; gid: number } | null;
   /** The stack's directory (data, logs, configs). */
   dir: string;
   topics: { events: string; eventsPartitions: number; dlq: string; dlqPartitions: number };

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { ManagedProcess, runCommand, type ServiceHandle, type ServiceStatus } from './proc.ts';
+import { chownTree, type ServiceUser } from './service-user.ts';
 import { findExecutable, PermanentError, pollUntil, repoRoot, say, errorMessage, withTimeout } from './util.ts';
 
 import '../../lib/kafkajs-request-queue-fix.ts';
@@ -53,6 +54,8 @@ export interface KafkaOptions {
   logFile: string;
   topics: TopicSpec[];
   heapMb?: number;
+  /** Run the broker (and its storage format) as this user; its dir is given to it. */
+  user?: ServiceUser | null;
 }
 
 export interface KafkaHandle extends ServiceHandle {
@@ -300,6 +303,7 @@ class LocalKafka implements KafkaHandle {
         this.#configFile,
       ],
       logFile: opts.logFile,
+      ...(opts.user ? { user: { uid: opts.user.uid, gid: opts.user.gid } } : {}),
       stopTimeoutMs: kafkaStopTimeoutMs,
       readyTimeoutMs: kafkaReadyTimeoutMs,
       ready: ({ signal }) => waitForKafka(brokers, kafkaReadyTimeoutMs, signal),
@@ -316,6 +320,8 @@ class LocalKafka implements KafkaHandle {
       renderServerProperties({ dataDir: this.#dataDir, brokerPort: this.#opts.brokerPort, controllerPort: this.#opts.controllerPort, defaultPartitions: Math.min(defaultPartitions, 8) }),
     );
     writeFileSync(join(dir, 'log4j.properties'), renderLog4j(join(dir, 'logs')));
+    // Configs written here and data of an older (root) run: the broker's user owns its dir.
+    chownTree(dir, this.#opts.user ?? null);
   }
 
   async #formatIfNeeded(): Promise<void> {
@@ -340,8 +346,12 @@ class LocalKafka implements KafkaHandle {
         this.#configFile,
         '--ignore-formatted',
       ],
-      { name: 'kafka-storage-format', logFile: this.#opts.logFile, timeoutMs: kafkaFormatTimeoutMs },
+      {
+        name: 'kafka-storage-format', logFile: this.#opts.logFile, timeoutMs: kafkaFormatTimeoutMs,
+        ...(this.#opts.user ? { user: { uid: this.#opts.user.uid, gid: this.#opts.user.gid } } : {}),
+      },
     );
+    chownTree(this.#opts.dir, this.#opts.user ?? null);
   }
 
   async start(): Promise<void> {

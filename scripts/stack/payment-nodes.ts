@@ -4,6 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ManagedProcess } from './proc.ts';
+import type { ServiceUser } from './service-user.ts';
 import { pinnedNodeBinary, pollUntil, repoRoot } from './util.ts';
 
 export const nodeReadyTimeoutMs = 60_000;
@@ -33,6 +34,8 @@ export interface PaymentNodesOptions {
   env?: Record<string, string>;
   /** Defaults to payment-svc/main.ts. */
   entry?: string;
+  /** Run the nodes as this user (the runner is root); their data dirs must be theirs. */
+  user?: ServiceUser | null;
 }
 
 export function nodeId(index: number): string {
@@ -74,6 +77,7 @@ export function createPaymentNodes(opts: PaymentNodesOptions): Map<string, Manag
           RINGPAY_INTERNAL_SERVICES: opts.internalServices,
         },
         logFile: spec.logFile,
+        ...(opts.user ? { user: { uid: opts.user.uid, gid: opts.user.gid } } : {}),
         stopSignal: 'SIGTERM',
         stopTimeoutMs: nodeStopTimeoutMs,
         readyTimeoutMs: nodeReadyTimeoutMs,

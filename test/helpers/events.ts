@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { pino } from 'pino'
 import type { ConsumedMessage, EventConsumer } from '../../lib/event-bus.ts'
 import { createKafkaConsumer } from '../../lib/kafka-event-bus.ts'
+import { KeyRing, type FieldSealer } from '../../lib/field-crypto.ts'
 import { decodeChangeEvent, type ChangeEvent } from '../../lib/payment-codec.ts'
 import { loadStackInfo } from './stack.ts'
 
@@ -33,19 +34,22 @@ const pollIntervalMs = 50
 export class EventCollector {
   readonly #consumer: EventConsumer
   readonly #accept: (key: string) => boolean
+  /** Opens the events' sealed fields: the stack's key ring unless a test's own node used another. */
+  readonly #sealer: FieldSealer
   /** First copy of each event id, in arrival order (= partition order within a partition). */
   readonly events: CollectedEvent[] = []
   readonly #seen = new Set<string>()
   /** Copies received in total, duplicates included. */
   received = 0
 
-  private constructor (consumer: EventConsumer, accept: (key: string) => boolean) {
+  private constructor (consumer: EventConsumer, accept: (key: string) => boolean, sealer: FieldSealer) {
     this.#consumer = consumer
     this.#accept = accept
+    this.#sealer = sealer
   }
 
   /** Consumes `topic` (default: the events topic) from the beginning, keeping messages whose key passes `accept`. */
-  static async start (accept: (key: string) => boolean, topic = loadStackInfo().topics.events): Promise<EventCollector> {
+  static async start (accept: (key: string) => boolean, topic = loadStackInfo().topics.events, sealer?: FieldSealer): Promise<EventCollector> {
     const stack = loadStackInfo()
     const consumer = createKafkaConsumer({
       brokers: stack.kafkaBrokers,
@@ -54,7 +58,7 @@ export class EventCollector {
       log: pino({ level: 'silent' }),
       ...consumerLimits,
     })
-    const collector = new EventCollector(consumer, accept)
+    const collector = new EventCollector(consumer, accept, sealer ?? KeyRing.fromFile(stack.fieldKeysFile))
     await consumer.run({
       topics: [topic],
       fromBeginning: true,
@@ -71,7 +75,7 @@ export class EventCollector {
     if (eventId === undefined) throw new Error(`message at ${message.partition}/${message.offset} has no event-id header`)
     if (this.#seen.has(eventId)) return
     this.#seen.add(eventId)
-    this.events.push({ partition: message.partition, offset: message.offset, key: message.key, headers: message.headers, event: decodeChangeEvent(message.value) })
+    this.events.push({ partition: message.partition, offset: message.offset, key: message.key, headers: message.headers, event: decodeChangeEvent(message.value, this.#sealer) })
   }
 
   /** Deduplicated events per checkout id, in the order they were consumed. */

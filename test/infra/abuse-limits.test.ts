@@ -11,6 +11,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { writeTestFieldKeysFile } from '../helpers/field-keys.ts'
 import { formatInternalServices, internalTokenHeader } from '../../lib/internal-credentials.ts'
 import { createNginx, type NginxAbuseLimits, type NginxHandle } from '../../scripts/stack/nginx.ts'
 import { pickFreePorts } from '../../scripts/stack/ports.ts'
@@ -106,6 +107,7 @@ t.test('abuse limits', async (t) => {
       RINGPAY_ADMIN_PORT: String(adminPort),
       RINGPAY_DATA_DIR: join(dir, 'db'),
       RINGPAY_API_KEYS_FILE: keysFile,
+      RINGPAY_FIELD_KEYS_FILE: writeTestFieldKeysFile(dir),
       RINGPAY_INTERNAL_SERVICES: formatInternalServices([{ service: 'audit', token: internalToken }]),
       RINGPAY_LONG_POLLS_PER_MERCHANT_MAX: String(longPollsPerMerchantMax),
       RINGPAY_LOG_LEVEL: 'error',

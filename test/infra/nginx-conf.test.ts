@@ -6,10 +6,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { abuseLimitEnvName, abuseLimitsFromEnv, defaultAbuseLimits, findNginx, renderNginxConf, resolveAbuseLimits } from '../../scripts/stack/nginx.ts';
+import { serviceUser } from '../../scripts/stack/service-user.ts';
 
 const nginxTestTimeoutMs = 10_000;
 
-function render(dir: string) {
+function render(dir: string, workerUser = serviceUser()) {
   return renderNginxConf({
     dir,
     publicPort: 18080,
@@ -18,7 +19,7 @@ function render(dir: string) {
     accessLog: join(dir, 'access.log'),
     errorLog: join(dir, 'error.log'),
     workerProcesses: 2,
-    runAsRoot: process.getuid?.() === 0,
+    workerUser,
     extraSites: [{ listenPort: 18090, upstreamName: 'bench_noop', servers: ['127.0.0.1:19101', '127.0.0.1:19102'] }],
   });
 }
@@ -101,4 +102,18 @@ t.test('nginx -t accepts the rendered config', async (t) => {
   writeFileSync(conf, render(dir));
   const r = spawnSync(findNginx(), ['-t', '-p', dir, '-e', join(dir, 'error.log'), '-c', conf], { encoding: 'utf8', timeout: nginxTestTimeoutMs });
   t.equal(r.status, 0, r.stderr);
+});
+
+t.test('workers never run as root: the user directive names the unprivileged service user (#17 part 7)', async (t) => {
+  const conf = render('/x', { name: 'ringpay', group: 'ringpay', uid: 999, gid: 999 });
+  t.match(conf, /^user ringpay ringpay;$/m);
+  t.notMatch(conf, /^user root/m);
+  t.equal(conf.match(/^user /gm)?.length, 1, 'one user directive');
+  t.notMatch(render('/x', null), /^user /m, 'not root: no directive (workers run as the master)');
+  t.throws(() => render('/x', { name: 'root; include /etc/passwd', group: 'x', uid: 1, gid: 1 }), /not a user or group name/);
+  if (process.getuid?.() === 0) {
+    const user = serviceUser();
+    t.ok(user && user.uid !== 0 && user.gid !== 0, 'as root, the stack has an unprivileged service user');
+    t.match(render('/x'), new RegExp(`^user ${user!.name} ${user!.group};$`, 'm'));
+  }
 });

@@ -6,6 +6,7 @@ import t from 'tap'
 import { createPayment, transition } from '../helpers/api.ts'
 import { EventCollector, letterPrefix, nodeMetric, orderProblems } from '../helpers/events.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
+import { changeEventSchemaVersion } from '../../lib/payment-codec.ts'
 
 const stack = loadStackInfo()
 const apiKey = stack.apiKeys.merchant_demo
@@ -78,7 +79,7 @@ t.test('N payments through nginx → exactly N payment.created events; transitio
       e.headers['event-id'] === `${e.event.nodeId}:${e.event.sequence}` &&
       e.headers['event-id'] === e.event.eventId &&
       e.headers['event-type'] === e.event.type &&
-      e.headers['schema-version'] === '1' &&
+      e.headers['schema-version'] === String(changeEventSchemaVersion) &&
       e.headers['node-id'] === e.event.nodeId &&
       nodeIds.has(e.event.nodeId) &&
       e.event.payment.checkoutId === e.key

@@ -14,6 +14,7 @@ import { Relay } from '../../cdc-relay/relay.ts'
 import { openTestNode, silentLog, testLimits, until } from '../../cdc-relay/test/fixtures.ts'
 import { EventCollector, orderProblems } from '../helpers/events.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
+import { testKeyRing } from '../helpers/field-keys.ts'
 
 const stack = loadStackInfo()
 const topic = 'ringpay.relay-test'
@@ -64,7 +65,7 @@ t.test('lost acks and failures on a real broker: every event once after dedup, p
   await until(() => relay.cursor === total + 1, deadlineMs, 'the relay to publish everything')
   t.equal(await relay.stop(1_000), 'stopped')
 
-  const collector = await EventCollector.start((key) => key.startsWith(`${nodeId}-`), topic)
+  const collector = await EventCollector.start((key) => key.startsWith(`${nodeId}-`), topic, testKeyRing)
   t.teardown(() => collector.close())
   await collector.waitFor(() => collector.events.length >= total, deadlineMs, 'every event')
   t.ok(producer.lostAcks > 0, `${producer.lostAcks} acknowledgements lost`)
