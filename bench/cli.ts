@@ -18,6 +18,10 @@ const scenarios: Record<string, { summary: string, load: () => Promise<Scenario>
     summary: 'whole stack at a fixed rate (clients long-poll to terminal), outcome check; --search: max sustained rate, Ringpay vs the naive monolith',
     load: async () => (await import('./scenarios/e2e.ts')).scenario,
   },
+  reporting: {
+    summary: 'a day of 1,000,000 payments: page latency and a whole-day CSV export through the reporting API',
+    load: async () => (await import('./scenarios/reporting.ts')).scenario,
+  },
   recon: {
     summary: 'builds a large settlement day and times the reconciler over it',
     load: async () => (await import('./scenarios/recon.ts')).scenario,

@@ -1,4 +1,4 @@
-// The e2e and recon scenarios of bench/cli.ts, end to end on a tiny budget against the shared
+// The e2e, recon and reporting scenarios of bench/cli.ts, end to end on a tiny budget against the shared
 // stack (--stack-info): they must run, write their results, and their outcome checks must cover
 // every payment/charge and pass. ~40 s together.
 
@@ -110,4 +110,16 @@ t.test('recon: a small clean day, every charge matched', async (t) => {
   t.equal(json.passed, true, 'no discrepancy')
   t.equal(json.generator.reconcile[0].counts.matched, 3000, 'all 3,000 matched')
   t.ok(json.medianS > 0, 'timed')
+})
+
+t.test('reporting: a small day, every page and the whole-day export complete', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'ringpay-bench-reporting-'))
+  t.teardown(() => rmSync(out, { recursive: true, force: true }))
+  const run = await runCli(['reporting', '--stack-info', stackInfo, '--count', '3000', '--pages', '10', '--out', out])
+  t.equal(run.code, 0, `exit code 0\n${run.stdout}\n${run.stderr.slice(-3000)}`)
+  const { json } = onlyResults(out)
+  t.same(json.problems, [], 'no failed page, the export complete')
+  t.equal(json.export.rows, 3000, 'the export held the whole day')
+  t.equal(json.figures.length, 3)
+  for (const f of json.figures) t.ok(f.p99Ms > 0 && f.rowsPerPage > 0, `${f.kind}: timed, with rows`)
 })
