@@ -1,5 +1,8 @@
-// Merchant API keys. Only SHA-256 digests are stored; the file is re-read on SIGHUP or an admin
-// call, so keys rotate without a restart. A request's merchant comes from its key, never its body.
+// Merchant API keys. Only SHA-256 digests are stored; the file is re-read when it changes (polled),
+// on SIGHUP or an admin call, so keys rotate without a restart. A request's merchant comes from its
+// key, never its body. A key has a scope (`full`, or `read`: reads and reports only) and may
+// expire (a rolled key keeps working until its `expires_at`, then is refused like an unknown one).
+// `scripts/api-keys.ts` issues, lists, revokes and rolls keys in this file.
 //
 // Fail closed: a file that cannot be read or is not a valid keys file leaves the registry with NO
 // keys (`available` false), never with the previous set. A revocation is an edit of this file; an
@@ -9,8 +12,30 @@
 import { hash } from 'node:crypto'
 import { open } from 'node:fs/promises'
 
+export const apiKeyScopes = ['full', 'read'] as const
+export type ApiKeyScope = typeof apiKeyScopes[number]
+
+export interface KeysFileEntry {
+  merchant_id: string
+  key_sha256: string
+  label?: string
+  /** Absent = full. */
+  scope?: ApiKeyScope
+  created_at?: string
+  /** ISO time after which the key is refused (a rolled key's grace period). */
+  expires_at?: string
+}
+
 interface KeysFile {
-  keys: Array<{ merchant_id: string, key_sha256: string, label?: string }>
+  keys: KeysFileEntry[]
+}
+
+/** What a key grants. */
+export interface ApiKeyGrant {
+  merchantId: string
+  scope: ApiKeyScope
+  /** Infinity when the key does not expire. */
+  expiresAtMs: number
 }
 
 const merchantIdPattern = /^[A-Za-z0-9_-]{1,64}$/
@@ -28,7 +53,7 @@ export type ApiKeysUnavailableReason =
   | 'too_large'
   | 'invalid_json'
   | 'invalid_shape' // not {"keys": [...]}
-  | 'invalid_entry' // an entry without a merchant id or a hex digest
+  | 'invalid_entry' // an entry without a merchant id or a hex digest, or with a bad scope or expiry
   | 'duplicate_key' // one digest listed twice: which merchant would it be?
 
 /**
@@ -61,8 +86,8 @@ async function readKeysFile (path: string): Promise<string> {
   }
 }
 
-/** The digest → merchant map of a keys file's text, or an ApiKeysError. */
-export function parseKeysFile (path: string, text: string): Map<string, string> {
+/** The digest → grant map of a keys file's text, or an ApiKeysError. */
+export function parseKeysFile (path: string, text: string): Map<string, ApiKeyGrant> {
   let parsed: KeysFile
   try {
     parsed = JSON.parse(text) as KeysFile
@@ -71,20 +96,26 @@ export function parseKeysFile (path: string, text: string): Map<string, string> 
     throw new ApiKeysError('invalid_json', `${path}: not valid JSON`)
   }
   if (!Array.isArray(parsed?.keys)) throw new ApiKeysError('invalid_shape', `${path}: expected {"keys": [...]}`)
-  const next = new Map<string, string>()
+  const next = new Map<string, ApiKeyGrant>()
   for (const [index, entry] of parsed.keys.entries()) {
     if (!merchantIdPattern.test(String(entry?.merchant_id)) || !digestPattern.test(String(entry?.key_sha256))) {
       throw new ApiKeysError('invalid_entry', `${path}: keys[${index}] needs merchant_id and a hex key_sha256`)
     }
+    // A scope or expiry that cannot be read fails the whole file: reading it as `full` or as
+    // "never expires" would widen what the key may do.
+    const scope = entry.scope ?? 'full'
+    if (!(apiKeyScopes as readonly string[]).includes(scope)) throw new ApiKeysError('invalid_entry', `${path}: keys[${index}] has an unknown scope`)
+    const expiresAtMs = entry.expires_at === undefined ? Number.POSITIVE_INFINITY : Date.parse(String(entry.expires_at))
+    if (Number.isNaN(expiresAtMs)) throw new ApiKeysError('invalid_entry', `${path}: keys[${index}] has an unreadable expires_at`)
     if (next.has(entry.key_sha256)) throw new ApiKeysError('duplicate_key', `${path}: keys[${index}] repeats an earlier key_sha256`)
-    next.set(entry.key_sha256, entry.merchant_id)
+    next.set(entry.key_sha256, { merchantId: entry.merchant_id, scope, expiresAtMs })
   }
   return next
 }
 
 export class ApiKeyRegistry {
-  #merchantByDigest = new Map<string, string>()
-  #merchantByHeader = new Map<string, string>()
+  #grantByDigest = new Map<string, ApiKeyGrant>()
+  #grantByHeader = new Map<string, ApiKeyGrant>()
   #unavailable: ApiKeysUnavailableReason | undefined = 'not_loaded'
   /** Reloads run one after the other, so a slow read of an older file never lands last. */
   #reloading: Promise<unknown> = Promise.resolve()
@@ -99,7 +130,7 @@ export class ApiKeyRegistry {
   }
 
   get size (): number {
-    return this.#merchantByDigest.size
+    return this.#grantByDigest.size
   }
 
   /** Undefined while a valid file is loaded; else why no key is accepted. */
@@ -118,40 +149,49 @@ export class ApiKeyRegistry {
   }
 
   async #load (): Promise<number> {
-    let next: Map<string, string>
+    let next: Map<string, ApiKeyGrant>
     try {
       next = parseKeysFile(this.#path, await readKeysFile(this.#path))
     } catch (error) {
-      this.#merchantByDigest = new Map()
-      this.#merchantByHeader = new Map()
+      this.#grantByDigest = new Map()
+      this.#grantByHeader = new Map()
       this.#unavailable = error instanceof ApiKeysError ? error.reason : 'unreadable'
       throw error
     }
-    this.#merchantByDigest = next
-    this.#merchantByHeader = new Map()
+    this.#grantByDigest = next
+    this.#grantByHeader = new Map()
     this.#unavailable = undefined
     return next.size
   }
 
-  /** The merchant for an `Authorization: Bearer <key>` header, or undefined (always, while unavailable). */
-  merchantFor (authorization: string | undefined): string | undefined {
+  /**
+   * What an `Authorization: Bearer <key>` header grants at `nowMs`, or undefined: an unknown or
+   * expired key (always, while the keys are unavailable).
+   */
+  grantFor (authorization: string | undefined, nowMs: number = Date.now()): ApiKeyGrant | undefined {
     if (authorization === undefined) return undefined
-    const known = this.#merchantByHeader.get(authorization)
-    if (known !== undefined) return known
-    const merchantId = this.#resolve(authorization)
-    // Only valid keys are remembered, so unknown keys cannot fill the map.
-    if (merchantId !== undefined) {
-      if (this.#merchantByHeader.size >= resolvedHeadersMax) this.#merchantByHeader.clear()
-      this.#merchantByHeader.set(authorization, merchantId)
+    let grant = this.#grantByHeader.get(authorization)
+    if (grant === undefined) {
+      grant = this.#resolve(authorization)
+      // Only valid keys are remembered, so unknown keys cannot fill the map.
+      if (grant !== undefined) {
+        if (this.#grantByHeader.size >= resolvedHeadersMax) this.#grantByHeader.clear()
+        this.#grantByHeader.set(authorization, grant)
+      }
     }
-    return merchantId
+    return grant !== undefined && nowMs < grant.expiresAtMs ? grant : undefined
   }
 
-  #resolve (authorization: string): string | undefined {
+  /** The merchant of a header's key, whatever its scope, or undefined. */
+  merchantFor (authorization: string | undefined, nowMs: number = Date.now()): string | undefined {
+    return this.grantFor(authorization, nowMs)?.merchantId
+  }
+
+  #resolve (authorization: string): ApiKeyGrant | undefined {
     if (!authorization.startsWith('Bearer ')) return undefined
     const key = authorization.slice('Bearer '.length).trim()
     if (key.length === 0 || key.length > 256) return undefined
     // Looking up the digest, not the key, leaks nothing useful through timing.
-    return this.#merchantByDigest.get(hash('sha256', key, 'hex'))
+    return this.#grantByDigest.get(hash('sha256', key, 'hex'))
   }
 }

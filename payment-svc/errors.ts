@@ -11,6 +11,8 @@ export const problems = {
   checkout_id_missing: { status: 400, title: 'Missing checkout id' },
   checkout_id_invalid: { status: 400, title: 'Invalid checkout id' },
   unauthorized: { status: 401, title: 'Missing or invalid API key' },
+  // A restricted key (scope `read`: reads and reports) on a request that writes.
+  api_key_scope_insufficient: { status: 403, title: 'This API key may only read' },
   // The internal API (#17 part 2): the caller's own service credential is missing or unknown, or
   // its service may not do what it asked (payment-svc/internal-auth.ts).
   internal_unauthorized: { status: 401, title: 'Missing or unknown internal service credential' },

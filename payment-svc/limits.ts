@@ -105,6 +105,11 @@ export interface NodeLimits {
    * `POST /admin/reload-keys`. Also the `Retry-After` of 503 `api_keys_unavailable`.
    */
   apiKeysRetryIntervalMs: number
+  /**
+   * The API keys file is looked at (one stat) this often and read again when it changed: a key
+   * issued, rolled or revoked (scripts/api-keys.ts) is in force on every node within this.
+   */
+  apiKeysPollIntervalMs: number
 }
 
 export const defaultLimits: NodeLimits = {
@@ -143,6 +148,7 @@ export const defaultLimits: NodeLimits = {
   transitionsPerBatchMax: 256,
   transitionBatchBodyBytesMax: 256 * 1024,
   apiKeysRetryIntervalMs: 5_000,
+  apiKeysPollIntervalMs: 2_000,
 }
 
 export function assertLimits (limits: NodeLimits): void {
@@ -174,6 +180,8 @@ export function assertLimits (limits: NodeLimits): void {
     limits.processingWakeDelayMs <= 10_000, 'processingWakeDelayMs must be 0..10000')
   assert.ok(Number.isSafeInteger(limits.apiKeysRetryIntervalMs) && limits.apiKeysRetryIntervalMs >= 100,
     'apiKeysRetryIntervalMs must be an integer ≥ 100')
+  assert.ok(Number.isSafeInteger(limits.apiKeysPollIntervalMs) && limits.apiKeysPollIntervalMs >= 100,
+    'apiKeysPollIntervalMs must be an integer ≥ 100')
   assert.ok(limits.longPollWaitMsMax <= 30_000, 'longPollWaitMsMax must stay under nginx proxy_read_timeout')
   assert.ok(limits.longPollsPerMerchantMax >= 1 && limits.longPollsPerMerchantMax <= limits.longPollWaitersMax,
     'longPollsPerMerchantMax must be within 1..longPollWaitersMax')

@@ -4,7 +4,7 @@
 
 import type { IncomingMessage } from 'node:http'
 import type { Logger } from '../lib/log.ts'
-import type { ApiKeyRegistry } from './api-keys.ts'
+import type { ApiKeyRegistry, ApiKeyScope } from './api-keys.ts'
 import { clientIpOf, requestIdOf } from './client-identity.ts'
 import { ProblemError } from './errors.ts'
 import type { FailedKeyLimiter } from './failed-key-limiter.ts'
@@ -19,11 +19,12 @@ export interface MerchantAuthContext {
 }
 
 /**
- * The merchant of the request's API key. A client IP over its failed-key cap is refused first,
- * whatever key it sends now; a wrong key is counted against its IP and logged with the IP and
- * nginx's request id, never the key.
+ * The merchant of the request's API key, if the key's scope allows `need` (`read`: any key;
+ * `full`: not a restricted key, 403 api_key_scope_insufficient). A client IP over its failed-key
+ * cap is refused first, whatever key it sends now; a wrong or expired key is counted against its
+ * IP and logged with the IP and nginx's request id, never the key.
  */
-export function authenticateMerchant (ctx: MerchantAuthContext, req: IncomingMessage, onFailure?: () => void): string {
+export function authenticateMerchant (ctx: MerchantAuthContext, req: IncomingMessage, need: ApiKeyScope, onFailure?: () => void): string {
   // Without a valid keys file no key is accepted, the revoked ones included (fail closed); a 503
   // rather than a 401 tells the client it is the node, not its key, and to retry. Why the file
   // is bad is for the node's log and its admin port, not for the public.
@@ -36,8 +37,11 @@ export function authenticateMerchant (ctx: MerchantAuthContext, req: IncomingMes
     const blockedForS = ctx.failedKeys.blockedForS(clientIpOf(req, ctx.trustedProxies), Date.now())
     if (blockedForS > 0) throw new ProblemError('auth_attempts_exceeded', { retryAfterS: blockedForS })
   }
-  const merchantId = ctx.apiKeys.merchantFor(authorization)
-  if (merchantId !== undefined) return merchantId
+  const grant = ctx.apiKeys.grantFor(authorization)
+  if (grant !== undefined) {
+    if (need === 'full' && grant.scope !== 'full') throw new ProblemError('api_key_scope_insufficient')
+    return grant.merchantId
+  }
   const ip = clientIpOf(req, ctx.trustedProxies)
   const nowMs = Date.now()
   const requestId = requestIdOf(req)

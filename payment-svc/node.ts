@@ -64,7 +64,7 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
   // api_keys_unavailable) and retries the file, while what it already accepted keeps settling
   // (internal transitions and webhooks need no API key).
   const apiKeys = new ApiKeyRegistry(config.apiKeysFile)
-  const apiKeysReloader = createApiKeysReloader(apiKeys, log, { retryIntervalMs: config.limits.apiKeysRetryIntervalMs })
+  const apiKeysReloader = createApiKeysReloader(apiKeys, log, { retryIntervalMs: config.limits.apiKeysRetryIntervalMs, pollIntervalMs: config.limits.apiKeysPollIntervalMs })
   await apiKeysReloader.reload('start')
 
   let metrics: ReturnType<typeof createNodeMetrics> | undefined

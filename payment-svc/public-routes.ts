@@ -2,7 +2,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../lib/log.ts'
-import type { ApiKeyRegistry } from './api-keys.ts'
+import type { ApiKeyRegistry, ApiKeyScope } from './api-keys.ts'
 import { jsonHoldsCardNumber, refuseCardNumberInId } from './card-number-guard.ts'
 import { isValidCheckoutId, parseCreatePayment } from './create-request.ts'
 import { ProblemError } from './errors.ts'
@@ -49,15 +49,15 @@ function checkoutIdFrom (req: IncomingMessage, pathId: string | undefined): stri
   return id
 }
 
-function merchantFrom (ctx: PublicRouteContext, req: IncomingMessage): string {
-  return authenticateMerchant(ctx, req, () => ctx.metrics.authFailures.inc())
+function merchantFrom (ctx: PublicRouteContext, req: IncomingMessage, need: ApiKeyScope): string {
+  return authenticateMerchant(ctx, req, need, () => ctx.metrics.authFailures.inc())
 }
 
 export async function createPayment (ctx: PublicRouteContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   let checkoutId: string | undefined
   try {
     checkoutId = checkoutIdFrom(req, undefined)
-    const merchantId = merchantFrom(ctx, req)
+    const merchantId = merchantFrom(ctx, req, 'full')
     if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
     const text = await readBody(req, ctx.limits.bodyBytesMax)
     const body = parseJson(text)
@@ -88,7 +88,7 @@ export async function createPayment (ctx: PublicRouteContext, req: IncomingMessa
 export function getPayment (ctx: PublicRouteContext, req: IncomingMessage, res: ServerResponse, pathId: string,
   query: URLSearchParams | undefined): Promise<void> | void {
   const checkoutId = checkoutIdFrom(req, pathId)
-  const merchantId = merchantFrom(ctx, req)
+  const merchantId = merchantFrom(ctx, req, 'read')
   const waitMs = parseWaitMs(query, ctx.limits.longPollWaitMsMax)
   if (waitMs === 0) {
     sendJson(res, 200, paymentView(ctx.service.get(merchantId, checkoutId)))
@@ -109,7 +109,7 @@ export function getPayment (ctx: PublicRouteContext, req: IncomingMessage, res: 
  */
 export async function cancelPayment (ctx: PublicRouteContext, req: IncomingMessage, res: ServerResponse, pathId: string): Promise<void> {
   const checkoutId = checkoutIdFrom(req, pathId)
-  const merchantId = merchantFrom(ctx, req)
+  const merchantId = merchantFrom(ctx, req, 'full')
   try {
     const result = await ctx.service.cancel(merchantId, checkoutId, Date.now())
     ctx.metrics.cancels.inc({ outcome: result.applied ? 'canceled' : 'replayed', code: '' })

@@ -19,6 +19,8 @@ export const reportingLimits = {
   queryBytesMax: 2_048,
   /** How often an unusable API keys file is read again (fail closed meanwhile). */
   apiKeysRetryIntervalMs: 2_000,
+  /** How often the keys file is looked at for a change (a key issued or revoked), as on the nodes. */
+  apiKeysPollIntervalMs: 2_000,
   /** SIGTERM: requests in flight get this long to finish. */
   shutdownDrainMs: 5_000,
 } as const

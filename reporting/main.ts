@@ -9,7 +9,7 @@
 
 import { createServer } from 'node:http'
 import pg from 'pg'
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { createLogger } from '../lib/log.ts'
 import { ApiKeyRegistry } from '../payment-svc/api-keys.ts'
 import { createApiKeysReloader } from '../payment-svc/api-keys-reloader.ts'
@@ -57,7 +57,8 @@ const requestDuration = new Histogram({
 const authFailures = new Counter({ name: 'ringpay_reporting_auth_failures_total', help: 'Requests with an unknown API key', registers: [registry] })
 
 const apiKeys = new ApiKeyRegistry(required('RINGPAY_API_KEYS_FILE'))
-const reloader = createApiKeysReloader(apiKeys, log, { retryIntervalMs: limits.apiKeysRetryIntervalMs })
+const apiKeysGauge = new Gauge({ name: 'ringpay_reporting_api_keys', help: 'API keys in force (0 while the keys file is unusable)', registers: [registry], collect () { apiKeysGauge.set(apiKeys.size) } })
+const reloader = createApiKeysReloader(apiKeys, log, { retryIntervalMs: limits.apiKeysRetryIntervalMs, pollIntervalMs: limits.apiKeysPollIntervalMs })
 await reloader.reload('start')
 process.on('SIGHUP', () => { void reloader.reload('signal') })
 

@@ -143,7 +143,7 @@ export async function handle (ctx: ReportingContext, req: IncomingMessage, res: 
       res.setHeader('allow', 'GET')
       throw new ProblemError('method_not_allowed')
     }
-    const merchantId = authenticateMerchant(ctx, req, ctx.onAuthFailure)
+    const merchantId = authenticateMerchant(ctx, req, 'read', ctx.onAuthFailure)
     if (path === '/payments') await listRoute(ctx, merchantId, query, res)
     else await exportRoute(ctx, merchantId, query, res)
   } catch (error) {

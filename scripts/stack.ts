@@ -19,7 +19,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { testApiKeys, demoApiKey, demoMerchantId, otherApiKey, writeApiKeysFile } from './stack/api-keys.ts';
+import { testApiKeys, demoApiKey, demoMerchantId, demoReadApiKey, ensureApiKeysFile, otherApiKey } from './stack/api-keys.ts';
 import { startControlServer, type ControlServer } from './stack/control.ts';
 import type { StackInfo } from './stack/info.ts';
 import { migrate } from '../db/migrate.ts';
@@ -335,7 +335,8 @@ async function main(): Promise<void> {
   const pspSecretKey = `sk_sandbox_${randomBytes(18).toString('base64url')}`;
   const webhookSecret = `whsec_${randomBytes(24).toString('base64url')}`;
   const apiKeysFile = join(dir, 'api-keys.json');
-  writeApiKeysFile(apiKeysFile, undefined, user);
+  const keysFileState = ensureApiKeysFile(apiKeysFile, user);
+  if (keysFileState === 'unreadable') say('stack', `WARNING: ${apiKeysFile} is not a valid keys file: every API key is refused until it is repaired`);
 
   const postgres: PostgresHandle = createPostgres({ dir: join(dir, 'postgres'), port: ports.postgres, logFile: join(logsDir, 'postgres.log') });
   // One login role per service (db/roles.ts), each with a password made for this run (set again
@@ -501,7 +502,7 @@ async function main(): Promise<void> {
     processors: ports.processors.map((p) => ({ id: p.id, adminPort: p.admin, logFile: join(logsDir, `${p.id}.log`) })),
     reconciler: { adminPort: ports.reconciler, logFile: join(logsDir, 'reconciler.log'), adminToken: reconcilerAdminToken },
     reporting: { port: ports.reporting, logFile: join(logsDir, 'reporting.log') },
-    apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey },
+    apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey, merchant_demo_read: demoReadApiKey },
     internalTokens,
     fieldKeysFile,
     serviceUser: user,

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -116,4 +116,51 @@ t.test('the reloader logs each change once, and retries a bad file until it is r
   const failed = lines.find((l) => l.reason === 'invalid_entry')!
   t.match(failed, { level: 50, trigger: 'signal', file: path })
   t.notMatch(JSON.stringify(lines), /sk_one|[0-9a-f]{64}/, 'no key and no digest in the log')
+})
+
+t.test('scopes and expiry: a read key is granted read; an expired key is refused; a bad scope or expiry fails the file', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'ringpay-keys-')), 'keys.json')
+  const digest = (key: string): string => hash('sha256', key, 'hex')
+  const nowMs = Date.parse('2026-12-07T12:00:00Z')
+  writeFileSync(path, JSON.stringify({
+    keys: [
+      { merchant_id: 'm1', key_sha256: digest('sk_full_0123456789') },
+      { merchant_id: 'm1', key_sha256: digest('sk_read_0123456789'), scope: 'read' },
+      { merchant_id: 'm1', key_sha256: digest('sk_rolled_0123456789'), expires_at: '2026-12-07T12:00:01Z' },
+    ],
+  }))
+  const registry = new ApiKeyRegistry(path)
+  t.equal(await registry.reload(), 3)
+  t.same(registry.grantFor('Bearer sk_full_0123456789', nowMs), { merchantId: 'm1', scope: 'full', expiresAtMs: Number.POSITIVE_INFINITY })
+  t.match(registry.grantFor('Bearer sk_read_0123456789', nowMs), { merchantId: 'm1', scope: 'read' })
+  t.match(registry.grantFor('Bearer sk_rolled_0123456789', nowMs), { merchantId: 'm1', scope: 'full' }, 'a rolled key works in its grace period')
+  t.equal(registry.grantFor('Bearer sk_rolled_0123456789', nowMs + 1_000), undefined, 'and not from its expires_at on')
+  t.match(registry.grantFor('Bearer sk_rolled_0123456789', nowMs), { merchantId: 'm1' }, 'the header is remembered, its expiry checked on every use')
+  t.equal(registry.merchantFor('Bearer sk_rolled_0123456789', nowMs + 5_000), undefined)
+  for (const bad of [{ scope: 'admin' }, { scope: 'FULL' }, { expires_at: 'tomorrow' }]) {
+    writeFileSync(path, JSON.stringify({ keys: [{ merchant_id: 'm1', key_sha256: digest('sk_full_0123456789'), ...bad }] }))
+    t.equal(await reasonOf(registry.reload()), 'invalid_entry', `${JSON.stringify(bad)}: the whole file is refused (fail closed)`)
+    t.equal(registry.grantFor('Bearer sk_full_0123456789', nowMs), undefined)
+  }
+})
+
+t.test('the reloader picks a changed file up by itself (no signal), and only when it changed', async (t) => {
+  const path = keysFile({ m1: 'sk_one_0123456789' })
+  const registry = new ApiKeyRegistry(path)
+  const triggers: string[] = []
+  const log = pino({ level: 'info' }, { write: (line: string) => { const l = JSON.parse(line); if (l.msg === 'api keys loaded') triggers.push(l.trigger) } })
+  const reloader = createApiKeysReloader(registry, log, { retryIntervalMs: 60_000, pollIntervalMs: 20 })
+  t.teardown(() => reloader.stop())
+  await reloader.reload('start')
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  t.same(triggers, ['start'], 'an unchanged file is not read again')
+  // Written the way scripts/api-keys.ts writes it: a new file renamed over the old one.
+  const next = `${path}.next`
+  writeFileSync(next, JSON.stringify({ keys: [{ merchant_id: 'm2', key_sha256: hash('sha256', 'sk_two_0123456789', 'hex') }] }))
+  renameSync(next, path)
+  const deadline = Date.now() + 5_000
+  while (registry.merchantFor('Bearer sk_two_0123456789') === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(registry.merchantFor('Bearer sk_two_0123456789'), 'm2', 'the new key is in force')
+  t.equal(registry.merchantFor('Bearer sk_one_0123456789'), undefined, 'the removed one is not')
+  t.same(triggers, ['start', 'file_changed'])
 })

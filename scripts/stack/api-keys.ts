@@ -2,17 +2,20 @@
 // README): they only ever authenticate against a local/ephemeral stack. Nodes get only the
 // SHA-256 of each key, via the keys file written here.
 import { createHash } from 'node:crypto';
-import { chownSync, existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 
 export const demoMerchantId = 'merchant_demo';
 export const otherMerchantId = 'merchant_other';
 export const demoApiKey = 'sk_test_ringpay_demo_4eC39HqLyjWDarjtT1zdp7dc';
 export const otherApiKey = 'sk_test_ringpay_other_9Xa81KdPq2LmZt7RwBv3Nc0e';
+/** merchant_demo's restricted key (scope `read`: reads and reports only). */
+export const demoReadApiKey = 'sk_test_ringpay_demo_read_7Hq2Wc9LpZ4xNv6Ts1Bk';
 
 export interface ApiKeyEntry {
   merchant_id: string;
   key_sha256: string;
   label: string;
+  scope?: 'full' | 'read';
 }
 
 export interface ApiKeysFile {
@@ -30,15 +33,43 @@ export function sha256Hex(value: string): string {
 
 const labels: Readonly<Record<string, string>> = { [demoMerchantId]: 'demo', [otherMerchantId]: 'other' };
 
-/** The keys file of the given test merchants (all by default; fewer = the others revoked). */
-export function renderApiKeysFile(merchantIds: readonly string[] = Object.keys(testApiKeys)): ApiKeysFile {
-  return {
-    keys: merchantIds.map((merchantId) => {
-      const key = testApiKeys[merchantId];
-      if (key === undefined) throw new Error(`no test API key for ${merchantId}`);
-      return { merchant_id: merchantId, key_sha256: sha256Hex(key), label: labels[merchantId] ?? merchantId };
-    }),
-  };
+/**
+ * The keys file of the given test merchants' full keys (fewer = the others revoked); by default
+ * every test merchant's, plus merchant_demo's restricted read key.
+ */
+export function renderApiKeysFile(merchantIds?: readonly string[]): ApiKeysFile {
+  const keys: ApiKeyEntry[] = (merchantIds ?? Object.keys(testApiKeys)).map((merchantId) => {
+    const key = testApiKeys[merchantId];
+    if (key === undefined) throw new Error(`no test API key for ${merchantId}`);
+    return { merchant_id: merchantId, key_sha256: sha256Hex(key), label: labels[merchantId] ?? merchantId };
+  });
+  if (merchantIds === undefined) keys.push({ merchant_id: demoMerchantId, key_sha256: sha256Hex(demoReadApiKey), label: 'demo read-only', scope: 'read' });
+  return { keys };
+}
+
+/**
+ * The stack's keys file at start: a new one holds the test keys; an existing one (a persistent
+ * stack dir) keeps every key issued into it (scripts/api-keys.ts) and gets any missing test key
+ * back. One that cannot be parsed is left as it is: the nodes then refuse every key (fail closed)
+ * until an operator repairs it, and nothing here widens what it grants.
+ */
+export function ensureApiKeysFile(path: string, owner?: { uid: number; gid: number } | null): 'created' | 'kept' | 'updated' | 'unreadable' {
+  if (!existsSync(path)) {
+    writeApiKeysFile(path, undefined, owner);
+    return 'created';
+  }
+  let current: ApiKeysFile;
+  try {
+    current = JSON.parse(readFileSync(path, 'utf8')) as ApiKeysFile;
+    if (!Array.isArray(current?.keys)) return 'unreadable';
+  } catch {
+    return 'unreadable';
+  }
+  const have = new Set(current.keys.map((k) => k.key_sha256));
+  const missing = renderApiKeysFile().keys.filter((k) => !have.has(k.key_sha256));
+  if (missing.length === 0) return 'kept';
+  writeApiKeysFile(path, JSON.stringify({ ...current, keys: [...current.keys, ...missing] }, null, 2) + '\n', owner);
+  return 'updated';
 }
 
 /**
@@ -46,7 +77,7 @@ export function renderApiKeysFile(merchantIds: readonly string[] = Object.keys(t
  * file of the given test merchants. Nodes read it again on SIGHUP or `POST /admin/reload-keys`;
  * a file they cannot use leaves them with no key at all (fail closed).
  */
-export function writeApiKeysFile(path: string, content: readonly string[] | string = Object.keys(testApiKeys), owner?: { uid: number; gid: number } | null): void {
+export function writeApiKeysFile(path: string, content?: readonly string[] | string, owner?: { uid: number; gid: number } | null): void {
   const text = typeof content === 'string' ? content : JSON.stringify(renderApiKeysFile(content), null, 2) + '\n';
   const tmp = `${path}.tmp-${process.pid}`;
   // Digests only, but nobody else needs them: 0600, owned by the nodes' user (a rewrite by root,

@@ -37,7 +37,8 @@ export interface StackInfo {
   reconciler?: { adminPort: number; logFile: string; adminToken: string };
   /** The reporting service (absent in info files of older stacks); the public nginx routes to it. */
   reporting?: { port: number; logFile: string };
-  apiKeys: { merchant_demo: string; merchant_other: string };
+  /** merchant_demo_read: merchant_demo's restricted key (scope read). */
+  apiKeys: { merchant_demo: string; merchant_other: string; merchant_demo_read: string };
   /**
    * One internal API token per service (lib/internal-credentials.ts): `processor` (the
    * processors'), `ops` (operators, the tests), `audit` (read-only checks). Sent as

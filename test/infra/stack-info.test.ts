@@ -2,7 +2,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { demoApiKey, otherApiKey, sha256Hex, type ApiKeysFile } from '../../scripts/stack/api-keys.ts';
+import { demoApiKey, demoReadApiKey, otherApiKey, sha256Hex, type ApiKeysFile } from '../../scripts/stack/api-keys.ts';
 import { control, loadStackInfo, type StackInfo } from '../helpers/stack.ts';
 
 const stack = loadStackInfo();
@@ -24,12 +24,13 @@ t.test('unknown control routes are 404', async (t) => {
 });
 
 t.test('api keys: documented plaintext keys, only their hashes in the keys file', async (t) => {
-  t.same(stack.apiKeys, { merchant_demo: demoApiKey, merchant_other: otherApiKey });
+  t.same(stack.apiKeys, { merchant_demo: demoApiKey, merchant_other: otherApiKey, merchant_demo_read: demoReadApiKey });
   const file = JSON.parse(readFileSync(join(stack.dir, 'api-keys.json'), 'utf8')) as ApiKeysFile;
   t.same(file, {
     keys: [
       { merchant_id: 'merchant_demo', key_sha256: sha256Hex(demoApiKey), label: 'demo' },
       { merchant_id: 'merchant_other', key_sha256: sha256Hex(otherApiKey), label: 'other' },
+      { merchant_id: 'merchant_demo', key_sha256: sha256Hex(demoReadApiKey), label: 'demo read-only', scope: 'read' },
     ],
   });
   t.notMatch(JSON.stringify(file), /sk_test_/, 'no plaintext key in the file');
