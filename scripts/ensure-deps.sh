@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need, and does nothing (fast) when it is all there:
 #   - npm packages (npm ci) when node_modules is missing or older than package-lock.json;
-#   - Debian packages nginx, postgresql, wrk, maven, openjdk-17-jre-headless (apt-get, as root);
+#   - Debian packages nginx, postgresql, wrk, maven, openjdk-17-jre-headless, prometheus (apt-get, as root);
 #   - Apache Kafka jars, resolved from Maven Central into .cache/kafka-<version>/libs.
 # Usage: scripts/ensure-deps.sh
 set -euo pipefail
@@ -27,6 +27,8 @@ have_postgres_server || missing+=(postgresql)
 have wrk || missing+=(wrk)
 have java || missing+=(openjdk-17-jre-headless)
 have mvn || missing+=(maven)
+# Prometheus and promtool (monitoring and alert rules, issue #18); the stack runs its own instance.
+{ have prometheus && have promtool; } || missing+=(prometheus)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if ! is_root; then
@@ -55,7 +57,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   cleanup_policy
   trap - EXIT
   # Re-check: a package can install without providing what we look for.
-  for cmd in nginx wrk java mvn; do have "$cmd" || { log "still missing after install: $cmd"; exit 1; }; done
+  for cmd in nginx wrk java mvn prometheus promtool; do have "$cmd" || { log "still missing after install: $cmd"; exit 1; }; done
   have_postgres_server || { log "still missing after install: /usr/lib/postgresql/*/bin/postgres"; exit 1; }
 fi
 

@@ -25,6 +25,7 @@ import type { StackInfo } from './stack/info.ts';
 import { migrate } from '../db/migrate.ts';
 import { applyServiceRoles, newDatabasePassword, redactDatabaseUrl, serviceRoles, urlWithCredentials } from '../db/roles.ts';
 import { createProcessor, createReconciler, createReporting, createSandboxPsp } from './stack/app-processes.ts';
+import { createPrometheus } from './stack/prometheus.ts';
 import { createKafka, defaultDlqPartitions, defaultEventsPartitions, dlqTopic, eventsTopic, externalBrokersFromEnv, stackTopics, type KafkaHandle } from './stack/kafka.ts';
 import { abuseLimitsFromEnv, createNginx, type NginxHandle } from './stack/nginx.ts';
 import { createPaymentNodes, nodeDataDir, nodeId, paymentNodeEntry, type PaymentNodeSpec } from './stack/payment-nodes.ts';
@@ -105,6 +106,7 @@ interface Ports {
   psp: number;
   reconciler: number;
   reporting: number;
+  prometheus: number;
   nodes: { id: string; public: number; admin: number }[];
   processors: { id: string; admin: number }[];
 }
@@ -128,6 +130,7 @@ async function choosePorts(dir: string | null): Promise<Ports> {
     psp: await take(recorded.psp),
     reconciler: await take(recorded.reconciler),
     reporting: await take(recorded.reporting),
+    prometheus: await take(recorded.prometheus),
     nodes: [],
     processors: [],
   };
@@ -142,7 +145,7 @@ async function choosePorts(dir: string | null): Promise<Ports> {
   for (let i = 0; i < processorCount; i++) {
     ports.processors.push({ id: `p${i + 1}`, admin: await take(recorded.processors?.[i]?.admin) });
   }
-  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp, ports.reconciler, ports.reporting,
+  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp, ports.reconciler, ports.reporting, ports.prometheus,
     ...ports.nodes.flatMap((n) => [n.public, n.admin]), ...ports.processors.map((p) => p.admin)];
   for (const port of all) {
     if (!(await isPortFree(port))) {
@@ -442,7 +445,24 @@ async function main(): Promise<void> {
     user,
   });
 
+  // Monitoring (#18): every component's /metrics scraped, ops/prometheus/alerts.yml evaluated.
+  const prometheusDir = ensurePrivateDir(dir, 'prometheus', user);
+  chownTree(prometheusDir, user);
+  const prometheus = createPrometheus({
+    dir: prometheusDir,
+    port: ports.prometheus,
+    logFile: join(logsDir, 'prometheus.log'),
+    user,
+    jobs: {
+      'payment-nodes': ports.nodes.map((n) => ({ instance: n.id, address: `127.0.0.1:${n.admin}` })),
+      processors: ports.processors.map((p) => ({ instance: p.id, address: `127.0.0.1:${p.admin}` })),
+      reconciler: [{ instance: 'reconciler', address: `127.0.0.1:${ports.reconciler}` }],
+      reporting: [{ instance: 'reporting', address: `127.0.0.1:${ports.reporting}` }],
+    },
+  });
+
   services.set('postgres', { handle: postgres, stopPhase: 3 });
+  services.set('prometheus', { handle: prometheus, stopPhase: 0 });
   services.set('reporting', { handle: reporting, stopPhase: 0 });
   services.set('reconciler', { handle: reconciler, stopPhase: 0 });
   services.set('psp', { handle: psp, stopPhase: 1 });
@@ -475,7 +495,7 @@ async function main(): Promise<void> {
   await timed('nginx', () => nginx.start());
   // Processors last: they consume Kafka, write Postgres and call the nodes through nginx.
   await Promise.all([...processors.values()].map((p) => timed(p.name, () => p.start())));
-  await Promise.all([timed('reconciler', () => reconciler.start()), timed('reporting', () => reporting.start())]);
+  await Promise.all([timed('reconciler', () => reconciler.start()), timed('reporting', () => reporting.start()), timed('prometheus', () => prometheus.start())]);
 
   const startedAt = new Date().toISOString();
   let info: StackInfo;
@@ -502,6 +522,7 @@ async function main(): Promise<void> {
     processors: ports.processors.map((p) => ({ id: p.id, adminPort: p.admin, logFile: join(logsDir, `${p.id}.log`) })),
     reconciler: { adminPort: ports.reconciler, logFile: join(logsDir, 'reconciler.log'), adminToken: reconcilerAdminToken },
     reporting: { port: ports.reporting, logFile: join(logsDir, 'reporting.log') },
+    prometheus: { url: `http://127.0.0.1:${ports.prometheus}`, logFile: join(logsDir, 'prometheus.log') },
     apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey, merchant_demo_read: demoReadApiKey },
     internalTokens,
     fieldKeysFile,
@@ -534,6 +555,7 @@ async function main(): Promise<void> {
     ...info.processors.map((p) => `  processor ${p.id.padEnd(3)} metrics http://127.0.0.1:${p.adminPort}/metrics`),
     `  reconciler    metrics http://127.0.0.1:${ports.reconciler}/metrics   (daily at RECONCILER_DAILY_AT, default 02:00 UTC; node reconciler/cli.ts for finance)`,
     `  reporting     GET ${info.publicUrl}/payments, /reports/payments.csv   (through nginx; metrics http://127.0.0.1:${ports.reporting}/metrics)`,
+    `  prometheus    http://127.0.0.1:${ports.prometheus}   (alerts: /alerts; rules ops/prometheus/alerts.yml)`,
     `  dir           ${dir}`,
     `  logs          ${logsDir}/{${[...nodes.keys()].join(',')},postgres,kafka,nginx,nginx-access,nginx-error}.log${kafka.serverLog ? `, ${kafka.serverLog}` : ''}`,
     `  info file     ${infoFiles.join(', ')}`,

@@ -11,6 +11,7 @@ const componentPatterns: ReadonlyArray<[string, RegExp]> = [
   ['sandbox PSP', /sandbox-psp\/main\.ts/],
   ['reconciler', /reconciler\/main\.ts/],
   ['reporting', /reporting\/main\.ts/],
+  ['Prometheus', /\/prometheus /],
   ['Kafka', /java/],
   ['PostgreSQL', /postgres/],
   ['nginx', /nginx/],

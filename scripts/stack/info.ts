@@ -37,6 +37,8 @@ export interface StackInfo {
   reconciler?: { adminPort: number; logFile: string; adminToken: string };
   /** The reporting service (absent in info files of older stacks); the public nginx routes to it. */
   reporting?: { port: number; logFile: string };
+  /** Prometheus (absent in info files of older stacks): scrapes every component, evaluates the alerts. */
+  prometheus?: { url: string; logFile: string };
   /** merchant_demo_read: merchant_demo's restricted key (scope read). */
   apiKeys: { merchant_demo: string; merchant_other: string; merchant_demo_read: string };
   /**
