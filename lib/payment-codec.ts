@@ -17,8 +17,29 @@ export const paymentStatuses = ['pending', 'processing', 'requires_action', 'suc
 export type PaymentStatus = typeof paymentStatuses[number]
 export const terminalStatuses: ReadonlySet<PaymentStatus> = new Set(['succeeded', 'failed', 'canceled'])
 
-export const eventTypes = ['payment.created', 'payment.status_changed', 'payment.webhook_received'] as const
+export const eventTypes = ['payment.created', 'payment.status_changed', 'payment.webhook_received',
+  'payment.refund_created', 'payment.refund_updated'] as const
 export type EventType = typeof eventTypes[number]
+
+/** A refund is forward only: pending -> succeeded | failed (issue #14). */
+export const refundStatuses = ['pending', 'succeeded', 'failed'] as const
+export type RefundStatus = typeof refundStatuses[number]
+
+/** One refund of a payment, held inside the payment record (proto: ringpay.v1.Refund). */
+export interface Refund {
+  id: string
+  /** Integer minor units of the payment's currency. */
+  amount: number
+  status: RefundStatus
+  reason: string
+  idempotencyKey: string
+  requestHash: Uint8Array
+  createdAtMs: number
+  updatedAtMs: number
+  pspReference: string
+  failureCode: string
+  failureMessage: string
+}
 
 export interface Payment {
   checkoutId: string
@@ -38,6 +59,8 @@ export interface Payment {
   failureMessage: string
   pspReference: string
   nodeId: string
+  /** Oldest first; [] for a payment never refunded. */
+  refunds: Refund[]
 }
 
 export interface ChangeEvent {
@@ -54,6 +77,8 @@ export interface ChangeEvent {
   actor: string
   /** The PSP webhook behind this event, if one was. */
   webhook: WebhookReceipt | undefined
+  /** The refund a payment.refund_* event is about; '' otherwise. */
+  refundId: string
 }
 
 export interface WebhookReceipt {
@@ -77,6 +102,7 @@ const paymentType = root.lookupType('ringpay.v1.Payment')
 const changeEventType = root.lookupType('ringpay.v1.ChangeEvent')
 const nodeMetaType = root.lookupType('ringpay.v1.NodeMeta')
 const webhookReceiptType = root.lookupType('ringpay.v1.WebhookReceipt')
+const refundType = root.lookupType('ringpay.v1.Refund')
 
 // Wire enum value = index + 1 (0 is UNSPECIFIED).
 const wireByStatus = new Map<string, number>(paymentStatuses.map((status, index) => [status, index + 1]))
@@ -89,6 +115,40 @@ function statusFromWire (value: number): PaymentStatus {
   const status = paymentStatuses[value - 1]
   assert.ok(status !== undefined, `unknown payment status on the wire: ${value}`)
   return status
+}
+
+function refundToWire (refund: Refund): Record<string, unknown> {
+  return {
+    id: refund.id,
+    amount: refund.amount,
+    status: refundStatuses.indexOf(refund.status) + 1,
+    reason: refund.reason,
+    idempotencyKey: refund.idempotencyKey,
+    requestHash: refund.requestHash,
+    createdAtMs: refund.createdAtMs,
+    updatedAtMs: refund.updatedAtMs,
+    pspReference: refund.pspReference,
+    failureCode: refund.failureCode,
+    failureMessage: refund.failureMessage,
+  }
+}
+
+function refundFromWire (wire: Record<string, any>): Refund {
+  const status = refundStatuses[wire.status - 1]
+  assert.ok(status !== undefined, `unknown refund status on the wire: ${wire.status}`)
+  return {
+    id: wire.id,
+    amount: wire.amount,
+    status,
+    reason: wire.reason,
+    idempotencyKey: wire.idempotencyKey,
+    requestHash: wire.requestHash,
+    createdAtMs: wire.createdAtMs,
+    updatedAtMs: wire.updatedAtMs,
+    pspReference: wire.pspReference,
+    failureCode: wire.failureCode,
+    failureMessage: wire.failureMessage,
+  }
 }
 
 /** The message protobufjs' generic encoder takes (reference for the hand-written encoder, tests). */
@@ -112,6 +172,7 @@ function paymentToWire (payment: Payment): Record<string, unknown> {
     failureMessage: payment.failureMessage,
     pspReference: payment.pspReference,
     nodeId: payment.nodeId,
+    refunds: payment.refunds.map(refundToWire),
   }
 }
 
@@ -134,6 +195,7 @@ function paymentFromWire (wire: Record<string, any>): Payment {
     failureMessage: wire.failureMessage,
     pspReference: wire.pspReference,
     nodeId: wire.nodeId,
+    refunds: (wire.refunds ?? []).map(refundFromWire),
   }
   assertPayment(payment)
   return payment
@@ -147,6 +209,18 @@ export function assertPayment (payment: Payment): void {
   if (!currencyPattern.test(payment.currency)) assert.fail(`payment ${payment.checkoutId}: bad currency`)
   if (!(Number.isSafeInteger(payment.version) && payment.version >= 1)) assert.fail(`payment ${payment.checkoutId}: bad version`)
   if (payment.requestHash.length !== 32) assert.fail(`payment ${payment.checkoutId}: bad request hash`)
+  if (payment.refunds.length > 0) assertRefunds(payment)
+}
+
+/** Refunds: positive safe amounts whose pending and succeeded ones together never exceed the payment. */
+function assertRefunds (payment: Payment): void {
+  let committed = 0
+  for (const refund of payment.refunds) {
+    if (refund.id.length === 0) assert.fail(`payment ${payment.checkoutId}: refund without id`)
+    if (!(Number.isSafeInteger(refund.amount) && refund.amount > 0)) assert.fail(`payment ${payment.checkoutId}: bad refund amount`)
+    if (refund.status !== 'failed') committed += refund.amount
+  }
+  if (committed > payment.amount) assert.fail(`payment ${payment.checkoutId}: refunds exceed the amount`)
 }
 
 const currencyPattern = /^[A-Z]{3}$/
@@ -160,11 +234,15 @@ const currencyPattern = /^[A-Z]{3}$/
 export function encodePayment (payment: Payment): Uint8Array {
   assertPayment(payment)
   const metadataKeys = Object.keys(payment.metadata)
-  const size = paymentSize(payment, metadataKeys)
+  // Refunds are rare and few per payment: protobufjs' generic encoder is fine for them.
+  const refunds = payment.refunds.length === 0 ? noRefundBytes : payment.refunds.map((refund) => refundType.encode(refundToWire(refund)).finish())
+  const size = paymentSize(payment, metadataKeys, refunds)
   const out = Buffer.allocUnsafe(size)
-  if (writePayment(out, 0, payment, metadataKeys) !== size) assert.fail('payment encoder size mismatch')
+  if (writePayment(out, 0, payment, metadataKeys, refunds) !== size) assert.fail('payment encoder size mismatch')
   return out
 }
+
+const noRefundBytes: readonly Uint8Array[] = []
 
 export function decodePayment (bytes: Uint8Array): Payment {
   const wire = paymentType.decode(bytes) as unknown as Record<string, any>
@@ -188,7 +266,8 @@ export function encodeChangeEvent (event: ChangeEvent, paymentBytes: Uint8Array 
     varintFieldSize(type) + stringFieldSize(event.checkoutId) + varintFieldSize(event.version) +
     varintFieldSize(event.occurredAtMs) + 1 + varintSize(paymentBytes.length) + paymentBytes.length +
     varintFieldSize(previousStatus) + stringFieldSize(event.actor) +
-    (webhookBytes === undefined ? 0 : 1 + varintSize(webhookBytes.length) + webhookBytes.length)
+    (webhookBytes === undefined ? 0 : 1 + varintSize(webhookBytes.length) + webhookBytes.length) +
+    stringFieldSize(event.refundId)
   const out = Buffer.allocUnsafe(size)
   let at = 0
   out[at++] = 8
@@ -204,13 +283,14 @@ export function encodeChangeEvent (event: ChangeEvent, paymentBytes: Uint8Array 
   at = writeVarintField(out, at, 80, previousStatus)
   at = writeStringField(out, at, 90, event.actor)
   if (webhookBytes !== undefined) at = writeBytesField(out, at, 98, webhookBytes)
+  at = writeStringField(out, at, 106, event.refundId)
   if (at !== size) assert.fail('change event encoder size mismatch')
   return out
 }
 
 // --- The hand-written encoder's parts. Tags below 128 are one byte; field 16+ needs two. ---
 
-function paymentSize (payment: Payment, metadataKeys: string[]): number {
+function paymentSize (payment: Payment, metadataKeys: string[], refunds: readonly Uint8Array[]): number {
   let size = 2 + // schema_version
     stringFieldSize(payment.checkoutId) + stringFieldSize(payment.merchantId) + varintFieldSize(payment.amount) +
     stringFieldSize(payment.currency) + stringFieldSize(payment.paymentMethod) + stringFieldSize(payment.description) +
@@ -225,10 +305,11 @@ function paymentSize (payment: Payment, metadataKeys: string[]): number {
     const entry = mapEntrySize(key, payment.metadata[key]!)
     size += 1 + varintSize(entry) + entry
   }
+  for (const refund of refunds) size += 2 + varintSize(refund.length) + refund.length
   return size
 }
 
-function writePayment (out: Buffer, start: number, payment: Payment, metadataKeys: string[]): number {
+function writePayment (out: Buffer, start: number, payment: Payment, metadataKeys: string[], refunds: readonly Uint8Array[]): number {
   let at = start
   out[at++] = 8
   out[at++] = schemaVersion
@@ -258,6 +339,14 @@ function writePayment (out: Buffer, start: number, payment: Payment, metadataKey
   if (payment.failureMessage !== '') { out[at++] = 130; out[at++] = 1; at = writeString(out, at, payment.failureMessage) }
   if (payment.pspReference !== '') { out[at++] = 138; out[at++] = 1; at = writeString(out, at, payment.pspReference) }
   if (payment.nodeId !== '') { out[at++] = 146; out[at++] = 1; at = writeString(out, at, payment.nodeId) }
+  // Field 19, repeated message: one length-delimited entry per refund, in order.
+  for (const refund of refunds) {
+    out[at++] = 154
+    out[at++] = 1
+    at = writeVarint(out, at, refund.length)
+    out.set(refund, at)
+    at += refund.length
+  }
   return at
 }
 
@@ -352,6 +441,7 @@ export const referenceEncoders = {
     previousStatus: event.previousStatus === undefined ? 0 : statusToWire(event.previousStatus),
     actor: event.actor,
     webhook: event.webhook,
+    refundId: event.refundId,
   }).finish(),
 }
 
@@ -383,6 +473,7 @@ export function decodeChangeEvent (bytes: Uint8Array): ChangeEvent {
           note: wire.webhook.note,
           receivedAtMs: wire.webhook.receivedAtMs,
         },
+    refundId: wire.refundId,
   }
 }
 

@@ -105,6 +105,13 @@ export interface NodeLimits {
    * `POST /admin/reload-keys`. Also the `Retry-After` of 503 `api_keys_unavailable`.
    */
   apiKeysRetryIntervalMs: number
+  /**
+   * Refunds one payment may have (all statuses): they live inside the payment record, which is
+   * rewritten and published whole on every change, so their number is bounded.
+   */
+  refundsPerPaymentMax: number
+  refundReasonLengthMax: number
+  refundIdempotencyKeyLengthMax: number
 }
 
 export const defaultLimits: NodeLimits = {
@@ -143,6 +150,9 @@ export const defaultLimits: NodeLimits = {
   transitionsPerBatchMax: 256,
   transitionBatchBodyBytesMax: 256 * 1024,
   apiKeysRetryIntervalMs: 5_000,
+  refundsPerPaymentMax: 100,
+  refundReasonLengthMax: 500,
+  refundIdempotencyKeyLengthMax: 255,
 }
 
 export function assertLimits (limits: NodeLimits): void {
@@ -174,6 +184,9 @@ export function assertLimits (limits: NodeLimits): void {
     limits.processingWakeDelayMs <= 10_000, 'processingWakeDelayMs must be 0..10000')
   assert.ok(Number.isSafeInteger(limits.apiKeysRetryIntervalMs) && limits.apiKeysRetryIntervalMs >= 100,
     'apiKeysRetryIntervalMs must be an integer ≥ 100')
+  assert.ok(limits.refundsPerPaymentMax >= 1 && limits.refundsPerPaymentMax <= 1_000, 'refundsPerPaymentMax must be within 1..1000')
+  assert.ok(limits.refundReasonLengthMax >= 1 && limits.refundIdempotencyKeyLengthMax >= 16 &&
+    256 + limits.refundReasonLengthMax * 6 <= limits.bodyBytesMax, 'a refund body with the longest reason must fit bodyBytesMax')
   assert.ok(limits.longPollWaitMsMax <= 30_000, 'longPollWaitMsMax must stay under nginx proxy_read_timeout')
   assert.ok(limits.longPollsPerMerchantMax >= 1 && limits.longPollsPerMerchantMax <= limits.longPollWaitersMax,
     'longPollsPerMerchantMax must be within 1..longPollWaitersMax')

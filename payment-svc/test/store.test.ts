@@ -9,7 +9,7 @@ function payment (id: string, status: Payment['status'], version: number, create
   return {
     checkoutId: id, merchantId: 'm', amount: 100, currency: 'EUR', paymentMethod: 'pm', description: '', customerRef: '',
     metadata: {}, status, version, createdAtMs, updatedAtMs: createdAtMs, requestHash: new Uint8Array(32), failureCode: '',
-    failureMessage: '', pspReference: '', nodeId: 'n1',
+    failureMessage: '', pspReference: '', nodeId: 'n1', refunds: [],
   }
 }
 
@@ -18,7 +18,7 @@ function write (store: PaymentStore, p: Payment, type: ChangeEvent['type']): Pro
   return store.writeBatch([{
     payment: p,
     event: { eventId: `n1:${sequence}`, nodeId: 'n1', sequence, type, checkoutId: p.checkoutId, version: p.version,
-      occurredAtMs: p.updatedAtMs, payment: p, previousStatus: undefined, actor: 'test', webhook: undefined },
+      occurredAtMs: p.updatedAtMs, payment: p, previousStatus: undefined, actor: 'test', webhook: undefined, refundId: '' },
   }])
 }
 
