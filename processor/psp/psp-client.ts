@@ -2,8 +2,11 @@
 // idempotency key always the checkout id. Stateless apart from the connection pool.
 
 import { Pool, errors as undiciErrors } from 'undici'
-import { cancelOutcomeOfSandboxResponse, outcomeOfSandboxCharge, outcomeOfSandboxResponse, toSandboxChargeBody, type SandboxCharge } from './sandbox.ts'
-import { PspError, type CancelOutcome, type ChargeOutcome, type ChargeRequest } from './types.ts'
+import {
+  cancelOutcomeOfSandboxResponse, outcomeOfSandboxCharge, outcomeOfSandboxResponse, refundOutcomeOfSandboxResponse, toSandboxChargeBody,
+  toSandboxRefundBody, type SandboxCharge,
+} from './sandbox.ts'
+import { PspError, refundIdempotencyKey, type CancelOutcome, type ChargeOutcome, type ChargeRequest, type RefundOutcome, type RefundRequest } from './types.ts'
 
 export interface PspClientOptions {
   baseUrl: string
@@ -16,6 +19,13 @@ export interface PspClientOptions {
 
 export interface ChargeCall {
   outcome: ChargeOutcome
+  httpStatus: number
+  responseBody: unknown
+  latencyMs: number
+}
+
+export interface RefundCall {
+  outcome: RefundOutcome
   httpStatus: number
   responseBody: unknown
   latencyMs: number
@@ -72,6 +82,20 @@ export class PspClient {
     const startedAt = performance.now()
     const { httpStatus, body, retryAfter } = await this.#post(`/v1/charges/${encodeURIComponent(pspReference)}/cancel`, {})
     const outcome = cancelOutcomeOfSandboxResponse(httpStatus, body, retryAfter, pspReference)
+    return { outcome, httpStatus, responseBody: body, latencyMs: Math.round(performance.now() - startedAt) }
+  }
+
+  /**
+   * One refund attempt, idempotency key derived from the refund id (the same on every attempt,
+   * forever). Throws PspError; `error.retriable` says whether to try again.
+   */
+  async refund (request: RefundRequest): Promise<RefundCall> {
+    const startedAt = performance.now()
+    const { httpStatus, body, retryAfter } = await this.#post('/v1/refunds', {
+      'content-type': 'application/json',
+      'idempotency-key': refundIdempotencyKey(request.refundId),
+    }, JSON.stringify(toSandboxRefundBody(request)))
+    const outcome = refundOutcomeOfSandboxResponse(httpStatus, body, retryAfter, request)
     return { outcome, httpStatus, responseBody: body, latencyMs: Math.round(performance.now() - startedAt) }
   }
 
