@@ -24,6 +24,8 @@ export interface NodePayment {
   failure_code?: string
   /** The node that holds the payment (every node view and change event carries it). */
   node_id?: string
+  /** Its refunds (node views carry them; change events are decoded separately). */
+  refunds?: NodeRefund[]
 }
 
 export interface TransitionCall {

@@ -42,35 +42,44 @@ export async function driveRefund (deps: ChargeFlowDeps, payment: Payment, refun
   const request = refundRequestOf(payment, refundId)
   // The event always carries its refund pending; anything else is a bug upstream, not a retry.
   if (request === undefined) return
-  const log = deps.log.child({ checkout_id: payment.checkoutId, refund_id: refundId })
-  const outcome = await refundWithRetries(deps, request)
+  await refundAtPsp(deps, request, actor)
+}
+
+/** Refunds at the PSP (retried, then a dead letter) and records the outcome on the node. */
+export async function refundAtPsp (deps: ChargeFlowDeps, request: RefundRequest, by: string): Promise<void> {
+  await applyRefundOutcome(deps, request, await refundWithRetries(deps, request), by)
+}
+
+/** Records what the PSP said of a refund on its node (the processor's own answer or the watchdog's lookup). */
+export async function applyRefundOutcome (deps: ChargeFlowDeps, request: RefundRequest, outcome: RefundOutcome, by: string): Promise<void> {
+  const { checkoutId, refundId } = request
+  const log = deps.log.child({ checkout_id: checkoutId, refund_id: refundId })
   switch (outcome.kind) {
     case 'pending':
-      // The PSP finishes it asynchronously: its refund.* webhook brings the outcome to the node.
+      // The PSP finishes it asynchronously: its refund.* webhook (or the watchdog) brings the outcome.
       log.info({ psp_reference: outcome.pspReference }, 'refund pending at the psp')
       return
     case 'flagged':
       log.error({ psp_reference: outcome.pspReference, reason: outcome.reason }, 'psp refund answer flagged for review')
-      await deps.flag(payment.checkoutId, `refund ${refundId}: ${outcome.reason}`)
+      await deps.flag(checkoutId, `refund ${refundId}: ${outcome.reason}`)
       return
     case 'succeeded':
     case 'failed': {
       const call = outcome.kind === 'succeeded'
-        ? { to: 'succeeded' as const, actor, pspReference: outcome.pspReference }
-        : { to: 'failed' as const, actor, ...(outcome.pspReference ? { pspReference: outcome.pspReference } : {}), failureCode: outcome.failureCode, failureMessage: outcome.failureMessage }
+        ? { to: 'succeeded' as const, actor: by, pspReference: outcome.pspReference }
+        : { to: 'failed' as const, actor: by, ...(outcome.pspReference ? { pspReference: outcome.pspReference } : {}), failureCode: outcome.failureCode, failureMessage: outcome.failureMessage }
       try {
-        const result = await withNodeRetries(`refund ${refundId} to ${outcome.kind}`, () => deps.node.transitionRefund(payment.checkoutId, refundId, call))
+        const result = await withNodeRetries(`refund ${refundId} to ${outcome.kind}`, () => deps.node.transitionRefund(checkoutId, refundId, call))
         log.info({ psp_reference: outcome.pspReference, applied: result.applied, status: result.refund.status }, 'refund outcome recorded')
       } catch (error) {
         // The refund is already final the other way (a webhook said otherwise first): the node
         // keeps the first outcome; a person must look at the disagreement.
         if (error instanceof NodeError && error.code === 'invalid_transition') {
-          await deps.flag(payment.checkoutId, `refund ${refundId}: the psp says ${outcome.kind}, the node holds ${error.currentStatus ?? 'another outcome'}`)
+          await deps.flag(checkoutId, `refund ${refundId}: the psp says ${outcome.kind}, the node holds ${error.currentStatus ?? 'another outcome'}`)
           return
         }
         throw error
       }
-      return
     }
   }
 }

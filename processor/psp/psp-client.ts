@@ -3,8 +3,8 @@
 
 import { Pool, errors as undiciErrors } from 'undici'
 import {
-  cancelOutcomeOfSandboxResponse, outcomeOfSandboxCharge, outcomeOfSandboxResponse, refundOutcomeOfSandboxResponse, toSandboxChargeBody,
-  toSandboxRefundBody, type SandboxCharge,
+  cancelOutcomeOfSandboxResponse, outcomeOfSandboxCharge, outcomeOfSandboxRefund, outcomeOfSandboxResponse, refundOutcomeOfSandboxResponse, toSandboxChargeBody,
+  toSandboxRefundBody, type SandboxCharge, type SandboxRefund,
 } from './sandbox.ts'
 import { PspError, refundIdempotencyKey, type CancelOutcome, type ChargeOutcome, type ChargeRequest, type RefundOutcome, type RefundRequest } from './types.ts'
 
@@ -146,6 +146,29 @@ export class PspClient {
     }
     const charge = body.data[0]
     return charge === undefined ? undefined : outcomeOfSandboxCharge(charge, request)
+  }
+
+  /** The refund made under the refund's idempotency key, if any (the watchdog's question). */
+  async findRefund (request: RefundRequest): Promise<RefundOutcome | undefined> {
+    let res
+    try {
+      res = await this.#pool.request({
+        path: `/v1/refunds?idempotency_key=${encodeURIComponent(refundIdempotencyKey(request.refundId))}`,
+        method: 'GET',
+        headers: { authorization: `Bearer ${this.#options.secretKey}` },
+      })
+    } catch (error) {
+      throw transportError(error)
+    }
+    const body = await res.body.json().catch((error: unknown) => {
+      throw new PspError('psp_bad_response', 'list body is not JSON', { httpStatus: res.statusCode, cause: error })
+    }) as { data?: SandboxRefund[] }
+    if (res.statusCode >= 500) throw new PspError('psp_unavailable', `answered ${res.statusCode}`, { httpStatus: res.statusCode })
+    if (res.statusCode !== 200 || !Array.isArray(body.data)) {
+      throw new PspError('psp_bad_response', `list answered ${res.statusCode}`, { httpStatus: res.statusCode })
+    }
+    const refund = body.data[0]
+    return refund === undefined ? undefined : outcomeOfSandboxRefund(refund, request)
   }
 
   async close (): Promise<void> {

@@ -1,12 +1,12 @@
 // Refunds under faults, on the shared stack (serial: these change the PSP's global switches and
-// kill the processor): kill -9 of the processor while refunds are at the PSP, and a PSP answering
-// half of all calls 5xx. Every refund still ends on its node equal to Postgres and the PSP, with
+// kill the processor): kill -9 of the processor while refunds are at the PSP, a PSP answering
+// half of all calls 5xx, and refund webhooks dropped (the watchdog settles the refund). Every refund still ends on its node equal to Postgres and the PSP, with
 // at most one PSP refund per refund id and never more refunded than captured (the outcome check).
 
 import t from 'tap'
 import { checkSystemOutcome, describeSystemOutcome } from '../../bench/lib/system-outcome.ts'
 import { eventually, refundPayment } from '../helpers/api.ts'
-import { closeDb, createWith, nodeReaches, pspAdmin, pspRefunds, refundSettles } from '../helpers/e2e.ts'
+import { closeDb, createWith, db, nodeReaches, pspAdmin, pspRefunds, refundSettles } from '../helpers/e2e.ts'
 import { control, loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
@@ -87,4 +87,24 @@ t.test('a PSP failing half of all calls with 5xx: refunds are retried into one P
     await restorePsp()
   }
   await assertOutcome(t, ids, refundIds.length)
+})
+
+t.test('a dropped refund webhook is resolved by the watchdog', async (t) => {
+  // pm_card_refund_async: the PSP answers the refund `pending` and settles it later by webhook;
+  // every webhook is dropped for the whole test, so only the watchdog (past its stale age, 30 s
+  // on the test stack) can learn the outcome, by asking the PSP under the refund's key.
+  const id = await createWith('pm_card_refund_async', 'rfdrop')
+  t.equal((await nodeReaches(id, settleDeadlineMs)).status, 'succeeded')
+  await setPsp({ webhookDropRate: 1 })
+  let refundId: string
+  try {
+    refundId = await refund(id)
+    t.equal((await refundSettles(id, refundId, settleDeadlineMs)).status, 'succeeded')
+  } finally {
+    await setPsp({ webhookDropRate: original.webhookDropRate })
+  }
+  // The outcome check waits until Postgres holds no pending refund of the payment.
+  await assertOutcome(t, [id], 1)
+  const { rows } = await db().query(`SELECT actor FROM payment_events WHERE checkout_id = $1 AND type = 'payment.refund_updated'`, [id])
+  t.same(rows.map((r) => r.actor), ['processor:watchdog'], 'settled by the watchdog (a processor)')
 })
