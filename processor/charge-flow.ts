@@ -204,7 +204,7 @@ export async function drivePayment (deps: ChargeFlowDeps, payment: NodePayment, 
  * `canceled` on the node): cancel that charge at the PSP too, so the customer can no longer
  * complete it. Idempotent at the PSP, so redeliveries and retries are harmless; retried like a
  * charge, then a dead letter. If the charge left `requires_action` first (the customer completed
- * it), the payment is canceled but money may have been taken: refunds are not built, so it is
+ * it), the payment is canceled but money may have been taken: it is not refunded automatically, so it is
  * flagged for a person (a failed charge took nothing and needs no flag).
  */
 export async function cancelAtPsp (deps: ChargeFlowDeps, payment: NodePayment): Promise<void> {
