@@ -181,3 +181,25 @@ t.test('a refund failed at the PSP is failed on the node and its amount is avail
   const { rows } = await db().query("SELECT type, applied FROM webhooks WHERE checkout_id = $1 AND type LIKE 'refund.%'", [async])
   t.ok(rows.some((r: any) => r.type === 'refund.succeeded' && r.applied), 'the applied webhook is recorded in Postgres')
 })
+
+t.test('refund outcomes on the internal API: only the processor, a success only with the PSP refund', async (t) => {
+  // pm_card_refund_async: the refund stays pending at the PSP for its async delay, so nothing of
+  // the processor's races these calls before they are checked.
+  const id = await succeeded('pm_card_refund_async')
+  const created = await refund(id, 'internal-1', { amount: 100 })
+  t.equal(created.status, 202)
+  const path = `${stack.internalUrl}/internal/payments/${id}/refunds/${created.body.id}/transitions`
+  const move = (token: string | undefined, body: unknown): Promise<ApiResponse> => call(path, {
+    method: 'POST',
+    headers: { 'x-payment-checkout-id': id, 'content-type': 'application/json', ...(token !== undefined ? { 'x-ringpay-internal-token': token } : {}) },
+    body: JSON.stringify(body),
+  })
+  t.match(await move(undefined, { to: 'failed' }), { status: 401, body: { code: 'internal_unauthorized' } })
+  t.match(await move(stack.internalTokens.ops, { to: 'failed' }), { status: 403, body: { code: 'internal_forbidden' } })
+  t.match(await move(stack.internalTokens.audit, { to: 'failed' }), { status: 403, body: { code: 'internal_forbidden' } })
+  t.match(await move(stack.internalTokens.processor, { to: 'succeeded' }), { status: 400, body: { code: 'validation_failed' } })
+  t.match(await move(stack.internalTokens.processor, { to: 'pending' }), { status: 400, body: { code: 'validation_failed' } })
+  const node = (await getPayment(stack.publicUrl, key, id)).body
+  t.equal(node.refunds[0].status, 'pending', 'nothing moved the refund')
+  t.equal((await refundSettles(id, created.body.id, settleDeadlineMs)).status, 'succeeded', 'the PSP\'s webhook settles it')
+})
