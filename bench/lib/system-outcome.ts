@@ -24,7 +24,7 @@
 //                   sequence; a state change must raise it), in Postgres against the node, or
 //                   between two polls of Postgres.
 // And, for payments with refunds (issue #14; a payment is settled only once none of its refunds
-// is pending in Postgres):
+// is pending in Postgres and Postgres has reached the node's version at the read-back):
 //   refundsOverCaptured  pending plus succeeded refunds above the payment's amount (node or Postgres);
 //   refundMismatches     a refund whose status differs between node, Postgres and the PSP (a failed
 //                        refund may have no PSP refund: the PSP refused it), or missing from one;
@@ -187,6 +187,8 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
   try {
     // 1. Where is every id stored?
     const existing: string[] = []
+    /** The owning node's version at the read-back: Postgres must reach it before the payment counts as settled. */
+    const nodeVersionAtRead = new Map<string, number>()
     const classify = async (id: string, kind: 'acked' | 'uncertain' | 'refused'): Promise<void> => {
       const where = await locate(id)
       if (where === undefined || where.routed === undefined) return fail('checkErrors', id, 'a node did not answer the read-back')
@@ -203,6 +205,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
       if (holders.length > 1 || !routed.found) {
         fail('duplicated', id, `stored on ${holders.join(',')}; the routed node ${routed.found ? 'has' : 'lacks'} it`)
       }
+      if (routed.version !== undefined) nodeVersionAtRead.set(id, routed.version)
       existing.push(id)
     }
     const all: Array<[string, 'acked' | 'uncertain' | 'refused']> = [
@@ -224,31 +227,37 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
     const deadline = performance.now() + input.settleDeadlineMs
     let open = existing
     for (;;) {
+      // A payment with a refund still pending in Postgres is not settled yet either. Read in the
+      // same statement as the payment (one snapshot; the projection writes both in one): read
+      // apart, a refund settling in between let a payment pass as settled at its older version.
+      const refunding = new Set<string>()
       for (const part of chunks(open, systemCheckSqlChunkIds)) {
-        const res = await db.query<{ checkout_id: string, status: string, version: string, flagged_reason: string | null }>(
-          'SELECT checkout_id, status, version, flagged_reason FROM payments WHERE checkout_id = ANY($1)', [part])
+        const res = await db.query<{ checkout_id: string, status: string, version: string, flagged_reason: string | null, refunding: boolean }>(
+          `SELECT checkout_id, status, version, flagged_reason,
+                  EXISTS (SELECT 1 FROM refunds r WHERE r.checkout_id = p.checkout_id AND r.status = 'pending') AS refunding
+           FROM payments p WHERE checkout_id = ANY($1)`, [part])
         for (const r of res.rows) {
           const version = Number(r.version)
           const before = lastVersion.get(r.checkout_id)
           if (before !== undefined && version < before) fail('backwards', r.checkout_id, `Postgres version ${before} → ${version}`)
           lastVersion.set(r.checkout_id, version)
           rows.set(r.checkout_id, { status: r.status, version, flagged: r.flagged_reason })
+          if (r.refunding) refunding.add(r.checkout_id)
         }
       }
-      // A payment with a refund still pending in Postgres is not settled yet either.
-      const refunding = new Set<string>()
-      for (const part of chunks(open, systemCheckSqlChunkIds)) {
-        const res = await db.query<{ checkout_id: string }>(
-          "SELECT DISTINCT checkout_id FROM refunds WHERE checkout_id = ANY($1) AND status = 'pending'", [part])
-        for (const r of res.rows) refunding.add(r.checkout_id)
-      }
-      open = open.filter((id) => !terminalStatuses.has(rows.get(id)?.status ?? '') || refunding.has(id))
+      // Postgres behind the node's version at the read-back is not settled: a terminal payment
+      // still changes when refunded, and its refund events may not be projected yet.
+      open = open.filter((id) => !terminalStatuses.has(rows.get(id)?.status ?? '') || refunding.has(id) ||
+        (rows.get(id)?.version ?? 0) < (nodeVersionAtRead.get(id) ?? 0))
       if (open.length === 0 || performance.now() > deadline) break
       progress(`${existing.length - open.length}/${existing.length} terminal in Postgres`)
       await sleep(systemCheckSettlePollIntervalMs)
     }
     const settleMs = performance.now() - startedAt
-    for (const id of open) fail('notTerminal', id, `Postgres: ${rows.get(id)?.status ?? 'no row'}`)
+    for (const id of open) {
+      const row = rows.get(id)
+      fail('notTerminal', id, row === undefined ? 'Postgres: no row' : `Postgres: ${row.status} v${row.version} (node v${nodeVersionAtRead.get(id) ?? '?'} at the read-back)`)
+    }
 
     // 3. Node, Postgres and PSP agree; at most one charge per key.
     const settled = existing.filter((id) => !open.includes(id))
