@@ -339,9 +339,9 @@ function writePayment (out: Buffer, start: number, payment: Payment, metadataKey
   if (payment.failureMessage !== '') { out[at++] = 130; out[at++] = 1; at = writeString(out, at, payment.failureMessage) }
   if (payment.pspReference !== '') { out[at++] = 138; out[at++] = 1; at = writeString(out, at, payment.pspReference) }
   if (payment.nodeId !== '') { out[at++] = 146; out[at++] = 1; at = writeString(out, at, payment.nodeId) }
-  // Field 19, repeated message: one length-delimited entry per refund, in order.
+  // Field 20, repeated message: one length-delimited entry per refund, in order.
   for (const refund of refunds) {
-    out[at++] = 154
+    out[at++] = 162
     out[at++] = 1
     at = writeVarint(out, at, refund.length)
     out.set(refund, at)
