@@ -14,7 +14,7 @@ function payment (i: number): Payment {
     checkoutId: `co_bench_${i}`, merchantId: 'merchant_demo', amount: 1999, currency: 'EUR', paymentMethod: 'pm_card_visa',
     description: 'Test order', customerRef: 'cust_42', metadata: { order: '1234' }, status: 'pending', version: 1,
     createdAtMs: 1_765_000_000_000, updatedAtMs: 1_765_000_000_000, requestHash: new Uint8Array(32), failureCode: '',
-    failureMessage: '', pspReference: '', nodeId: 'n1',
+    failureMessage: '', pspReference: '', nodeId: 'n1', refunds: [],
   }
 }
 

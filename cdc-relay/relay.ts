@@ -9,8 +9,8 @@
 //   2. read entries from the cursor: at most publishBatchEventsMax, publishBatchBytesMax; from
 //      the handoff cache (handoff.ts: what the node just committed, in memory) when it starts at
 //      the cursor, else from the change log on disk;
-//      a batch with no `payment.created` (it only feeds projections) then waits, up to
-//      publishProjectionOnlyLingerMs after its oldest entry, for a created event to ride along with;
+//      a batch with no `payment.created` or `payment.refund_created` (it only feeds projections)
+//      then waits, up to publishProjectionOnlyLingerMs after its oldest entry, for one to ride along with;
 //   3. publish them (acks = all), retrying the same batch with capped, jittered exponential
 //      backoff until Kafka acknowledges it;
 //   4. move the cursor past those entries, then delete them (a crash in between leaves published
@@ -36,6 +36,9 @@ import { HandoffCache, type PackedEvents } from './handoff.ts'
 import type { RelayLimits } from './limits.ts'
 
 /** What the relay tells its host (the worker forwards these to the main thread). */
+/** Events a processor acts on at the PSP: never held back by the projection-only linger. */
+const drivesPspWork: ReadonlySet<string> = new Set(['payment.created', 'payment.refund_created'])
+
 export type RelayReport =
   /** The first unpublished entry; headOccurredAtMs undefined = caught up. */
   | { kind: 'head', cursor: number, headOccurredAtMs: number | undefined }
@@ -246,13 +249,13 @@ export class Relay {
 
   /**
    * How much longer a batch may wait for a `payment.created` to ride along with: 0 when it holds
-   * one, is full, or its oldest entry is old enough (its age by the node's clock, which wrote it;
+   * one (or a `payment.refund_created`: a processor calls the PSP on either), is full, or its oldest entry is old enough (its age by the node's clock, which wrote it;
    * a clock step back shortens nothing beyond the limit).
    */
   #projectionOnlyLingerMs (entries: readonly ChangeLogEntry[]): number {
     const { publishProjectionOnlyLingerMs, publishBatchEventsMax } = this.#options.limits
     if (publishProjectionOnlyLingerMs === 0 || entries.length >= publishBatchEventsMax) return 0
-    for (const entry of entries) if (entry.header.type === 'payment.created') return 0
+    for (const entry of entries) if (drivesPspWork.has(entry.header.type)) return 0
     const ageMs = this.#now() - entries[0]!.header.occurredAtMs
     return Math.min(publishProjectionOnlyLingerMs, publishProjectionOnlyLingerMs - ageMs)
   }

@@ -30,7 +30,7 @@ export interface ServiceRole {
   sequences: Readonly<Record<string, readonly string[]>>
 }
 
-const coreTables = ['payments', 'payment_events', 'psp_attempts', 'webhooks'] as const
+const coreTables = ['payments', 'payment_events', 'psp_attempts', 'webhooks', 'refunds'] as const
 const reconciliationTables = ['reconciliation_runs', 'reconciliation_items', 'reconciliation_totals'] as const
 
 export const serviceRoles: Readonly<Record<ServiceRoleName, ServiceRole>> = {
@@ -44,6 +44,8 @@ export const serviceRoles: Readonly<Record<ServiceRoleName, ServiceRole>> = {
       // INSERT … ON CONFLICT DO NOTHING (the conflict target's columns need SELECT).
       payment_events: ['SELECT', 'INSERT'],
       webhooks: ['SELECT', 'INSERT'],
+      // projection.ts: INSERT … ON CONFLICT (refund_id) DO UPDATE … WHERE payment_version < excluded.
+      refunds: ['SELECT', 'INSERT', 'UPDATE'],
       // attempt-log.ts: INSERT only.
       psp_attempts: ['INSERT'],
     },

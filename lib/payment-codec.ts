@@ -40,8 +40,29 @@ export const paymentStatuses = ['pending', 'processing', 'requires_action', 'suc
 export type PaymentStatus = typeof paymentStatuses[number]
 export const terminalStatuses: ReadonlySet<PaymentStatus> = new Set(['succeeded', 'failed', 'canceled'])
 
-export const eventTypes = ['payment.created', 'payment.status_changed', 'payment.webhook_received'] as const
+export const eventTypes = ['payment.created', 'payment.status_changed', 'payment.webhook_received',
+  'payment.refund_created', 'payment.refund_updated'] as const
 export type EventType = typeof eventTypes[number]
+
+/** A refund is forward only: pending -> succeeded | failed (issue #14). */
+export const refundStatuses = ['pending', 'succeeded', 'failed'] as const
+export type RefundStatus = typeof refundStatuses[number]
+
+/** One refund of a payment, held inside the payment record (proto: ringpay.v1.Refund). */
+export interface Refund {
+  id: string
+  /** Integer minor units of the payment's currency. */
+  amount: number
+  status: RefundStatus
+  reason: string
+  idempotencyKey: string
+  requestHash: Uint8Array
+  createdAtMs: number
+  updatedAtMs: number
+  pspReference: string
+  failureCode: string
+  failureMessage: string
+}
 
 export interface Payment {
   checkoutId: string
@@ -61,6 +82,8 @@ export interface Payment {
   failureMessage: string
   pspReference: string
   nodeId: string
+  /** Oldest first; [] for a payment never refunded. */
+  refunds: Refund[]
 }
 
 export interface ChangeEvent {
@@ -77,6 +100,8 @@ export interface ChangeEvent {
   actor: string
   /** The PSP webhook behind this event, if one was. */
   webhook: WebhookReceipt | undefined
+  /** The refund a payment.refund_* event is about; '' otherwise. */
+  refundId: string
 }
 
 export interface WebhookReceipt {
@@ -179,6 +204,7 @@ function openFields (sealed: Uint8Array, sealer: FieldSealer, context: string): 
   rememberOpened(context, sealer, sealed, fields)
   return fields
 }
+const refundType = root.lookupType('ringpay.v1.Refund')
 
 // Wire enum value = index + 1 (0 is UNSPECIFIED).
 const wireByStatus = new Map<string, number>(paymentStatuses.map((status, index) => [status, index + 1]))
@@ -191,6 +217,40 @@ function statusFromWire (value: number): PaymentStatus {
   const status = paymentStatuses[value - 1]
   assert.ok(status !== undefined, `unknown payment status on the wire: ${value}`)
   return status
+}
+
+function refundToWire (refund: Refund): Record<string, unknown> {
+  return {
+    id: refund.id,
+    amount: refund.amount,
+    status: refundStatuses.indexOf(refund.status) + 1,
+    reason: refund.reason,
+    idempotencyKey: refund.idempotencyKey,
+    requestHash: refund.requestHash,
+    createdAtMs: refund.createdAtMs,
+    updatedAtMs: refund.updatedAtMs,
+    pspReference: refund.pspReference,
+    failureCode: refund.failureCode,
+    failureMessage: refund.failureMessage,
+  }
+}
+
+function refundFromWire (wire: Record<string, any>): Refund {
+  const status = refundStatuses[wire.status - 1]
+  assert.ok(status !== undefined, `unknown refund status on the wire: ${wire.status}`)
+  return {
+    id: wire.id,
+    amount: wire.amount,
+    status,
+    reason: wire.reason,
+    idempotencyKey: wire.idempotencyKey,
+    requestHash: wire.requestHash,
+    createdAtMs: wire.createdAtMs,
+    updatedAtMs: wire.updatedAtMs,
+    pspReference: wire.pspReference,
+    failureCode: wire.failureCode,
+    failureMessage: wire.failureMessage,
+  }
 }
 
 /**
@@ -219,6 +279,7 @@ function paymentToWire (payment: Payment, sealedFields: Uint8Array | undefined):
     failureMessage: payment.failureMessage,
     pspReference: payment.pspReference,
     nodeId: payment.nodeId,
+    refunds: payment.refunds.map(refundToWire),
   }
 }
 
@@ -256,6 +317,7 @@ function paymentFromWire (wire: Record<string, any>, sealer: FieldSealer): Payme
     failureMessage: wire.failureMessage,
     pspReference: wire.pspReference,
     nodeId: wire.nodeId,
+    refunds: (wire.refunds ?? []).map(refundFromWire),
   }
   assertPayment(payment)
   // Its next encode (a transition) reuses these bytes instead of sealing again.
@@ -271,6 +333,18 @@ export function assertPayment (payment: Payment): void {
   if (!currencyPattern.test(payment.currency)) assert.fail(`payment ${payment.checkoutId}: bad currency`)
   if (!(Number.isSafeInteger(payment.version) && payment.version >= 1)) assert.fail(`payment ${payment.checkoutId}: bad version`)
   if (payment.requestHash.length !== 32) assert.fail(`payment ${payment.checkoutId}: bad request hash`)
+  if (payment.refunds.length > 0) assertRefunds(payment)
+}
+
+/** Refunds: positive safe amounts whose pending and succeeded ones together never exceed the payment. */
+function assertRefunds (payment: Payment): void {
+  let committed = 0
+  for (const refund of payment.refunds) {
+    if (refund.id.length === 0) assert.fail(`payment ${payment.checkoutId}: refund without id`)
+    if (!(Number.isSafeInteger(refund.amount) && refund.amount > 0)) assert.fail(`payment ${payment.checkoutId}: bad refund amount`)
+    if (refund.status !== 'failed') committed += refund.amount
+  }
+  if (committed > payment.amount) assert.fail(`payment ${payment.checkoutId}: refunds exceed the amount`)
 }
 
 const currencyPattern = /^[A-Z]{3}$/
@@ -284,11 +358,15 @@ const currencyPattern = /^[A-Z]{3}$/
 export function encodePayment (payment: Payment, sealer: FieldSealer): Uint8Array {
   assertPayment(payment)
   const sealed = sealedFieldsOf(payment, sealer)
-  const size = paymentSize(payment, sealed)
+  // Refunds are rare and few per payment: protobufjs' generic encoder is fine for them.
+  const refunds = payment.refunds.length === 0 ? noRefundBytes : payment.refunds.map((refund) => refundType.encode(refundToWire(refund)).finish())
+  const size = paymentSize(payment, sealed, refunds)
   const out = Buffer.allocUnsafe(size)
-  if (writePayment(out, 0, payment, sealed) !== size) assert.fail('payment encoder size mismatch')
+  if (writePayment(out, 0, payment, sealed, refunds) !== size) assert.fail('payment encoder size mismatch')
   return out
 }
+
+const noRefundBytes: readonly Uint8Array[] = []
 
 export function decodePayment (bytes: Uint8Array, sealer: FieldSealer): Payment {
   const wire = paymentType.decode(bytes) as unknown as Record<string, any>
@@ -313,7 +391,8 @@ export function encodeChangeEvent (event: ChangeEvent, sealer: FieldSealer, paym
     varintFieldSize(type) + stringFieldSize(event.checkoutId) + varintFieldSize(event.version) +
     varintFieldSize(event.occurredAtMs) + 1 + varintSize(paymentBytes.length) + paymentBytes.length +
     varintFieldSize(previousStatus) + stringFieldSize(event.actor) +
-    (webhookBytes === undefined ? 0 : 1 + varintSize(webhookBytes.length) + webhookBytes.length)
+    (webhookBytes === undefined ? 0 : 1 + varintSize(webhookBytes.length) + webhookBytes.length) +
+    stringFieldSize(event.refundId)
   const out = Buffer.allocUnsafe(size)
   let at = 0
   out[at++] = 8
@@ -329,6 +408,7 @@ export function encodeChangeEvent (event: ChangeEvent, sealer: FieldSealer, paym
   at = writeVarintField(out, at, 80, previousStatus)
   at = writeStringField(out, at, 90, event.actor)
   if (webhookBytes !== undefined) at = writeBytesField(out, at, 98, webhookBytes)
+  at = writeStringField(out, at, 106, event.refundId)
   if (at !== size) assert.fail('change event encoder size mismatch')
   return out
 }
@@ -354,8 +434,8 @@ function webhookToWire (webhook: WebhookReceipt, payloadSealed: Uint8Array): Rec
 
 // Schema 2 writes no clear payment_method (6), customer_ref (8) or metadata (9); sealed_fields
 // (19) comes last, after node_id (18).
-function paymentSize (payment: Payment, sealed: Uint8Array): number {
-  return 2 + // schema_version
+function paymentSize (payment: Payment, sealed: Uint8Array, refunds: readonly Uint8Array[]): number {
+  let size = 2 + // schema_version
     stringFieldSize(payment.checkoutId) + stringFieldSize(payment.merchantId) + varintFieldSize(payment.amount) +
     stringFieldSize(payment.currency) + stringFieldSize(payment.description) +
     varintFieldSize(statusToWire(payment.status)) +
@@ -366,9 +446,11 @@ function paymentSize (payment: Payment, sealed: Uint8Array): number {
     (payment.pspReference === '' ? 0 : 1 + stringFieldSize(payment.pspReference)) +
     (payment.nodeId === '' ? 0 : 1 + stringFieldSize(payment.nodeId)) +
     2 + varintSize(sealed.length) + sealed.length
+  for (const refund of refunds) size += 2 + varintSize(refund.length) + refund.length
+  return size
 }
 
-function writePayment (out: Buffer, start: number, payment: Payment, sealed: Uint8Array): number {
+function writePayment (out: Buffer, start: number, payment: Payment, sealed: Uint8Array, refunds: readonly Uint8Array[]): number {
   let at = start
   out[at++] = 8
   out[at++] = paymentSchemaVersion
@@ -392,7 +474,16 @@ function writePayment (out: Buffer, start: number, payment: Payment, sealed: Uin
   out[at++] = 1
   at = writeVarint(out, at, sealed.length)
   out.set(sealed, at)
-  return at + sealed.length
+  at += sealed.length
+  // Field 20, repeated message: one length-delimited entry per refund, in order.
+  for (const refund of refunds) {
+    out[at++] = 162
+    out[at++] = 1
+    at = writeVarint(out, at, refund.length)
+    out.set(refund, at)
+    at += refund.length
+  }
+  return at
 }
 
 /** Tag + varint; 0 when the value is the proto3 default (omitted). */
@@ -483,6 +574,7 @@ export const referenceEncoders = {
     previousStatus: event.previousStatus === undefined ? 0 : statusToWire(event.previousStatus),
     actor: event.actor,
     webhook: event.webhook === undefined ? undefined : webhookToWire(event.webhook, payloadSealed!),
+    refundId: event.refundId,
   }).finish(),
 }
 
@@ -525,6 +617,7 @@ export function decodeChangeEvent (bytes: Uint8Array, sealer: FieldSealer): Chan
           note: wire.webhook.note,
           receivedAtMs: wire.webhook.receivedAtMs,
         },
+    refundId: wire.refundId,
   }
 }
 

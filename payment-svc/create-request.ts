@@ -30,7 +30,7 @@ export function isValidCheckoutId (id: string): boolean {
   return checkoutIdPattern.test(id)
 }
 
-function checkText (errors: FieldError[], field: string, value: unknown, lengthMax: number): string {
+export function checkText (errors: FieldError[], field: string, value: unknown, lengthMax: number): string {
   if (value === undefined) return ''
   if (typeof value !== 'string') {
     errors.push({ field, code: 'type', message: `${field} must be a string` })

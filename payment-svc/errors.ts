@@ -37,6 +37,12 @@ export const problems = {
   // POST /payments/{id}/cancel on a payment the processor has already claimed for charging, or
   // one that is final.
   payment_not_cancelable: { status: 409, title: 'Payment can no longer be canceled' },
+  // Refunds (issue #14): only a succeeded payment is refunded; pending plus succeeded refunds
+  // never exceed its amount; every refund request carries an Idempotency-Key.
+  payment_not_refundable: { status: 409, title: 'Payment cannot be refunded' },
+  refund_amount_exceeds_available: { status: 409, title: 'Refund amount exceeds what is left to refund' },
+  refund_not_found: { status: 404, title: 'Refund not found' },
+  idempotency_key_missing: { status: 400, title: 'Missing or invalid Idempotency-Key header' },
   // Answered by nginx (limit_req / limit_conn per client IP, per API key, on the public server).
   rate_limited: { status: 429, title: 'Too many requests; retry later' },
   // The node: too many wrong API keys from this client IP; refused until the window ends.

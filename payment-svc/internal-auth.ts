@@ -16,11 +16,14 @@ export type InternalAction =
   | { kind: 'read' }
   | { kind: 'transition', to: PaymentStatus }
   | { kind: 'reload_keys' }
+  /** A refund's outcome (succeeded or failed): only the processor, which holds the PSP's answer. */
+  | { kind: 'refund_transition' }
 
 interface ServicePolicy {
   read: boolean
   transitionsTo: ReadonlySet<PaymentStatus>
   reloadKeys: boolean
+  refundTransitions: boolean
 }
 
 /**
@@ -30,9 +33,9 @@ interface ServicePolicy {
  * an operator); readers read.
  */
 export const internalPolicy: Readonly<Record<InternalService, ServicePolicy>> = {
-  processor: { read: true, transitionsTo: new Set(['processing', 'succeeded', 'failed', 'requires_action']), reloadKeys: false },
-  ops: { read: true, transitionsTo: new Set(['processing', 'failed', 'canceled']), reloadKeys: true },
-  audit: { read: true, transitionsTo: new Set(), reloadKeys: false },
+  processor: { read: true, transitionsTo: new Set(['processing', 'succeeded', 'failed', 'requires_action']), reloadKeys: false, refundTransitions: true },
+  ops: { read: true, transitionsTo: new Set(['processing', 'failed', 'canceled']), reloadKeys: true, refundTransitions: false },
+  audit: { read: true, transitionsTo: new Set(), reloadKeys: false, refundTransitions: false },
 }
 
 export class InternalAuthenticator {
@@ -71,9 +74,13 @@ export function requireAllowed (service: InternalService, action: InternalAction
   const policy = internalPolicy[service]
   const allowed = action.kind === 'read'
     ? policy.read
-    : action.kind === 'reload_keys' ? policy.reloadKeys : policy.transitionsTo.has(action.to)
+    : action.kind === 'reload_keys'
+      ? policy.reloadKeys
+      : action.kind === 'refund_transition' ? policy.refundTransitions : policy.transitionsTo.has(action.to)
   if (!allowed) {
-    const what = action.kind === 'transition' ? `move a payment to ${action.to}` : action.kind === 'read' ? 'read payments' : 'reload the API keys'
+    const what = action.kind === 'transition'
+      ? `move a payment to ${action.to}`
+      : action.kind === 'read' ? 'read payments' : action.kind === 'refund_transition' ? 'settle refunds' : 'reload the API keys'
     throw new ProblemError('internal_forbidden', { detail: `the ${service} service may not ${what}` })
   }
 }

@@ -8,15 +8,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { InternalService } from '../lib/internal-credentials.ts'
 import { maskCardNumbers } from '../lib/card-numbers.ts'
 import type { Logger } from '../lib/log.ts'
-import { paymentStatuses, type PaymentStatus } from '../lib/payment-codec.ts'
+import { paymentStatuses, type PaymentStatus, type RefundStatus } from '../lib/payment-codec.ts'
 import { isValidCheckoutId } from './create-request.ts'
 import { ProblemError, type FieldError } from './errors.ts'
 import { isJsonContentType, parseJson, readBody, sendJson } from './http-io.ts'
 import { recordedActor, requireAllowed, type InternalAuthenticator } from './internal-auth.ts'
 import type { NodeLimits } from './limits.ts'
 import type { NodeMetrics } from './metrics.ts'
-import type { PaymentService, TransitionRequest, TransitionResult } from './payment-service.ts'
-import { internalPaymentView } from './payment-view.ts'
+import type { PaymentService, RefundTransitionRequest, TransitionRequest, TransitionResult } from './payment-service.ts'
+import { internalPaymentView, refundView } from './payment-view.ts'
 
 export interface InternalRouteContext {
   service: PaymentService
@@ -173,4 +173,70 @@ function parseTransition (body: unknown, allowed: ReadonlySet<string>, caller: I
     pspReference,
     publish: input.publish !== false,
   }
+}
+
+const refundTransitionFields = new Set(['to', 'actor', 'failure_code', 'failure_message', 'psp_reference'])
+const refundTargets: readonly RefundStatus[] = ['succeeded', 'failed']
+const refundIdPattern = /^re_[A-Za-z0-9_-]{1,64}$/
+
+/**
+ * `POST /internal/payments/{id}/refunds/{refund_id}/transitions` `{to: "succeeded"|"failed",
+ * psp_reference?, failure_code?, failure_message?, actor?}`: a refund's outcome, from the
+ * processor only. No expected version: a refund is judged on its own forward-only status, so
+ * refunds of one payment settle independently. `{applied, refund, payment}`.
+ */
+export async function applyRefundTransition (ctx: InternalRouteContext, req: IncomingMessage, res: ServerResponse,
+  pathId: string, refundId: string): Promise<void> {
+  const caller = ctx.internalAuth.serviceOf(req)
+  const checkoutId = checkoutIdOf(pathId)
+  if (!refundIdPattern.test(refundId)) throw new ProblemError('refund_not_found')
+  if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
+  const request = parseRefundTransition(parseJson(await readBody(req, ctx.limits.bodyBytesMax)), caller)
+  try {
+    const result = await ctx.service.transitionRefund(checkoutId, refundId, request, Date.now())
+    ctx.metrics.refundTransitions.inc({ to: request.to, outcome: result.applied ? 'applied' : 'noop' })
+    ctx.log.info({ checkout_id: checkoutId, refund_id: refundId, to: request.to, actor: request.actor, applied: result.applied,
+      version: result.payment.version }, 'refund transition')
+    sendJson(res, 200, { applied: result.applied, refund: refundView(result.payment, result.refund), payment: internalPaymentView(result.payment) })
+  } catch (error) {
+    if (error instanceof ProblemError) {
+      ctx.metrics.refundTransitions.inc({ to: request.to, outcome: 'rejected' })
+      ctx.log.info({ checkout_id: checkoutId, refund_id: refundId, to: request.to, code: error.code }, 'refund transition refused')
+    }
+    throw error
+  }
+}
+
+function parseRefundTransition (body: unknown, caller: InternalService): RefundTransitionRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ProblemError('validation_failed', { detail: 'Body must be a JSON object' })
+  }
+  const input = body as Record<string, unknown>
+  const errors: FieldError[] = []
+  for (const key of Object.keys(input)) {
+    if (!refundTransitionFields.has(key)) errors.push({ field: key, code: 'unknown_field', message: `Unknown field ${key}` })
+  }
+  if (typeof input.to !== 'string' || !(refundTargets as readonly string[]).includes(input.to)) {
+    errors.push({ field: 'to', code: 'format', message: `to must be one of ${refundTargets.join(', ')}` })
+  }
+  const text = (field: string, lengthMax: number): string => {
+    const value = input[field]
+    if (value === undefined) return ''
+    if (typeof value !== 'string' || value.length > lengthMax) {
+      errors.push({ field, code: 'format', message: `${field} must be a string of at most ${lengthMax} characters` })
+      return ''
+    }
+    return value
+  }
+  const actor = text('actor', actorLengthMax)
+  const failureCode = maskCardNumbers(text('failure_code', failureCodeLengthMax))
+  const failureMessage = maskCardNumbers(text('failure_message', failureMessageLengthMax))
+  const pspReference = text('psp_reference', pspReferenceLengthMax)
+  // Money given back must name the PSP's refund, which the reconciler can then find.
+  if (input.to === 'succeeded' && pspReference.trim() === '' && !errors.some((e) => e.field === 'psp_reference')) {
+    errors.push({ field: 'psp_reference', code: 'required', message: 'a refund moved to succeeded needs the psp_reference of the PSP refund' })
+  }
+  if (errors.length > 0) throw new ProblemError('validation_failed', { errors })
+  requireAllowed(caller, { kind: 'refund_transition' })
+  return { to: input.to as RefundStatus, actor: recordedActor(caller, actor), failureCode, failureMessage, pspReference }
 }

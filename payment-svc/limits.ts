@@ -110,6 +110,13 @@ export interface NodeLimits {
    * issued, rolled or revoked (scripts/api-keys.ts) is in force on every node within this.
    */
   apiKeysPollIntervalMs: number
+  /**
+   * Refunds one payment may have (all statuses): they live inside the payment record, which is
+   * rewritten and published whole on every change, so their number is bounded.
+   */
+  refundsPerPaymentMax: number
+  refundReasonLengthMax: number
+  refundIdempotencyKeyLengthMax: number
 }
 
 export const defaultLimits: NodeLimits = {
@@ -149,6 +156,9 @@ export const defaultLimits: NodeLimits = {
   transitionBatchBodyBytesMax: 256 * 1024,
   apiKeysRetryIntervalMs: 5_000,
   apiKeysPollIntervalMs: 2_000,
+  refundsPerPaymentMax: 100,
+  refundReasonLengthMax: 500,
+  refundIdempotencyKeyLengthMax: 255,
 }
 
 export function assertLimits (limits: NodeLimits): void {
@@ -182,6 +192,9 @@ export function assertLimits (limits: NodeLimits): void {
     'apiKeysRetryIntervalMs must be an integer ≥ 100')
   assert.ok(Number.isSafeInteger(limits.apiKeysPollIntervalMs) && limits.apiKeysPollIntervalMs >= 100,
     'apiKeysPollIntervalMs must be an integer ≥ 100')
+  assert.ok(limits.refundsPerPaymentMax >= 1 && limits.refundsPerPaymentMax <= 1_000, 'refundsPerPaymentMax must be within 1..1000')
+  assert.ok(limits.refundReasonLengthMax >= 1 && limits.refundIdempotencyKeyLengthMax >= 16 &&
+    256 + limits.refundReasonLengthMax * 6 <= limits.bodyBytesMax, 'a refund body with the longest reason must fit bodyBytesMax')
   assert.ok(limits.longPollWaitMsMax <= 30_000, 'longPollWaitMsMax must stay under nginx proxy_read_timeout')
   assert.ok(limits.longPollsPerMerchantMax >= 1 && limits.longPollsPerMerchantMax <= limits.longPollWaitersMax,
     'longPollsPerMerchantMax must be within 1..longPollWaitersMax')

@@ -9,6 +9,8 @@ export interface NodeMetrics {
   transitions: Counter<'to' | 'outcome'>
   /** POST /payments/{id}/cancel by outcome (canceled, replayed, refused) and problem code. */
   cancels: Counter<'outcome' | 'code'>
+  refunds: Counter<'outcome' | 'code'>
+  refundTransitions: Counter<'to' | 'outcome'>
   /** Requests with a wrong or unknown API key (counted against their client IP). */
   authFailures: Counter
   batchSize: Histogram
@@ -83,6 +85,18 @@ export function createNodeMetrics (nodeId: string, probes: {
       name: 'ringpay_cancel_requests_total',
       help: 'Merchant cancels by outcome (canceled, replayed, refused) and problem code',
       labelNames: ['outcome', 'code'],
+      registers: [registry],
+    }),
+    refunds: new Counter({
+      name: 'ringpay_refund_requests_total',
+      help: 'Merchant refund requests by outcome (accepted, replayed, refused) and problem code',
+      labelNames: ['outcome', 'code'],
+      registers: [registry],
+    }),
+    refundTransitions: new Counter({
+      name: 'ringpay_refund_transitions_total',
+      help: 'Internal refund transitions by target status and outcome (applied, noop, rejected)',
+      labelNames: ['to', 'outcome'],
       registers: [registry],
     }),
     transitions: new Counter({

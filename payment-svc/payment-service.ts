@@ -5,12 +5,14 @@
 
 import assert from 'node:assert/strict'
 import { timingSafeEqual } from 'node:crypto'
-import type { ChangeEvent, EventType, Payment, PaymentStatus, WebhookReceipt } from '../lib/payment-codec.ts'
+import type { ChangeEvent, EventType, Payment, PaymentStatus, Refund, RefundStatus, WebhookReceipt } from '../lib/payment-codec.ts'
 import { terminalStatuses } from '../lib/payment-codec.ts'
 import { hashCreateRequest, type CreatePaymentRequest } from './create-request.ts'
 import { ProblemError } from './errors.ts'
 import { GroupCommitter } from './group-commit.ts'
 import type { NodeLimits } from './limits.ts'
+import { hashRefundRequest, type RefundRequest } from './refund-request.ts'
+import { canTransitionRefund, findRefund, findRefundByKey, newRefundId, refundableAmount, withRefundUpdated } from './refunds.ts'
 import { canTransition } from './state-machine.ts'
 import type { CommittedChangeEvents, PaymentStore, PaymentWrite } from './store.ts'
 
@@ -22,6 +24,8 @@ export interface QueuedChange {
   webhook?: WebhookReceipt
   /** false: written without a change-log entry (a processor's claim; see TransitionRequest). */
   publish?: boolean
+  /** The refund a payment.refund_* event is about. */
+  refundId?: string
 }
 
 export interface IncomingWebhook {
@@ -35,6 +39,8 @@ export interface IncomingWebhook {
   currency: string
   failureCode: string
   failureMessage: string
+  /** A refund event: our refund id (the PSP carries it as the refund's reference) and its status. */
+  refund?: { id: string, target: RefundStatus | undefined }
 }
 
 export type WebhookResult = { duplicate: true } | { duplicate: false, applied: boolean, note: string, payment: Payment }
@@ -55,6 +61,18 @@ export interface TransitionRequest {
    */
   publish?: boolean
 }
+
+/** A refund's outcome, from the processor (the PSP's answer). Judged on the refund's own status. */
+export interface RefundTransitionRequest {
+  to: RefundStatus
+  actor: string
+  pspReference: string
+  failureCode: string
+  failureMessage: string
+}
+
+export type RefundResult = { kind: 'created' | 'replayed', refund: Refund, payment: Payment }
+export type RefundTransitionResult = { applied: boolean, refund: Refund, payment: Payment }
 
 export type CreateResult = { kind: 'created', payment: Payment } | { kind: 'replayed', payment: Payment }
 export type TransitionResult = { applied: boolean, payment: Payment }
@@ -149,6 +167,7 @@ export class PaymentService {
         failureMessage: '',
         pspReference: '',
         nodeId: this.nodeId,
+        refunds: [],
       }
       await this.#committer.submit({ payment, type: 'payment.created', previousStatus: undefined, actor: 'api' })
       this.#notify(payment)
@@ -284,6 +303,105 @@ export class PaymentService {
   }
 
   /**
+   * The merchant refunds (part of) a succeeded payment (POST /payments/{id}/refunds). The refund is
+   * judged against the durable payment with every other write of the id serialised (waiting for a
+   * write in flight, like a cancel), so pending plus succeeded refunds never exceed the amount
+   * however many requests race. The Idempotency-Key is scoped to the payment: the same key with
+   * the same request answers the stored refund (`replayed`, as it is now), with another request
+   * `idempotency_key_reuse`. A new refund is `pending`, at the payment's next version, with a
+   * `payment.refund_created` change event the processor refunds at the PSP from.
+   */
+  async createRefund (merchantId: string, checkoutId: string, idempotencyKey: string, request: RefundRequest,
+    nowMs: number): Promise<RefundResult> {
+    const requestHash = hashRefundRequest(request)
+    await this.#claimWhenFree(checkoutId)
+    try {
+      const current = this.#store.getPayment(checkoutId)
+      if (current === undefined || current.merchantId !== merchantId) throw new ProblemError('payment_not_found')
+      const existing = findRefundByKey(current, idempotencyKey)
+      if (existing !== undefined) {
+        if (!timingSafeEqual(existing.requestHash, requestHash)) {
+          throw new ProblemError('idempotency_key_reuse', {
+            detail: 'this Idempotency-Key was already used for a refund of this payment with different parameters',
+          })
+        }
+        return { kind: 'replayed', refund: existing, payment: current }
+      }
+      const conflict = { current_status: current.status, current_version: current.version }
+      if (current.status !== 'succeeded') {
+        throw new ProblemError('payment_not_refundable', { detail: `a ${current.status} payment cannot be refunded`, extra: conflict })
+      }
+      if (current.refunds.length >= this.#limits.refundsPerPaymentMax) {
+        throw new ProblemError('payment_not_refundable', { detail: `a payment has at most ${this.#limits.refundsPerPaymentMax} refunds`, extra: conflict })
+      }
+      if (!this.#accepting) throw new ProblemError('shutting_down', { retryAfterS: 1 })
+      const available = refundableAmount(current)
+      const amount = request.amount ?? available
+      if (amount <= 0 || amount > available) {
+        throw new ProblemError('refund_amount_exceeds_available', {
+          detail: `${available} minor units of this payment are left to refund`,
+          extra: { amount_available: available, currency: current.currency },
+        })
+      }
+      const refund: Refund = {
+        id: newRefundId(),
+        amount,
+        status: 'pending',
+        reason: request.reason,
+        idempotencyKey,
+        requestHash,
+        createdAtMs: nowMs,
+        updatedAtMs: nowMs,
+        pspReference: '',
+        failureCode: '',
+        failureMessage: '',
+      }
+      const payment: Payment = { ...current, refunds: [...current.refunds, refund], version: current.version + 1, updatedAtMs: nowMs }
+      await this.#committer.submit({ payment, type: 'payment.refund_created', previousStatus: current.status, actor: 'api', refundId: refund.id })
+      this.#notify(payment)
+      return { kind: 'created', refund, payment }
+    } finally {
+      this.#release(checkoutId)
+    }
+  }
+
+  /** One refund of the merchant's payment; another merchant's payment or an unknown refund is "not found". */
+  getRefund (merchantId: string, checkoutId: string, refundId: string): { refund: Refund, payment: Payment } {
+    const payment = this.get(merchantId, checkoutId)
+    const refund = findRefund(payment, refundId)
+    if (refund === undefined) throw new ProblemError('refund_not_found')
+    return { refund, payment }
+  }
+
+  /**
+   * A refund's outcome from the processor. Judged on the refund's own forward-only status, not the
+   * payment's version: refunds of one payment settle independently, and a repeat of the move
+   * already made is a no-op (`applied: false`).
+   */
+  async transitionRefund (checkoutId: string, refundId: string, request: RefundTransitionRequest, nowMs: number): Promise<RefundTransitionResult> {
+    await this.#claimWhenFree(checkoutId)
+    try {
+      const current = this.#store.getPayment(checkoutId)
+      if (current === undefined) throw new ProblemError('payment_not_found')
+      const refund = findRefund(current, refundId)
+      if (refund === undefined) throw new ProblemError('refund_not_found')
+      if (refund.status === request.to) return { applied: false, refund, payment: current }
+      if (!canTransitionRefund(refund.status, request.to)) {
+        throw new ProblemError('invalid_transition', {
+          detail: `refund ${refund.status} → ${request.to} is not allowed`,
+          extra: { current_status: refund.status, current_version: current.version },
+        })
+      }
+      const next = withRefundUpdated(current, refundId, request.to, nowMs, request)
+      await this.#committer.submit({ payment: next.payment, type: 'payment.refund_updated', previousStatus: current.status, actor: request.actor, refundId })
+      this.#notify(next.payment)
+      return { applied: true, refund: next.refund, payment: next.payment }
+    } finally {
+      this.#release(checkoutId)
+    }
+  }
+
+  /**
    * A verified PSP webhook. Deduplicated by PSP event id; applied through the state machine, so a
    * duplicate, late or out-of-order delivery changes nothing. The receipt is written (with the
    * dedup key) in the same batch as any change it causes, and when it disagrees with the payment
@@ -296,6 +414,7 @@ export class PaymentService {
       if (this.#store.hasWebhook(webhook.provider, webhook.pspEventId)) return { duplicate: true }
       const current = this.#store.getPayment(checkoutId)
       if (current === undefined) throw new ProblemError('payment_not_found')
+      if (webhook.refund !== undefined) return await this.#receiveRefundWebhook(current, webhook, webhook.refund, nowMs)
       const note = webhookNote(current, webhook)
       if (note === 'already_applied' && webhook.pspReference === current.pspReference) {
         // The PSP confirms what the payment already says (usually the processor applied the
@@ -325,6 +444,41 @@ export class PaymentService {
     } finally {
       this.#release(checkoutId)
     }
+  }
+
+  /**
+   * A refund event (`refund.succeeded`, `refund.failed`, …), under the caller's claim: applied to
+   * the refund it names through the refund's forward-only states. One that only confirms the
+   * refund's status writes nothing; one that disagrees (unknown refund, other amount, a final
+   * refund told otherwise) is recorded, like a payment's.
+   */
+  async #receiveRefundWebhook (current: Payment, webhook: IncomingWebhook, target: { id: string, target: RefundStatus | undefined },
+    nowMs: number): Promise<WebhookResult> {
+    const refund = findRefund(current, target.id)
+    const note = refundWebhookNote(current, refund, webhook, target.target)
+    if (note === 'already_applied' && (webhook.pspReference === refund!.pspReference || refund!.pspReference === '')) {
+      return { duplicate: false, applied: false, note, payment: current }
+    }
+    const applied = note === ''
+    const receipt: WebhookReceipt = {
+      provider: webhook.provider,
+      pspEventId: webhook.pspEventId,
+      type: webhook.type,
+      payloadJson: webhook.payloadJson,
+      applied,
+      note,
+      receivedAtMs: nowMs,
+    }
+    const actor = `webhook:${webhook.provider}`
+    const refundId = refund === undefined ? '' : refund.id
+    if (!applied || target.target === undefined) {
+      await this.#committer.submit({ payment: current, type: 'payment.webhook_received', previousStatus: current.status, actor, webhook: receipt, refundId })
+      return { duplicate: false, applied: false, note, payment: current }
+    }
+    const next = withRefundUpdated(current, refundId, target.target, nowMs, webhook)
+    await this.#committer.submit({ payment: next.payment, type: 'payment.refund_updated', previousStatus: current.status, actor, webhook: receipt, refundId })
+    this.#notify(next.payment)
+    return { duplicate: false, applied: true, note: '', payment: next.payment }
   }
 
   /** Stops admitting new payments, then waits (bounded by the caller) for queued writes. */
@@ -430,6 +584,7 @@ export class PaymentService {
         previousStatus: change.previousStatus,
         actor: change.actor,
         webhook: change.webhook,
+        refundId: change.refundId ?? '',
       }
       sequence++
       return { payment: change.payment, event }
@@ -460,6 +615,15 @@ function webhookNote (current: Payment, webhook: IncomingWebhook): string {
   if (current.status === webhook.target) return 'already_applied'
   if (terminalStatuses.has(current.status)) return 'terminal'
   if (!canTransition(current.status, webhook.target)) return 'not_allowed'
+  return ''
+}
+
+/** Why a refund webhook changes nothing ('' when it applies). */
+function refundWebhookNote (payment: Payment, refund: Refund | undefined, webhook: IncomingWebhook, target: RefundStatus | undefined): string {
+  if (refund === undefined) return 'unknown_refund'
+  if (webhook.amount !== refund.amount || webhook.currency !== payment.currency) return 'amount_mismatch'
+  if (target === undefined || target === refund.status) return 'already_applied'
+  if (!canTransitionRefund(refund.status, target)) return 'terminal'
   return ''
 }
 

@@ -1,7 +1,8 @@
 // The public JSON shape of a payment. Amounts stay integers in minor units.
 
-import type { Payment } from '../lib/payment-codec.ts'
+import type { Payment, Refund } from '../lib/payment-codec.ts'
 import { currencyExponent } from './currencies.ts'
+import { amountRefunded } from './refunds.ts'
 
 /**
  * The ISO text of recently formatted seconds ("2026-11-23T17:36:29."), direct-mapped by the second
@@ -42,12 +43,38 @@ export function paymentView (payment: Payment): Record<string, unknown> {
     created_at: createdAt,
     updated_at: payment.updatedAtMs === payment.createdAtMs ? createdAt : isoTime(payment.updatedAtMs),
     version: payment.version,
+    // Succeeded refunds only; pending ones are in `refunds` with their status.
+    amount_refunded: amountRefunded(payment),
+    refunds: payment.refunds.length === 0 ? noRefunds : payment.refunds.map((refund) => refundView(payment, refund)),
   }
   if (payment.failureCode !== '') {
     view.failure_code = payment.failureCode
     view.failure_message = payment.failureMessage
   }
   if (payment.pspReference !== '') view.psp_reference = payment.pspReference
+  return view
+}
+
+const noRefunds: readonly unknown[] = Object.freeze([])
+
+/** The public JSON shape of one refund. */
+export function refundView (payment: Payment, refund: Refund): Record<string, unknown> {
+  const view: Record<string, unknown> = {
+    id: refund.id,
+    object: 'refund',
+    checkout_id: payment.checkoutId,
+    amount: refund.amount,
+    currency: payment.currency,
+    status: refund.status,
+    reason: refund.reason,
+    created_at: isoTime(refund.createdAtMs),
+    updated_at: isoTime(refund.updatedAtMs),
+  }
+  if (refund.pspReference !== '') view.psp_reference = refund.pspReference
+  if (refund.failureCode !== '') {
+    view.failure_code = refund.failureCode
+    view.failure_message = refund.failureMessage
+  }
   return view
 }
 

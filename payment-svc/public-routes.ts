@@ -12,7 +12,8 @@ import type { NodeLimits } from './limits.ts'
 import { authenticateMerchant } from './merchant-auth.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { PaymentService } from './payment-service.ts'
-import { paymentView } from './payment-view.ts'
+import { paymentView, refundView } from './payment-view.ts'
+import { idempotencyKeyFrom, parseRefundRequest } from './refund-request.ts'
 
 export interface PublicRouteContext {
   service: PaymentService
@@ -122,6 +123,47 @@ export async function cancelPayment (ctx: PublicRouteContext, req: IncomingMessa
     }
     throw error
   }
+}
+
+/**
+ * POST /payments/{id}/refunds (issue #14): 202 with the new refund (`pending`) once it is fsynced
+ * with its change event; the same Idempotency-Key and body → 200 with the stored refund as it is
+ * now and `Idempotent-Replayed: true`; the same key with another body → 409
+ * idempotency_key_reuse. 409 payment_not_refundable unless the payment succeeded; 409
+ * refund_amount_exceeds_available past what is left (pending and succeeded refunds count).
+ */
+export async function createRefund (ctx: PublicRouteContext, req: IncomingMessage, res: ServerResponse, pathId: string): Promise<void> {
+  const checkoutId = checkoutIdFrom(req, pathId)
+  const merchantId = merchantFrom(ctx, req, 'full')
+  try {
+    const idempotencyKey = idempotencyKeyFrom(req.headers['idempotency-key'], ctx.limits)
+    // Stored and logged: a card number in it is refused like one in a checkout id.
+    refuseCardNumberInId(idempotencyKey)
+    if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
+    const body = parseJson(await readBody(req, ctx.limits.bodyBytesMax))
+    if (jsonHoldsCardNumber(body)) throw new ProblemError('card_number_detected')
+    const request = parseRefundRequest(body, ctx.limits)
+    const result = await ctx.service.createRefund(merchantId, checkoutId, idempotencyKey, request, Date.now())
+    ctx.metrics.refunds.inc({ outcome: result.kind === 'created' ? 'accepted' : 'replayed', code: '' })
+    ctx.log.info({ checkout_id: checkoutId, merchant_id: merchantId, refund_id: result.refund.id, amount: result.refund.amount,
+      replayed: result.kind === 'replayed', version: result.payment.version }, 'refund requested')
+    if (result.kind === 'created') sendJson(res, 202, refundView(result.payment, result.refund))
+    else sendJson(res, 200, refundView(result.payment, result.refund), { 'idempotent-replayed': 'true' })
+  } catch (error) {
+    if (error instanceof ProblemError) {
+      ctx.metrics.refunds.inc({ outcome: 'refused', code: error.code })
+      ctx.log.info({ checkout_id: checkoutId, merchant_id: merchantId, code: error.code, ...error.extra }, 'refund refused')
+    }
+    throw error
+  }
+}
+
+/** GET /payments/{id}/refunds/{refund_id}: one refund of the merchant's payment, or 404. */
+export function getRefund (ctx: PublicRouteContext, req: IncomingMessage, res: ServerResponse, pathId: string, refundId: string): void {
+  const checkoutId = checkoutIdFrom(req, pathId)
+  const merchantId = merchantFrom(ctx, req, 'read')
+  const { payment, refund } = ctx.service.getRefund(merchantId, checkoutId, refundId)
+  sendJson(res, 200, refundView(payment, refund))
 }
 
 function parseWaitMs (query: URLSearchParams | undefined, waitMsMax: number): number {

@@ -9,11 +9,11 @@ import type { ApiKeyRegistry } from './api-keys.ts'
 import type { ApiKeysReloadOutcome, ApiKeysReloadTrigger } from './api-keys-reloader.ts'
 import { ProblemError } from './errors.ts'
 import { sendJson, sendProblem, splitUrl } from './http-io.ts'
-import { applyTransition, applyTransitionBatch, getInternalPayment, type InternalRouteContext } from './internal-routes.ts'
+import { applyRefundTransition, applyTransition, applyTransitionBatch, getInternalPayment, type InternalRouteContext } from './internal-routes.ts'
 import type { NodeLimits } from './limits.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { PaymentService } from './payment-service.ts'
-import { cancelPayment, createPayment, getPayment, type PublicRouteContext } from './public-routes.ts'
+import { cancelPayment, createPayment, createRefund, getPayment, getRefund, type PublicRouteContext } from './public-routes.ts'
 import { receiveWebhook, type WebhookRouteContext } from './webhook-routes.ts'
 
 export interface ServerContext extends PublicRouteContext, InternalRouteContext, WebhookRouteContext {
@@ -36,6 +36,7 @@ const internalPrefix = '/internal/payments/'
 const internalBatchPath = '/internal/transitions'
 const transitionsSuffix = '/transitions'
 const cancelSuffix = '/cancel'
+const refundsSegment = '/refunds'
 const webhooksPrefix = '/webhooks/psp/'
 
 function internalRoute (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, path: string): { route: string, done: Promise<void> | void } | undefined {
@@ -45,6 +46,13 @@ function internalRoute (ctx: ServerContext, req: IncomingMessage, res: ServerRes
   }
   if (!path.startsWith(internalPrefix)) return undefined
   const rest = path.slice(internalPrefix.length)
+  const refundsAt = rest.indexOf(refundsSegment + '/')
+  if (refundsAt > 0 && rest.endsWith(transitionsSuffix)) {
+    // /internal/payments/{id}/refunds/{refund_id}/transitions
+    const refundId = rest.slice(refundsAt + refundsSegment.length + 1, -transitionsSuffix.length)
+    if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
+    return { route: '/internal/payments/:id/refunds/:refund_id/transitions', done: applyRefundTransition(ctx, req, res, rest.slice(0, refundsAt), refundId) }
+  }
   if (rest.endsWith(transitionsSuffix)) {
     const id = rest.slice(0, -transitionsSuffix.length)
     if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
@@ -66,6 +74,20 @@ function publicHandler (ctx: ServerContext): Handler {
       if (rest.endsWith(cancelSuffix)) {
         if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
         return { route: '/payments/:id/cancel', done: cancelPayment(ctx, req, res, rest.slice(0, -cancelSuffix.length)) }
+      }
+      const refundsAt = rest.indexOf(refundsSegment)
+      if (refundsAt > 0) {
+        const id = rest.slice(0, refundsAt)
+        const tail = rest.slice(refundsAt + refundsSegment.length)
+        if (tail === '') {
+          if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
+          return { route: '/payments/:id/refunds', done: createRefund(ctx, req, res, id) }
+        }
+        if (tail.startsWith('/') && tail.length > 1 && !tail.includes('/', 1)) {
+          if (req.method !== 'GET') throw new ProblemError('method_not_allowed')
+          return { route: '/payments/:id/refunds/:refund_id', done: getRefund(ctx, req, res, id, tail.slice(1)) }
+        }
+        throw new ProblemError('not_found')
       }
       if (req.method !== 'GET') throw new ProblemError('method_not_allowed')
       const id = rest

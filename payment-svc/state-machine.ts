@@ -1,5 +1,6 @@
 // The payment state machine, owned by the node. Forward only: a terminal status never changes
-// (refunds, later, are separate objects), so a late or duplicate event cannot move a payment back.
+// (a refund has its own forward-only status, refunds.ts; a refunded payment stays succeeded), so a
+// late or duplicate event cannot move a payment back.
 //
 //   pending ──► processing ──► succeeded | failed
 //      │            │  ▲

@@ -66,6 +66,7 @@ export async function receiveWebhook (ctx: WebhookRouteContext, req: IncomingMes
     currency: event.currency,
     failureCode: event.failureCode,
     failureMessage: event.failureMessage,
+    ...(event.refund !== undefined ? { refund: event.refund } : {}),
   }, Date.now())
   if (result.duplicate) {
     ctx.log.info({ checkout_id: checkoutId, provider, psp_event_id: event.pspEventId }, 'duplicate webhook ignored')

@@ -29,6 +29,7 @@ import type { ProcessorMetrics } from './metrics.ts'
 import { NodeError, type NodePayment } from './node-client.ts'
 import { PspError } from './psp/types.ts'
 import type { ProjectionWriter } from './projection-writer.ts'
+import { driveRefund } from './refund-flow.ts'
 
 export interface PipelineDeps {
   flow: ChargeFlowDeps
@@ -109,6 +110,10 @@ async function drive (deps: PipelineDeps, event: ChangeEvent, message: ConsumedM
  */
 function workOf (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessage, projected: Promise<void>): (() => Promise<void>) | undefined {
   if (event.type === 'payment.created') return () => drive(deps, event, message, projected)
+  if (event.type === 'payment.refund_created') {
+    // A merchant's refund: refund at the PSP (refund-flow.ts), outcome back to the node.
+    return () => drive(deps, event, message, projected, (flowDeps) => driveRefund(flowDeps, event.payment, event.refundId))
+  }
   if (event.type === 'payment.status_changed' && event.payment.status === 'canceled' && event.previousStatus === 'requires_action' &&
     event.payment.pspReference !== '' && !event.actor.startsWith('webhook:')) {
     // Canceled (by the merchant or an operator) while its charge awaited the customer at the PSP:

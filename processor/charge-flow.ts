@@ -65,7 +65,7 @@ export function chargeRequestOf (payment: NodePayment): ChargeRequest {
 }
 
 /** Retries a node call while the node is down or busy; bounded, then a dead letter. */
-async function withNodeRetries<T> (what: string, call: () => Promise<T>): Promise<T> {
+export async function withNodeRetries<T> (what: string, call: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await call()
@@ -113,13 +113,15 @@ interface PspCallResult<O extends { kind: string }> {
 
 /**
  * One PSP operation of a payment until it gets an answer: every attempt is a `psp_attempts` row
- * (idempotency key = checkout id; outcome `<outcomePrefix><kind>`, or `error`); a retriable error
+ * (idempotency key = checkout id, or the refund's; outcome `<outcomePrefix><kind>`, or `error`); a retriable error
  * waits its capped, jittered backoff (at least the PSP's Retry-After, capped too), a
  * non-retriable one or `pspAttemptsMax` attempts become a dead letter. An error for which
  * `settles` holds is thrown as it is, after its row, for the caller to turn into an outcome.
  */
-async function callPspWithRetries<O extends { kind: string }> (deps: ChargeFlowDeps, o: {
+export async function callPspWithRetries<O extends { kind: string }> (deps: ChargeFlowDeps, o: {
   checkoutId: string
+  /** The PSP idempotency key, when it is not the checkout id (a refund's). */
+  idempotencyKey?: string
   request: unknown
   outcomePrefix: string
   /** Fields of the line logged for each failed attempt, and its message. */
@@ -133,7 +135,7 @@ async function callPspWithRetries<O extends { kind: string }> (deps: ChargeFlowD
   for (let attempt = 1; ; attempt++) {
     const startedAt = new Date()
     const started = performance.now()
-    const row = { checkoutId: o.checkoutId, provider: sandboxProvider, idempotencyKey: o.checkoutId, attempt, request: o.request, startedAt }
+    const row = { checkoutId: o.checkoutId, provider: sandboxProvider, idempotencyKey: o.idempotencyKey ?? o.checkoutId, attempt, request: o.request, startedAt }
     try {
       const call = await deps.pspSlots.run(o.call)
       const outcome = `${o.outcomePrefix}${call.outcome.kind}`
@@ -221,7 +223,7 @@ export async function drivePayment (deps: ChargeFlowDeps, payment: NodePayment, 
  * `canceled` on the node): cancel that charge at the PSP too, so the customer can no longer
  * complete it. Idempotent at the PSP, so redeliveries and retries are harmless; retried like a
  * charge, then a dead letter. If the charge left `requires_action` first (the customer completed
- * it), the payment is canceled but money may have been taken: refunds are not built, so it is
+ * it), the payment is canceled but money may have been taken: it is not refunded automatically, so it is
  * flagged for a person (a failed charge took nothing and needs no flag).
  */
 export async function cancelAtPsp (deps: ChargeFlowDeps, payment: NodePayment): Promise<void> {

@@ -24,6 +24,8 @@ export interface NodePayment {
   failure_code?: string
   /** The node that holds the payment (every node view and change event carries it). */
   node_id?: string
+  /** Its refunds (node views carry them; change events are decoded separately). */
+  refunds?: NodeRefund[]
 }
 
 export interface TransitionCall {
@@ -37,6 +39,23 @@ export interface TransitionCall {
   publish?: false
   /** The payment's node, when known: the call is then batched with others for that node. */
   nodeId?: string
+}
+
+/** A refund's outcome for the node (POST /internal/payments/{id}/refunds/{refund_id}/transitions). */
+export interface RefundTransitionCall {
+  to: 'succeeded' | 'failed'
+  actor: string
+  pspReference?: string
+  failureCode?: string
+  failureMessage?: string
+}
+
+export interface NodeRefund {
+  id: string
+  amount: number
+  currency: string
+  status: 'pending' | 'succeeded' | 'failed'
+  psp_reference?: string
 }
 
 export const nodeErrorCodes = {
@@ -121,6 +140,17 @@ export class NodeClient {
     }
     answer ??= await this.#call('POST', `/internal/payments/${checkoutId}/transitions`, checkoutId, payload)
     if (answer.status === 200) return answer.body as { applied: boolean, payment: NodePayment }
+    throw this.#errorFor(answer.status, answer.body)
+  }
+
+  /** A refund's outcome; judged on the refund's own status (no expected version). Not batched: refunds are rare. */
+  async transitionRefund (checkoutId: string, refundId: string, call: RefundTransitionCall): Promise<{ applied: boolean, refund: NodeRefund }> {
+    const payload: Record<string, unknown> = { to: call.to, actor: call.actor }
+    if (call.pspReference) payload.psp_reference = call.pspReference
+    if (call.failureCode) payload.failure_code = call.failureCode
+    if (call.failureMessage) payload.failure_message = call.failureMessage.slice(0, 500)
+    const answer = await this.#call('POST', `/internal/payments/${checkoutId}/refunds/${refundId}/transitions`, checkoutId, payload)
+    if (answer.status === 200) return answer.body as { applied: boolean, refund: NodeRefund }
     throw this.#errorFor(answer.status, answer.body)
   }
 

@@ -1,12 +1,13 @@
 // The Postgres projection of the nodes' change events. One statement per turn of the projection
-// writer (events, payments and the webhooks they carry: one commit, so one WAL flush): events are
+// writer (events, payments, their refunds and the webhooks they carry: one commit, so one WAL
+// flush): events are
 // recorded once by event id (duplicates from redelivery or relay retries are dropped), and a
 // payment row only ever moves to a higher version, so a late or duplicate event never moves a
 // payment backwards.
 
 import type pg from 'pg'
 import type { FieldSealer } from '../lib/field-crypto.ts'
-import type { ChangeEvent } from '../lib/payment-codec.ts'
+import type { ChangeEvent, Payment } from '../lib/payment-codec.ts'
 import { sealWebhookPayloadColumn, type PaymentMethodColumnSealer } from './sealed-columns.ts'
 
 const projectSql = `
@@ -14,16 +15,39 @@ WITH ev AS (
   SELECT * FROM unnest(
     $1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
     $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-    $16::timestamptz[]
+    $16::timestamptz[], $17::bigint[]
   ) AS t(event_id, checkout_id, version, type, status, actor, occurred_at,
          merchant_id, node_id, amount, currency, payment_method, psp_reference, failure_code, failure_message,
-         created_at)
+         created_at, amount_refunded)
 ),
 wh AS (
   -- The webhooks the nodes accepted, one per PSP event id. Runs whether or not referenced.
   INSERT INTO webhooks (provider, psp_event_id, checkout_id, type, applied, received_at, payload)
-  SELECT * FROM unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::boolean[], $22::timestamptz[], $23::jsonb[])
+  SELECT * FROM unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::boolean[], $23::timestamptz[], $24::jsonb[])
   ON CONFLICT (provider, psp_event_id) DO NOTHING
+),
+rf AS (
+  -- Every refund of every event's payment, at that payment version; the newest copy of each (one
+  -- statement may not touch a row twice). Only ever moved to a higher version. Runs whether or
+  -- not referenced.
+  INSERT INTO refunds (refund_id, checkout_id, merchant_id, amount, currency, status, reason, psp_reference,
+                       failure_code, failure_message, payment_version, created_at, updated_at)
+  SELECT DISTINCT ON (refund_id) refund_id, checkout_id, merchant_id, amount, currency, status, reason,
+         NULLIF(psp_reference, ''), NULLIF(failure_code, ''), NULLIF(failure_message, ''), payment_version, created_at, updated_at
+  FROM unnest($25::text[], $26::text[], $27::text[], $28::bigint[], $29::text[], $30::text[], $31::text[], $32::text[],
+              $33::text[], $34::text[], $35::bigint[], $36::timestamptz[], $37::timestamptz[])
+    AS r(refund_id, checkout_id, merchant_id, amount, currency, status, reason, psp_reference,
+         failure_code, failure_message, payment_version, created_at, updated_at)
+  ORDER BY refund_id, payment_version DESC
+  ON CONFLICT (refund_id) DO UPDATE SET
+    status = EXCLUDED.status,
+    psp_reference = COALESCE(EXCLUDED.psp_reference, refunds.psp_reference),
+    failure_code = COALESCE(EXCLUDED.failure_code, refunds.failure_code),
+    failure_message = COALESCE(EXCLUDED.failure_message, refunds.failure_message),
+    payment_version = EXCLUDED.payment_version,
+    updated_at = EXCLUDED.updated_at,
+    projected_at = now()
+  WHERE refunds.payment_version < EXCLUDED.payment_version
 ),
 fresh AS (
   INSERT INTO payment_events (event_id, checkout_id, version, type, status, actor, occurred_at)
@@ -37,13 +61,14 @@ latest AS (
   ORDER BY ev.checkout_id, ev.version DESC
 )
 INSERT INTO payments (checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method,
-                      psp_reference, failure_code, failure_message, created_at, updated_at)
+                      psp_reference, failure_code, failure_message, created_at, updated_at, amount_refunded)
 SELECT checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method,
-       NULLIF(psp_reference, ''), NULLIF(failure_code, ''), NULLIF(failure_message, ''), created_at, occurred_at
+       NULLIF(psp_reference, ''), NULLIF(failure_code, ''), NULLIF(failure_message, ''), created_at, occurred_at, amount_refunded
 FROM latest
 ON CONFLICT (checkout_id) DO UPDATE SET
   status = EXCLUDED.status,
   version = EXCLUDED.version,
+  amount_refunded = EXCLUDED.amount_refunded,
   psp_reference = COALESCE(EXCLUDED.psp_reference, payments.psp_reference),
   failure_code = COALESCE(EXCLUDED.failure_code, payments.failure_code),
   failure_message = COALESCE(EXCLUDED.failure_message, payments.failure_message),
@@ -58,7 +83,7 @@ WHERE payments.version < EXCLUDED.version
  * it settles on a generic plan) planning this five-part statement on every turn. The name carries
  * a version: a changed text needs a new name, or a connection would run the old one.
  */
-const projectStatementName = 'ringpay_project_events_v1'
+const projectStatementName = 'ringpay_project_events_v2'
 
 /**
  * Projects the events and records the webhooks they carry, in one statement. The payment method
@@ -66,7 +91,7 @@ const projectStatementName = 'ringpay_project_events_v1'
  */
 export async function projectEvents (pool: pg.Pool, sealer: FieldSealer, methods: PaymentMethodColumnSealer, events: readonly ChangeEvent[]): Promise<void> {
   if (events.length === 0) return
-  const columns: unknown[][] = Array.from({ length: 16 }, () => [])
+  const columns: unknown[][] = Array.from({ length: 17 }, () => [])
   for (const event of events) {
     const p = event.payment
     const row = [
@@ -75,11 +100,32 @@ export async function projectEvents (pool: pg.Pool, sealer: FieldSealer, methods
       // For every event (any may be the one that inserts the row; an update never changes the
       // method), sealed once per payment.
       methods.seal(p.merchantId, p.checkoutId, p.paymentMethod), p.pspReference, p.failureCode, p.failureMessage,
-      new Date(p.createdAtMs),
+      new Date(p.createdAtMs), amountRefunded(p),
     ]
     row.forEach((value, i) => columns[i]!.push(value))
   }
-  await pool.query({ name: projectStatementName, text: projectSql, values: [...columns, ...webhookColumns(sealer, events)] })
+  await pool.query({ name: projectStatementName, text: projectSql, values: [...columns, ...webhookColumns(sealer, events), ...refundColumns(events)] })
+}
+
+/** Succeeded refunds, as the node's view counts them. */
+function amountRefunded (payment: Payment): number {
+  let refunded = 0
+  for (const refund of payment.refunds) if (refund.status === 'succeeded') refunded += refund.amount
+  return refunded
+}
+
+/** Every refund of every event's payment, at that event's version, column by column (13 arrays, maybe empty). */
+function refundColumns (events: readonly ChangeEvent[]): unknown[][] {
+  const columns: unknown[][] = Array.from({ length: 13 }, () => [])
+  for (const event of events) {
+    const p = event.payment
+    for (const r of p.refunds) {
+      const row = [r.id, p.checkoutId, p.merchantId, r.amount, p.currency, r.status, r.reason, r.pspReference, r.failureCode,
+        r.failureMessage, event.version, new Date(r.createdAtMs), new Date(r.updatedAtMs)]
+      row.forEach((value, i) => columns[i]!.push(value))
+    }
+  }
+  return columns
 }
 
 /** Marks a payment for a person to look at; the reason says what disagreed. */

@@ -1,12 +1,15 @@
 // Finds payments that are not terminal past an age and settles them: asks the PSP for the charge
 // under the payment's idempotency key and applies what it learns, or re-drives a payment that
-// never reached the PSP. Nothing stays stuck silently: counts and the oldest age are metrics.
+// never reached the PSP. Refunds pending past the same age likewise (a lost refund webhook, a
+// refund dead-lettered before the PSP): the PSP's refund under the refund's key, or a re-drive. Nothing stays stuck silently: counts and the oldest age are metrics.
 // Running it on several processors at once is harmless: every action is idempotent.
 
 import type pg from 'pg'
 import type { Logger } from '../lib/log.ts'
 import { terminalStatuses } from '../lib/payment-codec.ts'
 import { applyOutcome, chargeRequestOf, drivePayment, type ChargeFlowDeps } from './charge-flow.ts'
+import { applyRefundOutcome, refundAtPsp } from './refund-flow.ts'
+import type { RefundRequest } from './psp/types.ts'
 import type { ProcessorMetrics } from './metrics.ts'
 
 export interface WatchdogOptions {
@@ -59,6 +62,46 @@ export async function watchdogRound (pool: pg.Pool, flow: ChargeFlowDeps, metric
     } catch (error) {
       metrics.watchdogActions.inc({ action: 'error' })
       plog.error({ err: error }, 'watchdog could not settle payment')
+    }
+  }
+  return settled + await refundRound(pool, flow, metrics, log, options)
+}
+
+/** Refunds pending past `staleAfterMs` in Postgres: looked up at the PSP by key, applied or re-driven. */
+async function refundRound (pool: pg.Pool, flow: ChargeFlowDeps, metrics: ProcessorMetrics, log: Logger,
+  options: Pick<WatchdogOptions, 'staleAfterMs' | 'batchMax'>): Promise<number> {
+  const stale = await pool.query<{ refund_id: string, checkout_id: string }>(
+    `SELECT refund_id, checkout_id FROM refunds
+     WHERE status = 'pending' AND updated_at < now() - make_interval(secs => $1)
+     ORDER BY updated_at LIMIT $2`, [options.staleAfterMs / 1000, options.batchMax])
+  let settled = 0
+  for (const { refund_id: refundId, checkout_id: checkoutId } of stale.rows) {
+    const rlog = log.child({ checkout_id: checkoutId, refund_id: refundId })
+    try {
+      const payment = await flow.node.get(checkoutId)
+      const refund = payment.refunds?.find((r) => r.id === refundId)
+      if (refund === undefined || refund.status !== 'pending') {
+        // Settled on its node, not yet in Postgres: the event is on its way.
+        metrics.watchdogActions.inc({ action: 'refund_awaiting_projection' })
+        continue
+      }
+      const request: RefundRequest = { refundId, checkoutId, chargeReference: payment.psp_reference ?? '', amount: refund.amount, currency: payment.currency }
+      const found = await flow.psp.findRefund(request)
+      if (found === undefined) {
+        rlog.warn('watchdog: no refund at the psp; re-driving')
+        metrics.watchdogActions.inc({ action: 'refund_redrive' })
+        await refundAtPsp(flow, request, actor)
+      } else if (found.kind === 'pending') {
+        metrics.watchdogActions.inc({ action: 'refund_psp_pending' })
+      } else {
+        rlog.warn({ psp: found.kind }, 'watchdog: applying the psp refund result')
+        metrics.watchdogActions.inc({ action: 'refund_applied_psp_result' })
+        await applyRefundOutcome(flow, request, found, actor)
+      }
+      settled++
+    } catch (error) {
+      metrics.watchdogActions.inc({ action: 'error' })
+      rlog.error({ err: error }, 'watchdog could not settle refund')
     }
   }
   return settled

@@ -48,6 +48,14 @@ export function statsBody (ctx: PspContext): Record<string, unknown> {
       canceled: d.canceled,
     },
     keysWithMultipleCharges: d.keysWithMultipleCharges,
+    refunds: {
+      total: d.refundsTotal,
+      succeeded: d.refundsSucceeded,
+      failed: d.refundsFailed,
+      pending: d.refundsPending,
+    },
+    keysWithMultipleRefunds: d.keysWithMultipleRefunds,
+    refundAttempts: r.refundAttempts,
     // Since process start:
     attempts: r.attempts,
     idempotentReplays: r.idempotentReplays,

@@ -1,4 +1,4 @@
-// Completes async (pending) charges when their delay is up: pending -> succeeded | failed, with the
+// Completes async (pending) charges, and async refunds (refund-service.ts completeRefund), when their delay is up: pending -> succeeded | failed, with the
 // settlement index entry and the webhook event in the same batch. The schedule is durable
 // (a/<due>/<charge id>), so a charge left pending by a restart is completed after it.
 
@@ -7,6 +7,7 @@ import { fail, succeed, type Charge } from './charge.ts'
 import type { RuntimeControl } from './faults.ts'
 import type { PspLimits } from './limits.ts'
 import { ruleFor } from './rules.ts'
+import { completeRefund, isRefundId } from './refund-service.ts'
 import { keys, parseDueKey, rangeEnd, type CounterDeltas, type Op, type PspStore } from './store.ts'
 import { encodeSettlementEntry } from './settlement.ts'
 import { eventWrites, type QueuedEvent } from './webhook-events.ts'
@@ -91,6 +92,17 @@ export class AsyncCompleter {
     for (const dueKey of dueKeys) {
       ops.push({ type: 'del', key: dueKey })
       const chargeId = parseDueKey(dueKey).rest
+      if (isRefundId(chargeId)) {
+        // An async refund shares the schedule: its end and event join this batch.
+        const done = completeRefund(this.#store, this.#runtime, chargeId, nowMs)
+        if (done === undefined) continue
+        ops.push(...done.ops)
+        queued.push(...done.queued)
+        for (const [name, delta] of Object.entries(done.counters) as Array<[keyof CounterDeltas, number]>) {
+          counters[name] = (counters[name] ?? 0) + delta
+        }
+        continue
+      }
       const charge = this.#store.getCharge(chargeId)
       if (charge === undefined || charge.status !== 'pending') continue
       const outcome = ruleFor(charge.payment_method)?.outcome

@@ -9,6 +9,7 @@ import type { HeldResponses } from './held-responses.ts'
 import type { PspLimits } from './limits.ts'
 import type { PspMetrics } from './metrics.ts'
 import type { WebhookDispatcher } from './outbox.ts'
+import type { RefundService } from './refund-service.ts'
 import type { PspStore } from './store.ts'
 
 export interface PspContext {
@@ -17,6 +18,7 @@ export interface PspContext {
   store: PspStore
   runtime: RuntimeControl
   charges: ChargeService
+  refunds: RefundService
   dispatcher: WebhookDispatcher
   completer: AsyncCompleter
   held: HeldResponses

@@ -31,6 +31,8 @@ export const pspErrors = {
   idempotency_key_missing: { status: 400, type: 'invalid_request_error', message: 'The Idempotency-Key header is required' },
   idempotency_key_mismatch: { status: 422, type: 'idempotency_error', message: 'Keys for idempotent requests can only be used with the same parameters they were first used with' },
   idempotency_key_in_use: { status: 409, type: 'idempotency_error', message: 'A request with this idempotency key is in progress; retry later' },
+  charge_not_refundable: { status: 400, type: 'invalid_request_error', message: 'Only a succeeded charge can be refunded' },
+  refund_amount_too_large: { status: 400, type: 'invalid_request_error', message: 'Refund amount is greater than what is left to refund on the charge' },
   charge_not_cancelable: { status: 400, type: 'invalid_request_error', message: 'Only a charge awaiting customer action can be canceled' },
   generation_exists: { status: 409, type: 'invalid_request_error', message: 'Charges were already generated with these parameters' },
   rate_limited: { status: 429, type: 'rate_limit_error', message: 'Too many requests; retry after the Retry-After delay' },

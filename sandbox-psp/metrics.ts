@@ -8,6 +8,8 @@ import type { DurableCounters } from './store.ts'
 export interface RequestCounters {
   /** POST /v1/charges requests that passed validation. */
   attempts: number
+  /** POST /v1/refunds requests that passed validation. */
+  refundAttempts: number
   idempotentReplays: number
   idempotencyMismatches: number
   idempotencyInUse: number
@@ -33,6 +35,7 @@ export class PspMetrics {
   readonly registry = new Registry()
   readonly counters: RequestCounters = {
     attempts: 0,
+    refundAttempts: 0,
     idempotentReplays: 0,
     idempotencyMismatches: 0,
     idempotencyInUse: 0,

@@ -5,6 +5,7 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { createLogger, type Logger } from '../lib/log.ts'
 import { AsyncCompleter } from './async-completer.ts'
+import { RefundService } from './refund-service.ts'
 import { ChargeService } from './charge-service.ts'
 import { resolvePspConfig, type PspConfig, type PspOptions } from './config.ts'
 import type { PspContext } from './context.ts'
@@ -57,8 +58,19 @@ export async function startSandboxPsp (options: PspOptions, log: Logger = create
       if (asyncDueMs !== undefined) completer.schedule(asyncDueMs)
     },
   })
+  const refunds = new RefundService({
+    store,
+    runtime,
+    limits,
+    metrics,
+    onWritten: (asyncDueMs, events) => {
+      dispatcher.enqueue(events)
+      if (asyncDueMs !== undefined) completer.schedule(asyncDueMs)
+    },
+  })
   ctx = {
     config,
+    refunds,
     limits,
     store,
     runtime,
@@ -95,11 +107,13 @@ export async function startSandboxPsp (options: PspOptions, log: Logger = create
     const drainTimer = setTimeout(() => {
       log.warn({ in_flight: http.inFlight() }, 'shutdown drain deadline reached; cutting requests short')
       charges.stop()
+      refunds.stop()
       http.server.closeAllConnections()
     }, limits.shutdownDrainMsMax)
     await http.drained()
     clearTimeout(drainTimer)
     charges.stop()
+    refunds.stop()
     http.server.closeAllConnections()
     await closed
     await completer.stop()

@@ -19,10 +19,28 @@ export type RuleFault =
   /** The first attempt charges durably, then holds the response past any client timeout. */
   | 'timeout_after_charge'
 
+/** What refunds of a charge made with the token come to (POST /v1/refunds). */
+export type RefundOutcome = 'succeeded' | 'failed' | 'async_succeeded' | 'async_failed'
+
+export type RefundFault =
+  /** The first refund attempt for an idempotency key answers 500 without refunding; retries proceed. */
+  | 'error_5xx_once'
+  /** The first refund attempt refunds durably, then holds the response past any client timeout. */
+  | 'timeout_after_refund'
+
+export interface RefundRule {
+  outcome: RefundOutcome
+  fault?: RefundFault
+}
+
 export interface PaymentMethodRule {
   outcome: Outcome
   fault?: RuleFault
+  /** Refunds of its charges; default: they succeed at once. */
+  refund?: RefundRule
 }
+
+export const defaultRefundRule: RefundRule = { outcome: 'succeeded' }
 
 const declined: FinalFailure = { code: 'card_declined', message: 'Your card was declined.' }
 const insufficientFunds: FinalFailure = { code: 'insufficient_funds', message: 'Your card has insufficient funds.' }
@@ -38,6 +56,12 @@ const rules: ReadonlyMap<string, PaymentMethodRule> = new Map<string, PaymentMet
   ['pm_card_requires_action', { outcome: { kind: 'requires_action' } }],
   ['pm_card_5xx_once', { outcome: succeeded, fault: 'error_5xx_once' }],
   ['pm_card_timeout_after_charge', { outcome: succeeded, fault: 'timeout_after_charge' }],
+  // Charges succeed; their refunds behave as named.
+  ['pm_card_refund_fails', { outcome: succeeded, refund: { outcome: 'failed' } }],
+  ['pm_card_refund_async', { outcome: succeeded, refund: { outcome: 'async_succeeded' } }],
+  ['pm_card_refund_async_fails', { outcome: succeeded, refund: { outcome: 'async_failed' } }],
+  ['pm_card_refund_5xx_once', { outcome: succeeded, refund: { outcome: 'succeeded', fault: 'error_5xx_once' } }],
+  ['pm_card_refund_timeout', { outcome: succeeded, refund: { outcome: 'succeeded', fault: 'timeout_after_refund' } }],
 ])
 
 /** The rule for a token, or undefined for a token the PSP does not know (400 invalid_payment_method). */

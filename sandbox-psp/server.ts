@@ -8,12 +8,14 @@ import type { PspContext } from './context.ts'
 import { PspError } from './errors.ts'
 import { requireSecretKey, sendError, sendJson, splitUrl } from './http-io.ts'
 import { randomId } from './ids.ts'
+import { adminRefundsRoute, createRefundRoute, getRefundRoute, listRefundsRoute } from './refund-routes.ts'
 import { cancelChargeRoute, createChargeRoute, getChargeRoute, listChargesRoute, settlementRoute } from './routes.ts'
 
 type Matched = { route: string, done: Promise<void> | void }
 
 const chargesPrefix = '/v1/charges/'
 const cancelSuffix = '/cancel'
+const refundsPrefix = '/v1/refunds/'
 const settlementsPrefix = '/v1/settlements/'
 const discrepanciesPrefix = '/admin/settlements/'
 const discrepanciesSuffix = '/discrepancies'
@@ -51,6 +53,19 @@ function route (ctx: PspContext, req: IncomingMessage, res: ServerResponse, requ
   if (path.startsWith(chargesPrefix)) {
     only(req, 'GET')
     return { route: '/v1/charges/:id', done: getChargeRoute(ctx, res, path.slice(chargesPrefix.length), requestId) }
+  }
+  if (path === '/v1/refunds') {
+    if (req.method === 'POST') return { route: 'POST /v1/refunds', done: createRefundRoute(ctx, req, res, requestId) }
+    only(req, 'GET')
+    return { route: 'GET /v1/refunds', done: listRefundsRoute(ctx, res, query, requestId) }
+  }
+  if (path.startsWith(refundsPrefix)) {
+    only(req, 'GET')
+    return { route: '/v1/refunds/:id', done: getRefundRoute(ctx, res, path.slice(refundsPrefix.length), requestId) }
+  }
+  if (path === '/admin/refunds') {
+    only(req, 'GET')
+    return { route: '/admin/refunds', done: adminRefundsRoute(ctx, res, query) }
   }
   if (path.startsWith(settlementsPrefix) && path.endsWith(csvSuffix)) {
     only(req, 'GET')

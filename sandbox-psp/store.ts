@@ -11,6 +11,11 @@
 //   f/<idempotency key>            ''                     pm_card_5xx_once already failed this key
 //   d/<YYYY-MM-DD>                 Discrepancies          settlement report switches for a date
 //   g/<reference prefix>           {date, count, seed}    a bulk generation (generate.ts)
+//   r/<refund id>                  Refund                 current state of a refund
+//   q/<idempotency key>            IdempotencyRecord      which refund a key created (refund_id), and with what
+//   y/<idempotency key>            [refund id, ...]       every refund ever created for the key (admin check)
+//   e/<charge id>                  [refund id, ...]       the refunds of a charge (what is left to refund)
+//                                                         (a/<due>/<refund id> schedules async refunds too)
 //   m/state                        StoreState             durable counters, next outbox sequence
 //
 // All writes go through one group committer: a single fsynced batch in flight at a time, with
@@ -29,6 +34,7 @@
 import assert from 'node:assert/strict'
 import { ClassicLevel } from 'classic-level'
 import type { Charge } from './charge.ts'
+import type { Refund } from './refund.ts'
 import { PspError } from './errors.ts'
 import type { PspLimits } from './limits.ts'
 
@@ -47,6 +53,12 @@ export interface DurableCounters {
   webhooksDropped: number
   /** Entries in the outbox (not yet delivered nor given up). */
   webhooksPending: number
+  refundsTotal: number
+  refundsSucceeded: number
+  refundsFailed: number
+  refundsPending: number
+  /** Idempotency keys with more than one refund: must stay 0. */
+  keysWithMultipleRefunds: number
 }
 
 export type CounterDeltas = Partial<Record<keyof DurableCounters, number>>
@@ -83,6 +95,11 @@ const emptyCounters: DurableCounters = {
   webhooksFailed: 0,
   webhooksDropped: 0,
   webhooksPending: 0,
+  refundsTotal: 0,
+  refundsSucceeded: 0,
+  refundsFailed: 0,
+  refundsPending: 0,
+  keysWithMultipleRefunds: 0,
 }
 
 const stateKey = 'm/state'
@@ -107,6 +124,12 @@ export const keys = {
   legacyOutboxDuePrefix: 'w/',
   asyncDueUntil: (nowMs: number): string => `a/${String(nowMs).padStart(dueDigits, '0')}/${rangeEnd}`,
   fault5xxOnce: (key: string): string => `f/${key}`,
+  refund: (id: string): string => `r/${id}`,
+  refundIdempotency: (key: string): string => `q/${key}`,
+  refundIndex: (key: string): string => `y/${key}`,
+  chargeRefunds: (chargeId: string): string => `e/${chargeId}`,
+  /** 5xx-once markers of refund keys, apart from the charge keys' ones. */
+  refundFault5xxOnce: (key: string): string => `f/refund/${key}`,
   discrepancies: (date: string): string => `d/${date}`,
   generation: (referencePrefix: string): string => `g/${referencePrefix}`,
 }
@@ -181,6 +204,17 @@ export class PspStore {
   getCharge (id: string): Charge | undefined {
     const raw = this.db.getSync(keys.charge(id))
     return raw === undefined ? undefined : JSON.parse(raw) as Charge
+  }
+
+  getRefund (id: string): Refund | undefined {
+    const raw = this.db.getSync(keys.refund(id))
+    return raw === undefined ? undefined : JSON.parse(raw) as Refund
+  }
+
+  /** Ids listed under a key (the y/ and e/ indexes). */
+  idList (key: string): string[] {
+    const raw = this.db.getSync(key)
+    return raw === undefined ? [] : JSON.parse(raw) as string[]
   }
 
   getIdempotency (key: string): IdempotencyRecord | undefined {

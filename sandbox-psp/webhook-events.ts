@@ -10,12 +10,14 @@
 // (Entries written by earlier versions are whole JSON objects with the body inside; still read.)
 
 import type { Charge, ChargeStatus } from './charge.ts'
+import type { Refund } from './refund.ts'
 import { unixSeconds } from './charge.ts'
 import type { RuntimeControl } from './faults.ts'
 import { randomId } from './ids.ts'
 import { keys, type CounterDeltas, type Op, type PspStore } from './store.ts'
 
-export type EventType = 'charge.succeeded' | 'charge.failed' | 'charge.pending' | 'charge.requires_action' | 'charge.canceled'
+export type EventType = 'charge.succeeded' | 'charge.failed' | 'charge.pending' | 'charge.requires_action' | 'charge.canceled' |
+  'refund.succeeded' | 'refund.failed' | 'refund.pending'
 
 export interface WebhookEvent {
   id: string
@@ -23,7 +25,7 @@ export interface WebhookEvent {
   type: EventType
   /** Unix seconds: when the change happened (not when it is delivered). */
   created: number
-  data: { object: Charge }
+  data: { object: Charge | Refund }
 }
 
 export interface OutboxEntry {
@@ -95,8 +97,8 @@ export function queuedEventOf (entry: OutboxMeta): QueuedEvent {
  * The event's JSON, byte for byte what JSON.stringify(event) gives, around a charge already
  * serialised (the charge's own record holds the same bytes: one stringify serves both).
  */
-function eventBody (id: string, type: EventType, created: number, chargeJson: string): string {
-  return `{"id":${JSON.stringify(id)},"object":"event","type":"${type}","created":${created},"data":{"object":${chargeJson}}}`
+function eventBody (id: string, type: EventType, created: number, objectJson: string): string {
+  return `{"id":${JSON.stringify(id)},"object":"event","type":"${type}","created":${created},"data":{"object":${objectJson}}}`
 }
 
 /** What the charge looked like while pending: the stale snapshot a reordered event carries. */
@@ -144,6 +146,30 @@ export function eventWrites (store: PspStore, runtime: RuntimeControl, charge: C
   }
   return {
     ops: entries.map((entry) => ({ type: 'put', key: keys.outbox(entry.seq), value: encodeOutboxEntry(entry) })),
+    counters: { webhooksEnqueued: entries.length, webhooksPending: entries.length },
+    queued: entries.map(queuedEventOf),
+  }
+}
+
+/**
+ * Outbox writes for `refund` having just reached its current status: `refund.<status>`, posted to
+ * the charge's reference (Ringpay routes by the checkout id). Drop, duplicate and delay apply as
+ * for charges; reordering is a charge-only switch.
+ */
+export function refundEventWrites (store: PspStore, runtime: RuntimeControl, refund: Refund, nowMs: number,
+  refundJson: string = JSON.stringify(refund)): EventWrites {
+  if (runtime.config.webhookBaseUrl === null) return { ops: [], counters: {}, queued: [] }
+  if (runtime.webhookDropped()) return { ops: [], counters: { webhooksDropped: 1 }, queued: [] }
+  const type: EventType = `refund.${refund.status}`
+  const eventId = randomId('evt')
+  const body = eventBody(eventId, type, unixSeconds(nowMs), refundJson)
+  const entry: OutboxEntry = {
+    seq: store.nextOutboxSeq(), event_id: eventId, type, reference: refund.payment_reference, body, attempts: 0,
+    due_at_ms: nowMs + runtime.webhookDelayMs(),
+  }
+  const entries = runtime.webhookDuplicated() ? [entry, { ...entry, seq: store.nextOutboxSeq() }] : [entry]
+  return {
+    ops: entries.map((e) => ({ type: 'put', key: keys.outbox(e.seq), value: encodeOutboxEntry(e) })),
     counters: { webhooksEnqueued: entries.length, webhooksPending: entries.length },
     queued: entries.map(queuedEventOf),
   }

@@ -1,8 +1,9 @@
-// README quick start #1, step 2: creates a payment through nginx and reads it back.
+// README quick start #1, step 2: creates payments through nginx, follows them to their outcome,
+// and refunds part of the one that succeeded (issue #14).
 //
 //   node scripts/demo.ts [--info-file .stack/local/info.json]
 //
-// Needs a running stack (scripts/demo.sh starts one). Exit code 0 when both calls succeed.
+// Needs a running stack (scripts/demo.sh starts one). Exit code 0 when every step ends as expected.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -40,11 +41,13 @@ function show(title: string, method: string, url: string, headers: Record<string
   );
 }
 
-async function call(title: string, checkoutId: string, method: 'GET' | 'POST', url: string, reqBody?: unknown): Promise<{ status: number; body: any }> {
+async function call(title: string, checkoutId: string, method: 'GET' | 'POST', url: string, reqBody?: unknown,
+  extraHeaders: Record<string, string> = {}): Promise<{ status: number; body: any }> {
   const headers: Record<string, string> = {
     'X-PAYMENT-CHECKOUT-ID': checkoutId,
     Authorization: `Bearer ${apiKey}`,
     ...(reqBody === undefined ? {} : { 'Content-Type': 'application/json' }),
+    ...extraHeaders,
   };
   const res = await fetch(url, {
     method,
@@ -64,28 +67,49 @@ async function call(title: string, checkoutId: string, method: 'GET' | 'POST', u
 }
 
 /** Creates a payment, then follows it with long-polls until it is terminal. */
-async function follow(label: string, paymentMethod: string, expected: string): Promise<boolean> {
+async function follow(label: string, paymentMethod: string, expected: string): Promise<{ ok: boolean; checkoutId: string; payment: any }> {
   const checkoutId = `demo-${randomBytes(6).toString('hex')}`;
   const body = { amount: 1999, currency: 'EUR', payment_method: paymentMethod, description: `Ringpay demo: ${label}` };
   const created = await call(`${label}: create (202 once fsynced on its node)`, checkoutId, 'POST', `${info.publicUrl}/payments`, body);
-  if (created.status !== 202) return false;
+  if (created.status !== 202) return { ok: false, checkoutId, payment: created.body };
   let payment = created.body;
   const deadline = Date.now() + 3 * demoLongPollMs;
   while (!terminal.has(payment?.status) && Date.now() < deadline) {
     const next = await call(`${label}: long-poll for the next change`, checkoutId, 'GET',
       `${info.publicUrl}/payments/${checkoutId}?wait_ms=${demoLongPollMs}&after_version=${payment.version}`);
-    if (next.status !== 200) return false;
+    if (next.status !== 200) return { ok: false, checkoutId, payment: next.body };
     payment = next.body;
   }
   const ok = payment?.status === expected;
   process.stdout.write(`${ok ? 'OK' : 'UNEXPECTED'}: ${checkoutId} went pending → ${payment?.status} (expected ${expected})\n`);
+  return { ok, checkoutId, payment };
+}
+
+/** Refunds part of a succeeded payment, then long-polls the payment until the refund is settled. */
+async function refundPart(checkoutId: string, payment: any, amount: number): Promise<boolean> {
+  const label = 'A partial refund';
+  const refund = await call(`${label}: request (202 once fsynced; Idempotency-Key makes a retry safe)`, checkoutId, 'POST',
+    `${info.publicUrl}/payments/${checkoutId}/refunds`, { amount, reason: 'demo: one item returned' }, { 'Idempotency-Key': `demo-refund-${checkoutId}` });
+  if (refund.status !== 202) return false;
+  let current = payment;
+  let settled: any = refund.body;
+  const deadline = Date.now() + 3 * demoLongPollMs;
+  while (settled?.status === 'pending' && Date.now() < deadline) {
+    const next = await call(`${label}: long-poll the payment for the refund's outcome`, checkoutId, 'GET',
+      `${info.publicUrl}/payments/${checkoutId}?wait_ms=${demoLongPollMs}&after_version=${current.version}`);
+    if (next.status !== 200) return false;
+    current = next.body;
+    settled = current.refunds?.find((r: any) => r.id === refund.body.id);
+  }
+  const ok = settled?.status === 'succeeded' && current.status === 'succeeded' && current.amount_refunded === amount;
+  process.stdout.write(`${ok ? 'OK' : 'UNEXPECTED'}: refund ${refund.body.id} of ${amount} went pending → ${settled?.status}; ` +
+    `the payment stays ${current.status} with amount_refunded ${current.amount_refunded}\n`);
   return ok;
 }
 
-const results = [
-  await follow('A card that succeeds', 'pm_card_visa', 'succeeded'),
-  await follow('A declined card', 'pm_card_declined', 'failed'),
-];
-const ok = results.every(Boolean);
-process.stdout.write(ok ? '\nDemo OK: both payments reached the terminal state the PSP decided.\n' : '\nDemo FAILED.\n');
+const paid = await follow('A card that succeeds', 'pm_card_visa', 'succeeded');
+const declined = await follow('A declined card', 'pm_card_declined', 'failed');
+const refunded = paid.ok && await refundPart(paid.checkoutId, paid.payment, 500);
+const ok = paid.ok && declined.ok && refunded;
+process.stdout.write(ok ? '\nDemo OK: both payments reached the terminal state the PSP decided, and the refund was made.\n' : '\nDemo FAILED.\n');
 process.exit(ok ? 0 : 1);

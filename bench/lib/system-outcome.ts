@@ -23,10 +23,17 @@
 //   backwards       a version went down: in the node's change events (payment_events, by event
 //                   sequence; a state change must raise it), in Postgres against the node, or
 //                   between two polls of Postgres.
+// And, for payments with refunds (issue #14; a payment is settled only once none of its refunds
+// is pending in Postgres and Postgres has reached the node's version at the read-back):
+//   refundsOverCaptured  pending plus succeeded refunds above the payment's amount (node or Postgres);
+//   refundMismatches     a refund whose status differs between node, Postgres and the PSP (a failed
+//                        refund may have no PSP refund: the PSP refused it), or missing from one;
+//   doubleRefunds        more than one PSP refund under a refund's idempotency key.
 
 import pg from 'pg'
 import { Pool } from 'undici'
 import { internalTokenHeader } from '../../lib/internal-credentials.ts'
+import { refundIdempotencyKey } from '../../processor/psp/types.ts'
 
 /** Ids read back at once (each read is one GET per node plus one through nginx). */
 export const systemCheckConcurrency = 64
@@ -83,6 +90,11 @@ export interface SystemOutcomeReport {
   flagged: number
   doubleCharges: number
   backwards: number
+  /** Refunds checked end to end (all payments' refunds on their nodes). */
+  refunds: number
+  refundsOverCaptured: number
+  refundMismatches: number
+  doubleRefunds: number
   /** Reads that never got a clear answer (they fail the check: unknown is not fine). */
   checkErrors: number
   /** ms from the start of the check until every payment was terminal in Postgres. */
@@ -92,7 +104,8 @@ export interface SystemOutcomeReport {
   passed: boolean
 }
 
-interface NodeRead { found: boolean, status?: string, version?: number, nodeId?: string }
+interface NodeRefund { id: string, amount: number, status: string }
+interface NodeRead { found: boolean, status?: string, version?: number, nodeId?: string, amount?: number, refunds?: NodeRefund[] }
 
 function sleep (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
@@ -120,8 +133,11 @@ async function readPayment (pool: Pool, path: string, headers: Record<string, st
       const text = await res.body.text()
       if (res.statusCode === 404) return { found: false }
       if (res.statusCode === 200) {
-        const body = JSON.parse(text) as { status: string, version: number, node_id?: string }
-        return { found: true, status: body.status, version: body.version, ...(body.node_id !== undefined ? { nodeId: body.node_id } : {}) }
+        const body = JSON.parse(text) as { status: string, version: number, node_id?: string, amount: number, refunds?: NodeRefund[] }
+        return {
+          found: true, status: body.status, version: body.version, amount: body.amount, refunds: body.refunds ?? [],
+          ...(body.node_id !== undefined ? { nodeId: body.node_id } : {}),
+        }
       }
     } catch {
       // connection refused while a node restarts: retried below
@@ -149,6 +165,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
   const counts = {
     lost: 0, duplicated: 0, refusedStored: 0, notTerminal: 0, nodeVsPostgres: 0, nodeVsPsp: 0,
     flagged: 0, doubleCharges: 0, backwards: 0, checkErrors: 0, uncertainStored: 0,
+    refunds: 0, refundsOverCaptured: 0, refundMismatches: 0, doubleRefunds: 0,
   }
   const fail = (kind: keyof typeof counts, id: string, why: string): void => {
     counts[kind]++
@@ -170,6 +187,8 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
   try {
     // 1. Where is every id stored?
     const existing: string[] = []
+    /** The owning node's version at the read-back: Postgres must reach it before the payment counts as settled. */
+    const nodeVersionAtRead = new Map<string, number>()
     const classify = async (id: string, kind: 'acked' | 'uncertain' | 'refused'): Promise<void> => {
       const where = await locate(id)
       if (where === undefined || where.routed === undefined) return fail('checkErrors', id, 'a node did not answer the read-back')
@@ -186,6 +205,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
       if (holders.length > 1 || !routed.found) {
         fail('duplicated', id, `stored on ${holders.join(',')}; the routed node ${routed.found ? 'has' : 'lacks'} it`)
       }
+      if (routed.version !== undefined) nodeVersionAtRead.set(id, routed.version)
       existing.push(id)
     }
     const all: Array<[string, 'acked' | 'uncertain' | 'refused']> = [
@@ -207,24 +227,37 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
     const deadline = performance.now() + input.settleDeadlineMs
     let open = existing
     for (;;) {
+      // A payment with a refund still pending in Postgres is not settled yet either. Read in the
+      // same statement as the payment (one snapshot; the projection writes both in one): read
+      // apart, a refund settling in between let a payment pass as settled at its older version.
+      const refunding = new Set<string>()
       for (const part of chunks(open, systemCheckSqlChunkIds)) {
-        const res = await db.query<{ checkout_id: string, status: string, version: string, flagged_reason: string | null }>(
-          'SELECT checkout_id, status, version, flagged_reason FROM payments WHERE checkout_id = ANY($1)', [part])
+        const res = await db.query<{ checkout_id: string, status: string, version: string, flagged_reason: string | null, refunding: boolean }>(
+          `SELECT checkout_id, status, version, flagged_reason,
+                  EXISTS (SELECT 1 FROM refunds r WHERE r.checkout_id = p.checkout_id AND r.status = 'pending') AS refunding
+           FROM payments p WHERE checkout_id = ANY($1)`, [part])
         for (const r of res.rows) {
           const version = Number(r.version)
           const before = lastVersion.get(r.checkout_id)
           if (before !== undefined && version < before) fail('backwards', r.checkout_id, `Postgres version ${before} → ${version}`)
           lastVersion.set(r.checkout_id, version)
           rows.set(r.checkout_id, { status: r.status, version, flagged: r.flagged_reason })
+          if (r.refunding) refunding.add(r.checkout_id)
         }
       }
-      open = open.filter((id) => !terminalStatuses.has(rows.get(id)?.status ?? ''))
+      // Postgres behind the node's version at the read-back is not settled: a terminal payment
+      // still changes when refunded, and its refund events may not be projected yet.
+      open = open.filter((id) => !terminalStatuses.has(rows.get(id)?.status ?? '') || refunding.has(id) ||
+        (rows.get(id)?.version ?? 0) < (nodeVersionAtRead.get(id) ?? 0))
       if (open.length === 0 || performance.now() > deadline) break
       progress(`${existing.length - open.length}/${existing.length} terminal in Postgres`)
       await sleep(systemCheckSettlePollIntervalMs)
     }
     const settleMs = performance.now() - startedAt
-    for (const id of open) fail('notTerminal', id, `Postgres: ${rows.get(id)?.status ?? 'no row'}`)
+    for (const id of open) {
+      const row = rows.get(id)
+      fail('notTerminal', id, row === undefined ? 'Postgres: no row' : `Postgres: ${row.status} v${row.version} (node v${nodeVersionAtRead.get(id) ?? '?'} at the read-back)`)
+    }
 
     // 3. Node, Postgres and PSP agree; at most one charge per key.
     const settled = existing.filter((id) => !open.includes(id))
@@ -255,7 +288,42 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
       const pspStatus = charges[0]?.status
       const agrees = pspStatus === undefined ? node.status !== 'succeeded' : pspStatus === node.status
       if (!agrees) fail('nodeVsPsp', id, `node ${node.status}, PSP ${pspStatus ?? 'no charge'}`)
+      if (node.refunds !== undefined && node.refunds.length > 0) await checkRefunds(id, node)
     })
+
+    /** Refunds (issue #14): within the amount, node = Postgres = PSP, one PSP refund per refund id. */
+    async function checkRefunds (id: string, node: NodeRead): Promise<void> {
+      const refunds = node.refunds!
+      counts.refunds += refunds.length
+      const committed = refunds.reduce((sum, r) => sum + (r.status === 'failed' ? 0 : r.amount), 0)
+      if (committed > node.amount!) fail('refundsOverCaptured', id, `node: refunds ${committed} > amount ${node.amount}`)
+      const res = await db.query<{ refund_id: string, status: string, amount: string }>(
+        'SELECT refund_id, status, amount FROM refunds WHERE checkout_id = $1', [id])
+      const projected = new Map(res.rows.map((r) => [r.refund_id, r]))
+      const projectedCommitted = res.rows.reduce((sum, r) => sum + (r.status === 'failed' ? 0 : Number(r.amount)), 0)
+      if (projectedCommitted > node.amount!) fail('refundsOverCaptured', id, `Postgres: refunds ${projectedCommitted} > amount ${node.amount}`)
+      for (const row of res.rows) {
+        if (!refunds.some((r) => r.id === row.refund_id)) fail('refundMismatches', id, `${row.refund_id}: in Postgres, not on the node`)
+      }
+      for (const refund of refunds) {
+        const row = projected.get(refund.id)
+        if (row === undefined || row.status !== refund.status || Number(row.amount) !== refund.amount) {
+          fail('refundMismatches', id, `${refund.id}: node ${refund.status} ${refund.amount}, Postgres ${row?.status ?? 'no row'}`)
+        }
+        const answer = await pspPool.request({
+          method: 'GET',
+          path: `/admin/refunds?idempotency_key=${encodeURIComponent(refundIdempotencyKey(refund.id))}`,
+          headers: { authorization: `Bearer ${system.psp.secretKey}` },
+        })
+        const text = await answer.body.text()
+        if (answer.statusCode !== 200) return fail('checkErrors', id, `PSP admin refunds answered ${answer.statusCode}`)
+        const atPsp = (JSON.parse(text) as { data: Array<{ status: string, amount: number }> }).data
+        if (atPsp.length > 1) fail('doubleRefunds', id, `${refund.id}: ${atPsp.length} PSP refunds`)
+        const psp = atPsp[0]
+        const agrees = psp === undefined ? refund.status === 'failed' : psp.status === refund.status && psp.amount === refund.amount
+        if (!agrees) fail('refundMismatches', id, `${refund.id}: node ${refund.status}, PSP ${psp?.status ?? 'no refund'}`)
+      }
+    }
 
     // 4. The change events, per payment and node in sequence order: a state change has a higher
     //    version than everything before it; a received webhook carries the payment's version as
@@ -287,6 +355,10 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
       flagged: counts.flagged,
       doubleCharges: counts.doubleCharges,
       backwards: counts.backwards,
+      refunds: counts.refunds,
+      refundsOverCaptured: counts.refundsOverCaptured,
+      refundMismatches: counts.refundMismatches,
+      doubleRefunds: counts.doubleRefunds,
       checkErrors: counts.checkErrors,
       settleMs: Math.round(settleMs),
       statuses,
@@ -294,7 +366,8 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
       passed: false,
     }
     report.passed = report.lost + report.duplicated + report.refusedStored + report.notTerminal + report.nodeVsPostgres +
-      report.nodeVsPsp + report.doubleCharges + report.backwards + report.checkErrors === 0
+      report.nodeVsPsp + report.doubleCharges + report.backwards + report.checkErrors +
+      report.refundsOverCaptured + report.refundMismatches + report.doubleRefunds === 0
     return report
   } finally {
     await Promise.all([...nodePools.map((n) => n.pool.destroy()), internalPool.destroy(), pspPool.destroy(), db.end()].map((p) => p.catch(() => {})))
@@ -307,7 +380,11 @@ export function describeSystemOutcome (r: SystemOutcomeReport): string {
     `${r.terminal}/${r.checked} terminal in ${(r.settleMs / 1000).toFixed(1)} s; ` +
     `lost ${r.lost}, duplicated ${r.duplicated}, refused-but-stored ${r.refusedStored}, not terminal ${r.notTerminal}, ` +
     `node≠Postgres ${r.nodeVsPostgres}, node≠PSP ${r.nodeVsPsp}, flagged ${r.flagged}, double charges ${r.doubleCharges}, ` +
-    `backwards ${r.backwards}, unreadable ${r.checkErrors} → ${r.passed ? 'PASS' : 'FAIL'}`
+    `backwards ${r.backwards}, unreadable ${r.checkErrors}` +
+    (r.refunds > 0
+      ? `; ${r.refunds} refunds: over the amount ${r.refundsOverCaptured}, node≠Postgres≠PSP ${r.refundMismatches}, double refunds ${r.doubleRefunds}`
+      : '') +
+    ` → ${r.passed ? 'PASS' : 'FAIL'}`
   const details = Object.entries(r.examples).map(([kind, list]) => `  ${kind}: ${list.join('; ')}`)
   return [head, ...details].join('\n')
 }

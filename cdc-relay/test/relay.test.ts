@@ -364,6 +364,12 @@ t.test('projection-only linger: outcomes wait for a created event to ride along 
   t.equal(producer.calls.length, 3, 'one produce request for the outcome and the created event')
   t.same(producer.calls[2]!.messages.map((m) => m.key), ['ride-0', 'ride-1'], 'in change-log order')
   t.ok(startedAt[2]! - committedAt < lingerMs / 2, `the created event did not wait for the linger (${Math.round(startedAt[2]! - committedAt)} ms)`)
+  // A refund request makes the processor call the PSP too: it never waits either.
+  committedAt = performance.now()
+  await node.service.createRefund('merchant_demo', 'ride-0', 'refund-key', { amount: 1, reason: '' }, Date.now())
+  await until(() => relay.cursor === 6, deadlineMs, 'the refund event published')
+  t.equal(producer.calls[3]!.messages[0]!.headers!['event-type'], 'payment.refund_created')
+  t.ok(startedAt[3]! - committedAt < lingerMs / 2, `the refund event did not wait for the linger (${Math.round(startedAt[3]! - committedAt)} ms)`)
   await relay.stop(1_000)
 })
 

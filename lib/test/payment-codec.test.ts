@@ -6,8 +6,8 @@ import { prng } from '../../test/helpers/prng.ts'
 import { testKeyRing } from '../../test/helpers/field-keys.ts'
 import { FieldCryptoError, KeyRing, newFieldKey, sealedKeyId, withNewActiveKey } from '../field-crypto.ts'
 import {
-  decodeChangeEvent, decodePayment, encodeChangeEvent, encodePayment, referenceEncoders, paymentStatuses, eventTypes,
-  sealedPartsOf, paymentFieldsContext, type ChangeEvent, type Payment,
+  decodeChangeEvent, decodePayment, encodeChangeEvent, encodePayment, referenceEncoders, paymentStatuses, eventTypes, refundStatuses,
+  sealedPartsOf, paymentFieldsContext, type ChangeEvent, type Payment, type Refund,
 } from '../payment-codec.ts'
 
 const ring = testKeyRing
@@ -33,14 +33,41 @@ function integer (random: () => number): number {
   return 1 + Math.floor(random() * 2 ** (1 + Math.floor(random() * 52)))
 }
 
+function refunds (random: () => number, amount: number): Refund[] {
+  const out: Refund[] = []
+  if (random() < 0.6) return out
+  let left = amount
+  const count = 1 + Math.floor(random() * 4)
+  for (let i = 0; i < count && left > 0; i++) {
+    const refundAmount = 1 + Math.floor(random() * left)
+    const status = refundStatuses[Math.floor(random() * refundStatuses.length)]!
+    if (status !== 'failed') left -= refundAmount
+    out.push({
+      id: 're_' + text(random, 26),
+      amount: refundAmount,
+      status,
+      reason: random() < 0.5 ? '' : text(random, 100),
+      idempotencyKey: text(random, 60),
+      requestHash: Uint8Array.from({ length: 32 }, () => Math.floor(random() * 256)),
+      createdAtMs: 1_763_919_000_000 + Math.floor(random() * 1e9),
+      updatedAtMs: random() < 0.1 ? 0 : 1_763_919_000_000 + Math.floor(random() * 1e9),
+      pspReference: random() < 0.5 ? '' : text(random, 40),
+      failureCode: random() < 0.7 ? '' : text(random, 20),
+      failureMessage: random() < 0.7 ? '' : text(random, 200),
+    })
+  }
+  return out
+}
+
 function payment (random: () => number): Payment {
   const metadata: Record<string, string> = {}
   const keys = Math.floor(random() * 4)
   for (let i = 0; i < keys; i++) metadata[`k${i}_${text(random, 10)}`] = text(random, random() < 0.1 ? 500 : 30)
+  const amount = integer(random)
   return {
     checkoutId: 'co_' + text(random, 60),
     merchantId: text(random, 20),
-    amount: integer(random),
+    amount,
     currency: 'EUR',
     paymentMethod: text(random, 40),
     description: text(random, random() < 0.1 ? 500 : 40),
@@ -55,6 +82,7 @@ function payment (random: () => number): Payment {
     failureMessage: random() < 0.5 ? '' : text(random, 200),
     pspReference: random() < 0.5 ? '' : text(random, 40),
     nodeId: random() < 0.1 ? '' : 'n' + Math.floor(random() * 10),
+    refunds: refunds(random, amount),
   }
 }
 
@@ -82,6 +110,7 @@ function event (random: () => number, p: Payment): ChangeEvent {
           note: random() < 0.5 ? '' : text(random, 20),
           receivedAtMs: random() < 0.1 ? 0 : 1_763_919_000_000 + Math.floor(random() * 1e9),
         },
+    refundId: p.refunds.length === 0 || random() < 0.3 ? '' : p.refunds[0]!.id,
   }
 }
 
@@ -122,6 +151,22 @@ t.test('round trip', async (t) => {
   t.equal(decoded.sequence, e.sequence)
   t.equal(decoded.actor, e.actor)
   t.same(decoded.webhook, e.webhook)
+})
+
+t.test('refunds round trip, and refunds beyond the amount are refused', async (t) => {
+  const random = prng(11)
+  let p = payment(random)
+  while (p.refunds.length < 2) p = payment(random)
+  const decoded = decodePayment(encodePayment(p, ring), ring)
+  t.same(decoded.refunds, p.refunds)
+  const e = { ...event(random, p), type: 'payment.refund_created' as const, refundId: p.refunds[1]!.id }
+  t.equal(decodeChangeEvent(encodeChangeEvent(e, ring), ring).refundId, p.refunds[1]!.id)
+  const refund = p.refunds[0]!
+  t.throws(() => encodePayment({ ...p, refunds: [{ ...refund, status: 'pending', amount: p.amount }, { ...refund, id: 're_2', status: 'succeeded', amount: 1 }] }, ring),
+    /refunds exceed the amount/)
+  // A failed refund holds nothing back.
+  t.doesNotThrow(() => encodePayment({ ...p, refunds: [{ ...refund, status: 'failed', amount: p.amount }, { ...refund, id: 're_2', status: 'succeeded', amount: p.amount }] }, ring))
+  t.throws(() => encodePayment({ ...p, refunds: [{ ...refund, amount: 0 }] }, ring), /bad refund amount/)
 })
 
 t.test('bad values are refused, not encoded', async (t) => {

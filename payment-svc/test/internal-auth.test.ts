@@ -98,6 +98,10 @@ t.test('what each service may do: 403 internal_forbidden otherwise', async (t) =
   t.equal(problemOf(() => requireAllowed('ops', { kind: 'reload_keys' })), undefined)
   t.same(problemOf(() => requireAllowed('processor', { kind: 'reload_keys' })), forbidden)
   t.same(problemOf(() => requireAllowed('audit', { kind: 'reload_keys' })), forbidden)
+  // Refund outcomes (money given back): only the processor, which holds the PSP's answer.
+  t.equal(problemOf(() => requireAllowed('processor', { kind: 'refund_transition' })), undefined, 'processor settles refunds')
+  t.same(problemOf(() => requireAllowed('ops', { kind: 'refund_transition' })), forbidden, 'ops never settles a refund')
+  t.same(problemOf(() => requireAllowed('audit', { kind: 'refund_transition' })), forbidden, 'audit never settles a refund')
 })
 
 t.test('the recorded actor starts with the authenticated service, whatever the body claims', async (t) => {

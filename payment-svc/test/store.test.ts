@@ -10,7 +10,7 @@ function payment (id: string, status: Payment['status'], version: number, create
   return {
     checkoutId: id, merchantId: 'm', amount: 100, currency: 'EUR', paymentMethod: 'pm', description: '', customerRef: '',
     metadata: {}, status, version, createdAtMs, updatedAtMs: createdAtMs, requestHash: new Uint8Array(32), failureCode: '',
-    failureMessage: '', pspReference: '', nodeId: 'n1',
+    failureMessage: '', pspReference: '', nodeId: 'n1', refunds: [],
   }
 }
 
@@ -19,7 +19,7 @@ function write (store: PaymentStore, p: Payment, type: ChangeEvent['type']): Pro
   return store.writeBatch([{
     payment: p,
     event: { eventId: `n1:${sequence}`, nodeId: 'n1', sequence, type, checkoutId: p.checkoutId, version: p.version,
-      occurredAtMs: p.updatedAtMs, payment: p, previousStatus: undefined, actor: 'test', webhook: undefined },
+      occurredAtMs: p.updatedAtMs, payment: p, previousStatus: undefined, actor: 'test', webhook: undefined, refundId: '' },
   }])
 }
 
@@ -118,7 +118,7 @@ t.test('no payment method, customer ref, metadata or webhook body in clear in th
     payment: moved,
     event: {
       eventId: `n1:${sequence}`, nodeId: 'n1', sequence, type: 'payment.status_changed', checkoutId: p.checkoutId, version: 2,
-      occurredAtMs: 6_000, payment: moved, previousStatus: 'pending', actor: 'webhook:sandbox',
+      occurredAtMs: 6_000, payment: moved, previousStatus: 'pending', actor: 'webhook:sandbox', refundId: '',
       webhook: { provider: 'sandbox', pspEventId: 'evt_atrest', type: 'charge.succeeded', payloadJson: '{"atrest_body":"whb-atrest-3"}', applied: true, note: '', receivedAtMs: 6_000 },
     },
   }])

@@ -1,6 +1,6 @@
 // The sandbox PSP's webhook events, mapped to what the node understands. Pure; one module per PSP.
 
-import type { PaymentStatus } from '../../lib/payment-codec.ts'
+import type { PaymentStatus, RefundStatus } from '../../lib/payment-codec.ts'
 import { ProblemError } from '../errors.ts'
 
 export interface ParsedWebhook {
@@ -14,6 +14,8 @@ export interface ParsedWebhook {
   currency: string
   failureCode: string
   failureMessage: string
+  /** A refund event: our refund id (the PSP refund's `reference`) and the status it asks for. */
+  refund?: { id: string, target: RefundStatus | undefined }
 }
 
 const targetByType: Readonly<Record<string, PaymentStatus | undefined>> = {
@@ -26,10 +28,17 @@ const targetByType: Readonly<Record<string, PaymentStatus | undefined>> = {
   'charge.pending': undefined,
 }
 
+const refundTargetByType: Readonly<Record<string, RefundStatus | undefined>> = {
+  'refund.succeeded': 'succeeded',
+  'refund.failed': 'failed',
+  'refund.pending': undefined,
+}
+
 const eventIdPattern = /^[A-Za-z0-9_-]{1,128}$/
 
 export function parseSandboxWebhook (body: unknown): ParsedWebhook {
   const event = body as Record<string, any>
+  if (typeof event?.type === 'string' && Object.hasOwn(refundTargetByType, event.type)) return parseRefundEvent(event)
   const charge = event?.data?.object as Record<string, any> | undefined
   if (typeof event !== 'object' || event === null || typeof event.id !== 'string' || !eventIdPattern.test(event.id) ||
     typeof event.type !== 'string' || !Object.hasOwn(targetByType, event.type) || typeof charge !== 'object' || charge === null ||
@@ -47,5 +56,31 @@ export function parseSandboxWebhook (body: unknown): ParsedWebhook {
     currency: charge.currency,
     failureCode: typeof charge.failure_code === 'string' ? charge.failure_code.slice(0, 64) : '',
     failureMessage: typeof charge.failure_message === 'string' ? charge.failure_message.slice(0, 500) : '',
+  }
+}
+
+/**
+ * A refund event: `data.object` is the PSP's refund, `{id, object: "refund", status, amount,
+ * currency, charge, reference (our refund id), payment_reference (our checkout id), failure_code?,
+ * failure_message?}`.
+ */
+function parseRefundEvent (event: Record<string, any>): ParsedWebhook {
+  const refund = event.data?.object as Record<string, any> | undefined
+  if (typeof event.id !== 'string' || !eventIdPattern.test(event.id) || typeof refund !== 'object' || refund === null ||
+    typeof refund.id !== 'string' || typeof refund.reference !== 'string' || typeof refund.payment_reference !== 'string' ||
+    !Number.isSafeInteger(refund.amount) || typeof refund.currency !== 'string') {
+    throw new ProblemError('validation_failed', { detail: 'not a sandbox refund event' })
+  }
+  return {
+    pspEventId: event.id,
+    type: event.type,
+    target: undefined,
+    reference: refund.payment_reference,
+    pspReference: refund.id,
+    amount: refund.amount,
+    currency: refund.currency,
+    failureCode: typeof refund.failure_code === 'string' ? refund.failure_code.slice(0, 64) : '',
+    failureMessage: typeof refund.failure_message === 'string' ? refund.failure_message.slice(0, 500) : '',
+    refund: { id: refund.reference, target: refundTargetByType[event.type] },
   }
 }

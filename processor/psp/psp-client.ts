@@ -2,8 +2,11 @@
 // idempotency key always the checkout id. Stateless apart from the connection pool.
 
 import { Pool, errors as undiciErrors } from 'undici'
-import { cancelOutcomeOfSandboxResponse, outcomeOfSandboxCharge, outcomeOfSandboxResponse, toSandboxChargeBody, type SandboxCharge } from './sandbox.ts'
-import { PspError, type CancelOutcome, type ChargeOutcome, type ChargeRequest } from './types.ts'
+import {
+  cancelOutcomeOfSandboxResponse, outcomeOfSandboxCharge, outcomeOfSandboxRefund, outcomeOfSandboxResponse, refundOutcomeOfSandboxResponse, toSandboxChargeBody,
+  toSandboxRefundBody, type SandboxCharge, type SandboxRefund,
+} from './sandbox.ts'
+import { PspError, refundIdempotencyKey, type CancelOutcome, type ChargeOutcome, type ChargeRequest, type RefundOutcome, type RefundRequest } from './types.ts'
 
 export interface PspClientOptions {
   baseUrl: string
@@ -16,6 +19,13 @@ export interface PspClientOptions {
 
 export interface ChargeCall {
   outcome: ChargeOutcome
+  httpStatus: number
+  responseBody: unknown
+  latencyMs: number
+}
+
+export interface RefundCall {
+  outcome: RefundOutcome
   httpStatus: number
   responseBody: unknown
   latencyMs: number
@@ -75,6 +85,20 @@ export class PspClient {
     return { outcome, httpStatus, responseBody: body, latencyMs: Math.round(performance.now() - startedAt) }
   }
 
+  /**
+   * One refund attempt, idempotency key derived from the refund id (the same on every attempt,
+   * forever). Throws PspError; `error.retriable` says whether to try again.
+   */
+  async refund (request: RefundRequest): Promise<RefundCall> {
+    const startedAt = performance.now()
+    const { httpStatus, body, retryAfter } = await this.#post('/v1/refunds', {
+      'content-type': 'application/json',
+      'idempotency-key': refundIdempotencyKey(request.refundId),
+    }, JSON.stringify(toSandboxRefundBody(request)))
+    const outcome = refundOutcomeOfSandboxResponse(httpStatus, body, retryAfter, request)
+    return { outcome, httpStatus, responseBody: body, latencyMs: Math.round(performance.now() - startedAt) }
+  }
+
   /** One authenticated POST; the answer's status, its JSON body (undefined when empty) and Retry-After. */
   async #post (path: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<{ httpStatus: number, body: unknown, retryAfter: string | undefined }> {
     let res
@@ -122,6 +146,29 @@ export class PspClient {
     }
     const charge = body.data[0]
     return charge === undefined ? undefined : outcomeOfSandboxCharge(charge, request)
+  }
+
+  /** The refund made under the refund's idempotency key, if any (the watchdog's question). */
+  async findRefund (request: RefundRequest): Promise<RefundOutcome | undefined> {
+    let res
+    try {
+      res = await this.#pool.request({
+        path: `/v1/refunds?idempotency_key=${encodeURIComponent(refundIdempotencyKey(request.refundId))}`,
+        method: 'GET',
+        headers: { authorization: `Bearer ${this.#options.secretKey}` },
+      })
+    } catch (error) {
+      throw transportError(error)
+    }
+    const body = await res.body.json().catch((error: unknown) => {
+      throw new PspError('psp_bad_response', 'list body is not JSON', { httpStatus: res.statusCode, cause: error })
+    }) as { data?: SandboxRefund[] }
+    if (res.statusCode >= 500) throw new PspError('psp_unavailable', `answered ${res.statusCode}`, { httpStatus: res.statusCode })
+    if (res.statusCode !== 200 || !Array.isArray(body.data)) {
+      throw new PspError('psp_bad_response', `list answered ${res.statusCode}`, { httpStatus: res.statusCode })
+    }
+    const refund = body.data[0]
+    return refund === undefined ? undefined : outcomeOfSandboxRefund(refund, request)
   }
 
   async close (): Promise<void> {

@@ -1,7 +1,7 @@
 // The sandbox PSP adapter: a pure mapping between our types and the sandbox's wire format.
 // Stateless; the HTTP call lives in psp-client.ts and the state machine in the core.
 
-import type { CancelOutcome, ChargeOutcome, ChargeRequest } from './types.ts'
+import type { CancelOutcome, ChargeOutcome, ChargeRequest, RefundOutcome, RefundRequest } from './types.ts'
 import { PspError } from './types.ts'
 
 export const sandboxProvider = 'sandbox'
@@ -98,5 +98,50 @@ export function cancelOutcomeOfSandboxResponse (httpStatus: number, body: unknow
     return { kind: 'not_cancelable', detail: String(error.message ?? '').slice(0, 200) }
   }
   // The rest means what it means for a charge (429, 409 in progress, 5xx retriable; the others not).
+  throwSandboxError(httpStatus, body, retryAfter)
+}
+
+export interface SandboxRefund {
+  id: string
+  status: string
+  amount: number
+  currency: string
+  charge?: string
+  reference?: string
+  failure_code?: string
+  failure_message?: string
+}
+
+/** POST /v1/refunds: our refund id travels as the refund's `reference` (its webhooks name it). */
+export function toSandboxRefundBody (request: RefundRequest): Record<string, unknown> {
+  return { charge: request.chargeReference, amount: request.amount, reference: request.refundId }
+}
+
+/** Maps a refund object; checks it against what we asked for before believing it. */
+export function outcomeOfSandboxRefund (refund: SandboxRefund, request: RefundRequest): RefundOutcome {
+  const pspReference = typeof refund.id === 'string' ? refund.id : ''
+  if (pspReference === '') throw new PspError('psp_bad_response', 'refund without id')
+  if (refund.amount !== request.amount || refund.currency !== request.currency) {
+    return { kind: 'flagged', pspReference, reason: `psp refunded ${refund.amount} ${refund.currency}, we asked ${request.amount} ${request.currency}` }
+  }
+  if (refund.reference !== request.refundId || (refund.charge !== undefined && refund.charge !== request.chargeReference)) {
+    return { kind: 'flagged', pspReference, reason: `psp refund ${pspReference} is not our refund ${request.refundId} of ${request.chargeReference}` }
+  }
+  switch (refund.status) {
+    case 'succeeded': return { kind: 'succeeded', pspReference }
+    case 'failed': return { kind: 'failed', pspReference, failureCode: refund.failure_code ?? 'psp_refund_failed', failureMessage: refund.failure_message ?? '' }
+    case 'pending': return { kind: 'pending', pspReference }
+    default: return { kind: 'flagged', pspReference, reason: `unknown psp refund status ${JSON.stringify(refund.status)}` }
+  }
+}
+
+/** Maps the answer to POST /v1/refunds, or throws a typed error that says whether to retry. */
+export function refundOutcomeOfSandboxResponse (httpStatus: number, body: unknown, retryAfter: string | undefined,
+  request: RefundRequest): RefundOutcome {
+  if (httpStatus === 200 || httpStatus === 201) {
+    if (typeof body !== 'object' || body === null) throw new PspError('psp_bad_response', 'refund body is not an object', { httpStatus })
+    return outcomeOfSandboxRefund(body as SandboxRefund, request)
+  }
+  // 400 charge_not_refundable / refund_amount_too_large: psp_rejected (nothing was refunded).
   throwSandboxError(httpStatus, body, retryAfter)
 }

@@ -28,6 +28,35 @@ export type ChargeOutcome =
  */
 export type CancelOutcome = { kind: 'canceled' } | { kind: 'not_cancelable', detail: string }
 
+/** A refund of (part of) a succeeded charge. */
+export interface RefundRequest {
+  /** Our refund id: the PSP idempotency key is derived from it (refundIdempotencyKey), forever. */
+  refundId: string
+  checkoutId: string
+  /** The PSP's charge (the payment's psp_reference). */
+  chargeReference: string
+  /** Integer minor units of the payment's currency. */
+  amount: number
+  currency: string
+}
+
+export type RefundOutcome =
+  | { kind: 'succeeded', pspReference: string }
+  | { kind: 'failed', pspReference: string, failureCode: string, failureMessage: string }
+  | { kind: 'pending', pspReference: string }
+  /** The PSP said something we cannot trust (other amount, currency, refund): never a success. */
+  | { kind: 'flagged', pspReference: string, reason: string }
+
+/**
+ * The PSP idempotency key of a refund: from our refund id alone, so every attempt, every
+ * processor, a redelivery after a crash and a dead-letter replay use the same key, and the PSP
+ * makes at most one refund per refund id. Prefixed, so it can never equal a checkout id (a
+ * charge's key) even at a PSP that shares one key space.
+ */
+export function refundIdempotencyKey (refundId: string): string {
+  return `refund_${refundId}`
+}
+
 export const pspErrorCodes = {
   psp_timeout: { retriable: true },
   psp_connection: { retriable: true },

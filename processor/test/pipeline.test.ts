@@ -124,10 +124,12 @@ function event (checkoutId: string, sequence: number, type: EventType, status: P
       failureMessage: '',
       pspReference: '',
       nodeId: 'n1',
+      refunds: [],
     },
     previousStatus: type === 'payment.created' ? undefined : 'pending',
     actor: 'test',
     webhook: undefined,
+    refundId: '',
     ...extra,
   }
 }

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { cancelOutcomeOfSandboxResponse, outcomeOfSandboxResponse } from '../psp/sandbox.ts'
-import { PspError, type ChargeRequest } from '../psp/types.ts'
+import { cancelOutcomeOfSandboxResponse, outcomeOfSandboxResponse, refundOutcomeOfSandboxResponse } from '../psp/sandbox.ts'
+import { PspError, refundIdempotencyKey, type ChargeRequest } from '../psp/types.ts'
 
 const request: ChargeRequest = {
   checkoutId: 'co_1', merchantId: 'm', amount: 1999, currency: 'EUR', paymentMethod: 'pm_card_visa', description: '',
@@ -61,5 +61,23 @@ t.test('cancel answers map to outcomes or typed errors', (t) => {
   t.throws(() => cancelOutcomeOfSandboxResponse(409, { error: { code: 'idempotency_key_in_use' } }, undefined, 'ch_1'), { code: 'psp_in_progress', retriable: true })
   t.throws(() => cancelOutcomeOfSandboxResponse(404, { error: { code: 'resource_missing' } }, undefined, 'ch_1'), { code: 'psp_rejected', retriable: false })
   t.throws(() => cancelOutcomeOfSandboxResponse(400, { error: { code: 'parameter_invalid' } }, undefined, 'ch_1'), PspError)
+  t.end()
+})
+
+t.test('refund answers map to outcomes; anything that disagrees is flagged, a refusal is not retried', (t) => {
+  const refundRequest = { refundId: 're_1', checkoutId: 'co_1', chargeReference: 'ch_1', amount: 500, currency: 'EUR' }
+  const refund = { id: 're_psp', object: 'refund', status: 'succeeded', amount: 500, currency: 'EUR', charge: 'ch_1', reference: 're_1' }
+  t.same(refundOutcomeOfSandboxResponse(201, refund, undefined, refundRequest), { kind: 'succeeded', pspReference: 're_psp' })
+  t.same(refundOutcomeOfSandboxResponse(201, { ...refund, status: 'failed', failure_code: 'expired_or_canceled_card' }, undefined, refundRequest),
+    { kind: 'failed', pspReference: 're_psp', failureCode: 'expired_or_canceled_card', failureMessage: '' })
+  t.equal(refundOutcomeOfSandboxResponse(200, { ...refund, status: 'pending' }, undefined, refundRequest).kind, 'pending')
+  for (const other of [{ amount: 501 }, { currency: 'USD' }, { reference: 're_2' }, { charge: 'ch_2' }, { status: 'reversed' }]) {
+    t.equal(refundOutcomeOfSandboxResponse(201, { ...refund, ...other }, undefined, refundRequest).kind, 'flagged', JSON.stringify(other))
+  }
+  t.throws(() => refundOutcomeOfSandboxResponse(400, { error: { code: 'refund_amount_too_large' } }, undefined, refundRequest),
+    { code: 'psp_rejected', retriable: false })
+  t.throws(() => refundOutcomeOfSandboxResponse(503, {}, undefined, refundRequest), { code: 'psp_unavailable', retriable: true })
+  t.equal(refundIdempotencyKey('re_1'), refundIdempotencyKey('re_1'), 'the key is a function of the refund id alone')
+  t.not(refundIdempotencyKey('re_1'), 're_1')
   t.end()
 })

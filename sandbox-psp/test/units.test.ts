@@ -74,7 +74,9 @@ t.test('outcome rules by payment method token', async (t) => {
   t.match(ruleFor('pm_card_5xx_once'), { outcome: { kind: 'succeeded' }, fault: 'error_5xx_once' })
   t.match(ruleFor('pm_card_timeout_after_charge'), { outcome: { kind: 'succeeded' }, fault: 'timeout_after_charge' })
   t.equal(ruleFor('pm_card_unknown'), undefined)
-  t.equal(knownPaymentMethods.length, 9)
+  t.match(ruleFor('pm_card_refund_async'), { outcome: { kind: 'succeeded' }, refund: { outcome: 'async_succeeded' } })
+  t.match(ruleFor('pm_card_refund_timeout'), { outcome: { kind: 'succeeded' }, refund: { outcome: 'succeeded', fault: 'timeout_after_refund' } })
+  t.equal(knownPaymentMethods.length, 14, 'nine charge outcomes, five refund behaviours')
 })
 
 t.test('configuration: env, flags, runtime patches', async (t) => {

@@ -2,7 +2,8 @@
 //
 // Routing contract (see renderNginxConf):
 //  - `$checkout_key` = the X-PAYMENT-CHECKOUT-ID header, else the checkout id in the path of
-//    `/payments/{id}`, `/payments/{id}/cancel` or `/webhooks/psp/{provider}/{checkout_id}`; no key
+//    `/payments/{id}`, `/payments/{id}/cancel`, `/payments/{id}/refunds`,
+//    `/payments/{id}/refunds/{refund_id}` or `/webhooks/psp/{provider}/{checkout_id}`; no key
 //    → 400 problem+json.
 //  - ONE upstream `payment_nodes` with `hash $checkout_key consistent`, every server
 //    max_fails=0 (never marked failed, so a key is never re-routed) and
@@ -429,6 +430,7 @@ http {
     default "";
     "~^/payments/([^/]+)/?$" $1;
     "~^/payments/([^/]+)/cancel$" $1;
+    "~^/payments/([^/]+)/refunds(/[^/]+)?/?$" $1;
     "~^/webhooks/psp/[^/]+/([^/]+)/?$" $1;
   }
   map $http_x_payment_checkout_id $checkout_key {

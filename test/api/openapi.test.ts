@@ -52,7 +52,7 @@ function check (t: any, route: string, method: string, res: ApiResponse): void {
 t.test('the problem registry and the document list the same codes', (t) => {
   const documented = spec.components.schemas.ProblemCode.enum as string[]
   t.same([...documented].sort(), Object.keys(problems).sort())
-  t.equal(Object.keys(problems).length, 34, 'a new code must be documented and this count raised')
+  t.equal(Object.keys(problems).length, 38, 'a new code must be documented and this count raised')
   t.end()
 })
 
@@ -91,6 +91,35 @@ t.test('responses match the document', async (t) => {
   const settled = (await nodeReaches(await createWith('pm_card_visa', 'oas'), 60_000)).checkout_id
   check(t, cancel, 'post', await postCancel(settled))
 
+  // Refunds (issue #14), on the settled payment above.
+  const refunds = '/payments/{checkout_id}/refunds'
+  const oneRefund = '/payments/{checkout_id}/refunds/{refund_id}'
+  const postRefund = (checkoutId: string, idempotencyKey: string | undefined, body: string, headers: Record<string, string> = {}): Promise<ApiResponse> =>
+    call(`${stack.publicUrl}/payments/${checkoutId}/refunds`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json', ...(idempotencyKey !== undefined ? { 'idempotency-key': idempotencyKey } : {}), ...headers },
+      body,
+    })
+  const made = await postRefund(settled, 'oas-1', '{"amount":100,"reason":"oas"}')
+  check(t, refunds, 'post', made)
+  check(t, refunds, 'post', await postRefund(settled, 'oas-1', '{"amount":100,"reason":"oas"}'))
+  check(t, refunds, 'post', await postRefund(settled, 'oas-1', '{"amount":101}'))
+  check(t, refunds, 'post', await postRefund(settled, 'oas-2', '{"amount":100000}'))
+  check(t, refunds, 'post', await postRefund(settled, undefined, '{}'))
+  check(t, refunds, 'post', await postRefund(settled, 'oas-3', '{"amount":"x"}'))
+  check(t, refunds, 'post', await postRefund(settled, 'oas-4', '{}', { 'content-type': 'text/plain' }))
+  check(t, refunds, 'post', await postRefund(settled, 'oas-5', JSON.stringify({ reason: 'x'.repeat(20_000) })))
+  check(t, refunds, 'post', await postRefund(settled, 'oas-6', '{}', { authorization: 'Bearer bad' }))
+  check(t, refunds, 'post', await postRefund(newCheckoutId('oas'), 'oas-7', '{}'))
+  check(t, refunds, 'post', await call(`${stack.publicUrl}/payments/${settled}/refunds`, { headers: auth }))
+  check(t, oneRefund, 'get', await call(`${stack.publicUrl}/payments/${settled}/refunds/${String(made.body.id)}`, { headers: auth }))
+  check(t, oneRefund, 'get', await call(`${stack.publicUrl}/payments/${settled}/refunds/re_unknown`, { headers: auth }))
+  check(t, oneRefund, 'get', await call(`${stack.publicUrl}/payments/${settled}/refunds/re_unknown`))
+  check(t, oneRefund, 'get', await call(`${stack.publicUrl}/payments/${settled}/refunds/re_x`, { headers: { ...auth, 'x-payment-checkout-id': newCheckoutId('oas') } }))
+  check(t, oneRefund, 'get', await call(`${stack.publicUrl}/payments/${settled}/refunds/re_x`, { method: 'POST', headers: auth }))
+  // The payment now shows its refund.
+  check(t, '/payments/{checkout_id}', 'get', await call(`${stack.publicUrl}/payments/${settled}`, { headers: auth }))
+
   const hook = '/webhooks/psp/{provider}/{checkout_id}'
   const event = (checkoutId: string): string => JSON.stringify({
     id: `evt_oas_${checkoutId}`, type: 'charge.pending', created: Math.floor(Date.now() / 1000),
@@ -114,6 +143,9 @@ t.test('a restricted (read) key: reads, but 403 on what writes', async (t) => {
   check(t, '/payments', 'post', await createPayment(stack.publicUrl, readKey, id))
   check(t, '/payments/{checkout_id}/cancel', 'post', await call(`${stack.publicUrl}/payments/${id}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${readKey}` } }))
   check(t, '/payments/{checkout_id}', 'get', await call(`${stack.publicUrl}/payments/${id}`, { headers: { authorization: `Bearer ${readKey}` } }))
+  check(t, '/payments/{checkout_id}/refunds', 'post', await call(`${stack.publicUrl}/payments/${id}/refunds`, {
+    method: 'POST', headers: { authorization: `Bearer ${readKey}`, 'content-type': 'application/json', 'idempotency-key': 'oas-read-key' }, body: '{}',
+  }))
 })
 
 t.test('the reporting service\'s responses match the document', async (t) => {

@@ -2,13 +2,25 @@
 // suite rely on must catch violations, not just bless healthy runs: fed a lost id, a stored
 // "refused" one and a payment that never gets terminal, it must count each and fail.
 
+import pg from 'pg'
 import t from 'tap'
 import { checkSystemOutcome } from '../../bench/lib/system-outcome.ts'
-import { newCheckoutId } from '../helpers/api.ts'
-import { createSettledForAction, createWith } from '../helpers/e2e.ts'
+import { newCheckoutId, refundPayment } from '../helpers/api.ts'
+import { closeDb, createSettledForAction, createWith, nodeReaches, refundSettles } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
+t.teardown(closeDb)
+
+/** A succeeded payment of 1999 with a settled refund of 500. */
+async function refunded (prefix: string): Promise<string> {
+  const id = await createWith('pm_card_visa', prefix)
+  await nodeReaches(id, 60_000)
+  const res = await refundPayment(stack.publicUrl, stack.apiKeys.merchant_demo, id, 'soc-1', { amount: 500 })
+  if (res.status !== 202) throw new Error(`refund of ${id}: ${res.status} ${res.text}`)
+  await refundSettles(id, res.body.id, 60_000)
+  return id
+}
 
 t.test('healthy payments pass', async (t) => {
   const ids = await Promise.all([createWith('pm_card_visa', 'soc'), createWith('pm_card_declined', 'soc')])
@@ -36,4 +48,24 @@ t.test('the same id acknowledged twice counts as duplicated', async (t) => {
   const report = await checkSystemOutcome({ system: stack, acked: [id, id], settleDeadlineMs: 60_000 })
   t.ok(report.duplicated >= 1)
   t.equal(report.passed, false)
+})
+
+t.test('refunds: a healthy refund passes; one Postgres shows beyond the amount fails', async (t) => {
+  const healthy = await refunded('socrf')
+  const ok = await checkSystemOutcome({ system: stack, acked: [healthy], settleDeadlineMs: 60_000 })
+  t.equal(ok.refunds, 1)
+  t.equal(ok.passed, true, JSON.stringify(ok.examples))
+  const tampered = await refunded('socrfbad')
+  // A fixture written as the admin role: a refund only Postgres knows, taking the rest and more.
+  const admin = new pg.Pool({ connectionString: stack.databaseUrl, max: 1 })
+  t.teardown(async () => {
+    await admin.query('DELETE FROM refunds WHERE refund_id = $1', [`re_fake_${tampered}`])
+    await admin.end()
+  })
+  await admin.query(`INSERT INTO refunds (refund_id, checkout_id, merchant_id, amount, currency, status, payment_version, created_at, updated_at)
+    VALUES ($1, $2, 'merchant_demo', 1999, 'EUR', 'succeeded', 1, now(), now())`, [`re_fake_${tampered}`, tampered])
+  const bad = await checkSystemOutcome({ system: stack, acked: [tampered], settleDeadlineMs: 60_000 })
+  t.equal(bad.refundsOverCaptured, 1, 'Postgres holds refunds beyond the amount')
+  t.equal(bad.refundMismatches, 1, 'a refund in Postgres that is not on the node')
+  t.equal(bad.passed, false)
 })

@@ -75,6 +75,25 @@ export function cancelPayment (publicUrl: string, apiKey: string, checkoutId: st
   return call(`${publicUrl}/payments/${checkoutId}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, ...headers } })
 }
 
+/** POST /payments/{id}/refunds with the merchant's key and an Idempotency-Key (none when undefined). */
+export function refundPayment (publicUrl: string, apiKey: string, checkoutId: string, idempotencyKey: string | undefined,
+  body: unknown = {}): Promise<ApiResponse> {
+  return call(`${publicUrl}/payments/${checkoutId}/refunds`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${apiKey}`,
+      'content-type': 'application/json',
+      ...(idempotencyKey !== undefined ? { 'idempotency-key': idempotencyKey } : {}),
+    },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  })
+}
+
+/** GET /payments/{id}/refunds/{refund_id} with the merchant's key. */
+export function getRefund (publicUrl: string, apiKey: string, checkoutId: string, refundId: string): Promise<ApiResponse> {
+  return call(`${publicUrl}/payments/${checkoutId}/refunds/${refundId}`, { headers: { authorization: `Bearer ${apiKey}` } })
+}
+
 /**
  * The test suite's own internal API credential: the stack's `ops` token (operators may read,
  * claim, fail and cancel; only the `processor` token may record a success). nginx adds none.

@@ -3,6 +3,7 @@
 
 import pg from 'pg'
 import { call, createPayment, eventually, getInternal, newCheckoutId, type ApiResponse } from './api.ts'
+import { refundIdempotencyKey } from '../../processor/psp/types.ts'
 import { loadStackInfo } from './stack.ts'
 
 const stack = loadStackInfo()
@@ -39,6 +40,22 @@ export async function createWith (paymentMethod: string, prefix = 'e2e', amount 
   const res = await createPayment(stack.publicUrl, stack.apiKeys.merchant_demo, id, { amount, currency, payment_method: paymentMethod })
   if (res.status !== 202) throw new Error(`create ${id} answered ${res.status}: ${res.text}`)
   return id
+}
+
+/** Every refund the PSP ever made under a refund's idempotency key (the proof of "at most one"). */
+export async function pspRefunds (refundId: string): Promise<any[]> {
+  const res = await pspAdmin(`/admin/refunds?idempotency_key=${encodeURIComponent(refundIdempotencyKey(refundId))}`)
+  if (res.status !== 200) throw new Error(`psp admin answered ${res.status}: ${res.text}`)
+  return res.body.data
+}
+
+/** The node's refund once it has left `pending`. */
+export function refundSettles (checkoutId: string, refundId: string, deadlineMs: number): Promise<any> {
+  return eventually(async () => {
+    const res = await getInternal(stack.internalUrl, checkoutId)
+    const refund = res.status === 200 ? res.body.refunds?.find((r: any) => r.id === refundId) : undefined
+    return refund !== undefined && refund.status !== 'pending' ? refund : undefined
+  }, deadlineMs, `refund ${refundId} of ${checkoutId} on its node to settle`)
 }
 
 /** The node's view once the payment has reached one of `statuses` (default: terminal). */
