@@ -46,15 +46,24 @@ export function checkText (errors: FieldError[], field: string, value: unknown, 
   return value
 }
 
-export function parseCreatePayment (body: unknown, limits: NodeLimits): CreatePaymentRequest {
+/**
+ * A request body as an object of fields, with an error for each field not in `allowed`; a body
+ * that is not a JSON object is refused whole.
+ */
+export function bodyFields (body: unknown, allowed: ReadonlySet<string>): { input: Record<string, unknown>, errors: FieldError[] } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new ProblemError('validation_failed', { detail: 'Body must be a JSON object' })
   }
   const input = body as Record<string, unknown>
   const errors: FieldError[] = []
   for (const key of Object.keys(input)) {
-    if (!allowedFields.has(key)) errors.push({ field: key, code: 'unknown_field', message: `Unknown field ${key}` })
+    if (!allowed.has(key)) errors.push({ field: key, code: 'unknown_field', message: `Unknown field ${key}` })
   }
+  return { input, errors }
+}
+
+export function parseCreatePayment (body: unknown, limits: NodeLimits): CreatePaymentRequest {
+  const { input, errors } = bodyFields(body, allowedFields)
 
   const amount = input.amount
   if (amount === undefined) {

@@ -423,15 +423,7 @@ export class PaymentService {
         return { duplicate: false, applied: false, note, payment: current }
       }
       const applied = note === ''
-      const receipt: WebhookReceipt = {
-        provider: webhook.provider,
-        pspEventId: webhook.pspEventId,
-        type: webhook.type,
-        payloadJson: webhook.payloadJson,
-        applied,
-        note,
-        receivedAtMs: nowMs,
-      }
+      const receipt = webhookReceipt(webhook, applied, note, nowMs)
       const actor = `webhook:${webhook.provider}`
       if (!applied || webhook.target === undefined) {
         await this.#committer.submit({ payment: current, type: 'payment.webhook_received', previousStatus: current.status, actor, webhook: receipt })
@@ -460,15 +452,7 @@ export class PaymentService {
       return { duplicate: false, applied: false, note, payment: current }
     }
     const applied = note === ''
-    const receipt: WebhookReceipt = {
-      provider: webhook.provider,
-      pspEventId: webhook.pspEventId,
-      type: webhook.type,
-      payloadJson: webhook.payloadJson,
-      applied,
-      note,
-      receivedAtMs: nowMs,
-    }
+    const receipt = webhookReceipt(webhook, applied, note, nowMs)
     const actor = `webhook:${webhook.provider}`
     const refundId = refund === undefined ? '' : refund.id
     if (!applied || target.target === undefined) {
@@ -639,4 +623,17 @@ function checkReplay (existing: Payment, merchantId: string, requestHash: Uint8A
     })
   }
   return existing
+}
+
+/** What a change event records of a webhook the node received. */
+function webhookReceipt (webhook: IncomingWebhook, applied: boolean, note: string, nowMs: number): WebhookReceipt {
+  return {
+    provider: webhook.provider,
+    pspEventId: webhook.pspEventId,
+    type: webhook.type,
+    payloadJson: webhook.payloadJson,
+    applied,
+    note,
+    receivedAtMs: nowMs,
+  }
 }

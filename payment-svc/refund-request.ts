@@ -3,7 +3,7 @@
 // bad field, like a create.
 
 import { hash } from 'node:crypto'
-import { checkText } from './create-request.ts'
+import { bodyFields, checkText } from './create-request.ts'
 import { ProblemError, type FieldError } from './errors.ts'
 import type { NodeLimits } from './limits.ts'
 
@@ -31,14 +31,7 @@ export function idempotencyKeyFrom (header: string | string[] | undefined, limit
 }
 
 export function parseRefundRequest (body: unknown, limits: NodeLimits): RefundRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new ProblemError('validation_failed', { detail: 'Body must be a JSON object' })
-  }
-  const input = body as Record<string, unknown>
-  const errors: FieldError[] = []
-  for (const key of Object.keys(input)) {
-    if (!allowedFields.has(key)) errors.push({ field: key, code: 'unknown_field', message: `Unknown field ${key}` })
-  }
+  const { input, errors } = bodyFields(body, allowedFields)
   const amount = input.amount
   if (amount !== undefined) {
     if (typeof amount !== 'number' || !Number.isSafeInteger(amount)) {

@@ -16,6 +16,7 @@
 // committer batches the charges of that window. The answer still comes after both.
 
 import { cancel, newCharge, paramsFingerprint, type Charge, type ChargeParams } from './charge.ts'
+import { RequestAdmission } from './admission.ts'
 import { PspError } from './errors.ts'
 import type { RuntimeControl } from './faults.ts'
 import { randomId } from './ids.ts'
@@ -54,18 +55,10 @@ export class ChargeService {
   readonly #limits: PspLimits
   readonly #metrics: PspMetrics
   readonly #onWritten: (charge: Charge, asyncDueMs: number | undefined, events: readonly QueuedEvent[]) => void
-  /** Idempotency keys of requests between steps 3 and 8. Bounded by chargeRequestsInFlightMax. */
-  readonly #keysInProgress = new Set<string>()
   /** Charges whose cancel is being written: a second cancel meanwhile is told to retry. Bounded by chargeRequestsInFlightMax. */
   readonly #cancelsInProgress = new Set<string>()
-  /**
-   * Simulated latencies still running, each with what cuts it short at shutdown. Plain timers in
-   * a set, not timers/promises with an AbortSignal: that adds and removes an EventTarget listener
-   * per charge, which cost the simulator more than the timer itself.
-   */
-  readonly #sleeping = new Set<{ timer: NodeJS.Timeout, cut: () => void }>()
-  #stopped = false
-  #inFlight = 0
+  /** The bound on requests in flight, one request per key at a time, the simulated latency. */
+  readonly #admission: RequestAdmission
 
   constructor (deps: {
     store: PspStore
@@ -79,14 +72,15 @@ export class ChargeService {
     this.#limits = deps.limits
     this.#metrics = deps.metrics
     this.#onWritten = deps.onWritten
+    this.#admission = new RequestAdmission(deps)
   }
 
   get inFlight (): number {
-    return this.#inFlight
+    return this.#admission.inFlight
   }
 
   get keysInProgress (): number {
-    return this.#keysInProgress.size
+    return this.#admission.keysInProgress
   }
 
   /**
@@ -126,36 +120,11 @@ export class ChargeService {
 
   /** Cuts simulated latency short; requests still sleeping answer 503 shutting_down. */
   stop (): void {
-    this.#stopped = true
-    for (const sleeper of this.#sleeping) {
-      clearTimeout(sleeper.timer)
-      sleeper.cut()
-    }
-    this.#sleeping.clear()
+    this.#admission.stop()
   }
 
   async create (idempotencyKey: string, params: ChargeParams, rule: PaymentMethodRule): Promise<CreateResult> {
-    if (this.#inFlight >= this.#limits.chargeRequestsInFlightMax) {
-      this.#metrics.count('concurrencyRejections')
-      throw new PspError('rate_limited', { message: 'Too many concurrent requests; retry later', retryAfterS: 1 })
-    }
-    this.#metrics.count('attempts')
-    if (this.#runtime.rateLimited()) {
-      this.#metrics.count('injectedRateLimits')
-      throw new PspError('rate_limited', { retryAfterS: 1 })
-    }
-    if (this.#keysInProgress.has(idempotencyKey)) {
-      this.#metrics.count('idempotencyInUse')
-      throw new PspError('idempotency_key_in_use')
-    }
-    this.#inFlight++
-    this.#keysInProgress.add(idempotencyKey)
-    try {
-      return await this.#createWithKey(idempotencyKey, params, rule)
-    } finally {
-      this.#keysInProgress.delete(idempotencyKey)
-      this.#inFlight--
-    }
+    return this.#admission.run(idempotencyKey, 'attempts', () => this.#createWithKey(idempotencyKey, params, rule))
   }
 
   async #createWithKey (idempotencyKey: string, params: ChargeParams, rule: PaymentMethodRule): Promise<CreateResult> {
@@ -170,10 +139,10 @@ export class ChargeService {
       // committer gathers the charges of that window into one fsynced batch. The answer and the
       // webhook still wait for both: a client sees the same timing as if the write came after.
       const written = this.#charge(idempotencyKey, params, rule, fingerprint, Date.now() + latencyMs)
-      const [prepared] = await Promise.all([written, this.#latency(latencyMs, 'finish')])
+      const [prepared] = await Promise.all([written, this.#admission.latency(latencyMs, 'finish')])
       return this.#answer(prepared, rule)
     }
-    await this.#latency(latencyMs, 'refuse')
+    await this.#admission.latency(latencyMs, 'refuse')
     if (injected !== undefined) {
       this.#metrics.count('injected5xx')
       throw new PspError(injected === 500 ? 'internal_error' : 'service_unavailable', { retryAfterS: injected === 503 ? 1 : undefined })
@@ -197,22 +166,6 @@ export class ChargeService {
       throw new PspError('internal_error')
     }
     return this.#answer(await this.#charge(idempotencyKey, params, rule, fingerprint, Date.now()), rule)
-  }
-
-  /**
-   * The simulated latency. Shutdown cuts it short: a request that has nothing on disk yet is
-   * refused (503 shutting_down, nothing charged); one whose charge is being written is answered.
-   */
-  async #latency (latencyMs: number, onShutdown: 'refuse' | 'finish'): Promise<void> {
-    if (latencyMs <= 0) return
-    const slept = this.#stopped ? 'cut' : await new Promise<'slept' | 'cut'>((resolve) => {
-      const sleeper = {
-        timer: setTimeout(() => { this.#sleeping.delete(sleeper); resolve('slept') }, latencyMs),
-        cut: () => resolve('cut'),
-      }
-      this.#sleeping.add(sleeper)
-    })
-    if (slept === 'cut' && onShutdown === 'refuse') throw new PspError('shutting_down', { retryAfterS: 1 })
   }
 
   /** The charge is on disk: its events go to the dispatcher, and the answer may be held (injected timeout). */

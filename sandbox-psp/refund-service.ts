@@ -16,8 +16,8 @@
 // Refunds of one charge are written one at a time (a promise chain per charge), so two requests
 // can never both take the last of a charge's amount.
 
-import { setTimeout as sleep } from 'node:timers/promises'
 import { newRefund, refundFingerprint, settleRefund, refundDeclined, type Refund, type RefundParams, type RefundStatus } from './refund.ts'
+import { RequestAdmission } from './admission.ts'
 import { PspError } from './errors.ts'
 import type { RuntimeControl } from './faults.ts'
 import { randomId } from './ids.ts'
@@ -48,11 +48,10 @@ export class RefundService {
   readonly #limits: PspLimits
   readonly #metrics: PspMetrics
   readonly #onWritten: (asyncDueMs: number | undefined, events: readonly QueuedEvent[]) => void
-  readonly #keysInProgress = new Set<string>()
   /** The tail of each charge's chain of refund writes; dropped when the chain is idle. */
   readonly #chargeChains = new Map<string, Promise<unknown>>()
-  readonly #shutdown = new AbortController()
-  #inFlight = 0
+  /** The same admission and latency as charges: nothing grows without bound. */
+  readonly #admission: RequestAdmission
 
   constructor (deps: {
     store: PspStore
@@ -66,51 +65,25 @@ export class RefundService {
     this.#limits = deps.limits
     this.#metrics = deps.metrics
     this.#onWritten = deps.onWritten
+    this.#admission = new RequestAdmission(deps)
   }
 
   get inFlight (): number {
-    return this.#inFlight
+    return this.#admission.inFlight
   }
 
   stop (): void {
-    this.#shutdown.abort()
+    this.#admission.stop()
   }
 
   async create (idempotencyKey: string, params: RefundParams): Promise<RefundCreateResult> {
-    // The same bound as charges in flight: nothing grows without bound.
-    if (this.#inFlight >= this.#limits.chargeRequestsInFlightMax) {
-      this.#metrics.count('concurrencyRejections')
-      throw new PspError('rate_limited', { message: 'Too many concurrent requests; retry later', retryAfterS: 1 })
-    }
-    this.#metrics.count('refundAttempts')
-    if (this.#runtime.rateLimited()) {
-      this.#metrics.count('injectedRateLimits')
-      throw new PspError('rate_limited', { retryAfterS: 1 })
-    }
-    if (this.#keysInProgress.has(idempotencyKey)) {
-      this.#metrics.count('idempotencyInUse')
-      throw new PspError('idempotency_key_in_use')
-    }
-    this.#inFlight++
-    this.#keysInProgress.add(idempotencyKey)
-    try {
-      return await this.#createWithKey(idempotencyKey, params)
-    } finally {
-      this.#keysInProgress.delete(idempotencyKey)
-      this.#inFlight--
-    }
+    return this.#admission.run(idempotencyKey, 'refundAttempts', () => this.#createWithKey(idempotencyKey, params))
   }
 
   async #createWithKey (idempotencyKey: string, params: RefundParams): Promise<RefundCreateResult> {
     const latencyMs = this.#runtime.latencyMs()
     const injected = this.#runtime.serverError()
-    if (latencyMs > 0) {
-      try {
-        await sleep(latencyMs, undefined, { signal: this.#shutdown.signal })
-      } catch (error) {
-        throw new PspError('shutting_down', { retryAfterS: 1, cause: error })
-      }
-    }
+    await this.#admission.latency(latencyMs, 'refuse')
     if (injected !== undefined) {
       this.#metrics.count('injected5xx')
       throw new PspError(injected === 500 ? 'internal_error' : 'service_unavailable', { retryAfterS: injected === 503 ? 1 : undefined })

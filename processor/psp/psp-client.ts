@@ -127,48 +127,32 @@ export class PspClient {
 
   /** The charge made under this idempotency key, if any (the watchdog's question). */
   async findCharge (request: ChargeRequest): Promise<ChargeOutcome | undefined> {
-    let res
-    try {
-      res = await this.#pool.request({
-        path: `/v1/charges?idempotency_key=${encodeURIComponent(request.checkoutId)}`,
-        method: 'GET',
-        headers: { authorization: `Bearer ${this.#options.secretKey}` },
-      })
-    } catch (error) {
-      throw transportError(error)
-    }
-    const body = await res.body.json().catch((error: unknown) => {
-      throw new PspError('psp_bad_response', 'list body is not JSON', { httpStatus: res.statusCode, cause: error })
-    }) as { data?: SandboxCharge[] }
-    if (res.statusCode >= 500) throw new PspError('psp_unavailable', `answered ${res.statusCode}`, { httpStatus: res.statusCode })
-    if (res.statusCode !== 200 || !Array.isArray(body.data)) {
-      throw new PspError('psp_bad_response', `list answered ${res.statusCode}`, { httpStatus: res.statusCode })
-    }
-    const charge = body.data[0]
+    const charge = (await this.#list<SandboxCharge>(`/v1/charges?idempotency_key=${encodeURIComponent(request.checkoutId)}`))[0]
     return charge === undefined ? undefined : outcomeOfSandboxCharge(charge, request)
   }
 
   /** The refund made under the refund's idempotency key, if any (the watchdog's question). */
   async findRefund (request: RefundRequest): Promise<RefundOutcome | undefined> {
+    const refund = (await this.#list<SandboxRefund>(`/v1/refunds?idempotency_key=${encodeURIComponent(refundIdempotencyKey(request.refundId))}`))[0]
+    return refund === undefined ? undefined : outcomeOfSandboxRefund(refund, request)
+  }
+
+  /** One of the PSP's list endpoints: its `data`, or a PspError. */
+  async #list<T> (path: string): Promise<T[]> {
     let res
     try {
-      res = await this.#pool.request({
-        path: `/v1/refunds?idempotency_key=${encodeURIComponent(refundIdempotencyKey(request.refundId))}`,
-        method: 'GET',
-        headers: { authorization: `Bearer ${this.#options.secretKey}` },
-      })
+      res = await this.#pool.request({ path, method: 'GET', headers: { authorization: `Bearer ${this.#options.secretKey}` } })
     } catch (error) {
       throw transportError(error)
     }
     const body = await res.body.json().catch((error: unknown) => {
       throw new PspError('psp_bad_response', 'list body is not JSON', { httpStatus: res.statusCode, cause: error })
-    }) as { data?: SandboxRefund[] }
+    }) as { data?: T[] }
     if (res.statusCode >= 500) throw new PspError('psp_unavailable', `answered ${res.statusCode}`, { httpStatus: res.statusCode })
     if (res.statusCode !== 200 || !Array.isArray(body.data)) {
       throw new PspError('psp_bad_response', `list answered ${res.statusCode}`, { httpStatus: res.statusCode })
     }
-    const refund = body.data[0]
-    return refund === undefined ? undefined : outcomeOfSandboxRefund(refund, request)
+    return body.data
   }
 
   async close (): Promise<void> {
