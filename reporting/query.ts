@@ -82,6 +82,7 @@ export interface PaymentRow {
   checkout_id: string
   status: PaymentStatus
   amount: string
+  amount_refunded: string
   currency: string
   version: string
   psp_reference: string | null
@@ -92,7 +93,7 @@ export interface PaymentRow {
   updated_at: Date
 }
 
-const rowColumns = 'checkout_id, status, amount, currency, version, psp_reference, failure_code, failure_message, flagged_reason, created_at, updated_at'
+const rowColumns = 'checkout_id, status, amount, amount_refunded, currency, version, psp_reference, failure_code, failure_message, flagged_reason, created_at, updated_at'
 
 /** Where a cursor stands: the created_at of the merchant's own payment, or undefined if it has none by that id. */
 async function cursorPosition (pool: pg.Pool, merchantId: string, checkoutId: string): Promise<Date | undefined> {
@@ -146,6 +147,7 @@ const csvColumns: ReadonlyArray<[string, string]> = [
   ['updated_at', `to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`],
   ['status', 'status'],
   ['amount', 'amount'],
+  ['amount_refunded', 'amount_refunded'],
   ['currency', 'currency'],
   ['version', 'version'],
   // Text a PSP wrote could start like a spreadsheet formula: finance opens these files in one,

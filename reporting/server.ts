@@ -38,6 +38,7 @@ export function paymentListItem (row: PaymentRow): Record<string, unknown> {
     checkout_id: row.checkout_id,
     status: row.status,
     amount: integer(row.amount, 'amount'),
+    amount_refunded: integer(row.amount_refunded, 'amount_refunded'),
     currency: row.currency,
     currency_exponent: currencyExponent(row.currency),
     version: integer(row.version, 'version'),

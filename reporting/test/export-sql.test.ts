@@ -26,8 +26,8 @@ t.test('the COPY export: filters, order, quoting and formula defusing', async (t
   const q: ListQuery = { createdGteMs: at('00.000').getTime(), createdLtMs: at('30.000').getTime(), status: undefined, limit: 20, startingAfter: undefined }
   const csv = await text(client.query(copyTo(exportCopySql("merchant_o'brien", q, (v) => client.escapeLiteral(v)))))
   t.equal(csv,
-    'co-new,2026-12-07T10:00:02.000Z,2026-12-07T10:00:02.000Z,failed,200,EUR,3,,card_declined,"\'=HYPERLINK(""http://x"",""click""), then ""quotes""",\n' +
-    'co-old,2026-12-07T10:00:01.000Z,2026-12-07T10:00:01.000Z,succeeded,100,EUR,3,ch_1,,,\n',
+    'co-new,2026-12-07T10:00:02.000Z,2026-12-07T10:00:02.000Z,failed,200,0,EUR,3,,card_declined,"\'=HYPERLINK(""http://x"",""click""), then ""quotes""",\n' +
+    'co-old,2026-12-07T10:00:01.000Z,2026-12-07T10:00:01.000Z,succeeded,100,0,EUR,3,ch_1,,,\n',
     'newest first, only that merchant and range, the formula defused and quoted')
   t.equal(csvHeader.split(',').length, csv.split('\n')[0]!.split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/).length, 'as many columns as the header')
   const onlyFailed = await text(client.query(copyTo(exportCopySql("merchant_o'brien", { ...q, status: 'failed' }, (v) => client.escapeLiteral(v)))))
