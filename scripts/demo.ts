@@ -107,9 +107,33 @@ async function refundPart(checkoutId: string, payment: any, amount: number): Pro
   return ok;
 }
 
+/**
+ * The merchant's newest payments from the reporting service (issue #15; no checkout id: nginx sends
+ * it there). Postgres follows the nodes by a moment, so it asks again until both demo payments show.
+ */
+async function listRecent(checkoutIds: readonly string[]): Promise<boolean> {
+  const url = `${info.publicUrl}/payments?limit=5`;
+  const headers = { Authorization: `Bearer ${apiKey}` };
+  const deadline = Date.now() + demoRequestTimeoutMs;
+  for (;;) {
+    const res = await fetch(url, { headers, signal: AbortSignal.timeout(demoRequestTimeoutMs) });
+    const text = await res.text();
+    const body = res.status === 200 ? JSON.parse(text) : undefined;
+    const listed = new Set<string>((body?.data ?? []).map((p: { checkout_id: string }) => p.checkout_id));
+    const all = checkoutIds.every((id) => listed.has(id));
+    if (all || Date.now() > deadline) {
+      show('The merchant\'s newest payments (the reporting service, from Postgres)', 'GET', url, headers, undefined, res.status, text);
+      process.stdout.write(`${all ? 'OK' : 'UNEXPECTED'}: both demo payments are in the merchant's list\n`);
+      return all;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 const paid = await follow('A card that succeeds', 'pm_card_visa', 'succeeded');
 const declined = await follow('A declined card', 'pm_card_declined', 'failed');
 const refunded = paid.ok && await refundPart(paid.checkoutId, paid.payment, 500);
-const ok = paid.ok && declined.ok && refunded;
-process.stdout.write(ok ? '\nDemo OK: both payments reached the terminal state the PSP decided, and the refund was made.\n' : '\nDemo FAILED.\n');
+const listed = await listRecent([paid.checkoutId, declined.checkoutId]);
+const ok = paid.ok && declined.ok && refunded && listed;
+process.stdout.write(ok ? '\nDemo OK: both payments reached the terminal state the PSP decided, the refund was made, and the merchant lists them.\n' : '\nDemo FAILED.\n');
 process.exit(ok ? 0 : 1);
