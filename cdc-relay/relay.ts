@@ -35,10 +35,10 @@ import { changeLogEntry, type ChangeLog, type ChangeLogEntry } from './change-lo
 import { HandoffCache, type PackedEvents } from './handoff.ts'
 import type { RelayLimits } from './limits.ts'
 
-/** What the relay tells its host (the worker forwards these to the main thread). */
 /** Events a processor acts on at the PSP: never held back by the projection-only linger. */
 const drivesPspWork: ReadonlySet<string> = new Set(['payment.created', 'payment.refund_created'])
 
+/** What the relay tells its host (the worker forwards these to the main thread). */
 export type RelayReport =
   /** The first unpublished entry; headOccurredAtMs undefined = caught up. */
   | { kind: 'head', cursor: number, headOccurredAtMs: number | undefined }
@@ -248,9 +248,9 @@ export class Relay {
   }
 
   /**
-   * How much longer a batch may wait for a `payment.created` to ride along with: 0 when it holds
-   * one (or a `payment.refund_created`: a processor calls the PSP on either), is full, or its oldest entry is old enough (its age by the node's clock, which wrote it;
-   * a clock step back shortens nothing beyond the limit).
+   * How much longer a batch may wait for an event that drives PSP work to ride along with: 0 when
+   * it holds one (drivesPspWork), is full, or its oldest entry is old enough (its age by the
+   * node's clock, which wrote it; a clock step back lengthens nothing beyond the limit).
    */
   #projectionOnlyLingerMs (entries: readonly ChangeLogEntry[]): number {
     const { publishProjectionOnlyLingerMs, publishBatchEventsMax } = this.#options.limits

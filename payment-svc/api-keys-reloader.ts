@@ -48,11 +48,9 @@ export function createApiKeysReloader (registry: ApiKeyRegistry, log: Logger, op
     polling = true
     try {
       const now = await fingerprint()
-      if (seen !== undefined && now !== seen) {
-        seen = now
-        await reload('file_changed')
-      }
+      const changed = seen !== undefined && now !== seen
       seen = now
+      if (changed) await reload('file_changed')
     } finally {
       polling = false
     }

@@ -50,7 +50,8 @@ export class WebhookDispatcher {
   readonly #log: Logger
   readonly #secret: string
   readonly #agent: Agent
-  readonly #stopController = new AbortController()
+  /** Set when shutdown cuts the deliveries in flight: one that starts after it is cut at once. */
+  #cutOff = false
   /** One controller per delivery in flight: its own deadline, and shutdown cuts them all. */
   readonly #attemptControllers = new Set<AbortController>()
   /** Entries waiting for their due time, by due time; `#queued` holds the same items by sequence. */
@@ -247,7 +248,7 @@ export class WebhookDispatcher {
     const deadline = setTimeout(() => attempt.abort(new Error(`no complete answer within ${this.#limits.webhookDeliveryTimeoutMs} ms`)),
       this.#limits.webhookDeliveryTimeoutMs)
     this.#attemptControllers.add(attempt)
-    if (this.#stopController.signal.aborted) attempt.abort()
+    if (this.#cutOff) attempt.abort()
     try {
       const res = await request(url, {
         method: 'POST',
@@ -316,7 +317,7 @@ export class WebhookDispatcher {
     this.#stopped = true
     clearTimeout(this.#timer)
     const cutAll = (): void => {
-      this.#stopController.abort()
+      this.#cutOff = true
       for (const attempt of this.#attemptControllers) attempt.abort()
     }
     const cut = setTimeout(cutAll, Math.max(0, deadlineMs - Date.now()))

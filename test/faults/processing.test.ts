@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { pino } from 'pino'
 import t from 'tap'
+import { setPspConfig } from '../../bench/scenarios/e2e.ts'
 import { createKafkaProducer } from '../../lib/kafka-event-bus.ts'
 import { eventually, getInternal } from '../helpers/api.ts'
 import { closeDb, createWith, db, nodeReaches, postgresReaches, pspAdmin, pspCharges } from '../helpers/e2e.ts'
@@ -19,10 +20,7 @@ const cliTimeoutMs = 90_000
 t.teardown(closeDb)
 
 const original = (await pspAdmin('/admin/config')).body
-async function setPsp (patch: Record<string, unknown>): Promise<void> {
-  const res = await pspAdmin('/admin/config', 'PUT', patch)
-  if (res.status !== 200) throw new Error(`psp config ${JSON.stringify(patch)}: ${res.status} ${res.text}`)
-}
+const setPsp = (patch: Record<string, unknown>): Promise<void> => setPspConfig(stack, patch)
 async function restorePsp (): Promise<void> {
   const { latencyMedianMs, latencyP99Ms, error5xxRate, timeoutAfterChargeRate, rateLimitRate, webhookDuplicateRate,
     webhookDelayMsMax, webhookReorderRate, webhookDropRate } = original

@@ -4,6 +4,7 @@
 // at most one PSP refund per refund id and never more refunded than captured (the outcome check).
 
 import t from 'tap'
+import { setPspConfig } from '../../bench/scenarios/e2e.ts'
 import { checkSystemOutcome, describeSystemOutcome } from '../../bench/lib/system-outcome.ts'
 import { eventually, refundPayment } from '../helpers/api.ts'
 import { closeDb, createWith, db, nodeReaches, pspAdmin, pspRefunds, refundSettles } from '../helpers/e2e.ts'
@@ -15,10 +16,7 @@ const settleDeadlineMs = 90_000
 t.teardown(closeDb)
 
 const original = (await pspAdmin('/admin/config')).body
-async function setPsp (patch: Record<string, unknown>): Promise<void> {
-  const res = await pspAdmin('/admin/config', 'PUT', patch)
-  if (res.status !== 200) throw new Error(`psp config ${JSON.stringify(patch)}: ${res.status} ${res.text}`)
-}
+const setPsp = (patch: Record<string, unknown>): Promise<void> => setPspConfig(stack, patch)
 async function restorePsp (): Promise<void> {
   const { latencyMedianMs, latencyP99Ms, error5xxRate } = original
   await setPsp({ latencyMedianMs, latencyP99Ms, error5xxRate })
