@@ -81,6 +81,15 @@ async function exportRoute (ctx: ReportingContext, merchantId: string, query: UR
   const q = parsed(query, true)
   if (exportsInFlight >= limits.exportsInFlightMax) throw new ProblemError('rate_limited', { retryAfterS: 5, detail: 'another export is running; retry when it is done' })
   exportsInFlight++
+  try {
+    await streamExport(ctx, merchantId, q, res)
+  } finally {
+    exportsInFlight--
+  }
+}
+
+/** One export: a pool connection of its own for the COPY, released (or discarded if broken) at the end. */
+async function streamExport (ctx: ReportingContext, merchantId: string, q: ListQuery, res: ServerResponse): Promise<void> {
   const client = await ctx.pool.connect()
   let broken = false
   const deadline = setTimeout(() => { broken = true; res.destroy(new Error('export deadline passed')) }, limits.exportDeadlineMs)
@@ -100,7 +109,7 @@ async function exportRoute (ctx: ReportingContext, merchantId: string, query: UR
     ctx.log.info({ merchant_id: merchantId, rows: stream.rowCount }, 'payments exported')
   } catch (error) {
     broken = true
-    // Headers sent: the client sees a cut-off file (no final newline-terminated row count), not a 200 that lies.
+    // Headers sent: the client sees the connection cut before the end of the file, not a complete-looking 200.
     if (res.headersSent) {
       ctx.log.warn({ err: error, merchant_id: merchantId }, 'payments export cut off')
       res.destroy()
@@ -109,7 +118,6 @@ async function exportRoute (ctx: ReportingContext, merchantId: string, query: UR
     throw error
   } finally {
     clearTimeout(deadline)
-    exportsInFlight--
     if (broken) client.release(true)
     else {
       await client.query('RESET statement_timeout').then(() => client.release(), (error: Error) => client.release(error))
