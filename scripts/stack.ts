@@ -34,7 +34,7 @@ import { createPostgres, databaseName, type PostgresHandle } from './stack/postg
 import { killAllManagedSync, liveManagedPids, reapStaleGroups, trackChildrenIn, type ServiceHandle } from './stack/proc.ts';
 import { errorMessage, repoRoot, say, withTimeout } from './stack/util.ts';
 import { ensureFieldKeysFile, fieldKeysFileName } from './stack/field-keys.ts';
-import { assertPassable, chownTree, ensurePrivateDir, privateDirMode, privateUmask, serviceUser, sharedStackDirMode } from './stack/service-user.ts';
+import { assertPassable, chownTree, makePassable, ensurePrivateDir, privateDirMode, privateUmask, serviceUser, sharedStackDirMode } from './stack/service-user.ts';
 import { newAdminToken } from '../lib/admin-token.ts';
 import { internalServicesSetting, newInternalTokens } from '../lib/internal-credentials.ts';
 
@@ -305,7 +305,10 @@ async function main(): Promise<void> {
     chmodSync(dir, user ? sharedStackDirMode : privateDirMode);
     cleanups.push(acquireLock(dir));
   }
-  if (user) assertPassable(dir, user);
+  if (user) {
+    for (const d of makePassable(repoRoot, user)) say('stack', `made ${d} passable (o+x) for the service user ${user.name}: it runs the code under it`);
+    assertPassable(dir, user);
+  }
   // From here on, everything the runner and its children create is theirs alone: files 0600,
   // dirs 0700 (logs, LevelDB, Kafka's and Postgres' data, secrets). Issue #17 part 7.
   process.umask(privateUmask);

@@ -95,16 +95,37 @@ export function chownTree(path: string, owner: ServiceUser | null): void {
   if (stat.isDirectory()) for (const entry of readdirSync(path)) chownTree(join(path, entry), owner);
 }
 
+/** Whether `user` may pass through (search) directory `d`, by owner, group and other bits. */
+function passable(d: string, user: ServiceUser): boolean {
+  const st = statSync(d);
+  return st.uid === user.uid ? (st.mode & 0o100) !== 0 : st.gid === user.gid ? (st.mode & 0o010) !== 0 : (st.mode & 0o001) !== 0;
+}
+
+/**
+ * Lets `user` reach the code it runs (the repo: node_modules' Node, the sources, .cache's Kafka
+ * jars) when the runner is root: every ancestor of `dir` it cannot pass through gets o+x, search
+ * only (nobody may list it). A checkout in a private temp dir (`mktemp -d`, 0700) is the usual
+ * case; without this every service would fail with EACCES. Returns the dirs it changed.
+ */
+export function makePassable(dir: string, user: ServiceUser): string[] {
+  const changed: string[] = [];
+  for (let d = dir; ; d = dirname(d)) {
+    if (!passable(d, user)) {
+      chmodSync(d, (statSync(d).mode & 0o7777) | 0o001);
+      changed.push(d);
+    }
+    if (d === dirname(d)) return changed;
+  }
+}
+
 /**
  * The service user must pass through every ancestor of the stack dir to reach its own dirs;
  * otherwise every service fails with EACCES far from the cause. Checked at start, with advice.
  */
 export function assertPassable(dir: string, user: ServiceUser): void {
   for (let d = dir; ; d = dirname(d)) {
-    const st = statSync(d);
-    const ok = st.uid === user.uid ? (st.mode & 0o100) !== 0 : st.gid === user.gid ? (st.mode & 0o010) !== 0 : (st.mode & 0o001) !== 0;
-    if (!ok) {
-      throw new Error(`the service user ${user.name} (uid ${user.uid}) cannot pass through ${d} (mode ${(st.mode & 0o777).toString(8)}): use a stack dir whose parents are world-passable, or chmod o+x ${d}`);
+    if (!passable(d, user)) {
+      throw new Error(`the service user ${user.name} (uid ${user.uid}) cannot pass through ${d} (mode ${(statSync(d).mode & 0o777).toString(8)}): use a stack dir whose parents are world-passable, or chmod o+x ${d}`);
     }
     if (d === dirname(d)) return;
   }

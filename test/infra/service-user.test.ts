@@ -4,7 +4,7 @@ import t from 'tap';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assertPassable, chownTree, ensurePrivateDir, serviceUser } from '../../scripts/stack/service-user.ts';
+import { assertPassable, chownTree, ensurePrivateDir, makePassable, serviceUser } from '../../scripts/stack/service-user.ts';
 
 const root = process.getuid?.() === 0;
 
@@ -45,4 +45,18 @@ t.test('the service user is never root; a dir it cannot pass through is refused 
   t.throws(() => assertPassable(join(base, 'stack'), user), /cannot pass through .*chmod o\+x/);
   chmodSync(base, 0o711);
   t.doesNotThrow(() => assertPassable(join(base, 'stack'), user));
+});
+
+t.test('the code\'s dirs are made passable for the service user, search only, and only where needed', { skip: !root && 'needs root' }, async (t) => {
+  const user = serviceUser()!;
+  const base = mkdtempSync(join(tmpdir(), 'ringpay-service-user-'));
+  t.teardown(() => rmSync(base, { recursive: true, force: true }));
+  const repo = join(base, 'repo');
+  mkdirSync(repo, { mode: 0o755 });
+  chmodSync(base, 0o700);
+  t.same(makePassable(repo, user), [base], 'the private checkout dir (mktemp -d) is the one changed');
+  t.equal(statSync(base).mode & 0o777, 0o701, 'o+x only: passable, not listable');
+  t.equal(statSync(repo).mode & 0o777, 0o755, 'a dir already passable is left as it was');
+  t.doesNotThrow(() => assertPassable(repo, user));
+  t.same(makePassable(repo, user), [], 'nothing left to change');
 });
