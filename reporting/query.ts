@@ -4,11 +4,9 @@
 // first page was read, however many payments arrive meanwhile (an OFFSET would shift under them).
 
 import type pg from 'pg'
+import { paymentStatuses, type PaymentStatus } from '../lib/payment-codec.ts'
 import type { FieldError } from '../payment-svc/errors.ts'
 import { reportingLimits as limits } from './limits.ts'
-
-export const paymentStatuses = ['pending', 'processing', 'requires_action', 'succeeded', 'failed', 'canceled'] as const
-export type PaymentStatus = typeof paymentStatuses[number]
 
 export interface ListQuery {
   createdGteMs: number | undefined
