@@ -5,6 +5,7 @@
 import { AssertionError } from 'node:assert'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Logger } from '../lib/log.ts'
+import { RequestDurationRecorder } from '../lib/request-duration.ts'
 import type { ApiKeyRegistry } from './api-keys.ts'
 import type { ApiKeysReloadOutcome, ApiKeysReloadTrigger } from './api-keys-reloader.ts'
 import { ProblemError } from './errors.ts'
@@ -145,6 +146,7 @@ function adminHandler (ctx: ServerContext): Handler {
 }
 
 function serve (ctx: ServerContext, handler: Handler): Server {
+  const durations = new RequestDurationRecorder(ctx.metrics.requestDuration)
   const server = createServer({
     // The whole-request deadline (headers and body), however steadily a client dribbles: nginx
     // streams public bodies unbuffered, so this bounds slow clients behind nginx too. Node looks
@@ -160,10 +162,7 @@ function serve (ctx: ServerContext, handler: Handler): Server {
     const startedAt = performance.now()
     let route = 'unmatched'
     const finish = (): void => {
-      ctx.metrics.requestDuration.observe(
-        { route, method: req.method ?? '', status: String(res.statusCode) },
-        (performance.now() - startedAt) / 1000,
-      )
+      durations.observe(route, req.method ?? '', res.statusCode, (performance.now() - startedAt) / 1000)
     }
     const fail = (error: unknown): void => {
       if (error instanceof ProblemError) {

@@ -7,6 +7,7 @@ import { adminChargesRoute, discrepanciesRoute, generateRoute, getConfigRoute, p
 import type { PspContext } from './context.ts'
 import { PspError } from './errors.ts'
 import { requireSecretKey, sendError, sendJson, splitUrl } from './http-io.ts'
+import { RequestDurationRecorder } from '../lib/request-duration.ts'
 import { randomId } from './ids.ts'
 import { adminRefundsRoute, createRefundRoute, getRefundRoute, listRefundsRoute } from './refund-routes.ts'
 import { cancelChargeRoute, createChargeRoute, getChargeRoute, listChargesRoute, settlementRoute } from './routes.ts'
@@ -105,6 +106,7 @@ export interface PspServer {
 }
 
 export function createPspServer (ctx: PspContext): PspServer {
+  const durations = new RequestDurationRecorder(ctx.metrics.requestDuration)
   let inFlight = 0
   let onIdle: (() => void) | undefined
   const server = createServer({
@@ -123,10 +125,7 @@ export function createPspServer (ctx: PspContext): PspServer {
       if (inFlight === 0 && onIdle !== undefined) onIdle()
     }
     res.once('close', () => {
-      ctx.metrics.requestDuration.observe(
-        { route: routeName, method: req.method ?? '', status: res.headersSent ? String(res.statusCode) : 'none' },
-        (performance.now() - startedAt) / 1000,
-      )
+      durations.observe(routeName, req.method ?? '', res.headersSent ? res.statusCode : 'none', (performance.now() - startedAt) / 1000)
     })
     const fail = (error: unknown): void => {
       if (error instanceof PspError) {
