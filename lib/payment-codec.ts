@@ -84,6 +84,8 @@ export interface Payment {
   nodeId: string
   /** Oldest first; [] for a payment never refunded. */
   refunds: Refund[]
+  /** While requires_action: the PSP's page where the customer completes the charge; '' or absent otherwise. */
+  nextActionUrl?: string
 }
 
 export interface ChangeEvent {
@@ -280,6 +282,7 @@ function paymentToWire (payment: Payment, sealedFields: Uint8Array | undefined):
     pspReference: payment.pspReference,
     nodeId: payment.nodeId,
     refunds: payment.refunds.map(refundToWire),
+    nextActionUrl: payment.nextActionUrl ?? '',
   }
 }
 
@@ -319,6 +322,7 @@ function paymentFromWire (wire: Record<string, any>, sealer: FieldSealer): Payme
     nodeId: wire.nodeId,
     refunds: (wire.refunds ?? []).map(refundFromWire),
   }
+  if (wire.nextActionUrl !== undefined && wire.nextActionUrl !== '') payment.nextActionUrl = wire.nextActionUrl
   assertPayment(payment)
   // Its next encode (a transition) reuses these bytes instead of sealing again.
   if (sealedFields !== undefined) remember(payment, sealer, sealedFields)
@@ -447,6 +451,7 @@ function paymentSize (payment: Payment, sealed: Uint8Array, refunds: readonly Ui
     (payment.nodeId === '' ? 0 : 1 + stringFieldSize(payment.nodeId)) +
     2 + varintSize(sealed.length) + sealed.length
   for (const refund of refunds) size += 2 + varintSize(refund.length) + refund.length
+  if (payment.nextActionUrl !== undefined && payment.nextActionUrl !== '') size += 1 + stringFieldSize(payment.nextActionUrl)
   return size
 }
 
@@ -483,6 +488,8 @@ function writePayment (out: Buffer, start: number, payment: Payment, sealed: Uin
     out.set(refund, at)
     at += refund.length
   }
+  // Field 21, string: tag 21 << 3 | 2 = 170, a two-byte varint.
+  if (payment.nextActionUrl !== undefined && payment.nextActionUrl !== '') { out[at++] = 170; out[at++] = 1; at = writeString(out, at, payment.nextActionUrl) }
   return at
 }
 

@@ -15,6 +15,7 @@ import { isJsonContentType, parseJson, readBody, sendJson } from './http-io.ts'
 import { recordedActor, requireAllowed, type InternalAuthenticator } from './internal-auth.ts'
 import type { NodeLimits } from './limits.ts'
 import type { NodeMetrics } from './metrics.ts'
+import { isAcceptableNextActionUrl, nextActionUrlLengthMax } from './next-action.ts'
 import type { PaymentService, RefundTransitionRequest, TransitionRequest, TransitionResult } from './payment-service.ts'
 import { internalPaymentView, refundView } from './payment-view.ts'
 
@@ -113,7 +114,7 @@ function parseTransitionBatch (body: unknown, itemsMax: number, caller: Internal
   })
 }
 
-const singleTransitionFields = new Set(['to', 'expected_version', 'actor', 'failure_code', 'failure_message', 'psp_reference', 'publish'])
+const singleTransitionFields = new Set(['to', 'expected_version', 'actor', 'failure_code', 'failure_message', 'psp_reference', 'publish', 'next_action_url'])
 const batchTransitionFields = new Set([...singleTransitionFields, 'checkout_id'])
 
 /**
@@ -156,6 +157,16 @@ function parseTransition (body: unknown, allowed: ReadonlySet<string>, caller: I
   if (input.to === 'succeeded' && pspReference.trim() === '' && !errors.some((e) => e.field === 'psp_reference')) {
     errors.push({ field: 'psp_reference', code: 'required', message: 'a move to succeeded needs the psp_reference of the charge' })
   }
+  // Where the customer completes a charge the PSP holds for them: only with requires_action, an
+  // absolute http(s) URL, never one holding a card number (it is shown to the merchant).
+  const nextActionUrl = text('next_action_url', nextActionUrlLengthMax, false)
+  if (nextActionUrl !== '') {
+    if (input.to !== 'requires_action') {
+      errors.push({ field: 'next_action_url', code: 'format', message: 'next_action_url goes only with a move to requires_action' })
+    } else if (!isAcceptableNextActionUrl(nextActionUrl)) {
+      errors.push({ field: 'next_action_url', code: 'format', message: 'next_action_url must be an absolute http(s) URL' })
+    }
+  }
   // Only a claim may stay off the change log: every other status is one Postgres must follow.
   if (input.publish !== undefined && typeof input.publish !== 'boolean') {
     errors.push({ field: 'publish', code: 'format', message: 'publish must be a boolean' })
@@ -172,6 +183,7 @@ function parseTransition (body: unknown, allowed: ReadonlySet<string>, caller: I
     failureMessage,
     pspReference,
     publish: input.publish !== false,
+    ...(nextActionUrl !== '' ? { nextActionUrl } : {}),
   }
 }
 

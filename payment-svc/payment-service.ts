@@ -41,6 +41,8 @@ export interface IncomingWebhook {
   failureMessage: string
   /** A refund event: our refund id (the PSP carries it as the refund's reference) and its status. */
   refund?: { id: string, target: RefundStatus | undefined }
+  /** charge.requires_action: where the customer completes the charge. */
+  nextActionUrl?: string
 }
 
 export type WebhookResult = { duplicate: true } | { duplicate: false, applied: boolean, note: string, payment: Payment }
@@ -60,6 +62,8 @@ export interface TransitionRequest {
    * projection and Postgres rows per payment for a state nobody downstream acts on.
    */
   publish?: boolean
+  /** With requires_action: where the customer completes the charge (the PSP's page). */
+  nextActionUrl?: string
 }
 
 /** A refund's outcome, from the processor (the PSP's answer). Judged on the refund's own status. */
@@ -580,8 +584,8 @@ export class PaymentService {
 
 /** The payment after a status change: next version; PSP details kept unless new ones are given. */
 function advance (current: Payment, to: PaymentStatus, nowMs: number,
-  details: { pspReference: string, failureCode: string, failureMessage: string }): Payment {
-  return {
+  details: { pspReference: string, failureCode: string, failureMessage: string, nextActionUrl?: string }): Payment {
+  const next: Payment = {
     ...current,
     status: to,
     version: current.version + 1,
@@ -590,6 +594,11 @@ function advance (current: Payment, to: PaymentStatus, nowMs: number,
     failureCode: details.failureCode || current.failureCode,
     failureMessage: details.failureMessage || current.failureMessage,
   }
+  // The customer's page is there only while the PSP waits for the customer.
+  const nextActionUrl = to === 'requires_action' ? (details.nextActionUrl || current.nextActionUrl) : undefined
+  if (nextActionUrl === undefined || nextActionUrl === '') delete next.nextActionUrl
+  else next.nextActionUrl = nextActionUrl
+  return next
 }
 
 /** Why a webhook changes nothing ('' when it applies). */

@@ -52,6 +52,10 @@ export function paymentView (payment: Payment): Record<string, unknown> {
     view.failure_message = payment.failureMessage
   }
   if (payment.pspReference !== '') view.psp_reference = payment.pspReference
+  // Stripe's shape: the checkout page sends the customer there to approve or decline.
+  if (payment.status === 'requires_action' && payment.nextActionUrl !== undefined && payment.nextActionUrl !== '') {
+    view.next_action = { type: 'redirect_to_url', redirect_to_url: { url: payment.nextActionUrl } }
+  }
   return view
 }
 

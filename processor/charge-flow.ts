@@ -189,7 +189,10 @@ export async function applyOutcome (deps: ChargeFlowDeps, payment: NodePayment, 
         ...(outcome.pspReference ? { pspReference: outcome.pspReference } : {}),
       })
     case 'requires_action':
-      return applyTransition(deps, payment, { to: 'requires_action', actor: by, pspReference: outcome.pspReference })
+      return applyTransition(deps, payment, {
+        to: 'requires_action', actor: by, pspReference: outcome.pspReference,
+        ...(outcome.nextActionUrl !== undefined ? { nextActionUrl: outcome.nextActionUrl } : {}),
+      })
     case 'pending':
       // The PSP finishes it asynchronously: its webhook (or the watchdog) brings the result.
       log.info({ psp_reference: outcome.pspReference }, 'charge pending at the psp')

@@ -37,6 +37,8 @@ export interface TransitionCall {
   failureMessage?: string
   /** false: the node writes the move without a change event (only for the claim, `processing`). */
   publish?: false
+  /** With requires_action: the PSP's page where the customer completes the charge. */
+  nextActionUrl?: string
   /** The payment's node, when known: the call is then batched with others for that node. */
   nodeId?: string
 }
@@ -131,6 +133,7 @@ export class NodeClient {
     if (call.failureCode) payload.failure_code = call.failureCode
     if (call.failureMessage) payload.failure_message = call.failureMessage.slice(0, 500)
     if (call.publish === false) payload.publish = false
+    if (call.nextActionUrl) payload.next_action_url = call.nextActionUrl
     let answer: ItemAnswer | undefined
     if (call.nodeId !== undefined) {
       answer = await this.#batched(call.nodeId, { checkout_id: checkoutId, ...payload })

@@ -15,7 +15,8 @@
 // step 8's write starts with step 4 and only has to be on disk when the latency ends: the group
 // committer batches the charges of that window. The answer still comes after both.
 
-import { cancel, newCharge, paramsFingerprint, type Charge, type ChargeParams } from './charge.ts'
+import { cancel, customerDeclined, fail, newCharge, paramsFingerprint, succeed, type Charge, type ChargeParams } from './charge.ts'
+import type { CustomerDecision, CustomerPages } from './customer-action.ts'
 import { RequestAdmission } from './admission.ts'
 import { PspError } from './errors.ts'
 import type { RuntimeControl } from './faults.ts'
@@ -28,6 +29,8 @@ import { encodeSettlementEntry } from './settlement.ts'
 import { eventWrites, type QueuedEvent } from './webhook-events.ts'
 
 export type CancelResult = { kind: 'canceled' | 'replayed', charge: Charge }
+/** `replayed`: the charge was no longer awaiting the customer; it is answered as it is. */
+export type CustomerActionResult = { kind: 'completed' | 'replayed', charge: Charge }
 
 export type CreateResult =
   /** `json`: the charge as stored, to answer with (serialised once). */
@@ -55,8 +58,13 @@ export class ChargeService {
   readonly #limits: PspLimits
   readonly #metrics: PspMetrics
   readonly #onWritten: (charge: Charge, asyncDueMs: number | undefined, events: readonly QueuedEvent[]) => void
-  /** Charges whose cancel is being written: a second cancel meanwhile is told to retry. Bounded by chargeRequestsInFlightMax. */
-  readonly #cancelsInProgress = new Set<string>()
+  /**
+   * Charges whose cancel or customer decision is being written: a second action meanwhile is told
+   * to retry (409), so a cancel and the customer's approval never both apply. Bounded by
+   * chargeRequestsInFlightMax.
+   */
+  readonly #actionsInProgress = new Set<string>()
+  readonly #customerPages: CustomerPages
   /** The bound on requests in flight, one request per key at a time, the simulated latency. */
   readonly #admission: RequestAdmission
 
@@ -66,7 +74,9 @@ export class ChargeService {
     limits: PspLimits
     metrics: PspMetrics
     onWritten: (charge: Charge, asyncDueMs: number | undefined, events: readonly QueuedEvent[]) => void
+    customerPages: CustomerPages
   }) {
+    this.#customerPages = deps.customerPages
     this.#store = deps.store
     this.#runtime = deps.runtime
     this.#limits = deps.limits
@@ -91,8 +101,8 @@ export class ChargeService {
    * retried by its caller. Any other status is final or being settled: `charge_not_cancelable`.
    */
   async cancel (chargeId: string): Promise<CancelResult> {
-    if (this.#cancelsInProgress.has(chargeId)) throw new PspError('idempotency_key_in_use')
-    if (this.#cancelsInProgress.size >= this.#limits.chargeRequestsInFlightMax) {
+    if (this.#actionsInProgress.has(chargeId)) throw new PspError('idempotency_key_in_use')
+    if (this.#actionsInProgress.size >= this.#limits.chargeRequestsInFlightMax) {
       // The same bound as charges in flight: nothing grows without bound.
       this.#metrics.count('concurrencyRejections')
       throw new PspError('rate_limited', { message: 'Too many concurrent requests; retry later', retryAfterS: 1 })
@@ -103,7 +113,7 @@ export class ChargeService {
     if (charge.status !== 'requires_action') {
       throw new PspError('charge_not_cancelable', { message: `This charge is ${charge.status}; only a requires_action charge can be canceled` })
     }
-    this.#cancelsInProgress.add(chargeId)
+    this.#actionsInProgress.add(chargeId)
     try {
       const nowMs = Date.now()
       const canceled = cancel(charge, nowMs)
@@ -114,7 +124,42 @@ export class ChargeService {
       this.#onWritten(canceled, undefined, events.queued)
       return { kind: 'canceled', charge: canceled }
     } finally {
-      this.#cancelsInProgress.delete(chargeId)
+      this.#actionsInProgress.delete(chargeId)
+    }
+  }
+
+  /**
+   * The customer approved or declined on the charge's page: a requires_action charge becomes
+   * succeeded (settling today) or failed, durably with its webhook event. Serialised with a cancel
+   * of the same charge (one action per charge at a time), so exactly one of them wins; a charge no
+   * longer awaiting the customer is answered as it is (a second click, a canceled charge).
+   */
+  async completeCustomerAction (chargeId: string, decision: CustomerDecision): Promise<CustomerActionResult> {
+    if (this.#actionsInProgress.has(chargeId)) throw new PspError('idempotency_key_in_use')
+    if (this.#actionsInProgress.size >= this.#limits.chargeRequestsInFlightMax) {
+      this.#metrics.count('concurrencyRejections')
+      throw new PspError('rate_limited', { message: 'Too many concurrent requests; retry later', retryAfterS: 1 })
+    }
+    const charge = this.#store.getCharge(chargeId)
+    if (charge === undefined) throw new PspError('resource_missing', { param: 'id', message: `No such charge: '${chargeId.slice(0, 64)}'` })
+    if (charge.status !== 'requires_action') return { kind: 'replayed', charge }
+    this.#actionsInProgress.add(chargeId)
+    try {
+      const nowMs = Date.now()
+      const final = decision === 'approve' ? succeed(charge, nowMs) : fail(charge, customerDeclined)
+      const json = JSON.stringify(final)
+      const ops: Op[] = [{ type: 'put', key: keys.charge(chargeId), value: json }]
+      if (final.status === 'succeeded') {
+        ops.push({ type: 'put', key: keys.settlement(final.settled_on!, final.id), value: encodeSettlementEntry(final) })
+      }
+      const events = eventWrites(this.#store, this.#runtime, final, nowMs, json)
+      ops.push(...events.ops)
+      const counters: CounterDeltas = { ...events.counters, requiresAction: -1, [statusCounter[final.status]]: 1 }
+      await this.#store.write({ ops, counters })
+      this.#onWritten(final, undefined, events.queued)
+      return { kind: 'completed', charge: final }
+    } finally {
+      this.#actionsInProgress.delete(chargeId)
     }
   }
 
@@ -184,6 +229,10 @@ export class ChargeService {
     let charge = newCharge(randomId('ch'), idempotencyKey, params, status, nowMs)
     if (outcome.kind === 'failed') {
       charge = { ...charge, failure_code: outcome.failure.code, failure_message: outcome.failure.message }
+    }
+    if (charge.status === 'requires_action') {
+      const url = this.#customerPages.urlFor(charge.id)
+      if (url !== undefined) charge = { ...charge, next_action: { type: 'redirect_to_url', redirect_to_url: { url } } }
     }
     const json = JSON.stringify(charge)
     const ops: Op[] = [

@@ -1,6 +1,7 @@
 // The charge object (Stripe's shape) and its only transitions. A charge is created in its first
 // status and may move once: pending -> succeeded | failed (the async completer), or
-// requires_action -> canceled (POST /v1/charges/{id}/cancel). Succeeded, failed and canceled are final.
+// requires_action -> canceled (POST /v1/charges/{id}/cancel) | succeeded | failed (the customer's
+// page, customer-action.ts). Succeeded, failed and canceled are final.
 //
 // Settlement rule: a charge settles on the UTC date on which it reached `succeeded` (settled_on),
 // and carries that instant as `succeeded_at`. For a synchronous success that is its creation; for an
@@ -36,6 +37,8 @@ export interface Charge {
   succeeded_at?: number
   /** Unix seconds, only once canceled. */
   canceled_at?: number
+  /** Only while requires_action: where the customer approves or declines (Stripe's shape). */
+  next_action?: { type: 'redirect_to_url', redirect_to_url: { url: string } }
 }
 
 /** The validated parameters of POST /v1/charges. */
@@ -89,7 +92,7 @@ export function newCharge (id: string, idempotencyKey: string, params: ChargePar
 export function succeed (charge: Charge, nowMs: number): Charge {
   const fee = feeFor(charge.amount)
   return {
-    ...charge,
+    ...withoutNextAction(charge),
     status: 'succeeded',
     fee,
     net: charge.amount - fee,
@@ -100,9 +103,18 @@ export function succeed (charge: Charge, nowMs: number): Charge {
 
 /** A charge awaiting the customer, canceled by the merchant: nothing is or will be taken. */
 export function cancel (charge: Charge, nowMs: number): Charge {
-  return { ...charge, status: 'canceled', canceled_at: unixSeconds(nowMs) }
+  return { ...withoutNextAction(charge), status: 'canceled', canceled_at: unixSeconds(nowMs) }
 }
 
 export function fail (charge: Charge, failure: FinalFailure): Charge {
-  return { ...charge, status: 'failed', failure_code: failure.code, failure_message: failure.message, fee: 0, net: 0 }
+  return { ...withoutNextAction(charge), status: 'failed', failure_code: failure.code, failure_message: failure.message, fee: 0, net: 0 }
+}
+
+/** The customer declined on the challenge page. */
+export const customerDeclined: FinalFailure = { code: 'authentication_declined', message: 'The customer declined the payment' }
+
+function withoutNextAction (charge: Charge): Charge {
+  if (charge.next_action === undefined) return charge
+  const { next_action: _, ...rest } = charge
+  return rest
 }

@@ -89,6 +89,8 @@ export interface PspConfig {
   secretKey: string
   /** HMAC key of the Ringpay-Signature webhook header. */
   webhookSecret: string
+  /** Where customers reach the PSP's pages (customer-action.ts); default: http://<host>:<port>. */
+  publicBaseUrl?: string
   runtime: RuntimeConfig
   limits: PspLimits
 }
@@ -100,6 +102,7 @@ export interface PspOptions {
   dataDir: string
   secretKey: string
   webhookSecret: string
+  publicBaseUrl?: string
   runtime?: Partial<RuntimeConfig>
   limits?: Partial<PspLimits>
 }
@@ -127,6 +130,7 @@ export function resolvePspConfig (options: PspOptions): PspConfig {
     dataDir: options.dataDir,
     secretKey: options.secretKey,
     webhookSecret: options.webhookSecret,
+    ...(options.publicBaseUrl !== undefined ? { publicBaseUrl: options.publicBaseUrl } : {}),
     runtime,
     limits,
   }
@@ -190,6 +194,7 @@ export function loadPspConfig (env: Record<string, string | undefined>): PspConf
     dataDir: envRequired(env, 'PSP_DATA_DIR'),
     secretKey: envRequired(env, 'PSP_SECRET_KEY'),
     webhookSecret: envRequired(env, 'PSP_WEBHOOK_SECRET'),
+    ...(env.PSP_PUBLIC_BASE_URL !== undefined ? { publicBaseUrl: env.PSP_PUBLIC_BASE_URL } : {}),
     runtime: patch,
     limits: mergedLimits,
   })

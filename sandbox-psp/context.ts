@@ -3,6 +3,7 @@
 import type { Logger } from '../lib/log.ts'
 import type { AsyncCompleter } from './async-completer.ts'
 import type { ChargeService } from './charge-service.ts'
+import type { CustomerPages } from './customer-action.ts'
 import type { PspConfig } from './config.ts'
 import type { RuntimeControl } from './faults.ts'
 import type { HeldResponses } from './held-responses.ts'
@@ -18,6 +19,8 @@ export interface PspContext {
   store: PspStore
   runtime: RuntimeControl
   charges: ChargeService
+  /** The customer's page for charges awaiting action (links and their tokens). */
+  customerPages: CustomerPages
   refunds: RefundService
   dispatcher: WebhookDispatcher
   completer: AsyncCompleter

@@ -15,6 +15,7 @@ import { digest } from './http-io.ts'
 import { PspMetrics } from './metrics.ts'
 import { WebhookDispatcher } from './outbox.ts'
 import { createPspServer } from './server.ts'
+import { CustomerPages } from './customer-action.ts'
 import { PspStore } from './store.ts'
 
 export interface SandboxPsp {
@@ -48,7 +49,9 @@ export async function startSandboxPsp (options: PspOptions, log: Logger = create
   }
   const dispatcher = new WebhookDispatcher({ store, runtime, limits, metrics, log, secret: config.webhookSecret })
   const completer = new AsyncCompleter({ store, runtime, limits, log, onWritten: (events) => dispatcher.enqueue(events) })
+  const customerPages = new CustomerPages(config.secretKey)
   const charges = new ChargeService({
+    customerPages,
     store,
     runtime,
     limits,
@@ -69,6 +72,7 @@ export async function startSandboxPsp (options: PspOptions, log: Logger = create
     },
   })
   ctx = {
+    customerPages,
     config,
     refunds,
     limits,
@@ -92,6 +96,7 @@ export async function startSandboxPsp (options: PspOptions, log: Logger = create
     throw error
   }
   const port = (http.server.address() as AddressInfo).port
+  customerPages.setBaseUrl(config.publicBaseUrl ?? `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`)
   // Whatever a previous run left pending or undelivered resumes now.
   completer.start()
   dispatcher.start()

@@ -9,6 +9,8 @@ import { PspError } from './errors.ts'
 import { requireSecretKey, sendError, sendJson, splitUrl } from './http-io.ts'
 import { RequestDurationRecorder } from '../lib/request-duration.ts'
 import { randomId } from './ids.ts'
+import { customerPagePathPrefix } from './customer-action.ts'
+import { customerPageRoute } from './customer-routes.ts'
 import { adminRefundsRoute, createRefundRoute, getRefundRoute, listRefundsRoute } from './refund-routes.ts'
 import { cancelChargeRoute, createChargeRoute, getChargeRoute, listChargesRoute, settlementRoute } from './routes.ts'
 
@@ -41,6 +43,8 @@ function route (ctx: PspContext, req: IncomingMessage, res: ServerResponse, requ
       }),
     }
   }
+  // The customer's page: no API key (the link's token stands for it).
+  if (path.startsWith(customerPagePathPrefix)) return customerPageRoute(ctx, req, res, path, query)
   requireSecretKey(req, ctx.secretKeyDigest)
   if (path === '/v1/charges') {
     if (req.method === 'POST') return { route: 'POST /v1/charges', done: createChargeRoute(ctx, req, res, requestId) }

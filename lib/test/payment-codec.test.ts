@@ -83,6 +83,7 @@ function payment (random: () => number): Payment {
     pspReference: random() < 0.5 ? '' : text(random, 40),
     nodeId: random() < 0.1 ? '' : 'n' + Math.floor(random() * 10),
     refunds: refunds(random, amount),
+    ...(random() < 0.3 ? { nextActionUrl: 'https://psp.example/challenge/ch_' + text(random, 40) } : {}),
   }
 }
 

@@ -2,6 +2,7 @@
 
 import type { PaymentStatus, RefundStatus } from '../../lib/payment-codec.ts'
 import { ProblemError } from '../errors.ts'
+import { isAcceptableNextActionUrl } from '../next-action.ts'
 
 export interface ParsedWebhook {
   pspEventId: string
@@ -16,6 +17,8 @@ export interface ParsedWebhook {
   failureMessage: string
   /** A refund event: our refund id (the PSP refund's `reference`) and the status it asks for. */
   refund?: { id: string, target: RefundStatus | undefined }
+  /** charge.requires_action: the PSP's page for the customer, when it gives an acceptable one. */
+  nextActionUrl?: string
 }
 
 const targetByType: Readonly<Record<string, PaymentStatus | undefined>> = {
@@ -56,7 +59,15 @@ export function parseSandboxWebhook (body: unknown): ParsedWebhook {
     currency: charge.currency,
     failureCode: typeof charge.failure_code === 'string' ? charge.failure_code.slice(0, 64) : '',
     failureMessage: typeof charge.failure_message === 'string' ? charge.failure_message.slice(0, 500) : '',
+    ...nextActionOf(event.type, charge),
   }
+}
+
+/** Stripe's `next_action.redirect_to_url.url` of a charge awaiting the customer; ignored if unacceptable. */
+function nextActionOf (type: string, charge: Record<string, any>): { nextActionUrl?: string } {
+  if (type !== 'charge.requires_action' || charge.next_action?.type !== 'redirect_to_url') return {}
+  const url: unknown = charge.next_action.redirect_to_url?.url
+  return typeof url === 'string' && isAcceptableNextActionUrl(url) ? { nextActionUrl: url } : {}
 }
 
 /**

@@ -14,6 +14,8 @@ export interface SandboxCharge {
   reference?: string
   failure_code?: string
   failure_message?: string
+  /** Stripe's shape, while requires_action: where the customer approves or declines. */
+  next_action?: { type?: string, redirect_to_url?: { url?: string } }
 }
 
 export function toSandboxChargeBody (request: ChargeRequest): Record<string, unknown> {
@@ -50,7 +52,10 @@ export function outcomeOfSandboxCharge (charge: SandboxCharge, request: ChargeRe
       failureMessage: charge.failure_message ?? '',
     }
     case 'pending': return { kind: 'pending', pspReference }
-    case 'requires_action': return { kind: 'requires_action', pspReference }
+    case 'requires_action': {
+      const url = charge.next_action?.type === 'redirect_to_url' ? charge.next_action.redirect_to_url?.url : undefined
+      return typeof url === 'string' && url !== '' ? { kind: 'requires_action', pspReference, nextActionUrl: url } : { kind: 'requires_action', pspReference }
+    }
     // An unknown status is never success: pending plus an alert.
     default: return { kind: 'flagged', pspReference, reason: `unknown psp status ${JSON.stringify(charge.status)}` }
   }

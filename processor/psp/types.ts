@@ -16,7 +16,8 @@ export type ChargeOutcome =
   | { kind: 'succeeded', pspReference: string }
   | { kind: 'failed', pspReference: string, failureCode: string, failureMessage: string }
   | { kind: 'pending', pspReference: string }
-  | { kind: 'requires_action', pspReference: string }
+  /** nextActionUrl: where the customer completes it (absent if the PSP gave none). */
+  | { kind: 'requires_action', pspReference: string, nextActionUrl?: string }
   /** The PSP said something we cannot trust (unknown status, other amount or currency): a person
    *  must look; the payment never becomes succeeded from it. */
   | { kind: 'flagged', pspReference: string, reason: string }
