@@ -85,4 +85,12 @@ export const processorLimits = {
   watchdogIntervalMs: 5_000,
   watchdogStaleAfterMs: 30_000,
   watchdogBatchMax: 200,
+  /**
+   * Expiry (issue #14, processor/expiry.ts): a payment still awaiting the customer
+   * (`requires_action`), or never charged (`pending`), this long after its creation is canceled.
+   * A day: an outage of hours (Kafka, the PSP, the processors) never expires a payment a customer
+   * is completing, and a charge found at the PSP wins over the expiry anyway.
+   */
+  actionExpiryMs: 24 * 60 * 60_000,
+  pendingExpiryMs: 24 * 60 * 60_000,
 } as const

@@ -6,7 +6,8 @@
 // RINGPAY_INTERNAL_TOKEN (the processor service's own internal API token), PSP_BASE_URL,
 // PSP_SECRET_KEY; optional PROCESSOR_ID, PROCESSOR_ADMIN_PORT (metrics), RINGPAY_EVENTS_TOPIC,
 // RINGPAY_DLQ_TOPIC, PROCESSOR_GROUP_ID, PROCESSOR_WATCHDOG_STALE_AFTER_MS,
-// PROCESSOR_WATCHDOG_INTERVAL_MS, PROCESSOR_FETCH_PACING_MS.
+// PROCESSOR_WATCHDOG_INTERVAL_MS, PROCESSOR_FETCH_PACING_MS, PROCESSOR_ACTION_EXPIRY_MS,
+// PROCESSOR_PENDING_EXPIRY_MS.
 
 import { createServer } from 'node:http'
 import pg from 'pg'
@@ -160,6 +161,8 @@ const stopWatchdog = startWatchdog(pool, flow, metrics, log, {
   intervalMs: integer('PROCESSOR_WATCHDOG_INTERVAL_MS', limits.watchdogIntervalMs),
   staleAfterMs: integer('PROCESSOR_WATCHDOG_STALE_AFTER_MS', limits.watchdogStaleAfterMs),
   batchMax: limits.watchdogBatchMax,
+  actionExpiryMs: integer('PROCESSOR_ACTION_EXPIRY_MS', limits.actionExpiryMs),
+  pendingExpiryMs: integer('PROCESSOR_PENDING_EXPIRY_MS', limits.pendingExpiryMs),
 })
 
 await consumer.runPipelined({

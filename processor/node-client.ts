@@ -22,6 +22,8 @@ export interface NodePayment {
   description: string
   psp_reference?: string
   failure_code?: string
+  /** RFC 3339 (node views carry it). */
+  created_at?: string
   /** The node that holds the payment (every node view and change event carries it). */
   node_id?: string
   /** Its refunds (node views carry them; change events are decoded separately). */

@@ -9,6 +9,7 @@ import type { Logger } from '../lib/log.ts'
 import { terminalStatuses } from '../lib/payment-codec.ts'
 import { applyOutcome, chargeRequestOf, drivePayment, type ChargeFlowDeps } from './charge-flow.ts'
 import { applyRefundOutcome, refundAtPsp } from './refund-flow.ts'
+import { expireAwaitingCustomer, expireNeverCharged, paymentAgeMs } from './expiry.ts'
 import type { RefundRequest } from './psp/types.ts'
 import type { ProcessorMetrics } from './metrics.ts'
 
@@ -16,12 +17,15 @@ export interface WatchdogOptions {
   intervalMs: number
   staleAfterMs: number
   batchMax: number
+  /** processor/expiry.ts: requires_action, and pending with no charge at the PSP, past these ages are canceled. */
+  actionExpiryMs: number
+  pendingExpiryMs: number
 }
 
 const actor = 'watchdog'
 
 export async function watchdogRound (pool: pg.Pool, flow: ChargeFlowDeps, metrics: ProcessorMetrics, log: Logger,
-  options: Pick<WatchdogOptions, 'staleAfterMs' | 'batchMax'>): Promise<number> {
+  options: Pick<WatchdogOptions, 'staleAfterMs' | 'batchMax' | 'actionExpiryMs' | 'pendingExpiryMs'>, nowMs = Date.now): Promise<number> {
   const oldest = await pool.query<{ age_s: number | null }>(
     `SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS age_s FROM payments
      WHERE status NOT IN ('succeeded', 'failed', 'canceled')`)
@@ -43,10 +47,22 @@ export async function watchdogRound (pool: pg.Pool, flow: ChargeFlowDeps, metric
         continue
       }
       if (payment.status === 'requires_action') {
-        metrics.watchdogActions.inc({ action: 'awaiting_customer' })
+        if (paymentAgeMs(payment, nowMs()) < options.actionExpiryMs) {
+          metrics.watchdogActions.inc({ action: 'awaiting_customer' })
+          continue
+        }
+        const expired = await expireAwaitingCustomer(flow, payment)
+        metrics.watchdogActions.inc({ action: `action_${expired}` })
+        settled++
         continue
       }
       const found = await flow.psp.findCharge(chargeRequestOf(payment))
+      if (found === undefined && payment.status === 'pending' && paymentAgeMs(payment, nowMs()) >= options.pendingExpiryMs) {
+        const expired = await expireNeverCharged(flow, payment)
+        metrics.watchdogActions.inc({ action: `pending_${expired}` })
+        settled++
+        continue
+      }
       if (found === undefined) {
         plog.warn({ status: payment.status }, 'watchdog: no charge at the psp; re-driving')
         metrics.watchdogActions.inc({ action: 'redrive' })
