@@ -18,6 +18,8 @@ export type InternalAction =
   | { kind: 'reload_keys' }
   /** A refund's outcome (succeeded or failed): only the processor, which holds the PSP's answer. */
   | { kind: 'refund_transition' }
+  /** Giving back a canceled payment's charge the PSP took anyway: the processor, which found it. */
+  | { kind: 'refund_canceled_charge' }
 
 interface ServicePolicy {
   read: boolean
@@ -77,11 +79,12 @@ export function requireAllowed (service: InternalService, action: InternalAction
     ? policy.read
     : action.kind === 'reload_keys'
       ? policy.reloadKeys
-      : action.kind === 'refund_transition' ? policy.refundTransitions : policy.transitionsTo.has(action.to)
+      : action.kind === 'refund_transition' || action.kind === 'refund_canceled_charge' ? policy.refundTransitions : policy.transitionsTo.has(action.to)
   if (!allowed) {
     const what = action.kind === 'transition'
       ? `move a payment to ${action.to}`
-      : action.kind === 'read' ? 'read payments' : action.kind === 'refund_transition' ? 'settle refunds' : 'reload the API keys'
+      : action.kind === 'read' ? 'read payments' : action.kind === 'refund_transition' ? 'settle refunds'
+        : action.kind === 'refund_canceled_charge' ? 'refund a canceled payment\'s charge' : 'reload the API keys'
     throw new ProblemError('internal_forbidden', { detail: `the ${service} service may not ${what}` })
   }
 }

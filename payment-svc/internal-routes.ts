@@ -187,6 +187,39 @@ function parseTransition (body: unknown, allowed: ReadonlySet<string>, caller: I
   }
 }
 
+/**
+ * `POST /internal/payments/{id}/refund_canceled_charge` `{psp_reference, actor?}`: the processor
+ * found a canceled payment's PSP charge taken anyway; the node refunds the whole charge (one such
+ * refund per payment, a repeat answers it). `{created, refund, payment}`.
+ */
+export async function refundCanceledCharge (ctx: InternalRouteContext, req: IncomingMessage, res: ServerResponse, pathId: string): Promise<void> {
+  const caller = ctx.internalAuth.serviceOf(req)
+  const checkoutId = checkoutIdOf(pathId)
+  if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
+  const body = parseJson(await readBody(req, ctx.limits.bodyBytesMax))
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ProblemError('validation_failed', { detail: 'Body must be a JSON object' })
+  const input = body as Record<string, unknown>
+  const errors: FieldError[] = []
+  for (const key of Object.keys(input)) {
+    if (key !== 'psp_reference' && key !== 'actor') errors.push({ field: key, code: 'unknown_field', message: `Unknown field ${key}` })
+  }
+  const pspReference = input.psp_reference
+  if (typeof pspReference !== 'string' || pspReference === '' || pspReference.length > pspReferenceLengthMax) {
+    errors.push({ field: 'psp_reference', code: 'format', message: `psp_reference must be a string of 1..${pspReferenceLengthMax} characters` })
+  }
+  const actor = input.actor
+  if (actor !== undefined && (typeof actor !== 'string' || actor.length > actorLengthMax)) {
+    errors.push({ field: 'actor', code: 'format', message: `actor must be a string of at most ${actorLengthMax} characters` })
+  }
+  if (errors.length > 0) throw new ProblemError('validation_failed', { errors })
+  requireAllowed(caller, { kind: 'refund_canceled_charge' })
+  const recorded = recordedActor(caller, typeof actor === 'string' ? actor : '')
+  const result = await ctx.service.refundCanceledCharge(checkoutId, pspReference as string, recorded, Date.now())
+  ctx.log.warn({ checkout_id: checkoutId, refund_id: result.refund.id, psp_reference: pspReference, created: result.kind === 'created', actor: recorded },
+    'refunding the charge of a canceled payment')
+  sendJson(res, 200, { created: result.kind === 'created', refund: refundView(result.payment, result.refund), payment: internalPaymentView(result.payment) })
+}
+
 const refundTransitionFields = new Set(['to', 'actor', 'failure_code', 'failure_message', 'psp_reference'])
 const refundTargets: readonly RefundStatus[] = ['succeeded', 'failed']
 const refundIdPattern = /^re_[A-Za-z0-9_-]{1,64}$/

@@ -12,7 +12,7 @@ import { ProblemError } from './errors.ts'
 import { GroupCommitter } from './group-commit.ts'
 import type { NodeLimits } from './limits.ts'
 import { hashRefundRequest, type RefundRequest } from './refund-request.ts'
-import { canTransitionRefund, findRefund, findRefundByKey, newRefundId, refundableAmount, withRefundUpdated } from './refunds.ts'
+import { canceledChargeRefundKey, canTransitionRefund, findRefund, findRefundByKey, newRefundId, refundableAmount, withRefundUpdated } from './refunds.ts'
 import { canTransition } from './state-machine.ts'
 import type { CommittedChangeEvents, PaymentStore, PaymentWrite } from './store.ts'
 
@@ -362,6 +362,46 @@ export class PaymentService {
       }
       const payment: Payment = { ...current, refunds: [...current.refunds, refund], version: current.version + 1, updatedAtMs: nowMs }
       await this.#committer.submit({ payment, type: 'payment.refund_created', previousStatus: current.status, actor: 'api', refundId: refund.id })
+      this.#notify(payment)
+      return { kind: 'created', refund, payment }
+    } finally {
+      this.#release(checkoutId)
+    }
+  }
+
+  /**
+   * A canceled payment whose PSP charge was taken anyway (the customer completed a requires_action
+   * charge in the moment between the cancel on the node and the processor's cancel at the PSP):
+   * the whole charge is refunded, so the payment ends canceled with the money back, never charged
+   * and canceled. The processor asks once it found the charge succeeded (`chargeReference`, which
+   * must be the payment's). One such refund per payment: its key is fixed, so a repeat answers it
+   * (`replayed`). It then settles like a merchant's refund (`payment.refund_created` → the
+   * processor refunds at the PSP → its outcome).
+   */
+  async refundCanceledCharge (checkoutId: string, chargeReference: string, actor: string, nowMs: number): Promise<RefundResult> {
+    await this.#claimWhenFree(checkoutId)
+    try {
+      const current = this.#store.getPayment(checkoutId)
+      if (current === undefined) throw new ProblemError('payment_not_found')
+      const existing = findRefundByKey(current, canceledChargeRefundKey)
+      if (existing !== undefined) return { kind: 'replayed', refund: existing, payment: current }
+      const conflict = { current_status: current.status, current_version: current.version }
+      if (current.status !== 'canceled') {
+        throw new ProblemError('payment_not_refundable', { detail: `only a canceled payment's charge is refunded this way, not a ${current.status} one`, extra: conflict })
+      }
+      if (current.pspReference === '' || current.pspReference !== chargeReference) {
+        throw new ProblemError('validation_failed', { errors: [{ field: 'psp_reference', code: 'format', message: 'psp_reference must be the canceled payment\'s PSP charge' }] })
+      }
+      if (!this.#accepting) throw new ProblemError('shutting_down', { retryAfterS: 1 })
+      const amount = refundableAmount(current)
+      if (amount <= 0) throw new ProblemError('refund_amount_exceeds_available', { detail: 'nothing is left to refund', extra: { amount_available: 0, currency: current.currency } })
+      const reason = 'canceled, but charged by the PSP: the charge is given back'
+      const refund: Refund = {
+        id: newRefundId(), amount, status: 'pending', reason, idempotencyKey: canceledChargeRefundKey,
+        requestHash: hashRefundRequest({ amount, reason }), createdAtMs: nowMs, updatedAtMs: nowMs, pspReference: '', failureCode: '', failureMessage: '',
+      }
+      const payment: Payment = { ...current, refunds: [...current.refunds, refund], version: current.version + 1, updatedAtMs: nowMs }
+      await this.#committer.submit({ payment, type: 'payment.refund_created', previousStatus: current.status, actor, refundId: refund.id })
       this.#notify(payment)
       return { kind: 'created', refund, payment }
     } finally {

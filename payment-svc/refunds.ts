@@ -24,6 +24,13 @@ export function amountRefunded (payment: Payment): number {
   return refunded
 }
 
+/**
+ * The idempotency key of the one refund that gives back a canceled payment's charge the PSP took
+ * anyway (PaymentService.refundCanceledCharge). Merchants refund only succeeded payments, so it
+ * never meets a merchant's key on the same payment.
+ */
+export const canceledChargeRefundKey = 'ringpay:canceled-charge'
+
 export function findRefund (payment: Payment, refundId: string): Refund | undefined {
   return payment.refunds.find((refund) => refund.id === refundId)
 }

@@ -10,7 +10,7 @@ import type { ApiKeyRegistry } from './api-keys.ts'
 import type { ApiKeysReloadOutcome, ApiKeysReloadTrigger } from './api-keys-reloader.ts'
 import { ProblemError } from './errors.ts'
 import { sendJson, sendProblem, splitUrl } from './http-io.ts'
-import { applyRefundTransition, applyTransition, applyTransitionBatch, getInternalPayment, type InternalRouteContext } from './internal-routes.ts'
+import { applyRefundTransition, applyTransition, applyTransitionBatch, getInternalPayment, refundCanceledCharge, type InternalRouteContext } from './internal-routes.ts'
 import type { NodeLimits } from './limits.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { PaymentService } from './payment-service.ts'
@@ -36,6 +36,7 @@ const paymentsPrefix = '/payments/'
 const internalPrefix = '/internal/payments/'
 const internalBatchPath = '/internal/transitions'
 const transitionsSuffix = '/transitions'
+const refundCanceledChargeSuffix = '/refund_canceled_charge'
 const cancelSuffix = '/cancel'
 const refundsSegment = '/refunds'
 const webhooksPrefix = '/webhooks/psp/'
@@ -53,6 +54,11 @@ function internalRoute (ctx: ServerContext, req: IncomingMessage, res: ServerRes
     const refundId = rest.slice(refundsAt + refundsSegment.length + 1, -transitionsSuffix.length)
     if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
     return { route: '/internal/payments/:id/refunds/:refund_id/transitions', done: applyRefundTransition(ctx, req, res, rest.slice(0, refundsAt), refundId) }
+  }
+  if (rest.endsWith(refundCanceledChargeSuffix)) {
+    const id = rest.slice(0, -refundCanceledChargeSuffix.length)
+    if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
+    return { route: '/internal/payments/:id/refund_canceled_charge', done: refundCanceledCharge(ctx, req, res, id) }
   }
   if (rest.endsWith(transitionsSuffix)) {
     const id = rest.slice(0, -transitionsSuffix.length)

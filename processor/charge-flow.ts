@@ -226,8 +226,9 @@ export async function drivePayment (deps: ChargeFlowDeps, payment: NodePayment, 
  * `canceled` on the node): cancel that charge at the PSP too, so the customer can no longer
  * complete it. Idempotent at the PSP, so redeliveries and retries are harmless; retried like a
  * charge, then a dead letter. If the charge left `requires_action` first (the customer completed
- * it), the payment is canceled but money may have been taken: it is not refunded automatically, so it is
- * flagged for a person (a failed charge took nothing and needs no flag).
+ * it in between), a succeeded charge is given back: the node refunds it whole
+ * (`refundCanceledCharge`), so the payment ends canceled with the money back; a failed charge took
+ * nothing. Anything else the PSP says is flagged for a person.
  */
 export async function cancelAtPsp (deps: ChargeFlowDeps, payment: NodePayment): Promise<void> {
   const pspReference = payment.psp_reference ?? ''
@@ -244,6 +245,12 @@ export async function cancelAtPsp (deps: ChargeFlowDeps, payment: NodePayment): 
   const found = await deps.psp.findCharge(chargeRequestOf(payment))
   if (found?.kind === 'failed') {
     log.info('charge not cancelable at the psp: it failed, nothing was taken')
+    return
+  }
+  if (found?.kind === 'succeeded' && found.pspReference === pspReference) {
+    const refund = await withNodeRetries('refund the canceled payment\'s charge', () =>
+      deps.node.refundCanceledCharge(payment.checkout_id, pspReference, 'cancel'))
+    log.warn({ refund_id: refund.refund.id, created: refund.created }, 'canceled payment charged at the psp: the charge is refunded')
     return
   }
   const reason = `canceled, but the psp charge ${pspReference} is ${found?.kind ?? 'missing'}: void or refund it`

@@ -148,6 +148,16 @@ export class NodeClient {
     throw this.#errorFor(answer.status, answer.body)
   }
 
+  /**
+   * Gives back the charge of a canceled payment the PSP took anyway: the node creates one refund of
+   * the whole charge (a repeat answers the same one), which then settles like any refund.
+   */
+  async refundCanceledCharge (checkoutId: string, pspReference: string, actor: string): Promise<{ created: boolean, refund: NodeRefund }> {
+    const answer = await this.#call('POST', `/internal/payments/${checkoutId}/refund_canceled_charge`, checkoutId, { psp_reference: pspReference, actor })
+    if (answer.status === 200) return answer.body as { created: boolean, refund: NodeRefund }
+    throw this.#errorFor(answer.status, answer.body)
+  }
+
   /** A refund's outcome; judged on the refund's own status (no expected version). Not batched: refunds are rare. */
   async transitionRefund (checkoutId: string, refundId: string, call: RefundTransitionCall): Promise<{ applied: boolean, refund: NodeRefund }> {
     const payload: Record<string, unknown> = { to: call.to, actor: call.actor }
