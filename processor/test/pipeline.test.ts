@@ -320,15 +320,23 @@ t.test('handler: a payment canceled at requires_action has its charge canceled a
   t.same(w.flags, [])
 })
 
-t.test('handler: a charge that left requires_action before the cancel is flagged unless it failed', async (t) => {
+t.test('handler: a charge that left requires_action before the cancel is given back whole, or flagged if unclear', async (t) => {
   const w = world()
-  const flow = w.deps.flow as unknown as { psp: Record<string, unknown> }
+  const flow = w.deps.flow as unknown as { psp: Record<string, unknown>, node: Record<string, unknown> }
+  const refunded: string[] = []
+  flow.node.refundCanceledCharge = async (id: string, pspReference: string) => {
+    refunded.push(`${id}:${pspReference}`)
+    return { created: true, refund: { id: 're_1', amount: 1999, currency: 'EUR', status: 'pending' } }
+  }
   flow.psp.cancelCharge = async () => ({ outcome: { kind: 'not_cancelable', detail: 'succeeded' }, httpStatus: 400, responseBody: {}, latencyMs: 1 })
   flow.psp.findCharge = async (request: ChargeRequest) => request.checkoutId === 'paid'
     ? { kind: 'succeeded', pspReference: 'ch_paid' }
-    : { kind: 'failed', pspReference: 'ch_declined', failureCode: 'card_declined', failureMessage: '' }
-  await Promise.all(handleMessages(w.deps, [message(0, canceledEvent('paid', 2)), message(1, canceledEvent('declined', 3))]))
-  t.same(w.flags, ['paid'], 'canceled but charged: flagged for a refund; a failed charge took nothing')
+    : request.checkoutId === 'unclear'
+      ? { kind: 'pending', pspReference: 'ch_unclear' }
+      : { kind: 'failed', pspReference: 'ch_declined', failureCode: 'card_declined', failureMessage: '' }
+  await Promise.all(handleMessages(w.deps, [message(0, canceledEvent('paid', 2)), message(1, canceledEvent('declined', 3)), message(2, canceledEvent('unclear', 4))]))
+  t.same(refunded, ['paid:ch_paid'], 'canceled but charged: the node refunds the charge whole')
+  t.same(w.flags, ['unclear'], 'a failed charge took nothing; one the PSP calls neither final state is for a person')
 })
 
 t.test('handler: a PSP cancel refused for good is dead-lettered, not retried', async (t) => {
