@@ -83,6 +83,7 @@ export class RelayHost {
       nodeId: ctx.nodeId,
       dataDir: ctx.dataDir,
       brokers: config.brokers,
+      sasl: config.sasl,
       topic: config.topic,
       limits,
       initialNextSequence: ctx.nextSequence(),

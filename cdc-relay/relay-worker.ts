@@ -41,6 +41,7 @@ await db.open()
 const changeLog = new LevelChangeLog(db)
 const producer = createKafkaProducer({
   brokers: data.brokers,
+  sasl: data.sasl,
   clientId: `ringpay-relay-${data.nodeId}`,
   connectionTimeoutMs: limits.kafkaConnectionTimeoutMs,
   requestTimeoutMs: limits.publishTimeoutMs,

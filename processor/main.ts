@@ -4,14 +4,14 @@
 //
 // Env: DATABASE_URL, KAFKA_BROKERS, RINGPAY_INTERNAL_URL (nginx's internal listener),
 // RINGPAY_INTERNAL_TOKEN (the processor service's own internal API token), PSP_BASE_URL,
-// PSP_SECRET_KEY; optional PROCESSOR_ID, PROCESSOR_ADMIN_PORT (metrics), RINGPAY_EVENTS_TOPIC,
+// PSP_SECRET_KEY; KAFKA_SASL_USERNAME/PASSWORD/MECHANISM (its Kafka login); optional PROCESSOR_ID, PROCESSOR_ADMIN_PORT (metrics), RINGPAY_EVENTS_TOPIC,
 // RINGPAY_DLQ_TOPIC, PROCESSOR_GROUP_ID, PROCESSOR_WATCHDOG_STALE_AFTER_MS,
 // PROCESSOR_WATCHDOG_INTERVAL_MS, PROCESSOR_FETCH_PACING_MS, PROCESSOR_ACTION_EXPIRY_MS,
 // PROCESSOR_PENDING_EXPIRY_MS.
 
 import { createServer } from 'node:http'
 import pg from 'pg'
-import { createKafkaConsumer, createKafkaProducer, parseBrokerList } from '../lib/kafka-event-bus.ts'
+import { createKafkaConsumer, createKafkaProducer, kafkaSaslFromEnv, parseBrokerList } from '../lib/kafka-event-bus.ts'
 import { keyRingFromEnv } from '../lib/field-crypto.ts'
 import { createLogger } from '../lib/log.ts'
 import { handleMessages } from './batch-handler.ts'
@@ -110,7 +110,7 @@ const flow: ChargeFlowDeps = {
   },
   onPspCall: (outcome, latencyMs) => metrics.pspCalls.observe({ outcome }, latencyMs / 1000),
 }
-const busOptions = { brokers, clientId: processorId, connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log }
+const busOptions = { brokers, sasl: kafkaSaslFromEnv(process.env), clientId: processorId, connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log }
 const producer = createKafkaProducer(busOptions)
 const deadLetters = new DeadLetterPublisher(producer, dlqTopic)
 const projection = new ProjectionWriter((events) => projectEvents(pool, keyRing, paymentMethods, events), {

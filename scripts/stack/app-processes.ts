@@ -3,6 +3,7 @@
 // on the pinned Node 24, ready when its HTTP health endpoint answers 200.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { kafkaSaslEnv, type KafkaSasl } from '../../lib/kafka-event-bus.ts';
 import { ManagedProcess } from './proc.ts';
 import type { ServiceUser } from './service-user.ts';
 import { pinnedNodeBinary, pollUntil, repoRoot } from './util.ts';
@@ -70,6 +71,8 @@ export interface ProcessorSpec {
   logFile: string;
   databaseUrl: string;
   kafkaBrokers: readonly string[];
+  /** The `processor` principal (READ the events topic and its group, WRITE the DLQ). */
+  kafkaSasl: KafkaSasl | undefined;
   internalUrl: string;
   pspUrl: string;
   pspSecretKey: string;
@@ -90,6 +93,7 @@ export function createProcessor(spec: ProcessorSpec): ManagedProcess {
     PROCESSOR_ADMIN_PORT: String(spec.adminPort),
     DATABASE_URL: spec.databaseUrl,
     KAFKA_BROKERS: spec.kafkaBrokers.join(','),
+    ...kafkaSaslEnv(spec.kafkaSasl),
     RINGPAY_INTERNAL_URL: spec.internalUrl,
     RINGPAY_INTERNAL_TOKEN: spec.internalToken,
     PSP_BASE_URL: spec.pspUrl,

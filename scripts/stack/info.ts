@@ -4,6 +4,7 @@
 // holding controlToken.
 
 import type { InternalService } from '../../lib/internal-credentials.ts';
+import type { KafkaSasl } from '../../lib/kafka-event-bus.ts';
 
 export interface StackNodeInfo {
   id: string;
@@ -29,6 +30,12 @@ export interface StackInfo {
   databaseUrls: { processor: string; reconciler: string; reporting: string; readonly: string };
   /** host:port list */
   kafkaBrokers: string[];
+  /**
+   * SASL/SCRAM credentials per Kafka principal (scripts/stack/kafka-credentials.ts): `admin` is the
+   * super user (tests, tools), the others are the services' least-privilege logins. Undefined
+   * entries: an external cluster reached without authentication.
+   */
+  kafkaCredentials: Record<'admin' | 'relay' | 'processor' | 'dlq', KafkaSasl | undefined>;
   nodes: StackNodeInfo[];
   /** The sandbox PSP: base URL, our secret key there, its webhook signing secret. */
   psp: { url: string; secretKey: string; webhookSecret: string; logFile: string };

@@ -3,6 +3,7 @@
 // Tests never start a stack themselves.
 import { readFileSync } from 'node:fs';
 import type { StackInfo } from '../../scripts/stack/info.ts';
+import type { KafkaSasl } from '../../lib/kafka-event-bus.ts';
 import { callControl } from '../../scripts/stack/control-client.ts';
 
 export { ControlError, controlRequestTimeoutMs } from '../../scripts/stack/control-client.ts';
@@ -24,6 +25,16 @@ export function loadStackInfo(): StackInfo {
   }
   cached = info;
   return info;
+}
+
+/**
+ * Where tests reach Kafka, as whom: the `admin` super user unless another principal is named
+ * (the services' least-privilege logins: `relay`, `processor`, `dlq`). Spread into
+ * lib/kafka-event-bus.ts options or pass to scripts/stack/kafka.ts helpers.
+ */
+export function kafkaEndpoint(principal: keyof StackInfo['kafkaCredentials'] = 'admin'): { brokers: string[]; sasl: KafkaSasl | undefined } {
+  const stack = loadStackInfo();
+  return { brokers: stack.kafkaBrokers, sasl: stack.kafkaCredentials?.[principal] };
 }
 
 /**
