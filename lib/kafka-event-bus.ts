@@ -102,6 +102,13 @@ const brokerUnavailableTypes = new Set([
   'FENCED_LEADER_EPOCH', 'UNKNOWN_LEADER_EPOCH', 'OFFSET_NOT_AVAILABLE',
 ])
 
+// Kafka protocol error types that mean "who you are may not do this" (ACLs) or "who are you" (SASL).
+const authorizationErrorTypes = new Set([
+  'TOPIC_AUTHORIZATION_FAILED', 'GROUP_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'DELEGATION_TOKEN_AUTHORIZATION_FAILED',
+  'SASL_AUTHENTICATION_FAILED', 'ILLEGAL_SASL_STATE', 'UNSUPPORTED_SASL_MECHANISM',
+])
+
 /** Maps whatever kafkajs threw to our stable codes, keeping it as the cause. */
 export function classifyKafkaError (error: unknown): EventBusError {
   if (error instanceof EventBusError) return error
@@ -120,6 +127,7 @@ export function classifyKafkaError (error: unknown): EventBusError {
     /disconnected/i.test(message)) {
     return make('connection', true)
   }
+  if (name === 'KafkaJSSASLAuthenticationError') return make('unauthorized', false)
   if (name === 'KafkaJSRequestTimeoutError' || name === 'KafkaJSTimeout' || name === 'KafkaJSLockTimeout') {
     return make('timeout', true)
   }
@@ -128,6 +136,7 @@ export function classifyKafkaError (error: unknown): EventBusError {
     const type: string = inner.type ?? ''
     if (type === 'UNKNOWN_TOPIC_OR_PARTITION') return make('unknown_topic', true)
     if (type === 'REQUEST_TIMED_OUT') return make('timeout', true)
+    if (authorizationErrorTypes.has(type)) return make('unauthorized', false)
     if (brokerUnavailableTypes.has(type)) return make('broker_unavailable', true)
     return make(inner.retriable === true ? 'broker_unavailable' : 'rejected', inner.retriable === true)
   }
