@@ -1,6 +1,9 @@
 // Relay configuration from the node's environment. The relay is on when KAFKA_BROKERS is set.
 //   KAFKA_BROKERS                         comma-separated host:port; unset = no relay
 //   RINGPAY_EVENTS_TOPIC                  default payments.events
+//   RINGPAY_EVENT_SIGNING_KEY             `<key id>:<base64 key>`: the node's own key; every event
+//                                         published carries its MAC (lib/event-signing.ts). Unset:
+//                                         events go unsigned, and processors refuse them
 //   KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_SASL_MECHANISM
 //                                         the relay's Kafka login (lib/kafka-event-bus.ts kafkaSaslFromEnv)
 //   RINGPAY_RELAY_BACKLOG_EVENTS_MAX      disk budget in unpublished entries (default 1,000,000);
@@ -9,6 +12,7 @@
 //   RINGPAY_RELAY_PROJECTION_LINGER_MS, RINGPAY_RELAY_NICE
 //                                         tuning (see limits.ts)
 
+import { eventSignerFromEnv, eventSigningKeyEnv } from '../lib/event-signing.ts'
 import { kafkaSaslFromEnv, parseBrokerList, type KafkaSasl } from '../lib/kafka-event-bus.ts'
 import { ConfigError } from '../payment-svc/config.ts'
 import { assertRelayLimits, defaultRelayLimits, type RelayLimits } from './limits.ts'
@@ -16,6 +20,8 @@ import { assertRelayLimits, defaultRelayLimits, type RelayLimits } from './limit
 export interface RelayConfig {
   brokers: string[]
   sasl: KafkaSasl | undefined
+  /** RINGPAY_EVENT_SIGNING_KEY as given (checked here; the worker makes its own signer from it). */
+  signingKey: string | undefined
   topic: string
   limits: RelayLimits
 }
@@ -58,10 +64,12 @@ export function loadRelayConfig (env: NodeJS.ProcessEnv): RelayConfig | undefine
   }
   assertRelayLimits(limits)
   let sasl: KafkaSasl | undefined
+  let signingKey: string | undefined
   try {
     sasl = kafkaSaslFromEnv(env)
+    signingKey = eventSignerFromEnv(env) === undefined ? undefined : env[eventSigningKeyEnv]
   } catch (error) {
     throw new ConfigError((error as Error).message)
   }
-  return { brokers, sasl, topic, limits }
+  return { brokers, sasl, signingKey, topic, limits }
 }

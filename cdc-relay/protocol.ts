@@ -13,6 +13,8 @@ export interface RelayWorkerData {
   brokers: string[]
   /** The relay's Kafka login (KAFKA_SASL_*); undefined: unauthenticated. */
   sasl: KafkaSasl | undefined
+  /** RINGPAY_EVENT_SIGNING_KEY (`<key id>:<base64 key>`), or undefined: publish unsigned. */
+  signingKey: string | undefined
   topic: string
   limits: RelayLimits
   initialNextSequence: number

@@ -84,6 +84,7 @@ export class RelayHost {
       dataDir: ctx.dataDir,
       brokers: config.brokers,
       sasl: config.sasl,
+      signingKey: config.signingKey,
       topic: config.topic,
       limits,
       initialNextSequence: ctx.nextSequence(),

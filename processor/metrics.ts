@@ -45,6 +45,7 @@ export function createProcessorMetrics (processorId: string, probes: { pspInFlig
       labelNames: ['status'], registers: [registry],
       buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30, 60],
     }),
+    eventsRefused: new Counter({ name: 'ringpay_processor_events_refused_total', help: 'Change events refused as not genuine (bad or missing MAC, another node\'s payment), by reason; dead-lettered, never projected', labelNames: ['reason'], registers: [registry] }),
     deadLetters: new Counter({ name: 'ringpay_processor_dead_letters_total', help: 'Events sent to the dead-letter topic, by reason', labelNames: ['reason'], registers: [registry] }),
     flagged: new Counter({ name: 'ringpay_processor_flagged_total', help: 'Payments flagged for review (PSP disagreed or said something unknown)', registers: [registry] }),
     projectionRetries: new Counter({ name: 'ringpay_processor_projection_retries_total', help: 'Postgres writes retried (Postgres down or failing)', registers: [registry] }),

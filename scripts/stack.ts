@@ -35,6 +35,8 @@ import { killAllManagedSync, liveManagedPids, reapStaleGroups, trackChildrenIn, 
 import { errorMessage, repoRoot, say, withTimeout } from './stack/util.ts';
 import { ensureFieldKeysFile, fieldKeysFileName } from './stack/field-keys.ts';
 import { ensureKafkaUsersFile, kafkaUsersFileName } from './stack/kafka-credentials.ts';
+import { ensureEventKeysFile, eventKeysFileName } from './stack/event-keys.ts';
+import { eventSigningKeyEnv, eventSigningKeySetting } from '../lib/event-signing.ts';
 import { kafkaSaslEnv } from '../lib/kafka-event-bus.ts';
 import { assertPassable, chownTree, makePassable, ensurePrivateDir, privateDirMode, privateUmask, serviceUser, sharedStackDirMode } from './stack/service-user.ts';
 import { newAdminToken } from '../lib/admin-token.ts';
@@ -374,7 +376,12 @@ async function main(): Promise<void> {
     dataDir: nodeDataDir(dir, n.id),
     logFile: join(logsDir, `${n.id}.log`),
   }));
+  // Each node signs its change events with its own key (lib/event-signing.ts); the processors
+  // verify them with the whole file. Made once per stack dir, next to the field keys.
+  const eventKeysFile = join(dir, 'secrets', eventKeysFileName);
+  const eventKeys = ensureEventKeysFile(eventKeysFile, nodeSpecs.map((n) => n.id), user);
   for (const spec of nodeSpecs) {
+    spec.env = { ...spec.env, [eventSigningKeyEnv]: eventSigningKeySetting(eventKeys.get(spec.id)!) };
     ensurePrivateDir(dir, relative(dir, spec.dataDir), user);
     // A stack dir of an older run holds root-owned LevelDB files.
     chownTree(spec.dataDir, user);
@@ -433,6 +440,7 @@ async function main(): Promise<void> {
     eventsTopic,
     dlqTopic,
     fieldKeysFile,
+    eventKeysFile,
     user,
   })]));
 
@@ -538,6 +546,7 @@ async function main(): Promise<void> {
     apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey, merchant_demo_read: demoReadApiKey },
     internalTokens,
     fieldKeysFile,
+    eventKeysFile,
     serviceUser: user,
     dir,
     topics: { events: eventsTopic, eventsPartitions, dlq: dlqTopic, dlqPartitions },

@@ -82,6 +82,8 @@ export interface ProcessorSpec {
   dlqTopic: string;
   /** RINGPAY_FIELD_KEYS_FILE: opens the events' sealed fields, seals what goes to Postgres. */
   fieldKeysFile: string;
+  /** RINGPAY_EVENT_KEYS_FILE: every node's change-event signing key (lib/event-signing.ts); unsigned or forged events are refused. */
+  eventKeysFile: string;
   env?: Record<string, string>;
   user?: ServiceUser | null;
 }
@@ -101,6 +103,7 @@ export function createProcessor(spec: ProcessorSpec): ManagedProcess {
     RINGPAY_EVENTS_TOPIC: spec.eventsTopic,
     RINGPAY_DLQ_TOPIC: spec.dlqTopic,
     RINGPAY_FIELD_KEYS_FILE: spec.fieldKeysFile,
+    RINGPAY_EVENT_KEYS_FILE: spec.eventKeysFile,
   }, `http://127.0.0.1:${spec.adminPort}/readyz`, spec.logFile, spec.user);
 }
 

@@ -60,6 +60,12 @@ export interface StackInfo {
    * and processors get it as RINGPAY_FIELD_KEYS_FILE.
    */
   fieldKeysFile: string;
+  /**
+   * Every node's change-event signing key (lib/event-signing.ts): `<dir>/secrets/event-keys.json`,
+   * 0600. Processors get it as RINGPAY_EVENT_KEYS_FILE; each node only its own key
+   * (RINGPAY_EVENT_SIGNING_KEY). Tests sign events with it.
+   */
+  eventKeysFile: string;
   /** The unprivileged user the services run as when the runner is root (nginx's workers too); null otherwise. */
   serviceUser: { name: string; uid: number; gid: number } | null;
   /** The stack's directory (data, logs, configs). */
