@@ -57,6 +57,12 @@ export class EventSigningError extends Error {
   }
 }
 
+/** Every refusal code (EventRefusalCode), e.g. to start each metric series at 0. */
+export const eventRefusalCodes = [
+  'event_mac_missing', 'event_mac_malformed', 'event_mac_unknown_key', 'event_mac_wrong_node', 'event_mac_invalid',
+  'event_identity_mismatch', 'event_node_not_owner',
+] as const satisfies readonly EventRefusalCode[]
+
 /** Why an event was refused; stable, used as the dead letter's reason and a metric label. */
 export type EventRefusalCode =
   /** No `event-mac` header: not published by a relay holding a key. */
