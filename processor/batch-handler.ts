@@ -140,6 +140,9 @@ function workOf (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessag
   return undefined
 }
 
+/** Characters of a refused event's claimed checkout id or event id that are logged (genuine ones are at most 64 and 86). */
+const claimedIdLengthMax = 100
+
 /**
  * An event that is not genuine: never projected or acted on; counted, logged (the checkout id it
  * claims, never its payload) and dead-lettered with the reason, so an operator sees it. Never
@@ -147,11 +150,13 @@ function workOf (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessag
  */
 async function refuse (deps: PipelineDeps, message: ConsumedMessage, code: EventRefusalCode, detail: string, claimed: { checkoutId?: string, eventId?: string }): Promise<void> {
   deps.metrics.eventsRefused.inc({ reason: code })
+  // What a forged event claims is the forger's text: bounded, so refused events cannot flood the log.
+  const checkoutId = claimed.checkoutId?.slice(0, claimedIdLengthMax)
   deps.log.error({
-    reason: code, detail, checkout_id: claimed.checkoutId, event_id: claimed.eventId,
+    reason: code, detail, checkout_id: checkoutId, event_id: claimed.eventId?.slice(0, claimedIdLengthMax),
     partition: message.partition, offset: message.offset,
   }, 'change event refused: not genuine')
-  await deadLetter(deps, message, code, detail, claimed.checkoutId)
+  await deadLetter(deps, message, code, detail, checkoutId)
 }
 
 /** Why a signed event contradicts itself, or undefined when consistent. */

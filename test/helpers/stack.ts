@@ -20,7 +20,7 @@ export function loadStackInfo(): StackInfo {
     throw new Error('RINGPAY_STACK_INFO is not set: run the tests with scripts/test.sh (it starts the stack), or start one with `node scripts/stack.ts --info-file <path>` and export RINGPAY_STACK_INFO=<path>');
   }
   const info = JSON.parse(readFileSync(path, 'utf8')) as StackInfo;
-  for (const field of ['publicUrl', 'internalUrl', 'controlUrl', 'controlToken', 'databaseUrl', 'databaseUrls', 'kafkaBrokers', 'nodes', 'apiKeys', 'internalTokens', 'dir'] as const) {
+  for (const field of ['publicUrl', 'internalUrl', 'controlUrl', 'controlToken', 'databaseUrl', 'databaseUrls', 'kafkaBrokers', 'kafkaCredentials', 'eventKeysFile', 'nodes', 'apiKeys', 'internalTokens', 'dir'] as const) {
     if (info[field] === undefined) throw new Error(`stack info ${path} lacks ${field}`);
   }
   cached = info;
