@@ -1,6 +1,7 @@
 // The relay's view of the node's LevelDB: read the change log from the cursor, and advance the
 // cursor. Keys are the ones payment-svc/store.ts writes: `c/<16 hex sequence>` in sequence order.
 
+import { eventMacHeaderBytesMax } from '../lib/event-signing.ts'
 import assert from 'node:assert/strict'
 import type { ClassicLevel } from 'classic-level'
 import { changeLogKey } from '../payment-svc/store.ts'
@@ -73,7 +74,8 @@ export function eventHeaders (header: ChangeEventHeader): Record<string, string>
 }
 
 function messageBytesOf (value: Uint8Array, header: ChangeEventHeader, headers: Record<string, string>): number {
-  let bytes = value.byteLength + Buffer.byteLength(header.checkoutId) + recordOverheadBytes
+  // The event-mac header is added at publish time (relay.ts); its bound is counted here.
+  let bytes = value.byteLength + Buffer.byteLength(header.checkoutId) + recordOverheadBytes + eventMacHeaderBytesMax
   for (const name in headers) bytes += name.length + Buffer.byteLength(headers[name]!)
   return bytes
 }

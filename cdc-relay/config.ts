@@ -1,18 +1,27 @@
 // Relay configuration from the node's environment. The relay is on when KAFKA_BROKERS is set.
 //   KAFKA_BROKERS                         comma-separated host:port; unset = no relay
 //   RINGPAY_EVENTS_TOPIC                  default payments.events
+//   RINGPAY_EVENT_SIGNING_KEY             `<key id>:<base64 key>`: the node's own key; every event
+//                                         published carries its MAC (lib/event-signing.ts). Unset:
+//                                         events go unsigned, and processors refuse them
+//   KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_SASL_MECHANISM
+//                                         the relay's Kafka login (lib/kafka-event-bus.ts kafkaSaslFromEnv)
 //   RINGPAY_RELAY_BACKLOG_EVENTS_MAX      disk budget in unpublished entries (default 1,000,000);
 //                                         new payments are admitted again below 90 % of it
 //   RINGPAY_RELAY_PUBLISH_BATCH_EVENTS_MAX, RINGPAY_RELAY_PACING_MS, RINGPAY_RELAY_LIGHT_PACING_MS,
 //   RINGPAY_RELAY_PROJECTION_LINGER_MS, RINGPAY_RELAY_NICE
 //                                         tuning (see limits.ts)
 
-import { parseBrokerList } from '../lib/kafka-event-bus.ts'
+import { eventSignerFromEnv, eventSigningKeyEnv } from '../lib/event-signing.ts'
+import { kafkaSaslFromEnv, parseBrokerList, type KafkaSasl } from '../lib/kafka-event-bus.ts'
 import { ConfigError } from '../payment-svc/config.ts'
 import { assertRelayLimits, defaultRelayLimits, type RelayLimits } from './limits.ts'
 
 export interface RelayConfig {
   brokers: string[]
+  sasl: KafkaSasl | undefined
+  /** RINGPAY_EVENT_SIGNING_KEY as given (checked here; the worker makes its own signer from it). */
+  signingKey: string | undefined
   topic: string
   limits: RelayLimits
 }
@@ -54,5 +63,13 @@ export function loadRelayConfig (env: NodeJS.ProcessEnv): RelayConfig | undefine
     workerNiceLevel: integer(env, 'RINGPAY_RELAY_NICE', defaultRelayLimits.workerNiceLevel, 0, 19),
   }
   assertRelayLimits(limits)
-  return { brokers, topic, limits }
+  let sasl: KafkaSasl | undefined
+  let signingKey: string | undefined
+  try {
+    sasl = kafkaSaslFromEnv(env)
+    signingKey = eventSignerFromEnv(env) === undefined ? undefined : env[eventSigningKeyEnv]
+  } catch (error) {
+    throw new ConfigError((error as Error).message)
+  }
+  return { brokers, sasl, signingKey, topic, limits }
 }

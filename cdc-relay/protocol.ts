@@ -1,5 +1,6 @@
 // Messages between the node's main thread (relay-host.ts) and the relay worker (relay-worker.ts).
 
+import type { KafkaSasl } from '../lib/kafka-event-bus.ts'
 import type { PackedEvents } from './handoff.ts'
 import type { RelayLimits } from './limits.ts'
 import type { RelayReport } from './relay.ts'
@@ -10,6 +11,10 @@ export interface RelayWorkerData {
    * LevelDB handle between threads per location (`multithreading: true`). */
   dataDir: string
   brokers: string[]
+  /** The relay's Kafka login (KAFKA_SASL_*); undefined: unauthenticated. */
+  sasl: KafkaSasl | undefined
+  /** RINGPAY_EVENT_SIGNING_KEY (`<key id>:<base64 key>`), or undefined: publish unsigned. */
+  signingKey: string | undefined
   topic: string
   limits: RelayLimits
   initialNextSequence: number

@@ -83,6 +83,8 @@ export class RelayHost {
       nodeId: ctx.nodeId,
       dataDir: ctx.dataDir,
       brokers: config.brokers,
+      sasl: config.sasl,
+      signingKey: config.signingKey,
       topic: config.topic,
       limits,
       initialNextSequence: ctx.nextSequence(),

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { setPriority } from 'node:os'
 import { parentPort, workerData } from 'node:worker_threads'
 import { ClassicLevel } from 'classic-level'
+import { eventSignerFromEnv, eventSigningKeyEnv } from '../lib/event-signing.ts'
 import { createKafkaProducer } from '../lib/kafka-event-bus.ts'
 import { createLogger } from '../lib/log.ts'
 import { LevelChangeLog } from './change-log.ts'
@@ -41,13 +42,17 @@ await db.open()
 const changeLog = new LevelChangeLog(db)
 const producer = createKafkaProducer({
   brokers: data.brokers,
+  sasl: data.sasl,
   clientId: `ringpay-relay-${data.nodeId}`,
   connectionTimeoutMs: limits.kafkaConnectionTimeoutMs,
   requestTimeoutMs: limits.publishTimeoutMs,
   log,
 })
+const signer = data.signingKey === undefined ? undefined : eventSignerFromEnv({ [eventSigningKeyEnv]: data.signingKey })
+if (signer === undefined) log.warn('no RINGPAY_EVENT_SIGNING_KEY: events are published unsigned, and processors refuse them')
 const relay = new Relay({
   nodeId: data.nodeId,
+  signer,
   topic: data.topic,
   changeLog,
   producer,

@@ -29,6 +29,7 @@
 
 import assert from 'node:assert/strict'
 import { EventBusError, type EventBusErrorCode, type EventMessage, type EventProducer } from '../lib/event-bus.ts'
+import { eventMacHeader, type EventSigner } from '../lib/event-signing.ts'
 import type { Logger } from '../lib/log.ts'
 import { backoffDelayMs } from './backoff.ts'
 import { changeLogEntry, type ChangeLog, type ChangeLogEntry } from './change-log.ts'
@@ -50,6 +51,8 @@ export interface RelayOptions {
   topic: string
   changeLog: ChangeLog
   producer: EventProducer
+  /** Adds each event's `event-mac` header (lib/event-signing.ts); undefined: unsigned (tests of the loop alone). */
+  signer?: EventSigner | undefined
   limits: RelayLimits
   log: Logger
   /** The node's next_sequence when the relay starts; later ones arrive via notifyCommitted. */
@@ -276,11 +279,12 @@ export class Relay {
 
   /** Publishes until acknowledged; undefined if the relay was stopped first. */
   async #publishUntilAcknowledged (entries: readonly ChangeLogEntry[]): Promise<{ events: number, bytes: number, durationMs: number, attempts: number } | undefined> {
-    const { limits, producer, topic, log } = this.#options
+    const { limits, producer, topic, log, signer } = this.#options
+    // Signed once per batch, not per attempt: a re-sent batch carries the same bytes and MACs.
     const messages: EventMessage[] = entries.map((entry) => ({
       key: entry.header.checkoutId,
       value: entry.value,
-      headers: entry.headers,
+      headers: signer === undefined ? entry.headers : { ...entry.headers, [eventMacHeader]: signer.sign(entry.value) },
     }))
     const bytes = entries.reduce((sum, entry) => sum + entry.messageBytes, 0)
     const first = entries[0]!

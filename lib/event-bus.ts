@@ -85,8 +85,13 @@ export const eventBusErrorCodes = [
   'unknown_topic',
   /** Not enough in-sync replicas / leader moved / other retriable broker refusal. */
   'broker_unavailable',
-  /** The broker refused the request for good (e.g. message too large, not authorised). */
+  /** The broker refused the request for good (e.g. message too large). */
   'rejected',
+  /**
+   * The broker did not authenticate this client (SASL) or its ACLs do not allow the request
+   * (issue #17 part 3): a configuration fault, not cured by waiting.
+   */
+  'unauthorized',
   /** close() was called. */
   'closed',
   /** Anything the client reported that we do not classify. */

@@ -17,7 +17,7 @@ import './kafkajs-request-queue-fix.ts'
 import './kafkajs-skip-empty-batches.ts'
 import { fastEncodingState } from './kafkajs-fast-encoding.ts'
 import { linearGroupingState } from './kafkajs-linear-grouping.ts'
-import { Kafka, logLevel, type Consumer, type ConsumerRunConfig, type Producer } from 'kafkajs'
+import { Kafka, logLevel, type Consumer, type ConsumerRunConfig, type Producer, type SASLOptions } from 'kafkajs'
 import { keyedPartitioner } from './kafka-partitioner.ts'
 import type { Logger } from './log.ts'
 import {
@@ -25,9 +25,25 @@ import {
   type EventMessage, type EventProducer, type PartitionOffset, type PipelinedConsumeOptions, type PublishOptions, type TopicReader,
 } from './event-bus.ts'
 
+/**
+ * SASL credentials (issue #17 part 3): the stack's broker accepts only SASL_PLAINTEXT with SCRAM
+ * and authorises each principal by ACL, so every client names who it is. SCRAM: the password
+ * never crosses the wire, and the broker stores only a salted verifier.
+ */
+export interface KafkaSasl {
+  mechanism: KafkaSaslMechanism
+  username: string
+  password: string
+}
+
+export type KafkaSaslMechanism = 'scram-sha-256' | 'scram-sha-512'
+export const kafkaSaslMechanisms: readonly KafkaSaslMechanism[] = ['scram-sha-256', 'scram-sha-512']
+
 export interface KafkaBusOptions {
   brokers: readonly string[]
   clientId: string
+  /** Undefined: no authentication (a broker with a PLAINTEXT listener; the stack's has none). */
+  sasl?: KafkaSasl | undefined
   /** TCP connect bound per broker. */
   connectionTimeoutMs: number
   /** Bound on one request's round trip (kafkajs requestTimeout). */
@@ -67,6 +83,7 @@ function kafkaClient (options: KafkaBusOptions): Kafka {
   return new Kafka({
     clientId: options.clientId,
     brokers: [...options.brokers],
+    ...kafkaSaslConfig(options.sasl),
     connectionTimeout: options.connectionTimeoutMs,
     requestTimeout: options.requestTimeoutMs,
     enforceRequestTimeout: true,
@@ -83,6 +100,13 @@ const brokerUnavailableTypes = new Set([
   'NOT_ENOUGH_REPLICAS_AFTER_APPEND', 'BROKER_NOT_AVAILABLE', 'REPLICA_NOT_AVAILABLE', 'NETWORK_EXCEPTION',
   'KAFKA_STORAGE_ERROR', 'NOT_CONTROLLER', 'COORDINATOR_NOT_AVAILABLE', 'COORDINATOR_LOAD_IN_PROGRESS',
   'FENCED_LEADER_EPOCH', 'UNKNOWN_LEADER_EPOCH', 'OFFSET_NOT_AVAILABLE',
+])
+
+// Kafka protocol error types that mean "who you are may not do this" (ACLs) or "who are you" (SASL).
+const authorizationErrorTypes = new Set([
+  'TOPIC_AUTHORIZATION_FAILED', 'GROUP_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', 'DELEGATION_TOKEN_AUTHORIZATION_FAILED',
+  'SASL_AUTHENTICATION_FAILED', 'ILLEGAL_SASL_STATE', 'UNSUPPORTED_SASL_MECHANISM',
 ])
 
 /** Maps whatever kafkajs threw to our stable codes, keeping it as the cause. */
@@ -103,6 +127,7 @@ export function classifyKafkaError (error: unknown): EventBusError {
     /disconnected/i.test(message)) {
     return make('connection', true)
   }
+  if (name === 'KafkaJSSASLAuthenticationError') return make('unauthorized', false)
   if (name === 'KafkaJSRequestTimeoutError' || name === 'KafkaJSTimeout' || name === 'KafkaJSLockTimeout') {
     return make('timeout', true)
   }
@@ -111,6 +136,7 @@ export function classifyKafkaError (error: unknown): EventBusError {
     const type: string = inner.type ?? ''
     if (type === 'UNKNOWN_TOPIC_OR_PARTITION') return make('unknown_topic', true)
     if (type === 'REQUEST_TIMED_OUT') return make('timeout', true)
+    if (authorizationErrorTypes.has(type)) return make('unauthorized', false)
     if (brokerUnavailableTypes.has(type)) return make('broker_unavailable', true)
     return make(inner.retriable === true ? 'broker_unavailable' : 'rejected', inner.retriable === true)
   }
@@ -504,6 +530,46 @@ export function createKafkaTopicReader (options: KafkaBusOptions): TopicReader {
     },
     async close () {},
   }
+}
+
+/** kafkajs' connection settings for `sasl` (none when undefined). */
+export function kafkaSaslConfig (sasl: KafkaSasl | undefined): { ssl: false, sasl: SASLOptions } | Record<string, never> {
+  if (sasl === undefined) return {}
+  const { username, password } = sasl
+  return { ssl: false, sasl: sasl.mechanism === 'scram-sha-256' ? { mechanism: 'scram-sha-256', username, password } : { mechanism: 'scram-sha-512', username, password } }
+}
+
+/** A missing or malformed KAFKA_SASL_* setting. */
+export class KafkaSaslConfigError extends Error {
+  readonly code = 'kafka_sasl_config_invalid'
+  constructor (message: string) {
+    super(message)
+    this.name = 'KafkaSaslConfigError'
+  }
+}
+
+/**
+ * KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM (default scram-sha-512):
+ * undefined when no username is set (an unauthenticated client, which the stack's broker refuses);
+ * a username without a password, or an unknown mechanism, is an error rather than a silent
+ * fall back to no authentication.
+ */
+export function kafkaSaslFromEnv (env: NodeJS.ProcessEnv): KafkaSasl | undefined {
+  const username = env.KAFKA_SASL_USERNAME ?? ''
+  if (username === '') return undefined
+  const password = env.KAFKA_SASL_PASSWORD ?? ''
+  if (password === '') throw new KafkaSaslConfigError('KAFKA_SASL_USERNAME is set but KAFKA_SASL_PASSWORD is empty')
+  const mechanism = (env.KAFKA_SASL_MECHANISM ?? 'scram-sha-512').toLowerCase()
+  if (!(kafkaSaslMechanisms as readonly string[]).includes(mechanism)) {
+    throw new KafkaSaslConfigError(`KAFKA_SASL_MECHANISM must be one of ${kafkaSaslMechanisms.join(', ')}, got ${mechanism}`)
+  }
+  return { mechanism: mechanism as KafkaSaslMechanism, username, password }
+}
+
+/** The KAFKA_SASL_* environment that gives a child process these credentials. */
+export function kafkaSaslEnv (sasl: KafkaSasl | undefined): Record<string, string> {
+  if (sasl === undefined) return {}
+  return { KAFKA_SASL_USERNAME: sasl.username, KAFKA_SASL_PASSWORD: sasl.password, KAFKA_SASL_MECHANISM: sasl.mechanism }
 }
 
 /** `KAFKA_BROKERS`-style list: comma-separated host:port. Undefined when empty. */

@@ -4,6 +4,12 @@
 // So a slow PSP call holds back only its own payment, never its partition or the fetch loop.
 //
 // Per message:
+//   0. check it is genuine (issue #17 part 3, lib/event-signing.ts): its `event-mac` header must be
+//      a valid MAC of its bytes under a key of the node it names, and its event id
+//      `<node>:<sequence>` with the payment of that node and checkout id; anything else is
+//      refused (counted, logged, dead-lettered with the reason) before it can be projected,
+//      deduplicated against or acted on. The projection refuses, the same way, a signed event for
+//      a payment Postgres records as another node's (projection.ts);
 //   1. decode; an unreadable message is poison and goes to the dead-letter topic;
 //   2. project it into Postgres (projection-writer.ts: one statement per turn for everything
 //      handed over meanwhile, retried until Postgres takes it);
@@ -18,6 +24,8 @@
 
 import { backoffDelayMs, sleep } from '../lib/backoff.ts'
 import type { ConsumedMessage } from '../lib/event-bus.ts'
+import { eventMacHeader, type EventRefusalCode, type EventVerifier } from '../lib/event-signing.ts'
+import { readChangeEventHeader } from '../cdc-relay/event-header.ts'
 import type { FieldSealer } from '../lib/field-crypto.ts'
 import type { Logger } from '../lib/log.ts'
 import { decodeChangeEvent, terminalStatuses, type ChangeEvent } from '../lib/payment-codec.ts'
@@ -41,6 +49,8 @@ export interface PipelineDeps {
   log: Logger
   /** Opens the events' sealed fields (the charge needs the payment method token). */
   sealer: FieldSealer
+  /** Every node's event-signing keys: only events a node signed are projected or acted on. */
+  verifier: Pick<EventVerifier, 'verify'>
 }
 
 export function nodePaymentOf (event: ChangeEvent): NodePayment {
@@ -130,6 +140,33 @@ function workOf (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessag
   return undefined
 }
 
+/** Characters of a refused event's claimed checkout id or event id that are logged (genuine ones are at most 64 and 86). */
+const claimedIdLengthMax = 100
+
+/**
+ * An event that is not genuine: never projected or acted on; counted, logged (the checkout id it
+ * claims, never its payload) and dead-lettered with the reason, so an operator sees it. Never
+ * throws for the event itself: a forged event must not stop the consumer.
+ */
+async function refuse (deps: PipelineDeps, message: ConsumedMessage, code: EventRefusalCode, detail: string, claimed: { checkoutId?: string, eventId?: string }): Promise<void> {
+  deps.metrics.eventsRefused.inc({ reason: code })
+  // What a forged event claims is the forger's text: bounded, so refused events cannot flood the log.
+  const checkoutId = claimed.checkoutId?.slice(0, claimedIdLengthMax)
+  deps.log.error({
+    reason: code, detail, checkout_id: checkoutId, event_id: claimed.eventId?.slice(0, claimedIdLengthMax),
+    partition: message.partition, offset: message.offset,
+  }, 'change event refused: not genuine')
+  await deadLetter(deps, message, code, detail, checkoutId)
+}
+
+/** Why a signed event contradicts itself, or undefined when consistent. */
+function identityMismatch (event: ChangeEvent): string | undefined {
+  if (event.eventId !== `${event.nodeId}:${event.sequence}`) return `event id ${event.eventId.slice(0, 80)} is not <node>:<sequence> (${event.nodeId}:${event.sequence})`
+  if (event.payment.nodeId !== event.nodeId) return `the payment names node ${event.payment.nodeId.slice(0, 64)}, the event node ${event.nodeId}`
+  if (event.payment.checkoutId !== event.checkoutId) return 'the payment names another checkout id than the event'
+  return undefined
+}
+
 function observeProjected (deps: PipelineDeps, event: ChangeEvent): void {
   if (event.type === 'payment.status_changed' && terminalStatuses.has(event.payment.status)) {
     deps.metrics.acceptedToTerminal.observe({ status: event.payment.status }, (Date.now() - event.payment.createdAtMs) / 1000)
@@ -149,6 +186,13 @@ export function handleMessages (deps: PipelineDeps, messages: readonly ConsumedM
     const message = messages[index]!
     let event: ChangeEvent
     try {
+      // The MAC first, over the bytes as received: nothing in a forged event is opened or decoded.
+      const claimed = readChangeEventHeader(message.value)
+      const verdict = deps.verifier.verify(claimed.nodeId, message.value, message.headers[eventMacHeader])
+      if (!verdict.ok) {
+        done[index] = refuse(deps, message, verdict.code, verdict.detail, { checkoutId: claimed.checkoutId, eventId: claimed.eventId })
+        continue
+      }
       event = decodeChangeEvent(message.value, deps.sealer)
     } catch (error) {
       // A FieldCryptoError (a key this processor lacks, a tampered value) is dead-lettered like
@@ -157,16 +201,26 @@ export function handleMessages (deps: PipelineDeps, messages: readonly ConsumedM
       done[index] = deadLetter(deps, message, 'poison', (error as Error).message, undefined)
       continue
     }
+    const mismatch = identityMismatch(event)
+    if (mismatch !== undefined) {
+      done[index] = refuse(deps, message, 'event_identity_mismatch', mismatch, { checkoutId: event.checkoutId, eventId: event.eventId })
+      continue
+    }
     deps.metrics.eventsConsumed.inc({ type: event.type })
     decoded.push({ index, event })
   }
-  const projected = deps.projection.submit(decoded.map((d) => d.event))
+  const outcome = deps.projection.submit(decoded.map((d) => d.event))
+  const projected = outcome.then(() => {})
   for (const { index, event } of decoded) {
     const message = messages[index]!
     // A second copy in the same batch (relay retry) is projected once and has nothing more to do.
     const work = seen.has(event.eventId) ? undefined : workOf(deps, event, message, projected)
     seen.add(event.eventId)
-    const observed = projected.then(() => observeProjected(deps, event))
+    const observed = outcome.then(async (refused) => {
+      const why = refused.get(event.eventId)
+      if (why === undefined) return observeProjected(deps, event)
+      await refuse(deps, message, 'event_node_not_owner', why, { checkoutId: event.checkoutId, eventId: event.eventId })
+    })
     done[index] = work === undefined
       ? observed
       // Queued now, in delivery order, so a checkout id's work runs in event order.

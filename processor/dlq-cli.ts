@@ -6,10 +6,11 @@
 // `list` prints one JSON line per dead letter (checkout id, reason, error, when, where from).
 // `replay` publishes the original event, byte for byte and with its key, back to the events
 // topic; processing is idempotent, so a replay of something already finished changes nothing.
-// Env: KAFKA_BROKERS, RINGPAY_EVENTS_TOPIC, RINGPAY_DLQ_TOPIC.
+// Env: KAFKA_BROKERS, KAFKA_SASL_USERNAME/PASSWORD/MECHANISM (the stack's `dlq` login: READ the
+// DLQ, WRITE the events topic; info file kafkaCredentials.dlq), RINGPAY_EVENTS_TOPIC, RINGPAY_DLQ_TOPIC.
 
 import { parseArgs } from 'node:util'
-import { createKafkaProducer, createKafkaTopicReader, parseBrokerList } from '../lib/kafka-event-bus.ts'
+import { createKafkaProducer, createKafkaTopicReader, kafkaSaslFromEnv, parseBrokerList } from '../lib/kafka-event-bus.ts'
 import { createLogger } from '../lib/log.ts'
 import { readChangeEventHeader } from '../cdc-relay/event-header.ts'
 import { dlqHeaders } from './dead-letters.ts'
@@ -40,7 +41,7 @@ const eventsTopic = process.env.RINGPAY_EVENTS_TOPIC ?? 'payments.events'
 const dlqTopic = process.env.RINGPAY_DLQ_TOPIC ?? 'payments.dlq'
 const log = createLogger('dlq-cli')
 log.level = 'warn'
-const busOptions = { brokers, clientId: 'ringpay-dlq-cli', connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log }
+const busOptions = { brokers, sasl: kafkaSaslFromEnv(process.env), clientId: 'ringpay-dlq-cli', connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log }
 
 const letters = await createKafkaTopicReader(busOptions).readToEnd(dlqTopic, { messagesMax: limit, timeoutMs: readTimeoutMs })
 

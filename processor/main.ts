@@ -4,15 +4,17 @@
 //
 // Env: DATABASE_URL, KAFKA_BROKERS, RINGPAY_INTERNAL_URL (nginx's internal listener),
 // RINGPAY_INTERNAL_TOKEN (the processor service's own internal API token), PSP_BASE_URL,
-// PSP_SECRET_KEY; optional PROCESSOR_ID, PROCESSOR_ADMIN_PORT (metrics), RINGPAY_EVENTS_TOPIC,
+// PSP_SECRET_KEY, RINGPAY_FIELD_KEYS_FILE, RINGPAY_EVENT_KEYS_FILE (every node's event-signing
+// key); KAFKA_SASL_USERNAME/PASSWORD/MECHANISM (its Kafka login); optional PROCESSOR_ID, PROCESSOR_ADMIN_PORT (metrics), RINGPAY_EVENTS_TOPIC,
 // RINGPAY_DLQ_TOPIC, PROCESSOR_GROUP_ID, PROCESSOR_WATCHDOG_STALE_AFTER_MS,
 // PROCESSOR_WATCHDOG_INTERVAL_MS, PROCESSOR_FETCH_PACING_MS, PROCESSOR_ACTION_EXPIRY_MS,
 // PROCESSOR_PENDING_EXPIRY_MS.
 
 import { createServer } from 'node:http'
 import pg from 'pg'
-import { createKafkaConsumer, createKafkaProducer, parseBrokerList } from '../lib/kafka-event-bus.ts'
+import { createKafkaConsumer, createKafkaProducer, kafkaSaslFromEnv, parseBrokerList } from '../lib/kafka-event-bus.ts'
 import { keyRingFromEnv } from '../lib/field-crypto.ts'
+import { eventVerifierFromEnv } from '../lib/event-signing.ts'
 import { createLogger } from '../lib/log.ts'
 import { handleMessages } from './batch-handler.ts'
 import type { ChargeFlowDeps } from './charge-flow.ts'
@@ -59,6 +61,10 @@ const dlqTopic = process.env.RINGPAY_DLQ_TOPIC ?? 'payments.dlq'
 // what goes to Postgres. No keys, no processor.
 const keyRing = keyRingFromEnv(process.env)
 log.info({ active_key_id: keyRing.activeKeyId }, 'field key ring loaded')
+// Every node's change-event signing key (lib/event-signing.ts): only events a node signed are
+// projected or acted on. No keys, no processor (it would refuse every event).
+const verifier = eventVerifierFromEnv(process.env)
+log.info({ event_keys: verifier.keyIds }, 'event signing keys loaded')
 const paymentMethods = new PaymentMethodColumnSealer(keyRing, limits.sealedPaymentMethodsCachedMax)
 
 const pool = new pg.Pool({
@@ -110,7 +116,7 @@ const flow: ChargeFlowDeps = {
   },
   onPspCall: (outcome, latencyMs) => metrics.pspCalls.observe({ outcome }, latencyMs / 1000),
 }
-const busOptions = { brokers, clientId: processorId, connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log }
+const busOptions = { brokers, sasl: kafkaSaslFromEnv(process.env), clientId: processorId, connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log }
 const producer = createKafkaProducer(busOptions)
 const deadLetters = new DeadLetterPublisher(producer, dlqTopic)
 const projection = new ProjectionWriter((events) => projectEvents(pool, keyRing, paymentMethods, events), {
@@ -173,7 +179,7 @@ await consumer.runPipelined({
   offsetCommitIntervalMs: limits.offsetCommitIntervalMs,
   closeDrainTimeoutMs: limits.closeDrainTimeoutMs,
   fetchPacingMs: integer('PROCESSOR_FETCH_PACING_MS', limits.fetchPacingMs),
-  onMessages: (messages) => handleMessages({ flow, projection, keys, deadLetters, metrics, log, sealer: keyRing }, messages),
+  onMessages: (messages) => handleMessages({ flow, projection, keys, deadLetters, metrics, log, sealer: keyRing, verifier }, messages),
 })
 log.info({ topic: eventsTopic, dlq: dlqTopic }, 'processor consuming')
 

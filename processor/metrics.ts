@@ -1,5 +1,6 @@
 // prom-client metrics of one processor.
 
+import { eventRefusalCodes } from '../lib/event-signing.ts'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 export function createProcessorMetrics (processorId: string, probes: { pspInFlight: () => number, paymentsInFlight: () => number }) {
@@ -18,6 +19,9 @@ export function createProcessorMetrics (processorId: string, probes: { pspInFlig
     registers: [registry],
     collect () { this.set(probes.paymentsInFlight()) },
   })
+  const eventsRefused = new Counter({ name: 'ringpay_processor_events_refused_total', help: 'Change events refused as not genuine (bad or missing MAC, another node\'s payment), by reason; dead-lettered, never projected', labelNames: ['reason'], registers: [registry] })
+  // Every reason's series from 0: the first refusal is then an increase the alert sees.
+  for (const reason of eventRefusalCodes) eventsRefused.inc({ reason }, 0)
   return {
     registry,
     eventsConsumed: new Counter({ name: 'ringpay_processor_events_total', help: 'Change events consumed, by type', labelNames: ['type'], registers: [registry] }),
@@ -45,6 +49,7 @@ export function createProcessorMetrics (processorId: string, probes: { pspInFlig
       labelNames: ['status'], registers: [registry],
       buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30, 60],
     }),
+    eventsRefused,
     deadLetters: new Counter({ name: 'ringpay_processor_dead_letters_total', help: 'Events sent to the dead-letter topic, by reason', labelNames: ['reason'], registers: [registry] }),
     flagged: new Counter({ name: 'ringpay_processor_flagged_total', help: 'Payments flagged for review (PSP disagreed or said something unknown)', registers: [registry] }),
     projectionRetries: new Counter({ name: 'ringpay_processor_projection_retries_total', help: 'Postgres writes retried (Postgres down or failing)', registers: [registry] }),

@@ -19,20 +19,27 @@ export interface ProjectionWriterHooks {
   onRetry?: () => void
 }
 
+/**
+ * What one statement refused (projection.ts): event id → why. Refused events are not projected;
+ * the caller dead-letters them. Shared by every submission the statement took.
+ */
+export type RefusedEvents = ReadonlyMap<string, string>
+const noneRefused: RefusedEvents = new Map()
+
 interface Submission {
   events: readonly ChangeEvent[]
-  resolve: () => void
+  resolve: (refused: RefusedEvents) => void
 }
 
 export class ProjectionWriter {
-  readonly #write: (events: readonly ChangeEvent[]) => Promise<void>
+  readonly #write: (events: readonly ChangeEvent[]) => Promise<RefusedEvents | void>
   readonly #options: ProjectionWriterOptions
   readonly #hooks: ProjectionWriterHooks
   readonly #log: Logger
   #queue: Submission[] = []
   #running: Promise<void> | undefined
 
-  constructor (write: (events: readonly ChangeEvent[]) => Promise<void>, options: ProjectionWriterOptions, log: Logger, hooks: ProjectionWriterHooks = {}) {
+  constructor (write: (events: readonly ChangeEvent[]) => Promise<RefusedEvents | void>, options: ProjectionWriterOptions, log: Logger, hooks: ProjectionWriterHooks = {}) {
     this.#write = write
     this.#options = options
     this.#log = log
@@ -43,13 +50,13 @@ export class ProjectionWriter {
   get queued (): number { return this.#queue.length }
 
   /**
-   * Resolves once every event is in Postgres. Never rejects: a failed write (Postgres down) is
+   * Resolves once every event is in Postgres (or refused: the map says which). Never rejects: a failed write (Postgres down) is
    * retried with backoff until it succeeds, and the caller's offsets stay uncommitted meanwhile.
    * (The number of events waiting is bounded by the consumer's messages in flight.)
    */
-  submit (events: readonly ChangeEvent[]): Promise<void> {
-    if (events.length === 0) return Promise.resolve()
-    return new Promise<void>((resolve) => {
+  submit (events: readonly ChangeEvent[]): Promise<RefusedEvents> {
+    if (events.length === 0) return Promise.resolve(noneRefused)
+    return new Promise<RefusedEvents>((resolve) => {
       this.#queue.push({ events, resolve })
       this.#running ??= this.#loop()
     })
@@ -72,10 +79,11 @@ export class ProjectionWriter {
           events.push(event)
         }
       }
+      let refused: RefusedEvents = noneRefused
       for (let attempt = 0; ; attempt++) {
         const startedAt = performance.now()
         try {
-          await this.#write(events)
+          refused = (await this.#write(events)) ?? noneRefused
           this.#hooks.onWritten?.(events.length, performance.now() - startedAt)
           break
         } catch (error) {
@@ -84,7 +92,7 @@ export class ProjectionWriter {
           await sleep(backoffDelayMs({ baseDelayMs: this.#options.backoffBaseDelayMs, delayMsMax: this.#options.backoffDelayMsMax }, attempt))
         }
       }
-      for (const submission of taken) submission.resolve()
+      for (const submission of taken) submission.resolve(refused)
     }
     this.#running = undefined
   }

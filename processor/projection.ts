@@ -4,6 +4,14 @@
 // recorded once by event id (duplicates from redelivery or relay retries are dropped), and a
 // payment row only ever moves to a higher version, so a late or duplicate event never moves a
 // payment backwards.
+//
+// Only genuine events get here: the batch handler has checked each one's MAC under a key of the
+// node it names (lib/event-signing.ts), and that its event id is `<node>:<sequence>`. This
+// statement adds the check only Postgres can make (issue #17 part 3): an event for a payment that
+// Postgres records as *another* node's is refused, not projected (nor its webhook or refunds), and
+// returned to the caller, which dead-letters it. A node writes events only for the payments it
+// owns (nginx routes a checkout id to one node, and a payment keeps its node), so this never
+// refuses a genuine event; it stops one node's key (stolen) from moving another node's payments.
 
 import type pg from 'pg'
 import type { FieldSealer } from '../lib/field-crypto.ts'
@@ -20,10 +28,19 @@ WITH ev AS (
          merchant_id, node_id, amount, currency, payment_method, psp_reference, failure_code, failure_message,
          created_at, amount_refunded)
 ),
+refused AS (
+  -- Events naming another node than the one Postgres records for their payment.
+  SELECT ev.event_id, p.node_id AS owner_node_id
+  FROM ev JOIN payments p USING (checkout_id)
+  WHERE p.node_id <> ev.node_id
+),
 wh AS (
   -- The webhooks the nodes accepted, one per PSP event id. Runs whether or not referenced.
   INSERT INTO webhooks (provider, psp_event_id, checkout_id, type, applied, received_at, payload)
-  SELECT * FROM unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::boolean[], $23::timestamptz[], $24::jsonb[])
+  SELECT provider, psp_event_id, checkout_id, type, applied, received_at, payload
+  FROM unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::boolean[], $23::timestamptz[], $24::jsonb[], $38::text[])
+    AS w(provider, psp_event_id, checkout_id, type, applied, received_at, payload, event_id)
+  WHERE NOT EXISTS (SELECT 1 FROM refused WHERE refused.event_id = w.event_id)
   ON CONFLICT (provider, psp_event_id) DO NOTHING
 ),
 rf AS (
@@ -35,9 +52,10 @@ rf AS (
   SELECT DISTINCT ON (refund_id) refund_id, checkout_id, merchant_id, amount, currency, status, reason,
          NULLIF(psp_reference, ''), NULLIF(failure_code, ''), NULLIF(failure_message, ''), payment_version, created_at, updated_at
   FROM unnest($25::text[], $26::text[], $27::text[], $28::bigint[], $29::text[], $30::text[], $31::text[], $32::text[],
-              $33::text[], $34::text[], $35::bigint[], $36::timestamptz[], $37::timestamptz[])
+              $33::text[], $34::text[], $35::bigint[], $36::timestamptz[], $37::timestamptz[], $39::text[])
     AS r(refund_id, checkout_id, merchant_id, amount, currency, status, reason, psp_reference,
-         failure_code, failure_message, payment_version, created_at, updated_at)
+         failure_code, failure_message, payment_version, created_at, updated_at, event_id)
+  WHERE NOT EXISTS (SELECT 1 FROM refused WHERE refused.event_id = r.event_id)
   ORDER BY refund_id, payment_version DESC
   ON CONFLICT (refund_id) DO UPDATE SET
     status = EXCLUDED.status,
@@ -52,6 +70,7 @@ rf AS (
 fresh AS (
   INSERT INTO payment_events (event_id, checkout_id, version, type, status, actor, occurred_at)
   SELECT event_id, checkout_id, version, type, status, actor, occurred_at FROM ev
+  WHERE NOT EXISTS (SELECT 1 FROM refused WHERE refused.event_id = ev.event_id)
   ON CONFLICT (event_id) DO NOTHING
   RETURNING event_id
 ),
@@ -59,7 +78,8 @@ latest AS (
   SELECT DISTINCT ON (ev.checkout_id) ev.*
   FROM ev JOIN fresh USING (event_id)
   ORDER BY ev.checkout_id, ev.version DESC
-)
+),
+upserted AS (
 INSERT INTO payments (checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method,
                       psp_reference, failure_code, failure_message, created_at, updated_at, amount_refunded)
 SELECT checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method,
@@ -75,6 +95,8 @@ ON CONFLICT (checkout_id) DO UPDATE SET
   updated_at = EXCLUDED.updated_at,
   projected_at = now()
 WHERE payments.version < EXCLUDED.version
+)
+SELECT event_id, owner_node_id FROM refused
 `
 
 /**
@@ -83,14 +105,16 @@ WHERE payments.version < EXCLUDED.version
  * it settles on a generic plan) planning this five-part statement on every turn. The name carries
  * a version: a changed text needs a new name, or a connection would run the old one.
  */
-const projectStatementName = 'ringpay_project_events_v2'
+const projectStatementName = 'ringpay_project_events_v3'
 
 /**
  * Projects the events and records the webhooks they carry, in one statement. The payment method
- * and webhook bodies go in sealed (sealed-columns.ts).
+ * and webhook bodies go in sealed (sealed-columns.ts). Returns the events refused as another
+ * node's (event id → why), none of whose rows were written.
  */
-export async function projectEvents (pool: pg.Pool, sealer: FieldSealer, methods: PaymentMethodColumnSealer, events: readonly ChangeEvent[]): Promise<void> {
-  if (events.length === 0) return
+export async function projectEvents (pool: pg.Pool, sealer: FieldSealer, methods: PaymentMethodColumnSealer, events: readonly ChangeEvent[]): Promise<Map<string, string>> {
+  const refused = new Map<string, string>()
+  if (events.length === 0) return refused
   const columns: unknown[][] = Array.from({ length: 17 }, () => [])
   for (const event of events) {
     const p = event.payment
@@ -104,7 +128,17 @@ export async function projectEvents (pool: pg.Pool, sealer: FieldSealer, methods
     ]
     row.forEach((value, i) => columns[i]!.push(value))
   }
-  await pool.query({ name: projectStatementName, text: projectSql, values: [...columns, ...webhookColumns(sealer, events), ...refundColumns(events)] })
+  const webhooks = webhookColumns(sealer, events)
+  const refunds = refundColumns(events)
+  const { rows } = await pool.query<{ event_id: string, owner_node_id: string }>({
+    name: projectStatementName,
+    text: projectSql,
+    values: [...columns, ...webhooks.slice(0, 7), ...refunds.slice(0, 13), webhooks[7], refunds[13]],
+  })
+  for (const row of rows) {
+    refused.set(row.event_id, `checkout id belongs to node ${row.owner_node_id} in Postgres`)
+  }
+  return refused
 }
 
 /** Succeeded refunds, as the node's view counts them. */
@@ -114,14 +148,14 @@ function amountRefunded (payment: Payment): number {
   return refunded
 }
 
-/** Every refund of every event's payment, at that event's version, column by column (13 arrays, maybe empty). */
+/** Every refund of every event's payment, at that event's version, column by column (13 arrays + the event ids, maybe empty). */
 function refundColumns (events: readonly ChangeEvent[]): unknown[][] {
-  const columns: unknown[][] = Array.from({ length: 13 }, () => [])
+  const columns: unknown[][] = Array.from({ length: 14 }, () => [])
   for (const event of events) {
     const p = event.payment
     for (const r of p.refunds) {
       const row = [r.id, p.checkoutId, p.merchantId, r.amount, p.currency, r.status, r.reason, r.pspReference, r.failureCode,
-        r.failureMessage, event.version, new Date(r.createdAtMs), new Date(r.updatedAtMs)]
+        r.failureMessage, event.version, new Date(r.createdAtMs), new Date(r.updatedAtMs), event.eventId]
       row.forEach((value, i) => columns[i]!.push(value))
     }
   }
@@ -133,15 +167,15 @@ export async function flagPayment (pool: pg.Pool, checkoutId: string, reason: st
   await pool.query('UPDATE payments SET flagged_reason = $2 WHERE checkout_id = $1', [checkoutId, reason.slice(0, 500)])
 }
 
-/** The webhook rows of the events that carry one, column by column (7 arrays, maybe empty). */
+/** The webhook rows of the events that carry one, column by column (7 arrays + the event ids, maybe empty). */
 function webhookColumns (sealer: FieldSealer, events: readonly ChangeEvent[]): unknown[][] {
-  const columns: unknown[][] = Array.from({ length: 7 }, () => [])
+  const columns: unknown[][] = Array.from({ length: 8 }, () => [])
   for (const event of events) {
     const w = event.webhook
     if (w === undefined) continue
     // The body as received (its signature covered these bytes), sealed whole.
     const payload = sealWebhookPayloadColumn(sealer, w.provider, w.pspEventId, event.checkoutId, w.payloadJson)
-    const row = [w.provider, w.pspEventId, event.checkoutId, w.type, w.applied, new Date(w.receivedAtMs), payload]
+    const row = [w.provider, w.pspEventId, event.checkoutId, w.type, w.applied, new Date(w.receivedAtMs), payload, event.eventId]
     row.forEach((value, i) => columns[i]!.push(value))
   }
   return columns

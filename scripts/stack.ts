@@ -34,6 +34,10 @@ import { createPostgres, databaseName, type PostgresHandle } from './stack/postg
 import { killAllManagedSync, liveManagedPids, reapStaleGroups, trackChildrenIn, type ServiceHandle } from './stack/proc.ts';
 import { errorMessage, repoRoot, say, withTimeout } from './stack/util.ts';
 import { ensureFieldKeysFile, fieldKeysFileName } from './stack/field-keys.ts';
+import { ensureKafkaUsersFile, kafkaUsersFileName } from './stack/kafka-credentials.ts';
+import { ensureEventKeysFile, eventKeysFileName } from './stack/event-keys.ts';
+import { eventSigningKeyEnv, eventSigningKeySetting } from '../lib/event-signing.ts';
+import { kafkaSaslEnv } from '../lib/kafka-event-bus.ts';
 import { assertPassable, chownTree, makePassable, ensurePrivateDir, privateDirMode, privateUmask, serviceUser, sharedStackDirMode } from './stack/service-user.ts';
 import { newAdminToken } from '../lib/admin-token.ts';
 import { internalServicesSetting, newInternalTokens } from '../lib/internal-credentials.ts';
@@ -353,9 +357,13 @@ async function main(): Promise<void> {
     postgres.external ? postgres.databaseUrl : urlWithCredentials(postgres.databaseUrl, serviceRoles[name].role, rolePasswords[name]);
   const databaseUrls = { processor: roleUrl('processor'), reconciler: roleUrl('reconciler'), reporting: roleUrl('reporting'), readonly: roleUrl('readonly') };
   const kafkaReplication = externalBrokersFromEnv() ? -1 : 1;
+  // Kafka's principals (admin, relay, processor, dlq) and their passwords: made once per stack dir
+  // with the broker's storage (SCRAM users are added at format time), next to the field keys.
+  const kafkaUsers = ensureKafkaUsersFile(join(dir, 'secrets', kafkaUsersFileName), user);
   const kafka: KafkaHandle = createKafka({
     dir: ensurePrivateDir(dir, 'kafka', user),
     user,
+    users: kafkaUsers,
     brokerPort: ports.kafkaBroker,
     controllerPort: ports.kafkaController,
     logFile: join(logsDir, 'kafka.log'),
@@ -368,15 +376,21 @@ async function main(): Promise<void> {
     dataDir: nodeDataDir(dir, n.id),
     logFile: join(logsDir, `${n.id}.log`),
   }));
+  // Each node signs its change events with its own key (lib/event-signing.ts); the processors
+  // verify them with the whole file. Made once per stack dir, next to the field keys.
+  const eventKeysFile = join(dir, 'secrets', eventKeysFileName);
+  const eventKeys = ensureEventKeysFile(eventKeysFile, nodeSpecs.map((n) => n.id), user);
   for (const spec of nodeSpecs) {
+    spec.env = { ...spec.env, [eventSigningKeyEnv]: eventSigningKeySetting(eventKeys.get(spec.id)!) };
     ensurePrivateDir(dir, relative(dir, spec.dataDir), user);
     // A stack dir of an older run holds root-owned LevelDB files.
     chownTree(spec.dataDir, user);
   }
   // KAFKA_BROKERS turns on each node's CDC relay (cdc-relay/), publishing to the events topic.
+  // The relays log in as `relay` (WRITE on the events topic only).
   const nodeEnv = {
     KAFKA_BROKERS: kafka.brokers.join(','), RINGPAY_EVENTS_TOPIC: eventsTopic, RINGPAY_WEBHOOK_SECRET_SANDBOX: webhookSecret,
-    RINGPAY_FIELD_KEYS_FILE: fieldKeysFile,
+    RINGPAY_FIELD_KEYS_FILE: fieldKeysFile, ...kafkaSaslEnv(kafka.credentials.relay),
   };
   const nodes = createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalServices: internalServicesSetting(internalTokens), entry: nodeEntry, env: nodeEnv, user });
   const nginx: NginxHandle = createNginx({
@@ -418,6 +432,7 @@ async function main(): Promise<void> {
     logFile: join(logsDir, `${p.id}.log`),
     databaseUrl: databaseUrls.processor,
     kafkaBrokers: kafka.brokers,
+    kafkaSasl: kafka.credentials.processor,
     internalUrl: `http://127.0.0.1:${ports.internal}`,
     pspUrl: `http://127.0.0.1:${ports.psp}`,
     pspSecretKey,
@@ -425,6 +440,7 @@ async function main(): Promise<void> {
     eventsTopic,
     dlqTopic,
     fieldKeysFile,
+    eventKeysFile,
     user,
   })]));
 
@@ -520,6 +536,7 @@ async function main(): Promise<void> {
     databaseUrl: postgres.databaseUrl,
     databaseUrls,
     kafkaBrokers: kafka.brokers,
+    kafkaCredentials: kafka.credentials,
     nodes: nodeSpecs.map((n) => ({ id: n.id, publicPort: n.publicPort, adminPort: n.adminPort, dataDir: n.dataDir, logFile: n.logFile })),
     psp: { url: `http://127.0.0.1:${ports.psp}`, secretKey: pspSecretKey, webhookSecret, logFile: join(logsDir, 'psp.log') },
     processors: ports.processors.map((p) => ({ id: p.id, adminPort: p.admin, logFile: join(logsDir, `${p.id}.log`) })),
@@ -529,6 +546,7 @@ async function main(): Promise<void> {
     apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey, merchant_demo_read: demoReadApiKey },
     internalTokens,
     fieldKeysFile,
+    eventKeysFile,
     serviceUser: user,
     dir,
     topics: { events: eventsTopic, eventsPartitions, dlq: dlqTopic, dlqPartitions },

@@ -6,6 +6,7 @@
 
 import '../../lib/kafkajs-request-queue-fix.ts'
 import { Kafka, logLevel, type Admin } from 'kafkajs'
+import { kafkaSaslConfig, type KafkaSasl } from '../../lib/kafka-event-bus.ts'
 
 export const lagProbeTimeoutMs = 5_000
 
@@ -30,8 +31,8 @@ export class PipelineLagProbe {
   readonly #groupId: string
   #connected = false
 
-  constructor (o: { brokers: readonly string[], nodeAdminOrigins: readonly string[], topic: string, groupId: string }) {
-    this.#admin = new Kafka({ clientId: 'ringpay-bench-lag', brokers: [...o.brokers], logLevel: logLevel.NOTHING }).admin()
+  constructor (o: { brokers: readonly string[], sasl?: KafkaSasl | undefined, nodeAdminOrigins: readonly string[], topic: string, groupId: string }) {
+    this.#admin = new Kafka({ clientId: 'ringpay-bench-lag', brokers: [...o.brokers], ...kafkaSaslConfig(o.sasl), logLevel: logLevel.NOTHING }).admin()
     this.#nodeOrigins = o.nodeAdminOrigins
     this.#topic = o.topic
     this.#groupId = o.groupId

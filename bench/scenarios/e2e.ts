@@ -237,6 +237,7 @@ async function run (argv: string[]): Promise<number> {
   const stack = own?.info ?? JSON.parse(readFileSync(cfg.stackInfo!, 'utf8')) as StackInfo
   const probe = new PipelineLagProbe({
     brokers: stack.kafkaBrokers,
+    sasl: stack.kafkaCredentials?.admin,
     nodeAdminOrigins: stack.nodes.map((n) => `http://127.0.0.1:${n.adminPort}`),
     topic: stack.topics.events,
     groupId: processorGroupId,

@@ -16,13 +16,20 @@ warmup_s=5
 sample_interval_s=0.5
 : "${RINGPAY_STACK_INFO:?set RINGPAY_STACK_INFO to the info file of a running stack}"
 brokers="$(node -p "JSON.parse(require('fs').readFileSync(process.env.RINGPAY_STACK_INFO, 'utf8')).kafkaBrokers.join(',')")"
+# The stack's broker takes SCRAM logins only: the bench node publishes to its own topic as the
+# admin (the relay principal may write only payments.events).
+kafka_user="$(node -p "JSON.parse(require('fs').readFileSync(process.env.RINGPAY_STACK_INFO, 'utf8')).kafkaCredentials?.admin?.username ?? ''")"
+kafka_password="$(node -p "JSON.parse(require('fs').readFileSync(process.env.RINGPAY_STACK_INFO, 'utf8')).kafkaCredentials?.admin?.password ?? ''")"
+# Relays sign every event (lib/event-signing.ts): the bench node does too, with a key of its own.
+signing_key="bench-k1:$(node -p "require('crypto').randomBytes(32).toString('base64')")"
 topic=bench.events
 work="$(mktemp -d /tmp/ringpay-relay-bench.XXXXXX)"
 trap 'kill $(cat "$work"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 node --input-type=module -e "
 import { createTopics } from '$ROOT/scripts/stack/kafka.ts'
-await createTopics('$brokers'.split(','), [{ name: '$topic', partitions: 64, replicationFactor: 1 }])
+const info = JSON.parse((await import('node:fs')).readFileSync(process.env.RINGPAY_STACK_INFO, 'utf8'))
+await createTopics({ brokers: '$brokers'.split(','), sasl: info.kafkaCredentials?.admin }, [{ name: '$topic', partitions: 64, replicationFactor: 1 }])
 "
 node --input-type=module -e "import { writeApiKeysFile } from '$ROOT/scripts/stack/api-keys.ts'; writeApiKeysFile('$work/keys.json')"
 
@@ -63,7 +70,10 @@ run_one() {
   pub="$(free_port)"; adm="$(free_port)"
   local env=(RINGPAY_NODE_ID="$id" RINGPAY_PUBLIC_PORT="$pub" RINGPAY_ADMIN_PORT="$adm" RINGPAY_DATA_DIR="$work/$id"
     RINGPAY_API_KEYS_FILE="$work/keys.json" RINGPAY_INTERNAL_SERVICES="audit:$(printf "%064d" 0)" RINGPAY_LOG_LEVEL=warn)
-  if [ "$mode" = on ]; then env+=(KAFKA_BROKERS="$brokers" RINGPAY_EVENTS_TOPIC="$topic"); fi
+  if [ "$mode" = on ]; then
+    env+=(KAFKA_BROKERS="$brokers" RINGPAY_EVENTS_TOPIC="$topic" RINGPAY_EVENT_SIGNING_KEY="$signing_key")
+    if [ -n "$kafka_user" ]; then env+=(KAFKA_SASL_USERNAME="$kafka_user" KAFKA_SASL_PASSWORD="$kafka_password"); fi
+  fi
   env -u KAFKA_BROKERS "${env[@]}" node payment-svc/main.ts >"$work/$id.log" 2>&1 &
   echo $! >"$work/node.pid"
   until curl -sf "http://127.0.0.1:$adm/readyz" >/dev/null; do sleep 0.1; done

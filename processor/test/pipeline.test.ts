@@ -14,6 +14,7 @@ import { ProjectionWriter } from '../projection-writer.ts'
 import { PspError, type ChargeRequest } from '../psp/types.ts'
 import { Semaphore } from '../semaphore.ts'
 import { testKeyRing } from '../../test/helpers/field-keys.ts'
+import { eventMacHeader, EventSigner, EventVerifier, newEventKey } from '../../lib/event-signing.ts'
 
 const silent = pino({ level: 'silent' })
 
@@ -134,8 +135,16 @@ function event (checkoutId: string, sequence: number, type: EventType, status: P
   }
 }
 
-function message (offset: number, e: ChangeEvent | Uint8Array, key = e instanceof Uint8Array ? 'x' : e.checkoutId): ConsumedMessage {
-  return { topic: 'payments.events', partition: 0, offset: String(offset), key, value: e instanceof Uint8Array ? e : encodeChangeEvent(e, testKeyRing), headers: {} }
+// Every node's signing key, as the processors hold them; each node signs with its own.
+const eventKeys = { keys: [newEventKey('n1-k1', 'n1'), newEventKey('n2-k1', 'n2')] }
+const verifier = new EventVerifier(eventKeys)
+const signers = new Map(eventKeys.keys.map((k) => [k.node, new EventSigner(k.id, k.key)]))
+
+/** A change event as a relay publishes it: signed by the node it names (or `signer`, or unsigned when null). */
+function message (offset: number, e: ChangeEvent | Uint8Array, key = e instanceof Uint8Array ? 'x' : e.checkoutId, signer?: EventSigner | null): ConsumedMessage {
+  const value = e instanceof Uint8Array ? e : encodeChangeEvent(e, testKeyRing)
+  const by = signer === undefined ? (e instanceof Uint8Array ? undefined : signers.get(e.nodeId)) : signer ?? undefined
+  return { topic: 'payments.events', partition: 0, offset: String(offset), key, value, headers: by === undefined ? {} : { [eventMacHeader]: by.sign(value) } }
 }
 
 t.test('projection writer: one statement per turn for everything submitted meanwhile, retried until written', async (t) => {
@@ -210,6 +219,7 @@ function world (): FakeWorld {
     deadLetters: { publish: async (m: ConsumedMessage, reason: string) => { w.deadLetters.push({ offset: m.offset, reason }) } },
     metrics: createProcessorMetrics('test', { pspInFlight: () => 0, paymentsInFlight: () => 0 }),
     log: silent,
+    verifier,
   }
   return w
 }
@@ -350,4 +360,77 @@ t.test('handler: a PSP cancel refused for good is dead-lettered, not retried', a
   await Promise.all(handleMessages(w.deps, [message(7, canceledEvent('gone', 2))]))
   t.equal(calls, 1, 'a non-retriable refusal is not retried')
   t.same(w.deadLetters, [{ offset: '7', reason: 'psp_rejected' }])
+})
+
+// Issue #17 part 3: only events their node signed reach the projection or the PSP.
+
+async function settle (w: FakeWorld, messages: ConsumedMessage[]): Promise<void> {
+  await Promise.all(handleMessages(w.deps, messages))
+}
+
+function refusedCount (w: FakeWorld, reason: string): Promise<number> {
+  return w.deps.metrics.registry.getSingleMetric('ringpay_processor_events_refused_total')!.get().then((m) =>
+    m.values.find((v) => v.labels.reason === reason)?.value ?? 0)
+}
+
+t.test('handler: events that are not their node\'s are refused, dead-lettered and counted, never projected or charged', async (t) => {
+  const w = world()
+  const created = (id: string, seq: number, extra: Partial<ChangeEvent> = {}): ChangeEvent => event(id, seq, 'payment.created', 'pending', extra)
+  const forgedHigh = event('paid', 900, 'payment.status_changed', 'succeeded', { version: 50, payment: { ...created('paid', 1).payment, status: 'succeeded', version: 50 } })
+  // Signed, then one byte of the checkout id changed (the bytes still read as an event).
+  const tampered = message(4, created('tampered', 4))
+  const bytes = Buffer.from(tampered.value)
+  bytes[bytes.indexOf('tampered')] = 'u'.charCodeAt(0)
+  tampered.value = new Uint8Array(bytes)
+  const mismatched = created('mismatched', 6, { eventId: 'n1:7' })
+  const foreignPayment = created('foreign', 8)
+  foreignPayment.payment = { ...foreignPayment.payment, nodeId: 'n2' }
+  const unknownKey = new EventSigner('n9-k1', newEventKey('n9-k1', 'n9').key)
+  await settle(w, [
+    message(0, forgedHigh, 'paid', null), // unsigned: a producer that got onto the topic
+    message(1, created('wrong-node', 1), 'wrong-node', signers.get('n2')), // node 2's key vouching for node 1's event
+    message(2, created('unknown-key', 2), 'unknown-key', unknownKey),
+    { ...message(3, created('malformed', 3)), headers: { [eventMacHeader]: 'n1-k1.bm90IGEgbWFj' } },
+    tampered,
+    message(5, mismatched),
+    message(6, foreignPayment),
+  ])
+  t.same(w.deadLetters, [
+    { offset: '0', reason: 'event_mac_missing' },
+    { offset: '1', reason: 'event_mac_wrong_node' },
+    { offset: '2', reason: 'event_mac_unknown_key' },
+    { offset: '3', reason: 'event_mac_malformed' },
+    { offset: '4', reason: 'event_mac_invalid' },
+    { offset: '5', reason: 'event_identity_mismatch' },
+    { offset: '6', reason: 'event_identity_mismatch' },
+  ], 'each refused with its reason')
+  t.same(w.projected, [], 'nothing projected')
+  t.same(w.charges, [], 'nothing charged')
+  t.same(w.transitions, [], 'no node called')
+  t.equal(await refusedCount(w, 'event_mac_missing'), 1, 'counted by reason')
+  t.equal(await refusedCount(w, 'event_identity_mismatch'), 2)
+})
+
+t.test('handler: an event the projection refuses as another node\'s payment is dead-lettered, the rest go on', async (t) => {
+  const w = world()
+  w.deps.projection = new ProjectionWriter(async (events) => {
+    w.projected.push(events.map((e) => e.eventId))
+    return new Map(events.filter((e) => e.checkoutId === 'owned-by-n2').map((e) => [e.eventId, 'checkout id belongs to node n2 in Postgres']))
+  }, { eventsPerStatementMax: 100, backoffBaseDelayMs: 1, backoffDelayMsMax: 1 }, silent)
+  const foreign = event('owned-by-n2', 3, 'payment.status_changed', 'failed')
+  await settle(w, [message(0, foreign), message(1, event('fine', 4, 'payment.status_changed', 'failed'))])
+  t.same(w.deadLetters, [{ offset: '0', reason: 'event_node_not_owner' }])
+  t.equal(await refusedCount(w, 'event_node_not_owner'), 1)
+})
+
+t.test('handler: genuine events pass however they arrive: out of sequence order, redelivered, re-sent by the relay', async (t) => {
+  const w = world()
+  const e = (id: string, seq: number): ChangeEvent => event(id, seq, 'payment.status_changed', 'failed')
+  // One node's events spread over partitions arrive out of sequence order; a redelivery after a
+  // processor restart and a relay's re-sent batch bring the same bytes (and MACs) again.
+  await settle(w, [message(0, e('a', 7)), message(1, e('b', 3))])
+  await settle(w, [message(2, e('c', 5)), message(3, e('a', 7)), message(4, e('b', 3))])
+  t.same(w.deadLetters, [], 'nothing refused')
+  t.same(w.projected.flat().sort(), ['n1:3', 'n1:3', 'n1:5', 'n1:7', 'n1:7'], 'all projected (the projection drops copies by event id)')
+  t.equal(await refusedCount(w, 'event_mac_invalid'), 0)
 })

@@ -3,6 +3,7 @@
 // on the pinned Node 24, ready when its HTTP health endpoint answers 200.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { kafkaSaslEnv, type KafkaSasl } from '../../lib/kafka-event-bus.ts';
 import { ManagedProcess } from './proc.ts';
 import type { ServiceUser } from './service-user.ts';
 import { pinnedNodeBinary, pollUntil, repoRoot } from './util.ts';
@@ -70,6 +71,8 @@ export interface ProcessorSpec {
   logFile: string;
   databaseUrl: string;
   kafkaBrokers: readonly string[];
+  /** The `processor` principal (READ the events topic and its group, WRITE the DLQ). */
+  kafkaSasl: KafkaSasl | undefined;
   internalUrl: string;
   pspUrl: string;
   pspSecretKey: string;
@@ -79,6 +82,8 @@ export interface ProcessorSpec {
   dlqTopic: string;
   /** RINGPAY_FIELD_KEYS_FILE: opens the events' sealed fields, seals what goes to Postgres. */
   fieldKeysFile: string;
+  /** RINGPAY_EVENT_KEYS_FILE: every node's change-event signing key (lib/event-signing.ts); unsigned or forged events are refused. */
+  eventKeysFile: string;
   env?: Record<string, string>;
   user?: ServiceUser | null;
 }
@@ -90,6 +95,7 @@ export function createProcessor(spec: ProcessorSpec): ManagedProcess {
     PROCESSOR_ADMIN_PORT: String(spec.adminPort),
     DATABASE_URL: spec.databaseUrl,
     KAFKA_BROKERS: spec.kafkaBrokers.join(','),
+    ...kafkaSaslEnv(spec.kafkaSasl),
     RINGPAY_INTERNAL_URL: spec.internalUrl,
     RINGPAY_INTERNAL_TOKEN: spec.internalToken,
     PSP_BASE_URL: spec.pspUrl,
@@ -97,6 +103,7 @@ export function createProcessor(spec: ProcessorSpec): ManagedProcess {
     RINGPAY_EVENTS_TOPIC: spec.eventsTopic,
     RINGPAY_DLQ_TOPIC: spec.dlqTopic,
     RINGPAY_FIELD_KEYS_FILE: spec.fieldKeysFile,
+    RINGPAY_EVENT_KEYS_FILE: spec.eventKeysFile,
   }, `http://127.0.0.1:${spec.adminPort}/readyz`, spec.logFile, spec.user);
 }
 

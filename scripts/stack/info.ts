@@ -4,6 +4,7 @@
 // holding controlToken.
 
 import type { InternalService } from '../../lib/internal-credentials.ts';
+import type { KafkaSasl } from '../../lib/kafka-event-bus.ts';
 
 export interface StackNodeInfo {
   id: string;
@@ -29,6 +30,12 @@ export interface StackInfo {
   databaseUrls: { processor: string; reconciler: string; reporting: string; readonly: string };
   /** host:port list */
   kafkaBrokers: string[];
+  /**
+   * SASL/SCRAM credentials per Kafka principal (scripts/stack/kafka-credentials.ts): `admin` is the
+   * super user (tests, tools), the others are the services' least-privilege logins. Undefined
+   * entries: an external cluster reached without authentication.
+   */
+  kafkaCredentials: Record<'admin' | 'relay' | 'processor' | 'dlq', KafkaSasl | undefined>;
   nodes: StackNodeInfo[];
   /** The sandbox PSP: base URL, our secret key there, its webhook signing secret. */
   psp: { url: string; secretKey: string; webhookSecret: string; logFile: string };
@@ -53,6 +60,12 @@ export interface StackInfo {
    * and processors get it as RINGPAY_FIELD_KEYS_FILE.
    */
   fieldKeysFile: string;
+  /**
+   * Every node's change-event signing key (lib/event-signing.ts): `<dir>/secrets/event-keys.json`,
+   * 0600. Processors get it as RINGPAY_EVENT_KEYS_FILE; each node only its own key
+   * (RINGPAY_EVENT_SIGNING_KEY). Tests sign events with it.
+   */
+  eventKeysFile: string;
   /** The unprivileged user the services run as when the runner is root (nginx's workers too); null otherwise. */
   serviceUser: { name: string; uid: number; gid: number } | null;
   /** The stack's directory (data, logs, configs). */

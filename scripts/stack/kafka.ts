@@ -4,11 +4,19 @@
 // Jars come from .cache/kafka-<version>/libs (scripts/ensure-deps.sh resolves them with Maven).
 // The storage dir is formatted once (when meta.properties is missing), so the broker can be
 // stopped and started again on the same data dir and ports (the tests do this for outages).
-// When KAFKA_BROKERS is set no broker is started; topics are still created there.
+// When KAFKA_BROKERS is set no broker is started; topics are still created there (with the
+// KAFKA_SASL_* credentials of the environment, if any; no users or ACLs are made there).
+//
+// Authentication and authorisation (issue #17 part 3, SECURITY.md): clients reach the broker only
+// on its SASL_PLAINTEXT listener with SCRAM-SHA-512 (loopback); the StandardAuthorizer denies
+// whatever no ACL allows, `admin` is the one super user (besides the broker's own controller
+// login), and each service's principal gets only its ACLs (kafka-credentials.ts kafkaAcls).
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import kafkajs, { Kafka, logLevel, type Admin } from 'kafkajs';
+import { kafkaSaslConfig, kafkaSaslFromEnv, type KafkaSasl } from '../../lib/kafka-event-bus.ts';
+import { kafkaAcls, kafkaCredentialsOf, kafkaScramBrokerMechanism, kafkaScramIterations, type AclSpec, type KafkaCredentials, type KafkaUsersFile } from './kafka-credentials.ts';
 import { ManagedProcess, runCommand, type ServiceHandle, type ServiceStatus } from './proc.ts';
 import { chownTree, type ServiceUser } from './service-user.ts';
 import { findExecutable, PermanentError, pollUntil, repoRoot, say, errorMessage, withTimeout } from './util.ts';
@@ -45,6 +53,12 @@ export interface TopicSpec {
   config?: Record<string, string>;
 }
 
+/** Where a Kafka client connects, and as whom (undefined: unauthenticated). */
+export interface KafkaEndpoint {
+  brokers: readonly string[];
+  sasl?: KafkaSasl | undefined;
+}
+
 export interface KafkaOptions {
   /** Directory owned by this component (config, data, logs). */
   dir: string;
@@ -56,10 +70,21 @@ export interface KafkaOptions {
   heapMb?: number;
   /** Run the broker (and its storage format) as this user; its dir is given to it. */
   user?: ServiceUser | null;
+  /**
+   * The stack's principals and passwords (kafka-credentials.ts): SCRAM users made at format
+   * time, ACLs granted after start. Ignored for an external cluster.
+   */
+  users: KafkaUsersFile;
 }
 
 export interface KafkaHandle extends ServiceHandle {
   readonly brokers: string[];
+  /**
+   * Each service's credentials. Local broker: one principal per service. External cluster: every
+   * entry is the environment's KAFKA_SASL_* (or undefined: unauthenticated), since the stack
+   * does not administer its users.
+   */
+  readonly credentials: Record<keyof KafkaCredentials, KafkaSasl | undefined>;
   readonly external: boolean;
   readonly dir: string | null;
   readonly logFile: string | null;
@@ -73,10 +98,11 @@ export function stackTopics(eventsPartitions = defaultEventsPartitions, dlqParti
   ];
 }
 
-function adminClient(brokers: string[]): Kafka {
+function adminClient(endpoint: KafkaEndpoint): Kafka {
   return new Kafka({
     clientId: 'ringpay-stack',
-    brokers,
+    brokers: [...endpoint.brokers],
+    ...kafkaSaslConfig(endpoint.sasl),
     logLevel: logLevel.NOTHING,
     connectionTimeout: kafkaConnectionTimeoutMs,
     requestTimeout: kafkaRequestTimeoutMs,
@@ -84,8 +110,8 @@ function adminClient(brokers: string[]): Kafka {
   });
 }
 
-async function withAdmin<T>(brokers: string[], fn: (admin: Admin) => Promise<T>): Promise<T> {
-  const admin = adminClient(brokers).admin();
+async function withAdmin<T>(endpoint: KafkaEndpoint, fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = adminClient(endpoint).admin();
   try {
     await withTimeout('kafka admin connect', admin.connect(), adminOperationTimeoutMs);
     return await withTimeout('kafka admin operation', fn(admin), adminOperationTimeoutMs);
@@ -95,8 +121,8 @@ async function withAdmin<T>(brokers: string[], fn: (admin: Admin) => Promise<T>)
 }
 
 /** One health probe: the cluster answers metadata with a controller and at least one broker. */
-export async function kafkaHealthy(brokers: string[]): Promise<true> {
-  return withAdmin(brokers, async (admin) => {
+export async function kafkaHealthy(endpoint: KafkaEndpoint): Promise<true> {
+  return withAdmin(endpoint, async (admin) => {
     const cluster = await admin.describeCluster();
     if (cluster.brokers.length === 0) throw new Error('no brokers registered');
     if (cluster.controller === null || cluster.controller < 0) throw new Error('no active controller');
@@ -104,8 +130,8 @@ export async function kafkaHealthy(brokers: string[]): Promise<true> {
   });
 }
 
-export async function waitForKafka(brokers: string[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
-  await pollUntil(`kafka ${brokers.join(',')}`, () => kafkaHealthy(brokers), { timeoutMs, intervalMs: kafkaPollIntervalMs, signal });
+export async function waitForKafka(endpoint: KafkaEndpoint, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  await pollUntil(`kafka ${endpoint.brokers.join(',')}`, () => kafkaHealthy(endpoint), { timeoutMs, intervalMs: kafkaPollIntervalMs, signal });
 }
 
 /**
@@ -113,11 +139,11 @@ export async function waitForKafka(brokers: string[], timeoutMs: number, signal?
  * Idempotent; works on any cluster. A topic that exists with a different partition count is
  * an error (adding partitions would re-map keys to partitions, so it is never done silently).
  */
-export async function createTopics(brokers: string[], topics: readonly TopicSpec[], timeoutMs: number = topicCreateTimeoutMs): Promise<void> {
+export async function createTopics(endpoint: KafkaEndpoint, topics: readonly TopicSpec[], timeoutMs: number = topicCreateTimeoutMs): Promise<void> {
   await pollUntil(
     'kafka topic creation',
     () =>
-      withAdmin(brokers, async (admin) => {
+      withAdmin(endpoint, async (admin) => {
         const existing = new Set(await admin.listTopics());
         const missing = topics.filter((t) => !existing.has(t.name));
         if (missing.length > 0) {
@@ -147,6 +173,28 @@ export async function createTopics(brokers: string[], topics: readonly TopicSpec
   );
 }
 
+// Not named exports of kafkajs' CommonJS build (Node's ESM loader cannot find them statically).
+const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes } = kafkajs;
+const aclOperations = { READ: AclOperationTypes.READ, WRITE: AclOperationTypes.WRITE } as const;
+
+/**
+ * Grants the ACLs (idempotent: the broker keeps one copy of an ACL created twice). Needs a super
+ * user. Only ALLOWs: with `allow.everyone.if.no.acl.found=false`, anything not granted is denied.
+ */
+export async function grantAcls(endpoint: KafkaEndpoint, acls: readonly AclSpec[]): Promise<void> {
+  await withAdmin(endpoint, (admin) => admin.createAcls({
+    acl: acls.map((a) => ({
+      resourceType: a.resource === 'TOPIC' ? AclResourceTypes.TOPIC : AclResourceTypes.GROUP,
+      resourceName: a.name,
+      resourcePatternType: a.pattern === 'LITERAL' ? ResourcePatternTypes.LITERAL : ResourcePatternTypes.PREFIXED,
+      principal: `User:${a.principal}`,
+      host: '*',
+      operation: aclOperations[a.operation],
+      permissionType: AclPermissionTypes.ALLOW,
+    })),
+  }));
+}
+
 /** Kafka's Uuid string form: 16 random bytes, base64url, no padding; never starting with '-'. */
 function newClusterId(): string {
   for (;;) {
@@ -163,17 +211,42 @@ function findJava(): string {
   return java;
 }
 
-export function renderServerProperties(o: { dataDir: string; brokerPort: number; controllerPort: number; defaultPartitions: number }): string {
+/** A JAAS option value: the passwords are base64url (kafka-credentials.ts), so quoting is enough. */
+function jaasQuoted(value: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(value)) throw new Error('a Kafka JAAS value must be base64url');
+  return `"${value}"`;
+}
+
+/**
+ * The broker's config. It holds the admin's and the controller login's passwords (the broker logs
+ * in with them), so it is written 0600 in the broker's own 0700 dir.
+ */
+export function renderServerProperties(o: { dataDir: string; brokerPort: number; controllerPort: number; defaultPartitions: number; users: KafkaUsersFile }): string {
+  const scram = kafkaScramBrokerMechanism.toLowerCase();
   return [
     '# Generated by scripts/stack/kafka.ts: single-node KRaft (broker + controller).',
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${o.controllerPort}`,
-    `listeners=PLAINTEXT://127.0.0.1:${o.brokerPort},CONTROLLER://127.0.0.1:${o.controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${o.brokerPort}`,
+    // Clients: SASL_PLAINTEXT with SCRAM only. The controller listener takes SASL PLAIN with one
+    // static login (the broker's own): KRaft cannot check SCRAM there (the credentials live in the
+    // metadata log the controller serves), and a PLAINTEXT controller listener would let any
+    // local process in as User:ANONYMOUS, which the broker's registration would need as a super user.
+    `listeners=CLIENT://127.0.0.1:${o.brokerPort},CONTROLLER://127.0.0.1:${o.controllerPort}`,
+    `advertised.listeners=CLIENT://127.0.0.1:${o.brokerPort}`,
     'controller.listener.names=CONTROLLER',
-    'inter.broker.listener.name=PLAINTEXT',
-    'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+    'inter.broker.listener.name=CLIENT',
+    'listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT',
+    `sasl.enabled.mechanisms=${kafkaScramBrokerMechanism}`,
+    `listener.name.client.sasl.enabled.mechanisms=${kafkaScramBrokerMechanism}`,
+    `sasl.mechanism.inter.broker.protocol=${kafkaScramBrokerMechanism}`,
+    `listener.name.client.${scram}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password=${jaasQuoted(o.users.passwords.admin)};`,
+    'listener.name.controller.sasl.enabled.mechanisms=PLAIN',
+    'sasl.mechanism.controller.protocol=PLAIN',
+    `listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="controller" password=${jaasQuoted(o.users.controllerPassword)} user_controller=${jaasQuoted(o.users.controllerPassword)};`,
+    'authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+    'allow.everyone.if.no.acl.found=false',
+    'super.users=User:admin;User:controller',
     `log.dirs=${o.dataDir}`,
     'auto.create.topics.enable=false',
     `num.partitions=${o.defaultPartitions}`,
@@ -229,14 +302,20 @@ class ExternalKafka implements KafkaHandle {
   readonly logFile = null;
   readonly serverLog = null;
   readonly brokers: string[];
+  readonly credentials: Record<keyof KafkaCredentials, KafkaSasl | undefined>;
   readonly #topics: TopicSpec[];
+  readonly #sasl: KafkaSasl | undefined;
   constructor(brokers: string[], topics: TopicSpec[]) {
     this.brokers = brokers;
     this.#topics = topics;
+    this.#sasl = kafkaSaslFromEnv(process.env);
+    const sasl = this.#sasl;
+    this.credentials = { admin: sasl, relay: sasl, processor: sasl, dlq: sasl };
   }
   async start(): Promise<void> {
-    await waitForKafka(this.brokers, kafkaReadyTimeoutMs);
-    await createTopics(this.brokers, this.#topics);
+    const endpoint = { brokers: this.brokers, sasl: this.#sasl };
+    await waitForKafka(endpoint, kafkaReadyTimeoutMs);
+    await createTopics(endpoint, this.#topics);
   }
   async stop(): Promise<void> {
     throw new Error('kafka is external (KAFKA_BROKERS); the stack does not manage it');
@@ -253,10 +332,12 @@ class LocalKafka implements KafkaHandle {
   readonly name = 'kafka';
   readonly external = false;
   readonly brokers: string[];
+  readonly credentials: KafkaCredentials;
   readonly dir: string;
   readonly logFile: string;
   readonly serverLog: string;
   readonly #opts: KafkaOptions;
+  readonly #admin: KafkaEndpoint;
   readonly #java: string;
   readonly #configFile: string;
   readonly #dataDir: string;
@@ -268,6 +349,8 @@ class LocalKafka implements KafkaHandle {
     this.dir = opts.dir;
     this.logFile = opts.logFile;
     this.brokers = [`127.0.0.1:${opts.brokerPort}`];
+    this.credentials = kafkaCredentialsOf(opts.users);
+    this.#admin = { brokers: this.brokers, sasl: this.credentials.admin };
     if (!existsSync(kafkaLibsMarker)) {
       throw new Error(`Kafka ${kafkaVersion} jars missing (${kafkaLibsDir}): run scripts/ensure-deps.sh`);
     }
@@ -278,7 +361,7 @@ class LocalKafka implements KafkaHandle {
     this.serverLog = join(logsDir, 'server.log');
     const log4jFile = join(opts.dir, 'log4j.properties');
     const heapMb = opts.heapMb ?? kafkaHeapMb;
-    const brokers = this.brokers;
+    const admin = this.#admin;
     this.#proc = new ManagedProcess({
       name: 'kafka',
       command: this.#java,
@@ -306,7 +389,7 @@ class LocalKafka implements KafkaHandle {
       ...(opts.user ? { user: { uid: opts.user.uid, gid: opts.user.gid } } : {}),
       stopTimeoutMs: kafkaStopTimeoutMs,
       readyTimeoutMs: kafkaReadyTimeoutMs,
-      ready: ({ signal }) => waitForKafka(brokers, kafkaReadyTimeoutMs, signal),
+      ready: ({ signal }) => waitForKafka(admin, kafkaReadyTimeoutMs, signal),
     });
   }
 
@@ -317,7 +400,11 @@ class LocalKafka implements KafkaHandle {
     const defaultPartitions = this.#opts.topics.find((t) => t.name === eventsTopic)?.partitions ?? defaultEventsPartitions;
     writeFileSync(
       this.#configFile,
-      renderServerProperties({ dataDir: this.#dataDir, brokerPort: this.#opts.brokerPort, controllerPort: this.#opts.controllerPort, defaultPartitions: Math.min(defaultPartitions, 8) }),
+      renderServerProperties({
+        dataDir: this.#dataDir, brokerPort: this.#opts.brokerPort, controllerPort: this.#opts.controllerPort,
+        defaultPartitions: Math.min(defaultPartitions, 8), users: this.#opts.users,
+      }),
+      { mode: 0o600 },
     );
     writeFileSync(join(dir, 'log4j.properties'), renderLog4j(join(dir, 'logs')));
     // Configs written here and data of an older (root) run: the broker's user owns its dir.
@@ -325,11 +412,37 @@ class LocalKafka implements KafkaHandle {
   }
 
   async #formatIfNeeded(): Promise<void> {
-    if (existsSync(join(this.#dataDir, 'meta.properties'))) return;
+    // Formatted with SCRAM users by this code: the marker names the mechanism. A data dir formatted
+    // before (no users, a PLAINTEXT listener) would start a broker nobody can log in to.
+    const usersMarker = join(this.#opts.dir, 'scram-users-formatted');
+    if (existsSync(join(this.#dataDir, 'meta.properties'))) {
+      if (!existsSync(usersMarker)) {
+        throw new PermanentError(`${this.#dataDir} was formatted without SCRAM users (before issue #17 part 3): remove ${this.#opts.dir} to re-create it (its events are lost)`);
+      }
+      return;
+    }
     const idFile = join(this.#opts.dir, 'cluster-id');
     const clusterId = existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : newClusterId();
     writeFileSync(idFile, clusterId + '\n');
     say('kafka', `formatting storage ${this.#dataDir} (cluster id ${clusterId})`);
+    // The SCRAM users, stored by the format as salted verifiers in the metadata log. Their
+    // passwords go in an argument file (0600, removed after; StorageTool's argument parser reads
+    // `@file` as one argument per line), not on the command line, where any local user could read
+    // them (`ps`, /proc/<pid>/cmdline).
+    const argFile = join(this.#opts.dir, 'format-scram.args');
+    writeFileSync(argFile, Object.values(this.credentials).map((c) =>
+      `--add-scram\n${kafkaScramBrokerMechanism}=[name=${c.username},iterations=${kafkaScramIterations},password=${c.password}]\n`).join(''), { mode: 0o600 });
+    if (this.#opts.user) chownTree(argFile, this.#opts.user);
+    try {
+      await this.#format(clusterId, argFile);
+    } finally {
+      rmSync(argFile, { force: true });
+    }
+    writeFileSync(usersMarker, `${kafkaScramBrokerMechanism}\n`);
+    chownTree(this.#opts.dir, this.#opts.user ?? null);
+  }
+
+  async #format(clusterId: string, argFile: string): Promise<void> {
     await runCommand(
       this.#java,
       [
@@ -345,13 +458,13 @@ class LocalKafka implements KafkaHandle {
         '-c',
         this.#configFile,
         '--ignore-formatted',
+        `@${argFile}`,
       ],
       {
         name: 'kafka-storage-format', logFile: this.#opts.logFile, timeoutMs: kafkaFormatTimeoutMs,
         ...(this.#opts.user ? { user: { uid: this.#opts.user.uid, gid: this.#opts.user.gid } } : {}),
       },
     );
-    chownTree(this.#opts.dir, this.#opts.user ?? null);
   }
 
   async start(): Promise<void> {
@@ -359,7 +472,10 @@ class LocalKafka implements KafkaHandle {
     await this.#formatIfNeeded();
     await this.#proc.start();
     if (!this.#topicsCreated) {
-      await createTopics(this.brokers, this.#opts.topics);
+      await createTopics(this.#admin, this.#opts.topics);
+      const events = this.#opts.topics.find((t) => t.name === eventsTopic)?.name ?? eventsTopic;
+      const dlq = this.#opts.topics.find((t) => t.name === dlqTopic)?.name ?? dlqTopic;
+      await grantAcls(this.#admin, kafkaAcls({ events, dlq }));
       this.#topicsCreated = true;
     }
   }

@@ -8,10 +8,10 @@ import { promisify } from 'node:util'
 import { pino } from 'pino'
 import t from 'tap'
 import { setPspConfig } from '../../bench/scenarios/e2e.ts'
-import { createKafkaProducer } from '../../lib/kafka-event-bus.ts'
+import { createKafkaProducer, kafkaSaslEnv } from '../../lib/kafka-event-bus.ts'
 import { eventually, getInternal } from '../helpers/api.ts'
 import { closeDb, createWith, db, nodeReaches, postgresReaches, pspAdmin, pspCharges } from '../helpers/e2e.ts'
-import { control, loadStackInfo } from '../helpers/stack.ts'
+import { control, kafkaEndpoint, loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
 const run = promisify(execFile)
@@ -43,7 +43,7 @@ async function assertSettled (t: any, ids: readonly string[], status: string): P
 
 function dlqCli (...args: string[]): Promise<{ stdout: string }> {
   return run(process.execPath, [new URL('../../processor/dlq-cli.ts', import.meta.url).pathname, ...args], {
-    env: { ...process.env, KAFKA_BROKERS: stack.kafkaBrokers.join(','), RINGPAY_EVENTS_TOPIC: stack.topics.events, RINGPAY_DLQ_TOPIC: stack.topics.dlq },
+    env: { ...process.env, KAFKA_BROKERS: stack.kafkaBrokers.join(','), ...kafkaSaslEnv(kafkaEndpoint('dlq').sasl), RINGPAY_EVENTS_TOPIC: stack.topics.events, RINGPAY_DLQ_TOPIC: stack.topics.dlq },
     timeout: cliTimeoutMs,
   })
 }
@@ -103,7 +103,7 @@ t.test('a PSP that fails every call: dead letters, then a replay settles them, o
 
 t.test('a poison event goes to the dead-letter topic and processing goes on', async (t) => {
   const key = `poison-${Date.now()}`
-  const producer = createKafkaProducer({ brokers: stack.kafkaBrokers, clientId: 'poison-test', connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log: pino({ level: 'silent' }) })
+  const producer = createKafkaProducer({ ...kafkaEndpoint(), clientId: 'poison-test', connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log: pino({ level: 'silent' }) })
   try {
     await producer.publish(stack.topics.events, [{ key, value: new Uint8Array([0xff, 0x01, 0x02, 0x03]), headers: { 'event-id': key } }], { timeoutMs: 30_000 })
   } finally {

@@ -9,7 +9,7 @@ import type { ConsumedMessage, EventConsumer } from '../../lib/event-bus.ts'
 import { createKafkaConsumer } from '../../lib/kafka-event-bus.ts'
 import { KeyRing, type FieldSealer } from '../../lib/field-crypto.ts'
 import { decodeChangeEvent, type ChangeEvent } from '../../lib/payment-codec.ts'
-import { loadStackInfo } from './stack.ts'
+import { kafkaEndpoint, loadStackInfo } from './stack.ts'
 
 export interface CollectedEvent {
   partition: number
@@ -52,7 +52,7 @@ export class EventCollector {
   static async start (accept: (key: string) => boolean, topic = loadStackInfo().topics.events, sealer?: FieldSealer): Promise<EventCollector> {
     const stack = loadStackInfo()
     const consumer = createKafkaConsumer({
-      brokers: stack.kafkaBrokers,
+      ...kafkaEndpoint(),
       clientId: 'ringpay-test',
       groupId: `ringpay-test-${randomBytes(8).toString('hex')}`,
       log: pino({ level: 'silent' }),

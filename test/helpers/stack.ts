@@ -3,6 +3,7 @@
 // Tests never start a stack themselves.
 import { readFileSync } from 'node:fs';
 import type { StackInfo } from '../../scripts/stack/info.ts';
+import type { KafkaSasl } from '../../lib/kafka-event-bus.ts';
 import { callControl } from '../../scripts/stack/control-client.ts';
 
 export { ControlError, controlRequestTimeoutMs } from '../../scripts/stack/control-client.ts';
@@ -19,11 +20,21 @@ export function loadStackInfo(): StackInfo {
     throw new Error('RINGPAY_STACK_INFO is not set: run the tests with scripts/test.sh (it starts the stack), or start one with `node scripts/stack.ts --info-file <path>` and export RINGPAY_STACK_INFO=<path>');
   }
   const info = JSON.parse(readFileSync(path, 'utf8')) as StackInfo;
-  for (const field of ['publicUrl', 'internalUrl', 'controlUrl', 'controlToken', 'databaseUrl', 'databaseUrls', 'kafkaBrokers', 'nodes', 'apiKeys', 'internalTokens', 'dir'] as const) {
+  for (const field of ['publicUrl', 'internalUrl', 'controlUrl', 'controlToken', 'databaseUrl', 'databaseUrls', 'kafkaBrokers', 'kafkaCredentials', 'eventKeysFile', 'nodes', 'apiKeys', 'internalTokens', 'dir'] as const) {
     if (info[field] === undefined) throw new Error(`stack info ${path} lacks ${field}`);
   }
   cached = info;
   return info;
+}
+
+/**
+ * Where tests reach Kafka, as whom: the `admin` super user unless another principal is named
+ * (the services' least-privilege logins: `relay`, `processor`, `dlq`). Spread into
+ * lib/kafka-event-bus.ts options or pass to scripts/stack/kafka.ts helpers.
+ */
+export function kafkaEndpoint(principal: keyof StackInfo['kafkaCredentials'] = 'admin'): { brokers: string[]; sasl: KafkaSasl | undefined } {
+  const stack = loadStackInfo();
+  return { brokers: stack.kafkaBrokers, sasl: stack.kafkaCredentials?.[principal] };
 }
 
 /**

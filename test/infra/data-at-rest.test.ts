@@ -145,6 +145,33 @@ t.test('the stack dir: files 0600, dirs 0700, the key ring outside every data di
   if (root) t.equal(keys.uid, stack.serviceUser?.uid, 'owned by the service user (nodes and processors read it)')
 })
 
+t.test("Kafka's passwords and the event-signing keys: 0600 in secrets/, in no log, data file or command line", async (t) => {
+  const secretsDir = join(stack.dir, 'secrets')
+  const users = join(secretsDir, 'kafka-users.json')
+  for (const file of [users, stack.eventKeysFile]) {
+    t.equal(lstatSync(file).mode & 0o777, 0o600, `${file} is 0600`)
+    t.ok(file.startsWith(secretsDir + '/'), `${file} is in secrets/, outside every data dir`)
+  }
+  const { passwords, controllerPassword } = JSON.parse(readFileSync(users, 'utf8')) as { passwords: Record<string, string>, controllerPassword: string }
+  const secrets = [...Object.values(passwords), controllerPassword,
+    ...(JSON.parse(readFileSync(stack.eventKeysFile, 'utf8')) as { keys: Array<{ key: string }> }).keys.map((k) => k.key)]
+  // Where they may be: the secrets dir, the info file (0600, for tests and tools), and the broker's
+  // own config (its login as admin and its controller login; 0600 in its 0700 dir).
+  const allowed = new Set([join(stack.dir, 'info.json'), join(stack.dir, 'kafka', 'server.properties')])
+  const files = filesUnder(stack.dir).filter((path) => !path.startsWith(secretsDir + '/') && !allowed.has(path) && !/\/postgres\/data\//.test(path))
+  const leaks = secrets.flatMap((secret) => holding(files, secret))
+  t.same(leaks, [], 'in no log, data or config file but the allowed ones')
+  const cmdlines = readdirSync('/proc').filter((name) => /^\d+$/.test(name)).flatMap((pid) => {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      return secrets.some((secret) => cmdline.includes(secret)) ? [pid] : []
+    } catch {
+      return []
+    }
+  })
+  t.same(cmdlines, [], 'on no process command line (ps shows those to every local user)')
+})
+
 function uidOf (pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('Uid:'))!
   // Real, effective, saved, filesystem: none may be root.

@@ -2,17 +2,18 @@
 import t from 'tap';
 import { Kafka, logLevel } from 'kafkajs';
 import { createTopics, kafkaHealthy, stackTopics } from '../../scripts/stack/kafka.ts';
-import { loadStackInfo } from '../helpers/stack.ts';
+import { kafkaEndpoint, loadStackInfo } from '../helpers/stack.ts';
+import { kafkaSaslConfig } from '../../lib/kafka-event-bus.ts';
 
 const stack = loadStackInfo();
 const kafkaTimeoutMs = 10_000;
 
 t.test('kafka is healthy', async (t) => {
-  t.equal(await kafkaHealthy(stack.kafkaBrokers), true);
+  t.equal(await kafkaHealthy(kafkaEndpoint()), true);
 });
 
 t.test('topics exist with the configured partition counts', async (t) => {
-  const admin = new Kafka({ clientId: 'infra-test', brokers: stack.kafkaBrokers, logLevel: logLevel.NOTHING, requestTimeout: kafkaTimeoutMs }).admin();
+  const admin = new Kafka({ clientId: 'infra-test', brokers: stack.kafkaBrokers, ...kafkaSaslConfig(kafkaEndpoint().sasl), logLevel: logLevel.NOTHING, requestTimeout: kafkaTimeoutMs }).admin();
   await admin.connect();
   t.teardown(() => admin.disconnect());
   const meta = await admin.fetchTopicMetadata({ topics: [stack.topics.events, stack.topics.dlq] });
@@ -29,6 +30,6 @@ t.test('topics exist with the configured partition counts', async (t) => {
 
 t.test('createTopics is idempotent and refuses a partition-count change', async (t) => {
   const topics = stackTopics(stack.topics.eventsPartitions, stack.topics.dlqPartitions);
-  await createTopics(stack.kafkaBrokers, topics);
-  await t.rejects(createTopics(stack.kafkaBrokers, stackTopics(stack.topics.eventsPartitions + 1, stack.topics.dlqPartitions)), /refusing to change/);
+  await createTopics(kafkaEndpoint(), topics);
+  await t.rejects(createTopics(kafkaEndpoint(), stackTopics(stack.topics.eventsPartitions + 1, stack.topics.dlqPartitions)), /refusing to change/);
 });

@@ -8,7 +8,7 @@ import type { ConsumedMessage } from '../../lib/event-bus.ts'
 import { createKafkaConsumer, createKafkaProducer } from '../../lib/kafka-event-bus.ts'
 import { createTopics } from '../../scripts/stack/kafka.ts'
 import { silentLog, until } from '../../cdc-relay/test/fixtures.ts'
-import { loadStackInfo } from '../helpers/stack.ts'
+import { kafkaEndpoint, loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
 const topic = 'ringpay.fetch-pacing-test'
@@ -20,9 +20,9 @@ const sameFetchGapMs = 60
 const deadlineMs = 60_000
 
 t.test('a trickle is fetched at most once per fetchPacingMs, and every event arrives', async (t) => {
-  await createTopics(stack.kafkaBrokers, [{ name: topic, partitions: 8, replicationFactor: -1 }])
+  await createTopics(kafkaEndpoint(), [{ name: topic, partitions: 8, replicationFactor: -1 }])
   const runId = randomBytes(6).toString('hex')
-  const bus = { brokers: stack.kafkaBrokers, clientId: `pacing-${runId}`, connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log: silentLog }
+  const bus = { ...kafkaEndpoint(), clientId: `pacing-${runId}`, connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log: silentLog }
   const producer = createKafkaProducer(bus)
   const consumer = createKafkaConsumer({
     ...bus,

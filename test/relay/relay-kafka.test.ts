@@ -13,7 +13,7 @@ import { LevelChangeLog } from '../../cdc-relay/change-log.ts'
 import { Relay } from '../../cdc-relay/relay.ts'
 import { openTestNode, silentLog, testLimits, until } from '../../cdc-relay/test/fixtures.ts'
 import { EventCollector, orderProblems } from '../helpers/events.ts'
-import { loadStackInfo } from '../helpers/stack.ts'
+import { kafkaEndpoint, loadStackInfo } from '../helpers/stack.ts'
 import { testKeyRing } from '../helpers/field-keys.ts'
 
 const stack = loadStackInfo()
@@ -41,12 +41,12 @@ class FlakyProducer implements EventProducer {
 }
 
 t.test('lost acks and failures on a real broker: every event once after dedup, per-key order kept', async (t) => {
-  await createTopics(stack.kafkaBrokers, [{ name: topic, partitions: topicPartitions, replicationFactor: -1 }])
+  await createTopics(kafkaEndpoint(), [{ name: topic, partitions: topicPartitions, replicationFactor: -1 }])
   const nodeId = `rk-${randomBytes(4).toString('hex')}`
   const node = await openTestNode(nodeId)
   t.teardown(() => node.close())
   const producer = new FlakyProducer(createKafkaProducer({
-    brokers: stack.kafkaBrokers, clientId: nodeId, connectionTimeoutMs: 1_000, requestTimeoutMs: 10_000, log: silentLog,
+    ...kafkaEndpoint(), clientId: nodeId, connectionTimeoutMs: 1_000, requestTimeoutMs: 10_000, log: silentLog,
   }))
   t.teardown(() => producer.close())
   const relay = new Relay({

@@ -4,7 +4,8 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { kafkaHealthy } from '../../../scripts/stack/kafka.ts';
-import { control, loadStackInfo } from '../../helpers/stack.ts';
+import { control, kafkaEndpoint, loadStackInfo } from '../../helpers/stack.ts';
+import { kafkaSaslConfig } from '../../../lib/kafka-event-bus.ts';
 import { get, nodeAddr, publicUpstreamOf } from '../helpers.ts';
 
 const stack = loadStackInfo();
@@ -48,11 +49,11 @@ t.test('a killed node: only its keys get 503 node_unavailable; restart brings th
 t.test('kafka stop/start on the same data dir keeps the topics', async (t) => {
   t.teardown(() => control('/kafka/start').then(() => {}));
   await control('/kafka/stop');
-  await t.rejects(kafkaHealthy(stack.kafkaBrokers), 'kafka is down');
+  await t.rejects(kafkaHealthy(kafkaEndpoint()), 'kafka is down');
   await control('/kafka/start');
-  t.equal(await kafkaHealthy(stack.kafkaBrokers), true, 'kafka is back');
+  t.equal(await kafkaHealthy(kafkaEndpoint()), true, 'kafka is back');
   const { Kafka, logLevel } = await import('kafkajs');
-  const admin = new Kafka({ clientId: 'fault-test', brokers: stack.kafkaBrokers, logLevel: logLevel.NOTHING }).admin();
+  const admin = new Kafka({ clientId: 'fault-test', brokers: stack.kafkaBrokers, ...kafkaSaslConfig(kafkaEndpoint().sasl), logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   t.teardown(() => admin.disconnect());
   const meta = await admin.fetchTopicMetadata({ topics: [stack.topics.events, stack.topics.dlq] });
