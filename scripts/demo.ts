@@ -108,6 +108,47 @@ async function refundPart(checkoutId: string, payment: any, amount: number): Pro
 }
 
 /**
+ * A payment the PSP holds for the customer (3-D Secure style): it stops at requires_action with a
+ * `next_action` URL, the PSP's page; the demo plays the customer and presses Approve there, then
+ * long-polls the payment until the PSP's webhook has brought the outcome.
+ */
+async function customerApproves(): Promise<boolean> {
+  const label = 'A card that needs the customer';
+  const checkoutId = `demo-${randomBytes(6).toString('hex')}`;
+  const created = await call(`${label}: create`, checkoutId, 'POST', `${info.publicUrl}/payments`,
+    { amount: 4200, currency: 'EUR', payment_method: 'pm_card_requires_action', description: `Ringpay demo: ${label}` });
+  if (created.status !== 202) return false;
+  let payment = created.body;
+  const deadline = Date.now() + 3 * demoLongPollMs;
+  while (payment?.status !== 'requires_action' && !terminal.has(payment?.status) && Date.now() < deadline) {
+    const next = await call(`${label}: long-poll until the customer is needed`, checkoutId, 'GET',
+      `${info.publicUrl}/payments/${checkoutId}?wait_ms=${demoLongPollMs}&after_version=${payment.version}`);
+    if (next.status !== 200) return false;
+    payment = next.body;
+  }
+  const url: unknown = payment?.next_action?.redirect_to_url?.url;
+  if (typeof url !== 'string') return false;
+  const page = await fetch(url, { signal: AbortSignal.timeout(demoRequestTimeoutMs) });
+  const html = await page.text();
+  const action = /action="([^"]+\/approve[^"]*)"/.exec(html)?.[1]?.replaceAll('&amp;', '&');
+  process.stdout.write(`\n=== ${label}: the customer opens next_action.redirect_to_url.url\nGET ${url}\n--> ${page.status} ` +
+    `(the PSP's page: ${/Pay <strong id="amount">([^<]+)</.exec(html)?.[1] ?? '?'}, Approve / Decline)\n`);
+  if (action === undefined) return false;
+  const approved = await fetch(new URL(action, url), { method: 'POST', signal: AbortSignal.timeout(demoRequestTimeoutMs) });
+  process.stdout.write(`POST ${new URL(action, url).pathname} (the customer presses Approve)\n--> ${approved.status}\n`);
+  await approved.text();
+  while (!terminal.has(payment?.status) && Date.now() < deadline) {
+    const next = await call(`${label}: long-poll for the outcome (the PSP's webhook brings it)`, checkoutId, 'GET',
+      `${info.publicUrl}/payments/${checkoutId}?wait_ms=${demoLongPollMs}&after_version=${payment.version}`);
+    if (next.status !== 200) return false;
+    payment = next.body;
+  }
+  const ok = payment?.status === 'succeeded';
+  process.stdout.write(`${ok ? 'OK' : 'UNEXPECTED'}: ${checkoutId} went requires_action → ${payment?.status} once the customer approved\n`);
+  return ok;
+}
+
+/**
  * The merchant's newest payments from the reporting service (issue #15; no checkout id: nginx sends
  * it there). Postgres follows the nodes by a moment, so it asks again until both demo payments show.
  */
@@ -133,7 +174,8 @@ async function listRecent(checkoutIds: readonly string[]): Promise<boolean> {
 const paid = await follow('A card that succeeds', 'pm_card_visa', 'succeeded');
 const declined = await follow('A declined card', 'pm_card_declined', 'failed');
 const refunded = paid.ok && await refundPart(paid.checkoutId, paid.payment, 500);
+const approvedByCustomer = await customerApproves();
 const listed = await listRecent([paid.checkoutId, declined.checkoutId]);
-const ok = paid.ok && declined.ok && refunded && listed;
-process.stdout.write(ok ? '\nDemo OK: both payments reached the terminal state the PSP decided, the refund was made, and the merchant lists them.\n' : '\nDemo FAILED.\n');
+const ok = paid.ok && declined.ok && refunded && approvedByCustomer && listed;
+process.stdout.write(ok ? '\nDemo OK: the payments reached the terminal state the PSP decided (one after the customer approved it), the refund was made, and the merchant lists them.\n' : '\nDemo FAILED.\n');
 process.exit(ok ? 0 : 1);
