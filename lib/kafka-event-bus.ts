@@ -13,6 +13,7 @@
 //   keyedPartitioner          murmur2 of the key, the same partition a Java client (or kafkajs'
 //                             DefaultPartitioner) would choose, at a fraction of the CPU.
 
+import { readFileSync } from 'node:fs'
 import './kafkajs-request-queue-fix.ts'
 import './kafkajs-skip-empty-batches.ts'
 import { fastEncodingState } from './kafkajs-fast-encoding.ts'
@@ -26,14 +27,18 @@ import {
 } from './event-bus.ts'
 
 /**
- * SASL credentials (issue #17 part 3): the stack's broker accepts only SASL_PLAINTEXT with SCRAM
- * and authorises each principal by ACL, so every client names who it is. SCRAM: the password
- * never crosses the wire, and the broker stores only a salted verifier.
+ * SASL credentials (issue #17 part 3): the stack's broker accepts only SASL_SSL with SCRAM and
+ * authorises each principal by ACL, so every client names who it is. SCRAM: the password never
+ * crosses the wire, and the broker stores only a salted verifier. TLS (`caFile`): the traffic,
+ * change events included, is encrypted, and the client verifies the broker's certificate against
+ * that CA (the stack's own, scripts/stack/tls.ts), so nothing in between can read or alter it.
  */
 export interface KafkaSasl {
   mechanism: KafkaSaslMechanism
   username: string
   password: string
+  /** PEM file of the CA the broker's certificate must chain to; undefined: no TLS (SASL_PLAINTEXT). */
+  caFile?: string | undefined
 }
 
 export type KafkaSaslMechanism = 'scram-sha-256' | 'scram-sha-512'
@@ -532,11 +537,19 @@ export function createKafkaTopicReader (options: KafkaBusOptions): TopicReader {
   }
 }
 
-/** kafkajs' connection settings for `sasl` (none when undefined). */
-export function kafkaSaslConfig (sasl: KafkaSasl | undefined): { ssl: false, sasl: SASLOptions } | Record<string, never> {
+/** The oldest TLS version a Kafka client accepts. */
+export const kafkaTlsMinVersion = 'TLSv1.2' as const
+
+/**
+ * kafkajs' connection settings for `sasl` (none when undefined). With a CA file, TLS: the broker's
+ * certificate is verified (chain and address) as Node verifies any server's; the file is read here,
+ * once per client.
+ */
+export function kafkaSaslConfig (sasl: KafkaSasl | undefined): { ssl: false | { ca: string[], minVersion: typeof kafkaTlsMinVersion, rejectUnauthorized: true }, sasl: SASLOptions } | Record<string, never> {
   if (sasl === undefined) return {}
   const { username, password } = sasl
-  return { ssl: false, sasl: sasl.mechanism === 'scram-sha-256' ? { mechanism: 'scram-sha-256', username, password } : { mechanism: 'scram-sha-512', username, password } }
+  const ssl = sasl.caFile === undefined ? false as const : { ca: [readFileSync(sasl.caFile, 'utf8')], minVersion: kafkaTlsMinVersion, rejectUnauthorized: true as const }
+  return { ssl, sasl: sasl.mechanism === 'scram-sha-256' ? { mechanism: 'scram-sha-256', username, password } : { mechanism: 'scram-sha-512', username, password } }
 }
 
 /** A missing or malformed KAFKA_SASL_* setting. */
@@ -563,13 +576,17 @@ export function kafkaSaslFromEnv (env: NodeJS.ProcessEnv): KafkaSasl | undefined
   if (!(kafkaSaslMechanisms as readonly string[]).includes(mechanism)) {
     throw new KafkaSaslConfigError(`KAFKA_SASL_MECHANISM must be one of ${kafkaSaslMechanisms.join(', ')}, got ${mechanism}`)
   }
-  return { mechanism: mechanism as KafkaSaslMechanism, username, password }
+  const caFile = env.KAFKA_TLS_CA_FILE ?? ''
+  return { mechanism: mechanism as KafkaSaslMechanism, username, password, ...(caFile === '' ? {} : { caFile }) }
 }
 
-/** The KAFKA_SASL_* environment that gives a child process these credentials. */
+/** The KAFKA_SASL_* (and KAFKA_TLS_CA_FILE) environment that gives a child process these credentials. */
 export function kafkaSaslEnv (sasl: KafkaSasl | undefined): Record<string, string> {
   if (sasl === undefined) return {}
-  return { KAFKA_SASL_USERNAME: sasl.username, KAFKA_SASL_PASSWORD: sasl.password, KAFKA_SASL_MECHANISM: sasl.mechanism }
+  return {
+    KAFKA_SASL_USERNAME: sasl.username, KAFKA_SASL_PASSWORD: sasl.password, KAFKA_SASL_MECHANISM: sasl.mechanism,
+    ...(sasl.caFile === undefined ? {} : { KAFKA_TLS_CA_FILE: sasl.caFile }),
+  }
 }
 
 /** `KAFKA_BROKERS`-style list: comma-separated host:port. Undefined when empty. */

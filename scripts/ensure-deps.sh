@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need, and does nothing (fast) when it is all there:
 #   - npm packages (npm ci) when node_modules is missing or older than package-lock.json;
-#   - Debian packages nginx, postgresql, wrk, maven, openjdk-17-jre-headless, prometheus (apt-get, as root);
+#   - Debian packages nginx, postgresql, wrk, maven, openjdk-17-jre-headless, prometheus, openssl (apt-get, as root);
 #   - Apache Kafka jars, resolved from Maven Central into .cache/kafka-<version>/libs.
 # Usage: scripts/ensure-deps.sh
 set -euo pipefail
@@ -29,6 +29,8 @@ have java || missing+=(openjdk-17-jre-headless)
 have mvn || missing+=(maven)
 # Prometheus and promtool (monitoring and alert rules, issue #18); the stack runs its own instance.
 { have prometheus && have promtool; } || missing+=(prometheus)
+# openssl: the stack's local CA and server certificates (scripts/stack/tls.ts).
+have openssl || missing+=(openssl)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if ! is_root; then
@@ -57,7 +59,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   cleanup_policy
   trap - EXIT
   # Re-check: a package can install without providing what we look for.
-  for cmd in nginx wrk java mvn prometheus promtool; do have "$cmd" || { log "still missing after install: $cmd"; exit 1; }; done
+  for cmd in nginx wrk java mvn prometheus promtool openssl; do have "$cmd" || { log "still missing after install: $cmd"; exit 1; }; done
   have_postgres_server || { log "still missing after install: /usr/lib/postgresql/*/bin/postgres"; exit 1; }
 fi
 

@@ -36,6 +36,7 @@ import { errorMessage, repoRoot, say, withTimeout } from './stack/util.ts';
 import { ensureFieldKeysFile, fieldKeysFileName } from './stack/field-keys.ts';
 import { ensureKafkaUsersFile, kafkaUsersFileName } from './stack/kafka-credentials.ts';
 import { ensureEventKeysFile, eventKeysFileName } from './stack/event-keys.ts';
+import { ensureLocalCa } from './stack/tls.ts';
 import { eventSigningKeyEnv, eventSigningKeySetting } from '../lib/event-signing.ts';
 import { kafkaSaslEnv } from '../lib/kafka-event-bus.ts';
 import { assertPassable, chownTree, makePassable, ensurePrivateDir, privateDirMode, privateUmask, serviceUser, sharedStackDirMode } from './stack/service-user.ts';
@@ -360,10 +361,14 @@ async function main(): Promise<void> {
   // Kafka's principals (admin, relay, processor, dlq) and their passwords: made once per stack dir
   // with the broker's storage (SCRAM users are added at format time), next to the field keys.
   const kafkaUsers = ensureKafkaUsersFile(join(dir, 'secrets', kafkaUsersFileName), user);
+  // The stack's CA and the broker's certificate (internal hops encrypted, issue #17 part 3).
+  const localCa = ensureLocalCa(join(dir, 'secrets'), user);
+  const kafkaCert = localCa.serverCert('kafka', ['127.0.0.1']);
   const kafka: KafkaHandle = createKafka({
     dir: ensurePrivateDir(dir, 'kafka', user),
     user,
     users: kafkaUsers,
+    tls: { keyAndChainFile: kafkaCert.keyAndChainFile, caFile: localCa.caFile },
     brokerPort: ports.kafkaBroker,
     controllerPort: ports.kafkaController,
     logFile: join(logsDir, 'kafka.log'),

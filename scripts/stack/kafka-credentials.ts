@@ -91,8 +91,9 @@ export function ensureKafkaUsersFile(path: string, owner: Pick<ServiceUser, 'uid
   return readKafkaUsersFile(path);
 }
 
-export function kafkaCredentialsOf(file: KafkaUsersFile): KafkaCredentials {
-  return Object.fromEntries(kafkaPrincipals.map((p) => [p, { mechanism: file.mechanism, username: p, password: file.passwords[p] }])) as KafkaCredentials;
+/** Each principal's login; with `caFile`, over TLS verified against that CA. */
+export function kafkaCredentialsOf(file: KafkaUsersFile, caFile?: string): KafkaCredentials {
+  return Object.fromEntries(kafkaPrincipals.map((p) => [p, { mechanism: file.mechanism, username: p, password: file.passwords[p], ...(caFile === undefined ? {} : { caFile }) }])) as KafkaCredentials;
 }
 
 /** Consumer groups the processors may use: a prefix, so PROCESSOR_GROUP_ID may vary per stack or test. */

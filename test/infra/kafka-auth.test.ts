@@ -3,6 +3,7 @@
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import kafkajs, { Kafka, logLevel } from 'kafkajs';
 import pino from 'pino';
@@ -146,4 +147,29 @@ t.test('the admin is a super user: it can describe the cluster and the ACLs', as
   t.teardown(() => admin.disconnect());
   const cluster = await admin.describeCluster();
   t.ok(cluster.brokers.length > 0);
+});
+
+// Issue #17 part 3, "internal hops run encrypted": clients reach the broker over TLS only.
+t.test('the broker speaks TLS 1.2+ with a certificate of the stack\'s CA for its address', async (t) => {
+  const caFile = stack.kafkaCredentials.relay?.caFile;
+  t.ok(caFile, 'clients are given the CA to verify the broker with');
+  const [host, port] = stack.kafkaBrokers[0]!.split(':') as [string, string];
+  const handshake = (options: tls.ConnectionOptions) => new Promise<tls.TLSSocket>((resolve, reject) => {
+    const socket = tls.connect({ host, port: Number(port), ...options }, () => resolve(socket));
+    socket.once('error', reject);
+  });
+  const socket = await handshake({ ca: readFileSync(caFile!, 'utf8'), servername: undefined });
+  t.teardown(() => socket.destroy());
+  t.ok(socket.authorized, 'the certificate chains to the stack\'s CA and names 127.0.0.1');
+  t.match(socket.getProtocol(), /^TLSv1\.[23]$/);
+  t.equal(socket.getPeerCertificate().subject.CN, 'kafka');
+  await t.rejects(handshake({ ca: readFileSync(caFile!, 'utf8'), maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }), 'TLS 1.1 and older are refused');
+  await t.rejects(handshake({}), { code: 'SELF_SIGNED_CERT_IN_CHAIN' }, 'a client trusting only the public CAs does not accept it');
+});
+
+t.test('a client without TLS cannot even log in', async (t) => {
+  const relay = stack.kafkaCredentials.relay!;
+  const { caFile: _, ...plaintext } = relay;
+  const error = await publishRefused(t, plaintext, 'acl-plaintext', stack.topics.events);
+  t.ok(['connection', 'unauthorized', 'timeout'].includes(error.code), `refused at the connection (${error.code})`);
 });

@@ -11,11 +11,15 @@ import { ensureKafkaUsersFile, kafkaAcls, kafkaPrincipals, newKafkaUsers, readKa
 
 const topics = { events: 'payments.events', dlq: 'payments.dlq' };
 
-t.test('the broker listens only with SASL, and denies what no ACL allows', async (t) => {
+t.test('the broker listens only with SASL (over TLS for clients), and denies what no ACL allows', async (t) => {
   const users = newKafkaUsers();
-  const text = renderServerProperties({ dataDir: '/tmp/x', brokerPort: 19092, controllerPort: 19093, defaultPartitions: 8, users });
+  const tls = { keyAndChainFile: '/tmp/x/tls/kafka.pem', caFile: '/tmp/x/tls/ca.pem' };
+  const text = renderServerProperties({ dataDir: '/tmp/x', brokerPort: 19092, controllerPort: 19093, defaultPartitions: 8, users, tls });
   const props = new Map(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-  t.equal(props.get('listener.security.protocol.map'), 'CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT', 'no PLAINTEXT listener');
+  t.equal(props.get('listener.security.protocol.map'), 'CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_SSL', 'no PLAINTEXT listener; clients over TLS');
+  t.equal(props.get('ssl.enabled.protocols'), 'TLSv1.3,TLSv1.2', 'TLS 1.2 or later');
+  t.equal(props.get('ssl.keystore.type'), 'PEM');
+  t.equal(props.get('ssl.keystore.location'), tls.keyAndChainFile);
   t.match(props.get('listeners'), /^CLIENT:\/\/127\.0\.0\.1:19092,CONTROLLER:\/\/127\.0\.0\.1:19093$/, 'loopback only');
   t.equal(props.get('listener.name.client.sasl.enabled.mechanisms'), 'SCRAM-SHA-512');
   t.equal(props.get('authorizer.class.name'), 'org.apache.kafka.metadata.authorizer.StandardAuthorizer');
