@@ -20,6 +20,7 @@ brokers="$(node -p "JSON.parse(require('fs').readFileSync(process.env.RINGPAY_ST
 # admin (the relay principal may write only payments.events).
 kafka_user="$(node -p "JSON.parse(require('fs').readFileSync(process.env.RINGPAY_STACK_INFO, 'utf8')).kafkaCredentials?.admin?.username ?? ''")"
 kafka_password="$(node -p "JSON.parse(require('fs').readFileSync(process.env.RINGPAY_STACK_INFO, 'utf8')).kafkaCredentials?.admin?.password ?? ''")"
+kafka_ca="$(node -p "JSON.parse(require('fs').readFileSync(process.env.RINGPAY_STACK_INFO, 'utf8')).kafkaCredentials?.admin?.caFile ?? ''")"
 # Relays sign every event (lib/event-signing.ts): the bench node does too, with a key of its own.
 signing_key="bench-k1:$(node -p "require('crypto').randomBytes(32).toString('base64')")"
 topic=bench.events
@@ -73,6 +74,7 @@ run_one() {
   if [ "$mode" = on ]; then
     env+=(KAFKA_BROKERS="$brokers" RINGPAY_EVENTS_TOPIC="$topic" RINGPAY_EVENT_SIGNING_KEY="$signing_key")
     if [ -n "$kafka_user" ]; then env+=(KAFKA_SASL_USERNAME="$kafka_user" KAFKA_SASL_PASSWORD="$kafka_password"); fi
+    if [ -n "$kafka_ca" ]; then env+=(KAFKA_TLS_CA_FILE="$kafka_ca"); fi
   fi
   env -u KAFKA_BROKERS "${env[@]}" node payment-svc/main.ts >"$work/$id.log" 2>&1 &
   echo $! >"$work/node.pid"
