@@ -26,7 +26,7 @@ export interface StackInfo {
   databaseUrl: string;
   /** Per-service login roles (db/roles.ts), passwords included; all equal to databaseUrl when
    *  Postgres is external (DATABASE_URL). readonly: SELECT only, for tests, checks and ops. */
-  databaseUrls: { processor: string; reconciler: string; reporting: string; notifier?: string; readonly: string };
+  databaseUrls: { processor: string; reconciler: string; reporting: string; notifier: string; readonly: string };
   /** host:port list */
   kafkaBrokers: string[];
   nodes: StackNodeInfo[];
