@@ -15,6 +15,8 @@ import type { NotifierLimits } from './limits.ts'
 
 export interface ConsumerDeps {
   sealer: FieldSealer
+  /** False for a merchant known to have no endpoint: its changes make no event (merchant-filter.ts). */
+  wanted: (merchantId: string) => boolean
   record: (events: readonly MerchantEvent[]) => Promise<number>
   /** New deliveries were written: look at the queue now rather than at the next poll. */
   onDeliveriesMade: () => void
@@ -33,11 +35,15 @@ export class BatchAbandoned extends Error {
 }
 
 /** The merchant events of a batch; an undecodable message is logged and skipped (the processor dead-letters it). */
-export function merchantEventsOf (deps: Pick<ConsumerDeps, 'sealer' | 'log' | 'onPoison'>, messages: readonly ConsumedMessage[]): MerchantEvent[] {
+export function merchantEventsOf (deps: Pick<ConsumerDeps, 'sealer' | 'log' | 'onPoison' | 'wanted'>, messages: readonly ConsumedMessage[]): MerchantEvent[] {
   const events: MerchantEvent[] = []
   for (const message of messages) {
+    // A PSP webhook that changed nothing visible makes no merchant event: not even decoded.
+    if (message.headers['event-type'] === 'payment.webhook_received') continue
     try {
-      const event = merchantEventOf(decodeChangeEvent(message.value, deps.sealer))
+      const change = decodeChangeEvent(message.value, deps.sealer)
+      if (!deps.wanted(change.payment.merchantId)) continue
+      const event = merchantEventOf(change)
       if (event !== undefined) events.push(event)
     } catch (error) {
       deps.onPoison?.()

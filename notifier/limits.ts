@@ -17,6 +17,8 @@ export interface NotifierLimits {
   disableAfterFailuresMin: number
   /** … and has been failing (no success) for at least this long. */
   disableAfterFailingMs: number
+  /** How often the set of merchants with endpoints is read again (merchant-filter.ts). */
+  endpointCacheRefreshIntervalMs: number
   /** How often the delivery queue in Postgres is looked at when nothing woke it. */
   dispatchPollIntervalMs: number
   /** Due deliveries claimed per look. */
@@ -68,6 +70,7 @@ export const defaultNotifierLimits: Readonly<NotifierLimits> = {
   retryWindowMs: 3 * 24 * 3_600_000,
   disableAfterFailuresMin: 20,
   disableAfterFailingMs: 3 * 24 * 3_600_000,
+  endpointCacheRefreshIntervalMs: 1_000,
   dispatchPollIntervalMs: 250,
   dispatchBatchMax: 128,
   leaseMs: 30_000,

@@ -24,6 +24,7 @@ import { defaultLimits as nodeLimits } from '../payment-svc/limits.ts'
 import { handleBatch } from './consumer.ts'
 import { Dispatcher } from './dispatcher.ts'
 import { limitsFromEnv } from './limits.ts'
+import { MerchantFilter } from './merchant-filter.ts'
 import { handle, type NotifierApiContext } from './routes.ts'
 import { Sender } from './sender.ts'
 import { queueStats, recordEvents } from './store.ts'
@@ -136,6 +137,10 @@ const reloader = createApiKeysReloader(apiKeys, log, { retryIntervalMs: limits.a
 await reloader.reload('start')
 process.on('SIGHUP', () => { void reloader.reload('signal') })
 
+const merchants = new MerchantFilter(pool, log)
+await merchants.refresh()
+merchants.start(limits.endpointCacheRefreshIntervalMs)
+
 const ctx: NotifierApiContext = {
   apiKeys,
   failedKeys: new FailedKeyLimiter(nodeLimits),
@@ -148,6 +153,7 @@ const ctx: NotifierApiContext = {
   notifierLimits: limits,
   policy,
   onRedeliver: () => dispatcher.wake(),
+  onEndpointCreated: (merchantId) => merchants.add(merchantId),
   onRequest: (route, status, seconds) => requestDuration.observe({ route, status: String(status) }, seconds),
   onAuthFailure: () => authFailures.inc(),
 }
@@ -182,6 +188,7 @@ await consumer.run({
   partitionsConsumedConcurrently: limits.partitionsConsumedConcurrently,
   onBatch: (messages, control) => handleBatch({
     sealer: keyRing,
+    wanted: (merchantId) => merchants.mayHaveEndpoints(merchantId),
     record: (events) => recordEvents(pool, keyRing, events, limits.retryWindowMs),
     onDeliveriesMade: () => dispatcher.wake(),
     limits,
@@ -202,6 +209,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     if (stopping) return
     stopping = true
     reloader.stop()
+    merchants.stop()
     server.close()
     setTimeout(() => server.closeAllConnections(), limits.shutdownDrainMs).unref()
     void (async () => {

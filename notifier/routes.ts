@@ -30,6 +30,8 @@ export interface NotifierApiContext extends MerchantAuthContext {
   resolve?: Resolver
   /** A redelivery was asked for: look at the queue now. */
   onRedeliver: () => void
+  /** An endpoint was created: its merchant's events are wanted from now on. */
+  onEndpointCreated: (merchantId: string) => void
   onRequest?: (route: string, status: number, seconds: number) => void
   onAuthFailure?: () => void
 }
@@ -103,6 +105,7 @@ async function createRoute (ctx: NotifierApiContext, merchantId: string, req: In
   const secret = newEndpointSecret()
   try {
     const row = await createEndpoint(ctx.pool, ctx.sealer, { id: newEndpointId(), merchantId, url, events, secret }, ctx.notifierLimits.endpointsPerMerchantMax)
+    ctx.onEndpointCreated(merchantId)
     ctx.log.info({ merchant_id: merchantId, endpoint_id: row.id, events }, 'webhook endpoint created')
     sendJson(res, 201, endpointView(row, secret))
   } catch (error) {

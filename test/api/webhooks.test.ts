@@ -275,3 +275,12 @@ t.test('at most endpointsPerMerchantMax endpoints per merchant', async (t) => {
   }
   t.ok(made.length <= 16, `${made.length} made before the limit`)
 })
+
+t.test('nginx sends the notifier its paths, whatever the headers, and nothing else', async (t) => {
+  const withHeader = await notifierCall(stack.publicUrl, demoKey, 'GET', '/events?limit=1', undefined, { 'x-payment-checkout-id': newCheckoutId('whk') })
+  t.equal(withHeader.status, 200, '/events with a checkout-id header still goes to the notifier')
+  t.equal(withHeader.body.url, '/events')
+  const lookalike = await notifierCall(stack.publicUrl, demoKey, 'GET', '/eventsx', undefined, { 'x-payment-checkout-id': newCheckoutId('whk') })
+  t.match(lookalike, { status: 404, body: { code: 'not_found' } }, 'a path that only starts like one is not the notifier\'s')
+  t.match(await notifierCall(stack.publicUrl, undefined, 'GET', '/webhook_endpoints'), { status: 401, body: { code: 'unauthorized' } })
+})
