@@ -118,17 +118,30 @@ const dispatcher = new Dispatcher({
   },
 })
 const inFlightGauge = new Gauge({ name: 'ringpay_notifier_deliveries_in_flight', help: 'Delivery attempts in flight', registers: [registry], collect () { inFlightGauge.set(dispatcher.inFlight) } })
-const pendingGauge = new Gauge({ name: 'ringpay_notifier_deliveries_pending', help: 'Deliveries not yet succeeded or failed for good', registers: [registry] })
+// One query serves both queue gauges of a scrape (each gauge's collect asks; the second gets the first's answer).
+let queueStatsAt = Number.NEGATIVE_INFINITY
+let queueStatsPromise: ReturnType<typeof queueStats> | undefined
+function currentQueueStats (): ReturnType<typeof queueStats> {
+  if (queueStatsPromise === undefined || performance.now() - queueStatsAt > 1_000) {
+    queueStatsAt = performance.now()
+    queueStatsPromise = queueStats(pool)
+  }
+  return queueStatsPromise
+}
+const pendingGauge = new Gauge({
+  name: 'ringpay_notifier_deliveries_pending',
+  help: 'Deliveries of enabled endpoints not yet succeeded or failed for good',
+  registers: [registry],
+  async collect () {
+    try { pendingGauge.set((await currentQueueStats()).pending) } catch {}
+  },
+})
 const oldestDueGauge = new Gauge({
   name: 'ringpay_notifier_oldest_due_delivery_seconds',
   help: 'How long the oldest due delivery of an enabled endpoint has waited',
   registers: [registry],
   async collect () {
-    try {
-      const stats = await queueStats(pool)
-      pendingGauge.set(stats.pending)
-      oldestDueGauge.set(stats.oldestDueAgeS)
-    } catch {}
+    try { oldestDueGauge.set((await currentQueueStats()).oldestDueAgeS) } catch {}
   },
 })
 

@@ -118,7 +118,7 @@ export async function leaseDeliveries (pool: pg.Pool, sealer: FieldSealer, ids: 
     UPDATE webhook_deliveries d SET leased_until = now() + $2::bigint * interval '1 millisecond'
     FROM merchant_events ev, webhook_endpoints e
     WHERE d.id = ANY ($1::bigint[]) AND d.status = 'pending' AND (d.leased_until IS NULL OR d.leased_until < now())
-      AND ev.id = d.event_id AND e.id = d.endpoint_id
+      AND ev.id = d.event_id AND e.id = d.endpoint_id AND e.status = 'enabled' AND e.deleted_at IS NULL
     RETURNING d.id, d.endpoint_id, e.merchant_id, d.event_id, d.checkout_id, d.version, e.url, e.secret_sealed,
       e.previous_secret_sealed, e.previous_secret_expires_at, ev.payload_sealed, d.attempts, d.give_up_at`, [ids, leaseMs])
   const nowMs = Date.now()
