@@ -118,8 +118,9 @@ export class Dispatcher {
     let outcome: DeliveryOutcome
     if (result.ok) outcome = { kind: 'succeeded' }
     else {
-      const next = afterFailure(attempts, Date.now(), delivery.giveUpAtMs, limits)
-      outcome = next.kind === 'retry' ? { kind: 'retry', nextAttemptAtMs: next.nextAttemptAtMs } : { kind: 'failed' }
+      const nowMs = Date.now()
+      const next = afterFailure(attempts, nowMs, delivery.giveUpAtMs, limits)
+      outcome = next.kind === 'retry' ? { kind: 'retry', delayMs: next.nextAttemptAtMs - nowMs } : { kind: 'failed' }
     }
     const streak = await recordAttempt(pool, delivery, { attemptedAtMs, latencyMs: result.latencyMs, httpStatus: result.httpStatus, error: result.error }, outcome)
     this.#deps.hooks?.onAttempt?.(outcome.kind, result.httpStatus, result.latencyMs)

@@ -66,8 +66,12 @@ export async function recordEvents (pool: pg.Pool, sealer: FieldSealer, events: 
       ON CONFLICT (id) DO NOTHING
       RETURNING id, merchant_id, type, checkout_id, version
     )
-    INSERT INTO webhook_deliveries (endpoint_id, event_id, checkout_id, version, give_up_at)
-    SELECT e.id, i.id, i.checkout_id, i.version, now() + $9::bigint * interval '1 millisecond'
+    INSERT INTO webhook_deliveries (endpoint_id, event_id, checkout_id, version, give_up_at, next_attempt_at)
+    SELECT e.id, i.id, i.checkout_id, i.version, now() + $9::bigint * interval '1 millisecond',
+      -- Not due before an earlier version of the payment pending on the endpoint: the dispatcher
+      -- would only skip it until then (a dead endpoint's backlog must not be rescanned every poll).
+      GREATEST(now(), (SELECT max(p.next_attempt_at) FROM webhook_deliveries p
+        WHERE p.endpoint_id = e.id AND p.checkout_id = i.checkout_id AND p.status = 'pending' AND p.version < i.version))
     FROM inserted i
     JOIN webhook_endpoints e ON e.merchant_id = i.merchant_id AND e.deleted_at IS NULL AND e.status = 'enabled'
       AND (i.type = ANY (e.events) OR '*' = ANY (e.events))
@@ -152,7 +156,8 @@ export interface AttemptRecord {
 
 export type DeliveryOutcome =
   | { kind: 'succeeded' }
-  | { kind: 'retry', nextAttemptAtMs: number }
+  /** Due again this long after the attempt is recorded (Postgres' clock, like every due time). */
+  | { kind: 'retry', delayMs: number }
   | { kind: 'failed' }
 
 /** What the endpoint's failure streak is after an attempt was recorded. */
@@ -175,10 +180,17 @@ export async function recordAttempt (pool: pg.Pool, delivery: ClaimedDelivery, a
       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
     [delivery.deliveryId, delivery.endpointId, delivery.eventId, attemptedAt, Math.round(attempt.latencyMs), attempt.httpStatus ?? null, attempt.error ?? null])
     const status = outcome.kind === 'succeeded' ? 'succeeded' : outcome.kind === 'failed' ? 'failed' : 'pending'
-    await client.query(`UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, leased_until = NULL,
-        next_attempt_at = COALESCE($3, next_attempt_at), last_http_status = $4, last_error = $5, updated_at = now()
-      WHERE id = $1 AND status = 'pending'`,
-    [delivery.deliveryId, status, outcome.kind === 'retry' ? new Date(outcome.nextAttemptAtMs) : null, attempt.httpStatus ?? null, attempt.error ?? null])
+    const { rows: [settled] } = await client.query<{ next_attempt_at: Date }>(`UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1,
+        leased_until = NULL, next_attempt_at = COALESCE(now() + $3::bigint * interval '1 millisecond', next_attempt_at),
+        last_http_status = $4, last_error = $5, updated_at = now()
+      WHERE id = $1 AND status = 'pending' RETURNING next_attempt_at`,
+    [delivery.deliveryId, status, outcome.kind === 'retry' ? Math.round(outcome.delayMs) : null, attempt.httpStatus ?? null, attempt.error ?? null])
+    if (outcome.kind === 'retry' && settled !== undefined) {
+      // The payment's later versions on this endpoint wait for this one: not due before it is.
+      await client.query(`UPDATE webhook_deliveries SET next_attempt_at = $4
+        WHERE endpoint_id = $1 AND checkout_id = $2 AND status = 'pending' AND version > $3 AND next_attempt_at < $4`,
+      [delivery.endpointId, delivery.checkoutId, delivery.version, settled.next_attempt_at])
+    }
     const { rows } = await client.query<{ consecutive_failures: number, failing_since: Date | null, status: 'enabled' | 'disabled' }>(
       outcome.kind === 'succeeded'
         ? 'UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL WHERE id = $1 RETURNING consecutive_failures, failing_since, status'

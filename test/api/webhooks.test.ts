@@ -259,6 +259,30 @@ t.test('durable: events of payments made while the notifier is down are delivere
   t.equal(hook!.body.checkout_id, id)
 })
 
+t.test('durable: a delivery still retrying when the notifier is killed (-9) is resumed from Postgres after it restarts', async (t) => {
+  let restarted = false
+  const { receiver } = await withEndpoint(t, demoKey, () => ({ status: restarted ? 200 : 500 }), ['payment.succeeded'])
+  const id = await pay(demoKey)
+  await received(receiver, id, 'payment.succeeded', 1)
+  await control('/services/notifier/kill')
+  t.teardown(async () => { if (!restarted) await control('/services/notifier/start') })
+  restarted = true
+  const restartedAtMs = Date.now()
+  await control('/services/notifier/start')
+  // Answered 200 only from now on: the success can only come from the restarted notifier.
+  const hooks = await pollUntil('a delivery after the restart', () => {
+    const all = receiver.forCheckout(id)
+    return all.some((r) => r.receivedAtMs >= restartedAtMs) ? all : undefined
+  }, 45_000)
+  t.equal(new Set(hooks.map((h) => h.body.id)).size, 1, 'the same event every time')
+  const delivered = await pollUntil('the delivery succeeded', async () => {
+    const res = await notifierCall(stack.publicUrl, demoKey, 'GET', `/events?checkout_id=${id}&type=payment.succeeded`)
+    const d = res.body.data[0]?.deliveries?.find((x: any) => x.status === 'succeeded')
+    return d
+  }, 45_000)
+  t.ok(delivered.attempts >= 2, `${delivered.attempts} attempts`)
+})
+
 t.test('at most endpointsPerMerchantMax endpoints per merchant', async (t) => {
   const made: string[] = []
   t.teardown(async () => {
