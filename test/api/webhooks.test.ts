@@ -68,6 +68,18 @@ t.test('a payment\'s payment.succeeded reaches the endpoint, signed, with its ev
   t.match(listed, { type: 'payment.succeeded', version: node.version, deliveries: [{ status: 'succeeded', attempts: 1, last_http_status: 200 }] })
 })
 
+t.test('at rest: the endpoint secret and the event body are sealed in Postgres', async (t) => {
+  const { receiver, id: endpointId, secret } = await withEndpoint(t, demoKey, undefined, ['payment.succeeded'])
+  const id = await pay(demoKey)
+  const [hook] = await received(receiver, id, 'payment.succeeded')
+  const { rows: [endpoint] } = await db().query('SELECT url, secret_sealed FROM webhook_endpoints WHERE id = $1', [endpointId])
+  t.match(endpoint.secret_sealed, /^enc:/)
+  t.notOk(endpoint.secret_sealed.includes(secret.slice('whsec_'.length)), 'the secret is not stored in clear')
+  const { rows: [event] } = await db().query('SELECT payload_sealed FROM merchant_events WHERE id = $1', [hook!.body.id])
+  t.match(event.payload_sealed, /^enc:/)
+  t.notOk(/pm_card_visa|webhook test|"order"/.test(event.payload_sealed), 'nor the payment method, description or metadata')
+})
+
 t.test('a receiver answering 500 then 200 gets the same event again, and every attempt is recorded', async (t) => {
   const failedOnce = new Set<string>()
   const { receiver, id: endpointId } = await withEndpoint(t, demoKey, (r: ReceivedWebhook) => {
