@@ -58,6 +58,10 @@ export interface NotifierLimits {
   shutdownDrainMs: number
   /** Query string bytes of a request; anything longer is refused before parsing. */
   queryBytesMax: number
+  /** A request's headers and body must have arrived within this (nginx streams bodies unbuffered). */
+  requestDeadlineMs: number
+  /** How often Node looks for requests past their deadline. */
+  requestDeadlineCheckIntervalMs: number
 }
 
 export const defaultNotifierLimits: Readonly<NotifierLimits> = {
@@ -97,6 +101,8 @@ export const defaultNotifierLimits: Readonly<NotifierLimits> = {
   apiKeysPollIntervalMs: 2_000,
   shutdownDrainMs: 5_000,
   queryBytesMax: 2_048,
+  requestDeadlineMs: 10_000,
+  requestDeadlineCheckIntervalMs: 1_000,
 }
 
 /** The limits a deployment may set, by env name. */

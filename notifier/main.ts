@@ -171,7 +171,15 @@ const ctx: NotifierApiContext = {
   onAuthFailure: () => authFailures.inc(),
 }
 
-const server = createServer((req, res) => {
+const server = createServer({
+  // The whole request, however steadily a client dribbles, as on the nodes; longer keep-alive than
+  // nginx's upstream keepalive_timeout (60 s), so nginx always closes first.
+  requestTimeout: limits.requestDeadlineMs,
+  headersTimeout: limits.requestDeadlineMs,
+  connectionsCheckingInterval: limits.requestDeadlineCheckIntervalMs,
+  keepAliveTimeout: 65_000,
+  maxHeaderSize: 16 * 1024,
+}, (req, res) => {
   handle(ctx, req, res).catch((error: unknown) => {
     log.fatal({ err: error }, 'notifier handler threw')
     process.exit(70)

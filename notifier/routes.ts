@@ -8,6 +8,7 @@ import type pg from 'pg'
 import type { Registry } from 'prom-client'
 import { containsCardNumber } from '../lib/card-numbers.ts'
 import type { FieldSealer } from '../lib/field-crypto.ts'
+import { jsonHoldsCardNumber } from '../payment-svc/card-number-guard.ts'
 import { ProblemError, type FieldError } from '../payment-svc/errors.ts'
 import { isJsonContentType, parseJson, readBody, sendJson, sendProblem, splitUrl } from '../payment-svc/http-io.ts'
 import { authenticateMerchant, type MerchantAuthContext } from '../payment-svc/merchant-auth.ts'
@@ -64,6 +65,8 @@ async function jsonBody (req: IncomingMessage, bytesMax: number, optional: boole
   if (text === '' && optional) return {}
   if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
   const value = parseJson(text)
+  // Every string and key of the body, JSON escapes decoded: a card number is refused, never stored or logged.
+  if (jsonHoldsCardNumber(value)) throw new ProblemError('card_number_detected')
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ProblemError('validation_failed', { errors: [{ field: '', code: 'type', message: 'the body must be a JSON object' }] })
   }
@@ -187,6 +190,14 @@ async function redeliverRoute (ctx: NotifierApiContext, merchantId: string, even
   }
 }
 
+function safeDecode (text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '))
+  } catch {
+    return text
+  }
+}
+
 function allow (res: ServerResponse, methods: string): ProblemError {
   res.setHeader('allow', methods)
   return new ProblemError('method_not_allowed')
@@ -201,6 +212,9 @@ export async function handle (ctx: NotifierApiContext, req: IncomingMessage, res
     if (url.length > ctx.notifierLimits.queryBytesMax) throw new ProblemError('invalid_query', { detail: `the request target is longer than ${ctx.notifierLimits.queryBytesMax} bytes` })
     const { path, query } = splitUrl(url)
     const method = req.method ?? 'GET'
+    // As on the nodes: a card number anywhere in the target (an id, a filter) is refused, never
+    // stored or logged. The target is percent-decoded first, so an escaped one is found too.
+    if (containsCardNumber(safeDecode(url))) throw new ProblemError('card_number_detected')
     if (path === '/healthz' || path === '/readyz') {
       route = path
       const ready = path === '/healthz' || ctx.apiKeys.unavailableReason === undefined

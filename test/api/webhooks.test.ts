@@ -151,6 +151,9 @@ t.test('private and other non-public URLs are refused at registration, even in d
   t.match(await notifierCall(stack.publicUrl, demoKey, 'POST', '/webhook_endpoints', { url: 'http://u:p@127.0.0.1/', events: ['*'] }), { status: 400, body: { reason: 'credentials_in_url' } })
   t.match(await notifierCall(stack.publicUrl, demoKey, 'POST', '/webhook_endpoints', { url: 'http://127.0.0.1/', events: ['payment.nope'] }), { status: 400, body: { code: 'validation_failed' } })
   t.match(await notifierCall(stack.publicUrl, readKey, 'POST', '/webhook_endpoints', { url: 'http://127.0.0.1/', events: ['*'] }), { status: 403, body: { code: 'api_key_scope_insufficient' } })
+  t.match(await notifierCall(stack.publicUrl, demoKey, 'POST', '/webhook_endpoints', { url: 'http://127.0.0.1/4111-1111-1111-1111', events: ['*'] }), { status: 400, body: { code: 'card_number_detected' } })
+  t.match(await notifierCall(stack.publicUrl, demoKey, 'GET', '/events?checkout_id=4111111111111111'), { status: 400, body: { code: 'card_number_detected' } })
+  t.match(await notifierCall(stack.publicUrl, demoKey, 'POST', '/events/evt_x/redeliver', { endpoint_id: '4111\u00201111 1111 1111' }), { status: 400, body: { code: 'card_number_detected' } })
   t.equal(stack.notifier?.devAllowLoopback, true, 'the stack runs the notifier in dev mode (loopback allowed; unit tests cover production mode)')
 })
 
