@@ -180,16 +180,18 @@ export async function recordAttempt (pool: pg.Pool, delivery: ClaimedDelivery, a
       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
     [delivery.deliveryId, delivery.endpointId, delivery.eventId, attemptedAt, Math.round(attempt.latencyMs), attempt.httpStatus ?? null, attempt.error ?? null])
     const status = outcome.kind === 'succeeded' ? 'succeeded' : outcome.kind === 'failed' ? 'failed' : 'pending'
-    const { rows: [settled] } = await client.query<{ next_attempt_at: Date }>(`UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1,
-        leased_until = NULL, next_attempt_at = COALESCE(now() + $3::bigint * interval '1 millisecond', next_attempt_at),
+    await client.query(`UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, leased_until = NULL,
+        next_attempt_at = COALESCE(now() + $3::bigint * interval '1 millisecond', next_attempt_at),
         last_http_status = $4, last_error = $5, updated_at = now()
-      WHERE id = $1 AND status = 'pending' RETURNING next_attempt_at`,
+      WHERE id = $1 AND status = 'pending'`,
     [delivery.deliveryId, status, outcome.kind === 'retry' ? Math.round(outcome.delayMs) : null, attempt.httpStatus ?? null, attempt.error ?? null])
-    if (outcome.kind === 'retry' && settled !== undefined) {
-      // The payment's later versions on this endpoint wait for this one: not due before it is.
-      await client.query(`UPDATE webhook_deliveries SET next_attempt_at = $4
-        WHERE endpoint_id = $1 AND checkout_id = $2 AND status = 'pending' AND version > $3 AND next_attempt_at < $4`,
-      [delivery.endpointId, delivery.checkoutId, delivery.version, settled.next_attempt_at])
+    if (outcome.kind === 'retry') {
+      // The payment's later versions on this endpoint wait for this one: not due before it is
+      // (in SQL: the time stays Postgres' own, to the microsecond).
+      await client.query(`UPDATE webhook_deliveries d SET next_attempt_at = s.next_attempt_at
+        FROM webhook_deliveries s
+        WHERE s.id = $1 AND s.status = 'pending' AND d.endpoint_id = s.endpoint_id AND d.checkout_id = s.checkout_id
+          AND d.status = 'pending' AND d.version > s.version AND d.next_attempt_at < s.next_attempt_at`, [delivery.deliveryId])
     }
     const { rows } = await client.query<{ consecutive_failures: number, failing_since: Date | null, status: 'enabled' | 'disabled' }>(
       outcome.kind === 'succeeded'
