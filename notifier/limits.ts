@@ -45,8 +45,19 @@ export interface NotifierLimits {
   /** Retrying a Postgres write of consumed events (the batch is not committed meanwhile). */
   storeRetryBaseDelayMs: number
   storeRetryDelayMsMax: number
-  /** Kafka consumer. */
+  /** Merchant events in one Postgres statement (what was consumed meanwhile); a larger batch goes alone. */
+  eventsPerStatementMax: number
+  /** Kafka consumer: partitions handed over at once, messages in flight (handed over, not yet written). */
   partitionsConsumedConcurrently: number
+  messagesInFlightMax: number
+  /**
+   * A fetch that brought messages is followed by the next no sooner than this: a trickle arrives in
+   * fewer, larger fetches (each fetch over 64 partitions costs far more than the events in it).
+   * Webhooks are not a checkout page's latency: more than the processor's 20 ms.
+   */
+  fetchPacingMs: number
+  offsetCommitIntervalMs: number
+  closeDrainTimeoutMs: number
   sessionTimeoutMs: number
   fetchPartitionBytesMax: number
   fetchBytesMax: number
@@ -92,7 +103,12 @@ export const defaultNotifierLimits: Readonly<NotifierLimits> = {
   statementTimeoutMs: 5_000,
   storeRetryBaseDelayMs: 100,
   storeRetryDelayMsMax: 5_000,
-  partitionsConsumedConcurrently: 4,
+  eventsPerStatementMax: 1_000,
+  partitionsConsumedConcurrently: 8,
+  messagesInFlightMax: 5_000,
+  fetchPacingMs: 50,
+  offsetCommitIntervalMs: 1_000,
+  closeDrainTimeoutMs: 5_000,
   sessionTimeoutMs: 30_000,
   fetchPartitionBytesMax: 1_048_576,
   fetchBytesMax: 10_485_760,
@@ -117,6 +133,7 @@ export const limitEnvNames: Readonly<Partial<Record<keyof NotifierLimits, string
   disableAfterFailingMs: 'NOTIFIER_DISABLE_AFTER_FAILING_MS',
   dispatchPollIntervalMs: 'NOTIFIER_DISPATCH_POLL_INTERVAL_MS',
   leaseMs: 'NOTIFIER_LEASE_MS',
+  fetchPacingMs: 'NOTIFIER_FETCH_PACING_MS',
 }
 
 export class NotifierConfigError extends Error {

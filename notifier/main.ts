@@ -21,7 +21,8 @@ import { ApiKeyRegistry } from '../payment-svc/api-keys.ts'
 import { createApiKeysReloader } from '../payment-svc/api-keys-reloader.ts'
 import { FailedKeyLimiter } from '../payment-svc/failed-key-limiter.ts'
 import { defaultLimits as nodeLimits } from '../payment-svc/limits.ts'
-import { handleBatch } from './consumer.ts'
+import { handleMessages } from './consumer.ts'
+import { EventWriter } from './event-writer.ts'
 import { Dispatcher } from './dispatcher.ts'
 import { limitsFromEnv } from './limits.ts'
 import { MerchantFilter } from './merchant-filter.ts'
@@ -89,7 +90,7 @@ const attemptDuration = new Histogram({
 })
 const disabledTotal = new Counter({ name: 'ringpay_notifier_endpoints_disabled_total', help: 'Endpoints disabled for failing', registers: [registry] })
 const eventsConsumed = new Counter({ name: 'ringpay_notifier_change_events_consumed_total', help: 'Change events read from Kafka', registers: [registry] })
-const eventsMade = new Counter({ name: 'ringpay_notifier_merchant_events_total', help: 'Merchant events made from change events (before the merchant filter)', registers: [registry] })
+const eventsMade = new Counter({ name: 'ringpay_notifier_merchant_events_total', help: 'Merchant events written to Postgres (of merchants with endpoints, or not yet known to have none)', registers: [registry] })
 const poison = new Counter({ name: 'ringpay_notifier_unreadable_events_total', help: 'Change events that could not be decoded (skipped)', registers: [registry] })
 const storeRetries = new Counter({ name: 'ringpay_notifier_store_retries_total', help: 'Postgres writes of consumed events retried', registers: [registry] })
 const loopErrors = new Counter({ name: 'ringpay_notifier_dispatch_errors_total', help: 'Dispatch loop turns that failed (Postgres)', registers: [registry] })
@@ -201,26 +202,35 @@ const consumer = createKafkaConsumer({
   fetchBytesMax: limits.fetchBytesMax,
   fetchWaitMsMax: limits.fetchWaitMsMax,
 })
-await consumer.run({
+const writer = new EventWriter((events) => recordEvents(pool, keyRing, events, limits.retryWindowMs), {
+  eventsPerStatementMax: limits.eventsPerStatementMax,
+  retryBaseDelayMs: limits.storeRetryBaseDelayMs,
+  retryDelayMsMax: limits.storeRetryDelayMsMax,
+}, log, {
+  onWritten: (events, deliveries) => {
+    eventsMade.inc(events)
+    if (deliveries > 0) dispatcher.wake()
+  },
+  onRetry: () => storeRetries.inc(),
+})
+await consumer.runPipelined({
   topics: [eventsTopic],
   // A new group reads the topic's history: events of merchants with endpoints published before
   // the notifier first joined are not lost (merchants without endpoints are skipped cheaply).
   fromBeginning: true,
   partitionsConsumedConcurrently: limits.partitionsConsumedConcurrently,
-  onBatch: (messages, control) => handleBatch({
+  messagesInFlightMax: limits.messagesInFlightMax,
+  offsetCommitIntervalMs: limits.offsetCommitIntervalMs,
+  closeDrainTimeoutMs: limits.closeDrainTimeoutMs,
+  fetchPacingMs: limits.fetchPacingMs,
+  onMessages: (messages) => handleMessages({
     sealer: keyRing,
     wanted: (merchantId) => merchants.mayHaveEndpoints(merchantId),
-    record: (events) => recordEvents(pool, keyRing, events, limits.retryWindowMs),
-    onDeliveriesMade: () => dispatcher.wake(),
-    limits,
+    submit: (events) => writer.submit(events),
     log,
     onPoison: () => poison.inc(),
-    onEvents: (consumed, made) => {
-      eventsConsumed.inc(consumed)
-      eventsMade.inc(made)
-    },
-    onStoreRetry: () => storeRetries.inc(),
-  }, messages, control),
+    onConsumed: (consumed) => eventsConsumed.inc(consumed),
+  }, messages),
 })
 log.info({ topic: eventsTopic, group_id: groupId }, 'notifier consuming')
 

@@ -8,7 +8,8 @@ import { encodeChangeEvent, type ChangeEvent, type Payment } from '../../lib/pay
 import { createLogger } from '../../lib/log.ts'
 import { paymentView } from '../../payment-svc/payment-view.ts'
 import { testKeyRing } from '../../test/helpers/field-keys.ts'
-import { handleBatch, merchantEventsOf } from '../consumer.ts'
+import { handleMessages, merchantEventsOf } from '../consumer.ts'
+import { EventWriter } from '../event-writer.ts'
 import { merchantEventId, merchantEventOf, merchantEventTypeOf } from '../events.ts'
 
 const log = createLogger('notifier-test')
@@ -80,24 +81,45 @@ t.test('the consumer: merchants without endpoints, unreadable messages, no-op we
   t.equal(poison, 1)
 })
 
-t.test('the consumer: a batch resolves only once its events are recorded; a failed write is retried', async (t) => {
+t.test('the consumer: a message is finished only once its batch\'s events are written', async (t) => {
   const c = change('payment.created', payment())
-  let calls = 0
-  let woken = 0
-  await handleBatch({
-    sealer: testKeyRing, log, wanted: () => true, limits: { storeRetryBaseDelayMs: 1, storeRetryDelayMsMax: 2 },
-    record: async (events) => {
-      calls++
-      if (calls < 3) throw new Error('postgres down')
-      return events.length
-    },
-    onDeliveriesMade: () => { woken++ },
-  }, [message(c, 0)], { heartbeat: async () => {}, isStale: () => false })
-  t.equal(calls, 3)
-  t.equal(woken, 1)
-  await t.rejects(handleBatch({
-    sealer: testKeyRing, log, wanted: () => true, limits: { storeRetryBaseDelayMs: 1, storeRetryDelayMsMax: 2 },
-    record: async () => { throw new Error('postgres down') },
-    onDeliveriesMade: () => {},
-  }, [message(c, 0)], { heartbeat: async () => {}, isStale: () => true }), { name: 'BatchAbandoned' }, 'a stale batch is given back, not committed')
+  let release: () => void = () => {}
+  const written = new Promise<void>((resolve) => { release = resolve })
+  const submitted: string[][] = []
+  const done = handleMessages({
+    sealer: testKeyRing, log, wanted: () => true,
+    submit: async (events) => { submitted.push(events.map((e) => e.checkoutId)); await written },
+  }, [message(c, 0), message(c, 1)])
+  t.equal(done.length, 2, 'one promise per message')
+  let finished = false
+  void Promise.all(done).then(() => { finished = true })
+  await new Promise((resolve) => setImmediate(resolve))
+  t.notOk(finished, 'not finished (not committable) before the write')
+  release()
+  await Promise.all(done)
+  t.same(submitted, [['co_evt', 'co_evt']])
+})
+
+t.test('the event writer: one statement at a time, in submission order, coalesced, retried until written', async (t) => {
+  const ev = (checkoutId: string, version: number) => merchantEventOf(change('payment.created', payment({ checkoutId, version })))!
+  const statements: string[][] = []
+  let failures = 1
+  let inFlight = 0
+  const writer = new EventWriter(async (events) => {
+    inFlight++
+    t.equal(inFlight, 1, 'one statement at a time')
+    await new Promise((resolve) => setImmediate(resolve))
+    inFlight--
+    if (failures-- > 0) throw new Error('postgres down')
+    statements.push(events.map((e) => `${e.checkoutId}@${e.version}`))
+    return events.length
+  }, { eventsPerStatementMax: 3, retryBaseDelayMs: 1, retryDelayMsMax: 2 }, log)
+  const a = writer.submit([ev('a', 1)])
+  const b = writer.submit([ev('a', 3), ev('b', 1)])
+  const dup = writer.submit([ev('b', 1)])
+  const c = writer.submit([ev('c', 1), ev('c', 2)])
+  await Promise.all([a, b, dup, c])
+  t.same(statements, [['a@1'], ['a@3', 'b@1'], ['c@1', 'c@2']],
+    'the failed first statement retried alone; then what waited, up to the bound, a duplicate id once; order kept')
+  await writer.submit([])
 })
