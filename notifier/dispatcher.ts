@@ -35,6 +35,7 @@ export class Dispatcher {
   #timer: NodeJS.Timeout | undefined
   #running: Promise<void> | undefined
   #again = false
+  #wakePending = false
   #stopped = false
 
   constructor (deps: DispatcherDeps) {
@@ -47,20 +48,29 @@ export class Dispatcher {
     this.#schedule(0)
   }
 
-  /** Looks at the queue soon (new deliveries were written, or a slot came free). */
+  /**
+   * Looks at the queue soon (new deliveries were written, a redelivery asked for, or an attempt
+   * ended). Wakes within dispatchWakeDelayMs are one look: under load, attempts end by the
+   * hundred per second, and each look is a query over the pending deliveries.
+   */
   wake (): void {
     if (this.#stopped) return
     if (this.#running !== undefined) {
       this.#again = true
       return
     }
-    this.#schedule(0)
+    if (this.#wakePending) return
+    this.#wakePending = true
+    this.#schedule(this.#deps.limits.dispatchWakeDelayMs)
   }
 
   #schedule (delayMs: number): void {
     if (this.#stopped) return
     clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => { this.#running ??= this.#loop() }, delayMs)
+    this.#timer = setTimeout(() => {
+      this.#wakePending = false
+      this.#running ??= this.#loop()
+    }, delayMs)
   }
 
   async #loop (): Promise<void> {

@@ -21,6 +21,8 @@ export interface NotifierLimits {
   endpointCacheRefreshIntervalMs: number
   /** How often the delivery queue in Postgres is looked at when nothing woke it. */
   dispatchPollIntervalMs: number
+  /** Wakes (deliveries written, attempts ended) this close together make one look at the queue. */
+  dispatchWakeDelayMs: number
   /** Due deliveries claimed per look. */
   dispatchBatchMax: number
   /** A claimed delivery is the claimer's until this long after the claim (a crash frees it then). */
@@ -87,6 +89,7 @@ export const defaultNotifierLimits: Readonly<NotifierLimits> = {
   disableAfterFailingMs: 3 * 24 * 3_600_000,
   endpointCacheRefreshIntervalMs: 1_000,
   dispatchPollIntervalMs: 250,
+  dispatchWakeDelayMs: 5,
   dispatchBatchMax: 128,
   leaseMs: 30_000,
   responseBytesMax: 4_096,

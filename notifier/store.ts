@@ -169,45 +169,41 @@ export interface EndpointStreak {
 
 /**
  * Records one attempt and settles its delivery (succeeded, retry later, failed for good) and the
- * endpoint's failure streak, in one transaction; the lease is released.
+ * endpoint's failure streak, in ONE statement (data-modifying CTEs: atomic, one round trip); the
+ * lease is released. A retry also pushes the payment's later versions on this endpoint back to
+ * the retry's time (they wait for it; in SQL, so the time stays Postgres' own to the microsecond).
  */
 export async function recordAttempt (pool: pg.Pool, delivery: ClaimedDelivery, attempt: AttemptRecord, outcome: DeliveryOutcome): Promise<EndpointStreak> {
-  const client = await pool.connect()
-  try {
-    await client.query('BEGIN')
-    const attemptedAt = new Date(attempt.attemptedAtMs)
-    await client.query(`INSERT INTO webhook_attempts (delivery_id, endpoint_id, event_id, attempted_at, latency_ms, http_status, error)
-      VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-    [delivery.deliveryId, delivery.endpointId, delivery.eventId, attemptedAt, Math.round(attempt.latencyMs), attempt.httpStatus ?? null, attempt.error ?? null])
-    const status = outcome.kind === 'succeeded' ? 'succeeded' : outcome.kind === 'failed' ? 'failed' : 'pending'
-    await client.query(`UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, leased_until = NULL,
-        next_attempt_at = COALESCE(now() + $3::bigint * interval '1 millisecond', next_attempt_at),
-        last_http_status = $4, last_error = $5, updated_at = now()
-      WHERE id = $1 AND status = 'pending'`,
-    [delivery.deliveryId, status, outcome.kind === 'retry' ? Math.round(outcome.delayMs) : null, attempt.httpStatus ?? null, attempt.error ?? null])
-    if (outcome.kind === 'retry') {
-      // The payment's later versions on this endpoint wait for this one: not due before it is
-      // (in SQL: the time stays Postgres' own, to the microsecond).
-      await client.query(`UPDATE webhook_deliveries d SET next_attempt_at = s.next_attempt_at
-        FROM webhook_deliveries s
-        WHERE s.id = $1 AND s.status = 'pending' AND d.endpoint_id = s.endpoint_id AND d.checkout_id = s.checkout_id
-          AND d.status = 'pending' AND d.version > s.version AND d.next_attempt_at < s.next_attempt_at`, [delivery.deliveryId])
-    }
-    const { rows } = await client.query<{ consecutive_failures: number, failing_since: Date | null, status: 'enabled' | 'disabled' }>(
-      outcome.kind === 'succeeded'
-        ? 'UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL WHERE id = $1 RETURNING consecutive_failures, failing_since, status'
-        : `UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1, failing_since = COALESCE(failing_since, $2)
-           WHERE id = $1 RETURNING consecutive_failures, failing_since, status`,
-      outcome.kind === 'succeeded' ? [delivery.endpointId] : [delivery.endpointId, attemptedAt])
-    await client.query('COMMIT')
-    const row = rows[0]!
-    return { consecutiveFailures: row.consecutive_failures, failingSinceMs: row.failing_since?.getTime(), status: row.status }
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw error
-  } finally {
-    client.release()
-  }
+  const status = outcome.kind === 'succeeded' ? 'succeeded' : outcome.kind === 'failed' ? 'failed' : 'pending'
+  const { rows } = await pool.query<{ consecutive_failures: number, failing_since: Date | null, status: 'enabled' | 'disabled' }>(`
+    WITH attempt AS (
+      INSERT INTO webhook_attempts (delivery_id, endpoint_id, event_id, attempted_at, latency_ms, http_status, error)
+      VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ), delivery AS (
+      UPDATE webhook_deliveries SET status = $8, attempts = attempts + 1, leased_until = NULL,
+        next_attempt_at = COALESCE(now() + $9::bigint * interval '1 millisecond', next_attempt_at),
+        last_http_status = $6, last_error = $7, updated_at = now()
+      WHERE id = $1 AND status = 'pending'
+      RETURNING endpoint_id, checkout_id, version, status, next_attempt_at
+    ), pushed AS (
+      UPDATE webhook_deliveries d SET next_attempt_at = s.next_attempt_at
+      FROM delivery s
+      WHERE s.status = 'pending' AND d.endpoint_id = s.endpoint_id AND d.checkout_id = s.checkout_id
+        AND d.status = 'pending' AND d.version > s.version AND d.next_attempt_at < s.next_attempt_at
+    )
+    UPDATE webhook_endpoints SET
+      consecutive_failures = CASE WHEN $10 THEN 0 ELSE consecutive_failures + 1 END,
+      failing_since = CASE WHEN $10 THEN NULL ELSE COALESCE(failing_since, $4) END
+    -- A success on an endpoint that was not failing changes nothing: no write of its hot row.
+    WHERE id = $2 AND (NOT $10 OR consecutive_failures <> 0 OR failing_since IS NOT NULL)
+    RETURNING consecutive_failures, failing_since, status`, [
+    delivery.deliveryId, delivery.endpointId, delivery.eventId, new Date(attempt.attemptedAtMs), Math.round(attempt.latencyMs),
+    attempt.httpStatus ?? null, attempt.error ?? null, status, outcome.kind === 'retry' ? Math.round(outcome.delayMs) : null,
+    outcome.kind === 'succeeded',
+  ])
+  const row = rows[0]
+  if (row === undefined) return { consecutiveFailures: 0, failingSinceMs: undefined, status: 'enabled' }
+  return { consecutiveFailures: row.consecutive_failures, failingSinceMs: row.failing_since?.getTime(), status: row.status }
 }
 
 /** Disables an endpoint (once: an endpoint already disabled keeps its first reason). */
