@@ -3,13 +3,14 @@
 // each payment's events signed, in version order, again after a failure with the same event id;
 // never another merchant's; secrets roll with both signing meanwhile; a failing endpoint is
 // disabled and says why; events list newest first in keyset pages and can be redelivered.
+// (Stopping and killing the notifier: test/faults/notifier-restart.test.ts.)
 // Waits are polls with deadlines, never fixed sleeps.
 
 import t from 'tap'
 import { verifyWebhookSignature } from '../../lib/webhook-signature.ts'
 import { createPayment, getPayment, newCheckoutId, refundPayment } from '../helpers/api.ts'
 import { closeDb, db, nodeReaches } from '../helpers/e2e.ts'
-import { control, loadStackInfo } from '../helpers/stack.ts'
+import { loadStackInfo } from '../helpers/stack.ts'
 import { createEndpoint, notifierCall, pollUntil, WebhookReceiver, type ReceivedWebhook, type Responder } from '../helpers/webhooks.ts'
 
 const stack = loadStackInfo()
@@ -258,44 +259,6 @@ t.test('refund events, and the events list: newest first, keyset pages, filters'
   t.match(await notifierCall(stack.publicUrl, demoKey, 'GET', '/events?limit=0'), { status: 400, body: { code: 'invalid_query' } })
   t.match(await notifierCall(stack.publicUrl, demoKey, 'GET', '/events?type=nope'), { status: 400 })
   t.match(await notifierCall(stack.publicUrl, demoKey, 'GET', '/events?starting_after=evt_nope'), { status: 400 })
-})
-
-t.test('durable: events of payments made while the notifier is down are delivered after it starts', async (t) => {
-  const { receiver } = await withEndpoint(t, demoKey, undefined, ['payment.succeeded'])
-  await control('/services/notifier/stop')
-  let started = false
-  t.teardown(async () => { if (!started) await control('/services/notifier/start') })
-  const id = await pay(demoKey)
-  await nodeReaches(id, deadlineMs)
-  t.equal(receiver.forCheckout(id).length, 0)
-  await control('/services/notifier/start')
-  started = true
-  const [hook] = await received(receiver, id, 'payment.succeeded')
-  t.equal(hook!.body.checkout_id, id)
-})
-
-t.test('durable: a delivery still retrying when the notifier is killed (-9) is resumed from Postgres after it restarts', async (t) => {
-  let restarted = false
-  const { receiver } = await withEndpoint(t, demoKey, () => ({ status: restarted ? 200 : 500 }), ['payment.succeeded'])
-  const id = await pay(demoKey)
-  await received(receiver, id, 'payment.succeeded', 1)
-  await control('/services/notifier/kill')
-  t.teardown(async () => { if (!restarted) await control('/services/notifier/start') })
-  restarted = true
-  const restartedAtMs = Date.now()
-  await control('/services/notifier/start')
-  // Answered 200 only from now on: the success can only come from the restarted notifier.
-  const hooks = await pollUntil('a delivery after the restart', () => {
-    const all = receiver.forCheckout(id)
-    return all.some((r) => r.receivedAtMs >= restartedAtMs) ? all : undefined
-  }, 45_000)
-  t.equal(new Set(hooks.map((h) => h.body.id)).size, 1, 'the same event every time')
-  const delivered = await pollUntil('the delivery succeeded', async () => {
-    const res = await notifierCall(stack.publicUrl, demoKey, 'GET', `/events?checkout_id=${id}&type=payment.succeeded`)
-    const d = res.body.data[0]?.deliveries?.find((x: any) => x.status === 'succeeded')
-    return d
-  }, 45_000)
-  t.ok(delivered.attempts >= 2, `${delivered.attempts} attempts`)
 })
 
 t.test('at most endpointsPerMerchantMax endpoints per merchant', async (t) => {
