@@ -38,6 +38,8 @@ export interface NotifierLimits {
   /** Old secret's validity after a roll: default and most. */
   rollGracePeriodSDefault: number
   rollGracePeriodSMax: number
+  /** GET /events/{id}: the newest attempts shown per delivery (all are kept). */
+  attemptsShownPerDeliveryMax: number
   /** GET /events pages. */
   pageSizeDefault: number
   pageSizeMax: number
@@ -100,6 +102,7 @@ export const defaultNotifierLimits: Readonly<NotifierLimits> = {
   endpointsPerMerchantMax: 16,
   rollGracePeriodSDefault: 86_400,
   rollGracePeriodSMax: 7 * 86_400,
+  attemptsShownPerDeliveryMax: 50,
   pageSizeDefault: 20,
   pageSizeMax: 100,
   poolConnectionsMax: 8,

@@ -18,7 +18,7 @@ import type { NotifierLimits } from './limits.ts'
 import { newEndpointId, newEndpointSecret } from './secrets.ts'
 import { assertHostAllowed, parseEndpointUrl, UrlRefused, type Resolver, type UrlPolicy } from './ssrf.ts'
 import {
-  createEndpoint, deleteEndpoint, EndpointDisabled, EndpointLimitReached, EndpointNotFound, EventNotFound, listEndpoints, listEvents,
+  createEndpoint, deleteEndpoint, EndpointDisabled, EndpointLimitReached, EndpointNotFound, EventNotFound, getEvent, listEndpoints, listEvents,
   redeliver, rollSecret, UnknownEventCursor, type EndpointRow,
 } from './store.ts'
 
@@ -263,6 +263,15 @@ export async function handle (ctx: NotifierApiContext, req: IncomingMessage, res
       if (method !== 'GET') throw allow(res, 'GET')
       const merchantId = authenticateMerchant(ctx, req, 'read', ctx.onAuthFailure)
       await eventsRoute(ctx, merchantId, query, res)
+      return
+    }
+    if (parts[0] === 'events' && parts.length === 2 && idPattern.test(parts[1]!)) {
+      route = '/events/{id}'
+      if (method !== 'GET') throw allow(res, 'GET')
+      const merchantId = authenticateMerchant(ctx, req, 'read', ctx.onAuthFailure)
+      const event = await getEvent(ctx.pool, ctx.sealer, merchantId, parts[1]!, ctx.notifierLimits.attemptsShownPerDeliveryMax)
+      if (event === undefined) throw new ProblemError('event_not_found')
+      sendJson(res, 200, event)
       return
     }
     if (parts[0] === 'events' && parts.length === 3 && parts[2] === 'redeliver' && idPattern.test(parts[1]!)) {

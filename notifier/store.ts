@@ -353,13 +353,38 @@ export async function listEvents (pool: pg.Pool, sealer: FieldSealer, merchantId
 }
 
 export class EventNotFound extends Error {
-  constructor () { super('event not found'); this.name = 'EventNotFound' }
+  readonly code = 'event_not_found'
+  constructor () { super('event_not_found: no such event of this merchant'); this.name = 'EventNotFound' }
 }
 export class EndpointNotFound extends Error {
-  constructor () { super('webhook endpoint not found'); this.name = 'EndpointNotFound' }
+  readonly code = 'webhook_endpoint_not_found'
+  constructor () { super('webhook_endpoint_not_found: no such endpoint of this merchant'); this.name = 'EndpointNotFound' }
 }
 export class EndpointDisabled extends Error {
-  constructor () { super('webhook endpoint is disabled'); this.name = 'EndpointDisabled' }
+  readonly code = 'webhook_endpoint_disabled'
+  constructor () { super('webhook_endpoint_disabled: the endpoint is disabled'); this.name = 'EndpointDisabled' }
+}
+
+/**
+ * One event of the merchant with its deliveries, each with every attempt (newest first, at most
+ * attemptsPerDeliveryMax of them), or undefined when it is not the merchant's.
+ */
+export async function getEvent (pool: pg.Pool, sealer: FieldSealer, merchantId: string, eventId: string, attemptsPerDeliveryMax: number): Promise<Record<string, unknown> | undefined> {
+  const { rows: [row] } = await pool.query<{ payload_sealed: string, deliveries: Array<Record<string, unknown>> | null }>(`
+    SELECT ev.payload_sealed,
+      (SELECT json_agg(json_build_object('endpoint_id', d.endpoint_id, 'status', d.status, 'attempts', d.attempts,
+          'next_attempt_at', CASE WHEN d.status = 'pending' THEN d.next_attempt_at END,
+          'last_http_status', d.last_http_status, 'last_error', d.last_error,
+          'attempt_log', COALESCE((SELECT json_agg(json_build_object('attempted_at', a.attempted_at, 'latency_ms', a.latency_ms,
+              'http_status', a.http_status, 'error', a.error) ORDER BY a.attempted_at DESC, a.id DESC)
+            FROM (SELECT * FROM webhook_attempts WHERE delivery_id = d.id ORDER BY attempted_at DESC, id DESC LIMIT $3) a), '[]'::json))
+        ORDER BY d.endpoint_id)
+       FROM webhook_deliveries d WHERE d.event_id = ev.id) AS deliveries
+    FROM merchant_events ev WHERE ev.id = $1 AND ev.merchant_id = $2`, [eventId, merchantId, attemptsPerDeliveryMax])
+  if (row === undefined) return undefined
+  const event = JSON.parse(sealer.openText(row.payload_sealed, eventPayloadContext(merchantId, eventId))) as Record<string, unknown>
+  event.deliveries = row.deliveries ?? []
+  return event
 }
 
 /**

@@ -205,6 +205,11 @@ t.test('the notifier\'s responses (merchant webhooks) match the document', async
   check(t, events, 'get', await n(key, 'GET', `${events}?limit=x`))
   check(t, events, 'get', await n(undefined, 'GET', events))
   check(t, events, 'get', await n(key, 'POST', events))
+  const oneEvent = '/events/{event_id}'
+  check(t, oneEvent, 'get', await n(readKey, 'GET', `${events}/${eventId}`))
+  check(t, oneEvent, 'get', await n(undefined, 'GET', `${events}/${eventId}`))
+  check(t, oneEvent, 'get', await n(key, 'GET', `${events}/evt_unknown`))
+  check(t, oneEvent, 'get', await n(key, 'DELETE', `${events}/${eventId}`))
   const redeliver = '/events/{event_id}/redeliver'
   check(t, redeliver, 'post', await n(key, 'POST', `${events}/${eventId}/redeliver`))
   check(t, redeliver, 'post', await n(key, 'POST', `${events}/${eventId}/redeliver`, { endpoint: 'x' }))

@@ -98,6 +98,13 @@ t.test('a receiver answering 500 then 200 gets the same event again, and every a
     return rows.length >= 2 && rows[1].http_status === 200 ? rows : undefined
   }, deadlineMs)
   t.match(attempts, [{ http_status: 500, error: /HTTP 500/ }, { http_status: 200, error: null }])
+  // The merchant sees every attempt too, newest first.
+  const one = await notifierCall(stack.publicUrl, readKey, 'GET', `/events/${first!.body.id}`)
+  t.equal(one.status, 200)
+  const mine = one.body.deliveries.find((d: any) => d.endpoint_id === endpointId)
+  t.match(mine.attempt_log, [{ http_status: 200, error: null }, { http_status: 500, error: /HTTP 500/ }])
+  t.ok(mine.attempt_log.every((a: any) => Number.isInteger(a.latency_ms) && typeof a.attempted_at === 'string'))
+  t.match(await notifierCall(stack.publicUrl, otherKey, 'GET', `/events/${first!.body.id}`), { status: 404, body: { code: 'event_not_found' } }, 'not another merchant\'s')
   t.ok(attempts.every((a: any) => a.latency_ms >= 0))
   const list = await notifierCall(stack.publicUrl, demoKey, 'GET', `/events?checkout_id=${id}&type=payment.succeeded`)
   t.match(list.body.data[0].deliveries, [{ status: 'succeeded', attempts: 2, last_http_status: 200 }])
