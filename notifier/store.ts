@@ -310,10 +310,6 @@ export class UnknownEventCursor extends Error {
   }
 }
 
-export interface EventListItem {
-  event: Record<string, unknown>
-}
-
 /** A merchant's events newest first, keyset pages on (created_at, id), each with its deliveries. */
 export async function listEvents (pool: pg.Pool, sealer: FieldSealer, merchantId: string, q: EventListQuery): Promise<{ items: Array<Record<string, unknown>>, hasMore: boolean }> {
   const params: unknown[] = [merchantId, q.limit + 1]
