@@ -8,6 +8,7 @@
 
 import t from 'tap'
 import { verifyWebhookSignature } from '../../lib/webhook-signature.ts'
+import { merchantEventId } from '../../notifier/events.ts'
 import { createPayment, getPayment, newCheckoutId, refundPayment } from '../helpers/api.ts'
 import { closeDb, db, nodeReaches } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
@@ -56,6 +57,12 @@ t.test('a payment\'s payment.succeeded reaches the endpoint, signed, with its ev
   t.same(verifyWebhookSignature('whsec_wrong', hook!.headers['ringpay-signature'] as string, hook!.raw, nowS(), 300), { ok: false, reason: 'mismatch' })
   t.match(hook!.body, { object: 'event', type: 'payment.succeeded', checkout_id: id, version: node.version, id: /^evt_[0-9a-f]{32}$/ })
   t.equal(hook!.headers['ringpay-event-id'], hook!.body.id, 'the event id is also a header')
+  // The id is derived from the node's change event (as projected into Postgres by the processor).
+  const change = await pollUntil('the change event in Postgres', async () => {
+    const { rows } = await db().query('SELECT event_id FROM payment_events WHERE checkout_id = $1 AND version = $2', [id, node.version])
+    return rows[0]?.event_id as string | undefined
+  }, deadlineMs)
+  t.equal(hook!.body.id, merchantEventId(change, id), 'the event id is the change event\'s, derived')
   const view = await getPayment(stack.publicUrl, demoKey, id)
   t.same(hook!.body.data.object, view.body, 'the object is GET /payments/{id} at that version')
   t.notOk(/4111|card_number/.test(hook!.raw), 'no card number')
