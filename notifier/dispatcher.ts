@@ -17,6 +17,7 @@ export interface DispatcherHooks {
   onAttempt?: (outcome: DeliveryOutcome['kind'], httpStatus: number | undefined, latencyMs: number) => void
   onDisabled?: () => void
   onLoopError?: () => void
+  onUnopenable?: () => void
 }
 
 export interface DispatcherDeps {
@@ -98,8 +99,20 @@ export class Dispatcher {
     const atCap = [...this.#inFlightByEndpoint].filter(([, n]) => n >= limits.deliveriesInFlightPerEndpointMax).map(([id]) => id)
     const due = await dueDeliveries(pool, atCap, limits.deliveriesInFlightPerEndpointMax, Math.min(limits.dispatchBatchMax, free * 2))
     const startable = pickStartable(due.filter((d) => !this.#inFlight.has(d.deliveryId)), this.#inFlightByEndpoint, this.#inFlight.size, limits)
-    const claimed = await leaseDeliveries(pool, sealer, startable.map((d) => d.deliveryId), limits.leaseMs)
+    const { claimed, unopenable } = await leaseDeliveries(pool, sealer, startable.map((d) => d.deliveryId), limits.leaseMs)
     for (const delivery of claimed) this.#startAttempt(delivery)
+    for (const { delivery, error } of unopenable) {
+      // Not the endpoint's fault (usually a rotated field key this notifier was not restarted
+      // with): a failed attempt with no request, retried on the usual schedule (visible to the
+      // merchant, bounded churn), not counted against the endpoint.
+      this.#deps.hooks?.onUnopenable?.()
+      this.#deps.log.error({ err: error, checkout_id: delivery.checkoutId, event_id: delivery.eventId, endpoint_id: delivery.endpointId },
+        'a delivery\'s secret or body does not open; no attempt made')
+      const nowMs = Date.now()
+      const next = afterFailure(delivery.attempts + 1, nowMs, delivery.giveUpAtMs, limits)
+      await recordAttempt(pool, delivery, { attemptedAtMs: nowMs, latencyMs: 0, httpStatus: undefined, error: 'notifier: a sealed value did not open; no request was sent' },
+        next.kind === 'retry' ? { kind: 'retry', delayMs: next.nextAttemptAtMs - nowMs } : { kind: 'failed' }, false)
+    }
   }
 
   #startAttempt (delivery: ClaimedDelivery): void {

@@ -91,7 +91,7 @@ const attemptDuration = new Histogram({
 const disabledTotal = new Counter({ name: 'ringpay_notifier_endpoints_disabled_total', help: 'Endpoints disabled for failing', registers: [registry] })
 const eventsConsumed = new Counter({ name: 'ringpay_notifier_change_events_consumed_total', help: 'Change events read from Kafka', registers: [registry] })
 const eventsMade = new Counter({ name: 'ringpay_notifier_merchant_events_total', help: 'Merchant events written to Postgres (of merchants with endpoints, or not yet known to have none)', registers: [registry] })
-const poison = new Counter({ name: 'ringpay_notifier_unreadable_events_total', help: 'Change events that could not be decoded (skipped)', registers: [registry] })
+const poison = new Counter({ name: 'ringpay_notifier_unreadable_events_total', help: 'Change events that could not be decoded (skipped), and deliveries whose secret or body did not open', registers: [registry] })
 const storeRetries = new Counter({ name: 'ringpay_notifier_store_retries_total', help: 'Postgres writes of consumed events retried', registers: [registry] })
 const loopErrors = new Counter({ name: 'ringpay_notifier_dispatch_errors_total', help: 'Dispatch loop turns that failed (Postgres)', registers: [registry] })
 
@@ -116,6 +116,7 @@ const dispatcher = new Dispatcher({
     },
     onDisabled: () => disabledTotal.inc(),
     onLoopError: () => loopErrors.inc(),
+    onUnopenable: () => poison.inc(),
   },
 })
 const inFlightGauge = new Gauge({ name: 'ringpay_notifier_deliveries_in_flight', help: 'Delivery attempts in flight', registers: [registry], collect () { inFlightGauge.set(dispatcher.inFlight) } })

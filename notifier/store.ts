@@ -108,12 +108,21 @@ export async function dueDeliveries (pool: pg.Pool, endpointsAtCap: readonly str
   return rows.map((r) => ({ deliveryId: r.id, endpointId: r.endpoint_id }))
 }
 
+/** A leased delivery whose secret or body did not open (a field key this notifier lacks): no attempt can be made. */
+export interface UnopenableDelivery {
+  delivery: Omit<ClaimedDelivery, 'secrets' | 'body'>
+  error: Error
+}
+
 /**
  * Leases the given deliveries for one attempt each (those still pending and free: another
  * notifier may have taken some) and returns what the attempts need, secrets and bodies opened.
+ * One that does not open is returned apart, so it cannot hold back the others.
  */
-export async function leaseDeliveries (pool: pg.Pool, sealer: FieldSealer, ids: readonly string[], leaseMs: number): Promise<ClaimedDelivery[]> {
-  if (ids.length === 0) return []
+export async function leaseDeliveries (pool: pg.Pool, sealer: FieldSealer, ids: readonly string[], leaseMs: number): Promise<{ claimed: ClaimedDelivery[], unopenable: UnopenableDelivery[] }> {
+  const claimed: ClaimedDelivery[] = []
+  const unopenable: UnopenableDelivery[] = []
+  if (ids.length === 0) return { claimed, unopenable }
   const { rows } = await pool.query<{
     id: string, endpoint_id: string, merchant_id: string, event_id: string, checkout_id: string, version: string, url: string,
     secret_sealed: string, previous_secret_sealed: string | null, previous_secret_expires_at: Date | null, payload_sealed: string,
@@ -126,12 +135,8 @@ export async function leaseDeliveries (pool: pg.Pool, sealer: FieldSealer, ids: 
     RETURNING d.id, d.endpoint_id, e.merchant_id, d.event_id, d.checkout_id, d.version, e.url, e.secret_sealed,
       e.previous_secret_sealed, e.previous_secret_expires_at, ev.payload_sealed, d.attempts, d.give_up_at`, [ids, leaseMs])
   const nowMs = Date.now()
-  return rows.map((r) => {
-    const secrets = [openSecret(sealer, r.merchant_id, r.endpoint_id, 'current', r.secret_sealed)]
-    if (r.previous_secret_sealed !== null && r.previous_secret_expires_at !== null && r.previous_secret_expires_at.getTime() > nowMs) {
-      secrets.push(openSecret(sealer, r.merchant_id, r.endpoint_id, 'previous', r.previous_secret_sealed))
-    }
-    return {
+  for (const r of rows) {
+    const delivery = {
       deliveryId: r.id,
       endpointId: r.endpoint_id,
       merchantId: r.merchant_id,
@@ -139,12 +144,20 @@ export async function leaseDeliveries (pool: pg.Pool, sealer: FieldSealer, ids: 
       checkoutId: r.checkout_id,
       version: Number(r.version),
       url: r.url,
-      secrets,
-      body: sealer.openText(r.payload_sealed, eventPayloadContext(r.merchant_id, r.event_id)),
       attempts: r.attempts,
       giveUpAtMs: r.give_up_at.getTime(),
     }
-  })
+    try {
+      const secrets = [openSecret(sealer, r.merchant_id, r.endpoint_id, 'current', r.secret_sealed)]
+      if (r.previous_secret_sealed !== null && r.previous_secret_expires_at !== null && r.previous_secret_expires_at.getTime() > nowMs) {
+        secrets.push(openSecret(sealer, r.merchant_id, r.endpoint_id, 'previous', r.previous_secret_sealed))
+      }
+      claimed.push({ ...delivery, secrets, body: sealer.openText(r.payload_sealed, eventPayloadContext(r.merchant_id, r.event_id)) })
+    } catch (error) {
+      unopenable.push({ delivery, error: error as Error })
+    }
+  }
+  return { claimed, unopenable }
 }
 
 export interface AttemptRecord {
@@ -173,7 +186,8 @@ export interface EndpointStreak {
  * lease is released. A retry also pushes the payment's later versions on this endpoint back to
  * the retry's time (they wait for it; in SQL, so the time stays Postgres' own to the microsecond).
  */
-export async function recordAttempt (pool: pg.Pool, delivery: ClaimedDelivery, attempt: AttemptRecord, outcome: DeliveryOutcome): Promise<EndpointStreak> {
+export async function recordAttempt (pool: pg.Pool, delivery: Pick<ClaimedDelivery, 'deliveryId' | 'endpointId' | 'eventId'>, attempt: AttemptRecord,
+  outcome: DeliveryOutcome, countsForEndpoint = true): Promise<EndpointStreak> {
   const status = outcome.kind === 'succeeded' ? 'succeeded' : outcome.kind === 'failed' ? 'failed' : 'pending'
   const { rows } = await pool.query<{ consecutive_failures: number, failing_since: Date | null, status: 'enabled' | 'disabled' }>(`
     WITH attempt AS (
@@ -194,12 +208,13 @@ export async function recordAttempt (pool: pg.Pool, delivery: ClaimedDelivery, a
     UPDATE webhook_endpoints SET
       consecutive_failures = CASE WHEN $10 THEN 0 ELSE consecutive_failures + 1 END,
       failing_since = CASE WHEN $10 THEN NULL ELSE COALESCE(failing_since, $4) END
-    -- A success on an endpoint that was not failing changes nothing: no write of its hot row.
-    WHERE id = $2 AND (NOT $10 OR consecutive_failures <> 0 OR failing_since IS NOT NULL)
+    -- A success on an endpoint that was not failing changes nothing: no write of its hot row. A
+    -- failure that is ours, not the endpoint's (a value we could not open), does not count.
+    WHERE id = $2 AND $11 AND (NOT $10 OR consecutive_failures <> 0 OR failing_since IS NOT NULL)
     RETURNING consecutive_failures, failing_since, status`, [
     delivery.deliveryId, delivery.endpointId, delivery.eventId, new Date(attempt.attemptedAtMs), Math.round(attempt.latencyMs),
     attempt.httpStatus ?? null, attempt.error ?? null, status, outcome.kind === 'retry' ? Math.round(outcome.delayMs) : null,
-    outcome.kind === 'succeeded',
+    outcome.kind === 'succeeded', countsForEndpoint,
   ])
   const row = rows[0]
   if (row === undefined) return { consecutiveFailures: 0, failingSinceMs: undefined, status: 'enabled' }

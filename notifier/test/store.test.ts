@@ -47,7 +47,7 @@ const due = async (atCap: string[] = [], perEndpointMax = 10): Promise<string[]>
 }
 const lease = async (endpointId: string, eventId: string): Promise<ClaimedDelivery> => {
   const { rows: [row] } = await pool.query<{ id: string }>('SELECT id FROM webhook_deliveries WHERE endpoint_id = $1 AND event_id = $2', [endpointId, eventId])
-  const [claimed] = await leaseDeliveries(pool, testKeyRing, [row!.id], 30_000)
+  const { claimed: [claimed] } = await leaseDeliveries(pool, testKeyRing, [row!.id], 30_000)
   return claimed!
 }
 const attempt = { attemptedAtMs: Date.now(), latencyMs: 12, httpStatus: 500, error: 'HTTP 500' }
@@ -70,7 +70,7 @@ t.test('a lease hides a delivery; a retry pushes the payment\'s later versions b
   t.same(first.secrets, ['whsec_all'], 'the secret opens')
   t.equal(first.body, events[0]!.body, 'the body opens')
   t.notOk((await due()).includes('we_all:evt_coA_1'), 'leased: not due')
-  t.notOk(await leaseDeliveries(pool, testKeyRing, [first.deliveryId], 30_000).then((r) => r.length), 'and not leased twice')
+  t.notOk(await leaseDeliveries(pool, testKeyRing, [first.deliveryId], 30_000).then((r) => r.claimed.length), 'and not leased twice')
   const streak = await recordAttempt(pool, first, attempt, { kind: 'retry', delayMs: 60_000 })
   t.match(streak, { consecutiveFailures: 1, status: 'enabled' })
   t.ok(streak.failingSinceMs)
@@ -100,12 +100,31 @@ t.test('disabled and deleted endpoints get nothing', async (t) => {
   t.ok(await disableEndpoint(pool, 'we_ok', 'failing'))
   t.notOk(await disableEndpoint(pool, 'we_ok', 'again'), 'disabled once, the first reason kept')
   t.notOk((await due()).some((d) => d.startsWith('we_ok')))
-  t.same(await leaseDeliveries(pool, testKeyRing, (await pool.query("SELECT id FROM webhook_deliveries WHERE endpoint_id = 'we_ok'")).rows.map((r) => r.id), 30_000), [],
-    'nor is a delivery of it leased')
+  t.same(await leaseDeliveries(pool, testKeyRing, (await pool.query("SELECT id FROM webhook_deliveries WHERE endpoint_id = 'we_ok'")).rows.map((r) => r.id), 30_000),
+    { claimed: [], unopenable: [] }, 'nor is a delivery of it leased')
   t.ok(await deleteEndpoint(pool, 'm1', 'we_all'))
   t.notOk(await deleteEndpoint(pool, 'm2', 'we_ok'), 'another merchant\'s endpoint is not deleted')
   t.same(await due(), [])
   t.equal(await recordEvents(pool, testKeyRing, [event('m1', 'coD', 1, 'payment.succeeded')], windowMs), 0, 'no enabled endpoint: no delivery')
+})
+
+t.test('a delivery whose secret does not open (another key ring) is returned apart; its failure does not count against the endpoint', async (t) => {
+  const { KeyRing, newFieldKey } = await import('../../lib/field-crypto.ts')
+  const other = new KeyRing({ active: 'other', keys: [newFieldKey('other')] })
+  await createEndpoint(pool, other, { id: 'we_foreign', merchantId: 'm4', url: 'https://e.example/', events: ['*'], secret: 'whsec_x' }, 16)
+  await createEndpoint(pool, testKeyRing, { id: 'we_m4', merchantId: 'm4', url: 'https://f.example/', events: ['*'], secret: 'whsec_y' }, 16)
+  t.equal(await recordEvents(pool, testKeyRing, [event('m4', 'coE', 1, 'payment.created')], windowMs), 2)
+  const { rows } = await pool.query("SELECT id FROM webhook_deliveries WHERE event_id = 'evt_coE_1' ORDER BY endpoint_id")
+  const { claimed, unopenable } = await leaseDeliveries(pool, testKeyRing, rows.map((r) => r.id), 30_000)
+  t.same(claimed.map((c) => c.endpointId), ['we_m4'], 'the other delivery is not held back')
+  t.equal(unopenable.length, 1)
+  t.match(unopenable[0], { delivery: { endpointId: 'we_foreign' }, error: { code: 'field_key_unknown' } })
+  const streak = await recordAttempt(pool, unopenable[0]!.delivery, { attemptedAtMs: Date.now(), latencyMs: 0, httpStatus: undefined, error: 'x' }, { kind: 'retry', delayMs: 1_000 }, false)
+  t.match(streak, { consecutiveFailures: 0, status: 'enabled' })
+  const { rows: [endpoint] } = await pool.query("SELECT consecutive_failures FROM webhook_endpoints WHERE id = 'we_foreign'")
+  t.equal(endpoint.consecutive_failures, 0, 'not counted against the endpoint')
+  await deleteEndpoint(pool, 'm4', 'we_foreign')
+  await deleteEndpoint(pool, 'm4', 'we_m4')
 })
 
 t.test('redeliver, roll, list', async (t) => {
