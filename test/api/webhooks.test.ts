@@ -157,6 +157,24 @@ t.test('an endpoint of one merchant never gets another merchant\'s events or obj
   t.same(otherEvents.body.data, [])
 })
 
+t.test('a hanging endpoint of one merchant does not hold back another merchant\'s deliveries', async (t) => {
+  // merchant_other's receiver never answers in time: its attempts fill its per-endpoint slots
+  // and each ends only at the notifier's delivery timeout.
+  const slow = await withEndpoint(t, otherKey, () => ({ status: 200, delayMs: 60_000 }))
+  const fast = await withEndpoint(t, demoKey, undefined, ['payment.succeeded'])
+  const slowIds = await Promise.all(Array.from({ length: 6 }, () => pay(otherKey)))
+  const firstSlow = await pollUntil('the hanging endpoint holding requests', () => {
+    const held = slow.receiver.received.filter((r) => slowIds.includes(r.body?.checkout_id))
+    return held.length >= 4 ? held : undefined
+  }, deadlineMs)
+  const id = await pay(demoKey)
+  const [hook] = await received(fast.receiver, id, 'payment.succeeded')
+  const at = hook!.receivedAtMs
+  const hanging = slow.receiver.received.filter((r) => r.receivedAtMs <= at && (r.abortedAtMs ?? Number.POSITIVE_INFINITY) > at)
+  t.ok(hanging.length >= 1, `merchant_demo's event was delivered while ${hanging.length} of merchant_other's requests hung`)
+  t.ok(firstSlow.length >= 4 && slow.receiver.received.every((r) => r.answeredAtMs === undefined), 'the hanging endpoint answered nothing')
+})
+
 t.test('private and other non-public URLs are refused at registration, even in dev mode', async (t) => {
   for (const url of ['http://10.0.0.1/hooks', 'http://169.254.169.254/latest/meta-data', 'http://[::ffff:a00:1]/x', 'http://192.168.0.10/', 'http://[fd00::1]/', 'http://0.0.0.0:80/']) {
     const res = await notifierCall(stack.publicUrl, demoKey, 'POST', '/webhook_endpoints', { url, events: ['*'] })

@@ -12,6 +12,8 @@ export interface ReceivedWebhook {
   receivedAtMs: number
   /** When our answer was finished (after the responder's delay). */
   answeredAtMs: number | undefined
+  /** When the connection closed under the request (the sender gave up, e.g. its timeout), if it did before our answer. */
+  abortedAtMs: number | undefined
 }
 
 /** What to answer a request: status and an optional delay before answering. */
@@ -37,7 +39,8 @@ export class WebhookReceiver {
         const raw = Buffer.concat(chunks).toString('utf8')
         let body: any
         try { body = JSON.parse(raw) } catch { body = undefined }
-        const entry: ReceivedWebhook = { headers: req.headers, raw, body, receivedAtMs: Date.now(), answeredAtMs: undefined }
+        const entry: ReceivedWebhook = { headers: req.headers, raw, body, receivedAtMs: Date.now(), answeredAtMs: undefined, abortedAtMs: undefined }
+        res.on('close', () => { if (entry.answeredAtMs === undefined && !res.writableFinished) entry.abortedAtMs = Date.now() })
         const index = receiver.received.push(entry) - 1
         const { status, delayMs } = receiver.responder(entry, index)
         const answer = (): void => {
