@@ -221,11 +221,22 @@ export async function recordAttempt (pool: pg.Pool, delivery: Pick<ClaimedDelive
   return { consecutiveFailures: row.consecutive_failures, failingSinceMs: row.failing_since?.getTime(), status: row.status }
 }
 
-/** Disables an endpoint (once: an endpoint already disabled keeps its first reason). */
+/**
+ * Disables an endpoint (once: an endpoint already disabled keeps its first reason), and fails its
+ * pending deliveries with the reason: nothing more is sent to it, the merchant sees which events
+ * it missed (GET /events) and can redeliver them elsewhere, and the queue keeps no backlog of it.
+ */
 export async function disableEndpoint (pool: pg.Pool, endpointId: string, reason: string): Promise<boolean> {
-  const result = await pool.query(`UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = $2, disabled_at = now()
-    WHERE id = $1 AND status = 'enabled'`, [endpointId, reason])
-  return result.rowCount === 1
+  const { rows } = await pool.query(`
+    WITH disabled AS (
+      UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = $2, disabled_at = now()
+      WHERE id = $1 AND status = 'enabled' RETURNING id
+    ), failed AS (
+      UPDATE webhook_deliveries SET status = 'failed', last_error = 'endpoint disabled', updated_at = now()
+      WHERE endpoint_id IN (SELECT id FROM disabled) AND status = 'pending'
+    )
+    SELECT id FROM disabled`, [endpointId, reason])
+  return rows.length === 1
 }
 
 /** Releases leases held by a notifier that stops before its attempts finished. */
@@ -272,10 +283,17 @@ export async function listEndpoints (pool: pg.Pool, merchantId: string): Promise
   return rows
 }
 
-/** Soft delete: its deliveries stop (the dispatcher skips deleted endpoints), its history stays. */
+/** Soft delete: its pending deliveries fail (nothing more is sent), its history stays. */
 export async function deleteEndpoint (pool: pg.Pool, merchantId: string, endpointId: string): Promise<boolean> {
-  const result = await pool.query('UPDATE webhook_endpoints SET deleted_at = now() WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL', [endpointId, merchantId])
-  return result.rowCount === 1
+  const { rows } = await pool.query(`
+    WITH deleted AS (
+      UPDATE webhook_endpoints SET deleted_at = now() WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL RETURNING id
+    ), failed AS (
+      UPDATE webhook_deliveries SET status = 'failed', last_error = 'endpoint deleted', updated_at = now()
+      WHERE endpoint_id IN (SELECT id FROM deleted) AND status = 'pending'
+    )
+    SELECT id FROM deleted`, [endpointId, merchantId])
+  return rows.length === 1
 }
 
 /**
@@ -401,7 +419,8 @@ export async function getEvent (pool: pg.Pool, sealer: FieldSealer, merchantId: 
 /**
  * Sends an event again: to one endpoint of the merchant (a delivery made if it had none), or to
  * every endpoint it was delivered to (still enabled). Each delivery is pending again at once with
- * a fresh retry window. Returns the endpoint ids.
+ * a fresh retry window. (One in flight at that moment is settled by that attempt's outcome: the
+ * receiver gets the event once more either way.) Returns the endpoint ids.
  */
 export async function redeliver (pool: pg.Pool, merchantId: string, eventId: string, endpointId: string | undefined, retryWindowMs: number): Promise<string[]> {
   const { rows: [event] } = await pool.query<{ checkout_id: string, version: string }>(

@@ -102,7 +102,11 @@ t.test('disabled and deleted endpoints get nothing', async (t) => {
   t.notOk((await due()).some((d) => d.startsWith('we_ok')))
   t.same(await leaseDeliveries(pool, testKeyRing, (await pool.query("SELECT id FROM webhook_deliveries WHERE endpoint_id = 'we_ok'")).rows.map((r) => r.id), 30_000),
     { claimed: [], unopenable: [] }, 'nor is a delivery of it leased')
+  const { rows: okDeliveries } = await pool.query("SELECT status, last_error FROM webhook_deliveries WHERE endpoint_id = 'we_ok'")
+  t.ok(okDeliveries.length > 0 && okDeliveries.every((d) => d.status === 'failed' && d.last_error === 'endpoint disabled'), 'its pending deliveries failed, with why')
   t.ok(await deleteEndpoint(pool, 'm1', 'we_all'))
+  const { rows: allPending } = await pool.query("SELECT count(*)::int AS n FROM webhook_deliveries WHERE endpoint_id = 'we_all' AND status = 'pending'")
+  t.equal(allPending[0].n, 0, 'a deleted endpoint keeps no pending delivery')
   t.notOk(await deleteEndpoint(pool, 'm2', 'we_ok'), 'another merchant\'s endpoint is not deleted')
   t.same(await due(), [])
   t.equal(await recordEvents(pool, testKeyRing, [event('m1', 'coD', 1, 'payment.succeeded')], windowMs), 0, 'no enabled endpoint: no delivery')
