@@ -18,7 +18,7 @@ import type { NotifierLimits } from './limits.ts'
 import { newEndpointId, newEndpointSecret } from './secrets.ts'
 import { assertHostAllowed, parseEndpointUrl, UrlRefused, type Resolver, type UrlPolicy } from './ssrf.ts'
 import {
-  createEndpoint, deleteEndpoint, EndpointDisabled, EndpointLimitReached, EndpointNotFound, EventNotFound, getEvent, listEndpoints, listEvents,
+  createEndpoint, deleteEndpoint, enableEndpoint, EndpointDisabled, EndpointLimitReached, EndpointNotFound, EventNotFound, getEvent, listEndpoints, listEvents,
   redeliver, rollSecret, UnknownEventCursor, type EndpointRow,
 } from './store.ts'
 
@@ -239,6 +239,16 @@ export async function handle (ctx: NotifierApiContext, req: IncomingMessage, res
       } else {
         await createRoute(ctx, merchantId, req, res)
       }
+      return
+    }
+    if (parts[0] === 'webhook_endpoints' && parts.length === 3 && parts[2] === 'enable' && idPattern.test(parts[1]!)) {
+      route = '/webhook_endpoints/{id}/enable'
+      if (method !== 'POST') throw allow(res, 'POST')
+      const merchantId = authenticateMerchant(ctx, req, 'full', ctx.onAuthFailure)
+      const row = await enableEndpoint(ctx.pool, merchantId, parts[1]!)
+      if (row === undefined) throw new ProblemError('webhook_endpoint_not_found')
+      ctx.log.info({ merchant_id: merchantId, endpoint_id: row.id }, 'webhook endpoint enabled')
+      sendJson(res, 200, endpointView(row))
       return
     }
     if (parts[0] === 'webhook_endpoints' && (parts.length === 2 || (parts.length === 3 && parts[2] === 'roll_secret')) && idPattern.test(parts[1]!)) {

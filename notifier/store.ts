@@ -283,6 +283,17 @@ export async function listEndpoints (pool: pg.Pool, merchantId: string): Promise
   return rows
 }
 
+/**
+ * Enables a disabled endpoint again (its failure streak reset). What it missed while disabled
+ * stays failed: the merchant redelivers what it wants. Undefined when it is not the merchant's.
+ */
+export async function enableEndpoint (pool: pg.Pool, merchantId: string, endpointId: string): Promise<EndpointRow | undefined> {
+  const { rows } = await pool.query<EndpointRow>(`UPDATE webhook_endpoints SET status = 'enabled', disabled_reason = NULL, disabled_at = NULL,
+      consecutive_failures = 0, failing_since = NULL
+    WHERE id = $1 AND merchant_id = $2 AND deleted_at IS NULL RETURNING ${endpointColumns}`, [endpointId, merchantId])
+  return rows[0]
+}
+
 /** Soft delete: its pending deliveries fail (nothing more is sent), its history stays. */
 export async function deleteEndpoint (pool: pg.Pool, merchantId: string, endpointId: string): Promise<boolean> {
   const { rows } = await pool.query(`

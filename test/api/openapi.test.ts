@@ -217,6 +217,12 @@ t.test('the notifier\'s responses (merchant webhooks) match the document', async
   check(t, redeliver, 'post', await n(readKey, 'POST', `${events}/${eventId}/redeliver`))
   check(t, redeliver, 'post', await n(key, 'POST', `${events}/evt_unknown/redeliver`))
 
+  const enable = '/webhook_endpoints/{endpoint_id}/enable'
+  check(t, enable, 'post', await n(key, 'POST', `${endpoints}/${endpointId}/enable`))
+  check(t, enable, 'post', await n(undefined, 'POST', `${endpoints}/${endpointId}/enable`))
+  check(t, enable, 'post', await n(readKey, 'POST', `${endpoints}/${endpointId}/enable`))
+  check(t, enable, 'post', await n(key, 'POST', `${endpoints}/we_unknown/enable`))
+
   const one = '/webhook_endpoints/{endpoint_id}'
   check(t, one, 'delete', await n(undefined, 'DELETE', `${endpoints}/${endpointId}`))
   check(t, one, 'delete', await n(readKey, 'DELETE', `${endpoints}/${endpointId}`))

@@ -232,6 +232,16 @@ t.test('an endpoint that keeps failing is disabled, with the reason in GET /webh
   // Nothing more is sent to it, and redelivering to it is refused.
   const event = (await notifierCall(stack.publicUrl, demoKey, 'GET', `/events?checkout_id=${id}`)).body.data[0]
   t.match(await notifierCall(stack.publicUrl, demoKey, 'POST', `/events/${event.id}/redeliver`, { endpoint_id: endpointId }), { status: 409, body: { code: 'webhook_endpoint_disabled' } })
+  t.match(event.deliveries.find((d: any) => d.endpoint_id === endpointId), { status: 'failed' }, 'what it missed is failed, not left pending')
+  // Fixed and enabled again, it gets what it missed when the merchant redelivers it.
+  receiver.responder = () => ({ status: 200 })
+  const enabled = await notifierCall(stack.publicUrl, demoKey, 'POST', `/webhook_endpoints/${endpointId}/enable`)
+  t.match(enabled, { status: 200, body: { id: endpointId, status: 'enabled' } })
+  t.notOk('disabled_reason' in enabled.body)
+  const before = receiver.forCheckout(id).length
+  t.match(await notifierCall(stack.publicUrl, demoKey, 'POST', `/events/${event.id}/redeliver`, { endpoint_id: endpointId }), { status: 202 })
+  await pollUntil('the redelivered event answered 200', () => receiver.forCheckout(id).slice(before).find((r) => r.body.id === event.id && r.answeredAtMs !== undefined), deadlineMs)
+  t.match(await notifierCall(stack.publicUrl, otherKey, 'POST', `/webhook_endpoints/${endpointId}/enable`), { status: 404 }, 'not by another merchant')
 })
 
 t.test('redeliver: the same event again, to its endpoints or to one named', async (t) => {
