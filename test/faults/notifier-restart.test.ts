@@ -1,10 +1,12 @@
-// The notifier stopped or killed (-9) and started again, on the shared stack (a fault test: run
-// alone, since other tests' webhooks wait meanwhile): events of payments made while it was down
-// are delivered after it starts (Kafka offsets were committed only after Postgres had the rows),
-// and a delivery still retrying when it was killed resumes from Postgres (its lease expires).
+// The notifier stopped or killed (-9) and started again, and Postgres stopped under it, on the
+// shared stack (a fault test: run alone, since other tests' webhooks wait meanwhile): events of
+// payments made while it was down are delivered after it starts (Kafka offsets were committed
+// only after Postgres had the rows), a delivery still retrying when it was killed resumes from
+// Postgres (its lease expires), and a payment made while Postgres is down is delivered once it is
+// back (the event writer and the dispatcher retry; nothing is committed past the unwritten events).
 
 import t from 'tap'
-import { createPayment, newCheckoutId } from '../helpers/api.ts'
+import { call, createPayment, newCheckoutId } from '../helpers/api.ts'
 import { nodeReaches } from '../helpers/e2e.ts'
 import { control, loadStackInfo } from '../helpers/stack.ts'
 import { createEndpoint, notifierCall, pollUntil, WebhookReceiver, type ReceivedWebhook, type Responder } from '../helpers/webhooks.ts'
@@ -37,6 +39,31 @@ async function withEndpoint (t: any, responder?: Responder, events: string[] = [
   })
   return { receiver, id: endpoint.id }
 }
+
+/** The notifier's count of retried event writes (its metrics, on its own port). */
+async function storeRetries (): Promise<number> {
+  const res = await call(`http://127.0.0.1:${stack.notifier!.port}/metrics`)
+  const line = res.text.split('\n').find((l) => l.startsWith('ringpay_notifier_store_retries_total '))
+  return Number(line?.split(' ')[1] ?? 0)
+}
+
+// First, while the notifier is surely consuming (a killed member holds its partitions for a while).
+t.test('durable: a payment made while Postgres is down is delivered once Postgres is back', async (t) => {
+  const { receiver } = await withEndpoint(t, undefined, ['payment.succeeded'])
+  await control('/postgres/stop')
+  let started = false
+  t.teardown(async () => { if (!started) await control('/postgres/start') })
+  const retriesBefore = await storeRetries()
+  const id = await pay()
+  // The node accepts without Postgres; the notifier reads the events and cannot write them: it
+  // retries (and commits no offset past them) until Postgres is back.
+  await pollUntil('the notifier retrying its write', async () => (await storeRetries()) > retriesBefore ? true : undefined, deadlineMs)
+  t.equal(receiver.forCheckout(id).length, 0)
+  await control('/postgres/start')
+  started = true
+  const [hook] = await received(receiver, id, 'payment.succeeded')
+  t.equal(hook!.body.checkout_id, id)
+})
 
 t.test('durable: events of payments made while the notifier is down are delivered after it starts', async (t) => {
   const { receiver } = await withEndpoint(t, undefined, ['payment.succeeded'])
