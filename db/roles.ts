@@ -6,6 +6,9 @@
 //   - ringpay_reconciler (reconciler/reconcile.ts, report-files.ts): reads payments, writes its
 //     reconciliation_* tables; TEMP for its staging tables (recon_psp, recon_joined, …).
 //   - ringpay_reporting  (reporting/): SELECT on payments, the merchant-facing lists and exports.
+//   - ringpay_notifier   (notifier/): its own tables (endpoints, events, deliveries, attempts);
+//     nothing of payments (it reads change events from Kafka), no DELETE (an endpoint is deleted
+//     by a timestamp, its history kept).
 //   - ringpay_readonly   (tests, ops, checks): SELECT on the schema's tables, nothing else.
 // A migration that adds a table adds its grants here; `applyServiceRoles` runs after the
 // migrations on every stack start, so the grants always name tables that exist.
@@ -17,7 +20,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto'
 import pg from 'pg'
 
-export type ServiceRoleName = 'processor' | 'reconciler' | 'reporting' | 'readonly'
+export type ServiceRoleName = 'processor' | 'reconciler' | 'reporting' | 'notifier' | 'readonly'
 
 export interface ServiceRole {
   /** The Postgres role name. */
@@ -32,6 +35,7 @@ export interface ServiceRole {
 
 const coreTables = ['payments', 'payment_events', 'psp_attempts', 'webhooks', 'refunds'] as const
 const reconciliationTables = ['reconciliation_runs', 'reconciliation_items', 'reconciliation_totals'] as const
+const notifierTables = ['webhook_endpoints', 'merchant_events', 'webhook_deliveries', 'webhook_attempts'] as const
 
 export const serviceRoles: Readonly<Record<ServiceRoleName, ServiceRole>> = {
   processor: {
@@ -69,10 +73,25 @@ export const serviceRoles: Readonly<Record<ServiceRoleName, ServiceRole>> = {
     tables: { payments: ['SELECT'] },
     sequences: {},
   },
+  notifier: {
+    role: 'ringpay_notifier',
+    database: [],
+    tables: {
+      // notifier/store.ts: create, list, soft-delete (UPDATE deleted_at), roll, disable.
+      webhook_endpoints: ['SELECT', 'INSERT', 'UPDATE'],
+      // INSERT … ON CONFLICT (id) DO NOTHING; the events list.
+      merchant_events: ['SELECT', 'INSERT'],
+      // The durable queue: claimed (leased) and settled by UPDATE; redeliver upserts.
+      webhook_deliveries: ['SELECT', 'INSERT', 'UPDATE'],
+      // One row per attempt, never changed.
+      webhook_attempts: ['SELECT', 'INSERT'],
+    },
+    sequences: { webhook_deliveries_id_seq: ['USAGE'], webhook_attempts_id_seq: ['USAGE'] },
+  },
   readonly: {
     role: 'ringpay_readonly',
     database: [],
-    tables: Object.fromEntries([...coreTables, ...reconciliationTables, 'schema_migrations'].map((t) => [t, ['SELECT']])),
+    tables: Object.fromEntries([...coreTables, ...reconciliationTables, ...notifierTables, 'schema_migrations'].map((t) => [t, ['SELECT']])),
     sequences: {},
   },
 }

@@ -12,6 +12,16 @@ export function signWebhook (secret: string, timestampS: number, body: string): 
   return `t=${timestampS},v1=${digest}`
 }
 
+/**
+ * One header signed with several secrets (`t=…,v1=<first>,v1=<second>`): while a rolled secret's
+ * grace period runs, the new and the old one both sign, so a receiver holding either verifies.
+ */
+export function signWebhookWithSecrets (secrets: readonly string[], timestampS: number, body: string): string {
+  if (secrets.length === 0) throw new RangeError('at least one secret signs')
+  const signed = `${timestampS}.${body}`
+  return `t=${timestampS},${secrets.map((secret) => `v1=${createHmac('sha256', secret).update(signed).digest('hex')}`).join(',')}`
+}
+
 export type SignatureCheck = { ok: true } | { ok: false, reason: 'missing' | 'malformed' | 'stale' | 'mismatch' }
 
 export function verifyWebhookSignature (secret: string, header: string | undefined, body: string, nowS: number,

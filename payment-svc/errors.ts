@@ -43,6 +43,13 @@ export const problems = {
   refund_amount_exceeds_available: { status: 409, title: 'Refund amount exceeds what is left to refund' },
   refund_not_found: { status: 404, title: 'Refund not found' },
   idempotency_key_missing: { status: 400, title: 'Missing or invalid Idempotency-Key header' },
+  // Merchant webhooks (issue #15, notifier/): endpoints and the events sent to them.
+  webhook_endpoint_not_found: { status: 404, title: 'Webhook endpoint not found' },
+  event_not_found: { status: 404, title: 'Event not found' },
+  // https only, and only public addresses (no SSRF through a merchant's URL): notifier/ssrf.ts.
+  webhook_url_not_allowed: { status: 400, title: 'Webhook URL not allowed' },
+  webhook_endpoint_limit_reached: { status: 409, title: 'Too many webhook endpoints for this merchant' },
+  webhook_endpoint_disabled: { status: 409, title: 'Webhook endpoint is disabled' },
   // Answered by nginx (limit_req / limit_conn per client IP, per API key, on the public server).
   rate_limited: { status: 429, title: 'Too many requests; retry later' },
   // The node: too many wrong API keys from this client IP; refused until the window ends.

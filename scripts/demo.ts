@@ -1,15 +1,19 @@
-// README quick start #1, step 2: creates payments through nginx, follows them to their outcome,
-// and refunds part of the one that succeeded (issue #14).
+// README quick start #1, step 2: registers a webhook endpoint on a small local receiver (issue
+// #15, the notifier), creates payments through nginx, follows them to their outcome, refunds part
+// of the one that succeeded (issue #14), and shows the signed event the receiver got, verified.
 //
 //   node scripts/demo.ts [--info-file .stack/local/info.json]
 //
 // Needs a running stack (scripts/demo.sh starts one). Exit code 0 when every step ends as expected.
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { StackInfo } from './stack/info.ts';
 import { repoRoot } from './stack/util.ts';
+import { signatureHeader, verifyWebhookSignature } from '../lib/webhook-signature.ts';
 
 export const demoRequestTimeoutMs = 10_000;
 
@@ -171,11 +175,80 @@ async function listRecent(checkoutIds: readonly string[]): Promise<boolean> {
   }
 }
 
+interface Received { signature: string; raw: string; body: any }
+
+/**
+ * The merchant's webhook receiver: a local HTTP server (the local stack's notifier runs in dev
+ * mode, which allows loopback endpoints; a real one must be https on a public address).
+ */
+async function startReceiver(): Promise<{ url: string; received: Received[]; close: () => void }> {
+  const received: Received[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      try {
+        received.push({ signature: String(req.headers[signatureHeader] ?? ''), raw, body: JSON.parse(raw) });
+      } catch {
+        // Not JSON: not ours.
+      }
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks`, received, close: () => server.close() };
+}
+
+async function merchantCall(title: string, method: 'GET' | 'POST' | 'DELETE', path: string, reqBody?: unknown): Promise<{ status: number; body: any }> {
+  const headers: Record<string, string> = { Authorization: `Bearer ${apiKey}`, ...(reqBody === undefined ? {} : { 'Content-Type': 'application/json' }) };
+  const res = await fetch(`${info.publicUrl}${path}`, {
+    method, headers, body: reqBody === undefined ? undefined : JSON.stringify(reqBody), signal: AbortSignal.timeout(demoRequestTimeoutMs),
+  });
+  const text = await res.text();
+  const body = text === '' ? undefined : JSON.parse(text);
+  // The secret is shown once, here; the demo prints only its start.
+  const shown = body?.secret === undefined ? text : JSON.stringify({ ...body, secret: `${String(body.secret).slice(0, 12)}… (shown once; keep it)` });
+  show(title, method, `${info.publicUrl}${path}`, headers, reqBody, res.status, shown);
+  return { status: res.status, body };
+}
+
+/** Waits for the receiver to get `type` for `checkoutId`, checks its signature, and shows it. */
+async function receivedEvent(receiver: { received: Received[] }, secret: string, checkoutId: string, type: string): Promise<boolean> {
+  const deadline = Date.now() + 3 * demoRequestTimeoutMs;
+  for (;;) {
+    const hit = receiver.received.find((r) => r.body?.checkout_id === checkoutId && r.body?.type === type);
+    if (hit !== undefined) {
+      const check = verifyWebhookSignature(secret, hit.signature, hit.raw, Math.floor(Date.now() / 1000), 300);
+      process.stdout.write([`\n=== The receiver got ${type} (POST from the notifier)`, `  ${signatureHeader}: ${hit.signature}`,
+        JSON.stringify(hit.body, null, 2), ''].join('\n'));
+      process.stdout.write(`${check.ok ? 'OK' : 'UNEXPECTED'}: event ${hit.body.id} (version ${hit.body.version}) ` +
+        `${check.ok ? 'verified with the endpoint\'s secret (HMAC-SHA256 of "t.body")' : `failed verification: ${check.reason}`}\n`);
+      return check.ok;
+    }
+    if (Date.now() > deadline) {
+      process.stdout.write(`UNEXPECTED: no ${type} for ${checkoutId} within ${3 * demoRequestTimeoutMs} ms\n`);
+      return false;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const receiver = await startReceiver();
+const endpoint = await merchantCall('Register a webhook endpoint (the notifier; the secret is shown once)', 'POST', '/webhook_endpoints',
+  { url: receiver.url, events: ['payment.succeeded', 'payment.failed', 'refund.succeeded'] });
+const registered = endpoint.status === 201;
 const paid = await follow('A card that succeeds', 'pm_card_visa', 'succeeded');
 const declined = await follow('A declined card', 'pm_card_declined', 'failed');
 const refunded = paid.ok && await refundPart(paid.checkoutId, paid.payment, 500);
 const approvedByCustomer = await customerApproves();
 const listed = await listRecent([paid.checkoutId, declined.checkoutId]);
-const ok = paid.ok && declined.ok && refunded && approvedByCustomer && listed;
-process.stdout.write(ok ? '\nDemo OK: the payments reached the terminal state the PSP decided (one after the customer approved it), the refund was made, and the merchant lists them.\n' : '\nDemo FAILED.\n');
+const notified = registered && await receivedEvent(receiver, String(endpoint.body.secret), paid.checkoutId, 'payment.succeeded');
+if (registered) {
+  // The demo's receiver goes away with the demo: its endpoint goes too (it would fail, then be disabled).
+  await merchantCall('Delete the demo\'s webhook endpoint', 'DELETE', `/webhook_endpoints/${String(endpoint.body.id)}`);
+}
+receiver.close();
+const ok = paid.ok && declined.ok && refunded && approvedByCustomer && listed && notified;
+process.stdout.write(ok ? '\nDemo OK: the payments reached the terminal state the PSP decided (one after the customer approved it), the refund was made, the merchant lists them, and its endpoint got a signed, verified payment.succeeded.\n' : '\nDemo FAILED.\n');
 process.exit(ok ? 0 : 1);

@@ -24,7 +24,7 @@ import { startControlServer, type ControlServer } from './stack/control.ts';
 import type { StackInfo } from './stack/info.ts';
 import { migrate } from '../db/migrate.ts';
 import { applyServiceRoles, newDatabasePassword, redactDatabaseUrl, serviceRoles, urlWithCredentials } from '../db/roles.ts';
-import { createProcessor, createReconciler, createReporting, createSandboxPsp } from './stack/app-processes.ts';
+import { createNotifier, createProcessor, createReconciler, createReporting, createSandboxPsp } from './stack/app-processes.ts';
 import { createPrometheus } from './stack/prometheus.ts';
 import { createKafka, defaultDlqPartitions, defaultEventsPartitions, dlqTopic, eventsTopic, externalBrokersFromEnv, stackTopics, type KafkaHandle } from './stack/kafka.ts';
 import { abuseLimitsFromEnv, createNginx, type NginxHandle } from './stack/nginx.ts';
@@ -111,6 +111,7 @@ interface Ports {
   psp: number;
   reconciler: number;
   reporting: number;
+  notifier: number;
   prometheus: number;
   nodes: { id: string; public: number; admin: number }[];
   processors: { id: string; admin: number }[];
@@ -135,6 +136,7 @@ async function choosePorts(dir: string | null): Promise<Ports> {
     psp: await take(recorded.psp),
     reconciler: await take(recorded.reconciler),
     reporting: await take(recorded.reporting),
+    notifier: await take(recorded.notifier),
     prometheus: await take(recorded.prometheus),
     nodes: [],
     processors: [],
@@ -150,7 +152,7 @@ async function choosePorts(dir: string | null): Promise<Ports> {
   for (let i = 0; i < processorCount; i++) {
     ports.processors.push({ id: `p${i + 1}`, admin: await take(recorded.processors?.[i]?.admin) });
   }
-  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp, ports.reconciler, ports.reporting, ports.prometheus,
+  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp, ports.reconciler, ports.reporting, ports.notifier, ports.prometheus,
     ...ports.nodes.flatMap((n) => [n.public, n.admin]), ...ports.processors.map((p) => p.admin)];
   for (const port of all) {
     if (!(await isPortFree(port))) {
@@ -353,10 +355,10 @@ async function main(): Promise<void> {
   // One login role per service (db/roles.ts), each with a password made for this run (set again
   // at every start, so a stack dir's old info file stops working). An external Postgres
   // (DATABASE_URL) is not ours to administer: every service then uses DATABASE_URL.
-  const rolePasswords = { processor: newDatabasePassword(), reconciler: newDatabasePassword(), reporting: newDatabasePassword(), readonly: newDatabasePassword() };
+  const rolePasswords = { processor: newDatabasePassword(), reconciler: newDatabasePassword(), reporting: newDatabasePassword(), notifier: newDatabasePassword(), readonly: newDatabasePassword() };
   const roleUrl = (name: keyof typeof rolePasswords) =>
     postgres.external ? postgres.databaseUrl : urlWithCredentials(postgres.databaseUrl, serviceRoles[name].role, rolePasswords[name]);
-  const databaseUrls = { processor: roleUrl('processor'), reconciler: roleUrl('reconciler'), reporting: roleUrl('reporting'), readonly: roleUrl('readonly') };
+  const databaseUrls = { processor: roleUrl('processor'), reconciler: roleUrl('reconciler'), reporting: roleUrl('reporting'), notifier: roleUrl('notifier'), readonly: roleUrl('readonly') };
   const kafkaReplication = externalBrokersFromEnv() ? -1 : 1;
   // Kafka's principals (admin, relay, processor, dlq) and their passwords: made once per stack dir
   // with the broker's storage (SCRAM users are added at format time), next to the field keys.
@@ -406,6 +408,7 @@ async function main(): Promise<void> {
     internalPort: ports.internal,
     nodeServers: nodeSpecs.map((n) => `127.0.0.1:${n.publicPort}`),
     reportingServer: `127.0.0.1:${ports.reporting}`,
+    notifierServer: `127.0.0.1:${ports.notifier}`,
     workerProcesses: nginxWorkers,
     // RINGPAY_NGINX_PER_IP_REQUESTS_PER_SECOND_MAX etc.; the nodes take their own limits
     // (RINGPAY_FAILED_KEY_ATTEMPTS_MAX, …) from the same environment.
@@ -469,6 +472,32 @@ async function main(): Promise<void> {
     user,
   });
 
+  // Merchants' outgoing webhooks (notifier/): its own consumer group on the events topic, its API
+  // behind the public nginx. The local stack is dev mode: endpoints on loopback over http are
+  // allowed (demo and test receivers on 127.0.0.1); retries and disabling are fast, so tests see
+  // them in seconds. Each can be overridden from the runner's environment.
+  const notifierEnv: Record<string, string> = {
+    RINGPAY_NOTIFIER_DEV_ALLOW_LOOPBACK: process.env.RINGPAY_NOTIFIER_DEV_ALLOW_LOOPBACK ?? '1',
+    NOTIFIER_RETRY_BASE_DELAY_MS: process.env.NOTIFIER_RETRY_BASE_DELAY_MS ?? '200',
+    NOTIFIER_RETRY_DELAY_MS_MAX: process.env.NOTIFIER_RETRY_DELAY_MS_MAX ?? '2000',
+    NOTIFIER_DISABLE_AFTER_FAILURES_MIN: process.env.NOTIFIER_DISABLE_AFTER_FAILURES_MIN ?? '5',
+    NOTIFIER_DISABLE_AFTER_FAILING_MS: process.env.NOTIFIER_DISABLE_AFTER_FAILING_MS ?? '1000',
+    NOTIFIER_DELIVERY_TIMEOUT_MS: process.env.NOTIFIER_DELIVERY_TIMEOUT_MS ?? '5000',
+    NOTIFIER_LEASE_MS: process.env.NOTIFIER_LEASE_MS ?? '8000',
+    ...(process.env.NOTIFIER_RETRY_WINDOW_MS ? { NOTIFIER_RETRY_WINDOW_MS: process.env.NOTIFIER_RETRY_WINDOW_MS } : {}),
+  };
+  const notifier = createNotifier({
+    port: ports.notifier,
+    logFile: join(logsDir, 'notifier.log'),
+    databaseUrl: databaseUrls.notifier,
+    kafkaBrokers: kafka.brokers,
+    eventsTopic,
+    apiKeysFile,
+    fieldKeysFile,
+    env: notifierEnv,
+    user,
+  });
+
   // Monitoring (#18): every component's /metrics scraped, ops/prometheus/alerts.yml evaluated.
   const prometheusDir = ensurePrivateDir(dir, 'prometheus', user);
   chownTree(prometheusDir, user);
@@ -482,12 +511,14 @@ async function main(): Promise<void> {
       processors: ports.processors.map((p) => ({ instance: p.id, address: `127.0.0.1:${p.admin}` })),
       reconciler: [{ instance: 'reconciler', address: `127.0.0.1:${ports.reconciler}` }],
       reporting: [{ instance: 'reporting', address: `127.0.0.1:${ports.reporting}` }],
+      notifier: [{ instance: 'notifier', address: `127.0.0.1:${ports.notifier}` }],
     },
   });
 
   services.set('postgres', { handle: postgres, stopPhase: 3 });
   services.set('prometheus', { handle: prometheus, stopPhase: 0 });
   services.set('reporting', { handle: reporting, stopPhase: 0 });
+  services.set('notifier', { handle: notifier, stopPhase: 0 });
   services.set('reconciler', { handle: reconciler, stopPhase: 0 });
   services.set('psp', { handle: psp, stopPhase: 1 });
   for (const [id, proc] of processors) services.set(id, { handle: proc, stopPhase: 0 });
@@ -519,7 +550,7 @@ async function main(): Promise<void> {
   await timed('nginx', () => nginx.start());
   // Processors last: they consume Kafka, write Postgres and call the nodes through nginx.
   await Promise.all([...processors.values()].map((p) => timed(p.name, () => p.start())));
-  await Promise.all([timed('reconciler', () => reconciler.start()), timed('reporting', () => reporting.start()), timed('prometheus', () => prometheus.start())]);
+  await Promise.all([timed('reconciler', () => reconciler.start()), timed('reporting', () => reporting.start()), timed('notifier', () => notifier.start()), timed('prometheus', () => prometheus.start())]);
 
   const startedAt = new Date().toISOString();
   let info: StackInfo;
@@ -547,6 +578,7 @@ async function main(): Promise<void> {
     processors: ports.processors.map((p) => ({ id: p.id, adminPort: p.admin, logFile: join(logsDir, `${p.id}.log`) })),
     reconciler: { adminPort: ports.reconciler, logFile: join(logsDir, 'reconciler.log'), adminToken: reconcilerAdminToken },
     reporting: { port: ports.reporting, logFile: join(logsDir, 'reporting.log') },
+    notifier: { port: ports.notifier, logFile: join(logsDir, 'notifier.log'), devAllowLoopback: notifierEnv.RINGPAY_NOTIFIER_DEV_ALLOW_LOOPBACK === '1' },
     prometheus: { url: `http://127.0.0.1:${ports.prometheus}`, logFile: join(logsDir, 'prometheus.log') },
     apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey, merchant_demo_read: demoReadApiKey },
     internalTokens,
@@ -581,6 +613,7 @@ async function main(): Promise<void> {
     ...info.processors.map((p) => `  processor ${p.id.padEnd(3)} metrics http://127.0.0.1:${p.adminPort}/metrics`),
     `  reconciler    metrics http://127.0.0.1:${ports.reconciler}/metrics   (daily at RECONCILER_DAILY_AT, default 02:00 UTC; node reconciler/cli.ts for finance)`,
     `  reporting     GET ${info.publicUrl}/payments, /reports/payments.csv   (through nginx; metrics http://127.0.0.1:${ports.reporting}/metrics)`,
+    `  notifier      ${info.publicUrl}/webhook_endpoints, /events   (merchant webhooks, through nginx; metrics http://127.0.0.1:${ports.notifier}/metrics${info.notifier?.devAllowLoopback ? '; dev mode: loopback endpoints allowed' : ''})`,
     `  prometheus    http://127.0.0.1:${ports.prometheus}   (alerts: /alerts; rules ops/prometheus/alerts.yml)`,
     `  dir           ${dir}`,
     `  logs          ${logsDir}/{${[...nodes.keys()].join(',')},postgres,kafka,nginx,nginx-access,nginx-error}.log${kafka.serverLog ? `, ${kafka.serverLog}` : ''}`,

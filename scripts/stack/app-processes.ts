@@ -1,5 +1,5 @@
 // The stack's application processes beside the payment nodes: the sandbox PSP, the reconciler, the
-// reporting service and the processors. Each is a ManagedProcess (restartable, killable through the control API) running
+// reporting service, the notifier and the processors. Each is a ManagedProcess (restartable, killable through the control API) running
 // on the pinned Node 24, ready when its HTTP health endpoint answers 200.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -150,5 +150,34 @@ export function createReporting(spec: ReportingSpec): ManagedProcess {
     REPORTING_PORT: String(spec.port),
     DATABASE_URL: spec.databaseUrl,
     RINGPAY_API_KEYS_FILE: spec.apiKeysFile,
+  }, `http://127.0.0.1:${spec.port}/readyz`, spec.logFile, spec.user);
+}
+
+export interface NotifierSpec {
+  port: number;
+  logFile: string;
+  /** As ringpay_notifier: its own tables only. */
+  databaseUrl: string;
+  kafkaBrokers: readonly string[];
+  eventsTopic: string;
+  /** The nodes' API keys file (digests only): the same merchants, the same keys. */
+  apiKeysFile: string;
+  /** RINGPAY_FIELD_KEYS_FILE: opens the events' sealed fields, seals endpoint secrets and event bodies. */
+  fieldKeysFile: string;
+  /** NOTIFIER_* limits (retries, disabling) and the dev mode flag. */
+  env?: Record<string, string>;
+  user?: ServiceUser | null;
+}
+
+/** The notifier (notifier/main.ts): merchants' outgoing webhooks and their API, behind nginx. */
+export function createNotifier(spec: NotifierSpec): ManagedProcess {
+  return appProcess('notifier', 'notifier/main.ts', {
+    ...spec.env,
+    NOTIFIER_PORT: String(spec.port),
+    DATABASE_URL: spec.databaseUrl,
+    KAFKA_BROKERS: spec.kafkaBrokers.join(','),
+    RINGPAY_EVENTS_TOPIC: spec.eventsTopic,
+    RINGPAY_API_KEYS_FILE: spec.apiKeysFile,
+    RINGPAY_FIELD_KEYS_FILE: spec.fieldKeysFile,
   }, `http://127.0.0.1:${spec.port}/readyz`, spec.logFile, spec.user);
 }

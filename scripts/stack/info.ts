@@ -27,7 +27,7 @@ export interface StackInfo {
   databaseUrl: string;
   /** Per-service login roles (db/roles.ts), passwords included; all equal to databaseUrl when
    *  Postgres is external (DATABASE_URL). readonly: SELECT only, for tests, checks and ops. */
-  databaseUrls: { processor: string; reconciler: string; reporting: string; readonly: string };
+  databaseUrls: { processor: string; reconciler: string; reporting: string; notifier: string; readonly: string };
   /** host:port list */
   kafkaBrokers: string[];
   /**
@@ -44,6 +44,8 @@ export interface StackInfo {
   reconciler?: { adminPort: number; logFile: string; adminToken: string };
   /** The reporting service (absent in info files of older stacks); the public nginx routes to it. */
   reporting?: { port: number; logFile: string };
+  /** The notifier (merchant webhooks; absent in info files of older stacks); the public nginx routes its API to it. */
+  notifier?: { port: number; logFile: string; devAllowLoopback: boolean };
   /** Prometheus (absent in info files of older stacks): scrapes every component, evaluates the alerts. */
   prometheus?: { url: string; logFile: string };
   /** merchant_demo_read: merchant_demo's restricted key (scope read). */

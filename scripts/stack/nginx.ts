@@ -150,6 +150,8 @@ export interface NginxConfOptions {
   nodeServers: string[];
   /** host:port of the reporting service (GET /payments lists, /reports/…); none: those go to the nodes. */
   reportingServer?: string;
+  /** host:port of the notifier (merchant webhooks: /webhook_endpoints…, /events…); none: those are 404s from the nodes. */
+  notifierServer?: string;
   accessLog: string;
   errorLog: string;
   workerProcesses?: number;
@@ -219,6 +221,25 @@ function reportingUpstreamBlock(server: string): string {
     "~^[A-Z]+ /reports/" 1;
   }
   upstream ringpay_reporting {
+    server ${server} max_fails=0;
+    keepalive 16;
+    keepalive_requests 100000;
+    keepalive_timeout 60s;
+  }
+`;
+}
+
+/** The notifier: one server, no hashing. Its paths name no checkout id. */
+function notifierUpstreamBlock(server: string): string {
+  if (!serverRe.test(server)) throw new Error(`bad notifier server ${JSON.stringify(server)}`);
+  return `
+  # What goes to the notifier (merchant webhooks): its endpoints and events, any method. No
+  # payment route starts with these segments, so nothing of the nodes' is taken.
+  map $uri $notifier_request {
+    default 0;
+    "~^/(webhook_endpoints|events)(/|$)" 1;
+  }
+  upstream ringpay_notifier {
     server ${server} max_fails=0;
     keepalive 16;
     keepalive_requests 100000;
@@ -302,7 +323,7 @@ const notFound = `
 const reportingReadTimeoutS = 300;
 
 function publicServer(host: string, port: number, upstream: string, accessLog: string, errorLog: string, limits: Required<NginxAbuseLimits>,
-  reportingUpstream?: string): string {
+  reportingUpstream?: string, notifierUpstream?: string): string {
   // Lists and exports have no checkout id: they go to the reporting service, before the checks
   // that refuse a keyless request (a rewrite to an internal location: an error_page here would
   // drop the server's own error pages). Streamed unbuffered, so a slow download slows the export.
@@ -319,6 +340,21 @@ function publicServer(host: string, port: number, upstream: string, accessLog: s
       error_page 404 = @not_found;
       rewrite ^/__reporting(/.*)$ $1 break;${proxyDirectives(reportingUpstream, 'strip', reportingReadTimeoutS)}
       proxy_buffering off;
+    }`,
+  };
+  // The notifier's API likewise (no checkout id), rewritten before the checks like the reporting routes.
+  const notifier = notifierUpstream === undefined ? { route: '', location: '' } : {
+    route: `
+      if ($notifier_request) {
+        rewrite ^ /__notifier$uri last;
+      }`,
+    location: `
+
+    # Only reachable through the rewrite above: a request for it from outside is a 404.
+    location /__notifier/ {
+      internal;
+      error_page 404 = @not_found;
+      rewrite ^/__notifier(/.*)$ $1 break;${proxyDirectives(notifierUpstream, 'strip')}
     }`,
   };
   return `
@@ -340,11 +376,11 @@ ${errorLocations(limits.retryAfterS)}
     limit_conn ringpay_public_conn ${limits.publicConnectionsMax};
 
     location /internal/ {${notFound}
-    }${reporting.location}
+    }${reporting.location}${notifier.location}
 
     location / {
       # Only for nginx's own answers (the 400 below); proxied responses keep their type.
-      default_type application/problem+json;${reporting.route}
+      default_type application/problem+json;${reporting.route}${notifier.route}
       if ($checkout_header_invalid) {${invalidKey}
       }
       if ($checkout_key = "") {${missingKey}
@@ -443,9 +479,10 @@ http {
     "~^[A-Za-z0-9_-]{1,64}$" 0;
     default 1;
   }
-${upstreamBlock('payment_nodes', o.nodeServers, keepalive)}${extra.map((s) => upstreamBlock(s.upstreamName, s.servers, keepalive)).join('')}${o.reportingServer === undefined ? '' : reportingUpstreamBlock(o.reportingServer)}
+${upstreamBlock('payment_nodes', o.nodeServers, keepalive)}${extra.map((s) => upstreamBlock(s.upstreamName, s.servers, keepalive)).join('')}${o.reportingServer === undefined ? '' : reportingUpstreamBlock(o.reportingServer)}${o.notifierServer === undefined ? '' : notifierUpstreamBlock(o.notifierServer)}
   # Public API.
-${publicServer(host, o.publicPort, 'payment_nodes', o.accessLog, o.errorLog, limits, o.reportingServer === undefined ? undefined : 'ringpay_reporting')}
+${publicServer(host, o.publicPort, 'payment_nodes', o.accessLog, o.errorLog, limits, o.reportingServer === undefined ? undefined : 'ringpay_reporting',
+  o.notifierServer === undefined ? undefined : 'ringpay_notifier')}
   # Internal API for processors, operators and checkers: same upstream (same ring). Each caller's
   # own credential header goes through unchanged; nginx adds none, the node checks it. No abuse
   # limits: it keeps the worker connections the public servers leave (internalReservedConnections).

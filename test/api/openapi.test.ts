@@ -10,6 +10,7 @@ import { signWebhook } from '../../lib/webhook-signature.ts'
 import { call, createPayment, newCheckoutId, validBody, type ApiResponse } from '../helpers/api.ts'
 import { createSettledForAction, createWith, nodeReaches } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
+import { notifierCall, pollUntil, WebhookReceiver } from '../helpers/webhooks.ts'
 
 const stack = loadStackInfo()
 const key = stack.apiKeys.merchant_demo
@@ -30,7 +31,10 @@ function resolveResponse (response: Record<string, any>): Record<string, any> {
 // Statuses that need a node down, overloaded or busy, a slow client or an abuse limit: covered by
 // test/faults, test/infra/abuse-limits.test.ts, test/api/abuse-limits.test.ts and
 // payment-svc/test/overload.test.ts, not provoked here.
-const provokedElsewhere = new Set(['408', '429', '503', '504', 'post /webhooks/psp/{provider}/{checkout_id} 409'])
+// The notifier's 409s (16 endpoints of a merchant; a disabled endpoint) are provoked by
+// test/api/webhooks.test.ts.
+const provokedElsewhere = new Set(['408', '429', '503', '504', 'post /webhooks/psp/{provider}/{checkout_id} 409',
+  'post /webhook_endpoints 409', 'post /events/{event_id}/redeliver 409'])
 const seen = new Set<string>()
 
 function check (t: any, route: string, method: string, res: ApiResponse): void {
@@ -52,7 +56,7 @@ function check (t: any, route: string, method: string, res: ApiResponse): void {
 t.test('the problem registry and the document list the same codes', (t) => {
   const documented = spec.components.schemas.ProblemCode.enum as string[]
   t.same([...documented].sort(), Object.keys(problems).sort())
-  t.equal(Object.keys(problems).length, 38, 'a new code must be documented and this count raised')
+  t.equal(Object.keys(problems).length, 43, 'a new code must be documented and this count raised')
   t.end()
 })
 
@@ -159,6 +163,72 @@ t.test('the reporting service\'s responses match the document', async (t) => {
   check(t, csv, 'get', await call(`${stack.publicUrl}${csv}`, { headers: auth }))
   check(t, csv, 'get', await call(`${stack.publicUrl}${csv}?${range}`))
   check(t, csv, 'get', await call(`${stack.publicUrl}${csv}`, { method: 'POST', headers: auth }))
+})
+
+t.test('the notifier\'s responses (merchant webhooks) match the document', async (t) => {
+  const readKey = stack.apiKeys.merchant_demo_read
+  const n = (k: string | undefined, method: 'GET' | 'POST' | 'DELETE' | 'PUT', path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse> =>
+    notifierCall(stack.publicUrl, k, method, path, body, headers)
+  const receiver = await WebhookReceiver.start()
+  t.teardown(() => receiver.close())
+  const endpoints = '/webhook_endpoints'
+  const created = await n(key, 'POST', endpoints, { url: receiver.url, events: ['*'] })
+  check(t, endpoints, 'post', created)
+  const endpointId = String(created.body.id)
+  t.teardown(() => n(key, 'DELETE', `${endpoints}/${endpointId}`))
+  check(t, endpoints, 'post', await n(key, 'POST', endpoints, { url: 'http://10.0.0.1/', events: ['*'] }))
+  check(t, endpoints, 'post', await n(key, 'POST', endpoints, { url: receiver.url }))
+  check(t, endpoints, 'post', await n(undefined, 'POST', endpoints, { url: receiver.url, events: ['*'] }))
+  check(t, endpoints, 'post', await n(readKey, 'POST', endpoints, { url: receiver.url, events: ['*'] }))
+  check(t, endpoints, 'post', await n(key, 'PUT', endpoints, {}))
+  check(t, endpoints, 'post', await n(key, 'POST', endpoints, JSON.stringify({ url: 'x'.repeat(10_000), events: ['*'] })))
+  check(t, endpoints, 'post', await n(key, 'POST', endpoints, 'x', { 'content-type': 'text/plain' }))
+  check(t, endpoints, 'get', await n(readKey, 'GET', endpoints))
+  check(t, endpoints, 'get', await n(undefined, 'GET', endpoints))
+
+  const roll = '/webhook_endpoints/{endpoint_id}/roll_secret'
+  check(t, roll, 'post', await n(key, 'POST', `${endpoints}/${endpointId}/roll_secret`, { grace_period_s: 60 }))
+  check(t, roll, 'post', await n(key, 'POST', `${endpoints}/${endpointId}/roll_secret`, { grace_period_s: 'x' }))
+  check(t, roll, 'post', await n(undefined, 'POST', `${endpoints}/${endpointId}/roll_secret`))
+  check(t, roll, 'post', await n(readKey, 'POST', `${endpoints}/${endpointId}/roll_secret`))
+  check(t, roll, 'post', await n(key, 'POST', `${endpoints}/we_unknown/roll_secret`))
+
+  // An event to list and redeliver: a payment of this merchant, now that it has an endpoint.
+  const paid = newCheckoutId('oas')
+  await createPayment(stack.publicUrl, key, paid)
+  const events = '/events'
+  const eventId = await pollUntil('an event of the payment', async () => {
+    const res = await n(key, 'GET', `${events}?checkout_id=${paid}`)
+    return res.body?.data?.[0]?.id as string | undefined
+  }, 30_000)
+  check(t, events, 'get', await n(readKey, 'GET', `${events}?limit=2`))
+  check(t, events, 'get', await n(key, 'GET', `${events}?limit=x`))
+  check(t, events, 'get', await n(undefined, 'GET', events))
+  check(t, events, 'get', await n(key, 'POST', events))
+  const oneEvent = '/events/{event_id}'
+  check(t, oneEvent, 'get', await n(readKey, 'GET', `${events}/${eventId}`))
+  check(t, oneEvent, 'get', await n(undefined, 'GET', `${events}/${eventId}`))
+  check(t, oneEvent, 'get', await n(key, 'GET', `${events}/evt_unknown`))
+  check(t, oneEvent, 'get', await n(key, 'DELETE', `${events}/${eventId}`))
+  const redeliver = '/events/{event_id}/redeliver'
+  check(t, redeliver, 'post', await n(key, 'POST', `${events}/${eventId}/redeliver`))
+  check(t, redeliver, 'post', await n(key, 'POST', `${events}/${eventId}/redeliver`, { endpoint: 'x' }))
+  check(t, redeliver, 'post', await n(undefined, 'POST', `${events}/${eventId}/redeliver`))
+  check(t, redeliver, 'post', await n(readKey, 'POST', `${events}/${eventId}/redeliver`))
+  check(t, redeliver, 'post', await n(key, 'POST', `${events}/evt_unknown/redeliver`))
+
+  const enable = '/webhook_endpoints/{endpoint_id}/enable'
+  check(t, enable, 'post', await n(key, 'POST', `${endpoints}/${endpointId}/enable`))
+  check(t, enable, 'post', await n(undefined, 'POST', `${endpoints}/${endpointId}/enable`))
+  check(t, enable, 'post', await n(readKey, 'POST', `${endpoints}/${endpointId}/enable`))
+  check(t, enable, 'post', await n(key, 'POST', `${endpoints}/we_unknown/enable`))
+
+  const one = '/webhook_endpoints/{endpoint_id}'
+  check(t, one, 'delete', await n(undefined, 'DELETE', `${endpoints}/${endpointId}`))
+  check(t, one, 'delete', await n(readKey, 'DELETE', `${endpoints}/${endpointId}`))
+  check(t, one, 'delete', await n(key, 'GET', `${endpoints}/${endpointId}`))
+  check(t, one, 'delete', await n(key, 'DELETE', `${endpoints}/${endpointId}`))
+  check(t, one, 'delete', await n(key, 'DELETE', `${endpoints}/${endpointId}`))
 })
 
 t.test('every documented status is provoked here or in the fault tests', (t) => {

@@ -52,6 +52,7 @@ t.test('the stack\'s rendered Prometheus config is valid', async (t) => {
     processors: [{ instance: 'p1', address: '127.0.0.1:9201' }],
     reconciler: [{ instance: 'reconciler', address: '127.0.0.1:9301' }],
     reporting: [{ instance: 'reporting', address: '127.0.0.1:9401' }],
+    notifier: [{ instance: 'notifier', address: '127.0.0.1:9501' }],
   }, alertRulesFile))
   const check = run('check', 'config', config)
   t.equal(check.status, 0, check.output)
@@ -69,7 +70,7 @@ function registeredMetrics (): Set<string> {
       else if (path.endsWith('.ts')) for (const m of readFileSync(path, 'utf8').matchAll(/(?:name: |gauge\()'(ringpay_[a-z_]+)'/g)) names.add(m[1]!)
     }
   }
-  for (const dir of ['payment-svc', 'processor', 'cdc-relay', 'reconciler', 'reporting', 'lib']) walk(join(repoRoot, dir))
+  for (const dir of ['payment-svc', 'processor', 'cdc-relay', 'reconciler', 'reporting', 'notifier', 'lib']) walk(join(repoRoot, dir))
   return names
 }
 

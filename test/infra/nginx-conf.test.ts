@@ -94,6 +94,27 @@ function baseOpts() {
   return { dir: '/x', publicPort: 1, internalPort: 2, nodeServers: ['127.0.0.1:3'], accessLog: '/x/a', errorLog: '/x/e' };
 }
 
+t.test('the reporting service and the notifier: their paths go to them, before the checkout-id checks', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ringpay-nginx-conf-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const conf = renderNginxConf({
+    dir, publicPort: 18080, internalPort: 18081, nodeServers: ['127.0.0.1:19001'], accessLog: join(dir, 'access.log'), errorLog: join(dir, 'error.log'),
+    reportingServer: '127.0.0.1:19401', notifierServer: '127.0.0.1:19501', workerUser: serviceUser(),
+  });
+  t.match(conf, /upstream ringpay_notifier \{[^}]*server 127\.0\.0\.1:19501 max_fails=0;/);
+  t.match(conf, /"~\^\/\(webhook_endpoints\|events\)\(\/\|\$\)" 1;/, 'the notifier\'s paths, and nothing that only starts like them');
+  const publicRoot = conf.slice(conf.indexOf('    location / {'));
+  t.ok(publicRoot.indexOf('if ($notifier_request)') < publicRoot.indexOf('if ($checkout_header_invalid)'), 'rewritten before the checkout-id checks');
+  t.match(conf, /location \/__notifier\/ \{\n      internal;/, 'the internal location is not reachable from outside');
+  t.equal(conf.match(/proxy_set_header X-Ringpay-Internal-Token "";/g)?.length, 3, 'stripped on the public server and towards reporting and the notifier');
+  const confFile = join(dir, 'nginx.conf');
+  writeFileSync(confFile, conf);
+  for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, 'temp', d), { recursive: true });
+  const r = spawnSync(findNginx(), ['-t', '-p', dir, '-e', join(dir, 'error.log'), '-c', confFile], { encoding: 'utf8', timeout: nginxTestTimeoutMs });
+  t.equal(r.status, 0, `nginx -t: ${r.stderr}`);
+  t.throws(() => renderNginxConf({ dir, publicPort: 1, internalPort: 2, nodeServers: ['127.0.0.1:1'], accessLog: 'a', errorLog: 'e', notifierServer: 'x;y' }), /bad notifier server/);
+});
+
 t.test('nginx -t accepts the rendered config', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ringpay-nginx-conf-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

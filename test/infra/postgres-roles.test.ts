@@ -58,6 +58,7 @@ t.test('stack info: an admin URL and one URL per service role, each with a passw
   t.equal(userOf(stack.databaseUrls.processor), serviceRoles.processor.role);
   t.equal(userOf(stack.databaseUrls.reconciler), serviceRoles.reconciler.role);
   t.equal(userOf(stack.databaseUrls.reporting), serviceRoles.reporting.role);
+  t.equal(userOf(stack.databaseUrls.notifier), serviceRoles.notifier.role);
   t.equal(userOf(stack.databaseUrls.readonly), serviceRoles.readonly.role);
   const passwords = [stack.databaseUrl, ...Object.values(stack.databaseUrls)].map((u) => new URL(u).password);
   for (const p of passwords) t.ok(p.length >= 40, 'a long random password');
@@ -90,7 +91,7 @@ t.test('the server is configured for SCRAM only', async (t) => {
   t.same([...new Set(hba.rows.map((r) => r.auth_method))], ['scram-sha-256'], 'every pg_hba line: scram-sha-256 (no trust, no md5)');
   const verifiers = await admin.query<{ rolname: string, rolpassword: string }>(
     "SELECT rolname, rolpassword FROM pg_authid WHERE rolname = 'postgres' OR rolname LIKE 'ringpay\\_%'");
-  t.equal(verifiers.rows.length, 5, 'postgres and the four service roles');
+  t.equal(verifiers.rows.length, 6, 'postgres and the five service roles');
   for (const r of verifiers.rows) t.match(r.rolpassword, /^SCRAM-SHA-256\$4096:/, `${r.rolname} has a SCRAM verifier`);
 });
 
@@ -199,9 +200,30 @@ t.test('the reporting role: reads payments, nothing else', async (t) => {
   for (const [what, sql] of refused) t.equal(await attempt(c, sql), insufficientPrivilege, `reporting: ${what} refused`);
 });
 
+t.test('the notifier role: its own tables, no DELETE, nothing of payments', async (t) => {
+  const c = await as(stack.databaseUrls.notifier, t);
+  for (const table of ['webhook_endpoints', 'merchant_events', 'webhook_deliveries', 'webhook_attempts']) {
+    t.equal(await attempt(c, `SELECT count(*) FROM ${table}`), 'ok', `reads ${table}`);
+  }
+  const refused: [string, string][] = [
+    ['SELECT payments', 'SELECT count(*) FROM payments'],
+    ['SELECT payment_events', 'SELECT * FROM payment_events'],
+    ['SELECT refunds', 'SELECT * FROM refunds'],
+    ['DELETE webhook_endpoints', 'DELETE FROM webhook_endpoints'],
+    ['DELETE webhook_deliveries', 'DELETE FROM webhook_deliveries'],
+    ['UPDATE merchant_events', "UPDATE merchant_events SET type = 'x'"],
+    ['UPDATE webhook_attempts', 'UPDATE webhook_attempts SET error = NULL'],
+    ['TRUNCATE webhook_attempts', 'TRUNCATE webhook_attempts'],
+    ['CREATE TEMP TABLE', 'CREATE TEMP TABLE roles_test_evil (v int)'],
+    ['CREATE TABLE', 'CREATE TABLE roles_test_evil (v int)'],
+  ];
+  for (const [what, sql] of refused) t.equal(await attempt(c, sql), insufficientPrivilege, `notifier: ${what} refused`);
+});
+
 t.test('the read-only role reads and writes nothing', async (t) => {
   const c = await as(stack.databaseUrls.readonly, t);
-  for (const table of ['payments', 'payment_events', 'psp_attempts', 'webhooks', 'reconciliation_runs', 'reconciliation_items', 'reconciliation_totals']) {
+  for (const table of ['payments', 'payment_events', 'psp_attempts', 'webhooks', 'reconciliation_runs', 'reconciliation_items', 'reconciliation_totals',
+    'webhook_endpoints', 'merchant_events', 'webhook_deliveries', 'webhook_attempts']) {
     t.equal(await attempt(c, `SELECT count(*) FROM ${table}`), 'ok', `reads ${table}`);
   }
   const refused: [string, string][] = [
@@ -215,12 +237,13 @@ t.test('the read-only role reads and writes nothing', async (t) => {
   for (const [what, sql] of refused) t.equal(await attempt(c, sql), insufficientPrivilege, `readonly: ${what} refused`);
 });
 
-t.test('the running processors, the reconciler and the reporting service connect as their own roles', async (t) => {
+t.test('the running processors, the reconciler, the reporting service and the notifier connect as their own roles', async (t) => {
   const { services } = await control<{ services: { name: string, pid: number | null }[] }>('/services', 'GET');
   const expect = new Map<string, string>([
     ...stack.processors.map((p) => [p.id, serviceRoles.processor.role] as [string, string]),
     ['reconciler', serviceRoles.reconciler.role],
     ['reporting', serviceRoles.reporting.role],
+    ['notifier', serviceRoles.notifier.role],
   ]);
   for (const [name, role] of expect) {
     const pid = services.find((s) => s.name === name)?.pid;

@@ -1,0 +1,125 @@
+// From change events to merchant events: which change makes which event type (none for a PSP
+// webhook that changed nothing), a stable id per change event, the public payment shape, and the
+// consumer's filtering of merchants without endpoints and of unreadable messages.
+
+import t from 'tap'
+import type { ConsumedMessage } from '../../lib/event-bus.ts'
+import { encodeChangeEvent, type ChangeEvent, type Payment } from '../../lib/payment-codec.ts'
+import { createLogger } from '../../lib/log.ts'
+import { paymentView } from '../../payment-svc/payment-view.ts'
+import { testKeyRing } from '../../test/helpers/field-keys.ts'
+import { handleMessages, merchantEventsOf } from '../consumer.ts'
+import { EventWriter } from '../event-writer.ts'
+import { merchantEventId, merchantEventOf, merchantEventTypeOf } from '../events.ts'
+
+const log = createLogger('notifier-test')
+log.level = 'silent'
+
+function payment (overrides: Partial<Payment> = {}): Payment {
+  return {
+    checkoutId: 'co_evt', merchantId: 'merchant_demo', amount: 1999, currency: 'EUR', paymentMethod: 'pm_card_visa', description: 'd',
+    customerRef: 'c1', metadata: { order: '7' }, status: 'pending', version: 1, createdAtMs: 1_796_000_000_000, updatedAtMs: 1_796_000_000_000,
+    requestHash: new Uint8Array(32), failureCode: '', failureMessage: '', pspReference: '', nodeId: 'n1', refunds: [], ...overrides,
+  }
+}
+
+function change (type: ChangeEvent['type'], p: Payment, overrides: Partial<ChangeEvent> = {}): ChangeEvent {
+  return {
+    eventId: `n1:${p.version}`, nodeId: 'n1', sequence: p.version, type, checkoutId: p.checkoutId, version: p.version,
+    occurredAtMs: p.updatedAtMs, payment: p, previousStatus: undefined, actor: 'api', webhook: undefined, refundId: '', ...overrides,
+  }
+}
+
+const refund = {
+  id: 're_1', amount: 500, status: 'succeeded' as const, reason: '', idempotencyKey: 'k', requestHash: new Uint8Array(32),
+  createdAtMs: 1_796_000_001_000, updatedAtMs: 1_796_000_002_000, pspReference: 're_psp', failureCode: '', failureMessage: '',
+}
+
+t.test('event types', (t) => {
+  t.equal(merchantEventTypeOf(change('payment.created', payment())), 'payment.created')
+  for (const status of ['succeeded', 'failed', 'canceled', 'requires_action', 'processing'] as const) {
+    t.equal(merchantEventTypeOf(change('payment.status_changed', payment({ status, version: 3 }))), `payment.${status}`)
+  }
+  t.equal(merchantEventTypeOf(change('payment.webhook_received', payment({ status: 'succeeded' }))), undefined, 'a webhook that changed nothing')
+  const refunded = payment({ status: 'succeeded', version: 5, refunds: [{ ...refund, status: 'pending' }] })
+  t.equal(merchantEventTypeOf(change('payment.refund_created', refunded, { refundId: 're_1' })), 'refund.created')
+  t.equal(merchantEventTypeOf(change('payment.refund_updated', refunded, { refundId: 're_1' })), undefined, 'still pending')
+  t.equal(merchantEventTypeOf(change('payment.refund_updated', payment({ refunds: [refund] }), { refundId: 're_1' })), 'refund.succeeded')
+  t.equal(merchantEventTypeOf(change('payment.refund_updated', payment({ refunds: [{ ...refund, status: 'failed' }] }), { refundId: 're_1' })), 'refund.failed')
+  t.end()
+})
+
+t.test('the event: stable id from the change event, the public payment shape, the refund', (t) => {
+  const p = payment({ status: 'succeeded', version: 4, refunds: [refund], pspReference: 'ch_1' })
+  const c = change('payment.refund_updated', p, { refundId: 're_1' })
+  const event = merchantEventOf(c)!
+  t.equal(event.id, merchantEventId('n1:4', 'co_evt'))
+  t.match(event.id, /^evt_[0-9a-f]{32}$/)
+  t.equal(merchantEventOf(c)!.body, event.body, 'the same change makes the same bytes')
+  t.not(merchantEventId('n1:4', 'co_other'), event.id)
+  const body = JSON.parse(event.body)
+  t.match(body, { id: event.id, object: 'event', type: 'refund.succeeded', checkout_id: 'co_evt', version: 4, created: new Date(p.updatedAtMs).toISOString() })
+  t.same(body.data.object, JSON.parse(JSON.stringify(paymentView(p))))
+  t.match(body.data.refund, { id: 're_1', object: 'refund', status: 'succeeded', amount: 500 })
+  t.notOk('merchant_id' in body.data.object || 'node_id' in body.data.object, 'nothing of the internal view')
+  t.end()
+})
+
+function message (c: ChangeEvent, offset: number): ConsumedMessage {
+  return { topic: 'payments.events', partition: 0, offset: String(offset), key: c.checkoutId, value: encodeChangeEvent(c, testKeyRing), headers: { 'event-type': c.type } }
+}
+
+t.test('the consumer: merchants without endpoints, unreadable messages, no-op webhooks are skipped', async (t) => {
+  const mine = change('payment.created', payment())
+  const theirs = change('payment.created', payment({ checkoutId: 'co_b', merchantId: 'merchant_other' }))
+  const webhook = change('payment.webhook_received', payment({ version: 1 }))
+  const broken: ConsumedMessage = { ...message(mine, 3), value: new Uint8Array([1, 2, 3]) }
+  let poison = 0
+  const events = merchantEventsOf({ sealer: testKeyRing, log, wanted: (m) => m === 'merchant_demo', onPoison: () => { poison++ } },
+    [message(mine, 0), message(theirs, 1), message(webhook, 2), broken])
+  t.same(events.map((e) => e.checkoutId), ['co_evt'])
+  t.equal(poison, 1)
+})
+
+t.test('the consumer: a message is finished only once its batch\'s events are written', async (t) => {
+  const c = change('payment.created', payment())
+  let release: () => void = () => {}
+  const written = new Promise<void>((resolve) => { release = resolve })
+  const submitted: string[][] = []
+  const done = handleMessages({
+    sealer: testKeyRing, log, wanted: () => true,
+    submit: async (events) => { submitted.push(events.map((e) => e.checkoutId)); await written },
+  }, [message(c, 0), message(c, 1)])
+  t.equal(done.length, 2, 'one promise per message')
+  let finished = false
+  void Promise.all(done).then(() => { finished = true })
+  await new Promise((resolve) => setImmediate(resolve))
+  t.notOk(finished, 'not finished (not committable) before the write')
+  release()
+  await Promise.all(done)
+  t.same(submitted, [['co_evt', 'co_evt']])
+})
+
+t.test('the event writer: one statement at a time, in submission order, coalesced, retried until written', async (t) => {
+  const ev = (checkoutId: string, version: number) => merchantEventOf(change('payment.created', payment({ checkoutId, version })))!
+  const statements: string[][] = []
+  let failures = 1
+  let inFlight = 0
+  const writer = new EventWriter(async (events) => {
+    inFlight++
+    t.equal(inFlight, 1, 'one statement at a time')
+    await new Promise((resolve) => setImmediate(resolve))
+    inFlight--
+    if (failures-- > 0) throw new Error('postgres down')
+    statements.push(events.map((e) => `${e.checkoutId}@${e.version}`))
+    return events.length
+  }, { eventsPerStatementMax: 3, retryBaseDelayMs: 1, retryDelayMsMax: 2 }, log)
+  const a = writer.submit([ev('a', 1)])
+  const b = writer.submit([ev('a', 3), ev('b', 1)])
+  const dup = writer.submit([ev('b', 1)])
+  const c = writer.submit([ev('c', 1), ev('c', 2)])
+  await Promise.all([a, b, dup, c])
+  t.same(statements, [['a@1'], ['a@3', 'b@1'], ['c@1', 'c@2']],
+    'the failed first statement retried alone; then what waited, up to the bound, a duplicate id once; order kept')
+  await writer.submit([])
+})
