@@ -68,7 +68,7 @@ export async function waitHealthy (ctx: FaultContext, deadlineMs: number): Promi
     const problems: string[] = []
     const services = await callControl<{ services: Array<{ name: string, running: boolean, external?: boolean }> }>(
       ctx.stack, '/services', 'GET', undefined, { timeoutMs: healthProbeTimeoutMs })
-      .catch(() => ({ services: [{ name: 'control API', running: false }] }))
+      .catch(() => ({ services: [{ name: 'control API', running: false, external: false }] }))
     for (const s of services.services) if (!s.running && s.external !== true) problems.push(`${s.name} not running`)
     for (const node of ctx.stack.nodes) {
       const res = await fetch(`http://127.0.0.1:${node.adminPort}/readyz`, { signal: AbortSignal.timeout(healthProbeTimeoutMs) }).catch(() => undefined)

@@ -213,3 +213,15 @@ export function eventVerifierFromEnv (env: NodeJS.ProcessEnv): EventVerifier {
 export function newEventKey (id: string, node: string): EventKeySpec {
   return { id, node, key: randomBytes(eventKeyBytes).toString('base64') }
 }
+
+/**
+ * Why a change event that passed its MAC still cannot be believed: its id must be
+ * `<node>:<sequence>` and its payment must name the same node and checkout id (undefined when it
+ * holds together). The MAC binds the bytes to a node; this binds what they say to that node.
+ */
+export function changeEventIdentityMismatch (event: { eventId: string, nodeId: string, sequence: number, checkoutId: string, payment: { nodeId: string, checkoutId: string } }): string | undefined {
+  if (event.eventId !== `${event.nodeId}:${event.sequence}`) return `event id ${event.eventId.slice(0, 80)} is not <node>:<sequence> (${event.nodeId}:${event.sequence})`
+  if (event.payment.nodeId !== event.nodeId) return `the payment names node ${event.payment.nodeId.slice(0, 64)}, the event node ${event.nodeId}`
+  if (event.payment.checkoutId !== event.checkoutId) return 'the payment names another checkout id than the event'
+  return undefined
+}

@@ -8,6 +8,8 @@
 // Deliveries themselves run from Postgres (dispatcher.ts): a slow endpoint never holds the consumer.
 
 import type { ConsumedMessage } from '../lib/event-bus.ts'
+import { changeEventIdentityMismatch, eventMacHeader, type EventRefusalCode, type EventVerifier } from '../lib/event-signing.ts'
+import { readChangeEventHeader } from '../cdc-relay/event-header.ts'
 import type { FieldSealer } from '../lib/field-crypto.ts'
 import type { Logger } from '../lib/log.ts'
 import { decodeChangeEvent } from '../lib/payment-codec.ts'
@@ -15,6 +17,13 @@ import { merchantEventOf, type MerchantEvent } from './events.ts'
 
 export interface ConsumerDeps {
   sealer: FieldSealer
+  /**
+   * Every node's event-signing keys (lib/event-signing.ts, issue #17 part 3): an event no node
+   * signed (forged by whoever got onto the topic) makes no merchant event, so it can never reach
+   * a merchant's endpoint, signed by us. The processors dead-letter it; here it is skipped.
+   */
+  verifier: Pick<EventVerifier, 'verify'>
+  onRefused?: (code: EventRefusalCode) => void
   /** False for a merchant known to have no endpoint: its changes make no event (merchant-filter.ts). */
   wanted: (merchantId: string) => boolean
   /** Resolves once the events and their deliveries are in Postgres (event-writer.ts); never rejects. */
@@ -25,13 +34,28 @@ export interface ConsumerDeps {
 }
 
 /** The merchant events of a batch; an undecodable message is logged and skipped (the processor dead-letters it). */
-export function merchantEventsOf (deps: Pick<ConsumerDeps, 'sealer' | 'log' | 'onPoison' | 'wanted'>, messages: readonly ConsumedMessage[]): MerchantEvent[] {
+export function merchantEventsOf (deps: Pick<ConsumerDeps, 'sealer' | 'log' | 'onPoison' | 'wanted' | 'verifier' | 'onRefused'>, messages: readonly ConsumedMessage[]): MerchantEvent[] {
   const events: MerchantEvent[] = []
   for (const message of messages) {
     // A PSP webhook that changed nothing visible makes no merchant event: not even decoded.
     if (message.headers['event-type'] === 'payment.webhook_received') continue
     try {
+      // The MAC first, over the bytes as received: nothing in a forged event is opened or decoded.
+      const claimed = readChangeEventHeader(message.value)
+      const verdict = deps.verifier.verify(claimed.nodeId, message.value, message.headers[eventMacHeader])
+      if (!verdict.ok) {
+        deps.onRefused?.(verdict.code)
+        deps.log.warn({ checkout_id: claimed.checkoutId.slice(0, 64), event_id: claimed.eventId.slice(0, 80), code: verdict.code,
+          partition: message.partition, offset: message.offset }, 'change event refused: not signed by its node; no merchant event')
+        continue
+      }
       const change = decodeChangeEvent(message.value, deps.sealer)
+      const mismatch = change.nodeId !== claimed.nodeId ? 'the event names another node than its header' : changeEventIdentityMismatch(change)
+      if (mismatch !== undefined) {
+        deps.onRefused?.('event_identity_mismatch')
+        deps.log.warn({ checkout_id: claimed.checkoutId.slice(0, 64), code: 'event_identity_mismatch', detail: mismatch }, 'change event refused: inconsistent identity')
+        continue
+      }
       if (!deps.wanted(change.payment.merchantId)) continue
       const event = merchantEventOf(change)
       if (event !== undefined) events.push(event)

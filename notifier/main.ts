@@ -15,7 +15,8 @@ import { createServer } from 'node:http'
 import pg from 'pg'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { keyRingFromEnv } from '../lib/field-crypto.ts'
-import { createKafkaConsumer, parseBrokerList } from '../lib/kafka-event-bus.ts'
+import { createKafkaConsumer, kafkaSaslFromEnv, parseBrokerList } from '../lib/kafka-event-bus.ts'
+import { eventVerifierFromEnv } from '../lib/event-signing.ts'
 import { createLogger } from '../lib/log.ts'
 import { ApiKeyRegistry } from '../payment-svc/api-keys.ts'
 import { createApiKeysReloader } from '../payment-svc/api-keys-reloader.ts'
@@ -191,8 +192,17 @@ server.listen(port, host, () => log.info({ host, port }, 'notifier listening'))
 
 dispatcher.start()
 
+// Every node's change-event signing key (lib/event-signing.ts): events no node signed make no merchant event.
+const verifier = eventVerifierFromEnv(process.env)
+const eventsRefused = new Counter({
+  name: 'ringpay_notifier_events_refused_total',
+  help: 'Change events refused as not genuine (no, a wrong or another node\'s MAC; an inconsistent identity): no merchant event made',
+  labelNames: ['reason'],
+  registers: [registry],
+})
 const consumer = createKafkaConsumer({
   brokers,
+  sasl: kafkaSaslFromEnv(process.env),
   clientId: 'notifier',
   connectionTimeoutMs: 3_000,
   requestTimeoutMs: 30_000,
@@ -226,6 +236,8 @@ await consumer.runPipelined({
   fetchPacingMs: limits.fetchPacingMs,
   onMessages: (messages) => handleMessages({
     sealer: keyRing,
+    verifier,
+    onRefused: (code) => eventsRefused.inc({ reason: code }),
     wanted: (merchantId) => merchants.mayHaveEndpoints(merchantId),
     submit: (events) => writer.submit(events),
     log,

@@ -24,7 +24,7 @@
 
 import { backoffDelayMs, sleep } from '../lib/backoff.ts'
 import type { ConsumedMessage } from '../lib/event-bus.ts'
-import { eventMacHeader, type EventRefusalCode, type EventVerifier } from '../lib/event-signing.ts'
+import { changeEventIdentityMismatch, eventMacHeader, type EventRefusalCode, type EventVerifier } from '../lib/event-signing.ts'
 import { readChangeEventHeader } from '../cdc-relay/event-header.ts'
 import type { FieldSealer } from '../lib/field-crypto.ts'
 import type { Logger } from '../lib/log.ts'
@@ -160,12 +160,6 @@ async function refuse (deps: PipelineDeps, message: ConsumedMessage, code: Event
 }
 
 /** Why a signed event contradicts itself, or undefined when consistent. */
-function identityMismatch (event: ChangeEvent): string | undefined {
-  if (event.eventId !== `${event.nodeId}:${event.sequence}`) return `event id ${event.eventId.slice(0, 80)} is not <node>:<sequence> (${event.nodeId}:${event.sequence})`
-  if (event.payment.nodeId !== event.nodeId) return `the payment names node ${event.payment.nodeId.slice(0, 64)}, the event node ${event.nodeId}`
-  if (event.payment.checkoutId !== event.checkoutId) return 'the payment names another checkout id than the event'
-  return undefined
-}
 
 function observeProjected (deps: PipelineDeps, event: ChangeEvent): void {
   if (event.type === 'payment.status_changed' && terminalStatuses.has(event.payment.status)) {
@@ -201,7 +195,7 @@ export function handleMessages (deps: PipelineDeps, messages: readonly ConsumedM
       done[index] = deadLetter(deps, message, 'poison', (error as Error).message, undefined)
       continue
     }
-    const mismatch = identityMismatch(event)
+    const mismatch = changeEventIdentityMismatch(event)
     if (mismatch !== undefined) {
       done[index] = refuse(deps, message, 'event_identity_mismatch', mismatch, { checkoutId: event.checkoutId, eventId: event.eventId })
       continue

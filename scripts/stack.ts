@@ -491,6 +491,8 @@ async function main(): Promise<void> {
     logFile: join(logsDir, 'notifier.log'),
     databaseUrl: databaseUrls.notifier,
     kafkaBrokers: kafka.brokers,
+    kafkaSasl: kafka.credentials.notifier,
+    eventKeysFile,
     eventsTopic,
     apiKeysFile,
     fieldKeysFile,

@@ -2,6 +2,7 @@
 // webhook that changed nothing), a stable id per change event, the public payment shape, and the
 // consumer's filtering of merchants without endpoints and of unreadable messages.
 
+import { eventMacHeader, EventSigner, EventVerifier, newEventKey } from '../../lib/event-signing.ts'
 import t from 'tap'
 import type { ConsumedMessage } from '../../lib/event-bus.ts'
 import { encodeChangeEvent, type ChangeEvent, type Payment } from '../../lib/payment-codec.ts'
@@ -65,8 +66,15 @@ t.test('the event: stable id from the change event, the public payment shape, th
   t.end()
 })
 
-function message (c: ChangeEvent, offset: number): ConsumedMessage {
-  return { topic: 'payments.events', partition: 0, offset: String(offset), key: c.checkoutId, value: encodeChangeEvent(c, testKeyRing), headers: { 'event-type': c.type } }
+// Node n1's event-signing key, as the relays sign and the notifier verifies (issue #17 part 3).
+const eventKeys = { keys: [newEventKey('n1-k1', 'n1')] }
+const verifier = new EventVerifier(eventKeys)
+const n1 = new EventSigner('n1-k1', eventKeys.keys[0]!.key)
+
+function message (c: ChangeEvent, offset: number, signer: EventSigner | null = n1): ConsumedMessage {
+  const value = encodeChangeEvent(c, testKeyRing)
+  return { topic: 'payments.events', partition: 0, offset: String(offset), key: c.checkoutId, value,
+    headers: { 'event-type': c.type, ...(signer === null ? {} : { [eventMacHeader]: signer.sign(value) }) } }
 }
 
 t.test('the consumer: merchants without endpoints, unreadable messages, no-op webhooks are skipped', async (t) => {
@@ -75,10 +83,20 @@ t.test('the consumer: merchants without endpoints, unreadable messages, no-op we
   const webhook = change('payment.webhook_received', payment({ version: 1 }))
   const broken: ConsumedMessage = { ...message(mine, 3), value: new Uint8Array([1, 2, 3]) }
   let poison = 0
-  const events = merchantEventsOf({ sealer: testKeyRing, log, wanted: (m) => m === 'merchant_demo', onPoison: () => { poison++ } },
+  const events = merchantEventsOf({ sealer: testKeyRing, log, verifier, wanted: (m) => m === 'merchant_demo', onPoison: () => { poison++ } },
     [message(mine, 0), message(theirs, 1), message(webhook, 2), broken])
   t.same(events.map((e) => e.checkoutId), ['co_evt'])
-  t.equal(poison, 1)
+  t.equal(poison, 1, 'the unreadable message is skipped and counted')
+})
+
+t.test('the consumer: an event no node signed makes no merchant event (it could reach a merchant, signed by us)', async (t) => {
+  const forged = change('payment.status_changed', payment({ status: 'succeeded', version: 9 }))
+  const otherKey = new EventSigner('n1-k1', newEventKey('n1-k1', 'n1').key)
+  const refused: string[] = []
+  const events = merchantEventsOf({ sealer: testKeyRing, log, verifier, wanted: () => true, onRefused: (code) => refused.push(code) },
+    [message(forged, 0, null), message(forged, 1, otherKey), message({ ...forged, eventId: 'n1:1' }, 2)])
+  t.same(events, [], 'none of them becomes a merchant event')
+  t.same(refused, ['event_mac_missing', 'event_mac_invalid', 'event_identity_mismatch'])
 })
 
 t.test('the consumer: a message is finished only once its batch\'s events are written', async (t) => {
@@ -87,7 +105,7 @@ t.test('the consumer: a message is finished only once its batch\'s events are wr
   const written = new Promise<void>((resolve) => { release = resolve })
   const submitted: string[][] = []
   const done = handleMessages({
-    sealer: testKeyRing, log, wanted: () => true,
+    sealer: testKeyRing, log, verifier, wanted: () => true,
     submit: async (events) => { submitted.push(events.map((e) => e.checkoutId)); await written },
   }, [message(c, 0), message(c, 1)])
   t.equal(done.length, 2, 'one promise per message')

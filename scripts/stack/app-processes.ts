@@ -164,6 +164,10 @@ export interface NotifierSpec {
   apiKeysFile: string;
   /** RINGPAY_FIELD_KEYS_FILE: opens the events' sealed fields, seals endpoint secrets and event bodies. */
   fieldKeysFile: string;
+  /** Its Kafka login (principal `notifier`: READ payments.events and its group; over TLS with the CA). */
+  kafkaSasl: KafkaSasl | undefined;
+  /** RINGPAY_EVENT_KEYS_FILE: every node's event-signing key; events no node signed make no merchant event. */
+  eventKeysFile: string;
   /** NOTIFIER_* limits (retries, disabling) and the dev mode flag. */
   env?: Record<string, string>;
   user?: ServiceUser | null;
@@ -176,8 +180,10 @@ export function createNotifier(spec: NotifierSpec): ManagedProcess {
     NOTIFIER_PORT: String(spec.port),
     DATABASE_URL: spec.databaseUrl,
     KAFKA_BROKERS: spec.kafkaBrokers.join(','),
+    ...kafkaSaslEnv(spec.kafkaSasl),
     RINGPAY_EVENTS_TOPIC: spec.eventsTopic,
     RINGPAY_API_KEYS_FILE: spec.apiKeysFile,
     RINGPAY_FIELD_KEYS_FILE: spec.fieldKeysFile,
+    RINGPAY_EVENT_KEYS_FILE: spec.eventKeysFile,
   }, `http://127.0.0.1:${spec.port}/readyz`, spec.logFile, spec.user);
 }

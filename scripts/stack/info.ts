@@ -35,7 +35,7 @@ export interface StackInfo {
    * super user (tests, tools), the others are the services' least-privilege logins. Undefined
    * entries: an external cluster reached without authentication.
    */
-  kafkaCredentials: Record<'admin' | 'relay' | 'processor' | 'dlq', KafkaSasl | undefined>;
+  kafkaCredentials: Record<'admin' | 'relay' | 'processor' | 'dlq' | 'notifier', KafkaSasl | undefined>;
   nodes: StackNodeInfo[];
   /** The sandbox PSP: base URL, our secret key there, its webhook signing secret. */
   psp: { url: string; secretKey: string; webhookSecret: string; logFile: string };

@@ -6,6 +6,7 @@
 //   processor   READ payments.events, its consumer group(s), WRITE payments.dlq
 //   dlq         the DLQ CLI (processor/dlq-cli.ts): READ payments.dlq with its throwaway reader
 //               groups, WRITE payments.events (replay)
+//   notifier    merchant webhooks (notifier/): READ payments.events and its consumer group(s)
 // plus `controller`, the broker's own login on its controller listener (SASL PLAIN: KRaft reads
 // SCRAM credentials from its metadata log, so its controller listener cannot use them).
 //
@@ -26,7 +27,7 @@ export const kafkaScramBrokerMechanism = 'SCRAM-SHA-512';
 /** SCRAM iterations of the verifiers the broker stores (Kafka's minimum is 4096). */
 export const kafkaScramIterations = 8192;
 
-export const kafkaPrincipals = ['admin', 'relay', 'processor', 'dlq'] as const;
+export const kafkaPrincipals = ['admin', 'relay', 'processor', 'dlq', 'notifier'] as const;
 export type KafkaPrincipal = (typeof kafkaPrincipals)[number];
 
 export interface KafkaUsersFile {
@@ -98,6 +99,8 @@ export function kafkaCredentialsOf(file: KafkaUsersFile, caFile?: string): Kafka
 
 /** Consumer groups the processors may use: a prefix, so PROCESSOR_GROUP_ID may vary per stack or test. */
 export const processorGroupPrefix = 'ringpay-processor';
+/** Consumer groups the notifier may use (NOTIFIER_GROUP_ID, default `ringpay-notifier`). */
+export const notifierGroupPrefix = 'ringpay-notifier';
 /** The throwaway groups of lib/kafka-event-bus.ts createKafkaTopicReader (`ringpay-reader-<pid>-<ms>`). */
 export const readerGroupPrefix = 'ringpay-reader-';
 
@@ -124,5 +127,7 @@ export function kafkaAcls(topics: { events: string; dlq: string }): AclSpec[] {
     { principal: 'dlq', resource: 'TOPIC', name: topics.dlq, pattern: 'LITERAL', operation: 'READ' },
     { principal: 'dlq', resource: 'GROUP', name: readerGroupPrefix, pattern: 'PREFIXED', operation: 'READ' },
     { principal: 'dlq', resource: 'TOPIC', name: topics.events, pattern: 'LITERAL', operation: 'WRITE' },
+    { principal: 'notifier', resource: 'TOPIC', name: topics.events, pattern: 'LITERAL', operation: 'READ' },
+    { principal: 'notifier', resource: 'GROUP', name: notifierGroupPrefix, pattern: 'PREFIXED', operation: 'READ' },
   ];
 }

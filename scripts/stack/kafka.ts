@@ -323,7 +323,7 @@ class ExternalKafka implements KafkaHandle {
     this.#topics = topics;
     this.#sasl = kafkaSaslFromEnv(process.env);
     const sasl = this.#sasl;
-    this.credentials = { admin: sasl, relay: sasl, processor: sasl, dlq: sasl };
+    this.credentials = { admin: sasl, relay: sasl, processor: sasl, dlq: sasl, notifier: sasl };
   }
   async start(): Promise<void> {
     const endpoint = { brokers: this.brokers, sasl: this.#sasl };
