@@ -35,6 +35,7 @@ t.test('each principal gets only its job', async (t) => {
   t.same(of('relay'), ['WRITE TOPIC payments.events']);
   t.same(of('processor'), ['READ GROUP ringpay-processor*', 'READ TOPIC payments.events', 'WRITE TOPIC payments.dlq']);
   t.same(of('dlq'), ['READ GROUP ringpay-reader-*', 'READ TOPIC payments.dlq', 'WRITE TOPIC payments.events']);
+  t.same(of('notifier'), ['READ GROUP ringpay-notifier*', 'READ TOPIC payments.events'], 'the notifier only reads the events');
   t.same(of('admin'), [], 'the admin needs no ACL: it is a super user');
 });
 
