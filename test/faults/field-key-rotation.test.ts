@@ -66,8 +66,11 @@ t.test('after a rotation old data still opens and new data uses the new key', as
   t.equal(after.activeKeyId, newKeyId)
   t.ok(after.has(before.activeKeyId), 'the old key stays in the ring')
 
-  // Readers first (they must open what the nodes will seal with the new key), then writers.
+  // Readers first (they must open what the nodes will seal with the new key): the processors and
+  // the notifier (it opens change events too: without a restart it would skip every event sealed
+  // with the new key, as unreadable), then the writers.
   for (const processor of stack.processors) await control(`/services/${processor.id}/restart`)
+  if (stack.notifier !== undefined) await control('/services/notifier/restart')
   for (const node of stack.nodes) await control(`/nodes/${node.id}/restart`)
 
   const view = await getPayment(stack.publicUrl, stack.apiKeys.merchant_demo, oldId)
