@@ -264,3 +264,51 @@ export function withNewActiveKey (file: FieldKeysFile, spec: FieldKeySpec): Fiel
   void new KeyRing(next) // validates
   return next
 }
+
+/**
+ * A key ring that reads its file again when it meets a value sealed under a key it lacks (a
+ * rotation made after it started), at most once per `reloadIntervalMsMin`, and then opens the
+ * value. For long-running readers that cannot be restarted with every rotation without losing
+ * work (the notifier: an event it cannot open would make no merchant event). Seals with whatever
+ * key the file last made active. A file that cannot be read keeps the ring it had.
+ */
+export class ReloadingKeyRing implements FieldSealer {
+  readonly #load: () => KeyRing
+  readonly #reloadIntervalMsMin: number
+  #ring: KeyRing
+  #lastReloadMs = Number.NEGATIVE_INFINITY
+
+  constructor (load: () => KeyRing, reloadIntervalMsMin: number) {
+    this.#load = load
+    this.#reloadIntervalMsMin = reloadIntervalMsMin
+    this.#ring = load()
+  }
+
+  get activeKeyId (): string { return this.#ring.activeKeyId }
+
+  seal (plaintext: Uint8Array, context: string): Uint8Array { return this.#ring.seal(plaintext, context) }
+  sealText (text: string, context: string): string { return this.#ring.sealText(text, context) }
+  open (sealed: Uint8Array, context: string): Buffer { return this.#withReload(() => this.#ring.open(sealed, context)) }
+  openText (sealedText: string, context: string): string { return this.#withReload(() => this.#ring.openText(sealedText, context)) }
+
+  #withReload<T> (open: () => T): T {
+    try {
+      return open()
+    } catch (error) {
+      if (!(error instanceof FieldCryptoError) || error.code !== 'field_key_unknown' || !this.#reload()) throw error
+      return open()
+    }
+  }
+
+  #reload (): boolean {
+    const nowMs = performance.now()
+    if (nowMs - this.#lastReloadMs < this.#reloadIntervalMsMin) return false
+    this.#lastReloadMs = nowMs
+    try {
+      this.#ring = this.#load()
+      return true
+    } catch {
+      return false
+    }
+  }
+}

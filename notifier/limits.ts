@@ -60,6 +60,8 @@ export interface NotifierLimits {
    * Webhooks are not a checkout page's latency: more than the processor's 20 ms.
    */
   fetchPacingMs: number
+  /** The field key ring is read again on a value sealed under an unknown key (a rotation), at most this often. */
+  keyRingReloadIntervalMsMin: number
   offsetCommitIntervalMs: number
   closeDrainTimeoutMs: number
   sessionTimeoutMs: number
@@ -113,6 +115,7 @@ export const defaultNotifierLimits: Readonly<NotifierLimits> = {
   partitionsConsumedConcurrently: 8,
   messagesInFlightMax: 5_000,
   fetchPacingMs: 50,
+  keyRingReloadIntervalMsMin: 5_000,
   offsetCommitIntervalMs: 1_000,
   closeDrainTimeoutMs: 5_000,
   sessionTimeoutMs: 30_000,

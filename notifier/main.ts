@@ -14,7 +14,7 @@
 import { createServer } from 'node:http'
 import pg from 'pg'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { keyRingFromEnv } from '../lib/field-crypto.ts'
+import { keyRingFromEnv, ReloadingKeyRing } from '../lib/field-crypto.ts'
 import { createKafkaConsumer, kafkaSaslFromEnv, parseBrokerList } from '../lib/kafka-event-bus.ts'
 import { eventVerifierFromEnv } from '../lib/event-signing.ts'
 import { createLogger } from '../lib/log.ts'
@@ -62,7 +62,9 @@ const trustedProxies = new Set((process.env.RINGPAY_TRUSTED_PROXIES ?? '127.0.0.
 const policy = { allowLoopback: process.env.RINGPAY_NOTIFIER_DEV_ALLOW_LOOPBACK === '1' }
 if (policy.allowLoopback) log.warn('dev mode: loopback and http webhook endpoints are allowed (RINGPAY_NOTIFIER_DEV_ALLOW_LOOPBACK=1)')
 
-const keyRing = keyRingFromEnv(process.env)
+// Re-read when an event is sealed under a key added after the start (a rotation): an event the
+// notifier cannot open would make no merchant event.
+const keyRing = new ReloadingKeyRing(() => keyRingFromEnv(process.env), limits.keyRingReloadIntervalMsMin)
 log.info({ active_key_id: keyRing.activeKeyId }, 'field key ring loaded')
 
 const pool = new pg.Pool({

@@ -5,7 +5,7 @@
 //   node scripts/field-keys.ts rotate <file> [key-id]  both at once; old keys stay either way
 //   node scripts/field-keys.ts show <file>             key ids and the active one (never the keys)
 // The file is written 0600 (owned by the file's current owner). Processes read it at start. A
-// rotation with no window: add, restart processors, the notifier and nodes (they now open the new key's
+// rotation with no window: add, restart processors and nodes (they now open the new key's; the notifier re-reads the file by itself
 // values), activate, restart the nodes (they now seal with it). Never remove a key while data
 // sealed with it is kept (LevelDB, Kafka's retention, Postgres).
 import { existsSync, statSync } from 'node:fs';
@@ -35,13 +35,13 @@ if (command === 'init') {
   const stat = statSync(file);
   const owner = process.getuid?.() === 0 ? { name: String(stat.uid), uid: stat.uid, gid: stat.gid } : null;
   if (command === 'add') {
-    console.log(`added key ${addFieldKey(file, owner, keyId ?? newKeyId())} to ${file} (not active): restart processors, the notifier and nodes, then activate it`);
+    console.log(`added key ${addFieldKey(file, owner, keyId ?? newKeyId())} to ${file} (not active): restart processors and nodes, then activate it (the notifier re-reads the file by itself)`);
   } else if (command === 'activate') {
     if (!keyId) throw new Error('activate needs a key id');
     activateFieldKey(file, owner, keyId);
     console.log(`key ${keyId} active in ${file}: restart the nodes`);
   } else {
     const id = rotateFieldKeysFile(file, owner, keyId ?? newKeyId());
-    console.log(`rotated ${file}: active key ${id}; restart processors and the notifier, then nodes`);
+    console.log(`rotated ${file}: active key ${id}; restart processors, then nodes (the notifier re-reads the file by itself)`);
   }
 }

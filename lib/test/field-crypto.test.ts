@@ -91,3 +91,25 @@ t.test('keys files: shape, size of keys, mode; errors never quote a key', async 
   }
   t.equal(codeOf(() => KeyRing.fromFile(join(dir, 'missing.json'))), 'field_keys_unreadable')
 })
+
+t.test('a reloading ring opens values sealed under a key added after it started, once per interval', async (t) => {
+  const { ReloadingKeyRing, withNewActiveKey: rotate } = await import('../field-crypto.ts')
+  const dir = mkdtempSync(join(tmpdir(), 'reloading-ring-'))
+  const path = join(dir, 'field-keys.json')
+  const first = { active: 'k1', keys: [newFieldKey('k1')] }
+  writeFileSync(path, JSON.stringify(first), { mode: 0o600 })
+  let loads = 0
+  const ring = new ReloadingKeyRing(() => { loads++; return KeyRing.fromFile(path) }, 60_000)
+  const rotated = rotate(first, newFieldKey('k2'))
+  writeFileSync(path, JSON.stringify(rotated), { mode: 0o600 })
+  const writer = new KeyRing(rotated)
+  const sealed = writer.seal(Buffer.from('pm_card_visa'), 'payment/m/co_1')
+  t.equal(ring.open(sealed, 'payment/m/co_1').toString(), 'pm_card_visa', 'read the file again and opened it')
+  t.equal(ring.activeKeyId, 'k2', 'now seals with the key the file made active')
+  t.equal(loads, 2)
+  const k3 = new KeyRing({ active: 'k3', keys: [newFieldKey('k3')] })
+  t.throws(() => ring.open(k3.seal(Buffer.from('x'), 'c'), 'c'), { code: 'field_key_unknown' }, 'a key the file does not hold either: still unknown')
+  t.throws(() => ring.open(k3.seal(Buffer.from('x'), 'c'), 'c'), { code: 'field_key_unknown' })
+  t.equal(loads, 2, 'not read again within the interval (an unknown key cannot make it read the file on every value)')
+  t.throws(() => ring.open(Buffer.from([1, 2, 107, 49, 0, 0]), 'c'), { code: 'sealed_value_malformed' }, 'other errors are not retried')
+})

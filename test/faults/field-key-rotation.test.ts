@@ -13,6 +13,7 @@ import { openPaymentMethodColumn } from '../../processor/sealed-columns.ts'
 import { createPayment, getPayment, newCheckoutId } from '../helpers/api.ts'
 import { closeDb, db, nodeReaches } from '../helpers/e2e.ts'
 import { control, loadStackInfo } from '../helpers/stack.ts'
+import { createEndpoint, notifierCall, pollUntil, WebhookReceiver } from '../helpers/webhooks.ts'
 
 const stack = loadStackInfo()
 t.teardown(closeDb)
@@ -66,12 +67,16 @@ t.test('after a rotation old data still opens and new data uses the new key', as
   t.equal(after.activeKeyId, newKeyId)
   t.ok(after.has(before.activeKeyId), 'the old key stays in the ring')
 
-  // Readers first (they must open what the nodes will seal with the new key): the processors and
-  // the notifier (it opens change events too: without a restart it would skip every event sealed
-  // with the new key, as unreadable), then the writers.
+  // Readers first (they must open what the nodes will seal with the new key), then writers. The
+  // notifier is not restarted: it reads its key file again when it meets the new key (below).
   for (const processor of stack.processors) await control(`/services/${processor.id}/restart`)
-  if (stack.notifier !== undefined) await control('/services/notifier/restart')
   for (const node of stack.nodes) await control(`/nodes/${node.id}/restart`)
+  const receiver = await WebhookReceiver.start()
+  const endpoint = await createEndpoint(stack.publicUrl, stack.apiKeys.merchant_demo, receiver.url, ['payment.succeeded'])
+  t.teardown(async () => {
+    await notifierCall(stack.publicUrl, stack.apiKeys.merchant_demo, 'DELETE', `/webhook_endpoints/${endpoint.id}`)
+    await receiver.close()
+  })
 
   const view = await getPayment(stack.publicUrl, stack.apiKeys.merchant_demo, oldId)
   t.equal(view.status, 200)
@@ -84,4 +89,10 @@ t.test('after a rotation old data still opens and new data uses the new key', as
   t.ok(nodeFilesHolding(`\x01${String.fromCharCode(newKeyId.length)}${newKeyId}`) > 0, 'the node sealed the new payment with the new key (its id heads the sealed value)')
   const newView = await getPayment(stack.publicUrl, stack.apiKeys.merchant_demo, newId)
   t.equal(newView.body.customer_ref, 'cust-after-rotation')
+  // The notifier, started before the rotation, opens the new key's events: the merchant is told.
+  const [hook] = await pollUntil(`payment.succeeded of ${newId}`, () => {
+    const got = receiver.forCheckout(newId).filter((r) => r.body.type === 'payment.succeeded')
+    return got.length > 0 ? got : undefined
+  }, 60_000)
+  t.equal(hook!.body.data.object.customer_ref, 'cust-after-rotation', 'the merchant event, made from an event sealed with the new key')
 })
