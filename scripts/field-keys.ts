@@ -5,8 +5,8 @@
 //   node scripts/field-keys.ts rotate <file> [key-id]  both at once; old keys stay either way
 //   node scripts/field-keys.ts show <file>             key ids and the active one (never the keys)
 // The file is written 0600 (owned by the file's current owner). Processes read it at start. A
-// rotation with no window: add, restart processors and nodes (they now open the new key's; the notifier re-reads the file by itself
-// values), activate, restart the nodes (they now seal with it). Never remove a key while data
+// rotation with no window: add, restart processors and nodes (they now open the new key's
+// values; the notifier re-reads the file by itself), activate, restart the nodes (they now seal with it). Never remove a key while data
 // sealed with it is kept (LevelDB, Kafka's retention, Postgres).
 import { existsSync, statSync } from 'node:fs';
 import { KeyRing, newFieldKey, type FieldKeysFile } from '../lib/field-crypto.ts';
