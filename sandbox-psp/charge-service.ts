@@ -101,14 +101,7 @@ export class ChargeService {
    * retried by its caller. Any other status is final or being settled: `charge_not_cancelable`.
    */
   async cancel (chargeId: string): Promise<CancelResult> {
-    if (this.#actionsInProgress.has(chargeId)) throw new PspError('idempotency_key_in_use')
-    if (this.#actionsInProgress.size >= this.#limits.chargeRequestsInFlightMax) {
-      // The same bound as charges in flight: nothing grows without bound.
-      this.#metrics.count('concurrencyRejections')
-      throw new PspError('rate_limited', { message: 'Too many concurrent requests; retry later', retryAfterS: 1 })
-    }
-    const charge = this.#store.getCharge(chargeId)
-    if (charge === undefined) throw new PspError('resource_missing', { param: 'id', message: `No such charge: '${chargeId.slice(0, 64)}'` })
+    const charge = this.#chargeForAction(chargeId)
     if (charge.status === 'canceled') return { kind: 'replayed', charge }
     if (charge.status !== 'requires_action') {
       throw new PspError('charge_not_cancelable', { message: `This charge is ${charge.status}; only a requires_action charge can be canceled` })
@@ -135,13 +128,7 @@ export class ChargeService {
    * longer awaiting the customer is answered as it is (a second click, a canceled charge).
    */
   async completeCustomerAction (chargeId: string, decision: CustomerDecision): Promise<CustomerActionResult> {
-    if (this.#actionsInProgress.has(chargeId)) throw new PspError('idempotency_key_in_use')
-    if (this.#actionsInProgress.size >= this.#limits.chargeRequestsInFlightMax) {
-      this.#metrics.count('concurrencyRejections')
-      throw new PspError('rate_limited', { message: 'Too many concurrent requests; retry later', retryAfterS: 1 })
-    }
-    const charge = this.#store.getCharge(chargeId)
-    if (charge === undefined) throw new PspError('resource_missing', { param: 'id', message: `No such charge: '${chargeId.slice(0, 64)}'` })
+    const charge = this.#chargeForAction(chargeId)
     if (charge.status !== 'requires_action') return { kind: 'replayed', charge }
     this.#actionsInProgress.add(chargeId)
     try {
@@ -161,6 +148,22 @@ export class ChargeService {
     } finally {
       this.#actionsInProgress.delete(chargeId)
     }
+  }
+
+  /**
+   * The charge a cancel or a customer's decision is about, once no other action on it is being
+   * written (else 409, retried by the caller) and the bound on actions in flight allows one more
+   * (the same bound as charges in flight: nothing grows without bound).
+   */
+  #chargeForAction (chargeId: string): Charge {
+    if (this.#actionsInProgress.has(chargeId)) throw new PspError('idempotency_key_in_use')
+    if (this.#actionsInProgress.size >= this.#limits.chargeRequestsInFlightMax) {
+      this.#metrics.count('concurrencyRejections')
+      throw new PspError('rate_limited', { message: 'Too many concurrent requests; retry later', retryAfterS: 1 })
+    }
+    const charge = this.#store.getCharge(chargeId)
+    if (charge === undefined) throw new PspError('resource_missing', { param: 'id', message: `No such charge: '${chargeId.slice(0, 64)}'` })
+    return charge
   }
 
   /** Cuts simulated latency short; requests still sleeping answer 503 shutting_down. */
