@@ -10,7 +10,7 @@ import { containsCardNumber } from '../lib/card-numbers.ts'
 import type { FieldSealer } from '../lib/field-crypto.ts'
 import { jsonHoldsCardNumber } from '../payment-svc/card-number-guard.ts'
 import { ProblemError, type FieldError } from '../payment-svc/errors.ts'
-import { isJsonContentType, parseJson, readBody, sendJson, sendProblem, splitUrl } from '../payment-svc/http-io.ts'
+import { isJsonContentType, parseJson, readBody, sendJson, sendProblem, serveProbes, splitUrl } from '../payment-svc/http-io.ts'
 import { authenticateMerchant, type MerchantAuthContext } from '../payment-svc/merchant-auth.ts'
 import { isoTime } from '../payment-svc/payment-view.ts'
 import { allEventsWildcard, isMerchantEventType } from './events.ts'
@@ -215,17 +215,9 @@ export async function handle (ctx: NotifierApiContext, req: IncomingMessage, res
     // As on the nodes: a card number anywhere in the target (an id, a filter) is refused, never
     // stored or logged. The target is percent-decoded first, so an escaped one is found too.
     if (containsCardNumber(safeDecode(url))) throw new ProblemError('card_number_detected')
-    if (path === '/healthz' || path === '/readyz') {
-      route = path
-      const ready = path === '/healthz' || ctx.apiKeys.unavailableReason === undefined
-      sendJson(res, ready ? 200 : 503, { ok: ready })
-      return
-    }
-    if (path === '/metrics') {
-      route = path
-      const text = await ctx.registry.metrics()
-      res.writeHead(200, { 'content-type': ctx.registry.contentType })
-      res.end(text)
+    const probe = await serveProbes(path, res, { registry: ctx.registry, keysUnavailableReason: () => ctx.apiKeys.unavailableReason })
+    if (probe !== undefined) {
+      route = probe
       return
     }
     const parts = path.split('/').slice(1)

@@ -2,6 +2,7 @@
 
 import { isUtf8 } from 'node:buffer'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Registry } from 'prom-client'
 import { maskCardNumbers } from '../lib/card-numbers.ts'
 import { ProblemError } from './errors.ts'
 
@@ -15,6 +16,26 @@ export function sendJson (res: ServerResponse, status: number, body: unknown, he
     ? { 'content-type': jsonContentType, 'content-length': length }
     : { 'content-type': jsonContentType, 'content-length': length, ...headers })
   res.end(payload)
+}
+
+/**
+ * `/healthz`, `/readyz` (ready only while an API keys file is in force) and `/metrics` of a service
+ * that authenticates merchants (reporting, notifier). Answers and returns the route, or returns
+ * undefined for any other path.
+ */
+export async function serveProbes (path: string, res: ServerResponse, probes: { registry: Registry, keysUnavailableReason: () => string | undefined }): Promise<string | undefined> {
+  if (path === '/healthz' || path === '/readyz') {
+    const ready = path === '/healthz' || probes.keysUnavailableReason() === undefined
+    sendJson(res, ready ? 200 : 503, { ok: ready })
+    return path
+  }
+  if (path === '/metrics') {
+    const text = await probes.registry.metrics()
+    res.writeHead(200, { 'content-type': probes.registry.contentType })
+    res.end(text)
+    return path
+  }
+  return undefined
 }
 
 export function sendProblem (res: ServerResponse, problem: ProblemError): void {

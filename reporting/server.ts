@@ -10,7 +10,7 @@ import type { Registry } from 'prom-client'
 import type { Logger } from '../lib/log.ts'
 import { currencyExponent } from '../payment-svc/currencies.ts'
 import { ProblemError } from '../payment-svc/errors.ts'
-import { sendJson, sendProblem, splitUrl } from '../payment-svc/http-io.ts'
+import { sendJson, sendProblem, serveProbes, splitUrl } from '../payment-svc/http-io.ts'
 import { authenticateMerchant, type MerchantAuthContext } from '../payment-svc/merchant-auth.ts'
 import { isoTime } from '../payment-svc/payment-view.ts'
 import { reportingLimits as limits } from './limits.ts'
@@ -133,17 +133,9 @@ export async function handle (ctx: ReportingContext, req: IncomingMessage, res: 
   try {
     if (url.length > limits.queryBytesMax) throw new ProblemError('invalid_query', { detail: `the request target is longer than ${limits.queryBytesMax} bytes` })
     const { path, query } = splitUrl(url)
-    if (path === '/healthz' || path === '/readyz') {
-      route = path
-      const ready = path === '/healthz' || ctx.apiKeys.unavailableReason === undefined
-      sendJson(res, ready ? 200 : 503, { ok: ready })
-      return
-    }
-    if (path === '/metrics') {
-      route = path
-      const text = await ctx.registry.metrics()
-      res.writeHead(200, { 'content-type': ctx.registry.contentType })
-      res.end(text)
+    const probe = await serveProbes(path, res, { registry: ctx.registry, keysUnavailableReason: () => ctx.apiKeys.unavailableReason })
+    if (probe !== undefined) {
+      route = probe
       return
     }
     if (path !== '/payments' && path !== '/reports/payments.csv') throw new ProblemError('not_found')
