@@ -347,23 +347,7 @@ export class PaymentService {
           extra: { amount_available: available, currency: current.currency },
         })
       }
-      const refund: Refund = {
-        id: newRefundId(),
-        amount,
-        status: 'pending',
-        reason: request.reason,
-        idempotencyKey,
-        requestHash,
-        createdAtMs: nowMs,
-        updatedAtMs: nowMs,
-        pspReference: '',
-        failureCode: '',
-        failureMessage: '',
-      }
-      const payment: Payment = { ...current, refunds: [...current.refunds, refund], version: current.version + 1, updatedAtMs: nowMs }
-      await this.#committer.submit({ payment, type: 'payment.refund_created', previousStatus: current.status, actor: 'api', refundId: refund.id })
-      this.#notify(payment)
-      return { kind: 'created', refund, payment }
+      return await this.#addRefund(current, { amount, reason: request.reason, idempotencyKey, requestHash }, 'api', nowMs)
     } finally {
       this.#release(checkoutId)
     }
@@ -396,17 +380,25 @@ export class PaymentService {
       const amount = refundableAmount(current)
       if (amount <= 0) throw new ProblemError('refund_amount_exceeds_available', { detail: 'nothing is left to refund', extra: { amount_available: 0, currency: current.currency } })
       const reason = 'canceled, but charged by the PSP: the charge is given back'
-      const refund: Refund = {
-        id: newRefundId(), amount, status: 'pending', reason, idempotencyKey: canceledChargeRefundKey,
-        requestHash: hashRefundRequest({ amount, reason }), createdAtMs: nowMs, updatedAtMs: nowMs, pspReference: '', failureCode: '', failureMessage: '',
-      }
-      const payment: Payment = { ...current, refunds: [...current.refunds, refund], version: current.version + 1, updatedAtMs: nowMs }
-      await this.#committer.submit({ payment, type: 'payment.refund_created', previousStatus: current.status, actor, refundId: refund.id })
-      this.#notify(payment)
-      return { kind: 'created', refund, payment }
+      return await this.#addRefund(current, { amount, reason, idempotencyKey: canceledChargeRefundKey, requestHash: hashRefundRequest({ amount, reason }) }, actor, nowMs)
     } finally {
       this.#release(checkoutId)
     }
+  }
+
+  /**
+   * A new pending refund, under the caller's claim: written with the payment at its next version
+   * and a `payment.refund_created` change event (the processor refunds at the PSP from it).
+   */
+  async #addRefund (current: Payment, refund: Pick<Refund, 'amount' | 'reason' | 'idempotencyKey' | 'requestHash'>, actor: string,
+    nowMs: number): Promise<RefundResult> {
+    const created: Refund = {
+      id: newRefundId(), status: 'pending', ...refund, createdAtMs: nowMs, updatedAtMs: nowMs, pspReference: '', failureCode: '', failureMessage: '',
+    }
+    const payment: Payment = { ...current, refunds: [...current.refunds, created], version: current.version + 1, updatedAtMs: nowMs }
+    await this.#committer.submit({ payment, type: 'payment.refund_created', previousStatus: current.status, actor, refundId: created.id })
+    this.#notify(payment)
+    return { kind: 'created', refund: created, payment }
   }
 
   /** One refund of the merchant's payment; another merchant's payment or an unknown refund is "not found". */
