@@ -7,7 +7,14 @@ import { assertLimits, defaultLimits, type NodeLimits } from './limits.ts'
 export interface NodeConfig {
   nodeId: string
   host: string
+  /** The public listener's TCP port; unused (0) when publicSocket is set. */
   publicPort: number
+  /**
+   * RINGPAY_PUBLIC_SOCKET: serve the public API on this Unix socket instead of a TCP port (the
+   * local stack: nginx beside the node). Only processes that may open the file (mode 0600, the
+   * service user) can reach the node, and the hop costs less than loopback TCP.
+   */
+  publicSocket?: string
   adminPort: number
   dataDir: string
   apiKeysFile: string
@@ -20,7 +27,8 @@ export interface NodeConfig {
   limits: NodeLimits
   /**
    * Peers whose X-Real-IP header names the client (nginx, on this host); from any other peer the
-   * socket's address is the client. RINGPAY_TRUSTED_PROXIES, comma-separated; default loopback.
+   * socket's address is the client. RINGPAY_TRUSTED_PROXIES, comma-separated IP addresses or `unix`
+   * (a connection on the Unix socket); default loopback and `unix`.
    */
   trustedProxies: ReadonlySet<string>
 }
@@ -71,7 +79,7 @@ export function loadNodeConfig (env: NodeJS.ProcessEnv): NodeConfig {
   return {
     nodeId,
     host: env.RINGPAY_HOST ?? '127.0.0.1',
-    publicPort: integer(env, 'RINGPAY_PUBLIC_PORT', undefined, 1, 65535),
+    ...publicListenerFrom(env),
     adminPort: integer(env, 'RINGPAY_ADMIN_PORT', undefined, 1, 65535),
     dataDir: required(env, 'RINGPAY_DATA_DIR'),
     apiKeysFile: required(env, 'RINGPAY_API_KEYS_FILE'),
@@ -114,16 +122,34 @@ function webhookSecretsFrom (env: NodeJS.ProcessEnv): Map<string, string> {
   return secrets
 }
 
-/** Loopback in its three spellings (IPv4, IPv6, IPv4-mapped): nginx runs beside the node. */
-export const defaultTrustedProxies = ['127.0.0.1', '::1', '::ffff:127.0.0.1']
+/** Longest Unix socket path Linux takes (sun_path is 108 bytes with its terminating NUL). */
+export const unixSocketPathBytesMax = 107
+
+/** RINGPAY_PUBLIC_SOCKET (an absolute path) if set, else RINGPAY_PUBLIC_PORT. */
+function publicListenerFrom (env: NodeJS.ProcessEnv): { publicPort: number, publicSocket?: string } {
+  const socket = env.RINGPAY_PUBLIC_SOCKET
+  if (socket === undefined || socket === '') return { publicPort: integer(env, 'RINGPAY_PUBLIC_PORT', undefined, 1, 65535) }
+  if (!socket.startsWith('/')) throw new ConfigError(`RINGPAY_PUBLIC_SOCKET must be an absolute path, got ${JSON.stringify(socket)}`)
+  if (Buffer.byteLength(socket) > unixSocketPathBytesMax) throw new ConfigError(`RINGPAY_PUBLIC_SOCKET is longer than ${unixSocketPathBytesMax} bytes: ${socket}`)
+  return { publicPort: 0, publicSocket: socket }
+}
+
+/** The peer name of a connection on the Unix socket (it has no address): nginx, beside the node. */
+export const unixSocketPeer = 'unix'
+
+/**
+ * Loopback in its three spellings (IPv4, IPv6, IPv4-mapped), and the Unix socket: nginx runs
+ * beside the node.
+ */
+export const defaultTrustedProxies = ['127.0.0.1', '::1', '::ffff:127.0.0.1', unixSocketPeer]
 
 function trustedProxiesFrom (env: NodeJS.ProcessEnv): Set<string> {
   const raw = env.RINGPAY_TRUSTED_PROXIES
   if (raw === undefined || raw === '') return new Set(defaultTrustedProxies)
   const addresses = raw.split(',').map((a) => a.trim()).filter((a) => a !== '')
   for (const a of addresses) {
-    if (!/^[0-9A-Fa-f.:]{2,45}$/.test(a)) throw new ConfigError(`RINGPAY_TRUSTED_PROXIES: ${JSON.stringify(a)} is not an IP address`)
+    if (a !== unixSocketPeer && !/^[0-9A-Fa-f.:]{2,45}$/.test(a)) throw new ConfigError(`RINGPAY_TRUSTED_PROXIES: ${JSON.stringify(a)} is not an IP address or \`${unixSocketPeer}\``)
   }
   // Node reports an IPv4 peer on a dual-stack socket as ::ffff:a.b.c.d.
-  return new Set(addresses.flatMap((a) => (a.includes(':') ? [a] : [a, `::ffff:${a}`])))
+  return new Set(addresses.flatMap((a) => (a.includes(':') || a === unixSocketPeer ? [a] : [a, `::ffff:${a}`])))
 }

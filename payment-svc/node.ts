@@ -1,5 +1,6 @@
 // Assembles one payment node: store, service, metrics, listeners, and an orderly shutdown.
 
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { keyRingFromEnv } from '../lib/field-crypto.ts'
@@ -8,6 +9,7 @@ import { loadRelayConfig } from '../cdc-relay/config.ts'
 import { startRelay, type RelayHost } from '../cdc-relay/relay-host.ts'
 import { ApiKeyRegistry } from './api-keys.ts'
 import { createApiKeysReloader, type ApiKeysReloadOutcome, type ApiKeysReloadTrigger } from './api-keys-reloader.ts'
+import { markUnixSocketConnections } from './client-identity.ts'
 import type { NodeConfig } from './config.ts'
 import { FailedKeyLimiter } from './failed-key-limiter.ts'
 import { InternalAuthenticator } from './internal-auth.ts'
@@ -22,7 +24,9 @@ export interface PaymentNode {
   apiKeys: ApiKeyRegistry
   /** Re-reads the API keys file; a bad file leaves no key in force (fail closed). Never throws. */
   reloadApiKeys: (trigger: ApiKeysReloadTrigger) => Promise<ApiKeysReloadOutcome>
-  publicPort: number
+  /** The public listener: a TCP port, or (RINGPAY_PUBLIC_SOCKET) a Unix socket path. */
+  publicPort: number | undefined
+  publicSocket: string | undefined
   adminPort: number
   /** Stops accepting, answers what is queued, closes the store. Bounded by shutdownDrainMsMax. */
   shutdown: () => Promise<void>
@@ -40,6 +44,28 @@ function listen (server: Server, host: string, port: number): Promise<number> {
       resolve((server.address() as AddressInfo).port)
     })
   })
+}
+
+/**
+ * Listens on a Unix socket at `path`, readable and writable by this user only (nginx's workers run
+ * as the same service user). A socket file left by a killed node is removed first; anything else
+ * at the path is not ours to remove, and listen fails on it.
+ */
+async function listenOnSocket (server: Server, path: string): Promise<void> {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+  markUnixSocketConnections(server)
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ path, backlog: 1024 }, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  chmodSync(path, 0o600)
 }
 
 export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal: NodeFatalHandler): Promise<PaymentNode> {
@@ -108,9 +134,11 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
   }
   const publicServer = createPublicServer(ctx)
   const adminServer = createAdminServer(ctx)
-  const publicPort = await listen(publicServer, config.host, config.publicPort)
+  let publicPort: number | undefined
+  if (config.publicSocket !== undefined) await listenOnSocket(publicServer, config.publicSocket)
+  else publicPort = await listen(publicServer, config.host, config.publicPort)
   const adminPort = await listen(adminServer, config.host, config.adminPort)
-  log.info({ public_port: publicPort, admin_port: adminPort }, 'payment node listening')
+  log.info({ public_port: publicPort, public_socket: config.publicSocket, admin_port: adminPort }, 'payment node listening')
 
   // Nothing stays stuck silently, even if it never reaches Postgres (relay or processors down):
   // the node counts its own open payments and their age.
@@ -146,5 +174,5 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
     log.info('stopped')
   }
 
-  return { service, store, apiKeys, reloadApiKeys: apiKeysReloader.reload, publicPort, adminPort, shutdown }
+  return { service, store, apiKeys, reloadApiKeys: apiKeysReloader.reload, publicPort, publicSocket: config.publicSocket, adminPort, shutdown }
 }

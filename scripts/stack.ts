@@ -28,7 +28,8 @@ import { createNotifier, createProcessor, createReconciler, createReporting, cre
 import { createPrometheus } from './stack/prometheus.ts';
 import { createKafka, defaultDlqPartitions, defaultEventsPartitions, dlqTopic, eventsTopic, externalBrokersFromEnv, stackTopics, type KafkaHandle } from './stack/kafka.ts';
 import { abuseLimitsFromEnv, createNginx, type NginxHandle } from './stack/nginx.ts';
-import { createPaymentNodes, nodeDataDir, nodeId, paymentNodeEntry, type PaymentNodeSpec } from './stack/payment-nodes.ts';
+import { guardRing } from './stack/ring-guard.ts';
+import { createPaymentNodes, nodeDataDir, nodeId, nodePublicSocket, paymentNodeEntry, type PaymentNodeSpec } from './stack/payment-nodes.ts';
 import { isPortFree, pickFreePort, pickFreePorts } from './stack/ports.ts';
 import { createPostgres, databaseName, type PostgresHandle } from './stack/postgres.ts';
 import { killAllManagedSync, liveManagedPids, reapStaleGroups, trackChildrenIn, type ServiceHandle } from './stack/proc.ts';
@@ -113,7 +114,7 @@ interface Ports {
   reporting: number;
   notifier: number;
   prometheus: number;
-  nodes: { id: string; public: number; admin: number }[];
+  nodes: { id: string; admin: number }[];
   processors: { id: string; admin: number }[];
 }
 
@@ -147,13 +148,13 @@ async function choosePorts(dir: string | null): Promise<Ports> {
   }
   for (let i = 0; i < nodeCount; i++) {
     const prev = recordedNodes[i];
-    ports.nodes.push({ id: nodeId(i), public: await take(prev?.public), admin: await take(prev?.admin) });
+    ports.nodes.push({ id: nodeId(i), admin: await take(prev?.admin) });
   }
   for (let i = 0; i < processorCount; i++) {
     ports.processors.push({ id: `p${i + 1}`, admin: await take(recorded.processors?.[i]?.admin) });
   }
   const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp, ports.reconciler, ports.reporting, ports.notifier, ports.prometheus,
-    ...ports.nodes.flatMap((n) => [n.public, n.admin]), ...ports.processors.map((p) => p.admin)];
+    ...ports.nodes.map((n) => n.admin), ...ports.processors.map((p) => p.admin)];
   for (const port of all) {
     if (!(await isPortFree(port))) {
       throw new Error(`port ${port} on 127.0.0.1 is in use (another stack on this dir? something on --port?). Ports of ${dir ?? 'this stack'}: ${file ?? ''}`);
@@ -378,7 +379,7 @@ async function main(): Promise<void> {
   });
   const nodeSpecs: PaymentNodeSpec[] = ports.nodes.map((n) => ({
     id: n.id,
-    publicPort: n.public,
+    publicSocket: nodePublicSocket(dir, n.id),
     adminPort: n.admin,
     dataDir: nodeDataDir(dir, n.id),
     logFile: join(logsDir, `${n.id}.log`),
@@ -406,7 +407,7 @@ async function main(): Promise<void> {
     logFile: join(logsDir, 'nginx.log'),
     publicPort: ports.public,
     internalPort: ports.internal,
-    nodeServers: nodeSpecs.map((n) => `127.0.0.1:${n.publicPort}`),
+    nodeServers: guardRing(ephemeral ? null : dir, nodeSpecs.map((n) => `unix:${n.publicSocket!}`)),
     reportingServer: `127.0.0.1:${ports.reporting}`,
     notifierServer: `127.0.0.1:${ports.notifier}`,
     workerProcesses: nginxWorkers,
@@ -575,7 +576,7 @@ async function main(): Promise<void> {
     databaseUrls,
     kafkaBrokers: kafka.brokers,
     kafkaCredentials: kafka.credentials,
-    nodes: nodeSpecs.map((n) => ({ id: n.id, publicPort: n.publicPort, adminPort: n.adminPort, dataDir: n.dataDir, logFile: n.logFile })),
+    nodes: nodeSpecs.map((n) => ({ id: n.id, publicSocket: n.publicSocket!, adminPort: n.adminPort, dataDir: n.dataDir, logFile: n.logFile })),
     psp: { url: `http://127.0.0.1:${ports.psp}`, secretKey: pspSecretKey, webhookSecret, logFile: join(logsDir, 'psp.log') },
     processors: ports.processors.map((p) => ({ id: p.id, adminPort: p.admin, logFile: join(logsDir, `${p.id}.log`) })),
     reconciler: { adminPort: ports.reconciler, logFile: join(logsDir, 'reconciler.log'), adminToken: reconcilerAdminToken },
@@ -610,7 +611,7 @@ async function main(): Promise<void> {
     `  control API   ${info.controlUrl}   (POST /nodes/n1/kill|stop|start, /kafka/stop|start, /postgres/stop|start, /nginx/reload; GET /info; Authorization: Bearer $(cat ${controlTokenFile}))`,
     `  postgres      ${redactDatabaseUrl(info.databaseUrl)}${postgres.external ? '   (external: DATABASE_URL)' : '   (SCRAM; admin and per-service URLs with passwords in the info file)'}`,
     `  kafka         ${info.kafkaBrokers.join(',')}${kafka.external ? '   (external: KAFKA_BROKERS)' : ''}   topics ${eventsTopic}(${eventsPartitions}) ${dlqTopic}(${dlqPartitions})`,
-    ...info.nodes.map((n) => `  node ${n.id.padEnd(8)} public :${n.publicPort}  admin http://127.0.0.1:${n.adminPort}  data ${n.dataDir}`),
+    ...info.nodes.map((n) => `  node ${n.id.padEnd(8)} public ${n.publicSocket}  admin http://127.0.0.1:${n.adminPort}  data ${n.dataDir}`),
     `  sandbox PSP   ${info.psp.url}   (admin: GET /admin/stats, PUT /admin/config)`,
     ...info.processors.map((p) => `  processor ${p.id.padEnd(3)} metrics http://127.0.0.1:${p.adminPort}/metrics`),
     `  reconciler    metrics http://127.0.0.1:${ports.reconciler}/metrics   (daily at RECONCILER_DAILY_AT, default 02:00 UTC; node reconciler/cli.ts for finance)`,

@@ -115,14 +115,17 @@ export class MonolithTarget {
     mkdirSync(logs, { recursive: true })
     const apiKeysFile = join(o.dir, 'api-keys.json')
     writeApiKeysFile(apiKeysFile)
+    // Its nginx reaches it on a Unix socket, as the stack's nginx reaches the payment nodes: the
+    // two targets differ in design, not in the transport of that hop.
+    const socket = join(o.dir, 'monolith.sock')
     this.#server = createMonolithProcess({
       name: 'monolith', port: serverPort, logFile: join(logs, 'monolith.log'),
-      databaseUrl: o.stack.databaseUrl, table: this.#table, apiKeysFile, psp: o.stack.psp,
+      databaseUrl: o.stack.databaseUrl, table: this.#table, apiKeysFile, psp: o.stack.psp, socket,
     })
     this.#nginx = createNginx({
       dir: join(o.dir, 'nginx'), logsDir: logs, logFile: join(logs, 'nginx.log'),
       publicPort: nginxPort, internalPort: nginxInternalPort,
-      nodeServers: [`127.0.0.1:${serverPort}`],
+      nodeServers: [`unix:${socket}`],
     })
     this.origin = `http://127.0.0.1:${nginxPort}`
   }

@@ -69,8 +69,11 @@ export function createMonolithProcess (o: {
   table: string
   apiKeysFile: string
   psp: { url: string, secretKey: string, webhookSecret: string }
+  /** Also serve on this Unix socket (BENCH_SOCKET), for its nginx. */
+  socket?: string
 }): ManagedProcess {
   return targetProcess(o.name, 'monolith-server.ts', o.port, o.logFile, {
+    ...(o.socket === undefined ? {} : { BENCH_SOCKET: o.socket }),
     BENCH_DATABASE_URL: o.databaseUrl,
     BENCH_TABLE: o.table,
     BENCH_API_KEYS_FILE: o.apiKeysFile,

@@ -3,6 +3,7 @@
 // (payment-svc/server.ts), the body bound, how a body is read and an answer sent, and how the
 // process listens and stops.
 
+import { chmodSync } from 'node:fs'
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http'
 
 /** Slow clients are cut off, and nginx (keepalive_timeout 60 s) always closes idle connections first. */
@@ -49,10 +50,19 @@ export function targetPort (): number {
 /** Listens on 127.0.0.1:port; SIGTERM/SIGINT close the server, then `close` (pools, stores), then exit. */
 export function listenUntilSignalled (server: Server, port: number, close: () => Promise<unknown> = () => Promise.resolve()): void {
   server.listen({ host, port, backlog: listenBacklog })
+  // BENCH_SOCKET: the same requests also on a Unix socket, for an nginx in front that reaches its
+  // server the way the stack's nginx reaches the payment nodes (the health probe stays on the port).
+  const socketPath = process.env.BENCH_SOCKET
+  const viaSocket = socketPath ? createTargetServer((req, res) => server.emit('request', req, res)) : undefined
+  // Anyone who can reach the dir may connect: nginx's workers run as the service user when the
+  // bench runs as root (a bench target holds nothing worth more than its dir's protection).
+  viaSocket?.listen({ path: socketPath, backlog: listenBacklog }, () => chmodSync(socketPath!, 0o666))
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
       server.close()
       server.closeAllConnections()
+      viaSocket?.close()
+      viaSocket?.closeAllConnections()
       close().finally(() => process.exit(0))
     })
   }

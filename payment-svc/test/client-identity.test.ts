@@ -1,8 +1,13 @@
 // Whose request it is: X-Real-IP only from a trusted peer, nginx's request id only if tame.
 
-import type { IncomingMessage } from 'node:http'
+import { once } from 'node:events'
+import { createServer, request, type IncomingMessage } from 'node:http'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t from 'tap'
-import { clientIpOf, requestIdOf } from '../client-identity.ts'
+import { clientIpOf, markUnixSocketConnections, requestIdOf } from '../client-identity.ts'
+import { defaultTrustedProxies, unixSocketPeer } from '../config.ts'
 
 const trusted = new Set(['127.0.0.1', '::ffff:127.0.0.1'])
 const req = (peer: string, headers: Record<string, string>): IncomingMessage =>
@@ -22,4 +27,24 @@ t.test('request id', (t) => {
   t.equal(requestIdOf(req('127.0.0.1', { 'x-request-id': 'a\nb' })), undefined)
   t.equal(requestIdOf(req('127.0.0.1', {})), undefined)
   t.end()
+})
+
+t.test('a connection on the node\'s Unix socket is nginx: named `unix`, its X-Real-IP believed by default', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'client-identity-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const seen: string[] = []
+  const trustedByDefault = new Set(defaultTrustedProxies)
+  const server = createServer((req, res) => {
+    seen.push(clientIpOf(req, trustedByDefault), clientIpOf(req, trusted))
+    res.end()
+  })
+  markUnixSocketConnections(server)
+  server.listen(join(dir, 's.sock'))
+  await once(server, 'listening')
+  t.teardown(() => { server.close() })
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    request({ socketPath: join(dir, 's.sock'), path: '/', headers: { 'x-real-ip': '203.0.113.9' } }, resolve).on('error', reject).end()
+  })
+  res.resume()
+  t.same(seen, ['203.0.113.9', unixSocketPeer], 'trusted by default; without `unix` in the trusted set, the peer is named `unix`')
 })

@@ -29,6 +29,9 @@ t.test('config names the bad variable', (t) => {
   t.equal(loadNodeConfig(baseEnv).limits.ringCapacity, defaultLimits.ringCapacity)
   t.equal(loadNodeConfig({ ...baseEnv, RINGPAY_RING_CAPACITY: '4' }).limits.batchSizeMax, 4)
   t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_PUBLIC_PORT: 'x' }), { code: 'config_invalid', message: /RINGPAY_PUBLIC_PORT/ })
+  t.match(loadNodeConfig({ ...baseEnv, RINGPAY_PUBLIC_PORT: '', RINGPAY_PUBLIC_SOCKET: '/run/ringpay/n1.sock' }), { publicSocket: '/run/ringpay/n1.sock' }, 'a socket instead of a port')
+  t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_PUBLIC_SOCKET: 'relative.sock' }), { code: 'config_invalid', message: /RINGPAY_PUBLIC_SOCKET/ })
+  t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_PUBLIC_SOCKET: `/${'x'.repeat(120)}` }), { code: 'config_invalid', message: /RINGPAY_PUBLIC_SOCKET/ })
   t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_INTERNAL_SERVICES: 'processor:short' }), /RINGPAY_INTERNAL_SERVICES/)
   t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_NODE_ID: '' }), /RINGPAY_NODE_ID/)
   t.end()
@@ -46,9 +49,10 @@ t.test('abuse limits come from the environment, named', (t) => {
   t.end()
 })
 
-t.test('X-Real-IP is believed only from trusted proxies (default: loopback)', (t) => {
-  t.same([...loadNodeConfig(baseEnv).trustedProxies].sort(), ['127.0.0.1', '::1', '::ffff:127.0.0.1'])
+t.test('X-Real-IP is believed only from trusted proxies (default: loopback and the Unix socket)', (t) => {
+  t.same([...loadNodeConfig(baseEnv).trustedProxies].sort(), ['127.0.0.1', '::1', '::ffff:127.0.0.1', 'unix'])
   t.same([...loadNodeConfig({ ...baseEnv, RINGPAY_TRUSTED_PROXIES: '10.0.0.5, fd00::1' }).trustedProxies].sort(), ['10.0.0.5', '::ffff:10.0.0.5', 'fd00::1'])
+  t.same([...loadNodeConfig({ ...baseEnv, RINGPAY_TRUSTED_PROXIES: 'unix' }).trustedProxies], ['unix'])
   t.throws(() => loadNodeConfig({ ...baseEnv, RINGPAY_TRUSTED_PROXIES: 'nginx.local' }), /RINGPAY_TRUSTED_PROXIES/)
   t.end()
 })

@@ -8,7 +8,8 @@ import type { KafkaSasl } from '../../lib/kafka-event-bus.ts';
 
 export interface StackNodeInfo {
   id: string;
-  publicPort: number;
+  /** Where nginx reaches the node's public API: a Unix socket (the node has no public TCP port). */
+  publicSocket: string;
   adminPort: number;
   dataDir: string;
   logFile: string;

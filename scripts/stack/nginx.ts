@@ -191,7 +191,8 @@ function nginxName(name: string): string {
   if (!systemNameRe.test(name)) throw new Error(`not a user or group name for nginx: ${JSON.stringify(name)}`);
   return name;
 }
-const serverRe = /^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
+// host:port, [v6]:port, or a Unix socket (unix:/abs/path: the payment nodes of the local stack).
+const serverRe = /^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$|^unix:\/[A-Za-z0-9._\/\-]+$/;
 
 function upstreamBlock(name: string, servers: string[], keepalive: number): string {
   if (!upstreamNameRe.test(name)) throw new Error(`bad upstream name ${JSON.stringify(name)}`);

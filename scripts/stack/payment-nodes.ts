@@ -16,7 +16,10 @@ export const paymentNodeEntry = join(repoRoot, 'payment-svc', 'main.ts');
 
 export interface PaymentNodeSpec {
   id: string;
-  publicPort: number;
+  /** The public API on this TCP port (RINGPAY_PUBLIC_PORT), or on a Unix socket: exactly one. */
+  publicPort?: number;
+  /** RINGPAY_PUBLIC_SOCKET. */
+  publicSocket?: string;
   adminPort: number;
   dataDir: string;
   logFile: string;
@@ -56,6 +59,7 @@ export function createPaymentNodes(opts: PaymentNodesOptions): Map<string, Manag
   const entry = opts.entry ?? paymentNodeEntry;
   const nodes = new Map<string, ManagedProcess>();
   for (const spec of opts.nodes) {
+    if ((spec.publicPort === undefined) === (spec.publicSocket === undefined)) throw new Error(`node ${spec.id}: give a public port or a public socket, not both or neither`);
     mkdirSync(spec.dataDir, { recursive: true });
     nodes.set(
       spec.id,
@@ -70,7 +74,7 @@ export function createPaymentNodes(opts: PaymentNodesOptions): Map<string, Manag
           ...spec.env,
           RINGPAY_NODE_ID: spec.id,
           RINGPAY_HOST: host,
-          RINGPAY_PUBLIC_PORT: String(spec.publicPort),
+          ...(spec.publicSocket === undefined ? { RINGPAY_PUBLIC_PORT: String(spec.publicPort) } : { RINGPAY_PUBLIC_SOCKET: spec.publicSocket }),
           RINGPAY_ADMIN_PORT: String(spec.adminPort),
           RINGPAY_DATA_DIR: spec.dataDir,
           RINGPAY_API_KEYS_FILE: opts.apiKeysFile,
@@ -87,6 +91,15 @@ export function createPaymentNodes(opts: PaymentNodesOptions): Map<string, Manag
     );
   }
   return nodes;
+}
+
+/**
+ * Where a node of the stack serves its public API: a Unix socket in its own private dir, so only
+ * the service user (nginx's workers, the node) can connect, and the nginx → node hop skips loopback
+ * TCP. nginx's consistent-hash ring is built from this path (stack.ts guards a persistent dir's ring).
+ */
+export function nodePublicSocket(stackDir: string, id: string): string {
+  return join(stackDir, 'nodes', id, 'public.sock');
 }
 
 export function nodeDataDir(stackDir: string, id: string): string {

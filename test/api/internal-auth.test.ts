@@ -6,7 +6,7 @@
 
 import t, { type Test } from 'tap'
 import { internalTokenHeader, newInternalToken } from '../../lib/internal-credentials.ts'
-import { call, getInternal, transition, type ApiResponse } from '../helpers/api.ts'
+import { call, getInternal, transition, unixSocketBaseUrl, type ApiResponse } from '../helpers/api.ts'
 import { closeDb, createSettledForAction, db, postgresReaches } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
@@ -61,7 +61,7 @@ t.test('nginx\'s internal listener adds no credential: without a known service t
 t.test('the same on every node\'s ports, which nginx does not front', async (t) => {
   const { id, version } = await createSettledForAction('ia')
   for (const node of stack.nodes) {
-    for (const origin of [`http://127.0.0.1:${node.publicPort}`, `http://127.0.0.1:${node.adminPort}`]) {
+    for (const origin of [unixSocketBaseUrl(node.publicSocket), `http://127.0.0.1:${node.adminPort}`]) {
       for (const [route, send] of internalCalls(origin, id, version, {})) {
         const res = await send()
         t.match({ status: res.status, code: res.body?.code }, { status: 401, code: 'internal_unauthorized' }, `${route} on ${origin}`)

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { internalTokenHeader } from '../../lib/internal-credentials.ts'
 import { writeApiKeysFile } from '../../scripts/stack/api-keys.ts'
-import { call, createPayment, eventually, getFromNode, getPayment, newCheckoutId, type ApiResponse } from '../helpers/api.ts'
+import { call, createPayment, eventually, getFromNode, getPayment, newCheckoutId, unixSocketBaseUrl, type ApiResponse } from '../helpers/api.ts'
 import { loadStackInfo, type StackNodeInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
@@ -26,9 +26,9 @@ function reloadKeys (node: StackNodeInfo, token = stack.internalTokens.ops): Pro
   return call(`http://127.0.0.1:${node.adminPort}/admin/reload-keys`, { method: 'POST', headers: { [internalTokenHeader]: token } })
 }
 
-/** GET of an unknown payment straight on the node's public port: 404 for a valid key. */
+/** GET of an unknown payment straight on the node's public socket: 404 for a valid key. */
 function getOnNode (node: StackNodeInfo, key: string): Promise<ApiResponse> {
-  return getPayment(`http://127.0.0.1:${node.publicPort}`, key, newCheckoutId('keys'))
+  return getPayment(unixSocketBaseUrl(node.publicSocket), key, newCheckoutId('keys'))
 }
 
 async function metric (node: StackNodeInfo, name: string): Promise<number | undefined> {

@@ -1,7 +1,7 @@
 // HTTP helpers for tests that drive the public and internal APIs through the stack's nginx.
 
 import { randomBytes } from 'node:crypto'
-import { request } from 'undici'
+import { Agent, request, type Dispatcher } from 'undici'
 import { internalTokenHeader } from '../../lib/internal-credentials.ts'
 import { loadStackInfo } from './stack.ts'
 
@@ -14,12 +14,37 @@ export interface ApiResponse {
 
 const requestTimeoutMs = 40_000
 
+// A node's public API is a Unix socket (StackNodeInfo.publicSocket). Tests name it as a base URL
+// `http+unix://<percent-encoded socket path>`, so the helpers that append paths work unchanged.
+const unixScheme = 'http+unix://'
+const unixAgents = new Map<string, Dispatcher>()
+
+/** The base URL of a node's public API on its Unix socket, for call() and the helpers on it. */
+export function unixSocketBaseUrl (socketPath: string): string {
+  return `${unixScheme}${encodeURIComponent(socketPath)}`
+}
+
+function target (url: string): { url: string, dispatcher?: Dispatcher } {
+  if (!url.startsWith(unixScheme)) return { url }
+  const rest = url.slice(unixScheme.length)
+  const slash = rest.indexOf('/')
+  const socketPath = decodeURIComponent(slash < 0 ? rest : rest.slice(0, slash))
+  let dispatcher = unixAgents.get(socketPath)
+  if (dispatcher === undefined) {
+    dispatcher = new Agent({ connect: { socketPath } })
+    unixAgents.set(socketPath, dispatcher)
+  }
+  return { url: `http://localhost${slash < 0 ? '/' : rest.slice(slash)}`, dispatcher }
+}
+
 export async function call (url: string, opts: {
   method?: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH'
   headers?: Record<string, string>
   body?: string | Buffer
 } = {}): Promise<ApiResponse> {
-  const res = await request(url, {
+  const to = target(url)
+  const res = await request(to.url, {
+    ...(to.dispatcher === undefined ? {} : { dispatcher: to.dispatcher }),
     method: opts.method ?? 'GET',
     headers: opts.headers ?? {},
     body: opts.body ?? null,

@@ -53,6 +53,7 @@ export async function publicUpstreamOf(key: string): Promise<string> {
   return line.upstream_addr;
 }
 
-export function nodeAddr(publicPort: number): string {
-  return `127.0.0.1:${publicPort}`;
+/** A node as nginx's access log names its upstream ($upstream_addr): its Unix socket. */
+export function nodeAddr(node: { publicSocket: string }): string {
+  return `unix:${node.publicSocket}`;
 }

@@ -2,7 +2,9 @@
 // key always lands on the same node — through the public AND the internal server.
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
+import { lstatSync } from 'node:fs';
 import { connect } from 'node:net';
+import { dirname } from 'node:path';
 import { loadStackInfo } from '../helpers/stack.ts';
 import { accessLogFor, get, nodeAddr, publicUpstreamOf, requestTimeoutMs } from './helpers.ts';
 import { internalTokenHeader } from '../../lib/internal-credentials.ts';
@@ -100,7 +102,7 @@ t.test('the routing key comes from the header, else the path', async (t) => {
 t.test('a key always maps to one node, keys spread over all nodes, internal = public ring', async (t) => {
   const keysCount = 60;
   const byNode = new Map<string, number>();
-  const nodeAddrs = new Set(stack.nodes.map((n) => nodeAddr(n.publicPort)));
+  const nodeAddrs = new Set(stack.nodes.map((n) => nodeAddr(n)));
   for (let i = 0; i < keysCount; i++) {
     const k = key('ring');
     const upstream = await publicUpstreamOf(k);
@@ -115,4 +117,13 @@ t.test('a key always maps to one node, keys spread over all nodes, internal = pu
     }
   }
   t.equal(byNode.size, stack.nodes.length, `all ${stack.nodes.length} nodes got keys: ${JSON.stringify([...byNode])}`);
+});
+
+t.test('each node serves nginx on a Unix socket only its service user may open (0600 in a 0700 dir)', async (t) => {
+  for (const node of stack.nodes) {
+    const st = lstatSync(node.publicSocket);
+    t.ok(st.isSocket(), `${node.id}: ${node.publicSocket} is a socket`);
+    t.equal(st.mode & 0o777, 0o600, `${node.id}: socket mode`);
+    t.equal(lstatSync(dirname(node.publicSocket)).mode & 0o777, 0o700, `${node.id}: its dir`);
+  }
 });

@@ -16,7 +16,7 @@ const pgConnectTimeoutMs = 3_000;
 t.test('a killed node: only its keys get 503 node_unavailable; restart brings them back', async (t) => {
   const victim = stack.nodes[0];
   if (!victim) throw new Error('stack has no nodes');
-  const victimAddr = nodeAddr(victim.publicPort);
+  const victimAddr = nodeAddr(victim);
   const victimKeys: string[] = [];
   const otherKeys: string[] = [];
   for (let i = 0; i < keySearchMax && (victimKeys.length < keysPerNodeWanted || otherKeys.length < keysPerNodeWanted); i++) {
