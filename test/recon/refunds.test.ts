@@ -7,13 +7,17 @@ import t from 'tap'
 import { addDays } from '../../reconciler/dates.ts'
 import { createReconcilerMetrics } from '../../reconciler/metrics.ts'
 import { jsonSummary, textSummary } from '../../reconciler/summary.ts'
+import { refundPayment } from '../helpers/api.ts'
+import { closeDb, createWith, db, nodeReaches, pspCharges, pspRefunds, refundSettles } from '../helpers/e2e.ts'
 import {
   classesByCheckout, classesByRefund, closeRecon, dateSequence, generateCharges, insertPayments, insertRefunds, itemsOf, oursFor,
-  ourRefundsFor, reconcile, setDiscrepancies, uniquePrefix,
+  ourRefundsFor, reconcile, reconcileOnce, setDiscrepancies, stack, uniquePrefix,
 } from './helpers.ts'
 
 const dates = dateSequence(4)
 t.teardown(closeRecon)
+t.teardown(closeDb)
+const settleDeadlineMs = 60_000
 
 /** Reconciles D-1 and D+1 first, so unmatched payments and refunds of D are final (not pending). */
 async function reconcileWithNeighbours (date: string) {
@@ -194,4 +198,29 @@ t.test('a canceled payment whose charge the PSP took and gave back whole is matc
   t.equal(run.discrepancies, 4)
   // Our side counts neither the given-back charge nor its refund: the PSP's lines for it net to zero.
   t.match(run.totals, [{ currency: 'EUR', pspRows: 6, pspAmount: BigInt(kept[0]!.amount + kept[1]!.amount), internalRows: 0, internalAmount: 0n }])
+})
+
+t.test('a real payment and refund through the stack: its charge and refund lines in the PSP\'s report of the day are matched', async (t) => {
+  const id = await createWith('pm_card_visa', 'recon-rf', 2500)
+  t.equal((await nodeReaches(id, settleDeadlineMs)).status, 'succeeded')
+  const created = await refundPayment(stack.publicUrl, stack.apiKeys.merchant_demo, id, `recon-${id}`, { amount: 900 })
+  t.equal(created.status, 202)
+  const refund = await refundSettles(id, created.body.id, settleDeadlineMs)
+  t.equal(refund.status, 'succeeded')
+  // Postgres has the refund (the reconciler's side) once the processor projected it.
+  const deadline = Date.now() + settleDeadlineMs
+  while ((await db().query("SELECT 1 FROM refunds WHERE refund_id = $1 AND status = 'succeeded'", [refund.id])).rowCount === 0) {
+    if (Date.now() > deadline) throw new Error(`refund ${refund.id} not projected`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  const [charge] = await pspCharges(id)
+  const [pspRefund] = await pspRefunds(refund.id)
+  const utcDate = (unixS: number): string => new Date(unixS * 1000).toISOString().slice(0, 10)
+  // Other tests' payments settle on these dates too: only this payment's items are looked at.
+  const chargeRun = await reconcileOnce(utcDate(charge.succeeded_at))
+  t.match((await itemsOf(chargeRun.runId)).filter((i) => i.line_type === 'charge' && i.checkout_id === id),
+    [{ class: 'matched', psp_reference: charge.id, psp_amount: '2500', internal_amount: '2500' }])
+  const refundRun = utcDate(pspRefund.succeeded_at) === chargeRun.date ? chargeRun : await reconcileOnce(utcDate(pspRefund.succeeded_at))
+  t.match((await itemsOf(refundRun.runId)).filter((i) => i.line_type === 'refund' && i.checkout_id === id),
+    [{ class: 'matched', refund_id: refund.id, psp_reference: pspRefund.id, psp_charge: charge.id, psp_amount: '-900', internal_amount: '900' }])
 })
