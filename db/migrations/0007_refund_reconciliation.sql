@@ -1,6 +1,7 @@
--- Refunds in the daily reconciliation (reconciler/, issue #14): the settlement report has refund
--- lines, matched against `refunds`. Items say what they are about (line_type) and, for a refund,
--- which refund of ours (refund_id) and which PSP charge it refunds (psp_charge).
+-- Refunds in the daily reconciliation (reconciler/, issue #14), and the refund list of the reporting
+-- API (issue #15, at the end). The settlement report has refund lines, matched against `refunds`.
+-- Items say what they are about (line_type) and, for a refund, which refund of ours (refund_id)
+-- and which PSP charge it refunds (psp_charge).
 
 ALTER TABLE reconciliation_items ADD COLUMN line_type text NOT NULL DEFAULT 'charge' CHECK (line_type IN ('charge', 'refund'));
 ALTER TABLE reconciliation_items ADD COLUMN refund_id text;
@@ -19,3 +20,7 @@ CREATE INDEX reconciliation_items_refund_cross_day_idx ON reconciliation_items (
 CREATE INDEX refunds_succeeded_updated_idx ON refunds (updated_at) WHERE status = 'succeeded';
 -- A report line is matched to our refund by the PSP's refund id first.
 CREATE INDEX refunds_psp_reference_idx ON refunds (psp_reference) WHERE psp_reference IS NOT NULL;
+
+-- The reporting API (reporting/, issue #15) pages a merchant's refunds newest first by
+-- (created_at, refund_id), like payments: one index serves every page as a range scan.
+CREATE INDEX refunds_merchant_created_id_idx ON refunds (merchant_id, created_at, refund_id);
