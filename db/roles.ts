@@ -3,9 +3,9 @@
 // none a superuser, none owning a table, each granted only the statements its code runs:
 //   - ringpay_processor  (processor/projection.ts, attempt-log.ts, watchdog.ts): the payment
 //     record and its history, no DELETE, nothing of the reconciliation.
-//   - ringpay_reconciler (reconciler/reconcile.ts, report-files.ts): reads payments, writes its
+//   - ringpay_reconciler (reconciler/reconcile.ts, report-files.ts): reads payments and refunds, writes its
 //     reconciliation_* tables; TEMP for its staging tables (recon_psp, recon_joined, …).
-//   - ringpay_reporting  (reporting/): SELECT on payments, the merchant-facing lists and exports.
+//   - ringpay_reporting  (reporting/): SELECT on payments and refunds, the merchant-facing lists and exports.
 //   - ringpay_notifier   (notifier/): its own tables (endpoints, events, deliveries, attempts);
 //     nothing of payments (it reads change events from Kafka), no DELETE (an endpoint is deleted
 //     by a timestamp, its history kept).
@@ -60,6 +60,8 @@ export const serviceRoles: Readonly<Record<ServiceRoleName, ServiceRole>> = {
     database: ['TEMP'],
     tables: {
       payments: ['SELECT'],
+      // Refund lines of the report are matched against our refunds.
+      refunds: ['SELECT'],
       // A rerun marks the previous run superseded (UPDATE); nothing is ever deleted.
       reconciliation_runs: ['SELECT', 'INSERT', 'UPDATE'],
       reconciliation_items: ['SELECT', 'INSERT'],
@@ -70,7 +72,7 @@ export const serviceRoles: Readonly<Record<ServiceRoleName, ServiceRole>> = {
   reporting: {
     role: 'ringpay_reporting',
     database: [],
-    tables: { payments: ['SELECT'] },
+    tables: { payments: ['SELECT'], refunds: ['SELECT'] },
     sequences: {},
   },
   notifier: {

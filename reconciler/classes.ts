@@ -10,6 +10,14 @@ export const itemClasses = [
   'status_mismatch',
   'duplicate_at_psp',
   'date_mismatch',
+  // Refund lines of the report and our succeeded refunds (the classes above serve charges, except
+  // matched and pending_settlement, which serve both: an item's line_type tells them apart).
+  'refund_missing_at_psp',
+  'refund_missing_internally',
+  'refund_amount_mismatch',
+  'refund_status_mismatch',
+  'refund_duplicate_at_psp',
+  'refund_date_mismatch',
 ] as const
 export type ItemClass = (typeof itemClasses)[number]
 

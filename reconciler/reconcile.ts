@@ -9,8 +9,10 @@
 //    small aggregates); then one INSERT ... SELECT of the classified lines into
 //    `reconciliation_items`, and one of the payments of ours that succeeded on the date and that no
 //    line accounts for (anti-join).
-// 3. Per-currency totals (PSP gross, fees, net; our gross) and the run row; the date's previous
-//    current run (if any) is marked superseded by this one.
+//    Refund lines (`type = 'refund'`) against our refunds the same way, in refunds.ts; the charge
+//    statements here only read charge lines.
+// 3. Per-currency totals (PSP gross, fees, net; our gross net of refunds) and the run row; the
+//    date's previous current run (if any) is marked superseded by this one.
 //
 // The cut-off rule (README "Cut-off rules"):
 // - Our side of date D: payments with status succeeded and updated_at (the instant the node
@@ -37,6 +39,7 @@ import { addDays, isDate, ourWindow } from './dates.ts'
 import { ReconcileError } from './errors.ts'
 import { reconcilerLimits as limits } from './limits.ts'
 import { unreachable, type ReportSource } from './psp-source.ts'
+import { classifyOurRefunds, classifyRefundLines } from './refunds.ts'
 import { checkHeader, stagingColumns, stagingLine } from './settlement-rows.ts'
 
 export type RunTrigger = 'schedule' | 'cli' | 'admin' | 'follow_up' | 'test'
@@ -63,7 +66,12 @@ export interface CurrencyTotals {
   pspAmount: bigint
   pspFee: bigint
   pspNet: bigint
-  /** Our succeeded payments of the date in this currency, and their amounts. */
+  /**
+   * Our side of the date in this currency: succeeded payments plus succeeded refunds (rows), and
+   * their amounts less the refunds' (so it compares with the PSP's gross, where refunds are
+   * negative). A canceled payment's charge given back whole counts on neither side of ours: its
+   * charge and refund lines net to zero at the PSP.
+   */
   internalRows: number
   internalAmount: bigint
 }
@@ -85,8 +93,8 @@ export interface RunResult {
   totals: CurrencyTotals[]
   /** Whether D-1 and D+1 had current runs (if not, unmatched payments of ours are pending). */
   neighboursReconciled: boolean
-  /** Where the time went, ms: download (stream + COPY), classify, items (PSP lines), ours, finish (totals, run row, commit). */
-  phasesMs: Record<'download' | 'classify' | 'items' | 'ours' | 'finish', number>
+  /** Where the time went, ms: download (stream + COPY), classify, items (PSP charge lines), ours (payments), refunds (both sides), finish (totals, run row, commit). */
+  phasesMs: Record<'download' | 'classify' | 'items' | 'ours' | 'refunds' | 'finish', number>
 }
 
 export interface ReconcileDeps {
@@ -111,14 +119,17 @@ CREATE TEMP TABLE recon_psp (
   fee bigint NOT NULL,
   net bigint NOT NULL,
   status text NOT NULL,
-  charged_at timestamptz NOT NULL
+  charged_at timestamptz NOT NULL,
+  type text NOT NULL,
+  charge text NOT NULL,
+  refund_reference text NOT NULL
 ) ON COMMIT DROP`
 
 // Every report line, with the payment of ours it is about: the one holding its psp_reference
 // (hash join), else (fixUpSql, only for the lines left) the one with its checkout id (index probes).
 const oursColumns = `
        p.checkout_id AS our_checkout_id, p.amount AS our_amount, p.currency::text AS our_currency,
-       p.status AS our_status, p.psp_reference AS our_psp_reference,
+       p.status AS our_status, p.psp_reference AS our_psp_reference, p.amount_refunded AS our_amount_refunded,
        CASE WHEN p.status = 'succeeded' THEN p.updated_at END AS our_succeeded_at,
        CASE WHEN p.status = 'succeeded' THEN (p.updated_at AT TIME ZONE 'UTC')::date - $1::date END AS day_offset`
 const joinSql = `
@@ -126,7 +137,8 @@ CREATE TEMP TABLE recon_joined ON COMMIT DROP AS
 SELECT s.line, s.psp_reference, s.checkout_id AS psp_checkout_id, s.merchant_id, s.amount, s.currency, s.fee, s.net,
        s.status, s.charged_at, (p.checkout_id IS NOT NULL) AS by_ref, ${oursColumns}
 FROM recon_psp s
-LEFT JOIN payments p ON p.psp_reference = s.psp_reference`
+LEFT JOIN payments p ON p.psp_reference = s.psp_reference
+WHERE s.type = 'charge'`
 
 // Two payments of ours holding one psp_reference (never supposed to happen) join one line twice:
 // the line keeps one of them (the smallest checkout id); the other is then a payment of ours that
@@ -138,7 +150,7 @@ WHERE a.line = b.line AND a.our_checkout_id > b.our_checkout_id`
 const fixUpSql = `
 UPDATE recon_joined j SET by_ref = false,
        our_checkout_id = p.checkout_id, our_amount = p.amount, our_currency = p.currency::text, our_status = p.status,
-       our_psp_reference = p.psp_reference,
+       our_psp_reference = p.psp_reference, our_amount_refunded = p.amount_refunded,
        our_succeeded_at = CASE WHEN p.status = 'succeeded' THEN p.updated_at END,
        day_offset = CASE WHEN p.status = 'succeeded' THEN (p.updated_at AT TIME ZONE 'UTC')::date - $1::date END
 FROM payments p
@@ -172,10 +184,17 @@ SELECT j.line, 'charge' FROM recon_joined j JOIN charge_groups g USING (our_chec
 WHERE NOT j.by_ref AND j.our_psp_reference IS NULL AND j.line > g.first_line
   AND NOT EXISTS (SELECT 1 FROM ref_dups d WHERE d.line = j.line)`
 
+// A charge the PSP took for a payment we canceled, given back whole (payment-svc's
+// refundCanceledCharge: the payment's only refund, amount_refunded = amount once it succeeded):
+// the money is back, so the charge line is matched (its refund line is matched on its own).
+const chargeGivenBack = `r.status = 'succeeded' AND r.our_status = 'canceled' AND r.our_amount_refunded = r.our_amount
+           AND r.amount = r.our_amount AND r.currency = r.our_currency`
+
 // Precedence of the classes (first that holds): duplicate line (same psp_reference again) →
 // missing_internally → duplicate charge (another line accounts for our payment, or our payment
-// holds another psp_reference) → status_mismatch → currency_mismatch → amount_mismatch →
-// date_mismatch (|day_offset| > 1) → matched (with a note when day_offset is -1 or +1).
+// holds another psp_reference) → matched (a canceled payment's charge given back whole) →
+// status_mismatch → currency_mismatch → amount_mismatch → date_mismatch (|day_offset| > 1) →
+// matched (with a note when day_offset is -1 or +1).
 const pspItemsSql = `
 WITH ins AS (
   INSERT INTO reconciliation_items (run_id, class, note, psp_line, psp_reference, checkout_id, psp_checkout_id, merchant_id,
@@ -187,6 +206,7 @@ WITH ins AS (
            WHEN r.our_checkout_id IS NULL THEN 'missing_internally'
            WHEN d.kind = 'charge' THEN 'duplicate_at_psp'
            WHEN r.our_psp_reference IS NOT NULL AND r.our_psp_reference <> r.psp_reference THEN 'duplicate_at_psp'
+           WHEN ${chargeGivenBack} THEN 'matched'
            WHEN r.status <> 'succeeded' OR r.our_status <> 'succeeded' THEN 'status_mismatch'
            WHEN r.currency <> r.our_currency THEN 'currency_mismatch'
            WHEN r.amount <> r.our_amount THEN 'amount_mismatch'
@@ -199,6 +219,7 @@ WITH ins AS (
            WHEN d.kind = 'charge' THEN 'another line of the report already settles this payment'
            WHEN r.our_psp_reference IS NOT NULL AND r.our_psp_reference <> r.psp_reference
              THEN 'our payment holds psp_reference ' || r.our_psp_reference
+           WHEN ${chargeGivenBack} THEN 'canceled here, charged by the PSP anyway: the whole charge was refunded'
            WHEN r.status <> 'succeeded' OR r.our_status <> 'succeeded' THEN NULL
            WHEN r.currency <> r.our_currency OR r.amount <> r.our_amount THEN NULL
            WHEN r.day_offset = -1 THEN 'succeeded here the previous day (' || ($2::date - 1) || '): within the cut-off grace'
@@ -243,7 +264,8 @@ ins AS (
   LEFT JOIN LATERAL (
     SELECT r.report_date, i.psp_line, i.class
     FROM reconciliation_items i JOIN reconciliation_runs r ON r.id = i.run_id
-    WHERE i.checkout_id = p.checkout_id AND i.day_offset <> 0 AND i.psp_line IS NOT NULL AND i.class <> 'duplicate_at_psp'
+    WHERE i.checkout_id = p.checkout_id AND i.day_offset <> 0 AND i.psp_line IS NOT NULL AND i.line_type = 'charge'
+      AND i.class <> 'duplicate_at_psp'
       AND r.is_current AND r.psp = $5 AND r.report_date <> $2::date
     ORDER BY abs(r.report_date - $2::date), r.report_date
     LIMIT 1
@@ -251,6 +273,16 @@ ins AS (
   RETURNING class
 )
 SELECT class, count(*)::bigint AS n FROM ins GROUP BY class`
+
+// Our side of the date per currency (see CurrencyTotals.internalRows).
+const ourTotalsSql = `
+SELECT currency, sum(n)::bigint AS n, sum(amount)::text AS amount FROM (
+  SELECT currency::text AS currency, count(*) AS n, sum(amount) AS amount FROM payments
+  WHERE status = 'succeeded' AND updated_at >= $1 AND updated_at < $2 GROUP BY currency
+  UNION ALL
+  SELECT f.currency::text, count(*), -sum(f.amount) FROM refunds f JOIN payments p ON p.checkout_id = f.checkout_id
+  WHERE f.status = 'succeeded' AND f.updated_at >= $1 AND f.updated_at < $2 AND p.status <> 'canceled' GROUP BY f.currency
+) ours GROUP BY currency`
 
 interface DbError { code?: string, message?: string }
 
@@ -266,6 +298,8 @@ function dbFailure (error: unknown): Error {
 
 interface CopiedReport {
   rows: number
+  /** Of which refund lines. */
+  refundRows: number
   bytes: number
   /** Every psp_reference >= the one before (JS string order): equal ones can only be neighbours. */
   sortedByReference: boolean
@@ -283,6 +317,7 @@ async function copyReport (client: pg.PoolClient, deps: ReconcileDeps, request: 
   let out = ''
   let buffered = 0
   let rows = 0
+  let refundRows = 0
   let bytes = 0
   let sawHeader = false
   let previousReference = ''
@@ -298,6 +333,7 @@ async function copyReport (client: pg.PoolClient, deps: ReconcileDeps, request: 
     out += stagingLine(record.cells, record.line, request.date)
     buffered++
     rows++
+    if (record.cells[10] === 'refund') refundRows++
     const reference = record.cells[1]!
     if (sortedByReference) {
       if (reference === previousReference) adjacentEqualReferences++
@@ -350,7 +386,7 @@ async function copyReport (client: pg.PoolClient, deps: ReconcileDeps, request: 
     throw error
   }
   deps.onProgress?.({ psp: request.psp, date: request.date, phase: 'download', rows, bytes })
-  return { rows, bytes, sortedByReference, adjacentEqualReferences }
+  return { rows, refundRows, bytes, sortedByReference, adjacentEqualReferences }
 }
 
 function counted (rows: { class: string, n: string }[], into: ClassCounts): void {
@@ -384,7 +420,7 @@ export async function reconcileDay (deps: ReconcileDeps, request: ReconcileReque
     await q('BEGIN')
     await q('SELECT pg_advisory_xact_lock($1, hashtext($2))', [runLockKey, `${psp}/${date}`])
     await q(stagingDdl)
-    const phasesMs = { download: 0, classify: 0, items: 0, ours: 0, finish: 0 }
+    const phasesMs = { download: 0, classify: 0, items: 0, ours: 0, refunds: 0, finish: 0 }
     let mark = performance.now()
     const lap = (phase: keyof typeof phasesMs): void => {
       const now = performance.now()
@@ -403,10 +439,11 @@ export async function reconcileDay (deps: ReconcileDeps, request: ReconcileReque
     await q('ANALYZE recon_psp')
     const runId = Number((await q<{ id: string }>("SELECT nextval('reconciliation_runs_id_seq') AS id")).rows[0]!.id)
     const joined = await q(joinSql, [date])
-    if ((joined.rowCount ?? 0) > copiedRows.rows) await q(sharedReferenceSql)
+    if ((joined.rowCount ?? 0) > copiedRows.rows - copiedRows.refundRows) await q(sharedReferenceSql)
     await q('ANALYZE recon_joined')
     await q(fixUpSql, [date])
-    await q(duplicatesSql(!copiedRows.sortedByReference || copiedRows.adjacentEqualReferences > 0))
+    const refDupsPossible = !copiedRows.sortedByReference || copiedRows.adjacentEqualReferences > 0
+    await q(duplicatesSql(refDupsPossible))
     lap('classify')
     deps.signal?.throwIfAborted()
     deps.onProgress?.({ psp, date, phase: 'store', rows: copiedRows.rows, bytes: copiedRows.bytes })
@@ -421,12 +458,14 @@ export async function reconcileDay (deps: ReconcileDeps, request: ReconcileReque
     const window = ourWindow(date)
     counted((await q(ourItemsSql, [runId, date, window.from, window.to, psp, neighboursReconciled])).rows, counts)
     lap('ours')
+    const refundRun = { runId, psp, date, window, neighboursReconciled, refDupsPossible }
+    counted(await classifyRefundLines(q, refundRun, copiedRows.refundRows), counts)
+    counted(await classifyOurRefunds(q, refundRun), counts)
+    lap('refunds')
 
     const pspTotals = await q<{ currency: string, n: string, amount: string, fee: string, net: string }>(
       'SELECT currency, count(*)::bigint AS n, sum(amount)::text AS amount, sum(fee)::text AS fee, sum(net)::text AS net FROM recon_psp GROUP BY currency')
-    const ourTotals = await q<{ currency: string, n: string, amount: string }>(
-      `SELECT currency::text AS currency, count(*)::bigint AS n, sum(amount)::text AS amount FROM payments
-       WHERE status = 'succeeded' AND updated_at >= $1 AND updated_at < $2 GROUP BY currency`, [window.from, window.to])
+    const ourTotals = await q<{ currency: string, n: string, amount: string }>(ourTotalsSql, [window.from, window.to])
     const totals = new Map<string, CurrencyTotals>()
     const totalsOf = (currency: string): CurrencyTotals => {
       let t = totals.get(currency)

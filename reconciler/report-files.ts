@@ -17,7 +17,7 @@ import type { CurrencyTotals, RunResult } from './reconcile.ts'
 
 export const itemColumns = ['report_date', 'psp', 'run_id', 'class', 'note', 'psp_line', 'psp_reference', 'checkout_id',
   'psp_checkout_id', 'merchant_id', 'psp_amount', 'internal_amount', 'psp_currency', 'internal_currency', 'fee', 'net',
-  'psp_status', 'internal_status', 'psp_charged_at', 'internal_succeeded_at'] as const
+  'psp_status', 'internal_status', 'psp_charged_at', 'internal_succeeded_at', 'line_type', 'refund_id', 'psp_charge'] as const
 
 export const totalsColumns = ['period', 'psp', 'run_id', 'currency', 'psp_rows', 'psp_amount', 'psp_fee', 'psp_net',
   'internal_rows', 'internal_amount'] as const
@@ -59,10 +59,11 @@ export async function writeItemsCsv (pool: pg.Pool, runs: readonly RunResult[], 
                i.merchant_id, i.psp_amount, i.internal_amount, i.psp_currency, i.internal_currency, i.fee, i.net,
                i.psp_status, i.internal_status,
                to_char(i.psp_charged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-               to_char(i.internal_succeeded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+               to_char(i.internal_succeeded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+               i.line_type, i.refund_id, i.psp_charge
         FROM reconciliation_items i JOIN reconciliation_runs r ON r.id = i.run_id
         WHERE i.run_id IN (${ids.join(', ')}) ${filter}
-        ORDER BY r.report_date, r.psp, i.psp_line NULLS LAST, i.checkout_id
+        ORDER BY r.report_date, r.psp, i.psp_line NULLS LAST, i.line_type, i.checkout_id, i.refund_id
       ) TO STDOUT WITH (FORMAT csv)`
       const stream = client.query(copyTo(sql))
       const file = createWriteStream(tmp)

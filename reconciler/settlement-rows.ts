@@ -2,19 +2,26 @@
 // validated (a line that is not a valid settlement row is an error naming its line, never skipped)
 // and turned into one line of Postgres COPY text format for the staging table.
 //
-//   settlement_date,psp_reference,checkout_id,merchant_id,amount,currency,fee,net,status,charged_at
+//   settlement_date,psp_reference,checkout_id,merchant_id,amount,currency,fee,net,status,charged_at,type,charge,refund_reference
 //
 // amount, fee and net are integer minor units (optional minus sign, at most 18 digits: they fit a
-// bigint); net must equal amount - fee; settlement_date must be the report's date.
+// bigint); net must equal amount - fee; settlement_date must be the report's date. `type` is
+// `charge` or `refund` (a type we do not know is an error, never skipped: it may be money). A
+// refund line names the refunded charge (`charge`, required) and the refund's own reference
+// (`refund_reference`, ours: our refund id; may be empty); its amount is what went back, negative.
 
 import { ReconcileError } from './errors.ts'
 
 export const settlementColumns = ['settlement_date', 'psp_reference', 'checkout_id', 'merchant_id', 'amount',
-  'currency', 'fee', 'net', 'status', 'charged_at'] as const
+  'currency', 'fee', 'net', 'status', 'charged_at', 'type', 'charge', 'refund_reference'] as const
 
 /** Staging table columns, in the order of the COPY lines built here. */
 export const stagingColumns = ['line', 'psp_reference', 'checkout_id', 'merchant_id', 'amount', 'currency', 'fee',
-  'net', 'status', 'charged_at'] as const
+  'net', 'status', 'charged_at', 'type', 'charge', 'refund_reference'] as const
+
+/** What a report line is about. */
+export const lineTypes = ['charge', 'refund'] as const
+export type LineType = (typeof lineTypes)[number]
 
 const integerPattern = /^-?\d{1,18}$/
 const currencyPattern = /^[A-Z]{3}$/
@@ -62,7 +69,8 @@ export function stagingLine (cells: readonly string[], line: number, reportDate:
   if (cells.length !== settlementColumns.length) {
     throw new ReconcileError('report_malformed', `expected ${settlementColumns.length} columns, got ${cells.length}`, { line })
   }
-  const [date, pspReference, checkoutId, merchantId, amount, currency, fee, net, status, chargedAt] = cells as [string, string, string, string, string, string, string, string, string, string]
+  const [date, pspReference, checkoutId, merchantId, amount, currency, fee, net, status, chargedAt, type, charge, refundReference] =
+    cells as [string, string, string, string, string, string, string, string, string, string, string, string, string]
   if (date !== reportDate) {
     throw new ReconcileError('report_malformed', `settlement_date ${JSON.stringify(date.slice(0, 40))} is not the report date ${reportDate}`, { line })
   }
@@ -77,5 +85,12 @@ export function stagingLine (cells: readonly string[], line: number, reportDate:
   if (!timestampPattern.test(chargedAt) || !Number.isFinite(Date.parse(chargedAt))) {
     throw new ReconcileError('report_malformed', `charged_at ${JSON.stringify(chargedAt.slice(0, 40))} is not an ISO 8601 UTC time`, { line })
   }
-  return `${line}\t${text(pspReference, 'psp_reference', line)}\t${text(checkoutId, 'checkout_id', line)}\t${text(merchantId, 'merchant_id', line, true)}\t${amount}\t${currency}\t${fee}\t${net}\t${status}\t${chargedAt}\n`
+  if (!(lineTypes as readonly string[]).includes(type)) {
+    throw new ReconcileError('report_malformed', `type ${JSON.stringify(type.slice(0, 40))} is not one of ${lineTypes.join(', ')}`, { line })
+  }
+  const isRefund = type === 'refund'
+  if (!isRefund && (charge !== '' || refundReference !== '')) {
+    throw new ReconcileError('report_malformed', 'a charge line has no charge nor refund_reference', { line })
+  }
+  return `${line}\t${text(pspReference, 'psp_reference', line)}\t${text(checkoutId, 'checkout_id', line)}\t${text(merchantId, 'merchant_id', line, true)}\t${amount}\t${currency}\t${fee}\t${net}\t${status}\t${chargedAt}\t${type}\t${text(charge, 'charge', line, !isRefund)}\t${text(refundReference, 'refund_reference', line, true)}\n`
 }

@@ -66,7 +66,7 @@ export function textSummary (s: SummaryInput): string {
   }
   for (const run of s.followUps) lines.push(`  follow-up: ${runLine(run)}`)
   const pending = counts.pending_settlement
-  if (pending > 0) lines.push(`  ${n(pending)} payments pending settlement: not discrepancies until the neighbour days are reconciled`)
+  if (pending > 0) lines.push(`  ${n(pending)} payments or refunds pending settlement: not discrepancies until the neighbour days are reconciled`)
   lines.push(`Items: ${s.itemsPath} (${n(s.itemsRows)} rows)`)
   lines.push(`Totals: ${s.totalsPath}`)
   const discrepancies = s.runs.reduce((x, r) => x + r.discrepancies, 0)

@@ -1,7 +1,9 @@
 // What a merchant may ask of the reporting API, checked before anything reaches Postgres, and the
-// keyset queries that answer it. Pages go newest first by (created_at, checkout_id): a cursor is
-// the last row's position, so a page never repeats or skips a row that already existed when the
-// first page was read, however many payments arrive meanwhile (an OFFSET would shift under them).
+// keyset queries that answer it. Pages go newest first by (created_at, id): a cursor is the last
+// row's position, so a page never repeats or skips a row that already existed when the first page
+// was read, however many rows arrive meanwhile (an OFFSET would shift under them).
+// Payments and refunds are listed by the same code: a Listing names the table, its id column, its
+// statuses, its columns and its statement names; everything else is shared.
 
 import type pg from 'pg'
 import { paymentStatuses, type PaymentStatus } from '../lib/payment-codec.ts'
@@ -11,12 +13,39 @@ import { reportingLimits as limits } from './limits.ts'
 export interface ListQuery {
   createdGteMs: number | undefined
   createdLtMs: number | undefined
-  status: PaymentStatus | undefined
+  /** One of the listing's statuses. */
+  status: string | undefined
   limit: number
   startingAfter: string | undefined
 }
 
+/** A CSV column: its header and the SQL expression of its cell. */
+type CsvColumn = readonly [header: string, expression: string]
+
+/** One list of the API: what differs between GET /payments and GET /refunds. */
+export interface Listing<Row> {
+  /** The table; every statement also filters on its merchant_id. */
+  table: 'payments' | 'refunds'
+  /** The id column: the cursor (starting_after) and the order's tie-break. */
+  idColumn: 'checkout_id' | 'refund_id'
+  idPattern: RegExp
+  /** "a checkout id": what starting_after must be, in messages. */
+  idWhat: string
+  statuses: readonly string[]
+  /** The columns a page reads (Row's fields). */
+  rowColumns: string
+  /** Prepared statement names: the cursor lookup, and the list's prefix (one per shape of query). */
+  cursorStatement: string
+  listStatementPrefix: string
+  csvColumns: readonly CsvColumn[]
+  /** Marks Row's type; never read. */
+  readonly row?: Row
+}
+
 const checkoutIdPattern = /^[A-Za-z0-9_-]{1,64}$/
+const refundIdPattern = /^re_[A-Za-z0-9_-]{1,64}$/
+/** The projected refunds' statuses (db/migrations/0003_refunds.sql). */
+export const refundStatuses = ['pending', 'succeeded', 'failed'] as const
 // RFC 3339 with an explicit zone: a bare date-time would be read in the server's zone.
 const instantPattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$/
 const dayPattern = /^\d{4}-\d{2}-\d{2}$/
@@ -36,7 +65,7 @@ function instant (errors: FieldError[], field: string, raw: string | null): numb
 }
 
 /** Parses and checks the list's query; FieldErrors for everything wrong, never a partial query. */
-export function parseListQuery (query: URLSearchParams, options: { rangeRequired: boolean }): { query: ListQuery } | { errors: FieldError[] } {
+export function parseListQuery (listing: Listing<unknown>, query: URLSearchParams, options: { rangeRequired: boolean }): { query: ListQuery } | { errors: FieldError[] } {
   const errors: FieldError[] = []
   for (const name of new Set(query.keys())) {
     if (!known.has(name)) errors.push({ field: name, code: 'unknown', message: `unknown parameter ${name}` })
@@ -55,10 +84,10 @@ export function parseListQuery (query: URLSearchParams, options: { rangeRequired
     }
   }
   const statusText = query.get('status')
-  let status: PaymentStatus | undefined
+  let status: string | undefined
   if (statusText !== null) {
-    if ((paymentStatuses as readonly string[]).includes(statusText)) status = statusText as PaymentStatus
-    else errors.push({ field: 'status', code: 'enum', message: `status must be one of ${paymentStatuses.join(', ')}` })
+    if (listing.statuses.includes(statusText)) status = statusText
+    else errors.push({ field: 'status', code: 'enum', message: `status must be one of ${listing.statuses.join(', ')}` })
   }
   const limitText = query.get('limit')
   let limit: number = limits.pageSizeDefault
@@ -69,8 +98,8 @@ export function parseListQuery (query: URLSearchParams, options: { rangeRequired
     }
   }
   const startingAfter = query.get('starting_after') ?? undefined
-  if (startingAfter !== undefined && !checkoutIdPattern.test(startingAfter)) {
-    errors.push({ field: 'starting_after', code: 'format', message: 'starting_after must be a checkout id' })
+  if (startingAfter !== undefined && !listing.idPattern.test(startingAfter)) {
+    errors.push({ field: 'starting_after', code: 'format', message: `starting_after must be ${listing.idWhat}` })
   }
   if (errors.length > 0) return { errors }
   return { query: { createdGteMs, createdLtMs, status, limit, startingAfter } }
@@ -91,14 +120,26 @@ export interface PaymentRow {
   updated_at: Date
 }
 
-const rowColumns = 'checkout_id, status, amount, amount_refunded, currency, version, psp_reference, failure_code, failure_message, flagged_reason, created_at, updated_at'
+export interface RefundRow {
+  refund_id: string
+  checkout_id: string
+  status: (typeof refundStatuses)[number]
+  amount: string
+  currency: string
+  reason: string
+  psp_reference: string | null
+  failure_code: string | null
+  failure_message: string | null
+  created_at: Date
+  updated_at: Date
+}
 
-/** Where a cursor stands: the created_at of the merchant's own payment, or undefined if it has none by that id. */
-async function cursorPosition (pool: pg.Pool, merchantId: string, checkoutId: string): Promise<Date | undefined> {
+/** Where a cursor stands: the created_at of the merchant's own row, or undefined if it has none by that id. */
+async function cursorPosition (pool: pg.Pool, listing: Listing<unknown>, merchantId: string, id: string): Promise<Date | undefined> {
   const result = await pool.query<{ created_at: Date }>({
-    name: 'ringpay_reporting_cursor_v1',
-    text: 'SELECT created_at FROM payments WHERE merchant_id = $1 AND checkout_id = $2',
-    values: [merchantId, checkoutId],
+    name: listing.cursorStatement,
+    text: `SELECT created_at FROM ${listing.table} WHERE merchant_id = $1 AND ${listing.idColumn} = $2`,
+    values: [merchantId, id],
   })
   return result.rows[0]?.created_at
 }
@@ -107,10 +148,11 @@ export class UnknownCursor extends Error {}
 
 /**
  * One page, newest first, and whether more follow. Only the conditions asked for are in the
- * statement, so each can use the (merchant_id, created_at, checkout_id) index; each shape of
- * query is its own named statement (at most 16), prepared once per connection.
+ * statement, so each can use the (merchant_id, created_at, id) index; each shape of query is its
+ * own named statement (at most 16 per listing), prepared once per connection.
  */
-export async function listPayments (pool: pg.Pool, merchantId: string, q: ListQuery): Promise<{ rows: PaymentRow[], hasMore: boolean }> {
+export async function listPage<Row extends pg.QueryResultRow> (pool: pg.Pool, listing: Listing<Row>, merchantId: string, q: ListQuery):
+Promise<{ rows: Row[], hasMore: boolean }> {
   const conditions = ['merchant_id = $1']
   const values: unknown[] = [merchantId]
   let shape = 0
@@ -123,44 +165,81 @@ export async function listPayments (pool: pg.Pool, merchantId: string, q: ListQu
   if (q.createdLtMs !== undefined) add(2, (n) => `created_at < $${n}`, new Date(q.createdLtMs))
   if (q.status !== undefined) add(4, (n) => `status = $${n}`, q.status)
   if (q.startingAfter !== undefined) {
-    const at = await cursorPosition(pool, merchantId, q.startingAfter)
+    const at = await cursorPosition(pool, listing, merchantId, q.startingAfter)
     if (at === undefined) throw new UnknownCursor(q.startingAfter)
-    add(8, (n) => `(created_at, checkout_id) < ($${n}, $${n + 1})`, at, q.startingAfter)
+    add(8, (n) => `(created_at, ${listing.idColumn}) < ($${n}, $${n + 1})`, at, q.startingAfter)
   }
   values.push(q.limit + 1)
-  const result = await pool.query<PaymentRow>({
-    name: `ringpay_reporting_list_v1_${shape}`,
-    text: `SELECT ${rowColumns} FROM payments WHERE ${conditions.join(' AND ')}
-      ORDER BY created_at DESC, checkout_id DESC LIMIT $${values.length}`,
+  const result = await pool.query<Row>({
+    name: `${listing.listStatementPrefix}${shape}`,
+    text: `SELECT ${listing.rowColumns} FROM ${listing.table} WHERE ${conditions.join(' AND ')}
+      ORDER BY created_at DESC, ${listing.idColumn} DESC LIMIT $${values.length}`,
     values,
   })
   const hasMore = result.rows.length > q.limit
   return { rows: hasMore ? result.rows.slice(0, q.limit) : result.rows, hasMore }
 }
 
-/** A CSV column: its header and the SQL expression of its cell. */
-const csvColumns: ReadonlyArray<[string, string]> = [
-  ['checkout_id', 'checkout_id'],
-  ['created_at', `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`],
-  ['updated_at', `to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`],
-  ['status', 'status'],
-  ['amount', 'amount'],
-  ['amount_refunded', 'amount_refunded'],
-  ['currency', 'currency'],
-  ['version', 'version'],
-  // Text a PSP wrote could start like a spreadsheet formula: finance opens these files in one,
-  // so such a cell gets a leading apostrophe (OWASP's advice on CSV injection).
-  ['psp_reference', defused('psp_reference')],
-  ['failure_code', defused('failure_code')],
-  ['failure_message', defused('failure_message')],
-  ['flagged_reason', defused('flagged_reason')],
-]
-
+// Text a PSP or a merchant wrote could start like a spreadsheet formula: finance opens these
+// files in one, so such a cell gets a leading apostrophe (OWASP's advice on CSV injection).
 function defused (column: string): string {
   return `CASE WHEN ${column} ~ '^[-=+@\\t\\r]' THEN '''' || ${column} ELSE ${column} END`
 }
 
-export const csvHeader = csvColumns.map(([name]) => name).join(',') + '\n'
+const utcMillis = (column: string): string => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+
+export const paymentListing: Listing<PaymentRow> = {
+  table: 'payments',
+  idColumn: 'checkout_id',
+  idPattern: checkoutIdPattern,
+  idWhat: 'a checkout id',
+  statuses: paymentStatuses,
+  rowColumns: 'checkout_id, status, amount, amount_refunded, currency, version, psp_reference, failure_code, failure_message, flagged_reason, created_at, updated_at',
+  cursorStatement: 'ringpay_reporting_cursor_v1',
+  listStatementPrefix: 'ringpay_reporting_list_v1_',
+  csvColumns: [
+    ['checkout_id', 'checkout_id'],
+    ['created_at', utcMillis('created_at')],
+    ['updated_at', utcMillis('updated_at')],
+    ['status', 'status'],
+    ['amount', 'amount'],
+    ['amount_refunded', 'amount_refunded'],
+    ['currency', 'currency'],
+    ['version', 'version'],
+    ['psp_reference', defused('psp_reference')],
+    ['failure_code', defused('failure_code')],
+    ['failure_message', defused('failure_message')],
+    ['flagged_reason', defused('flagged_reason')],
+  ],
+}
+
+export const refundListing: Listing<RefundRow> = {
+  table: 'refunds',
+  idColumn: 'refund_id',
+  idPattern: refundIdPattern,
+  idWhat: 'a refund id',
+  statuses: refundStatuses,
+  rowColumns: 'refund_id, checkout_id, status, amount, currency, reason, psp_reference, failure_code, failure_message, created_at, updated_at',
+  cursorStatement: 'ringpay_reporting_refunds_cursor_v1',
+  listStatementPrefix: 'ringpay_reporting_refunds_list_v1_',
+  csvColumns: [
+    ['refund_id', 'refund_id'],
+    ['checkout_id', 'checkout_id'],
+    ['created_at', utcMillis('created_at')],
+    ['updated_at', utcMillis('updated_at')],
+    ['status', 'status'],
+    ['amount', 'amount'],
+    ['currency', 'currency'],
+    ['reason', defused('reason')],
+    ['psp_reference', defused('psp_reference')],
+    ['failure_code', defused('failure_code')],
+    ['failure_message', defused('failure_message')],
+  ],
+}
+
+export function csvHeader (listing: Listing<unknown>): string {
+  return listing.csvColumns.map(([name]) => name).join(',') + '\n'
+}
 
 /**
  * The export as one COPY statement: Postgres writes the CSV (quoting included) and streams it, so
@@ -168,14 +247,14 @@ export const csvHeader = csvColumns.map(([name]) => name).join(',') + '\n'
  * values go in as literals escaped by the driver, and every one was validated before (a merchant
  * id from the keys file, instants parsed to numbers, a status from the enum).
  */
-export function exportCopySql (merchantId: string, q: ListQuery, literal: (value: string) => string): string {
+export function exportCopySql (listing: Listing<unknown>, merchantId: string, q: ListQuery, literal: (value: string) => string): string {
   const conditions = [
     `merchant_id = ${literal(merchantId)}`,
     `created_at >= ${literal(new Date(q.createdGteMs!).toISOString())}::timestamptz`,
     `created_at < ${literal(new Date(q.createdLtMs!).toISOString())}::timestamptz`,
   ]
   if (q.status !== undefined) conditions.push(`status = ${literal(q.status)}`)
-  return `COPY (SELECT ${csvColumns.map(([, expr]) => expr).join(', ')} FROM payments
+  return `COPY (SELECT ${listing.csvColumns.map(([, expr]) => expr).join(', ')} FROM ${listing.table}
     WHERE ${conditions.join(' AND ')}
-    ORDER BY created_at DESC, checkout_id DESC) TO STDOUT WITH (FORMAT csv)`
+    ORDER BY created_at DESC, ${listing.idColumn} DESC) TO STDOUT WITH (FORMAT csv)`
 }

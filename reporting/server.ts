@@ -1,6 +1,7 @@
-// The reporting API's HTTP routes: a merchant's own payments, as pages (GET /payments) or as one
-// CSV file (GET /reports/payments.csv). nginx sends it every public request for these paths; the
-// merchant is the API key's, exactly as on the payment nodes (payment-svc/merchant-auth.ts).
+// The reporting API's HTTP routes: a merchant's own payments and refunds, as pages (GET /payments,
+// GET /refunds) or as one CSV file (GET /reports/payments.csv, GET /reports/refunds.csv). nginx
+// sends it every public request for these paths; the merchant is the API key's, exactly as on the
+// payment nodes (payment-svc/merchant-auth.ts).
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
@@ -14,7 +15,10 @@ import { sendJson, sendProblem, serveProbes, splitUrl } from '../payment-svc/htt
 import { authenticateMerchant, type MerchantAuthContext } from '../payment-svc/merchant-auth.ts'
 import { isoTime } from '../payment-svc/payment-view.ts'
 import { reportingLimits as limits } from './limits.ts'
-import { csvHeader, exportCopySql, listPayments, parseListQuery, UnknownCursor, type ListQuery, type PaymentRow } from './query.ts'
+import {
+  csvHeader, exportCopySql, listPage, parseListQuery, paymentListing, refundListing, UnknownCursor, type Listing, type ListQuery, type PaymentRow,
+  type RefundRow,
+} from './query.ts'
 
 export interface ReportingContext extends MerchantAuthContext {
   pool: pg.Pool
@@ -54,22 +58,58 @@ export function paymentListItem (row: PaymentRow): Record<string, unknown> {
   return item
 }
 
-function parsed (query: URLSearchParams | undefined, rangeRequired: boolean): ListQuery {
-  const result = parseListQuery(query ?? new URLSearchParams(), { rangeRequired })
+/** A refund as the node shows it (payment-svc/payment-view.ts refundView), from its projected row. */
+export function refundListItem (row: RefundRow): Record<string, unknown> {
+  const item: Record<string, unknown> = {
+    id: row.refund_id,
+    object: 'refund',
+    checkout_id: row.checkout_id,
+    amount: integer(row.amount, 'amount'),
+    currency: row.currency,
+    currency_exponent: currencyExponent(row.currency),
+    status: row.status,
+    reason: row.reason,
+    created_at: isoTime(row.created_at.getTime()),
+    updated_at: isoTime(row.updated_at.getTime()),
+  }
+  if (row.psp_reference !== null) item.psp_reference = row.psp_reference
+  if (row.failure_code !== null) {
+    item.failure_code = row.failure_code
+    item.failure_message = row.failure_message ?? ''
+  }
+  return item
+}
+
+/** What a route lists: the listing, its public path, its list item, and what its rows are called. */
+interface Route<Row> {
+  listing: Listing<Row>
+  path: string
+  exportPath: string
+  item: (row: Row) => Record<string, unknown>
+  plural: 'payments' | 'refunds'
+}
+
+const paymentRoute: Route<PaymentRow> = { listing: paymentListing, path: '/payments', exportPath: '/reports/payments.csv', item: paymentListItem, plural: 'payments' }
+const refundRoute: Route<RefundRow> = { listing: refundListing, path: '/refunds', exportPath: '/reports/refunds.csv', item: refundListItem, plural: 'refunds' }
+const routes: ReadonlyArray<Route<any>> = [paymentRoute, refundRoute]
+
+function parsed (listing: Listing<unknown>, query: URLSearchParams | undefined, rangeRequired: boolean): ListQuery {
+  const result = parseListQuery(listing, query ?? new URLSearchParams(), { rangeRequired })
   if ('errors' in result) throw new ProblemError('invalid_query', { errors: result.errors })
   return result.query
 }
 
-async function listRoute (ctx: ReportingContext, merchantId: string, query: URLSearchParams | undefined, res: ServerResponse): Promise<void> {
-  const q = parsed(query, false)
+async function listRoute<Row extends pg.QueryResultRow> (ctx: ReportingContext, route: Route<Row>, merchantId: string, query: URLSearchParams | undefined,
+  res: ServerResponse): Promise<void> {
+  const q = parsed(route.listing, query, false)
   if (listsInFlight >= limits.listsInFlightMax) throw new ProblemError('overloaded', { retryAfterS: 1 })
   listsInFlight++
   try {
-    const { rows, hasMore } = await listPayments(ctx.pool, merchantId, q)
-    sendJson(res, 200, { object: 'list', url: '/payments', has_more: hasMore, data: rows.map(paymentListItem) })
+    const { rows, hasMore } = await listPage(ctx.pool, route.listing, merchantId, q)
+    sendJson(res, 200, { object: 'list', url: route.path, has_more: hasMore, data: rows.map(route.item) })
   } catch (error) {
     if (error instanceof UnknownCursor) {
-      throw new ProblemError('invalid_query', { errors: [{ field: 'starting_after', code: 'unknown', message: 'starting_after names none of your payments' }] })
+      throw new ProblemError('invalid_query', { errors: [{ field: 'starting_after', code: 'unknown', message: `starting_after names none of your ${route.plural}` }] })
     }
     throw error
   } finally {
@@ -77,41 +117,41 @@ async function listRoute (ctx: ReportingContext, merchantId: string, query: URLS
   }
 }
 
-async function exportRoute (ctx: ReportingContext, merchantId: string, query: URLSearchParams | undefined, res: ServerResponse): Promise<void> {
-  const q = parsed(query, true)
+async function exportRoute (ctx: ReportingContext, route: Route<unknown>, merchantId: string, query: URLSearchParams | undefined, res: ServerResponse): Promise<void> {
+  const q = parsed(route.listing, query, true)
   if (exportsInFlight >= limits.exportsInFlightMax) throw new ProblemError('rate_limited', { retryAfterS: 5, detail: 'another export is running; retry when it is done' })
   exportsInFlight++
   try {
-    await streamExport(ctx, merchantId, q, res)
+    await streamExport(ctx, route, merchantId, q, res)
   } finally {
     exportsInFlight--
   }
 }
 
 /** One export: a pool connection of its own for the COPY, released (or discarded if broken) at the end. */
-async function streamExport (ctx: ReportingContext, merchantId: string, q: ListQuery, res: ServerResponse): Promise<void> {
+async function streamExport (ctx: ReportingContext, route: Route<unknown>, merchantId: string, q: ListQuery, res: ServerResponse): Promise<void> {
   const client = await ctx.pool.connect()
   let broken = false
   const deadline = setTimeout(() => { broken = true; res.destroy(new Error('export deadline passed')) }, limits.exportDeadlineMs)
   try {
     // One COPY streams the whole range: it gets the export's own deadline, not a page's.
     await client.query(`SET statement_timeout = ${limits.exportDeadlineMs}`)
-    const stream = client.query(copyTo(exportCopySql(merchantId, q, (value) => client.escapeLiteral(value))))
+    const stream = client.query(copyTo(exportCopySql(route.listing, merchantId, q, (value) => client.escapeLiteral(value))))
     const day = (ms: number): string => new Date(ms).toISOString().slice(0, 10)
     res.writeHead(200, {
       'content-type': 'text/csv; charset=utf-8',
-      'content-disposition': `attachment; filename="payments-${day(q.createdGteMs!)}-${day(q.createdLtMs!)}.csv"`,
+      'content-disposition': `attachment; filename="${route.plural}-${day(q.createdGteMs!)}-${day(q.createdLtMs!)}.csv"`,
     })
-    res.write(csvHeader)
+    res.write(csvHeader(route.listing))
     // Backpressure end to end: a slow download slows the COPY, nothing piles up in memory. A
     // client that goes away ends it (the pipeline destroys the COPY stream).
     await pipeline(stream, res)
-    ctx.log.info({ merchant_id: merchantId, rows: stream.rowCount }, 'payments exported')
+    ctx.log.info({ merchant_id: merchantId, rows: stream.rowCount }, `${route.plural} exported`)
   } catch (error) {
     broken = true
     // Headers sent: the client sees the connection cut before the end of the file, not a complete-looking 200.
     if (res.headersSent) {
-      ctx.log.warn({ err: error, merchant_id: merchantId }, 'payments export cut off')
+      ctx.log.warn({ err: error, merchant_id: merchantId }, `${route.plural} export cut off`)
       res.destroy()
       return
     }
@@ -138,15 +178,16 @@ export async function handle (ctx: ReportingContext, req: IncomingMessage, res: 
       route = probe
       return
     }
-    if (path !== '/payments' && path !== '/reports/payments.csv') throw new ProblemError('not_found')
+    const listed = routes.find((r) => r.path === path || r.exportPath === path)
+    if (listed === undefined) throw new ProblemError('not_found')
     route = path
     if (req.method !== 'GET') {
       res.setHeader('allow', 'GET')
       throw new ProblemError('method_not_allowed')
     }
     const merchantId = authenticateMerchant(ctx, req, 'read', ctx.onAuthFailure)
-    if (path === '/payments') await listRoute(ctx, merchantId, query, res)
-    else await exportRoute(ctx, merchantId, query, res)
+    if (path === listed.path) await listRoute(ctx, listed, merchantId, query, res)
+    else await exportRoute(ctx, listed, merchantId, query, res)
   } catch (error) {
     if (error instanceof ProblemError) sendProblem(res, error)
     else {

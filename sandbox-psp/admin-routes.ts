@@ -126,12 +126,14 @@ function requiredText (body: Record<string, unknown>, name: string): string {
 
 /**
  * Answers NDJSON, streamed as batches commit: one line per charge
- * {"reference","psp_reference","amount","currency","fee","net","created"}, then a last line
+ * {"reference","psp_reference","amount","currency","fee","net","created", "refund"?: {"reference",
+ * "psp_reference","amount","created"}}, then a last line
  * {"object":"generation_summary",...}. A stream without the summary line was cut short.
  */
 export async function generateRoute (ctx: PspContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const body = parseJsonObject(await readBody(req, ctx.limits.bodyBytesMax))
-  const known = new Set(['date', 'count', 'merchant_id', 'seed', 'currency', 'reference_prefix', 'amount_min', 'amount_max', 'retrievable'])
+  const known = new Set(['date', 'count', 'merchant_id', 'seed', 'currency', 'reference_prefix', 'amount_min', 'amount_max', 'retrievable',
+    'refund_every', 'refund_whole'])
   for (const name of Object.keys(body)) {
     if (!known.has(name)) throw new PspError('parameter_unknown', { param: name, message: `Received unknown parameter: ${name}` })
   }
@@ -149,6 +151,11 @@ export async function generateRoute (ctx: PspContext, req: IncomingMessage, res:
     amountMin: optionalInteger(body, 'amount_min', 100),
     amountMax: optionalInteger(body, 'amount_max', 100_000),
     retrievable: body.retrievable === true,
+    refundEvery: optionalInteger(body, 'refund_every', 0),
+    refundWhole: body.refund_whole === true,
+  }
+  if (body.refund_whole !== undefined && typeof body.refund_whole !== 'boolean') {
+    throw new PspError('parameter_invalid', { param: 'refund_whole', message: 'refund_whole must be a boolean' })
   }
   if (body.retrievable !== undefined && typeof body.retrievable !== 'boolean') {
     throw new PspError('parameter_invalid', { param: 'retrievable', message: 'retrievable must be a boolean' })

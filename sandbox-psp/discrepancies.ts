@@ -1,10 +1,13 @@
 // Settlement report switches for the reconciler's tests, set per report date with
-// PUT /admin/settlements/<date>/discrepancies. A reference ("ref") matches a row by its
-// psp_reference (charge id) or its checkout_id. Row numbers count data rows as written, from 1.
+// PUT /admin/settlements/<date>/discrepancies. A reference ("ref") matches a charge row by its
+// psp_reference (charge id) or its checkout_id, a refund row by its psp_reference (refund id) or
+// its refund_reference (the caller's refund id). Row numbers count data rows as written, from 1.
 //
 //   missingRows: [ref]              leave these rows out
 //   extraRows: n                    append n fabricated rows for charges that never happened
-//   amountDelta: {ref: delta}       report amount + delta (fee and net recomputed from it)
+//   extraRefundRows: n              append n fabricated rows for refunds that never happened
+//   amountDelta: {ref: delta}       report amount + delta (fee and net recomputed from it); on a
+//                                   refund row the refunded amount: the row shows -(amount + delta)
 //   currencyOverride: {ref: "USD"}  report another currency (any three upper-case letters)
 //   statusOverride: {ref: "refunded"} report another status
 //   duplicateRows: [ref]            write these rows twice, one after the other
@@ -18,6 +21,7 @@ import type { PspLimits } from './limits.ts'
 export interface Discrepancies {
   missingRows?: string[]
   extraRows?: number
+  extraRefundRows?: number
   amountDelta?: Record<string, number>
   currencyOverride?: Record<string, string>
   statusOverride?: Record<string, string>
@@ -26,7 +30,7 @@ export interface Discrepancies {
   malformedRow?: number
 }
 
-const knownSwitches = new Set(['missingRows', 'extraRows', 'amountDelta', 'currencyOverride', 'statusOverride',
+const knownSwitches = new Set(['missingRows', 'extraRows', 'extraRefundRows', 'amountDelta', 'currencyOverride', 'statusOverride',
   'duplicateRows', 'truncateAfterRows', 'malformedRow'])
 const currencyPattern = /^[A-Z]{3}$/
 const statusPattern = /^[a-z_]{1,32}$/
@@ -68,6 +72,7 @@ export function parseDiscrepancies (input: Record<string, unknown>, limits: PspL
       case 'missingRows': out.missingRows = refList(value, name, limits); break
       case 'duplicateRows': out.duplicateRows = refList(value, name, limits); break
       case 'extraRows': out.extraRows = count(value, name, 0, limits.discrepancyExtraRowsMax); break
+      case 'extraRefundRows': out.extraRefundRows = count(value, name, 0, limits.discrepancyExtraRowsMax); break
       case 'truncateAfterRows': out.truncateAfterRows = count(value, name, 0, Number.MAX_SAFE_INTEGER); break
       case 'malformedRow': out.malformedRow = count(value, name, 1, Number.MAX_SAFE_INTEGER); break
       case 'amountDelta':
@@ -87,6 +92,7 @@ export function parseDiscrepancies (input: Record<string, unknown>, limits: PspL
 /** Lookup structures for one report; built once per download, bounded by discrepancyRefsMax. */
 export class DiscrepancyPlan {
   readonly extraRows: number
+  readonly extraRefundRows: number
   readonly truncateAfterRows: number | undefined
   readonly malformedRow: number | undefined
   readonly #missing: ReadonlySet<string>
@@ -97,6 +103,7 @@ export class DiscrepancyPlan {
 
   constructor (d: Discrepancies) {
     this.extraRows = d.extraRows ?? 0
+    this.extraRefundRows = d.extraRefundRows ?? 0
     this.truncateAfterRows = d.truncateAfterRows
     this.malformedRow = d.malformedRow
     this.#missing = new Set(d.missingRows ?? [])

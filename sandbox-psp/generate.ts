@@ -10,6 +10,11 @@
 //
 // References are `<referencePrefix><index>` (index from 0); each is also the idempotency key, as a
 // processor would send it. Generating twice with the same prefix is refused (generation_exists).
+//
+// `refundEvery: k` (0: none) also refunds every k-th charge (index 0, k, 2k, …) on the same date,
+// half its amount (or all of it with `refundWhole`), `refundDelayS` after the charge (at most the
+// end of the day): one more settlement index entry each, with the refund's own reference
+// `<reference>-re` (a caller's refund id). Only the report knows these refunds.
 
 import { feeFor } from './money.ts'
 import { paramsFingerprint, type Charge } from './charge.ts'
@@ -17,7 +22,8 @@ import { PspError } from './errors.ts'
 import { randomId } from './ids.ts'
 import type { PspLimits } from './limits.ts'
 import { randomInt, seedFromString, seededRandom } from './random.ts'
-import { encodeSettlementEntry, isReportDate } from './settlement.ts'
+import type { Refund } from './refund.ts'
+import { encodeRefundSettlementEntry, encodeSettlementEntry, isReportDate } from './settlement.ts'
 import { keys, type Op, type PspStore } from './store.ts'
 
 export interface GenerateOptions {
@@ -31,6 +37,19 @@ export interface GenerateOptions {
   amountMax: number
   /** Also write the charge, idempotency and admin index records (4 puts per charge instead of 1). */
   retrievable: boolean
+  /** Refund every k-th charge on the same date (0: no refunds). */
+  refundEvery: number
+  /** Refunds give the whole amount back (else half of it, at least 1). */
+  refundWhole: boolean
+}
+
+export interface GeneratedRefund {
+  /** The refund's own reference (`<charge reference>-re`). */
+  reference: string
+  psp_reference: string
+  amount: number
+  /** Unix seconds; it succeeded at the same instant. */
+  created: number
 }
 
 /** What a caller needs to write the matching internal records. */
@@ -43,9 +62,12 @@ export interface GeneratedCharge {
   net: number
   /** Unix seconds; the charge succeeded at the same instant. */
   created: number
+  refund?: GeneratedRefund
 }
 
 const dayS = 86_400
+/** A generated refund succeeds this long after its charge (within the same day). */
+const refundDelayS = 60
 /** Generations running, per store: a second request for the same prefix must not slip past the check. */
 const running = new WeakMap<PspStore, Set<string>>()
 
@@ -64,6 +86,7 @@ export function checkGenerateOptions (o: GenerateOptions, limits: PspLimits): vo
   }
   if (!/^[\x21-\x7e]{1,100}$/.test(o.referencePrefix)) throw invalid('reference_prefix', 'must be 1..100 printable ASCII characters')
   if (!/^[\x21-\x7e]{1,128}$/.test(o.merchantId)) throw invalid('merchant_id', 'must be 1..128 printable ASCII characters')
+  if (!Number.isSafeInteger(o.refundEvery) || o.refundEvery < 0 || o.refundEvery > o.count) throw invalid('refund_every', 'must be an integer within 0..count')
 }
 
 /**
@@ -126,7 +149,27 @@ async function writeGenerated (store: PspStore, o: GenerateOptions, limits: PspL
           { type: 'put', key: keys.chargeIndex(reference), value: JSON.stringify([charge.id]) },
         )
       }
-      batch.push({ reference, psp_reference: charge.id, amount, currency: o.currency, fee, net: amount - fee, created })
+      const generated: GeneratedCharge = { reference, psp_reference: charge.id, amount, currency: o.currency, fee, net: amount - fee, created }
+      if (o.refundEvery > 0 && i % o.refundEvery === 0) {
+        const succeededAt = Math.min(created + refundDelayS, dayStartS + dayS - 1)
+        const refund: Refund = {
+          id: randomId('re'),
+          object: 'refund',
+          status: 'succeeded',
+          amount: o.refundWhole ? amount : Math.max(1, Math.floor(amount / 2)),
+          currency: o.currency,
+          charge: charge.id,
+          reference: `${reference}-re`,
+          payment_reference: reference,
+          merchant_id: o.merchantId,
+          idempotency_key: `${reference}-re`,
+          created: succeededAt,
+          succeeded_at: succeededAt,
+        }
+        ops.push({ type: 'put', key: keys.settlement(o.date, refund.id), value: encodeRefundSettlementEntry(refund) })
+        generated.refund = { reference: refund.reference, psp_reference: refund.id, amount: refund.amount, created: succeededAt }
+      }
+      batch.push(generated)
     }
     if (done === 0) ops.push({ type: 'put', key: keys.generation(o.referencePrefix), value: JSON.stringify({ date: o.date, count: o.count, seed: o.seed }) })
     await store.write({ ops, counters: { chargesTotal: size, succeeded: size } })

@@ -24,6 +24,7 @@ import { randomId } from './ids.ts'
 import type { PspLimits } from './limits.ts'
 import type { PspMetrics } from './metrics.ts'
 import { defaultRefundRule, ruleFor, type RefundRule } from './rules.ts'
+import { encodeRefundSettlementEntry, refundSettlementKey } from './settlement.ts'
 import { keys, type CounterDeltas, type Op, type PspStore } from './store.ts'
 import { refundEventWrites, type QueuedEvent } from './webhook-events.ts'
 
@@ -162,6 +163,7 @@ export class RefundService {
       { type: 'put', key: keys.refundIndex(idempotencyKey), value: JSON.stringify([...keyRefunds, refund.id]) },
       { type: 'put', key: keys.chargeRefunds(charge.id), value: JSON.stringify([...refundIds, refund.id]) },
     ]
+    if (refund.status === 'succeeded') ops.push({ type: 'put', key: refundSettlementKey(refund), value: encodeRefundSettlementEntry(refund) })
     let asyncDueMs: number | undefined
     if (refund.status === 'pending') {
       asyncDueMs = nowMs + this.#runtime.config.asyncDelayMs
@@ -199,8 +201,11 @@ export function completeRefund (store: PspStore, runtime: RuntimeControl, refund
   const final = settleRefund(refund, rule.outcome === 'async_failed' ? refundDeclined : undefined, nowMs)
   const json = JSON.stringify(final)
   const events = refundEventWrites(store, runtime, final, nowMs, json)
+  const ops: Op[] = [{ type: 'put', key: keys.refund(final.id), value: json }]
+  // In the same batch as the success: the settlement report never misses a succeeded refund.
+  if (final.status === 'succeeded') ops.push({ type: 'put', key: refundSettlementKey(final), value: encodeRefundSettlementEntry(final) })
   return {
-    ops: [{ type: 'put', key: keys.refund(final.id), value: json }, ...events.ops],
+    ops: [...ops, ...events.ops],
     counters: { ...events.counters, refundsPending: -1, [counterOf[final.status]]: 1 },
     queued: events.queued,
   }

@@ -4,6 +4,7 @@
 //   x/<idempotency key>            [charge id, ...]       every charge ever created for the key,
 //                                                         appended inside the commit (admin check)
 //   s/<YYYY-MM-DD>/<charge id>     SettlementEntry        settlement index: the row of a succeeded charge
+//   s/<YYYY-MM-DD>/<refund id>     RefundSettlementEntry  ... and of a succeeded refund (settlement.ts)
 //   a/<due ms, 15 digits>/<id>     ''                     async charges waiting for their final status
 //   o/<seq, 16 digits>             OutboxEntry            webhook deliveries not yet done (metadata
 //                                                         line + body, webhook-events.ts); their due

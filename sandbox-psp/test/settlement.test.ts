@@ -45,7 +45,7 @@ t.test('a day lists every charge that succeeded on it, and nothing else', async 
   t.equal(reply.status, 200)
   t.match(reply.headers['content-type'], /^text\/csv/)
   const { header, rows } = parseCsv(reply.text)
-  t.equal(header, 'settlement_date,psp_reference,checkout_id,merchant_id,amount,currency,fee,net,status,charged_at')
+  t.equal(header, 'settlement_date,psp_reference,checkout_id,merchant_id,amount,currency,fee,net,status,charged_at,type,charge,refund_reference')
   t.equal(rows.length, 3, 'the two sync and the async success; not the decline nor requires_action')
   t.same(rows.map((r) => r.psp_reference), [...rows.map((r) => r.psp_reference)].sort(), 'ordered by psp_reference')
   for (const c of succeeded) {
@@ -61,12 +61,54 @@ t.test('a day lists every charge that succeeded on it, and nothing else', async 
       net: String(c.amount - feeFor(c.amount)),
       status: 'succeeded',
       charged_at: new Date(c.succeeded_at * 1000).toISOString().slice(0, 19) + 'Z',
+      type: 'charge',
+      charge: '',
+      refund_reference: '',
     })
     t.equal(c.fee, feeFor(c.amount), 'the charge and the report agree on the fee')
   }
   const empty = await call(`${psp.url}/v1/settlements/2001-01-01.csv`)
   t.equal(empty.text, header + '\n', 'a day without charges is just the header')
   t.equal((await call(`${psp.url}/v1/settlements/2001-02-30.csv`)).status, 404, 'not a date')
+})
+
+t.test('a day lists every refund that succeeded on it after the charges: negative amount, no fee, its charge and reference', async (t) => {
+  const psp = await startPsp(t, { runtime: { asyncDelayMs: 30 } })
+  const today = new Date().toISOString().slice(0, 10)
+  const refund = (key: string, body: Record<string, unknown>) => call(`${psp.url}/v1/refunds`, { method: 'POST', headers: { 'idempotency-key': key }, body })
+  const visa = (await charge(psp, chargeBody('pm_card_visa', { amount: 1999 }))).body
+  const async = (await charge(psp, chargeBody('pm_card_refund_async', { amount: 5000 }))).body
+  const failing = (await charge(psp, chargeBody('pm_card_refund_fails', { amount: 700 }))).body
+  const partial = (await refund('rr-1', { charge: visa.id, amount: 500, reference: 're_ours_1' })).body
+  const rest = (await refund('rr-2', { charge: visa.id, amount: 1499, reference: 're_ours_2' })).body
+  const later = (await refund('rr-3', { charge: async.id, amount: 5000, reference: 're_ours_3' })).body
+  t.equal(later.status, 'pending')
+  t.equal((await refund('rr-4', { charge: failing.id, amount: 700, reference: 're_ours_4' })).body.status, 'failed')
+  await eventually(async () => ((await stats(psp)).refunds.pending === 0 ? true : undefined), 'the async refund to settle')
+
+  const { rows } = parseCsv((await call(`${psp.url}/v1/settlements/${today}.csv`)).text)
+  t.same(rows.map((r) => r.type), ['charge', 'charge', 'charge', 'refund', 'refund', 'refund'], 'three charges, then the succeeded refunds (not the failed one)')
+  t.same(rows.map((r) => r.psp_reference), [...rows.map((r) => r.psp_reference)].sort(), 'ordered by psp_reference')
+  const succeeded = [partial, rest, { ...later, ...(await call(`${psp.url}/v1/refunds/${later.id}`)).body }]
+  for (const r of succeeded) {
+    t.same(rows.find((row) => row.psp_reference === r.id), {
+      settlement_date: today,
+      psp_reference: r.id,
+      checkout_id: r.payment_reference,
+      merchant_id: 'm_test',
+      amount: String(-r.amount),
+      currency: r.currency,
+      fee: '0',
+      net: String(-r.amount),
+      status: 'succeeded',
+      charged_at: new Date(r.succeeded_at * 1000).toISOString().slice(0, 19) + 'Z',
+      type: 'refund',
+      charge: r.charge,
+      refund_reference: r.reference,
+    })
+  }
+  const net = rows.reduce((sum, r) => sum + Number(r.net), 0)
+  t.equal(net, [visa, async, failing].reduce((sum, c) => sum + c.amount - feeFor(c.amount), 0) - 1999 - 5000, 'the net column sums to the payout')
 })
 
 t.test('bulk generation: NDJSON of what was written; refused twice; retrievable on request', async (t) => {
@@ -103,6 +145,65 @@ t.test('bulk generation: NDJSON of what was written; refused twice; retrievable 
   t.match(bad.body.error, { code: 'parameter_invalid', param: 'date' })
   const noCount = await call(`${psp.url}/admin/generate`, { method: 'POST', body: { date: '2025-01-01', merchant_id: 'm' } })
   t.match(noCount.body.error, { code: 'parameter_invalid', param: 'count' })
+})
+
+t.test('bulk generation with refunds: every k-th charge refunded on the same date, half or whole', async (t) => {
+  const psp = await startPsp(t)
+  const date = '2025-03-04'
+  const lines = (await generate(psp.url, { date, count: 7, merchant_id: 'm_bulk', refund_every: 3 })).slice(0, -1)
+  t.same(lines.map((g) => g.refund !== undefined), [true, false, false, true, false, false, true])
+  const refunded = lines.filter((g) => g.refund !== undefined)
+  for (const g of refunded) {
+    t.match(g.refund, { reference: `${g.reference}-re`, psp_reference: /^re_/, amount: Math.max(1, Math.floor(g.amount / 2)) })
+    t.ok(g.refund.created >= g.created && g.refund.created < Date.parse(`${date}T00:00:00Z`) / 1000 + 86_400, 'later the same day')
+  }
+  const { rows } = parseCsv((await call(`${psp.url}/v1/settlements/${date}.csv`)).text)
+  t.equal(rows.length, 10)
+  for (const g of refunded) {
+    t.match(rows.find((r) => r.psp_reference === g.refund.psp_reference), { type: 'refund', amount: String(-g.refund.amount), charge: g.psp_reference,
+      refund_reference: g.refund.reference, checkout_id: g.reference })
+  }
+  const whole = (await generate(psp.url, { date, count: 2, merchant_id: 'm_bulk', refund_every: 1, refund_whole: true, reference_prefix: 'whole-' })).slice(0, -1)
+  for (const g of whole) t.equal(g.refund.amount, g.amount)
+  const bad = await call(`${psp.url}/admin/generate`, { method: 'POST', body: { date, count: 2, merchant_id: 'm', refund_every: 3, reference_prefix: 'bad-' } })
+  t.match(bad.body.error, { code: 'parameter_invalid', param: 'refund_every' })
+})
+
+t.test('discrepancy switches on refund lines: by refund id or our reference, never by the charge\'s checkout id', async (t) => {
+  const psp = await startPsp(t)
+  const date = '2025-04-06'
+  const generated = (await generate(psp.url, { date, count: 4, merchant_id: 'm_rec', refund_every: 1 })).slice(0, -1)
+  const [a, b, c, d] = generated
+  const report = async (switches: Record<string, unknown>): Promise<Row[]> => {
+    const put = await call(`${psp.url}/admin/settlements/${date}/discrepancies`, { method: 'PUT', body: switches })
+    t.equal(put.status, 200, `PUT ${JSON.stringify(switches).slice(0, 60)}`)
+    return parseCsv((await call(`${psp.url}/v1/settlements/${date}.csv`)).text).rows
+  }
+  const refundRow = (rows: Row[], g: any): Row[] => rows.filter((r) => r.psp_reference === g.refund.psp_reference)
+
+  const missing = await report({ missingRows: [a.refund.psp_reference, b.refund.reference] })
+  t.equal(missing.length, 6)
+  t.same([refundRow(missing, a).length, refundRow(missing, b).length], [0, 0])
+  t.equal(missing.filter((r) => r.type === 'charge').length, 4, 'the charges stay')
+  const byCheckout = await report({ missingRows: [c.reference] })
+  t.same([byCheckout.some((r) => r.psp_reference === c.psp_reference), refundRow(byCheckout, c).length], [false, 1], 'a checkout id switches the charge line only')
+
+  const amounts = await report({ amountDelta: { [a.refund.psp_reference]: 7, [b.refund.reference]: -1 } })
+  t.match(refundRow(amounts, a)[0], { amount: String(-(a.refund.amount + 7)), fee: '0', net: String(-(a.refund.amount + 7)) }, 'the refunded amount grows')
+  t.equal(refundRow(amounts, b)[0]!.amount, String(-(b.refund.amount - 1)))
+  t.equal(refundRow(await report({ statusOverride: { [c.refund.reference]: 'failed' } }), c)[0]!.status, 'failed')
+  t.equal(refundRow(await report({ currencyOverride: { [d.refund.psp_reference]: 'USD' } }), d)[0]!.currency, 'USD')
+  t.equal(refundRow(await report({ duplicateRows: [d.refund.reference] }), d).length, 2)
+
+  const extra = await report({ extraRefundRows: 2, extraRows: 1 })
+  t.equal(extra.length, 11)
+  const fabricated = extra.slice(8)
+  t.same(fabricated.map((r) => r.type), ['charge', 'refund', 'refund'])
+  for (const row of fabricated.slice(1)) {
+    t.match(row, { settlement_date: date, psp_reference: /^re_[0-9A-Za-z]{24}$/, charge: /^ch_/, refund_reference: /^fabricated-/, merchant_id: 'm_rec', fee: '0' })
+    t.ok(Number(row.amount) < 0 && row.net === row.amount)
+  }
+  t.same((await report({ extraRefundRows: 2, extraRows: 1 })).slice(8), fabricated, 'the same fabrications on every download')
 })
 
 t.test('discrepancy switches, one at a time', async (t) => {
@@ -208,7 +309,7 @@ t.test('a large day: 50,000 rows, streamed with backpressure', async (t) => {
   const streamed = writeSettlementReport(psp.context.store, date, sink, limits)
   await eventually(() => (sink.listenerCount('drain') > 0 ? true : undefined), 'the producer to wait for drain')
   // writableLength counts the chunk being written too: everything produced and not yet consumed.
-  const rowBytesMax = 120
+  const rowBytesMax = 130 // a charge line with ordinary ids is ~128 bytes
   const producedBytes = sink.writableLength
   t.ok(producedBytes <= limits.settlementReadBatchRows * rowBytesMax,
     `one read batch (${producedBytes} bytes) produced while the reader was stalled; the day is ${Buffer.byteLength(reply.text)}`)

@@ -213,12 +213,13 @@ ${servers.map((s) => `    server ${s} max_fails=0;`).join('\n')}
 function reportingUpstreamBlock(server: string): string {
   if (!serverRe.test(server)) throw new Error(`bad reporting server ${JSON.stringify(server)}`);
   return `
-  # What goes to the reporting service: the payment list (GET /payments with no checkout id) and
-  # everything under /reports/. A create (POST /payments) or anything naming a checkout id still
-  # goes to its node.
+  # What goes to the reporting service: the payment and refund lists (GET /payments, GET /refunds,
+  # with no checkout id) and everything under /reports/. A create (POST /payments) or anything
+  # naming a checkout id (/payments/{id}/refunds too) still goes to its node.
   map "$request_method $uri $http_x_payment_checkout_id" $reporting_request {
     default 0;
     "GET /payments " 1;
+    "GET /refunds " 1;
     "~^[A-Z]+ /reports/" 1;
   }
   upstream ringpay_reporting {

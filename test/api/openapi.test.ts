@@ -163,6 +163,14 @@ t.test('the reporting service\'s responses match the document', async (t) => {
   check(t, csv, 'get', await call(`${stack.publicUrl}${csv}`, { headers: auth }))
   check(t, csv, 'get', await call(`${stack.publicUrl}${csv}?${range}`))
   check(t, csv, 'get', await call(`${stack.publicUrl}${csv}`, { method: 'POST', headers: auth }))
+  check(t, '/refunds', 'get', await call(`${stack.publicUrl}/refunds?limit=3`, { headers: auth }))
+  check(t, '/refunds', 'get', await call(`${stack.publicUrl}/refunds?status=canceled`, { headers: auth }))
+  check(t, '/refunds', 'get', await call(`${stack.publicUrl}/refunds`))
+  const refundsCsv = '/reports/refunds.csv'
+  check(t, refundsCsv, 'get', await call(`${stack.publicUrl}${refundsCsv}?${range}`, { headers: auth }))
+  check(t, refundsCsv, 'get', await call(`${stack.publicUrl}${refundsCsv}`, { headers: auth }))
+  check(t, refundsCsv, 'get', await call(`${stack.publicUrl}${refundsCsv}?${range}`))
+  check(t, refundsCsv, 'get', await call(`${stack.publicUrl}${refundsCsv}`, { method: 'POST', headers: auth }))
 })
 
 t.test('the notifier\'s responses (merchant webhooks) match the document', async (t) => {
@@ -244,7 +252,7 @@ t.test('every documented status is provoked here or in the fault tests', (t) => 
 })
 
 t.test('undocumented routes are 404 problems', async (t) => {
-  const res = await call(`${stack.publicUrl}/refunds`, { headers: { 'x-payment-checkout-id': 'abc' } })
+  const res = await call(`${stack.publicUrl}/disputes`, { headers: { 'x-payment-checkout-id': 'abc' } })
   t.equal(res.status, 404)
   t.equal(res.body?.code, 'not_found')
 })

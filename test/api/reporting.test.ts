@@ -130,7 +130,7 @@ t.test('bad requests get a clear 4xx and change nothing', async (t) => {
   const post = await call(`${stack.publicUrl}/reports/payments.csv`, { method: 'POST', headers: auth })
   t.equal(post.status, 405)
   t.equal(post.headers.allow, 'GET')
-  const unknown = await call(`${stack.publicUrl}/reports/refunds.csv`, { headers: auth })
+  const unknown = await call(`${stack.publicUrl}/reports/disputes.csv`, { headers: auth })
   t.equal(unknown.status, 404)
   t.equal(unknown.body.code, 'not_found')
 })

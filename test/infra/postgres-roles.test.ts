@@ -161,9 +161,10 @@ t.test('the processor\'s role: what its code runs, and nothing more', async (t) 
   await t.rejects(c.query('CREATE DATABASE roles_test_evil'), { code: insufficientPrivilege }, 'processor: CREATE DATABASE refused');
 });
 
-t.test('the reconciler\'s role: reads payments, writes only its own tables', async (t) => {
+t.test('the reconciler\'s role: reads payments and refunds, writes only its own tables', async (t) => {
   const c = await as(stack.databaseUrls.reconciler, t);
   t.equal(await attempt(c, 'SELECT count(*) FROM payments'), 'ok');
+  t.equal(await attempt(c, 'SELECT count(*) FROM refunds'), 'ok');
   t.equal(await attempt(c, 'CREATE TEMP TABLE recon_roles_test (v int) ON COMMIT DROP'), 'ok', 'its staging tables are TEMP');
   t.equal(await attempt(c, "SELECT nextval('reconciliation_runs_id_seq')"), 'ok');
   t.equal(await attempt(c, 'SELECT count(*) FROM reconciliation_items'), 'ok');
@@ -171,6 +172,7 @@ t.test('the reconciler\'s role: reads payments, writes only its own tables', asy
   const refused: [string, string][] = [
     ['INSERT payments', `INSERT INTO payments ${paymentColumns} VALUES ${row}`],
     ['UPDATE payments', "UPDATE payments SET status = 'succeeded'"],
+    ['UPDATE refunds', "UPDATE refunds SET status = 'succeeded'"],
     ['DELETE reconciliation_runs', 'DELETE FROM reconciliation_runs'],
     ['DELETE reconciliation_items', 'DELETE FROM reconciliation_items'],
     ['TRUNCATE reconciliation_items', 'TRUNCATE reconciliation_items'],
@@ -183,13 +185,15 @@ t.test('the reconciler\'s role: reads payments, writes only its own tables', asy
   for (const [what, sql] of refused) t.equal(await attempt(c, sql), insufficientPrivilege, `reconciler: ${what} refused`);
 });
 
-t.test('the reporting role: reads payments, nothing else', async (t) => {
+t.test('the reporting role: reads payments and refunds, nothing else', async (t) => {
   const c = await as(stack.databaseUrls.reporting, t);
   t.equal(await attempt(c, 'SELECT count(*) FROM payments'), 'ok');
+  t.equal(await attempt(c, 'SELECT count(*) FROM refunds'), 'ok');
   const refused: [string, string][] = [
     ['INSERT payments', `INSERT INTO payments ${paymentColumns} VALUES ${row}`],
     ['UPDATE payments', "UPDATE payments SET status = 'failed'"],
     ['DELETE payments', 'DELETE FROM payments'],
+    ['UPDATE refunds', "UPDATE refunds SET status = 'failed'"],
     ['SELECT payment_events', 'SELECT * FROM payment_events'],
     ['SELECT psp_attempts', 'SELECT * FROM psp_attempts'],
     ['SELECT webhooks', 'SELECT * FROM webhooks'],

@@ -70,6 +70,15 @@ export interface GeneratedCharge {
   fee: number
   net: number
   created: number
+  /** With `refundEvery`: the refund the PSP made of this charge on the same date. */
+  refund?: { reference: string, psp_reference: string, amount: number, created: number }
+}
+
+export interface RefundOptions {
+  /** Refund every k-th charge (index 0, k, 2k, …). */
+  refundEvery: number
+  /** Refund the whole amount (else half). */
+  refundWhole?: boolean
 }
 
 async function psp (path: string, method: 'GET' | 'PUT' | 'POST' | 'DELETE', body?: unknown): Promise<{ status: number, text: string }> {
@@ -84,8 +93,11 @@ async function psp (path: string, method: 'GET' | 'PUT' | 'POST' | 'DELETE', bod
 }
 
 /** `count` succeeded charges settling on `date` at the sandbox PSP. */
-export async function generateCharges (date: string, count: number, prefix: string): Promise<GeneratedCharge[]> {
-  const res = await psp('/admin/generate', 'POST', { date, count, merchant_id: merchantId, reference_prefix: prefix, amount_min: 500, amount_max: 50_000 })
+export async function generateCharges (date: string, count: number, prefix: string, refunds?: RefundOptions): Promise<GeneratedCharge[]> {
+  const res = await psp('/admin/generate', 'POST', {
+    date, count, merchant_id: merchantId, reference_prefix: prefix, amount_min: 500, amount_max: 50_000,
+    ...(refunds === undefined ? {} : { refund_every: refunds.refundEvery, refund_whole: refunds.refundWhole === true }),
+  })
   if (res.status !== 200) throw new Error(`generate answered ${res.status}: ${res.text}`)
   const lines = res.text.trim().split('\n').map((l) => JSON.parse(l) as GeneratedCharge & { object?: string })
   if (lines.at(-1)?.object !== 'generation_summary') throw new Error('generation cut short')
@@ -105,24 +117,56 @@ export interface OurPayment {
   status: string
   /** When it reached its status (the success instant for succeeded). */
   updatedAt: Date
+  /** Succeeded refunds (minor units). */
+  amountRefunded?: number
+}
+
+export interface OurRefund {
+  refundId: string
+  checkoutId: string
+  pspReference: string | null
+  amount: number
+  currency: string
+  status: string
+  /** When it reached its status (the success instant for succeeded). */
+  updatedAt: Date
+}
+
+/** Our side of the generated refunds: same amount and ids, succeeded when the PSP says. */
+export function ourRefundsFor (charges: readonly GeneratedCharge[]): OurRefund[] {
+  return charges.filter((c) => c.refund !== undefined).map((c) => ({
+    refundId: c.refund!.reference, checkoutId: c.reference, pspReference: c.refund!.psp_reference, amount: c.refund!.amount,
+    currency: c.currency, status: 'succeeded', updatedAt: new Date(c.refund!.created * 1000),
+  }))
 }
 
 /** Our side of generated charges: same amount, currency and reference, succeeded when the PSP says. */
 export function oursFor (charges: readonly GeneratedCharge[]): OurPayment[] {
   return charges.map((c) => ({
     checkoutId: c.reference, pspReference: c.psp_reference, amount: c.amount, currency: c.currency, status: 'succeeded',
-    updatedAt: new Date(c.created * 1000),
+    updatedAt: new Date(c.created * 1000), amountRefunded: c.refund?.amount ?? 0,
   }))
 }
 
 export async function insertPayments (payments: readonly OurPayment[]): Promise<void> {
   if (payments.length === 0) return
   await paymentsPool().query(`
-    INSERT INTO payments (checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method, psp_reference, created_at, updated_at)
-    SELECT id, $2, 'recon-test', amount, currency, status, 3, 'pm_card_visa', ref, at - interval '1 second', at
-    FROM unnest($1::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]) AS t(id, amount, currency, status, ref, at)`,
+    INSERT INTO payments (checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method, psp_reference, created_at, updated_at,
+      amount_refunded)
+    SELECT id, $2, 'recon-test', amount, currency, status, 3, 'pm_card_visa', ref, at - interval '1 second', at, refunded
+    FROM unnest($1::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::bigint[]) AS t(id, amount, currency, status, ref, at, refunded)`,
   [payments.map((p) => p.checkoutId), merchantId, payments.map((p) => p.amount), payments.map((p) => p.currency),
-    payments.map((p) => p.status), payments.map((p) => p.pspReference), payments.map((p) => p.updatedAt)])
+    payments.map((p) => p.status), payments.map((p) => p.pspReference), payments.map((p) => p.updatedAt), payments.map((p) => p.amountRefunded ?? 0)])
+}
+
+export async function insertRefunds (refunds: readonly OurRefund[]): Promise<void> {
+  if (refunds.length === 0) return
+  await paymentsPool().query(`
+    INSERT INTO refunds (refund_id, checkout_id, merchant_id, amount, currency, status, psp_reference, payment_version, created_at, updated_at)
+    SELECT id, checkout, $2, amount, currency, status, ref, 4, at - interval '1 second', at
+    FROM unnest($1::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::timestamptz[]) AS t(id, checkout, amount, currency, status, ref, at)`,
+  [refunds.map((r) => r.refundId), merchantId, refunds.map((r) => r.checkoutId), refunds.map((r) => r.amount), refunds.map((r) => r.currency),
+    refunds.map((r) => r.status), refunds.map((r) => r.pspReference), refunds.map((r) => r.updatedAt)])
 }
 
 export function reconcile (date: string): Promise<RunResult[]> {
@@ -135,6 +179,9 @@ export function reconcileOnce (date: string): Promise<RunResult> {
 
 export interface Item {
   class: string
+  line_type: string
+  refund_id: string | null
+  psp_charge: string | null
   note: string | null
   psp_line: string | null
   psp_reference: string | null
@@ -154,11 +201,23 @@ export async function currentRun (date: string): Promise<{ id: string, counts: R
   return (await reconPool().query("SELECT * FROM reconciliation_runs WHERE psp = 'sandbox' AND report_date = $1 AND is_current", [date])).rows[0]
 }
 
-/** Class of each checkout id in a run's items (a checkout with several items: joined by '+', in line order). */
+/** Class of each checkout id in a run's charge items (a checkout with several items: joined by '+', in line order). */
 export async function classesByCheckout (runId: number): Promise<Record<string, string>> {
   const out: Record<string, string> = {}
   for (const item of await itemsOf(runId)) {
+    if (item.line_type !== 'charge') continue
     const key = item.checkout_id ?? `line-${item.psp_line}`
+    out[key] = out[key] === undefined ? item.class : `${out[key]}+${item.class}`
+  }
+  return out
+}
+
+/** Class of each refund in a run's items (by our refund id, else the line's refund reference; several items: joined by '+'). */
+export async function classesByRefund (runId: number): Promise<Record<string, string>> {
+  const out: Record<string, string> = {}
+  for (const item of await itemsOf(runId)) {
+    if (item.line_type !== 'refund') continue
+    const key = item.refund_id ?? `line-${item.psp_line}`
     out[key] = out[key] === undefined ? item.class : `${out[key]}+${item.class}`
   }
   return out

@@ -51,7 +51,7 @@ t.test('a malformed line is an error naming its line; nothing is stored, the cur
   await setDiscrepancies(date, { malformedRow: 2 })
   const error = await reconcileOnce(date).then(() => undefined, (e: unknown) => e)
   t.type(error, ReconcileError)
-  t.match(error, { code: 'report_malformed', line: 3, message: /line 3: expected 10 columns, got 6/ })
+  t.match(error, { code: 'report_malformed', line: 3, message: /line 3: expected 13 columns, got 6/ })
   t.same((await runsOf(date)).map((r) => [r.id, r.is_current]), [[String(good.runId), true]], 'no run stored')
   const stray = await reconPool().query('SELECT count(*)::int AS n FROM reconciliation_items WHERE run_id > $1 AND checkout_id = ANY($2)',
     [good.runId, charges.map((c) => c.reference)])
@@ -73,8 +73,8 @@ t.test('a report without its header, or empty, or with a non-integer amount, is 
   const run = (text: string) => reconcileDay({ pool: reconPool(), source: source(text) }, { psp: 'sandbox', date, trigger: 'test' })
   await t.rejects(run(`${date},ch_1,co_1,m,100,EUR,26,74,succeeded,${date}T10:00:00Z\n`), { code: 'report_malformed', line: 1, message: /expected the header/ })
   await t.rejects(run(''), { code: 'report_truncated', line: 1, message: /empty/ })
-  const header = 'settlement_date,psp_reference,checkout_id,merchant_id,amount,currency,fee,net,status,charged_at\n'
-  await t.rejects(run(`${header}${date},ch_1,co_1,m,12.5,EUR,26,74,succeeded,${date}T10:00:00Z\n`), { code: 'report_malformed', line: 2, message: /amount "12.5" is not an integer/ })
+  const header = 'settlement_date,psp_reference,checkout_id,merchant_id,amount,currency,fee,net,status,charged_at,type,charge,refund_reference\n'
+  await t.rejects(run(`${header}${date},ch_1,co_1,m,12.5,EUR,26,74,succeeded,${date}T10:00:00Z,charge,,\n`), { code: 'report_malformed', line: 2, message: /amount "12.5" is not an integer/ })
   t.same(await runsOf(date), [])
 })
 
@@ -116,7 +116,7 @@ t.test('CLI: exit 0 clean, 1 discrepancies (with the CSV files), 2 bad arguments
   t.equal(ok.code, 0, ok.stderr)
   const summary = JSON.parse(ok.stdout)
   t.match(summary, { exit_code: 0, discrepancies: 0, runs: [{ report_date: clean, psp_rows: 2, counts: { matched: 2 } }] })
-  t.equal(readFileSync(join(dir, 'clean.csv'), 'utf8').split('\n')[0], 'report_date,psp,run_id,class,note,psp_line,psp_reference,checkout_id,psp_checkout_id,merchant_id,psp_amount,internal_amount,psp_currency,internal_currency,fee,net,psp_status,internal_status,psp_charged_at,internal_succeeded_at')
+  t.equal(readFileSync(join(dir, 'clean.csv'), 'utf8').split('\n')[0], 'report_date,psp,run_id,class,note,psp_line,psp_reference,checkout_id,psp_checkout_id,merchant_id,psp_amount,internal_amount,psp_currency,internal_currency,fee,net,psp_status,internal_status,psp_charged_at,internal_succeeded_at,line_type,refund_id,psp_charge')
 
   t.equal(found.code, 1, found.stderr)
   t.match(found.stdout, /amount_mismatch\s+1\s+\(discrepancy\)/)
@@ -129,7 +129,7 @@ t.test('CLI: exit 0 clean, 1 discrepancies (with the CSV files), 2 bad arguments
   t.equal(bad.code, 2)
   t.match(bad.stderr, /bad_args: --date "2031-02-30" is not a date/)
   t.equal(malformed.code, 2)
-  t.match(malformed.stderr, /report_malformed: line 2: expected 10 columns, got 6/)
+  t.match(malformed.stderr, /report_malformed: line 2: expected 13 columns, got 6/)
   t.equal(noPsp.code, 2)
   t.match(noPsp.stderr, /psp_unreachable: GET http:\/\/127\.0\.0\.1:9\/v1\/settlements\//)
   t.equal(noDb.code, 2)
