@@ -245,7 +245,7 @@ export interface KeysFileOptions {
   /** Default: Date.now. Tests fix the time. */
   nowMs?: () => number
   /** Tests shorten the waits. */
-  limits?: Partial<Pick<typeof keysFileLimits, 'lockWaitMs' | 'lockStaleMs' | 'lockPollIntervalMs'>>
+  limits?: Partial<Record<'lockWaitMs' | 'lockStaleMs' | 'lockPollIntervalMs', number>>
   /**
    * Called under the lock after the file was read and before it is written (tests change the file
    * there, as a writer ignoring the lock would).

@@ -18,6 +18,9 @@
 //    same key → node mapping). It passes the caller's own internal credential header through
 //    unchanged and never adds one (nginx holds no internal secret): the node checks who is
 //    calling end to end (SECURITY.md, #17 part 2). The public server strips that header.
+//  - The operators' admin API (`/admin/`, admin/) is proxied on the internal listener only, with
+//    the operator's own bearer token passed through (the admin service checks it); the public
+//    server answers 404 for `/admin/` and `/admin`, whatever the request carries.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -152,6 +155,8 @@ export interface NginxConfOptions {
   reportingServer?: string;
   /** host:port of the notifier (merchant webhooks: /webhook_endpoints…, /events…); none: those are 404s from the nodes. */
   notifierServer?: string;
+  /** host:port of the admin service (operators: /admin/…), proxied on the internal listener only; none: 404 there too. */
+  adminServer?: string;
   accessLog: string;
   errorLog: string;
   workerProcesses?: number;
@@ -243,6 +248,18 @@ function notifierUpstreamBlock(server: string): string {
     server ${server} max_fails=0;
     keepalive 16;
     keepalive_requests 100000;
+    keepalive_timeout 60s;
+  }
+`;
+}
+
+/** The admin service: one server, reached from the internal listener only. */
+function adminUpstreamBlock(server: string): string {
+  if (!serverRe.test(server)) throw new Error(`bad admin server ${JSON.stringify(server)}`);
+  return `
+  upstream ringpay_admin {
+    server ${server} max_fails=0;
+    keepalive 4;
     keepalive_timeout 60s;
   }
 `;
@@ -376,6 +393,12 @@ ${errorLocations(limits.retryAfterS)}
     limit_conn ringpay_public_conn ${limits.publicConnectionsMax};
 
     location /internal/ {${notFound}
+    }
+
+    # The operators' admin API is never served here (nginx's internal listener only).
+    location /admin/ {${notFound}
+    }
+    location = /admin {${notFound}
     }${reporting.location}${notifier.location}
 
     location / {
@@ -479,7 +502,7 @@ http {
     "~^[A-Za-z0-9_-]{1,64}$" 0;
     default 1;
   }
-${upstreamBlock('payment_nodes', o.nodeServers, keepalive)}${extra.map((s) => upstreamBlock(s.upstreamName, s.servers, keepalive)).join('')}${o.reportingServer === undefined ? '' : reportingUpstreamBlock(o.reportingServer)}${o.notifierServer === undefined ? '' : notifierUpstreamBlock(o.notifierServer)}
+${upstreamBlock('payment_nodes', o.nodeServers, keepalive)}${extra.map((s) => upstreamBlock(s.upstreamName, s.servers, keepalive)).join('')}${o.reportingServer === undefined ? '' : reportingUpstreamBlock(o.reportingServer)}${o.notifierServer === undefined ? '' : notifierUpstreamBlock(o.notifierServer)}${o.adminServer === undefined ? '' : adminUpstreamBlock(o.adminServer)}
   # Public API.
 ${publicServer(host, o.publicPort, 'payment_nodes', o.accessLog, o.errorLog, limits, o.reportingServer === undefined ? undefined : 'ringpay_reporting',
   o.notifierServer === undefined ? undefined : 'ringpay_notifier')}
@@ -502,7 +525,15 @@ ${errorLocations(limits.retryAfterS)}
       if ($checkout_key = "") {${missingKey}
       }${proxyDirectives('payment_nodes', 'pass')}
     }
-
+${o.adminServer === undefined ? '' : `
+    # The operators' admin API (admin/): the operator's bearer token goes through unchanged and
+    # the service checks it (nginx holds none); no internal service credential is passed on.
+    location /admin/ {
+      default_type application/problem+json;
+      client_max_body_size 4k;
+      client_body_buffer_size 4k;${proxyDirectives('ringpay_admin', 'strip', 15)}
+    }
+`}
     location / {${notFound}
     }
   }
