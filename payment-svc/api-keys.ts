@@ -120,7 +120,7 @@ export function parseKeysFile (path: string, text: string): Map<string, ApiKeyGr
     if (Number.isNaN(expiresAtMs)) throw new ApiKeysError('invalid_entry', `${path}: keys[${index}] has an unreadable expires_at`)
     // Likewise a revocation that cannot be read fails the file: reading it as "not revoked" would
     // bring the key back.
-    if (entry.revoked_at !== undefined && Number.isNaN(Date.parse(String(entry.revoked_at)))) {
+    if (entry.revoked_at !== undefined && (typeof entry.revoked_at !== 'string' || Number.isNaN(Date.parse(entry.revoked_at)))) {
       throw new ApiKeysError('invalid_entry', `${path}: keys[${index}] has an unreadable revoked_at`)
     }
     if (seen.has(entry.key_sha256)) throw new ApiKeysError('duplicate_key', `${path}: keys[${index}] repeats an earlier key_sha256`)
