@@ -12,6 +12,7 @@ import { randomBytes, randomInt } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { dirname, join } from 'node:path'
+import { Ajv2020 } from 'ajv/dist/2020.js'
 import t, { type Test } from 'tap'
 import { runApiKeysCli } from '../../scripts/api-keys.ts'
 import { newCheckoutId } from '../helpers/api.ts'
@@ -63,9 +64,34 @@ function send (url: string, opts: { method?: string, headers?: Record<string, st
   })
 }
 
+// Every answer of the admin API in this file is checked against its own OpenAPI document (the last test).
+const spec = JSON.parse(readFileSync(new URL('../../openapi/ringpay-admin.openapi.json', import.meta.url), 'utf8'))
+const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false })
+ajv.addSchema({ $id: 'admin', components: spec.components })
+const documentedRoutes = Object.keys(spec.paths).map((route) => ({ route, pattern: new RegExp(`^${route.replace(/\{[^}]+\}/g, '[^/]+')}$`) }))
+const answers: Array<{ method: string, path: string, res: Answer }> = []
+
+function conformance (method: string, path: string, res: Answer): string | undefined {
+  const route = documentedRoutes.find((r) => r.pattern.test(path))?.route
+  if (route === undefined) return res.status === 404 && res.body?.code === 'not_found' ? undefined : `${method} ${path}: an undocumented route answered ${res.status}`
+  const operation = spec.paths[route][method.toLowerCase()]
+  if (operation === undefined) return res.status === 405 ? undefined : `${method} ${route}: undocumented method answered ${res.status}`
+  let response = operation.responses[String(res.status)]
+  if (response === undefined) return `${method} ${route}: status ${res.status} is not documented`
+  if (typeof response.$ref === 'string') response = spec.components.responses[response.$ref.split('/').pop()]
+  const contentType = String(res.headers['content-type']).split(';')[0]!
+  const media = response.content?.[contentType]
+  if (media === undefined) return `${method} ${route} ${res.status}: ${contentType} is not documented`
+  const validate = ajv.compile({ $ref: `admin${media.schema.$ref}` })
+  return validate(res.body) ? undefined : `${method} ${route} ${res.status}: ${ajv.errorsText(validate.errors)}`
+}
+
 const operator = { authorization: `Bearer ${admin.operatorToken}` }
-const adminCall = (method: string, path: string, body?: unknown, headers: Record<string, string> = operator): Promise<Answer> =>
-  send(`${admin.url}${path}`, { method, headers, body })
+async function adminCall (method: string, path: string, body?: unknown, headers: Record<string, string> = operator): Promise<Answer> {
+  const res = await send(`${admin.url}${path}`, { method, headers, body })
+  answers.push({ method, path: `/admin${path}`, res })
+  return res
+}
 
 function newMerchantId (): string {
   return `m_admin_${randomBytes(6).toString('hex')}`
@@ -209,6 +235,7 @@ t.test('only an operator token opens it: none, a wrong one, a merchant key → 4
   ]
   for (const [what, headers] of cases) {
     const res = await send(path, { method: 'POST', headers, body: { merchant_id: newMerchantId() }, from })
+    answers.push({ method: 'POST', path: '/admin/merchants', res })
     t.equal(res.status, 401, what)
     t.match(res.headers['content-type'], /^application\/problem\+json/, what)
     t.equal(res.body?.code, 'unauthorized', what)
@@ -251,6 +278,8 @@ t.test('refusals are problem+json with stable codes', async (t) => {
     t.equal(res.body?.code, code, what)
   }
   const notJson = await send(`${admin.url}/merchants`, { method: 'POST', headers: { ...operator, 'content-type': 'text/plain' }, body: 'x' })
+  answers.push({ method: 'POST', path: '/admin/merchants', res: notJson })
+  t.equal(notJson.status, 415)
   t.equal(notJson.body?.code, 'unsupported_media_type')
   t.equal((await adminCall('POST', `/keys/${key.id}/revoke`)).status, 200)
   const rollRevoked = await adminCall('POST', `/keys/${key.id}/roll`)
@@ -275,4 +304,14 @@ t.test('concurrent changes, from the API and the CLI at once, all survive and al
   t.same(listed, [a.body.id, b.body.id, fromCli.key_id].sort(), 'every key is in the file')
   t.equal((await adminCall('GET', `/merchants/${merchantId}_2/keys`)).status, 200, 'and the other merchant')
   for (const secret of [a.body.secret, b.body.secret, fromCli.secret]) await everywhere(t, secret, 'accepted', 'each concurrently issued key')
+})
+
+t.test('every answer above matches the admin OpenAPI document (openapi/ringpay-admin.openapi.json)', async (t) => {
+  t.ok(answers.length > 40, `${answers.length} answers checked`)
+  for (const { method, path, res } of answers) {
+    const problem = conformance(method, path, res)
+    t.equal(problem, undefined, `${method} ${path} ${res.status}`)
+  }
+  const statuses = new Set(answers.map((a) => a.res.status))
+  for (const status of [200, 201, 400, 401, 404, 405, 409, 415]) t.ok(statuses.has(status), `status ${status} seen`)
 })
