@@ -7,7 +7,6 @@ import type { KeysFileErrorCode } from './keys-file.ts'
 
 export const adminProblems = {
   unauthorized: { status: 401, title: 'Missing or invalid operator token' },
-  auth_attempts_exceeded: { status: 429, title: 'Too many failed operator token attempts; retry later' },
   not_found: { status: 404, title: 'Not found' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   unsupported_media_type: { status: 415, title: 'Content-Type must be application/json' },

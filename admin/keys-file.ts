@@ -19,7 +19,9 @@
 // - Revoked keys stay in the file with `revoked_at` (the nodes grant them nothing), so listings
 //   show them; nothing is ever removed.
 // - Every change appends one audit line (JSON) to `api-keys-audit.log` beside the file, under the
-//   same lock: time, operator, how (api, cli), action, merchant, key id; never a secret or digest.
+//   same lock and before the file is replaced: time, operator, how (api, cli), action, merchant,
+//   key id; never a secret or digest. So no change is without its line (a line whose write then
+//   failed is possible: its caller got the error).
 
 import { hash, randomBytes } from 'node:crypto'
 import { appendFileSync, chownSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
@@ -458,8 +460,10 @@ export class KeysFile {
           if (attempt >= keysFileLimits.casAttemptsMax) throw new KeysFileError('keys_file_busy', `${this.path} kept changing under the lock (${attempt} attempts); retry`)
           continue
         }
-        writeFileAtomic(this.path, text)
+        // The audit line first: a line for a change whose write then failed (the caller saw the
+        // error) is better than a change with no line.
         this.#audit(actor, nowMs, change.audit)
+        writeFileAtomic(this.path, text)
         return change.result
       }
     } finally {

@@ -5,10 +5,6 @@ export const adminLimits = {
   bodyBytesMax: 4_096,
   /** A request target longer than this is refused before routing. */
   urlBytesMax: 512,
-  /** Wrong operator tokens per client IP per window, then 429 for that IP until the window ends. */
-  failedAuthAttemptsMax: 20,
-  failedAuthWindowMs: 60_000,
-  failedAuthTrackedIpsMax: 1_000,
   /** Operators listed in RINGPAY_ADMIN_OPERATORS; each token is compared with all of them. */
   operatorsMax: 16,
   /** A whole request, slow body included (Node's requestTimeout). */

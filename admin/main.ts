@@ -10,7 +10,6 @@
 import { createServer } from 'node:http'
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { createLogger } from '../lib/log.ts'
-import { FailedKeyLimiter } from '../payment-svc/failed-key-limiter.ts'
 import { KeysFile } from './keys-file.ts'
 import { adminLimits as limits } from './limits.ts'
 import { OperatorsSettingError, parseOperators, type Operator } from './operator-auth.ts'
@@ -59,7 +58,6 @@ const changes = new Counter({ name: 'ringpay_admin_changes_total', help: 'Change
 const ctx: AdminContext = {
   keysFile: new KeysFile(required('RINGPAY_API_KEYS_FILE')),
   operators,
-  failedAuth: new FailedKeyLimiter({ failedKeyAttemptsMax: limits.failedAuthAttemptsMax, failedKeyWindowMs: limits.failedAuthWindowMs, failedKeyTrackedIpsMax: limits.failedAuthTrackedIpsMax }),
   trustedProxies,
   log,
   registry,
