@@ -182,7 +182,13 @@ export interface NginxConfOptions {
 // Unicode spaces and dashes): a superset of what the node reads as a card number
 // (lib/card-numbers.ts: NFKC, separators, at most separatorRunMax in a row).
 export const cardRunRegex = '[0-9\\x80-\\xff](?:[^0-9A-Za-z_\\x80-\\xff]{0,3}[0-9\\x80-\\xff]){12}';
-/** Replaces the logged URI or checkout key from the first card-like run on. */
+/**
+ * What the access log also masks: a merchant API key's secret (`sk_live_…`, the stack's test keys
+ * `sk_test_…`) or an operator token (`rpop_…`) pasted into a path, e.g. an operator naming a key
+ * by its secret in `/admin/keys/<secret>/revoke` (refused 400, but the line is written).
+ */
+export const secretRunRegex = '(?:sk_live_|sk_test_|rpop_)[A-Za-z0-9_-]{8}';
+/** Replaces the logged URI or checkout key from the first card-like run or secret on. */
 export const maskedMark = '[masked]';
 
 const problem = (status: number, title: string, code: string): string =>
@@ -455,14 +461,15 @@ http {
   scgi_temp_path ${temp('scgi')};
 
   # The URI and the checkout key are logged masked where they could hold a card number:
-  # nginx cannot check Luhn, so any run of 13 digit-like characters is masked (see cardRunRegex).
+  # nginx cannot check Luhn, so any run of 13 digit-like characters is masked (see cardRunRegex);
+  # and from a pasted API key secret or operator token on (secretRunRegex).
   map $uri $uri_logged {
     default $uri;
-    "~(?s)^(?<uri_before_card>.*?)${cardRunRegex}" "\${uri_before_card}${maskedMark}";
+    "~(?s)^(?<uri_before_card>.*?)(?:${cardRunRegex}|${secretRunRegex})" "\${uri_before_card}${maskedMark}";
   }
   map $checkout_key $checkout_key_logged {
     default $checkout_key;
-    "~(?s)^(?<key_before_card>.*?)${cardRunRegex}" "\${key_before_card}${maskedMark}";
+    "~(?s)^(?<key_before_card>.*?)(?:${cardRunRegex}|${secretRunRegex})" "\${key_before_card}${maskedMark}";
   }
   log_format ringpay_json escape=json '{"time":"$time_iso8601","request_id":"$request_id",'
     '"remote_addr":"$remote_addr","method":"$request_method","uri":"$uri_logged","status":$status,'

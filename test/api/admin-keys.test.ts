@@ -145,6 +145,14 @@ async function nowEverywhere (t: Test, key: string, want: 'accepted' | 'refused'
   }
 }
 
+async function eventuallyTrue (probe: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + inForceDeadlineMs
+  while (!probe()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, pollIntervalMs))
+  }
+}
+
 function auditLines (): any[] {
   return readFileSync(join(dirname(apiKeysFile), 'api-keys-audit.log'), 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l))
 }
@@ -255,6 +263,8 @@ t.test('the public listener never serves it: /admin/ → 404, with the operator 
 })
 
 t.test('refusals are problem+json with stable codes', async (t) => {
+  const maskedLine = '"uri":"/admin/keys/[masked]"'
+  const maskedBefore = readFileSync(stack.nginx.accessLog, 'utf8').split(maskedLine).length
   const { merchantId, key } = await newMerchantWithKey(t)
   const cases: Array<[string, Promise<Answer>, number, string]> = [
     ['an existing merchant', adminCall('POST', '/merchants', { merchant_id: merchantId }), 409, 'merchant_exists'],
@@ -281,7 +291,11 @@ t.test('refusals are problem+json with stable codes', async (t) => {
   answers.push({ method: 'POST', path: '/admin/merchants', res: notJson })
   t.equal(notJson.status, 415)
   t.equal(notJson.body?.code, 'unsupported_media_type')
+  // The key named by its secret above was refused; nginx's access log has the line, masked.
   t.equal((await adminCall('POST', `/keys/${key.id}/revoke`)).status, 200)
+  await eventuallyTrue(() => readFileSync(stack.nginx.accessLog, 'utf8').split(maskedLine).length > maskedBefore, 'nginx\'s access line of the misnamed key, masked')
+  t.notOk(readFileSync(stack.nginx.accessLog, 'utf8').includes(key.secret), 'the secret is in no access log line')
+  t.notOk(readFileSync(admin.logFile, 'utf8').includes(key.secret), 'nor in the admin service\'s log')
   const rollRevoked = await adminCall('POST', `/keys/${key.id}/roll`)
   t.match({ status: rollRevoked.status, code: rollRevoked.body?.code, state: rollRevoked.body?.state }, { status: 409, code: 'api_key_not_active', state: 'revoked' })
 })
