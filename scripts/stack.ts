@@ -5,7 +5,9 @@
 //                         [--nginx-workers 1] [--node-entry payment-svc/main.ts] [--processors 1]
 //
 // Starts Postgres (+ migrations), Kafka (+ topics), N payment nodes (each with its CDC relay),
-// the sandbox PSP, nginx, the processors and the reconciler; waits for health; prints
+// the sandbox PSP, nginx, the processors, the reconciler, the reporting service, the notifier and
+// the operators' admin service (admin/: merchants and API keys, behind the operator token made
+// into <dir>/secrets/operator-token, on nginx's internal listener only); waits for health; prints
 // where everything is; writes the info file (see scripts/stack/info.ts); serves the control
 // API (scripts/stack/control.ts); on Ctrl-C/SIGTERM stops everything it started (nodes first,
 // then nginx, Kafka, Postgres).
