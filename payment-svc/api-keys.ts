@@ -1,8 +1,10 @@
 // Merchant API keys. Only SHA-256 digests are stored; the file is re-read when it changes (polled),
 // on SIGHUP or an admin call, so keys rotate without a restart. A request's merchant comes from its
 // key, never its body. A key has a scope (`full`, or `read`: reads and reports only) and may
-// expire (a rolled key keeps working until its `expires_at`, then is refused like an unknown one).
-// `scripts/api-keys.ts` issues, lists, revokes and rolls keys in this file.
+// expire (a rolled key keeps working until its `expires_at`, then is refused like an unknown one)
+// or be revoked (`revoked_at`: refused at once, kept in the file for the listing). The operators'
+// admin API (admin/) and `scripts/api-keys.ts` issue, list, revoke and roll keys in this file,
+// both through admin/keys-file.ts.
 //
 // Fail closed: a file that cannot be read or is not a valid keys file leaves the registry with NO
 // keys (`available` false), never with the previous set. A revocation is an edit of this file; an
@@ -24,6 +26,14 @@ export interface KeysFileEntry {
   created_at?: string
   /** ISO time after which the key is refused (a rolled key's grace period). */
   expires_at?: string
+  /**
+   * Set when an operator revoked the key: it grants nothing, whatever its expiry. The entry stays
+   * so that listings show it (admin/keys-file.ts); only its digest is kept, as for any key.
+   */
+  revoked_at?: string
+  /** A rolled key: when, and the id of the key that replaced it (it works until `expires_at`). */
+  rolled_at?: string
+  rolled_to?: string
 }
 
 interface KeysFile {
@@ -86,7 +96,7 @@ async function readKeysFile (path: string): Promise<string> {
   }
 }
 
-/** The digest → grant map of a keys file's text, or an ApiKeysError. */
+/** The digest → grant map of a keys file's text (revoked keys left out), or an ApiKeysError. */
 export function parseKeysFile (path: string, text: string): Map<string, ApiKeyGrant> {
   let parsed: KeysFile
   try {
@@ -97,6 +107,7 @@ export function parseKeysFile (path: string, text: string): Map<string, ApiKeyGr
   }
   if (!Array.isArray(parsed?.keys)) throw new ApiKeysError('invalid_shape', `${path}: expected {"keys": [...]}`)
   const next = new Map<string, ApiKeyGrant>()
+  const seen = new Set<string>()
   for (const [index, entry] of parsed.keys.entries()) {
     if (!merchantIdPattern.test(String(entry?.merchant_id)) || !digestPattern.test(String(entry?.key_sha256))) {
       throw new ApiKeysError('invalid_entry', `${path}: keys[${index}] needs merchant_id and a hex key_sha256`)
@@ -107,8 +118,15 @@ export function parseKeysFile (path: string, text: string): Map<string, ApiKeyGr
     if (!(apiKeyScopes as readonly string[]).includes(scope)) throw new ApiKeysError('invalid_entry', `${path}: keys[${index}] has an unknown scope`)
     const expiresAtMs = entry.expires_at === undefined ? Number.POSITIVE_INFINITY : Date.parse(String(entry.expires_at))
     if (Number.isNaN(expiresAtMs)) throw new ApiKeysError('invalid_entry', `${path}: keys[${index}] has an unreadable expires_at`)
-    if (next.has(entry.key_sha256)) throw new ApiKeysError('duplicate_key', `${path}: keys[${index}] repeats an earlier key_sha256`)
-    next.set(entry.key_sha256, { merchantId: entry.merchant_id, scope, expiresAtMs })
+    // Likewise a revocation that cannot be read fails the file: reading it as "not revoked" would
+    // bring the key back.
+    if (entry.revoked_at !== undefined && (typeof entry.revoked_at !== 'string' || Number.isNaN(Date.parse(entry.revoked_at)))) {
+      throw new ApiKeysError('invalid_entry', `${path}: keys[${index}] has an unreadable revoked_at`)
+    }
+    if (seen.has(entry.key_sha256)) throw new ApiKeysError('duplicate_key', `${path}: keys[${index}] repeats an earlier key_sha256`)
+    seen.add(entry.key_sha256)
+    // A revoked key stays in the file for the listing, and grants nothing.
+    if (entry.revoked_at === undefined) next.set(entry.key_sha256, { merchantId: entry.merchant_id, scope, expiresAtMs })
   }
   return next
 }

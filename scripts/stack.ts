@@ -5,7 +5,9 @@
 //                         [--nginx-workers 1] [--node-entry payment-svc/main.ts] [--processors 1]
 //
 // Starts Postgres (+ migrations), Kafka (+ topics), N payment nodes (each with its CDC relay),
-// the sandbox PSP, nginx, the processors and the reconciler; waits for health; prints
+// the sandbox PSP, nginx, the processors, the reconciler, the reporting service, the notifier and
+// the operators' admin service (admin/: merchants and API keys, behind the operator token made
+// into <dir>/secrets/operator-token, on nginx's internal listener only); waits for health; prints
 // where everything is; writes the info file (see scripts/stack/info.ts); serves the control
 // API (scripts/stack/control.ts); on Ctrl-C/SIGTERM stops everything it started (nodes first,
 // then nginx, Kafka, Postgres).
@@ -24,7 +26,7 @@ import { startControlServer, type ControlServer } from './stack/control.ts';
 import type { StackInfo } from './stack/info.ts';
 import { migrate } from '../db/migrate.ts';
 import { applyServiceRoles, newDatabasePassword, redactDatabaseUrl, serviceRoles, urlWithCredentials } from '../db/roles.ts';
-import { createNotifier, createProcessor, createReconciler, createReporting, createSandboxPsp } from './stack/app-processes.ts';
+import { createAdmin, createNotifier, createProcessor, createReconciler, createReporting, createSandboxPsp } from './stack/app-processes.ts';
 import { createPrometheus } from './stack/prometheus.ts';
 import { createKafka, defaultDlqPartitions, defaultEventsPartitions, dlqTopic, eventsTopic, externalBrokersFromEnv, stackTopics, type KafkaHandle } from './stack/kafka.ts';
 import { abuseLimitsFromEnv, createNginx, type NginxHandle } from './stack/nginx.ts';
@@ -37,6 +39,7 @@ import { errorMessage, repoRoot, say, withTimeout } from './stack/util.ts';
 import { ensureFieldKeysFile, fieldKeysFileName } from './stack/field-keys.ts';
 import { ensureKafkaUsersFile, kafkaUsersFileName } from './stack/kafka-credentials.ts';
 import { ensureEventKeysFile, eventKeysFileName } from './stack/event-keys.ts';
+import { ensureOperatorToken, operatorTokenFileName, stackOperatorName, stackOperatorsSetting } from './stack/operator-token.ts';
 import { ensureLocalCa } from './stack/tls.ts';
 import { eventSigningKeyEnv, eventSigningKeySetting } from '../lib/event-signing.ts';
 import { kafkaSaslEnv } from '../lib/kafka-event-bus.ts';
@@ -113,6 +116,7 @@ interface Ports {
   reconciler: number;
   reporting: number;
   notifier: number;
+  admin: number;
   prometheus: number;
   nodes: { id: string; admin: number }[];
   processors: { id: string; admin: number }[];
@@ -138,6 +142,7 @@ async function choosePorts(dir: string | null): Promise<Ports> {
     reconciler: await take(recorded.reconciler),
     reporting: await take(recorded.reporting),
     notifier: await take(recorded.notifier),
+    admin: await take(recorded.admin),
     prometheus: await take(recorded.prometheus),
     nodes: [],
     processors: [],
@@ -153,7 +158,7 @@ async function choosePorts(dir: string | null): Promise<Ports> {
   for (let i = 0; i < processorCount; i++) {
     ports.processors.push({ id: `p${i + 1}`, admin: await take(recorded.processors?.[i]?.admin) });
   }
-  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp, ports.reconciler, ports.reporting, ports.notifier, ports.prometheus,
+  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp, ports.reconciler, ports.reporting, ports.notifier, ports.admin, ports.prometheus,
     ...ports.nodes.map((n) => n.admin), ...ports.processors.map((p) => p.admin)];
   for (const port of all) {
     if (!(await isPortFree(port))) {
@@ -348,7 +353,18 @@ async function main(): Promise<void> {
   // The sandbox PSP's credentials: our secret key at the PSP, and the secret its webhooks are signed with.
   const pspSecretKey = `sk_sandbox_${randomBytes(18).toString('base64url')}`;
   const webhookSecret = `whsec_${randomBytes(24).toString('base64url')}`;
-  const apiKeysFile = join(dir, 'api-keys.json');
+  // The merchants' API keys (digests only): in a dir of the service user's own, since the admin
+  // service changes the file there (temp file and rename, a lock file, the audit log beside it).
+  const apiKeysFile = join(ensurePrivateDir(dir, 'merchant-keys', user), 'api-keys.json');
+  const legacyApiKeysFile = join(dir, 'api-keys.json');
+  if (existsSync(legacyApiKeysFile) && !existsSync(apiKeysFile)) {
+    renameSync(legacyApiKeysFile, apiKeysFile);
+    say('stack', `moved ${legacyApiKeysFile} to ${apiKeysFile}`);
+  }
+  // The operators' token for the admin API: made once per stack dir, the runner's alone; the
+  // admin service gets only its digest.
+  const operatorTokenFile = join(dir, 'secrets', operatorTokenFileName);
+  const operatorToken = ensureOperatorToken(operatorTokenFile);
   const keysFileState = ensureApiKeysFile(apiKeysFile, user);
   if (keysFileState === 'unreadable') say('stack', `WARNING: ${apiKeysFile} is not a valid keys file: every API key is refused until it is repaired`);
 
@@ -410,6 +426,7 @@ async function main(): Promise<void> {
     nodeServers: guardRing(ephemeral ? null : dir, nodeSpecs.map((n) => `unix:${n.publicSocket!}`)),
     reportingServer: `127.0.0.1:${ports.reporting}`,
     notifierServer: `127.0.0.1:${ports.notifier}`,
+    adminServer: `127.0.0.1:${ports.admin}`,
     workerProcesses: nginxWorkers,
     // RINGPAY_NGINX_PER_IP_REQUESTS_PER_SECOND_MAX etc.; the nodes take their own limits
     // (RINGPAY_FAILED_KEY_ATTEMPTS_MAX, …) from the same environment.
@@ -501,6 +518,15 @@ async function main(): Promise<void> {
     user,
   });
 
+  // The operators' admin API (admin/): merchants and API keys, behind nginx's internal listener only.
+  const admin = createAdmin({
+    port: ports.admin,
+    logFile: join(logsDir, 'admin.log'),
+    apiKeysFile,
+    operators: stackOperatorsSetting(operatorToken),
+    user,
+  });
+
   // Monitoring (#18): every component's /metrics scraped, ops/prometheus/alerts.yml evaluated.
   const prometheusDir = ensurePrivateDir(dir, 'prometheus', user);
   chownTree(prometheusDir, user);
@@ -515,6 +541,7 @@ async function main(): Promise<void> {
       reconciler: [{ instance: 'reconciler', address: `127.0.0.1:${ports.reconciler}` }],
       reporting: [{ instance: 'reporting', address: `127.0.0.1:${ports.reporting}` }],
       notifier: [{ instance: 'notifier', address: `127.0.0.1:${ports.notifier}` }],
+      admin: [{ instance: 'admin', address: `127.0.0.1:${ports.admin}` }],
     },
   });
 
@@ -522,6 +549,7 @@ async function main(): Promise<void> {
   services.set('prometheus', { handle: prometheus, stopPhase: 0 });
   services.set('reporting', { handle: reporting, stopPhase: 0 });
   services.set('notifier', { handle: notifier, stopPhase: 0 });
+  services.set('admin', { handle: admin, stopPhase: 0 });
   services.set('reconciler', { handle: reconciler, stopPhase: 0 });
   services.set('psp', { handle: psp, stopPhase: 1 });
   for (const [id, proc] of processors) services.set(id, { handle: proc, stopPhase: 0 });
@@ -553,7 +581,7 @@ async function main(): Promise<void> {
   await timed('nginx', () => nginx.start());
   // Processors last: they consume Kafka, write Postgres and call the nodes through nginx.
   await Promise.all([...processors.values()].map((p) => timed(p.name, () => p.start())));
-  await Promise.all([timed('reconciler', () => reconciler.start()), timed('reporting', () => reporting.start()), timed('notifier', () => notifier.start()), timed('prometheus', () => prometheus.start())]);
+  await Promise.all([timed('reconciler', () => reconciler.start()), timed('reporting', () => reporting.start()), timed('notifier', () => notifier.start()), timed('admin', () => admin.start()), timed('prometheus', () => prometheus.start())]);
 
   const startedAt = new Date().toISOString();
   let info: StackInfo;
@@ -583,6 +611,8 @@ async function main(): Promise<void> {
     reporting: { port: ports.reporting, logFile: join(logsDir, 'reporting.log') },
     notifier: { port: ports.notifier, logFile: join(logsDir, 'notifier.log'), devAllowLoopback: notifierEnv.RINGPAY_NOTIFIER_DEV_ALLOW_LOOPBACK === '1' },
     prometheus: { url: `http://127.0.0.1:${ports.prometheus}`, logFile: join(logsDir, 'prometheus.log') },
+    admin: { url: `http://127.0.0.1:${ports.internal}/admin`, port: ports.admin, logFile: join(logsDir, 'admin.log'), operator: stackOperatorName, operatorToken, operatorTokenFile },
+    apiKeysFile,
     apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey, merchant_demo_read: demoReadApiKey },
     internalTokens,
     fieldKeysFile,
@@ -617,6 +647,7 @@ async function main(): Promise<void> {
     `  reconciler    metrics http://127.0.0.1:${ports.reconciler}/metrics   (daily at RECONCILER_DAILY_AT, default 02:00 UTC; node reconciler/cli.ts for finance)`,
     `  reporting     GET ${info.publicUrl}/payments, /reports/payments.csv   (through nginx; metrics http://127.0.0.1:${ports.reporting}/metrics)`,
     `  notifier      ${info.publicUrl}/webhook_endpoints, /events   (merchant webhooks, through nginx; metrics http://127.0.0.1:${ports.notifier}/metrics${info.notifier?.devAllowLoopback ? '; dev mode: loopback endpoints allowed' : ''})`,
+    `  admin         ${info.internalUrl}/admin/merchants, /admin/keys/…   (operators: merchants and API keys; internal listener only; Authorization: Bearer $(cat ${operatorTokenFile}))`,
     `  prometheus    http://127.0.0.1:${ports.prometheus}   (alerts: /alerts; rules ops/prometheus/alerts.yml)`,
     `  dir           ${dir}`,
     `  logs          ${logsDir}/{${[...nodes.keys()].join(',')},postgres,kafka,nginx,nginx-access,nginx-error}.log${kafka.serverLog ? `, ${kafka.serverLog}` : ''}`,

@@ -144,6 +144,32 @@ t.test('scopes and expiry: a read key is granted read; an expired key is refused
   }
 })
 
+t.test('a revoked key (revoked_at, kept in the file for listings) grants nothing; an unreadable revoked_at fails the file', async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), 'ringpay-keys-')), 'keys.json')
+  const digest = (key: string): string => hash('sha256', key, 'hex')
+  writeFileSync(path, JSON.stringify({
+    merchants: [{ merchant_id: 'm1', created_at: '2026-12-07T11:00:00Z' }],
+    keys: [
+      { merchant_id: 'm1', key_sha256: digest('sk_live_0123456789') },
+      { merchant_id: 'm1', key_sha256: digest('sk_gone_0123456789'), revoked_at: '2026-12-07T12:00:00Z' },
+    ],
+  }))
+  const registry = new ApiKeyRegistry(path)
+  t.equal(await registry.reload(), 1, 'only the key in force counts')
+  t.equal(registry.merchantFor('Bearer sk_live_0123456789'), 'm1')
+  t.equal(registry.merchantFor('Bearer sk_gone_0123456789'), undefined, 'the revoked key is refused')
+  for (const revokedAt of ['yesterday', null, 0]) {
+    writeFileSync(path, JSON.stringify({ keys: [{ merchant_id: 'm1', key_sha256: digest('sk_gone_0123456789'), revoked_at: revokedAt }] }))
+    t.equal(await reasonOf(registry.reload()), 'invalid_entry', `revoked_at ${JSON.stringify(revokedAt)}: the whole file is refused, never read as not revoked`)
+    t.equal(registry.merchantFor('Bearer sk_gone_0123456789'), undefined)
+  }
+  writeFileSync(path, JSON.stringify({ keys: [
+    { merchant_id: 'm1', key_sha256: digest('sk_gone_0123456789'), revoked_at: '2026-12-07T12:00:00Z' },
+    { merchant_id: 'm2', key_sha256: digest('sk_gone_0123456789') },
+  ] }))
+  t.equal(await reasonOf(registry.reload()), 'duplicate_key', 'a revoked digest listed again for someone else is still a duplicate')
+})
+
 t.test('the reloader picks a changed file up by itself (no signal), and only when it changed', async (t) => {
   const path = keysFile({ m1: 'sk_one_0123456789' })
   const registry = new ApiKeyRegistry(path)

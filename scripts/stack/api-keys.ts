@@ -2,7 +2,8 @@
 // README): they only ever authenticate against a local/ephemeral stack. Nodes get only the
 // SHA-256 of each key, via the keys file written here.
 import { createHash } from 'node:crypto';
-import { chownSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../../admin/keys-file.ts';
 
 export const demoMerchantId = 'merchant_demo';
 export const otherMerchantId = 'merchant_other';
@@ -74,17 +75,14 @@ export function ensureApiKeysFile(path: string, owner?: { uid: number; gid: numb
 
 /**
  * Writes the keys file atomically (nodes may read it at any time): the given file text, or the
- * file of the given test merchants. Nodes read it again on SIGHUP or `POST /admin/reload-keys`;
- * a file they cannot use leaves them with no key at all (fail closed).
+ * file of the given test merchants. Nodes pick it up within apiKeysPollIntervalMs (or on SIGHUP,
+ * `POST /admin/reload-keys`); a file they cannot use leaves them with no key at all (fail closed).
+ * A whole-file write for the stack and the tests: key changes go through admin/keys-file.ts,
+ * which serialises them.
  */
 export function writeApiKeysFile(path: string, content?: readonly string[] | string, owner?: { uid: number; gid: number } | null): void {
   const text = typeof content === 'string' ? content : JSON.stringify(renderApiKeysFile(content), null, 2) + '\n';
-  const tmp = `${path}.tmp-${process.pid}`;
   // Digests only, but nobody else needs them: 0600, owned by the nodes' user (a rewrite by root,
   // e.g. a test revoking a key, keeps the current owner so the nodes can still read it).
-  writeFileSync(tmp, text, { mode: 0o600 });
-  const keepOwner = owner === undefined && process.getuid?.() === 0 && existsSync(path) ? statSync(path) : undefined;
-  const newOwner = owner ?? keepOwner;
-  if (newOwner) chownSync(tmp, newOwner.uid, newOwner.gid);
-  renameSync(tmp, path);
+  writeFileAtomic(path, text, owner);
 }

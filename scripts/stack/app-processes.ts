@@ -1,5 +1,5 @@
 // The stack's application processes beside the payment nodes: the sandbox PSP, the reconciler, the
-// reporting service, the notifier and the processors. Each is a ManagedProcess (restartable, killable through the control API) running
+// reporting service, the notifier, the admin service and the processors. Each is a ManagedProcess (restartable, killable through the control API) running
 // on the pinned Node 24, ready when its HTTP health endpoint answers 200.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -185,5 +185,24 @@ export function createNotifier(spec: NotifierSpec): ManagedProcess {
     RINGPAY_API_KEYS_FILE: spec.apiKeysFile,
     RINGPAY_FIELD_KEYS_FILE: spec.fieldKeysFile,
     RINGPAY_EVENT_KEYS_FILE: spec.eventKeysFile,
+  }, `http://127.0.0.1:${spec.port}/readyz`, spec.logFile, spec.user);
+}
+
+export interface AdminSpec {
+  port: number;
+  logFile: string;
+  /** The keys file it changes (through admin/keys-file.ts); its dir must be the service user's. */
+  apiKeysFile: string;
+  /** RINGPAY_ADMIN_OPERATORS: operator names with their tokens' SHA-256 digests, never a token. */
+  operators: string;
+  user?: ServiceUser | null;
+}
+
+/** The admin service (admin/main.ts): operators' merchants and API keys, behind nginx's internal listener. */
+export function createAdmin(spec: AdminSpec): ManagedProcess {
+  return appProcess('admin', 'admin/main.ts', {
+    ADMIN_PORT: String(spec.port),
+    RINGPAY_API_KEYS_FILE: spec.apiKeysFile,
+    RINGPAY_ADMIN_OPERATORS: spec.operators,
   }, `http://127.0.0.1:${spec.port}/readyz`, spec.logFile, spec.user);
 }

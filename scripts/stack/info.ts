@@ -49,6 +49,14 @@ export interface StackInfo {
   notifier?: { port: number; logFile: string; devAllowLoopback: boolean };
   /** Prometheus (absent in info files of older stacks): scrapes every component, evaluates the alerts. */
   prometheus?: { url: string; logFile: string };
+  /**
+   * The operators' admin API (absent in info files of older stacks): `url` is its base through
+   * nginx's internal listener (`<url>/merchants`, `<url>/keys/…`); `port` the service itself on
+   * 127.0.0.1. The operator token is also in `operatorTokenFile` (<dir>/secrets/operator-token, 0600).
+   */
+  admin?: { url: string; port: number; logFile: string; operator: string; operatorToken: string; operatorTokenFile: string };
+  /** The merchants' API keys file (digests only; absent in older info files: `<dir>/api-keys.json` then). */
+  apiKeysFile?: string;
   /** merchant_demo_read: merchant_demo's restricted key (scope read). */
   apiKeys: { merchant_demo: string; merchant_other: string; merchant_demo_read: string };
   /**

@@ -18,6 +18,9 @@
 //    same key → node mapping). It passes the caller's own internal credential header through
 //    unchanged and never adds one (nginx holds no internal secret): the node checks who is
 //    calling end to end (SECURITY.md, #17 part 2). The public server strips that header.
+//  - The operators' admin API (`/admin/`, admin/) is proxied on the internal listener only, with
+//    the operator's own bearer token passed through (the admin service checks it); the public
+//    server answers 404 for `/admin/` and `/admin`, whatever the request carries.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -152,6 +155,8 @@ export interface NginxConfOptions {
   reportingServer?: string;
   /** host:port of the notifier (merchant webhooks: /webhook_endpoints…, /events…); none: those are 404s from the nodes. */
   notifierServer?: string;
+  /** host:port of the admin service (operators: /admin/…), proxied on the internal listener only; none: 404 there too. */
+  adminServer?: string;
   accessLog: string;
   errorLog: string;
   workerProcesses?: number;
@@ -177,7 +182,13 @@ export interface NginxConfOptions {
 // Unicode spaces and dashes): a superset of what the node reads as a card number
 // (lib/card-numbers.ts: NFKC, separators, at most separatorRunMax in a row).
 export const cardRunRegex = '[0-9\\x80-\\xff](?:[^0-9A-Za-z_\\x80-\\xff]{0,3}[0-9\\x80-\\xff]){12}';
-/** Replaces the logged URI or checkout key from the first card-like run on. */
+/**
+ * What the access log also masks: a merchant API key's secret (`sk_live_…`, the stack's test keys
+ * `sk_test_…`) or an operator token (`rpop_…`) pasted into a path, e.g. an operator naming a key
+ * by its secret in `/admin/keys/<secret>/revoke` (refused 400, but the line is written).
+ */
+export const secretRunRegex = '(?:sk_live_|sk_test_|rpop_)[A-Za-z0-9_-]{8}';
+/** Replaces the logged URI or checkout key from the first card-like run or secret on. */
 export const maskedMark = '[masked]';
 
 const problem = (status: number, title: string, code: string): string =>
@@ -245,6 +256,18 @@ function notifierUpstreamBlock(server: string): string {
     server ${server} max_fails=0;
     keepalive 16;
     keepalive_requests 100000;
+    keepalive_timeout 60s;
+  }
+`;
+}
+
+/** The admin service: one server, reached from the internal listener only. */
+function adminUpstreamBlock(server: string): string {
+  if (!serverRe.test(server)) throw new Error(`bad admin server ${JSON.stringify(server)}`);
+  return `
+  upstream ringpay_admin {
+    server ${server} max_fails=0;
+    keepalive 4;
     keepalive_timeout 60s;
   }
 `;
@@ -378,6 +401,12 @@ ${errorLocations(limits.retryAfterS)}
     limit_conn ringpay_public_conn ${limits.publicConnectionsMax};
 
     location /internal/ {${notFound}
+    }
+
+    # The operators' admin API is never served here (nginx's internal listener only).
+    location /admin/ {${notFound}
+    }
+    location = /admin {${notFound}
     }${reporting.location}${notifier.location}
 
     location / {
@@ -434,14 +463,15 @@ http {
   scgi_temp_path ${temp('scgi')};
 
   # The URI and the checkout key are logged masked where they could hold a card number:
-  # nginx cannot check Luhn, so any run of 13 digit-like characters is masked (see cardRunRegex).
+  # nginx cannot check Luhn, so any run of 13 digit-like characters is masked (see cardRunRegex);
+  # and from a pasted API key secret or operator token on (secretRunRegex).
   map $uri $uri_logged {
     default $uri;
-    "~(?s)^(?<uri_before_card>.*?)${cardRunRegex}" "\${uri_before_card}${maskedMark}";
+    "~(?s)^(?<uri_before_card>.*?)(?:${cardRunRegex}|${secretRunRegex})" "\${uri_before_card}${maskedMark}";
   }
   map $checkout_key $checkout_key_logged {
     default $checkout_key;
-    "~(?s)^(?<key_before_card>.*?)${cardRunRegex}" "\${key_before_card}${maskedMark}";
+    "~(?s)^(?<key_before_card>.*?)(?:${cardRunRegex}|${secretRunRegex})" "\${key_before_card}${maskedMark}";
   }
   log_format ringpay_json escape=json '{"time":"$time_iso8601","request_id":"$request_id",'
     '"remote_addr":"$remote_addr","method":"$request_method","uri":"$uri_logged","status":$status,'
@@ -481,7 +511,7 @@ http {
     "~^[A-Za-z0-9_-]{1,64}$" 0;
     default 1;
   }
-${upstreamBlock('payment_nodes', o.nodeServers, keepalive)}${extra.map((s) => upstreamBlock(s.upstreamName, s.servers, keepalive)).join('')}${o.reportingServer === undefined ? '' : reportingUpstreamBlock(o.reportingServer)}${o.notifierServer === undefined ? '' : notifierUpstreamBlock(o.notifierServer)}
+${upstreamBlock('payment_nodes', o.nodeServers, keepalive)}${extra.map((s) => upstreamBlock(s.upstreamName, s.servers, keepalive)).join('')}${o.reportingServer === undefined ? '' : reportingUpstreamBlock(o.reportingServer)}${o.notifierServer === undefined ? '' : notifierUpstreamBlock(o.notifierServer)}${o.adminServer === undefined ? '' : adminUpstreamBlock(o.adminServer)}
   # Public API.
 ${publicServer(host, o.publicPort, 'payment_nodes', o.accessLog, o.errorLog, limits, o.reportingServer === undefined ? undefined : 'ringpay_reporting',
   o.notifierServer === undefined ? undefined : 'ringpay_notifier')}
@@ -504,7 +534,15 @@ ${errorLocations(limits.retryAfterS)}
       if ($checkout_key = "") {${missingKey}
       }${proxyDirectives('payment_nodes', 'pass')}
     }
-
+${o.adminServer === undefined ? '' : `
+    # The operators' admin API (admin/): the operator's bearer token goes through unchanged and
+    # the service checks it (nginx holds none); no internal service credential is passed on.
+    location /admin/ {
+      default_type application/problem+json;
+      client_max_body_size 4k;
+      client_body_buffer_size 4k;${proxyDirectives('ringpay_admin', 'strip', 15)}
+    }
+`}
     location / {${notFound}
     }
   }

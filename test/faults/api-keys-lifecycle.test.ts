@@ -13,7 +13,7 @@ import { call, cancelPayment, createPayment, eventually, getPayment, newCheckout
 import { loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
-const keysFile = join(stack.dir, 'api-keys.json')
+const keysFile = stack.apiKeysFile ?? join(stack.dir, 'api-keys.json')
 /** Nodes and the reporting service look at the file every 2 s (apiKeysPollIntervalMs). */
 const inForceDeadlineMs = 15_000
 
@@ -37,7 +37,8 @@ async function metric (port: number, name: string): Promise<number | undefined> 
  * against the client IP's failed-key cap, which would lock the shared stack's tests out.
  */
 async function inForceEverywhere (what: string): Promise<void> {
-  const expected = (JSON.parse(readFileSync(keysFile, 'utf8')) as { keys: unknown[] }).keys.length
+  // A revoked key stays in the file (listed as revoked) and grants nothing: the gauges count keys in force.
+  const expected = (JSON.parse(readFileSync(keysFile, 'utf8')) as { keys: Array<{ revoked_at?: string }> }).keys.filter((k) => k.revoked_at === undefined).length
   const targets: Array<[string, number, string]> = [
     ...stack.nodes.map((n): [string, number, string] => [n.id, n.adminPort, 'ringpay_api_keys']),
     ['the reporting service', stack.reporting!.port, 'ringpay_reporting_api_keys'],

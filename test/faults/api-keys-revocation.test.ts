@@ -14,7 +14,7 @@ import { call, createPayment, eventually, getFromNode, getPayment, newCheckoutId
 import { loadStackInfo, type StackNodeInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
-const keysFile = join(stack.dir, 'api-keys.json')
+const keysFile = stack.apiKeysFile ?? join(stack.dir, 'api-keys.json')
 const demoKey = stack.apiKeys.merchant_demo
 const otherKey = stack.apiKeys.merchant_other
 /** A node re-reads a bad keys file every apiKeysRetryIntervalMs (5 s): a repaired one is in force within it. */

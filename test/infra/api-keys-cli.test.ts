@@ -46,13 +46,17 @@ t.test('create a merchant, issue a read key, roll, revoke: the file holds digest
   grants = parseKeysFile(file, readFileSync(file, 'utf8'))
   t.equal(grants.get(sha256Hex(first.secret))!.expiresAtMs, Date.parse('2026-12-07T14:00:00Z'))
   t.match(grants.get(sha256Hex(rolled.secret)), { merchantId: 'm_shop', scope: 'full', expiresAtMs: Number.POSITIVE_INFINITY }, 'the new key: same merchant and scope')
-  const rolledAgain = JSON.parse((await cli(file, 'roll', first.key_id, '--grace-hours', '48')).stdout)
-  t.equal(rolledAgain.old_expires_at, '2026-12-07T14:00:00.000Z', 'a second roll never extends the grace')
+  const rolledAgain = await cli(file, 'roll', first.key_id, '--grace-hours', '48')
+  t.equal(rolledAgain.exitCode, 1, 'a rolled key is not rolled again (roll its successor)')
+  t.match(rolledAgain.stderr, /api_key_not_active/)
+  t.equal(parseKeysFile(file, readFileSync(file, 'utf8')).get(sha256Hex(first.secret))!.expiresAtMs, Date.parse('2026-12-07T14:00:00Z'), 'and its grace is not extended')
 
   t.equal((await cli(file, 'revoke', read.key_id)).exitCode, 0)
   grants = parseKeysFile(file, readFileSync(file, 'utf8'))
-  t.equal(grants.get(sha256Hex(read.secret)), undefined, 'revoked: gone from the file')
-  t.equal(grants.size, 3)
+  t.equal(grants.get(sha256Hex(read.secret)), undefined, 'revoked: no grant')
+  t.equal(grants.size, 2)
+  const states = JSON.parse((await cli(file, 'list', 'm_shop')).stdout).map((k: any) => [k.key_id, k.state])
+  t.same(states, [[first.key_id, 'rolled'], [read.key_id, 'revoked'], [rolled.key_id, 'active']], 'the revoked key stays listed, as revoked')
 })
 
 t.test('refusals: exit 1 for what does not exist (or already does), exit 2 for usage and a bad file', async (t) => {

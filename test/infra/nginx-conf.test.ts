@@ -115,6 +115,30 @@ t.test('the reporting service and the notifier: their paths go to them, before t
   t.throws(() => renderNginxConf({ dir, publicPort: 1, internalPort: 2, nodeServers: ['127.0.0.1:1'], accessLog: 'a', errorLog: 'e', notifierServer: 'x;y' }), /bad notifier server/);
 });
 
+t.test('the admin API: proxied on the internal listener only; the public server answers 404 for /admin/', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ringpay-nginx-conf-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const conf = renderNginxConf({
+    dir, publicPort: 18080, internalPort: 18081, nodeServers: ['127.0.0.1:19001'], accessLog: join(dir, 'access.log'), errorLog: join(dir, 'error.log'),
+    reportingServer: '127.0.0.1:19401', notifierServer: '127.0.0.1:19501', adminServer: '127.0.0.1:19601', workerUser: serviceUser(),
+  });
+  t.match(conf, /upstream ringpay_admin \{[^}]*server 127\.0\.0\.1:19601 max_fails=0;/);
+  t.equal(conf.match(/proxy_pass http:\/\/ringpay_admin;/g)?.length, 1, 'proxied from one place only');
+  const internalServer = conf.slice(conf.indexOf('listen 127.0.0.1:18081;'));
+  const publicServer = conf.slice(conf.indexOf('listen 127.0.0.1:18080;'), conf.indexOf('listen 127.0.0.1:18081;'));
+  t.match(internalServer, /location \/admin\/ \{[^}]*proxy_pass http:\/\/ringpay_admin;/, 'the internal listener proxies /admin/');
+  t.notMatch(publicServer, /ringpay_admin/, 'the public server never reaches the admin service');
+  t.match(publicServer, /location \/admin\/ \{\n\s+default_type application\/problem\+json;\n\s+return 404/, 'and answers 404 for /admin/');
+  t.match(publicServer, /location = \/admin \{\n\s+default_type application\/problem\+json;\n\s+return 404/, 'and /admin');
+  t.notMatch(internalServer.slice(internalServer.indexOf('location /admin/')), /proxy_set_header Authorization/, 'the operator\'s token goes through unchanged; nginx sets none');
+  const confFile = join(dir, 'nginx.conf');
+  writeFileSync(confFile, conf);
+  for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, 'temp', d), { recursive: true });
+  const r = spawnSync(findNginx(), ['-t', '-p', dir, '-e', join(dir, 'error.log'), '-c', confFile], { encoding: 'utf8', timeout: nginxTestTimeoutMs });
+  t.equal(r.status, 0, `nginx -t: ${r.stderr}`);
+  t.throws(() => renderNginxConf({ dir, publicPort: 1, internalPort: 2, nodeServers: ['127.0.0.1:1'], accessLog: 'a', errorLog: 'e', adminServer: 'x;y' }), /bad admin server/);
+});
+
 t.test('nginx -t accepts the rendered config', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ringpay-nginx-conf-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
