@@ -19,6 +19,7 @@ import type { StackInfo } from '../../scripts/stack/info.ts'
 import { writeApiKeysFile } from '../../scripts/stack/api-keys.ts'
 import { createNginx, type NginxHandle } from '../../scripts/stack/nginx.ts'
 import { pickFreePorts } from '../../scripts/stack/ports.ts'
+import { makePassable, serviceUser } from '../../scripts/stack/service-user.ts'
 import type { ManagedProcess } from '../../scripts/stack/proc.ts'
 import { createMonolithTable, monolithStatuses } from '../targets/monolith-schema.ts'
 import { dropBenchTable } from '../targets/naive-schema.ts'
@@ -118,6 +119,10 @@ export class MonolithTarget {
     // Its nginx reaches it on a Unix socket, as the stack's nginx reaches the payment nodes: the
     // two targets differ in design, not in the transport of that hop.
     const socket = join(o.dir, 'monolith.sock')
+    // nginx's workers run as the service user when the bench runs as root: they pass through the
+    // bench's private temp dir to the socket (o+x only: nothing in it becomes listable or readable).
+    const workerUser = serviceUser()
+    if (workerUser) makePassable(o.dir, workerUser)
     this.#server = createMonolithProcess({
       name: 'monolith', port: serverPort, logFile: join(logs, 'monolith.log'),
       databaseUrl: o.stack.databaseUrl, table: this.#table, apiKeysFile, psp: o.stack.psp, socket,
@@ -126,8 +131,10 @@ export class MonolithTarget {
       dir: join(o.dir, 'nginx'), logsDir: logs, logFile: join(logs, 'nginx.log'),
       publicPort: nginxPort, internalPort: nginxInternalPort,
       nodeServers: [`unix:${socket}`],
+      // TLS like the stack's public listener (the same certificate): clients pay for it on both targets.
+      publicTls: o.stack.publicTls,
     })
-    this.origin = `http://127.0.0.1:${nginxPort}`
+    this.origin = `https://127.0.0.1:${nginxPort}`
   }
 
   static async create (o: { stack: StackInfo, dir: string, webhooks: MonolithWebhooks }): Promise<MonolithTarget> {
