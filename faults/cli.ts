@@ -19,6 +19,7 @@ import { faultKinds } from './kinds.ts'
 import { faultProfiles } from './profiles.ts'
 import { answersLine, faultTable } from './report.ts'
 import { runFaultSuite } from './suite.ts'
+import { trustCaFile } from '../scripts/stack/trust-ca.ts'
 
 const usage = `usage: npm run faults -- [--profile short|long] [--only ${faultKinds.map((k) => k.name).join(',')}]
                           [--stack-info <info.json>] [--keep-stack]
@@ -47,6 +48,7 @@ async function main (): Promise<number> {
     ? await spawnStack({ env: fastWatchdogEnv, keepDir: values['keep-stack'], log: (line) => process.stderr.write(`[faults] ${line}\n`) })
     : undefined
   const stack = own?.info ?? JSON.parse(readFileSync(values['stack-info']!, 'utf8')) as StackInfo
+  trustCaFile(stack.publicCaFile)
   const startedAt = new Date()
   try {
     const rows = await runFaultSuite({

@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import type { StackInfo } from './stack/info.ts';
 import { repoRoot } from './stack/util.ts';
 import { signatureHeader, verifyWebhookSignature } from '../lib/webhook-signature.ts';
+import { trustCaFile } from './stack/trust-ca.ts';
 
 export const demoRequestTimeoutMs = 10_000;
 
@@ -26,6 +27,8 @@ try {
   process.stderr.write(`cannot read the stack info file ${infoFile} (is the stack running? scripts/demo.sh starts it): ${(err as Error).message}\n`);
   process.exit(1);
 }
+// The public API is https with a certificate of the stack's own CA.
+trustCaFile(info.publicCaFile);
 
 const apiKey = info.apiKeys.merchant_demo;
 /** A long-poll returns as soon as the payment changes; the demo waits at most this for each step. */

@@ -383,6 +383,10 @@ async function main(): Promise<void> {
   // The stack's CA and the broker's certificate (internal hops encrypted, issue #17 part 3).
   const localCa = ensureLocalCa(join(dir, 'secrets'), user);
   const kafkaCert = localCa.serverCert('kafka', ['127.0.0.1']);
+  // The public listener serves TLS only (issue #17 part 3), with a certificate of the same CA.
+  const nginxCert = localCa.serverCert('nginx', ['127.0.0.1']);
+  const publicTls = { certFile: nginxCert.certFile, keyFile: nginxCert.keyFile, caFile: localCa.caFile };
+  const publicUrl = `https://127.0.0.1:${ports.public}`;
   const kafka: KafkaHandle = createKafka({
     dir: ensurePrivateDir(dir, 'kafka', user),
     user,
@@ -432,6 +436,7 @@ async function main(): Promise<void> {
     // (RINGPAY_FAILED_KEY_ATTEMPTS_MAX, …) from the same environment.
     abuseLimits: abuseLimitsFromEnv(process.env),
     workerUser: user,
+    publicTls,
   });
 
   // Adding a component (CDC relay, processors, sandbox PSP, reconciler): build a ManagedProcess
@@ -450,7 +455,8 @@ async function main(): Promise<void> {
     logFile: join(logsDir, 'psp.log'),
     secretKey: pspSecretKey,
     webhookSecret,
-    webhookBaseUrl: `http://127.0.0.1:${ports.public}`,
+    webhookBaseUrl: publicUrl,
+    webhookCaFile: localCa.caFile,
   });
   const processors = new Map(ports.processors.map((p) => [p.id, createProcessor({
     id: p.id,
@@ -596,7 +602,9 @@ async function main(): Promise<void> {
   );
 
   info = {
-    publicUrl: `http://127.0.0.1:${ports.public}`,
+    publicUrl,
+    publicCaFile: localCa.caFile,
+    publicTls,
     internalUrl: `http://127.0.0.1:${ports.internal}`,
     controlUrl: control.url,
     controlToken,
@@ -654,7 +662,7 @@ async function main(): Promise<void> {
     `  info file     ${infoFiles.join(', ')}`,
     `  test API key  ${demoMerchantId}: ${testApiKeys[demoMerchantId]}`,
     '',
-    `Try: curl -s -H 'X-PAYMENT-CHECKOUT-ID: co_1' -H 'Authorization: Bearer ${demoApiKey}' ${info.publicUrl}/payments/co_1`,
+    `Try: curl -s --cacert ${info.publicCaFile} -H 'X-PAYMENT-CHECKOUT-ID: co_1' -H 'Authorization: Bearer ${demoApiKey}' ${info.publicUrl}/payments/co_1`,
     'Press Ctrl-C to stop.',
     '',
   ];

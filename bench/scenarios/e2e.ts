@@ -33,6 +33,7 @@ import { describeSystemOutcome } from '../lib/system-outcome.ts'
 import { formatInt, formatMs, renderTable } from '../lib/table.ts'
 import { waitForQuiet, waitIdleSMax } from '../lib/wait-idle.ts'
 import { runSearch } from './e2e-search.ts'
+import { trustCaFile } from '../../scripts/stack/trust-ca.ts'
 
 export const defaultRateRps = 500
 export const rateRpsMax = 50_000
@@ -235,6 +236,7 @@ async function run (argv: string[]): Promise<number> {
     own = await spawnStack({ args: ['--nodes', String(cfg.nodes), '--processors', String(cfg.processors)], env: fastWatchdogEnv, log })
   }
   const stack = own?.info ?? JSON.parse(readFileSync(cfg.stackInfo!, 'utf8')) as StackInfo
+  trustCaFile(stack.publicCaFile)
   const probe = new PipelineLagProbe({
     brokers: stack.kafkaBrokers,
     sasl: stack.kafkaCredentials?.admin,

@@ -18,6 +18,7 @@ import { describeMachine } from '../lib/machine.ts'
 import type { Scenario } from '../lib/scenario.ts'
 import { percentileSorted } from '../lib/stats.ts'
 import { formatInt, renderTable } from '../lib/table.ts'
+import { trustCaFile } from '../../scripts/stack/trust-ca.ts'
 
 export const defaultCount = 1_000_000
 export const countMax = 5_000_000
@@ -111,6 +112,7 @@ async function run (argv: string[]): Promise<number> {
   let own: SpawnedStack | undefined
   if (v['stack-info'] === undefined) own = await spawnStack({ args: ['--nodes', '1'], log: (line) => process.stderr.write(`[reporting] ${line}\n`) })
   const stack = own?.info ?? JSON.parse(readFileSync(v['stack-info']!, 'utf8')) as StackInfo
+  trustCaFile(stack.publicCaFile)
   try {
     process.stderr.write(`[reporting] writing ${formatInt(count)} payments of ${merchantId} on ${day}\n`)
     const { generateMs, analyzeMs } = await generate(stack.databaseUrl, count)

@@ -47,6 +47,8 @@ export interface SandboxPspSpec {
   webhookSecret: string;
   /** Where webhooks go: the public nginx (routes /webhooks/psp/sandbox/<checkout id>). */
   webhookBaseUrl: string;
+  /** The CA of the public listener's certificate (NODE_EXTRA_CA_CERTS: trusted besides the system's). */
+  webhookCaFile?: string;
   /** Extra PSP_* settings (latency, fault rates). */
   env?: Record<string, string>;
   user?: ServiceUser | null;
@@ -62,6 +64,7 @@ export function createSandboxPsp(spec: SandboxPspSpec): ManagedProcess {
     PSP_SECRET_KEY: spec.secretKey,
     PSP_WEBHOOK_SECRET: spec.webhookSecret,
     PSP_WEBHOOK_BASE_URL: spec.webhookBaseUrl,
+    ...(spec.webhookCaFile === undefined ? {} : { NODE_EXTRA_CA_CERTS: spec.webhookCaFile }),
   }, `http://127.0.0.1:${spec.port}/healthz`, spec.logFile, spec.user);
 }
 

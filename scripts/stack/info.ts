@@ -16,8 +16,12 @@ export interface StackNodeInfo {
 }
 
 export interface StackInfo {
-  /** nginx public entry point, e.g. http://127.0.0.1:8080 */
+  /** nginx public entry point, TLS only, e.g. https://127.0.0.1:8080 */
   publicUrl: string;
+  /** The stack's CA (PEM), which issued the public listener's certificate: clients trust it. */
+  publicCaFile: string;
+  /** The public listener's certificate and key (for a bench target's nginx that serves like the stack's). */
+  publicTls: { certFile: string; keyFile: string; caFile: string };
   /** nginx internal entry point, for processors; every call carries its caller's own token (internalTokens). */
   internalUrl: string;
   /** The runner's control API, and the bearer token every call to it needs (also in <dir>/control-token, 0600). */

@@ -22,7 +22,8 @@
 //    the operator's own bearer token passed through (the admin service checks it); the public
 //    server answers 404 for `/admin/` and `/admin`, whatever the request carries.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'undici';
 import { join } from 'node:path';
 import { ManagedProcess, type ServiceHandle, type ServiceStatus } from './proc.ts';
 import { ensurePrivateDir, privateDirMode, serviceUser, sharedStackDirMode, type ServiceUser } from './service-user.ts';
@@ -174,6 +175,37 @@ export interface NginxConfOptions {
   abuseLimits?: Partial<NginxAbuseLimits>;
   /** Idle upstream connections kept per upstream (default upstreamKeepaliveConnections). */
   upstreamKeepalive?: number;
+  /**
+   * The public server(s) serve TLS 1.2+ only, with this certificate and key (issue #17 part 3;
+   * the stack's local CA issues them, scripts/stack/tls.ts). Unset: plain HTTP (tests of the
+   * config alone, and the accept bench's own targets).
+   */
+  publicTls?: NginxTls;
+}
+
+export interface NginxTls {
+  certFile: string;
+  keyFile: string;
+  /** The CA that issued certFile: the readiness probe verifies the server with it. */
+  caFile: string;
+}
+
+/** The TLS session cache every public server shares (nginx's shared memory; ~4,000 sessions a MB). */
+export const tlsSessionCacheMb = 10;
+export const tlsSessionTimeoutMin = 60;
+const tlsPathRe = /^\/[A-Za-z0-9._\/\-]+$/;
+
+/** The directives of a TLS public server: TLS 1.2 and 1.3 only, OpenSSL's default ciphers for them. */
+function tlsDirectives(tls: NginxTls | undefined): string {
+  if (tls === undefined) return '';
+  for (const path of [tls.certFile, tls.keyFile]) if (!tlsPathRe.test(path)) throw new Error(`bad TLS file path ${JSON.stringify(path)}`);
+  return `
+    ssl_certificate ${tls.certFile};
+    ssl_certificate_key ${tls.keyFile};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    # Clients keep connections alive; a reconnecting one resumes its session instead of a new handshake.
+    ssl_session_cache shared:ringpay_tls:${tlsSessionCacheMb}m;
+    ssl_session_timeout ${tlsSessionTimeoutMin}m;`;
 }
 
 // What the access log masks (nginx has no Luhn, so it over-masks): 13 digit-like characters,
@@ -348,7 +380,7 @@ const notFound = `
 const reportingReadTimeoutS = 300;
 
 function publicServer(host: string, port: number, upstream: string, accessLog: string, errorLog: string, limits: Required<NginxAbuseLimits>,
-  reportingUpstream?: string, notifierUpstream?: string): string {
+  tls: NginxTls | undefined, reportingUpstream?: string, notifierUpstream?: string): string {
   // Lists and exports have no checkout id: they go to the reporting service, before the checks
   // that refuse a keyless request (a rewrite to an internal location: an error_page here would
   // drop the server's own error pages). Streamed unbuffered, so a slow download slows the export.
@@ -384,7 +416,7 @@ function publicServer(host: string, port: number, upstream: string, accessLog: s
   };
   return `
   server {
-    listen ${host}:${port};
+    listen ${host}:${port}${tls === undefined ? '' : ' ssl'};${tlsDirectives(tls)}
     access_log ${accessLog} ringpay_json;
     # nginx's error messages quote the request line, and anyone can put a card number in a public
     # path (GET /payments/<card number>): the node refuses it, but when the node is down nginx
@@ -513,7 +545,7 @@ http {
   }
 ${upstreamBlock('payment_nodes', o.nodeServers, keepalive)}${extra.map((s) => upstreamBlock(s.upstreamName, s.servers, keepalive)).join('')}${o.reportingServer === undefined ? '' : reportingUpstreamBlock(o.reportingServer)}${o.notifierServer === undefined ? '' : notifierUpstreamBlock(o.notifierServer)}${o.adminServer === undefined ? '' : adminUpstreamBlock(o.adminServer)}
   # Public API.
-${publicServer(host, o.publicPort, 'payment_nodes', o.accessLog, o.errorLog, limits, o.reportingServer === undefined ? undefined : 'ringpay_reporting',
+${publicServer(host, o.publicPort, 'payment_nodes', o.accessLog, o.errorLog, limits, o.publicTls, o.reportingServer === undefined ? undefined : 'ringpay_reporting',
   o.notifierServer === undefined ? undefined : 'ringpay_notifier')}
   # Internal API for processors, operators and checkers: same upstream (same ring). Each caller's
   # own credential header goes through unchanged; nginx adds none, the node checks it. No abuse
@@ -546,7 +578,7 @@ ${o.adminServer === undefined ? '' : `
     location / {${notFound}
     }
   }
-${extra.map((s) => `\n  # Extra site: ${s.upstreamName}.\n${publicServer(host, s.listenPort, s.upstreamName, o.accessLog, o.errorLog, limits)}`).join('')}}
+${extra.map((s) => `\n  # Extra site: ${s.upstreamName}.\n${publicServer(host, s.listenPort, s.upstreamName, o.accessLog, o.errorLog, limits, o.publicTls)}`).join('')}}
 `;
 }
 
@@ -580,11 +612,17 @@ export interface NginxHandle extends ServiceHandle {
 }
 
 /** One probe: a keyless request must get nginx's own 400 checkout_id_missing. */
-async function probe(port: number, host: string): Promise<true> {
-  const res = await fetch(`http://${host}:${port}/`, { signal: AbortSignal.timeout(nginxProbeTimeoutMs) });
-  const body = await res.text();
-  if (res.status !== 400 || !body.includes('checkout_id_missing')) throw new Error(`unexpected probe answer ${res.status}`);
-  return true;
+async function probe(port: number, host: string, tls: NginxTls | undefined): Promise<true> {
+  // One connection per probe, closed after it (no pool kept between probes).
+  const dispatcher = new Agent({ pipelining: 0, ...(tls === undefined ? {} : { connect: { ca: readFileSync(tls.caFile) } }) });
+  try {
+    const res = await request(`${tls === undefined ? 'http' : 'https'}://${host}:${port}/`, { dispatcher, signal: AbortSignal.timeout(nginxProbeTimeoutMs) });
+    const body = await res.body.text();
+    if (res.statusCode !== 400 || !body.includes('checkout_id_missing')) throw new Error(`unexpected probe answer ${res.statusCode}`);
+    return true;
+  } finally {
+    await dispatcher.close();
+  }
 }
 
 class Nginx implements NginxHandle {
@@ -614,7 +652,7 @@ class Nginx implements NginxHandle {
       stopTimeoutMs: nginxStopTimeoutMs,
       readyTimeoutMs: nginxReadyTimeoutMs,
       ready: ({ signal }) =>
-        pollUntil('nginx', () => probe(opts.publicPort, host), { timeoutMs: nginxReadyTimeoutMs, intervalMs: nginxPollIntervalMs, signal }).then(() => {}),
+        pollUntil('nginx', () => probe(opts.publicPort, host, opts.publicTls), { timeoutMs: nginxReadyTimeoutMs, intervalMs: nginxPollIntervalMs, signal }).then(() => {}),
     });
   }
 
@@ -670,7 +708,7 @@ class Nginx implements NginxHandle {
     process.kill(pid, 'SIGHUP');
     say('nginx', 'reload signalled');
     const host = this.#opts.host ?? '127.0.0.1';
-    await pollUntil('nginx after reload', () => probe(this.#opts.publicPort, host), { timeoutMs: nginxReadyTimeoutMs, intervalMs: nginxPollIntervalMs });
+    await pollUntil('nginx after reload', () => probe(this.#opts.publicPort, host, this.#opts.publicTls), { timeoutMs: nginxReadyTimeoutMs, intervalMs: nginxPollIntervalMs });
   }
 
   status(): ServiceStatus {

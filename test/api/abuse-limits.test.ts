@@ -5,8 +5,10 @@
 
 import { randomInt } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { request as httpRequest, type IncomingMessage } from 'node:http'
-import { connect } from 'node:net'
+import type { IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { connect as netConnect } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 import t from 'tap'
 import { maskCardNumbers } from '../../lib/card-numbers.ts'
 import { defaultLimits } from '../../payment-svc/limits.ts'
@@ -33,7 +35,7 @@ interface Answer { status: number, headers: IncomingMessage['headers'], body: st
 
 function send (path: string, localAddress: string, headers: Record<string, string>): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port: publicPort, path, localAddress, agent: false, headers }, (res) => {
+    const req = httpsRequest({ host: '127.0.0.1', port: publicPort, path, localAddress, agent: false, headers }, (res) => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => { body += chunk })
@@ -96,7 +98,8 @@ t.test('a client that dribbles its body is cut off at the whole-request deadline
   // deadline on the whole request stops it; the body would take 2,000 s to arrive.
   const declaredBytes = 2_000
   const id = newCheckoutId('slow')
-  const socket = connect({ host: '127.0.0.1', port: publicPort, localAddress: clientIp() })
+  // TLS over a TCP connection from this test's own source address.
+  const socket = tlsConnect({ socket: netConnect({ host: '127.0.0.1', port: publicPort, localAddress: clientIp() }), host: '127.0.0.1' })
   let answer = ''
   socket.setEncoding('utf8')
   socket.on('data', (chunk: string) => { answer += chunk })

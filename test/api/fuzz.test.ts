@@ -548,7 +548,7 @@ async function runCase (c: FuzzCase): Promise<CaseResult> {
     const bytes = encodeRequest(step.request)
     if (step.slow?.stopAfterBytes === -1) step.slow.stopAfterBytes = bytes.length - 10
     const timeoutMs = step.stalled === true ? nginxClientTimeoutMs + slowCloseMarginMs : requestTimeoutMs
-    const outcome = await sendRaw(host, port, step.request.method.trim(), bytes, timeoutMs, step.slow)
+    const outcome = await sendRaw(host, port, step.request.method.trim(), bytes, timeoutMs, step.slow, publicUrl.protocol === 'https:')
     const res = outcome.response
     if (res === undefined) {
       // A stalled client may be cut off without an answer; anyone else must get one.

@@ -4,6 +4,7 @@
 
 import { isUtf8 } from 'node:buffer'
 import { connect } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 
 // ---------------------------------------------------------------------------------------------
 // PRNG: sfc32 seeded through splitmix32. Small, fast, and the same sequence on every platform.
@@ -218,13 +219,14 @@ export function parseResponse (data: Buffer, method: string, complete: boolean):
  * rejects) once a whole response arrived, the server closed, or `timeoutMs` passed.
  */
 export function sendRaw (host: string, port: number, method: string, bytes: Buffer, timeoutMs: number,
-  slow?: SlowSend): Promise<RawOutcome> {
+  slow?: SlowSend, tls = false): Promise<RawOutcome> {
   return new Promise((resolve) => {
     const startedAt = performance.now()
     const received: Buffer[] = []
     let settled = false
     let error: string | undefined
-    const socket = connect({ host, port })
+    // The bytes go over TLS to a TLS listener (the stack's public one): still exactly these bytes.
+    const socket = tls ? tlsConnect({ host, port }) : connect({ host, port })
     const timers = new Set<NodeJS.Timeout>()
     const finish = (timedOut: boolean): void => {
       if (settled) return
@@ -247,7 +249,7 @@ export function sendRaw (host: string, port: number, method: string, bytes: Buff
       // Keep what was received; nginx may have answered before resetting.
       finish(false)
     })
-    socket.on('connect', () => {
+    socket.on(tls ? 'secureConnect' : 'connect', () => {
       if (slow === undefined) {
         socket.write(bytes, () => {})
         return

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import type { StackInfo } from '../../scripts/stack/info.ts';
 import type { KafkaSasl } from '../../lib/kafka-event-bus.ts';
 import { callControl } from '../../scripts/stack/control-client.ts';
+import { trustCaFile } from '../../scripts/stack/trust-ca.ts';
 
 export { ControlError, controlRequestTimeoutMs } from '../../scripts/stack/control-client.ts';
 
@@ -20,9 +21,11 @@ export function loadStackInfo(): StackInfo {
     throw new Error('RINGPAY_STACK_INFO is not set: run the tests with scripts/test.sh (it starts the stack), or start one with `node scripts/stack.ts --info-file <path>` and export RINGPAY_STACK_INFO=<path>');
   }
   const info = JSON.parse(readFileSync(path, 'utf8')) as StackInfo;
-  for (const field of ['publicUrl', 'internalUrl', 'controlUrl', 'controlToken', 'databaseUrl', 'databaseUrls', 'kafkaBrokers', 'kafkaCredentials', 'eventKeysFile', 'nodes', 'apiKeys', 'internalTokens', 'dir'] as const) {
+  for (const field of ['publicUrl', 'publicCaFile', 'internalUrl', 'controlUrl', 'controlToken', 'databaseUrl', 'databaseUrls', 'kafkaBrokers', 'kafkaCredentials', 'eventKeysFile', 'nodes', 'apiKeys', 'internalTokens', 'dir'] as const) {
     if (info[field] === undefined) throw new Error(`stack info ${path} lacks ${field}`);
   }
+  // The public listener is https with a certificate of the stack's own CA.
+  trustCaFile(info.publicCaFile);
   cached = info;
   return info;
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { abuseLimitEnvName, abuseLimitsFromEnv, defaultAbuseLimits, findNginx, renderNginxConf, resolveAbuseLimits } from '../../scripts/stack/nginx.ts';
 import { serviceUser } from '../../scripts/stack/service-user.ts';
+import { ensureLocalCa } from '../../scripts/stack/tls.ts';
 
 const nginxTestTimeoutMs = 10_000;
 
@@ -161,4 +162,29 @@ t.test('workers never run as root: the user directive names the unprivileged ser
     t.ok(user && user.uid !== 0 && user.gid !== 0, 'as root, the stack has an unprivileged service user');
     t.match(render('/x'), new RegExp(`^user ${user!.name} ${user!.group};$`, 'm'));
   }
+});
+
+t.test('public TLS: the public servers take TLS 1.2/1.3 only, the internal one stays plain; Unix-socket nodes; nginx -t accepts it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ringpay-nginx-conf-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ca = ensureLocalCa(dir, null);
+  const cert = ca.serverCert('nginx', ['127.0.0.1']);
+  const conf = renderNginxConf({
+    dir, publicPort: 18080, internalPort: 18081, nodeServers: ['unix:/run/ringpay/n1.sock', 'unix:/run/ringpay/n2.sock'],
+    accessLog: join(dir, 'access.log'), errorLog: join(dir, 'error.log'), workerUser: serviceUser(),
+    publicTls: { certFile: cert.certFile, keyFile: cert.keyFile, caFile: ca.caFile },
+    extraSites: [{ listenPort: 18090, upstreamName: 'bench_target', servers: ['unix:/run/ringpay/t.sock'] }],
+  });
+  t.match(conf, /listen 127\.0\.0\.1:18080 ssl;/, 'the public server');
+  t.match(conf, /listen 127\.0\.0\.1:18090 ssl;/, 'an extra public site too');
+  t.match(conf, /listen 127\.0\.0\.1:18081;/, 'the internal server: plain');
+  t.equal(conf.match(/ssl_protocols TLSv1\.2 TLSv1\.3;/g)?.length, 2, 'TLS 1.2 and 1.3 only, on both public servers');
+  t.match(conf, /server unix:\/run\/ringpay\/n1\.sock max_fails=0;/);
+  const confFile = join(dir, 'nginx.conf');
+  writeFileSync(confFile, conf);
+  for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, 'temp', d), { recursive: true });
+  const r = spawnSync(findNginx(), ['-t', '-p', dir, '-e', join(dir, 'error.log'), '-c', confFile], { encoding: 'utf8', timeout: nginxTestTimeoutMs });
+  t.equal(r.status, 0, `nginx -t: ${r.stderr}`);
+  t.throws(() => renderNginxConf({ dir, publicPort: 1, internalPort: 2, nodeServers: ['unix:/x;y'], accessLog: 'a', errorLog: 'e' }), /bad upstream server/);
+  t.throws(() => renderNginxConf({ dir, publicPort: 1, internalPort: 2, nodeServers: ['127.0.0.1:1'], accessLog: 'a', errorLog: 'e', publicTls: { certFile: '/a b', keyFile: '/k', caFile: '/c' } }), /bad TLS file path/);
 });

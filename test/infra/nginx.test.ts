@@ -3,7 +3,7 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { lstatSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { dirname } from 'node:path';
 import { loadStackInfo } from '../helpers/stack.ts';
 import { accessLogFor, get, nodeAddr, publicUpstreamOf, requestTimeoutMs } from './helpers.ts';
@@ -31,7 +31,8 @@ t.test('a request without a checkout id gets 400 problem+json from nginx', async
 /** One raw HTTP/1.1 request (fetch would normalise the header values this test is about). */
 function rawRequest(port: number, head: string, body: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
+    // The public listener is TLS only (the stack's CA is trusted: loadStackInfo).
+    const socket = tlsConnect({ port, host: '127.0.0.1' });
     let answer = '';
     socket.setTimeout(requestTimeoutMs, () => socket.destroy(new Error('raw request timed out')));
     socket.on('data', (chunk) => { answer += chunk.toString('utf8'); });
