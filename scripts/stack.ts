@@ -368,7 +368,14 @@ async function main(): Promise<void> {
   const keysFileState = ensureApiKeysFile(apiKeysFile, user);
   if (keysFileState === 'unreadable') say('stack', `WARNING: ${apiKeysFile} is not a valid keys file: every API key is refused until it is repaired`);
 
-  const postgres: PostgresHandle = createPostgres({ dir: join(dir, 'postgres'), port: ports.postgres, logFile: join(logsDir, 'postgres.log') });
+  // The stack's CA and its server certificates (internal hops encrypted, issue #17 part 3).
+  const localCa = ensureLocalCa(join(dir, 'secrets'), user);
+  // Postgres takes TCP connections over TLS only, with a certificate of the stack's CA.
+  const postgresCert = localCa.serverCert('postgres', ['127.0.0.1']);
+  const postgres: PostgresHandle = createPostgres({
+    dir: join(dir, 'postgres'), port: ports.postgres, logFile: join(logsDir, 'postgres.log'),
+    tls: { certFile: postgresCert.certFile, keyFile: postgresCert.keyFile, caFile: localCa.caFile },
+  });
   // One login role per service (db/roles.ts), each with a password made for this run (set again
   // at every start, so a stack dir's old info file stops working). An external Postgres
   // (DATABASE_URL) is not ours to administer: every service then uses DATABASE_URL.
@@ -380,13 +387,13 @@ async function main(): Promise<void> {
   // Kafka's principals (admin, relay, processor, dlq) and their passwords: made once per stack dir
   // with the broker's storage (SCRAM users are added at format time), next to the field keys.
   const kafkaUsers = ensureKafkaUsersFile(join(dir, 'secrets', kafkaUsersFileName), user);
-  // The stack's CA and the broker's certificate (internal hops encrypted, issue #17 part 3).
-  const localCa = ensureLocalCa(join(dir, 'secrets'), user);
   const kafkaCert = localCa.serverCert('kafka', ['127.0.0.1']);
   // The public listener serves TLS only (issue #17 part 3), with a certificate of the same CA.
   const nginxCert = localCa.serverCert('nginx', ['127.0.0.1']);
   const publicTls = { certFile: nginxCert.certFile, keyFile: nginxCert.keyFile, caFile: localCa.caFile };
   const publicUrl = `https://127.0.0.1:${ports.public}`;
+  // The internal listener too (processors, operators, the admin API): each caller still brings its own token.
+  const internalUrl = `https://127.0.0.1:${ports.internal}`;
   const kafka: KafkaHandle = createKafka({
     dir: ensurePrivateDir(dir, 'kafka', user),
     user,
@@ -437,6 +444,7 @@ async function main(): Promise<void> {
     abuseLimits: abuseLimitsFromEnv(process.env),
     workerUser: user,
     publicTls,
+    internalTls: publicTls,
   });
 
   // Adding a component (CDC relay, processors, sandbox PSP, reconciler): build a ManagedProcess
@@ -465,7 +473,8 @@ async function main(): Promise<void> {
     databaseUrl: databaseUrls.processor,
     kafkaBrokers: kafka.brokers,
     kafkaSasl: kafka.credentials.processor,
-    internalUrl: `http://127.0.0.1:${ports.internal}`,
+    internalUrl,
+    internalCaFile: localCa.caFile,
     pspUrl: `http://127.0.0.1:${ports.psp}`,
     pspSecretKey,
     internalToken: internalTokens.processor,
@@ -605,7 +614,7 @@ async function main(): Promise<void> {
     publicUrl,
     publicCaFile: localCa.caFile,
     publicTls,
-    internalUrl: `http://127.0.0.1:${ports.internal}`,
+    internalUrl,
     controlUrl: control.url,
     controlToken,
     databaseUrl: postgres.databaseUrl,
@@ -619,7 +628,7 @@ async function main(): Promise<void> {
     reporting: { port: ports.reporting, logFile: join(logsDir, 'reporting.log') },
     notifier: { port: ports.notifier, logFile: join(logsDir, 'notifier.log'), devAllowLoopback: notifierEnv.RINGPAY_NOTIFIER_DEV_ALLOW_LOOPBACK === '1' },
     prometheus: { url: `http://127.0.0.1:${ports.prometheus}`, logFile: join(logsDir, 'prometheus.log') },
-    admin: { url: `http://127.0.0.1:${ports.internal}/admin`, port: ports.admin, logFile: join(logsDir, 'admin.log'), operator: stackOperatorName, operatorToken, operatorTokenFile },
+    admin: { url: `${internalUrl}/admin`, port: ports.admin, logFile: join(logsDir, 'admin.log'), operator: stackOperatorName, operatorToken, operatorTokenFile },
     apiKeysFile,
     apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey, merchant_demo_read: demoReadApiKey },
     internalTokens,

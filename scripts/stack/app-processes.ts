@@ -77,6 +77,8 @@ export interface ProcessorSpec {
   /** The `processor` principal (READ the events topic and its group, WRITE the DLQ). */
   kafkaSasl: KafkaSasl | undefined;
   internalUrl: string;
+  /** The CA of the internal listener's certificate (NODE_EXTRA_CA_CERTS: trusted besides the system's). */
+  internalCaFile?: string;
   pspUrl: string;
   pspSecretKey: string;
   /** The processor service's own internal API token (nodes know its digest). */
@@ -100,6 +102,7 @@ export function createProcessor(spec: ProcessorSpec): ManagedProcess {
     KAFKA_BROKERS: spec.kafkaBrokers.join(','),
     ...kafkaSaslEnv(spec.kafkaSasl),
     RINGPAY_INTERNAL_URL: spec.internalUrl,
+    ...(spec.internalCaFile === undefined ? {} : { NODE_EXTRA_CA_CERTS: spec.internalCaFile }),
     RINGPAY_INTERNAL_TOKEN: spec.internalToken,
     PSP_BASE_URL: spec.pspUrl,
     PSP_SECRET_KEY: spec.pspSecretKey,

@@ -181,6 +181,8 @@ export interface NginxConfOptions {
    * config alone, and the accept bench's own targets).
    */
   publicTls?: NginxTls;
+  /** The internal server too (processors, operators, the admin API): TLS only with this certificate. */
+  internalTls?: NginxTls;
 }
 
 export interface NginxTls {
@@ -551,7 +553,7 @@ ${publicServer(host, o.publicPort, 'payment_nodes', o.accessLog, o.errorLog, lim
   # own credential header goes through unchanged; nginx adds none, the node checks it. No abuse
   # limits: it keeps the worker connections the public servers leave (internalReservedConnections).
   server {
-    listen ${host}:${o.internalPort};
+    listen ${host}:${o.internalPort}${o.internalTls === undefined ? '' : ' ssl'};${tlsDirectives(o.internalTls)}
     access_log ${o.accessLog} ringpay_json;
 ${errorLocations(limits.retryAfterS)}
 

@@ -10,7 +10,7 @@
 // Postgres refuses to run as root: when the runner is root, initdb and postgres run as the
 // `postgres` system user (created by Debian's postgresql package), and the data dir is
 // chowned to it.
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { newDatabasePassword, urlWithCredentials } from '../../db/roles.ts';
@@ -34,7 +34,20 @@ export interface PostgresOptions {
   dir: string;
   port: number;
   logFile: string;
+  /**
+   * TCP connections only over TLS 1.2+ with this certificate (issue #17 part 3): the server's own
+   * pg_hba (`<dir>/pg_hba.conf`) has `hostssl` lines only, and databaseUrl asks clients to verify
+   * the server against caFile (`sslmode=verify-full`). Unset: plain TCP (the accept bench's own).
+   */
+  tls?: { certFile: string; keyFile: string; caFile: string };
 }
+
+/** pg_hba when TLS is on: SCRAM everywhere, and no line that takes a TCP connection without TLS. */
+const tlsOnlyHba = `# Written by the stack runner at every start (scripts/stack/postgres.ts). TCP only over TLS.
+local   all  all                scram-sha-256
+hostssl all  all  127.0.0.1/32  scram-sha-256
+hostssl all  all  ::1/128       scram-sha-256
+`;
 
 export interface PostgresHandle extends ServiceHandle {
   /** The admin (migration) URL of database `ringpay`: the superuser, with its password. */
@@ -166,8 +179,10 @@ class LocalPostgres implements PostgresHandle {
     this.logFile = opts.logFile;
     this.#binDir = findPostgresBinDir();
     const password = superuserPassword(opts.dir, this.dataDir);
-    this.databaseUrl = urlWithCredentials(`postgres://127.0.0.1:${opts.port}/${databaseName}`, superuser, password);
-    this.#adminUrl = urlWithCredentials(`postgres://127.0.0.1:${opts.port}/postgres`, superuser, password);
+    // Role URLs are made from databaseUrl (db/roles.ts urlWithCredentials keeps the query).
+    const tlsQuery = opts.tls === undefined ? '' : `?sslmode=verify-full&sslrootcert=${encodeURIComponent(opts.tls.caFile)}`;
+    this.databaseUrl = urlWithCredentials(`postgres://127.0.0.1:${opts.port}/${databaseName}${tlsQuery}`, superuser, password);
+    this.#adminUrl = urlWithCredentials(`postgres://127.0.0.1:${opts.port}/postgres${tlsQuery}`, superuser, password);
     if (process.getuid?.() === 0) {
       const pgUser = lookupSystemUser('postgres');
       if (!pgUser) throw new Error('running as root, but there is no `postgres` system user to run Postgres as (install Debian package postgresql)');
@@ -194,6 +209,13 @@ class LocalPostgres implements PostgresHandle {
         // A password set by CREATE/ALTER ROLE in plaintext is stored as a SCRAM verifier (the
         // default since Postgres 14, pinned: an md5 verifier could never log in on our scram lines).
         '-c', 'password_encryption=scram-sha-256',
+        ...(opts.tls === undefined ? [] : [
+          '-c', 'ssl=on',
+          '-c', `ssl_cert_file=${join(opts.dir, 'tls', 'server.crt')}`,
+          '-c', `ssl_key_file=${join(opts.dir, 'tls', 'server.key')}`,
+          '-c', 'ssl_min_protocol_version=TLSv1.2',
+          '-c', `hba_file=${join(opts.dir, 'pg_hba.conf')}`,
+        ]),
       ],
       env: { ...process.env, LC_ALL: 'C', LANG: 'C' },
       logFile: opts.logFile,
@@ -227,8 +249,28 @@ class LocalPostgres implements PostgresHandle {
     );
   }
 
+  /**
+   * The certificate, key and pg_hba where the server (the postgres user when we are root) reads
+   * them: Postgres refuses a key readable by others or owned by another user. Written at every
+   * start, so a renewed certificate or an older cluster's initdb pg_hba is replaced.
+   */
+  #writeTlsFiles(): void {
+    const tls = this.#opts.tls;
+    if (tls === undefined) return;
+    const dir = join(this.#opts.dir, 'tls');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const files: Array<[string, string]> = [[join(dir, 'server.crt'), readFileSync(tls.certFile, 'utf8')], [join(dir, 'server.key'), readFileSync(tls.keyFile, 'utf8')],
+      [join(this.#opts.dir, 'pg_hba.conf'), tlsOnlyHba]];
+    for (const [path, text] of files) writeFileSync(path, text, { mode: 0o600 });
+    for (const path of [dir, ...files.map(([path]) => path)]) {
+      chmodSync(path, path === dir ? 0o700 : 0o600);
+      if (this.#user) chownSync(path, this.#user.uid, this.#user.gid);
+    }
+  }
+
   async start(): Promise<void> {
     await this.#initdbIfNeeded();
+    this.#writeTlsFiles();
     await this.#proc.start();
     await ensureDatabase(this.#adminUrl, databaseName);
   }

@@ -164,7 +164,7 @@ t.test('workers never run as root: the user directive names the unprivileged ser
   }
 });
 
-t.test('public TLS: the public servers take TLS 1.2/1.3 only, the internal one stays plain; Unix-socket nodes; nginx -t accepts it', async (t) => {
+t.test('TLS: the public servers and the internal one take TLS 1.2/1.3 only; Unix-socket nodes; nginx -t accepts it', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ringpay-nginx-conf-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const ca = ensureLocalCa(dir, null);
@@ -173,12 +173,14 @@ t.test('public TLS: the public servers take TLS 1.2/1.3 only, the internal one s
     dir, publicPort: 18080, internalPort: 18081, nodeServers: ['unix:/run/ringpay/n1.sock', 'unix:/run/ringpay/n2.sock'],
     accessLog: join(dir, 'access.log'), errorLog: join(dir, 'error.log'), workerUser: serviceUser(),
     publicTls: { certFile: cert.certFile, keyFile: cert.keyFile, caFile: ca.caFile },
+    internalTls: { certFile: cert.certFile, keyFile: cert.keyFile, caFile: ca.caFile },
     extraSites: [{ listenPort: 18090, upstreamName: 'bench_target', servers: ['unix:/run/ringpay/t.sock'] }],
   });
   t.match(conf, /listen 127\.0\.0\.1:18080 ssl;/, 'the public server');
   t.match(conf, /listen 127\.0\.0\.1:18090 ssl;/, 'an extra public site too');
-  t.match(conf, /listen 127\.0\.0\.1:18081;/, 'the internal server: plain');
-  t.equal(conf.match(/ssl_protocols TLSv1\.2 TLSv1\.3;/g)?.length, 2, 'TLS 1.2 and 1.3 only, on both public servers');
+  t.match(conf, /listen 127\.0\.0\.1:18081 ssl;/, 'the internal server');
+  t.equal(conf.match(/ssl_protocols TLSv1\.2 TLSv1\.3;/g)?.length, 3, 'TLS 1.2 and 1.3 only, on all three servers');
+  t.notMatch(renderNginxConf({ dir, publicPort: 1, internalPort: 2, nodeServers: ['127.0.0.1:1'], accessLog: '/a', errorLog: '/e' }), /ssl/, 'no TLS unless asked for');
   t.match(conf, /server unix:\/run\/ringpay\/n1\.sock max_fails=0;/);
   const confFile = join(dir, 'nginx.conf');
   writeFileSync(confFile, conf);

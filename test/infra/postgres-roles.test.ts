@@ -22,8 +22,12 @@ function userOf(url: string): string {
 /** A config from a URL with the password replaced (undefined: none at all), no pgpass/PGPASSWORD. */
 function configFor(url: string, password: string | undefined, overrides: Partial<pg.ClientConfig> = {}): pg.ClientConfig {
   const u = new URL(url);
+  const caFile = u.searchParams.get('sslrootcert');
+  const overUnixSocket = overrides.host?.startsWith('/') === true;
   return {
     host: u.hostname, port: Number(u.port), database: u.pathname.slice(1), user: decodeURIComponent(u.username),
+    // Over TCP, TLS like the URL asks (the server takes nothing else); none on the unix socket.
+    ssl: caFile === null || overUnixSocket ? false : { ca: readFileSync(caFile, 'utf8') },
     // pg falls back to ~/.pgpass when no password is given: a function answering undefined
     // keeps it from finding one there (and PGPASSWORD is not read for an explicit config).
     password: () => password as string,
@@ -81,6 +85,21 @@ t.test('connecting without a password or with a wrong one fails, over TCP and th
   // Another user's password does not open a role.
   const processorPassword = decodeURIComponent(new URL(stack.databaseUrls.processor).password);
   await t.rejects(open(configFor(stack.databaseUrl, processorPassword)), { code: invalidPassword }, 'the superuser with the processor\'s password');
+});
+
+t.test('TCP only over TLS (issue #17 part 3): the right password without TLS is refused; the server certificate verifies', async (t) => {
+  const caFile = new URL(stack.databaseUrl).searchParams.get('sslrootcert');
+  t.ok(caFile, 'every URL asks for TLS with the stack\'s CA');
+  t.equal(new URL(stack.databaseUrl).searchParams.get('sslmode'), 'verify-full');
+  for (const url of [stack.databaseUrl, ...Object.values(stack.databaseUrls)]) t.match(url, /sslmode=verify-full/, `${userOf(url)}: TLS`);
+  const password = decodeURIComponent(new URL(stack.databaseUrl).password);
+  // 28000 invalid_authorization_specification: no pg_hba line takes a TCP connection without TLS.
+  await t.rejects(open(configFor(stack.databaseUrl, password, { ssl: false })), { code: '28000' }, 'the superuser\'s own password, no TLS: refused');
+  const admin = await as(stack.databaseUrl, t);
+  const conn = await admin.query<{ ssl: boolean, version: string }>('SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+  t.same(conn.rows.map((r) => r.ssl), [true], 'this connection is TLS');
+  t.match(conn.rows[0]?.version, /^TLSv1\.[23]$/);
+  await t.rejects(open(configFor(stack.databaseUrl, password, { ssl: { ca: [] } })), 'a client not trusting the stack\'s CA does not connect');
 });
 
 t.test('the server is configured for SCRAM only', async (t) => {

@@ -1,4 +1,4 @@
-// The public listener serves TLS 1.2 and 1.3 only, with a certificate of the stack's CA (#17 part 3).
+// The public listener, and the internal one, serve TLS 1.2 and 1.3 only, with a certificate of the stack's CA (#17 part 3).
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -11,9 +11,9 @@ const ca = readFileSync(stack.publicCaFile);
 const handshakeTimeoutMs = 10_000;
 
 /** The negotiated protocol, or the error code of a refused handshake. */
-function handshake(options: ConnectionOptions): Promise<{ protocol?: string | null; error?: string }> {
+function handshake(options: ConnectionOptions, to = port): Promise<{ protocol?: string | null; error?: string }> {
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port, ca, timeout: handshakeTimeoutMs, ...options }, () => {
+    const socket = connect({ host: '127.0.0.1', port: to, ca, timeout: handshakeTimeoutMs, ...options }, () => {
       resolve({ protocol: socket.getProtocol() });
       socket.end();
     });
@@ -50,4 +50,12 @@ t.test('plain HTTP to the public port is answered 400 by nginx and goes nowhere 
   t.equal(status, 400);
   const routed = readFileSync(stack.nginx.accessLog, 'utf8').split('\n').filter((l) => l.includes('tls-plain') && !l.includes('"upstream_addr":""'));
   t.same(routed, [], 'no access-log line with an upstream for it');
+});
+
+t.test('the internal listener (processors, operators, the admin API) likewise: TLS 1.2+ only', async (t) => {
+  const internalPort = Number(new URL(stack.internalUrl).port);
+  t.match(stack.internalUrl, /^https:/);
+  t.same(await handshake({ minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }, internalPort), { protocol: 'TLSv1.2' });
+  t.same(await handshake({ minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }, internalPort), { error: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' });
+  t.same(await handshake({ ca: [...rootCertificates] }, internalPort), { error: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
 });
