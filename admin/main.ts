@@ -14,25 +14,15 @@ import { KeysFile } from './keys-file.ts'
 import { adminLimits as limits } from './limits.ts'
 import { OperatorsSettingError, parseOperators, type Operator } from './operator-auth.ts'
 import { handle, type AdminContext } from './server.ts'
+import { configErrorExitCode, serviceEnv } from '../lib/service-env.ts'
 
 const log = createLogger('admin')
 
-function required (name: string): string {
-  const value = process.env[name]
-  if (value === undefined || value === '') {
-    log.fatal({ variable: name }, `${name} is required`)
-    process.exit(78)
-  }
-  return value
-}
+const { required, port: portFrom, trustedProxies: trustedProxiesFrom } = serviceEnv(log)
 
-const port = Number(required('ADMIN_PORT'))
-if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-  log.fatal({ variable: 'ADMIN_PORT' }, 'ADMIN_PORT must be a port number')
-  process.exit(78)
-}
+const port = portFrom('ADMIN_PORT')
 const host = process.env.ADMIN_HOST ?? '127.0.0.1'
-const trustedProxies = new Set((process.env.RINGPAY_TRUSTED_PROXIES ?? '127.0.0.1,::1,::ffff:127.0.0.1').split(',').map((p) => p.trim()).filter((p) => p !== ''))
+const trustedProxies = trustedProxiesFrom()
 
 let operators: Operator[]
 try {
@@ -40,7 +30,7 @@ try {
 } catch (error) {
   if (!(error instanceof OperatorsSettingError)) throw error
   log.fatal({ variable: 'RINGPAY_ADMIN_OPERATORS', reason: error.message }, 'RINGPAY_ADMIN_OPERATORS is invalid')
-  process.exit(78)
+  process.exit(configErrorExitCode)
 }
 
 const registry = new Registry()

@@ -30,35 +30,25 @@ import { MerchantFilter } from './merchant-filter.ts'
 import { handle, type NotifierApiContext } from './routes.ts'
 import { Sender } from './sender.ts'
 import { queueStats, recordEvents } from './store.ts'
+import { configErrorExitCode, serviceEnv } from '../lib/service-env.ts'
 
 const log = createLogger('notifier')
 
-function required (name: string): string {
-  const value = process.env[name]
-  if (value === undefined || value === '') {
-    log.fatal({ variable: name }, `${name} is required`)
-    process.exit(78)
-  }
-  return value
-}
+const { required, port: portFrom, trustedProxies: trustedProxiesFrom } = serviceEnv(log)
 
 let limits: ReturnType<typeof limitsFromEnv>
 try {
   limits = limitsFromEnv(process.env)
 } catch (error) {
   log.fatal({ err: error }, 'bad notifier limits')
-  process.exit(78)
+  process.exit(configErrorExitCode)
 }
-const port = Number(required('NOTIFIER_PORT'))
-if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-  log.fatal({ variable: 'NOTIFIER_PORT' }, 'NOTIFIER_PORT must be a port number')
-  process.exit(78)
-}
+const port = portFrom('NOTIFIER_PORT')
 const host = process.env.NOTIFIER_HOST ?? '127.0.0.1'
 const brokers = parseBrokerList(required('KAFKA_BROKERS'))!
 const eventsTopic = process.env.RINGPAY_EVENTS_TOPIC ?? 'payments.events'
 const groupId = process.env.NOTIFIER_GROUP_ID ?? 'ringpay-notifier'
-const trustedProxies = new Set((process.env.RINGPAY_TRUSTED_PROXIES ?? '127.0.0.1,::1,::ffff:127.0.0.1').split(',').map((p) => p.trim()).filter((p) => p !== ''))
+const trustedProxies = trustedProxiesFrom()
 const policy = { allowLoopback: process.env.RINGPAY_NOTIFIER_DEV_ALLOW_LOOPBACK === '1' }
 if (policy.allowLoopback) log.warn('dev mode: loopback and http webhook endpoints are allowed (RINGPAY_NOTIFIER_DEV_ALLOW_LOOPBACK=1)')
 

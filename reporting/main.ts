@@ -17,25 +17,15 @@ import { FailedKeyLimiter } from '../payment-svc/failed-key-limiter.ts'
 import { defaultLimits as nodeLimits } from '../payment-svc/limits.ts'
 import { reportingLimits as limits } from './limits.ts'
 import { handle, type ReportingContext } from './server.ts'
+import { serviceEnv } from '../lib/service-env.ts'
 
 const log = createLogger('reporting')
 
-function required (name: string): string {
-  const value = process.env[name]
-  if (value === undefined || value === '') {
-    log.fatal({ variable: name }, `${name} is required`)
-    process.exit(78)
-  }
-  return value
-}
+const { required, port: portFrom, trustedProxies: trustedProxiesFrom } = serviceEnv(log)
 
-const port = Number(required('REPORTING_PORT'))
-if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-  log.fatal({ variable: 'REPORTING_PORT' }, 'REPORTING_PORT must be a port number')
-  process.exit(78)
-}
+const port = portFrom('REPORTING_PORT')
 const host = process.env.REPORTING_HOST ?? '127.0.0.1'
-const trustedProxies = new Set((process.env.RINGPAY_TRUSTED_PROXIES ?? '127.0.0.1,::1,::ffff:127.0.0.1').split(',').map((p) => p.trim()).filter((p) => p !== ''))
+const trustedProxies = trustedProxiesFrom()
 
 const pool = new pg.Pool({
   connectionString: required('DATABASE_URL'),
