@@ -46,7 +46,8 @@ export function isReportDate (date: string): boolean {
 export type SettlementEntry = [id: string, reference: string, merchantId: string, amount: number, currency: string, succeededAtS: number]
 
 export function encodeSettlementEntry (charge: Charge): string {
-  const entry: SettlementEntry = [charge.id, charge.reference, charge.merchant_id, charge.amount, charge.currency,
+  // A captured authorization settles what was captured, never what was authorized (issue #14).
+  const entry: SettlementEntry = [charge.id, charge.reference, charge.merchant_id, charge.amount_captured ?? charge.amount, charge.currency,
     charge.succeeded_at ?? charge.created]
   return JSON.stringify(entry)
 }

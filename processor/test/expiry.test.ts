@@ -14,7 +14,7 @@ import { watchdogRound } from '../watchdog.ts'
 
 const nowMs = Date.parse('2026-12-07T12:00:00.000Z')
 const hourMs = 3_600_000
-const options = { staleAfterMs: 30_000, batchMax: 10, actionExpiryMs: 24 * hourMs, pendingExpiryMs: 24 * hourMs }
+const options = { staleAfterMs: 30_000, batchMax: 10, actionExpiryMs: 24 * hourMs, pendingExpiryMs: 24 * hourMs, captureExpiryMs: 7 * 24 * hourMs }
 
 function payment (status: NodePayment['status'], ageMs: number): NodePayment {
   return {
