@@ -27,17 +27,24 @@ export interface WatchdogOptions {
 
 const actor = 'watchdog'
 
+/** A requires_capture payment with no capture asked for, younger than the capture window (`param`: seconds). */
+function awaitingCaptureSql (param: string): string {
+  return `(status = 'requires_capture' AND COALESCE(amount_to_capture, 0) = 0 AND created_at > now() - make_interval(secs => ${param}))`
+}
+
 export async function watchdogRound (pool: pg.Pool, flow: ChargeFlowDeps, metrics: ProcessorMetrics, log: Logger,
   options: Pick<WatchdogOptions, 'staleAfterMs' | 'batchMax' | 'actionExpiryMs' | 'pendingExpiryMs' | 'captureExpiryMs'>, nowMs = Date.now): Promise<number> {
+  // An authorization awaiting the merchant's capture within its window is neither stale nor stuck
+  // (manual capture: hours or days, by design); left out, it neither fills the batch nor ages the metric.
   const oldest = await pool.query<{ age_s: number | null }>(
     `SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS age_s FROM payments
-     WHERE status NOT IN ('succeeded', 'failed', 'canceled')`)
+     WHERE status NOT IN ('succeeded', 'failed', 'canceled') AND NOT ${awaitingCaptureSql('$1')}`, [options.captureExpiryMs / 1000])
   metrics.watchdogOldestSeconds.set(oldest.rows[0]?.age_s ?? 0)
   const stale = await pool.query<{ checkout_id: string }>(
     `SELECT checkout_id FROM payments
      WHERE status NOT IN ('succeeded', 'failed', 'canceled') AND updated_at < now() - make_interval(secs => $1)
-       AND flagged_reason IS NULL
-     ORDER BY updated_at LIMIT $2`, [options.staleAfterMs / 1000, options.batchMax])
+       AND flagged_reason IS NULL AND NOT ${awaitingCaptureSql('$3')}
+     ORDER BY updated_at LIMIT $2`, [options.staleAfterMs / 1000, options.batchMax, options.captureExpiryMs / 1000])
   metrics.watchdogStale.set(stale.rowCount ?? 0)
   let settled = 0
   for (const { checkout_id: checkoutId } of stale.rows) {

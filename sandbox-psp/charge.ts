@@ -82,10 +82,11 @@ export function utcDate (ms: number): string {
  * stored idempotency record need not keep the request.
  */
 export function paramsFingerprint (params: ChargeParams): string {
-  const canonical = JSON.stringify([params.amount, params.currency, params.payment_method,
-    params.reference, params.merchant_id, params.description ?? null,
-    // Only when authorizing: the usual charge's fingerprint is unchanged.
-    ...(params.capture === false ? ['authorize'] : [])])
+  const fields: unknown[] = [params.amount, params.currency, params.payment_method,
+    params.reference, params.merchant_id, params.description ?? null]
+  // Only when authorizing: the usual charge's fingerprint is unchanged.
+  if (params.capture === false) fields.push('authorize')
+  const canonical = JSON.stringify(fields)
   return createHash('sha256').update(canonical).digest('base64url')
 }
 

@@ -13,3 +13,8 @@ ALTER TABLE payments ADD COLUMN capture_method text NOT NULL DEFAULT 'automatic'
 -- authorized). NULL for an automatic payment: a succeeded one took its whole amount.
 ALTER TABLE payments ADD COLUMN amount_captured bigint
   CHECK (amount_captured >= 0 AND amount_captured <= amount AND (amount_captured IS NULL) = (capture_method = 'automatic'));
+-- A manual payment's capture request (minor units) once made: a requires_capture payment with one
+-- is being captured (the watchdog re-drives it if stuck), one without awaits the merchant (the
+-- watchdog leaves it alone until its window is over). NULL for an automatic payment.
+ALTER TABLE payments ADD COLUMN amount_to_capture bigint
+  CHECK (amount_to_capture >= 0 AND amount_to_capture <= amount AND (amount_to_capture IS NULL) = (capture_method = 'automatic'));

@@ -129,3 +129,19 @@ t.test('refunds of a captured payment are bounded by what was captured', async (
     { code: 'refund_amount_exceeds_available', extra: { amount_available: 800 } })
   t.match(await service.createRefund('m', 'co_r', 'k2', { amount: undefined, reason: '' }, Date.now()), { kind: 'created', refund: { amount: 800 } })
 })
+
+t.test('an authorization awaiting its capture is not open work (no stuck-payment alert); its capture is, from the request', async (t) => {
+  const { service, store } = await openService(t)
+  const createdAtMs = Date.now() - 3 * 24 * 3_600_000
+  await service.create('m', 'co_o', request, createdAtMs)
+  t.match(await store.scanOpen(Date.now(), 60_000, 100), { open: 1 })
+  await service.transition('co_o', { to: 'requires_capture', expectedVersion: 1, actor: 'processor', ...details, pspReference: 'ch_o' }, createdAtMs)
+  t.match(await store.scanOpen(Date.now(), 60_000, 100), { open: 0 }, 'days at requires_capture alert nobody')
+  const askedAtMs = Date.now() - 1_000
+  await service.capture('m', 'co_o', undefined, askedAtMs)
+  const scan = await store.scanOpen(Date.now(), 60_000, 100)
+  t.match(scan, { open: 1, stale: 0 }, 'the capture is open work')
+  t.ok(scan.oldestAgeMs < 60_000, 'aged from the capture request, not the creation')
+  await service.transition('co_o', { to: 'succeeded', expectedVersion: 3, actor: 'processor', ...details, pspReference: 'ch_o' }, Date.now())
+  t.match(await store.scanOpen(Date.now(), 60_000, 100), { open: 0 })
+})
