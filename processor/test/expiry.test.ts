@@ -26,7 +26,7 @@ function payment (status: NodePayment['status'], ageMs: number): NodePayment {
 }
 
 /** One stale payment in Postgres; the node holds `current`; the PSP answers as told. */
-function world (current: NodePayment, psp: { found: ChargeOutcome | undefined, cancel: 'canceled' | 'not_cancelable' }) {
+function world (current: NodePayment, psp: { found: ChargeOutcome | undefined, cancel: 'canceled' | 'not_cancelable', capture?: 'captured' | 'not_capturable' }) {
   const transitions: TransitionCall[] = []
   const pspCalls: string[] = []
   const node = {
@@ -40,7 +40,8 @@ function world (current: NodePayment, psp: { found: ChargeOutcome | undefined, c
     async findCharge () { pspCalls.push('find'); return psp.found },
     async capture (request: { amount: number }) {
       pspCalls.push('capture')
-      return { outcome: { kind: 'captured', pspReference: 'ch_1', amountCaptured: request.amount }, httpStatus: 200, responseBody: {}, latencyMs: 1 }
+      const outcome = psp.capture === 'not_capturable' ? { kind: 'not_capturable', detail: 'canceled' } : { kind: 'captured', pspReference: 'ch_1', amountCaptured: request.amount }
+      return { outcome, httpStatus: 200, responseBody: {}, latencyMs: 1 }
     },
     async cancelCharge () {
       pspCalls.push('cancel')
@@ -132,4 +133,12 @@ t.test('requires_capture with its capture asked for and stuck: the capture is re
   await w.round()
   t.same(w.pspCalls, ['capture'])
   t.match(w.transitions, [{ to: 'succeeded', pspReference: 'ch_1' }])
+})
+
+t.test('a capture the PSP refuses because the authorization expired just before: the void is applied, nothing captured', async (t) => {
+  const found = { kind: 'canceled' as const, pspReference: 'ch_1', failureCode: 'authorization_expired', failureMessage: 'voided' }
+  const w = world({ ...payment('requires_capture', 60_000), amount_to_capture: 70 }, { found, cancel: 'canceled', capture: 'not_capturable' })
+  await w.round()
+  t.same(w.pspCalls, ['capture', 'find'])
+  t.match(w.transitions, [{ to: 'canceled', failureCode: 'authorization_expired' }])
 })

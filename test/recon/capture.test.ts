@@ -20,8 +20,8 @@ t.teardown(async () => {
 async function insertCaptured (charges: readonly GeneratedCharge[], captured: (c: GeneratedCharge) => number, authorizedExtra = 500): Promise<void> {
   await admin.query(`
     INSERT INTO payments (checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method, psp_reference,
-                          created_at, updated_at, capture_method, amount_captured)
-    SELECT id, $2, 'recon-test', authorized, currency, 'succeeded', 5, 'pm_card_visa', ref, at - interval '1 second', at, 'manual', captured
+                          created_at, updated_at, capture_method, amount_captured, amount_to_capture)
+    SELECT id, $2, 'recon-test', authorized, currency, 'succeeded', 5, 'pm_card_visa', ref, at - interval '1 second', at, 'manual', captured, captured
     FROM unnest($1::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::timestamptz[]) AS t(id, authorized, captured, currency, ref, at)`,
   [charges.map((c) => c.reference), merchantId, charges.map((c) => captured(c) + authorizedExtra), charges.map(captured),
     charges.map((c) => c.currency), charges.map((c) => c.psp_reference), charges.map((c) => new Date(c.created * 1000))])
