@@ -682,7 +682,11 @@ function webhookNote (current: Payment, webhook: IncomingWebhook): string {
   if (webhook.target === undefined) return 'informational'
   if (current.status === webhook.target) return 'already_applied'
   if (terminalStatuses.has(current.status)) return 'terminal'
-  if (!canTransition(current.status, webhook.target)) return 'not_allowed'
+  // The PSP's own cancel may also beat the processor's record of its answer: an authorization
+  // voided at the end of its window before the processor recorded requires_capture. Nothing was
+  // taken, so it applies to a claimed payment too (an operator's cancel of one still may not).
+  const pspCanceledClaimed = current.status === 'processing' && webhook.target === 'canceled'
+  if (!canTransition(current.status, webhook.target) && !pspCanceledClaimed) return 'not_allowed'
   if (captureConflict(current, webhook.target, webhook.amountCaptured) !== '') return 'capture_mismatch'
   return ''
 }

@@ -119,6 +119,16 @@ t.test('the PSP\'s webhooks: authorization, and a capture applied only for the a
   t.match(await service.receiveWebhook('co_w', webhook('succeeded', 1500), Date.now()), { applied: true, payment: { status: 'succeeded', amountCaptured: 1500 } })
 })
 
+t.test('the PSP\'s void (its window over) before the processor recorded the authorization: applied; the late record is refused', async (t) => {
+  const { service } = await openService(t)
+  await service.create('m', 'co_v', request, Date.now())
+  await service.transition('co_v', { to: 'processing', expectedVersion: 1, actor: 'processor', publish: false, ...details }, Date.now())
+  const voided = { ...webhook('canceled'), pspReference: 'ch_v', failureCode: 'authorization_expired' }
+  t.match(await service.receiveWebhook('co_v', voided, Date.now()), { applied: true, payment: { status: 'canceled', failureCode: 'authorization_expired' } })
+  await t.rejects(service.transition('co_v', { to: 'requires_capture', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_v' }, Date.now()),
+    { code: 'stale_version' })
+})
+
 t.test('refunds of a captured payment are bounded by what was captured', async (t) => {
   const { service } = await openService(t)
   await authorized(service, 'co_r')
