@@ -180,6 +180,10 @@ export class ChargeService {
       const charge = this.#chargeForAction(chargeId)
       if (charge.status === 'succeeded' && charge.capture_method === 'manual') {
         if (charge.capture_idempotency_key === idempotencyKey) {
+          if (amount !== undefined && amount !== charge.amount_captured) {
+            this.#metrics.count('idempotencyMismatches')
+            throw new PspError('idempotency_key_mismatch')
+          }
           this.#metrics.count('idempotentReplays')
           return { kind: 'replayed', charge }
         }

@@ -37,6 +37,7 @@ t.test('authorize, capture in part: succeeded for the captured amount, settled f
   t.equal(again.status, 200)
   t.equal(again.headers['idempotent-replayed'], 'true')
   t.same(again.body, captured.body, 'a retry with the key answers the same capture')
+  t.equal((await captureCall(psp.url, authorized.body.id, 'cap-1', { amount: 2000 })).body.error.code, 'idempotency_key_mismatch', 'the key with another amount')
   const other = await captureCall(psp.url, authorized.body.id, 'cap-2')
   t.equal(other.status, 400)
   t.equal(other.body.error.code, 'charge_already_captured')
