@@ -42,7 +42,7 @@ export interface RelayLimits {
    */
   publishLightPacingMs: number
   /**
-   * A batch with no `payment.created` (or `payment.refund_created`) in it only feeds projections (outcomes, webhooks, operator
+   * A batch with no `payment.created` (or `payment.refund_created`, `payment.capture_requested`) in it only feeds projections (outcomes, webhooks, operator
    * moves): nobody waits on it, since checkout clients see outcomes on the node. It waits until its
    * oldest entry is this old, unless a `payment.created` joins it (whose publish is due anyway) or
    * it fills, so outcomes ride along with the next created event instead of paying a produce

@@ -9,7 +9,7 @@
 //   2. read entries from the cursor: at most publishBatchEventsMax, publishBatchBytesMax; from
 //      the handoff cache (handoff.ts: what the node just committed, in memory) when it starts at
 //      the cursor, else from the change log on disk;
-//      a batch with no `payment.created` or `payment.refund_created` (it only feeds projections)
+//      a batch with no `payment.created`, `payment.refund_created` or `payment.capture_requested` (it only feeds projections)
 //      then waits, up to publishProjectionOnlyLingerMs after its oldest entry, for one to ride along with;
 //   3. publish them (acks = all), retrying the same batch with capped, jittered exponential
 //      backoff until Kafka acknowledges it;
@@ -37,7 +37,7 @@ import { HandoffCache, type PackedEvents } from './handoff.ts'
 import type { RelayLimits } from './limits.ts'
 
 /** Events a processor acts on at the PSP: never held back by the projection-only linger. */
-const drivesPspWork: ReadonlySet<string> = new Set(['payment.created', 'payment.refund_created'])
+const drivesPspWork: ReadonlySet<string> = new Set(['payment.created', 'payment.refund_created', 'payment.capture_requested'])
 
 /** What the relay tells its host (the worker forwards these to the main thread). */
 export type RelayReport =

@@ -36,12 +36,12 @@ export function webhookPayloadContext (provider: string, pspEventId: string, che
   return `webhook/${provider}/${pspEventId}/${checkoutId}`
 }
 
-export const paymentStatuses = ['pending', 'processing', 'requires_action', 'succeeded', 'failed', 'canceled'] as const
+export const paymentStatuses = ['pending', 'processing', 'requires_action', 'succeeded', 'failed', 'canceled', 'requires_capture'] as const
 export type PaymentStatus = typeof paymentStatuses[number]
 export const terminalStatuses: ReadonlySet<PaymentStatus> = new Set(['succeeded', 'failed', 'canceled'])
 
 export const eventTypes = ['payment.created', 'payment.status_changed', 'payment.webhook_received',
-  'payment.refund_created', 'payment.refund_updated'] as const
+  'payment.refund_created', 'payment.refund_updated', 'payment.capture_requested'] as const
 export type EventType = typeof eventTypes[number]
 
 /** A refund is forward only: pending -> succeeded | failed (issue #14). */
@@ -86,6 +86,28 @@ export interface Payment {
   refunds: Refund[]
   /** While requires_action: the PSP's page where the customer completes the charge; '' or absent otherwise. */
   nextActionUrl?: string
+  /** Manual capture (issue #14): absent for the usual automatic payment (nothing stored for it). */
+  captureMethod?: CaptureMethod
+  /** Manual capture: minor units captured once succeeded (≤ amount); absent or 0 before. */
+  amountCaptured?: number
+  /** Manual capture: the merchant's capture request (minor units) once made; absent or 0 before. */
+  amountToCapture?: number
+}
+
+export const captureMethods = ['automatic', 'manual'] as const
+export type CaptureMethod = typeof captureMethods[number]
+
+/** Whether the PSP only authorized the payment and the merchant captures it (capture_method manual). */
+export function isManualCapture (payment: Payment): boolean {
+  return payment.captureMethod === 'manual'
+}
+
+/**
+ * What the payment has taken, the bound of its refunds: an automatic payment its whole amount, a
+ * manual one what was captured (0 before its capture).
+ */
+export function capturedAmountOf (payment: Payment): number {
+  return payment.captureMethod === 'manual' ? (payment.amountCaptured ?? 0) : payment.amount
 }
 
 export interface ChangeEvent {
@@ -283,6 +305,9 @@ function paymentToWire (payment: Payment, sealedFields: Uint8Array | undefined):
     nodeId: payment.nodeId,
     refunds: payment.refunds.map(refundToWire),
     nextActionUrl: payment.nextActionUrl ?? '',
+    captureMethod: payment.captureMethod === 'manual' ? 1 : 0,
+    amountCaptured: payment.amountCaptured ?? 0,
+    amountToCapture: payment.amountToCapture ?? 0,
   }
 }
 
@@ -323,6 +348,10 @@ function paymentFromWire (wire: Record<string, any>, sealer: FieldSealer): Payme
     refunds: (wire.refunds ?? []).map(refundFromWire),
   }
   if (wire.nextActionUrl !== undefined && wire.nextActionUrl !== '') payment.nextActionUrl = wire.nextActionUrl
+  if (wire.captureMethod === 1) payment.captureMethod = 'manual'
+  else if (wire.captureMethod !== 0 && wire.captureMethod !== undefined) assert.fail(`payment ${wire.checkoutId}: unknown capture method ${wire.captureMethod}`)
+  if (wire.amountCaptured > 0) payment.amountCaptured = wire.amountCaptured
+  if (wire.amountToCapture > 0) payment.amountToCapture = wire.amountToCapture
   assertPayment(payment)
   // Its next encode (a transition) reuses these bytes instead of sealing again.
   if (sealedFields !== undefined) remember(payment, sealer, sealedFields)
@@ -337,10 +366,21 @@ export function assertPayment (payment: Payment): void {
   if (!currencyPattern.test(payment.currency)) assert.fail(`payment ${payment.checkoutId}: bad currency`)
   if (!(Number.isSafeInteger(payment.version) && payment.version >= 1)) assert.fail(`payment ${payment.checkoutId}: bad version`)
   if (payment.requestHash.length !== 32) assert.fail(`payment ${payment.checkoutId}: bad request hash`)
+  if (payment.captureMethod !== undefined && payment.captureMethod !== 'automatic') assertCapture(payment)
   if (payment.refunds.length > 0) assertRefunds(payment)
 }
 
-/** Refunds: positive safe amounts whose pending and succeeded ones together never exceed the payment. */
+/** Manual capture: what is captured or asked for never exceeds what was authorized (the amount). */
+function assertCapture (payment: Payment): void {
+  if (payment.captureMethod !== 'manual') assert.fail(`payment ${payment.checkoutId}: unknown capture method`)
+  const captured = payment.amountCaptured ?? 0
+  const toCapture = payment.amountToCapture ?? 0
+  if (!(Number.isSafeInteger(captured) && captured >= 0 && captured <= payment.amount)) assert.fail(`payment ${payment.checkoutId}: captured more than authorized`)
+  if (!(Number.isSafeInteger(toCapture) && toCapture >= 0 && toCapture <= payment.amount)) assert.fail(`payment ${payment.checkoutId}: capture request beyond the authorized amount`)
+  if (captured > 0 && payment.status !== 'succeeded') assert.fail(`payment ${payment.checkoutId}: captured but ${payment.status}`)
+}
+
+/** Refunds: positive safe amounts whose pending and succeeded ones together never exceed what was captured. */
 function assertRefunds (payment: Payment): void {
   let committed = 0
   for (const refund of payment.refunds) {
@@ -348,7 +388,7 @@ function assertRefunds (payment: Payment): void {
     if (!(Number.isSafeInteger(refund.amount) && refund.amount > 0)) assert.fail(`payment ${payment.checkoutId}: bad refund amount`)
     if (refund.status !== 'failed') committed += refund.amount
   }
-  if (committed > payment.amount) assert.fail(`payment ${payment.checkoutId}: refunds exceed the amount`)
+  if (committed > capturedAmountOf(payment)) assert.fail(`payment ${payment.checkoutId}: refunds exceed the captured amount`)
 }
 
 const currencyPattern = /^[A-Z]{3}$/
@@ -452,6 +492,10 @@ function paymentSize (payment: Payment, sealed: Uint8Array, refunds: readonly Ui
     2 + varintSize(sealed.length) + sealed.length
   for (const refund of refunds) size += 2 + varintSize(refund.length) + refund.length
   if (payment.nextActionUrl !== undefined && payment.nextActionUrl !== '') size += 1 + stringFieldSize(payment.nextActionUrl)
+  // Fields 22..24 (manual capture): two-byte tags; nothing for an automatic payment.
+  if (payment.captureMethod === 'manual') size += 3
+  if (payment.amountCaptured !== undefined && payment.amountCaptured !== 0) size += 2 + varintSize(payment.amountCaptured)
+  if (payment.amountToCapture !== undefined && payment.amountToCapture !== 0) size += 2 + varintSize(payment.amountToCapture)
   return size
 }
 
@@ -490,6 +534,10 @@ function writePayment (out: Buffer, start: number, payment: Payment, sealed: Uin
   }
   // Field 21, string: tag 21 << 3 | 2 = 170, a two-byte varint.
   if (payment.nextActionUrl !== undefined && payment.nextActionUrl !== '') { out[at++] = 170; out[at++] = 1; at = writeString(out, at, payment.nextActionUrl) }
+  // Field 22, enum (22 << 3 | 0 = 176), 23 and 24, int64 (184, 192): two-byte tags, varint values.
+  if (payment.captureMethod === 'manual') { out[at++] = 176; out[at++] = 1; out[at++] = 1 }
+  if (payment.amountCaptured !== undefined && payment.amountCaptured !== 0) { out[at++] = 184; out[at++] = 1; at = writeVarint(out, at, payment.amountCaptured) }
+  if (payment.amountToCapture !== undefined && payment.amountToCapture !== 0) { out[at++] = 192; out[at++] = 1; at = writeVarint(out, at, payment.amountToCapture) }
   return at
 }
 

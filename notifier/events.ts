@@ -9,6 +9,8 @@ import { paymentView, refundView } from '../payment-svc/payment-view.ts'
 
 export const merchantEventTypes = [
   'payment.created', 'payment.processing', 'payment.requires_action', 'payment.succeeded', 'payment.failed', 'payment.canceled',
+  // Manual capture (issue #14): authorized, waiting for the merchant's capture; its capture asked for.
+  'payment.requires_capture', 'payment.capture_requested',
   'refund.created', 'refund.succeeded', 'refund.failed',
 ] as const
 export type MerchantEventType = typeof merchantEventTypes[number]
@@ -59,6 +61,9 @@ export function merchantEventTypeOf (event: ChangeEvent): MerchantEventType | un
       if (refund === undefined || refund.status === 'pending') return undefined
       return refund.status === 'succeeded' ? 'refund.succeeded' : 'refund.failed'
     }
+    case 'payment.capture_requested':
+      // The merchant's own capture, recorded; `payment.succeeded` (with amount_captured) follows.
+      return 'payment.capture_requested'
     case 'payment.webhook_received':
       return undefined
   }

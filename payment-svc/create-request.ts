@@ -5,6 +5,7 @@ import { hash } from 'node:crypto'
 import { currencyExponent } from './currencies.ts'
 import { ProblemError, type FieldError } from './errors.ts'
 import type { NodeLimits } from './limits.ts'
+import { captureMethods, type CaptureMethod } from '../lib/payment-codec.ts'
 
 export interface CreatePaymentRequest {
   /** Integer minor units; a validated safe integer. */
@@ -14,6 +15,8 @@ export interface CreatePaymentRequest {
   description: string
   customerRef: string
   metadata: Record<string, string>
+  /** Stripe's capture_method (issue #14): manual = the PSP only authorizes, the merchant captures. */
+  captureMethod?: CaptureMethod
 }
 
 const checkoutIdPattern = /^[A-Za-z0-9_-]{1,64}$/
@@ -24,7 +27,7 @@ const metadataKeyPattern = /^[A-Za-z0-9_.-]+$/
 const controlCharPattern = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/
 // An unpaired UTF-16 surrogate (legal in JSON's \u escapes) has no UTF-8 form: it would be stored as U+FFFD.
 const loneSurrogatePattern = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
-const allowedFields = new Set(['amount', 'currency', 'payment_method', 'description', 'customer_ref', 'metadata'])
+const allowedFields = new Set(['amount', 'currency', 'payment_method', 'description', 'customer_ref', 'metadata', 'capture_method'])
 
 export function isValidCheckoutId (id: string): boolean {
   return checkoutIdPattern.test(id)
@@ -98,6 +101,10 @@ export function parseCreatePayment (body: unknown, limits: NodeLimits): CreatePa
   const description = checkText(errors, 'description', input.description, limits.descriptionLengthMax)
   const customerRef = checkText(errors, 'customer_ref', input.customer_ref, limits.customerRefLengthMax)
   const metadata = parseMetadata(errors, input.metadata, limits)
+  const captureMethod = input.capture_method ?? 'automatic'
+  if (typeof captureMethod !== 'string' || !(captureMethods as readonly string[]).includes(captureMethod)) {
+    errors.push({ field: 'capture_method', code: 'format', message: `capture_method must be one of ${captureMethods.join(', ')}` })
+  }
 
   if (errors.length > 0) throw new ProblemError('validation_failed', { errors })
   return {
@@ -107,6 +114,7 @@ export function parseCreatePayment (body: unknown, limits: NodeLimits): CreatePa
     description,
     customerRef,
     metadata,
+    captureMethod: captureMethod as CaptureMethod,
   }
 }
 
@@ -143,6 +151,8 @@ export function hashCreateRequest (merchantId: string, request: CreatePaymentReq
   const canonical = JSON.stringify([
     merchantId, request.amount, request.currency, request.paymentMethod, request.description,
     request.customerRef, metadataKeys.map((key) => [key, request.metadata[key]]),
+    // Only when manual: an automatic payment's hash is what it was before capture_method existed.
+    ...(request.captureMethod === 'manual' ? ['manual'] : []),
   ])
   return hash('sha256', canonical, 'buffer')
 }

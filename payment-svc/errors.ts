@@ -42,6 +42,10 @@ export const problems = {
   payment_not_refundable: { status: 409, title: 'Payment cannot be refunded' },
   refund_amount_exceeds_available: { status: 409, title: 'Refund amount exceeds what is left to refund' },
   refund_not_found: { status: 404, title: 'Refund not found' },
+  // Manual capture (issue #14): only a manual payment at requires_capture is captured, for at
+  // most what was authorized.
+  payment_not_capturable: { status: 409, title: 'Payment cannot be captured' },
+  capture_amount_exceeds_authorized: { status: 409, title: 'Capture amount exceeds the authorized amount' },
   idempotency_key_missing: { status: 400, title: 'Missing or invalid Idempotency-Key header' },
   // Merchant webhooks (issue #15, notifier/): endpoints and the events sent to them.
   webhook_endpoint_not_found: { status: 404, title: 'Webhook endpoint not found' },

@@ -31,12 +31,12 @@ interface ServicePolicy {
 /**
  * What each service may do. Only the processor, which holds the PSP's answer, may record an
  * outcome a merchant is paid on (`succeeded`) or that sends the customer elsewhere
- * (`requires_action`); it may also cancel (the expiry of payments nobody completes,
+ * (`requires_action`) or that holds money for the merchant to capture (`requires_capture`); it may also cancel (the expiry of payments nobody completes,
  * processor/expiry.ts); operators may claim, fail or cancel a payment (and the test suite acts as
  * an operator); readers read.
  */
 export const internalPolicy: Readonly<Record<InternalService, ServicePolicy>> = {
-  processor: { read: true, transitionsTo: new Set(['processing', 'succeeded', 'failed', 'requires_action', 'canceled']), reloadKeys: false, refundTransitions: true },
+  processor: { read: true, transitionsTo: new Set(['processing', 'succeeded', 'failed', 'requires_action', 'requires_capture', 'canceled']), reloadKeys: false, refundTransitions: true },
   ops: { read: true, transitionsTo: new Set(['processing', 'failed', 'canceled']), reloadKeys: true, refundTransitions: false },
   audit: { read: true, transitionsTo: new Set(), reloadKeys: false, refundTransitions: false },
 }

@@ -157,6 +157,10 @@ function parseTransition (body: unknown, allowed: ReadonlySet<string>, caller: I
   if (input.to === 'succeeded' && pspReference.trim() === '' && !errors.some((e) => e.field === 'psp_reference')) {
     errors.push({ field: 'psp_reference', code: 'required', message: 'a move to succeeded needs the psp_reference of the charge' })
   }
+  // An authorization is captured (or voided) by its PSP charge: the move must name it.
+  if (input.to === 'requires_capture' && pspReference.trim() === '' && !errors.some((e) => e.field === 'psp_reference')) {
+    errors.push({ field: 'psp_reference', code: 'required', message: 'a move to requires_capture needs the psp_reference of the authorization' })
+  }
   // Where the customer completes a charge the PSP holds for them: only with requires_action, an
   // absolute http(s) URL, never one holding a card number (it is shown to the merchant).
   const nextActionUrl = text('next_action_url', nextActionUrlLengthMax, false)

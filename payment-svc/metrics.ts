@@ -10,6 +10,8 @@ export interface NodeMetrics {
   /** POST /payments/{id}/cancel by outcome (canceled, replayed, refused) and problem code. */
   cancels: Counter<'outcome' | 'code'>
   refunds: Counter<'outcome' | 'code'>
+  /** POST /payments/{id}/capture by outcome (requested, replayed, refused) and problem code. */
+  captures: Counter<'outcome' | 'code'>
   refundTransitions: Counter<'to' | 'outcome'>
   /** Requests with a wrong or unknown API key (counted against their client IP). */
   authFailures: Counter
@@ -84,6 +86,12 @@ export function createNodeMetrics (nodeId: string, probes: {
     cancels: new Counter({
       name: 'ringpay_cancel_requests_total',
       help: 'Merchant cancels by outcome (canceled, replayed, refused) and problem code',
+      labelNames: ['outcome', 'code'],
+      registers: [registry],
+    }),
+    captures: new Counter({
+      name: 'ringpay_capture_requests_total',
+      help: 'Merchant capture requests by outcome (requested, replayed, refused) and problem code',
       labelNames: ['outcome', 'code'],
       registers: [registry],
     }),

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { timingSafeEqual } from 'node:crypto'
 import type { ChangeEvent, EventType, Payment, PaymentStatus, Refund, RefundStatus, WebhookReceipt } from '../lib/payment-codec.ts'
 import { terminalStatuses } from '../lib/payment-codec.ts'
+import { captureConflict, captureRefusal, withCaptureRequested } from './capture.ts'
 import { hashCreateRequest, type CreatePaymentRequest } from './create-request.ts'
 import { ProblemError } from './errors.ts'
 import { GroupCommitter } from './group-commit.ts'
@@ -43,6 +44,8 @@ export interface IncomingWebhook {
   refund?: { id: string, target: RefundStatus | undefined }
   /** charge.requires_action: where the customer completes the charge. */
   nextActionUrl?: string
+  /** A captured charge (charge.succeeded of a manual payment): the minor units the PSP captured. */
+  amountCaptured?: number
 }
 
 export type WebhookResult = { duplicate: true } | { duplicate: false, applied: boolean, note: string, payment: Payment }
@@ -76,6 +79,8 @@ export interface RefundTransitionRequest {
 }
 
 export type RefundResult = { kind: 'created' | 'replayed', refund: Refund, payment: Payment }
+/** `replayed`: the capture was asked for before (pending or done); the payment as it is now. */
+export type CaptureResult = { kind: 'requested' | 'replayed', payment: Payment }
 export type RefundTransitionResult = { applied: boolean, refund: Refund, payment: Payment }
 
 export type CreateResult = { kind: 'created', payment: Payment } | { kind: 'replayed', payment: Payment }
@@ -173,6 +178,8 @@ export class PaymentService {
         nodeId: this.nodeId,
         refunds: [],
       }
+      // Only a manual payment carries the field: the usual payment's record is unchanged.
+      if (request.captureMethod === 'manual') payment.captureMethod = 'manual'
       await this.#committer.submit({ payment, type: 'payment.created', previousStatus: undefined, actor: 'api' })
       this.#notify(payment)
       return { kind: 'created', payment }
@@ -264,6 +271,8 @@ export class PaymentService {
       if (!canTransition(current.status, request.to)) {
         throw new ProblemError('invalid_transition', { detail: `${current.status} → ${request.to} is not allowed`, extra: conflict })
       }
+      const captureProblem = captureConflict(current, request.to, undefined)
+      if (captureProblem !== '') throw new ProblemError('invalid_transition', { detail: captureProblem, extra: conflict })
       const payment = advance(current, request.to, nowMs, request)
       await this.#committer.submit({ payment, type: 'payment.status_changed', previousStatus: current.status, actor: request.actor, publish: request.publish !== false })
       this.#notify(payment)
@@ -291,9 +300,12 @@ export class PaymentService {
       const current = this.#store.getPayment(checkoutId)
       if (current === undefined || current.merchantId !== merchantId) throw new ProblemError('payment_not_found')
       if (current.status === 'canceled') return { applied: false, payment: current }
-      if (current.status !== 'pending' && current.status !== 'requires_action') {
+      // A requires_capture payment is cancelable until its capture is asked for (the processor is
+      // carrying it out at the PSP then, as a claimed charge: exactly one of the two wins).
+      const capturing = current.status === 'requires_capture' && (current.amountToCapture ?? 0) > 0
+      if ((current.status !== 'pending' && current.status !== 'requires_action' && current.status !== 'requires_capture') || capturing) {
         throw new ProblemError('payment_not_cancelable', {
-          detail: `a ${current.status} payment can no longer be canceled`,
+          detail: capturing ? 'a capture of this payment is in progress' : `a ${current.status} payment can no longer be canceled`,
           extra: { current_status: current.status, current_version: current.version },
         })
       }
@@ -301,6 +313,34 @@ export class PaymentService {
       await this.#committer.submit({ payment, type: 'payment.status_changed', previousStatus: current.status, actor: 'api' })
       this.#notify(payment)
       return { applied: true, payment }
+    } finally {
+      this.#release(checkoutId)
+    }
+  }
+
+  /**
+   * The merchant captures (part of) an authorized payment (POST /payments/{id}/capture, issue #14):
+   * a manual payment at `requires_capture` records the amount to capture (default the whole
+   * authorization) at its next version, with a `payment.capture_requested` change event from which
+   * the processor captures at the PSP and then moves the payment to `succeeded` with
+   * `amount_captured`. Serialised with every other write of the id (a cancel, the processor's
+   * outcome, a webhook), so a capture and a cancel never both win. A repeat (same amount, or none)
+   * while the capture is pending or after it succeeded answers the payment as it is (`replayed`),
+   * so a retried request is harmless; anything else is refused with the current status.
+   */
+  async capture (merchantId: string, checkoutId: string, amount: number | undefined, nowMs: number): Promise<CaptureResult> {
+    await this.#claimWhenFree(checkoutId)
+    try {
+      const current = this.#store.getPayment(checkoutId)
+      if (current === undefined || current.merchantId !== merchantId) throw new ProblemError('payment_not_found')
+      const refusal = captureRefusal(current, amount)
+      if (refusal === 'replay') return { kind: 'replayed', payment: current }
+      if (refusal !== undefined) throw refusal
+      if (!this.#accepting) throw new ProblemError('shutting_down', { retryAfterS: 1 })
+      const payment = withCaptureRequested(current, amount ?? current.amount, nowMs)
+      await this.#committer.submit({ payment, type: 'payment.capture_requested', previousStatus: current.status, actor: 'api' })
+      this.#notify(payment)
+      return { kind: 'requested', payment }
     } finally {
       this.#release(checkoutId)
     }
@@ -626,6 +666,9 @@ function advance (current: Payment, to: PaymentStatus, nowMs: number,
     failureCode: details.failureCode || current.failureCode,
     failureMessage: details.failureMessage || current.failureMessage,
   }
+  // What a capture took: the amount the merchant asked to capture, which the processor (or the
+  // PSP's webhook) confirmed before this move (captureConflict).
+  if (to === 'succeeded' && current.status === 'requires_capture') next.amountCaptured = current.amountToCapture
   // The customer's page is there only while the PSP waits for the customer.
   const nextActionUrl = to === 'requires_action' ? (details.nextActionUrl || current.nextActionUrl) : undefined
   if (nextActionUrl === undefined || nextActionUrl === '') delete next.nextActionUrl
@@ -639,7 +682,12 @@ function webhookNote (current: Payment, webhook: IncomingWebhook): string {
   if (webhook.target === undefined) return 'informational'
   if (current.status === webhook.target) return 'already_applied'
   if (terminalStatuses.has(current.status)) return 'terminal'
-  if (!canTransition(current.status, webhook.target)) return 'not_allowed'
+  // The PSP's own cancel may also beat the processor's record of its answer: an authorization
+  // voided at the end of its window before the processor recorded requires_capture. Nothing was
+  // taken, so it applies to a claimed payment too (an operator's cancel of one still may not).
+  const pspCanceledClaimed = current.status === 'processing' && webhook.target === 'canceled'
+  if (!canTransition(current.status, webhook.target) && !pspCanceledClaimed) return 'not_allowed'
+  if (captureConflict(current, webhook.target, webhook.amountCaptured) !== '') return 'capture_mismatch'
   return ''
 }
 

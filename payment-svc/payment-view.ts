@@ -1,6 +1,7 @@
 // The public JSON shape of a payment. Amounts stay integers in minor units.
 
-import type { Payment, Refund } from '../lib/payment-codec.ts'
+import { capturedAmountOf, type Payment, type Refund } from '../lib/payment-codec.ts'
+import { amountCapturable } from './capture.ts'
 import { currencyExponent } from './currencies.ts'
 import { amountRefunded } from './refunds.ts'
 
@@ -52,6 +53,17 @@ export function paymentView (payment: Payment): Record<string, unknown> {
     view.failure_message = payment.failureMessage
   }
   if (payment.pspReference !== '') view.psp_reference = payment.pspReference
+  if (payment.captureMethod === 'manual') {
+    // Stripe's names: what the authorization still allows, what the merchant asked to capture and
+    // what was captured (the bound of its refunds).
+    view.capture_method = 'manual'
+    view.amount_capturable = amountCapturable(payment)
+    if ((payment.amountToCapture ?? 0) > 0) view.amount_to_capture = payment.amountToCapture
+    view.amount_captured = capturedAmountOf(payment)
+  } else {
+    view.capture_method = 'automatic'
+    view.amount_captured = payment.status === 'succeeded' ? payment.amount : 0
+  }
   // Stripe's shape: the checkout page sends the customer there to approve or decline.
   if (payment.status === 'requires_action' && payment.nextActionUrl !== undefined && payment.nextActionUrl !== '') {
     view.next_action = { type: 'redirect_to_url', redirect_to_url: { url: payment.nextActionUrl } }

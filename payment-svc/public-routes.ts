@@ -13,7 +13,7 @@ import { authenticateMerchant } from './merchant-auth.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { PaymentService } from './payment-service.ts'
 import { paymentView, refundView } from './payment-view.ts'
-import { idempotencyKeyFrom, parseRefundRequest } from './refund-request.ts'
+import { idempotencyKeyFrom, parseCaptureRequest, parseRefundRequest } from './refund-request.ts'
 
 export interface PublicRouteContext {
   service: PaymentService
@@ -120,6 +120,43 @@ export async function cancelPayment (ctx: PublicRouteContext, req: IncomingMessa
     if (error instanceof ProblemError) {
       ctx.metrics.cancels.inc({ outcome: 'refused', code: error.code })
       ctx.log.info({ checkout_id: checkoutId, merchant_id: merchantId, code: error.code, ...error.extra }, 'cancel refused')
+    }
+    throw error
+  }
+}
+
+/**
+ * POST /payments/{id}/capture `{amount?}` (issue #14, manual capture): 202 with the payment once
+ * the capture request is fsynced with its change event (`status` stays `requires_capture`,
+ * `amount_to_capture` set; it becomes `succeeded` with `amount_captured` once the PSP captured).
+ * A repeat (no amount, or the same one) while that capture is pending or after it succeeded →
+ * 200 with the payment as it is now and `Idempotent-Replayed: true`, so retries are harmless
+ * without an Idempotency-Key (one capture per payment). 409 payment_not_capturable for any other
+ * payment (automatic, not yet authorized, canceled, or another amount already asked for), 409
+ * capture_amount_exceeds_authorized past the authorized amount. An empty body captures the whole.
+ */
+export async function capturePayment (ctx: PublicRouteContext, req: IncomingMessage, res: ServerResponse, pathId: string): Promise<void> {
+  const checkoutId = checkoutIdFrom(req, pathId)
+  const merchantId = merchantFrom(ctx, req, 'full')
+  try {
+    const text = await readBody(req, ctx.limits.bodyBytesMax)
+    let amount: number | undefined
+    if (text !== '') {
+      if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
+      const body = parseJson(text)
+      if (jsonHoldsCardNumber(body)) throw new ProblemError('card_number_detected')
+      amount = parseCaptureRequest(body, ctx.limits).amount
+    }
+    const result = await ctx.service.capture(merchantId, checkoutId, amount, Date.now())
+    ctx.metrics.captures.inc({ outcome: result.kind, code: '' })
+    ctx.log.info({ checkout_id: checkoutId, merchant_id: merchantId, amount_to_capture: result.payment.amountToCapture,
+      replayed: result.kind === 'replayed', version: result.payment.version }, 'capture requested')
+    if (result.kind === 'requested') sendJson(res, 202, paymentView(result.payment))
+    else sendJson(res, 200, paymentView(result.payment), { 'idempotent-replayed': 'true' })
+  } catch (error) {
+    if (error instanceof ProblemError) {
+      ctx.metrics.captures.inc({ outcome: 'refused', code: error.code })
+      ctx.log.info({ checkout_id: checkoutId, merchant_id: merchantId, code: error.code, ...error.extra }, 'capture refused')
     }
     throw error
   }

@@ -52,3 +52,20 @@ export function parseRefundRequest (body: unknown, limits: NodeLimits): RefundRe
 export function hashRefundRequest (request: RefundRequest): Uint8Array {
   return hash('sha256', JSON.stringify([request.amount ?? null, request.reason]), 'buffer')
 }
+
+const captureFields = new Set(['amount'])
+
+/** `POST /payments/{id}/capture` `{amount?}`: integer minor units; undefined captures the whole authorization. */
+export function parseCaptureRequest (body: unknown, limits: NodeLimits): { amount: number | undefined } {
+  const { input, errors } = bodyFields(body, captureFields)
+  const amount = input.amount
+  if (amount !== undefined) {
+    if (typeof amount !== 'number' || !Number.isSafeInteger(amount)) {
+      errors.push({ field: 'amount', code: 'type', message: 'amount must be an integer in minor units' })
+    } else if (amount <= 0 || amount > limits.amountMinorMax) {
+      errors.push({ field: 'amount', code: 'out_of_range', message: `amount must be within 1..${limits.amountMinorMax}` })
+    }
+  }
+  if (errors.length > 0) throw new ProblemError('validation_failed', { errors })
+  return { amount: amount as number | undefined }
+}

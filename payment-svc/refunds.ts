@@ -8,13 +8,16 @@
 // `amount_refunded`); each refund has its own forward-only status: pending -> succeeded | failed.
 
 import { randomBytes } from 'node:crypto'
-import type { Payment, Refund, RefundStatus } from '../lib/payment-codec.ts'
+import { capturedAmountOf, type Payment, type Refund, type RefundStatus } from '../lib/payment-codec.ts'
 
-/** Pending and succeeded refunds hold money back; a failed one gives it back. */
+/**
+ * Pending and succeeded refunds hold money back; a failed one gives it back. The bound is what was
+ * captured: the whole amount of an automatic payment, `amount_captured` of a manual one.
+ */
 export function refundableAmount (payment: Payment): number {
   let committed = 0
   for (const refund of payment.refunds) if (refund.status !== 'failed') committed += refund.amount
-  return payment.amount - committed
+  return capturedAmountOf(payment) - committed
 }
 
 /** What the PSP has given back: succeeded refunds only. */

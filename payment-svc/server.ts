@@ -14,7 +14,7 @@ import { applyRefundTransition, applyTransition, applyTransitionBatch, getIntern
 import type { NodeLimits } from './limits.ts'
 import type { NodeMetrics } from './metrics.ts'
 import type { PaymentService } from './payment-service.ts'
-import { cancelPayment, createPayment, createRefund, getPayment, getRefund, type PublicRouteContext } from './public-routes.ts'
+import { cancelPayment, capturePayment, createPayment, createRefund, getPayment, getRefund, type PublicRouteContext } from './public-routes.ts'
 import { receiveWebhook, type WebhookRouteContext } from './webhook-routes.ts'
 
 export interface ServerContext extends PublicRouteContext, InternalRouteContext, WebhookRouteContext {
@@ -38,6 +38,7 @@ const internalBatchPath = '/internal/transitions'
 const transitionsSuffix = '/transitions'
 const refundCanceledChargeSuffix = '/refund_canceled_charge'
 const cancelSuffix = '/cancel'
+const captureSuffix = '/capture'
 const refundsSegment = '/refunds'
 const webhooksPrefix = '/webhooks/psp/'
 
@@ -81,6 +82,10 @@ function publicHandler (ctx: ServerContext): Handler {
       if (rest.endsWith(cancelSuffix)) {
         if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
         return { route: '/payments/:id/cancel', done: cancelPayment(ctx, req, res, rest.slice(0, -cancelSuffix.length)) }
+      }
+      if (rest.endsWith(captureSuffix)) {
+        if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
+        return { route: '/payments/:id/capture', done: capturePayment(ctx, req, res, rest.slice(0, -captureSuffix.length)) }
       }
       const refundsAt = rest.indexOf(refundsSegment)
       if (refundsAt > 0) {

@@ -4,7 +4,8 @@
 //   m/node               NodeMeta            node id and the next change-log sequence
 //   m/relay-cursor       RelayCursor         the CDC relay's position (written by cdc-relay/)
 //   w/<provider>/<event> (empty)             PSP webhook event ids already taken (dedup)
-//   o/<checkout_id>      created_at ms       payments not yet terminal (the node's own watchdog view)
+//   o/<checkout_id>      created_at ms       payments not yet terminal (the node's own watchdog view); not
+//                                            an authorization awaiting its capture; a capture asked for: since then
 // A payment change and its change-log entry are always written in the same atomic batch (a
 // processor's claim, written unpublished, has none).
 
@@ -25,6 +26,11 @@ const changeLogPrefix = 'c/'
 const nodeMetaKey = 'm/node'
 const webhookPrefix = 'w/'
 const openPrefix = 'o/'
+
+/** A manual payment authorized and waiting for the merchant: no capture asked for yet. */
+function awaitsCapture (payment: Payment): boolean {
+  return payment.status === 'requires_capture' && (payment.amountToCapture ?? 0) === 0
+}
 const emptyValue = new Uint8Array(0)
 const sequenceHexDigits = 16
 
@@ -188,9 +194,12 @@ export class PaymentStore {
       const eventBytes = encodeChangeEvent(event, this.#sealer, paymentBytes)
       events.push(eventBytes)
       batch.put(changeLogKey(event.sequence), eventBytes)
-      // The open-payment index moves in the same batch as the status it reflects.
-      if (terminalStatuses.has(payment.status)) batch.del(openPrefix + payment.checkoutId)
+      // The open-payment index moves in the same batch as the status it reflects. An authorization
+      // awaiting the merchant's capture (manual capture: hours or days, by design) is not open work;
+      // its capture, once asked for, is, from that moment.
+      if (terminalStatuses.has(payment.status) || awaitsCapture(payment)) batch.del(openPrefix + payment.checkoutId)
       else if (event.type === 'payment.created') batch.put(openPrefix + payment.checkoutId, encodeMs(payment.createdAtMs))
+      else if (event.type === 'payment.capture_requested') batch.put(openPrefix + payment.checkoutId, encodeMs(payment.updatedAtMs))
       if (event.webhook !== undefined) {
         batch.put(webhookKey(event.webhook.provider, event.webhook.pspEventId), emptyValue)
       }

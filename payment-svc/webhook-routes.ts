@@ -68,6 +68,7 @@ export async function receiveWebhook (ctx: WebhookRouteContext, req: IncomingMes
     failureMessage: event.failureMessage,
     ...(event.refund !== undefined ? { refund: event.refund } : {}),
     ...(event.nextActionUrl !== undefined ? { nextActionUrl: event.nextActionUrl } : {}),
+    ...(event.amountCaptured !== undefined ? { amountCaptured: event.amountCaptured } : {}),
   }, Date.now())
   if (result.duplicate) {
     ctx.log.info({ checkout_id: checkoutId, provider, psp_event_id: event.pspEventId }, 'duplicate webhook ignored')

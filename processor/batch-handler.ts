@@ -30,6 +30,7 @@ import type { FieldSealer } from '../lib/field-crypto.ts'
 import type { Logger } from '../lib/log.ts'
 import { decodeChangeEvent, terminalStatuses, type ChangeEvent } from '../lib/payment-codec.ts'
 import { cancelAtPsp, DeadLetter, drivePayment, type ChargeFlowDeps } from './charge-flow.ts'
+import { driveCapture } from './capture-flow.ts'
 import type { DeadLetterPublisher } from './dead-letters.ts'
 import type { KeyedQueue } from './key-queue.ts'
 import { processorLimits } from './limits.ts'
@@ -66,6 +67,7 @@ export function nodePaymentOf (event: ChangeEvent): NodePayment {
     description: p.description,
     node_id: event.nodeId,
     ...(p.pspReference ? { psp_reference: p.pspReference } : {}),
+    ...(p.captureMethod === 'manual' ? { capture_method: 'manual', amount_to_capture: p.amountToCapture ?? 0, amount_captured: p.amountCaptured ?? 0 } : {}),
   }
 }
 
@@ -124,10 +126,16 @@ function workOf (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessag
     // A merchant's refund: refund at the PSP (refund-flow.ts), outcome back to the node.
     return () => drive(deps, event, message, projected, (flowDeps) => driveRefund(flowDeps, event.payment, event.refundId))
   }
-  if (event.type === 'payment.status_changed' && event.payment.status === 'canceled' && event.previousStatus === 'requires_action' &&
+  if (event.type === 'payment.capture_requested') {
+    // The merchant's capture of a manual payment: capture at the PSP (capture-flow.ts), then succeeded.
+    return () => drive(deps, event, message, projected, driveCapture)
+  }
+  if (event.type === 'payment.status_changed' && event.payment.status === 'canceled' &&
+    (event.previousStatus === 'requires_action' || event.previousStatus === 'requires_capture') &&
     event.payment.pspReference !== '' && !event.actor.startsWith('webhook:')) {
-    // Canceled (by the merchant or an operator) while its charge awaited the customer at the PSP:
-    // cancel the charge there too. Not when the PSP itself said so (its charge.canceled webhook).
+    // Canceled (by the merchant, an operator or the expiry) while its charge awaited the customer
+    // at the PSP, or while its authorization awaited the capture: cancel the charge there too (for
+    // an authorization, a void). Not when the PSP itself said so (its charge.canceled webhook).
     return () => drive(deps, event, message, projected, cancelAtPsp)
   }
   if (event.webhook?.note === 'amount_mismatch') {

@@ -61,6 +61,7 @@ export function chargeRequestOf (payment: NodePayment): ChargeRequest {
     currency: payment.currency,
     paymentMethod: payment.payment_method,
     description: payment.description,
+    ...(payment.capture_method === 'manual' ? { manualCapture: true as const } : {}),
   }
 }
 
@@ -83,7 +84,7 @@ export async function withNodeRetries<T> (what: string, call: () => Promise<T>):
  * Applies `to` on the node against the version we believe, re-reading the payment when someone
  * else (a webhook) moved it first. Returns the payment as it ends up.
  */
-async function applyTransition (deps: ChargeFlowDeps, payment: NodePayment, call: Omit<TransitionCall, 'expectedVersion'>): Promise<NodePayment> {
+export async function applyTransition (deps: ChargeFlowDeps, payment: NodePayment, call: Omit<TransitionCall, 'expectedVersion'>): Promise<NodePayment> {
   let current = payment
   for (let round = 0; round < processorLimits.nodeAttemptsMax; round++) {
     if (terminalStatuses.has(current.status)) return current
@@ -182,6 +183,13 @@ export async function applyOutcome (deps: ChargeFlowDeps, payment: NodePayment, 
   const log = deps.log.child({ checkout_id: payment.checkout_id })
   switch (outcome.kind) {
     case 'succeeded':
+      if (outcome.amountCaptured !== undefined && outcome.amountCaptured !== payment.amount_to_capture) {
+        // A capture we did not ask for (or of another amount): never a success by accident.
+        const reason = `psp captured ${outcome.amountCaptured}, the capture asked for ${payment.amount_to_capture ?? 0}`
+        log.error({ psp_reference: outcome.pspReference, reason }, 'psp capture flagged for review')
+        await deps.flag(payment.checkout_id, reason)
+        return payment
+      }
       return applyTransition(deps, payment, { to: 'succeeded', actor: by, pspReference: outcome.pspReference })
     case 'failed':
       return applyTransition(deps, payment, {
@@ -192,6 +200,15 @@ export async function applyOutcome (deps: ChargeFlowDeps, payment: NodePayment, 
       return applyTransition(deps, payment, {
         to: 'requires_action', actor: by, pspReference: outcome.pspReference,
         ...(outcome.nextActionUrl !== undefined ? { nextActionUrl: outcome.nextActionUrl } : {}),
+      })
+    case 'requires_capture':
+      // Manual capture: authorized; the payment waits for the merchant's capture (capture-flow.ts).
+      return applyTransition(deps, payment, { to: 'requires_capture', actor: by, pspReference: outcome.pspReference })
+    case 'canceled':
+      // Voided at the PSP (an authorization that expired uncaptured, a cancel): nothing was taken.
+      return applyTransition(deps, payment, {
+        to: 'canceled', actor: by, pspReference: outcome.pspReference, failureCode: outcome.failureCode,
+        failureMessage: withoutToken(outcome.failureMessage, payment.payment_method),
       })
     case 'pending':
       // The PSP finishes it asynchronously: its webhook (or the watchdog) brings the result.

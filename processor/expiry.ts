@@ -8,6 +8,8 @@ import { callPspWithRetries, chargeRequestOf, applyOutcome, type ChargeFlowDeps 
 import { NodeError, type NodePayment } from './node-client.ts'
 
 export const expiredFailureCode = 'expired'
+/** An authorization voided because it was not captured within its window (the sandbox PSP says the same). */
+export const authorizationExpiredFailureCode = 'authorization_expired'
 const expiryActor = 'expiry'
 
 export type ExpiryResult =
@@ -53,16 +55,47 @@ export async function expireAwaitingCustomer (deps: ChargeFlowDeps, payment: Nod
   return cancelOnNode(deps, payment, 'The customer did not complete the payment in time')
 }
 
+/**
+ * A `requires_capture` payment past its capture window, no capture asked for: the backstop for the
+ * PSP's own expiry, whose `charge.canceled` webhook may be lost. The charge is looked up first:
+ * canceled there (the PSP voided it) is applied; still authorized, it is voided at the PSP and then
+ * canceled on its node (version-checked: a capture asked for meanwhile wins, and the next round
+ * re-drives it); a capture we did not ask for, or anything else, is flagged.
+ */
+export async function expireAuthorization (deps: ChargeFlowDeps, payment: NodePayment): Promise<ExpiryResult> {
+  const pspReference = payment.psp_reference ?? ''
+  const found = await deps.psp.findCharge(chargeRequestOf(payment))
+  if (found?.kind === 'canceled') {
+    deps.log.warn({ checkout_id: payment.checkout_id, psp_reference: pspReference }, 'expiry: the psp voided the authorization; applying it')
+    await applyOutcome(deps, payment, found, expiryActor)
+    return 'charge_applied'
+  }
+  if (found?.kind !== 'requires_capture' || pspReference === '') {
+    await deps.flag(payment.checkout_id, `authorization past its capture window, but the psp charge ${pspReference} is ${found?.kind ?? 'missing'}`)
+    return 'moved_on'
+  }
+  const call = await callPspWithRetries(deps, {
+    checkoutId: payment.checkout_id, request: { cancel: pspReference }, outcomePrefix: 'cancel_',
+    logFields: { checkout_id: payment.checkout_id, psp_reference: pspReference }, failedMessage: 'psp void attempt failed (expiry)',
+    call: () => deps.psp.cancelCharge(pspReference),
+  })
+  if (call.outcome.kind === 'not_cancelable') {
+    await deps.flag(payment.checkout_id, `authorization past its capture window could not be voided at the psp (${call.outcome.detail})`)
+    return 'moved_on'
+  }
+  return cancelOnNode(deps, payment, 'The authorization was not captured in time', authorizationExpiredFailureCode)
+}
+
 /** A `pending` payment past its expiry that the PSP has no charge for (the caller looked). */
 export function expireNeverCharged (deps: ChargeFlowDeps, payment: NodePayment): Promise<ExpiryResult> {
   return cancelOnNode(deps, payment, 'The payment was not processed in time')
 }
 
 /** Version-checked: a claim or webhook that lands first wins, and the expiry waits for the next round. */
-async function cancelOnNode (deps: ChargeFlowDeps, payment: NodePayment, message: string): Promise<ExpiryResult> {
+async function cancelOnNode (deps: ChargeFlowDeps, payment: NodePayment, message: string, failureCode = expiredFailureCode): Promise<ExpiryResult> {
   try {
     await deps.node.transition(payment.checkout_id, {
-      to: 'canceled', expectedVersion: payment.version, actor: expiryActor, failureCode: expiredFailureCode, failureMessage: message,
+      to: 'canceled', expectedVersion: payment.version, actor: expiryActor, failureCode, failureMessage: message,
     })
     deps.log.warn({ checkout_id: payment.checkout_id, status: payment.status }, 'payment expired: canceled')
     return 'expired'

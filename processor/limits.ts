@@ -93,4 +93,11 @@ export const processorLimits = {
    */
   actionExpiryMs: 24 * 60 * 60_000,
   pendingExpiryMs: 24 * 60 * 60_000,
+  /**
+   * Manual capture (issue #14): an authorization not captured this long after its payment's
+   * creation is looked up at the PSP and, if still authorized, voided there and canceled on its
+   * node. The backstop for a lost `charge.canceled` webhook of the PSP's own expiry: the sandbox
+   * PSP's window (7 days by default) plus an hour, so the PSP's void normally comes first.
+   */
+  captureExpiryMs: 7 * 24 * 60 * 60_000 + 60 * 60_000,
 } as const

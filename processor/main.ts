@@ -168,6 +168,7 @@ const stopWatchdog = startWatchdog(pool, flow, metrics, log, {
   staleAfterMs: integer('PROCESSOR_WATCHDOG_STALE_AFTER_MS', limits.watchdogStaleAfterMs),
   batchMax: limits.watchdogBatchMax,
   actionExpiryMs: integer('PROCESSOR_ACTION_EXPIRY_MS', limits.actionExpiryMs),
+  captureExpiryMs: integer('PROCESSOR_CAPTURE_EXPIRY_MS', limits.captureExpiryMs),
   pendingExpiryMs: integer('PROCESSOR_PENDING_EXPIRY_MS', limits.pendingExpiryMs),
 })
 

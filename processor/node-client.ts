@@ -28,6 +28,10 @@ export interface NodePayment {
   node_id?: string
   /** Its refunds (node views carry them; change events are decoded separately). */
   refunds?: NodeRefund[]
+  /** Manual capture (issue #14): 'manual', the capture asked for and what was captured. */
+  capture_method?: 'automatic' | 'manual'
+  amount_to_capture?: number
+  amount_captured?: number
 }
 
 export interface TransitionCall {

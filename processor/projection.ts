@@ -23,10 +23,10 @@ WITH ev AS (
   SELECT * FROM unnest(
     $1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
     $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-    $16::timestamptz[], $17::bigint[]
+    $16::timestamptz[], $17::bigint[], $40::bigint[], $41::bigint[]
   ) AS t(event_id, checkout_id, version, type, status, actor, occurred_at,
          merchant_id, node_id, amount, currency, payment_method, psp_reference, failure_code, failure_message,
-         created_at, amount_refunded)
+         created_at, amount_refunded, amount_captured, amount_to_capture)
 ),
 refused AS (
   -- Events naming another node than the one Postgres records for their payment.
@@ -81,14 +81,18 @@ latest AS (
 ),
 upserted AS (
 INSERT INTO payments (checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method,
-                      psp_reference, failure_code, failure_message, created_at, updated_at, amount_refunded)
+                      psp_reference, failure_code, failure_message, created_at, updated_at, amount_refunded,
+                      capture_method, amount_captured, amount_to_capture)
 SELECT checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method,
-       NULLIF(psp_reference, ''), NULLIF(failure_code, ''), NULLIF(failure_message, ''), created_at, occurred_at, amount_refunded
+       NULLIF(psp_reference, ''), NULLIF(failure_code, ''), NULLIF(failure_message, ''), created_at, occurred_at, amount_refunded,
+       CASE WHEN amount_captured IS NULL THEN 'automatic' ELSE 'manual' END, amount_captured, amount_to_capture
 FROM latest
 ON CONFLICT (checkout_id) DO UPDATE SET
   status = EXCLUDED.status,
   version = EXCLUDED.version,
   amount_refunded = EXCLUDED.amount_refunded,
+  amount_captured = EXCLUDED.amount_captured,
+  amount_to_capture = EXCLUDED.amount_to_capture,
   psp_reference = COALESCE(EXCLUDED.psp_reference, payments.psp_reference),
   failure_code = COALESCE(EXCLUDED.failure_code, payments.failure_code),
   failure_message = COALESCE(EXCLUDED.failure_message, payments.failure_message),
@@ -105,7 +109,7 @@ SELECT event_id, owner_node_id FROM refused
  * it settles on a generic plan) planning this five-part statement on every turn. The name carries
  * a version: a changed text needs a new name, or a connection would run the old one.
  */
-const projectStatementName = 'ringpay_project_events_v3'
+const projectStatementName = 'ringpay_project_events_v4'
 
 /**
  * Projects the events and records the webhooks they carry, in one statement. The payment method
@@ -116,6 +120,10 @@ export async function projectEvents (pool: pg.Pool, sealer: FieldSealer, methods
   const refused = new Map<string, string>()
   if (events.length === 0) return refused
   const columns: unknown[][] = Array.from({ length: 17 }, () => [])
+  // Manual capture (issue #14): $40 amount_captured, $41 amount_to_capture; NULL for an automatic
+  // payment (its capture_method is derived from that in the statement).
+  const amountsCaptured: Array<number | null> = []
+  const amountsToCapture: Array<number | null> = []
   for (const event of events) {
     const p = event.payment
     const row = [
@@ -127,13 +135,16 @@ export async function projectEvents (pool: pg.Pool, sealer: FieldSealer, methods
       new Date(p.createdAtMs), amountRefunded(p),
     ]
     row.forEach((value, i) => columns[i]!.push(value))
+    const manual = p.captureMethod === 'manual'
+    amountsCaptured.push(manual ? (p.amountCaptured ?? 0) : null)
+    amountsToCapture.push(manual ? (p.amountToCapture ?? 0) : null)
   }
   const webhooks = webhookColumns(sealer, events)
   const refunds = refundColumns(events)
   const { rows } = await pool.query<{ event_id: string, owner_node_id: string }>({
     name: projectStatementName,
     text: projectSql,
-    values: [...columns, ...webhooks.slice(0, 7), ...refunds.slice(0, 13), webhooks[7], refunds[13]],
+    values: [...columns, ...webhooks.slice(0, 7), ...refunds.slice(0, 13), webhooks[7], refunds[13], amountsCaptured, amountsToCapture],
   })
   for (const row of rows) {
     refused.set(row.event_id, `checkout id belongs to node ${row.owner_node_id} in Postgres`)

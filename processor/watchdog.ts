@@ -9,7 +9,8 @@ import type { Logger } from '../lib/log.ts'
 import { terminalStatuses } from '../lib/payment-codec.ts'
 import { applyOutcome, chargeRequestOf, drivePayment, type ChargeFlowDeps } from './charge-flow.ts'
 import { applyRefundOutcome, refundAtPsp } from './refund-flow.ts'
-import { expireAwaitingCustomer, expireNeverCharged, paymentAgeMs } from './expiry.ts'
+import { expireAwaitingCustomer, expireAuthorization, expireNeverCharged, paymentAgeMs } from './expiry.ts'
+import { driveCapture } from './capture-flow.ts'
 import type { RefundRequest } from './psp/types.ts'
 import type { ProcessorMetrics } from './metrics.ts'
 
@@ -20,21 +21,30 @@ export interface WatchdogOptions {
   /** processor/expiry.ts: requires_action, and pending with no charge at the PSP, past these ages are canceled. */
   actionExpiryMs: number
   pendingExpiryMs: number
+  /** processor/expiry.ts: an authorization (requires_capture) not captured past this age is voided. */
+  captureExpiryMs: number
 }
 
 const actor = 'watchdog'
 
+/** A requires_capture payment with no capture asked for, younger than the capture window (`param`: seconds). */
+function awaitingCaptureSql (param: string): string {
+  return `(status = 'requires_capture' AND COALESCE(amount_to_capture, 0) = 0 AND created_at > now() - make_interval(secs => ${param}))`
+}
+
 export async function watchdogRound (pool: pg.Pool, flow: ChargeFlowDeps, metrics: ProcessorMetrics, log: Logger,
-  options: Pick<WatchdogOptions, 'staleAfterMs' | 'batchMax' | 'actionExpiryMs' | 'pendingExpiryMs'>, nowMs = Date.now): Promise<number> {
+  options: Pick<WatchdogOptions, 'staleAfterMs' | 'batchMax' | 'actionExpiryMs' | 'pendingExpiryMs' | 'captureExpiryMs'>, nowMs = Date.now): Promise<number> {
+  // An authorization awaiting the merchant's capture within its window is neither stale nor stuck
+  // (manual capture: hours or days, by design); left out, it neither fills the batch nor ages the metric.
   const oldest = await pool.query<{ age_s: number | null }>(
     `SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS age_s FROM payments
-     WHERE status NOT IN ('succeeded', 'failed', 'canceled')`)
+     WHERE status NOT IN ('succeeded', 'failed', 'canceled') AND NOT ${awaitingCaptureSql('$1')}`, [options.captureExpiryMs / 1000])
   metrics.watchdogOldestSeconds.set(oldest.rows[0]?.age_s ?? 0)
   const stale = await pool.query<{ checkout_id: string }>(
     `SELECT checkout_id FROM payments
      WHERE status NOT IN ('succeeded', 'failed', 'canceled') AND updated_at < now() - make_interval(secs => $1)
-       AND flagged_reason IS NULL
-     ORDER BY updated_at LIMIT $2`, [options.staleAfterMs / 1000, options.batchMax])
+       AND flagged_reason IS NULL AND NOT ${awaitingCaptureSql('$3')}
+     ORDER BY updated_at LIMIT $2`, [options.staleAfterMs / 1000, options.batchMax, options.captureExpiryMs / 1000])
   metrics.watchdogStale.set(stale.rowCount ?? 0)
   let settled = 0
   for (const { checkout_id: checkoutId } of stale.rows) {
@@ -53,6 +63,26 @@ export async function watchdogRound (pool: pg.Pool, flow: ChargeFlowDeps, metric
         }
         const expired = await expireAwaitingCustomer(flow, payment)
         metrics.watchdogActions.inc({ action: `action_${expired}` })
+        settled++
+        continue
+      }
+      if (payment.status === 'requires_capture') {
+        if ((payment.amount_to_capture ?? 0) > 0) {
+          // A capture asked for and not finished (dead-lettered, the processor's answer lost): again,
+          // under the same PSP key.
+          plog.warn('watchdog: capture not finished; re-driving')
+          metrics.watchdogActions.inc({ action: 'capture_redrive' })
+          await driveCapture(flow, payment, actor)
+          settled++
+          continue
+        }
+        if (paymentAgeMs(payment, nowMs()) < options.captureExpiryMs) {
+          // Within its window the merchant may still capture: no PSP call.
+          metrics.watchdogActions.inc({ action: 'awaiting_capture' })
+          continue
+        }
+        const expired = await expireAuthorization(flow, payment)
+        metrics.watchdogActions.inc({ action: `capture_${expired}` })
         settled++
         continue
       }

@@ -127,8 +127,10 @@ CREATE TEMP TABLE recon_psp (
 
 // Every report line, with the payment of ours it is about: the one holding its psp_reference
 // (hash join), else (fixUpSql, only for the lines left) the one with its checkout id (index probes).
+// Our amount is what the payment took: a manual-capture payment's amount_captured (issue #14, what
+// the PSP settles), else its amount (amount_captured is NULL for an automatic payment).
 const oursColumns = `
-       p.checkout_id AS our_checkout_id, p.amount AS our_amount, p.currency::text AS our_currency,
+       p.checkout_id AS our_checkout_id, COALESCE(p.amount_captured, p.amount) AS our_amount, p.currency::text AS our_currency,
        p.status AS our_status, p.psp_reference AS our_psp_reference, p.amount_refunded AS our_amount_refunded,
        CASE WHEN p.status = 'succeeded' THEN p.updated_at END AS our_succeeded_at,
        CASE WHEN p.status = 'succeeded' THEN (p.updated_at AT TIME ZONE 'UTC')::date - $1::date END AS day_offset`
@@ -149,7 +151,7 @@ WHERE a.line = b.line AND a.our_checkout_id > b.our_checkout_id`
 
 const fixUpSql = `
 UPDATE recon_joined j SET by_ref = false,
-       our_checkout_id = p.checkout_id, our_amount = p.amount, our_currency = p.currency::text, our_status = p.status,
+       our_checkout_id = p.checkout_id, our_amount = COALESCE(p.amount_captured, p.amount), our_currency = p.currency::text, our_status = p.status,
        our_psp_reference = p.psp_reference, our_amount_refunded = p.amount_refunded,
        our_succeeded_at = CASE WHEN p.status = 'succeeded' THEN p.updated_at END,
        day_offset = CASE WHEN p.status = 'succeeded' THEN (p.updated_at AT TIME ZONE 'UTC')::date - $1::date END
@@ -238,7 +240,7 @@ SELECT class, count(*)::bigint AS n FROM ins GROUP BY class`
 // duplicate line does not). A cross-day match is a line in the current run of another date.
 const ourItemsSql = `
 WITH leftover AS MATERIALIZED (
-  SELECT p.checkout_id, p.psp_reference, p.merchant_id, p.amount, p.currency, p.status, p.updated_at
+  SELECT p.checkout_id, p.psp_reference, p.merchant_id, COALESCE(p.amount_captured, p.amount) AS amount, p.currency, p.status, p.updated_at
   FROM payments p
   WHERE p.status = 'succeeded' AND p.updated_at >= $3 AND p.updated_at < $4
     AND NOT EXISTS (
@@ -277,7 +279,8 @@ SELECT class, count(*)::bigint AS n FROM ins GROUP BY class`
 // Our side of the date per currency (see CurrencyTotals.internalRows).
 const ourTotalsSql = `
 SELECT currency, sum(n)::bigint AS n, sum(amount)::text AS amount FROM (
-  SELECT currency::text AS currency, count(*) AS n, sum(amount) AS amount FROM payments
+  -- A manually captured payment settles its captured amount (issue #14), not the authorized one.
+  SELECT currency::text AS currency, count(*) AS n, sum(COALESCE(amount_captured, amount)) AS amount FROM payments
   WHERE status = 'succeeded' AND updated_at >= $1 AND updated_at < $2 GROUP BY currency
   UNION ALL
   SELECT f.currency::text, count(*), -sum(f.amount) FROM refunds f JOIN payments p ON p.checkout_id = f.checkout_id

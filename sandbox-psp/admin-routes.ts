@@ -45,6 +45,7 @@ export function statsBody (ctx: PspContext): Record<string, unknown> {
       failed: d.failed,
       pending: d.pending,
       requires_action: d.requiresAction,
+      requires_capture: d.requiresCapture,
       canceled: d.canceled,
     },
     keysWithMultipleCharges: d.keysWithMultipleCharges,

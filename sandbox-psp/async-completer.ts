@@ -1,9 +1,11 @@
 // Completes async (pending) charges, and async refunds (refund-service.ts completeRefund), when their delay is up: pending -> succeeded | failed, with the
 // settlement index entry and the webhook event in the same batch. The schedule is durable
 // (a/<due>/<charge id>), so a charge left pending by a restart is completed after it.
+// The same schedule voids authorizations (manual capture) not captured within their window:
+// requires_capture -> canceled (`authorization_expired`), with its `charge.canceled` event.
 
 import type { Logger } from '../lib/log.ts'
-import { fail, succeed, type Charge } from './charge.ts'
+import { authorizationExpired, cancel, fail, succeedOrAuthorize, type Charge } from './charge.ts'
 import type { RuntimeControl } from './faults.ts'
 import type { PspLimits } from './limits.ts'
 import { ruleFor } from './rules.ts'
@@ -14,6 +16,8 @@ import { eventWrites, type QueuedEvent } from './webhook-events.ts'
 
 /** After a failed pass (the disk refused a batch), try again this much later. */
 const retryAfterFailureMs = 1_000
+/** An expiry due while a capture or cancel of the charge is being written is looked at again this much later. */
+const retryAfterActionMs = 100
 
 export class AsyncCompleter {
   readonly #store: PspStore
@@ -27,7 +31,11 @@ export class AsyncCompleter {
   #again = false
   #stopped = false
 
-  constructor (deps: { store: PspStore, runtime: RuntimeControl, limits: PspLimits, log: Logger, onWritten: (events: readonly QueuedEvent[]) => void }) {
+  /** Charges a capture, cancel or customer decision is being written for (shared with ChargeService). */
+  readonly #actionsInProgress: Set<string>
+
+  constructor (deps: { store: PspStore, runtime: RuntimeControl, limits: PspLimits, log: Logger, onWritten: (events: readonly QueuedEvent[]) => void, actionsInProgress?: Set<string> }) {
+    this.#actionsInProgress = deps.actionsInProgress ?? new Set<string>()
     this.#store = deps.store
     this.#runtime = deps.runtime
     this.#limits = deps.limits
@@ -89,6 +97,8 @@ export class AsyncCompleter {
     const ops: Op[] = []
     const queued: QueuedEvent[] = []
     const counters: Required<Pick<CounterDeltas, 'pending' | 'succeeded' | 'failed'>> & CounterDeltas = { pending: 0, succeeded: 0, failed: 0 }
+    // Authorizations voided here are actions on their charge, like a capture: held until written.
+    const claimed: string[] = []
     for (const dueKey of dueKeys) {
       ops.push({ type: 'del', key: dueKey })
       const chargeId = parseDueKey(dueKey).rest
@@ -104,29 +114,58 @@ export class AsyncCompleter {
         continue
       }
       const charge = this.#store.getCharge(chargeId)
+      if (charge?.status === 'requires_capture') {
+        if (this.#actionsInProgress.has(chargeId) || claimed.includes(chargeId)) {
+          // A capture or void is being written: look again shortly (it usually wins).
+          ops.push({ type: 'put', key: keys.asyncDue(nowMs + retryAfterActionMs, chargeId), value: '' })
+          continue
+        }
+        this.#actionsInProgress.add(chargeId)
+        claimed.push(chargeId)
+        const voided = cancel(charge, nowMs, authorizationExpired)
+        counters.requiresCapture = (counters.requiresCapture ?? 0) - 1
+        counters.canceled = (counters.canceled ?? 0) + 1
+        this.#log.info({ checkout_id: charge.reference, charge_id: chargeId }, 'authorization expired uncaptured: voided')
+        this.#writeCharge(voided, nowMs, ops, queued, counters)
+        continue
+      }
       if (charge === undefined || charge.status !== 'pending') continue
-      const outcome = ruleFor(charge.payment_method)?.outcome
+      const rule = ruleFor(charge.payment_method)
+      const outcome = rule?.outcome
       const final: Charge = outcome?.kind === 'async' && outcome.final.kind === 'failed'
         ? fail(charge, outcome.final.failure)
-        : succeed(charge, nowMs)
+        : succeedOrAuthorize(charge, nowMs, rule?.capture?.authorizationWindowMs ?? this.#runtime.config.authorizationWindowMs)
       counters.pending--
-      if (final.status === 'succeeded') {
+      if (final.status === 'requires_capture') {
+        // Authorized (capture false): voided at the end of its window unless captured first.
+        ops.push({ type: 'put', key: keys.asyncDue(nowMs + (rule?.capture?.authorizationWindowMs ?? this.#runtime.config.authorizationWindowMs), final.id), value: '' })
+        counters.requiresCapture = (counters.requiresCapture ?? 0) + 1
+      } else if (final.status === 'succeeded') {
         ops.push({ type: 'put', key: keys.settlement(final.settled_on!, final.id), value: encodeSettlementEntry(final) })
         counters.succeeded++
       } else {
         counters.failed++
       }
-      const json = JSON.stringify(final)
-      ops.push({ type: 'put', key: keys.charge(final.id), value: json })
-      const events = eventWrites(this.#store, this.#runtime, final, nowMs, json)
-      ops.push(...events.ops)
-      queued.push(...events.queued)
-      for (const [name, delta] of Object.entries(events.counters) as Array<[keyof CounterDeltas, number]>) {
-        counters[name] = (counters[name] ?? 0) + delta
-      }
+      this.#writeCharge(final, nowMs, ops, queued, counters)
     }
-    await this.#store.write({ ops, counters })
+    try {
+      await this.#store.write({ ops, counters })
+    } finally {
+      for (const chargeId of claimed) this.#actionsInProgress.delete(chargeId)
+    }
     this.#onWritten(queued)
+  }
+
+  /** The charge's new state and its webhook events, into the batch being built. */
+  #writeCharge (final: Charge, nowMs: number, ops: Op[], queued: QueuedEvent[], counters: CounterDeltas): void {
+    const json = JSON.stringify(final)
+    ops.push({ type: 'put', key: keys.charge(final.id), value: json })
+    const events = eventWrites(this.#store, this.#runtime, final, nowMs, json)
+    ops.push(...events.ops)
+    queued.push(...events.queued)
+    for (const [name, delta] of Object.entries(events.counters) as Array<[keyof CounterDeltas, number]>) {
+      counters[name] = (counters[name] ?? 0) + delta
+    }
   }
 
   async stop (): Promise<void> {

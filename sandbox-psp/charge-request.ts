@@ -8,7 +8,7 @@ import type { PspLimits } from './limits.ts'
 import { normaliseCurrency } from './money.ts'
 import { ruleFor, type PaymentMethodRule } from './rules.ts'
 
-const knownFields = new Set(['amount', 'currency', 'payment_method', 'reference', 'merchant_id', 'description'])
+const knownFields = new Set(['amount', 'currency', 'payment_method', 'reference', 'merchant_id', 'description', 'capture'])
 // Printable ASCII without spaces: references end up in URL paths and CSV cells.
 const tokenPattern = /^[\x21-\x7e]+$/
 const printablePattern = /^[\x20-\x7e]+$/
@@ -70,6 +70,12 @@ export function parseChargeRequest (body: Record<string, unknown>, limits: PspLi
       throw new PspError('parameter_invalid', { param: 'description', message: `description must be a string of at most ${limits.descriptionLengthMax} characters` })
     }
     params.description = description
+  }
+  // Stripe's `capture`: false authorizes only (manual capture); true (or absent) is the usual charge.
+  const capture = body.capture
+  if (capture !== undefined && capture !== null) {
+    if (typeof capture !== 'boolean') throw new PspError('parameter_invalid', { param: 'capture', message: 'capture must be a boolean' })
+    if (!capture) params.capture = false
   }
   return { params, rule }
 }

@@ -15,7 +15,7 @@
 // step 8's write starts with step 4 and only has to be on disk when the latency ends: the group
 // committer batches the charges of that window. The answer still comes after both.
 
-import { cancel, customerDeclined, fail, newCharge, paramsFingerprint, succeed, type Charge, type ChargeParams } from './charge.ts'
+import { authorize, cancel, capture, customerDeclined, fail, newCharge, paramsFingerprint, succeedOrAuthorize, type Charge, type ChargeParams } from './charge.ts'
 import type { CustomerDecision, CustomerPages } from './customer-action.ts'
 import { RequestAdmission } from './admission.ts'
 import { PspError } from './errors.ts'
@@ -23,12 +23,14 @@ import type { RuntimeControl } from './faults.ts'
 import { randomId } from './ids.ts'
 import type { PspLimits } from './limits.ts'
 import type { PspMetrics } from './metrics.ts'
-import type { PaymentMethodRule } from './rules.ts'
+import { ruleFor, type PaymentMethodRule } from './rules.ts'
 import { keys, type CounterDeltas, type Op, type PspStore } from './store.ts'
 import { encodeSettlementEntry } from './settlement.ts'
 import { eventWrites, type QueuedEvent } from './webhook-events.ts'
 
 export type CancelResult = { kind: 'canceled' | 'replayed', charge: Charge }
+/** `holdResponse`: captured durably, the answer held (the capture's injected timeout). */
+export type CaptureResult = { kind: 'captured', charge: Charge, holdResponse: boolean } | { kind: 'replayed', charge: Charge }
 /** `replayed`: the charge was no longer awaiting the customer; it is answered as it is. */
 export type CustomerActionResult = { kind: 'completed' | 'replayed', charge: Charge }
 
@@ -50,6 +52,7 @@ const statusCounter = {
   pending: 'pending',
   requires_action: 'requiresAction',
   canceled: 'canceled',
+  requires_capture: 'requiresCapture',
 } as const
 
 export class ChargeService {
@@ -63,7 +66,7 @@ export class ChargeService {
    * to retry (409), so a cancel and the customer's approval never both apply. Bounded by
    * chargeRequestsInFlightMax.
    */
-  readonly #actionsInProgress = new Set<string>()
+  readonly #actionsInProgress: Set<string>
   readonly #customerPages: CustomerPages
   /** The bound on requests in flight, one request per key at a time, the simulated latency. */
   readonly #admission: RequestAdmission
@@ -75,7 +78,10 @@ export class ChargeService {
     metrics: PspMetrics
     onWritten: (charge: Charge, asyncDueMs: number | undefined, events: readonly QueuedEvent[]) => void
     customerPages: CustomerPages
+    /** Shared with the async completer, whose authorization expiry is an action on a charge too. */
+    actionsInProgress?: Set<string>
   }) {
+    this.#actionsInProgress = deps.actionsInProgress ?? new Set<string>()
     this.#customerPages = deps.customerPages
     this.#store = deps.store
     this.#runtime = deps.runtime
@@ -103,16 +109,17 @@ export class ChargeService {
   async cancel (chargeId: string): Promise<CancelResult> {
     const charge = this.#chargeForAction(chargeId)
     if (charge.status === 'canceled') return { kind: 'replayed', charge }
-    if (charge.status !== 'requires_action') {
-      throw new PspError('charge_not_cancelable', { message: `This charge is ${charge.status}; only a requires_action charge can be canceled` })
+    if (charge.status !== 'requires_action' && charge.status !== 'requires_capture') {
+      throw new PspError('charge_not_cancelable', { message: `This charge is ${charge.status}; only a requires_action or requires_capture charge can be canceled` })
     }
     this.#actionsInProgress.add(chargeId)
     try {
       const nowMs = Date.now()
+      // At requires_capture this is a void: the authorization is released, nothing is taken.
       const canceled = cancel(charge, nowMs)
       const json = JSON.stringify(canceled)
       const events = eventWrites(this.#store, this.#runtime, canceled, nowMs, json)
-      const counters: CounterDeltas = { ...events.counters, requiresAction: -1, canceled: 1 }
+      const counters: CounterDeltas = { ...events.counters, [statusCounter[charge.status]]: -1, canceled: 1 }
       await this.#store.write({ ops: [{ type: 'put', key: keys.charge(chargeId), value: json }, ...events.ops], counters })
       this.#onWritten(canceled, undefined, events.queued)
       return { kind: 'canceled', charge: canceled }
@@ -133,7 +140,7 @@ export class ChargeService {
     this.#actionsInProgress.add(chargeId)
     try {
       const nowMs = Date.now()
-      const final = decision === 'approve' ? succeed(charge, nowMs) : fail(charge, customerDeclined)
+      const final = decision === 'approve' ? succeedOrAuthorize(charge, nowMs, this.#authorizationWindowMs(charge)) : fail(charge, customerDeclined)
       const json = JSON.stringify(final)
       const ops: Op[] = [{ type: 'put', key: keys.charge(chargeId), value: json }]
       if (final.status === 'succeeded') {
@@ -142,12 +149,97 @@ export class ChargeService {
       const events = eventWrites(this.#store, this.#runtime, final, nowMs, json)
       ops.push(...events.ops)
       const counters: CounterDeltas = { ...events.counters, requiresAction: -1, [statusCounter[final.status]]: 1 }
+      const expiryDueMs = this.#scheduleExpiry(final, ops)
       await this.#store.write({ ops, counters })
-      this.#onWritten(final, undefined, events.queued)
+      this.#onWritten(final, expiryDueMs, events.queued)
       return { kind: 'completed', charge: final }
     } finally {
       this.#actionsInProgress.delete(chargeId)
     }
+  }
+
+  /**
+   * POST /v1/charges/{id}/capture (manual capture): an authorization (`requires_capture`) is
+   * captured for `amount` (default all of it; the rest is released) and becomes succeeded, settling
+   * today for what was captured, durably with its `charge.succeeded` event. Idempotent by its key:
+   * a repeat with the key of the capture made is answered with the charge as it is (`replayed`);
+   * another capture of a captured charge is `charge_already_captured`, of anything else not
+   * awaiting capture `charge_not_capturable`. Serialised with a cancel (void) and the window's
+   * expiry of the same charge, so exactly one of them applies. Faults as for charges: injected
+   * 500/503 and rate limits (never capturing), and the token's capture faults (rules.ts).
+   */
+  async capture (chargeId: string, idempotencyKey: string, amount: number | undefined): Promise<CaptureResult> {
+    return this.#admission.run(idempotencyKey, 'attempts', async () => {
+      const latencyMs = this.#runtime.latencyMs()
+      const injected = this.#runtime.serverError()
+      await this.#admission.latency(latencyMs, 'refuse')
+      if (injected !== undefined) {
+        this.#metrics.count('injected5xx')
+        throw new PspError(injected === 500 ? 'internal_error' : 'service_unavailable', { retryAfterS: injected === 503 ? 1 : undefined })
+      }
+      const charge = this.#chargeForAction(chargeId)
+      if (charge.status === 'succeeded' && charge.capture_method === 'manual') {
+        if (charge.capture_idempotency_key === idempotencyKey) {
+          if (amount !== undefined && amount !== charge.amount_captured) {
+            this.#metrics.count('idempotencyMismatches')
+            throw new PspError('idempotency_key_mismatch')
+          }
+          this.#metrics.count('idempotentReplays')
+          return { kind: 'replayed', charge }
+        }
+        throw new PspError('charge_already_captured', { message: `This charge was already captured (${charge.amount_captured ?? 0})` })
+      }
+      if (charge.status !== 'requires_capture') {
+        throw new PspError('charge_not_capturable', { message: `This charge is ${charge.status}; only a requires_capture charge can be captured` })
+      }
+      const captureAmount = amount ?? charge.amount
+      if (captureAmount > charge.amount) {
+        throw new PspError('capture_amount_too_large', { param: 'amount', message: `Capture amount (${captureAmount}) is greater than the authorized ${charge.amount}` })
+      }
+      const fault = ruleFor(charge.payment_method)?.capture?.fault
+      if (fault === 'error_5xx_once' && !this.#store.has(keys.fault5xxOnce(`capture/${idempotencyKey}`))) {
+        // Durable, so a restart between the attempts does not fail the key twice.
+        await this.#store.write({ ops: [{ type: 'put', key: keys.fault5xxOnce(`capture/${idempotencyKey}`), value: '' }] })
+        this.#metrics.count('rule5xxOnce')
+        throw new PspError('internal_error')
+      }
+      this.#actionsInProgress.add(chargeId)
+      try {
+        const nowMs = Date.now()
+        const captured = capture(charge, captureAmount, idempotencyKey, nowMs)
+        const json = JSON.stringify(captured)
+        const ops: Op[] = [
+          { type: 'put', key: keys.charge(chargeId), value: json },
+          { type: 'put', key: keys.settlement(captured.settled_on!, captured.id), value: encodeSettlementEntry(captured) },
+        ]
+        const events = eventWrites(this.#store, this.#runtime, captured, nowMs, json)
+        ops.push(...events.ops)
+        await this.#store.write({ ops, counters: { ...events.counters, requiresCapture: -1, succeeded: 1 } })
+        this.#onWritten(captured, undefined, events.queued)
+        // Only the first attempt can get here for a key (a retry is a replay): the fault is once.
+        const holdResponse = fault === 'timeout_after_capture' || this.#runtime.timeoutAfterCharge()
+        if (holdResponse) this.#metrics.count('injectedTimeouts')
+        return { kind: 'captured', charge: captured, holdResponse }
+      } finally {
+        this.#actionsInProgress.delete(chargeId)
+      }
+    })
+  }
+
+  /** The authorization window of a charge's token (rules.ts), else the configured one. */
+  #authorizationWindowMs (charge: Charge): number {
+    return ruleFor(charge.payment_method)?.capture?.authorizationWindowMs ?? this.#runtime.config.authorizationWindowMs
+  }
+
+  /**
+   * An authorization's expiry joins the async schedule (a/<due>/<charge id>, async-completer.ts),
+   * in the same batch as the charge: `ops` gains its entry. Returns when it is due, or undefined.
+   */
+  #scheduleExpiry (charge: Charge, ops: Op[]): number | undefined {
+    if (charge.status !== 'requires_capture' || charge.capture_before === undefined) return undefined
+    const dueMs = Date.now() + this.#authorizationWindowMs(charge)
+    ops.push({ type: 'put', key: keys.asyncDue(dueMs, charge.id), value: '' })
+    return dueMs
   }
 
   /**
@@ -229,7 +321,9 @@ export class ChargeService {
     const nowMs = Date.now()
     const outcome = rule.outcome
     const status = outcome.kind === 'async' ? 'pending' : outcome.kind
-    let charge = newCharge(randomId('ch'), idempotencyKey, params, status, nowMs)
+    let charge = newCharge(randomId('ch'), idempotencyKey, params, status === 'succeeded' && params.capture === false ? 'pending' : status, nowMs)
+    // Authorize only (capture false): where the rule says succeeded, the charge waits for its capture.
+    if (status === 'succeeded' && params.capture === false) charge = authorize(charge, nowMs, this.#authorizationWindowMs(charge))
     if (outcome.kind === 'failed') {
       charge = { ...charge, failure_code: outcome.failure.code, failure_message: outcome.failure.message }
     }
@@ -250,6 +344,7 @@ export class ChargeService {
       asyncDueMs = nowMs + this.#runtime.config.asyncDelayMs
       ops.push({ type: 'put', key: keys.asyncDue(asyncDueMs, charge.id), value: '' })
     }
+    asyncDueMs = this.#scheduleExpiry(charge, ops) ?? asyncDueMs
     const events = eventWrites(this.#store, this.#runtime, charge, nowMs, json)
     ops.push(...events.ops)
     const counters: CounterDeltas = { ...events.counters, chargesTotal: 1, [statusCounter[charge.status]]: 1 }

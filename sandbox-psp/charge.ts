@@ -3,6 +3,13 @@
 // requires_action -> canceled (POST /v1/charges/{id}/cancel) | succeeded | failed (the customer's
 // page, customer-action.ts). Succeeded, failed and canceled are final.
 //
+// Manual capture (issue #14, Stripe's `capture: false`): a charge made to authorize only is
+// `requires_capture` (no fee, not settled) until POST /v1/charges/{id}/capture takes all or part
+// of it (succeeded, `amount_captured`, the rest released; settles that day for the captured
+// amount), or it is voided: POST /v1/charges/{id}/cancel, or its window (`capture_before`) passes
+// (canceled, `failure_code: authorization_expired`). An async or requires_action charge made to
+// authorize only becomes requires_capture where it would have succeeded.
+//
 // Settlement rule: a charge settles on the UTC date on which it reached `succeeded` (settled_on),
 // and carries that instant as `succeeded_at`. For a synchronous success that is its creation; for an
 // async one, the moment the PSP completed it. Only succeeded charges carry a fee (money.ts).
@@ -11,7 +18,7 @@ import { createHash } from 'node:crypto'
 import { feeFor } from './money.ts'
 import type { FinalFailure } from './rules.ts'
 
-export type ChargeStatus = 'succeeded' | 'failed' | 'pending' | 'requires_action' | 'canceled'
+export type ChargeStatus = 'succeeded' | 'failed' | 'pending' | 'requires_action' | 'canceled' | 'requires_capture'
 
 export interface Charge {
   id: string
@@ -39,6 +46,14 @@ export interface Charge {
   canceled_at?: number
   /** Only while requires_action: where the customer approves or declines (Stripe's shape). */
   next_action?: { type: 'redirect_to_url', redirect_to_url: { url: string } }
+  /** Only on a charge made with `capture: false` (the usual charge carries none of these). */
+  capture_method?: 'manual'
+  /** Unix seconds: an authorization not captured by then is voided (requires_capture only). */
+  capture_before?: number
+  /** What the capture took (≤ amount), once captured. */
+  amount_captured?: number
+  /** The Idempotency-Key of the capture, once captured: a repeat with it is answered the same. */
+  capture_idempotency_key?: string
 }
 
 /** The validated parameters of POST /v1/charges. */
@@ -49,6 +64,8 @@ export interface ChargeParams {
   reference: string
   merchant_id: string
   description?: string
+  /** false: authorize only (manual capture). Absent: the usual charge. */
+  capture?: false
 }
 
 export function unixSeconds (ms: number): number {
@@ -65,8 +82,11 @@ export function utcDate (ms: number): string {
  * stored idempotency record need not keep the request.
  */
 export function paramsFingerprint (params: ChargeParams): string {
-  const canonical = JSON.stringify([params.amount, params.currency, params.payment_method,
-    params.reference, params.merchant_id, params.description ?? null])
+  const fields: unknown[] = [params.amount, params.currency, params.payment_method,
+    params.reference, params.merchant_id, params.description ?? null]
+  // Only when authorizing: the usual charge's fingerprint is unchanged.
+  if (params.capture === false) fields.push('authorize')
+  const canonical = JSON.stringify(fields)
   return createHash('sha256').update(canonical).digest('base64url')
 }
 
@@ -86,7 +106,46 @@ export function newCharge (id: string, idempotencyKey: string, params: ChargePar
     net: 0,
   }
   if (params.description !== undefined) charge.description = params.description
+  if (params.capture === false) charge.capture_method = 'manual'
   return status === 'succeeded' ? succeed(charge, nowMs) : charge
+}
+
+/**
+ * Where a charge's rule says `succeeded`: a manual one is authorized (capturable until
+ * `windowMs` from now), the usual one succeeds.
+ */
+export function succeedOrAuthorize (charge: Charge, nowMs: number, windowMs: number): Charge {
+  return charge.capture_method === 'manual' ? authorize(charge, nowMs, windowMs) : succeed(charge, nowMs)
+}
+
+/** Authorized, not captured: no fee, not settled, capturable until the window ends. */
+export function authorize (charge: Charge, nowMs: number, windowMs: number): Charge {
+  return { ...withoutNextAction(charge), status: 'requires_capture', capture_before: unixSeconds(nowMs + windowMs), fee: 0, net: 0 }
+}
+
+/** The capture of (part of) an authorization: succeeded for `amount`, settling today; the rest is released. */
+export function capture (charge: Charge, amount: number, idempotencyKey: string | undefined, nowMs: number): Charge {
+  const fee = feeFor(amount)
+  const { capture_before: _before, ...rest } = charge
+  const captured: Charge = {
+    ...rest,
+    status: 'succeeded',
+    amount_captured: amount,
+    fee,
+    net: amount - fee,
+    settled_on: utcDate(nowMs),
+    succeeded_at: unixSeconds(nowMs),
+  }
+  if (idempotencyKey !== undefined) captured.capture_idempotency_key = idempotencyKey
+  return captured
+}
+
+/** An authorization not captured within its window: voided, nothing taken. */
+export const authorizationExpired: FinalFailure = { code: 'authorization_expired', message: 'The authorization was not captured in time and was voided' }
+
+/** What the charge took: its captured amount when it was captured, else its amount. */
+export function amountTaken (charge: Charge): number {
+  return charge.amount_captured ?? charge.amount
 }
 
 export function succeed (charge: Charge, nowMs: number): Charge {
@@ -101,9 +160,18 @@ export function succeed (charge: Charge, nowMs: number): Charge {
   }
 }
 
-/** A charge awaiting the customer, canceled by the merchant: nothing is or will be taken. */
-export function cancel (charge: Charge, nowMs: number): Charge {
-  return { ...withoutNextAction(charge), status: 'canceled', canceled_at: unixSeconds(nowMs) }
+/**
+ * A charge awaiting the customer, canceled by the merchant, or an authorization voided (by the
+ * merchant, or by its window's end: `failure`): nothing is or will be taken.
+ */
+export function cancel (charge: Charge, nowMs: number, failure?: FinalFailure): Charge {
+  const { capture_before: _before, ...rest } = withoutNextAction(charge)
+  const canceled: Charge = { ...rest, status: 'canceled', canceled_at: unixSeconds(nowMs) }
+  if (failure !== undefined) {
+    canceled.failure_code = failure.code
+    canceled.failure_message = failure.message
+  }
+  return canceled
 }
 
 export function fail (charge: Charge, failure: FinalFailure): Charge {

@@ -22,6 +22,8 @@ export interface RuntimeConfig {
   timeoutHoldMs: number
   /** Time from `pending` to the final status of an async charge. */
   asyncDelayMs: number
+  /** Manual capture: an authorization not captured this long after it was made is voided (charge.canceled). */
+  authorizationWindowMs: number
   /** Where webhooks go: <webhookBaseUrl>/webhooks/psp/sandbox/<reference>. null: no webhooks. */
   webhookBaseUrl: string | null
   /** Share of events delivered twice (same event id). */
@@ -44,6 +46,8 @@ export const defaultRuntimeConfig: RuntimeConfig = {
   rateLimitRate: 0,
   timeoutHoldMs: 30_000,
   asyncDelayMs: 2_000,
+  // Stripe's card authorizations: 7 days.
+  authorizationWindowMs: 7 * 24 * 60 * 60_000,
   webhookBaseUrl: null,
   webhookDuplicateRate: 0,
   webhookDelayMsMax: 0,
@@ -62,6 +66,7 @@ const runtimeSettings: Record<keyof RuntimeConfig, { kind: SettingKind, env: str
   rateLimitRate: { kind: 'rate', env: 'PSP_RATE_LIMIT_RATE' },
   timeoutHoldMs: { kind: 'ms', env: 'PSP_TIMEOUT_HOLD_MS', msMax: (l) => l.timeoutHoldMsMax },
   asyncDelayMs: { kind: 'ms', env: 'PSP_ASYNC_DELAY_MS', msMax: (l) => l.asyncDelayMsMax },
+  authorizationWindowMs: { kind: 'ms', env: 'PSP_AUTHORIZATION_WINDOW_MS', msMax: (l) => l.authorizationWindowMsMax },
   webhookBaseUrl: { kind: 'url', env: 'PSP_WEBHOOK_BASE_URL' },
   webhookDuplicateRate: { kind: 'rate', env: 'PSP_WEBHOOK_DUPLICATE_RATE' },
   webhookDelayMsMax: { kind: 'ms', env: 'PSP_WEBHOOK_DELAY_MS_MAX', msMax: (l) => l.webhookDelayMsMax },

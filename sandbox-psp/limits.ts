@@ -33,6 +33,8 @@ export interface PspLimits {
   timeoutHoldMsMax: number
   /** Longest delay before an async (pending) charge reaches its final status. */
   asyncDelayMsMax: number
+  /** Longest authorization window (manual capture) that may be configured. */
+  authorizationWindowMsMax: number
   /** Writes combined into one fsynced LevelDB batch by the group committer (operations, not writes). */
   writeBatchOpsMax: number
   /** Writes waiting for the group committer. Charge requests are bounded above; this is a backstop. */
@@ -103,6 +105,8 @@ export const defaultPspLimits: PspLimits = {
   latencyMsMax: 60_000,
   timeoutHoldMsMax: 120_000,
   asyncDelayMsMax: 600_000,
+  // 31 days: longer than any card network keeps an authorization.
+  authorizationWindowMsMax: 31 * 24 * 60 * 60_000,
   // A few hundred charges per fsync at most; each charge is ~6 operations.
   writeBatchOpsMax: 4096,
   writeQueueMax: 8192,

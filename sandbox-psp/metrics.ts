@@ -99,6 +99,7 @@ export class PspMetrics {
         this.set({ status: 'failed' }, c.failed)
         this.set({ status: 'pending' }, c.pending)
         this.set({ status: 'requires_action' }, c.requiresAction)
+        this.set({ status: 'requires_capture' }, c.requiresCapture)
         this.set({ status: 'canceled' }, c.canceled)
       },
     })

@@ -48,9 +48,13 @@ export async function startSandboxPsp (options: PspOptions, log: Logger = create
     metrics.storeBatchWrites.observe(writes)
   }
   const dispatcher = new WebhookDispatcher({ store, runtime, limits, metrics, log, secret: config.webhookSecret })
-  const completer = new AsyncCompleter({ store, runtime, limits, log, onWritten: (events) => dispatcher.enqueue(events) })
+  // Charges a capture, cancel, customer decision or authorization expiry is being written for:
+  // one action per charge at a time, across the charge service and the completer.
+  const actionsInProgress = new Set<string>()
+  const completer = new AsyncCompleter({ store, runtime, limits, log, onWritten: (events) => dispatcher.enqueue(events), actionsInProgress })
   const customerPages = new CustomerPages(config.secretKey)
   const charges = new ChargeService({
+    actionsInProgress,
     customerPages,
     store,
     runtime,

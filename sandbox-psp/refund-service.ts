@@ -16,6 +16,7 @@
 // Refunds of one charge are written one at a time (a promise chain per charge), so two requests
 // can never both take the last of a charge's amount.
 
+import { amountTaken } from './charge.ts'
 import { newRefund, refundFingerprint, settleRefund, refundDeclined, type Refund, type RefundParams, type RefundStatus } from './refund.ts'
 import { RequestAdmission } from './admission.ts'
 import { PspError } from './errors.ts'
@@ -146,10 +147,12 @@ export class RefundService {
       const earlier = this.#store.getRefund(id)
       if (earlier !== undefined && earlier.status !== 'failed') committed += earlier.amount
     }
-    if (params.amount > charge.amount - committed) {
+    // A captured authorization is refunded up to what was captured, not what was authorized.
+    const taken = amountTaken(charge)
+    if (params.amount > taken - committed) {
       throw new PspError('refund_amount_too_large', {
         param: 'amount',
-        message: `Refund amount (${params.amount}) is greater than what is left to refund (${charge.amount - committed})`,
+        message: `Refund amount (${params.amount}) is greater than what is left to refund (${taken - committed})`,
       })
     }
     const nowMs = Date.now()

@@ -2,7 +2,8 @@
 //   POST /v1/charges                              create (Idempotency-Key required)
 //   GET  /v1/charges?idempotency_key=<key>        {object: "list", data: [charge]} (0 or 1 entries)
 //   GET  /v1/charges/<id>                         one charge
-//   POST /v1/charges/<id>/cancel                  cancel a requires_action charge (idempotent)
+//   POST /v1/charges/<id>/cancel                  cancel a requires_action charge, void a requires_capture one (idempotent)
+//   POST /v1/charges/<id>/capture                 capture an authorization {amount?} (Idempotency-Key required)
 //   GET  /v1/settlements/<YYYY-MM-DD>.csv         settlement report (settlement.ts)
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -51,6 +52,30 @@ export async function cancelChargeRoute (ctx: PspContext, req: IncomingMessage, 
   const result = await ctx.charges.cancel(id)
   if (result.kind === 'canceled') ctx.log.info({ checkout_id: result.charge.reference, charge_id: id }, 'charge canceled')
   sendJson(res, 200, result.charge, { 'request-id': requestId, ...(result.kind === 'replayed' ? { 'idempotent-replayed': 'true' } : {}) })
+}
+
+export async function captureChargeRoute (ctx: PspContext, req: IncomingMessage, res: ServerResponse, id: string, requestId: string): Promise<void> {
+  const idempotencyKey = readIdempotencyKey(req, ctx.limits)
+  const text = await readBody(req, ctx.limits.bodyBytesMax)
+  const body = text === '' ? {} : parseJsonObject(text)
+  for (const field of Object.keys(body)) {
+    if (field !== 'amount') throw new PspError('parameter_unknown', { param: field, message: `Received unknown parameter: ${field}` })
+  }
+  const amount = body.amount
+  if (amount !== undefined && (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0 || amount > ctx.limits.amountMinorMax)) {
+    throw new PspError('amount_invalid', { param: 'amount', message: `amount must be an integer in minor units within 1..${ctx.limits.amountMinorMax}` })
+  }
+  const result = await ctx.charges.capture(id, idempotencyKey, amount as number | undefined)
+  if (result.kind === 'replayed') {
+    sendJson(res, 200, result.charge, { 'idempotent-replayed': 'true', 'request-id': requestId })
+    return
+  }
+  ctx.log.info({ checkout_id: result.charge.reference, charge_id: id, amount_captured: result.charge.amount_captured }, 'charge captured')
+  if (result.holdResponse) {
+    ctx.held.hold(res, ctx.runtime.config.timeoutHoldMs)
+    return
+  }
+  sendJson(res, 200, result.charge, { 'request-id': requestId })
 }
 
 export async function settlementRoute (ctx: PspContext, res: ServerResponse, date: string, requestId: string): Promise<void> {

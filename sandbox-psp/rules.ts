@@ -33,12 +33,24 @@ export interface RefundRule {
   fault?: RefundFault
 }
 
+/** Captures of its authorizations (manual capture, POST /v1/charges/{id}/capture). */
+export type CaptureFault =
+  /** The first capture attempt for an idempotency key answers 500 without capturing; retries proceed. */
+  | 'error_5xx_once'
+  /** The first capture attempt captures durably, then holds the response past any client timeout. */
+  | 'timeout_after_capture'
+
 export interface PaymentMethodRule {
   outcome: Outcome
   fault?: RuleFault
   /** Refunds of its charges; default: they succeed at once. */
   refund?: RefundRule
+  /** Manual capture: a fault of its captures, and its own authorization window (else the configured one). */
+  capture?: { fault?: CaptureFault, authorizationWindowMs?: number }
 }
+
+/** The authorization window of `pm_card_authorization_expires`: short enough for a test to wait it out. */
+export const shortAuthorizationWindowMs = 2_000
 
 export const defaultRefundRule: RefundRule = { outcome: 'succeeded' }
 
@@ -62,6 +74,10 @@ const rules: ReadonlyMap<string, PaymentMethodRule> = new Map<string, PaymentMet
   ['pm_card_refund_async_fails', { outcome: succeeded, refund: { outcome: 'async_failed' } }],
   ['pm_card_refund_5xx_once', { outcome: succeeded, refund: { outcome: 'succeeded', fault: 'error_5xx_once' } }],
   ['pm_card_refund_timeout', { outcome: succeeded, refund: { outcome: 'succeeded', fault: 'timeout_after_refund' } }],
+  // Charges succeed (authorized, with capture false); their captures or authorizations behave as named.
+  ['pm_card_capture_5xx_once', { outcome: succeeded, capture: { fault: 'error_5xx_once' } }],
+  ['pm_card_capture_timeout', { outcome: succeeded, capture: { fault: 'timeout_after_capture' } }],
+  ['pm_card_authorization_expires', { outcome: succeeded, capture: { authorizationWindowMs: shortAuthorizationWindowMs } }],
 ])
 
 /** The rule for a token, or undefined for a token the PSP does not know (400 invalid_payment_method). */

@@ -12,12 +12,13 @@ import { randomId } from './ids.ts'
 import { customerPagePathPrefix } from './customer-action.ts'
 import { customerPageRoute } from './customer-routes.ts'
 import { adminRefundsRoute, createRefundRoute, getRefundRoute, listRefundsRoute } from './refund-routes.ts'
-import { cancelChargeRoute, createChargeRoute, getChargeRoute, listChargesRoute, settlementRoute } from './routes.ts'
+import { cancelChargeRoute, captureChargeRoute, createChargeRoute, getChargeRoute, listChargesRoute, settlementRoute } from './routes.ts'
 
 type Matched = { route: string, done: Promise<void> | void }
 
 const chargesPrefix = '/v1/charges/'
 const cancelSuffix = '/cancel'
+const captureSuffix = '/capture'
 const refundsPrefix = '/v1/refunds/'
 const settlementsPrefix = '/v1/settlements/'
 const discrepanciesPrefix = '/admin/settlements/'
@@ -54,6 +55,10 @@ function route (ctx: PspContext, req: IncomingMessage, res: ServerResponse, requ
   if (path.startsWith(chargesPrefix) && path.endsWith(cancelSuffix)) {
     only(req, 'POST')
     return { route: 'POST /v1/charges/:id/cancel', done: cancelChargeRoute(ctx, req, res, path.slice(chargesPrefix.length, -cancelSuffix.length), requestId) }
+  }
+  if (path.startsWith(chargesPrefix) && path.endsWith(captureSuffix)) {
+    only(req, 'POST')
+    return { route: 'POST /v1/charges/:id/capture', done: captureChargeRoute(ctx, req, res, path.slice(chargesPrefix.length, -captureSuffix.length), requestId) }
   }
   if (path.startsWith(chargesPrefix)) {
     only(req, 'GET')

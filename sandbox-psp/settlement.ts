@@ -60,7 +60,8 @@ export type SettlementEntry = [id: string, reference: string, merchantId: string
 export type RefundSettlementEntry = [...SettlementEntry, charge: string, refundReference: string]
 
 export function encodeSettlementEntry (charge: Charge): string {
-  const entry: SettlementEntry = [charge.id, charge.reference, charge.merchant_id, charge.amount, charge.currency,
+  // A captured authorization settles what was captured, never what was authorized (issue #14).
+  const entry: SettlementEntry = [charge.id, charge.reference, charge.merchant_id, charge.amount_captured ?? charge.amount, charge.currency,
     charge.succeeded_at ?? charge.created]
   return JSON.stringify(entry)
 }

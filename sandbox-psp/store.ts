@@ -45,6 +45,8 @@ export interface DurableCounters {
   failed: number
   pending: number
   requiresAction: number
+  /** Authorizations not yet captured nor voided (manual capture). */
+  requiresCapture: number
   canceled: number
   /** Idempotency keys with more than one charge: must stay 0. */
   keysWithMultipleCharges: number
@@ -89,6 +91,7 @@ const emptyCounters: DurableCounters = {
   failed: 0,
   pending: 0,
   requiresAction: 0,
+  requiresCapture: 0,
   canceled: 0,
   keysWithMultipleCharges: 0,
   webhooksEnqueued: 0,

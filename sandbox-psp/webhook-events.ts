@@ -16,7 +16,7 @@ import type { RuntimeControl } from './faults.ts'
 import { randomId } from './ids.ts'
 import { keys, type CounterDeltas, type Op, type PspStore } from './store.ts'
 
-export type EventType = 'charge.succeeded' | 'charge.failed' | 'charge.pending' | 'charge.requires_action' | 'charge.canceled' |
+export type EventType = 'charge.succeeded' | 'charge.failed' | 'charge.pending' | 'charge.requires_action' | 'charge.canceled' | 'charge.requires_capture' |
   'refund.succeeded' | 'refund.failed' | 'refund.pending'
 
 export interface WebhookEvent {
@@ -49,6 +49,7 @@ export const eventTypeByStatus: Record<ChargeStatus, EventType> = {
   pending: 'charge.pending',
   requires_action: 'charge.requires_action',
   canceled: 'charge.canceled',
+  requires_capture: 'charge.requires_capture',
 }
 
 /** What the dispatcher keeps in memory of an outbox entry: when and in which order it is due. */

@@ -156,6 +156,42 @@ async function customerApproves(): Promise<boolean> {
 }
 
 /**
+ * Manual capture (issue #14): a payment created with `capture_method: "manual"` is only authorized
+ * by the PSP (requires_capture); the merchant captures part of it later (the rest of the
+ * authorization is released) and long-polls until it has succeeded with `amount_captured`.
+ */
+async function manualCapture(amount: number, captured: number): Promise<boolean> {
+  const label = 'Authorize now, capture later';
+  const checkoutId = `demo-${randomBytes(6).toString('hex')}`;
+  const created = await call(`${label}: create with capture_method manual`, checkoutId, 'POST', `${info.publicUrl}/payments`,
+    { amount, currency: 'EUR', payment_method: 'pm_card_visa', capture_method: 'manual', description: `Ringpay demo: ${label}` });
+  if (created.status !== 202) return false;
+  let payment = created.body;
+  const deadline = Date.now() + 3 * demoLongPollMs;
+  while (payment?.status !== 'requires_capture' && !terminal.has(payment?.status) && Date.now() < deadline) {
+    const next = await call(`${label}: long-poll until the PSP has authorized it`, checkoutId, 'GET',
+      `${info.publicUrl}/payments/${checkoutId}?wait_ms=${demoLongPollMs}&after_version=${payment.version}`);
+    if (next.status !== 200) return false;
+    payment = next.body;
+  }
+  if (payment?.status !== 'requires_capture') return false;
+  const asked = await call(`${label}: capture ${captured} of the ${amount} authorized`, checkoutId, 'POST',
+    `${info.publicUrl}/payments/${checkoutId}/capture`, { amount: captured });
+  if (asked.status !== 202) return false;
+  payment = asked.body;
+  while (!terminal.has(payment?.status) && Date.now() < deadline) {
+    const next = await call(`${label}: long-poll for the capture's outcome`, checkoutId, 'GET',
+      `${info.publicUrl}/payments/${checkoutId}?wait_ms=${demoLongPollMs}&after_version=${payment.version}`);
+    if (next.status !== 200) return false;
+    payment = next.body;
+  }
+  const ok = payment?.status === 'succeeded' && payment.amount_captured === captured;
+  process.stdout.write(`${ok ? 'OK' : 'UNEXPECTED'}: ${checkoutId} went requires_capture → ${payment?.status} with amount_captured ` +
+    `${payment?.amount_captured} of ${amount} authorized (the rest released)\n`);
+  return ok;
+}
+
+/**
  * The merchant's newest payments from the reporting service (issue #15; no checkout id: nginx sends
  * it there). Postgres follows the nodes by a moment, so it asks again until both demo payments show.
  */
@@ -245,6 +281,7 @@ const paid = await follow('A card that succeeds', 'pm_card_visa', 'succeeded');
 const declined = await follow('A declined card', 'pm_card_declined', 'failed');
 const refunded = paid.ok && await refundPart(paid.checkoutId, paid.payment, 500);
 const approvedByCustomer = await customerApproves();
+const capturedLater = await manualCapture(5000, 3500);
 const listed = await listRecent([paid.checkoutId, declined.checkoutId]);
 const notified = registered && await receivedEvent(receiver, String(endpoint.body.secret), paid.checkoutId, 'payment.succeeded');
 if (registered) {
@@ -252,6 +289,6 @@ if (registered) {
   await merchantCall('Delete the demo\'s webhook endpoint', 'DELETE', `/webhook_endpoints/${String(endpoint.body.id)}`);
 }
 receiver.close();
-const ok = paid.ok && declined.ok && refunded && approvedByCustomer && listed && notified;
-process.stdout.write(ok ? '\nDemo OK: the payments reached the terminal state the PSP decided (one after the customer approved it), the refund was made, the merchant lists them, and its endpoint got a signed, verified payment.succeeded.\n' : '\nDemo FAILED.\n');
+const ok = paid.ok && declined.ok && refunded && approvedByCustomer && capturedLater && listed && notified;
+process.stdout.write(ok ? '\nDemo OK: the payments reached the terminal state the PSP decided (one after the customer approved it, one captured in part after its authorization), the refund was made, the merchant lists them, and its endpoint got a signed, verified payment.succeeded.\n' : '\nDemo FAILED.\n');
 process.exit(ok ? 0 : 1);

@@ -29,6 +29,10 @@
 //   refundMismatches     a refund whose status differs between node, Postgres and the PSP (a failed
 //                        refund may have no PSP refund: the PSP refused it), or missing from one;
 //   doubleRefunds        more than one PSP refund under a refund's idempotency key.
+// And, for manually captured payments (issue #14, capture_method manual, succeeded):
+//   captureMismatches    captured more than authorized, or amount_captured differs between node,
+//                        Postgres and the PSP's charge. Refunds of one are bounded by what was
+//                        captured (refundsOverCaptured), not by the authorized amount.
 
 import pg from 'pg'
 import { Pool } from 'undici'
@@ -95,6 +99,9 @@ export interface SystemOutcomeReport {
   refundsOverCaptured: number
   refundMismatches: number
   doubleRefunds: number
+  /** Manually captured payments checked, and those whose captured amount disagrees or exceeds the authorization. */
+  captures: number
+  captureMismatches: number
   /** Reads that never got a clear answer (they fail the check: unknown is not fine). */
   checkErrors: number
   /** ms from the start of the check until every payment was terminal in Postgres. */
@@ -105,7 +112,22 @@ export interface SystemOutcomeReport {
 }
 
 interface NodeRefund { id: string, amount: number, status: string }
-interface NodeRead { found: boolean, status?: string, version?: number, nodeId?: string, amount?: number, refunds?: NodeRefund[] }
+interface NodeRead {
+  found: boolean
+  status?: string
+  version?: number
+  nodeId?: string
+  amount?: number
+  refunds?: NodeRefund[]
+  /** Manual capture: 'manual' and what was captured (the node's view carries both). */
+  captureMethod?: string
+  amountCaptured?: number
+}
+
+/** What a payment took, the bound of its refunds: a manual one what was captured. */
+function capturedOf (node: NodeRead): number {
+  return node.captureMethod === 'manual' ? node.amountCaptured ?? 0 : node.amount ?? 0
+}
 
 function sleep (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
@@ -133,9 +155,11 @@ async function readPayment (pool: Pool, path: string, headers: Record<string, st
       const text = await res.body.text()
       if (res.statusCode === 404) return { found: false }
       if (res.statusCode === 200) {
-        const body = JSON.parse(text) as { status: string, version: number, node_id?: string, amount: number, refunds?: NodeRefund[] }
+        const body = JSON.parse(text) as { status: string, version: number, node_id?: string, amount: number, refunds?: NodeRefund[], capture_method?: string, amount_captured?: number }
         return {
           found: true, status: body.status, version: body.version, amount: body.amount, refunds: body.refunds ?? [],
+          ...(body.capture_method !== undefined ? { captureMethod: body.capture_method } : {}),
+          ...(body.amount_captured !== undefined ? { amountCaptured: body.amount_captured } : {}),
           ...(body.node_id !== undefined ? { nodeId: body.node_id } : {}),
         }
       }
@@ -165,7 +189,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
   const counts = {
     lost: 0, duplicated: 0, refusedStored: 0, notTerminal: 0, nodeVsPostgres: 0, nodeVsPsp: 0,
     flagged: 0, doubleCharges: 0, backwards: 0, checkErrors: 0, uncertainStored: 0,
-    refunds: 0, refundsOverCaptured: 0, refundMismatches: 0, doubleRefunds: 0,
+    refunds: 0, refundsOverCaptured: 0, refundMismatches: 0, doubleRefunds: 0, captures: 0, captureMismatches: 0,
   }
   const fail = (kind: keyof typeof counts, id: string, why: string): void => {
     counts[kind]++
@@ -223,7 +247,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
 
     // 2. Wait until Postgres shows every existing payment terminal; no version may go down.
     const lastVersion = new Map<string, number>()
-    const rows = new Map<string, { status: string, version: number, flagged: string | null }>()
+    const rows = new Map<string, { status: string, version: number, flagged: string | null, amountCaptured: number | null }>()
     const deadline = performance.now() + input.settleDeadlineMs
     let open = existing
     for (;;) {
@@ -232,8 +256,8 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
       // apart, a refund settling in between let a payment pass as settled at its older version.
       const refunding = new Set<string>()
       for (const part of chunks(open, systemCheckSqlChunkIds)) {
-        const res = await db.query<{ checkout_id: string, status: string, version: string, flagged_reason: string | null, refunding: boolean }>(
-          `SELECT checkout_id, status, version, flagged_reason,
+        const res = await db.query<{ checkout_id: string, status: string, version: string, flagged_reason: string | null, refunding: boolean, amount_captured: string | null }>(
+          `SELECT checkout_id, status, version, flagged_reason, amount_captured,
                   EXISTS (SELECT 1 FROM refunds r WHERE r.checkout_id = p.checkout_id AND r.status = 'pending') AS refunding
            FROM payments p WHERE checkout_id = ANY($1)`, [part])
         for (const r of res.rows) {
@@ -241,7 +265,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
           const before = lastVersion.get(r.checkout_id)
           if (before !== undefined && version < before) fail('backwards', r.checkout_id, `Postgres version ${before} → ${version}`)
           lastVersion.set(r.checkout_id, version)
-          rows.set(r.checkout_id, { status: r.status, version, flagged: r.flagged_reason })
+          rows.set(r.checkout_id, { status: r.status, version, flagged: r.flagged_reason, amountCaptured: r.amount_captured === null ? null : Number(r.amount_captured) })
           if (r.refunding) refunding.add(r.checkout_id)
         }
       }
@@ -279,7 +303,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
       })
       const text = await res.body.text()
       if (res.statusCode !== 200) return fail('checkErrors', id, `PSP admin answered ${res.statusCode}`)
-      const charges = (JSON.parse(text) as { data: Array<{ status: string }> }).data
+      const charges = (JSON.parse(text) as { data: Array<{ status: string, amount_captured?: number }> }).data
       if (charges.length > 1) fail('doubleCharges', id, `${charges.length} charges`)
       if (row.flagged !== null) {
         fail('flagged', id, row.flagged)
@@ -292,6 +316,15 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
         (node.refunds ?? []).some((refund) => refund.status !== 'failed' && refund.amount === node.amount)
       const agrees = pspStatus === undefined ? node.status !== 'succeeded' : pspStatus === node.status || givenBack
       if (!agrees) fail('nodeVsPsp', id, `node ${node.status}, PSP ${pspStatus ?? 'no charge'}`)
+      if (node.captureMethod === 'manual' && node.status === 'succeeded') {
+        // Manual capture (issue #14): captured ≤ authorized; node = Postgres = PSP on what was captured.
+        counts.captures++
+        const captured = node.amountCaptured ?? 0
+        const atPsp = charges[0]?.amount_captured
+        if (captured <= 0 || captured > node.amount!) fail('captureMismatches', id, `node: captured ${captured} of ${node.amount} authorized`)
+        if (row.amountCaptured !== captured) fail('captureMismatches', id, `node captured ${captured}, Postgres ${row.amountCaptured}`)
+        if (atPsp !== captured) fail('captureMismatches', id, `node captured ${captured}, PSP ${atPsp ?? 'nothing'}`)
+      }
       if (node.refunds !== undefined && node.refunds.length > 0) await checkRefunds(id, node)
     })
 
@@ -300,12 +333,13 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
       const refunds = node.refunds!
       counts.refunds += refunds.length
       const committed = refunds.reduce((sum, r) => sum + (r.status === 'failed' ? 0 : r.amount), 0)
-      if (committed > node.amount!) fail('refundsOverCaptured', id, `node: refunds ${committed} > amount ${node.amount}`)
+      const captured = capturedOf(node)
+      if (committed > captured) fail('refundsOverCaptured', id, `node: refunds ${committed} > captured ${captured}`)
       const res = await db.query<{ refund_id: string, status: string, amount: string }>(
         'SELECT refund_id, status, amount FROM refunds WHERE checkout_id = $1', [id])
       const projected = new Map(res.rows.map((r) => [r.refund_id, r]))
       const projectedCommitted = res.rows.reduce((sum, r) => sum + (r.status === 'failed' ? 0 : Number(r.amount)), 0)
-      if (projectedCommitted > node.amount!) fail('refundsOverCaptured', id, `Postgres: refunds ${projectedCommitted} > amount ${node.amount}`)
+      if (projectedCommitted > captured) fail('refundsOverCaptured', id, `Postgres: refunds ${projectedCommitted} > captured ${captured}`)
       for (const row of res.rows) {
         if (!refunds.some((r) => r.id === row.refund_id)) fail('refundMismatches', id, `${row.refund_id}: in Postgres, not on the node`)
       }
@@ -363,6 +397,8 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
       refundsOverCaptured: counts.refundsOverCaptured,
       refundMismatches: counts.refundMismatches,
       doubleRefunds: counts.doubleRefunds,
+      captures: counts.captures,
+      captureMismatches: counts.captureMismatches,
       checkErrors: counts.checkErrors,
       settleMs: Math.round(settleMs),
       statuses,
@@ -371,7 +407,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
     }
     report.passed = report.lost + report.duplicated + report.refusedStored + report.notTerminal + report.nodeVsPostgres +
       report.nodeVsPsp + report.doubleCharges + report.backwards + report.checkErrors +
-      report.refundsOverCaptured + report.refundMismatches + report.doubleRefunds === 0
+      report.refundsOverCaptured + report.refundMismatches + report.doubleRefunds + report.captureMismatches === 0
     return report
   } finally {
     await Promise.all([...nodePools.map((n) => n.pool.destroy()), internalPool.destroy(), pspPool.destroy(), db.end()].map((p) => p.catch(() => {})))
@@ -388,6 +424,7 @@ export function describeSystemOutcome (r: SystemOutcomeReport): string {
     (r.refunds > 0
       ? `; ${r.refunds} refunds: over the amount ${r.refundsOverCaptured}, node≠Postgres≠PSP ${r.refundMismatches}, double refunds ${r.doubleRefunds}`
       : '') +
+    (r.captures > 0 ? `; ${r.captures} manual captures: captured > authorized or node≠Postgres≠PSP ${r.captureMismatches}` : '') +
     ` → ${r.passed ? 'PASS' : 'FAIL'}`
   const details = Object.entries(r.examples).map(([kind, list]) => `  ${kind}: ${list.join('; ')}`)
   return [head, ...details].join('\n')

@@ -64,6 +64,10 @@ function payment (random: () => number): Payment {
   const keys = Math.floor(random() * 4)
   for (let i = 0; i < keys; i++) metadata[`k${i}_${text(random, 10)}`] = text(random, random() < 0.1 ? 500 : 30)
   const amount = integer(random)
+  const status = paymentStatuses[Math.floor(random() * paymentStatuses.length)]!
+  // Manual capture (issue #14): what was captured bounds the refunds.
+  const manual = random() < 0.3
+  const amountCaptured = manual && status === 'succeeded' && random() < 0.8 ? 1 + Math.floor(random() * amount) : 0
   return {
     checkoutId: 'co_' + text(random, 60),
     merchantId: text(random, 20),
@@ -73,7 +77,7 @@ function payment (random: () => number): Payment {
     description: text(random, random() < 0.1 ? 500 : 40),
     customerRef: text(random, 128),
     metadata,
-    status: paymentStatuses[Math.floor(random() * paymentStatuses.length)]!,
+    status,
     version: integer(random),
     createdAtMs: random() < 0.05 ? 0 : 1_763_919_000_000 + Math.floor(random() * 1e9),
     updatedAtMs: 1_763_919_000_000 + Math.floor(random() * 1e9),
@@ -82,8 +86,15 @@ function payment (random: () => number): Payment {
     failureMessage: random() < 0.5 ? '' : text(random, 200),
     pspReference: random() < 0.5 ? '' : text(random, 40),
     nodeId: random() < 0.1 ? '' : 'n' + Math.floor(random() * 10),
-    refunds: refunds(random, amount),
+    refunds: refunds(random, manual ? amountCaptured : amount),
     ...(random() < 0.3 ? { nextActionUrl: 'https://psp.example/challenge/ch_' + text(random, 40) } : {}),
+    ...(manual
+      ? {
+          captureMethod: 'manual' as const,
+          ...(amountCaptured > 0 ? { amountCaptured } : {}),
+          ...(amountCaptured > 0 || random() < 0.5 ? { amountToCapture: amountCaptured > 0 ? amountCaptured : 1 + Math.floor(random() * amount) } : {}),
+        }
+      : {}),
   }
 }
 
@@ -157,17 +168,48 @@ t.test('round trip', async (t) => {
 t.test('refunds round trip, and refunds beyond the amount are refused', async (t) => {
   const random = prng(11)
   let p = payment(random)
-  while (p.refunds.length < 2) p = payment(random)
+  while (p.refunds.length < 2 || p.captureMethod === 'manual') p = payment(random)
   const decoded = decodePayment(encodePayment(p, ring), ring)
   t.same(decoded.refunds, p.refunds)
   const e = { ...event(random, p), type: 'payment.refund_created' as const, refundId: p.refunds[1]!.id }
   t.equal(decodeChangeEvent(encodeChangeEvent(e, ring), ring).refundId, p.refunds[1]!.id)
   const refund = p.refunds[0]!
   t.throws(() => encodePayment({ ...p, refunds: [{ ...refund, status: 'pending', amount: p.amount }, { ...refund, id: 're_2', status: 'succeeded', amount: 1 }] }, ring),
-    /refunds exceed the amount/)
+    /refunds exceed the captured amount/)
   // A failed refund holds nothing back.
   t.doesNotThrow(() => encodePayment({ ...p, refunds: [{ ...refund, status: 'failed', amount: p.amount }, { ...refund, id: 're_2', status: 'succeeded', amount: p.amount }] }, ring))
   t.throws(() => encodePayment({ ...p, refunds: [{ ...refund, amount: 0 }] }, ring), /bad refund amount/)
+})
+
+t.test('manual capture: the fields round trip; an automatic payment\'s bytes carry none of them', async (t) => {
+  const random = prng(21)
+  let p = payment(random)
+  while (p.captureMethod === 'manual' || p.status !== 'succeeded') p = payment(random)
+  const automatic = encodePayment(p, ring)
+  const manual: Payment = { ...p, captureMethod: 'manual', amountToCapture: p.amount, amountCaptured: p.amount, refunds: [] }
+  const manualBytes = encodePayment(manual, ring)
+  t.same(decodePayment(manualBytes, ring), manual)
+  const { sealedFields } = sealedPartsOf(manualBytes, 'payment')
+  t.same(Buffer.from(manualBytes), Buffer.from(referenceEncoders.payment(manual, sealedFields)), 'protobufjs\' bytes')
+  t.ok(manualBytes.length > automatic.length, 'the fields cost bytes only when set')
+  t.same(decodePayment(automatic, ring).captureMethod, undefined)
+  const authorized: Payment = { ...p, status: 'requires_capture', captureMethod: 'manual', refunds: [] }
+  t.same(decodePayment(encodePayment(authorized, ring), ring), authorized)
+})
+
+t.test('manual capture: never more captured or refunded than authorized and captured', async (t) => {
+  const p: Payment = { ...payment(prng(22)), amount: 1000, status: 'succeeded', captureMethod: 'manual', amountToCapture: 600, amountCaptured: 600, refunds: [] }
+  t.doesNotThrow(() => encodePayment(p, ring))
+  t.throws(() => encodePayment({ ...p, amountCaptured: 1001 }, ring), /captured more than authorized/)
+  t.throws(() => encodePayment({ ...p, amountToCapture: 1001 }, ring), /capture request beyond the authorized amount/)
+  t.throws(() => encodePayment({ ...p, status: 'requires_capture' }, ring), /captured but requires_capture/)
+  const refund: Refund = {
+    id: 're_1', amount: 600, status: 'succeeded', reason: '', idempotencyKey: 'k', requestHash: new Uint8Array(32),
+    createdAtMs: 1, updatedAtMs: 1, pspReference: '', failureCode: '', failureMessage: '',
+  }
+  t.doesNotThrow(() => encodePayment({ ...p, refunds: [refund] }, ring), 'the captured amount may be refunded')
+  t.throws(() => encodePayment({ ...p, refunds: [{ ...refund, amount: 601 }] }, ring), /refunds exceed the captured amount/,
+    'not more, though the authorization was larger')
 })
 
 t.test('bad values are refused, not encoded', async (t) => {

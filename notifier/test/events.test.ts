@@ -47,6 +47,15 @@ t.test('event types', (t) => {
   t.equal(merchantEventTypeOf(change('payment.refund_updated', refunded, { refundId: 're_1' })), undefined, 'still pending')
   t.equal(merchantEventTypeOf(change('payment.refund_updated', payment({ refunds: [refund] }), { refundId: 're_1' })), 'refund.succeeded')
   t.equal(merchantEventTypeOf(change('payment.refund_updated', payment({ refunds: [{ ...refund, status: 'failed' }] }), { refundId: 're_1' })), 'refund.failed')
+  // Manual capture (issue #14): authorized, the capture asked for, then succeeded (with amount_captured).
+  const authorized = payment({ status: 'requires_capture', version: 3, captureMethod: 'manual', pspReference: 'ch_1' })
+  t.equal(merchantEventTypeOf(change('payment.status_changed', authorized)), 'payment.requires_capture')
+  const asked = { ...authorized, version: 4, amountToCapture: 1500 }
+  t.equal(merchantEventTypeOf(change('payment.capture_requested', asked)), 'payment.capture_requested')
+  const captured = { ...asked, version: 5, status: 'succeeded' as const, amountCaptured: 1500 }
+  t.equal(merchantEventTypeOf(change('payment.status_changed', captured)), 'payment.succeeded')
+  t.match(JSON.parse(merchantEventOf(change('payment.status_changed', captured))!.body).data.object,
+    { status: 'succeeded', capture_method: 'manual', amount_captured: 1500, amount_to_capture: 1500 })
   t.end()
 })
 

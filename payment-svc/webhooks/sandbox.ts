@@ -19,12 +19,17 @@ export interface ParsedWebhook {
   refund?: { id: string, target: RefundStatus | undefined }
   /** charge.requires_action: the PSP's page for the customer, when it gives an acceptable one. */
   nextActionUrl?: string
+  /** A manual-capture charge's captured minor units (`amount_captured`), when the PSP gives them. */
+  amountCaptured?: number
 }
 
 const targetByType: Readonly<Record<string, PaymentStatus | undefined>> = {
   'charge.succeeded': 'succeeded',
   'charge.failed': 'failed',
   'charge.requires_action': 'requires_action',
+  // Manual capture (issue #14): authorized only; the merchant captures (charge.succeeded, with
+  // amount_captured) or cancels (charge.canceled: voided, also when the authorization expired).
+  'charge.requires_capture': 'requires_capture',
   // The merchant's cancel, carried out at the PSP by the processor: the payment is canceled first,
   // so this usually only confirms it.
   'charge.canceled': 'canceled',
@@ -60,6 +65,7 @@ export function parseSandboxWebhook (body: unknown): ParsedWebhook {
     failureCode: typeof charge.failure_code === 'string' ? charge.failure_code.slice(0, 64) : '',
     failureMessage: typeof charge.failure_message === 'string' ? charge.failure_message.slice(0, 500) : '',
     ...nextActionOf(event.type, charge),
+    ...(Number.isSafeInteger(charge.amount_captured) && event.type === 'charge.succeeded' ? { amountCaptured: charge.amount_captured } : {}),
   }
 }
 

@@ -3,10 +3,10 @@
 
 import { Pool, errors as undiciErrors } from 'undici'
 import {
-  cancelOutcomeOfSandboxResponse, outcomeOfSandboxCharge, outcomeOfSandboxRefund, outcomeOfSandboxResponse, refundOutcomeOfSandboxResponse, toSandboxChargeBody,
+  cancelOutcomeOfSandboxResponse, captureOutcomeOfSandboxResponse, outcomeOfSandboxCharge, toSandboxCaptureBody, outcomeOfSandboxRefund, outcomeOfSandboxResponse, refundOutcomeOfSandboxResponse, toSandboxChargeBody,
   toSandboxRefundBody, type SandboxCharge, type SandboxRefund,
 } from './sandbox.ts'
-import { PspError, refundIdempotencyKey, type CancelOutcome, type ChargeOutcome, type ChargeRequest, type RefundOutcome, type RefundRequest } from './types.ts'
+import { captureIdempotencyKey, PspError, refundIdempotencyKey, type CancelOutcome, type CaptureOutcome, type CaptureRequest, type ChargeOutcome, type ChargeRequest, type RefundOutcome, type RefundRequest } from './types.ts'
 
 export interface PspClientOptions {
   baseUrl: string
@@ -26,6 +26,13 @@ export interface ChargeCall {
 
 export interface RefundCall {
   outcome: RefundOutcome
+  httpStatus: number
+  responseBody: unknown
+  latencyMs: number
+}
+
+export interface CaptureCall {
+  outcome: CaptureOutcome
   httpStatus: number
   responseBody: unknown
   latencyMs: number
@@ -82,6 +89,21 @@ export class PspClient {
     const startedAt = performance.now()
     const { httpStatus, body, retryAfter } = await this.#post(`/v1/charges/${encodeURIComponent(pspReference)}/cancel`, {})
     const outcome = cancelOutcomeOfSandboxResponse(httpStatus, body, retryAfter, pspReference)
+    return { outcome, httpStatus, responseBody: body, latencyMs: Math.round(performance.now() - startedAt) }
+  }
+
+  /**
+   * One attempt to capture a manual payment's authorization, idempotency key derived from the
+   * checkout id (the same on every attempt, forever). Throws PspError; `error.retriable` says
+   * whether to try again.
+   */
+  async capture (request: CaptureRequest): Promise<CaptureCall> {
+    const startedAt = performance.now()
+    const { httpStatus, body, retryAfter } = await this.#post(`/v1/charges/${encodeURIComponent(request.chargeReference)}/capture`, {
+      'content-type': 'application/json',
+      'idempotency-key': captureIdempotencyKey(request.checkoutId),
+    }, JSON.stringify(toSandboxCaptureBody(request)))
+    const outcome = captureOutcomeOfSandboxResponse(httpStatus, body, retryAfter, request)
     return { outcome, httpStatus, responseBody: body, latencyMs: Math.round(performance.now() - startedAt) }
   }
 

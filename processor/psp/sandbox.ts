@@ -1,7 +1,7 @@
 // The sandbox PSP adapter: a pure mapping between our types and the sandbox's wire format.
 // Stateless; the HTTP call lives in psp-client.ts and the state machine in the core.
 
-import type { CancelOutcome, ChargeOutcome, ChargeRequest, RefundOutcome, RefundRequest } from './types.ts'
+import type { CancelOutcome, CaptureOutcome, CaptureRequest, ChargeOutcome, ChargeRequest, RefundOutcome, RefundRequest } from './types.ts'
 import { PspError } from './types.ts'
 
 export const sandboxProvider = 'sandbox'
@@ -16,6 +16,9 @@ export interface SandboxCharge {
   failure_message?: string
   /** Stripe's shape, while requires_action: where the customer approves or declines. */
   next_action?: { type?: string, redirect_to_url?: { url?: string } }
+  /** Manual capture: 'manual' on a charge made with capture false; what its capture took. */
+  capture_method?: string
+  amount_captured?: number
 }
 
 export function toSandboxChargeBody (request: ChargeRequest): Record<string, unknown> {
@@ -26,6 +29,8 @@ export function toSandboxChargeBody (request: ChargeRequest): Record<string, unk
     reference: request.checkoutId,
     merchant_id: request.merchantId,
     description: request.description,
+    // Stripe's parameter: authorize only. Sent only for manual capture (the usual body unchanged).
+    ...(request.manualCapture === true ? { capture: false } : {}),
   }
 }
 
@@ -43,8 +48,28 @@ export function outcomeOfSandboxCharge (charge: SandboxCharge, request: ChargeRe
   if (charge.reference !== undefined && charge.reference !== request.checkoutId) {
     return { kind: 'flagged', pspReference, reason: `psp charge reference ${charge.reference} is not ${request.checkoutId}` }
   }
+  const manual = request.manualCapture === true
+  if (manual !== (charge.capture_method === 'manual')) {
+    // An authorization we did not ask for, or a capture we did not make: never believed.
+    return { kind: 'flagged', pspReference, reason: `psp charge capture method ${String(charge.capture_method ?? 'automatic')}, we asked ${manual ? 'manual' : 'automatic'}` }
+  }
   switch (charge.status) {
-    case 'succeeded': return { kind: 'succeeded', pspReference }
+    case 'succeeded': {
+      if (!manual) return { kind: 'succeeded', pspReference }
+      const captured = charge.amount_captured
+      if (typeof captured !== 'number' || !Number.isSafeInteger(captured) || captured <= 0 || captured > request.amount) {
+        return { kind: 'flagged', pspReference, reason: `psp capture of ${String(captured)} is not within the authorized ${request.amount}` }
+      }
+      return { kind: 'succeeded', pspReference, amountCaptured: captured }
+    }
+    case 'requires_capture':
+      return manual ? { kind: 'requires_capture', pspReference } : { kind: 'flagged', pspReference, reason: 'psp authorized an automatic charge without capturing it' }
+    case 'canceled': return {
+      kind: 'canceled',
+      pspReference,
+      failureCode: charge.failure_code ?? 'psp_canceled',
+      failureMessage: charge.failure_message ?? '',
+    }
     case 'failed': return {
       kind: 'failed',
       pspReference,
@@ -148,5 +173,30 @@ export function refundOutcomeOfSandboxResponse (httpStatus: number, body: unknow
     return outcomeOfSandboxRefund(body as SandboxRefund, request)
   }
   // 400 charge_not_refundable / refund_amount_too_large: psp_rejected (nothing was refunded).
+  throwSandboxError(httpStatus, body, retryAfter)
+}
+
+/** POST /v1/charges/{id}/capture: the amount to capture (Stripe's Charges API parameter). */
+export function toSandboxCaptureBody (request: CaptureRequest): Record<string, unknown> {
+  return { amount: request.amount }
+}
+
+/** Maps the answer to POST /v1/charges/{id}/capture, or throws a typed error that says whether to retry. */
+export function captureOutcomeOfSandboxResponse (httpStatus: number, body: unknown, retryAfter: string | undefined,
+  request: CaptureRequest): CaptureOutcome {
+  if (httpStatus === 200) {
+    const charge = body as SandboxCharge | undefined
+    if (typeof charge !== 'object' || charge === null || charge.id !== request.chargeReference) {
+      throw new PspError('psp_bad_response', 'capture answered another object than the charge', { httpStatus })
+    }
+    if (charge.status !== 'succeeded' || charge.currency !== request.currency || charge.amount_captured !== request.amount) {
+      throw new PspError('psp_bad_response', `capture answered a ${String(charge.status)} charge of ${String(charge.amount_captured)} ${String(charge.currency)}`, { httpStatus })
+    }
+    return { kind: 'captured', pspReference: charge.id, amountCaptured: charge.amount_captured }
+  }
+  const error = typeof body === 'object' && body !== null ? (body as any).error : undefined
+  if (httpStatus === 400 && (error?.code === 'charge_not_capturable' || error?.code === 'charge_already_captured')) {
+    return { kind: 'not_capturable', detail: String(error.message ?? error.code).slice(0, 200) }
+  }
   throwSandboxError(httpStatus, body, retryAfter)
 }

@@ -10,14 +10,21 @@ export interface ChargeRequest {
   currency: string
   paymentMethod: string
   description: string
+  /** Manual capture (issue #14): the PSP only authorizes (`capture: false`); absent for the usual charge. */
+  manualCapture?: true
 }
 
 export type ChargeOutcome =
-  | { kind: 'succeeded', pspReference: string }
+  /** amountCaptured: what a manual-capture charge captured (absent for the usual charge). */
+  | { kind: 'succeeded', pspReference: string, amountCaptured?: number }
   | { kind: 'failed', pspReference: string, failureCode: string, failureMessage: string }
   | { kind: 'pending', pspReference: string }
   /** nextActionUrl: where the customer completes it (absent if the PSP gave none). */
   | { kind: 'requires_action', pspReference: string, nextActionUrl?: string }
+  /** Manual capture: authorized, waiting for our capture (or a void). */
+  | { kind: 'requires_capture', pspReference: string }
+  /** Canceled at the PSP (a void, or an authorization that expired uncaptured): nothing taken. */
+  | { kind: 'canceled', pspReference: string, failureCode: string, failureMessage: string }
   /** The PSP said something we cannot trust (unknown status, other amount or currency): a person
    *  must look; the payment never becomes succeeded from it. */
   | { kind: 'flagged', pspReference: string, reason: string }
@@ -56,6 +63,34 @@ export type RefundOutcome =
  */
 export function refundIdempotencyKey (refundId: string): string {
   return `refund_${refundId}`
+}
+
+/** The capture of a manual payment's authorization (POST /v1/charges/{id}/capture). */
+export interface CaptureRequest {
+  checkoutId: string
+  /** The PSP's charge (the payment's psp_reference). */
+  chargeReference: string
+  /** Integer minor units to capture (≤ the authorized amount; the rest is released). */
+  amount: number
+  currency: string
+}
+
+/**
+ * What a capture came to: `captured` (now or before: the call is idempotent), or `not_capturable`
+ * (the authorization is no longer capturable: voided, expired, or captured otherwise), when the
+ * caller must look at the charge to learn what happened.
+ */
+export type CaptureOutcome =
+  | { kind: 'captured', pspReference: string, amountCaptured: number }
+  | { kind: 'not_capturable', detail: string }
+
+/**
+ * The PSP idempotency key of a payment's capture: from the checkout id alone (a payment has at
+ * most one capture), so every attempt, processor, redelivery and replay asks for the same capture.
+ * Prefixed, so it never equals the charge's key (the checkout id) nor a refund's.
+ */
+export function captureIdempotencyKey (checkoutId: string): string {
+  return `capture_${checkoutId}`
 }
 
 export const pspErrorCodes = {

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { cancelOutcomeOfSandboxResponse, outcomeOfSandboxResponse, refundOutcomeOfSandboxResponse } from '../psp/sandbox.ts'
-import { PspError, refundIdempotencyKey, type ChargeRequest } from '../psp/types.ts'
+import { cancelOutcomeOfSandboxResponse, captureOutcomeOfSandboxResponse, outcomeOfSandboxCharge, outcomeOfSandboxResponse, refundOutcomeOfSandboxResponse, toSandboxChargeBody } from '../psp/sandbox.ts'
+import { captureIdempotencyKey, PspError, refundIdempotencyKey, type ChargeRequest } from '../psp/types.ts'
 
 const request: ChargeRequest = {
   checkoutId: 'co_1', merchantId: 'm', amount: 1999, currency: 'EUR', paymentMethod: 'pm_card_visa', description: '',
@@ -80,4 +80,29 @@ t.test('refund answers map to outcomes; anything that disagrees is flagged, a re
   t.equal(refundIdempotencyKey('re_1'), refundIdempotencyKey('re_1'), 'the key is a function of the refund id alone')
   t.not(refundIdempotencyKey('re_1'), 're_1')
   t.end()
+})
+
+// Manual capture (issue #14).
+
+t.test('manual capture: an authorization, a capture and a void are mapped; a capture method we did not ask for is flagged', async (t) => {
+  const manual = { checkoutId: 'co_m', merchantId: 'm', amount: 1000, currency: 'EUR', paymentMethod: 'pm_card_visa', description: '', manualCapture: true as const }
+  const base = { id: 'ch_m', amount: 1000, currency: 'EUR', reference: 'co_m', capture_method: 'manual' }
+  t.match(toSandboxChargeBody(manual), { capture: false })
+  t.notOk('capture' in toSandboxChargeBody({ ...manual, manualCapture: undefined } as never), 'the usual body is unchanged')
+  t.same(outcomeOfSandboxCharge({ ...base, status: 'requires_capture' }, manual), { kind: 'requires_capture', pspReference: 'ch_m' })
+  t.same(outcomeOfSandboxCharge({ ...base, status: 'succeeded', amount_captured: 600 }, manual), { kind: 'succeeded', pspReference: 'ch_m', amountCaptured: 600 })
+  t.match(outcomeOfSandboxCharge({ ...base, status: 'succeeded', amount_captured: 1001 }, manual), { kind: 'flagged' }, 'more than authorized')
+  t.match(outcomeOfSandboxCharge({ ...base, status: 'canceled', failure_code: 'authorization_expired' }, manual), { kind: 'canceled', failureCode: 'authorization_expired' })
+  t.match(outcomeOfSandboxCharge({ ...base, capture_method: undefined, status: 'succeeded' } as never, manual), { kind: 'flagged' }, 'captured at once though we asked to authorize')
+  t.match(outcomeOfSandboxCharge({ ...base, status: 'requires_capture' }, { ...manual, manualCapture: undefined } as never), { kind: 'flagged' }, 'authorized though we asked to charge')
+
+  const request = { checkoutId: 'co_m', chargeReference: 'ch_m', amount: 600, currency: 'EUR' }
+  t.same(captureOutcomeOfSandboxResponse(200, { ...base, status: 'succeeded', amount_captured: 600 }, undefined, request),
+    { kind: 'captured', pspReference: 'ch_m', amountCaptured: 600 })
+  t.throws(() => captureOutcomeOfSandboxResponse(200, { ...base, status: 'succeeded', amount_captured: 500 }, undefined, request), { code: 'psp_bad_response' })
+  t.throws(() => captureOutcomeOfSandboxResponse(200, { ...base, id: 'ch_other', status: 'succeeded', amount_captured: 600 }, undefined, request), { code: 'psp_bad_response' })
+  t.match(captureOutcomeOfSandboxResponse(400, { error: { code: 'charge_not_capturable', message: 'canceled' } }, undefined, request), { kind: 'not_capturable' })
+  t.throws(() => captureOutcomeOfSandboxResponse(503, {}, undefined, request), { code: 'psp_unavailable', retriable: true })
+  t.throws(() => captureOutcomeOfSandboxResponse(409, {}, undefined, request), { code: 'psp_in_progress', retriable: true })
+  t.equal(captureIdempotencyKey('co_m'), 'capture_co_m')
 })

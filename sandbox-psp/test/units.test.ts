@@ -76,7 +76,9 @@ t.test('outcome rules by payment method token', async (t) => {
   t.equal(ruleFor('pm_card_unknown'), undefined)
   t.match(ruleFor('pm_card_refund_async'), { outcome: { kind: 'succeeded' }, refund: { outcome: 'async_succeeded' } })
   t.match(ruleFor('pm_card_refund_timeout'), { outcome: { kind: 'succeeded' }, refund: { outcome: 'succeeded', fault: 'timeout_after_refund' } })
-  t.equal(knownPaymentMethods.length, 14, 'nine charge outcomes, five refund behaviours')
+  t.match(ruleFor('pm_card_capture_5xx_once'), { outcome: { kind: 'succeeded' }, capture: { fault: 'error_5xx_once' } })
+  t.match(ruleFor('pm_card_authorization_expires'), { outcome: { kind: 'succeeded' }, capture: { authorizationWindowMs: 2_000 } })
+  t.equal(knownPaymentMethods.length, 17, 'nine charge outcomes, five refund behaviours, three capture behaviours')
 })
 
 t.test('configuration: env, flags, runtime patches', async (t) => {

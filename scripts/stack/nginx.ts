@@ -2,7 +2,7 @@
 //
 // Routing contract (see renderNginxConf):
 //  - `$checkout_key` = the X-PAYMENT-CHECKOUT-ID header, else the checkout id in the path of
-//    `/payments/{id}`, `/payments/{id}/cancel`, `/payments/{id}/refunds`,
+//    `/payments/{id}`, `/payments/{id}/cancel`, `/payments/{id}/capture`, `/payments/{id}/refunds`,
 //    `/payments/{id}/refunds/{refund_id}` or `/webhooks/psp/{provider}/{checkout_id}`; no key
 //    → 400 problem+json.
 //  - ONE upstream `payment_nodes` with `hash $checkout_key consistent`, every server
@@ -531,7 +531,7 @@ http {
   map $uri $checkout_key_from_path {
     default "";
     "~^/payments/([^/]+)/?$" $1;
-    "~^/payments/([^/]+)/cancel$" $1;
+    "~^/payments/([^/]+)/(cancel|capture)$" $1;
     "~^/payments/([^/]+)/refunds(/[^/]+)?/?$" $1;
     "~^/webhooks/psp/[^/]+/([^/]+)/?$" $1;
   }

@@ -56,7 +56,7 @@ function check (t: any, route: string, method: string, res: ApiResponse): void {
 t.test('the problem registry and the document list the same codes', (t) => {
   const documented = spec.components.schemas.ProblemCode.enum as string[]
   t.same([...documented].sort(), Object.keys(problems).sort())
-  t.equal(Object.keys(problems).length, 43, 'a new code must be documented and this count raised')
+  t.equal(Object.keys(problems).length, 45, 'a new code must be documented and this count raised')
   t.end()
 })
 
@@ -94,6 +94,30 @@ t.test('responses match the document', async (t) => {
   // A final payment is not cancelable (409).
   const settled = (await nodeReaches(await createWith('pm_card_visa', 'oas'), 60_000)).checkout_id
   check(t, cancel, 'post', await postCancel(settled))
+
+  // Manual capture (issue #14): a manual payment parked at requires_capture by the processor.
+  const capture = '/payments/{checkout_id}/capture'
+  const postCapture = (checkoutId: string, body: string | undefined, headers: Record<string, string> = {}): Promise<ApiResponse> =>
+    call(`${stack.publicUrl}/payments/${checkoutId}/capture`, {
+      method: 'POST', headers: { ...auth, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers }, ...(body !== undefined ? { body } : {}),
+    })
+  const manualId = newCheckoutId('oas')
+  await createPayment(stack.publicUrl, key, manualId, { ...validBody, capture_method: 'manual' })
+  await nodeReaches(manualId, 60_000, new Set(['requires_capture']))
+  check(t, capture, 'post', await postCapture(manualId, '{"amount":100000}'))
+  check(t, capture, 'post', await postCapture(manualId, '{"amount":"x"}'))
+  check(t, capture, 'post', await postCapture(manualId, 'x', { 'content-type': 'text/plain' }))
+  check(t, capture, 'post', await postCapture(manualId, JSON.stringify({ amount: 1, pad: 'x'.repeat(20_000) })))
+  check(t, capture, 'post', await postCapture(manualId, '{}', { authorization: 'Bearer bad' }))
+  check(t, capture, 'post', await postCapture(manualId, '{}', { authorization: `Bearer ${stack.apiKeys.merchant_demo_read}` }))
+  check(t, capture, 'post', await call(`${stack.publicUrl}/payments/${manualId}/capture`, { headers: auth }))
+  check(t, capture, 'post', await postCapture(newCheckoutId('oas'), undefined))
+  check(t, capture, 'post', await postCapture(manualId, '{"amount":1500}'))
+  check(t, capture, 'post', await postCapture(manualId, '{"amount":1500}'))
+  check(t, capture, 'post', await postCapture(manualId, '{"amount":1000}'))
+  // The captured payment shows what was captured.
+  const captured = await nodeReaches(manualId, 60_000)
+  check(t, '/payments/{checkout_id}', 'get', await call(`${stack.publicUrl}/payments/${captured.checkout_id}`, { headers: auth }))
 
   // Refunds (issue #14), on the settled payment above.
   const refunds = '/payments/{checkout_id}/refunds'

@@ -5,7 +5,7 @@
 import pg from 'pg'
 import t from 'tap'
 import { checkSystemOutcome } from '../../bench/lib/system-outcome.ts'
-import { newCheckoutId, refundPayment } from '../helpers/api.ts'
+import { call, createPayment, newCheckoutId, refundPayment } from '../helpers/api.ts'
 import { closeDb, createSettledForAction, createWith, nodeReaches, refundSettles } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
@@ -67,5 +67,35 @@ t.test('refunds: a healthy refund passes; one Postgres shows beyond the amount f
   const bad = await checkSystemOutcome({ system: stack, acked: [tampered], settleDeadlineMs: 60_000 })
   t.equal(bad.refundsOverCaptured, 1, 'Postgres holds refunds beyond the amount')
   t.equal(bad.refundMismatches, 1, 'a refund in Postgres that is not on the node')
+  t.equal(bad.passed, false)
+})
+
+t.test('manual capture: a healthy capture passes; Postgres disagreeing on what was captured fails', async (t) => {
+  const captured = async (prefix: string): Promise<string> => {
+    const id = newCheckoutId(prefix)
+    const made = await createPayment(stack.publicUrl, stack.apiKeys.merchant_demo, id, { amount: 1999, currency: 'EUR', payment_method: 'pm_card_visa', capture_method: 'manual' })
+    if (made.status !== 202) throw new Error(`create ${id}: ${made.status} ${made.text}`)
+    await nodeReaches(id, 60_000, new Set(['requires_capture']))
+    const res = await call(`${stack.publicUrl}/payments/${id}/capture`, {
+      method: 'POST', headers: { authorization: `Bearer ${stack.apiKeys.merchant_demo}`, 'content-type': 'application/json' }, body: '{"amount":1200}',
+    })
+    if (res.status !== 202) throw new Error(`capture of ${id}: ${res.status} ${res.text}`)
+    await nodeReaches(id, 60_000)
+    return id
+  }
+  const healthy = await captured('soccap')
+  const ok = await checkSystemOutcome({ system: stack, acked: [healthy], settleDeadlineMs: 60_000 })
+  t.equal(ok.captures, 1)
+  t.equal(ok.passed, true, JSON.stringify(ok.examples))
+  const tampered = await captured('soccapbad')
+  const admin = new pg.Pool({ connectionString: stack.databaseUrl, max: 1 })
+  t.teardown(() => admin.end())
+  // Once projected (the check waits for the node's version), Postgres is made to claim the whole authorization.
+  const ready = await checkSystemOutcome({ system: stack, acked: [tampered], settleDeadlineMs: 60_000 })
+  t.equal(ready.passed, true, JSON.stringify(ready.examples))
+  await admin.query('UPDATE payments SET amount_captured = amount WHERE checkout_id = $1', [tampered])
+  const bad = await checkSystemOutcome({ system: stack, acked: [tampered], settleDeadlineMs: 60_000 })
+  t.equal(bad.captureMismatches, 1, 'node captured 1200, Postgres 1999')
+  t.match(bad.examples.captureMismatches?.[0], /Postgres 1999/)
   t.equal(bad.passed, false)
 })

@@ -93,10 +93,11 @@ t.test('the routing key comes from the header, else the path', async (t) => {
   await get(`${stack.publicUrl}/webhooks/psp/sandbox/${k}`);
   await get(`${stack.publicUrl}/payments`, { 'x-payment-checkout-id': k });
   await get(`${stack.publicUrl}/payments/${k}/cancel`);
+  await get(`${stack.publicUrl}/payments/${k}/capture`);
   await get(`${stack.publicUrl}/payments/${k}/refunds`);
   await get(`${stack.publicUrl}/payments/${k}/refunds/re_abc`);
-  const lines = await accessLogFor(k, 6);
-  t.equal(lines.length, 6, 'all six requests carried the key');
+  const lines = await accessLogFor(k, 7);
+  t.equal(lines.length, 7, 'all seven requests carried the key');
   t.equal(new Set(lines.map((l) => l.upstream_addr)).size, 1, 'and went to one node');
 });
 
