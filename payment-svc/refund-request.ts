@@ -30,19 +30,23 @@ export function idempotencyKeyFrom (header: string | string[] | undefined, limit
   return header
 }
 
+/** An optional `amount` (a refund's or a capture's): integer minor units within 1..amountMinorMax. */
+function optionalAmount (amount: unknown, errors: FieldError[], limits: NodeLimits): number | undefined {
+  if (amount === undefined) return undefined
+  if (typeof amount !== 'number' || !Number.isSafeInteger(amount)) {
+    errors.push({ field: 'amount', code: 'type', message: 'amount must be an integer in minor units' })
+  } else if (amount <= 0 || amount > limits.amountMinorMax) {
+    errors.push({ field: 'amount', code: 'out_of_range', message: `amount must be within 1..${limits.amountMinorMax}` })
+  }
+  return amount as number
+}
+
 export function parseRefundRequest (body: unknown, limits: NodeLimits): RefundRequest {
   const { input, errors } = bodyFields(body, allowedFields)
-  const amount = input.amount
-  if (amount !== undefined) {
-    if (typeof amount !== 'number' || !Number.isSafeInteger(amount)) {
-      errors.push({ field: 'amount', code: 'type', message: 'amount must be an integer in minor units' })
-    } else if (amount <= 0 || amount > limits.amountMinorMax) {
-      errors.push({ field: 'amount', code: 'out_of_range', message: `amount must be within 1..${limits.amountMinorMax}` })
-    }
-  }
+  const amount = optionalAmount(input.amount, errors, limits)
   const reason = checkText(errors, 'reason', input.reason, limits.refundReasonLengthMax)
   if (errors.length > 0) throw new ProblemError('validation_failed', { errors })
-  return { amount: amount as number | undefined, reason }
+  return { amount, reason }
 }
 
 /**
@@ -58,14 +62,7 @@ const captureFields = new Set(['amount'])
 /** `POST /payments/{id}/capture` `{amount?}`: integer minor units; undefined captures the whole authorization. */
 export function parseCaptureRequest (body: unknown, limits: NodeLimits): { amount: number | undefined } {
   const { input, errors } = bodyFields(body, captureFields)
-  const amount = input.amount
-  if (amount !== undefined) {
-    if (typeof amount !== 'number' || !Number.isSafeInteger(amount)) {
-      errors.push({ field: 'amount', code: 'type', message: 'amount must be an integer in minor units' })
-    } else if (amount <= 0 || amount > limits.amountMinorMax) {
-      errors.push({ field: 'amount', code: 'out_of_range', message: `amount must be within 1..${limits.amountMinorMax}` })
-    }
-  }
+  const amount = optionalAmount(input.amount, errors, limits)
   if (errors.length > 0) throw new ProblemError('validation_failed', { errors })
-  return { amount: amount as number | undefined }
+  return { amount }
 }
