@@ -18,7 +18,7 @@
 import { authorize, cancel, capture, customerDeclined, fail, newCharge, paramsFingerprint, succeedOrAuthorize, type Charge, type ChargeParams } from './charge.ts'
 import type { CustomerDecision, CustomerPages } from './customer-action.ts'
 import { RequestAdmission } from './admission.ts'
-import { PspError } from './errors.ts'
+import { injectedServerError, PspError } from './errors.ts'
 import type { RuntimeControl } from './faults.ts'
 import { randomId } from './ids.ts'
 import type { PspLimits } from './limits.ts'
@@ -175,7 +175,7 @@ export class ChargeService {
       await this.#admission.latency(latencyMs, 'refuse')
       if (injected !== undefined) {
         this.#metrics.count('injected5xx')
-        throw new PspError(injected === 500 ? 'internal_error' : 'service_unavailable', { retryAfterS: injected === 503 ? 1 : undefined })
+        throw injectedServerError(injected)
       }
       const charge = this.#chargeForAction(chargeId)
       if (charge.status === 'succeeded' && charge.capture_method === 'manual') {
@@ -285,7 +285,7 @@ export class ChargeService {
     await this.#admission.latency(latencyMs, 'refuse')
     if (injected !== undefined) {
       this.#metrics.count('injected5xx')
-      throw new PspError(injected === 500 ? 'internal_error' : 'service_unavailable', { retryAfterS: injected === 503 ? 1 : undefined })
+      throw injectedServerError(injected)
     }
     const existing = this.#store.getIdempotency(idempotencyKey)
     if (existing !== undefined) {

@@ -68,3 +68,8 @@ export class PspError extends Error {
     return { error }
   }
 }
+
+/** The error a call answers when the runtime injected a server error (faults.ts serverError). */
+export function injectedServerError (status: 500 | 503): PspError {
+  return new PspError(status === 500 ? 'internal_error' : 'service_unavailable', { retryAfterS: status === 503 ? 1 : undefined })
+}

@@ -19,7 +19,7 @@
 import { amountTaken } from './charge.ts'
 import { newRefund, refundFingerprint, settleRefund, refundDeclined, type Refund, type RefundParams, type RefundStatus } from './refund.ts'
 import { RequestAdmission } from './admission.ts'
-import { PspError } from './errors.ts'
+import { injectedServerError, PspError } from './errors.ts'
 import type { RuntimeControl } from './faults.ts'
 import { randomId } from './ids.ts'
 import type { PspLimits } from './limits.ts'
@@ -88,7 +88,7 @@ export class RefundService {
     await this.#admission.latency(latencyMs, 'refuse')
     if (injected !== undefined) {
       this.#metrics.count('injected5xx')
-      throw new PspError(injected === 500 ? 'internal_error' : 'service_unavailable', { retryAfterS: injected === 503 ? 1 : undefined })
+      throw injectedServerError(injected)
     }
     const fingerprint = refundFingerprint(params)
     const existing = this.#idempotency(idempotencyKey)
