@@ -4,10 +4,9 @@
 // amount asked, equal on node, Postgres and PSP (the outcome check's captureMismatches).
 
 import t from 'tap'
-import { setPspConfig } from '../../bench/scenarios/e2e.ts'
 import { checkSystemOutcome, describeSystemOutcome } from '../../bench/lib/system-outcome.ts'
 import { call, createPayment, eventually, newCheckoutId } from '../helpers/api.ts'
-import { closeDb, nodeReaches, pspAdmin, pspCharges } from '../helpers/e2e.ts'
+import { closeDb, nodeReaches, pspCharges, pspConfigControl } from '../helpers/e2e.ts'
 import { control, loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
@@ -16,12 +15,7 @@ const settleDeadlineMs = 90_000
 const capturedAmount = 1200
 t.teardown(closeDb)
 
-const original = (await pspAdmin('/admin/config')).body
-const setPsp = (patch: Record<string, unknown>): Promise<void> => setPspConfig(stack, patch)
-async function restorePsp (): Promise<void> {
-  const { latencyMedianMs, latencyP99Ms, error5xxRate } = original
-  await setPsp({ latencyMedianMs, latencyP99Ms, error5xxRate })
-}
+const { set: setPsp, restore: restorePsp } = await pspConfigControl(['latencyMedianMs', 'latencyP99Ms', 'error5xxRate'])
 
 /** `count` manual payments of 1999, authorized (requires_capture). */
 async function authorizedPayments (count: number, prefix: string): Promise<string[]> {

@@ -7,10 +7,9 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { pino } from 'pino'
 import t from 'tap'
-import { setPspConfig } from '../../bench/scenarios/e2e.ts'
 import { createKafkaProducer, kafkaSaslEnv } from '../../lib/kafka-event-bus.ts'
 import { eventually, getInternal } from '../helpers/api.ts'
-import { closeDb, createWith, db, nodeReaches, postgresReaches, pspAdmin, pspCharges } from '../helpers/e2e.ts'
+import { closeDb, createWith, db, nodeReaches, postgresReaches, pspCharges, pspConfigControl } from '../helpers/e2e.ts'
 import { control, kafkaEndpoint, loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
@@ -19,14 +18,7 @@ const settleDeadlineMs = 60_000
 const cliTimeoutMs = 90_000
 t.teardown(closeDb)
 
-const original = (await pspAdmin('/admin/config')).body
-const setPsp = (patch: Record<string, unknown>): Promise<void> => setPspConfig(stack, patch)
-async function restorePsp (): Promise<void> {
-  const { latencyMedianMs, latencyP99Ms, error5xxRate, timeoutAfterChargeRate, rateLimitRate, webhookDuplicateRate,
-    webhookDelayMsMax, webhookReorderRate, webhookDropRate } = original
-  await setPsp({ latencyMedianMs, latencyP99Ms, error5xxRate, timeoutAfterChargeRate, rateLimitRate, webhookDuplicateRate,
-    webhookDelayMsMax, webhookReorderRate, webhookDropRate })
-}
+const { set: setPsp, restore: restorePsp } = await pspConfigControl(['latencyMedianMs', 'latencyP99Ms', 'error5xxRate', 'timeoutAfterChargeRate', 'rateLimitRate', 'webhookDuplicateRate', 'webhookDelayMsMax', 'webhookReorderRate', 'webhookDropRate'])
 
 /** Terminal on its node, equal in Postgres, exactly one PSP charge that agrees. */
 async function assertSettled (t: any, ids: readonly string[], status: string): Promise<void> {

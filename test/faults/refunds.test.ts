@@ -4,10 +4,9 @@
 // at most one PSP refund per refund id and never more refunded than captured (the outcome check).
 
 import t from 'tap'
-import { setPspConfig } from '../../bench/scenarios/e2e.ts'
 import { checkSystemOutcome, describeSystemOutcome } from '../../bench/lib/system-outcome.ts'
 import { eventually, refundPayment } from '../helpers/api.ts'
-import { closeDb, createWith, db, nodeReaches, pspAdmin, pspRefunds, refundSettles } from '../helpers/e2e.ts'
+import { closeDb, createWith, db, nodeReaches, pspRefunds, refundSettles, pspConfigControl } from '../helpers/e2e.ts'
 import { control, loadStackInfo } from '../helpers/stack.ts'
 
 const stack = loadStackInfo()
@@ -15,12 +14,7 @@ const key = stack.apiKeys.merchant_demo
 const settleDeadlineMs = 90_000
 t.teardown(closeDb)
 
-const original = (await pspAdmin('/admin/config')).body
-const setPsp = (patch: Record<string, unknown>): Promise<void> => setPspConfig(stack, patch)
-async function restorePsp (): Promise<void> {
-  const { latencyMedianMs, latencyP99Ms, error5xxRate } = original
-  await setPsp({ latencyMedianMs, latencyP99Ms, error5xxRate })
-}
+const { original, set: setPsp, restore: restorePsp } = await pspConfigControl(['latencyMedianMs', 'latencyP99Ms', 'error5xxRate'])
 
 async function succeededPayments (count: number, prefix: string): Promise<string[]> {
   const ids = await Promise.all(Array.from({ length: count }, () => createWith('pm_card_visa', prefix)))

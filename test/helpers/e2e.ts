@@ -5,6 +5,7 @@ import pg from 'pg'
 import { call, createPayment, eventually, getInternal, newCheckoutId, type ApiResponse } from './api.ts'
 import { refundIdempotencyKey } from '../../processor/psp/types.ts'
 import { loadStackInfo } from './stack.ts'
+import { setPspConfig } from '../../bench/scenarios/e2e.ts'
 
 const stack = loadStackInfo()
 const terminal = new Set(['succeeded', 'failed', 'canceled'])
@@ -83,4 +84,18 @@ export async function createSettledForAction (prefix: string): Promise<{ id: str
   const id = await createWith('pm_card_requires_action', prefix)
   const payment = await nodeReaches(id, 30_000, new Set(['requires_action']))
   return { id, version: payment.version }
+}
+
+/**
+ * The sandbox PSP's runtime config as the test file found it: `set` changes part of it (through
+ * the control API), `restore` puts the named fields back as they were.
+ */
+export async function pspConfigControl (fields: readonly string[]): Promise<{
+  original: Record<string, unknown>
+  set: (patch: Record<string, unknown>) => Promise<void>
+  restore: () => Promise<void>
+}> {
+  const original = (await pspAdmin('/admin/config')).body as Record<string, unknown>
+  const set = (patch: Record<string, unknown>): Promise<void> => setPspConfig(loadStackInfo(), patch)
+  return { original, set, restore: () => set(Object.fromEntries(fields.map((f) => [f, original[f]]))) }
 }
