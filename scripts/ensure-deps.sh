@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the tests need, and does nothing (fast) when it is all there:
 #   - npm packages (npm ci) when node_modules is missing or older than package-lock.json;
-#   - Debian packages nginx, postgresql, wrk, maven, openjdk-17-jre-headless, prometheus, openssl (apt-get, as root);
+#   - Debian packages nginx, postgresql, wrk, maven, openjdk-17-jre-headless, prometheus, openssl, chromium (apt-get, as root);
 #   - Apache Kafka jars, resolved from Maven Central into .cache/kafka-<version>/libs.
 # Usage: scripts/ensure-deps.sh
 set -euo pipefail
@@ -31,6 +31,8 @@ have mvn || missing+=(maven)
 { have prometheus && have promtool; } || missing+=(prometheus)
 # openssl: the stack's local CA and server certificates (scripts/stack/tls.ts).
 have openssl || missing+=(openssl)
+# chromium: the console's browser tests (issue #18), driven by playwright-core.
+have chromium || missing+=(chromium)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if ! is_root; then
