@@ -55,3 +55,38 @@ export function readChangeEventHeader (bytes: Uint8Array): ChangeEventHeader {
   assert.ok(checkoutId.length > 0, 'change event without checkout id')
   return { schemaVersion, eventId, nodeId, sequence, type, checkoutId, version, occurredAtMs }
 }
+
+/**
+ * The merchant of a change event's payment (ChangeEvent field 9, the embedded Payment; its field
+ * 3), read without decoding or opening anything: a consumer that wants only some merchants' events
+ * (the notifier) drops the rest before the MAC check and the decode, which cost it more than
+ * everything else per event. Skipping is the safe direction, so an unauthenticated read is enough
+ * for it; whatever is kept is verified and decoded in full. '' if the event carries no payment.
+ */
+export function readChangeEventMerchantId (bytes: Uint8Array): string {
+  const reader = protobuf.Reader.create(bytes)
+  while (reader.pos < reader.len) {
+    const tag = reader.uint32()
+    if (tag >>> 3 !== changeEventPaymentField) {
+      reader.skipType(tag & 7)
+      continue
+    }
+    assert.equal(tag & 7, wireTypeLengthDelimited, 'change event payment field has the wrong wire type')
+    const end = reader.uint32() + reader.pos
+    assert.ok(end <= reader.len, 'change event payment field runs past the event')
+    while (reader.pos < end) {
+      const paymentTag = reader.uint32()
+      if (paymentTag >>> 3 === paymentMerchantIdField) {
+        assert.equal(paymentTag & 7, wireTypeLengthDelimited, 'payment merchant_id has the wrong wire type')
+        return reader.string()
+      }
+      reader.skipType(paymentTag & 7)
+    }
+    return ''
+  }
+  return ''
+}
+
+const wireTypeLengthDelimited = 2
+const changeEventPaymentField = 9
+const paymentMerchantIdField = 3

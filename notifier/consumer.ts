@@ -9,7 +9,7 @@
 
 import type { ConsumedMessage } from '../lib/event-bus.ts'
 import { changeEventIdentityMismatch, eventMacHeader, type EventRefusalCode, type EventVerifier } from '../lib/event-signing.ts'
-import { readChangeEventHeader } from '../cdc-relay/event-header.ts'
+import { readChangeEventHeader, readChangeEventMerchantId } from '../cdc-relay/event-header.ts'
 import type { FieldSealer } from '../lib/field-crypto.ts'
 import type { Logger } from '../lib/log.ts'
 import { decodeChangeEvent } from '../lib/payment-codec.ts'
@@ -40,6 +40,9 @@ export function merchantEventsOf (deps: Pick<ConsumerDeps, 'sealer' | 'log' | 'o
     // A PSP webhook that changed nothing visible makes no merchant event: not even decoded.
     if (message.headers['event-type'] === 'payment.webhook_received') continue
     try {
+      // Most merchants have no endpoint: their events are dropped before the MAC check and the
+      // decode (skipping needs no trust; what is kept is verified below).
+      if (!deps.wanted(readChangeEventMerchantId(message.value))) continue
       // The MAC first, over the bytes as received: nothing in a forged event is opened or decoded.
       const claimed = readChangeEventHeader(message.value)
       const verdict = deps.verifier.verify(claimed.nodeId, message.value, message.headers[eventMacHeader])
@@ -56,7 +59,6 @@ export function merchantEventsOf (deps: Pick<ConsumerDeps, 'sealer' | 'log' | 'o
         deps.log.warn({ checkout_id: claimed.checkoutId.slice(0, 64), code: 'event_identity_mismatch', detail: mismatch }, 'change event refused: inconsistent identity')
         continue
       }
-      if (!deps.wanted(change.payment.merchantId)) continue
       const event = merchantEventOf(change)
       if (event !== undefined) events.push(event)
     } catch (error) {

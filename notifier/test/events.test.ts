@@ -9,6 +9,7 @@ import { encodeChangeEvent, type ChangeEvent, type Payment } from '../../lib/pay
 import { createLogger } from '../../lib/log.ts'
 import { paymentView } from '../../payment-svc/payment-view.ts'
 import { testKeyRing } from '../../test/helpers/field-keys.ts'
+import { readChangeEventMerchantId } from '../../cdc-relay/event-header.ts'
 import { handleMessages, merchantEventsOf } from '../consumer.ts'
 import { EventWriter } from '../event-writer.ts'
 import { merchantEventId, merchantEventOf, merchantEventTypeOf } from '../events.ts'
@@ -96,6 +97,20 @@ t.test('the consumer: merchants without endpoints, unreadable messages, no-op we
     [message(mine, 0), message(theirs, 1), message(webhook, 2), broken])
   t.same(events.map((e) => e.checkoutId), ['co_evt'])
   t.equal(poison, 1, 'the unreadable message is skipped and counted')
+})
+
+t.test('the consumer: an unwanted merchant\'s event is dropped before its MAC check and decode', async (t) => {
+  const theirs = change('payment.created', payment({ checkoutId: 'co_b', merchantId: 'merchant_other' }))
+  const mine = change('payment.created', payment())
+  const verified: string[] = []
+  const spy = { verify: (nodeId: string, value: Uint8Array, mac: string | undefined) => { verified.push(nodeId); return verifier.verify(nodeId, value, mac) } }
+  const events = merchantEventsOf({ sealer: testKeyRing, log, verifier: spy, wanted: (m) => m === 'merchant_demo' },
+    [message(theirs, 0, null), message(mine, 1)])
+  t.same(events.map((e) => e.checkoutId), ['co_evt'])
+  t.same(verified, ['n1'], 'only the wanted merchant\'s event was verified (the other, unsigned, was never looked at)')
+  t.equal(readChangeEventMerchantId(message(theirs, 0).value), 'merchant_other')
+  const withRefund = change('payment.refund_created', payment({ merchantId: 'm_ref', status: 'succeeded', version: 5, refunds: [{ ...refund, status: 'pending' }] }), { refundId: 're_1' })
+  t.equal(readChangeEventMerchantId(message(withRefund, 0).value), 'm_ref')
 })
 
 t.test('the consumer: an event no node signed makes no merchant event (it could reach a merchant, signed by us)', async (t) => {
