@@ -39,6 +39,8 @@ export const kafkaRequestTimeoutMs = 10_000;
 export const topicCreateTimeoutMs = 60_000;
 export const topicCreatePollIntervalMs = 500;
 export const adminOperationTimeoutMs = 30_000;
+/** From the ACLs' creation to the broker's authorizer holding them (usually well under a second). */
+export const aclsInForceTimeoutMs = 30_000;
 
 export const eventsTopic = 'payments.events';
 export const dlqTopic = 'payments.dlq';
@@ -198,6 +200,41 @@ export async function grantAcls(endpoint: KafkaEndpoint, acls: readonly AclSpec[
       permissionType: AclPermissionTypes.ALLOW,
     })),
   }));
+}
+
+/**
+ * Waits until the broker's authorizer holds every ACL. createAcls returns once the controller
+ * has committed them; the broker applies them from the metadata log a little later, and a
+ * service that connects in between is refused (`Topic authorization failed`) and exits: a
+ * start-up race seen once when the broker's JIT timing changed. DescribeAcls is answered from
+ * that same authorizer, so seeing them all there means every service's first request is allowed.
+ */
+export async function waitForAcls(endpoint: KafkaEndpoint, acls: readonly AclSpec[], timeoutMs: number): Promise<void> {
+  const wanted = new Set(acls.map(aclKey));
+  await pollUntil('kafka ACLs in force', () => withAdmin(endpoint, async (admin) => {
+    const { resources } = await admin.describeAcls({
+      resourceType: AclResourceTypes.ANY, resourcePatternType: ResourcePatternTypes.ANY,
+      operation: AclOperationTypes.ANY, permissionType: AclPermissionTypes.ANY,
+    });
+    const present = new Set<string>();
+    for (const r of resources) {
+      for (const a of r.acls) {
+        present.add(`${r.resourceType}|${r.resourceName}|${r.resourcePatternType}|${a.principal}|${a.operation}|${a.permissionType}`);
+      }
+    }
+    const missing = [...wanted].filter((key) => !present.has(key));
+    if (missing.length > 0) throw new Error(`${missing.length} of ${wanted.size} ACLs not yet in force`);
+    return true as const;
+  }), { timeoutMs, intervalMs: aclPollIntervalMs });
+}
+
+/** How often waitForAcls looks again. */
+const aclPollIntervalMs = 100;
+
+function aclKey(a: AclSpec): string {
+  const resourceType = a.resource === 'TOPIC' ? AclResourceTypes.TOPIC : AclResourceTypes.GROUP;
+  const pattern = a.pattern === 'LITERAL' ? ResourcePatternTypes.LITERAL : ResourcePatternTypes.PREFIXED;
+  return `${resourceType}|${a.name}|${pattern}|User:${a.principal}|${aclOperations[a.operation]}|${AclPermissionTypes.ALLOW}`;
 }
 
 /** Kafka's Uuid string form: 16 random bytes, base64url, no padding; never starting with '-'. */
@@ -488,7 +525,9 @@ class LocalKafka implements KafkaHandle {
       await createTopics(this.#admin, this.#opts.topics);
       const events = this.#opts.topics.find((t) => t.name === eventsTopic)?.name ?? eventsTopic;
       const dlq = this.#opts.topics.find((t) => t.name === dlqTopic)?.name ?? dlqTopic;
-      await grantAcls(this.#admin, kafkaAcls({ events, dlq }));
+      const acls = kafkaAcls({ events, dlq });
+      await grantAcls(this.#admin, acls);
+      await waitForAcls(this.#admin, acls, aclsInForceTimeoutMs);
       this.#topicsCreated = true;
     }
   }

@@ -9,6 +9,8 @@ import kafkajs, { Kafka, logLevel } from 'kafkajs';
 import pino from 'pino';
 import { EventBusError } from '../../lib/event-bus.ts';
 import { classifyKafkaError, createKafkaProducer, kafkaSaslConfig, type KafkaSasl } from '../../lib/kafka-event-bus.ts';
+import { kafkaAcls } from '../../scripts/stack/kafka-credentials.ts';
+import { waitForAcls } from '../../scripts/stack/kafka.ts';
 import { kafkaEndpoint, loadStackInfo } from '../helpers/stack.ts';
 
 // Not named exports of kafkajs' CommonJS build.
@@ -173,4 +175,13 @@ t.test('a client without TLS cannot even log in', async (t) => {
   const { caFile: _, ...plaintext } = relay;
   const error = await publishRefused(t, plaintext, 'acl-plaintext', stack.topics.events);
   t.ok(['connection', 'unauthorized', 'timeout'].includes(error.code), `refused at the connection (${error.code})`);
+});
+
+t.test('the stack starts services only once the broker enforces their ACLs (waitForAcls)', async (t) => {
+  const acls = kafkaAcls({ events: stack.topics.events, dlq: stack.topics.dlq });
+  await waitForAcls(kafkaEndpoint('admin'), acls, 10_000);
+  t.pass('every ACL the stack grants is in force');
+  const notGranted = { ...acls[0]!, principal: 'notifier' as const, operation: 'WRITE' as const };
+  const error = await waitForAcls(kafkaEndpoint('admin'), [...acls, notGranted], 600).then(() => undefined, (e: unknown) => e);
+  t.match(String(error), /1 of 10 ACLs not yet in force/, 'an ACL the broker does not hold keeps it waiting, then fails');
 });
