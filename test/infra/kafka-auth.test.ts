@@ -165,6 +165,7 @@ t.test('the broker speaks TLS 1.2+ with a certificate of the stack\'s CA for its
   t.ok(socket.authorized, 'the certificate chains to the stack\'s CA and names 127.0.0.1');
   t.match(socket.getProtocol(), /^TLSv1\.[23]$/);
   t.equal(socket.getPeerCertificate().subject.CN, 'kafka');
+  t.equal(socket.getCipher().name, 'TLS_CHACHA20_POLY1305_SHA256', 'ChaCha20-Poly1305: what the broker\'s C1-compiled Java does cheaply (kafka.ts)');
   await t.rejects(handshake({ ca: readFileSync(caFile!, 'utf8'), maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }), 'TLS 1.1 and older are refused');
   // (The test process trusts the stack's CA by default, loadStackInfo: name the public CAs alone.)
   await t.rejects(handshake({ ca: [...tls.rootCertificates] }), { code: 'SELF_SIGNED_CERT_IN_CHAIN' }, 'a client trusting only the public CAs does not accept it');

@@ -18,6 +18,7 @@ t.test('the broker listens only with SASL (over TLS for clients), and denies wha
   const props = new Map(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
   t.equal(props.get('listener.security.protocol.map'), 'CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_SSL', 'no PLAINTEXT listener; clients over TLS');
   t.equal(props.get('ssl.enabled.protocols'), 'TLSv1.3,TLSv1.2', 'TLS 1.2 or later');
+  t.equal(props.get('ssl.cipher.suites'), 'TLS_CHACHA20_POLY1305_SHA256,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256', 'AEAD suites only, none needing AES intrinsics C1 lacks');
   t.equal(props.get('ssl.keystore.type'), 'PEM');
   t.equal(props.get('ssl.keystore.location'), tls.keyAndChainFile);
   t.match(props.get('listeners'), /^CLIENT:\/\/127\.0\.0\.1:19092,CONTROLLER:\/\/127\.0\.0\.1:19093$/, 'loopback only');
