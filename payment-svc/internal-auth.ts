@@ -33,12 +33,15 @@ interface ServicePolicy {
  * outcome a merchant is paid on (`succeeded`) or that sends the customer elsewhere
  * (`requires_action`) or that holds money for the merchant to capture (`requires_capture`); it may also cancel (the expiry of payments nobody completes,
  * processor/expiry.ts); operators may claim, fail or cancel a payment (and the test suite acts as
- * an operator); readers read.
+ * an operator); readers read. The console resolves a flagged payment (console/flagged.ts): it may
+ * accept the PSP's outcome (succeeded or failed, naming the PSP's charge; the node still checks
+ * the move) or cancel; it checks the operator's role and audits the action before it asks.
  */
 export const internalPolicy: Readonly<Record<InternalService, ServicePolicy>> = {
   processor: { read: true, transitionsTo: new Set(['processing', 'succeeded', 'failed', 'requires_action', 'requires_capture', 'canceled']), reloadKeys: false, refundTransitions: true },
   ops: { read: true, transitionsTo: new Set(['processing', 'failed', 'canceled']), reloadKeys: true, refundTransitions: false },
   audit: { read: true, transitionsTo: new Set(), reloadKeys: false, refundTransitions: false },
+  console: { read: true, transitionsTo: new Set(['succeeded', 'failed', 'canceled']), reloadKeys: false, refundTransitions: false },
 }
 
 export class InternalAuthenticator {
