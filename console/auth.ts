@@ -117,7 +117,9 @@ export async function signOut (pool: pg.Pool, session: Session): Promise<void> {
  */
 export function checkCsrf (req: IncomingMessage, form: URLSearchParams, expected: string): void {
   const origin = req.headers.origin
-  const host = req.headers.host
+  // nginx passes the host and port the browser used in X-Forwarded-Host (its Host has no port).
+  const forwardedHost = req.headers['x-forwarded-host']
+  const host = typeof forwardedHost === 'string' && forwardedHost !== '' ? forwardedHost : req.headers.host
   if (origin !== undefined && origin !== 'null' && host !== undefined && origin !== `https://${host}`) throw new ConsoleProblem('origin_invalid')
   if (origin === 'null') throw new ConsoleProblem('origin_invalid')
   if (!tokensEqual(form.get('_csrf') ?? undefined, expected)) throw new ConsoleProblem('csrf_invalid')

@@ -18,11 +18,15 @@ export class Raw {
 export function raw (html: string): Raw {
   return new Raw(html)
 }
+function render (value: unknown): string {
+  if (Array.isArray(value)) return value.map(render).join('')
+  return value instanceof Raw ? value.html : esc(value)
+}
+
 export function html (strings: TemplateStringsArray, ...values: unknown[]): Raw {
   let out = strings[0]!
   values.forEach((v, i) => {
-    const part = Array.isArray(v) ? v.map((x) => (x instanceof Raw ? x.html : esc(x))).join('') : v instanceof Raw ? v.html : esc(v)
-    out += part + strings[i + 1]!
+    out += render(v) + strings[i + 1]!
   })
   return new Raw(out)
 }

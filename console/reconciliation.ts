@@ -24,7 +24,7 @@ ${mayDo(session.role, 'rerun_reconciliation') ? html`<form method="post" action=
 <label>Day <input name="date" type="date" required></label> <label>Why <input name="reason" required maxlength="${limits.reasonLengthMax}"></label> <button type="submit">Rerun</button></form>` : ''}
 <table id="runs"><thead><tr><th>Day</th><th>PSP</th><th>Run</th><th>Trigger</th><th>Finished</th><th>PSP rows</th><th>Our rows</th><th>Discrepancies</th><th>Pending</th><th>By class</th><th></th></tr></thead><tbody>
 ${rows.map((r) => html`<tr><td>${r.report_date}</td><td>${r.psp}</td><td><a href="/reconciliation/runs/${r.id}">${r.id}</a></td><td>${r.trigger}</td><td>${when(r.finished_at)}</td><td>${r.psp_rows}</td><td>${r.internal_rows}</td>
-<td class="${Number(r.discrepancies) > 0 ? 'diff' : ''}">${r.discrepancies}</td><td>${r.pending}</td><td>${Object.entries(r.counts as Record<string, number>).map(([k, v]) => `${k}: ${v}`).join(', ')}</td>
+<td class="${Number(r.discrepancies) > 0 ? 'diff' : ''}">${r.discrepancies}</td><td>${r.pending}</td><td>${Object.entries(r.counts as Record<string, number>).filter(([, v]) => v > 0).map(([k, v]) => `${k}: ${v}`).join(', ')}</td>
 <td><a href="/reconciliation/runs/${r.id}/discrepancies.csv">CSV</a></td></tr>`)}
 </tbody></table>
 ${rows.length === 0 ? html`<p class="muted">No run yet.</p>` : ''}`)
@@ -113,7 +113,9 @@ export async function rerun (ctx: ConsoleContext, session: Session, date: string
     await audit(ctx, session.operator, 'reconciliation.rerun', null, reason, `failed: ${(error as Error).message}`, { date })
     throw new ConsoleProblem('upstream_failed', 'the reconciler did not answer', { cause: error })
   }
-  const outcome = status === 200 ? `reconciled ${date}: ${JSON.stringify(body?.counts ?? body ?? {})}` : `refused (${status}): ${body?.error?.code ?? ''} ${body?.error?.message ?? ''}`
+  const runs: Array<{ runId?: number, psp?: string, discrepancies?: number, pending?: number }> = Array.isArray(body?.runs) ? body.runs : []
+  const outcome = status === 200
+    ? `reconciled ${date}: ${runs.map((r) => `${r.psp ?? '?'} run ${r.runId ?? '?'}, ${r.discrepancies ?? '?'} discrepancies, ${r.pending ?? '?'} pending`).join('; ') || 'no run'}` : `refused (${status}): ${body?.error?.code ?? ''} ${body?.error?.message ?? ''}`
   await audit(ctx, session.operator, 'reconciliation.rerun', null, reason, outcome, { date, status })
   return status === 200 ? html`<p class="ok" id="notice">${outcome}</p>` : html`<p class="error" id="notice">${outcome}</p>`
 }

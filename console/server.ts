@@ -40,7 +40,8 @@ const securityHeaders: Record<string, string> = {
   'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-frame-options': 'DENY',
   'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
+  // same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on the console's own forms.
+  'referrer-policy': 'same-origin',
   'cache-control': 'no-store',
   'strict-transport-security': 'max-age=31536000',
 }
@@ -67,8 +68,11 @@ function reasonOf (form: URLSearchParams): string {
   return reason
 }
 
-function loginPage (res: ServerResponse, status: number, error?: string): void {
-  const token = newToken()
+function loginPage (req: IncomingMessage, res: ServerResponse, status: number, error?: string): void {
+  // One token per browser while it signs in: a second tab (or the favicon's redirect) must not
+  // make the first tab's form stale.
+  const current = cookiesOf(req).get(loginCsrfCookie)
+  const token = current !== undefined && /^[A-Za-z0-9_-]{43}$/.test(current) ? current : newToken()
   send(res, status, page('Sign in', undefined, html`
 ${error === undefined ? '' : html`<p class="error" id="login-error">${error}</p>`}
 <form method="post" action="/login" id="login">
@@ -93,7 +97,7 @@ async function route (ctx: ConsoleContext, deps: ServerDeps, req: IncomingMessag
   }
   if (path === '/login') {
     if (method === 'GET') {
-      loginPage(res, 200)
+      loginPage(req, res, 200)
       return 'login.page'
     }
     if (method !== 'POST') throw new ConsoleProblem('method_not_allowed')
@@ -110,13 +114,13 @@ async function route (ctx: ConsoleContext, deps: ServerDeps, req: IncomingMessag
       if (!(error instanceof ConsoleProblem)) throw error
       deps.onLoginFailure?.(error.code)
       ctx.log.warn({ name: name.slice(0, 64), client_ip: clientIpOf(req, ctx.trustedProxies), code: error.code }, 'console sign-in refused')
-      loginPage(res, error.status, error.message)
+      loginPage(req, res, error.status, error.message)
       return 'login'
     }
   }
   const session = await sessionOf(ctx.pool, req)
   if (session === undefined) {
-    if (method === 'GET' && (path === '/' || !path.startsWith('/static/'))) {
+    if (method === 'GET' && path !== '/favicon.ico') {
       redirect(res, '/login')
       return 'unauthenticated'
     }

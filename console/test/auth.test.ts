@@ -1,7 +1,8 @@
 // The console's sign-in, sessions, CSRF, roles and failed-login limit, through nginx's console
 // listener on the real stack (Postgres as ringpay_console).
 import t from 'tap'
-import { adminDb, closeConsoleDb, ConsoleClient, consoleDb, createOperator, csrfOf, problemCodeOf } from './helpers.ts'
+import { request } from 'undici'
+import { adminDb, closeConsoleDb, ConsoleClient, consoleDb, consoleUrl, createOperator, csrfOf, problemCodeOf } from './helpers.ts'
 import { consoleLimits } from '../limits.ts'
 
 t.teardown(closeConsoleDb)
@@ -16,6 +17,16 @@ t.test('signed out: pages redirect to the sign-in, actions are refused', async (
   t.equal(problemCodeOf(post.text), 'unauthenticated')
   const metrics = await c.get('/metrics')
   t.equal(metrics.status, 404, 'the service\'s metrics are not served through nginx')
+})
+
+t.test('the console listener speaks TLS only, with a certificate of the stack\'s CA', async (t) => {
+  const url = new URL(consoleUrl())
+  t.equal(url.protocol, 'https:')
+  const plain = await request(`http://${url.host}/login`)
+  await plain.body.text()
+  t.equal(plain.statusCode, 400, 'plain HTTP on the TLS port: nginx\'s 400')
+  const login = await new ConsoleClient().get('/login')
+  t.equal(login.status, 200, 'https verified with the stack\'s CA (trusted by loadStackInfo)')
 })
 
 t.test('sign-in sets a __Host- session cookie: HttpOnly, Secure, SameSite=Strict; sign-out ends it', async (t) => {

@@ -49,6 +49,9 @@ t.test('CSRF: the session token and, when sent, this origin', async (t) => {
   t.equal(codeOf(() => checkCsrf(req({}), form('tok2'), 'tok')), 'csrf_invalid', 'another token')
   t.equal(codeOf(() => checkCsrf(req({ origin: 'https://evil.example' }), form('tok'), 'tok')), 'origin_invalid', 'another origin')
   t.equal(codeOf(() => checkCsrf(req({ origin: 'null' }), form('tok'), 'tok')), 'origin_invalid', 'an opaque origin')
+  t.equal(codeOf(() => checkCsrf(req({ host: 'console.example', 'x-forwarded-host': 'console.example:8443', origin: 'https://console.example:8443' }), form('tok'), 'tok')), undefined,
+    'behind nginx: the host and port the browser used')
+  t.equal(codeOf(() => checkCsrf(req({ host: 'console.example', 'x-forwarded-host': 'console.example:8443', origin: 'https://console.example:9999' }), form('tok'), 'tok')), 'origin_invalid')
   t.equal(tokensEqual('', ''), false, 'empty tokens never match')
   t.equal(cookieHeader('__Host-x', 'v', 60), '__Host-x=v; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=60')
 })

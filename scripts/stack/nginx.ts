@@ -332,6 +332,8 @@ ${errorLocations(retryAfterS)}
     location / {
       client_max_body_size 8k;
       client_body_buffer_size 8k;${proxyDirectives('ringpay_console', 'strip', 330)}
+      # Host is $host (no port): the console checks a form's Origin against the host and port the browser used.
+      proxy_set_header X-Forwarded-Host $http_host;
       # CSV downloads stream as the service writes them.
       proxy_buffering off;
     }
