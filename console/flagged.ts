@@ -13,7 +13,7 @@ import { statesOf } from './payments.ts'
 import { mayDo } from './roles.ts'
 import { NodeError, type TransitionCall } from '../processor/node-client.ts'
 
-export const resolveActions = ['accept_psp', 'cancel'] as const
+export const resolveActions = ['accept_psp', 'cancel', 'refund'] as const
 export type ResolveAction = typeof resolveActions[number]
 
 export async function flaggedPage (ctx: ConsoleContext, session: Session, query: URLSearchParams): Promise<string> {
@@ -48,7 +48,7 @@ export interface ResolveResult {
 }
 
 /** The node move an action asks for, given the node's payment and the PSP's view. */
-function moveFor (action: ResolveAction, version: number, actor: string, psp: Awaited<ReturnType<typeof statesOf>>['pspOutcome']): TransitionCall {
+function moveFor (action: Exclude<ResolveAction, 'refund'>, version: number, actor: string, psp: Awaited<ReturnType<typeof statesOf>>['pspOutcome']): TransitionCall {
   if (action === 'cancel') return { to: 'canceled', expectedVersion: version, actor }
   if (psp === undefined) throw new ConsoleProblem('conflict', 'the PSP holds no charge for this payment: there is no state to accept')
   switch (psp.kind) {
@@ -79,10 +79,24 @@ export async function resolveFlagged (ctx: ConsoleContext, session: Session, che
   try {
     const { nodePayment, pspOutcome } = await statesOf(ctx, checkoutId, undefined)
     if (nodePayment === undefined) throw new ConsoleProblem('upstream_failed', 'the payment\'s node did not answer with it')
-    const move = moveFor(action, nodePayment.version, session.operator, pspOutcome)
-    detail = { ...detail, from: nodePayment.status, version: nodePayment.version, to: move.to, psp: pspOutcome?.kind ?? null }
-    const answer = await ctx.node.transition(checkoutId, move)
-    result = { applied: true, outcome: answer.applied ? `applied: ${nodePayment.status} → ${answer.payment.status} (version ${answer.payment.version})` : `already ${answer.payment.status}` }
+    detail = { ...detail, from: nodePayment.status, version: nodePayment.version, psp: pspOutcome?.kind ?? null }
+    if (action === 'refund') {
+      // Only the case the node has a path for: a canceled payment whose charge the PSP took anyway
+      // (the processor flags it when it cannot give it back itself). The node refunds the whole
+      // charge; the processor then refunds at the PSP like any refund.
+      const reference = nodePayment.psp_reference ?? ''
+      if (nodePayment.status !== 'canceled' || pspOutcome?.kind !== 'succeeded' || reference === '' || pspOutcome.pspReference !== reference) {
+        throw new ConsoleProblem('conflict', `a refund here gives back the charge of a canceled payment the PSP took; the node has it ${nodePayment.status}, the PSP ${pspOutcome?.kind ?? 'has no charge'}`)
+      }
+      const answer = await ctx.node.refundCanceledCharge(checkoutId, reference, session.operator)
+      detail = { ...detail, refund_id: answer.refund.id, amount: answer.refund.amount, currency: answer.refund.currency }
+      result = { applied: true, outcome: `${answer.created ? 'refund created' : 'refund already made'}: ${answer.refund.id}, ${answer.refund.amount} ${answer.refund.currency} of the charge ${reference}` }
+    } else {
+      const move = moveFor(action, nodePayment.version, session.operator, pspOutcome)
+      detail = { ...detail, to: move.to }
+      const answer = await ctx.node.transition(checkoutId, move)
+      result = { applied: true, outcome: answer.applied ? `applied: ${nodePayment.status} → ${answer.payment.status} (version ${answer.payment.version})` : `already ${answer.payment.status}` }
+    }
     // The node holds the decision now: the flag is done with (the projection brings the status).
     await ctx.pool.query('UPDATE payments SET flagged_reason = NULL WHERE checkout_id = $1 AND flagged_reason = $2', [checkoutId, flaggedReason])
   } catch (error) {

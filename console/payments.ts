@@ -296,6 +296,7 @@ export function resolveForm (session: Session, checkoutId: string): Raw {
   <label>Action <select name="action">
     <option value="accept_psp">Accept the PSP's state</option>
     <option value="cancel">Cancel</option>
+    <option value="refund">Refund the charge (a canceled payment the PSP charged)</option>
   </select></label>
   <label>Why <textarea name="reason" required maxlength="${limits.reasonLengthMax}"></textarea></label>
   <button type="submit">Resolve</button>
