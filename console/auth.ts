@@ -97,6 +97,7 @@ export async function signIn (pool: pg.Pool, name: string, password: string, cli
     throw new ConsoleProblem('login_failed')
   }
   await pool.query('DELETE FROM console_login_failures WHERE name = $1', [name])
+  await sweepLoginFailures(pool, since, nowMs)
   const sessionId = newToken()
   await pool.query(
     `INSERT INTO console_sessions (id_digest, operator, csrf_token, created_at, last_seen_at, expires_at)
@@ -105,6 +106,20 @@ export async function signIn (pool: pg.Pool, name: string, password: string, cli
   // Expired sessions are of no use to anyone: swept on sign-in (indexed), no timer needed.
   await pool.query('DELETE FROM console_sessions WHERE expires_at < $1', [new Date(nowMs)])
   return { sessionId, operator: name }
+}
+
+let lastSweepMs = 0
+/** Failures older than the window count for nothing: dropped, at most once per sweep interval per process. */
+async function sweepLoginFailures (pool: pg.Pool, since: Date, nowMs: number): Promise<void> {
+  if (nowMs - lastSweepMs < limits.loginFailuresSweepIntervalMs) return
+  lastSweepMs = nowMs
+  await pool.query('DELETE FROM console_login_failures WHERE failed_at < $1', [since])
+}
+
+/** Ends the session of a cookie, if it names one (a new sign-in replaces the browser's old session). */
+export async function endSessionOf (pool: pg.Pool, req: IncomingMessage): Promise<void> {
+  const id = cookiesOf(req).get(sessionCookie)
+  if (id !== undefined && /^[A-Za-z0-9_-]{43}$/.test(id)) await pool.query('DELETE FROM console_sessions WHERE id_digest = $1', [digest(id)])
 }
 
 export async function signOut (pool: pg.Pool, session: Session): Promise<void> {

@@ -11,6 +11,8 @@ export const consoleLimits = {
   // Every operator behind one NAT (or every test on one machine) shares an address: generous.
   loginFailuresPerIpMax: 100,
   loginFailureWindowMs: 15 * 60_000,
+  /** How often a sign-in also drops failures older than the window (the table stays small under a guessing run). */
+  loginFailuresSweepIntervalMs: 60_000,
   /** Form bodies (sign-in, resolve, replay, rerun). */
   bodyBytesMax: 8 * 1024,
   urlBytesMax: 4 * 1024,

@@ -17,7 +17,7 @@ import type { Registry } from 'prom-client'
 import { clientIpOf } from '../payment-svc/client-identity.ts'
 import { ProblemError } from '../payment-svc/errors.ts'
 import { readBody, serveProbes, splitUrl } from '../payment-svc/http-io.ts'
-import { checkCsrf, cookieHeader, cookiesOf, loginCsrfCookie, newToken, sessionCookie, sessionOf, signIn, signOut, tokensEqual, type Session } from './auth.ts'
+import { checkCsrf, cookieHeader, cookiesOf, endSessionOf, loginCsrfCookie, newToken, sessionCookie, sessionOf, signIn, signOut, tokensEqual, type Session } from './auth.ts'
 import type { ConsoleContext } from './context.ts'
 import { deadLettersPage, replay } from './dead-letters.ts'
 import { ConsoleProblem } from './errors.ts'
@@ -107,6 +107,8 @@ async function route (ctx: ConsoleContext, deps: ServerDeps, req: IncomingMessag
     const password = form.get('password') ?? ''
     try {
       const { sessionId } = await signIn(ctx.pool, name, password, clientIpOf(req, ctx.trustedProxies))
+      // No session survives a sign-in in the same browser (nor one planted in it before).
+      await endSessionOf(ctx.pool, req)
       ctx.log.info({ audit: true, operator: name, client_ip: clientIpOf(req, ctx.trustedProxies) }, 'console sign-in')
       redirect(res, '/payments', { 'set-cookie': [cookieHeader(sessionCookie, sessionId, limits.sessionAbsoluteMs / 1000), cookieHeader(loginCsrfCookie, '', 0)] })
       return 'login'

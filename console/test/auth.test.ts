@@ -55,6 +55,16 @@ t.test('sign-in sets a __Host- session cookie: HttpOnly, Secure, SameSite=Strict
   t.equal((await replayed.get('/payments')).status, 303, 'the old cookie signs nobody in')
 })
 
+t.test('a new sign-in in the same browser ends its old session', async (t) => {
+  const op = await createOperator('support')
+  const c = new ConsoleClient()
+  await c.signIn(op.name, op.password)
+  const first = c.cookies.get('__Host-ringpay_console')!
+  await c.signIn(op.name, op.password)
+  t.not(c.cookies.get('__Host-ringpay_console'), first, 'a new id')
+  t.equal((await consoleDb().query('SELECT 1 FROM console_sessions WHERE operator = $1', [op.name])).rowCount, 1, 'only the new session is left')
+})
+
 t.test('an expired session signs nobody in', async (t) => {
   const op = await createOperator('support')
   const c = new ConsoleClient()
