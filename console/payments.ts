@@ -259,6 +259,7 @@ ${pgRow?.flagged_reason ? html`<p class="error" id="flag">Flagged: ${pgRow.flagg
 <tr><th>Status</th>${cell(d, 'status', c.node.status ?? c.node.error)}${cell(d, 'status', c.postgres.status)}${cell(d, 'psp_status', c.psp.status ?? c.psp.error ?? c.psp.note)}</tr>
 <tr><th>Version</th>${cell(d, 'version', c.node.version)}${cell(d, 'version', c.postgres.version)}<td>—</td></tr>
 <tr><th>Amount</th>${cell(d, 'amount', c.node.amount === undefined ? undefined : money(c.node.amount, c.node.currency))}${cell(d, 'amount', c.postgres.amount === undefined ? undefined : money(c.postgres.amount, c.postgres.currency))}<td>—</td></tr>
+<tr><th>Updated</th><td>—</td><td>${pgRow ? html`${when(pgRow.updated_at)} (projected ${when(pgRow.projected_at)})` : '—'}</td><td>—</td></tr>
 <tr><th>PSP reference</th>${cell(d, 'psp_reference', c.node.pspReference)}${cell(d, 'psp_reference', c.postgres.pspReference)}${cell(d, 'psp_reference', c.psp.pspReference)}</tr>
 </tbody></table>
 ${d.size === 0 ? html`<p class="ok" id="agree">The node, Postgres and the PSP agree.</p>` : html`<p class="error" id="differences">Differences: ${[...d].join(', ')}${c.psp.note ? ` (${c.psp.note})` : ''}</p>`}
