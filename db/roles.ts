@@ -9,7 +9,11 @@
 //   - ringpay_notifier   (notifier/): its own tables (endpoints, events, deliveries, attempts);
 //     nothing of payments (it reads change events from Kafka), no DELETE (an endpoint is deleted
 //     by a timestamp, its history kept).
-//   - ringpay_readonly   (tests, ops, checks): SELECT on the schema's tables, nothing else.
+//   - ringpay_console    (console/): reads payments, their history, reconciliation and the
+//     notifier's deliveries; clears a resolved payment's flag (UPDATE of flagged_reason only); its
+//     own console_* tables (operators, sessions, failed sign-ins, the audit: INSERT only).
+//   - ringpay_readonly   (tests, ops, checks): SELECT on the schema's tables, nothing else (of the
+//     console's, only its audit: password hashes and sessions are the console's alone).
 // A migration that adds a table adds its grants here; `applyServiceRoles` runs after the
 // migrations on every stack start, so the grants always name tables that exist.
 //
@@ -20,7 +24,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto'
 import pg from 'pg'
 
-export type ServiceRoleName = 'processor' | 'reconciler' | 'reporting' | 'notifier' | 'readonly'
+export type ServiceRoleName = 'processor' | 'reconciler' | 'reporting' | 'notifier' | 'console' | 'readonly'
 
 export interface ServiceRole {
   /** The Postgres role name. */
@@ -90,10 +94,34 @@ export const serviceRoles: Readonly<Record<ServiceRoleName, ServiceRole>> = {
     },
     sequences: { webhook_deliveries_id_seq: ['USAGE'], webhook_attempts_id_seq: ['USAGE'] },
   },
+  console: {
+    role: 'ringpay_console',
+    database: [],
+    tables: {
+      // A resolved flag is cleared (console/flagged.ts): that column only, nothing else of the row.
+      payments: ['SELECT', 'UPDATE (flagged_reason)'],
+      payment_events: ['SELECT'],
+      psp_attempts: ['SELECT'],
+      webhooks: ['SELECT'],
+      refunds: ['SELECT'],
+      ...Object.fromEntries(reconciliationTables.map((t) => [t, ['SELECT']])),
+      // A payment's notifications (no endpoint secret: webhook_endpoints is not granted).
+      merchant_events: ['SELECT'],
+      webhook_deliveries: ['SELECT'],
+      webhook_attempts: ['SELECT'],
+      // console/cli.ts creates operators; a password change or disabling is an UPDATE.
+      console_operators: ['SELECT', 'INSERT', 'UPDATE'],
+      console_sessions: ['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
+      // A successful sign-in forgets the name's failures.
+      console_login_failures: ['SELECT', 'INSERT', 'DELETE'],
+      console_audit: ['SELECT', 'INSERT'],
+    },
+    sequences: { console_audit_id_seq: ['USAGE'] },
+  },
   readonly: {
     role: 'ringpay_readonly',
     database: [],
-    tables: Object.fromEntries([...coreTables, ...reconciliationTables, ...notifierTables, 'schema_migrations'].map((t) => [t, ['SELECT']])),
+    tables: Object.fromEntries([...coreTables, ...reconciliationTables, ...notifierTables, 'console_audit', 'schema_migrations'].map((t) => [t, ['SELECT']])),
     sequences: {},
   },
 }

@@ -16,10 +16,11 @@ export const internalTokenHeader = 'x-ringpay-internal-token'
 /**
  * The services that may hold a credential. `processor`: the processors' charge flow and watchdog;
  * `ops`: operators and the test suite; `audit`: read-only checkers (the outcome checks of the
- * bench and the fault suite). `api` and `webhook` are not services: the node records those actors
+ * bench and the fault suite); `console`: the operators' web console (console/), whose signed-in
+ * operators resolve flagged payments. `api` and `webhook` are not services: the node records those actors
  * itself, for merchant calls and verified PSP webhooks.
  */
-export const internalServices = ['processor', 'ops', 'audit'] as const
+export const internalServices = ['processor', 'ops', 'audit', 'console'] as const
 export type InternalService = typeof internalServices[number]
 
 /** 24 random bytes are 32 characters of base64url; shorter tokens are refused where they are set. */

@@ -26,6 +26,8 @@ interface ServicePolicy {
   transitionsTo: ReadonlySet<PaymentStatus>
   reloadKeys: boolean
   refundTransitions: boolean
+  /** Giving back a canceled payment's charge: the processor, which found it; the console's operators, resolving such a flag. */
+  refundCanceledCharge: boolean
 }
 
 /**
@@ -33,12 +35,16 @@ interface ServicePolicy {
  * outcome a merchant is paid on (`succeeded`) or that sends the customer elsewhere
  * (`requires_action`) or that holds money for the merchant to capture (`requires_capture`); it may also cancel (the expiry of payments nobody completes,
  * processor/expiry.ts); operators may claim, fail or cancel a payment (and the test suite acts as
- * an operator); readers read.
+ * an operator); readers read. The console resolves a flagged payment (console/flagged.ts): it may
+ * accept the PSP's outcome (succeeded or failed, naming the PSP's charge; the node still checks
+ * the move) or cancel, or give back the charge of a canceled payment the PSP took anyway (the
+ * refund the processor makes when it finds one); it checks the operator's role and audits the outcome.
  */
 export const internalPolicy: Readonly<Record<InternalService, ServicePolicy>> = {
-  processor: { read: true, transitionsTo: new Set(['processing', 'succeeded', 'failed', 'requires_action', 'requires_capture', 'canceled']), reloadKeys: false, refundTransitions: true },
-  ops: { read: true, transitionsTo: new Set(['processing', 'failed', 'canceled']), reloadKeys: true, refundTransitions: false },
-  audit: { read: true, transitionsTo: new Set(), reloadKeys: false, refundTransitions: false },
+  processor: { read: true, transitionsTo: new Set(['processing', 'succeeded', 'failed', 'requires_action', 'requires_capture', 'canceled']), reloadKeys: false, refundTransitions: true, refundCanceledCharge: true },
+  ops: { read: true, transitionsTo: new Set(['processing', 'failed', 'canceled']), reloadKeys: true, refundTransitions: false, refundCanceledCharge: false },
+  audit: { read: true, transitionsTo: new Set(), reloadKeys: false, refundTransitions: false, refundCanceledCharge: false },
+  console: { read: true, transitionsTo: new Set(['succeeded', 'failed', 'canceled']), reloadKeys: false, refundTransitions: false, refundCanceledCharge: true },
 }
 
 export class InternalAuthenticator {
@@ -79,7 +85,8 @@ export function requireAllowed (service: InternalService, action: InternalAction
     ? policy.read
     : action.kind === 'reload_keys'
       ? policy.reloadKeys
-      : action.kind === 'refund_transition' || action.kind === 'refund_canceled_charge' ? policy.refundTransitions : policy.transitionsTo.has(action.to)
+      : action.kind === 'refund_transition' ? policy.refundTransitions
+        : action.kind === 'refund_canceled_charge' ? policy.refundCanceledCharge : policy.transitionsTo.has(action.to)
   if (!allowed) {
     const what = action.kind === 'transition'
       ? `move a payment to ${action.to}`

@@ -12,8 +12,7 @@
 import { parseArgs } from 'node:util'
 import { createKafkaProducer, createKafkaTopicReader, kafkaSaslFromEnv, parseBrokerList } from '../lib/kafka-event-bus.ts'
 import { createLogger } from '../lib/log.ts'
-import { readChangeEventHeader } from '../cdc-relay/event-header.ts'
-import { dlqHeaders } from './dead-letters.ts'
+import { describeDeadLetter, replayDeadLetters } from './dead-letters.ts'
 
 const readTimeoutMs = 60_000
 const publishTimeoutMs = 30_000
@@ -46,24 +45,7 @@ const busOptions = { brokers, sasl: kafkaSaslFromEnv(process.env), clientId: 'ri
 const letters = await createKafkaTopicReader(busOptions).readToEnd(dlqTopic, { messagesMax: limit, timeoutMs: readTimeoutMs })
 
 if (command === 'list') {
-  for (const letter of letters) {
-    let eventId: string | undefined
-    try {
-      // The header only: listing needs no key to open the payment's sealed fields.
-      eventId = readChangeEventHeader(letter.value).eventId
-    } catch {
-      eventId = undefined
-    }
-    console.log(JSON.stringify({
-      checkout_id: letter.key,
-      event_id: eventId,
-      reason: letter.headers[dlqHeaders.reason],
-      error: letter.headers[dlqHeaders.error],
-      failed_at: letter.headers[dlqHeaders.failedAt],
-      source: `${letter.headers[dlqHeaders.sourceTopic]}/${letter.headers[dlqHeaders.sourcePartition]}@${letter.headers[dlqHeaders.sourceOffset]}`,
-      dlq_offset: `${letter.partition}@${letter.offset}`,
-    }))
-  }
+  for (const letter of letters) console.log(JSON.stringify(describeDeadLetter(letter)))
   console.error(`${letters.length} dead letter(s) in ${dlqTopic}`)
 } else {
   const wanted = new Set(values['checkout-id'] ?? [])
@@ -74,10 +56,7 @@ if (command === 'list') {
   const chosen = letters.filter((l) => values.all || (l.key !== undefined && wanted.has(l.key)))
   const producer = createKafkaProducer(busOptions)
   try {
-    await producer.publish(eventsTopic, chosen.map((l) => {
-      const headers = Object.fromEntries(Object.entries(l.headers).filter(([name]) => !name.startsWith('dlq-')))
-      return { key: l.key ?? '', value: l.value, headers: { ...headers, 'replayed-from': `${dlqTopic}/${l.partition}@${l.offset}` } }
-    }), { timeoutMs: publishTimeoutMs })
+    await replayDeadLetters(producer, chosen, eventsTopic, dlqTopic, publishTimeoutMs)
   } finally {
     await producer.close()
   }

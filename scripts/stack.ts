@@ -26,7 +26,7 @@ import { startControlServer, type ControlServer } from './stack/control.ts';
 import type { StackInfo } from './stack/info.ts';
 import { migrate } from '../db/migrate.ts';
 import { applyServiceRoles, newDatabasePassword, redactDatabaseUrl, serviceRoles, urlWithCredentials } from '../db/roles.ts';
-import { createAdmin, createNotifier, createProcessor, createReconciler, createReporting, createSandboxPsp } from './stack/app-processes.ts';
+import { createAdmin, createConsole, createNotifier, createProcessor, createReconciler, createReporting, createSandboxPsp } from './stack/app-processes.ts';
 import { createPrometheus } from './stack/prometheus.ts';
 import { createKafka, defaultDlqPartitions, defaultEventsPartitions, dlqTopic, eventsTopic, externalBrokersFromEnv, stackTopics, type KafkaHandle } from './stack/kafka.ts';
 import { abuseLimitsFromEnv, createNginx, type NginxHandle } from './stack/nginx.ts';
@@ -118,6 +118,9 @@ interface Ports {
   notifier: number;
   admin: number;
   prometheus: number;
+  /** The console service (127.0.0.1) and nginx's console listener (TLS). */
+  console: number;
+  consoleListener: number;
   nodes: { id: string; admin: number }[];
   processors: { id: string; admin: number }[];
 }
@@ -144,6 +147,8 @@ async function choosePorts(dir: string | null): Promise<Ports> {
     notifier: await take(recorded.notifier),
     admin: await take(recorded.admin),
     prometheus: await take(recorded.prometheus),
+    console: await take(recorded.console),
+    consoleListener: await take(recorded.consoleListener),
     nodes: [],
     processors: [],
   };
@@ -158,7 +163,7 @@ async function choosePorts(dir: string | null): Promise<Ports> {
   for (let i = 0; i < processorCount; i++) {
     ports.processors.push({ id: `p${i + 1}`, admin: await take(recorded.processors?.[i]?.admin) });
   }
-  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp, ports.reconciler, ports.reporting, ports.notifier, ports.admin, ports.prometheus,
+  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp, ports.reconciler, ports.reporting, ports.notifier, ports.admin, ports.prometheus, ports.console, ports.consoleListener,
     ...ports.nodes.map((n) => n.admin), ...ports.processors.map((p) => p.admin)];
   for (const port of all) {
     if (!(await isPortFree(port))) {
@@ -379,10 +384,10 @@ async function main(): Promise<void> {
   // One login role per service (db/roles.ts), each with a password made for this run (set again
   // at every start, so a stack dir's old info file stops working). An external Postgres
   // (DATABASE_URL) is not ours to administer: every service then uses DATABASE_URL.
-  const rolePasswords = { processor: newDatabasePassword(), reconciler: newDatabasePassword(), reporting: newDatabasePassword(), notifier: newDatabasePassword(), readonly: newDatabasePassword() };
+  const rolePasswords = { processor: newDatabasePassword(), reconciler: newDatabasePassword(), reporting: newDatabasePassword(), notifier: newDatabasePassword(), console: newDatabasePassword(), readonly: newDatabasePassword() };
   const roleUrl = (name: keyof typeof rolePasswords) =>
     postgres.external ? postgres.databaseUrl : urlWithCredentials(postgres.databaseUrl, serviceRoles[name].role, rolePasswords[name]);
-  const databaseUrls = { processor: roleUrl('processor'), reconciler: roleUrl('reconciler'), reporting: roleUrl('reporting'), notifier: roleUrl('notifier'), readonly: roleUrl('readonly') };
+  const databaseUrls = { processor: roleUrl('processor'), reconciler: roleUrl('reconciler'), reporting: roleUrl('reporting'), notifier: roleUrl('notifier'), console: roleUrl('console'), readonly: roleUrl('readonly') };
   const kafkaReplication = externalBrokersFromEnv() ? -1 : 1;
   // Kafka's principals (admin, relay, processor, dlq) and their passwords: made once per stack dir
   // with the broker's storage (SCRAM users are added at format time), next to the field keys.
@@ -438,6 +443,8 @@ async function main(): Promise<void> {
     reportingServer: `127.0.0.1:${ports.reporting}`,
     notifierServer: `127.0.0.1:${ports.notifier}`,
     adminServer: `127.0.0.1:${ports.admin}`,
+    // The operators' console (console/) on a listener of its own, TLS with the same certificate.
+    console: { server: `127.0.0.1:${ports.console}`, listenPort: ports.consoleListener, tls: publicTls },
     workerProcesses: nginxWorkers,
     // RINGPAY_NGINX_PER_IP_REQUESTS_PER_SECOND_MAX etc.; the nodes take their own limits
     // (RINGPAY_FAILED_KEY_ATTEMPTS_MAX, …) from the same environment.
@@ -542,6 +549,29 @@ async function main(): Promise<void> {
     user,
   });
 
+  // The operators' web console (console/, #18), behind nginx's console listener. It reads Postgres
+  // as ringpay_console, the nodes as the `console` internal service, the DLQ as the `dlq` Kafka
+  // principal; it reruns a day through the reconciler's admin trigger. Operators are made with
+  // node console/cli.ts create-operator (README).
+  const consoleService = createConsole({
+    port: ports.console,
+    logFile: join(logsDir, 'console.log'),
+    databaseUrl: databaseUrls.console,
+    internalUrl,
+    internalCaFile: localCa.caFile,
+    internalToken: internalTokens.console,
+    pspUrl: `http://127.0.0.1:${ports.psp}`,
+    pspSecretKey,
+    kafkaBrokers: kafka.brokers,
+    kafkaSasl: kafka.credentials.dlq,
+    eventsTopic,
+    dlqTopic,
+    prometheusUrl: `http://127.0.0.1:${ports.prometheus}`,
+    reconcilerUrl: `http://127.0.0.1:${ports.reconciler}`,
+    reconcilerAdminToken,
+    user,
+  });
+
   // Monitoring (#18): every component's /metrics scraped, ops/prometheus/alerts.yml evaluated.
   const prometheusDir = ensurePrivateDir(dir, 'prometheus', user);
   chownTree(prometheusDir, user);
@@ -557,6 +587,7 @@ async function main(): Promise<void> {
       reporting: [{ instance: 'reporting', address: `127.0.0.1:${ports.reporting}` }],
       notifier: [{ instance: 'notifier', address: `127.0.0.1:${ports.notifier}` }],
       admin: [{ instance: 'admin', address: `127.0.0.1:${ports.admin}` }],
+      console: [{ instance: 'console', address: `127.0.0.1:${ports.console}` }],
     },
   });
 
@@ -565,6 +596,7 @@ async function main(): Promise<void> {
   services.set('reporting', { handle: reporting, stopPhase: 0 });
   services.set('notifier', { handle: notifier, stopPhase: 0 });
   services.set('admin', { handle: admin, stopPhase: 0 });
+  services.set('console', { handle: consoleService, stopPhase: 0 });
   services.set('reconciler', { handle: reconciler, stopPhase: 0 });
   services.set('psp', { handle: psp, stopPhase: 1 });
   for (const [id, proc] of processors) services.set(id, { handle: proc, stopPhase: 0 });
@@ -596,7 +628,8 @@ async function main(): Promise<void> {
   await timed('nginx', () => nginx.start());
   // Processors last: they consume Kafka, write Postgres and call the nodes through nginx.
   await Promise.all([...processors.values()].map((p) => timed(p.name, () => p.start())));
-  await Promise.all([timed('reconciler', () => reconciler.start()), timed('reporting', () => reporting.start()), timed('notifier', () => notifier.start()), timed('admin', () => admin.start()), timed('prometheus', () => prometheus.start())]);
+  await Promise.all([timed('reconciler', () => reconciler.start()), timed('reporting', () => reporting.start()), timed('notifier', () => notifier.start()), timed('admin', () => admin.start()), timed('prometheus', () => prometheus.start()),
+    timed('console', () => consoleService.start())]);
 
   const startedAt = new Date().toISOString();
   let info: StackInfo;
@@ -629,6 +662,7 @@ async function main(): Promise<void> {
     notifier: { port: ports.notifier, logFile: join(logsDir, 'notifier.log'), devAllowLoopback: notifierEnv.RINGPAY_NOTIFIER_DEV_ALLOW_LOOPBACK === '1' },
     prometheus: { url: `http://127.0.0.1:${ports.prometheus}`, logFile: join(logsDir, 'prometheus.log') },
     admin: { url: `${internalUrl}/admin`, port: ports.admin, logFile: join(logsDir, 'admin.log'), operator: stackOperatorName, operatorToken, operatorTokenFile },
+    console: { url: `https://127.0.0.1:${ports.consoleListener}`, port: ports.console, logFile: join(logsDir, 'console.log') },
     apiKeysFile,
     apiKeys: { merchant_demo: demoApiKey, merchant_other: otherApiKey, merchant_demo_read: demoReadApiKey },
     internalTokens,
@@ -665,6 +699,7 @@ async function main(): Promise<void> {
     `  reporting     GET ${info.publicUrl}/payments, /reports/payments.csv   (through nginx; metrics http://127.0.0.1:${ports.reporting}/metrics)`,
     `  notifier      ${info.publicUrl}/webhook_endpoints, /events   (merchant webhooks, through nginx; metrics http://127.0.0.1:${ports.notifier}/metrics${info.notifier?.devAllowLoopback ? '; dev mode: loopback endpoints allowed' : ''})`,
     `  admin         ${info.internalUrl}/admin/merchants, /admin/keys/…   (operators: merchants and API keys; internal listener only; Authorization: Bearer $(cat ${operatorTokenFile}))`,
+    `  console       ${info.console!.url}   (operators' web console; create an operator: node console/cli.ts create-operator --name NAME --role operator, DATABASE_URL from the info file's databaseUrls.console)`,
     `  prometheus    http://127.0.0.1:${ports.prometheus}   (alerts: /alerts; rules ops/prometheus/alerts.yml)`,
     `  dir           ${dir}`,
     `  logs          ${logsDir}/{${[...nodes.keys()].join(',')},postgres,kafka,nginx,nginx-access,nginx-error}.log${kafka.serverLog ? `, ${kafka.serverLog}` : ''}`,

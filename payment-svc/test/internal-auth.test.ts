@@ -102,6 +102,13 @@ t.test('what each service may do: 403 internal_forbidden otherwise', async (t) =
   t.equal(problemOf(() => requireAllowed('processor', { kind: 'refund_transition' })), undefined, 'processor settles refunds')
   t.same(problemOf(() => requireAllowed('ops', { kind: 'refund_transition' })), forbidden, 'ops never settles a refund')
   t.same(problemOf(() => requireAllowed('audit', { kind: 'refund_transition' })), forbidden, 'audit never settles a refund')
+  t.same(problemOf(() => requireAllowed('console', { kind: 'refund_transition' })), forbidden, 'the console never settles a refund')
+  t.equal(problemOf(() => requireAllowed('console', { kind: 'refund_canceled_charge' })), undefined, 'the console gives back a canceled payment\'s charge')
+  t.same(problemOf(() => requireAllowed('ops', { kind: 'refund_canceled_charge' })), forbidden, 'ops does not')
+  t.equal(problemOf(() => requireAllowed('console', { kind: 'transition', to: 'succeeded' })), undefined, 'the console accepts the PSP\'s success')
+  t.same(problemOf(() => requireAllowed('console', { kind: 'transition', to: 'requires_action' })), forbidden)
+  t.same(problemOf(() => requireAllowed('console', { kind: 'transition', to: 'processing' })), forbidden, 'the console never claims')
+  t.same(problemOf(() => requireAllowed('console', { kind: 'reload_keys' })), forbidden)
 })
 
 t.test('the recorded actor starts with the authenticated service, whatever the body claims', async (t) => {

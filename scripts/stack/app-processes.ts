@@ -1,5 +1,5 @@
 // The stack's application processes beside the payment nodes: the sandbox PSP, the reconciler, the
-// reporting service, the notifier, the admin service and the processors. Each is a ManagedProcess (restartable, killable through the control API) running
+// reporting service, the notifier, the admin service, the console and the processors. Each is a ManagedProcess (restartable, killable through the control API) running
 // on the pinned Node 24, ready when its HTTP health endpoint answers 200.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -210,5 +210,48 @@ export function createAdmin(spec: AdminSpec): ManagedProcess {
     ADMIN_PORT: String(spec.port),
     RINGPAY_API_KEYS_FILE: spec.apiKeysFile,
     RINGPAY_ADMIN_OPERATORS: spec.operators,
+  }, `http://127.0.0.1:${spec.port}/readyz`, spec.logFile, spec.user);
+}
+
+export interface ConsoleSpec {
+  port: number;
+  logFile: string;
+  /** As ringpay_console (db/roles.ts). */
+  databaseUrl: string;
+  /** nginx's internal listener, its CA, and the console service's own internal token (read, resolve). */
+  internalUrl: string;
+  internalCaFile: string;
+  internalToken: string;
+  pspUrl: string;
+  pspSecretKey: string;
+  kafkaBrokers: readonly string[];
+  /** The `dlq` principal: READ the DLQ, WRITE the events topic (replays). */
+  kafkaSasl: KafkaSasl | undefined;
+  eventsTopic: string;
+  dlqTopic: string;
+  prometheusUrl: string;
+  /** The reconciler's admin port and trigger token (a rerun of a day). */
+  reconcilerUrl: string;
+  reconcilerAdminToken: string;
+  user?: ServiceUser | null;
+}
+
+/** The operators' web console (console/main.ts), behind nginx's console listener. */
+export function createConsole(spec: ConsoleSpec): ManagedProcess {
+  return appProcess('console', 'console/main.ts', {
+    CONSOLE_PORT: String(spec.port),
+    DATABASE_URL: spec.databaseUrl,
+    RINGPAY_INTERNAL_URL: spec.internalUrl,
+    NODE_EXTRA_CA_CERTS: spec.internalCaFile,
+    RINGPAY_INTERNAL_TOKEN: spec.internalToken,
+    PSP_BASE_URL: spec.pspUrl,
+    PSP_SECRET_KEY: spec.pspSecretKey,
+    KAFKA_BROKERS: spec.kafkaBrokers.join(','),
+    ...kafkaSaslEnv(spec.kafkaSasl),
+    RINGPAY_EVENTS_TOPIC: spec.eventsTopic,
+    RINGPAY_DLQ_TOPIC: spec.dlqTopic,
+    PROMETHEUS_URL: spec.prometheusUrl,
+    RECONCILER_URL: spec.reconcilerUrl,
+    RECONCILER_ADMIN_TOKEN: spec.reconcilerAdminToken,
   }, `http://127.0.0.1:${spec.port}/readyz`, spec.logFile, spec.user);
 }

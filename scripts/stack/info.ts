@@ -32,7 +32,7 @@ export interface StackInfo {
   databaseUrl: string;
   /** Per-service login roles (db/roles.ts), passwords included; all equal to databaseUrl when
    *  Postgres is external (DATABASE_URL). readonly: SELECT only, for tests, checks and ops. */
-  databaseUrls: { processor: string; reconciler: string; reporting: string; notifier: string; readonly: string };
+  databaseUrls: { processor: string; reconciler: string; reporting: string; notifier: string; console: string; readonly: string };
   /** host:port list */
   kafkaBrokers: string[];
   /**
@@ -59,13 +59,18 @@ export interface StackInfo {
    * 127.0.0.1. The operator token is also in `operatorTokenFile` (<dir>/secrets/operator-token, 0600).
    */
   admin?: { url: string; port: number; logFile: string; operator: string; operatorToken: string; operatorTokenFile: string };
+  /**
+   * The operators' web console (absent in info files of older stacks): `url` is nginx's console
+   * listener (TLS, the stack's CA), `port` the service itself on 127.0.0.1.
+   */
+  console?: { url: string; port: number; logFile: string };
   /** The merchants' API keys file (digests only; absent in older info files: `<dir>/api-keys.json` then). */
   apiKeysFile?: string;
   /** merchant_demo_read: merchant_demo's restricted key (scope read). */
   apiKeys: { merchant_demo: string; merchant_other: string; merchant_demo_read: string };
   /**
    * One internal API token per service (lib/internal-credentials.ts): `processor` (the
-   * processors'), `ops` (operators, the tests), `audit` (read-only checks). Sent as
+   * processors'), `ops` (operators, the tests), `audit` (read-only checks), `console` (the web console's). Sent as
    * X-Ringpay-Internal-Token; nginx adds none.
    */
   internalTokens: Record<InternalService, string>;

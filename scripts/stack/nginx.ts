@@ -21,6 +21,8 @@
 //  - The operators' admin API (`/admin/`, admin/) is proxied on the internal listener only, with
 //    the operator's own bearer token passed through (the admin service checks it); the public
 //    server answers 404 for `/admin/` and `/admin`, whatever the request carries.
+//  - The operators' web console (console/) has a listener of its own (TLS), proxying everything
+//    to the console service but its probes and metrics (404); no internal credential is passed on.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
@@ -183,6 +185,8 @@ export interface NginxConfOptions {
   publicTls?: NginxTls;
   /** The internal server too (processors, operators, the admin API): TLS only with this certificate. */
   internalTls?: NginxTls;
+  /** The operators' web console (console/): its service (host:port) and nginx's own listener for it. */
+  console?: { server: string; listenPort: number; tls?: NginxTls };
 }
 
 export interface NginxTls {
@@ -303,6 +307,36 @@ function adminUpstreamBlock(server: string): string {
     server ${server} max_fails=0;
     keepalive 4;
     keepalive_timeout 60s;
+  }
+`;
+}
+
+/** The console's server: one upstream, its own listener; the service's probes stay on 127.0.0.1. */
+function consoleBlocks(host: string, c: NonNullable<NginxConfOptions['console']>, accessLog: string, retryAfterS: number): string {
+  if (!serverRe.test(c.server)) throw new Error(`bad console server ${JSON.stringify(c.server)}`);
+  return `
+  upstream ringpay_console {
+    server ${c.server} max_fails=0;
+    keepalive 8;
+    keepalive_timeout 60s;
+  }
+  # The operators' web console (console/): its own listener, every path to the service but its
+  # probes and metrics. The service answers its own errors (HTML pages); nginx's are problem+json.
+  server {
+    listen ${host}:${c.listenPort}${c.tls === undefined ? '' : ' ssl'};${tlsDirectives(c.tls)}
+    access_log ${accessLog} ringpay_json;
+${errorLocations(retryAfterS)}
+
+    location ~ ^/(metrics|healthz|readyz)$ {${notFound}
+    }
+    location / {
+      client_max_body_size 8k;
+      client_body_buffer_size 8k;${proxyDirectives('ringpay_console', 'strip', 330)}
+      # Host is $host (no port): the console checks a form's Origin against the host and port the browser used.
+      proxy_set_header X-Forwarded-Host $http_host;
+      # CSV downloads stream as the service writes them.
+      proxy_buffering off;
+    }
   }
 `;
 }
@@ -580,7 +614,7 @@ ${o.adminServer === undefined ? '' : `
     location / {${notFound}
     }
   }
-${extra.map((s) => `\n  # Extra site: ${s.upstreamName}.\n${publicServer(host, s.listenPort, s.upstreamName, o.accessLog, o.errorLog, limits, o.publicTls)}`).join('')}}
+${o.console === undefined ? '' : consoleBlocks(host, o.console, o.accessLog, limits.retryAfterS)}${extra.map((s) => `\n  # Extra site: ${s.upstreamName}.\n${publicServer(host, s.listenPort, s.upstreamName, o.accessLog, o.errorLog, limits, o.publicTls)}`).join('')}}
 `;
 }
 

@@ -63,6 +63,7 @@ t.test('stack info: an admin URL and one URL per service role, each with a passw
   t.equal(userOf(stack.databaseUrls.reconciler), serviceRoles.reconciler.role);
   t.equal(userOf(stack.databaseUrls.reporting), serviceRoles.reporting.role);
   t.equal(userOf(stack.databaseUrls.notifier), serviceRoles.notifier.role);
+  t.equal(userOf(stack.databaseUrls.console), serviceRoles.console.role);
   t.equal(userOf(stack.databaseUrls.readonly), serviceRoles.readonly.role);
   const passwords = [stack.databaseUrl, ...Object.values(stack.databaseUrls)].map((u) => new URL(u).password);
   for (const p of passwords) t.ok(p.length >= 40, 'a long random password');
@@ -110,7 +111,7 @@ t.test('the server is configured for SCRAM only', async (t) => {
   t.same([...new Set(hba.rows.map((r) => r.auth_method))], ['scram-sha-256'], 'every pg_hba line: scram-sha-256 (no trust, no md5)');
   const verifiers = await admin.query<{ rolname: string, rolpassword: string }>(
     "SELECT rolname, rolpassword FROM pg_authid WHERE rolname = 'postgres' OR rolname LIKE 'ringpay\\_%'");
-  t.equal(verifiers.rows.length, 6, 'postgres and the five service roles');
+  t.equal(verifiers.rows.length, 7, 'postgres and the six service roles');
   for (const r of verifiers.rows) t.match(r.rolpassword, /^SCRAM-SHA-256\$4096:/, `${r.rolname} has a SCRAM verifier`);
 });
 
@@ -243,6 +244,26 @@ t.test('the notifier role: its own tables, no DELETE, nothing of payments', asyn
   for (const [what, sql] of refused) t.equal(await attempt(c, sql), insufficientPrivilege, `notifier: ${what} refused`);
 });
 
+t.test('the console role: reads payments, clears a flag and nothing else of them, its own tables', async (t) => {
+  const c = await as(stack.databaseUrls.console, t);
+  for (const table of ['payments', 'payment_events', 'psp_attempts', 'webhooks', 'refunds', 'reconciliation_runs', 'reconciliation_items',
+    'merchant_events', 'webhook_deliveries', 'webhook_attempts', 'console_operators', 'console_sessions', 'console_login_failures', 'console_audit']) {
+    t.equal(await attempt(c, `SELECT count(*) FROM ${table}`), 'ok', `reads ${table}`);
+  }
+  t.equal(await attempt(c, "UPDATE payments SET flagged_reason = NULL WHERE checkout_id = 'co_roles_test_console'"), 'ok', 'clears a flag');
+  const refused: [string, string][] = [
+    ['UPDATE payments.status', "UPDATE payments SET status = 'failed' WHERE checkout_id = 'co_roles_test_console'"],
+    ['INSERT payments', `INSERT INTO payments ${paymentColumns} VALUES ${row}`],
+    ['DELETE payments', 'DELETE FROM payments'],
+    ['SELECT webhook_endpoints (sealed secrets)', 'SELECT count(*) FROM webhook_endpoints'],
+    ['UPDATE console_audit', "UPDATE console_audit SET reason = 'x'"],
+    ['DELETE console_audit', 'DELETE FROM console_audit'],
+    ['INSERT reconciliation_runs', "INSERT INTO reconciliation_runs (psp) VALUES ('x')"],
+    ['CREATE TABLE', 'CREATE TABLE roles_test_evil (v int)'],
+  ];
+  for (const [what, sql] of refused) t.equal(await attempt(c, sql), insufficientPrivilege, `console: ${what} refused`);
+});
+
 t.test('the read-only role reads and writes nothing', async (t) => {
   const c = await as(stack.databaseUrls.readonly, t);
   for (const table of ['payments', 'payment_events', 'psp_attempts', 'webhooks', 'reconciliation_runs', 'reconciliation_items', 'reconciliation_totals',
@@ -267,6 +288,7 @@ t.test('the running processors, the reconciler, the reporting service and the no
     ['reconciler', serviceRoles.reconciler.role],
     ['reporting', serviceRoles.reporting.role],
     ['notifier', serviceRoles.notifier.role],
+    ['console', serviceRoles.console.role],
   ]);
   for (const [name, role] of expect) {
     const pid = services.find((s) => s.name === name)?.pid;

@@ -1,0 +1,120 @@
+// The console's other pages on the real stack, without a browser: search paging, roles on the
+// pages, reconciliation (rerun, run, CSV), health from Prometheus and Postgres, and the CLI.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { createWith } from '../../test/helpers/e2e.ts'
+import { loadStackInfo } from '../../test/helpers/stack.ts'
+import { closeConsoleDb, ConsoleClient, consoleDb, createOperator, csrfOf, problemCodeOf } from './helpers.ts'
+import { searchPayments } from '../payments.ts'
+
+const stack = loadStackInfo()
+t.teardown(closeConsoleDb)
+
+async function signedIn (role: 'support' | 'operator' | 'finance'): Promise<ConsoleClient> {
+  const op = await createOperator(role, 'pages')
+  const c = new ConsoleClient()
+  t.equal((await c.signIn(op.name, op.password)).status, 303)
+  return c
+}
+
+t.test('search: keyset pages, newest first, none skipped or repeated', async (t) => {
+  const ids = [await createWith('pm_card_declined', 'paging'), await createWith('pm_card_declined', 'paging'), await createWith('pm_card_declined', 'paging')]
+  // Postgres has them once the processor projected them: found by id.
+  for (const id of ids) {
+    const deadline = Date.now() + 30_000
+    while ((await searchPayments({ pool: consoleDb() }, { checkoutId: id })).rows.length === 0) {
+      if (Date.now() > deadline) throw new Error(`${id} never reached Postgres`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+  const seen: string[] = []
+  let after: string | undefined
+  for (let page = 0; page < 1000; page++) {
+    const { rows, next } = await searchPayments({ pool: consoleDb() }, { merchantId: 'merchant_demo', ...(after === undefined ? {} : { after }) }, 2)
+    seen.push(...rows.map((r) => r.checkout_id))
+    if (next === undefined) break
+    after = next
+  }
+  t.equal(new Set(seen).size, seen.length, 'no payment on two pages')
+  for (const id of ids) t.ok(seen.includes(id), `${id} on some page`)
+  t.ok(seen.indexOf(ids[2]!) < seen.indexOf(ids[0]!), 'newest first')
+  const c = await signedIn('support')
+  const page = await c.get(`/payments?merchant_id=merchant_demo&status=failed&from=2000-01-01`)
+  t.equal(page.status, 200)
+  const bad = await c.get('/payments?status=nope')
+  t.equal(bad.status, 400)
+  t.equal(problemCodeOf(bad.text), 'validation_failed')
+})
+
+t.test('support sees the pages without their actions', async (t) => {
+  const c = await signedIn('support')
+  for (const path of ['/flagged', '/dead-letters', '/reconciliation', '/health']) {
+    const res = await c.get(path)
+    t.equal(res.status, 200, path)
+    t.notMatch(res.text, /id="(resolve|rerun|replay-all)"/, `${path}: no action form`)
+  }
+})
+
+t.test('finance reruns a day; the run, its items and the CSV', async (t) => {
+  const c = await signedIn('finance')
+  const day = new Date().toISOString().slice(0, 10)
+  const runs = await c.get('/reconciliation')
+  const res = await c.post('/reconciliation/rerun', { _csrf: csrfOf(runs.text), date: day, reason: 'pages test' })
+  t.equal(res.status, 200)
+  // Another test may be reconciling the same day right now: the reconciler then answers 409.
+  const notice = /id="notice">([^<]*)/.exec(res.text)?.[1] ?? ''
+  t.match(notice, /^(reconciled \d{4}-\d{2}-\d{2}: sandbox run \d+, \d+ discrepancies, \d+ pending|refused \(409\))/)
+  const run = /\/reconciliation\/runs\/(\d+)"/.exec(res.text)?.[1]
+  t.ok(run, 'a run listed')
+  t.equal((await c.get(`/reconciliation/runs/${run}`)).status, 200)
+  const csv = await c.get(`/reconciliation/runs/${run}/discrepancies.csv`)
+  t.equal(csv.status, 200)
+  t.match(csv.headers['content-type'], 'text/csv')
+  t.match(csv.headers['content-disposition'], /attachment; filename="discrepancies-sandbox-\d{4}-\d{2}-\d{2}-run\d+\.csv"/)
+  t.equal(csv.text.split('\n')[0], 'class,note,psp_line,psp_reference,checkout_id,merchant_id,psp_amount,internal_amount,psp_currency,internal_currency,psp_status,internal_status,day_offset')
+  const { rows } = await consoleDb().query("SELECT outcome FROM console_audit WHERE action = 'reconciliation.rerun' AND reason = 'pages test' ORDER BY id DESC LIMIT 1")
+  t.equal(rows[0]?.outcome, notice.replace(/&quot;/g, '"'), 'audited with its outcome')
+})
+
+t.test('health: Prometheus\' answers and open payments by age', async (t) => {
+  const c = await signedIn('support')
+  const res = await c.get('/health')
+  t.equal(res.status, 200)
+  t.notMatch(res.text, /class="error"/, 'every Prometheus query answered')
+  t.match(res.text, /instance=n1/, 'relay lag of node n1, scraped by the stack\'s Prometheus')
+  t.match(res.text, /id="open-payments"/)
+})
+
+function cli (args: string[], stdin: string, env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'cli.ts'), ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => { stdout += d })
+    child.stderr.on('data', (d) => { stderr += d })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+    child.stdin.end(stdin)
+  })
+}
+
+t.test('the CLI creates an operator from a password on stdin, never on the command line', async (t) => {
+  const name = `cli-${process.pid}-${Date.now()}`
+  const env = { DATABASE_URL: stack.databaseUrls.console }
+  const refused = await cli(['create-operator', '--name', name, '--role', 'operator', '--password', 'on the command line'], '', env)
+  t.equal(refused.code, 2)
+  t.match(refused.stderr, 'refused')
+  const short = await cli(['create-operator', '--name', name, '--role', 'operator'], 'short\n', env)
+  t.equal(short.code, 2, 'a password under the minimum length')
+  const made = await cli(['create-operator', '--name', name, '--role', 'operator'], 'a long enough password\n', env)
+  t.equal(made.code, 0, made.stderr)
+  t.same(JSON.parse(made.stdout), { ok: true, command: 'create-operator', name, role: 'operator' })
+  const again = await cli(['create-operator', '--name', name, '--role', 'operator'], 'a long enough password\n', env)
+  t.equal(again.code, 1, 'an existing name is not overwritten')
+  const c = new ConsoleClient()
+  t.equal((await c.signIn(name, 'a long enough password')).status, 303, 'the operator signs in')
+  const disabled = await cli(['disable', '--name', name], '', env)
+  t.equal(disabled.code, 0)
+  t.equal((await c.get('/payments')).status, 303, 'disabling ends the session')
+})
