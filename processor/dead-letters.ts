@@ -12,6 +12,8 @@ export const dlqHeaders = {
   sourceTopic: 'dlq-source-topic',
   sourcePartition: 'dlq-source-partition',
   sourceOffset: 'dlq-source-offset',
+  /** The payment's merchant, when the event could be read (checkout ids are per merchant; the key is the checkout id alone). */
+  merchantId: 'dlq-merchant-id',
 } as const
 
 export class DeadLetterPublisher {
@@ -24,7 +26,7 @@ export class DeadLetterPublisher {
   }
 
   /** Throws if Kafka does not take it: the source batch is then redelivered, nothing is lost. */
-  async publish (message: ConsumedMessage, reason: string, error: string): Promise<void> {
+  async publish (message: ConsumedMessage, reason: string, error: string, merchantId?: string): Promise<void> {
     await this.#producer.publish(this.#topic, [{
       key: message.key ?? '',
       value: message.value,
@@ -36,6 +38,7 @@ export class DeadLetterPublisher {
         [dlqHeaders.sourceTopic]: message.topic,
         [dlqHeaders.sourcePartition]: String(message.partition),
         [dlqHeaders.sourceOffset]: message.offset,
+        ...(merchantId !== undefined ? { [dlqHeaders.merchantId]: merchantId } : {}),
       },
     }], { timeoutMs: processorLimits.dlqPublishTimeoutMs })
   }
