@@ -46,7 +46,7 @@ export const serviceRoles: Readonly<Record<ServiceRoleName, ServiceRole>> = {
     role: 'ringpay_processor',
     database: [],
     tables: {
-      // projection.ts: INSERT … ON CONFLICT (checkout_id) DO UPDATE … WHERE version < excluded
+      // projection.ts: INSERT … ON CONFLICT (merchant_id, checkout_id) DO UPDATE … WHERE version < excluded
       // (reads the row), flag(): UPDATE; watchdog.ts: SELECT.
       payments: ['SELECT', 'INSERT', 'UPDATE'],
       // INSERT … ON CONFLICT DO NOTHING (the conflict target's columns need SELECT).

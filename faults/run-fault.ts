@@ -9,6 +9,7 @@
 
 import pg from 'pg'
 import { checkSystemOutcome, type SystemOutcomeReport } from '../bench/lib/system-outcome.ts'
+import { demoMerchantId } from '../scripts/stack/api-keys.ts'
 import type { FaultContext, FaultKind } from './kinds.ts'
 import { startPaymentLoad } from '../bench/lib/payment-load.ts'
 import { callControl } from '../scripts/stack/control-client.ts'
@@ -116,6 +117,8 @@ export async function runFault (kind: FaultKind, ctx: FaultContext, runId: strin
   ctx.log(`${kind.name}: load done (${JSON.stringify(result.answers)}); checking`)
   const checkStartedAt = performance.now()
   const outcome = await checkSystemOutcome({
+    // The load is merchant_demo's (payment-load.ts): its checkout ids.
+    merchantId: demoMerchantId,
     system: ctx.stack,
     acked: result.acked,
     uncertain: result.uncertain,

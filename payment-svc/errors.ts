@@ -31,7 +31,6 @@ export const problems = {
   card_number_detected: { status: 400, title: 'Raw card numbers are not accepted; send a payment method token' },
   idempotency_key_reuse: { status: 409, title: 'Checkout id already used with different parameters' },
   idempotency_key_in_use: { status: 409, title: 'A request with this checkout id is in progress' },
-  checkout_id_conflict: { status: 409, title: 'Checkout id already in use' },
   invalid_transition: { status: 409, title: 'Transition not allowed from the current status' },
   stale_version: { status: 409, title: 'Payment version has changed' },
   // POST /payments/{id}/cancel on a payment the processor has already claimed for charging, or

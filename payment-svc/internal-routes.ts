@@ -9,6 +9,7 @@ import type { InternalService } from '../lib/internal-credentials.ts'
 import { maskCardNumbers } from '../lib/card-numbers.ts'
 import type { Logger } from '../lib/log.ts'
 import { paymentStatuses, type PaymentStatus, type RefundStatus } from '../lib/payment-codec.ts'
+import { isValidMerchantId } from '../lib/payment-id.ts'
 import { isValidCheckoutId } from './create-request.ts'
 import { ProblemError, type FieldError } from './errors.ts'
 import { isJsonContentType, parseJson, readBody, sendJson } from './http-io.ts'
@@ -32,49 +33,58 @@ const failureCodeLengthMax = 64
 const failureMessageLengthMax = 500
 const pspReferenceLengthMax = 128
 
-function checkoutIdOf (pathId: string): string {
-  if (!isValidCheckoutId(pathId)) throw new ProblemError('checkout_id_invalid')
-  return pathId
+/** A payment as the internal API's path names it: its merchant and its checkout id (issue #17 part 5). */
+export interface InternalPaymentPath {
+  merchantId: string
+  checkoutId: string
 }
 
-export function getInternalPayment (ctx: InternalRouteContext, req: IncomingMessage, res: ServerResponse, pathId: string): void {
+/** The path's ids, checked: a malformed one is never looked up (nor logged). */
+function paymentIdOf (path: InternalPaymentPath): InternalPaymentPath {
+  if (!isValidMerchantId(path.merchantId)) throw new ProblemError('validation_failed', { detail: 'merchant ids are 1..64 characters of [A-Za-z0-9_-]' })
+  if (!isValidCheckoutId(path.checkoutId)) throw new ProblemError('checkout_id_invalid')
+  return path
+}
+
+export function getInternalPayment (ctx: InternalRouteContext, req: IncomingMessage, res: ServerResponse, path: InternalPaymentPath): void {
   ctx.internalAuth.require(req, { kind: 'read' })
-  sendJson(res, 200, internalPaymentView(ctx.service.getInternal(checkoutIdOf(pathId))))
+  const { merchantId, checkoutId } = paymentIdOf(path)
+  sendJson(res, 200, internalPaymentView(ctx.service.get(merchantId, checkoutId)))
 }
 
-export async function applyTransition (ctx: InternalRouteContext, req: IncomingMessage, res: ServerResponse, pathId: string): Promise<void> {
+export async function applyTransition (ctx: InternalRouteContext, req: IncomingMessage, res: ServerResponse, path: InternalPaymentPath): Promise<void> {
   // Who is asking comes first: nothing of the body is read for a caller without a credential.
   const caller = ctx.internalAuth.serviceOf(req)
-  const checkoutId = checkoutIdOf(pathId)
+  const id = paymentIdOf(path)
   if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
   const request = parseTransition(parseJson(await readBody(req, ctx.limits.bodyBytesMax)), singleTransitionFields, caller)
-  const result = await transitionOne(ctx, checkoutId, request)
+  const result = await transitionOne(ctx, id, request)
   sendJson(res, 200, { applied: result.applied, payment: internalPaymentView(result.payment) })
 }
 
-async function transitionOne (ctx: InternalRouteContext, checkoutId: string, request: TransitionRequest): Promise<TransitionResult> {
+async function transitionOne (ctx: InternalRouteContext, { merchantId, checkoutId }: InternalPaymentPath, request: TransitionRequest): Promise<TransitionResult> {
   try {
-    const result = await ctx.service.transition(checkoutId, request, Date.now())
+    const result = await ctx.service.transition(merchantId, checkoutId, request, Date.now())
     ctx.metrics.transitions.inc({ to: request.to, outcome: result.applied ? 'applied' : 'noop' })
     // Debug: every payment makes two, and the change log and Postgres' payment_events already
     // hold each applied one (with its actor); refusals below stay at info.
-    ctx.log.debug({ checkout_id: checkoutId, to: request.to, actor: request.actor, applied: result.applied,
+    ctx.log.debug({ checkout_id: checkoutId, merchant_id: merchantId, to: request.to, actor: request.actor, applied: result.applied,
       version: result.payment.version }, 'transition')
     return result
   } catch (error) {
     if (error instanceof ProblemError) {
       ctx.metrics.transitions.inc({ to: request.to, outcome: 'rejected' })
-      ctx.log.info({ checkout_id: checkoutId, to: request.to, actor: request.actor, code: error.code }, 'transition refused')
+      ctx.log.info({ checkout_id: checkoutId, merchant_id: merchantId, to: request.to, actor: request.actor, code: error.code }, 'transition refused')
     }
     throw error
   }
 }
 
 /**
- * `POST /internal/transitions` `{transitions: [{checkout_id, to, expected_version, actor, …}]}`:
+ * `POST /internal/transitions` `{transitions: [{merchant_id, checkout_id, to, expected_version, actor, …}]}`:
  * many transitions of this node's payments in one request (processors batch them per node, so a
  * busy pipeline pays one HTTP round trip and one fsynced batch for many payments instead of one
- * each). Each item is applied exactly as `POST /internal/payments/{id}/transitions` would apply
+ * each). Each item is applied exactly as `POST /internal/payments/{merchant_id}/{id}/transitions` would apply
  * it, concurrently, so they share the group commit; the answer holds one result per item, in
  * order: `{applied, payment}` or `{error: {status, code, detail, current_status?, current_version?}}`.
  * A malformed item refuses the whole request (400) before anything is applied.
@@ -85,7 +95,7 @@ export async function applyTransitionBatch (ctx: InternalRouteContext, req: Inco
   const body = parseJson(await readBody(req, ctx.limits.transitionBatchBodyBytesMax))
   // An item the service may not apply refuses the whole request (403), like a malformed one.
   const items = parseTransitionBatch(body, ctx.limits.transitionsPerBatchMax, caller)
-  const settled = await Promise.allSettled(items.map(({ checkoutId, request }) => transitionOne(ctx, checkoutId, request)))
+  const settled = await Promise.allSettled(items.map(({ id, request }) => transitionOne(ctx, id, request)))
   const results = settled.map((outcome) => {
     if (outcome.status === 'fulfilled') return { applied: outcome.value.applied, payment: internalPaymentView(outcome.value.payment) }
     // Anything but an expected refusal is a bug: the request fails as a single one would.
@@ -96,7 +106,7 @@ export async function applyTransitionBatch (ctx: InternalRouteContext, req: Inco
   sendJson(res, 200, { results })
 }
 
-function parseTransitionBatch (body: unknown, itemsMax: number, caller: InternalService): Array<{ checkoutId: string, request: TransitionRequest }> {
+function parseTransitionBatch (body: unknown, itemsMax: number, caller: InternalService): Array<{ id: InternalPaymentPath, request: TransitionRequest }> {
   if (typeof body !== 'object' || body === null || Array.isArray(body) ||
     Object.keys(body).some((key) => key !== 'transitions')) {
     throw new ProblemError('validation_failed', { detail: 'Body must be {"transitions": [...]}' })
@@ -106,16 +116,20 @@ function parseTransitionBatch (body: unknown, itemsMax: number, caller: Internal
     throw new ProblemError('validation_failed', { detail: `transitions must be an array of 1..${itemsMax} items` })
   }
   return list.map((item: unknown, index) => {
-    const id = (item as { checkout_id?: unknown } | null)?.checkout_id
-    if (typeof id !== 'string' || !isValidCheckoutId(id)) {
+    const merchantId = (item as { merchant_id?: unknown } | null)?.merchant_id
+    if (typeof merchantId !== 'string' || !isValidMerchantId(merchantId)) {
+      throw new ProblemError('validation_failed', { errors: [{ field: `transitions[${index}].merchant_id`, code: 'format', message: 'merchant_id must be a valid merchant id' }] })
+    }
+    const checkoutId = (item as { checkout_id?: unknown } | null)?.checkout_id
+    if (typeof checkoutId !== 'string' || !isValidCheckoutId(checkoutId)) {
       throw new ProblemError('validation_failed', { errors: [{ field: `transitions[${index}].checkout_id`, code: 'format', message: 'checkout_id must be a valid checkout id' }] })
     }
-    return { checkoutId: id, request: parseTransition(item, batchTransitionFields, caller) }
+    return { id: { merchantId, checkoutId }, request: parseTransition(item, batchTransitionFields, caller) }
   })
 }
 
 const singleTransitionFields = new Set(['to', 'expected_version', 'actor', 'failure_code', 'failure_message', 'psp_reference', 'publish', 'next_action_url'])
-const batchTransitionFields = new Set([...singleTransitionFields, 'checkout_id'])
+const batchTransitionFields = new Set([...singleTransitionFields, 'merchant_id', 'checkout_id'])
 
 /**
  * A transition as `caller` asks for it: validated (400), then checked against what the caller's
@@ -192,13 +206,13 @@ function parseTransition (body: unknown, allowed: ReadonlySet<string>, caller: I
 }
 
 /**
- * `POST /internal/payments/{id}/refund_canceled_charge` `{psp_reference, actor?}`: the processor
+ * `POST /internal/payments/{merchant_id}/{id}/refund_canceled_charge` `{psp_reference, actor?}`: the processor
  * found a canceled payment's PSP charge taken anyway; the node refunds the whole charge (one such
  * refund per payment, a repeat answers it). `{created, refund, payment}`.
  */
-export async function refundCanceledCharge (ctx: InternalRouteContext, req: IncomingMessage, res: ServerResponse, pathId: string): Promise<void> {
+export async function refundCanceledCharge (ctx: InternalRouteContext, req: IncomingMessage, res: ServerResponse, path: InternalPaymentPath): Promise<void> {
   const caller = ctx.internalAuth.serviceOf(req)
-  const checkoutId = checkoutIdOf(pathId)
+  const { merchantId, checkoutId } = paymentIdOf(path)
   if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
   const body = parseJson(await readBody(req, ctx.limits.bodyBytesMax))
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ProblemError('validation_failed', { detail: 'Body must be a JSON object' })
@@ -218,8 +232,8 @@ export async function refundCanceledCharge (ctx: InternalRouteContext, req: Inco
   if (errors.length > 0) throw new ProblemError('validation_failed', { errors })
   requireAllowed(caller, { kind: 'refund_canceled_charge' })
   const recorded = recordedActor(caller, typeof actor === 'string' ? actor : '')
-  const result = await ctx.service.refundCanceledCharge(checkoutId, pspReference as string, recorded, Date.now())
-  ctx.log.warn({ checkout_id: checkoutId, refund_id: result.refund.id, psp_reference: pspReference, created: result.kind === 'created', actor: recorded },
+  const result = await ctx.service.refundCanceledCharge(merchantId, checkoutId, pspReference as string, recorded, Date.now())
+  ctx.log.warn({ checkout_id: checkoutId, merchant_id: merchantId, refund_id: result.refund.id, psp_reference: pspReference, created: result.kind === 'created', actor: recorded },
     'refunding the charge of a canceled payment')
   sendJson(res, 200, { created: result.kind === 'created', refund: refundView(result.payment, result.refund), payment: internalPaymentView(result.payment) })
 }
@@ -229,20 +243,20 @@ const refundTargets: readonly RefundStatus[] = ['succeeded', 'failed']
 const refundIdPattern = /^re_[A-Za-z0-9_-]{1,64}$/
 
 /**
- * `POST /internal/payments/{id}/refunds/{refund_id}/transitions` `{to: "succeeded"|"failed",
+ * `POST /internal/payments/{merchant_id}/{id}/refunds/{refund_id}/transitions` `{to: "succeeded"|"failed",
  * psp_reference?, failure_code?, failure_message?, actor?}`: a refund's outcome, from the
  * processor only. No expected version: a refund is judged on its own forward-only status, so
  * refunds of one payment settle independently. `{applied, refund, payment}`.
  */
 export async function applyRefundTransition (ctx: InternalRouteContext, req: IncomingMessage, res: ServerResponse,
-  pathId: string, refundId: string): Promise<void> {
+  path: InternalPaymentPath, refundId: string): Promise<void> {
   const caller = ctx.internalAuth.serviceOf(req)
-  const checkoutId = checkoutIdOf(pathId)
+  const { merchantId, checkoutId } = paymentIdOf(path)
   if (!refundIdPattern.test(refundId)) throw new ProblemError('refund_not_found')
   if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
   const request = parseRefundTransition(parseJson(await readBody(req, ctx.limits.bodyBytesMax)), caller)
   try {
-    const result = await ctx.service.transitionRefund(checkoutId, refundId, request, Date.now())
+    const result = await ctx.service.transitionRefund(merchantId, checkoutId, refundId, request, Date.now())
     ctx.metrics.refundTransitions.inc({ to: request.to, outcome: result.applied ? 'applied' : 'noop' })
     ctx.log.info({ checkout_id: checkoutId, refund_id: refundId, to: request.to, actor: request.actor, applied: result.applied,
       version: result.payment.version }, 'refund transition')

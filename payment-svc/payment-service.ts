@@ -1,12 +1,16 @@
 // The node's payment logic: create (idempotent), read, long-poll, and state transitions.
-// Every write for one checkout id is serialised: an id is "in flight" from admission until its
-// batch is durable, and a second write for it in that window is refused rather than queued, so
-// one batch never holds two writes for one id and every write is checked against durable state.
+// A payment is its merchant's checkout id (issue #17 part 5): the same checkout id of two merchants
+// is two payments, and everything per payment here (in-flight writes, claim waiters, long-polls)
+// is keyed by the pair (lib/payment-id.ts paymentKey). Every write for one payment is serialised:
+// it is "in flight" from admission until its batch is durable, and a second write for it in that
+// window is refused rather than queued, so one batch never holds two writes for one payment and
+// every write is checked against durable state.
 
 import assert from 'node:assert/strict'
 import { timingSafeEqual } from 'node:crypto'
 import type { ChangeEvent, EventType, Payment, PaymentStatus, Refund, RefundStatus, WebhookReceipt } from '../lib/payment-codec.ts'
 import { terminalStatuses } from '../lib/payment-codec.ts'
+import { paymentKey } from '../lib/payment-id.ts'
 import { captureConflict, captureRefusal, withCaptureRequested } from './capture.ts'
 import { hashCreateRequest, type CreatePaymentRequest } from './create-request.ts'
 import { ProblemError } from './errors.ts'
@@ -104,7 +108,7 @@ export class PaymentService {
   readonly #onChangeEventsCommitted: ((committed: CommittedChangeEvents) => void) | undefined
   readonly #limits: NodeLimits
   readonly #committer: GroupCommitter<QueuedChange>
-  /** Ids with a write between admission and durability, and what kind of write it is. */
+  /** Payment keys with a write between admission and durability, and what kind of write it is. */
   readonly #inflightIds = new Map<string, 'create' | 'update'>()
   /** Internal writers (transitions, webhooks) waiting for an id's in-flight write to be durable. */
   readonly #claimWaiters = new Map<string, Array<() => void>>()
@@ -143,18 +147,19 @@ export class PaymentService {
 
   async create (merchantId: string, checkoutId: string, request: CreatePaymentRequest, nowMs: number): Promise<CreateResult> {
     const requestHash = hashCreateRequest(merchantId, request)
-    if (this.#inflightIds.get(checkoutId) === 'update') {
+    const key = paymentKey(merchantId, checkoutId)
+    if (this.#inflightIds.get(key) === 'update') {
       // The payment exists and is durable; a transition or webhook is being written. A client
       // retrying its create gets the stored payment, not a "busy" answer.
-      const existing = this.#store.getPayment(checkoutId)
+      const existing = this.#store.getPaymentByKey(key)
       // (An update of an id with no payment is about to fail with payment_not_found.)
       if (existing === undefined) throw new ProblemError('idempotency_key_in_use', { retryAfterS: 1 })
-      return { kind: 'replayed', payment: checkReplay(existing, merchantId, requestHash) }
+      return { kind: 'replayed', payment: checkReplay(existing, requestHash) }
     }
-    this.#claim(checkoutId, 'create')
+    this.#claim(key, 'create')
     try {
-      const existing = this.#store.getPayment(checkoutId)
-      if (existing !== undefined) return { kind: 'replayed', payment: checkReplay(existing, merchantId, requestHash) }
+      const existing = this.#store.getPaymentByKey(key)
+      if (existing !== undefined) return { kind: 'replayed', payment: checkReplay(existing, requestHash) }
       if (!this.#accepting) throw new ProblemError('shutting_down', { retryAfterS: 1 })
       const gateProblem = this.#admissionGate?.()
       if (gateProblem !== undefined) throw gateProblem
@@ -184,20 +189,17 @@ export class PaymentService {
       this.#notify(payment)
       return { kind: 'created', payment }
     } finally {
-      this.#release(checkoutId)
+      this.#release(key)
     }
   }
 
-  /** The payment, if it exists and belongs to the merchant; another merchant's is "not found". */
+  /**
+   * The merchant's payment of this checkout id. Another merchant's payment of the same id is
+   * another payment: looked up under its own key, it is never even read here, so a merchant
+   * learns nothing of the ids others use.
+   */
   get (merchantId: string, checkoutId: string): Payment {
-    const payment = this.#store.getPayment(checkoutId)
-    if (payment === undefined || payment.merchantId !== merchantId) throw new ProblemError('payment_not_found')
-    return payment
-  }
-
-  /** Internal reads (processors, watchdog): no merchant scope. */
-  getInternal (checkoutId: string): Payment {
-    const payment = this.#store.getPayment(checkoutId)
+    const payment = this.#store.getPayment(merchantId, checkoutId)
     if (payment === undefined) throw new ProblemError('payment_not_found')
     return payment
   }
@@ -223,11 +225,12 @@ export class PaymentService {
       throw new ProblemError('long_poll_limit', { retryAfterS: 1, detail: `at most ${this.#limits.longPollsPerMerchantMax} long-polls per merchant on a node` })
     }
     this.#waitersByMerchant.set(merchantId, merchantWaiters + 1)
+    const key = paymentKey(merchantId, checkoutId)
     return new Promise((resolve) => {
-      let waiters = this.#waiters.get(checkoutId)
+      let waiters = this.#waiters.get(key)
       if (waiters === undefined) {
         waiters = new Set()
-        this.#waiters.set(checkoutId, waiters)
+        this.#waiters.set(key, waiters)
       }
       const set = waiters
       let finished = false
@@ -241,21 +244,22 @@ export class PaymentService {
           const left = (this.#waitersByMerchant.get(merchantId) ?? 1) - 1
           if (left === 0) this.#waitersByMerchant.delete(merchantId)
           else this.#waitersByMerchant.set(merchantId, left)
-          if (set.size === 0 && this.#waiters.get(checkoutId) === set) this.#waiters.delete(checkoutId)
+          if (set.size === 0 && this.#waiters.get(key) === set) this.#waiters.delete(key)
           resolve(payment)
         },
       }
-      const timer = setTimeout(() => waiter.finish(this.#store.getPayment(checkoutId) ?? current), waitMs)
+      const timer = setTimeout(() => waiter.finish(this.#store.getPaymentByKey(key) ?? current), waitMs)
       onClosed(() => waiter.finish(current))
       set.add(waiter)
       this.#waiterCount++
     })
   }
 
-  async transition (checkoutId: string, request: TransitionRequest, nowMs: number): Promise<TransitionResult> {
-    await this.#claimWhenFree(checkoutId)
+  async transition (merchantId: string, checkoutId: string, request: TransitionRequest, nowMs: number): Promise<TransitionResult> {
+    const key = paymentKey(merchantId, checkoutId)
+    await this.#claimWhenFree(key)
     try {
-      const current = this.#store.getPayment(checkoutId)
+      const current = this.#store.getPaymentByKey(key)
       if (current === undefined) throw new ProblemError('payment_not_found')
       if (current.status === request.to && (request.pspReference === '' || request.pspReference === current.pspReference)) {
         // A retried transition that already happened: say so, change nothing.
@@ -278,7 +282,7 @@ export class PaymentService {
       this.#notify(payment)
       return { applied: true, payment }
     } finally {
-      this.#release(checkoutId)
+      this.#release(key)
     }
   }
 
@@ -295,10 +299,11 @@ export class PaymentService {
   async cancel (merchantId: string, checkoutId: string, nowMs: number): Promise<TransitionResult> {
     // Waits for a write in flight (usually the create itself, when a client cancels at once)
     // rather than refusing: that write has to be durable before a cancel can be judged.
-    await this.#claimWhenFree(checkoutId)
+    const key = paymentKey(merchantId, checkoutId)
+    await this.#claimWhenFree(key)
     try {
-      const current = this.#store.getPayment(checkoutId)
-      if (current === undefined || current.merchantId !== merchantId) throw new ProblemError('payment_not_found')
+      const current = this.#store.getPaymentByKey(key)
+      if (current === undefined) throw new ProblemError('payment_not_found')
       if (current.status === 'canceled') return { applied: false, payment: current }
       // A requires_capture payment is cancelable until its capture is asked for (the processor is
       // carrying it out at the PSP then, as a claimed charge: exactly one of the two wins).
@@ -314,7 +319,7 @@ export class PaymentService {
       this.#notify(payment)
       return { applied: true, payment }
     } finally {
-      this.#release(checkoutId)
+      this.#release(key)
     }
   }
 
@@ -329,10 +334,11 @@ export class PaymentService {
    * so a retried request is harmless; anything else is refused with the current status.
    */
   async capture (merchantId: string, checkoutId: string, amount: number | undefined, nowMs: number): Promise<CaptureResult> {
-    await this.#claimWhenFree(checkoutId)
+    const key = paymentKey(merchantId, checkoutId)
+    await this.#claimWhenFree(key)
     try {
-      const current = this.#store.getPayment(checkoutId)
-      if (current === undefined || current.merchantId !== merchantId) throw new ProblemError('payment_not_found')
+      const current = this.#store.getPaymentByKey(key)
+      if (current === undefined) throw new ProblemError('payment_not_found')
       const refusal = captureRefusal(current, amount)
       if (refusal === 'replay') return { kind: 'replayed', payment: current }
       if (refusal !== undefined) throw refusal
@@ -342,7 +348,7 @@ export class PaymentService {
       this.#notify(payment)
       return { kind: 'requested', payment }
     } finally {
-      this.#release(checkoutId)
+      this.#release(key)
     }
   }
 
@@ -358,10 +364,11 @@ export class PaymentService {
   async createRefund (merchantId: string, checkoutId: string, idempotencyKey: string, request: RefundRequest,
     nowMs: number): Promise<RefundResult> {
     const requestHash = hashRefundRequest(request)
-    await this.#claimWhenFree(checkoutId)
+    const key = paymentKey(merchantId, checkoutId)
+    await this.#claimWhenFree(key)
     try {
-      const current = this.#store.getPayment(checkoutId)
-      if (current === undefined || current.merchantId !== merchantId) throw new ProblemError('payment_not_found')
+      const current = this.#store.getPaymentByKey(key)
+      if (current === undefined) throw new ProblemError('payment_not_found')
       const existing = findRefundByKey(current, idempotencyKey)
       if (existing !== undefined) {
         if (!timingSafeEqual(existing.requestHash, requestHash)) {
@@ -389,7 +396,7 @@ export class PaymentService {
       }
       return await this.#addRefund(current, { amount, reason: request.reason, idempotencyKey, requestHash }, 'api', nowMs)
     } finally {
-      this.#release(checkoutId)
+      this.#release(key)
     }
   }
 
@@ -402,10 +409,11 @@ export class PaymentService {
    * (`replayed`). It then settles like a merchant's refund (`payment.refund_created` → the
    * processor refunds at the PSP → its outcome).
    */
-  async refundCanceledCharge (checkoutId: string, chargeReference: string, actor: string, nowMs: number): Promise<RefundResult> {
-    await this.#claimWhenFree(checkoutId)
+  async refundCanceledCharge (merchantId: string, checkoutId: string, chargeReference: string, actor: string, nowMs: number): Promise<RefundResult> {
+    const key = paymentKey(merchantId, checkoutId)
+    await this.#claimWhenFree(key)
     try {
-      const current = this.#store.getPayment(checkoutId)
+      const current = this.#store.getPaymentByKey(key)
       if (current === undefined) throw new ProblemError('payment_not_found')
       const existing = findRefundByKey(current, canceledChargeRefundKey)
       if (existing !== undefined) return { kind: 'replayed', refund: existing, payment: current }
@@ -422,7 +430,7 @@ export class PaymentService {
       const reason = 'canceled, but charged by the PSP: the charge is given back'
       return await this.#addRefund(current, { amount, reason, idempotencyKey: canceledChargeRefundKey, requestHash: hashRefundRequest({ amount, reason }) }, actor, nowMs)
     } finally {
-      this.#release(checkoutId)
+      this.#release(key)
     }
   }
 
@@ -454,10 +462,11 @@ export class PaymentService {
    * payment's version: refunds of one payment settle independently, and a repeat of the move
    * already made is a no-op (`applied: false`).
    */
-  async transitionRefund (checkoutId: string, refundId: string, request: RefundTransitionRequest, nowMs: number): Promise<RefundTransitionResult> {
-    await this.#claimWhenFree(checkoutId)
+  async transitionRefund (merchantId: string, checkoutId: string, refundId: string, request: RefundTransitionRequest, nowMs: number): Promise<RefundTransitionResult> {
+    const key = paymentKey(merchantId, checkoutId)
+    await this.#claimWhenFree(key)
     try {
-      const current = this.#store.getPayment(checkoutId)
+      const current = this.#store.getPaymentByKey(key)
       if (current === undefined) throw new ProblemError('payment_not_found')
       const refund = findRefund(current, refundId)
       if (refund === undefined) throw new ProblemError('refund_not_found')
@@ -473,7 +482,7 @@ export class PaymentService {
       this.#notify(next.payment)
       return { applied: true, refund: next.refund, payment: next.payment }
     } finally {
-      this.#release(checkoutId)
+      this.#release(key)
     }
   }
 
@@ -484,11 +493,12 @@ export class PaymentService {
    * (another status, amount or reference) even though it changes nothing. A webhook that only
    * confirms the payment's status and PSP reference is acknowledged and not written.
    */
-  async receiveWebhook (checkoutId: string, webhook: IncomingWebhook, nowMs: number): Promise<WebhookResult> {
-    await this.#claimWhenFree(checkoutId)
+  async receiveWebhook (merchantId: string, checkoutId: string, webhook: IncomingWebhook, nowMs: number): Promise<WebhookResult> {
+    const key = paymentKey(merchantId, checkoutId)
+    await this.#claimWhenFree(key)
     try {
       if (this.#store.hasWebhook(webhook.provider, webhook.pspEventId)) return { duplicate: true }
-      const current = this.#store.getPayment(checkoutId)
+      const current = this.#store.getPaymentByKey(key)
       if (current === undefined) throw new ProblemError('payment_not_found')
       if (webhook.refund !== undefined) return await this.#receiveRefundWebhook(current, webhook, webhook.refund, nowMs)
       const note = webhookNote(current, webhook)
@@ -510,7 +520,7 @@ export class PaymentService {
       this.#notify(payment)
       return { duplicate: false, applied: true, note: '', payment }
     } finally {
-      this.#release(checkoutId)
+      this.#release(key)
     }
   }
 
@@ -549,8 +559,8 @@ export class PaymentService {
 
   /** Releases every long-poll with the current state (shutdown). */
   releaseWaiters (): void {
-    for (const [checkoutId, waiters] of this.#waiters) {
-      const payment = this.#store.getPayment(checkoutId)
+    for (const [key, waiters] of this.#waiters) {
+      const payment = this.#store.getPaymentByKey(key)
       for (const waiter of [...waiters]) if (payment) waiter.finish(payment)
     }
   }
@@ -562,64 +572,65 @@ export class PaymentService {
    * pays a whole request for it); the wait is one group commit. Bounded: past
    * `claimWaitersMax` waiting writers, or after `claimAttemptsMax` looks, it refuses as before.
    */
-  async #claimWhenFree (checkoutId: string): Promise<void> {
-    for (let attempt = 1; this.#inflightIds.has(checkoutId); attempt++) {
+  async #claimWhenFree (key: string): Promise<void> {
+    for (let attempt = 1; this.#inflightIds.has(key); attempt++) {
       if (attempt > this.#limits.claimAttemptsMax || this.#claimWaiterCount >= this.#limits.claimWaitersMax) break
       this.#claimWaiterCount++
       try {
         await new Promise<void>((resolve) => {
-          const waiting = this.#claimWaiters.get(checkoutId)
-          if (waiting === undefined) this.#claimWaiters.set(checkoutId, [resolve])
+          const waiting = this.#claimWaiters.get(key)
+          if (waiting === undefined) this.#claimWaiters.set(key, [resolve])
           else waiting.push(resolve)
         })
       } finally {
         this.#claimWaiterCount--
       }
     }
-    this.#claim(checkoutId, 'update')
+    this.#claim(key, 'update')
   }
 
-  #release (checkoutId: string): void {
-    this.#inflightIds.delete(checkoutId)
+  #release (key: string): void {
+    this.#inflightIds.delete(key)
     if (this.#claimWaiters.size === 0) return
-    const waiting = this.#claimWaiters.get(checkoutId)
+    const waiting = this.#claimWaiters.get(key)
     if (waiting === undefined) return
-    this.#claimWaiters.delete(checkoutId)
+    this.#claimWaiters.delete(key)
     for (const wake of waiting) wake()
   }
 
-  #claim (checkoutId: string, kind: 'create' | 'update'): void {
-    if (this.#inflightIds.has(checkoutId)) {
+  #claim (key: string, kind: 'create' | 'update'): void {
+    if (this.#inflightIds.has(key)) {
       throw new ProblemError('idempotency_key_in_use', { retryAfterS: 1 })
     }
     if (this.#inflightIds.size >= this.#limits.inflightIdsMax) {
       throw new ProblemError('overloaded', { retryAfterS: 1, detail: 'too many writes in flight' })
     }
-    this.#inflightIds.set(checkoutId, kind)
+    this.#inflightIds.set(key, kind)
   }
 
   #notify (payment: Payment): void {
-    const waiters = this.#waiters.get(payment.checkoutId)
+    if (this.#waiters.size === 0) return
+    const key = paymentKey(payment.merchantId, payment.checkoutId)
+    const waiters = this.#waiters.get(key)
     if (waiters === undefined) return
     if (payment.status === 'processing' && this.#limits.processingWakeDelayMs > 0) {
       // The processor's claim before it charges: nothing a client can act on, and usually followed
       // within a PSP round trip by the outcome. Waking long-polls for it made every checkout page
       // ask twice; they hear of it only if it lasts, with whatever the payment is by then.
-      const checkoutId = payment.checkoutId
       setTimeout(() => {
         // Usually the outcome has woken them all by now; shutting down, releaseWaiters does, and
         // the store may already be closed.
-        if (!this.#waiters.has(checkoutId) || !this.#accepting) return
-        const latest = this.#store.getPayment(checkoutId)
-        if (latest !== undefined) this.#wake(latest)
+        if (!this.#waiters.has(key) || !this.#accepting) return
+        const latest = this.#store.getPaymentByKey(key)
+        if (latest !== undefined) this.#wake(key, latest)
       }, this.#limits.processingWakeDelayMs).unref()
       return
     }
-    this.#wake(payment)
+    this.#wake(key, payment)
   }
 
-  #wake (payment: Payment): void {
-    const waiters = this.#waiters.get(payment.checkoutId)
+  #wake (key: string, payment: Payment): void {
+    const waiters = this.#waiters.get(key)
     if (waiters === undefined) return
     for (const waiter of [...waiters]) if (payment.version > waiter.afterVersion) waiter.finish(payment)
   }
@@ -628,9 +639,10 @@ export class PaymentService {
     let sequence = this.#store.meta.nextSequence
     const seen = new Set<string>()
     const writes: PaymentWrite[] = changes.map((change) => {
-      // The in-flight claim keeps one id out of a batch twice; a duplicate here is a bug.
-      assert.ok(!seen.has(change.payment.checkoutId), 'duplicate checkout id inside one batch')
-      seen.add(change.payment.checkoutId)
+      // The in-flight claim keeps one payment out of a batch twice; a duplicate here is a bug.
+      const key = paymentKey(change.payment.merchantId, change.payment.checkoutId)
+      assert.ok(!seen.has(key), 'duplicate payment inside one batch')
+      seen.add(key)
       if (change.publish === false) return { payment: change.payment }
       const event: ChangeEvent = {
         eventId: `${this.nodeId}:${sequence}`,
@@ -700,12 +712,8 @@ function refundWebhookNote (payment: Payment, refund: Refund | undefined, webhoo
   return ''
 }
 
-/** Stripe's idempotency rules for a checkout id that already has a payment. */
-function checkReplay (existing: Payment, merchantId: string, requestHash: Uint8Array): Payment {
-  if (existing.merchantId !== merchantId) {
-    // Say nothing about the other merchant's payment, not even that the parameters differ.
-    throw new ProblemError('checkout_id_conflict')
-  }
+/** Stripe's idempotency rules for a checkout id the merchant already used for a payment. */
+function checkReplay (existing: Payment, requestHash: Uint8Array): Payment {
   if (!timingSafeEqual(existing.requestHash, requestHash)) {
     throw new ProblemError('idempotency_key_reuse', {
       detail: 'this checkout id was already used for a payment with different parameters',

@@ -35,39 +35,43 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => { route: string, d
 const paymentsPrefix = '/payments/'
 const internalPrefix = '/internal/payments/'
 const internalBatchPath = '/internal/transitions'
-const transitionsSuffix = '/transitions'
-const refundCanceledChargeSuffix = '/refund_canceled_charge'
 const cancelSuffix = '/cancel'
 const captureSuffix = '/capture'
 const refundsSegment = '/refunds'
 const webhooksPrefix = '/webhooks/psp/'
 
+/**
+ * The internal API names a payment by its merchant and checkout id (issue #17 part 5):
+ * `/internal/payments/{merchant_id}/{checkout_id}` and, under it, `/transitions`,
+ * `/refund_canceled_charge` and `/refunds/{refund_id}/transitions`. nginx's internal listener
+ * routes by the X-PAYMENT-CHECKOUT-ID header (the checkout id alone), which every call carries.
+ */
 function internalRoute (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, path: string): { route: string, done: Promise<void> | void } | undefined {
   if (path === internalBatchPath) {
     if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
     return { route: internalBatchPath, done: applyTransitionBatch(ctx, req, res) }
   }
   if (!path.startsWith(internalPrefix)) return undefined
-  const rest = path.slice(internalPrefix.length)
-  const refundsAt = rest.indexOf(refundsSegment + '/')
-  if (refundsAt > 0 && rest.endsWith(transitionsSuffix)) {
-    // /internal/payments/{id}/refunds/{refund_id}/transitions
-    const refundId = rest.slice(refundsAt + refundsSegment.length + 1, -transitionsSuffix.length)
-    if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
-    return { route: '/internal/payments/:id/refunds/:refund_id/transitions', done: applyRefundTransition(ctx, req, res, rest.slice(0, refundsAt), refundId) }
+  const [merchantId, checkoutId, action, refundId, refundAction, ...more] = path.slice(internalPrefix.length).split('/')
+  if (merchantId === undefined || checkoutId === undefined || more.length > 0) throw new ProblemError('not_found')
+  const id = { merchantId, checkoutId }
+  if (action === undefined) {
+    if (req.method !== 'GET') throw new ProblemError('method_not_allowed')
+    return { route: '/internal/payments/:merchant_id/:id', done: getInternalPayment(ctx, req, res, id) }
   }
-  if (rest.endsWith(refundCanceledChargeSuffix)) {
-    const id = rest.slice(0, -refundCanceledChargeSuffix.length)
+  if (action === 'transitions' && refundId === undefined) {
     if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
-    return { route: '/internal/payments/:id/refund_canceled_charge', done: refundCanceledCharge(ctx, req, res, id) }
+    return { route: '/internal/payments/:merchant_id/:id/transitions', done: applyTransition(ctx, req, res, id) }
   }
-  if (rest.endsWith(transitionsSuffix)) {
-    const id = rest.slice(0, -transitionsSuffix.length)
+  if (action === 'refund_canceled_charge' && refundId === undefined) {
     if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
-    return { route: '/internal/payments/:id/transitions', done: applyTransition(ctx, req, res, id) }
+    return { route: '/internal/payments/:merchant_id/:id/refund_canceled_charge', done: refundCanceledCharge(ctx, req, res, id) }
   }
-  if (req.method !== 'GET') throw new ProblemError('method_not_allowed')
-  return { route: '/internal/payments/:id', done: getInternalPayment(ctx, req, res, rest) }
+  if (action === 'refunds' && refundId !== undefined && refundAction === 'transitions') {
+    if (req.method !== 'POST') throw new ProblemError('method_not_allowed')
+    return { route: '/internal/payments/:merchant_id/:id/refunds/:refund_id/transitions', done: applyRefundTransition(ctx, req, res, id, refundId) }
+  }
+  throw new ProblemError('not_found')
 }
 
 function publicHandler (ctx: ServerContext): Handler {

@@ -1,10 +1,13 @@
-// The node's LevelDB: one database per node, three key spaces.
-//   p/<checkout_id>      Payment             the current state of a payment
+// The node's LevelDB: one database per node, three key spaces. A payment is keyed by its merchant
+// and checkout id (issue #17 part 5: checkout ids are per merchant; lib/payment-id.ts).
+//   p/<merchant_id>/<checkout_id>  Payment   the current state of a payment
 //   c/<16 hex sequence>  ChangeEvent         change log, in sequence order; the CDC relay tails it
 //   m/node               NodeMeta            node id and the next change-log sequence
 //   m/relay-cursor       RelayCursor         the CDC relay's position (written by cdc-relay/)
+//   m/layout             'merchant-scoped'   written with m/node: the keys are per merchant (a store
+//                                            without it is from before, and is refused: StoreLayoutError)
 //   w/<provider>/<event> (empty)             PSP webhook event ids already taken (dedup)
-//   o/<checkout_id>      created_at ms       payments not yet terminal (the node's own watchdog view); not
+//   o/<merchant_id>/<checkout_id>  created_at ms       payments not yet terminal (the node's own watchdog view); not
 //                                            an authorization awaiting its capture; a capture asked for: since then
 // A payment change and its change-log entry are always written in the same atomic batch (a
 // processor's claim, written unpublished, has none).
@@ -16,6 +19,7 @@ import {
   type ChangeEvent, type NodeMeta, type Payment,
 } from '../lib/payment-codec.ts'
 import type { FieldSealer } from '../lib/field-crypto.ts'
+import { paymentKey } from '../lib/payment-id.ts'
 import { IdFilter } from './id-filter.ts'
 import { defaultLimits } from './limits.ts'
 
@@ -24,8 +28,18 @@ const paymentPrefix = 'p/'
 const paymentPrefixEnd = 'p0'
 const changeLogPrefix = 'c/'
 const nodeMetaKey = 'm/node'
+const layoutKey = 'm/layout'
+const layoutValue = new TextEncoder().encode('merchant-scoped')
 const webhookPrefix = 'w/'
 const openPrefix = 'o/'
+
+/**
+ * A data dir written before checkout ids were scoped per merchant (its payments keyed by checkout
+ * id alone): refused rather than misread. Its payments cannot be found under the new keys.
+ */
+export class StoreLayoutError extends Error {
+  readonly code = 'store_layout_old'
+}
 
 /** A manual payment authorized and waiting for the merchant: no capture asked for yet. */
 function awaitsCapture (payment: Payment): boolean {
@@ -79,7 +93,7 @@ export class PaymentStore {
   readonly db: ClassicLevel<string, Uint8Array>
   #meta: NodeMeta | undefined
   /**
-   * Every checkout id with a `p/` key: rebuilt from the keys at open (in the background), and
+   * Every payment key (`<merchant>/<checkout>`) with a `p/` key: rebuilt from the keys at open (in the background), and
    * every id this store writes is added before its batch is written. Trusted only once rebuilt.
    */
   readonly #knownIds: IdFilter
@@ -108,9 +122,17 @@ export class PaymentStore {
     const bytes = this.db.getSync(nodeMetaKey)
     if (bytes === undefined) {
       const meta: NodeMeta = { nodeId, nextSequence: 1, createdAtMs: nowMs }
-      await this.db.put(nodeMetaKey, encodeNodeMeta(meta), { sync: true })
+      await this.db.batch([
+        { type: 'put', key: nodeMetaKey, value: encodeNodeMeta(meta) },
+        { type: 'put', key: layoutKey, value: layoutValue },
+      ], { sync: true })
       this.#meta = meta
     } else {
+      if (this.db.getSync(layoutKey) === undefined) {
+        await this.db.close()
+        throw new StoreLayoutError(`${this.db.location} holds payments keyed by checkout id alone (before checkout ids were scoped per merchant, ` +
+          'issue #17 part 5): its payments cannot be read under the new keys. Delete the data dir (for a stack: its --dir, e.g. .stack/local).')
+      }
       const meta = decodeNodeMeta(bytes)
       if (meta.nodeId !== nodeId) {
         throw new Error(`data dir belongs to node ${meta.nodeId}, not ${nodeId}`)
@@ -153,10 +175,15 @@ export class PaymentStore {
    * A synchronous point read: the accept path needs it for every request, and for the small,
    * hot working set it is cheaper than a round trip through the libuv thread pool.
    */
-  getPayment (checkoutId: string): Payment | undefined {
+  getPayment (merchantId: string, checkoutId: string): Payment | undefined {
+    return this.getPaymentByKey(paymentKey(merchantId, checkoutId))
+  }
+
+  /** getPayment by the payment's key (lib/payment-id.ts paymentKey), for a caller that already has it. */
+  getPaymentByKey (key: string): Payment | undefined {
     // Most ids on the accept path are new: a definite "never written" answers without LevelDB.
-    if (this.#knownIdsReady && !this.#knownIds.mightContain(checkoutId)) return undefined
-    const bytes = this.db.getSync(paymentPrefix + checkoutId)
+    if (this.#knownIdsReady && !this.#knownIds.mightContain(key)) return undefined
+    const bytes = this.db.getSync(paymentPrefix + key)
     return bytes === undefined ? undefined : decodePayment(bytes, this.#sealer)
   }
 
@@ -180,9 +207,10 @@ export class PaymentStore {
     for (const { payment, event } of writes) {
       // Encoded once: the change event embeds the same bytes as its `payment` field.
       const paymentBytes = encodePayment(payment, this.#sealer)
+      const key = paymentKey(payment.merchantId, payment.checkoutId)
       // Before the batch is written, so no read after it can miss the id.
-      this.#knownIds.add(payment.checkoutId)
-      batch.put(paymentPrefix + payment.checkoutId, paymentBytes)
+      this.#knownIds.add(key)
+      batch.put(paymentPrefix + key, paymentBytes)
       if (event === undefined) {
         // Not terminal and not a create, so the open-payment index stays as it is.
         assert.ok(!terminalStatuses.has(payment.status), 'an unpublished write must not be terminal')
@@ -197,9 +225,9 @@ export class PaymentStore {
       // The open-payment index moves in the same batch as the status it reflects. An authorization
       // awaiting the merchant's capture (manual capture: hours or days, by design) is not open work;
       // its capture, once asked for, is, from that moment.
-      if (terminalStatuses.has(payment.status) || awaitsCapture(payment)) batch.del(openPrefix + payment.checkoutId)
-      else if (event.type === 'payment.created') batch.put(openPrefix + payment.checkoutId, encodeMs(payment.createdAtMs))
-      else if (event.type === 'payment.capture_requested') batch.put(openPrefix + payment.checkoutId, encodeMs(payment.updatedAtMs))
+      if (terminalStatuses.has(payment.status) || awaitsCapture(payment)) batch.del(openPrefix + key)
+      else if (event.type === 'payment.created') batch.put(openPrefix + key, encodeMs(payment.createdAtMs))
+      else if (event.type === 'payment.capture_requested') batch.put(openPrefix + key, encodeMs(payment.updatedAtMs))
       if (event.webhook !== undefined) {
         batch.put(webhookKey(event.webhook.provider, event.webhook.pspEventId), emptyValue)
       }

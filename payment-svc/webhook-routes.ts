@@ -1,5 +1,7 @@
 // PSP webhooks: `POST /webhooks/psp/{provider}/{checkout_id}` through the public nginx, routed by
-// the checkout id in the path to the owning node. Verified (HMAC, constant time, 300 s tolerance)
+// the checkout id in the path to the owning node. The payment is the merchant's checkout id (issue
+// #17 part 5): the merchant comes from the signed body (the charge or refund object's
+// `merchant_id`, which the processor gave the PSP with the charge), never from anything unsigned. Verified (HMAC, constant time, 300 s tolerance)
 // before anything is parsed; deduplicated by PSP event id; applied through the state machine.
 // A card number in the path or the body is refused (`card_number_detected`): the body is stored
 // as received, so it is checked both parsed (escapes decoded) and as raw text (number literals).
@@ -55,7 +57,8 @@ export async function receiveWebhook (ctx: WebhookRouteContext, req: IncomingMes
   if (event.reference !== checkoutId) {
     throw new ProblemError('validation_failed', { detail: 'the event is about another checkout id than the path' })
   }
-  const result = await ctx.service.receiveWebhook(checkoutId, {
+  const merchantId = event.merchantId
+  const result = await ctx.service.receiveWebhook(merchantId, checkoutId, {
     provider,
     pspEventId: event.pspEventId,
     type: event.type,
@@ -71,7 +74,7 @@ export async function receiveWebhook (ctx: WebhookRouteContext, req: IncomingMes
     ...(event.amountCaptured !== undefined ? { amountCaptured: event.amountCaptured } : {}),
   }, Date.now())
   if (result.duplicate) {
-    ctx.log.info({ checkout_id: checkoutId, provider, psp_event_id: event.pspEventId }, 'duplicate webhook ignored')
+    ctx.log.info({ checkout_id: checkoutId, merchant_id: merchantId, provider, psp_event_id: event.pspEventId }, 'duplicate webhook ignored')
     sendJson(res, 200, { received: true, duplicate: true })
     return
   }
@@ -79,7 +82,7 @@ export async function receiveWebhook (ctx: WebhookRouteContext, req: IncomingMes
   // Postgres' webhooks and payment_events, keep every one that changed something). What
   // disagrees with the payment (a note other than already_applied) stays at info.
   const level = result.applied || result.note === 'already_applied' ? 'debug' : 'info'
-  ctx.log[level]({ checkout_id: checkoutId, provider, psp_event_id: event.pspEventId, type: event.type,
+  ctx.log[level]({ checkout_id: checkoutId, merchant_id: merchantId, provider, psp_event_id: event.pspEventId, type: event.type,
     applied: result.applied, note: result.note, status: result.payment.status }, 'webhook received')
   sendJson(res, 200, { received: true, duplicate: false, applied: result.applied, note: result.note || undefined })
 }

@@ -15,6 +15,7 @@ function storedJson (value: unknown): string {
 }
 
 export interface AttemptRow {
+  merchantId: string
   checkoutId: string
   provider: string
   idempotencyKey: string
@@ -29,12 +30,12 @@ export interface AttemptRow {
 }
 
 /** Named: prepared once per connection (see projection.ts); a changed text needs a new name. */
-const insertStatementName = 'ringpay_insert_psp_attempts_v1'
+const insertStatementName = 'ringpay_insert_psp_attempts_v2'
 const insertSql = `
 INSERT INTO psp_attempts (checkout_id, provider, idempotency_key, attempt, request, http_status, response, outcome,
-                          error_code, latency_ms, started_at)
+                          error_code, latency_ms, started_at, merchant_id)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::int[], $7::jsonb[], $8::text[],
-                     $9::text[], $10::int[], $11::timestamptz[])`
+                     $9::text[], $10::int[], $11::timestamptz[], $12::text[])`
 
 export interface AttemptLogOptions {
   rowsMax: number
@@ -84,7 +85,7 @@ export class AttemptLog {
           rows.map((r) => r.checkoutId), rows.map((r) => r.provider), rows.map((r) => r.idempotencyKey),
           rows.map((r) => r.attempt), stored.map((s) => storedJson(s.request)), rows.map((r) => r.httpStatus ?? null),
           stored.map((s) => storedJson(s.response)), rows.map((r) => r.outcome), rows.map((r) => r.errorCode ?? null),
-          rows.map((r) => r.latencyMs), rows.map((r) => r.startedAt),
+          rows.map((r) => r.latencyMs), rows.map((r) => r.startedAt), rows.map((r) => r.merchantId),
         ] })
         this.#rows.splice(0, rows.length)
         attempt = 0

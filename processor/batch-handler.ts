@@ -29,6 +29,7 @@ import { readChangeEventHeader } from '../cdc-relay/event-header.ts'
 import type { FieldSealer } from '../lib/field-crypto.ts'
 import type { Logger } from '../lib/log.ts'
 import { decodeChangeEvent, terminalStatuses, type ChangeEvent } from '../lib/payment-codec.ts'
+import { paymentKey, type PaymentId } from '../lib/payment-id.ts'
 import { cancelAtPsp, DeadLetter, drivePayment, type ChargeFlowDeps } from './charge-flow.ts'
 import { driveCapture } from './capture-flow.ts'
 import type { DeadLetterPublisher } from './dead-letters.ts'
@@ -43,7 +44,7 @@ import { driveRefund } from './refund-flow.ts'
 export interface PipelineDeps {
   flow: ChargeFlowDeps
   projection: ProjectionWriter
-  /** Per checkout id order of the work that follows projection. */
+  /** Per payment (merchant and checkout id: lib/payment-id.ts paymentKey) order of the work that follows projection. */
   keys: KeyedQueue
   deadLetters: Pick<DeadLetterPublisher, 'publish'>
   metrics: ProcessorMetrics
@@ -52,6 +53,11 @@ export interface PipelineDeps {
   sealer: FieldSealer
   /** Every node's event-signing keys: only events a node signed are projected or acted on. */
   verifier: Pick<EventVerifier, 'verify'>
+}
+
+/** The event's payment: its merchant's checkout id. */
+function paymentIdOf (event: ChangeEvent): PaymentId {
+  return { merchant_id: event.payment.merchantId, checkout_id: event.checkoutId }
 }
 
 export function nodePaymentOf (event: ChangeEvent): NodePayment {
@@ -86,9 +92,10 @@ async function untilDone (deps: PipelineDeps, what: string, checkoutId: string |
   }
 }
 
-async function deadLetter (deps: PipelineDeps, message: ConsumedMessage, reason: string, detail: string, checkoutId: string | undefined): Promise<void> {
+async function deadLetter (deps: PipelineDeps, message: ConsumedMessage, reason: string, detail: string, checkoutId: string | undefined,
+  merchantId?: string): Promise<void> {
   deps.metrics.deadLetters.inc({ reason })
-  await untilDone(deps, 'dead-letter publish', checkoutId, () => deps.deadLetters.publish(message, reason, detail))
+  await untilDone(deps, 'dead-letter publish', checkoutId, () => deps.deadLetters.publish(message, reason, detail, merchantId))
 }
 
 async function drive (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessage, projected: Promise<void>,
@@ -97,9 +104,9 @@ async function drive (deps: PipelineDeps, event: ChangeEvent, message: ConsumedM
   // projected; only a flag (an UPDATE of that row) must wait for it, or it would find no row.
   const flowDeps: ChargeFlowDeps = {
     ...deps.flow,
-    flag: async (checkoutId, reason) => {
+    flag: async (payment, reason) => {
       await projected
-      await deps.flow.flag(checkoutId, reason)
+      await deps.flow.flag(payment, reason)
     },
   }
   try {
@@ -112,7 +119,7 @@ async function drive (deps: PipelineDeps, event: ChangeEvent, message: ConsumedM
       : error instanceof NodeError || error instanceof PspError ? error.code : undefined
     if (reason === undefined) throw error
     deps.log.error({ checkout_id: event.checkoutId, reason, err: error }, 'payment dead-lettered')
-    await deadLetter(deps, message, reason, (error as Error).message, event.checkoutId)
+    await deadLetter(deps, message, reason, (error as Error).message, event.checkoutId, event.payment.merchantId)
   }
 }
 
@@ -142,7 +149,7 @@ function workOf (deps: PipelineDeps, event: ChangeEvent, message: ConsumedMessag
     const reason = `webhook ${event.webhook.pspEventId} disagrees on amount or currency`
     return async () => {
       await projected
-      await untilDone(deps, 'flag', event.checkoutId, () => deps.flow.flag(event.checkoutId, reason))
+      await untilDone(deps, 'flag', event.checkoutId, () => deps.flow.flag(paymentIdOf(event), reason))
     }
   }
   return undefined
@@ -226,7 +233,7 @@ export function handleMessages (deps: PipelineDeps, messages: readonly ConsumedM
     done[index] = work === undefined
       ? observed
       // Queued now, in delivery order, so a checkout id's work runs in event order.
-      : deps.keys.run(event.checkoutId, async () => {
+      : deps.keys.run(paymentKey(event.payment.merchantId, event.checkoutId), async () => {
         await work()
         await observed
       })

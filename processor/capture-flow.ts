@@ -1,6 +1,6 @@
 // Drives a manual payment's capture (issue #14): on its `payment.capture_requested` change event
 // (the merchant's POST /payments/{id}/capture recorded `amount_to_capture` on the node), capture
-// the authorization at the PSP (idempotency key derived from the checkout id: the same on every
+// the authorization at the PSP (idempotency key derived from merchant and checkout id: the same on every
 // attempt, from every processor, after a crash and on a dead-letter replay, so at most one capture
 // per payment), then move the payment to `succeeded` on its node, which sets `amount_captured`.
 // Safe to run any number of times: the PSP answers a repeat with the same capture, and the node's
@@ -17,7 +17,7 @@ const actor = 'processor'
 export function captureRequestOf (payment: NodePayment): CaptureRequest | undefined {
   const amount = payment.amount_to_capture ?? 0
   if (payment.status !== 'requires_capture' || payment.capture_method !== 'manual' || amount <= 0 || (payment.psp_reference ?? '') === '') return undefined
-  return { checkoutId: payment.checkout_id, chargeReference: payment.psp_reference!, amount, currency: payment.currency }
+  return { merchantId: payment.merchant_id, checkoutId: payment.checkout_id, chargeReference: payment.psp_reference!, amount, currency: payment.currency }
 }
 
 /** The whole flow for a capture the node has accepted (its event's payment), or the watchdog's re-drive. */
@@ -27,7 +27,7 @@ export async function driveCapture (deps: ChargeFlowDeps, payment: NodePayment, 
   if (request === undefined) return payment
   const log = deps.log.child({ checkout_id: payment.checkout_id, psp_reference: request.chargeReference })
   const call = await callPspWithRetries(deps, {
-    checkoutId: payment.checkout_id, idempotencyKey: captureIdempotencyKey(payment.checkout_id), request: toSandboxCaptureBody(request),
+    merchantId: payment.merchant_id, checkoutId: payment.checkout_id, idempotencyKey: captureIdempotencyKey(payment.merchant_id, payment.checkout_id), request: toSandboxCaptureBody(request),
     outcomePrefix: 'capture_', logFields: { checkout_id: payment.checkout_id, psp_reference: request.chargeReference },
     failedMessage: 'psp capture attempt failed', call: () => deps.psp.capture(request),
   })
@@ -41,7 +41,7 @@ export async function driveCapture (deps: ChargeFlowDeps, payment: NodePayment, 
   const found = await deps.psp.findCharge(chargeRequestOf(payment))
   log.warn({ detail: call.outcome.detail, psp: found?.kind }, 'psp refused the capture; applying the charge as it is')
   if (found === undefined || found.kind === 'requires_capture' || found.kind === 'pending' || found.kind === 'requires_action') {
-    await deps.flag(payment.checkout_id, `capture refused by the psp (${call.outcome.detail}), its charge is ${found?.kind ?? 'missing'}`)
+    await deps.flag(payment, `capture refused by the psp (${call.outcome.detail}), its charge is ${found?.kind ?? 'missing'}`)
     return payment
   }
   return applyOutcome(deps, payment, found, by)

@@ -13,7 +13,8 @@ import { processorLimits } from './limits.ts'
 import { NodeError, type NodeClient, type NodePayment, type TransitionCall } from './node-client.ts'
 import type { PspClient } from './psp/psp-client.ts'
 import { sandboxProvider, toSandboxChargeBody } from './psp/sandbox.ts'
-import { PspError, type ChargeOutcome, type ChargeRequest } from './psp/types.ts'
+import { chargeIdempotencyKey, PspError, type ChargeOutcome, type ChargeRequest } from './psp/types.ts'
+import type { PaymentId } from '../lib/payment-id.ts'
 import type { Semaphore } from './semaphore.ts'
 
 export interface ChargeFlowDeps {
@@ -22,7 +23,8 @@ export interface ChargeFlowDeps {
   attempts: AttemptLog
   pspSlots: Semaphore
   log: Logger
-  flag: (checkoutId: string, reason: string) => Promise<void>
+  /** Marks the payment (its merchant's checkout id) for a person in Postgres. */
+  flag: (payment: PaymentId, reason: string) => Promise<void>
   onPspCall?: (outcome: string, latencyMs: number) => void
 }
 
@@ -95,11 +97,11 @@ export async function applyTransition (deps: ChargeFlowDeps, payment: NodePaymen
       current.psp_reference === call.pspReference) return current
     try {
       const result = await withNodeRetries(`transition to ${call.to}`, () =>
-        deps.node.transition(current.checkout_id, { ...call, expectedVersion: current.version, ...nodeOf(current) }))
+        deps.node.transition(current, { ...call, expectedVersion: current.version, ...nodeOf(current) }))
       return result.payment
     } catch (error) {
       if (!(error instanceof NodeError) || (error.code !== 'stale_version' && error.code !== 'invalid_transition')) throw error
-      current = await withNodeRetries('read payment', () => deps.node.get(current.checkout_id))
+      current = await withNodeRetries('read payment', () => deps.node.get(current))
     }
   }
   throw new DeadLetter('transition_contended', `could not apply ${call.to} to ${payment.checkout_id}`)
@@ -114,14 +116,15 @@ interface PspCallResult<O extends { kind: string }> {
 
 /**
  * One PSP operation of a payment until it gets an answer: every attempt is a `psp_attempts` row
- * (idempotency key = checkout id, or the refund's; outcome `<outcomePrefix><kind>`, or `error`); a retriable error
+ * (idempotency key = the charge's, from merchant and checkout id, or the refund's; outcome `<outcomePrefix><kind>`, or `error`); a retriable error
  * waits its capped, jittered backoff (at least the PSP's Retry-After, capped too), a
  * non-retriable one or `pspAttemptsMax` attempts become a dead letter. An error for which
  * `settles` holds is thrown as it is, after its row, for the caller to turn into an outcome.
  */
 export async function callPspWithRetries<O extends { kind: string }> (deps: ChargeFlowDeps, o: {
+  merchantId: string
   checkoutId: string
-  /** The PSP idempotency key, when it is not the checkout id (a refund's). */
+  /** The PSP idempotency key, when it is not the charge's (chargeIdempotencyKey): a refund's, a capture's. */
   idempotencyKey?: string
   request: unknown
   outcomePrefix: string
@@ -136,7 +139,10 @@ export async function callPspWithRetries<O extends { kind: string }> (deps: Char
   for (let attempt = 1; ; attempt++) {
     const startedAt = new Date()
     const started = performance.now()
-    const row = { checkoutId: o.checkoutId, provider: sandboxProvider, idempotencyKey: o.idempotencyKey ?? o.checkoutId, attempt, request: o.request, startedAt }
+    const row = {
+      merchantId: o.merchantId, checkoutId: o.checkoutId, provider: sandboxProvider,
+      idempotencyKey: o.idempotencyKey ?? chargeIdempotencyKey(o.merchantId, o.checkoutId), attempt, request: o.request, startedAt,
+    }
     try {
       const call = await deps.pspSlots.run(o.call)
       const outcome = `${o.outcomePrefix}${call.outcome.kind}`
@@ -164,7 +170,7 @@ export async function callPspWithRetries<O extends { kind: string }> (deps: Char
 async function chargeWithRetries (deps: ChargeFlowDeps, request: ChargeRequest): Promise<ChargeOutcome> {
   try {
     const call = await callPspWithRetries(deps, {
-      checkoutId: request.checkoutId, request: toSandboxChargeBody(request), outcomePrefix: '',
+      merchantId: request.merchantId, checkoutId: request.checkoutId, request: toSandboxChargeBody(request), outcomePrefix: '',
       logFields: { checkout_id: request.checkoutId }, failedMessage: 'psp attempt failed',
       call: () => deps.psp.charge(request),
       settles: (error) => error.code === 'psp_rejected',
@@ -187,7 +193,7 @@ export async function applyOutcome (deps: ChargeFlowDeps, payment: NodePayment, 
         // A capture we did not ask for (or of another amount): never a success by accident.
         const reason = `psp captured ${outcome.amountCaptured}, the capture asked for ${payment.amount_to_capture ?? 0}`
         log.error({ psp_reference: outcome.pspReference, reason }, 'psp capture flagged for review')
-        await deps.flag(payment.checkout_id, reason)
+        await deps.flag(payment, reason)
         return payment
       }
       return applyTransition(deps, payment, { to: 'succeeded', actor: by, pspReference: outcome.pspReference })
@@ -216,7 +222,7 @@ export async function applyOutcome (deps: ChargeFlowDeps, payment: NodePayment, 
       return payment
     case 'flagged':
       log.error({ psp_reference: outcome.pspReference, reason: outcome.reason }, 'psp answer flagged for review')
-      await deps.flag(payment.checkout_id, outcome.reason)
+      await deps.flag(payment, outcome.reason)
       return payment
   }
 }
@@ -227,10 +233,10 @@ export async function drivePayment (deps: ChargeFlowDeps, payment: NodePayment, 
   if (current.status === 'pending') {
     try {
       current = (await withNodeRetries('move to processing', () =>
-        deps.node.transition(current.checkout_id, { to: 'processing', expectedVersion: current.version, actor: by, publish: false, ...nodeOf(current) }))).payment
+        deps.node.transition(current, { to: 'processing', expectedVersion: current.version, actor: by, publish: false, ...nodeOf(current) }))).payment
     } catch (error) {
       if (!(error instanceof NodeError) || (error.code !== 'stale_version' && error.code !== 'invalid_transition')) throw error
-      current = await withNodeRetries('read payment', () => deps.node.get(current.checkout_id))
+      current = await withNodeRetries('read payment', () => deps.node.get(current))
     }
   }
   if (!isChargeable(current.status)) return current
@@ -251,7 +257,7 @@ export async function cancelAtPsp (deps: ChargeFlowDeps, payment: NodePayment): 
   const pspReference = payment.psp_reference ?? ''
   const log = deps.log.child({ checkout_id: payment.checkout_id, psp_reference: pspReference })
   const call = await callPspWithRetries(deps, {
-    checkoutId: payment.checkout_id, request: { cancel: pspReference }, outcomePrefix: 'cancel_',
+    merchantId: payment.merchant_id, checkoutId: payment.checkout_id, request: { cancel: pspReference }, outcomePrefix: 'cancel_',
     logFields: { checkout_id: payment.checkout_id, psp_reference: pspReference }, failedMessage: 'psp cancel attempt failed',
     call: () => deps.psp.cancelCharge(pspReference),
   })
@@ -266,13 +272,13 @@ export async function cancelAtPsp (deps: ChargeFlowDeps, payment: NodePayment): 
   }
   if (found?.kind === 'succeeded' && found.pspReference === pspReference) {
     const refund = await withNodeRetries('refund the canceled payment\'s charge', () =>
-      deps.node.refundCanceledCharge(payment.checkout_id, pspReference, 'cancel'))
+      deps.node.refundCanceledCharge(payment, pspReference, 'cancel'))
     log.warn({ refund_id: refund.refund.id, created: refund.created }, 'canceled payment charged at the psp: the charge is refunded')
     return
   }
   const reason = `canceled, but the psp charge ${pspReference} is ${found?.kind ?? 'missing'}: void or refund it`
   log.error({ psp: found?.kind, detail: call.outcome.detail }, 'canceled payment charged at the psp: flagged')
-  await deps.flag(payment.checkout_id, reason)
+  await deps.flag(payment, reason)
 }
 
 /** The payment's node, so its transitions are batched with others for that node. */

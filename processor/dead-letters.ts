@@ -13,6 +13,8 @@ export const dlqHeaders = {
   sourceTopic: 'dlq-source-topic',
   sourcePartition: 'dlq-source-partition',
   sourceOffset: 'dlq-source-offset',
+  /** The payment's merchant, when the event could be read (checkout ids are per merchant; the key is the checkout id alone). */
+  merchantId: 'dlq-merchant-id',
 } as const
 
 export class DeadLetterPublisher {
@@ -25,7 +27,7 @@ export class DeadLetterPublisher {
   }
 
   /** Throws if Kafka does not take it: the source batch is then redelivered, nothing is lost. */
-  async publish (message: ConsumedMessage, reason: string, error: string): Promise<void> {
+  async publish (message: ConsumedMessage, reason: string, error: string, merchantId?: string): Promise<void> {
     await this.#producer.publish(this.#topic, [{
       key: message.key ?? '',
       value: message.value,
@@ -37,6 +39,7 @@ export class DeadLetterPublisher {
         [dlqHeaders.sourceTopic]: message.topic,
         [dlqHeaders.sourcePartition]: String(message.partition),
         [dlqHeaders.sourceOffset]: message.offset,
+        ...(merchantId !== undefined ? { [dlqHeaders.merchantId]: merchantId } : {}),
       },
     }], { timeoutMs: processorLimits.dlqPublishTimeoutMs })
   }
@@ -44,6 +47,8 @@ export class DeadLetterPublisher {
 
 /** What an operator sees of a dead letter (dlq-cli's `list` line, the console's row). */
 export interface DeadLetterView {
+  /** The payment's merchant (a payment is its merchant and checkout id, #17 part 5). */
+  merchant_id: string | undefined
   checkout_id: string | undefined
   event_id: string | undefined
   reason: string | undefined
@@ -63,6 +68,7 @@ export function describeDeadLetter (letter: ConsumedMessage): DeadLetterView {
     eventId = undefined
   }
   return {
+    merchant_id: letter.headers[dlqHeaders.merchantId],
     checkout_id: letter.key,
     event_id: eventId,
     reason: letter.headers[dlqHeaders.reason],

@@ -36,7 +36,7 @@ export async function expireAwaitingCustomer (deps: ChargeFlowDeps, payment: Nod
   const log = deps.log.child({ checkout_id: payment.checkout_id, psp_reference: pspReference })
   if (pspReference !== '') {
     const call = await callPspWithRetries(deps, {
-      checkoutId: payment.checkout_id, request: { cancel: pspReference }, outcomePrefix: 'cancel_',
+      merchantId: payment.merchant_id, checkoutId: payment.checkout_id, request: { cancel: pspReference }, outcomePrefix: 'cancel_',
       logFields: { checkout_id: payment.checkout_id, psp_reference: pspReference }, failedMessage: 'psp cancel attempt failed (expiry)',
       call: () => deps.psp.cancelCharge(pspReference),
     })
@@ -48,7 +48,7 @@ export async function expireAwaitingCustomer (deps: ChargeFlowDeps, payment: Nod
         return 'charge_applied'
       }
       // Not cancelable and not final: a PSP we do not understand. Leave it to a person.
-      await deps.flag(payment.checkout_id, `expired at requires_action, but the psp charge ${pspReference} could not be canceled (${found?.kind ?? 'missing'})`)
+      await deps.flag(payment, `expired at requires_action, but the psp charge ${pspReference} could not be canceled (${found?.kind ?? 'missing'})`)
       return 'moved_on'
     }
   }
@@ -71,16 +71,16 @@ export async function expireAuthorization (deps: ChargeFlowDeps, payment: NodePa
     return 'charge_applied'
   }
   if (found?.kind !== 'requires_capture' || pspReference === '') {
-    await deps.flag(payment.checkout_id, `authorization past its capture window, but the psp charge ${pspReference} is ${found?.kind ?? 'missing'}`)
+    await deps.flag(payment, `authorization past its capture window, but the psp charge ${pspReference} is ${found?.kind ?? 'missing'}`)
     return 'moved_on'
   }
   const call = await callPspWithRetries(deps, {
-    checkoutId: payment.checkout_id, request: { cancel: pspReference }, outcomePrefix: 'cancel_',
+    merchantId: payment.merchant_id, checkoutId: payment.checkout_id, request: { cancel: pspReference }, outcomePrefix: 'cancel_',
     logFields: { checkout_id: payment.checkout_id, psp_reference: pspReference }, failedMessage: 'psp void attempt failed (expiry)',
     call: () => deps.psp.cancelCharge(pspReference),
   })
   if (call.outcome.kind === 'not_cancelable') {
-    await deps.flag(payment.checkout_id, `authorization past its capture window could not be voided at the psp (${call.outcome.detail})`)
+    await deps.flag(payment, `authorization past its capture window could not be voided at the psp (${call.outcome.detail})`)
     return 'moved_on'
   }
   return cancelOnNode(deps, payment, 'The authorization was not captured in time', authorizationExpiredFailureCode)
@@ -94,7 +94,7 @@ export function expireNeverCharged (deps: ChargeFlowDeps, payment: NodePayment):
 /** Version-checked: a claim or webhook that lands first wins, and the expiry waits for the next round. */
 async function cancelOnNode (deps: ChargeFlowDeps, payment: NodePayment, message: string, failureCode = expiredFailureCode): Promise<ExpiryResult> {
   try {
-    await deps.node.transition(payment.checkout_id, {
+    await deps.node.transition(payment, {
       to: 'canceled', expectedVersion: payment.version, actor: expiryActor, failureCode, failureMessage: message,
     })
     deps.log.warn({ checkout_id: payment.checkout_id, status: payment.status }, 'payment expired: canceled')

@@ -110,9 +110,9 @@ const flow: ChargeFlowDeps = {
   attempts,
   pspSlots,
   log,
-  flag: async (checkoutId, reason) => {
+  flag: async (payment, reason) => {
     metrics.flagged.inc()
-    await flagPayment(pool, checkoutId, reason)
+    await flagPayment(pool, payment, reason)
   },
   onPspCall: (outcome, latencyMs) => metrics.pspCalls.observe({ outcome }, latencyMs / 1000),
 }

@@ -3,12 +3,15 @@
 // guesses which node owns a payment. A transition whose caller knows the payment's node (from the
 // change event it acts on) is batched with others for that node (transition-batcher.ts). Every
 // call carries the processor service's own token: nginx adds none, and the node records the
-// service it names as the transition's actor (SECURITY.md, #17 part 2).
+// service it names as the transition's actor (SECURITY.md, #17 part 2). A payment is named by its
+// merchant and checkout id (`/internal/payments/{merchant_id}/{checkout_id}`, issue #17 part 5);
+// nginx routes every call by the X-PAYMENT-CHECKOUT-ID header, the checkout id alone.
 
 import assert from 'node:assert/strict'
 import { Pool, errors as undiciErrors } from 'undici'
 import { internalTokenHeader } from '../lib/internal-credentials.ts'
 import type { PaymentStatus } from '../lib/payment-codec.ts'
+import type { PaymentId } from '../lib/payment-id.ts'
 import { TransitionBatcher, TransitionQueueFull, type ItemAnswer } from './transition-batcher.ts'
 
 export interface NodePayment {
@@ -49,7 +52,7 @@ export interface TransitionCall {
   nodeId?: string
 }
 
-/** A refund's outcome for the node (POST /internal/payments/{id}/refunds/{refund_id}/transitions). */
+/** A refund's outcome for the node (POST /internal/payments/{merchant_id}/{id}/refunds/{refund_id}/transitions). */
 export interface RefundTransitionCall {
   to: 'succeeded' | 'failed'
   actor: string
@@ -105,6 +108,11 @@ export interface NodeClientOptions {
   transitionsQueuedPerNodeMax: number
 }
 
+/** The internal API's path of a payment: its merchant, then its checkout id. */
+function paymentPath (id: PaymentId): string {
+  return `/internal/payments/${encodeURIComponent(id.merchant_id)}/${encodeURIComponent(id.checkout_id)}`
+}
+
 export class NodeClient {
   readonly #pool: Pool
   readonly #batcher: TransitionBatcher
@@ -127,13 +135,13 @@ export class NodeClient {
     })
   }
 
-  async get (checkoutId: string): Promise<NodePayment> {
-    const { status, body } = await this.#call('GET', `/internal/payments/${checkoutId}`, checkoutId, undefined)
+  async get (id: PaymentId): Promise<NodePayment> {
+    const { status, body } = await this.#call('GET', paymentPath(id), id.checkout_id, undefined)
     if (status === 200) return body as NodePayment
     throw this.#errorFor(status, body)
   }
 
-  async transition (checkoutId: string, call: TransitionCall): Promise<{ applied: boolean, payment: NodePayment }> {
+  async transition (id: PaymentId, call: TransitionCall): Promise<{ applied: boolean, payment: NodePayment }> {
     const payload: Record<string, unknown> = { to: call.to, expected_version: call.expectedVersion, actor: call.actor }
     if (call.pspReference) payload.psp_reference = call.pspReference
     if (call.failureCode) payload.failure_code = call.failureCode
@@ -142,12 +150,12 @@ export class NodeClient {
     if (call.nextActionUrl) payload.next_action_url = call.nextActionUrl
     let answer: ItemAnswer | undefined
     if (call.nodeId !== undefined) {
-      answer = await this.#batched(call.nodeId, { checkout_id: checkoutId, ...payload })
+      answer = await this.#batched(call.nodeId, { merchant_id: id.merchant_id, checkout_id: id.checkout_id, ...payload })
       // A payment the batch's node does not hold (a node id that no longer owns it): ask the way
       // a single call does, routed by its own checkout id.
       if (answer.status === 404) answer = undefined
     }
-    answer ??= await this.#call('POST', `/internal/payments/${checkoutId}/transitions`, checkoutId, payload)
+    answer ??= await this.#call('POST', `${paymentPath(id)}/transitions`, id.checkout_id, payload)
     if (answer.status === 200) return answer.body as { applied: boolean, payment: NodePayment }
     throw this.#errorFor(answer.status, answer.body)
   }
@@ -156,19 +164,19 @@ export class NodeClient {
    * Gives back the charge of a canceled payment the PSP took anyway: the node creates one refund of
    * the whole charge (a repeat answers the same one), which then settles like any refund.
    */
-  async refundCanceledCharge (checkoutId: string, pspReference: string, actor: string): Promise<{ created: boolean, refund: NodeRefund }> {
-    const answer = await this.#call('POST', `/internal/payments/${checkoutId}/refund_canceled_charge`, checkoutId, { psp_reference: pspReference, actor })
+  async refundCanceledCharge (id: PaymentId, pspReference: string, actor: string): Promise<{ created: boolean, refund: NodeRefund }> {
+    const answer = await this.#call('POST', `${paymentPath(id)}/refund_canceled_charge`, id.checkout_id, { psp_reference: pspReference, actor })
     if (answer.status === 200) return answer.body as { created: boolean, refund: NodeRefund }
     throw this.#errorFor(answer.status, answer.body)
   }
 
   /** A refund's outcome; judged on the refund's own status (no expected version). Not batched: refunds are rare. */
-  async transitionRefund (checkoutId: string, refundId: string, call: RefundTransitionCall): Promise<{ applied: boolean, refund: NodeRefund }> {
+  async transitionRefund (id: PaymentId, refundId: string, call: RefundTransitionCall): Promise<{ applied: boolean, refund: NodeRefund }> {
     const payload: Record<string, unknown> = { to: call.to, actor: call.actor }
     if (call.pspReference) payload.psp_reference = call.pspReference
     if (call.failureCode) payload.failure_code = call.failureCode
     if (call.failureMessage) payload.failure_message = call.failureMessage.slice(0, 500)
-    const answer = await this.#call('POST', `/internal/payments/${checkoutId}/refunds/${refundId}/transitions`, checkoutId, payload)
+    const answer = await this.#call('POST', `${paymentPath(id)}/refunds/${encodeURIComponent(refundId)}/transitions`, id.checkout_id, payload)
     if (answer.status === 200) return answer.body as { applied: boolean, refund: NodeRefund }
     throw this.#errorFor(answer.status, answer.body)
   }

@@ -16,6 +16,7 @@
 import type pg from 'pg'
 import type { FieldSealer } from '../lib/field-crypto.ts'
 import type { ChangeEvent, Payment } from '../lib/payment-codec.ts'
+import type { PaymentId } from '../lib/payment-id.ts'
 import { sealWebhookPayloadColumn, type PaymentMethodColumnSealer } from './sealed-columns.ts'
 
 const projectSql = `
@@ -29,17 +30,18 @@ WITH ev AS (
          created_at, amount_refunded, amount_captured, amount_to_capture)
 ),
 refused AS (
-  -- Events naming another node than the one Postgres records for their payment.
+  -- Events naming another node than the one Postgres records for their payment (a payment is its
+  -- merchant's checkout id).
   SELECT ev.event_id, p.node_id AS owner_node_id
-  FROM ev JOIN payments p USING (checkout_id)
+  FROM ev JOIN payments p USING (merchant_id, checkout_id)
   WHERE p.node_id <> ev.node_id
 ),
 wh AS (
   -- The webhooks the nodes accepted, one per PSP event id. Runs whether or not referenced.
-  INSERT INTO webhooks (provider, psp_event_id, checkout_id, type, applied, received_at, payload)
-  SELECT provider, psp_event_id, checkout_id, type, applied, received_at, payload
-  FROM unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::boolean[], $23::timestamptz[], $24::jsonb[], $38::text[])
-    AS w(provider, psp_event_id, checkout_id, type, applied, received_at, payload, event_id)
+  INSERT INTO webhooks (provider, psp_event_id, checkout_id, type, applied, received_at, payload, merchant_id)
+  SELECT provider, psp_event_id, checkout_id, type, applied, received_at, payload, merchant_id
+  FROM unnest($18::text[], $19::text[], $20::text[], $21::text[], $22::boolean[], $23::timestamptz[], $24::jsonb[], $38::text[], $42::text[])
+    AS w(provider, psp_event_id, checkout_id, type, applied, received_at, payload, event_id, merchant_id)
   WHERE NOT EXISTS (SELECT 1 FROM refused WHERE refused.event_id = w.event_id)
   ON CONFLICT (provider, psp_event_id) DO NOTHING
 ),
@@ -68,16 +70,16 @@ rf AS (
   WHERE refunds.payment_version < EXCLUDED.payment_version
 ),
 fresh AS (
-  INSERT INTO payment_events (event_id, checkout_id, version, type, status, actor, occurred_at)
-  SELECT event_id, checkout_id, version, type, status, actor, occurred_at FROM ev
+  INSERT INTO payment_events (event_id, merchant_id, checkout_id, version, type, status, actor, occurred_at)
+  SELECT event_id, merchant_id, checkout_id, version, type, status, actor, occurred_at FROM ev
   WHERE NOT EXISTS (SELECT 1 FROM refused WHERE refused.event_id = ev.event_id)
   ON CONFLICT (event_id) DO NOTHING
   RETURNING event_id
 ),
 latest AS (
-  SELECT DISTINCT ON (ev.checkout_id) ev.*
+  SELECT DISTINCT ON (ev.merchant_id, ev.checkout_id) ev.*
   FROM ev JOIN fresh USING (event_id)
-  ORDER BY ev.checkout_id, ev.version DESC
+  ORDER BY ev.merchant_id, ev.checkout_id, ev.version DESC
 ),
 upserted AS (
 INSERT INTO payments (checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method,
@@ -87,7 +89,7 @@ SELECT checkout_id, merchant_id, node_id, amount, currency, status, version, pay
        NULLIF(psp_reference, ''), NULLIF(failure_code, ''), NULLIF(failure_message, ''), created_at, occurred_at, amount_refunded,
        CASE WHEN amount_captured IS NULL THEN 'automatic' ELSE 'manual' END, amount_captured, amount_to_capture
 FROM latest
-ON CONFLICT (checkout_id) DO UPDATE SET
+ON CONFLICT (merchant_id, checkout_id) DO UPDATE SET
   status = EXCLUDED.status,
   version = EXCLUDED.version,
   amount_refunded = EXCLUDED.amount_refunded,
@@ -109,7 +111,7 @@ SELECT event_id, owner_node_id FROM refused
  * it settles on a generic plan) planning this five-part statement on every turn. The name carries
  * a version: a changed text needs a new name, or a connection would run the old one.
  */
-const projectStatementName = 'ringpay_project_events_v4'
+const projectStatementName = 'ringpay_project_events_v5'
 
 /**
  * Projects the events and records the webhooks they carry, in one statement. The payment method
@@ -144,7 +146,7 @@ export async function projectEvents (pool: pg.Pool, sealer: FieldSealer, methods
   const { rows } = await pool.query<{ event_id: string, owner_node_id: string }>({
     name: projectStatementName,
     text: projectSql,
-    values: [...columns, ...webhooks.slice(0, 7), ...refunds.slice(0, 13), webhooks[7], refunds[13], amountsCaptured, amountsToCapture],
+    values: [...columns, ...webhooks.slice(0, 7), ...refunds.slice(0, 13), webhooks[7], refunds[13], amountsCaptured, amountsToCapture, webhooks[8]],
   })
   for (const row of rows) {
     refused.set(row.event_id, `checkout id belongs to node ${row.owner_node_id} in Postgres`)
@@ -173,20 +175,21 @@ function refundColumns (events: readonly ChangeEvent[]): unknown[][] {
   return columns
 }
 
-/** Marks a payment for a person to look at; the reason says what disagreed. */
-export async function flagPayment (pool: pg.Pool, checkoutId: string, reason: string): Promise<void> {
-  await pool.query('UPDATE payments SET flagged_reason = $2 WHERE checkout_id = $1', [checkoutId, reason.slice(0, 500)])
+/** Marks a payment (its merchant's checkout id) for a person to look at; the reason says what disagreed. */
+export async function flagPayment (pool: pg.Pool, payment: PaymentId, reason: string): Promise<void> {
+  await pool.query('UPDATE payments SET flagged_reason = $3 WHERE merchant_id = $1 AND checkout_id = $2',
+    [payment.merchant_id, payment.checkout_id, reason.slice(0, 500)])
 }
 
-/** The webhook rows of the events that carry one, column by column (7 arrays + the event ids, maybe empty). */
+/** The webhook rows of the events that carry one, column by column (7 arrays + the event ids + the merchant ids, maybe empty). */
 function webhookColumns (sealer: FieldSealer, events: readonly ChangeEvent[]): unknown[][] {
-  const columns: unknown[][] = Array.from({ length: 8 }, () => [])
+  const columns: unknown[][] = Array.from({ length: 9 }, () => [])
   for (const event of events) {
     const w = event.webhook
     if (w === undefined) continue
     // The body as received (its signature covered these bytes), sealed whole.
     const payload = sealWebhookPayloadColumn(sealer, w.provider, w.pspEventId, event.checkoutId, w.payloadJson)
-    const row = [w.provider, w.pspEventId, event.checkoutId, w.type, w.applied, new Date(w.receivedAtMs), payload, event.eventId]
+    const row = [w.provider, w.pspEventId, event.checkoutId, w.type, w.applied, new Date(w.receivedAtMs), payload, event.eventId, event.payment.merchantId]
     row.forEach((value, i) => columns[i]!.push(value))
   }
   return columns

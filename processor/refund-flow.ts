@@ -17,13 +17,13 @@ const actor = 'processor'
 export function refundRequestOf (payment: Payment, refundId: string): RefundRequest | undefined {
   const refund = payment.refunds.find((r) => r.id === refundId)
   if (refund === undefined || refund.status !== 'pending') return undefined
-  return { refundId, checkoutId: payment.checkoutId, chargeReference: payment.pspReference, amount: refund.amount, currency: payment.currency }
+  return { refundId, merchantId: payment.merchantId, checkoutId: payment.checkoutId, chargeReference: payment.pspReference, amount: refund.amount, currency: payment.currency }
 }
 
 async function refundWithRetries (deps: ChargeFlowDeps, request: RefundRequest): Promise<RefundOutcome> {
   try {
     const call = await callPspWithRetries(deps, {
-      checkoutId: request.checkoutId, idempotencyKey: refundIdempotencyKey(request.refundId), request: toSandboxRefundBody(request),
+      merchantId: request.merchantId, checkoutId: request.checkoutId, idempotencyKey: refundIdempotencyKey(request.refundId), request: toSandboxRefundBody(request),
       outcomePrefix: 'refund_', logFields: { checkout_id: request.checkoutId, refund_id: request.refundId },
       failedMessage: 'psp refund attempt failed', call: () => deps.psp.refund(request),
       settles: (error) => error.code === 'psp_rejected',
@@ -53,6 +53,7 @@ export async function refundAtPsp (deps: ChargeFlowDeps, request: RefundRequest,
 /** Records what the PSP said of a refund on its node (the processor's own answer or the watchdog's lookup). */
 export async function applyRefundOutcome (deps: ChargeFlowDeps, request: RefundRequest, outcome: RefundOutcome, by: string): Promise<void> {
   const { checkoutId, refundId } = request
+  const id = { merchant_id: request.merchantId, checkout_id: checkoutId }
   const log = deps.log.child({ checkout_id: checkoutId, refund_id: refundId })
   switch (outcome.kind) {
     case 'pending':
@@ -61,7 +62,7 @@ export async function applyRefundOutcome (deps: ChargeFlowDeps, request: RefundR
       return
     case 'flagged':
       log.error({ psp_reference: outcome.pspReference, reason: outcome.reason }, 'psp refund answer flagged for review')
-      await deps.flag(checkoutId, `refund ${refundId}: ${outcome.reason}`)
+      await deps.flag(id, `refund ${refundId}: ${outcome.reason}`)
       return
     case 'succeeded':
     case 'failed': {
@@ -69,13 +70,13 @@ export async function applyRefundOutcome (deps: ChargeFlowDeps, request: RefundR
         ? { to: 'succeeded' as const, actor: by, pspReference: outcome.pspReference }
         : { to: 'failed' as const, actor: by, ...(outcome.pspReference ? { pspReference: outcome.pspReference } : {}), failureCode: outcome.failureCode, failureMessage: outcome.failureMessage }
       try {
-        const result = await withNodeRetries(`refund ${refundId} to ${outcome.kind}`, () => deps.node.transitionRefund(checkoutId, refundId, call))
+        const result = await withNodeRetries(`refund ${refundId} to ${outcome.kind}`, () => deps.node.transitionRefund(id, refundId, call))
         log.info({ psp_reference: outcome.pspReference, applied: result.applied, status: result.refund.status }, 'refund outcome recorded')
       } catch (error) {
         // The refund is already final the other way (a webhook said otherwise first): the node
         // keeps the first outcome; a person must look at the disagreement.
         if (error instanceof NodeError && error.code === 'invalid_transition') {
-          await deps.flag(checkoutId, `refund ${refundId}: the psp says ${outcome.kind}, the node holds ${error.currentStatus ?? 'another outcome'}`)
+          await deps.flag(id, `refund ${refundId}: the psp says ${outcome.kind}, the node holds ${error.currentStatus ?? 'another outcome'}`)
           return
         }
         throw error

@@ -40,17 +40,17 @@ export async function watchdogRound (pool: pg.Pool, flow: ChargeFlowDeps, metric
     `SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS age_s FROM payments
      WHERE status NOT IN ('succeeded', 'failed', 'canceled') AND NOT ${awaitingCaptureSql('$1')}`, [options.captureExpiryMs / 1000])
   metrics.watchdogOldestSeconds.set(oldest.rows[0]?.age_s ?? 0)
-  const stale = await pool.query<{ checkout_id: string }>(
-    `SELECT checkout_id FROM payments
+  const stale = await pool.query<{ merchant_id: string, checkout_id: string }>(
+    `SELECT merchant_id, checkout_id FROM payments
      WHERE status NOT IN ('succeeded', 'failed', 'canceled') AND updated_at < now() - make_interval(secs => $1)
        AND flagged_reason IS NULL AND NOT ${awaitingCaptureSql('$3')}
      ORDER BY updated_at LIMIT $2`, [options.staleAfterMs / 1000, options.batchMax, options.captureExpiryMs / 1000])
   metrics.watchdogStale.set(stale.rowCount ?? 0)
   let settled = 0
-  for (const { checkout_id: checkoutId } of stale.rows) {
-    const plog = log.child({ checkout_id: checkoutId })
+  for (const id of stale.rows) {
+    const plog = log.child({ checkout_id: id.checkout_id, merchant_id: id.merchant_id })
     try {
-      const payment = await flow.node.get(checkoutId)
+      const payment = await flow.node.get(id)
       if (terminalStatuses.has(payment.status)) {
         // Terminal on its node, not yet in Postgres: the event is on its way (relay or consumer lag).
         metrics.watchdogActions.inc({ action: 'awaiting_projection' })
@@ -116,22 +116,22 @@ export async function watchdogRound (pool: pg.Pool, flow: ChargeFlowDeps, metric
 /** Refunds pending past `staleAfterMs` in Postgres: looked up at the PSP by key, applied or re-driven. */
 async function refundRound (pool: pg.Pool, flow: ChargeFlowDeps, metrics: ProcessorMetrics, log: Logger,
   options: Pick<WatchdogOptions, 'staleAfterMs' | 'batchMax'>): Promise<number> {
-  const stale = await pool.query<{ refund_id: string, checkout_id: string }>(
-    `SELECT refund_id, checkout_id FROM refunds
+  const stale = await pool.query<{ refund_id: string, merchant_id: string, checkout_id: string }>(
+    `SELECT refund_id, merchant_id, checkout_id FROM refunds
      WHERE status = 'pending' AND updated_at < now() - make_interval(secs => $1)
      ORDER BY updated_at LIMIT $2`, [options.staleAfterMs / 1000, options.batchMax])
   let settled = 0
-  for (const { refund_id: refundId, checkout_id: checkoutId } of stale.rows) {
-    const rlog = log.child({ checkout_id: checkoutId, refund_id: refundId })
+  for (const { refund_id: refundId, merchant_id: merchantId, checkout_id: checkoutId } of stale.rows) {
+    const rlog = log.child({ checkout_id: checkoutId, merchant_id: merchantId, refund_id: refundId })
     try {
-      const payment = await flow.node.get(checkoutId)
+      const payment = await flow.node.get({ merchant_id: merchantId, checkout_id: checkoutId })
       const refund = payment.refunds?.find((r) => r.id === refundId)
       if (refund === undefined || refund.status !== 'pending') {
         // Settled on its node, not yet in Postgres: the event is on its way.
         metrics.watchdogActions.inc({ action: 'refund_awaiting_projection' })
         continue
       }
-      const request: RefundRequest = { refundId, checkoutId, chargeReference: payment.psp_reference ?? '', amount: refund.amount, currency: payment.currency }
+      const request: RefundRequest = { refundId, merchantId, checkoutId, chargeReference: payment.psp_reference ?? '', amount: refund.amount, currency: payment.currency }
       const found = await flow.psp.findRefund(request)
       if (found === undefined) {
         rlog.warn('watchdog: no refund at the psp; re-driving')

@@ -126,11 +126,13 @@ CREATE TEMP TABLE recon_psp (
 ) ON COMMIT DROP`
 
 // Every report line, with the payment of ours it is about: the one holding its psp_reference
-// (hash join), else (fixUpSql, only for the lines left) the one with its checkout id (index probes).
+// (hash join), else (fixUpSql, only for the lines left) the one with its merchant and checkout id
+// (index probes): checkout ids are per merchant (issue #17 part 5), so two merchants' payments of
+// one checkout id are two payments, each settled by its own line.
 // Our amount is what the payment took: a manual-capture payment's amount_captured (issue #14, what
 // the PSP settles), else its amount (amount_captured is NULL for an automatic payment).
 const oursColumns = `
-       p.checkout_id AS our_checkout_id, COALESCE(p.amount_captured, p.amount) AS our_amount, p.currency::text AS our_currency,
+       p.merchant_id AS our_merchant_id, p.checkout_id AS our_checkout_id, COALESCE(p.amount_captured, p.amount) AS our_amount, p.currency::text AS our_currency,
        p.status AS our_status, p.psp_reference AS our_psp_reference, p.amount_refunded AS our_amount_refunded,
        CASE WHEN p.status = 'succeeded' THEN p.updated_at END AS our_succeeded_at,
        CASE WHEN p.status = 'succeeded' THEN (p.updated_at AT TIME ZONE 'UTC')::date - $1::date END AS day_offset`
@@ -143,20 +145,20 @@ LEFT JOIN payments p ON p.psp_reference = s.psp_reference
 WHERE s.type = 'charge'`
 
 // Two payments of ours holding one psp_reference (never supposed to happen) join one line twice:
-// the line keeps one of them (the smallest checkout id); the other is then a payment of ours that
-// no line settles, listed as such.
+// the line keeps one of them (the smallest merchant and checkout id); the other is then a payment
+// of ours that no line settles, listed as such.
 const sharedReferenceSql = `
 DELETE FROM recon_joined a USING recon_joined b
-WHERE a.line = b.line AND a.our_checkout_id > b.our_checkout_id`
+WHERE a.line = b.line AND (a.our_merchant_id, a.our_checkout_id) > (b.our_merchant_id, b.our_checkout_id)`
 
 const fixUpSql = `
 UPDATE recon_joined j SET by_ref = false,
-       our_checkout_id = p.checkout_id, our_amount = COALESCE(p.amount_captured, p.amount), our_currency = p.currency::text, our_status = p.status,
+       our_merchant_id = p.merchant_id, our_checkout_id = p.checkout_id, our_amount = COALESCE(p.amount_captured, p.amount), our_currency = p.currency::text, our_status = p.status,
        our_psp_reference = p.psp_reference, our_amount_refunded = p.amount_refunded,
        our_succeeded_at = CASE WHEN p.status = 'succeeded' THEN p.updated_at END,
        day_offset = CASE WHEN p.status = 'succeeded' THEN (p.updated_at AT TIME ZONE 'UTC')::date - $1::date END
 FROM payments p
-WHERE j.our_checkout_id IS NULL AND p.checkout_id = j.psp_checkout_id`
+WHERE j.our_checkout_id IS NULL AND p.merchant_id = j.merchant_id AND p.checkout_id = j.psp_checkout_id`
 
 // Lines that are duplicates:
 // - ref: the line repeats the psp_reference of an earlier line. When the report came sorted by
@@ -175,14 +177,14 @@ const duplicatesSql = (refDupsPossible: boolean): string => `
 CREATE TEMP TABLE recon_duplicates ON COMMIT DROP AS
 WITH ref_dups AS MATERIALIZED (${refDupsPossible ? refDupsSql : 'SELECT NULL::bigint AS line WHERE false'}),
 charge_groups AS (
-  SELECT our_checkout_id, min(line) AS first_line FROM recon_joined j
+  SELECT our_merchant_id, our_checkout_id, min(line) AS first_line FROM recon_joined j
   WHERE NOT by_ref AND our_checkout_id IS NOT NULL AND our_psp_reference IS NULL
     AND NOT EXISTS (SELECT 1 FROM ref_dups d WHERE d.line = j.line)
-  GROUP BY our_checkout_id HAVING count(*) > 1
+  GROUP BY our_merchant_id, our_checkout_id HAVING count(*) > 1
 )
 SELECT line, 'ref' AS kind FROM ref_dups
 UNION ALL
-SELECT j.line, 'charge' FROM recon_joined j JOIN charge_groups g USING (our_checkout_id)
+SELECT j.line, 'charge' FROM recon_joined j JOIN charge_groups g USING (our_merchant_id, our_checkout_id)
 WHERE NOT j.by_ref AND j.our_psp_reference IS NULL AND j.line > g.first_line
   AND NOT EXISTS (SELECT 1 FROM ref_dups d WHERE d.line = j.line)`
 
@@ -228,7 +230,7 @@ WITH ins AS (
            WHEN r.day_offset = 1 THEN 'succeeded here the next day (' || ($2::date + 1) || '): within the cut-off grace'
            WHEN r.day_offset <> 0 THEN 'succeeded here on ' || ($2::date + r.day_offset) || ', outside the one-day cut-off grace'
          END,
-         r.line, r.psp_reference, COALESCE(r.our_checkout_id, r.psp_checkout_id), r.psp_checkout_id, r.merchant_id,
+         r.line, r.psp_reference, COALESCE(r.our_checkout_id, r.psp_checkout_id), r.psp_checkout_id, COALESCE(r.our_merchant_id, r.merchant_id),
          r.amount, r.our_amount, r.currency, r.our_currency, r.fee, r.net, r.status, r.our_status, r.charged_at,
          r.our_succeeded_at, r.day_offset
   FROM recon_joined r LEFT JOIN recon_duplicates d ON d.line = r.line
@@ -245,7 +247,7 @@ WITH leftover AS MATERIALIZED (
   WHERE p.status = 'succeeded' AND p.updated_at >= $3 AND p.updated_at < $4
     AND NOT EXISTS (
       SELECT 1 FROM recon_joined c
-      WHERE c.our_checkout_id = p.checkout_id
+      WHERE c.our_checkout_id = p.checkout_id AND c.our_merchant_id = p.merchant_id
         AND (c.our_psp_reference IS NULL OR c.our_psp_reference = c.psp_reference)
         AND NOT EXISTS (SELECT 1 FROM recon_duplicates d WHERE d.line = c.line))
 ),
@@ -266,7 +268,7 @@ ins AS (
   LEFT JOIN LATERAL (
     SELECT r.report_date, i.psp_line, i.class
     FROM reconciliation_items i JOIN reconciliation_runs r ON r.id = i.run_id
-    WHERE i.checkout_id = p.checkout_id AND i.day_offset <> 0 AND i.psp_line IS NOT NULL AND i.line_type = 'charge'
+    WHERE i.merchant_id = p.merchant_id AND i.checkout_id = p.checkout_id AND i.day_offset <> 0 AND i.psp_line IS NOT NULL AND i.line_type = 'charge'
       AND i.class <> 'duplicate_at_psp'
       AND r.is_current AND r.psp = $5 AND r.report_date <> $2::date
     ORDER BY abs(r.report_date - $2::date), r.report_date
@@ -283,7 +285,7 @@ SELECT currency, sum(n)::bigint AS n, sum(amount)::text AS amount FROM (
   SELECT currency::text AS currency, count(*) AS n, sum(COALESCE(amount_captured, amount)) AS amount FROM payments
   WHERE status = 'succeeded' AND updated_at >= $1 AND updated_at < $2 GROUP BY currency
   UNION ALL
-  SELECT f.currency::text, count(*), -sum(f.amount) FROM refunds f JOIN payments p ON p.checkout_id = f.checkout_id
+  SELECT f.currency::text, count(*), -sum(f.amount) FROM refunds f JOIN payments p ON p.merchant_id = f.merchant_id AND p.checkout_id = f.checkout_id
   WHERE f.status = 'succeeded' AND f.updated_at >= $1 AND f.updated_at < $2 AND p.status <> 'canceled' GROUP BY f.currency
 ) ours GROUP BY currency`
 

@@ -8,8 +8,10 @@
 // the stats, but GET /v1/charges/<id> and ?idempotency_key= do not know it. `retrievable: true`
 // also writes c/, k/ and x/ like a real charge (4 puts; for small counts).
 //
-// References are `<referencePrefix><index>` (index from 0); each is also the idempotency key, as a
-// processor would send it. Generating twice with the same prefix is refused (generation_exists).
+// References are `<referencePrefix><index>` (index from 0), the merchant's checkout ids; each
+// charge's idempotency key is `<merchant_id>/<reference>`, as a processor sends it (checkout ids
+// are per merchant, Ringpay issue #17 part 5). Generating twice with the same prefix for the same
+// merchant is refused (generation_exists); two merchants may share a prefix (and so their ids).
 //
 // `refundEvery: k` (0: none) also refunds every k-th charge (index 0, k, 2k, …) on the same date,
 // half its amount (or all of it with `refundWhole`), `refundDelayS` after the charge (at most the
@@ -98,16 +100,22 @@ export async function generateCharges (store: PspStore, o: GenerateOptions, limi
   checkGenerateOptions(o, limits)
   let prefixes = running.get(store)
   if (prefixes === undefined) running.set(store, prefixes = new Set())
-  if (prefixes.has(o.referencePrefix) || store.has(keys.generation(o.referencePrefix))) throw new PspError('generation_exists')
+  const generation = generationOf(o)
+  if (prefixes.has(generation) || store.has(keys.generation(generation))) throw new PspError('generation_exists')
   if (prefixes.size >= limits.generationsInFlightMax) {
     throw new PspError('rate_limited', { message: 'Another generation is running; retry when it is done', retryAfterS: 5 })
   }
-  prefixes.add(o.referencePrefix)
+  prefixes.add(generation)
   try {
     return await writeGenerated(store, o, limits, onBatch)
   } finally {
-    prefixes.delete(o.referencePrefix)
+    prefixes.delete(generation)
   }
+}
+
+/** A generation is one merchant's prefix: its charges' idempotency keys are unique per (merchant, reference). */
+function generationOf (o: GenerateOptions): string {
+  return `${o.merchantId}/${o.referencePrefix}`
 }
 
 async function writeGenerated (store: PspStore, o: GenerateOptions, limits: PspLimits,
@@ -121,6 +129,7 @@ async function writeGenerated (store: PspStore, o: GenerateOptions, limits: PspL
     const batch: GeneratedCharge[] = []
     for (let i = done; i < done + size; i++) {
       const reference = o.referencePrefix + i
+      const idempotencyKey = `${o.merchantId}/${reference}`
       const amount = randomInt(random, o.amountMin, o.amountMax)
       const created = dayStartS + randomInt(random, 0, dayS - 1)
       const fee = feeFor(amount)
@@ -133,7 +142,7 @@ async function writeGenerated (store: PspStore, o: GenerateOptions, limits: PspL
         payment_method: 'pm_card_visa',
         reference,
         merchant_id: o.merchantId,
-        idempotency_key: reference,
+        idempotency_key: idempotencyKey,
         created,
         fee,
         net: amount - fee,
@@ -144,9 +153,9 @@ async function writeGenerated (store: PspStore, o: GenerateOptions, limits: PspL
       if (o.retrievable) {
         ops.push(
           { type: 'put', key: keys.charge(charge.id), value: JSON.stringify(charge) },
-          { type: 'put', key: keys.idempotency(reference), value: JSON.stringify({ charge_id: charge.id, fingerprint: paramsFingerprint(charge) }) },
-          // Fresh keys (the prefix was checked above): the x/ index is written directly.
-          { type: 'put', key: keys.chargeIndex(reference), value: JSON.stringify([charge.id]) },
+          { type: 'put', key: keys.idempotency(idempotencyKey), value: JSON.stringify({ charge_id: charge.id, fingerprint: paramsFingerprint(charge) }) },
+          // Fresh keys (the merchant's prefix was checked above): the x/ index is written directly.
+          { type: 'put', key: keys.chargeIndex(idempotencyKey), value: JSON.stringify([charge.id]) },
         )
       }
       const generated: GeneratedCharge = { reference, psp_reference: charge.id, amount, currency: o.currency, fee, net: amount - fee, created }
@@ -162,7 +171,7 @@ async function writeGenerated (store: PspStore, o: GenerateOptions, limits: PspL
           reference: `${reference}-re`,
           payment_reference: reference,
           merchant_id: o.merchantId,
-          idempotency_key: `${reference}-re`,
+          idempotency_key: `${idempotencyKey}-re`,
           created: succeededAt,
           succeeded_at: succeededAt,
         }
@@ -171,7 +180,7 @@ async function writeGenerated (store: PspStore, o: GenerateOptions, limits: PspL
       }
       batch.push(generated)
     }
-    if (done === 0) ops.push({ type: 'put', key: keys.generation(o.referencePrefix), value: JSON.stringify({ date: o.date, count: o.count, seed: o.seed }) })
+    if (done === 0) ops.push({ type: 'put', key: keys.generation(generationOf(o)), value: JSON.stringify({ date: o.date, count: o.count, seed: o.seed }) })
     await store.write({ ops, counters: { chargesTotal: size, succeeded: size } })
     done += size
     await onBatch(batch)

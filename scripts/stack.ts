@@ -31,6 +31,7 @@ import { createPrometheus } from './stack/prometheus.ts';
 import { createKafka, defaultDlqPartitions, defaultEventsPartitions, dlqTopic, eventsTopic, externalBrokersFromEnv, stackTopics, type KafkaHandle } from './stack/kafka.ts';
 import { abuseLimitsFromEnv, createNginx, type NginxHandle } from './stack/nginx.ts';
 import { guardRing } from './stack/ring-guard.ts';
+import { guardCheckoutIdLayout } from './stack/id-layout-guard.ts';
 import { createPaymentNodes, nodeDataDir, nodeId, nodePublicSocket, paymentNodeEntry, type PaymentNodeSpec } from './stack/payment-nodes.ts';
 import { isPortFree, pickFreePort, pickFreePorts } from './stack/ports.ts';
 import { createPostgres, databaseName, type PostgresHandle } from './stack/postgres.ts';
@@ -322,6 +323,7 @@ async function main(): Promise<void> {
     mkdirSync(dir, { recursive: true });
     chmodSync(dir, user ? sharedStackDirMode : privateDirMode);
     cleanups.push(acquireLock(dir));
+    guardCheckoutIdLayout(dir);
   }
   if (user) {
     for (const d of makePassable(repoRoot, user)) say('stack', `made ${d} passable (o+x) for the service user ${user.name}: it runs the code under it`);

@@ -1,6 +1,7 @@
 // The outcome check: every checkout id the load generator saw acknowledged (202) must exist, once.
 // For the payment nodes, each checked id is read back on EVERY node's admin port
-// (`GET /internal/payments/<id>` with a read-only internal token): found on none = lost, found on more
+// (`GET /internal/payments/<merchant>/<id>` with a read-only internal token; the load is one
+// merchant's, whose checkout ids these are): found on none = lost, found on more
 // than one = duplicated (a routing fault would put one id on two nodes). An id the generator saw
 // acknowledged twice also counts as duplicated. Above `sampleMax` distinct ids a uniform random
 // sample of that size is checked, and the report says so.
@@ -72,6 +73,8 @@ export function sample<T> (items: readonly T[], size: number): T[] {
 
 export async function checkNodesOutcome (o: {
   target: string
+  /** The merchant whose checkout ids the load created (checkout ids are per merchant). */
+  merchantId: string
   ackedIds: readonly string[]
   nodes: readonly NodeAdmin[]
   /** An internal API token allowed to read (the `audit` service's). */
@@ -100,7 +103,7 @@ export async function checkNodesOutcome (o: {
     try {
       const res = await pool.request({
         method: 'GET',
-        path: `/internal/payments/${id}`,
+        path: `/internal/payments/${o.merchantId}/${id}`,
         headers: { [internalTokenHeader]: o.internalToken },
         signal: deadline,
       })
@@ -153,7 +156,7 @@ export async function checkNodesOutcome (o: {
     checkErrors,
     foundPerNode,
     examples: { lost: lost.slice(0, outcomeExamplesMax), duplicated: duplicated.slice(0, outcomeExamplesMax) },
-    method: `GET /internal/payments/<id> on each of ${o.nodes.length} nodes' admin ports`,
+    method: `GET /internal/payments/<merchant>/<id> on each of ${o.nodes.length} nodes' admin ports`,
     durationS: (performance.now() - startedAt) / 1000,
     passed: lost.length === 0 && duplicated.length === 0 && checkErrors === 0,
   }
@@ -167,6 +170,8 @@ export async function checkNodesOutcome (o: {
  */
 export async function checkStoresOutcome (o: {
   target: string
+  /** The merchant whose checkout ids the load created. */
+  merchantId: string
   ackedIds: readonly string[]
   nodes: ReadonlyArray<{ id: string, dataDir: string }>
   /** The key ring the nodes sealed with (their RINGPAY_FIELD_KEYS_FILE). */
@@ -186,7 +191,7 @@ export async function checkStoresOutcome (o: {
     let found = 0
     try {
       distinct.forEach((id, i) => {
-        const payment = store.getPayment(id)
+        const payment = store.getPayment(o.merchantId, id)
         if (payment === undefined) return
         if (payment.checkoutId !== id) {
           checkErrors++

@@ -13,6 +13,7 @@ import { startPaymentLoad, type PaymentLoadClasses, type PaymentMix } from './pa
 import type { LagSample, PipelineLagProbe } from './pipeline-lag.ts'
 import { percentileSorted } from './stats.ts'
 import { checkSystemOutcome, type SystemOutcomeReport } from './system-outcome.ts'
+import { demoMerchantId } from '../../scripts/stack/api-keys.ts'
 
 export const ringpayLoadConnections = 64
 export const ringpayInflightMax = 4_096
@@ -119,6 +120,8 @@ export async function runRingpay (o: {
     clearInterval(sampling)
     const seenEpochMs = poller.seenAtEpochMs
     const outcome = await checkSystemOutcome({
+      // The load is merchant_demo's (payment-load.ts): its checkout ids.
+      merchantId: demoMerchantId,
       system: o.stack, acked: classes.acked, uncertain: classes.uncertain, refused: classes.refused,
       settleDeadlineMs: o.settleDeadlineS * 1000, onProgress: o.log,
     })

@@ -2,6 +2,11 @@
 // run/fault): like a post-run reconciler over the ids a load generator sent, it proves the
 // invariants the whole system is judged by.
 //
+// The ids are one merchant's checkout ids (`merchantId`): a payment is its merchant's checkout id
+// (issue #17 part 5), and everything below reads and counts per (merchant, checkout id): the
+// node's internal API names both, Postgres rows are filtered by both, and the PSP's charges are
+// counted under the charge's idempotency key, which is derived from both.
+//
 // Ids come in three kinds, by what the client saw:
 //   acked      202: the payment must exist on its owning node, and only there;
 //   uncertain  no answer, or a 502/504 from nginx (a node killed mid-request can have fsynced
@@ -19,7 +24,7 @@
 //   nodeVsPostgres  node and Postgres disagree on status or version;
 //   nodeVsPsp       the node's terminal status is not the PSP's charge status (flagged payments
 //                   are counted apart: "matches the PSP, or is flagged");
-//   doubleCharges   more than one PSP charge under the checkout id (the idempotency key);
+//   doubleCharges   more than one PSP charge under the payment's idempotency key (merchant and checkout id);
 //   backwards       a version went down: in the node's change events (payment_events, by event
 //                   sequence; a state change must raise it), in Postgres against the node, or
 //                   between two polls of Postgres.
@@ -37,7 +42,7 @@
 import pg from 'pg'
 import { Pool } from 'undici'
 import { internalTokenHeader } from '../../lib/internal-credentials.ts'
-import { refundIdempotencyKey } from '../../processor/psp/types.ts'
+import { chargeIdempotencyKey, refundIdempotencyKey } from '../../processor/psp/types.ts'
 
 /** Ids read back at once (each read is one GET per node plus one through nginx). */
 export const systemCheckConcurrency = 64
@@ -68,6 +73,8 @@ export interface SystemUnderCheck {
 
 export interface SystemOutcomeInput {
   system: SystemUnderCheck
+  /** The merchant whose checkout ids acked, uncertain and refused are. */
+  merchantId: string
   acked: readonly string[]
   uncertain?: readonly string[]
   refused?: readonly string[]
@@ -199,8 +206,10 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
   const tokenHeader = { [internalTokenHeader]: system.internalTokens.audit }
 
   /** Which nodes hold the id, and whether the node its key routes to is one of them. */
+  const { merchantId } = input
+  const paymentPath = (id: string): string => `/internal/payments/${encodeURIComponent(merchantId)}/${encodeURIComponent(id)}`
   const locate = async (id: string): Promise<{ holders: string[], routed: NodeRead | undefined } | undefined> => {
-    const path = `/internal/payments/${encodeURIComponent(id)}`
+    const path = paymentPath(id)
     const reads = await Promise.all(nodePools.map((n) => readPayment(n.pool, path, tokenHeader)))
     if (reads.includes(undefined)) return undefined
     const holders = nodePools.filter((_, i) => reads[i]!.found).map((n) => n.id)
@@ -258,8 +267,8 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
       for (const part of chunks(open, systemCheckSqlChunkIds)) {
         const res = await db.query<{ checkout_id: string, status: string, version: string, flagged_reason: string | null, refunding: boolean, amount_captured: string | null }>(
           `SELECT checkout_id, status, version, flagged_reason, amount_captured,
-                  EXISTS (SELECT 1 FROM refunds r WHERE r.checkout_id = p.checkout_id AND r.status = 'pending') AS refunding
-           FROM payments p WHERE checkout_id = ANY($1)`, [part])
+                  EXISTS (SELECT 1 FROM refunds r WHERE r.merchant_id = p.merchant_id AND r.checkout_id = p.checkout_id AND r.status = 'pending') AS refunding
+           FROM payments p WHERE merchant_id = $2 AND checkout_id = ANY($1)`, [part, merchantId])
         for (const r of res.rows) {
           const version = Number(r.version)
           const before = lastVersion.get(r.checkout_id)
@@ -290,7 +299,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
     await forEachBounded(settled, systemCheckConcurrency, async (id) => {
       const row = rows.get(id)!
       statuses[row.status] = (statuses[row.status] ?? 0) + 1
-      const node = await readPayment(internalPool, `/internal/payments/${encodeURIComponent(id)}`, { ...tokenHeader, 'x-payment-checkout-id': id })
+      const node = await readPayment(internalPool, paymentPath(id), { ...tokenHeader, 'x-payment-checkout-id': id })
       if (node === undefined || !node.found) return fail('checkErrors', id, 'the owning node did not answer')
       if (node.status !== row.status || node.version !== row.version) {
         // A webhook recorded after the terminal state writes no new version; any difference is real.
@@ -298,7 +307,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
       }
       const res = await pspPool.request({
         method: 'GET',
-        path: `/admin/charges?idempotency_key=${encodeURIComponent(id)}`,
+        path: `/admin/charges?idempotency_key=${encodeURIComponent(chargeIdempotencyKey(merchantId, id))}`,
         headers: { authorization: `Bearer ${system.psp.secretKey}` },
       })
       const text = await res.body.text()
@@ -336,7 +345,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
       const captured = capturedOf(node)
       if (committed > captured) fail('refundsOverCaptured', id, `node: refunds ${committed} > captured ${captured}`)
       const res = await db.query<{ refund_id: string, status: string, amount: string }>(
-        'SELECT refund_id, status, amount FROM refunds WHERE checkout_id = $1', [id])
+        'SELECT refund_id, status, amount FROM refunds WHERE merchant_id = $2 AND checkout_id = $1', [id, merchantId])
       const projected = new Map(res.rows.map((r) => [r.refund_id, r]))
       const projectedCommitted = res.rows.reduce((sum, r) => sum + (r.status === 'failed' ? 0 : Number(r.amount)), 0)
       if (projectedCommitted > captured) fail('refundsOverCaptured', id, `Postgres: refunds ${projectedCommitted} > captured ${captured}`)
@@ -372,8 +381,8 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
           SELECT checkout_id, version, type,
                  lag(version) OVER (PARTITION BY checkout_id, split_part(event_id, ':', 1)
                                     ORDER BY split_part(event_id, ':', 2)::bigint) AS prev
-          FROM payment_events WHERE checkout_id = ANY($1)) e
-        WHERE version < prev OR (version = prev AND type <> 'payment.webhook_received')`, [part])
+          FROM payment_events WHERE merchant_id = $2 AND checkout_id = ANY($1)) e
+        WHERE version < prev OR (version = prev AND type <> 'payment.webhook_received')`, [part, merchantId])
       for (const r of res.rows) fail('backwards', r.checkout_id, `change events: version ${r.prev} then ${r.version}`)
     }
 

@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync }
 import { join, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { internalServicesSetting, newInternalTokens } from '../../lib/internal-credentials.ts'
-import { demoApiKey, writeApiKeysFile } from '../../scripts/stack/api-keys.ts'
+import { demoApiKey, demoMerchantId, writeApiKeysFile } from '../../scripts/stack/api-keys.ts'
 import { benchAbuseLimits, createNginx, findNginx } from '../../scripts/stack/nginx.ts'
 import { createPaymentNodes, nodeId, type PaymentNodeSpec } from '../../scripts/stack/payment-nodes.ts'
 import { ensureFieldKeysFile } from '../../scripts/stack/field-keys.ts'
@@ -610,6 +610,7 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
     log(`outcome check (c): reading back ${cfg.verifyMax > 0 ? `up to ${formatInt(cfg.verifyMax)} of ` : ''}${formatInt(acked.c.length)} acknowledged ids on ${nodes.length} nodes`)
     outcome.c = await checkNodesOutcome({
       target: 'c',
+      merchantId: demoMerchantId,
       ackedIds: acked.c,
       nodes: nodeSpecs.map((n, i) => ({ id: n.id, adminOrigin: nodeAdminOrigins[i] as string })),
       internalToken: internalTokens.audit,
@@ -623,7 +624,7 @@ async function execute (cfg: AcceptConfig, session: BenchSession, startedAt: Dat
     const unclean = nodes.filter((n) => n.lastExit?.code !== 0)
     if (unclean.length > 0) log(`WARNING: ${unclean.map((n) => `${n.name} exited with ${JSON.stringify(n.lastExit)}`).join(', ')}`)
     log(`outcome check (c): looking up all ${formatInt(acked.c.length)} acknowledged ids in the ${nodes.length} nodes' stores`)
-    outcome.cStore = await checkStoresOutcome({ target: 'c', ackedIds: acked.c, nodes: nodeSpecs, fieldKeysFile })
+    outcome.cStore = await checkStoresOutcome({ target: 'c', merchantId: demoMerchantId, ackedIds: acked.c, nodes: nodeSpecs, fieldKeysFile })
   }
   if (want('b') && checking && databaseUrl !== undefined) {
     const { distinct, repeated } = distinctIds(acked.b)

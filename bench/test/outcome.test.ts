@@ -12,7 +12,7 @@ const token = 'test-internal-token-0123456789'
 async function fakeNode (t: { teardown: (fn: () => void) => void }, ids: string[], failWith?: number): Promise<string> {
   const known = new Set(ids)
   const server: Server = createServer((req, res) => {
-    const id = (req.url ?? '').replace('/internal/payments/', '')
+    const id = (req.url ?? '').replace('/internal/payments/m/', '')
     if (req.headers['x-ringpay-internal-token'] !== token) return res.writeHead(401).end()
     if (failWith !== undefined) return res.writeHead(failWith).end()
     if (!known.has(id)) return res.writeHead(404).end('{}')
@@ -27,6 +27,7 @@ t.test('lost, duplicated across nodes, acknowledged twice', async (t) => {
   const n1 = await fakeNode(t, ['x1', 'x2'])
   const n2 = await fakeNode(t, ['x2', 'x3'])
   const report = await checkNodesOutcome({
+    merchantId: 'm',
     target: 'c',
     ackedIds: ['x1', 'x2', 'x3', 'x4', 'x1'],
     nodes: [{ id: 'n1', adminOrigin: n1 }, { id: 'n2', adminOrigin: n2 }],
@@ -51,10 +52,10 @@ t.test('all present: passes; a sample checks only its size', async (t) => {
   const n1 = await fakeNode(t, ids.slice(0, 25))
   const n2 = await fakeNode(t, ids.slice(25))
   const nodes = [{ id: 'n1', adminOrigin: n1 }, { id: 'n2', adminOrigin: n2 }]
-  const all = await checkNodesOutcome({ target: 'c', ackedIds: ids, nodes, internalToken: token, sampleMax: 0 })
+  const all = await checkNodesOutcome({ target: 'c', merchantId: 'm', ackedIds: ids, nodes, internalToken: token, sampleMax: 0 })
   t.equal(all.passed, true)
   t.equal(all.checked, 50)
-  const sampled = await checkNodesOutcome({ target: 'c', ackedIds: ids, nodes, internalToken: token, sampleMax: 10 })
+  const sampled = await checkNodesOutcome({ target: 'c', merchantId: 'm', ackedIds: ids, nodes, internalToken: token, sampleMax: 10 })
   t.equal(sampled.checked, 10)
   t.equal(sampled.sampled, true)
   t.equal(sampled.passed, true)
@@ -64,6 +65,7 @@ t.test('a node that cannot answer fails the check (unknown is not "found")', asy
   const n1 = await fakeNode(t, ['a'])
   const n2 = await fakeNode(t, [], 500)
   const report = await checkNodesOutcome({
+    merchantId: 'm',
     target: 'c', ackedIds: ['a'], nodes: [{ id: 'n1', adminOrigin: n1 }, { id: 'n2', adminOrigin: n2 }], internalToken: token, sampleMax: 0,
   })
   t.equal(report.checkErrors, 1)

@@ -27,7 +27,7 @@ t.test('the header reader agrees with the full decoder on real entries', async (
   const node = await openTestNode('n7')
   t.teardown(() => node.close())
   await node.createPayments(['h-1', 'h-2'])
-  await node.service.transition('h-1', { to: 'processing', expectedVersion: 1, actor: 'test', failureCode: '', failureMessage: '', pspReference: '' }, Date.now())
+  await node.service.transition('merchant_demo', 'h-1', { to: 'processing', expectedVersion: 1, actor: 'test', failureCode: '', failureMessage: '', pspReference: '' }, Date.now())
   for (let sequence = 1; sequence <= 3; sequence++) {
     const bytes = node.store.db.getSync(changeLogKey(sequence))!
     const full = decodeChangeEvent(bytes, testKeyRing)
@@ -74,7 +74,7 @@ t.test('read is bounded by count and bytes, starts at the sequence asked for; ad
   t.same(await log.count(50), { entries: 50, firstSequence: 101, truncated: true })
   t.equal(node.store.db.getSync(changeLogKey(100)), undefined)
   t.ok(node.store.db.getSync(changeLogKey(101)))
-  t.ok(node.store.getPayment('r-0'), 'payment records stay')
+  t.ok(node.store.getPayment('merchant_demo', 'r-0'), 'payment records stay')
   await t.rejects(log.advance(5, 5, 0), AssertionError)
   t.ok(node.store.db.getSync(relayCursorKey))
 })
@@ -89,5 +89,5 @@ t.test('removePublished clears what a crash between the cursor write and the del
   t.equal((await log.count(100)).entries, 10)
   await log.removePublished(log.loadCursor()!.nextSequence)
   t.same(await log.count(100), { entries: 3, firstSequence: 8, truncated: false })
-  t.ok(node.store.getPayment('lp-0'), 'payment records stay')
+  t.ok(node.store.getPayment('merchant_demo', 'lp-0'), 'payment records stay')
 })

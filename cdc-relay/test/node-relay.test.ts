@@ -80,7 +80,7 @@ t.test('Kafka unreachable: accepts up to the budget, then sheds new payments onl
   t.equal(shed.headers['retry-after'], String(defaultRelayLimits.backlogRetryAfterS))
   const replay = await createPayment(publicUrl, demoApiKey, 'nr-0')
   t.equal(replay.status, 200, 'an idempotent replay of an accepted payment still answers')
-  const moved = await call(`${adminUrl}/internal/payments/nr-1/transitions`, {
+  const moved = await call(`${adminUrl}/internal/payments/merchant_demo/nr-1/transitions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-ringpay-internal-token': internalToken },
     body: JSON.stringify({ to: 'processing', expected_version: 1, actor: 'processor' }),
@@ -106,7 +106,7 @@ t.test('Kafka unreachable: accepts up to the budget, then sheds new payments onl
   t.equal(store.meta.nextSequence, budget + 2)
   for (let sequence = 1; sequence <= budget + 1; sequence++) t.ok(store.db.getSync(changeLogKey(sequence)), `entry ${sequence} kept`)
   t.equal(store.db.getSync(relayCursorKey), undefined)
-  t.equal(store.getPayment('nr-over'), undefined, 'the shed payment was not written')
+  t.equal(store.getPayment('merchant_demo', 'nr-over'), undefined, 'the shed payment was not written')
 })
 
 t.test('without KAFKA_BROKERS the node runs without a relay', async (t) => {

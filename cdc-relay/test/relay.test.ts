@@ -131,7 +131,7 @@ t.test('lost acks and partial writes leave duplicates, yet dedup (first copy win
   producer.faults.push({ kind: 'lost_ack' }, { kind: 'partial', writes: (p) => p % 2 === 0 }, { kind: 'lost_ack' },
     { kind: 'partial', writes: (p) => p === 1 }, { kind: 'fail', code: 'broker_unavailable' })
   for (const [to, expectedVersion] of [['processing', 1], ['succeeded', 2]] as const) {
-    await Promise.all(keys.map((id) => node.service.transition(id, { to, expectedVersion, actor: 'test', failureCode: '', failureMessage: '', pspReference: '' }, Date.now())))
+    await Promise.all(keys.map((id) => node.service.transition('merchant_demo', id, { to, expectedVersion, actor: 'test', failureCode: '', failureMessage: '', pspReference: '' }, Date.now())))
   }
   await until(() => relay.cursor === node.store.meta.nextSequence, deadlineMs, 'caught up')
   t.ok(producer.storedCount > 36, `duplicates were written (${producer.storedCount} messages for 36 events)`)
@@ -343,7 +343,7 @@ t.test('projection-only linger: outcomes wait for a created event to ride along 
   const lingerMs = 300
   const { relay } = startRelay(node, producer, testLimits({ publishProjectionOnlyLingerMs: lingerMs }))
   const move = (id: string, to: 'processing' | 'succeeded', expectedVersion: number): Promise<unknown> =>
-    node.service.transition(id, { to, expectedVersion, actor: 'test', failureCode: '', failureMessage: '', pspReference: to === 'succeeded' ? 'ch_1' : '' }, Date.now())
+    node.service.transition('merchant_demo', id, { to, expectedVersion, actor: 'test', failureCode: '', failureMessage: '', pspReference: to === 'succeeded' ? 'ch_1' : '' }, Date.now())
   // A created event is published at once: a charge waits on it.
   let committedAt = performance.now()
   await node.createPayments(['ride-0'])
@@ -382,10 +382,10 @@ t.test('projection-only linger: an old outcome (a backlog) goes at once, and a s
   await until(() => relay.cursor === 2, deadlineMs, 'the created event published')
   // An outcome written 10 s ago by the node's clock (as after a Kafka outage): no reason to wait.
   const committedAt = performance.now()
-  await node.service.transition('old-0', { to: 'processing', expectedVersion: 1, actor: 'test', failureCode: '', failureMessage: '', pspReference: '' }, Date.now() - 10_000)
+  await node.service.transition('merchant_demo', 'old-0', { to: 'processing', expectedVersion: 1, actor: 'test', failureCode: '', failureMessage: '', pspReference: '' }, Date.now() - 10_000)
   await until(() => relay.cursor === 3, deadlineMs, 'the old outcome published')
   t.ok(performance.now() - committedAt < 900, `an outcome already older than the linger went in ${Math.round(performance.now() - committedAt)} ms`)
-  await node.service.transition('old-0', { to: 'succeeded', expectedVersion: 2, actor: 'test', failureCode: '', failureMessage: '', pspReference: 'ch_1' }, Date.now())
+  await node.service.transition('merchant_demo', 'old-0', { to: 'succeeded', expectedVersion: 2, actor: 'test', failureCode: '', failureMessage: '', pspReference: 'ch_1' }, Date.now())
   await new Promise((resolve) => setTimeout(resolve, 50))
   const stopAt = performance.now()
   t.equal(await relay.stop(5_000), 'stopped')

@@ -37,31 +37,31 @@ t.test('a pending payment is canceled: new version, published, long-poll woken; 
   t.match(event, { type: 'payment.status_changed', version: 2, previousStatus: 'pending', actor: 'api', payment: { status: 'canceled' } })
   t.match(await service.cancel('m', 'co_a', Date.now()), { applied: false, payment: { status: 'canceled', version: 2 } })
   t.equal(store.meta.nextSequence, sequence + 1, 'the repeated cancel wrote nothing')
-  await t.rejects(service.transition('co_a', claim, Date.now()), { code: 'stale_version' }, 'the processor\'s claim after it is refused')
-  t.match(store.getPayment('co_a'), { status: 'canceled', version: 2 })
+  await t.rejects(service.transition('m', 'co_a', claim, Date.now()), { code: 'stale_version' }, 'the processor\'s claim after it is refused')
+  t.match(store.getPayment('m', 'co_a'), { status: 'canceled', version: 2 })
 })
 
 t.test('a claimed or final payment is not cancelable', async (t) => {
   const { service } = await openService(t)
   await service.create('m', 'co_b', request, Date.now())
-  await service.transition('co_b', claim, Date.now())
+  await service.transition('m', 'co_b', claim, Date.now())
   await t.rejects(service.cancel('m', 'co_b', Date.now()),
     { code: 'payment_not_cancelable', status: 409, extra: { current_status: 'processing', current_version: 2 } })
-  await service.transition('co_b', { to: 'succeeded', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_b' }, Date.now())
+  await service.transition('m', 'co_b', { to: 'succeeded', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_b' }, Date.now())
   await t.rejects(service.cancel('m', 'co_b', Date.now()), { code: 'payment_not_cancelable', extra: { current_status: 'succeeded', current_version: 3 } })
 })
 
 t.test('a payment awaiting the customer is canceled, its PSP reference kept for the processor', async (t) => {
   const { service, store } = await openService(t)
   await service.create('m', 'co_r', request, Date.now())
-  await service.transition('co_r', claim, Date.now())
-  await service.transition('co_r', { to: 'requires_action', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_r' }, Date.now())
+  await service.transition('m', 'co_r', claim, Date.now())
+  await service.transition('m', 'co_r', { to: 'requires_action', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_r' }, Date.now())
   const sequence = store.meta.nextSequence
   t.match(await service.cancel('m', 'co_r', Date.now()), { applied: true, payment: { status: 'canceled', version: 4, pspReference: 'ch_r' } })
   const event = decodeChangeEvent(await store.db.get(changeLogKey(sequence), { valueEncoding: 'view' }) as Uint8Array, testKeyRing)
   t.match(event, { previousStatus: 'requires_action', actor: 'api', payment: { status: 'canceled', pspReference: 'ch_r' } },
     'the event the processor acts on: cancel ch_r at the PSP')
-  await t.rejects(service.transition('co_r', { to: 'succeeded', expectedVersion: 4, actor: 'processor', ...details, pspReference: 'ch_r' }, Date.now()),
+  await t.rejects(service.transition('m', 'co_r', { to: 'succeeded', expectedVersion: 4, actor: 'processor', ...details, pspReference: 'ch_r' }, Date.now()),
     { code: 'invalid_transition' }, 'nothing moves it afterwards')
 })
 
@@ -70,14 +70,14 @@ t.test('another merchant\'s or an unknown payment is not found', async (t) => {
   await service.create('m', 'co_c', request, Date.now())
   await t.rejects(service.cancel('other', 'co_c', Date.now()), { code: 'payment_not_found' })
   await t.rejects(service.cancel('m', 'co_none', Date.now()), { code: 'payment_not_found' })
-  t.match(store.getPayment('co_c'), { status: 'pending', version: 1 })
+  t.match(store.getPayment('m', 'co_c'), { status: 'pending', version: 1 })
 })
 
 t.test('a cancel sent while the create is being written waits for it, then wins over the claim', async (t) => {
   const { service } = await openService(t)
   const created = service.create('m', 'co_d', request, Date.now())
   const canceled = service.cancel('m', 'co_d', Date.now())
-  const claimed = service.transition('co_d', claim, Date.now())
+  const claimed = service.transition('m', 'co_d', claim, Date.now())
   t.match(await created, { kind: 'created' })
   t.match(await canceled, { applied: true, payment: { status: 'canceled', version: 2 } })
   await t.rejects(claimed, { code: 'stale_version', extra: { current_status: 'canceled' } })
@@ -86,7 +86,7 @@ t.test('a cancel sent while the create is being written waits for it, then wins 
 t.test('claim first, then cancel: the cancel is refused', async (t) => {
   const { service } = await openService(t)
   await service.create('m', 'co_e', request, Date.now())
-  const claimed = service.transition('co_e', claim, Date.now())
+  const claimed = service.transition('m', 'co_e', claim, Date.now())
   const canceled = service.cancel('m', 'co_e', Date.now())
   t.match(await claimed, { applied: true, payment: { status: 'processing' } })
   await t.rejects(canceled, { code: 'payment_not_cancelable', extra: { current_status: 'processing' } })

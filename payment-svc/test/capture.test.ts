@@ -29,8 +29,8 @@ async function openService (t: any): Promise<{ service: PaymentService, store: P
 /** A manual payment the processor took to requires_capture (claim, then the PSP's authorization): version 3. */
 async function authorized (service: PaymentService, id: string): Promise<void> {
   await service.create('m', id, request, Date.now())
-  await service.transition(id, { to: 'processing', expectedVersion: 1, actor: 'processor', publish: false, ...details }, Date.now())
-  await service.transition(id, { to: 'requires_capture', expectedVersion: 2, actor: 'processor', ...details, pspReference: `ch_${id}` }, Date.now())
+  await service.transition('m', id, { to: 'processing', expectedVersion: 1, actor: 'processor', publish: false, ...details }, Date.now())
+  await service.transition('m', id, { to: 'requires_capture', expectedVersion: 2, actor: 'processor', ...details, pspReference: `ch_${id}` }, Date.now())
 }
 
 function webhook (target: IncomingWebhook['target'], amountCaptured?: number): IncomingWebhook {
@@ -49,7 +49,7 @@ t.test('capture_method is part of the create\'s hash only when manual', async (t
 t.test('a capture is recorded at the next version, published, long-polls woken; a repeat is answered as it is', async (t) => {
   const { service, store } = await openService(t)
   await authorized(service, 'co_a')
-  t.match(store.getPayment('co_a'), { status: 'requires_capture', captureMethod: 'manual', pspReference: 'ch_co_a', version: 3 })
+  t.match(store.getPayment('m', 'co_a'), { status: 'requires_capture', captureMethod: 'manual', pspReference: 'ch_co_a', version: 3 })
   const sequence = store.meta.nextSequence
   const woken = service.waitForChange('m', 'co_a', 3, 10_000, () => {})
   t.match(await service.capture('m', 'co_a', 1200, Date.now()), { kind: 'requested', payment: { status: 'requires_capture', amountToCapture: 1200, version: 4 } })
@@ -64,7 +64,7 @@ t.test('a capture is recorded at the next version, published, long-polls woken; 
   t.equal(store.meta.nextSequence, sequence + 1, 'repeats and refusals wrote nothing')
   await t.rejects(service.capture('other', 'co_a', undefined, Date.now()), { code: 'payment_not_found' })
 
-  const done = await service.transition('co_a', { to: 'succeeded', expectedVersion: 4, actor: 'processor', ...details, pspReference: 'ch_co_a' }, Date.now())
+  const done = await service.transition('m', 'co_a', { to: 'succeeded', expectedVersion: 4, actor: 'processor', ...details, pspReference: 'ch_co_a' }, Date.now())
   t.match(done, { applied: true, payment: { status: 'succeeded', amountCaptured: 1200, version: 5 } })
   t.match(await service.capture('m', 'co_a', undefined, Date.now()), { kind: 'replayed', payment: { status: 'succeeded', version: 5 } })
 })
@@ -98,34 +98,34 @@ t.test('capture racing cancel: exactly one wins', async (t) => {
 t.test('the move to succeeded needs the capture asked for; only a manual payment awaits one', async (t) => {
   const { service } = await openService(t)
   await authorized(service, 'co_d')
-  await t.rejects(service.transition('co_d', { to: 'succeeded', expectedVersion: 3, actor: 'processor', ...details, pspReference: 'ch_co_d' }, Date.now()),
+  await t.rejects(service.transition('m', 'co_d', { to: 'succeeded', expectedVersion: 3, actor: 'processor', ...details, pspReference: 'ch_co_d' }, Date.now()),
     { code: 'invalid_transition' }, 'no capture was asked for')
   const { captureMethod: _, ...automatic } = request
   await service.create('m', 'co_e', automatic, Date.now())
-  await t.rejects(service.transition('co_e', { to: 'requires_capture', expectedVersion: 1, actor: 'processor', ...details, pspReference: 'ch_e' }, Date.now()),
+  await t.rejects(service.transition('m', 'co_e', { to: 'requires_capture', expectedVersion: 1, actor: 'processor', ...details, pspReference: 'ch_e' }, Date.now()),
     { code: 'invalid_transition' })
   await service.create('m', 'co_f', request, Date.now())
-  await t.rejects(service.transition('co_f', { to: 'succeeded', expectedVersion: 1, actor: 'processor', ...details, pspReference: 'ch_f' }, Date.now()),
+  await t.rejects(service.transition('m', 'co_f', { to: 'succeeded', expectedVersion: 1, actor: 'processor', ...details, pspReference: 'ch_f' }, Date.now()),
     { code: 'invalid_transition' }, 'a manual payment never succeeds uncaptured')
 })
 
 t.test('the PSP\'s webhooks: authorization, and a capture applied only for the amount asked for', async (t) => {
   const { service } = await openService(t)
   await service.create('m', 'co_w', request, Date.now())
-  t.match(await service.receiveWebhook('co_w', webhook('requires_capture'), Date.now()), { applied: true, payment: { status: 'requires_capture', pspReference: 'ch_co_w' } })
-  t.match(await service.receiveWebhook('co_w', webhook('succeeded', 1999), Date.now()), { applied: false, note: 'capture_mismatch' }, 'no capture asked for')
+  t.match(await service.receiveWebhook('m', 'co_w', webhook('requires_capture'), Date.now()), { applied: true, payment: { status: 'requires_capture', pspReference: 'ch_co_w' } })
+  t.match(await service.receiveWebhook('m', 'co_w', webhook('succeeded', 1999), Date.now()), { applied: false, note: 'capture_mismatch' }, 'no capture asked for')
   await service.capture('m', 'co_w', 1500, Date.now())
-  t.match(await service.receiveWebhook('co_w', webhook('succeeded', 1999), Date.now()), { applied: false, note: 'capture_mismatch' }, 'another amount')
-  t.match(await service.receiveWebhook('co_w', webhook('succeeded', 1500), Date.now()), { applied: true, payment: { status: 'succeeded', amountCaptured: 1500 } })
+  t.match(await service.receiveWebhook('m', 'co_w', webhook('succeeded', 1999), Date.now()), { applied: false, note: 'capture_mismatch' }, 'another amount')
+  t.match(await service.receiveWebhook('m', 'co_w', webhook('succeeded', 1500), Date.now()), { applied: true, payment: { status: 'succeeded', amountCaptured: 1500 } })
 })
 
 t.test('the PSP\'s void (its window over) before the processor recorded the authorization: applied; the late record is refused', async (t) => {
   const { service } = await openService(t)
   await service.create('m', 'co_v', request, Date.now())
-  await service.transition('co_v', { to: 'processing', expectedVersion: 1, actor: 'processor', publish: false, ...details }, Date.now())
+  await service.transition('m', 'co_v', { to: 'processing', expectedVersion: 1, actor: 'processor', publish: false, ...details }, Date.now())
   const voided = { ...webhook('canceled'), pspReference: 'ch_v', failureCode: 'authorization_expired' }
-  t.match(await service.receiveWebhook('co_v', voided, Date.now()), { applied: true, payment: { status: 'canceled', failureCode: 'authorization_expired' } })
-  await t.rejects(service.transition('co_v', { to: 'requires_capture', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_v' }, Date.now()),
+  t.match(await service.receiveWebhook('m', 'co_v', voided, Date.now()), { applied: true, payment: { status: 'canceled', failureCode: 'authorization_expired' } })
+  await t.rejects(service.transition('m', 'co_v', { to: 'requires_capture', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_v' }, Date.now()),
     { code: 'stale_version' })
 })
 
@@ -134,7 +134,7 @@ t.test('refunds of a captured payment are bounded by what was captured', async (
   await authorized(service, 'co_r')
   await t.rejects(service.createRefund('m', 'co_r', 'k0', { amount: 1, reason: '' }, Date.now()), { code: 'payment_not_refundable' })
   await service.capture('m', 'co_r', 800, Date.now())
-  await service.transition('co_r', { to: 'succeeded', expectedVersion: 4, actor: 'processor', ...details, pspReference: 'ch_co_r' }, Date.now())
+  await service.transition('m', 'co_r', { to: 'succeeded', expectedVersion: 4, actor: 'processor', ...details, pspReference: 'ch_co_r' }, Date.now())
   await t.rejects(service.createRefund('m', 'co_r', 'k1', { amount: 801, reason: '' }, Date.now()),
     { code: 'refund_amount_exceeds_available', extra: { amount_available: 800 } })
   t.match(await service.createRefund('m', 'co_r', 'k2', { amount: undefined, reason: '' }, Date.now()), { kind: 'created', refund: { amount: 800 } })
@@ -145,13 +145,13 @@ t.test('an authorization awaiting its capture is not open work (no stuck-payment
   const createdAtMs = Date.now() - 3 * 24 * 3_600_000
   await service.create('m', 'co_o', request, createdAtMs)
   t.match(await store.scanOpen(Date.now(), 60_000, 100), { open: 1 })
-  await service.transition('co_o', { to: 'requires_capture', expectedVersion: 1, actor: 'processor', ...details, pspReference: 'ch_o' }, createdAtMs)
+  await service.transition('m', 'co_o', { to: 'requires_capture', expectedVersion: 1, actor: 'processor', ...details, pspReference: 'ch_o' }, createdAtMs)
   t.match(await store.scanOpen(Date.now(), 60_000, 100), { open: 0 }, 'days at requires_capture alert nobody')
   const askedAtMs = Date.now() - 1_000
   await service.capture('m', 'co_o', undefined, askedAtMs)
   const scan = await store.scanOpen(Date.now(), 60_000, 100)
   t.match(scan, { open: 1, stale: 0 }, 'the capture is open work')
   t.ok(scan.oldestAgeMs < 60_000, 'aged from the capture request, not the creation')
-  await service.transition('co_o', { to: 'succeeded', expectedVersion: 3, actor: 'processor', ...details, pspReference: 'ch_o' }, Date.now())
+  await service.transition('m', 'co_o', { to: 'succeeded', expectedVersion: 3, actor: 'processor', ...details, pspReference: 'ch_o' }, Date.now())
   t.match(await store.scanOpen(Date.now(), 60_000, 100), { open: 0 })
 })

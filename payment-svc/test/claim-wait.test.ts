@@ -42,21 +42,21 @@ t.test('a webhook arriving while the processor\'s transition is being written wa
   const service = await openService(t)
   await service.create('m', 'co_1', request, Date.now())
   // Both start in the same tick: the transition holds the id until its batch is durable.
-  const transition = service.transition('co_1', { to: 'processing', expectedVersion: 1, actor: 'processor', failureCode: '', failureMessage: '', pspReference: '' }, Date.now())
-  const webhook = service.receiveWebhook('co_1', succeededWebhook('evt_1'), Date.now())
+  const transition = service.transition('m', 'co_1', { to: 'processing', expectedVersion: 1, actor: 'processor', failureCode: '', failureMessage: '', pspReference: '' }, Date.now())
+  const webhook = service.receiveWebhook('m', 'co_1', succeededWebhook('evt_1'), Date.now())
   const [moved, received] = await Promise.all([transition, webhook])
   t.match(moved, { applied: true, payment: { status: 'processing', version: 2 } })
   t.match(received, { duplicate: false, applied: true, payment: { status: 'succeeded', version: 3 } }, 'applied on top of the durable transition')
-  t.equal(service.getInternal('co_1').version, 3)
+  t.equal(service.get('m', 'co_1').version, 3)
 })
 
 t.test('several writers of one id queue up one behind the other', async (t) => {
   const service = await openService(t)
   await service.create('m', 'co_2', request, Date.now())
   const results = await Promise.all([
-    service.transition('co_2', { to: 'processing', expectedVersion: 1, actor: 'p', failureCode: '', failureMessage: '', pspReference: '' }, Date.now()),
-    service.receiveWebhook('co_2', succeededWebhook('evt_a'), Date.now()),
-    service.receiveWebhook('co_2', succeededWebhook('evt_b'), Date.now()),
+    service.transition('m', 'co_2', { to: 'processing', expectedVersion: 1, actor: 'p', failureCode: '', failureMessage: '', pspReference: '' }, Date.now()),
+    service.receiveWebhook('m', 'co_2', succeededWebhook('evt_a'), Date.now()),
+    service.receiveWebhook('m', 'co_2', succeededWebhook('evt_b'), Date.now()),
   ])
   t.match(results[0], { applied: true })
   t.match(results[1], { applied: true, payment: { status: 'succeeded' } })
@@ -66,8 +66,8 @@ t.test('several writers of one id queue up one behind the other', async (t) => {
 t.test('a create of an id being written is still refused, and waiting is bounded', async (t) => {
   const service = await openService(t, { claimWaitersMax: 0 })
   await service.create('m', 'co_3', request, Date.now())
-  const transition = service.transition('co_3', { to: 'processing', expectedVersion: 1, actor: 'p', failureCode: '', failureMessage: '', pspReference: '' }, Date.now())
-  t.equal(await problemCodeOf(service.receiveWebhook('co_3', succeededWebhook('evt_c'), Date.now())), 'idempotency_key_in_use',
+  const transition = service.transition('m', 'co_3', { to: 'processing', expectedVersion: 1, actor: 'p', failureCode: '', failureMessage: '', pspReference: '' }, Date.now())
+  t.equal(await problemCodeOf(service.receiveWebhook('m', 'co_3', succeededWebhook('evt_c'), Date.now())), 'idempotency_key_in_use',
     'no room to wait: refused as before')
   await transition
   const creating = service.create('m', 'co_4', request, Date.now())

@@ -36,9 +36,9 @@ t.test('processing then the outcome: one wake-up, with the outcome', async (t) =
   const service = await openService(t)
   await service.create('m', 'co_a', request, Date.now())
   const waiting = poll(service, 'co_a')
-  await service.transition('co_a', to('processing', 1), Date.now())
+  await service.transition('m', 'co_a', to('processing', 1), Date.now())
   await new Promise((resolve) => setTimeout(resolve, processingWakeDelayMs / 3))
-  await service.transition('co_a', to('succeeded', 2, 'ch_1'), Date.now())
+  await service.transition('m', 'co_a', to('succeeded', 2, 'ch_1'), Date.now())
   const woke = await waiting
   t.match(woke, { status: 'succeeded', version: 3 }, 'the outcome, not the claim before it')
   t.ok(woke.afterMs < processingWakeDelayMs, `woke at the outcome (${Math.round(woke.afterMs)} ms)`)
@@ -48,7 +48,7 @@ t.test('processing that lasts wakes the poll after the delay, as it is by then',
   const service = await openService(t)
   await service.create('m', 'co_b', request, Date.now())
   const waiting = poll(service, 'co_b')
-  await service.transition('co_b', to('processing', 1), Date.now())
+  await service.transition('m', 'co_b', to('processing', 1), Date.now())
   const woke = await waiting
   t.match(woke, { status: 'processing', version: 2 })
   t.ok(woke.afterMs >= processingWakeDelayMs - 5, `not before the delay (${Math.round(woke.afterMs)} ms)`)
@@ -59,7 +59,7 @@ t.test('any other change wakes at once; with the delay off, processing does too'
   const service = await openService(t)
   await service.create('m', 'co_c', request, Date.now())
   const waiting = poll(service, 'co_c')
-  await service.transition('co_c', to('requires_action', 1, 'ch_2'), Date.now())
+  await service.transition('m', 'co_c', to('requires_action', 1, 'ch_2'), Date.now())
   const woke = await waiting
   t.match(woke, { status: 'requires_action', version: 2 })
   t.ok(woke.afterMs < processingWakeDelayMs, 'at once')
@@ -67,7 +67,7 @@ t.test('any other change wakes at once; with the delay off, processing does too'
   const immediate = await openService(t, 0)
   await immediate.create('m', 'co_d', request, Date.now())
   const waitingD = poll(immediate, 'co_d')
-  await immediate.transition('co_d', to('processing', 1), Date.now())
+  await immediate.transition('m', 'co_d', to('processing', 1), Date.now())
   const wokeD = await waitingD
   t.match(wokeD, { status: 'processing', version: 2 })
   t.ok(wokeD.afterMs < processingWakeDelayMs, 'processingWakeDelayMs 0: at once')

@@ -33,20 +33,20 @@ t.test('kept while requires_action, durable, gone once the payment moves on', as
   t.teardown(() => store.close())
   const service = new PaymentService('n1', store, defaultLimits, { onWriteFailure: (error) => { throw error } })
   await service.create('m', 'co_action', request, Date.now())
-  t.notOk(paymentView(store.getPayment('co_action')!).next_action, 'none while pending')
-  await service.transition('co_action', { to: 'requires_action', expectedVersion: 1, actor: 'processor', ...details, pspReference: 'ch_1', nextActionUrl: url }, Date.now())
-  const waiting = store.getPayment('co_action')!
+  t.notOk(paymentView(store.getPayment('m', 'co_action')!).next_action, 'none while pending')
+  await service.transition('m', 'co_action', { to: 'requires_action', expectedVersion: 1, actor: 'processor', ...details, pspReference: 'ch_1', nextActionUrl: url }, Date.now())
+  const waiting = store.getPayment('m', 'co_action')!
   t.equal(waiting.nextActionUrl, url, 'stored with the payment')
   t.same(paymentView(waiting).next_action, { type: 'redirect_to_url', redirect_to_url: { url } })
-  await service.transition('co_action', { to: 'succeeded', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_1' }, Date.now())
-  const done = store.getPayment('co_action')!
+  await service.transition('m', 'co_action', { to: 'succeeded', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_1' }, Date.now())
+  const done = store.getPayment('m', 'co_action')!
   t.equal(done.nextActionUrl, undefined, 'cleared when the customer acted')
   t.notOk(paymentView(done).next_action)
 })
 
 t.test('the sandbox webhook carries the URL of a charge awaiting the customer', async (t) => {
   const event = (type: string, nextAction: unknown): unknown => ({
-    id: 'evt_1', type, data: { object: { id: 'ch_1', reference: 'co_1', amount: 1999, currency: 'EUR', status: 'requires_action', next_action: nextAction } },
+    id: 'evt_1', type, data: { object: { id: 'ch_1', reference: 'co_1', merchant_id: 'm', amount: 1999, currency: 'EUR', status: 'requires_action', next_action: nextAction } },
   })
   const redirect = { type: 'redirect_to_url', redirect_to_url: { url } }
   t.equal(parseSandboxWebhook(event('charge.requires_action', redirect)).nextActionUrl, url)

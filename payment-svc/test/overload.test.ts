@@ -76,7 +76,7 @@ t.test('a full ring sheds load with 503 and writes nothing it refused', async (t
     t.match(String(r.contentType), /^application\/problem\+json/)
   }
   const stored = async (id: string): Promise<number> => {
-    const res = await admin.request({ path: `/internal/payments/${id}`, method: 'GET', headers: { 'x-ringpay-internal-token': token } })
+    const res = await admin.request({ path: `/internal/payments/m1/${id}`, method: 'GET', headers: { 'x-ringpay-internal-token': token } })
     await res.body.dump()
     return res.statusCode
   }

@@ -25,13 +25,13 @@ async function open (t: { teardown: (fn: () => unknown) => void }): Promise<{ se
 t.test('the whole charge, once, for a canceled payment holding that charge', async (t) => {
   const { service } = await open(t)
   await service.create('m', 'co_cx', request, Date.now())
-  await service.transition('co_cx', { to: 'requires_action', expectedVersion: 1, actor: 'processor', ...details, pspReference: 'ch_1' }, Date.now())
-  await t.rejects(service.refundCanceledCharge('co_cx', 'ch_1', 'processor:cancel', Date.now()), { code: 'payment_not_refundable' }, 'not before it is canceled')
+  await service.transition('m', 'co_cx', { to: 'requires_action', expectedVersion: 1, actor: 'processor', ...details, pspReference: 'ch_1' }, Date.now())
+  await t.rejects(service.refundCanceledCharge('m', 'co_cx', 'ch_1', 'processor:cancel', Date.now()), { code: 'payment_not_refundable' }, 'not before it is canceled')
   await service.cancel('m', 'co_cx', Date.now())
-  await t.rejects(service.refundCanceledCharge('co_cx', 'ch_other', 'processor:cancel', Date.now()), { code: 'validation_failed' }, 'not another charge')
-  const first = await service.refundCanceledCharge('co_cx', 'ch_1', 'processor:cancel', Date.now())
+  await t.rejects(service.refundCanceledCharge('m', 'co_cx', 'ch_other', 'processor:cancel', Date.now()), { code: 'validation_failed' }, 'not another charge')
+  const first = await service.refundCanceledCharge('m', 'co_cx', 'ch_1', 'processor:cancel', Date.now())
   t.match(first, { kind: 'created', refund: { amount: 1999, status: 'pending' }, payment: { status: 'canceled', version: 4 } })
-  const again = await service.refundCanceledCharge('co_cx', 'ch_1', 'processor:cancel', Date.now())
+  const again = await service.refundCanceledCharge('m', 'co_cx', 'ch_1', 'processor:cancel', Date.now())
   t.match(again, { kind: 'replayed', refund: { id: first.refund.id }, payment: { version: 4 } }, 'a repeat answers the same refund')
   await t.rejects(service.createRefund('m', 'co_cx', 'k1', { amount: 1, reason: '' }, Date.now()), { code: 'payment_not_refundable' },
     'merchants still refund only succeeded payments')

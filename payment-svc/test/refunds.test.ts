@@ -22,8 +22,8 @@ async function succeededPayment (t: any, checkoutId: string): Promise<{ service:
   const service = new PaymentService('n1', store, defaultLimits, { onWriteFailure: (error) => { throw error } })
   t.teardown(() => store.close())
   await service.create('m', checkoutId, request, Date.now())
-  await service.transition(checkoutId, { to: 'processing', expectedVersion: 1, actor: 'processor', publish: false, ...details }, Date.now())
-  await service.transition(checkoutId, { to: 'succeeded', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_1' }, Date.now())
+  await service.transition('m', checkoutId, { to: 'processing', expectedVersion: 1, actor: 'processor', publish: false, ...details }, Date.now())
+  await service.transition('m', checkoutId, { to: 'succeeded', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_1' }, Date.now())
   return { service, store }
 }
 
@@ -56,7 +56,7 @@ t.test('idempotency: same key and body replays, another body is refused', async 
   t.equal(store.meta.nextSequence, sequence, 'a replay writes nothing')
   await t.rejects(service.createRefund('m', 'co_b', 'k', { amount: 101, reason: '' }, Date.now()), { code: 'idempotency_key_reuse' })
   await t.rejects(service.createRefund('other', 'co_b', 'k', { amount: 100, reason: '' }, Date.now()), { code: 'payment_not_found' })
-  t.equal(store.getPayment('co_b')!.refunds.length, 1)
+  t.equal(store.getPayment('m', 'co_b')!.refunds.length, 1)
 })
 
 t.test('only a succeeded payment is refunded', async (t) => {
@@ -67,7 +67,7 @@ t.test('only a succeeded payment is refunded', async (t) => {
   await service.create('m', 'co_c', request, Date.now())
   await t.rejects(service.createRefund('m', 'co_c', 'k', { amount: 1, reason: '' }, Date.now()),
     { code: 'payment_not_refundable', status: 409, extra: { current_status: 'pending', current_version: 1 } })
-  t.same(store.getPayment('co_c')!.refunds, [])
+  t.same(store.getPayment('m', 'co_c')!.refunds, [])
 })
 
 t.test('concurrent refunds never exceed the amount', async (t) => {
@@ -78,21 +78,21 @@ t.test('concurrent refunds never exceed the amount', async (t) => {
   const refused = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason.code)
   t.equal(accepted.length, 3, '3 × 300 fit in 1000')
   t.same(refused, ['refund_amount_exceeds_available'])
-  t.equal(store.getPayment('co_d')!.refunds.reduce((sum, r) => sum + r.amount, 0), 900)
+  t.equal(store.getPayment('m', 'co_d')!.refunds.reduce((sum, r) => sum + r.amount, 0), 900)
 })
 
 t.test('outcomes are forward only; a failed refund gives its amount back', async (t) => {
   const { service, store } = await succeededPayment(t, 'co_e')
   const { refund } = await service.createRefund('m', 'co_e', 'k1', { amount: 1000, reason: '' }, Date.now())
-  const failed = await service.transitionRefund('co_e', refund.id, { to: 'failed', actor: 'processor', ...details, failureCode: 'expired_card' }, Date.now())
+  const failed = await service.transitionRefund('m', 'co_e', refund.id, { to: 'failed', actor: 'processor', ...details, failureCode: 'expired_card' }, Date.now())
   t.match(failed, { applied: true, refund: { status: 'failed', failureCode: 'expired_card' }, payment: { version: 5, status: 'succeeded' } })
-  t.match(await service.transitionRefund('co_e', refund.id, { to: 'failed', actor: 'processor', ...details }, Date.now()), { applied: false })
-  await t.rejects(service.transitionRefund('co_e', refund.id, succeed('re_psp'), Date.now()), { code: 'invalid_transition' })
-  await t.rejects(service.transitionRefund('co_e', 're_unknown', succeed('re_psp'), Date.now()), { code: 'refund_not_found' })
+  t.match(await service.transitionRefund('m', 'co_e', refund.id, { to: 'failed', actor: 'processor', ...details }, Date.now()), { applied: false })
+  await t.rejects(service.transitionRefund('m', 'co_e', refund.id, succeed('re_psp'), Date.now()), { code: 'invalid_transition' })
+  await t.rejects(service.transitionRefund('m', 'co_e', 're_unknown', succeed('re_psp'), Date.now()), { code: 'refund_not_found' })
   const second = await service.createRefund('m', 'co_e', 'k2', { amount: undefined, reason: '' }, Date.now())
   t.equal(second.refund.amount, 1000, 'the failed refund\'s amount is available again')
-  await service.transitionRefund('co_e', second.refund.id, succeed('re_psp2'), Date.now())
-  t.match(store.getPayment('co_e')!.refunds.map((r) => r.status), ['failed', 'succeeded'])
+  await service.transitionRefund('m', 'co_e', second.refund.id, succeed('re_psp2'), Date.now())
+  t.match(store.getPayment('m', 'co_e')!.refunds.map((r) => r.status), ['failed', 'succeeded'])
 })
 
 t.test('refund webhooks apply once, confirm without a write, and record disagreements', async (t) => {
@@ -102,14 +102,14 @@ t.test('refund webhooks apply once, confirm without a write, and record disagree
     provider: 'sandbox', pspEventId: id, type, payloadJson: '{}', target: undefined, pspReference: 're_psp', amount, currency: 'EUR',
     failureCode: '', failureMessage: '', refund: { id: refund.id, target },
   })
-  t.match(await service.receiveWebhook('co_f', webhook('evt_1', 'refund.succeeded', 'succeeded', 399), Date.now()),
+  t.match(await service.receiveWebhook('m', 'co_f', webhook('evt_1', 'refund.succeeded', 'succeeded', 399), Date.now()),
     { applied: false, note: 'amount_mismatch' })
-  t.match(await service.receiveWebhook('co_f', webhook('evt_2', 'refund.succeeded', 'succeeded'), Date.now()), { applied: true })
-  t.match(store.getPayment('co_f')!.refunds[0], { status: 'succeeded', pspReference: 're_psp' })
-  t.match(await service.receiveWebhook('co_f', webhook('evt_2', 'refund.succeeded', 'succeeded'), Date.now()), { duplicate: true })
+  t.match(await service.receiveWebhook('m', 'co_f', webhook('evt_2', 'refund.succeeded', 'succeeded'), Date.now()), { applied: true })
+  t.match(store.getPayment('m', 'co_f')!.refunds[0], { status: 'succeeded', pspReference: 're_psp' })
+  t.match(await service.receiveWebhook('m', 'co_f', webhook('evt_2', 'refund.succeeded', 'succeeded'), Date.now()), { duplicate: true })
   const sequence = store.meta.nextSequence
-  t.match(await service.receiveWebhook('co_f', webhook('evt_3', 'refund.succeeded', 'succeeded'), Date.now()), { applied: false, note: 'already_applied' })
+  t.match(await service.receiveWebhook('m', 'co_f', webhook('evt_3', 'refund.succeeded', 'succeeded'), Date.now()), { applied: false, note: 'already_applied' })
   t.equal(store.meta.nextSequence, sequence, 'a confirmation writes nothing')
-  t.match(await service.receiveWebhook('co_f', webhook('evt_4', 'refund.failed', 'failed'), Date.now()), { applied: false, note: 'terminal' })
-  t.equal(store.getPayment('co_f')!.refunds[0]!.status, 'succeeded', 'never backwards')
+  t.match(await service.receiveWebhook('m', 'co_f', webhook('evt_4', 'refund.failed', 'failed'), Date.now()), { applied: false, note: 'terminal' })
+  t.equal(store.getPayment('m', 'co_f')!.refunds[0]!.status, 'succeeded', 'never backwards')
 })

@@ -34,7 +34,7 @@ t.test('payments, change log and the open-payment index move in one batch', asyn
   await write(store, payment('done', 'succeeded', 2, nowMs - 200_000), 'payment.status_changed')
   t.same(await store.scanOpen(nowMs, 60_000, 100), { open: 2, stale: 1, oldestAgeMs: 120_000, complete: true })
   t.equal(store.meta.nextSequence, 5, 'one sequence per change, no gaps')
-  t.equal(store.getPayment('done')?.status, 'succeeded')
+  t.equal(store.getPayment('m', 'done')?.status, 'succeeded')
   t.same(await store.scanOpen(nowMs, 60_000, 2), { open: 2, stale: 1, oldestAgeMs: 120_000, complete: false }, 'bounded scan says it stopped early')
 })
 
@@ -54,7 +54,7 @@ t.test('known-id filter: rebuilt at open, so ids written before a restart are fo
   await first.open('n1', 1)
   t.same(await first.knownIdsRebuilt(), { ready: true, ids: 0 })
   for (let i = 0; i < 300; i++) await write(first, payment(`before_${i}`, 'pending', 1, 1_000), 'payment.created')
-  t.equal(first.getPayment('before_7')?.checkoutId, 'before_7', 'written while the filter is ready')
+  t.equal(first.getPayment('m', 'before_7')?.checkoutId, 'before_7', 'written while the filter is ready')
   await first.close()
 
   const second = new PaymentStore(dir, { sealer: testKeyRing, idFilterBytes: 1024 })
@@ -66,10 +66,10 @@ t.test('known-id filter: rebuilt at open, so ids written before a restart are fo
   t.ok(rebuild.ids === 300 || rebuild.ids === 301, 'every stored id was read back into the filter')
   t.teardown(() => second.close())
   for (let i = 0; i < 300; i++) {
-    if (second.getPayment(`before_${i}`)?.checkoutId !== `before_${i}`) t.fail(`before_${i} lost after reopen`)
+    if (second.getPayment('m', `before_${i}`)?.checkoutId !== `before_${i}`) t.fail(`before_${i} lost after reopen`)
   }
-  t.equal(second.getPayment('during')?.checkoutId, 'during')
-  t.equal(second.getPayment('never_written'), undefined)
+  t.equal(second.getPayment('m', 'during')?.checkoutId, 'during')
+  t.equal(second.getPayment('m', 'never_written'), undefined)
 })
 
 t.test('closing during the rebuild stops it', async (t) => {
@@ -122,7 +122,7 @@ t.test('no payment method, customer ref, metadata or webhook body in clear in th
       webhook: { provider: 'sandbox', pspEventId: 'evt_atrest', type: 'charge.succeeded', payloadJson: '{"atrest_body":"whb-atrest-3"}', applied: true, note: '', receivedAtMs: 6_000 },
     },
   }])
-  t.same(store.getPayment('co_sealed'), moved, 'read back in clear through the store')
+  t.same(store.getPayment('m', 'co_sealed'), moved, 'read back in clear through the store')
   await store.close()
   // The write-ahead log and any table file hold each value as written.
   const bytes = Buffer.concat(readdirSync(dir).map((name) => readFileSync(join(dir, name))))
@@ -135,5 +135,5 @@ t.test('no payment method, customer ref, metadata or webhook body in clear in th
   const stranger = new PaymentStore(dir, { sealer: new KeyRing({ active: 'x', keys: [newFieldKey('x')] }) })
   await stranger.open('n1', 1_000)
   t.teardown(() => stranger.close())
-  t.throws(() => stranger.getPayment('co_sealed'), { name: 'FieldCryptoError', code: 'field_key_unknown' })
+  t.throws(() => stranger.getPayment('m', 'co_sealed'), { name: 'FieldCryptoError', code: 'field_key_unknown' })
 })

@@ -26,16 +26,16 @@ t.test('a claim is durable, guards the payment, and is not in the change log', a
   })
   await service.create('m', 'co_claim', request, Date.now())
   const sequenceAfterCreate = store.meta.nextSequence
-  const claim = await service.transition('co_claim', { to: 'processing', expectedVersion: 1, actor: 'processor', publish: false, ...details }, Date.now())
+  const claim = await service.transition('m', 'co_claim', { to: 'processing', expectedVersion: 1, actor: 'processor', publish: false, ...details }, Date.now())
   t.match(claim, { applied: true, payment: { status: 'processing', version: 2 } })
   t.equal(store.meta.nextSequence, sequenceAfterCreate, 'no change-log entry for the claim')
   t.same(committed, [1, 0], 'the claim\'s batch handed no event to the relay')
-  t.match(await service.transition('co_claim', { to: 'processing', expectedVersion: 1, actor: 'other', publish: false, ...details }, Date.now()),
+  t.match(await service.transition('m', 'co_claim', { to: 'processing', expectedVersion: 1, actor: 'other', publish: false, ...details }, Date.now()),
     { applied: false, payment: { version: 2 } }, 'a repeated claim changes nothing')
-  await t.rejects(service.transition('co_claim', { to: 'failed', expectedVersion: 1, actor: 'other', ...details }, Date.now()),
+  await t.rejects(service.transition('m', 'co_claim', { to: 'failed', expectedVersion: 1, actor: 'other', ...details }, Date.now()),
     { code: 'stale_version' }, 'a writer that did not see the claim is refused')
   t.equal(store.meta.nextSequence, sequenceAfterCreate)
-  await service.transition('co_claim', { to: 'succeeded', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_1' }, Date.now())
+  await service.transition('m', 'co_claim', { to: 'succeeded', expectedVersion: 2, actor: 'processor', ...details, pspReference: 'ch_1' }, Date.now())
   const outcome = decodeChangeEvent(await store.db.get(changeLogKey(sequenceAfterCreate), { valueEncoding: 'view' }) as Uint8Array, testKeyRing)
   t.match(outcome, { type: 'payment.status_changed', version: 3, previousStatus: 'processing', payment: { status: 'succeeded' } },
     'the outcome is the next entry, its version counting the claim')
@@ -43,5 +43,5 @@ t.test('a claim is durable, guards the payment, and is not in the change log', a
   const reopened = new PaymentStore(dir, { sealer: testKeyRing })
   await reopened.open('n1', Date.now())
   t.teardown(() => reopened.close())
-  t.match(reopened.getPayment('co_claim'), { status: 'succeeded', version: 3 }, 'durable across a reopen')
+  t.match(reopened.getPayment('m', 'co_claim'), { status: 'succeeded', version: 3 }, 'durable across a reopen')
 })

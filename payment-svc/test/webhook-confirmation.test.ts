@@ -20,8 +20,8 @@ async function succeededPayment (t: { teardown: (fn: () => unknown) => void }, c
   t.teardown(() => store.close())
   const service = new PaymentService('n1', store, defaultLimits, { onWriteFailure: (error) => { throw error } })
   await service.create('m', checkoutId, request, Date.now())
-  await service.transition(checkoutId, { to: 'processing', expectedVersion: 1, actor: 'processor', pspReference: '', ...noFailure }, Date.now())
-  await service.transition(checkoutId, { to: 'succeeded', expectedVersion: 2, actor: 'processor', pspReference: 'ch_1', ...noFailure }, Date.now())
+  await service.transition('m', checkoutId, { to: 'processing', expectedVersion: 1, actor: 'processor', pspReference: '', ...noFailure }, Date.now())
+  await service.transition('m', checkoutId, { to: 'succeeded', expectedVersion: 2, actor: 'processor', pspReference: 'ch_1', ...noFailure }, Date.now())
   return { service, store }
 }
 
@@ -35,11 +35,11 @@ function webhook (eventId: string, overrides: Partial<IncomingWebhook> = {}): In
 t.test('a confirming webhook writes nothing', async (t) => {
   const { service, store } = await succeededPayment(t, 'co_confirm')
   const sequenceBefore = store.meta.nextSequence
-  const first = await service.receiveWebhook('co_confirm', webhook('evt_1'), Date.now())
+  const first = await service.receiveWebhook('m', 'co_confirm', webhook('evt_1'), Date.now())
   t.match(first, { duplicate: false, applied: false, note: 'already_applied', payment: { status: 'succeeded', version: 3 } })
   t.equal(store.meta.nextSequence, sequenceBefore, 'no change-log entry')
   t.notOk(store.hasWebhook('sandbox', 'evt_1'), 'no dedup key either')
-  const again = await service.receiveWebhook('co_confirm', webhook('evt_1'), Date.now())
+  const again = await service.receiveWebhook('m', 'co_confirm', webhook('evt_1'), Date.now())
   t.match(again, { duplicate: false, applied: false, note: 'already_applied' }, 'a redelivery is the same no-op')
   t.equal(store.meta.nextSequence, sequenceBefore)
 })
@@ -47,12 +47,12 @@ t.test('a confirming webhook writes nothing', async (t) => {
 t.test('a webhook that disagrees is recorded even when it changes nothing', async (t) => {
   const { service, store } = await succeededPayment(t, 'co_disagree')
   const sequenceBefore = store.meta.nextSequence
-  const otherReference = await service.receiveWebhook('co_disagree', webhook('evt_2', { pspReference: 'ch_other' }), Date.now())
+  const otherReference = await service.receiveWebhook('m', 'co_disagree', webhook('evt_2', { pspReference: 'ch_other' }), Date.now())
   t.match(otherReference, { duplicate: false, applied: false, note: 'already_applied' })
   t.equal(store.meta.nextSequence, sequenceBefore + 1, 'another charge reference is recorded')
   t.ok(store.hasWebhook('sandbox', 'evt_2'))
-  const otherStatus = await service.receiveWebhook('co_disagree', webhook('evt_3', { type: 'charge.failed', target: 'failed' }), Date.now())
+  const otherStatus = await service.receiveWebhook('m', 'co_disagree', webhook('evt_3', { type: 'charge.failed', target: 'failed' }), Date.now())
   t.match(otherStatus, { duplicate: false, applied: false, note: 'terminal', payment: { status: 'succeeded' } })
   t.equal(store.meta.nextSequence, sequenceBefore + 2, 'a late failure for a succeeded payment is recorded')
-  t.match(await service.receiveWebhook('co_disagree', webhook('evt_3', { type: 'charge.failed', target: 'failed' }), Date.now()), { duplicate: true })
+  t.match(await service.receiveWebhook('m', 'co_disagree', webhook('evt_3', { type: 'charge.failed', target: 'failed' }), Date.now()), { duplicate: true })
 })

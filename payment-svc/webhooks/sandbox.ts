@@ -2,6 +2,7 @@
 
 import type { PaymentStatus, RefundStatus } from '../../lib/payment-codec.ts'
 import { ProblemError } from '../errors.ts'
+import { isValidMerchantId } from '../../lib/payment-id.ts'
 import { isAcceptableNextActionUrl } from '../next-action.ts'
 
 export interface ParsedWebhook {
@@ -10,6 +11,8 @@ export interface ParsedWebhook {
   /** The status this event asks for; undefined when it is informational. */
   target: PaymentStatus | undefined
   reference: string
+  /** The merchant whose checkout id `reference` is (the charge's or refund's `merchant_id`). */
+  merchantId: string
   pspReference: string
   amount: number
   currency: string
@@ -51,6 +54,7 @@ export function parseSandboxWebhook (body: unknown): ParsedWebhook {
   if (typeof event !== 'object' || event === null || typeof event.id !== 'string' || !eventIdPattern.test(event.id) ||
     typeof event.type !== 'string' || !Object.hasOwn(targetByType, event.type) || typeof charge !== 'object' || charge === null ||
     typeof charge.id !== 'string' || typeof charge.reference !== 'string' ||
+    typeof charge.merchant_id !== 'string' || !isValidMerchantId(charge.merchant_id) ||
     !Number.isSafeInteger(charge.amount) || typeof charge.currency !== 'string') {
     throw new ProblemError('validation_failed', { detail: 'not a sandbox charge event' })
   }
@@ -59,6 +63,7 @@ export function parseSandboxWebhook (body: unknown): ParsedWebhook {
     type: event.type,
     target: targetByType[event.type],
     reference: charge.reference,
+    merchantId: charge.merchant_id,
     pspReference: charge.id,
     amount: charge.amount,
     currency: charge.currency,
@@ -78,13 +83,14 @@ function nextActionOf (type: string, charge: Record<string, any>): { nextActionU
 
 /**
  * A refund event: `data.object` is the PSP's refund, `{id, object: "refund", status, amount,
- * currency, charge, reference (our refund id), payment_reference (our checkout id), failure_code?,
+ * currency, charge, reference (our refund id), payment_reference (our checkout id), merchant_id, failure_code?,
  * failure_message?}`.
  */
 function parseRefundEvent (event: Record<string, any>): ParsedWebhook {
   const refund = event.data?.object as Record<string, any> | undefined
   if (typeof event.id !== 'string' || !eventIdPattern.test(event.id) || typeof refund !== 'object' || refund === null ||
     typeof refund.id !== 'string' || typeof refund.reference !== 'string' || typeof refund.payment_reference !== 'string' ||
+    typeof refund.merchant_id !== 'string' || !isValidMerchantId(refund.merchant_id) ||
     !Number.isSafeInteger(refund.amount) || typeof refund.currency !== 'string') {
     throw new ProblemError('validation_failed', { detail: 'not a sandbox refund event' })
   }
@@ -93,6 +99,7 @@ function parseRefundEvent (event: Record<string, any>): ParsedWebhook {
     type: event.type,
     target: undefined,
     reference: refund.payment_reference,
+    merchantId: refund.merchant_id,
     pspReference: refund.id,
     amount: refund.amount,
     currency: refund.currency,

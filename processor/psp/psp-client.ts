@@ -1,12 +1,12 @@
 // The HTTP side of talking to the sandbox PSP: one undici pool, explicit timeouts per phase, the
-// idempotency key always the checkout id. Stateless apart from the connection pool.
+// idempotency keys derived from the payment's merchant and checkout id (psp/types.ts). Stateless apart from the connection pool.
 
 import { Pool, errors as undiciErrors } from 'undici'
 import {
   cancelOutcomeOfSandboxResponse, captureOutcomeOfSandboxResponse, outcomeOfSandboxCharge, toSandboxCaptureBody, outcomeOfSandboxRefund, outcomeOfSandboxResponse, refundOutcomeOfSandboxResponse, toSandboxChargeBody,
   toSandboxRefundBody, type SandboxCharge, type SandboxRefund,
 } from './sandbox.ts'
-import { captureIdempotencyKey, PspError, refundIdempotencyKey, type CancelOutcome, type CaptureOutcome, type CaptureRequest, type ChargeOutcome, type ChargeRequest, type RefundOutcome, type RefundRequest } from './types.ts'
+import { captureIdempotencyKey, chargeIdempotencyKey, PspError, refundIdempotencyKey, type CancelOutcome, type CaptureOutcome, type CaptureRequest, type ChargeOutcome, type ChargeRequest, type RefundOutcome, type RefundRequest } from './types.ts'
 
 export interface PspClientOptions {
   baseUrl: string
@@ -75,7 +75,7 @@ export class PspClient {
     const startedAt = performance.now()
     const { httpStatus, body, retryAfter } = await this.#post('/v1/charges', {
       'content-type': 'application/json',
-      'idempotency-key': request.checkoutId,
+      'idempotency-key': chargeIdempotencyKey(request.merchantId, request.checkoutId),
     }, JSON.stringify(toSandboxChargeBody(request)), signal)
     const outcome = outcomeOfSandboxResponse(httpStatus, body, retryAfter, request)
     return { outcome, httpStatus, responseBody: body, latencyMs: Math.round(performance.now() - startedAt) }
@@ -94,14 +94,14 @@ export class PspClient {
 
   /**
    * One attempt to capture a manual payment's authorization, idempotency key derived from the
-   * checkout id (the same on every attempt, forever). Throws PspError; `error.retriable` says
+   * merchant and checkout id (the same on every attempt, forever). Throws PspError; `error.retriable` says
    * whether to try again.
    */
   async capture (request: CaptureRequest): Promise<CaptureCall> {
     const startedAt = performance.now()
     const { httpStatus, body, retryAfter } = await this.#post(`/v1/charges/${encodeURIComponent(request.chargeReference)}/capture`, {
       'content-type': 'application/json',
-      'idempotency-key': captureIdempotencyKey(request.checkoutId),
+      'idempotency-key': captureIdempotencyKey(request.merchantId, request.checkoutId),
     }, JSON.stringify(toSandboxCaptureBody(request)))
     const outcome = captureOutcomeOfSandboxResponse(httpStatus, body, retryAfter, request)
     return { outcome, httpStatus, responseBody: body, latencyMs: Math.round(performance.now() - startedAt) }
@@ -149,7 +149,7 @@ export class PspClient {
 
   /** The charge made under this idempotency key, if any (the watchdog's question). */
   async findCharge (request: ChargeRequest): Promise<ChargeOutcome | undefined> {
-    const charge = (await this.#list<SandboxCharge>(`/v1/charges?idempotency_key=${encodeURIComponent(request.checkoutId)}`))[0]
+    const charge = (await this.#list<SandboxCharge>(`/v1/charges?idempotency_key=${encodeURIComponent(chargeIdempotencyKey(request.merchantId, request.checkoutId))}`))[0]
     return charge === undefined ? undefined : outcomeOfSandboxCharge(charge, request)
   }
 

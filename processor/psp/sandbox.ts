@@ -12,6 +12,7 @@ export interface SandboxCharge {
   amount: number
   currency: string
   reference?: string
+  merchant_id?: string
   failure_code?: string
   failure_message?: string
   /** Stripe's shape, while requires_action: where the customer approves or declines. */
@@ -47,6 +48,10 @@ export function outcomeOfSandboxCharge (charge: SandboxCharge, request: ChargeRe
   }
   if (charge.reference !== undefined && charge.reference !== request.checkoutId) {
     return { kind: 'flagged', pspReference, reason: `psp charge reference ${charge.reference} is not ${request.checkoutId}` }
+  }
+  // Another merchant's charge of the same checkout id is another payment's: never believed for this one.
+  if (charge.merchant_id !== undefined && charge.merchant_id !== request.merchantId) {
+    return { kind: 'flagged', pspReference, reason: `psp charge of merchant ${charge.merchant_id}, not ${request.merchantId}` }
   }
   const manual = request.manualCapture === true
   if (manual !== (charge.capture_method === 'manual')) {
@@ -138,6 +143,7 @@ export interface SandboxRefund {
   currency: string
   charge?: string
   reference?: string
+  merchant_id?: string
   failure_code?: string
   failure_message?: string
 }

@@ -2,7 +2,7 @@
 // PSP adapters (one module per provider) map between these and the provider's wire format.
 
 export interface ChargeRequest {
-  /** Our checkout id: the PSP idempotency key on every attempt, forever. */
+  /** Our checkout id, the merchant's: with the merchant, the PSP idempotency key (chargeIdempotencyKey) on every attempt, forever. */
   checkoutId: string
   merchantId: string
   /** Integer minor units. */
@@ -40,6 +40,7 @@ export type CancelOutcome = { kind: 'canceled' } | { kind: 'not_cancelable', det
 export interface RefundRequest {
   /** Our refund id: the PSP idempotency key is derived from it (refundIdempotencyKey), forever. */
   refundId: string
+  merchantId: string
   checkoutId: string
   /** The PSP's charge (the payment's psp_reference). */
   chargeReference: string
@@ -56,10 +57,20 @@ export type RefundOutcome =
   | { kind: 'flagged', pspReference: string, reason: string }
 
 /**
- * The PSP idempotency key of a refund: from our refund id alone, so every attempt, every
- * processor, a redelivery after a crash and a dead-letter replay use the same key, and the PSP
- * makes at most one refund per refund id. Prefixed, so it can never equal a checkout id (a
- * charge's key) even at a PSP that shares one key space.
+ * The PSP idempotency key of a payment's charge: `<merchant_id>/<checkout_id>`, from the payment's
+ * identity (issue #17 part 5: checkout ids are per merchant), so every attempt, every processor, a
+ * redelivery and a replay use the same key, and two merchants' payments of one checkout id are two
+ * charges. Exactly one '/' (neither id may hold one): never a capture's key (two) nor a refund's (none).
+ */
+export function chargeIdempotencyKey (merchantId: string, checkoutId: string): string {
+  return `${merchantId}/${checkoutId}`
+}
+
+/**
+ * The PSP idempotency key of a refund: from our refund id alone (random, unique across merchants),
+ * so every attempt, every processor, a redelivery after a crash and a dead-letter replay use the
+ * same key, and the PSP makes at most one refund per refund id. Prefixed and without a '/', so it
+ * never equals a charge's or a capture's key even at a PSP that shares one key space.
  */
 export function refundIdempotencyKey (refundId: string): string {
   return `refund_${refundId}`
@@ -67,6 +78,7 @@ export function refundIdempotencyKey (refundId: string): string {
 
 /** The capture of a manual payment's authorization (POST /v1/charges/{id}/capture). */
 export interface CaptureRequest {
+  merchantId: string
   checkoutId: string
   /** The PSP's charge (the payment's psp_reference). */
   chargeReference: string
@@ -85,12 +97,12 @@ export type CaptureOutcome =
   | { kind: 'not_capturable', detail: string }
 
 /**
- * The PSP idempotency key of a payment's capture: from the checkout id alone (a payment has at
- * most one capture), so every attempt, processor, redelivery and replay asks for the same capture.
- * Prefixed, so it never equals the charge's key (the checkout id) nor a refund's.
+ * The PSP idempotency key of a payment's capture: `capture/<merchant_id>/<checkout_id>`, from the
+ * payment's identity (a payment has at most one capture), so every attempt, processor, redelivery
+ * and replay asks for the same capture. Two '/': never a charge's key (one) nor a refund's (none).
  */
-export function captureIdempotencyKey (checkoutId: string): string {
-  return `capture_${checkoutId}`
+export function captureIdempotencyKey (merchantId: string, checkoutId: string): string {
+  return `capture/${merchantId}/${checkoutId}`
 }
 
 export const pspErrorCodes = {

@@ -14,7 +14,7 @@ t.test('a card number in a PSP answer is stored masked; the rest of the JSON as 
   const attempts = new AttemptLog(pool, testKeyRing, { rowsMax: 10, flushIntervalMs: 1_000, backoffBaseDelayMs: 1, backoffDelayMsMax: 1 }, createLogger('attempt-log-test', {}))
   const response = { id: 'ch_1', amount: 1999, created: 1_765_000_000, failure_message: 'card 4111 1111 1111 1111 is blocked' }
   await attempts.record({
-    checkoutId: 'co_1', provider: 'sandbox', idempotencyKey: 'co_1', attempt: 1, request: { amount: 1999 }, httpStatus: 402,
+    merchantId: 'm', checkoutId: 'co_1', provider: 'sandbox', idempotencyKey: 'co_1', attempt: 1, request: { amount: 1999 }, httpStatus: 402,
     response, outcome: 'failed', errorCode: undefined, latencyMs: 12, startedAt: new Date(),
   })
   await attempts.flush()
@@ -30,7 +30,7 @@ t.test('the payment method token in a stored PSP request and answer is sealed (#
   const pool = { query: async (config: { name: string, values: unknown[] }) => { inserted.push(config.values); return { rows: [] } } } as unknown as pg.Pool
   const attempts = new AttemptLog(pool, testKeyRing, { rowsMax: 10, flushIntervalMs: 1_000, backoffBaseDelayMs: 1, backoffDelayMsMax: 1 }, createLogger('attempt-log-test', {}))
   await attempts.record({
-    checkoutId: 'co_2', provider: 'sandbox', idempotencyKey: 'co_2', attempt: 3,
+    merchantId: 'm', checkoutId: 'co_2', provider: 'sandbox', idempotencyKey: 'co_2', attempt: 3,
     request: { amount: 1999, currency: 'EUR', payment_method: 'pm_card_visa_secret', reference: 'co_2' },
     httpStatus: 200, response: { id: 'ch_2', status: 'succeeded', payment_method: 'pm_card_visa_secret' },
     outcome: 'succeeded', errorCode: undefined, latencyMs: 5, startedAt: new Date(),

@@ -1,6 +1,7 @@
 // The pipelined consumer's pieces: which offsets may be committed, per-key order, the projection's
 // group commit, and the handler that ties them together (fake node, PSP and Postgres).
 
+import type { PaymentId } from '../../lib/payment-id.ts'
 import t from 'tap'
 import { pino } from 'pino'
 import { OffsetTracker, type ConsumedMessage } from '../../lib/event-bus.ts'
@@ -190,13 +191,13 @@ function world (): FakeWorld {
   })
   const flow = {
     node: {
-      async transition (id: string, call: TransitionCall) {
+      async transition ({ checkout_id: id }: PaymentId, call: TransitionCall) {
         w.transitions.push(`${id}:${call.to}`)
         const version = (versions.get(id) ?? 1) + 1
         versions.set(id, version)
         return { applied: true, payment: payment(id, call.to, version) }
       },
-      async get (id: string) { return payment(id, 'processing', versions.get(id) ?? 1) },
+      async get ({ checkout_id: id }: PaymentId) { return payment(id, 'processing', versions.get(id) ?? 1) },
     },
     psp: {
       async charge (request: ChargeRequest) {
@@ -208,7 +209,7 @@ function world (): FakeWorld {
     attempts: { async record () {} },
     pspSlots: new Semaphore(16),
     log: silent,
-    flag: async (id: string) => { w.flags.push(id) },
+    flag: async (id: PaymentId) => { w.flags.push(id.checkout_id) },
   } as unknown as ChargeFlowDeps
   w.deps = {
     sealer: testKeyRing,
@@ -293,11 +294,11 @@ t.test('handler: poison and dead letters finish their message; a bug rejects it'
     message(1, event('dl', 2, 'payment.created', 'pending')),
     message(2, event('bug', 3, 'payment.created', 'pending')),
   ])
-  const node = w.deps.flow.node as unknown as { transition: (id: string, call: TransitionCall) => Promise<unknown> }
+  const node = w.deps.flow.node as unknown as { transition: (id: PaymentId, call: TransitionCall) => Promise<unknown> }
   const original = node.transition
   node.transition = async (id, call) => {
-    if (id === 'dl') throw new (await import('../charge-flow.ts')).DeadLetter('node_unavailable', 'down')
-    if (id === 'bug') throw new TypeError('a bug')
+    if (id.checkout_id === 'dl') throw new (await import('../charge-flow.ts')).DeadLetter('node_unavailable', 'down')
+    if (id.checkout_id === 'bug') throw new TypeError('a bug')
     return original(id, call)
   }
   await done[0]
@@ -334,8 +335,8 @@ t.test('handler: a charge that left requires_action before the cancel is given b
   const w = world()
   const flow = w.deps.flow as unknown as { psp: Record<string, unknown>, node: Record<string, unknown> }
   const refunded: string[] = []
-  flow.node.refundCanceledCharge = async (id: string, pspReference: string) => {
-    refunded.push(`${id}:${pspReference}`)
+  flow.node.refundCanceledCharge = async (id: PaymentId, pspReference: string) => {
+    refunded.push(`${id.checkout_id}:${pspReference}`)
     return { created: true, refund: { id: 're_1', amount: 1999, currency: 'EUR', status: 'pending' } }
   }
   flow.psp.cancelCharge = async () => ({ outcome: { kind: 'not_cancelable', detail: 'succeeded' }, httpStatus: 400, responseBody: {}, latencyMs: 1 })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { cancelOutcomeOfSandboxResponse, captureOutcomeOfSandboxResponse, outcomeOfSandboxCharge, outcomeOfSandboxResponse, refundOutcomeOfSandboxResponse, toSandboxChargeBody } from '../psp/sandbox.ts'
-import { captureIdempotencyKey, PspError, refundIdempotencyKey, type ChargeRequest } from '../psp/types.ts'
+import { captureIdempotencyKey, chargeIdempotencyKey, PspError, refundIdempotencyKey, type ChargeRequest } from '../psp/types.ts'
 
 const request: ChargeRequest = {
   checkoutId: 'co_1', merchantId: 'm', amount: 1999, currency: 'EUR', paymentMethod: 'pm_card_visa', description: '',
@@ -65,7 +65,7 @@ t.test('cancel answers map to outcomes or typed errors', (t) => {
 })
 
 t.test('refund answers map to outcomes; anything that disagrees is flagged, a refusal is not retried', (t) => {
-  const refundRequest = { refundId: 're_1', checkoutId: 'co_1', chargeReference: 'ch_1', amount: 500, currency: 'EUR' }
+  const refundRequest = { refundId: 're_1', merchantId: 'm', checkoutId: 'co_1', chargeReference: 'ch_1', amount: 500, currency: 'EUR' }
   const refund = { id: 're_psp', object: 'refund', status: 'succeeded', amount: 500, currency: 'EUR', charge: 'ch_1', reference: 're_1' }
   t.same(refundOutcomeOfSandboxResponse(201, refund, undefined, refundRequest), { kind: 'succeeded', pspReference: 're_psp' })
   t.same(refundOutcomeOfSandboxResponse(201, { ...refund, status: 'failed', failure_code: 'expired_or_canceled_card' }, undefined, refundRequest),
@@ -96,7 +96,7 @@ t.test('manual capture: an authorization, a capture and a void are mapped; a cap
   t.match(outcomeOfSandboxCharge({ ...base, capture_method: undefined, status: 'succeeded' } as never, manual), { kind: 'flagged' }, 'captured at once though we asked to authorize')
   t.match(outcomeOfSandboxCharge({ ...base, status: 'requires_capture' }, { ...manual, manualCapture: undefined } as never), { kind: 'flagged' }, 'authorized though we asked to charge')
 
-  const request = { checkoutId: 'co_m', chargeReference: 'ch_m', amount: 600, currency: 'EUR' }
+  const request = { merchantId: 'm', checkoutId: 'co_m', chargeReference: 'ch_m', amount: 600, currency: 'EUR' }
   t.same(captureOutcomeOfSandboxResponse(200, { ...base, status: 'succeeded', amount_captured: 600 }, undefined, request),
     { kind: 'captured', pspReference: 'ch_m', amountCaptured: 600 })
   t.throws(() => captureOutcomeOfSandboxResponse(200, { ...base, status: 'succeeded', amount_captured: 500 }, undefined, request), { code: 'psp_bad_response' })
@@ -104,5 +104,26 @@ t.test('manual capture: an authorization, a capture and a void are mapped; a cap
   t.match(captureOutcomeOfSandboxResponse(400, { error: { code: 'charge_not_capturable', message: 'canceled' } }, undefined, request), { kind: 'not_capturable' })
   t.throws(() => captureOutcomeOfSandboxResponse(503, {}, undefined, request), { code: 'psp_unavailable', retriable: true })
   t.throws(() => captureOutcomeOfSandboxResponse(409, {}, undefined, request), { code: 'psp_in_progress', retriable: true })
-  t.equal(captureIdempotencyKey('co_m'), 'capture_co_m')
+  t.equal(captureIdempotencyKey('m', 'co_m'), 'capture/m/co_m')
+})
+
+// Checkout ids are per merchant (issue #17 part 5).
+
+t.test('PSP idempotency keys: per merchant and checkout id, and never equal across kinds', (t) => {
+  t.equal(chargeIdempotencyKey('m_a', 'co_1'), 'm_a/co_1')
+  t.not(chargeIdempotencyKey('m_a', 'co_1'), chargeIdempotencyKey('m_b', 'co_1'), 'two merchants\' payments of one checkout id are two charges')
+  t.not(captureIdempotencyKey('m_a', 'co_1'), captureIdempotencyKey('m_b', 'co_1'), 'and two captures')
+  // Merchant and checkout ids are [A-Za-z0-9_-]: no charge key equals a capture or refund key.
+  t.not(chargeIdempotencyKey('capture', 'm_a'), captureIdempotencyKey('m_a', 'co_1'))
+  t.not(chargeIdempotencyKey('refund_re', '1'), refundIdempotencyKey('re_1'))
+  t.equal(chargeIdempotencyKey('m_a', 'co_1').split('/').length, 2)
+  t.equal(captureIdempotencyKey('m_a', 'co_1').split('/').length, 3)
+  t.equal(refundIdempotencyKey('re_1').split('/').length, 1)
+  t.end()
+})
+
+t.test('a charge of another merchant is never believed for this payment', (t) => {
+  t.same(outcomeOfSandboxCharge({ ...charge, merchant_id: 'm' }, request), { kind: 'succeeded', pspReference: 'ch_1' })
+  t.match(outcomeOfSandboxCharge({ ...charge, merchant_id: 'other' }, request), { kind: 'flagged' })
+  t.end()
 })

@@ -136,10 +136,17 @@ t.test('bulk generation: NDJSON of what was written; refused twice; retrievable 
 
   const sameSeed = await generate(psp.url, { date: '2025-03-01', count: 25, merchant_id: 'm_bulk', seed: 9, reference_prefix: 'other-', retrievable: true })
   t.same(sameSeed.slice(0, -1).map((g) => g.amount), lines.map((g) => g.amount), 'same seed and date, same amounts')
-  const found = await call(`${psp.url}/v1/charges?idempotency_key=other-3`)
+  // Keyed as a processor keys a charge: the merchant's checkout id (issue #17 part 5).
+  const found = await call(`${psp.url}/v1/charges?idempotency_key=m_bulk%2Fother-3`)
   t.match(found.body.data[0], { id: sameSeed[3].psp_reference, status: 'succeeded', settled_on: '2025-03-01', amount: sameSeed[3].amount })
-  t.equal((await call(`${psp.url}/admin/charges?idempotency_key=other-3`)).body.data.length, 1)
+  t.equal((await call(`${psp.url}/admin/charges?idempotency_key=m_bulk%2Fother-3`)).body.data.length, 1)
   t.match((await stats(psp)).charges, { total: 50, succeeded: 50 })
+
+  // Another merchant may use the same prefix (its own checkout ids): its own charges, its own keys.
+  const otherMerchant = await generate(psp.url, { date: '2025-03-01', count: 5, merchant_id: 'm_bulk2', seed: 9, reference_prefix: 'other-', retrievable: true })
+  t.equal(otherMerchant.length, 6, 'not generation_exists: another merchant\'s')
+  t.equal((await call(`${psp.url}/admin/charges?idempotency_key=m_bulk2%2Fother-3`)).body.data.length, 1)
+  t.equal((await call(`${psp.url}/admin/charges?idempotency_key=m_bulk%2Fother-3`)).body.data.length, 1, 'one charge per merchant and id')
 
   const bad = await call(`${psp.url}/admin/generate`, { method: 'POST', body: { date: '2025-13-01', count: 1, merchant_id: 'm' } })
   t.match(bad.body.error, { code: 'parameter_invalid', param: 'date' })

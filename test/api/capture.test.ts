@@ -7,7 +7,8 @@
 // PSP 5xx and a lost answer during the capture still ending captured once.
 
 import t from 'tap'
-import { call, createPayment, eventually, getPayment, newCheckoutId, refundPayment, type ApiResponse } from '../helpers/api.ts'
+import { call, createPayment, eventually, getPayment, newCheckoutId, refundPayment, testMerchantId, type ApiResponse } from '../helpers/api.ts'
+import { captureIdempotencyKey } from '../../processor/psp/types.ts'
 import { closeDb, db, nodeReaches, pspCharges, postgresReaches } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
@@ -55,7 +56,7 @@ async function pspCharge (t: any, id: string): Promise<any> {
 /** The PSP attempts the processor recorded under the capture's key. */
 async function captureAttempts (id: string): Promise<any[]> {
   const { rows } = await db().query(
-    'SELECT attempt, outcome, error_code FROM psp_attempts WHERE checkout_id = $1 AND idempotency_key = $2 ORDER BY attempt', [id, `capture_${id}`])
+    'SELECT attempt, outcome, error_code FROM psp_attempts WHERE checkout_id = $1 AND idempotency_key = $2 ORDER BY attempt', [id, captureIdempotencyKey(testMerchantId, id)])
   return rows
 }
 
@@ -81,7 +82,7 @@ t.test('create manual → requires_capture → a partial capture → succeeded w
   const projected = await postgresReaches(id, node.version, settleDeadlineMs)
   t.match(projected, { status: 'succeeded', amount: '1999', amount_captured: '1500', capture_method: 'manual', psp_reference: payment.psp_reference })
   const captured = await pspCharge(t, id)
-  t.match(captured, { status: 'succeeded', amount: 1999, amount_captured: 1500, capture_idempotency_key: `capture_${id}`, settled_on: /^\d{4}-/ })
+  t.match(captured, { status: 'succeeded', amount: 1999, amount_captured: 1500, capture_idempotency_key: captureIdempotencyKey(testMerchantId, id), settled_on: /^\d{4}-/ })
   t.equal(captured.net + captured.fee, 1500, 'the fee is on what was captured')
   // The processor's attempt row may follow the PSP's webhook, which can settle the payment first.
   const attempts = await eventually(async () => {
@@ -212,7 +213,7 @@ t.test('PSP 5xx and a lost answer during the capture: retried under the same key
     t.equal((await capture(id, { amount: 2500 })).status, 202)
     const node = await nodeReaches(id, settleDeadlineMs)
     t.match(node, { status: 'succeeded', amount_captured: 2500 }, `${card}: captured`)
-    t.match(await pspCharge(t, id), { status: 'succeeded', amount_captured: 2500, capture_idempotency_key: `capture_${id}` })
+    t.match(await pspCharge(t, id), { status: 'succeeded', amount_captured: 2500, capture_idempotency_key: captureIdempotencyKey(testMerchantId, id) })
     // The PSP's webhook may settle the payment first; the processor's own attempts end with the
     // answer it retried for (the lost answer: after its headers timeout).
     const attempts = await eventually(async () => {

@@ -111,7 +111,7 @@ t.test('signed webhooks: refused with a card number in the body or the path, not
   })
   const event = (eventId: string, extra: string): string => `{"id":"${eventId}","object":"event","type":"charge.pending",` +
     `"created":${Math.floor(Date.now() / 1000)},"data":{"object":{"id":"ch_pan","object":"charge","status":"pending",` +
-    `"amount":1999,"currency":"EUR","reference":"${id}"${extra}}}}`
+    `"amount":1999,"currency":"EUR","reference":"${id}","merchant_id":"merchant_demo"${extra}}}}`
   const eventId = `evt_${newCheckoutId('pan').replace(/-/g, '_')}`
   for (const shape of shapes) {
     const json = shape.json ?? JSON.stringify(shape.value)

@@ -36,7 +36,7 @@ const attempts = new AttemptLog(pool, keyRingFromEnv({ RINGPAY_FIELD_KEYS_FILE: 
   rowsMax: 64, flushIntervalMs: 10, backoffBaseDelayMs: limits.projectionBackoffBaseDelayMs, backoffDelayMsMax: limits.projectionBackoffDelayMsMax,
 }, log)
 const flagged: string[] = []
-const flow: ChargeFlowDeps = { node, psp, attempts, pspSlots: new Semaphore(4), log, flag: async (id) => { flagged.push(id) } }
+const flow: ChargeFlowDeps = { node, psp, attempts, pspSlots: new Semaphore(4), log, flag: async (id) => { flagged.push(id.checkout_id) } }
 t.teardown(async () => {
   await attempts.flush()
   await Promise.all([node.close(), psp.close(), pool.end(), closeDb()])
@@ -51,7 +51,7 @@ async function awaitingCustomer (): Promise<{ id: string, url: string }> {
 
 t.test('left at requires_action past its expiry: canceled at the PSP, then on its node', async (t) => {
   const { id, url } = await awaitingCustomer()
-  const before = await node.get(id)
+  const before = await node.get({ merchant_id: 'merchant_demo', checkout_id: id })
   t.equal(await expireAwaitingCustomer(flow, before), 'expired')
   const [charge] = await pspCharges(id)
   t.equal(charge.status, 'canceled', 'the customer can no longer pay')
@@ -65,13 +65,13 @@ t.test('left at requires_action past its expiry: canceled at the PSP, then on it
   t.ok(rows.some((r) => r.outcome === 'cancel_canceled'), 'the PSP cancel is recorded like every PSP call')
   const page = await request(url)
   t.match(await page.body.text(), /data-status="canceled"/, 'the customer\'s page says so')
-  t.equal(await expireAwaitingCustomer(flow, await node.get(id)).catch((error: Error) => error.message), 'expired', 'again: a no-op')
+  t.equal(await expireAwaitingCustomer(flow, await node.get({ merchant_id: 'merchant_demo', checkout_id: id })).catch((error: Error) => error.message), 'expired', 'again: a no-op')
   t.equal((await nodeReaches(id, settleDeadlineMs)).version, after.version, 'nothing more written')
 })
 
 t.test('the customer approved just before the expiry: the charge wins', async (t) => {
   const { id, url } = await awaitingCustomer()
-  const seenBefore = await node.get(id)
+  const seenBefore = await node.get({ merchant_id: 'merchant_demo', checkout_id: id })
   const approve = new URL(url)
   approve.pathname += '/approve'
   await (await request(approve, { method: 'POST' })).body.text()

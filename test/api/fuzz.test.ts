@@ -13,7 +13,7 @@ import { isDeepStrictEqual } from 'node:util'
 import t from 'tap'
 import { signWebhook } from '../../lib/webhook-signature.ts'
 import { problems } from '../../payment-svc/errors.ts'
-import { getInternal } from '../helpers/api.ts'
+import { getInternal, type ApiResponse } from '../helpers/api.ts'
 import {
   authorizationVariants, checkoutIdVariants, contentTypePool, deepJson, describeRequest, encodedBody, encodeRequest,
   knownPaymentMethods, luhnDigits, mutateFields, objectText, oddBodyText, Prng, sendRaw, validFields, validIdCandidates,
@@ -299,7 +299,7 @@ const generators: ReadonlyArray<readonly [number, (ctx: Ctx) => FuzzCase]> = [
       ['object', '"event"'], ['type', JSON.stringify(type)], ['created', String(Math.floor(Date.now() / 1000))],
       ['data', objectText([['object', objectText([
         ['id', '"ch_fuzz"'], ['object', '"charge"'], ['status', '"succeeded"'],
-        ['reference', JSON.stringify(ctx.rng.chance(0.9) ? id : `${id}x`)], ['amount', amountRaw],
+        ['reference', JSON.stringify(ctx.rng.chance(0.9) ? id : `${id}x`)], ['merchant_id', '"merchant_demo"'], ['amount', amountRaw],
         ['currency', ctx.rng.pick(['"EUR"', '"eur"', '"XYZ"', '5'])], ['payment_method', '"pm_card_visa"'],
       ])]])],
     ])
@@ -330,7 +330,8 @@ const generators: ReadonlyArray<readonly [number, (ctx: Ctx) => FuzzCase]> = [
       case 'other merchant': {
         const step = validCreateStep(ctx, fields)
         step.request.headers = step.request.headers.map(([n, v]) => n === 'Authorization' ? [n, `Bearer ${otherKey}`] : [n, v])
-        return seq(ctx, what, [first, { ...step, merchants: new Set(['merchant_other']), status: 409, code: 'checkout_id_conflict' }])
+        // Checkout ids are per merchant: the other merchant's create of the id is its own payment.
+        return seq(ctx, what, [first, { ...step, merchants: new Set(['merchant_other']), status: 202 }])
       }
       case 'other merchant reads':
       case 'owner reads': {
@@ -425,7 +426,8 @@ function regressionCases (): FuzzCase[] {
     const ctx = newCtx()
     const event = objectText([['id', JSON.stringify(`evt_${rng.letters(12)}`)], ['object', '"event"'], ['type', JSON.stringify(type)],
       ['created', String(Math.floor(Date.now() / 1000))], ['data', objectText([['object', objectText([['id', '"ch_fuzz"'],
-        ['object', '"charge"'], ['status', '"succeeded"'], ['reference', JSON.stringify(ctx.id)], ['amount', '1999'], ['currency', '"EUR"']])]])]])
+        ['object', '"charge"'], ['status', '"succeeded"'], ['reference', JSON.stringify(ctx.id)], ['merchant_id', '"merchant_demo"'], ['amount', '1999'],
+        ['currency', '"EUR"']])]])]])
     cases.push({
       name: '', kind: 'regression', label: `signed webhook of type ${type}`, ids: [ctx.id],
       steps: [validCreateStep(ctx, base), {
@@ -535,8 +537,19 @@ interface CaseResult { statuses: number[], problems: string[] }
 async function runCase (c: FuzzCase): Promise<CaseResult> {
   const problemsFound: string[] = []
   const seen: number[] = []
-  /** Per checkout id: what the accepted create stored (the first 202). */
-  const accepted = new Map<string, Record<string, unknown>>()
+  /**
+   * What each accepted create stored (the first 202 of its payment). A payment is its merchant's
+   * checkout id (issue #17 part 5): each entry names the merchants it may belong to (one, unless
+   * the request was ambiguous, e.g. two Authorization headers) and is keyed by them and the id.
+   */
+  const accepted = new Map<string, { merchants: ReadonlySet<string>, want: Record<string, unknown> }>()
+  const acceptedKey = (merchants: Iterable<string>, id: string): string => `${[...merchants].sort().join('|')}/${id}`
+  const acceptedFor = (merchants: ReadonlySet<string> | undefined, id: string): Record<string, unknown> | undefined => {
+    for (const entry of accepted.values()) {
+      if (entry.want.checkout_id === id && [...entry.merchants].some((m) => merchants?.has(m) === true)) return entry.want
+    }
+    return undefined
+  }
   const fail = (step: Step, bytes: Buffer, outcome: RawOutcome | undefined, why: string): void => {
     const res = outcome?.response
     problemsFound.push(`${why}\n    request: ${describeRequest(bytes)}\n    answer: ${res === undefined
@@ -597,11 +610,11 @@ async function runCase (c: FuzzCase): Promise<CaseResult> {
       const want = expectedPayment(sent.value as Record<string, unknown>, merchant, id)
       const gotPublic = pick(json, comparedFields.filter((f) => f !== 'merchant_id'))
       if (res.status === 202) {
-        if (accepted.has(id)) fail(step, bytes, outcome, 'a second 202 for the same checkout id')
+        if (acceptedFor(step.merchants, id) !== undefined) fail(step, bytes, outcome, 'a second 202 for the same payment (merchant and checkout id)')
         if (!isDeepStrictEqual(gotPublic, pick(want, comparedFields.filter((f) => f !== 'merchant_id')))) {
           fail(step, bytes, outcome, `answer differs from what was sent: ${JSON.stringify(gotPublic)}`)
         }
-        accepted.set(id, merchants.length === 1 ? want : { ...want, merchant_id: undefined })
+        accepted.set(acceptedKey(merchants, id), { merchants: new Set(merchants), want: merchants.length === 1 ? want : { ...want, merchant_id: undefined } })
       } else {
         if (res.headers['idempotent-replayed'] !== 'true') fail(step, bytes, outcome, '200 without Idempotent-Replayed')
       }
@@ -609,9 +622,10 @@ async function runCase (c: FuzzCase): Promise<CaseResult> {
     }
     if (step.route === 'get' && res.status === 200) {
       if (json?.merchant_id !== undefined || json?.node_id !== undefined) return fail(step, bytes, outcome, 'public read exposes the internal view')
-      const stored = accepted.get(json?.checkout_id)
-      if (stored === undefined) return fail(step, bytes, outcome, 'read a payment this case did not create')
-      if (!step.merchants?.has(stored.merchant_id as string)) return fail(step, bytes, outcome, 'read another merchant\'s payment')
+      // Only the reader's own payment of the id can be found: another merchant's is another payment.
+      const stored = acceptedFor(step.merchants, json?.checkout_id)
+      if (stored === undefined) return fail(step, bytes, outcome, 'read a payment this case did not create for this merchant (another merchant\'s?)')
+      if (stored.merchant_id !== undefined && !step.merchants?.has(stored.merchant_id as string)) return fail(step, bytes, outcome, 'read another merchant\'s payment')
       const publicFields = comparedFields.filter((f) => f !== 'merchant_id')
       if (!isDeepStrictEqual(pick(json, publicFields), pick(stored, publicFields))) fail(step, bytes, outcome, 'read differs from what was accepted')
       return
@@ -628,24 +642,37 @@ async function runCase (c: FuzzCase): Promise<CaseResult> {
   if (c.concurrent === true) await Promise.all(c.steps.map(runStep))
   else for (const step of c.steps) await runStep(step)
 
-  // Storage: a rejected create left nothing; an accepted one holds exactly what was sent.
+  // Storage, per merchant (the same checkout id of two merchants is two payments): a rejected
+  // create left nothing; an accepted one holds exactly what was sent, under one merchant it may
+  // belong to.
   for (const id of c.ids) {
-    const stored = await getInternal(stack.internalUrl, id)
-    const want = accepted.get(id)
-    if (want === undefined) {
-      if (stored.status !== 404) problemsFound.push(`checkout id ${id} was not accepted but reads ${stored.status}: ${stored.text.slice(0, 400)}`)
-      continue
+    const storedBy = new Map<string, ApiResponse>()
+    for (const merchant of merchantByKey.values()) storedBy.set(merchant, await getInternal(stack.internalUrl, id, undefined, merchant))
+    const claimed = new Set<string>()
+    for (const { merchants, want } of accepted.values()) {
+      if (want.checkout_id !== id) continue
+      const holders = [...merchants].filter((m) => storedBy.get(m)?.status === 200)
+      if (holders.length !== 1) {
+        problemsFound.push(`accepted checkout id ${id} (merchants ${[...merchants].join(', ')}) reads 200 for ${holders.length} of them`)
+        continue
+      }
+      claimed.add(holders[0]!)
     }
-    if (stored.status !== 200) {
-      problemsFound.push(`accepted checkout id ${id} reads ${stored.status}: ${stored.text.slice(0, 400)}`)
-      continue
+    for (const [merchant, res] of storedBy) {
+      if (!claimed.has(merchant) && res.status !== 404) {
+        problemsFound.push(`checkout id ${id} was not accepted for ${merchant} but reads ${res.status}: ${res.text.slice(0, 400)}`)
+      }
     }
-    const got = pick(stored.body, comparedFields)
-    const wanted = want.merchant_id === undefined ? { ...want, merchant_id: got.merchant_id } : want
-    if (!isDeepStrictEqual(got, wanted)) {
-      problemsFound.push(`stored ${id} differs from what was sent:\n    sent:   ${JSON.stringify(wanted)}\n    stored: ${JSON.stringify(got)}`)
+    for (const merchant of claimed) {
+      const stored = storedBy.get(merchant)!
+      const want = acceptedFor(new Set([merchant]), id)!
+      const got = pick(stored.body, comparedFields)
+      const wanted = want.merchant_id === undefined ? { ...want, merchant_id: got.merchant_id } : want
+      if (!isDeepStrictEqual(got, wanted)) {
+        problemsFound.push(`stored ${id} differs from what was sent:\n    sent:   ${JSON.stringify(wanted)}\n    stored: ${JSON.stringify(got)}`)
+      }
+      if (!statuses.has(stored.body.status)) problemsFound.push(`stored ${id} has status ${JSON.stringify(stored.body.status)}`)
     }
-    if (!statuses.has(stored.body.status)) problemsFound.push(`stored ${id} has status ${JSON.stringify(stored.body.status)}`)
   }
   if (c.concurrent === true && seen.filter((s) => s === 202).length !== 1) {
     problemsFound.push(`concurrent identical creates: expected exactly one 202, got ${JSON.stringify(seen)}`)

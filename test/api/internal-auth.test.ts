@@ -6,7 +6,7 @@
 
 import t, { type Test } from 'tap'
 import { internalTokenHeader, newInternalToken } from '../../lib/internal-credentials.ts'
-import { call, getInternal, transition, unixSocketBaseUrl, type ApiResponse } from '../helpers/api.ts'
+import { call, getInternal, internalPaymentPath, testMerchantId, transition, unixSocketBaseUrl, type ApiResponse } from '../helpers/api.ts'
 import { closeDb, createSettledForAction, db, postgresReaches } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
@@ -29,12 +29,12 @@ const credentials: Array<[string, Credential]> = [
 function internalCalls (origin: string, id: string, version: number, headers: Credential): Array<[string, () => Promise<ApiResponse>]> {
   const json = { 'content-type': 'application/json', 'x-payment-checkout-id': id, ...headers }
   return [
-    ['GET /internal/payments/:id', () => call(`${origin}/internal/payments/${id}`, { headers: { 'x-payment-checkout-id': id, ...headers } })],
-    ['POST /internal/payments/:id/transitions', () => call(`${origin}/internal/payments/${id}/transitions`, {
+    ['GET /internal/payments/:merchant_id/:id', () => call(`${origin}${internalPaymentPath(id)}`, { headers: { 'x-payment-checkout-id': id, ...headers } })],
+    ['POST /internal/payments/:merchant_id/:id/transitions', () => call(`${origin}${internalPaymentPath(id)}/transitions`, {
       method: 'POST', headers: json, body: JSON.stringify({ to: 'succeeded', expected_version: version, actor: 'processor', psp_reference: 'ch_forged' }),
     })],
     ['POST /internal/transitions', () => call(`${origin}/internal/transitions`, {
-      method: 'POST', headers: json, body: JSON.stringify({ transitions: [{ checkout_id: id, to: 'canceled', expected_version: version }] }),
+      method: 'POST', headers: json, body: JSON.stringify({ transitions: [{ merchant_id: testMerchantId, checkout_id: id, to: 'canceled', expected_version: version }] }),
     })],
   ]
 }
@@ -124,7 +124,8 @@ t.test('a service asking for what is not its job gets 403 and changes nothing', 
   const batch = await call(`${stack.internalUrl}/internal/transitions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-payment-checkout-id': id, [internalTokenHeader]: tokens.ops },
-    body: JSON.stringify({ transitions: [{ checkout_id: id, to: 'failed', expected_version: version }, { checkout_id: id, ...succeed }] }),
+    body: JSON.stringify({ transitions: [{ merchant_id: testMerchantId, checkout_id: id, to: 'failed', expected_version: version },
+      { merchant_id: testMerchantId, checkout_id: id, ...succeed }] }),
   })
   t.match({ status: batch.status, code: batch.body?.code }, forbidden, 'a batch with one forbidden item')
   await unchanged(t, id, version, 'after the forbidden calls')

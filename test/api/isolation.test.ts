@@ -1,7 +1,7 @@
 // Merchant B can neither read nor overwrite merchant A's payment.
 
 import t from 'tap'
-import { call, createPayment, getInternal, getPayment, newCheckoutId } from '../helpers/api.ts'
+import { call, createPayment, getInternal, getPayment, internalPaymentPath, newCheckoutId } from '../helpers/api.ts'
 import { createSettledForAction } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
@@ -29,7 +29,7 @@ t.test('GET of an unknown id is 404', async (t) => {
 
 t.test('the internal API is not reachable through the public server', async (t) => {
   const { id, version } = await createSettledForAction('iso')
-  const res = await call(`${stack.publicUrl}/internal/payments/${id}/transitions`, {
+  const res = await call(`${stack.publicUrl}${internalPaymentPath(id)}/transitions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-payment-checkout-id': id, 'x-ringpay-internal-token': stack.internalTokens.processor },
     body: JSON.stringify({ to: 'succeeded', expected_version: version, actor: 'attacker', psp_reference: 'ch_forged' }),

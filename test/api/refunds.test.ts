@@ -6,7 +6,7 @@
 // failed at the PSP giving its amount back.
 
 import t from 'tap'
-import { call, createPayment, eventually, getPayment, getRefund, newCheckoutId, refundPayment, type ApiResponse } from '../helpers/api.ts'
+import { call, createPayment, eventually, getPayment, getRefund, internalPaymentPath, newCheckoutId, refundPayment, type ApiResponse } from '../helpers/api.ts'
 import { closeDb, createWith, db, nodeReaches, postgresReaches, pspRefunds, refundSettles } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
@@ -188,7 +188,7 @@ t.test('refund outcomes on the internal API: only the processor, a success only 
   const id = await succeeded('pm_card_refund_async')
   const created = await refund(id, 'internal-1', { amount: 100 })
   t.equal(created.status, 202)
-  const path = `${stack.internalUrl}/internal/payments/${id}/refunds/${created.body.id}/transitions`
+  const path = `${stack.internalUrl}${internalPaymentPath(id)}/refunds/${created.body.id}/transitions`
   const move = (token: string | undefined, body: unknown): Promise<ApiResponse> => call(path, {
     method: 'POST',
     headers: { 'x-payment-checkout-id': id, 'content-type': 'application/json', ...(token !== undefined ? { 'x-ringpay-internal-token': token } : {}) },

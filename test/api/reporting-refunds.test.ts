@@ -5,7 +5,7 @@
 // so every check is about this file's refunds inside their time window.
 
 import t from 'tap'
-import { call, createPayment, eventually, newCheckoutId, refundPayment } from '../helpers/api.ts'
+import { call, createPayment, eventually, merchantOfKey, newCheckoutId, refundPayment } from '../helpers/api.ts'
 import { closeDb, db, nodeReaches } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
@@ -25,7 +25,7 @@ async function refunded (key: string, paymentMethod: string, amounts: number[]):
   const id = newCheckoutId('reprf')
   const res = await createPayment(stack.publicUrl, key, id, { amount: 1000, currency: 'EUR', payment_method: paymentMethod })
   if (res.status !== 202) throw new Error(`create ${id}: ${res.status} ${res.text}`)
-  if ((await nodeReaches(id, settleDeadlineMs)).status !== 'succeeded') throw new Error(`${id} did not succeed`)
+  if ((await nodeReaches(id, settleDeadlineMs, undefined, merchantOfKey(key))).status !== 'succeeded') throw new Error(`${id} did not succeed`)
   const ids: string[] = []
   for (const [i, amount] of amounts.entries()) {
     const made = await eventually(async () => {

@@ -4,7 +4,7 @@
 // every check is about this file's payments inside their time window.
 
 import t from 'tap'
-import { call, createPayment, newCheckoutId } from '../helpers/api.ts'
+import { call, createPayment, merchantOfKey, newCheckoutId } from '../helpers/api.ts'
 import { closeDb, db, nodeReaches, postgresReaches } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
 
@@ -22,8 +22,8 @@ async function settled (key: string, paymentMethod: string, prefix: string): Pro
   const id = newCheckoutId(prefix)
   const res = await createPayment(stack.publicUrl, key, id, { amount: 1250, currency: 'EUR', payment_method: paymentMethod })
   if (res.status !== 202) throw new Error(`create ${id}: ${res.status} ${res.text}`)
-  const node = await nodeReaches(id, settleDeadlineMs)
-  await postgresReaches(id, node.version, settleDeadlineMs)
+  const node = await nodeReaches(id, settleDeadlineMs, undefined, merchantOfKey(key))
+  await postgresReaches(id, node.version, settleDeadlineMs, merchantOfKey(key))
   return id
 }
 

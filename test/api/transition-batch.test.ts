@@ -37,9 +37,9 @@ t.test('each item is applied or refused as its own call would be, in order', asy
   const [a, b] = await twoOnOneNode()
   const unknown = newCheckoutId('tb')
   const items = [
-    { checkout_id: a!.id, to: 'canceled', expected_version: a!.version, actor: 'test' },
-    { checkout_id: b!.id, to: 'failed', expected_version: b!.version - 1, actor: 'test' },
-    { checkout_id: unknown, to: 'processing', expected_version: 1, actor: 'test' },
+    { merchant_id: 'merchant_demo', checkout_id: a!.id, to: 'canceled', expected_version: a!.version, actor: 'test' },
+    { merchant_id: 'merchant_demo', checkout_id: b!.id, to: 'failed', expected_version: b!.version - 1, actor: 'test' },
+    { merchant_id: 'merchant_demo', checkout_id: unknown, to: 'processing', expected_version: 1, actor: 'test' },
   ]
   // A late webhook of the processor's own run may still hold an id for a moment.
   let res = await sendBatch(a!.id, items)
@@ -60,22 +60,27 @@ t.test('each item is applied or refused as its own call would be, in order', asy
 t.test('a malformed item refuses the whole batch before anything is applied', async (t) => {
   const { id, version } = await createSettledForAction('tb')
   const res = await sendBatch(id, [
-    { checkout_id: id, to: 'canceled', expected_version: version, actor: 'test' },
-    { checkout_id: 'not a valid id!', to: 'canceled', expected_version: 1, actor: 'test' },
+    { merchant_id: 'merchant_demo', checkout_id: id, to: 'canceled', expected_version: version, actor: 'test' },
+    { merchant_id: 'merchant_demo', checkout_id: 'not a valid id!', to: 'canceled', expected_version: 1, actor: 'test' },
   ])
   t.equal(res.status, 400)
   t.equal(res.body.code, 'validation_failed')
   t.equal((await getInternal(stack.internalUrl, id)).body.version, version, 'the valid item was not applied either')
-  const unknownField = await sendBatch(id, [{ checkout_id: id, to: 'canceled', expected_version: version, actor: 'test', amount: 5 }])
+  const unknownField = await sendBatch(id, [{ merchant_id: 'merchant_demo', checkout_id: id, to: 'canceled', expected_version: version, actor: 'test', amount: 5 }])
   t.equal(unknownField.status, 400)
   t.same(unknownField.body.errors.map((e: { field: string }) => e.field), ['amount'])
+  // An item names its payment by merchant and checkout id (issue #17 part 5): without the merchant it is malformed.
+  const noMerchant = await sendBatch(id, [{ checkout_id: id, to: 'canceled', expected_version: version, actor: 'test' }])
+  t.equal(noMerchant.status, 400)
+  t.same(noMerchant.body.errors.map((e: { field: string }) => e.field), ['transitions[0].merchant_id'])
+  t.equal((await getInternal(stack.internalUrl, id)).body.version, version, 'nothing applied')
 })
 
 t.test('batch bounds and shape', async (t) => {
   const id = newCheckoutId('tb')
   const empty = await sendBatch(id, [])
   t.equal(empty.status, 400, 'an empty batch')
-  const item = { checkout_id: id, to: 'processing', expected_version: 1, actor: 'test' }
+  const item = { merchant_id: 'merchant_demo', checkout_id: id, to: 'processing', expected_version: 1, actor: 'test' }
   const tooMany = await sendBatch(id, Array.from({ length: 257 }, () => item))
   t.equal(tooMany.status, 400, 'more items than transitionsPerBatchMax')
   const wrongType = await sendBatch(id, [item], 'text/plain')

@@ -4,7 +4,7 @@
 // processor (only that service may record one); who may do what is test/api/internal-auth.test.ts.
 
 import t from 'tap'
-import { call, getInternal, newCheckoutId, transition } from '../helpers/api.ts'
+import { call, getInternal, internalPaymentPath, newCheckoutId, transition } from '../helpers/api.ts'
 import { freshPan } from '../helpers/card-number-corpus.ts'
 import { closeDb, createSettledForAction, db, postgresReaches } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
@@ -89,7 +89,7 @@ t.test('a claim written unpublished guards the payment; Postgres sees only the o
 t.test('the node refuses internal calls without a known service token', async (t) => {
   const { id, version } = await createSettledForAction('tr')
   const node = stack.nodes[0]!
-  const res = await call(`http://127.0.0.1:${node.adminPort}/internal/payments/${id}/transitions`, {
+  const res = await call(`http://127.0.0.1:${node.adminPort}${internalPaymentPath(id)}/transitions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-ringpay-internal-token': 'wrong-token-wrong-token' },
     body: JSON.stringify({ to: 'processing', expected_version: version, actor: 'x' }),

@@ -24,7 +24,7 @@ async function refunded (prefix: string): Promise<string> {
 
 t.test('healthy payments pass', async (t) => {
   const ids = await Promise.all([createWith('pm_card_visa', 'soc'), createWith('pm_card_declined', 'soc')])
-  const report = await checkSystemOutcome({ system: stack, acked: ids, settleDeadlineMs: 60_000 })
+  const report = await checkSystemOutcome({ system: stack, merchantId: 'merchant_demo', acked: ids, settleDeadlineMs: 60_000 })
   t.equal(report.checked, 2)
   t.equal(report.terminal, 2)
   t.same(report.statuses, { succeeded: 1, failed: 1 })
@@ -35,7 +35,7 @@ t.test('a lost, a refused-but-stored and a stuck payment each fail the check', a
   const neverCreated = newCheckoutId('soclost')
   const stored = await createWith('pm_card_visa', 'socref')
   const stuck = await createSettledForAction('socstuck')
-  const report = await checkSystemOutcome({ system: stack, acked: [neverCreated, stuck.id], refused: [stored], settleDeadlineMs: 1_000 })
+  const report = await checkSystemOutcome({ system: stack, merchantId: 'merchant_demo', acked: [neverCreated, stuck.id], refused: [stored], settleDeadlineMs: 1_000 })
   t.equal(report.lost, 1, 'the never-created id is lost')
   t.equal(report.refusedStored, 1, 'the stored id given as refused')
   t.equal(report.notTerminal, 1, 'the payment parked at requires_action is not terminal')
@@ -45,14 +45,14 @@ t.test('a lost, a refused-but-stored and a stuck payment each fail the check', a
 
 t.test('the same id acknowledged twice counts as duplicated', async (t) => {
   const id = await createWith('pm_card_visa', 'socdup')
-  const report = await checkSystemOutcome({ system: stack, acked: [id, id], settleDeadlineMs: 60_000 })
+  const report = await checkSystemOutcome({ system: stack, merchantId: 'merchant_demo', acked: [id, id], settleDeadlineMs: 60_000 })
   t.ok(report.duplicated >= 1)
   t.equal(report.passed, false)
 })
 
 t.test('refunds: a healthy refund passes; one Postgres shows beyond the amount fails', async (t) => {
   const healthy = await refunded('socrf')
-  const ok = await checkSystemOutcome({ system: stack, acked: [healthy], settleDeadlineMs: 60_000 })
+  const ok = await checkSystemOutcome({ system: stack, merchantId: 'merchant_demo', acked: [healthy], settleDeadlineMs: 60_000 })
   t.equal(ok.refunds, 1)
   t.equal(ok.passed, true, JSON.stringify(ok.examples))
   const tampered = await refunded('socrfbad')
@@ -64,7 +64,7 @@ t.test('refunds: a healthy refund passes; one Postgres shows beyond the amount f
   })
   await admin.query(`INSERT INTO refunds (refund_id, checkout_id, merchant_id, amount, currency, status, payment_version, created_at, updated_at)
     VALUES ($1, $2, 'merchant_demo', 1999, 'EUR', 'succeeded', 1, now(), now())`, [`re_fake_${tampered}`, tampered])
-  const bad = await checkSystemOutcome({ system: stack, acked: [tampered], settleDeadlineMs: 60_000 })
+  const bad = await checkSystemOutcome({ system: stack, merchantId: 'merchant_demo', acked: [tampered], settleDeadlineMs: 60_000 })
   t.equal(bad.refundsOverCaptured, 1, 'Postgres holds refunds beyond the amount')
   t.equal(bad.refundMismatches, 1, 'a refund in Postgres that is not on the node')
   t.equal(bad.passed, false)
@@ -84,17 +84,17 @@ t.test('manual capture: a healthy capture passes; Postgres disagreeing on what w
     return id
   }
   const healthy = await captured('soccap')
-  const ok = await checkSystemOutcome({ system: stack, acked: [healthy], settleDeadlineMs: 60_000 })
+  const ok = await checkSystemOutcome({ system: stack, merchantId: 'merchant_demo', acked: [healthy], settleDeadlineMs: 60_000 })
   t.equal(ok.captures, 1)
   t.equal(ok.passed, true, JSON.stringify(ok.examples))
   const tampered = await captured('soccapbad')
   const admin = new pg.Pool({ connectionString: stack.databaseUrl, max: 1 })
   t.teardown(() => admin.end())
   // Once projected (the check waits for the node's version), Postgres is made to claim the whole authorization.
-  const ready = await checkSystemOutcome({ system: stack, acked: [tampered], settleDeadlineMs: 60_000 })
+  const ready = await checkSystemOutcome({ system: stack, merchantId: 'merchant_demo', acked: [tampered], settleDeadlineMs: 60_000 })
   t.equal(ready.passed, true, JSON.stringify(ready.examples))
   await admin.query('UPDATE payments SET amount_captured = amount WHERE checkout_id = $1', [tampered])
-  const bad = await checkSystemOutcome({ system: stack, acked: [tampered], settleDeadlineMs: 60_000 })
+  const bad = await checkSystemOutcome({ system: stack, merchantId: 'merchant_demo', acked: [tampered], settleDeadlineMs: 60_000 })
   t.equal(bad.captureMismatches, 1, 'node captured 1200, Postgres 1999')
   t.match(bad.examples.captureMismatches?.[0], /Postgres 1999/)
   t.equal(bad.passed, false)

@@ -5,7 +5,8 @@
 
 import t from 'tap'
 import { checkSystemOutcome, describeSystemOutcome } from '../../bench/lib/system-outcome.ts'
-import { call, createPayment, eventually, newCheckoutId } from '../helpers/api.ts'
+import { call, createPayment, eventually, newCheckoutId, testMerchantId } from '../helpers/api.ts'
+import { captureIdempotencyKey } from '../../processor/psp/types.ts'
 import { closeDb, nodeReaches, pspCharges, pspConfigControl } from '../helpers/e2e.ts'
 import { control, loadStackInfo } from '../helpers/stack.ts'
 
@@ -47,9 +48,9 @@ async function assertCaptured (t: any, ids: readonly string[]): Promise<void> {
     t.match(await nodeReaches(id, settleDeadlineMs), { status: 'succeeded', amount_captured: capturedAmount }, `${id} captured`)
     const charges = await pspCharges(id)
     t.equal(charges.length, 1, `${id}: one PSP charge`)
-    t.match(charges[0], { status: 'succeeded', amount_captured: capturedAmount, capture_idempotency_key: `capture_${id}` })
+    t.match(charges[0], { status: 'succeeded', amount_captured: capturedAmount, capture_idempotency_key: captureIdempotencyKey(testMerchantId, id) })
   }
-  const report = await checkSystemOutcome({ system: stack, acked: ids, settleDeadlineMs })
+  const report = await checkSystemOutcome({ system: stack, merchantId: 'merchant_demo', acked: ids, settleDeadlineMs })
   t.equal(report.captures, ids.length, 'every capture checked')
   t.equal(report.passed, true, describeSystemOutcome(report))
 }

@@ -88,7 +88,7 @@ t.test('a PSP that fails every call: dead letters, then a replay settles them, o
   } finally {
     await restorePsp()
   }
-  const { stdout } = await dlqCli('replay', ...ids.flatMap((id) => ['--checkout-id', id]))
+  const { stdout } = await dlqCli('replay', '--merchant-id', 'merchant_demo', ...ids.flatMap((id) => ['--checkout-id', id]))
   t.equal(JSON.parse(stdout).replayed, ids.length)
   await assertSettled(t, ids, 'succeeded')
 })

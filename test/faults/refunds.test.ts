@@ -33,7 +33,7 @@ async function refund (id: string): Promise<string> {
 }
 
 async function assertOutcome (t: any, ids: readonly string[], refunds: number): Promise<void> {
-  const report = await checkSystemOutcome({ system: stack, acked: ids, settleDeadlineMs })
+  const report = await checkSystemOutcome({ system: stack, merchantId: 'merchant_demo', acked: ids, settleDeadlineMs })
   t.equal(report.refunds, refunds, 'every refund checked')
   t.equal(report.passed, true, describeSystemOutcome(report))
 }

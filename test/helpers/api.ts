@@ -127,9 +127,24 @@ export function opsToken (): string {
   return loadStackInfo().internalTokens.ops
 }
 
+/** The merchant whose checkout ids the tests create unless they say otherwise. */
+export const testMerchantId = 'merchant_demo'
+
+/** The merchant an API key of the stack belongs to (the stack's `apiKeys` name them), for the internal reads of its payments. */
+export function merchantOfKey (apiKey: string): string {
+  const found = Object.entries(loadStackInfo().apiKeys).find(([, key]) => key === apiKey)
+  if (found === undefined) throw new Error('not a key of the stack')
+  return found[0] === 'merchant_demo_read' ? 'merchant_demo' : found[0]
+}
+
+/** The internal API's path of a payment: its merchant, then its checkout id (issue #17 part 5). */
+export function internalPaymentPath (checkoutId: string, merchantId = testMerchantId): string {
+  return `/internal/payments/${merchantId}/${checkoutId}`
+}
+
 /** Reads a payment through nginx's internal listener, with the `ops` token unless another is given. */
-export function getInternal (internalUrl: string, checkoutId: string, token = opsToken()): Promise<ApiResponse> {
-  return call(`${internalUrl}/internal/payments/${checkoutId}`, {
+export function getInternal (internalUrl: string, checkoutId: string, token = opsToken(), merchantId = testMerchantId): Promise<ApiResponse> {
+  return call(`${internalUrl}${internalPaymentPath(checkoutId, merchantId)}`, {
     headers: { 'x-payment-checkout-id': checkoutId, [internalTokenHeader]: token },
   })
 }
@@ -141,11 +156,11 @@ export function getInternal (internalUrl: string, checkoutId: string, token = op
  * bounded number of times.
  */
 export async function transition (internalUrl: string, checkoutId: string, body: Record<string, unknown>,
-  token = opsToken()): Promise<ApiResponse> {
+  token = opsToken(), merchantId = testMerchantId): Promise<ApiResponse> {
   const busyRetriesMax = 20
   const busyRetryDelayMs = 25
   for (let attempt = 0; ; attempt++) {
-    const res = await call(`${internalUrl}/internal/payments/${checkoutId}/transitions`, {
+    const res = await call(`${internalUrl}${internalPaymentPath(checkoutId, merchantId)}/transitions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-payment-checkout-id': checkoutId, [internalTokenHeader]: token },
       body: JSON.stringify(body),
@@ -156,8 +171,8 @@ export async function transition (internalUrl: string, checkoutId: string, body:
 }
 
 /** Reads a payment straight from one node's admin port, bypassing nginx (e.g. with the `audit` token). */
-export function getFromNode (adminPort: number, internalToken: string, checkoutId: string): Promise<ApiResponse> {
-  return call(`http://127.0.0.1:${adminPort}/internal/payments/${checkoutId}`, {
+export function getFromNode (adminPort: number, internalToken: string, checkoutId: string, merchantId = testMerchantId): Promise<ApiResponse> {
+  return call(`http://127.0.0.1:${adminPort}${internalPaymentPath(checkoutId, merchantId)}`, {
     headers: { [internalTokenHeader]: internalToken },
   })
 }

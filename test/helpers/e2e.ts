@@ -2,8 +2,8 @@
 // waiting for a payment to reach a terminal state.
 
 import pg from 'pg'
-import { call, createPayment, eventually, getInternal, newCheckoutId, type ApiResponse } from './api.ts'
-import { refundIdempotencyKey } from '../../processor/psp/types.ts'
+import { call, createPayment, eventually, getInternal, newCheckoutId, testMerchantId, type ApiResponse } from './api.ts'
+import { chargeIdempotencyKey, refundIdempotencyKey } from '../../processor/psp/types.ts'
 import { loadStackInfo } from './stack.ts'
 import { setPspConfig } from '../../bench/scenarios/e2e.ts'
 
@@ -29,9 +29,9 @@ export function pspAdmin (path: string, method: 'GET' | 'PUT' | 'POST' | 'DELETE
   })
 }
 
-/** Every charge the PSP ever made under this idempotency key (the proof of "at most one"). */
-export async function pspCharges (checkoutId: string): Promise<any[]> {
-  const res = await pspAdmin(`/admin/charges?idempotency_key=${encodeURIComponent(checkoutId)}`)
+/** Every charge the PSP ever made under the payment's idempotency key (the proof of "at most one"). */
+export async function pspCharges (checkoutId: string, merchantId = testMerchantId): Promise<any[]> {
+  const res = await pspAdmin(`/admin/charges?idempotency_key=${encodeURIComponent(chargeIdempotencyKey(merchantId, checkoutId))}`)
   if (res.status !== 200) throw new Error(`psp admin answered ${res.status}: ${res.text}`)
   return res.body.data
 }
@@ -51,26 +51,26 @@ export async function pspRefunds (refundId: string): Promise<any[]> {
 }
 
 /** The node's refund once it has left `pending`. */
-export function refundSettles (checkoutId: string, refundId: string, deadlineMs: number): Promise<any> {
+export function refundSettles (checkoutId: string, refundId: string, deadlineMs: number, merchantId = testMerchantId): Promise<any> {
   return eventually(async () => {
-    const res = await getInternal(stack.internalUrl, checkoutId)
+    const res = await getInternal(stack.internalUrl, checkoutId, undefined, merchantId)
     const refund = res.status === 200 ? res.body.refunds?.find((r: any) => r.id === refundId) : undefined
     return refund !== undefined && refund.status !== 'pending' ? refund : undefined
   }, deadlineMs, `refund ${refundId} of ${checkoutId} on its node to settle`)
 }
 
 /** The node's view once the payment has reached one of `statuses` (default: terminal). */
-export function nodeReaches (checkoutId: string, deadlineMs: number, statuses: ReadonlySet<string> = terminal): Promise<any> {
+export function nodeReaches (checkoutId: string, deadlineMs: number, statuses: ReadonlySet<string> = terminal, merchantId = testMerchantId): Promise<any> {
   return eventually(async () => {
-    const res = await getInternal(stack.internalUrl, checkoutId)
+    const res = await getInternal(stack.internalUrl, checkoutId, undefined, merchantId)
     return res.status === 200 && statuses.has(res.body.status) ? res.body : undefined
   }, deadlineMs, `${checkoutId} on its node to reach ${[...statuses].join('|')}`)
 }
 
 /** The Postgres row once it has caught up with the node's version. */
-export function postgresReaches (checkoutId: string, version: number, deadlineMs: number): Promise<any> {
+export function postgresReaches (checkoutId: string, version: number, deadlineMs: number, merchantId = testMerchantId): Promise<any> {
   return eventually(async () => {
-    const { rows } = await db().query('SELECT * FROM payments WHERE checkout_id = $1', [checkoutId])
+    const { rows } = await db().query('SELECT * FROM payments WHERE merchant_id = $2 AND checkout_id = $1', [checkoutId, merchantId])
     return rows[0] !== undefined && Number(rows[0].version) >= version ? rows[0] : undefined
   }, deadlineMs, `${checkoutId} in Postgres at version ${version}`)
 }

@@ -251,7 +251,7 @@ t.test('abuse limits', async (t) => {
     t.equal(refused.length, floodSize - publicConnectionsMax, 'the rest refused')
     for (const a of refused) isRateLimited(t, a, 'over the public total')
     const internal = await Promise.race([
-      send(cInternal, `/internal/payments/${checkoutOf(0)}`, { localAddress: clientIp(), headers: { 'x-payment-checkout-id': checkoutOf(0), [internalTokenHeader]: internalToken } }),
+      send(cInternal, `/internal/payments/m0/${checkoutOf(0)}`, { localAddress: clientIp(), headers: { 'x-payment-checkout-id': checkoutOf(0), [internalTokenHeader]: internalToken } }),
       new Promise<'no answer'>((resolve) => setTimeout(resolve, internalAnswerDeadlineMs, 'no answer')),
     ])
     t.equal(typeof internal === 'object' ? internal.status : internal, 200, 'the internal server answers during the flood')

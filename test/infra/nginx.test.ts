@@ -56,7 +56,7 @@ t.test('a malformed checkout-id header gets 400 checkout_id_invalid from nginx a
     t.match(res.text, /"code":"checkout_id_invalid"/, `${name}: checkout_id_invalid`);
     const trimmed = value.trim();
     if (/^[A-Za-z0-9_-]{1,64}$/.test(trimmed)) {
-      const stored = await get(`${stack.internalUrl}/internal/payments/${trimmed}`, { 'x-payment-checkout-id': trimmed, [internalTokenHeader]: stack.internalTokens.audit });
+      const stored = await get(`${stack.internalUrl}/internal/payments/merchant_demo/${trimmed}`, { 'x-payment-checkout-id': trimmed, [internalTokenHeader]: stack.internalTokens.audit });
       t.equal(stored.status, 404, `${name}: nothing stored under the trimmed id`);
     }
   }
@@ -113,7 +113,7 @@ t.test('a key always maps to one node, keys spread over all nodes, internal = pu
     if (i % 10 === 0) {
       // Same key again, and through the internal server: same node.
       await get(`${stack.publicUrl}/payments`, { 'x-payment-checkout-id': k });
-      await get(`${stack.internalUrl}/internal/payments/${k}`, { 'x-payment-checkout-id': k, [internalTokenHeader]: stack.internalTokens.audit });
+      await get(`${stack.internalUrl}/internal/payments/merchant_demo/${k}`, { 'x-payment-checkout-id': k, [internalTokenHeader]: stack.internalTokens.audit });
       const lines = await accessLogFor(k, 3);
       t.same(new Set(lines.map((l) => l.upstream_addr)), new Set([upstream]), `${k}: public and internal route to ${upstream}`);
     }

@@ -149,11 +149,11 @@ t.test('the processor\'s role: what its code runs, and nothing more', async (t) 
   const c = await as(stack.databaseUrls.processor, t);
   // What processor/*.ts runs (projection, attempt log, watchdog) works.
   t.equal(await attempt(c, 'SELECT count(*) FROM payments'), 'ok');
-  t.equal(await attempt(c, `INSERT INTO payments ${paymentColumns} VALUES ${row} ON CONFLICT (checkout_id) DO UPDATE SET version = excluded.version WHERE payments.version < excluded.version`), 'ok');
-  t.equal(await attempt(c, "UPDATE payments SET flagged_reason = 'x' WHERE checkout_id = 'co_roles_test'"), 'ok');
-  t.equal(await attempt(c, "INSERT INTO payment_events (event_id, checkout_id, version, type, status, actor, occurred_at) VALUES ('e', 'c', 1, 't', 's', 'a', now()) ON CONFLICT (event_id) DO NOTHING"), 'ok');
-  t.equal(await attempt(c, "INSERT INTO psp_attempts (checkout_id, provider, idempotency_key, attempt, request, outcome, latency_ms, started_at) VALUES ('c', 'p', 'k', 1, '{}', 'ok', 1, now())"), 'ok');
-  t.equal(await attempt(c, "INSERT INTO webhooks (provider, psp_event_id, checkout_id, type, applied, received_at, payload) VALUES ('p', 'e', 'c', 't', true, now(), '{}') ON CONFLICT DO NOTHING"), 'ok');
+  t.equal(await attempt(c, `INSERT INTO payments ${paymentColumns} VALUES ${row} ON CONFLICT (merchant_id, checkout_id) DO UPDATE SET version = excluded.version WHERE payments.version < excluded.version`), 'ok');
+  t.equal(await attempt(c, "UPDATE payments SET flagged_reason = 'x' WHERE merchant_id = 'm' AND checkout_id = 'co_roles_test'"), 'ok');
+  t.equal(await attempt(c, "INSERT INTO payment_events (event_id, merchant_id, checkout_id, version, type, status, actor, occurred_at) VALUES ('e', 'm', 'c', 1, 't', 's', 'a', now()) ON CONFLICT (event_id) DO NOTHING"), 'ok');
+  t.equal(await attempt(c, "INSERT INTO psp_attempts (merchant_id, checkout_id, provider, idempotency_key, attempt, request, outcome, latency_ms, started_at) VALUES ('m', 'c', 'p', 'k', 1, '{}', 'ok', 1, now())"), 'ok');
+  t.equal(await attempt(c, "INSERT INTO webhooks (provider, psp_event_id, merchant_id, checkout_id, type, applied, received_at, payload) VALUES ('p', 'e', 'm', 'c', 't', true, now(), '{}') ON CONFLICT DO NOTHING"), 'ok');
   // No DDL, no DELETE, no TRUNCATE, nothing of the reconciliation, no roles.
   const refused: [string, string][] = [
     ['CREATE TABLE', 'CREATE TABLE roles_test_evil (v int)'],

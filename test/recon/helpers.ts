@@ -92,10 +92,10 @@ async function psp (path: string, method: 'GET' | 'PUT' | 'POST' | 'DELETE', bod
   return { status: res.statusCode, text: await res.body.text() }
 }
 
-/** `count` succeeded charges settling on `date` at the sandbox PSP. */
-export async function generateCharges (date: string, count: number, prefix: string, refunds?: RefundOptions): Promise<GeneratedCharge[]> {
+/** `count` succeeded charges settling on `date` at the sandbox PSP, for `merchant` (its checkout ids `<prefix><index>`). */
+export async function generateCharges (date: string, count: number, prefix: string, refunds?: RefundOptions, merchant = merchantId): Promise<GeneratedCharge[]> {
   const res = await psp('/admin/generate', 'POST', {
-    date, count, merchant_id: merchantId, reference_prefix: prefix, amount_min: 500, amount_max: 50_000,
+    date, count, merchant_id: merchant, reference_prefix: prefix, amount_min: 500, amount_max: 50_000,
     ...(refunds === undefined ? {} : { refund_every: refunds.refundEvery, refund_whole: refunds.refundWhole === true }),
   })
   if (res.status !== 200) throw new Error(`generate answered ${res.status}: ${res.text}`)
@@ -110,6 +110,8 @@ export async function setDiscrepancies (date: string, switches: Record<string, u
 }
 
 export interface OurPayment {
+  /** Default: merchantId (the tests' merchant). Checkout ids are per merchant (issue #17 part 5). */
+  merchantId?: string
   checkoutId: string
   pspReference: string | null
   amount: number
@@ -153,9 +155,10 @@ export async function insertPayments (payments: readonly OurPayment[]): Promise<
   await paymentsPool().query(`
     INSERT INTO payments (checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method, psp_reference, created_at, updated_at,
       amount_refunded)
-    SELECT id, $2, 'recon-test', amount, currency, status, 3, 'pm_card_visa', ref, at - interval '1 second', at, refunded
-    FROM unnest($1::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::bigint[]) AS t(id, amount, currency, status, ref, at, refunded)`,
-  [payments.map((p) => p.checkoutId), merchantId, payments.map((p) => p.amount), payments.map((p) => p.currency),
+    SELECT id, merchant, 'recon-test', amount, currency, status, 3, 'pm_card_visa', ref, at - interval '1 second', at, refunded
+    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::bigint[])
+      AS t(id, merchant, amount, currency, status, ref, at, refunded)`,
+  [payments.map((p) => p.checkoutId), payments.map((p) => p.merchantId ?? merchantId), payments.map((p) => p.amount), payments.map((p) => p.currency),
     payments.map((p) => p.status), payments.map((p) => p.pspReference), payments.map((p) => p.updatedAt), payments.map((p) => p.amountRefunded ?? 0)])
 }
 

@@ -59,7 +59,7 @@ t.test('lost acks and failures on a real broker: every event once after dedup, p
   const ids = Array.from({ length: paymentCount }, (_, i) => `${nodeId}-${i}`)
   await node.createPayments(ids)
   for (const [to, expectedVersion] of [['processing', 1], ['succeeded', 2]] as const) {
-    await Promise.all(ids.map((id) => node.service.transition(id, { to, expectedVersion, actor: 'test', failureCode: '', failureMessage: '', pspReference: '' }, Date.now())))
+    await Promise.all(ids.map((id) => node.service.transition('merchant_demo', id, { to, expectedVersion, actor: 'test', failureCode: '', failureMessage: '', pspReference: '' }, Date.now())))
   }
   const total = paymentCount * 3
   await until(() => relay.cursor === total + 1, deadlineMs, 'the relay to publish everything')
