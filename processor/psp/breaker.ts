@@ -4,7 +4,7 @@
 // a transport error, a timeout, a 5xx or a 429, or an answer slower than `slowCallMs`; a decline is
 // a success (the PSP works). Open, it refuses every call (fail fast, nothing sent) for `openMs`,
 // then lets `probesMax` calls through at a time (half-open): a success closes it, a failure opens
-// it again. Routing skips a provider whose breaker is open; a payment already at that provider
+// it again. Routing skips a provider whose breaker is open (not half-open); a payment already at that provider
 // waits for it (charge-flow.ts): the breaker never moves a payment by itself.
 
 export interface BreakerLimits {
@@ -96,9 +96,14 @@ export class CircuitBreaker {
     return true
   }
 
-  /** Whether routing may choose this provider now (no probe slot taken). */
+  /**
+   * Whether routing may choose this provider now (no probe slot taken): closed, or half-open. In
+   * half-open new payments go there so that one probes; the others find no slot free
+   * (CircuitOpenError, nothing sent) and fail over at once. Without that, a provider nobody calls
+   * would never be probed and its traffic would never come back.
+   */
   get routable (): boolean {
-    return this.state === 'closed'
+    return this.state !== 'open'
   }
 
   release (): void {

@@ -181,7 +181,7 @@ export class Router {
         at -= rule.weight
       }
     }
-    const reason: RouteReason = healthy.length < fit.length ? 'breaker_skip' : fit.length === 1 ? 'only_fit' : tied.length > 1 ? 'weight' : 'cost'
+    const reason: RouteReason = healthy.length > 0 && healthy.length < fit.length ? 'breaker_skip' : fit.length === 1 ? 'only_fit' : tied.length > 1 ? 'weight' : 'cost'
     return { provider: pick.provider, reason }
   }
 
