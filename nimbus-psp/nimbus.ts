@@ -202,8 +202,8 @@ export async function startNimbusPsp (options: NimbusOptions, log: Logger = crea
     if (path === '/v1/payments' && req.method === 'GET') {
       const reference = url.searchParams.get('merchantReference')
       if (reference === null || reference === '') throw new NimbusError(422, 'invalid_field', 'merchantReference required')
-      // Our charges are made under the reference as their key (the adapter's contract): the engine's index.
-      const answer = await engineCall('GET', `/v1/charges?idempotency_key=${encodeURIComponent(reference)}`)
+      // By reference: it outlives the engine's key retention (issue #16).
+      const answer = await engineCall('GET', `/v1/charges?reference=${encodeURIComponent(reference)}`)
       if (answer.status !== 200) throw refusal(answer)
       return send(res, 200, { payments: (answer.body.data as any[]).map(paymentView) })
     }

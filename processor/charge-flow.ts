@@ -310,9 +310,26 @@ export async function drivePayment (deps: ChargeFlowDeps, payment: NodePayment, 
     }
   }
   if (!isChargeable(current.status)) return current
+  if (!claimed) {
+    // A re-drive (redelivery, dead-letter replay, the watchdog): the charge may be older than the
+    // PSP's key retention (~24 h), when the same key would make a second charge. Look it up by
+    // reference first; found, it is applied and never charged again (issue #16).
+    const found = await lookUpCharge(pspOf(deps, current.psp_provider), chargeRequestOf(current))
+    if (found !== undefined) return applyOutcome(deps, current, found, by)
+  }
   if (deps.psps?.router !== undefined) return chargeWithFailover(deps, current, claimed, by)
   const outcome = await chargeWithRetries(deps, pspOf(deps, current.psp_provider), chargeRequestOf(current))
   return applyOutcome(deps, current, outcome, by)
+}
+
+/** The payment's charge at `psp`, found by reference; a PSP that cannot answer is a dead letter (re-driven later), never a guess. */
+async function lookUpCharge (psp: PspProvider, request: ChargeRequest): Promise<ChargeOutcome | undefined> {
+  try {
+    return await psp.findCharge(request)
+  } catch (error) {
+    if (!(error instanceof PspError)) throw error
+    throw new DeadLetter('psp_lookup_failed', `${psp.name}: ${withoutToken(error.message, request.paymentMethod)}`, { cause: error })
+  }
 }
 
 /** The payment moved on (another PSP recorded, or a status) while we retried: stop, follow it. */

@@ -160,9 +160,13 @@ export class PspClient implements PspProvider {
     return { httpStatus: res.statusCode, body: parsed, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined }
   }
 
-  /** The charge made under this idempotency key, if any (the watchdog's question). */
+  /**
+   * The charge made for this payment, if any (the watchdog's and the re-drive's question). Found
+   * by its reference, not its idempotency key (issue #16): a key is forgotten after the PSP's
+   * retention (~24 h), the charge is not. The oldest one: a later one would be the double charge.
+   */
   async findCharge (request: ChargeRequest): Promise<ChargeOutcome | undefined> {
-    const charge = (await this.#list<SandboxCharge>(`/v1/charges?idempotency_key=${encodeURIComponent(request.checkoutId)}`))[0]
+    const charge = (await this.#list<SandboxCharge>(`/v1/charges?reference=${encodeURIComponent(request.checkoutId)}`))[0]
     return charge === undefined ? undefined : outcomeOfSandboxCharge(charge, request)
   }
 

@@ -124,10 +124,33 @@ t.test('a timeout alone never moves a payment: retries exhausted, a dead letter,
   t.equal(w.current().psp_provider, 'nimbus', 'still recorded at nimbus: the watchdog re-drives it there')
 })
 
-t.test('a payment this drive did not claim stays at its PSP while nothing is proven', async (t) => {
-  // Refused connects now, but this drive did not claim it: another driver's attempt may have
-  // charged it, so only a lookup after the quiet time could move it (and it would find the charge).
-  const a = provider('nimbus', [refused()], () => succeeded('ch_a'))
+t.test('a re-drive looks the charge up by reference first: found, it is applied and never charged again (key retention)', async (t) => {
+  // The PSP forgot the key (past its retention): a charge with it would be a second one.
+  const a = provider('nimbus', [succeeded('ch_second')], () => succeeded('ch_first'))
+  const b = provider('sandbox', [succeeded('ch_b')])
+  const claimed = pending({ status: 'processing', version: 2, psp_provider: 'nimbus' })
+  const w = world(a, b, claimed)
+  const ended = await drivePayment(w.deps, claimed)
+  t.equal(ended.status, 'succeeded')
+  t.equal(ended.psp_reference, 'ch_first', 'the charge found')
+  t.equal(a.charges, 0, 'no charge call')
+  t.equal(b.charges, 0)
+})
+
+t.test('a re-drive whose lookup fails is a dead letter, not a charge', async (t) => {
+  const a = provider('nimbus', [succeeded('ch_second')], () => refused())
+  const b = provider('sandbox', [succeeded('ch_b')])
+  const claimed = pending({ status: 'processing', version: 2, psp_provider: 'nimbus' })
+  const w = world(a, b, claimed)
+  await t.rejects(drivePayment(w.deps, claimed), { name: 'DeadLetter', reason: 'psp_lookup_failed' })
+  t.equal(a.charges + b.charges, 0)
+})
+
+t.test('a re-drive with nothing found stays at its PSP while no failover is proven', async (t) => {
+  // Refused connects now, but this drive did not claim it: another driver's attempt may be in
+  // flight, so only a lookup after the quiet time could move it.
+  let lookups = 0
+  const a = provider('nimbus', [refused()], () => (++lookups === 1 ? undefined : refused()))
   const b = provider('sandbox', [succeeded('ch_b')])
   const claimed = pending({ status: 'processing', version: 2, psp_provider: 'nimbus' })
   const w = world(a, b, claimed)
