@@ -317,7 +317,10 @@ export async function drivePayment (deps: ChargeFlowDeps, payment: NodePayment, 
     const found = await lookUpCharge(pspOf(deps, current.psp_provider), chargeRequestOf(current))
     if (found !== undefined) return applyOutcome(deps, current, found, by)
   }
-  if (deps.psps?.router !== undefined) return chargeWithFailover(deps, current, claimed, by)
+  // Only a payment another provider fits pays for failover's bookkeeping (a re-read per retry).
+  if (deps.psps?.canFailOver(routableOf(current), deps.psps.get(current.psp_provider).name) === true) {
+    return chargeWithFailover(deps, current, claimed, by)
+  }
   const outcome = await chargeWithRetries(deps, pspOf(deps, current.psp_provider), chargeRequestOf(current))
   return applyOutcome(deps, current, outcome, by)
 }

@@ -107,6 +107,11 @@ export class PspRegistry {
     return this.router?.choose(payment) ?? { provider: this.fallback, reason: 'no_rule' }
   }
 
+  /** Whether a payment at `from` could ever fail over (another provider fits it). */
+  canFailOver (payment: RoutablePayment, from: string): boolean {
+    return this.router?.hasAlternative(payment, from) ?? false
+  }
+
   failoverTarget (payment: RoutablePayment, from: string): string | undefined {
     return this.router?.failoverTarget(payment, from)
   }

@@ -185,6 +185,11 @@ export class Router {
     return { provider: pick.provider, reason }
   }
 
+  /** Whether any provider other than `from` fits the payment, whatever its breaker says. */
+  hasAlternative (payment: RoutablePayment, from: string): boolean {
+    return this.#fitting(payment).some((rule) => rule.provider !== from)
+  }
+
   /** The next fitting provider after `from` in list order whose breaker is closed; undefined: none. */
   failoverTarget (payment: RoutablePayment, from: string): string | undefined {
     return this.#fitting(payment).find((rule) => rule.provider !== from && this.#status(rule.provider)!.routable)?.provider
