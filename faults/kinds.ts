@@ -80,8 +80,10 @@ function pspProviderOutage (): FaultKind {
     },
     holdMs: (p) => p.pspProviderDownMs,
     clear: async (ctx) => {
-      await ctx.control('/services/nimbus/start')
+      // From the start call on, Nimbus may take payments again (its probe can succeed before the
+      // control API answers): the outage window ends here.
       windows.at(-1)!.upAtMs = Date.now()
+      await ctx.control('/services/nimbus/start')
     },
     tailMs: () => returnMs + 3_000,
     verify: async (ctx, load) => {
@@ -94,6 +96,7 @@ function pspProviderOutage (): FaultKind {
         const last = windows.at(-1)!
         const during = rows.filter((r) => windows.some((w) => Number(r.created_ms) >= w.downAtMs + outageSettleMs && Number(r.created_ms) < w.downAtMs + (w.upAtMs - w.downAtMs)))
         const after = rows.filter((r) => Number(r.created_ms) >= last.upAtMs + returnMs)
+        for (const r of during) if (r.psp_provider === 'nimbus') ctx.log(`psp-provider-outage: at Nimbus, created ${Number(r.created_ms) - last.downAtMs} ms after the kill`)
         const duringAtNimbus = during.filter((r) => r.psp_provider === 'nimbus').length
         if (during.length === 0) failures.push('no payment was created while Nimbus was down')
         if (duringAtNimbus > 0) failures.push(`${duringAtNimbus} of ${during.length} payments created while Nimbus was down are recorded at Nimbus`)

@@ -160,6 +160,8 @@ export async function startNimbusPsp (options: NimbusOptions, log: Logger = crea
   const routes = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://nimbus')
     const path = url.pathname
+    // The facade listens before its engine is up (the engine needs its port): until then, not ready.
+    if (enginePool === undefined) throw new NimbusError(503, 'service_unavailable', 'starting')
     if (path === '/healthz') return send(res, 200, { status: 'ok' })
     if (path.startsWith(enginePathPrefix + '/')) return engineWebhook(req, res)
     if (path === '/metrics') {

@@ -177,7 +177,9 @@ export async function callPspWithRetries<O extends { kind: string }> (deps: Char
     } catch (error) {
       if (!(error instanceof PspError)) throw error
       if (error instanceof CircuitOpenError) {
-        // Nothing was sent: no attempt used, no row. Wait for the breaker's probe, bounded.
+        // Nothing was sent: no attempt used, no row, and evidence that this one never reached the
+        // PSP. Wait for the breaker's probe, bounded (or let the charge flow decide).
+        if (o.evidence !== undefined) o.evidence.refusedAttempts++
         if (o.circuitOpenThrows === true) throw error
         const waitMs = circuitWaitMs(error)
         circuitWaitedMs += waitMs

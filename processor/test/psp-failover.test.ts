@@ -114,6 +114,27 @@ t.test('claimed at the cheaper PSP, which refuses every connection: moved to the
   t.same(w.routes, ['nimbus:cost', 'sandbox:failover'])
 })
 
+t.test('routed to a PSP whose breaker is open by the time it charges: moved at once, nothing sent there', async (t) => {
+  const a = provider('nimbus', [succeeded('ch_a')])
+  const b = provider('sandbox', [succeeded('ch_b')])
+  const w = world(a, b, pending())
+  // Open nimbus' breaker after the claim chose it (the race this covers), by wrapping the claim.
+  const claim = w.deps.node.transition.bind(w.deps.node)
+  w.deps.node.transition = async (id: string, call: TransitionCall) => {
+    const result = await claim(id, call)
+    if (call.pspProvider === 'nimbus') {
+      const breaker = w.deps.psps!.get('nimbus').breaker
+      for (let i = 0; i < 1_000; i++) breaker.record(true, 1)
+    }
+    return result
+  }
+  const ended = await drivePayment(w.deps, pending())
+  t.equal(ended.psp_provider, 'sandbox')
+  t.equal(ended.status, 'succeeded')
+  t.equal(a.charges, 0, 'nothing sent to nimbus')
+  t.same(w.routes, ['nimbus:cost', 'sandbox:failover'])
+})
+
 t.test('a timeout alone never moves a payment: retries exhausted, a dead letter, nothing at the other PSP', async (t) => {
   const a = provider('nimbus', [timeout()], () => undefined)
   const b = provider('sandbox', [succeeded('ch_b')])
