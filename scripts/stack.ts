@@ -530,6 +530,8 @@ async function main(): Promise<void> {
     pspUrl: `http://127.0.0.1:${ports.psp}`,
     pspSecretKey,
     adminToken: reconcilerAdminToken,
+    // Issue #16: Nimbus' settlement report too.
+    env: { NIMBUS_BASE_URL: `http://127.0.0.1:${ports.nimbus}`, NIMBUS_API_KEY: nimbusApiKey },
     user,
   });
 
