@@ -25,6 +25,8 @@ export interface ChargeFlowDeps {
   psps?: PspRegistry
   /** A payment routed at its claim (reason: the router's) or moved by a failover (reason `failover`). */
   onRoute?: (provider: string, reason: string) => void
+  /** processorLimits.failoverQuietMs unless given (tests). */
+  failoverQuietMs?: number
   attempts: AttemptLog
   pspSlots: Semaphore
   log: Logger
@@ -389,7 +391,20 @@ async function chargeWithFailover (deps: ChargeFlowDeps, payment: NodePayment, c
       const exhausted = error instanceof DeadLetter && error.reason === 'psp_retries_exhausted'
       if (!circuitOpen && !exhausted) throw error
       const target = moves < processorLimits.failoversPerPaymentMax ? deps.psps!.failoverTarget(routableOf(current), psp.name) : undefined
-      if (target !== undefined && await provenUncharged(psp, request, evidence, claimed)) {
+      const quietMs = deps.failoverQuietMs ?? processorLimits.failoverQuietMs
+      let proven = target !== undefined && await provenUncharged(psp, request, evidence, claimed, quietMs)
+      if (target !== undefined && !proven && evidence.uncertainAtMs !== undefined) {
+        // Only the quiet time stands between us and the lookup: wait it out here rather than
+        // probing the PSP again (each failed probe would restart it: a PSP failing every charge
+        // with a 5xx would then keep its payments forever). Within the breaker wait's budget.
+        const quietLeftMs = evidence.uncertainAtMs + quietMs - Date.now()
+        if (quietLeftMs > 0 && circuitWaitedMs + quietLeftMs <= processorLimits.pspBreakerWaitMsMax) {
+          circuitWaitedMs += quietLeftMs
+          await sleep(quietLeftMs)
+          proven = await provenUncharged(psp, request, evidence, claimed, quietMs)
+        }
+      }
+      if (target !== undefined && proven) {
         const moved = await moveToProvider(deps, current, target, by)
         moves++
         if (moved.psp_provider === target && isChargeable(moved.status)) {
@@ -424,9 +439,10 @@ async function chargeWithFailover (deps: ChargeFlowDeps, payment: NodePayment, c
  * the last attempt that may have reached it (so one still in process there has landed). The
  * lookup bypasses the breaker (a light read is the proof we need); failing, it proves nothing.
  */
-export async function provenUncharged (psp: PspProvider, request: ChargeRequest, evidence: AttemptEvidence, claimed: boolean): Promise<boolean> {
+export async function provenUncharged (psp: PspProvider, request: ChargeRequest, evidence: AttemptEvidence, claimed: boolean,
+  quietMs: number = processorLimits.failoverQuietMs): Promise<boolean> {
   if (claimed && evidence.uncertainAtMs === undefined && evidence.refusedAttempts > 0) return true
-  if (evidence.uncertainAtMs !== undefined && Date.now() - evidence.uncertainAtMs < processorLimits.failoverQuietMs) return false
+  if (evidence.uncertainAtMs !== undefined && Date.now() - evidence.uncertainAtMs < quietMs) return false
   const direct = 'inner' in psp ? (psp as unknown as { inner: PspProvider }).inner : psp
   try {
     return (await direct.findCharge(request)) === undefined

@@ -85,6 +85,8 @@ function world (a: PspProvider, b: PspProvider, payment: NodePayment) {
   const deps = {
     node, psp: psps.get(undefined), psps, attempts: { async record () {} }, pspSlots: new Semaphore(4), log: silent,
     flag: async () => {}, onRoute: (provider: string, reason: string) => routes.push(`${provider}:${reason}`),
+    // 200 ms instead of 10 s: the rule is the same, the tests stay fast.
+    failoverQuietMs: 200,
   } as unknown as ChargeFlowDeps
   return { deps, calls, current, routes }
 }
@@ -135,13 +137,41 @@ t.test('routed to a PSP whose breaker is open by the time it charges: moved at o
   t.same(w.routes, ['nimbus:cost', 'sandbox:failover'])
 })
 
-t.test('a timeout alone never moves a payment: retries exhausted, a dead letter, nothing at the other PSP', async (t) => {
-  const a = provider('nimbus', [timeout()], () => undefined)
+t.test('a PSP failing every charge with a 5xx: the payment moves once a lookup after the quiet time finds nothing', async (t) => {
+  const unavailable = (): PspError => new PspError('psp_unavailable', 'answered 503')
+  const a = provider('nimbus', [unavailable()], () => undefined)
+  const b = provider('sandbox', [succeeded('ch_b')])
+  const w = world(a, b, pending())
+  const startedAt = Date.now()
+  const ended = await drivePayment(w.deps, pending())
+  t.equal(ended.psp_provider, 'sandbox')
+  t.equal(ended.status, 'succeeded')
+  t.ok(a.lookups >= 1, 'nimbus was asked whether it holds a charge')
+  t.ok(Date.now() - startedAt >= 200, 'not before the quiet time after its last 5xx')
+  t.equal(b.charges, 1)
+})
+
+t.test('the same, but the lookup finds the charge the 5xx hid: it stays, and no other PSP charges', async (t) => {
+  const unavailable = (): PspError => new PspError('psp_unavailable', 'answered 503')
+  const a = provider('nimbus', [unavailable()], () => succeeded('ch_hidden'))
+  const b = provider('sandbox', [succeeded('ch_b')])
+  const w = world(a, b, pending())
+  await t.rejects(drivePayment(w.deps, pending()), { name: 'DeadLetter', reason: 'psp_retries_exhausted' })
+  t.equal(b.charges, 0)
+  t.equal(w.current().psp_provider, 'nimbus', 'the watchdog finds the charge there later')
+})
+
+t.test('a timeout alone never moves a payment: no lookup answers, a dead letter, nothing at the other PSP', async (t) => {
+  const lookedUpAt: number[] = []
+  let lastTimeoutAt = 0
+  const a = provider('nimbus', [timeout()], () => { lookedUpAt.push(Date.now()); return refused() })
+  const charge = a.charge.bind(a)
+  a.charge = async (request) => { try { return await charge(request) } finally { lastTimeoutAt = Date.now() } }
   const b = provider('sandbox', [succeeded('ch_b')])
   const w = world(a, b, pending())
   await t.rejects(drivePayment(w.deps, pending()), { name: 'DeadLetter', reason: 'psp_retries_exhausted' })
   t.equal(b.charges, 0, 'never charged elsewhere')
-  t.equal(a.lookups, 0, 'no lookup within the quiet time after a timeout')
+  t.ok(lookedUpAt.length >= 1 && lookedUpAt.every((at) => at - lastTimeoutAt >= 200), 'asked only after the quiet time since the last timeout')
   t.equal(w.current().psp_provider, 'nimbus', 'still recorded at nimbus: the watchdog re-drives it there')
 })
 
