@@ -5,6 +5,7 @@
 // cdc-relay/README.md), so `kill -9` of the relay is a `kill -9` of the node process at a moment
 // its relay has unpublished entries: `relay-kill` waits for that moment.
 
+import pg from 'pg'
 import type { StackInfo } from '../scripts/stack/info.ts'
 import type { PaymentLoadClasses, PaymentMix } from '../bench/lib/payment-load.ts'
 import type { FaultProfile } from './profiles.ts'
@@ -35,6 +36,10 @@ export interface FaultKind {
   restore?: (ctx: FaultContext) => Promise<void>
   /** Checks on what clients saw, beyond the outcome check: each string is a failure. */
   expect?: (load: PaymentLoadClasses) => string[]
+  /** Load kept running this long after the last clear (e.g. to see traffic come back). */
+  tailMs?: (profile: FaultProfile) => number
+  /** After the outcome check: checks on where the payments ended up; each string is a failure. */
+  verify?: (ctx: FaultContext, load: PaymentLoadClasses) => Promise<string[]>
 }
 
 /** The node whose keys each node fault takes away (n2: the middle of the ring, any would do). */
@@ -52,6 +57,60 @@ function sleep (ms: number): Promise<void> {
 
 const answeredAtLeastOnce = (load: PaymentLoadClasses, key: string, why: string): string[] =>
   (load.answers[key] ?? 0) > 0 ? [] : [`no request was answered "${key}": ${why}`]
+
+/**
+ * Issue #16: Nimbus (the PSP the stack routes NOK and DKK to, with the sandbox as failover) killed
+ * under load and started again. Payments created once its breakers had time to open (a few calls:
+ * `outageSettleMs`) must all be at the sandbox; payments created once it is back and its breakers
+ * had time to probe (`returnMs`) must reach it again; the outcome check counts charges across both
+ * PSPs (one per payment, at the PSP the payment records).
+ */
+function pspProviderOutage (): FaultKind {
+  const outageSettleMs = 3_000
+  const returnMs = 4_000
+  const windows: Array<{ downAtMs: number, upAtMs: number }> = []
+  return {
+    name: 'psp-provider-outage',
+    what: 'the Nimbus PSP killed (kill -9) under NOK/DKK load, started after the hold: new payments fail over to the sandbox, in-flight ones finish at Nimbus or move only when proven uncharged, traffic returns to Nimbus',
+    mix: 'routed',
+    prepare: async () => { windows.length = 0 },
+    inject: async (ctx) => {
+      windows.push({ downAtMs: Date.now(), upAtMs: Number.POSITIVE_INFINITY })
+      await ctx.control('/services/nimbus/kill')
+    },
+    holdMs: (p) => p.pspProviderDownMs,
+    clear: async (ctx) => {
+      // From the start call on, Nimbus may take payments again (its probe can succeed before the
+      // control API answers): the outage window ends here.
+      windows.at(-1)!.upAtMs = Date.now()
+      await ctx.control('/services/nimbus/start')
+    },
+    tailMs: () => returnMs + 3_000,
+    verify: async (ctx, load) => {
+      const client = new pg.Client({ connectionString: ctx.stack.databaseUrls.readonly })
+      await client.connect()
+      try {
+        const { rows } = await client.query<{ psp_provider: string | null, created_ms: string }>(
+          `SELECT psp_provider, (extract(epoch FROM created_at) * 1000)::bigint AS created_ms FROM payments WHERE checkout_id = ANY($1)`, [load.acked])
+        const failures: string[] = []
+        const last = windows.at(-1)!
+        const during = rows.filter((r) => windows.some((w) => Number(r.created_ms) >= w.downAtMs + outageSettleMs && Number(r.created_ms) < w.downAtMs + (w.upAtMs - w.downAtMs)))
+        const after = rows.filter((r) => Number(r.created_ms) >= last.upAtMs + returnMs)
+        for (const r of during) if (r.psp_provider === 'nimbus') ctx.log(`psp-provider-outage: at Nimbus, created ${Number(r.created_ms) - last.downAtMs} ms after the kill`)
+        const duringAtNimbus = during.filter((r) => r.psp_provider === 'nimbus').length
+        if (during.length === 0) failures.push('no payment was created while Nimbus was down')
+        if (duringAtNimbus > 0) failures.push(`${duringAtNimbus} of ${during.length} payments created while Nimbus was down are recorded at Nimbus`)
+        if (during.some((r) => r.psp_provider === null)) failures.push('a payment created during the outage has no PSP recorded')
+        if (after.length === 0) failures.push('no payment was created after Nimbus came back')
+        else if (!after.some((r) => r.psp_provider === 'nimbus')) failures.push(`none of the ${after.length} payments created after Nimbus came back went to it`)
+        ctx.log(`psp-provider-outage: during the outage ${during.length} payments, ${during.length - duringAtNimbus} at the sandbox; after it ${after.length}, ${after.filter((r) => r.psp_provider === 'nimbus').length} at Nimbus`)
+        return failures
+      } finally {
+        await client.end()
+      }
+    },
+  }
+}
 
 export const faultKinds: FaultKind[] = [
   {
@@ -150,6 +209,7 @@ export const faultKinds: FaultKind[] = [
     restore: async (ctx) => { await ctx.control(`/nodes/${budgetVictimNode}/restart`) },
     expect: (load) => answeredAtLeastOnce(load, '503 backlog_full', 'the exhausted budget should shed new payments'),
   },
+  pspProviderOutage(),
   {
     name: 'nginx-reload',
     what: 'nginx reloaded (graceful: new workers, old ones finish their requests), several times',

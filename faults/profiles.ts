@@ -20,6 +20,8 @@ export interface FaultProfile {
   kafkaDownMs: number
   postgresDownMs: number
   pspFaultMs: number
+  /** Issue #16: how long the second PSP (Nimbus) is down in psp-provider-outage. */
+  pspProviderDownMs: number
   /** After the load and the last clear: every payment terminal within this bound, or the fault fails. */
   settleDeadlineMs: number
   /** All services healthy again before the next fault, within this bound. */
@@ -39,6 +41,7 @@ export const faultProfiles: Record<FaultProfile['name'], FaultProfile> = {
     kafkaDownMs: 4_000,
     postgresDownMs: 2_000,
     pspFaultMs: 2_000,
+    pspProviderDownMs: 10_000,
     settleDeadlineMs: 90_000,
     healthyDeadlineMs: 90_000,
   },
@@ -54,6 +57,7 @@ export const faultProfiles: Record<FaultProfile['name'], FaultProfile> = {
     kafkaDownMs: 30_000,
     postgresDownMs: 10_000,
     pspFaultMs: 8_000,
+    pspProviderDownMs: 60_000,
     settleDeadlineMs: 300_000,
     healthyDeadlineMs: 180_000,
   },

@@ -86,7 +86,7 @@ export async function waitHealthy (ctx: FaultContext, deadlineMs: number): Promi
 export async function runFault (kind: FaultKind, ctx: FaultContext, runId: string): Promise<FaultRow> {
   const { profile } = ctx
   const holdMs = kind.holdMs(profile)
-  const cyclesMs = profile.leadInMs + profile.repeats * (holdMs + profile.gapMs)
+  const cyclesMs = profile.leadInMs + profile.repeats * (holdMs + profile.gapMs) + (kind.tailMs?.(profile) ?? 0)
   const durationS = Math.max(profile.loadS, Math.ceil(cyclesMs / 1000) + 1)
   await kind.prepare?.(ctx)
   ctx.log(`${kind.name}: ${profile.rateRps}/s for ${durationS} s; ${profile.repeats} × (${holdMs} ms fault + ${profile.gapMs} ms)`)
@@ -126,7 +126,7 @@ export async function runFault (kind: FaultKind, ctx: FaultContext, runId: strin
     settleDeadlineMs: profile.settleDeadlineMs,
   })
   const recoverMs = Math.max(0, checkStartedAt + outcome.settleMs - Math.max(clearedAt, loadEndedAt))
-  const unmet = kind.expect?.(result) ?? []
+  const unmet = [...(kind.expect?.(result) ?? []), ...(await kind.verify?.(ctx, result) ?? [])]
   const failures = [
     ...unmet,
     ...result.unexpected.map((u) => `unexpected answer ${u.status} for ${u.id}: ${u.body}`),

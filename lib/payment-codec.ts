@@ -92,6 +92,8 @@ export interface Payment {
   amountCaptured?: number
   /** Manual capture: the merchant's capture request (minor units) once made; absent or 0 before. */
   amountToCapture?: number
+  /** Issue #16: the PSP the payment is routed to (set by the processor's claim); absent before. */
+  pspProvider?: string
 }
 
 export const captureMethods = ['automatic', 'manual'] as const
@@ -308,6 +310,7 @@ function paymentToWire (payment: Payment, sealedFields: Uint8Array | undefined):
     captureMethod: payment.captureMethod === 'manual' ? 1 : 0,
     amountCaptured: payment.amountCaptured ?? 0,
     amountToCapture: payment.amountToCapture ?? 0,
+    pspProvider: payment.pspProvider ?? '',
   }
 }
 
@@ -352,6 +355,7 @@ function paymentFromWire (wire: Record<string, any>, sealer: FieldSealer): Payme
   else if (wire.captureMethod !== 0 && wire.captureMethod !== undefined) assert.fail(`payment ${wire.checkoutId}: unknown capture method ${wire.captureMethod}`)
   if (wire.amountCaptured > 0) payment.amountCaptured = wire.amountCaptured
   if (wire.amountToCapture > 0) payment.amountToCapture = wire.amountToCapture
+  if (wire.pspProvider !== undefined && wire.pspProvider !== '') payment.pspProvider = wire.pspProvider
   assertPayment(payment)
   // Its next encode (a transition) reuses these bytes instead of sealing again.
   if (sealedFields !== undefined) remember(payment, sealer, sealedFields)
@@ -496,6 +500,7 @@ function paymentSize (payment: Payment, sealed: Uint8Array, refunds: readonly Ui
   if (payment.captureMethod === 'manual') size += 3
   if (payment.amountCaptured !== undefined && payment.amountCaptured !== 0) size += 2 + varintSize(payment.amountCaptured)
   if (payment.amountToCapture !== undefined && payment.amountToCapture !== 0) size += 2 + varintSize(payment.amountToCapture)
+  if (payment.pspProvider !== undefined && payment.pspProvider !== '') size += 1 + stringFieldSize(payment.pspProvider)
   return size
 }
 
@@ -538,6 +543,8 @@ function writePayment (out: Buffer, start: number, payment: Payment, sealed: Uin
   if (payment.captureMethod === 'manual') { out[at++] = 176; out[at++] = 1; out[at++] = 1 }
   if (payment.amountCaptured !== undefined && payment.amountCaptured !== 0) { out[at++] = 184; out[at++] = 1; at = writeVarint(out, at, payment.amountCaptured) }
   if (payment.amountToCapture !== undefined && payment.amountToCapture !== 0) { out[at++] = 192; out[at++] = 1; at = writeVarint(out, at, payment.amountToCapture) }
+  // Field 25, string (issue #16): tag 25 << 3 | 2 = 202, a two-byte varint.
+  if (payment.pspProvider !== undefined && payment.pspProvider !== '') { out[at++] = 202; out[at++] = 1; at = writeString(out, at, payment.pspProvider) }
   return at
 }
 

@@ -128,7 +128,9 @@ function parseTransitionBatch (body: unknown, itemsMax: number, caller: Internal
   })
 }
 
-const singleTransitionFields = new Set(['to', 'expected_version', 'actor', 'failure_code', 'failure_message', 'psp_reference', 'publish', 'next_action_url'])
+const singleTransitionFields = new Set(['to', 'expected_version', 'actor', 'failure_code', 'failure_message', 'psp_reference', 'publish', 'next_action_url', 'psp_provider'])
+/** A PSP provider's name (issue #16): the processors' routing config names them so. */
+const pspProviderPattern = /^[a-z][a-z0-9_-]{0,31}$/
 const batchTransitionFields = new Set([...singleTransitionFields, 'merchant_id', 'checkout_id'])
 
 /**
@@ -191,6 +193,15 @@ function parseTransition (body: unknown, allowed: ReadonlySet<string>, caller: I
   } else if (input.publish === false && input.to !== 'processing') {
     errors.push({ field: 'publish', code: 'format', message: 'publish may be false only for a move to processing' })
   }
+  // The routed PSP (issue #16): only with the claim, `processing`.
+  const pspProvider = input.psp_provider
+  if (pspProvider !== undefined) {
+    if (typeof pspProvider !== 'string' || !pspProviderPattern.test(pspProvider)) {
+      errors.push({ field: 'psp_provider', code: 'format', message: 'psp_provider must be a provider name (a-z, 0-9, _ and -, at most 32)' })
+    } else if (input.to !== 'processing') {
+      errors.push({ field: 'psp_provider', code: 'format', message: 'psp_provider goes only with a move to processing' })
+    }
+  }
   if (errors.length > 0) throw new ProblemError('validation_failed', { errors })
   requireAllowed(caller, { kind: 'transition', to: input.to as PaymentStatus })
   return {
@@ -202,6 +213,7 @@ function parseTransition (body: unknown, allowed: ReadonlySet<string>, caller: I
     pspReference,
     publish: input.publish !== false,
     ...(nextActionUrl !== '' ? { nextActionUrl } : {}),
+    ...(typeof pspProvider === 'string' ? { pspProvider } : {}),
   }
 }
 

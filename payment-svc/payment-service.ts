@@ -71,6 +71,13 @@ export interface TransitionRequest {
   publish?: boolean
   /** With requires_action: where the customer completes the charge (the PSP's page). */
   nextActionUrl?: string
+  /**
+   * Only with a move to `processing` (issue #16): the PSP the processor routed the payment to,
+   * recorded with its claim before the first charge attempt. On a payment already `processing`
+   * under another provider it is a failover: version-checked, and refused once a PSP holds a
+   * charge of the payment (psp_reference set).
+   */
+  pspProvider?: string
 }
 
 /** A refund's outcome, from the processor (the PSP's answer). Judged on the refund's own status. */
@@ -261,7 +268,9 @@ export class PaymentService {
     try {
       const current = this.#store.getPaymentByKey(key)
       if (current === undefined) throw new ProblemError('payment_not_found')
-      if (current.status === request.to && (request.pspReference === '' || request.pspReference === current.pspReference)) {
+      const failover = request.to === 'processing' && current.status === 'processing' &&
+        request.pspProvider !== undefined && request.pspProvider !== (current.pspProvider ?? '')
+      if (!failover && current.status === request.to && (request.pspReference === '' || request.pspReference === current.pspReference)) {
         // A retried transition that already happened: say so, change nothing.
         return { applied: false, payment: current }
       }
@@ -272,7 +281,13 @@ export class PaymentService {
           extra: conflict,
         })
       }
-      if (!canTransition(current.status, request.to)) {
+      if (failover) {
+        // Another PSP only while none holds a charge of this payment: the processor proved the
+        // first one did not charge it (processor/failover.ts), and a reference would say otherwise.
+        if (current.pspReference !== '') {
+          throw new ProblemError('invalid_transition', { detail: `the payment holds PSP charge ${current.pspReference} at ${current.pspProvider ?? 'its PSP'}: it cannot move to another PSP`, extra: conflict })
+        }
+      } else if (!canTransition(current.status, request.to)) {
         throw new ProblemError('invalid_transition', { detail: `${current.status} → ${request.to} is not allowed`, extra: conflict })
       }
       const captureProblem = captureConflict(current, request.to, undefined)
@@ -500,6 +515,11 @@ export class PaymentService {
       if (this.#store.hasWebhook(webhook.provider, webhook.pspEventId)) return { duplicate: true }
       const current = this.#store.getPaymentByKey(key)
       if (current === undefined) throw new ProblemError('payment_not_found')
+      // Issue #16: a routed payment hears only from its own PSP. Another's event (a PSP it failed
+      // over from, proven not to have charged it) changes nothing and is not recorded.
+      if (current.pspProvider !== undefined && current.pspProvider !== webhook.provider) {
+        return { duplicate: false, applied: false, note: 'other_provider', payment: current }
+      }
       if (webhook.refund !== undefined) return await this.#receiveRefundWebhook(current, webhook, webhook.refund, nowMs)
       const note = webhookNote(current, webhook)
       if (note === 'already_applied' && webhook.pspReference === current.pspReference) {
@@ -668,7 +688,7 @@ export class PaymentService {
 
 /** The payment after a status change: next version; PSP details kept unless new ones are given. */
 function advance (current: Payment, to: PaymentStatus, nowMs: number,
-  details: { pspReference: string, failureCode: string, failureMessage: string, nextActionUrl?: string }): Payment {
+  details: { pspReference: string, failureCode: string, failureMessage: string, nextActionUrl?: string, pspProvider?: string }): Payment {
   const next: Payment = {
     ...current,
     status: to,
@@ -678,6 +698,7 @@ function advance (current: Payment, to: PaymentStatus, nowMs: number,
     failureCode: details.failureCode || current.failureCode,
     failureMessage: details.failureMessage || current.failureMessage,
   }
+  if (details.pspProvider !== undefined && details.pspProvider !== '') next.pspProvider = details.pspProvider
   // What a capture took: the amount the merchant asked to capture, which the processor (or the
   // PSP's webhook) confirmed before this move (captureConflict).
   if (to === 'succeeded' && current.status === 'requires_capture') next.amountCaptured = current.amountToCapture

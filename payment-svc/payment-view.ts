@@ -53,6 +53,8 @@ export function paymentView (payment: Payment): Record<string, unknown> {
     view.failure_message = payment.failureMessage
   }
   if (payment.pspReference !== '') view.psp_reference = payment.pspReference
+  // Issue #16: the routing decision (the processor's claim records it before the first charge).
+  if (payment.pspProvider !== undefined) view.psp_provider = payment.pspProvider
   if (payment.captureMethod === 'manual') {
     // Stripe's names: what the authorization still allows, what the merchant asked to capture and
     // what was captured (the bound of its refunds).

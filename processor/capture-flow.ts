@@ -6,7 +6,7 @@
 // Safe to run any number of times: the PSP answers a repeat with the same capture, and the node's
 // state machine makes a repeated outcome a no-op.
 
-import { applyOutcome, applyTransition, callPspWithRetries, chargeRequestOf, type ChargeFlowDeps } from './charge-flow.ts'
+import { applyOutcome, applyTransition, callPspWithRetries, chargeRequestOf, pspOf, type ChargeFlowDeps } from './charge-flow.ts'
 import type { NodePayment } from './node-client.ts'
 import { toSandboxCaptureBody } from './psp/sandbox.ts'
 import { captureIdempotencyKey, type CaptureRequest } from './psp/types.ts'
@@ -26,10 +26,11 @@ export async function driveCapture (deps: ChargeFlowDeps, payment: NodePayment, 
   // The event always carries a requested capture; anything else is nothing to do here.
   if (request === undefined) return payment
   const log = deps.log.child({ checkout_id: payment.checkout_id, psp_reference: request.chargeReference })
+  const psp = pspOf(deps, payment.psp_provider)
   const call = await callPspWithRetries(deps, {
-    merchantId: payment.merchant_id, checkoutId: payment.checkout_id, idempotencyKey: captureIdempotencyKey(payment.merchant_id, payment.checkout_id), request: toSandboxCaptureBody(request),
+    provider: psp.name, merchantId: payment.merchant_id, checkoutId: payment.checkout_id, idempotencyKey: captureIdempotencyKey(payment.merchant_id, payment.checkout_id), request: toSandboxCaptureBody(request),
     outcomePrefix: 'capture_', logFields: { checkout_id: payment.checkout_id, psp_reference: request.chargeReference },
-    failedMessage: 'psp capture attempt failed', call: () => deps.psp.capture(request),
+    failedMessage: 'psp capture attempt failed', call: () => psp.capture(request),
   })
   if (call.outcome.kind === 'captured') {
     log.info({ amount_captured: call.outcome.amountCaptured }, 'captured at the psp')
@@ -38,7 +39,7 @@ export async function driveCapture (deps: ChargeFlowDeps, payment: NodePayment, 
   // Not capturable: the authorization expired (voided by the PSP) just before, or something we do
   // not understand. The charge itself says which; its state is applied (canceled, or a capture of
   // the amount asked for), anything else flagged.
-  const found = await deps.psp.findCharge(chargeRequestOf(payment))
+  const found = await psp.findCharge(chargeRequestOf(payment))
   log.warn({ detail: call.outcome.detail, psp: found?.kind }, 'psp refused the capture; applying the charge as it is')
   if (found === undefined || found.kind === 'requires_capture' || found.kind === 'pending' || found.kind === 'requires_action') {
     await deps.flag(payment, `capture refused by the psp (${call.outcome.detail}), its charge is ${found?.kind ?? 'missing'}`)

@@ -11,15 +11,23 @@ import { terminalStatuses, type PaymentStatus } from '../lib/payment-codec.ts'
 import type { AttemptLog } from './attempt-log.ts'
 import { processorLimits } from './limits.ts'
 import { NodeError, type NodeClient, type NodePayment, type TransitionCall } from './node-client.ts'
-import type { PspClient } from './psp/psp-client.ts'
-import { sandboxProvider, toSandboxChargeBody } from './psp/sandbox.ts'
+import type { PspProvider } from './psp/provider.ts'
+import { CircuitOpenError, type PspRegistry } from './psp/registry.ts'
+import type { RoutablePayment } from './psp/routing.ts'
 import { chargeIdempotencyKey, PspError, type ChargeOutcome, type ChargeRequest } from './psp/types.ts'
 import type { PaymentId } from '../lib/payment-id.ts'
 import type { Semaphore } from './semaphore.ts'
 
 export interface ChargeFlowDeps {
   node: NodeClient
-  psp: PspClient
+  /** The PSP of everything when `psps` is absent (tests, a processor from before routing). */
+  psp: PspProvider
+  /** Issue #16: the PSPs by name, each behind its breaker, and the router. */
+  psps?: PspRegistry
+  /** A payment routed at its claim (reason: the router's) or moved by a failover (reason `failover`). */
+  onRoute?: (provider: string, reason: string) => void
+  /** processorLimits.failoverQuietMs unless given (tests). */
+  failoverQuietMs?: number
   attempts: AttemptLog
   pspSlots: Semaphore
   log: Logger
@@ -64,6 +72,18 @@ export function chargeRequestOf (payment: NodePayment): ChargeRequest {
     paymentMethod: payment.payment_method,
     description: payment.description,
     ...(payment.capture_method === 'manual' ? { manualCapture: true as const } : {}),
+  }
+}
+
+/** The PSP a payment is recorded at (issue #16): its psp_provider, or the fallback for one from before routing. */
+export function pspOf (deps: ChargeFlowDeps, provider: string | undefined): PspProvider {
+  return deps.psps !== undefined ? deps.psps.get(provider) : deps.psp
+}
+
+function routableOf (payment: NodePayment): RoutablePayment {
+  return {
+    checkoutId: payment.checkout_id, merchantId: payment.merchant_id, amount: payment.amount, currency: payment.currency,
+    paymentMethod: payment.payment_method, manualCapture: payment.capture_method === 'manual',
   }
 }
 
@@ -123,6 +143,8 @@ interface PspCallResult<O extends { kind: string }> {
  */
 export async function callPspWithRetries<O extends { kind: string }> (deps: ChargeFlowDeps, o: {
   merchantId: string
+  /** The provider called, as psp_attempts names it (default: deps.psp's). */
+  provider?: string
   checkoutId: string
   /** The PSP idempotency key, when it is not the charge's (chargeIdempotencyKey): a refund's, a capture's. */
   idempotencyKey?: string
@@ -135,12 +157,23 @@ export async function callPspWithRetries<O extends { kind: string }> (deps: Char
   settles?: (error: PspError) => boolean
   /** The payment method token, taken out of the messages of dead letters. */
   token?: string
+  /**
+   * Issue #16. `evidence`: what the attempts tell of whether the PSP may have processed the
+   * request. `circuitOpenThrows`: an open breaker's refusal is thrown at once (the charge flow
+   * decides between failover and waiting); otherwise it is waited out here, bounded.
+   * `beforeRetry`: runs before every attempt after the first (may throw to stop).
+   */
+  evidence?: AttemptEvidence
+  circuitOpenThrows?: boolean
+  beforeRetry?: () => Promise<void>
 }): Promise<PspCallResult<O>> {
+  let circuitWaitedMs = 0
   for (let attempt = 1; ; attempt++) {
+    if (attempt > 1 && o.beforeRetry !== undefined) await o.beforeRetry()
     const startedAt = new Date()
     const started = performance.now()
     const row = {
-      merchantId: o.merchantId, checkoutId: o.checkoutId, provider: sandboxProvider,
+      merchantId: o.merchantId, checkoutId: o.checkoutId, provider: o.provider ?? deps.psp.name,
       idempotencyKey: o.idempotencyKey ?? chargeIdempotencyKey(o.merchantId, o.checkoutId), attempt, request: o.request, startedAt,
     }
     try {
@@ -151,6 +184,22 @@ export async function callPspWithRetries<O extends { kind: string }> (deps: Char
       return call
     } catch (error) {
       if (!(error instanceof PspError)) throw error
+      if (error instanceof CircuitOpenError) {
+        // Nothing was sent: no attempt used, no row, and evidence that this one never reached the
+        // PSP. Wait for the breaker's probe, bounded (or let the charge flow decide).
+        if (o.evidence !== undefined) o.evidence.refusedAttempts++
+        if (o.circuitOpenThrows === true) throw error
+        const waitMs = circuitWaitMs(error)
+        circuitWaitedMs += waitMs
+        if (circuitWaitedMs > processorLimits.pspBreakerWaitMsMax) throw new DeadLetter('psp_circuit_open', error.message, { cause: error })
+        attempt--
+        await sleep(waitMs)
+        continue
+      }
+      if (o.evidence !== undefined) {
+        if (error.notReceived) o.evidence.refusedAttempts++
+        else o.evidence.uncertainAtMs = Date.now()
+      }
       const latencyMs = Math.round(performance.now() - started)
       deps.onPspCall?.(error.code, latencyMs)
       await deps.attempts.record({ ...row, httpStatus: error.httpStatus, response: undefined, outcome: 'error', errorCode: error.code, latencyMs })
@@ -167,14 +216,31 @@ export async function callPspWithRetries<O extends { kind: string }> (deps: Char
   }
 }
 
-async function chargeWithRetries (deps: ChargeFlowDeps, request: ChargeRequest): Promise<ChargeOutcome> {
+/**
+ * Issue #16: what a drive's attempts at one PSP say about whether it may hold a charge.
+ * `uncertainAtMs`: when the last attempt that may have reached it failed (a timeout, a reset, a
+ * 5xx, an in-progress); undefined when none did. `refusedAttempts`: attempts it provably never
+ * processed (a refused connect, a 429, our open breaker).
+ */
+export interface AttemptEvidence {
+  uncertainAtMs?: number
+  refusedAttempts: number
+}
+
+function circuitWaitMs (error: CircuitOpenError): number {
+  return Math.min(Math.max(error.retryAtMs - Date.now(), processorLimits.pspBreakerWaitDelayMsMin), processorLimits.pspBreakerWaitDelayMsMax)
+}
+
+async function chargeWithRetries (deps: ChargeFlowDeps, psp: PspProvider, request: ChargeRequest,
+  routed?: { evidence: AttemptEvidence, beforeRetry: () => Promise<void> }): Promise<ChargeOutcome> {
   try {
     const call = await callPspWithRetries(deps, {
-      merchantId: request.merchantId, checkoutId: request.checkoutId, request: toSandboxChargeBody(request), outcomePrefix: '',
+      provider: psp.name, merchantId: request.merchantId, checkoutId: request.checkoutId, request: psp.chargeBody(request), outcomePrefix: '',
       logFields: { checkout_id: request.checkoutId }, failedMessage: 'psp attempt failed',
-      call: () => deps.psp.charge(request),
+      call: () => psp.charge(request),
       settles: (error) => error.code === 'psp_rejected',
       token: request.paymentMethod,
+      ...(routed !== undefined ? { evidence: routed.evidence, beforeRetry: routed.beforeRetry, circuitOpenThrows: true } : {}),
     })
     return call.outcome
   } catch (error) {
@@ -227,21 +293,180 @@ export async function applyOutcome (deps: ChargeFlowDeps, payment: NodePayment, 
   }
 }
 
-/** The whole flow for a payment the node has accepted. `version` is the version the event saw. */
+/**
+ * The whole flow for a payment the node has accepted. `version` is the version the event saw.
+ * Issue #16: the claim carries the PSP the router chose, so the node records it durably before
+ * the first charge attempt, and everything after (retries, the watchdog, replays, refunds) goes
+ * there; with more than one provider routed, a charge that cannot get through may move on
+ * (chargeWithFailover).
+ */
 export async function drivePayment (deps: ChargeFlowDeps, payment: NodePayment, by = actor): Promise<NodePayment> {
   let current = payment
+  let claimed = false
   if (current.status === 'pending') {
+    const route = deps.psps?.choose(routableOf(current))
     try {
-      current = (await withNodeRetries('move to processing', () =>
-        deps.node.transition(current, { to: 'processing', expectedVersion: current.version, actor: by, publish: false, ...nodeOf(current) }))).payment
+      const result = await withNodeRetries('move to processing', () =>
+        deps.node.transition(current, {
+          to: 'processing', expectedVersion: current.version, actor: by, publish: false, ...nodeOf(current),
+          ...(route !== undefined ? { pspProvider: route.provider } : {}),
+        }))
+      current = result.payment
+      claimed = result.applied
+      if (route !== undefined && result.applied) deps.onRoute?.(route.provider, route.reason)
     } catch (error) {
       if (!(error instanceof NodeError) || (error.code !== 'stale_version' && error.code !== 'invalid_transition')) throw error
       current = await withNodeRetries('read payment', () => deps.node.get(current))
     }
   }
   if (!isChargeable(current.status)) return current
-  const outcome = await chargeWithRetries(deps, chargeRequestOf(current))
+  if (!claimed) {
+    // A re-drive (redelivery, dead-letter replay, the watchdog): the charge may be older than the
+    // PSP's key retention (~24 h), when the same key would make a second charge. Look it up by
+    // reference first; found, it is applied and never charged again (issue #16).
+    const found = await lookUpCharge(pspOf(deps, current.psp_provider), chargeRequestOf(current))
+    if (found !== undefined) return applyOutcome(deps, current, found, by)
+  }
+  // Only a payment another provider fits pays for failover's bookkeeping (a re-read per retry).
+  if (deps.psps?.canFailOver(routableOf(current), deps.psps.get(current.psp_provider).name) === true) {
+    return chargeWithFailover(deps, current, claimed, by)
+  }
+  const outcome = await chargeWithRetries(deps, pspOf(deps, current.psp_provider), chargeRequestOf(current))
   return applyOutcome(deps, current, outcome, by)
+}
+
+/** The payment's charge at `psp`, found by reference; a PSP that cannot answer is a dead letter (re-driven later), never a guess. */
+async function lookUpCharge (psp: PspProvider, request: ChargeRequest): Promise<ChargeOutcome | undefined> {
+  try {
+    return await psp.findCharge(request)
+  } catch (error) {
+    if (!(error instanceof PspError)) throw error
+    throw new DeadLetter('psp_lookup_failed', `${psp.name}: ${withoutToken(error.message, request.paymentMethod)}`, { cause: error })
+  }
+}
+
+/** The payment moved on (another PSP recorded, or a status) while we retried: stop, follow it. */
+class Superseded extends Error {
+  readonly payment: NodePayment
+  constructor (payment: NodePayment) {
+    super(`payment ${payment.checkout_id} moved on (${payment.status} at ${payment.psp_provider ?? 'the fallback psp'})`)
+    this.payment = payment
+  }
+}
+
+/**
+ * Issue #16: charges the payment at its recorded PSP; when that PSP cannot be got through (its
+ * breaker open, or retries exhausted) and the routing list has another one whose breaker is
+ * closed, the payment moves there, but only once the first one provably did not charge it
+ * (provenUncharged), and by a version-checked move on the node recorded before the first attempt
+ * at the new one. A timeout alone never moves a payment. While nothing can be proven, it waits for
+ * the first PSP's breaker (bounded by pspBreakerWaitMsMax, then a dead letter; the watchdog
+ * re-drives it later at the same PSP).
+ */
+async function chargeWithFailover (deps: ChargeFlowDeps, payment: NodePayment, claimed: boolean, by: string): Promise<NodePayment> {
+  let current = payment
+  // Attempts of another driver (a processor that crashed, a watchdog round) are unknown to us:
+  // unless this drive made the claim, the drive's start counts as an uncertain attempt.
+  let evidence: AttemptEvidence = claimed ? { refusedAttempts: 0 } : { refusedAttempts: 0, uncertainAtMs: Date.now() }
+  let moves = 0
+  let circuitWaitedMs = 0
+  const log = deps.log.child({ checkout_id: payment.checkout_id })
+  for (;;) {
+    const psp = deps.psps!.get(current.psp_provider)
+    const request = chargeRequestOf(current)
+    const recorded = current.psp_provider ?? ''
+    let outcome: ChargeOutcome
+    try {
+      outcome = await chargeWithRetries(deps, psp, request, {
+        evidence,
+        beforeRetry: async () => {
+          const now = await withNodeRetries('read payment', () => deps.node.get(current))
+          if (!isChargeable(now.status) || (now.psp_provider ?? '') !== recorded) throw new Superseded(now)
+        },
+      })
+    } catch (error) {
+      if (error instanceof Superseded) {
+        current = error.payment
+        if (!isChargeable(current.status)) return current
+        // Another driver moved it; its attempts at the new PSP are unknown to us.
+        evidence = { refusedAttempts: 0, uncertainAtMs: Date.now() }
+        if (++moves > processorLimits.failoversPerPaymentMax) throw new DeadLetter('psp_failover_contended', error.message)
+        continue
+      }
+      const circuitOpen = error instanceof CircuitOpenError
+      const exhausted = error instanceof DeadLetter && error.reason === 'psp_retries_exhausted'
+      if (!circuitOpen && !exhausted) throw error
+      const target = moves < processorLimits.failoversPerPaymentMax ? deps.psps!.failoverTarget(routableOf(current), psp.name) : undefined
+      const quietMs = deps.failoverQuietMs ?? processorLimits.failoverQuietMs
+      let proven = target !== undefined && await provenUncharged(psp, request, evidence, claimed, quietMs)
+      if (target !== undefined && !proven && evidence.uncertainAtMs !== undefined) {
+        // Only the quiet time stands between us and the lookup: wait it out here rather than
+        // probing the PSP again (each failed probe would restart it: a PSP failing every charge
+        // with a 5xx would then keep its payments forever). Within the breaker wait's budget.
+        const quietLeftMs = evidence.uncertainAtMs + quietMs - Date.now()
+        if (quietLeftMs > 0 && circuitWaitedMs + quietLeftMs <= processorLimits.pspBreakerWaitMsMax) {
+          circuitWaitedMs += quietLeftMs
+          await sleep(quietLeftMs)
+          proven = await provenUncharged(psp, request, evidence, claimed, quietMs)
+        }
+      }
+      if (target !== undefined && proven) {
+        const moved = await moveToProvider(deps, current, target, by)
+        moves++
+        if (moved.psp_provider === target && isChargeable(moved.status)) {
+          log.warn({ from: psp.name, to: target, refused_attempts: evidence.refusedAttempts }, 'payment moved to another psp: the first provably did not charge it')
+          deps.onRoute?.(target, 'failover')
+          // Nobody charged it at the new PSP before this move (the claim was at the old one).
+          evidence = { refusedAttempts: 0 }
+          claimed = true
+        } else {
+          evidence = { refusedAttempts: 0, uncertainAtMs: Date.now() }
+        }
+        current = moved
+        if (!isChargeable(current.status)) return current
+        continue
+      }
+      if (!circuitOpen) throw error
+      // Nothing proven, or nowhere to go: wait for this PSP's breaker to let a probe through.
+      const waitMs = circuitWaitMs(error)
+      circuitWaitedMs += waitMs
+      if (circuitWaitedMs > processorLimits.pspBreakerWaitMsMax) throw new DeadLetter('psp_circuit_open', error.message, { cause: error })
+      await sleep(waitMs)
+      continue
+    }
+    return applyOutcome(deps, current, outcome, by)
+  }
+}
+
+/**
+ * Whether `psp` provably holds no charge of the payment (issue #16). Either every attempt since
+ * this drive's own claim was refused before processing (nobody else could have tried in between),
+ * or a lookup by its idempotency key / reference finds none, made at least failoverQuietMs after
+ * the last attempt that may have reached it (so one still in process there has landed). The
+ * lookup bypasses the breaker (a light read is the proof we need); failing, it proves nothing.
+ */
+export async function provenUncharged (psp: PspProvider, request: ChargeRequest, evidence: AttemptEvidence, claimed: boolean,
+  quietMs: number = processorLimits.failoverQuietMs): Promise<boolean> {
+  if (claimed && evidence.uncertainAtMs === undefined && evidence.refusedAttempts > 0) return true
+  if (evidence.uncertainAtMs !== undefined && Date.now() - evidence.uncertainAtMs < quietMs) return false
+  const direct = 'inner' in psp ? (psp as unknown as { inner: PspProvider }).inner : psp
+  try {
+    return (await direct.findCharge(request)) === undefined
+  } catch {
+    return false
+  }
+}
+
+/** The version-checked move to another PSP; on a conflict, the payment as it is now. */
+async function moveToProvider (deps: ChargeFlowDeps, payment: NodePayment, target: string, by: string): Promise<NodePayment> {
+  try {
+    return (await withNodeRetries('move to another psp', () => deps.node.transition(payment, {
+      to: 'processing', expectedVersion: payment.version, actor: by, publish: false, pspProvider: target, ...nodeOf(payment),
+    }))).payment
+  } catch (error) {
+    if (!(error instanceof NodeError) || (error.code !== 'stale_version' && error.code !== 'invalid_transition')) throw error
+    return withNodeRetries('read payment', () => deps.node.get(payment))
+  }
 }
 
 /**
@@ -256,16 +481,17 @@ export async function drivePayment (deps: ChargeFlowDeps, payment: NodePayment, 
 export async function cancelAtPsp (deps: ChargeFlowDeps, payment: NodePayment): Promise<void> {
   const pspReference = payment.psp_reference ?? ''
   const log = deps.log.child({ checkout_id: payment.checkout_id, psp_reference: pspReference })
+  const psp = pspOf(deps, payment.psp_provider)
   const call = await callPspWithRetries(deps, {
-    merchantId: payment.merchant_id, checkoutId: payment.checkout_id, request: { cancel: pspReference }, outcomePrefix: 'cancel_',
+    provider: psp.name, merchantId: payment.merchant_id, checkoutId: payment.checkout_id, request: { cancel: pspReference }, outcomePrefix: 'cancel_',
     logFields: { checkout_id: payment.checkout_id, psp_reference: pspReference }, failedMessage: 'psp cancel attempt failed',
-    call: () => deps.psp.cancelCharge(pspReference),
+    call: () => psp.cancelCharge(pspReference),
   })
   if (call.outcome.kind === 'canceled') {
     log.info('charge canceled at the psp')
     return
   }
-  const found = await deps.psp.findCharge(chargeRequestOf(payment))
+  const found = await psp.findCharge(chargeRequestOf(payment))
   if (found?.kind === 'failed') {
     log.info('charge not cancelable at the psp: it failed, nothing was taken')
     return

@@ -4,7 +4,7 @@
 // the watchdog applies it instead. The limits are long (processor/limits.ts, a day by default) so
 // that an outage of hours never cancels a payment a customer completed meanwhile.
 
-import { callPspWithRetries, chargeRequestOf, applyOutcome, type ChargeFlowDeps } from './charge-flow.ts'
+import { callPspWithRetries, chargeRequestOf, applyOutcome, pspOf, type ChargeFlowDeps } from './charge-flow.ts'
 import { NodeError, type NodePayment } from './node-client.ts'
 
 export const expiredFailureCode = 'expired'
@@ -35,13 +35,14 @@ export async function expireAwaitingCustomer (deps: ChargeFlowDeps, payment: Nod
   const pspReference = payment.psp_reference ?? ''
   const log = deps.log.child({ checkout_id: payment.checkout_id, psp_reference: pspReference })
   if (pspReference !== '') {
+    const psp = pspOf(deps, payment.psp_provider)
     const call = await callPspWithRetries(deps, {
-      merchantId: payment.merchant_id, checkoutId: payment.checkout_id, request: { cancel: pspReference }, outcomePrefix: 'cancel_',
+      provider: psp.name, merchantId: payment.merchant_id, checkoutId: payment.checkout_id, request: { cancel: pspReference }, outcomePrefix: 'cancel_',
       logFields: { checkout_id: payment.checkout_id, psp_reference: pspReference }, failedMessage: 'psp cancel attempt failed (expiry)',
-      call: () => deps.psp.cancelCharge(pspReference),
+      call: () => psp.cancelCharge(pspReference),
     })
     if (call.outcome.kind === 'not_cancelable') {
-      const found = await deps.psp.findCharge(chargeRequestOf(payment))
+      const found = await psp.findCharge(chargeRequestOf(payment))
       if (found !== undefined && found.kind !== 'pending' && found.kind !== 'requires_action') {
         log.warn({ psp: found.kind }, 'expiry: the customer completed the charge first; applying it')
         await applyOutcome(deps, payment, found, expiryActor)
@@ -64,7 +65,8 @@ export async function expireAwaitingCustomer (deps: ChargeFlowDeps, payment: Nod
  */
 export async function expireAuthorization (deps: ChargeFlowDeps, payment: NodePayment): Promise<ExpiryResult> {
   const pspReference = payment.psp_reference ?? ''
-  const found = await deps.psp.findCharge(chargeRequestOf(payment))
+  const psp = pspOf(deps, payment.psp_provider)
+  const found = await psp.findCharge(chargeRequestOf(payment))
   if (found?.kind === 'canceled') {
     deps.log.warn({ checkout_id: payment.checkout_id, psp_reference: pspReference }, 'expiry: the psp voided the authorization; applying it')
     await applyOutcome(deps, payment, found, expiryActor)
@@ -75,9 +77,9 @@ export async function expireAuthorization (deps: ChargeFlowDeps, payment: NodePa
     return 'moved_on'
   }
   const call = await callPspWithRetries(deps, {
-    merchantId: payment.merchant_id, checkoutId: payment.checkout_id, request: { cancel: pspReference }, outcomePrefix: 'cancel_',
+    provider: psp.name, merchantId: payment.merchant_id, checkoutId: payment.checkout_id, request: { cancel: pspReference }, outcomePrefix: 'cancel_',
     logFields: { checkout_id: payment.checkout_id, psp_reference: pspReference }, failedMessage: 'psp void attempt failed (expiry)',
-    call: () => deps.psp.cancelCharge(pspReference),
+    call: () => psp.cancelCharge(pspReference),
   })
   if (call.outcome.kind === 'not_cancelable') {
     await deps.flag(payment, `authorization past its capture window could not be voided at the psp (${call.outcome.detail})`)

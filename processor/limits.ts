@@ -13,6 +13,23 @@ export const processorLimits = {
   pspHeadersTimeoutMs: 5_000,
   pspBodyTimeoutMs: 5_000,
   pspConnectionsMax: 256,
+  /**
+   * PSP routing (issue #16, charge-flow.ts). A payment at a PSP whose breaker is open waits for
+   * its probe (nothing is sent meanwhile, so no attempt is used) at most this long in all, then is
+   * dead-lettered like exhausted retries: 2 minutes outlast the long fault profile's minute.
+   */
+  pspBreakerWaitMsMax: 120_000,
+  /** One wait for an open breaker: at least this (no busy loop), at most the cap. */
+  pspBreakerWaitDelayMsMin: 50,
+  pspBreakerWaitDelayMsMax: 2_000,
+  /**
+   * A failover's lookup proves "no charge" only this long after our last attempt that may have
+   * reached the PSP (a timeout, a reset): twice pspHeadersTimeoutMs (2 × 5 s), so a request the
+   * PSP was still processing when we gave up has finished there (and shows) before we look.
+   */
+  failoverQuietMs: 10_000,
+  /** Moves of one payment to another PSP in one drive (the routing lists hold few providers). */
+  failoversPerPaymentMax: 2,
   /** Transitions on the owning node (through nginx's internal listener). */
   nodeConnectTimeoutMs: 1_000,
   nodeHeadersTimeoutMs: 5_000,

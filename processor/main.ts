@@ -4,11 +4,13 @@
 //
 // Env: DATABASE_URL, KAFKA_BROKERS, RINGPAY_INTERNAL_URL (nginx's internal listener),
 // RINGPAY_INTERNAL_TOKEN (the processor service's own internal API token), PSP_BASE_URL,
-// PSP_SECRET_KEY, RINGPAY_FIELD_KEYS_FILE, RINGPAY_EVENT_KEYS_FILE (every node's event-signing
+// PSP_SECRET_KEY (the sandbox PSP), RINGPAY_FIELD_KEYS_FILE, RINGPAY_EVENT_KEYS_FILE (every node's event-signing
 // key); KAFKA_SASL_USERNAME/PASSWORD/MECHANISM (its Kafka login); optional PROCESSOR_ID, PROCESSOR_ADMIN_PORT (metrics), RINGPAY_EVENTS_TOPIC,
 // RINGPAY_DLQ_TOPIC, PROCESSOR_GROUP_ID, PROCESSOR_WATCHDOG_STALE_AFTER_MS,
 // PROCESSOR_WATCHDOG_INTERVAL_MS, PROCESSOR_FETCH_PACING_MS, PROCESSOR_ACTION_EXPIRY_MS,
-// PROCESSOR_PENDING_EXPIRY_MS.
+// PROCESSOR_PENDING_EXPIRY_MS; issue #16: NIMBUS_BASE_URL, NIMBUS_API_KEY (the
+// Nimbus PSP, all three or none), RINGPAY_PSP_ROUTING_FILE (processor/psp/routing.ts; none: every
+// payment to the sandbox PSP).
 
 import { createServer } from 'node:http'
 import pg from 'pg'
@@ -27,7 +29,11 @@ import { KeyedQueue } from './key-queue.ts'
 import { flagPayment, projectEvents } from './projection.ts'
 import { PaymentMethodColumnSealer } from './sealed-columns.ts'
 import { ProjectionWriter } from './projection-writer.ts'
+import { defaultBreakerLimits, breakerStateValue } from './psp/breaker.ts'
+import { NimbusClient } from './psp/nimbus-client.ts'
 import { PspClient } from './psp/psp-client.ts'
+import { GuardedProvider, PspRegistry, type ProviderHooks } from './psp/registry.ts'
+import { loadRoutingConfig, RoutingConfigError } from './psp/routing.ts'
 import { Semaphore } from './semaphore.ts'
 import { startWatchdog } from './watchdog.ts'
 
@@ -98,6 +104,37 @@ const psp = new PspClient({
   bodyTimeoutMs: limits.pspBodyTimeoutMs,
   connectionsMax: limits.pspConnectionsMax,
 })
+// Issue #16: every PSP this processor may call, each behind its breaker; the sandbox first (the
+// fallback: payments from before routing were charged there).
+const pspHooks: ProviderHooks = {
+  onCall: (provider, result, latencyMs) => metrics.pspProviderCalls.observe({ provider, result }, latencyMs / 1000),
+  onBreakerState: (provider, state) => {
+    metrics.pspBreakerState.set({ provider }, breakerStateValue[state])
+    log.warn({ provider, state }, 'psp circuit breaker changed state')
+  },
+}
+const providers = [new GuardedProvider(psp, defaultBreakerLimits, pspHooks)]
+if (process.env.NIMBUS_BASE_URL) {
+  providers.push(new GuardedProvider(new NimbusClient({
+    baseUrl: process.env.NIMBUS_BASE_URL,
+    apiKey: required('NIMBUS_API_KEY'),
+    connectTimeoutMs: limits.pspConnectTimeoutMs,
+    headersTimeoutMs: limits.pspHeadersTimeoutMs,
+    bodyTimeoutMs: limits.pspBodyTimeoutMs,
+    connectionsMax: limits.pspConnectionsMax,
+  }), defaultBreakerLimits, pspHooks))
+}
+for (const provider of providers) metrics.pspBreakerState.set({ provider: provider.name }, 0)
+let psps: PspRegistry
+try {
+  const routingFile = process.env.RINGPAY_PSP_ROUTING_FILE
+  psps = new PspRegistry(providers, routingFile ? loadRoutingConfig(routingFile, new Set(providers.map((p) => p.name))) : undefined)
+} catch (error) {
+  if (!(error instanceof RoutingConfigError)) throw error
+  log.fatal({ err: error }, 'invalid PSP routing config')
+  process.exit(78)
+}
+log.info({ providers: psps.names, routed: psps.router !== undefined }, 'psp providers ready')
 const attempts = new AttemptLog(pool, keyRing, {
   rowsMax: limits.attemptLogRowsMax,
   flushIntervalMs: limits.attemptLogFlushIntervalMs,
@@ -106,7 +143,9 @@ const attempts = new AttemptLog(pool, keyRing, {
 }, log)
 const flow: ChargeFlowDeps = {
   node,
-  psp,
+  psp: psps.get(undefined),
+  psps,
+  onRoute: (provider, reason) => metrics.pspRouted.inc({ provider, reason }),
   attempts,
   pspSlots,
   log,
@@ -192,7 +231,7 @@ const stop = async (): Promise<void> => {
   await consumer.close()
   await stopWatchdog()
   await attempts.flush()
-  await Promise.allSettled([producer.close(), node.close(), psp.close(), pool.end()])
+  await Promise.allSettled([producer.close(), node.close(), psps.close(), pool.end()])
   admin.close()
   process.exit(0)
 }

@@ -55,6 +55,14 @@ export function createProcessorMetrics (processorId: string, probes: { pspInFlig
     projectionRetries: new Counter({ name: 'ringpay_processor_projection_retries_total', help: 'Postgres writes retried (Postgres down or failing)', registers: [registry] }),
     watchdogStale: new Gauge({ name: 'ringpay_watchdog_stale_payments', help: 'Non-terminal payments older than the watchdog age, last round', registers: [registry] }),
     watchdogOldestSeconds: new Gauge({ name: 'ringpay_watchdog_oldest_open_payment_seconds', help: 'Age of the oldest non-terminal payment in Postgres', registers: [registry] }),
+    // Issue #16: per PSP provider.
+    pspProviderCalls: new Histogram({
+      name: 'ringpay_psp_provider_call_duration_seconds', help: 'PSP calls (charges, lookups, refunds, cancels) by provider and result (error: transport, timeout, 5xx, 429; ok: any answer)',
+      labelNames: ['provider', 'result'], registers: [registry],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    }),
+    pspBreakerState: new Gauge({ name: 'ringpay_psp_breaker_state', help: 'Circuit breaker per PSP provider: 0 closed, 1 half-open, 2 open', labelNames: ['provider'], registers: [registry] }),
+    pspRouted: new Counter({ name: 'ringpay_psp_routed_total', help: 'Payments routed to a PSP provider at their claim (reason: cost, weight, breaker_skip, only_fit, no_rule) or moved there by a failover (reason failover)', labelNames: ['provider', 'reason'], registers: [registry] }),
     watchdogActions: new Counter({ name: 'ringpay_watchdog_actions_total', help: 'What the watchdog did, by action', labelNames: ['action'], registers: [registry] }),
   }
 }

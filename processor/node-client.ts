@@ -35,6 +35,8 @@ export interface NodePayment {
   capture_method?: 'automatic' | 'manual'
   amount_to_capture?: number
   amount_captured?: number
+  /** Issue #16: the PSP the payment is routed to (absent before its claim, and from before routing). */
+  psp_provider?: string
 }
 
 export interface TransitionCall {
@@ -50,6 +52,8 @@ export interface TransitionCall {
   nextActionUrl?: string
   /** The payment's node, when known: the call is then batched with others for that node. */
   nodeId?: string
+  /** Issue #16, with `processing` only: the routed PSP (the claim's choice, or a failover's). */
+  pspProvider?: string
 }
 
 /** A refund's outcome for the node (POST /internal/payments/{merchant_id}/{id}/refunds/{refund_id}/transitions). */
@@ -148,6 +152,7 @@ export class NodeClient {
     if (call.failureMessage) payload.failure_message = call.failureMessage.slice(0, 500)
     if (call.publish === false) payload.publish = false
     if (call.nextActionUrl) payload.next_action_url = call.nextActionUrl
+    if (call.pspProvider) payload.psp_provider = call.pspProvider
     let answer: ItemAnswer | undefined
     if (call.nodeId !== undefined) {
       answer = await this.#batched(call.nodeId, { merchant_id: id.merchant_id, checkout_id: id.checkout_id, ...payload })

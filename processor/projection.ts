@@ -24,10 +24,10 @@ WITH ev AS (
   SELECT * FROM unnest(
     $1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
     $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-    $16::timestamptz[], $17::bigint[], $40::bigint[], $41::bigint[]
+    $16::timestamptz[], $17::bigint[], $40::bigint[], $41::bigint[], $43::text[]
   ) AS t(event_id, checkout_id, version, type, status, actor, occurred_at,
          merchant_id, node_id, amount, currency, payment_method, psp_reference, failure_code, failure_message,
-         created_at, amount_refunded, amount_captured, amount_to_capture)
+         created_at, amount_refunded, amount_captured, amount_to_capture, psp_provider)
 ),
 refused AS (
   -- Events naming another node than the one Postgres records for their payment (a payment is its
@@ -84,10 +84,10 @@ latest AS (
 upserted AS (
 INSERT INTO payments (checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method,
                       psp_reference, failure_code, failure_message, created_at, updated_at, amount_refunded,
-                      capture_method, amount_captured, amount_to_capture)
+                      capture_method, amount_captured, amount_to_capture, psp_provider)
 SELECT checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method,
        NULLIF(psp_reference, ''), NULLIF(failure_code, ''), NULLIF(failure_message, ''), created_at, occurred_at, amount_refunded,
-       CASE WHEN amount_captured IS NULL THEN 'automatic' ELSE 'manual' END, amount_captured, amount_to_capture
+       CASE WHEN amount_captured IS NULL THEN 'automatic' ELSE 'manual' END, amount_captured, amount_to_capture, NULLIF(psp_provider, '')
 FROM latest
 ON CONFLICT (merchant_id, checkout_id) DO UPDATE SET
   status = EXCLUDED.status,
@@ -96,6 +96,7 @@ ON CONFLICT (merchant_id, checkout_id) DO UPDATE SET
   amount_captured = EXCLUDED.amount_captured,
   amount_to_capture = EXCLUDED.amount_to_capture,
   psp_reference = COALESCE(EXCLUDED.psp_reference, payments.psp_reference),
+  psp_provider = COALESCE(EXCLUDED.psp_provider, payments.psp_provider),
   failure_code = COALESCE(EXCLUDED.failure_code, payments.failure_code),
   failure_message = COALESCE(EXCLUDED.failure_message, payments.failure_message),
   updated_at = EXCLUDED.updated_at,
@@ -111,7 +112,7 @@ SELECT event_id, owner_node_id FROM refused
  * it settles on a generic plan) planning this five-part statement on every turn. The name carries
  * a version: a changed text needs a new name, or a connection would run the old one.
  */
-const projectStatementName = 'ringpay_project_events_v5'
+const projectStatementName = 'ringpay_project_events_v6'
 
 /**
  * Projects the events and records the webhooks they carry, in one statement. The payment method
@@ -126,6 +127,8 @@ export async function projectEvents (pool: pg.Pool, sealer: FieldSealer, methods
   // payment (its capture_method is derived from that in the statement).
   const amountsCaptured: Array<number | null> = []
   const amountsToCapture: Array<number | null> = []
+  // Issue #16: $43 the routed PSP ($42: the webhooks' merchant ids) ('' before the claim: NULL, never overwriting a known one).
+  const pspProviders: string[] = []
   for (const event of events) {
     const p = event.payment
     const row = [
@@ -140,13 +143,14 @@ export async function projectEvents (pool: pg.Pool, sealer: FieldSealer, methods
     const manual = p.captureMethod === 'manual'
     amountsCaptured.push(manual ? (p.amountCaptured ?? 0) : null)
     amountsToCapture.push(manual ? (p.amountToCapture ?? 0) : null)
+    pspProviders.push(p.pspProvider ?? '')
   }
   const webhooks = webhookColumns(sealer, events)
   const refunds = refundColumns(events)
   const { rows } = await pool.query<{ event_id: string, owner_node_id: string }>({
     name: projectStatementName,
     text: projectSql,
-    values: [...columns, ...webhooks.slice(0, 7), ...refunds.slice(0, 13), webhooks[7], refunds[13], amountsCaptured, amountsToCapture, webhooks[8]],
+    values: [...columns, ...webhooks.slice(0, 7), ...refunds.slice(0, 13), webhooks[7], refunds[13], amountsCaptured, amountsToCapture, webhooks[8], pspProviders],
   })
   for (const row of rows) {
     refused.set(row.event_id, `checkout id belongs to node ${row.owner_node_id} in Postgres`)

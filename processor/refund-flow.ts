@@ -6,9 +6,8 @@
 // refund, and the node's refund state machine makes a repeated outcome a no-op.
 
 import type { Payment } from '../lib/payment-codec.ts'
-import { callPspWithRetries, withNodeRetries, type ChargeFlowDeps } from './charge-flow.ts'
+import { callPspWithRetries, pspOf, withNodeRetries, type ChargeFlowDeps } from './charge-flow.ts'
 import { NodeError } from './node-client.ts'
-import { toSandboxRefundBody } from './psp/sandbox.ts'
 import { PspError, refundIdempotencyKey, type RefundOutcome, type RefundRequest } from './psp/types.ts'
 
 const actor = 'processor'
@@ -20,12 +19,14 @@ export function refundRequestOf (payment: Payment, refundId: string): RefundRequ
   return { refundId, merchantId: payment.merchantId, checkoutId: payment.checkoutId, chargeReference: payment.pspReference, amount: refund.amount, currency: payment.currency }
 }
 
-async function refundWithRetries (deps: ChargeFlowDeps, request: RefundRequest): Promise<RefundOutcome> {
+async function refundWithRetries (deps: ChargeFlowDeps, request: RefundRequest, provider: string | undefined): Promise<RefundOutcome> {
+  // Issue #16: at the PSP that charged the payment (its recorded psp_provider).
+  const psp = pspOf(deps, provider)
   try {
     const call = await callPspWithRetries(deps, {
-      merchantId: request.merchantId, checkoutId: request.checkoutId, idempotencyKey: refundIdempotencyKey(request.refundId), request: toSandboxRefundBody(request),
+      provider: psp.name, merchantId: request.merchantId, checkoutId: request.checkoutId, idempotencyKey: refundIdempotencyKey(request.refundId), request: psp.refundBody(request),
       outcomePrefix: 'refund_', logFields: { checkout_id: request.checkoutId, refund_id: request.refundId },
-      failedMessage: 'psp refund attempt failed', call: () => deps.psp.refund(request),
+      failedMessage: 'psp refund attempt failed', call: () => psp.refund(request),
       settles: (error) => error.code === 'psp_rejected',
     })
     return call.outcome
@@ -42,12 +43,12 @@ export async function driveRefund (deps: ChargeFlowDeps, payment: Payment, refun
   const request = refundRequestOf(payment, refundId)
   // The event always carries its refund pending; anything else is a bug upstream, not a retry.
   if (request === undefined) return
-  await refundAtPsp(deps, request, actor)
+  await refundAtPsp(deps, request, actor, payment.pspProvider)
 }
 
 /** Refunds at the PSP (retried, then a dead letter) and records the outcome on the node. */
-export async function refundAtPsp (deps: ChargeFlowDeps, request: RefundRequest, by: string): Promise<void> {
-  await applyRefundOutcome(deps, request, await refundWithRetries(deps, request), by)
+export async function refundAtPsp (deps: ChargeFlowDeps, request: RefundRequest, by: string, provider: string | undefined): Promise<void> {
+  await applyRefundOutcome(deps, request, await refundWithRetries(deps, request, provider), by)
 }
 
 /** Records what the PSP said of a refund on its node (the processor's own answer or the watchdog's lookup). */

@@ -7,7 +7,7 @@
 import type pg from 'pg'
 import type { Logger } from '../lib/log.ts'
 import { terminalStatuses } from '../lib/payment-codec.ts'
-import { applyOutcome, chargeRequestOf, drivePayment, type ChargeFlowDeps } from './charge-flow.ts'
+import { applyOutcome, chargeRequestOf, drivePayment, pspOf, type ChargeFlowDeps } from './charge-flow.ts'
 import { applyRefundOutcome, refundAtPsp } from './refund-flow.ts'
 import { expireAwaitingCustomer, expireAuthorization, expireNeverCharged, paymentAgeMs } from './expiry.ts'
 import { driveCapture } from './capture-flow.ts'
@@ -86,7 +86,7 @@ export async function watchdogRound (pool: pg.Pool, flow: ChargeFlowDeps, metric
         settled++
         continue
       }
-      const found = await flow.psp.findCharge(chargeRequestOf(payment))
+      const found = await pspOf(flow, payment.psp_provider).findCharge(chargeRequestOf(payment))
       if (found === undefined && payment.status === 'pending' && paymentAgeMs(payment, nowMs()) >= options.pendingExpiryMs) {
         const expired = await expireNeverCharged(flow, payment)
         metrics.watchdogActions.inc({ action: `pending_${expired}` })
@@ -132,11 +132,11 @@ async function refundRound (pool: pg.Pool, flow: ChargeFlowDeps, metrics: Proces
         continue
       }
       const request: RefundRequest = { refundId, merchantId, checkoutId, chargeReference: payment.psp_reference ?? '', amount: refund.amount, currency: payment.currency }
-      const found = await flow.psp.findRefund(request)
+      const found = await pspOf(flow, payment.psp_provider).findRefund(request)
       if (found === undefined) {
         rlog.warn('watchdog: no refund at the psp; re-driving')
         metrics.watchdogActions.inc({ action: 'refund_redrive' })
-        await refundAtPsp(flow, request, actor)
+        await refundAtPsp(flow, request, actor, payment.psp_provider)
       } else if (found.kind === 'pending') {
         metrics.watchdogActions.inc({ action: 'refund_psp_pending' })
       } else {

@@ -1,10 +1,10 @@
 // The reconciler for finance: reconcile one UTC date or a whole month against the PSP settlement
 // reports, store the results in Postgres, write CSV files and print a summary.
 //
-//   node reconciler/cli.ts --date 2031-03-01 [--psp sandbox|all] [--out report.csv] [--include-matched] [--json] [--quiet]
+//   node reconciler/cli.ts --date 2031-03-01 [--psp sandbox|nimbus|all] [--out report.csv] [--include-matched] [--json] [--quiet]
 //   node reconciler/cli.ts --month 2031-03   [...]
 //
-// Env: DATABASE_URL, PSP_BASE_URL, PSP_SECRET_KEY (the sandbox PSP).
+// Env: DATABASE_URL, PSP_BASE_URL, PSP_SECRET_KEY (the sandbox PSP); NIMBUS_BASE_URL, NIMBUS_API_KEY for Nimbus (issue #16).
 // Exit codes: 0 clean (pending_settlement rows allowed), 1 discrepancies found, 2 error (bad
 // arguments, PSP or Postgres unreachable, malformed or truncated report; nothing is stored for
 // the run that failed). Progress goes to stderr; the summary to stdout. See reconciler/README.md.
@@ -16,12 +16,12 @@ import { isDate, isMonth, monthDates } from './dates.ts'
 import { ReconcileError } from './errors.ts'
 import { createPool } from './db.ts'
 import { reconcilerLimits as limits } from './limits.ts'
-import { isPspName, knownPsps, sandboxReportSource, type PspName } from './psp-source.ts'
+import { isPspName, knownPsps, reportSources, type PspName } from './psp-source.ts'
 import { reconcileWithFollowUps, type Progress, type RunResult } from './reconcile.ts'
 import { totalsPath, writeItemsCsv, writeTotalsCsv } from './report-files.ts'
 import { exitCodeOf, exitCodes, jsonSummary, runLine, textSummary } from './summary.ts'
 
-const usage = `usage: node reconciler/cli.ts (--date YYYY-MM-DD | --month YYYY-MM) [--psp sandbox|all] [--out path.csv]
+const usage = `usage: node reconciler/cli.ts (--date YYYY-MM-DD | --month YYYY-MM) [--psp sandbox|nimbus|all] [--out path.csv]
                               [--include-matched] [--json] [--quiet]
 env: DATABASE_URL, PSP_BASE_URL, PSP_SECRET_KEY
 exit: 0 clean, 1 discrepancies found, 2 error
@@ -76,11 +76,14 @@ export function parseCli (argv: string[], env: NodeJS.ProcessEnv, now = new Date
   if (dates.length > limits.monthDaysMax) fail('too many dates') // a bug if it ever happens
   const missing = ['DATABASE_URL', 'PSP_BASE_URL', 'PSP_SECRET_KEY'].filter((name) => !env[name])
   if (missing.length > 0) fail(`missing environment: ${missing.join(', ')}`)
+  // Issue #16: Nimbus' report needs its own base URL and API key.
+  const nimbusConfigured = Boolean(env.NIMBUS_BASE_URL) && Boolean(env.NIMBUS_API_KEY)
+  if (psp === 'nimbus' && !nimbusConfigured) fail('--psp nimbus needs NIMBUS_BASE_URL and NIMBUS_API_KEY')
   const stamp = now.toISOString().replace(/[-:]/g, '').slice(0, 15)
   return {
     dates,
     month: values.month,
-    psps: psp === 'all' ? [...knownPsps] : [psp as PspName],
+    psps: psp === 'all' ? knownPsps.filter((name) => name !== 'nimbus' || nimbusConfigured) : [psp as PspName],
     out: values.out ?? join(reportsDir, `${psp}-${values.date ?? values.month}-${stamp}Z.csv`),
     includeMatched: values['include-matched'] === true,
     json: values.json === true,
@@ -102,7 +105,7 @@ async function run (options: Options): Promise<number> {
     if (!options.quiet) process.stderr.write(`[reconciler] ${line}\n`)
   }
   const pool = createPool(options.databaseUrl)
-  const sandbox = sandboxReportSource(options.pspBaseUrl, options.pspSecretKey)
+  const sources = reportSources({ baseUrl: options.pspBaseUrl, secretKey: options.pspSecretKey }, process.env)
   try {
     // The current result of each (psp, date) asked for, and follow-ups of other dates.
     const current = new Map<string, RunResult>()
@@ -111,7 +114,7 @@ async function run (options: Options): Promise<number> {
     for (const psp of options.psps) {
       for (const date of options.dates) {
         note(`${psp} ${date}: reconciling`)
-        const results = await reconcileWithFollowUps({ pool, source: sandbox.source, onProgress: (p) => note(progressLine(p)) }, { psp, date, trigger: 'cli' })
+        const results = await reconcileWithFollowUps({ pool, source: sources.get(psp)!.source, onProgress: (p) => note(progressLine(p)) }, { psp, date, trigger: 'cli' })
         for (const result of results) {
           note(runLine(result))
           const key = `${result.psp}/${result.date}`
@@ -136,7 +139,7 @@ async function run (options: Options): Promise<number> {
     process.stdout.write(options.json ? jsonSummary(summary) : textSummary(summary))
     return exitCodeOf(runs)
   } finally {
-    await Promise.allSettled([pool.end(), sandbox.close()])
+    await Promise.allSettled([pool.end(), ...[...sources.values()].map((s) => s.close())])
   }
 }
 

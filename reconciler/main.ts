@@ -20,7 +20,7 @@ import { isDate } from './dates.ts'
 import { ReconcileError } from './errors.ts'
 import { reconcilerLimits as limits } from './limits.ts'
 import { createReconcilerMetrics } from './metrics.ts'
-import { knownPsps, sandboxReportSource } from './psp-source.ts'
+import { knownPsps, reportSources } from './psp-source.ts'
 import { hasCurrentRun, reconcileWithFollowUps, type RunResult, type RunTrigger } from './reconcile.ts'
 import { nextRunAt, parseDailyAt, reportDateFor, shouldCatchUp } from './schedule.ts'
 
@@ -55,7 +55,8 @@ if (adminToken !== undefined && adminToken !== '' && adminToken.length < adminTo
 const adminTokenDigest = adminToken === undefined || adminToken === '' ? undefined : digestAdminToken(adminToken)
 
 const pool = createPool(required('DATABASE_URL'), (error) => log.warn({ err: error }, 'postgres idle client error'))
-const sandbox = sandboxReportSource(required('PSP_BASE_URL'), required('PSP_SECRET_KEY'))
+// Issue #16: a run per configured PSP (Nimbus with NIMBUS_BASE_URL and NIMBUS_API_KEY).
+const sources = reportSources({ baseUrl: required('PSP_BASE_URL'), secretKey: required('PSP_SECRET_KEY') }, process.env)
 const metrics = createReconcilerMetrics()
 const stopping = new AbortController()
 let running: string | undefined
@@ -66,9 +67,9 @@ async function reconcileDate (date: string, trigger: RunTrigger): Promise<RunRes
   running = date
   try {
     const results: RunResult[] = []
-    for (const psp of knownPsps) {
+    for (const [psp, { source }] of sources) {
       try {
-        const runs = await reconcileWithFollowUps({ pool, source: sandbox.source, log, signal: stopping.signal }, { psp, date, trigger })
+        const runs = await reconcileWithFollowUps({ pool, source, log, signal: stopping.signal }, { psp, date, trigger })
         for (const run of runs) metrics.recordRun(run)
         results.push(...runs)
       } catch (error) {
@@ -194,7 +195,7 @@ async function stop (): Promise<void> {
   stopping.abort()
   admin.close()
   await scheduler
-  await Promise.allSettled([pool.end(), sandbox.close()])
+  await Promise.allSettled([pool.end(), ...[...sources.values()].map((s) => s.close())])
   process.exit(0)
 }
 process.on('SIGTERM', () => { void stop() })

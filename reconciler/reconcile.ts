@@ -245,6 +245,8 @@ WITH leftover AS MATERIALIZED (
   SELECT p.checkout_id, p.psp_reference, p.merchant_id, COALESCE(p.amount_captured, p.amount) AS amount, p.currency, p.status, p.updated_at
   FROM payments p
   WHERE p.status = 'succeeded' AND p.updated_at >= $3 AND p.updated_at < $4
+    -- Issue #16: only the payments this PSP charged (NULL: from before routing, the sandbox's).
+    AND COALESCE(p.psp_provider, 'sandbox') = $5
     AND NOT EXISTS (
       SELECT 1 FROM recon_joined c
       WHERE c.our_checkout_id = p.checkout_id AND c.our_merchant_id = p.merchant_id
@@ -283,10 +285,11 @@ const ourTotalsSql = `
 SELECT currency, sum(n)::bigint AS n, sum(amount)::text AS amount FROM (
   -- A manually captured payment settles its captured amount (issue #14), not the authorized one.
   SELECT currency::text AS currency, count(*) AS n, sum(COALESCE(amount_captured, amount)) AS amount FROM payments
-  WHERE status = 'succeeded' AND updated_at >= $1 AND updated_at < $2 GROUP BY currency
+  WHERE status = 'succeeded' AND updated_at >= $1 AND updated_at < $2 AND COALESCE(psp_provider, 'sandbox') = $3 GROUP BY currency
   UNION ALL
   SELECT f.currency::text, count(*), -sum(f.amount) FROM refunds f JOIN payments p ON p.merchant_id = f.merchant_id AND p.checkout_id = f.checkout_id
-  WHERE f.status = 'succeeded' AND f.updated_at >= $1 AND f.updated_at < $2 AND p.status <> 'canceled' GROUP BY f.currency
+  WHERE f.status = 'succeeded' AND f.updated_at >= $1 AND f.updated_at < $2 AND p.status <> 'canceled'
+    AND COALESCE(p.psp_provider, 'sandbox') = $3 GROUP BY f.currency
 ) ours GROUP BY currency`
 
 interface DbError { code?: string, message?: string }
@@ -470,7 +473,7 @@ export async function reconcileDay (deps: ReconcileDeps, request: ReconcileReque
 
     const pspTotals = await q<{ currency: string, n: string, amount: string, fee: string, net: string }>(
       'SELECT currency, count(*)::bigint AS n, sum(amount)::text AS amount, sum(fee)::text AS fee, sum(net)::text AS net FROM recon_psp GROUP BY currency')
-    const ourTotals = await q<{ currency: string, n: string, amount: string }>(ourTotalsSql, [window.from, window.to])
+    const ourTotals = await q<{ currency: string, n: string, amount: string }>(ourTotalsSql, [window.from, window.to, psp])
     const totals = new Map<string, CurrencyTotals>()
     const totalsOf = (currency: string): CurrencyTotals => {
       let t = totals.get(currency)

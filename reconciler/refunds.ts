@@ -118,6 +118,8 @@ WITH leftover AS MATERIALIZED (
   SELECT f.refund_id, f.checkout_id, f.psp_reference, f.merchant_id, f.amount, f.currency, f.status, f.updated_at
   FROM refunds f
   WHERE f.status = 'succeeded' AND f.updated_at >= $3 AND f.updated_at < $4
+    -- Issue #16: refunds are made at the PSP that charged their payment: not one of another's.
+    AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.checkout_id = f.checkout_id AND COALESCE(p.psp_provider, 'sandbox') <> $5)
     AND NOT EXISTS (
       SELECT 1 FROM recon_refunds c
       WHERE c.our_refund_id = f.refund_id

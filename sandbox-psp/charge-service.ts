@@ -15,6 +15,7 @@
 // step 8's write starts with step 4 and only has to be on disk when the latency ends: the group
 // committer batches the charges of that window. The answer still comes after both.
 
+import { liveIdempotency } from './key-retention.ts'
 import { authorize, cancel, capture, customerDeclined, fail, newCharge, paramsFingerprint, succeedOrAuthorize, type Charge, type ChargeParams } from './charge.ts'
 import type { CustomerDecision, CustomerPages } from './customer-action.ts'
 import { RequestAdmission } from './admission.ts'
@@ -272,7 +273,8 @@ export class ChargeService {
     // Drawn before the latency (the order of the draws is unchanged), acted on after it.
     const injected = this.#runtime.serverError()
     const fingerprint = paramsFingerprint(params)
-    if (injected === undefined && this.#store.getIdempotency(idempotencyKey) === undefined &&
+    const retentionMs = this.#runtime.config.idempotencyKeyRetentionMs
+    if (injected === undefined && liveIdempotency(this.#store, idempotencyKey, retentionMs, Date.now()) === undefined &&
       !(rule.fault === 'error_5xx_once' && !this.#store.has(keys.fault5xxOnce(idempotencyKey)))) {
       // A new charge: nothing the latency could change decides it (the key is ours until we answer),
       // so it is written while the latency runs, due on disk when the latency ends. The group
@@ -287,7 +289,7 @@ export class ChargeService {
       this.#metrics.count('injected5xx')
       throw injectedServerError(injected)
     }
-    const existing = this.#store.getIdempotency(idempotencyKey)
+    const existing = liveIdempotency(this.#store, idempotencyKey, retentionMs, Date.now())
     if (existing !== undefined) {
       if (existing.fingerprint !== fingerprint) {
         this.#metrics.count('idempotencyMismatches')

@@ -36,6 +36,12 @@ export interface RuntimeConfig {
   webhookDropRate: number
   /** Seed for fault and latency randomness; null = Math.random. */
   seed: number | null
+  /**
+   * Issue #16: how long an idempotency key is remembered (real PSPs: about 24 h); 0 = forever.
+   * Past it, the key is forgotten by POST /v1/charges (a new charge!) and by the list by key; the
+   * charge itself stays, found by `GET /v1/charges?reference=`.
+   */
+  idempotencyKeyRetentionMs: number
 }
 
 export const defaultRuntimeConfig: RuntimeConfig = {
@@ -54,6 +60,7 @@ export const defaultRuntimeConfig: RuntimeConfig = {
   webhookReorderRate: 0,
   webhookDropRate: 0,
   seed: null,
+  idempotencyKeyRetentionMs: 0,
 }
 
 type SettingKind = 'rate' | 'ms' | 'url' | 'seed'
@@ -73,6 +80,7 @@ const runtimeSettings: Record<keyof RuntimeConfig, { kind: SettingKind, env: str
   webhookReorderRate: { kind: 'rate', env: 'PSP_WEBHOOK_REORDER_RATE' },
   webhookDropRate: { kind: 'rate', env: 'PSP_WEBHOOK_DROP_RATE' },
   seed: { kind: 'seed', env: 'PSP_RANDOM_SEED' },
+  idempotencyKeyRetentionMs: { kind: 'ms', env: 'PSP_IDEMPOTENCY_KEY_RETENTION_MS', msMax: (l) => l.authorizationWindowMsMax },
 }
 
 /** Limits an operator may set from the environment; the rest are fixed in limits.ts. */

@@ -1,6 +1,7 @@
 // The PSP's public API (/v1), what processors and the reconciler call.
 //   POST /v1/charges                              create (Idempotency-Key required)
-//   GET  /v1/charges?idempotency_key=<key>        {object: "list", data: [charge]} (0 or 1 entries)
+//   GET  /v1/charges?idempotency_key=<key>        {object: "list", data: [charge]} (0 or 1 entries; a key past its retention: 0)
+//   GET  /v1/charges?reference=<reference>        {object: "list", data: [charge, ...]} every charge with this reference, oldest first
 //   GET  /v1/charges/<id>                         one charge
 //   POST /v1/charges/<id>/cancel                  cancel a requires_action charge, void a requires_capture one (idempotent)
 //   POST /v1/charges/<id>/capture                 capture an authorization {amount?} (Idempotency-Key required)
@@ -11,6 +12,7 @@ import { parseChargeRequest, readIdempotencyKey } from './charge-request.ts'
 import type { PspContext } from './context.ts'
 import { PspError } from './errors.ts'
 import { parseJsonObject, readBody, sendJson, sendJsonText } from './http-io.ts'
+import { liveIdempotency } from './key-retention.ts'
 import { isReportDate, writeSettlementReport } from './settlement.ts'
 
 export async function createChargeRoute (ctx: PspContext, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
@@ -31,11 +33,19 @@ export async function createChargeRoute (ctx: PspContext, req: IncomingMessage, 
 }
 
 export function listChargesRoute (ctx: PspContext, res: ServerResponse, query: URLSearchParams, requestId: string): void {
+  const reference = query.get('reference')
+  if (reference !== null && reference !== '') {
+    // Issue #16: the search that outlives key retention. Ringpay's key is its reference (the
+    // checkout id), so the key's charge index holds every charge with it; filtered on the field.
+    const charges = ctx.store.chargesForKey(reference).filter((charge) => charge.reference === reference)
+    sendJson(res, 200, { object: 'list', data: charges, has_more: false }, { 'request-id': requestId })
+    return
+  }
   const key = query.get('idempotency_key')
   if (key === null || key === '') {
-    throw new PspError('parameter_missing', { param: 'idempotency_key', message: 'Listing charges requires idempotency_key' })
+    throw new PspError('parameter_missing', { param: 'idempotency_key', message: 'Listing charges requires idempotency_key or reference' })
   }
-  const record = ctx.store.getIdempotency(key)
+  const record = liveIdempotency(ctx.store, key, ctx.runtime.config.idempotencyKeyRetentionMs, Date.now())
   const charge = record === undefined ? undefined : ctx.store.getCharge(record.charge_id)
   sendJson(res, 200, { object: 'list', data: charge === undefined ? [] : [charge], has_more: false }, { 'request-id': requestId })
 }

@@ -26,7 +26,7 @@ import { startControlServer, type ControlServer } from './stack/control.ts';
 import type { StackInfo } from './stack/info.ts';
 import { migrate } from '../db/migrate.ts';
 import { applyServiceRoles, newDatabasePassword, redactDatabaseUrl, serviceRoles, urlWithCredentials } from '../db/roles.ts';
-import { createAdmin, createConsole, createNotifier, createProcessor, createReconciler, createReporting, createSandboxPsp } from './stack/app-processes.ts';
+import { createAdmin, createConsole, createNimbusPsp, createNotifier, createProcessor, createReconciler, createReporting, createSandboxPsp, stackPspRouting } from './stack/app-processes.ts';
 import { createPrometheus } from './stack/prometheus.ts';
 import { createKafka, defaultDlqPartitions, defaultEventsPartitions, dlqTopic, eventsTopic, externalBrokersFromEnv, stackTopics, type KafkaHandle } from './stack/kafka.ts';
 import { abuseLimitsFromEnv, createNginx, type NginxHandle } from './stack/nginx.ts';
@@ -114,6 +114,8 @@ interface Ports {
   kafkaBroker: number;
   kafkaController: number;
   psp: number;
+  /** Issue #16: the second sandbox PSP (nimbus-psp/). */
+  nimbus: number;
   reconciler: number;
   reporting: number;
   notifier: number;
@@ -143,6 +145,7 @@ async function choosePorts(dir: string | null): Promise<Ports> {
     kafkaBroker: await take(recorded.kafkaBroker),
     kafkaController: await take(recorded.kafkaController),
     psp: await take(recorded.psp),
+    nimbus: await take(recorded.nimbus),
     reconciler: await take(recorded.reconciler),
     reporting: await take(recorded.reporting),
     notifier: await take(recorded.notifier),
@@ -164,7 +167,7 @@ async function choosePorts(dir: string | null): Promise<Ports> {
   for (let i = 0; i < processorCount; i++) {
     ports.processors.push({ id: `p${i + 1}`, admin: await take(recorded.processors?.[i]?.admin) });
   }
-  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp, ports.reconciler, ports.reporting, ports.notifier, ports.admin, ports.prometheus, ports.console, ports.consoleListener,
+  const all = [ports.public, ports.internal, ports.postgres, ports.kafkaBroker, ports.kafkaController, ports.psp, ports.nimbus, ports.reconciler, ports.reporting, ports.notifier, ports.admin, ports.prometheus, ports.console, ports.consoleListener,
     ...ports.nodes.map((n) => n.admin), ...ports.processors.map((p) => p.admin)];
   for (const port of all) {
     if (!(await isPortFree(port))) {
@@ -360,6 +363,9 @@ async function main(): Promise<void> {
   // The sandbox PSP's credentials: our secret key at the PSP, and the secret its webhooks are signed with.
   const pspSecretKey = `sk_sandbox_${randomBytes(18).toString('base64url')}`;
   const webhookSecret = `whsec_${randomBytes(24).toString('base64url')}`;
+  // Nimbus' (issue #16): its own API key and the HMAC key of its notification items.
+  const nimbusApiKey = `nk_${randomBytes(18).toString('base64url')}`;
+  const nimbusHmacKey = randomBytes(32).toString('base64url');
   // The merchants' API keys (digests only): in a dir of the service user's own, since the admin
   // service changes the file there (temp file and rename, a lock file, the audit log beside it).
   const apiKeysFile = join(ensurePrivateDir(dir, 'merchant-keys', user), 'api-keys.json');
@@ -432,6 +438,7 @@ async function main(): Promise<void> {
   // The relays log in as `relay` (WRITE on the events topic only).
   const nodeEnv = {
     KAFKA_BROKERS: kafka.brokers.join(','), RINGPAY_EVENTS_TOPIC: eventsTopic, RINGPAY_WEBHOOK_SECRET_SANDBOX: webhookSecret,
+    RINGPAY_WEBHOOK_SECRET_NIMBUS: nimbusHmacKey,
     RINGPAY_FIELD_KEYS_FILE: fieldKeysFile, ...kafkaSaslEnv(kafka.credentials.relay),
   };
   const nodes = createPaymentNodes({ nodes: nodeSpecs, apiKeysFile, internalServices: internalServicesSetting(internalTokens), entry: nodeEntry, env: nodeEnv, user });
@@ -475,7 +482,36 @@ async function main(): Promise<void> {
     webhookBaseUrl: publicUrl,
     webhookCaFile: localCa.caFile,
   });
+  // Issue #16: Nimbus, and the processors' routing (stackPspRouting: NOK and DKK to Nimbus, the
+  // sandbox for the rest and as Nimbus' failover). RINGPAY_PSP_ROUTING_FILE in the runner's
+  // environment replaces the file.
+  const nimbus = createNimbusPsp({
+    port: ports.nimbus,
+    dataDir: (() => {
+      const nimbusDir = ensurePrivateDir(dir, 'nimbus', user);
+      chownTree(nimbusDir, user);
+      return nimbusDir;
+    })(),
+    user,
+    logFile: join(logsDir, 'nimbus.log'),
+    apiKey: nimbusApiKey,
+    hmacKey: nimbusHmacKey,
+    notificationBaseUrl: publicUrl,
+    notificationCaFile: localCa.caFile,
+  });
+  // In a dir of the service user's own: the stack dir is the runner's.
+  const pspRoutingFile = process.env.RINGPAY_PSP_ROUTING_FILE ?? join(ensurePrivateDir(dir, 'psp-routing', user), 'psp-routing.json');
+  if (process.env.RINGPAY_PSP_ROUTING_FILE === undefined) {
+    writeFileSync(pspRoutingFile, JSON.stringify(stackPspRouting, null, 2) + '\n', { mode: 0o644 });
+    chownTree(dirname(pspRoutingFile), user);
+  }
+  const processorPspEnv = {
+    NIMBUS_BASE_URL: `http://127.0.0.1:${ports.nimbus}`,
+    NIMBUS_API_KEY: nimbusApiKey,
+    RINGPAY_PSP_ROUTING_FILE: pspRoutingFile,
+  };
   const processors = new Map(ports.processors.map((p) => [p.id, createProcessor({
+    env: processorPspEnv,
     id: p.id,
     adminPort: p.admin,
     logFile: join(logsDir, `${p.id}.log`),
@@ -502,6 +538,8 @@ async function main(): Promise<void> {
     pspUrl: `http://127.0.0.1:${ports.psp}`,
     pspSecretKey,
     adminToken: reconcilerAdminToken,
+    // Issue #16: Nimbus' settlement report too.
+    env: { NIMBUS_BASE_URL: `http://127.0.0.1:${ports.nimbus}`, NIMBUS_API_KEY: nimbusApiKey },
     user,
   });
 
@@ -601,6 +639,7 @@ async function main(): Promise<void> {
   services.set('console', { handle: consoleService, stopPhase: 0 });
   services.set('reconciler', { handle: reconciler, stopPhase: 0 });
   services.set('psp', { handle: psp, stopPhase: 1 });
+  services.set('nimbus', { handle: nimbus, stopPhase: 1 });
   for (const [id, proc] of processors) services.set(id, { handle: proc, stopPhase: 0 });
   services.set('kafka', { handle: kafka, stopPhase: 2 });
   services.set('nginx', { handle: nginx, stopPhase: 1 });
@@ -622,6 +661,7 @@ async function main(): Promise<void> {
       if (!postgres.external) await applyServiceRoles(postgres.databaseUrl, databaseName, rolePasswords);
     }),
     timed('psp', () => psp.start()),
+    timed('nimbus', () => nimbus.start()),
     timed(kafka.external ? 'kafka (external) + topics' : 'kafka + topics', () => kafka.start()),
     ...[...nodes.values()].map((n) => timed(n.name, () => n.start())),
   ]);
@@ -658,6 +698,7 @@ async function main(): Promise<void> {
     kafkaCredentials: kafka.credentials,
     nodes: nodeSpecs.map((n) => ({ id: n.id, publicSocket: n.publicSocket!, adminPort: n.adminPort, dataDir: n.dataDir, logFile: n.logFile })),
     psp: { url: `http://127.0.0.1:${ports.psp}`, secretKey: pspSecretKey, webhookSecret, logFile: join(logsDir, 'psp.log') },
+    nimbus: { url: `http://127.0.0.1:${ports.nimbus}`, apiKey: nimbusApiKey, hmacKey: nimbusHmacKey, logFile: join(logsDir, 'nimbus.log'), routingFile: pspRoutingFile },
     processors: ports.processors.map((p) => ({ id: p.id, adminPort: p.admin, logFile: join(logsDir, `${p.id}.log`) })),
     reconciler: { adminPort: ports.reconciler, logFile: join(logsDir, 'reconciler.log'), adminToken: reconcilerAdminToken },
     reporting: { port: ports.reporting, logFile: join(logsDir, 'reporting.log') },
@@ -696,6 +737,7 @@ async function main(): Promise<void> {
     `  kafka         ${info.kafkaBrokers.join(',')}${kafka.external ? '   (external: KAFKA_BROKERS)' : ''}   topics ${eventsTopic}(${eventsPartitions}) ${dlqTopic}(${dlqPartitions})`,
     ...info.nodes.map((n) => `  node ${n.id.padEnd(8)} public ${n.publicSocket}  admin http://127.0.0.1:${n.adminPort}  data ${n.dataDir}`),
     `  sandbox PSP   ${info.psp.url}   (admin: GET /admin/stats, PUT /admin/config)`,
+    `  nimbus PSP    ${info.nimbus!.url}   (X-API-Key; admin: GET /admin/stats, PUT /admin/config; routing ${pspRoutingFile})`,
     ...info.processors.map((p) => `  processor ${p.id.padEnd(3)} metrics http://127.0.0.1:${p.adminPort}/metrics`),
     `  reconciler    metrics http://127.0.0.1:${ports.reconciler}/metrics   (daily at RECONCILER_DAILY_AT, default 02:00 UTC; node reconciler/cli.ts for finance)`,
     `  reporting     GET ${info.publicUrl}/payments, /reports/payments.csv   (through nginx; metrics http://127.0.0.1:${ports.reporting}/metrics)`,

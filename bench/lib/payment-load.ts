@@ -22,10 +22,14 @@ export const paymentMixes = {
   webhooks: { pm_card_async: 50, pm_card_async_declined: 20, pm_card_visa: 30 },
   /** Every payment succeeds synchronously (the e2e bench's default: the pipeline's own speed). */
   visa: { pm_card_visa: 100 },
+  /** Issue #16: payments the stack routes to its second PSP, Nimbus (NOK and DKK; currenciesOf). */
+  routed: { pm_card_visa: 75, pm_card_declined: 15, pm_card_async: 10 },
 } as const satisfies Record<string, Record<string, number>>
 export type PaymentMix = keyof typeof paymentMixes
 
 const currencies = ['EUR', 'USD', 'GBP'] as const
+/** The currencies of a mix's payments, when not the usual three (the stack routes these to Nimbus). */
+const currenciesByMix: Partial<Record<PaymentMix, readonly string[]>> = { routed: ['NOK', 'DKK'] }
 
 /** One cycle of 100 methods in weight proportion, so request i's method is deterministic. */
 function methodCycle (mix: PaymentMix): string[] {
@@ -69,9 +73,10 @@ function problemCode (body: string | undefined): string | undefined {
 /** Request `index`'s body: amounts, currencies and methods cycle deterministically. */
 export function paymentRequestBody (mix: PaymentMix): (index: number) => string {
   const cycle = methodCycle(mix)
+  const mixCurrencies = currenciesByMix[mix] ?? currencies
   return (index) => JSON.stringify({
     amount: 100 + (index % 9_900),
-    currency: currencies[index % currencies.length],
+    currency: mixCurrencies[index % mixCurrencies.length],
     payment_method: cycle[index % cycle.length],
     description: `fault suite ${index}`,
   })

@@ -68,6 +68,8 @@ export interface SystemUnderCheck {
   internalTokens: { audit: string }
   databaseUrl: string
   psp: { url: string, secretKey: string }
+  /** Issue #16: the second PSP, when the stack has one; charges are counted across both. */
+  nimbus?: { url: string, apiKey: string }
   host?: string
 }
 
@@ -129,6 +131,8 @@ interface NodeRead {
   /** Manual capture: 'manual' and what was captured (the node's view carries both). */
   captureMethod?: string
   amountCaptured?: number
+  /** Issue #16: the PSP the payment is recorded at. */
+  pspProvider?: string
 }
 
 /** What a payment took, the bound of its refunds: a manual one what was captured. */
@@ -162,12 +166,13 @@ async function readPayment (pool: Pool, path: string, headers: Record<string, st
       const text = await res.body.text()
       if (res.statusCode === 404) return { found: false }
       if (res.statusCode === 200) {
-        const body = JSON.parse(text) as { status: string, version: number, node_id?: string, amount: number, refunds?: NodeRefund[], capture_method?: string, amount_captured?: number }
+        const body = JSON.parse(text) as { status: string, version: number, node_id?: string, amount: number, refunds?: NodeRefund[], capture_method?: string, amount_captured?: number, psp_provider?: string }
         return {
           found: true, status: body.status, version: body.version, amount: body.amount, refunds: body.refunds ?? [],
           ...(body.capture_method !== undefined ? { captureMethod: body.capture_method } : {}),
           ...(body.amount_captured !== undefined ? { amountCaptured: body.amount_captured } : {}),
           ...(body.node_id !== undefined ? { nodeId: body.node_id } : {}),
+          ...(body.psp_provider !== undefined ? { pspProvider: body.psp_provider } : {}),
         }
       }
     } catch {
@@ -191,6 +196,16 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
   const nodePools = system.nodes.map((n) => ({ id: n.id, pool: new Pool(`http://${host}:${n.adminPort}`, poolOptions) }))
   const internalPool = new Pool(system.internalUrl, poolOptions)
   const pspPool = new Pool(system.psp.url, poolOptions)
+  // Issue #16: Nimbus' admin index (its engine's, the same shape as the sandbox's), under its own key.
+  const nimbusPool = system.nimbus === undefined ? undefined : new Pool(system.nimbus.url, poolOptions)
+  const adminAt = async (provider: 'sandbox' | 'nimbus', path: string): Promise<{ status: number, data: any[] }> => {
+    const pool = provider === 'nimbus' ? nimbusPool! : pspPool
+    const headers: Record<string, string> = provider === 'nimbus' ? { 'x-api-key': system.nimbus!.apiKey } : { authorization: `Bearer ${system.psp.secretKey}` }
+    const res = await pool.request({ method: 'GET', path, headers })
+    const text = await res.body.text()
+    return { status: res.statusCode, data: res.statusCode === 200 ? (JSON.parse(text) as { data: any[] }).data : [] }
+  }
+  const providersChecked: Array<'sandbox' | 'nimbus'> = nimbusPool === undefined ? ['sandbox'] : ['sandbox', 'nimbus']
   const db = new pg.Pool({ connectionString: system.databaseUrl, max: systemCheckPgConnectionsMax })
   const examples: Record<string, string[]> = {}
   const counts = {
@@ -305,15 +320,19 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
         // A webhook recorded after the terminal state writes no new version; any difference is real.
         fail(node.version! < row.version ? 'backwards' : 'nodeVsPostgres', id, `node ${node.status} v${node.version}, Postgres ${row.status} v${row.version}`)
       }
-      const res = await pspPool.request({
-        method: 'GET',
-        path: `/admin/charges?idempotency_key=${encodeURIComponent(chargeIdempotencyKey(merchantId, id))}`,
-        headers: { authorization: `Bearer ${system.psp.secretKey}` },
-      })
-      const text = await res.body.text()
-      if (res.statusCode !== 200) return fail('checkErrors', id, `PSP admin answered ${res.statusCode}`)
-      const charges = (JSON.parse(text) as { data: Array<{ status: string, amount_captured?: number }> }).data
-      if (charges.length > 1) fail('doubleCharges', id, `${charges.length} charges`)
+      // Every PSP's charges under the key: one payment, one charge, whichever PSP took it (#16).
+      const charges: Array<{ status: string, amount_captured?: number }> = []
+      const chargedAt: string[] = []
+      for (const provider of providersChecked) {
+        const answer = await adminAt(provider, `/admin/charges?idempotency_key=${encodeURIComponent(chargeIdempotencyKey(merchantId, id))}`)
+        if (answer.status !== 200) return fail('checkErrors', id, `${provider} admin answered ${answer.status}`)
+        charges.push(...answer.data)
+        for (const _ of answer.data) chargedAt.push(provider)
+      }
+      if (charges.length > 1) fail('doubleCharges', id, `${charges.length} charges (${chargedAt.join(', ')})`)
+      if (chargedAt.length === 1 && node.pspProvider !== undefined && chargedAt[0] !== node.pspProvider) {
+        fail('nodeVsPsp', id, `recorded at ${node.pspProvider}, charged at ${chargedAt[0]}`)
+      }
       if (row.flagged !== null) {
         fail('flagged', id, row.flagged)
         return
@@ -357,14 +376,10 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
         if (row === undefined || row.status !== refund.status || Number(row.amount) !== refund.amount) {
           fail('refundMismatches', id, `${refund.id}: node ${refund.status} ${refund.amount}, Postgres ${row?.status ?? 'no row'}`)
         }
-        const answer = await pspPool.request({
-          method: 'GET',
-          path: `/admin/refunds?idempotency_key=${encodeURIComponent(refundIdempotencyKey(refund.id))}`,
-          headers: { authorization: `Bearer ${system.psp.secretKey}` },
-        })
-        const text = await answer.body.text()
-        if (answer.statusCode !== 200) return fail('checkErrors', id, `PSP admin refunds answered ${answer.statusCode}`)
-        const atPsp = (JSON.parse(text) as { data: Array<{ status: string, amount: number }> }).data
+        const provider = node.pspProvider === 'nimbus' && nimbusPool !== undefined ? 'nimbus' : 'sandbox'
+        const answer = await adminAt(provider, `/admin/refunds?idempotency_key=${encodeURIComponent(refundIdempotencyKey(refund.id))}`)
+        if (answer.status !== 200) return fail('checkErrors', id, `${provider} admin refunds answered ${answer.status}`)
+        const atPsp = answer.data as Array<{ status: string, amount: number }>
         if (atPsp.length > 1) fail('doubleRefunds', id, `${refund.id}: ${atPsp.length} PSP refunds`)
         const psp = atPsp[0]
         const agrees = psp === undefined ? refund.status === 'failed' : psp.status === refund.status && psp.amount === refund.amount
@@ -419,7 +434,7 @@ export async function checkSystemOutcome (input: SystemOutcomeInput): Promise<Sy
       report.refundsOverCaptured + report.refundMismatches + report.doubleRefunds + report.captureMismatches === 0
     return report
   } finally {
-    await Promise.all([...nodePools.map((n) => n.pool.destroy()), internalPool.destroy(), pspPool.destroy(), db.end()].map((p) => p.catch(() => {})))
+    await Promise.all([...nodePools.map((n) => n.pool.destroy()), internalPool.destroy(), pspPool.destroy(), ...(nimbusPool ? [nimbusPool.destroy()] : []), db.end()].map((p) => p.catch(() => {})))
   }
 }
 

@@ -88,6 +88,8 @@ function payment (random: () => number): Payment {
     nodeId: random() < 0.1 ? '' : 'n' + Math.floor(random() * 10),
     refunds: refunds(random, manual ? amountCaptured : amount),
     ...(random() < 0.3 ? { nextActionUrl: 'https://psp.example/challenge/ch_' + text(random, 40) } : {}),
+    // Issue #16: the routed PSP (field 25), absent on payments written before routing.
+    ...(random() < 0.5 ? { pspProvider: random() < 0.5 ? 'sandbox' : 'nimbus' } : {}),
     ...(manual
       ? {
           captureMethod: 'manual' as const,

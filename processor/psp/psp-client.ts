@@ -6,6 +6,8 @@ import {
   cancelOutcomeOfSandboxResponse, captureOutcomeOfSandboxResponse, outcomeOfSandboxCharge, toSandboxCaptureBody, outcomeOfSandboxRefund, outcomeOfSandboxResponse, refundOutcomeOfSandboxResponse, toSandboxChargeBody,
   toSandboxRefundBody, type SandboxCharge, type SandboxRefund,
 } from './sandbox.ts'
+import type { PspProvider } from './provider.ts'
+import { sandboxProvider } from './sandbox.ts'
 import { captureIdempotencyKey, chargeIdempotencyKey, PspError, refundIdempotencyKey, type CancelOutcome, type CaptureOutcome, type CaptureRequest, type ChargeOutcome, type ChargeRequest, type RefundOutcome, type RefundRequest } from './types.ts'
 
 export interface PspClientOptions {
@@ -45,16 +47,27 @@ export interface CancelCall {
   latencyMs: number
 }
 
-/** Classifies a transport failure where it happens: every one of these may be retried. */
-function transportError (error: unknown): PspError {
+/**
+ * Classifies a transport failure where it happens: every one of these may be retried. A refused
+ * or timed-out connect never carried the request (issue #16: `notReceived`, evidence for failover);
+ * anything later (a timeout, a reset) may have charged.
+ */
+export function transportError (error: unknown): PspError {
   if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
     return new PspError('psp_timeout', 'no answer in time (the charge may have happened: retry with the same key)', { cause: error })
   }
-  if (error instanceof undiciErrors.ConnectTimeoutError) return new PspError('psp_connection', 'connect timed out', { cause: error })
-  return new PspError('psp_connection', (error as Error)?.message ?? 'connection failed', { cause: error })
+  if (error instanceof undiciErrors.ConnectTimeoutError) return new PspError('psp_connection', 'connect timed out', { cause: error, notReceived: true })
+  const code = (error as { code?: unknown } | null)?.code
+  const refused = code === 'ECONNREFUSED'
+  return new PspError('psp_connection', (error as Error)?.message ?? 'connection failed', { cause: error, ...(refused ? { notReceived: true } : {}) })
 }
 
-export class PspClient {
+export class PspClient implements PspProvider {
+  readonly name = sandboxProvider
+  readonly manualCapture = true
+  chargeBody = toSandboxChargeBody
+  refundBody = toSandboxRefundBody
+
   readonly #pool: Pool
   readonly #options: PspClientOptions
 
@@ -147,9 +160,17 @@ export class PspClient {
     return { httpStatus: res.statusCode, body: parsed, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined }
   }
 
-  /** The charge made under this idempotency key, if any (the watchdog's question). */
+  /**
+   * The charge made for this payment, if any (the watchdog's and the re-drive's question). Found
+   * by its reference, not its idempotency key (issue #16): a key is forgotten after the PSP's
+   * retention (~24 h), the charge is not. The oldest one: a later one would be the double charge.
+   */
   async findCharge (request: ChargeRequest): Promise<ChargeOutcome | undefined> {
-    const charge = (await this.#list<SandboxCharge>(`/v1/charges?idempotency_key=${encodeURIComponent(chargeIdempotencyKey(request.merchantId, request.checkoutId))}`))[0]
+    // By reference, not idempotency key: a PSP forgets keys after its retention (issue #16), not
+    // charges. A reference (our checkout id) is per merchant (#17 part 5): another merchant's
+    // charge under the same reference is not this payment's.
+    const charge = (await this.#list<SandboxCharge>(`/v1/charges?reference=${encodeURIComponent(request.checkoutId)}`))
+      .find((c) => c.merchant_id === undefined || c.merchant_id === request.merchantId)
     return charge === undefined ? undefined : outcomeOfSandboxCharge(charge, request)
   }
 

@@ -106,7 +106,8 @@ function throwSandboxError (httpStatus: number, body: unknown, retryAfter: strin
   const code = typeof body === 'object' && body !== null ? String((body as any).error?.code ?? '') : ''
   if (httpStatus === 429) {
     const retryAfterMs = retryAfter !== undefined && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : undefined
-    throw new PspError('psp_rate_limited', 'rate limited', { httpStatus, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) })
+    // Refused at the door, before any processing: nothing charged (issue #16's failover evidence).
+    throw new PspError('psp_rate_limited', 'rate limited', { httpStatus, notReceived: true, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) })
   }
   if (httpStatus === 409) throw new PspError('psp_in_progress', `a request with this key is in progress (${code})`, { httpStatus })
   if (httpStatus === 422 && code === 'idempotency_key_mismatch') {

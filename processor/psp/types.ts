@@ -124,13 +124,19 @@ export class PspError extends Error {
   readonly retriable: boolean
   readonly httpStatus: number | undefined
   readonly retryAfterMs: number | undefined
+  /**
+   * Issue #16: the PSP provably never processed this request (a refused connect, a 429, our own
+   * open circuit breaker): one of the proofs that allow moving a payment to another PSP.
+   */
+  readonly notReceived: boolean
 
-  constructor (code: PspErrorCode, message: string, options: { httpStatus?: number, retryAfterMs?: number, cause?: unknown } = {}) {
+  constructor (code: PspErrorCode, message: string, options: { httpStatus?: number, retryAfterMs?: number, cause?: unknown, notReceived?: boolean } = {}) {
     super(`${code}: ${message}`, { cause: options.cause })
     this.name = 'PspError'
     this.code = code
     this.retriable = pspErrorCodes[code].retriable
     this.httpStatus = options.httpStatus
     this.retryAfterMs = options.retryAfterMs
+    this.notReceived = options.notReceived === true
   }
 }

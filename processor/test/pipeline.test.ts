@@ -200,6 +200,8 @@ function world (): FakeWorld {
       async get ({ checkout_id: id }: PaymentId) { return payment(id, 'processing', versions.get(id) ?? 1) },
     },
     psp: {
+      name: 'sandbox',
+      chargeBody: (request: ChargeRequest) => request,
       async charge (request: ChargeRequest) {
         await w.slow.get(request.checkoutId)?.promise
         w.charges.push(request.checkoutId)

@@ -18,7 +18,7 @@ t.test('arguments', (t) => {
     [['--date', '2031-03-01', '--month', '2031-03'], /exactly one of --date/],
     [['--date', '2031-02-30'], /is not a date/],
     [['--month', '2031-13'], /is not a month/],
-    [['--date', '2031-03-01', '--psp', 'stripe'], /--psp must be one of sandbox, all/],
+    [['--date', '2031-03-01', '--psp', 'stripe'], /--psp must be one of sandbox, nimbus, all/],
     [['--date', '2031-03-01', '--frobnicate'], /Unknown option/],
   ]
   for (const [args, message] of bad) t.throws(() => parseCli(args, env, now), { code: 'bad_args', message }, args.join(' '))

@@ -65,3 +65,21 @@ t.test('a large input splits in linear time', (t) => {
   t.ok(performance.now() - t0 < 5_000, `200k records in ${Math.round(performance.now() - t0)} ms`)
   t.end()
 })
+
+t.test('Nimbus\' report read into the settlement columns (issue #16)', async (t) => {
+  const { nimbusAsSettlementCsv } = await import('../psp-source.ts')
+  const nimbus = [
+    'Merchant Account;Psp Reference;Merchant Reference;Type;Booking Date;Currency;Gross;Commission;Net;Original Reference;Modification Reference',
+    'merchant_demo;ch_1;co-1;Settled;2031-03-01T10:11:12Z;NOK;1999;40;1959;;',
+    'merchant_demo;re_1;co-1;Refunded;2031-03-01T11:00:00Z;NOK;-500;0;-500;ch_1;rf_ours',
+  ].join('\n') + '\n'
+  // Split mid-line, as a stream would.
+  async function * chunks (): AsyncGenerator<string> { yield nimbus.slice(0, 150); yield nimbus.slice(150) }
+  let out = ''
+  for await (const part of nimbusAsSettlementCsv(chunks(), '2031-03-01')) out += part.toString('utf8')
+  t.same(out.trim().split('\n'), [
+    'settlement_date,psp_reference,checkout_id,merchant_id,amount,currency,fee,net,status,charged_at,type,charge,refund_reference',
+    '2031-03-01,ch_1,co-1,merchant_demo,1999,NOK,40,1959,succeeded,2031-03-01T10:11:12Z,charge,,',
+    '2031-03-01,re_1,co-1,merchant_demo,-500,NOK,0,-500,succeeded,2031-03-01T11:00:00Z,refund,ch_1,rf_ours',
+  ])
+})

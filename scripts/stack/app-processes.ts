@@ -68,6 +68,52 @@ export function createSandboxPsp(spec: SandboxPspSpec): ManagedProcess {
   }, `http://127.0.0.1:${spec.port}/healthz`, spec.logFile, spec.user);
 }
 
+export interface NimbusPspSpec {
+  port: number;
+  dataDir: string;
+  logFile: string;
+  apiKey: string;
+  hmacKey: string;
+  /** Where notification batches go: the public nginx (routes /webhooks/psp/nimbus/<checkout id>). */
+  notificationBaseUrl: string;
+  notificationCaFile?: string;
+  env?: Record<string, string>;
+  user?: ServiceUser | null;
+}
+
+
+/**
+ * The stack's PSP routing (issue #16; processor/psp/routing.ts): NOK and DKK payments fit both
+ * providers and go to the cheaper Nimbus, with the sandbox as its failover; every other currency
+ * fits only the sandbox (so the rest of the suite sees the sandbox PSP alone).
+ */
+export const stackPspRouting = {
+  providers: {
+    sandbox: { cost: { percentBps: 140, fixedMinor: 25 } },
+    nimbus: { cost: { percentBps: 100, fixedMinor: 20 } },
+  },
+  merchants: {
+    '*': [
+      { provider: 'nimbus', currencies: ['NOK', 'DKK'] },
+      { provider: 'sandbox' },
+    ],
+  },
+};
+
+export function createNimbusPsp(spec: NimbusPspSpec): ManagedProcess {
+  mkdirSync(spec.dataDir, { recursive: true });
+  return appProcess('nimbus', 'nimbus-psp/main.ts', {
+    ...spec.env,
+    NIMBUS_HOST: '127.0.0.1',
+    NIMBUS_PORT: String(spec.port),
+    NIMBUS_DATA_DIR: spec.dataDir,
+    NIMBUS_API_KEY: spec.apiKey,
+    NIMBUS_HMAC_KEY: spec.hmacKey,
+    NIMBUS_NOTIFICATION_BASE_URL: spec.notificationBaseUrl,
+    ...(spec.notificationCaFile === undefined ? {} : { NODE_EXTRA_CA_CERTS: spec.notificationCaFile }),
+  }, `http://127.0.0.1:${spec.port}/healthz`, spec.logFile, spec.user);
+}
+
 export interface ProcessorSpec {
   id: string;
   adminPort: number;

@@ -44,6 +44,8 @@ export interface StackInfo {
   nodes: StackNodeInfo[];
   /** The sandbox PSP: base URL, our secret key there, its webhook signing secret. */
   psp: { url: string; secretKey: string; webhookSecret: string; logFile: string };
+  /** Issue #16: the Nimbus PSP (absent in info files of older stacks) and the processors' routing file. */
+  nimbus?: { url: string; apiKey: string; hmacKey: string; logFile: string; routingFile: string };
   processors: { id: string; adminPort: number; logFile: string }[];
   /** The reconciler daemon (absent in info files of older stacks); its admin trigger needs adminToken. */
   reconciler?: { adminPort: number; logFile: string; adminToken: string };

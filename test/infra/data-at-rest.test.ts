@@ -139,7 +139,7 @@ t.test('the stack dir: files 0600, dirs 0700, the key ring outside every data di
   t.same(loose, [], 'nothing readable or writable by group or others (logs, LevelDB, Kafka, Postgres, secrets)')
   const keys = lstatSync(stack.fieldKeysFile)
   t.equal(keys.mode & 0o777, 0o600, 'the key ring is 0600')
-  for (const dataDir of [...stack.nodes.map((n) => n.dataDir), join(stack.dir, 'kafka'), join(stack.dir, 'psp')]) {
+  for (const dataDir of [...stack.nodes.map((n) => n.dataDir), join(stack.dir, 'kafka'), join(stack.dir, 'psp'), join(stack.dir, 'nimbus')]) {
     t.notOk(stack.fieldKeysFile.startsWith(dataDir + '/'), `the key ring is not inside ${dataDir}`)
   }
   if (root) t.equal(keys.uid, stack.serviceUser?.uid, 'owned by the service user (nodes and processors read it)')

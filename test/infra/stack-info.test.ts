@@ -14,7 +14,7 @@ t.test('control GET /info returns the info file', async (t) => {
 t.test('every service is running', async (t) => {
   const { services } = await control<{ services: { name: string; running: boolean }[] }>('/services', 'GET');
   const names = services.map((s) => s.name).sort();
-  t.same(names, ['admin', 'console', 'kafka', 'nginx', ...stack.nodes.map((n) => n.id), 'notifier', 'postgres', 'prometheus', 'psp', 'reconciler', 'reporting', ...stack.processors.map((p) => p.id)].sort());
+  t.same(names, ['admin', 'console', 'kafka', 'nginx', ...stack.nodes.map((n) => n.id), 'nimbus', 'notifier', 'postgres', 'prometheus', 'psp', 'reconciler', 'reporting', ...stack.processors.map((p) => p.id)].sort());
   for (const s of services) t.ok(s.running, `${s.name} running`);
 });
 
