@@ -89,8 +89,9 @@ t.test('two merchants, one checkout id: two payments in the search, each timelin
     const events = rowsOf(page.text, 'events')
     t.ok(own.length > 0 && other.length > 0, 'both payments have events')
     t.equal(events.length, own.length, 'as many events as its own')
-    for (const e of own) t.ok(events.some((r) => r.includes(e)), `its event ${e}`)
-    for (const e of other) t.notOk(page.text.includes(e), `not the other's event ${e}`)
+    // An event id is a whole cell (n3:4 is not n3:41).
+    for (const e of own) t.ok(events.some((r) => r.includes(`<td>${e}</td>`)), `its event ${e}`)
+    for (const e of other) t.notOk(page.text.includes(`<td>${e}</td>`), `not the other's event ${e}`)
     const attempts = (await db().query('SELECT count(*)::int AS n FROM psp_attempts WHERE merchant_id = $1 AND checkout_id = $2', [mine.id, id])).rows[0].n as number
     t.equal(rowsOf(page.text, 'attempts').length, attempts, 'its own PSP attempts only')
   }
