@@ -45,7 +45,7 @@ SELECT CASE WHEN age < interval '1 minute' THEN '< 1 min'
  GROUP BY 1, 2 ORDER BY min(age), status`
 
 export async function healthPage (ctx: ConsoleContext, session: Session): Promise<string> {
-  const results = await Promise.all(healthQueries.map(async (q) => {
+  const results = await Promise.all(healthQueries.map(async (q): Promise<typeof q & ({ error: string } | { samples: Sample[] })> => {
     if (ctx.prometheusUrl === undefined) return { ...q, error: 'no Prometheus configured (PROMETHEUS_URL)' }
     try {
       return { ...q, samples: await query(ctx.prometheusUrl, q.expr) }
@@ -57,11 +57,11 @@ export async function healthPage (ctx: ConsoleContext, session: Session): Promis
   return page('Health', session, html`
 <h2>Now (Prometheus)</h2>
 <table id="metrics"><thead><tr><th>What</th><th>Series</th><th>Value</th></tr></thead><tbody>
-${results.map((r) => 'error' in r && r.error !== undefined
+${results.map((r) => 'error' in r
     ? html`<tr><td>${r.label}</td><td colspan="2" class="error">${r.error}</td></tr>`
-    : (r.samples ?? []).length === 0
+    : r.samples.length === 0
         ? html`<tr><td>${r.label}</td><td colspan="2" class="muted">no data</td></tr>`
-        : (r.samples ?? []).map((s, i) => html`<tr><td>${i === 0 ? r.label : ''}</td><td>${s.labels || '—'}</td><td>${s.value} ${r.unit}</td></tr>`))}
+        : r.samples.map((s, i) => html`<tr><td>${i === 0 ? r.label : ''}</td><td>${s.labels || '—'}</td><td>${s.value} ${r.unit}</td></tr>`))}
 </tbody></table>
 <p class="muted">Consumer lag: the processors export no consumer-lag metric yet; the oldest open payment above is its effect.</p>
 <h2>Open payments by age (Postgres)</h2>

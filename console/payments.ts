@@ -1,6 +1,8 @@
 // Payments: the search (checkout id, merchant, status, created between), keyset-paged newest
-// first on (created_at, checkout_id) so page N costs what page 1 does on a million rows; and one
-// payment's timeline, with the node's, Postgres' and the PSP's view side by side.
+// first on (created_at, merchant_id, checkout_id) so page N costs what page 1 does on a million
+// rows; and one payment's timeline, with the node's, Postgres' and the PSP's view side by side.
+// A payment is its merchant's checkout id (issue #17 part 5): the same checkout id of two
+// merchants is two payments, two rows in the search, two timelines (/payments/{merchant}/{checkout}).
 
 import type { Session } from './auth.ts'
 import type { ConsoleContext } from './context.ts'
@@ -9,12 +11,28 @@ import { csrfField, html, money, page, raw, when, type Raw } from './html.ts'
 import { consoleLimits as limits } from './limits.ts'
 import { mayDo } from './roles.ts'
 import { paymentStatuses } from '../lib/payment-codec.ts'
+import { isValidMerchantId, type PaymentId } from '../lib/payment-id.ts'
 import { chargeRequestOf } from '../processor/charge-flow.ts'
 import { NodeError, type NodePayment } from '../processor/node-client.ts'
 import type { ChargeOutcome } from '../processor/psp/types.ts'
 
 const checkoutIdPattern = /^[A-Za-z0-9_-]{1,64}$/
 const datePattern = /^\d{4}-\d{2}-\d{2}$/
+
+/** Both ids well formed (a path naming anything else names no payment). */
+export function isValidPaymentId (id: PaymentId): boolean {
+  return isValidMerchantId(id.merchant_id) && checkoutIdPattern.test(id.checkout_id)
+}
+
+/** A payment's page in the console: it names the merchant and the checkout id. */
+export function paymentPath (id: PaymentId): string {
+  return `/payments/${encodeURIComponent(id.merchant_id)}/${encodeURIComponent(id.checkout_id)}`
+}
+
+/** A payment as operators read it: its checkout id and whose it is. */
+export function paymentLabel (id: PaymentId): string {
+  return `${id.checkout_id} (${id.merchant_id})`
+}
 
 export interface SearchFilters {
   checkoutId?: string
@@ -23,7 +41,7 @@ export interface SearchFilters {
   /** Created on or after this UTC day, and before the day after `to`. */
   from?: string
   to?: string
-  /** The last row of the previous page: `<created_at text>|<checkout_id>`, base64url. */
+  /** The last row of the previous page: `<created_at text>|<merchant_id>|<checkout_id>`, base64url. */
   after?: string
 }
 
@@ -44,7 +62,7 @@ export function filtersOf (query: URLSearchParams): SearchFilters {
     f.checkoutId = checkoutId
   }
   if (merchantId !== undefined) {
-    if (merchantId.length > 128) throw new ConsoleProblem('validation_failed', 'a merchant id is at most 128 characters')
+    if (!isValidMerchantId(merchantId)) throw new ConsoleProblem('validation_failed', 'a merchant id is 1-64 of A-Z a-z 0-9 _ -')
     f.merchantId = merchantId
   }
   if (status !== undefined) {
@@ -60,13 +78,19 @@ export function filtersOf (query: URLSearchParams): SearchFilters {
   return f
 }
 
-function decodeCursor (after: string): { createdAt: string, checkoutId: string } {
-  const text = Buffer.from(after, 'base64url').toString('utf8')
-  const bar = text.lastIndexOf('|')
-  const createdAt = text.slice(0, bar)
-  const checkoutId = text.slice(bar + 1)
-  if (bar < 1 || !checkoutIdPattern.test(checkoutId) || Number.isNaN(Date.parse(createdAt))) throw new ConsoleProblem('validation_failed', 'the page cursor is not valid')
-  return { createdAt, checkoutId }
+/** A keyset cursor: a timestamp as Postgres prints it, then the payment (neither id holds a `|`). */
+export function encodeCursor (at: string, id: PaymentId): string {
+  return Buffer.from(`${at}|${id.merchant_id}|${id.checkout_id}`).toString('base64url')
+}
+
+export function decodeCursor (after: string): { at: string } & PaymentId {
+  const parts = Buffer.from(after, 'base64url').toString('utf8').split('|')
+  const [at, merchantId, checkoutId] = parts
+  if (parts.length !== 3 || at === undefined || merchantId === undefined || checkoutId === undefined ||
+    Number.isNaN(Date.parse(at)) || !isValidPaymentId({ merchant_id: merchantId, checkout_id: checkoutId })) {
+    throw new ConsoleProblem('validation_failed', 'the page cursor is not valid')
+  }
+  return { at, merchant_id: merchantId, checkout_id: checkoutId }
 }
 
 export interface PaymentRow {
@@ -83,8 +107,9 @@ export interface PaymentRow {
 
 /**
  * One page of payments matching the filters, newest first, and the cursor of the next page. Each
- * filter combination is served by an index: merchant (merchant_id, created_at), status
- * (status, created_at, checkout_id), neither (created_at); a checkout id is the primary key.
+ * filter combination is served by an index: merchant (merchant_id, created_at, checkout_id), status
+ * (status, created_at, merchant_id, checkout_id), neither (created_at); a checkout id with its
+ * merchant is the primary key, alone a few rows (one per merchant that used it).
  */
 export async function searchPayments (ctx: Pick<ConsoleContext, 'pool'>, f: SearchFilters, pageSize: number = limits.searchPageSize): Promise<{ rows: PaymentRow[], next: string | undefined }> {
   const where: string[] = []
@@ -100,18 +125,18 @@ export async function searchPayments (ctx: Pick<ConsoleContext, 'pool'>, f: Sear
   if (f.to !== undefined) add("created_at < ?::date + interval '1 day'", f.to)
   if (f.after !== undefined) {
     const c = decodeCursor(f.after)
-    params.push(c.createdAt, c.checkoutId)
-    where.push(`(created_at, checkout_id) < ($${params.length - 1}::timestamptz, $${params.length})`)
+    params.push(c.at, c.merchant_id, c.checkout_id)
+    where.push(`(created_at, merchant_id, checkout_id) < ($${params.length - 2}::timestamptz, $${params.length - 1}, $${params.length})`)
   }
   params.push(pageSize + 1)
   const { rows } = await ctx.pool.query<PaymentRow>(
     `SELECT checkout_id, merchant_id, status, amount::text AS amount, currency, flagged_reason, created_at, created_at::text AS created_at_text
        FROM payments ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`}
-      ORDER BY created_at DESC, checkout_id DESC LIMIT $${params.length}`, params)
+      ORDER BY created_at DESC, merchant_id DESC, checkout_id DESC LIMIT $${params.length}`, params)
   const more = rows.length > pageSize
   const pageRows = rows.slice(0, pageSize)
   const last = pageRows[pageRows.length - 1]
-  return { rows: pageRows, next: more && last !== undefined ? Buffer.from(`${last.created_at_text}|${last.checkout_id}`).toString('base64url') : undefined }
+  return { rows: pageRows, next: more && last !== undefined ? encodeCursor(last.created_at_text, last) : undefined }
 }
 
 function queryWith (f: SearchFilters, after: string): string {
@@ -139,7 +164,7 @@ export async function searchPage (ctx: ConsoleContext, session: Session, query: 
   <button type="submit">Search</button>
 </form>
 <table id="results"><thead><tr><th>Checkout id</th><th>Merchant</th><th>Status</th><th>Amount</th><th>Created</th><th>Flag</th></tr></thead><tbody>
-${rows.map((r) => html`<tr><td><a href="/payments/${encodeURIComponent(r.checkout_id)}">${r.checkout_id}</a></td><td>${r.merchant_id}</td><td>${r.status}</td><td>${money(r.amount, r.currency)}</td><td>${when(r.created_at)}</td><td>${r.flagged_reason ?? ''}</td></tr>`)}
+${rows.map((r) => html`<tr><td><a href="${paymentPath(r)}">${r.checkout_id}</a></td><td>${r.merchant_id}</td><td>${r.status}</td><td>${money(r.amount, r.currency)}</td><td>${when(r.created_at)}</td><td>${r.flagged_reason ?? ''}</td></tr>`)}
 </tbody></table>
 ${rows.length === 0 ? html`<p class="muted">No payment matches.</p>` : ''}
 ${next === undefined ? '' : html`<p><a id="next-page" href="/payments?${queryWith(f, next)}">Next page</a></p>`}`)
@@ -195,11 +220,14 @@ export function compareStates (node: StateComparison['node'], postgres: StateCom
 }
 
 /** The node's, Postgres' and the PSP's view of one payment. */
-export async function statesOf (ctx: ConsoleContext, checkoutId: string, pgRow: PgPayment | undefined): Promise<{ comparison: StateComparison, nodePayment: NodePayment | undefined, pspOutcome: ChargeOutcome | undefined }> {
+export async function statesOf (ctx: ConsoleContext, id: PaymentId, pgRow: PgPayment | undefined): Promise<{ comparison: StateComparison, nodePayment: NodePayment | undefined, pspOutcome: ChargeOutcome | undefined }> {
   let nodePayment: NodePayment | undefined
   const node: StateComparison['node'] = {}
   try {
-    nodePayment = await ctx.node.get(checkoutId)
+    nodePayment = await ctx.node.get(id)
+    if (nodePayment.merchant_id !== id.merchant_id || nodePayment.checkout_id !== id.checkout_id) {
+      throw new Error(`the node answered for ${nodePayment.merchant_id}/${nodePayment.checkout_id} when asked for ${id.merchant_id}/${id.checkout_id}`)
+    }
     Object.assign(node, { status: nodePayment.status, version: nodePayment.version, amount: nodePayment.amount, currency: nodePayment.currency, pspReference: nodePayment.psp_reference ?? '' })
   } catch (error) {
     if (!(error instanceof NodeError)) throw error
@@ -230,28 +258,32 @@ function cell (differs: Set<string>, field: string, value: unknown): Raw {
   return html`<td class="${differs.has(field) ? 'diff' : ''}">${value ?? '—'}</td>`
 }
 
-export async function timelinePage (ctx: ConsoleContext, session: Session, checkoutId: string, notice?: Raw): Promise<string> {
-  if (!checkoutIdPattern.test(checkoutId)) throw new ConsoleProblem('not_found')
+export async function timelinePage (ctx: ConsoleContext, session: Session, id: PaymentId, notice?: Raw): Promise<string> {
+  if (!isValidPaymentId(id)) throw new ConsoleProblem('not_found')
+  // Every row below is the payment's: its merchant and its checkout id (another merchant's payment
+  // with the same checkout id has its own timeline).
+  const key = [id.merchant_id, id.checkout_id]
   const pgRow = (await ctx.pool.query<PgPayment>(
     `SELECT checkout_id, merchant_id, node_id, status, version::text, amount::text, currency, psp_reference, failure_code, flagged_reason, created_at, updated_at, projected_at
-       FROM payments WHERE checkout_id = $1`, [checkoutId])).rows[0]
-  const { comparison: c } = await statesOf(ctx, checkoutId, pgRow)
-  if (pgRow === undefined && c.node.error !== undefined) throw new ConsoleProblem('not_found', `no payment ${checkoutId} in Postgres, and its node says: ${c.node.error}`)
+       FROM payments WHERE merchant_id = $1 AND checkout_id = $2`, key)).rows[0]
+  const { comparison: c } = await statesOf(ctx, id, pgRow)
+  if (pgRow === undefined && c.node.error !== undefined) throw new ConsoleProblem('not_found', `no payment ${paymentLabel(id)} in Postgres, and its node says: ${c.node.error}`)
   const n = limits.timelineRowsMax
   const [events, attempts, webhooks, deliveries, refunds, audit] = await Promise.all([
-    ctx.pool.query('SELECT event_id, version, type, status, actor, occurred_at, recorded_at FROM payment_events WHERE checkout_id = $1 ORDER BY version LIMIT $2', [checkoutId, n]),
-    ctx.pool.query('SELECT attempt, provider, outcome, http_status, error_code, latency_ms, started_at FROM psp_attempts WHERE checkout_id = $1 ORDER BY started_at, id LIMIT $2', [checkoutId, n]),
-    ctx.pool.query('SELECT provider, psp_event_id, type, applied, received_at FROM webhooks WHERE checkout_id = $1 ORDER BY received_at LIMIT $2', [checkoutId, n]),
+    ctx.pool.query('SELECT event_id, version, type, status, actor, occurred_at, recorded_at FROM payment_events WHERE merchant_id = $1 AND checkout_id = $2 ORDER BY version LIMIT $3', [...key, n]),
+    ctx.pool.query('SELECT attempt, provider, outcome, http_status, error_code, latency_ms, started_at FROM psp_attempts WHERE merchant_id = $1 AND checkout_id = $2 ORDER BY started_at, id LIMIT $3', [...key, n]),
+    ctx.pool.query('SELECT provider, psp_event_id, type, applied, received_at FROM webhooks WHERE merchant_id = $1 AND checkout_id = $2 ORDER BY received_at LIMIT $3', [...key, n]),
+    // A merchant event belongs to one merchant: its checkout id is that merchant's.
     ctx.pool.query(`SELECT e.type, e.version, d.endpoint_id, d.status, d.attempts, d.last_http_status, d.last_error, d.updated_at,
                            (SELECT max(a.latency_ms) FROM webhook_attempts a WHERE a.delivery_id = d.id) AS latency_ms_max
                       FROM merchant_events e JOIN webhook_deliveries d ON d.event_id = e.id
-                     WHERE e.checkout_id = $1 ORDER BY e.version, d.id LIMIT $2`, [checkoutId, n]),
-    ctx.pool.query('SELECT refund_id, amount::text, currency, status, reason, updated_at FROM refunds WHERE checkout_id = $1 ORDER BY created_at LIMIT $2', [checkoutId, n]),
-    ctx.pool.query('SELECT operator, action, reason, outcome, at FROM console_audit WHERE checkout_id = $1 ORDER BY at LIMIT $2', [checkoutId, n]),
+                     WHERE e.merchant_id = $1 AND e.checkout_id = $2 ORDER BY e.version, d.id LIMIT $3`, [...key, n]),
+    ctx.pool.query('SELECT refund_id, amount::text, currency, status, reason, updated_at FROM refunds WHERE merchant_id = $1 AND checkout_id = $2 ORDER BY created_at LIMIT $3', [...key, n]),
+    ctx.pool.query('SELECT operator, action, reason, outcome, at FROM console_audit WHERE merchant_id = $1 AND checkout_id = $2 ORDER BY at LIMIT $3', [...key, n]),
   ])
   const d = c.differs
   const canResolve = pgRow?.flagged_reason !== null && pgRow?.flagged_reason !== undefined && mayDo(session.role, 'resolve_flagged')
-  return page(`Payment ${checkoutId}`, session, html`
+  return page(`Payment ${paymentLabel(id)}`, session, html`
 ${notice ?? ''}
 ${pgRow?.flagged_reason ? html`<p class="error" id="flag">Flagged: ${pgRow.flagged_reason}</p>` : ''}
 <h2>State</h2>
@@ -263,7 +295,7 @@ ${pgRow?.flagged_reason ? html`<p class="error" id="flag">Flagged: ${pgRow.flagg
 <tr><th>PSP reference</th>${cell(d, 'psp_reference', c.node.pspReference)}${cell(d, 'psp_reference', c.postgres.pspReference)}${cell(d, 'psp_reference', c.psp.pspReference)}</tr>
 </tbody></table>
 ${d.size === 0 ? html`<p class="ok" id="agree">The node, Postgres and the PSP agree.</p>` : html`<p class="error" id="differences">Differences: ${[...d].join(', ')}${c.psp.note ? ` (${c.psp.note})` : ''}</p>`}
-${canResolve ? resolveForm(session, checkoutId) : ''}
+${canResolve ? resolveForm(session, id) : ''}
 <h2>Change log (payment_events)</h2>
 <table id="events"><thead><tr><th>Version</th><th>Type</th><th>Status</th><th>Actor</th><th>Occurred</th><th>Event id</th></tr></thead><tbody>
 ${events.rows.map((e) => html`<tr><td>${e.version}</td><td>${e.type}</td><td>${e.status}</td><td>${e.actor}</td><td>${when(e.occurred_at)}</td><td>${e.event_id}</td></tr>`)}
@@ -290,9 +322,9 @@ ${audit.rows.map((a) => html`<tr><td>${when(a.at)}</td><td>${a.operator}</td><td
 </tbody></table>`)
 }
 
-export function resolveForm (session: Session, checkoutId: string): Raw {
+export function resolveForm (session: Session, id: PaymentId): Raw {
   return html`
-<form method="post" action="/flagged/${encodeURIComponent(checkoutId)}/resolve" id="resolve" data-confirm="Resolve this payment? The action is audited.">
+<form method="post" action="/flagged/${encodeURIComponent(id.merchant_id)}/${encodeURIComponent(id.checkout_id)}/resolve" id="resolve" data-confirm="Resolve this payment? The action is audited.">
   ${csrfField(session)}
   <label>Action <select name="action">
     <option value="accept_psp">Accept the PSP's state</option>

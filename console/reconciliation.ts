@@ -44,7 +44,7 @@ export async function runPage (ctx: ConsoleContext, session: Session, runIdText:
   if (run === undefined) throw new ConsoleProblem('not_found')
   // The first items of each class but `matched` (a window per class; run_id is BRIN-indexed).
   const { rows } = await ctx.pool.query(
-    `SELECT * FROM (SELECT ${itemColumns.join(', ')}, row_number() OVER (PARTITION BY class ORDER BY psp_line NULLS LAST, checkout_id) AS n
+    `SELECT * FROM (SELECT ${itemColumns.join(', ')}, row_number() OVER (PARTITION BY class ORDER BY psp_line NULLS LAST, merchant_id, checkout_id) AS n
        FROM reconciliation_items WHERE run_id = $1 AND class <> 'matched') i WHERE n <= $2 ORDER BY class, n`, [runId, limits.reconciliationItemsPerClassMax])
   const byClass = new Map<string, typeof rows>()
   for (const r of rows) byClass.set(r.class, [...(byClass.get(r.class) ?? []), r])
@@ -73,7 +73,7 @@ export async function discrepanciesCsv (ctx: ConsoleContext, res: ServerResponse
   try {
     await client.query('BEGIN READ ONLY')
     await client.query(`DECLARE items NO SCROLL CURSOR FOR SELECT ${itemColumns.join(', ')} FROM reconciliation_items
-      WHERE run_id = $1 AND class <> 'matched' ORDER BY class, psp_line NULLS LAST, checkout_id LIMIT ${limits.reconciliationCsvRowsMax}`, [runId])
+      WHERE run_id = $1 AND class <> 'matched' ORDER BY class, psp_line NULLS LAST, merchant_id, checkout_id LIMIT ${limits.reconciliationCsvRowsMax}`, [runId])
     res.writeHead(200, {
       'content-type': 'text/csv; charset=utf-8',
       'content-disposition': `attachment; filename="discrepancies-${run.psp}-${run.report_date}-run${runId}.csv"`,

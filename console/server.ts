@@ -2,8 +2,8 @@
 //
 //   GET  /login, POST /login, POST /logout
 //   GET  /payments?checkout_id&merchant_id&status&from&to&after      search (keyset pages)
-//   GET  /payments/{checkout_id}                                     timeline, states side by side
-//   GET  /flagged, POST /flagged/{checkout_id}/resolve               (operator)
+//   GET  /payments/{merchant_id}/{checkout_id}                       timeline, states side by side
+//   GET  /flagged, POST /flagged/{merchant_id}/{checkout_id}/resolve (operator)
 //   GET  /dead-letters, POST /dead-letters/replay                    (operator)
 //   GET  /reconciliation, /reconciliation/runs/{id}[/discrepancies.csv], POST /reconciliation/rerun (finance)
 //   GET  /health
@@ -142,9 +142,10 @@ async function route (ctx: ConsoleContext, deps: ServerDeps, req: IncomingMessag
     send(res, 200, await searchPage(ctx, session, query))
     return 'payments.search'
   }
-  const payment = /^\/payments\/([^/]+)$/.exec(path)
+  // A payment is its merchant's checkout id (issue #17 part 5): the path names both.
+  const payment = /^\/payments\/([^/]+)\/([^/]+)$/.exec(path)
   if (payment !== null) {
-    send(res, 200, await timelinePage(ctx, session, decodeURIComponent(payment[1]!)))
+    send(res, 200, await timelinePage(ctx, session, { merchant_id: decodeURIComponent(payment[1]!), checkout_id: decodeURIComponent(payment[2]!) }))
     return 'payments.timeline'
   }
   if (path === '/flagged') {
@@ -182,14 +183,14 @@ async function post (ctx: ConsoleContext, res: ServerResponse, session: Session,
     redirect(res, '/login', { 'set-cookie': cookieHeader(sessionCookie, '', 0) })
     return 'logout'
   }
-  const resolve = /^\/flagged\/([A-Za-z0-9_-]{1,64})\/resolve$/.exec(path)
+  const resolve = /^\/flagged\/([A-Za-z0-9_-]{1,64})\/([A-Za-z0-9_-]{1,64})\/resolve$/.exec(path)
   if (resolve !== null) {
     requireRole(session, 'resolve_flagged')
     const action = form.get('action') ?? ''
     if (!(resolveActions as readonly string[]).includes(action)) throw new ConsoleProblem('validation_failed', `action is one of ${resolveActions.join(', ')}`)
-    const checkoutId = resolve[1]!
-    const result = await resolveFlagged(ctx, session, checkoutId, action as ResolveAction, reasonOf(form))
-    send(res, 200, await timelinePage(ctx, session, checkoutId, resolveNotice(result)))
+    const id = { merchant_id: resolve[1]!, checkout_id: resolve[2]! }
+    const result = await resolveFlagged(ctx, session, id, action as ResolveAction, reasonOf(form))
+    send(res, 200, await timelinePage(ctx, session, id, resolveNotice(result)))
     return 'flagged.resolve'
   }
   if (path === '/dead-letters/replay') {

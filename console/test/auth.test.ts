@@ -12,7 +12,7 @@ t.test('signed out: pages redirect to the sign-in, actions are refused', async (
   const page = await c.get('/payments')
   t.equal(page.status, 303)
   t.equal(page.headers.location, '/login')
-  const post = await c.post('/flagged/co_x/resolve', { action: 'cancel', reason: 'x' })
+  const post = await c.post('/flagged/merchant_demo/co_x/resolve', { action: 'cancel', reason: 'x' })
   t.equal(post.status, 401)
   t.equal(problemCodeOf(post.text), 'unauthenticated')
   const metrics = await c.get('/metrics')
@@ -102,7 +102,7 @@ t.test('CSRF: a state-changing form without the session token, or from another o
 
 t.test('roles: support and finance may not resolve or replay; operators may not rerun', async (t) => {
   for (const [role, path, form] of [
-    ['support', '/flagged/co_nope/resolve', { action: 'cancel', reason: 'r' }],
+    ['support', '/flagged/merchant_demo/co_nope/resolve', { action: 'cancel', reason: 'r' }],
     ['finance', '/dead-letters/replay', { which: 'all', reason: 'r' }],
     ['operator', '/reconciliation/rerun', { date: '2026-01-01', reason: 'r' }],
   ] as const) {
@@ -114,7 +114,7 @@ t.test('roles: support and finance may not resolve or replay; operators may not 
     t.equal(res.status, 403, `${role} ${path}`)
     t.equal(problemCodeOf(res.text), 'forbidden')
   }
-  const { rows } = await consoleDb().query("SELECT count(*)::int AS n FROM console_audit WHERE checkout_id = 'co_nope'")
+  const { rows } = await consoleDb().query("SELECT count(*)::int AS n FROM console_audit WHERE merchant_id = 'merchant_demo' AND checkout_id = 'co_nope'")
   t.equal(rows[0].n, 0, 'a refused role changes and audits nothing')
 })
 

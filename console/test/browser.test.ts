@@ -64,11 +64,13 @@ async function signedIn (role: 'operator'): Promise<{ page: Page, name: string }
 
 t.test('sign in, search, timeline, resolve a flagged payment', async (t) => {
   const id = await createWith('pm_card_requires_action', 'console')
+  const merchant = 'merchant_demo' // createWith's
+  const path = `/payments/${merchant}/${id}`
   // Waiting for the customer at the PSP, in Postgres too: then a person flags it (as the
   // processor would when the PSP disagreed).
-  await eventually(async () => (await db().query("SELECT 1 FROM payments WHERE checkout_id = $1 AND status = 'requires_action'", [id])).rowCount === 1 ? true : undefined,
+  await eventually(async () => (await db().query("SELECT 1 FROM payments WHERE merchant_id = $1 AND checkout_id = $2 AND status = 'requires_action'", [merchant, id])).rowCount === 1 ? true : undefined,
     settleDeadlineMs, 'the payment at requires_action in Postgres')
-  await adminDb().query("UPDATE payments SET flagged_reason = 'console test: the PSP disagreed' WHERE checkout_id = $1", [id])
+  await adminDb().query("UPDATE payments SET flagged_reason = 'console test: the PSP disagreed' WHERE merchant_id = $1 AND checkout_id = $2", [merchant, id])
 
   const { page, name } = await signedIn('operator')
   t.match(await page.textContent('header'), `${name} (operator)`)
@@ -77,7 +79,7 @@ t.test('sign in, search, timeline, resolve a flagged payment', async (t) => {
   t.equal(await page.locator('#results tbody tr').count(), 1, 'one payment found')
   await shot(page, '2-search')
 
-  await Promise.all([page.waitForURL(`**/payments/${id}`), page.click(`#results a[href="/payments/${id}"]`)])
+  await Promise.all([page.waitForURL(`**${path}`), page.click(`#results a[href="${path}"]`)])
   t.match(await page.textContent('#flag'), 'the PSP disagreed')
   const states = await page.textContent('#states')
   t.match(states, /Status\s*requires_action\s*requires_action\s*requires_action/, 'node, Postgres and PSP side by side')
@@ -93,24 +95,26 @@ t.test('sign in, search, timeline, resolve a flagged payment', async (t) => {
   await shot(page, '4-resolved')
 
   t.equal((await getInternal(stack.internalUrl, id)).body.status, 'canceled', 'the node moved it, through its transition path')
-  const { rows } = await db().query('SELECT operator, action, reason, outcome FROM console_audit WHERE checkout_id = $1', [id])
+  const { rows } = await db().query('SELECT operator, action, reason, outcome FROM console_audit WHERE merchant_id = $1 AND checkout_id = $2', [merchant, id])
   t.match(rows, [{ operator: name, action: 'resolve.cancel', reason: 'customer gave up; browser test', outcome: /^applied/ }], 'audited: who, what, why, outcome')
-  const pg = await eventually(async () => (await db().query("SELECT flagged_reason FROM payments WHERE checkout_id = $1 AND status = 'canceled'", [id])).rows[0], settleDeadlineMs, 'Postgres to follow')
+  const pg = await eventually(async () => (await db().query("SELECT flagged_reason FROM payments WHERE merchant_id = $1 AND checkout_id = $2 AND status = 'canceled'", [merchant, id])).rows[0], settleDeadlineMs, 'Postgres to follow')
   t.equal(pg.flagged_reason, null, 'no longer flagged')
   await page.goto(`${consoleUrl()}/flagged`)
-  t.equal(await page.locator(`#flagged a[href="/payments/${id}"]`).count(), 0, 'off the queue')
+  t.equal(await page.locator(`#flagged a[href="${path}"]`).count(), 0, 'off the queue')
   await page.context().close()
 })
 
 t.test('replay a dead letter', async (t) => {
-  // A dead letter of our own (the processor's headers), so the test needs no failure to make one.
+  // A dead letter of our own (the processor's headers, the merchant's among them), so the test
+  // needs no failure to make one. Its key is a checkout id of merchant_demo's.
   const key = `console-dl-${Date.now()}-${process.pid}`
+  const merchant = 'merchant_demo'
   const producer = createKafkaProducer({ ...kafkaEndpoint(), clientId: 'console-test', connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log: pino({ level: 'silent' }) })
   try {
     await producer.publish(stack.topics.dlq, [{
       key,
       value: new Uint8Array([0xff, 0x01, 0x02]),
-      headers: { [dlqHeaders.reason]: 'console_test', [dlqHeaders.error]: 'made by the browser test', [dlqHeaders.failedAt]: new Date().toISOString(), [dlqHeaders.sourceTopic]: stack.topics.events, [dlqHeaders.sourcePartition]: '0', [dlqHeaders.sourceOffset]: '0' },
+      headers: { [dlqHeaders.merchantId]: merchant, [dlqHeaders.reason]: 'console_test', [dlqHeaders.error]: 'made by the browser test', [dlqHeaders.failedAt]: new Date().toISOString(), [dlqHeaders.sourceTopic]: stack.topics.events, [dlqHeaders.sourcePartition]: '0', [dlqHeaders.sourceOffset]: '0' },
     }], { timeoutMs: 30_000 })
   } finally {
     await producer.close()
@@ -120,12 +124,13 @@ t.test('replay a dead letter', async (t) => {
   const row = page.locator('#dead-letters tbody tr', { hasText: key })
   t.equal(await row.count(), 1, 'listed')
   t.match(await row.textContent(), 'console_test')
+  t.equal(await row.locator(`a[href="/payments/${merchant}/${key}"]`).count(), 1, 'linked to its merchant\'s payment')
   await shot(page, '5-dead-letters')
   await row.locator('input[name=reason]').fill('browser test replay')
   await Promise.all([page.waitForLoadState('load'), row.locator('button[type=submit]').click()])
-  t.match(await page.textContent('#notice'), `replayed 1 dead letter(s) to the events topic (${key},`)
+  t.match(await page.textContent('#notice'), `replayed 1 dead letter(s) to the events topic (${key} (${merchant}),`)
   await shot(page, '6-replayed')
-  const { rows } = await db().query("SELECT operator, reason, outcome FROM console_audit WHERE checkout_id = $1 AND action = 'dead_letters.replay'", [key])
+  const { rows } = await db().query("SELECT operator, reason, outcome FROM console_audit WHERE merchant_id = $1 AND checkout_id = $2 AND action = 'dead_letters.replay'", [merchant, key])
   t.match(rows, [{ operator: name, reason: 'browser test replay', outcome: /^replayed 1/ }])
   // Replayed to the events topic: the processor reads it again and, being poison, dead-letters it again.
   const reader = createKafkaTopicReader({ ...kafkaEndpoint(), clientId: 'console-test-reader', connectionTimeoutMs: 3_000, requestTimeoutMs: 30_000, log: pino({ level: 'silent' }) })

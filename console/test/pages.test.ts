@@ -1,15 +1,19 @@
-// The console's other pages on the real stack, without a browser: search paging, roles on the
-// pages, reconciliation (rerun, run, CSV), health from Prometheus and Postgres, and the CLI.
+// The console's other pages on the real stack, without a browser: search paging, two merchants'
+// payments with one checkout id, roles on the pages, reconciliation (rerun, run, CSV), health
+// from Prometheus and Postgres, and the CLI.
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
-import { createWith } from '../../test/helpers/e2e.ts'
+import { createPayment, eventually, newCheckoutId } from '../../test/helpers/api.ts'
+import { closeDb, createWith, db, nodeReaches, postgresReaches } from '../../test/helpers/e2e.ts'
 import { loadStackInfo } from '../../test/helpers/stack.ts'
 import { closeConsoleDb, ConsoleClient, consoleDb, createOperator, csrfOf, problemCodeOf } from './helpers.ts'
 import { searchPayments } from '../payments.ts'
 
 const stack = loadStackInfo()
 t.teardown(closeConsoleDb)
+t.teardown(closeDb)
+const settleDeadlineMs = 30_000
 
 async function signedIn (role: 'support' | 'operator' | 'finance'): Promise<ConsoleClient> {
   const op = await createOperator(role, 'pages')
@@ -45,6 +49,55 @@ t.test('search: keyset pages, newest first, none skipped or repeated', async (t)
   const bad = await c.get('/payments?status=nope')
   t.equal(bad.status, 400)
   t.equal(problemCodeOf(bad.text), 'validation_failed')
+})
+
+/** The body rows of the table with this id on a page. */
+function rowsOf (page: string, tableId: string): string[] {
+  const table = new RegExp(`<table id="${tableId}">[\\s\\S]*?<tbody>([\\s\\S]*?)</tbody>`).exec(page)
+  if (table === null) throw new Error(`no table ${tableId} on the page`)
+  return table[1]!.match(/<tr>[\s\S]*?<\/tr>/g) ?? []
+}
+
+t.test('two merchants, one checkout id: two payments in the search, each timeline only its own', async (t) => {
+  const id = newCheckoutId('console-two')
+  const merchants = [{ id: 'merchant_demo', amount: 1999 }, { id: 'merchant_other', amount: 2500 }] as const
+  for (const m of merchants) {
+    const res = await createPayment(stack.publicUrl, stack.apiKeys[m.id]!, id, { amount: m.amount, currency: 'EUR', payment_method: 'pm_card_visa' })
+    t.equal(res.status, 202, `${m.id} accepted`)
+  }
+  // Both final in Postgres, each with its PSP attempt recorded.
+  for (const m of merchants) {
+    const node = await nodeReaches(id, settleDeadlineMs, undefined, m.id)
+    await postgresReaches(id, node.version, settleDeadlineMs, m.id)
+    await eventually(async () => (await db().query('SELECT 1 FROM psp_attempts WHERE merchant_id = $1 AND checkout_id = $2', [m.id, id])).rowCount! > 0 ? true : undefined,
+      settleDeadlineMs, `${m.id}'s PSP attempt in Postgres`)
+  }
+  const c = await signedIn('support')
+  const search = await c.get(`/payments?checkout_id=${id}`)
+  t.equal(search.status, 200)
+  const results = rowsOf(search.text, 'results')
+  t.equal(results.length, 2, 'two rows for one checkout id')
+  for (const m of merchants) t.equal(results.filter((r) => r.includes(`href="/payments/${m.id}/${id}"`)).length, 1, `one row links to ${m.id}'s payment`)
+
+  for (const [mine, theirs] of [[merchants[0], merchants[1]], [merchants[1], merchants[0]]] as const) {
+    const page = await c.get(`/payments/${mine.id}/${id}`)
+    t.equal(page.status, 200, `${mine.id}'s timeline`)
+    t.match(rowsOf(page.text, 'states').join(''), new RegExp(`${mine.amount} EUR`), 'its own amount, on the node and in Postgres')
+    t.notMatch(page.text, new RegExp(`${theirs.amount} EUR`), 'not the other payment\'s')
+    const own = (await db().query('SELECT event_id FROM payment_events WHERE merchant_id = $1 AND checkout_id = $2', [mine.id, id])).rows.map((r) => r.event_id as string)
+    const other = (await db().query('SELECT event_id FROM payment_events WHERE merchant_id = $1 AND checkout_id = $2', [theirs.id, id])).rows.map((r) => r.event_id as string)
+    const events = rowsOf(page.text, 'events')
+    t.ok(own.length > 0 && other.length > 0, 'both payments have events')
+    t.equal(events.length, own.length, 'as many events as its own')
+    // An event id is a whole cell (n3:4 is not n3:41).
+    for (const e of own) t.ok(events.some((r) => r.includes(`<td>${e}</td>`)), `its event ${e}`)
+    for (const e of other) t.notOk(page.text.includes(`<td>${e}</td>`), `not the other's event ${e}`)
+    const attempts = (await db().query('SELECT count(*)::int AS n FROM psp_attempts WHERE merchant_id = $1 AND checkout_id = $2', [mine.id, id])).rows[0].n as number
+    t.equal(rowsOf(page.text, 'attempts').length, attempts, 'its own PSP attempts only')
+  }
+  const bare = await c.get(`/payments/${id}`)
+  t.equal(bare.status, 404, 'a checkout id alone names no payment')
+  t.equal(problemCodeOf(bare.text), 'not_found')
 })
 
 t.test('support sees the pages without their actions', async (t) => {

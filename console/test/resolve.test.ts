@@ -1,6 +1,7 @@
 // Resolving flagged payments: what each action asks of the node, given the node's and the PSP's
 // views, and what is audited. Postgres is the stack's (the console's role, fixtures as admin); the
 // node and the PSP are fakes, so each case is exact (the browser test resolves through the real node).
+// A payment is its merchant's checkout id (issue #17 part 5): every fixture is a pair.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import pino from 'pino'
@@ -10,6 +11,7 @@ import { resolveFlagged } from '../flagged.ts'
 import type { NodePayment, TransitionCall } from '../../processor/node-client.ts'
 import { NodeError } from '../../processor/node-client.ts'
 import type { ChargeOutcome } from '../../processor/psp/types.ts'
+import type { PaymentId } from '../../lib/payment-id.ts'
 import { adminDb, closeConsoleDb, consoleDb } from './helpers.ts'
 
 t.teardown(closeConsoleDb)
@@ -21,25 +23,36 @@ const session: Session = { operator: 'resolve-test', role: 'operator', csrfToken
 // long ago, under a merchant of their own, and deleted at the end.
 const fixtureTime = '2001-02-03T04:05:06Z'
 
-async function flagged (): Promise<string> {
-  const id = `resolve_${randomBytes(6).toString('hex')}`
+const fixtureMerchant = 'merchant_console_fixture'
+
+async function flagged (merchantId = fixtureMerchant, checkoutId = `resolve_${randomBytes(6).toString('hex')}`): Promise<PaymentId> {
+  const id = { merchant_id: merchantId, checkout_id: checkoutId }
   await adminDb().query(`INSERT INTO payments (checkout_id, merchant_id, node_id, amount, currency, status, version, payment_method, created_at, updated_at, flagged_reason)
-    VALUES ($1, 'merchant_console_fixture', 'n1', 500, 'EUR', 'failed', 3, 'pm_card_visa', $2, $2, 'fixture')`, [id, fixtureTime])
-  t.teardown(() => adminDb().query('DELETE FROM payments WHERE checkout_id = $1', [id]).then(() => undefined))
+    VALUES ($1, $2, 'n1', 500, 'EUR', 'failed', 3, 'pm_card_visa', $3, $3, 'fixture')`, [id.checkout_id, id.merchant_id, fixtureTime])
+  t.teardown(() => adminDb().query('DELETE FROM payments WHERE merchant_id = $1 AND checkout_id = $2', [id.merchant_id, id.checkout_id]).then(() => undefined))
   return id
 }
 
+/** The fake node answers for `node`'s payment only, as the real one keys by the pair. */
 function ctxWith (node: NodePayment, psp: ChargeOutcome | undefined, calls: unknown[], refuse?: NodeError): ConsoleContext {
+  const mine = (id: PaymentId): void => {
+    if (id.merchant_id !== node.merchant_id || id.checkout_id !== node.checkout_id) throw new NodeError('payment_not_found', `no payment ${id.merchant_id}/${id.checkout_id}`)
+  }
   return {
     pool: consoleDb(),
     node: {
-      get: async () => node,
-      transition: async (id: string, call: TransitionCall) => {
+      get: async (id: PaymentId) => {
+        mine(id)
+        return node
+      },
+      transition: async (id: PaymentId, call: TransitionCall) => {
+        mine(id)
         calls.push({ transition: call })
         if (refuse !== undefined) throw refuse
         return { applied: true, payment: { ...node, status: call.to, version: node.version + 1 } }
       },
-      refundCanceledCharge: async (id: string, reference: string, actor: string) => {
+      refundCanceledCharge: async (id: PaymentId, reference: string, actor: string) => {
+        mine(id)
         calls.push({ refund: { reference, actor } })
         return { created: true, refund: { id: 're_1', amount: node.amount, currency: node.currency, status: 'pending' } }
       },
@@ -49,15 +62,15 @@ function ctxWith (node: NodePayment, psp: ChargeOutcome | undefined, calls: unkn
   } as unknown as ConsoleContext
 }
 
-const nodeOf = (id: string, status: NodePayment['status'], pspReference = 'ch_1'): NodePayment =>
-  ({ checkout_id: id, merchant_id: 'merchant_console_fixture', status, version: 3, amount: 500, currency: 'EUR', payment_method: 'pm_card_visa', description: '', psp_reference: pspReference })
+const nodeOf = (id: PaymentId, status: NodePayment['status'], pspReference = 'ch_1'): NodePayment =>
+  ({ checkout_id: id.checkout_id, merchant_id: id.merchant_id, status, version: 3, amount: 500, currency: 'EUR', payment_method: 'pm_card_visa', description: '', psp_reference: pspReference })
 
-async function auditOf (id: string): Promise<any[]> {
-  return (await consoleDb().query('SELECT operator, action, reason, outcome, detail FROM console_audit WHERE checkout_id = $1 ORDER BY id', [id])).rows
+async function auditOf (id: PaymentId): Promise<any[]> {
+  return (await consoleDb().query('SELECT operator, action, reason, outcome, detail FROM console_audit WHERE merchant_id = $1 AND checkout_id = $2 ORDER BY id', [id.merchant_id, id.checkout_id])).rows
 }
 
-async function flagOf (id: string): Promise<string | null> {
-  return (await consoleDb().query('SELECT flagged_reason FROM payments WHERE checkout_id = $1', [id])).rows[0].flagged_reason
+async function flagOf (id: PaymentId): Promise<string | null> {
+  return (await consoleDb().query('SELECT flagged_reason FROM payments WHERE merchant_id = $1 AND checkout_id = $2', [id.merchant_id, id.checkout_id])).rows[0].flagged_reason
 }
 
 t.test('accept the PSP\'s state: its success, with its charge, at the version the node has', async (t) => {
@@ -108,6 +121,20 @@ t.test('refund: the charge of a canceled payment the PSP took, through the node'
 
 t.test('a payment not flagged is refused before anything is asked', async (t) => {
   const id = await flagged()
-  await adminDb().query('UPDATE payments SET flagged_reason = NULL WHERE checkout_id = $1', [id])
+  await adminDb().query('UPDATE payments SET flagged_reason = NULL WHERE merchant_id = $1 AND checkout_id = $2', [id.merchant_id, id.checkout_id])
   await t.rejects(resolveFlagged(ctxWith(nodeOf(id, 'processing'), undefined, []), session, id, 'cancel', 'x'), { code: 'conflict' })
+})
+
+t.test('two merchants, one checkout id: resolving one payment leaves the other alone', async (t) => {
+  const mine = await flagged()
+  const theirs = await flagged(`${fixtureMerchant}_other`, mine.checkout_id)
+  const calls: unknown[] = []
+  const result = await resolveFlagged(ctxWith(nodeOf(mine, 'processing', ''), { kind: 'succeeded', pspReference: 'ch_9' }, calls), session, mine, 'accept_psp', 'one of two')
+  t.equal(result.applied, true)
+  t.equal(await flagOf(mine), null, 'its flag is cleared')
+  t.equal(await flagOf(theirs), 'fixture', 'the other merchant\'s payment is still flagged')
+  t.equal((await auditOf(mine)).length, 1, 'audited under its merchant')
+  t.same(await auditOf(theirs), [], 'nothing audited under the other')
+  // The other merchant's payment is asked of the node by its own pair (the fake knows only `mine`).
+  await t.rejects(resolveFlagged(ctxWith(nodeOf(mine, 'processing', ''), undefined, []), session, theirs, 'cancel', 'wrong pair'), { code: 'upstream_failed' })
 })

@@ -6,7 +6,7 @@ import { checkCsrf, cookieHeader, tokensEqual } from '../auth.ts'
 import { ConsoleProblem } from '../errors.ts'
 import { esc, html } from '../html.ts'
 import { hashPassword, verifyPassword } from '../passwords.ts'
-import { compareStates, filtersOf } from '../payments.ts'
+import { compareStates, decodeCursor, encodeCursor, filtersOf, isValidPaymentId, paymentPath } from '../payments.ts'
 import { mayDo } from '../roles.ts'
 
 t.test('passwords: scrypt with a per-user salt, verified in constant time', async (t) => {
@@ -76,4 +76,19 @@ t.test('search filters: validated', async (t) => {
   t.throws(() => filtersOf(new URLSearchParams('status=nope')), { code: 'validation_failed' })
   t.throws(() => filtersOf(new URLSearchParams('from=2026-13-45')), { code: 'validation_failed' })
   t.throws(() => filtersOf(new URLSearchParams('checkout_id=a b')), { code: 'validation_failed' })
+  t.same(filtersOf(new URLSearchParams('merchant_id=merchant_demo')), { merchantId: 'merchant_demo' })
+  t.throws(() => filtersOf(new URLSearchParams('merchant_id=a/b')), { code: 'validation_failed' }, 'a merchant id is what API keys name')
+})
+
+t.test('a payment is its merchant\'s checkout id: paths and page cursors name both', async (t) => {
+  t.equal(paymentPath({ merchant_id: 'merchant_demo', checkout_id: 'co_1' }), '/payments/merchant_demo/co_1')
+  t.equal(isValidPaymentId({ merchant_id: 'merchant_demo', checkout_id: 'co_1' }), true)
+  t.equal(isValidPaymentId({ merchant_id: '', checkout_id: 'co_1' }), false)
+  t.equal(isValidPaymentId({ merchant_id: 'm', checkout_id: '../x' }), false)
+  const at = '2026-12-07 21:00:00.123456+00'
+  t.same(decodeCursor(encodeCursor(at, { merchant_id: 'merchant_other', checkout_id: 'co_1' })), { at, merchant_id: 'merchant_other', checkout_id: 'co_1' })
+  // A cursor from before part 5 (`<at>|<checkout>`) names no payment: refused, not misread.
+  t.throws(() => decodeCursor(Buffer.from(`${at}|co_1`).toString('base64url')), { code: 'validation_failed' })
+  t.throws(() => decodeCursor(Buffer.from(`${at}|m|co_1|x`).toString('base64url')), { code: 'validation_failed' })
+  t.throws(() => decodeCursor(Buffer.from('not a date|m|co_1').toString('base64url')), { code: 'validation_failed' })
 })
