@@ -211,10 +211,10 @@ export async function startNimbusPsp (options: NimbusOptions, log: Logger = crea
       if (reference === null || reference === '') throw new NimbusError(422, 'invalid_field', 'merchantReference required')
       const account = url.searchParams.get('merchantAccount')
       // By reference: it outlives the engine's key retention (issue #16).
-      const answer = await engineCall('GET', `/v1/charges?reference=${encodeURIComponent(reference)}`)
+      const answer = await engineCall('GET', `/v1/charges?reference=${encodeURIComponent(reference)}${account === null ? '' : `&merchant_id=${encodeURIComponent(account)}`}`)
       if (answer.status !== 200) throw refusal(answer)
       // A reference is the merchant's own: another account's payment under it is not in the answer.
-      return send(res, 200, { payments: (answer.body.data as any[]).filter((c) => account === null || c.merchant_id === account).map(paymentView) })
+      return send(res, 200, { payments: (answer.body.data as any[]).map(paymentView) })
     }
     const modification = /^\/v1\/payments\/([A-Za-z0-9_-]{1,128})\/(refunds|cancels)$/.exec(path)
     if (modification !== null && req.method === 'POST') {

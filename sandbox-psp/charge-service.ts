@@ -350,7 +350,7 @@ export class ChargeService {
     const events = eventWrites(this.#store, this.#runtime, charge, nowMs, json)
     ops.push(...events.ops)
     const counters: CounterDeltas = { ...events.counters, chargesTotal: 1, [statusCounter[charge.status]]: 1 }
-    await this.#store.write({ ops, counters, indexCharges: [{ idempotencyKey, chargeId: charge.id }] }, { notAfterMs })
+    await this.#store.write({ ops, counters, indexCharges: [{ idempotencyKey, chargeId: charge.id, reference: charge.reference }] }, { notAfterMs })
     return { charge, json, asyncDueMs, events: events.queued }
   }
 }

@@ -156,6 +156,7 @@ async function writeGenerated (store: PspStore, o: GenerateOptions, limits: PspL
           { type: 'put', key: keys.idempotency(idempotencyKey), value: JSON.stringify({ charge_id: charge.id, fingerprint: paramsFingerprint(charge) }) },
           // Fresh keys (the merchant's prefix was checked above): the x/ index is written directly.
           { type: 'put', key: keys.chargeIndex(idempotencyKey), value: JSON.stringify([charge.id]) },
+          { type: 'put', key: keys.chargesByReference(reference), value: JSON.stringify([charge.id]) },
         )
       }
       const generated: GeneratedCharge = { reference, psp_reference: charge.id, amount, currency: o.currency, fee, net: amount - fee, created }

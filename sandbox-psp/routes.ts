@@ -35,9 +35,10 @@ export async function createChargeRoute (ctx: PspContext, req: IncomingMessage, 
 export function listChargesRoute (ctx: PspContext, res: ServerResponse, query: URLSearchParams, requestId: string): void {
   const reference = query.get('reference')
   if (reference !== null && reference !== '') {
-    // Issue #16: the search that outlives key retention. Ringpay's key is its reference (the
-    // checkout id), so the key's charge index holds every charge with it; filtered on the field.
-    const charges = ctx.store.chargesForKey(reference).filter((charge) => charge.reference === reference)
+    // Issue #16: the search that outlives key retention (the n/ index, kept for good). A
+    // reference is unique per merchant, not across them (#17 part 5): `merchant_id` narrows it.
+    const merchantId = query.get('merchant_id')
+    const charges = ctx.store.chargesForReference(reference).filter((charge) => merchantId === null || charge.merchant_id === merchantId)
     sendJson(res, 200, { object: 'list', data: charges, has_more: false }, { 'request-id': requestId })
     return
   }

@@ -3,6 +3,8 @@
 //   k/<idempotency key>            IdempotencyRecord      which charge a key created, and with what
 //   x/<idempotency key>            [charge id, ...]       every charge ever created for the key,
 //                                                         appended inside the commit (admin check)
+//   n/<reference>                  [charge id, ...]       every charge made with the reference (the
+//                                                         lookup that outlives key retention, #16)
 //   s/<YYYY-MM-DD>/<charge id>     SettlementEntry        settlement index: the row of a succeeded charge
 //   s/<YYYY-MM-DD>/<refund id>     RefundSettlementEntry  ... and of a succeeded refund (settlement.ts)
 //   a/<due ms, 15 digits>/<id>     ''                     async charges waiting for their final status
@@ -81,7 +83,7 @@ export type Op = { type: 'put', key: string, value: string } | { type: 'del', ke
 export interface WriteRequest {
   ops: Op[]
   /** Charges to append to the x/ index of their idempotency key. */
-  indexCharges?: Array<{ idempotencyKey: string, chargeId: string }>
+  indexCharges?: Array<{ idempotencyKey: string, chargeId: string, reference: string }>
   counters?: CounterDeltas
 }
 
@@ -116,6 +118,7 @@ export const keys = {
   charge: (id: string): string => `c/${id}`,
   idempotency: (key: string): string => `k/${key}`,
   chargeIndex: (key: string): string => `x/${key}`,
+  chargesByReference: (reference: string): string => `n/${reference}`,
   settlementPrefix: (date: string): string => `s/${date}/`,
   settlement: (date: string, chargeId: string): string => `s/${date}/${chargeId}`,
   asyncDue: (dueMs: number, chargeId: string): string => `a/${String(dueMs).padStart(dueDigits, '0')}/${chargeId}`,
@@ -226,6 +229,11 @@ export class PspStore {
     return raw === undefined ? undefined : JSON.parse(raw) as IdempotencyRecord
   }
 
+  /** Every charge ever made with the reference (n/ index), oldest first. */
+  chargesForReference (reference: string): Charge[] {
+    return this.idList(keys.chargesByReference(reference)).map((id) => this.getCharge(id)).filter((c): c is Charge => c !== undefined)
+  }
+
   /** Every charge ever created for the key, from the independent x/ index. */
   chargesForKey (key: string): Charge[] {
     const raw = this.db.getSync(keys.chargeIndex(key))
@@ -327,9 +335,16 @@ export class PspStore {
     const ops: Op[] = []
     // Index lists touched in this batch, so two charges for one key in one batch are both seen.
     const indexOverlay = new Map<string, string[]>()
+    const referenceOverlay = new Map<string, string[]>()
     for (const { request } of taken) {
       for (const op of request.ops) ops.push(op)
-      for (const { idempotencyKey, chargeId } of request.indexCharges ?? []) {
+      for (const { idempotencyKey, chargeId, reference } of request.indexCharges ?? []) {
+        let byReference = referenceOverlay.get(reference)
+        if (byReference === undefined) {
+          byReference = this.idList(keys.chargesByReference(reference))
+          referenceOverlay.set(reference, byReference)
+        }
+        if (!byReference.includes(chargeId)) byReference.push(chargeId)
         let ids = indexOverlay.get(idempotencyKey)
         if (ids === undefined) {
           const raw = this.db.getSync(keys.chargeIndex(idempotencyKey))
@@ -347,6 +362,9 @@ export class PspStore {
     }
     for (const [idempotencyKey, ids] of indexOverlay) {
       ops.push({ type: 'put', key: keys.chargeIndex(idempotencyKey), value: JSON.stringify(ids) })
+    }
+    for (const [reference, ids] of referenceOverlay) {
+      ops.push({ type: 'put', key: keys.chargesByReference(reference), value: JSON.stringify(ids) })
     }
     const state: StoreState = { counters, outboxSeqNext: this.#state.outboxSeqNext }
     ops.push({ type: 'put', key: stateKey, value: JSON.stringify(state) })

@@ -169,8 +169,8 @@ export class PspClient implements PspProvider {
     // By reference, not idempotency key: a PSP forgets keys after its retention (issue #16), not
     // charges. A reference (our checkout id) is per merchant (#17 part 5): another merchant's
     // charge under the same reference is not this payment's.
-    const charge = (await this.#list<SandboxCharge>(`/v1/charges?reference=${encodeURIComponent(request.checkoutId)}`))
-      .find((c) => c.merchant_id === undefined || c.merchant_id === request.merchantId)
+    const charge = (await this.#list<SandboxCharge>(`/v1/charges?reference=${encodeURIComponent(request.checkoutId)}&merchant_id=${encodeURIComponent(request.merchantId)}`))
+      .find((c) => c.merchant_id === request.merchantId)
     return charge === undefined ? undefined : outcomeOfSandboxCharge(charge, request)
   }
 

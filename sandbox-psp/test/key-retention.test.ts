@@ -45,3 +45,14 @@ t.test('within the retention a key answers its charge; past it a new charge; the
   t.same(byReference.map((c: any) => c.id), [first.body.id, second.body.id], 'the reference finds every charge, the first first')
   t.equal((await api('GET', '/admin/charges?idempotency_key=co_ret')).body.data.length, 2, 'and the admin index counts the double charge')
 })
+
+t.test('the reference search keeps every charge whatever its key, and merchant_id narrows it to one merchant\'s (#17 part 5)', async (t) => {
+  const a = await api('POST', '/v1/charges', { ...charge, reference: 'co_shared_ref', merchant_id: 'm_a' }, 'm_a/co_shared_ref')
+  const b = await api('POST', '/v1/charges', { ...charge, reference: 'co_shared_ref', merchant_id: 'm_b' }, 'm_b/co_shared_ref')
+  t.equal(a.status, 201)
+  t.equal(b.status, 201)
+  const all = (await api('GET', '/v1/charges?reference=co_shared_ref')).body.data
+  t.same(all.map((c: any) => c.id), [a.body.id, b.body.id], 'keys that are not the reference: both found by it')
+  t.same((await api('GET', '/v1/charges?reference=co_shared_ref&merchant_id=m_b')).body.data.map((c: any) => c.id), [b.body.id], 'one merchant\'s')
+  t.same((await api('GET', '/v1/charges?reference=co_shared_ref&merchant_id=m_c')).body.data, [], 'none of another merchant')
+})

@@ -6,9 +6,10 @@
 
 import t from 'tap'
 import { signatureHeader, signWebhook } from '../../lib/webhook-signature.ts'
-import { call, eventually, getPayment, refundPayment } from '../helpers/api.ts'
+import { call, createPayment, eventually, getPayment, newCheckoutId, refundPayment } from '../helpers/api.ts'
 import { closeDb, createWith, db, nodeReaches, postgresReaches, pspCharges, refundSettles } from '../helpers/e2e.ts'
 import { loadStackInfo } from '../helpers/stack.ts'
+import { chargeIdempotencyKey } from '../../processor/psp/types.ts'
 
 const stack = loadStackInfo()
 const nimbus = stack.nimbus!
@@ -16,8 +17,8 @@ const deadlineMs = 30_000
 t.teardown(closeDb)
 
 /** Every charge Nimbus' engine ever made under this key (its admin index, like the sandbox's). */
-async function nimbusCharges (checkoutId: string): Promise<any[]> {
-  const res = await call(`${nimbus.url}/admin/charges?idempotency_key=${encodeURIComponent(checkoutId)}`, { headers: { 'x-api-key': nimbus.apiKey } })
+async function nimbusCharges (checkoutId: string, merchantId = 'merchant_demo'): Promise<any[]> {
+  const res = await call(`${nimbus.url}/admin/charges?idempotency_key=${encodeURIComponent(chargeIdempotencyKey(merchantId, checkoutId))}`, { headers: { 'x-api-key': nimbus.apiKey } })
   if (res.status !== 200) throw new Error(`nimbus admin answered ${res.status}: ${res.text}`)
   return res.body.data
 }
@@ -95,4 +96,21 @@ t.test('a notification with a bad item signature is refused whole; another PSP\'
     return res.status === 200 ? res.body : undefined
   }, deadlineMs, 'the payment')
   t.equal(after.status, 'succeeded', 'unchanged')
+})
+
+t.test('two merchants with one checkout id at Nimbus: two payments, each charged once under its own key and settled by its own items', async (t) => {
+  const id = newCheckoutId('route_shared')
+  for (const merchant of ['merchant_demo', 'merchant_other'] as const) {
+    const res = await createPayment(stack.publicUrl, stack.apiKeys[merchant], id, { amount: merchant === 'merchant_demo' ? 2100 : 2200, currency: 'NOK', payment_method: 'pm_card_visa' })
+    t.equal(res.status, 202, `${merchant}: ${res.text}`)
+  }
+  for (const merchant of ['merchant_demo', 'merchant_other'] as const) {
+    const node = await nodeReaches(id, deadlineMs, undefined, merchant)
+    t.equal(node.status, 'succeeded', `${merchant}'s payment succeeded by its own notification`)
+    t.equal(node.psp_provider, 'nimbus')
+    const charges = await nimbusCharges(id, merchant)
+    t.equal(charges.length, 1, `${merchant}: one charge at nimbus under its own key`)
+    t.equal(charges[0].amount, merchant === 'merchant_demo' ? 2100 : 2200, 'its own amount')
+    t.equal(node.psp_reference, charges[0].id, 'the charge the item named')
+  }
 })
