@@ -15,6 +15,7 @@ import { adminLimits as limits } from './limits.ts'
 import { OperatorsSettingError, parseOperators, type Operator } from './operator-auth.ts'
 import { handle, type AdminContext } from './server.ts'
 import { configErrorExitCode, serviceEnv } from '../lib/service-env.ts'
+import { stopOnSignals } from '../lib/service-shutdown.ts'
 
 const log = createLogger('admin')
 
@@ -65,13 +66,4 @@ const server = createServer({ requestTimeout: limits.requestDeadlineMs }, (req, 
 })
 server.listen(port, host, () => log.info({ host, port, operators: operators.map((o) => o.name), keys_file: ctx.keysFile.path }, 'admin listening'))
 
-let stopping = false
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (stopping) return
-    stopping = true
-    server.close()
-    setTimeout(() => server.closeAllConnections(), limits.shutdownDrainMs).unref()
-    server.on('close', () => process.exit(0))
-  })
-}
+stopOnSignals(server, limits.shutdownDrainMs)

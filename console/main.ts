@@ -21,6 +21,7 @@ import type { ConsoleContext } from './context.ts'
 import { kafkaDeadLetterStore } from './dead-letters.ts'
 import { consoleLimits as limits } from './limits.ts'
 import { handle } from './server.ts'
+import { stopOnSignals } from '../lib/service-shutdown.ts'
 
 const log = createLogger('console')
 const { required, port: portFrom, trustedProxies: trustedProxiesFrom, fail } = serviceEnv(log)
@@ -100,15 +101,4 @@ const server = createServer({ requestTimeout: limits.requestDeadlineMs }, (req, 
 })
 server.listen(port, host, () => log.info({ host, port }, 'console listening'))
 
-let stopping = false
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (stopping) return
-    stopping = true
-    server.close()
-    setTimeout(() => server.closeAllConnections(), limits.shutdownDrainMs).unref()
-    server.on('close', () => {
-      void Promise.allSettled([pool.end(), node.close(), psp.close(), producer.close()]).finally(() => process.exit(0))
-    })
-  })
-}
+stopOnSignals(server, limits.shutdownDrainMs, { release: () => Promise.allSettled([pool.end(), node.close(), psp.close(), producer.close()]) })

@@ -18,6 +18,7 @@ import { defaultLimits as nodeLimits } from '../payment-svc/limits.ts'
 import { reportingLimits as limits } from './limits.ts'
 import { handle, type ReportingContext } from './server.ts'
 import { serviceEnv } from '../lib/service-env.ts'
+import { stopOnSignals } from '../lib/service-shutdown.ts'
 
 const log = createLogger('reporting')
 
@@ -73,14 +74,4 @@ const server = createServer((req, res) => {
 })
 server.listen(port, host, () => log.info({ host, port }, 'reporting listening'))
 
-let stopping = false
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (stopping) return
-    stopping = true
-    reloader.stop()
-    server.close()
-    setTimeout(() => server.closeAllConnections(), limits.shutdownDrainMs).unref()
-    server.on('close', () => { void pool.end().finally(() => process.exit(0)) })
-  })
-}
+stopOnSignals(server, limits.shutdownDrainMs, { beforeClose: () => reloader.stop(), release: () => pool.end() })

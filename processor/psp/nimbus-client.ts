@@ -4,7 +4,7 @@
 
 import { Pool } from 'undici'
 import type { CancelCall, CaptureCall, ChargeCall, PspClientOptions, RefundCall } from './psp-client.ts'
-import { transportError } from './psp-client.ts'
+import { requestPsp, type PspAnswer } from './psp-client.ts'
 import type { PspProvider } from './provider.ts'
 import {
   cancelOutcomeOfNimbusResponse, nimbusProvider, outcomeOfNimbusPayment, outcomeOfNimbusPaymentResponse, outcomeOfNimbusRefund,
@@ -81,29 +81,8 @@ export class NimbusClient implements PspProvider {
     return refunds[0] === undefined ? undefined : outcomeOfNimbusRefund(refunds[0], request)
   }
 
-  async #send (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<{ httpStatus: number, body: unknown, retryAfter: string | undefined }> {
-    let res
-    try {
-      res = await this.#pool.request({
-        path,
-        method,
-        headers: { ...headers, 'x-api-key': this.#options.apiKey, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        ...(body !== undefined ? { body } : {}),
-        ...(signal ? { signal } : {}),
-      })
-    } catch (error) {
-      throw transportError(error)
-    }
-    let parsed: unknown
-    try {
-      const text = await res.body.text()
-      parsed = text.length > 0 ? JSON.parse(text) : undefined
-    } catch (error) {
-      if (error instanceof SyntaxError) throw new PspError('psp_bad_response', 'body is not JSON', { httpStatus: res.statusCode, cause: error })
-      throw transportError(error)
-    }
-    const retryAfter = res.headers['retry-after']
-    return { httpStatus: res.statusCode, body: parsed, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined }
+  async #send (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<PspAnswer> {
+    return requestPsp(this.#pool, method, path, { ...headers, 'x-api-key': this.#options.apiKey }, body, signal)
   }
 
   async close (): Promise<void> {

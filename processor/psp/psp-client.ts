@@ -62,6 +62,39 @@ export function transportError (error: unknown): PspError {
   return new PspError('psp_connection', (error as Error)?.message ?? 'connection failed', { cause: error, ...(refused ? { notReceived: true } : {}) })
 }
 
+/** A PSP's answer as the adapters map it: status, JSON body (undefined when empty), Retry-After. */
+export interface PspAnswer { httpStatus: number, body: unknown, retryAfter: string | undefined }
+
+/**
+ * One request to a PSP over its pool (any provider: the transport and the JSON reading are the
+ * same; what the body means is the adapter's). A failure to get an answer is a typed transport
+ * error; a body that is not JSON is psp_bad_response.
+ */
+export async function requestPsp (pool: Pool, method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<PspAnswer> {
+  let res
+  try {
+    res = await pool.request({
+      path,
+      method,
+      headers: body !== undefined && headers['content-type'] === undefined ? { ...headers, 'content-type': 'application/json' } : headers,
+      ...(body !== undefined ? { body } : {}),
+      ...(signal ? { signal } : {}),
+    })
+  } catch (error) {
+    throw transportError(error)
+  }
+  let parsed: unknown
+  try {
+    const text = await res.body.text()
+    parsed = text.length > 0 ? JSON.parse(text) : undefined
+  } catch (error) {
+    if (error instanceof SyntaxError) throw new PspError('psp_bad_response', 'body is not JSON', { httpStatus: res.statusCode, cause: error })
+    throw transportError(error)
+  }
+  const retryAfter = res.headers['retry-after']
+  return { httpStatus: res.statusCode, body: parsed, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined }
+}
+
 export class PspClient implements PspProvider {
   readonly name = sandboxProvider
   readonly manualCapture = true
@@ -135,29 +168,8 @@ export class PspClient implements PspProvider {
   }
 
   /** One authenticated POST; the answer's status, its JSON body (undefined when empty) and Retry-After. */
-  async #post (path: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<{ httpStatus: number, body: unknown, retryAfter: string | undefined }> {
-    let res
-    try {
-      res = await this.#pool.request({
-        path,
-        method: 'POST',
-        headers: { ...headers, authorization: `Bearer ${this.#options.secretKey}` },
-        ...(body !== undefined ? { body } : {}),
-        ...(signal ? { signal } : {}),
-      })
-    } catch (error) {
-      throw transportError(error)
-    }
-    let parsed: unknown
-    try {
-      const text = await res.body.text()
-      parsed = text.length > 0 ? JSON.parse(text) : undefined
-    } catch (error) {
-      if (error instanceof SyntaxError) throw new PspError('psp_bad_response', 'body is not JSON', { httpStatus: res.statusCode, cause: error })
-      throw transportError(error)
-    }
-    const retryAfter = res.headers['retry-after']
-    return { httpStatus: res.statusCode, body: parsed, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined }
+  async #post (path: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<PspAnswer> {
+    return requestPsp(this.#pool, 'POST', path, { ...headers, authorization: `Bearer ${this.#options.secretKey}` }, body, signal)
   }
 
   /**
