@@ -19,3 +19,19 @@ export function stopOnSignals (server: Server, drainMs: number, o: { beforeClose
     })
   }
 }
+
+/**
+ * The sandbox PSPs' stop (sandbox-psp, nimbus-psp): on the first SIGTERM or SIGINT, log it, run
+ * `stop` (it finishes in-flight work and closes the store), exit 0; a failing stop goes to `fatal`.
+ */
+export function stopOnSignalsThen (log: { info: (o: object, msg: string) => void }, stop: () => Promise<void>, fatal: (reason: string, error: unknown) => never): void {
+  let signalled = false
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (signalled) return
+      signalled = true
+      log.info({ signal }, 'stopping')
+      stop().then(() => process.exit(0), (error: unknown) => fatal('shutdown failed', error))
+    })
+  }
+}

@@ -6,6 +6,7 @@
 
 import { createLogger } from '../lib/log.ts'
 import { startNimbusPsp } from './nimbus.ts'
+import { stopOnSignalsThen } from '../lib/service-shutdown.ts'
 
 const log = createLogger('nimbus-psp')
 
@@ -53,12 +54,4 @@ const psp = await startNimbusPsp({
   ...(batchWindowMs !== undefined ? { notificationLimits: { batchWindowMs } } : {}),
 }, log)
 
-let signalled = false
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (signalled) return
-    signalled = true
-    log.info({ signal }, 'stopping')
-    psp.stop().then(() => process.exit(0), (error) => fatal('shutdown failed', error))
-  })
-}
+stopOnSignalsThen(log, () => psp.stop(), fatal)

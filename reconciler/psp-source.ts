@@ -38,14 +38,19 @@ export function unreachable (error: unknown, what: string): ReconcileError {
   return new ReconcileError('psp_unreachable', `${what}: ${reason}`, { cause: error })
 }
 
-/** The sandbox PSP's report over HTTP (undici, streamed). */
-export function sandboxReportSource (baseUrl: string, secretKey: string): { source: ReportSource, close: () => Promise<void> } {
-  const agent = new Agent({
+/** The connections a report source reads its PSP's report over (bounded, with the reconciler's timeouts). */
+function reportAgent (): Agent {
+  return new Agent({
     connect: { timeout: limits.pspConnectTimeoutMs },
     headersTimeout: limits.pspHeadersTimeoutMs,
     bodyTimeout: limits.pspBodyIdleTimeoutMs,
     connections: limits.pspConnectionsMax,
   })
+}
+
+/** The sandbox PSP's report over HTTP (undici, streamed). */
+export function sandboxReportSource (baseUrl: string, secretKey: string): { source: ReportSource, close: () => Promise<void> } {
+  const agent = reportAgent()
   const source: ReportSource = async (date, signal) => {
     const url = `${baseUrl.replace(/\/+$/, '')}/v1/settlements/${date}.csv`
     let res
@@ -106,12 +111,7 @@ export async function * nimbusAsSettlementCsv (body: AsyncIterable<Uint8Array | 
 
 /** Nimbus' report over HTTP, read into the sandbox's columns (nimbusAsSettlementCsv). */
 export function nimbusReportSource (baseUrl: string, apiKey: string): { source: ReportSource, close: () => Promise<void> } {
-  const agent = new Agent({
-    connect: { timeout: limits.pspConnectTimeoutMs },
-    headersTimeout: limits.pspHeadersTimeoutMs,
-    bodyTimeout: limits.pspBodyIdleTimeoutMs,
-    connections: limits.pspConnectionsMax,
-  })
+  const agent = reportAgent()
   const source: ReportSource = async (date, signal) => {
     const url = `${baseUrl.replace(/\/+$/, '')}/v1/reports/settlement/${date}.csv`
     let res

@@ -4,6 +4,7 @@
 import { createLogger } from '../lib/log.ts'
 import { ConfigError, flagsToEnv, loadPspConfig } from './config.ts'
 import { startSandboxPsp } from './psp.ts'
+import { stopOnSignalsThen } from '../lib/service-shutdown.ts'
 
 const log = createLogger('sandbox-psp')
 
@@ -26,12 +27,4 @@ process.on('unhandledRejection', (error) => fatal('unhandled rejection', error))
 
 const psp = await startSandboxPsp(config, log)
 
-let signalled = false
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (signalled) return
-    signalled = true
-    log.info({ signal }, 'stopping')
-    psp.stop().then(() => process.exit(0), (error) => fatal('shutdown failed', error))
-  })
-}
+stopOnSignalsThen(log, () => psp.stop(), fatal)

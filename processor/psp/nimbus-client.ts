@@ -2,9 +2,9 @@
 // `X-API-Key` authentication, the idempotency key the checkout id (a refund's derived from its id).
 // Stateless apart from the connection pool; the wire format is nimbus.ts'.
 
-import { Pool } from 'undici'
+import type { Pool } from 'undici'
 import type { CancelCall, CaptureCall, ChargeCall, PspClientOptions, RefundCall } from './psp-client.ts'
-import { requestPsp, type PspAnswer } from './psp-client.ts'
+import { pspPool, requestPsp, type PspAnswer } from './psp-client.ts'
 import type { PspProvider } from './provider.ts'
 import {
   cancelOutcomeOfNimbusResponse, nimbusProvider, outcomeOfNimbusPayment, outcomeOfNimbusPaymentResponse, outcomeOfNimbusRefund,
@@ -24,14 +24,7 @@ export class NimbusClient implements PspProvider {
 
   constructor (options: NimbusClientOptions) {
     this.#options = options
-    this.#pool = new Pool(options.baseUrl, {
-      connections: options.connectionsMax,
-      connectTimeout: options.connectTimeoutMs,
-      headersTimeout: options.headersTimeoutMs,
-      bodyTimeout: options.bodyTimeoutMs,
-      keepAliveTimeout: 30_000,
-      pipelining: 1,
-    })
+    this.#pool = pspPool(options)
   }
 
   chargeBody = (request: ChargeRequest): unknown => toNimbusPaymentBody(request)

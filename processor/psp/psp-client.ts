@@ -62,6 +62,18 @@ export function transportError (error: unknown): PspError {
   return new PspError('psp_connection', (error as Error)?.message ?? 'connection failed', { cause: error, ...(refused ? { notReceived: true } : {}) })
 }
 
+/** The pool every PSP adapter calls its provider through: bounded connections and timeouts, keep-alive. */
+export function pspPool (options: Omit<PspClientOptions, 'secretKey'>): Pool {
+  return new Pool(options.baseUrl, {
+    connections: options.connectionsMax,
+    connectTimeout: options.connectTimeoutMs,
+    headersTimeout: options.headersTimeoutMs,
+    bodyTimeout: options.bodyTimeoutMs,
+    keepAliveTimeout: 30_000,
+    pipelining: 1,
+  })
+}
+
 /** A PSP's answer as the adapters map it: status, JSON body (undefined when empty), Retry-After. */
 export interface PspAnswer { httpStatus: number, body: unknown, retryAfter: string | undefined }
 
@@ -106,14 +118,7 @@ export class PspClient implements PspProvider {
 
   constructor (options: PspClientOptions) {
     this.#options = options
-    this.#pool = new Pool(options.baseUrl, {
-      connections: options.connectionsMax,
-      connectTimeout: options.connectTimeoutMs,
-      headersTimeout: options.headersTimeoutMs,
-      bodyTimeout: options.bodyTimeoutMs,
-      keepAliveTimeout: 30_000,
-      pipelining: 1,
-    })
+    this.#pool = pspPool(options)
   }
 
   /** One charge attempt. Throws PspError; `error.retriable` says whether to try again. */
