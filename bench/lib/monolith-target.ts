@@ -1,5 +1,5 @@
-// The e2e bench's monolith target: bench/targets/monolith-server.ts behind its own nginx (the
-// stack's generator, one worker, the same proxy settings as the stack's public listener), writing
+// The e2e bench's monolith target: bench/targets/monolith-server.ts behind its own nginx
+// (target-front.ts), writing
 // to its own table in the stack's Postgres and charging the stack's sandbox PSP. One run: payments
 // at a fixed arrival rate (the same bodies as Ringpay's), latency = intended send → the 200 with
 // the final status; then its outcome check: at most one PSP charge per checkout id, and the
@@ -14,25 +14,21 @@
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { Pool } from 'undici'
 import type { StackInfo } from '../../scripts/stack/info.ts'
 import { writeApiKeysFile } from '../../scripts/stack/api-keys.ts'
-import { createNginx, type NginxHandle } from '../../scripts/stack/nginx.ts'
+import type { NginxHandle } from '../../scripts/stack/nginx.ts'
 import { pickFreePorts } from '../../scripts/stack/ports.ts'
-import { makePassable, serviceUser } from '../../scripts/stack/service-user.ts'
 import type { ManagedProcess } from '../../scripts/stack/proc.ts'
 import { createMonolithTable, monolithStatuses } from '../targets/monolith-schema.ts'
 import { dropBenchTable } from '../targets/naive-schema.ts'
 import { createMonolithProcess } from '../targets/processes.ts'
 import { runOpenLoop } from './open-loop.ts'
 import { paymentRequestBody, type PaymentMix } from './payment-load.ts'
+import { pspAdmin, pspChargesOf, PspWebhookRoute, targetNginx } from './target-front.ts'
 
 export const monolithLoadConnections = 64
 export const monolithInflightMax = 4_096
-/** Outcome check: PSP look-ups at once. */
-export const monolithCheckConcurrency = 64
 export const monolithCheckExamplesMax = 10
-export const pspAdminTimeoutMs = 10_000
 /** How often the PSP's pending webhooks are polled while waiting for them to drain. */
 export const webhookDrainPollMs = 200
 
@@ -68,17 +64,6 @@ export interface MonolithRun {
   ids: string[]
 }
 
-async function pspAdmin (psp: StackInfo['psp'], method: 'GET' | 'PUT', path: string, body?: unknown): Promise<any> {
-  const res = await fetch(`${psp.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${psp.secretKey}`, 'content-type': 'application/json' },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    signal: AbortSignal.timeout(pspAdminTimeoutMs),
-  })
-  if (res.status !== 200) throw new Error(`PSP ${method} ${path}: ${res.status} ${await res.text()}`)
-  return res.json()
-}
-
 /** The PSP's webhooks not yet delivered (all of them: its count is not per receiver). */
 export async function pspWebhooksPending (psp: StackInfo['psp']): Promise<number> {
   return Number((await pspAdmin(psp, 'GET', '/admin/stats')).webhooks.pending)
@@ -104,7 +89,7 @@ export class MonolithTarget {
   readonly #nginx: NginxHandle
   readonly #webhooks: MonolithWebhooks
   readonly origin: string
-  #stackWebhookBaseUrl: string | null = null
+  readonly #route: PspWebhookRoute
   #started = false
 
   constructor (o: { stack: StackInfo, dir: string, ports: number[], webhooks: MonolithWebhooks }) {
@@ -119,22 +104,13 @@ export class MonolithTarget {
     // Its nginx reaches it on a Unix socket, as the stack's nginx reaches the payment nodes: the
     // two targets differ in design, not in the transport of that hop.
     const socket = join(o.dir, 'monolith.sock')
-    // nginx's workers run as the service user when the bench runs as root: they pass through the
-    // bench's private temp dir to the socket (o+x only: nothing in it becomes listable or readable).
-    const workerUser = serviceUser()
-    if (workerUser) makePassable(o.dir, workerUser)
     this.#server = createMonolithProcess({
       name: 'monolith', port: serverPort, logFile: join(logs, 'monolith.log'),
       databaseUrl: o.stack.databaseUrl, table: this.#table, apiKeysFile, psp: o.stack.psp, socket,
     })
-    this.#nginx = createNginx({
-      dir: join(o.dir, 'nginx'), logsDir: logs, logFile: join(logs, 'nginx.log'),
-      publicPort: nginxPort, internalPort: nginxInternalPort,
-      nodeServers: [`unix:${socket}`],
-      // TLS like the stack's public listener (the same certificate): clients pay for it on both targets.
-      publicTls: o.stack.publicTls,
-    })
+    this.#nginx = targetNginx({ stack: o.stack, dir: o.dir, logsDir: logs, socket, publicPort: nginxPort, internalPort: nginxInternalPort })
     this.origin = `https://127.0.0.1:${nginxPort}`
+    this.#route = new PspWebhookRoute(o.stack.psp, this.origin, o.webhooks === 'own')
   }
 
   static async create (o: { stack: StackInfo, dir: string, webhooks: MonolithWebhooks }): Promise<MonolithTarget> {
@@ -150,7 +126,7 @@ export class MonolithTarget {
     await createMonolithTable(this.#stack.databaseUrl, this.#table)
     await this.#server.start()
     await this.#nginx.start()
-    this.#stackWebhookBaseUrl = (await pspAdmin(this.#stack.psp, 'GET', '/admin/config')).webhookBaseUrl ?? null
+    await this.#route.init()
   }
 
   /** Process group leaders → component name, for CPU accounting. */
@@ -165,8 +141,7 @@ export class MonolithTarget {
 
   /** Points the PSP's webhooks at the monolith (true) or back at the stack (false), with 'own'. */
   async routeWebhooks (toMonolith: boolean): Promise<void> {
-    if (this.#webhooks !== 'own') return
-    await pspAdmin(this.#stack.psp, 'PUT', '/admin/config', { webhookBaseUrl: toMonolith ? this.origin : this.#stackWebhookBaseUrl })
+    await this.#route.point(toMonolith)
   }
 
   async run (o: { idPrefix: string, rateRps: number, durationS: number, mix: PaymentMix, drainDeadlineS: number }): Promise<MonolithRun> {
@@ -215,7 +190,6 @@ export class MonolithTarget {
   /** One PSP charge at most per id, and every row's status = the PSP's (after the run drained). */
   async check (run: MonolithRun): Promise<MonolithOutcome> {
     const rows = await monolithStatuses(this.#stack.databaseUrl, this.#table, run.ids)
-    const pool = new Pool(this.#stack.psp.url, { connections: monolithCheckConcurrency })
     const out: MonolithOutcome = {
       sent: run.sent, answered: run.finished, rows: rows.size, lost: 0, doubleCharges: 0, mismatches: 0, checkErrors: 0,
       statuses: {}, examples: [], passed: false,
@@ -225,41 +199,17 @@ export class MonolithTarget {
       if (out.examples.length < monolithCheckExamplesMax) out.examples.push(why)
     }
     out.lost = Math.max(0, run.finished - rows.size)
-    let next = 0
-    const worker = async (): Promise<void> => {
-      while (next < run.ids.length) {
-        const id = run.ids[next++]!
-        try {
-          const res = await pool.request({
-            method: 'GET',
-            path: `/admin/charges?idempotency_key=${encodeURIComponent(id)}`,
-            headers: { authorization: `Bearer ${this.#stack.psp.secretKey}` },
-          })
-          const text = await res.body.text()
-          if (res.statusCode !== 200) {
-            fail('checkErrors', `${id}: PSP admin answered ${res.statusCode}`)
-            continue
-          }
-          const charges = (JSON.parse(text) as { data: Array<{ status: string }> }).data
-          if (charges.length > 1) fail('doubleCharges', `${id}: ${charges.length} charges`)
-          const row = rows.get(id)
-          if (row === undefined) {
-            if (charges.length > 0) fail('mismatches', `${id}: charged at the PSP, no row`)
-            continue
-          }
-          out.statuses[row] = (out.statuses[row] ?? 0) + 1
-          const psp = charges[0]?.status ?? 'psp_error'
-          if (row !== psp) fail('mismatches', `${id}: Postgres ${row}, PSP ${psp}`)
-        } catch (error) {
-          fail('checkErrors', `${id}: ${(error as Error).message}`)
-        }
+    await pspChargesOf(this.#stack.psp, run.ids, (id, charges) => {
+      if (charges.length > 1) fail('doubleCharges', `${id}: ${charges.length} charges`)
+      const row = rows.get(id)
+      if (row === undefined) {
+        if (charges.length > 0) fail('mismatches', `${id}: charged at the PSP, no row`)
+        return
       }
-    }
-    try {
-      await Promise.all(Array.from({ length: monolithCheckConcurrency }, worker))
-    } finally {
-      await pool.destroy().catch(() => {})
-    }
+      out.statuses[row] = (out.statuses[row] ?? 0) + 1
+      const psp = charges[0]?.status ?? 'psp_error'
+      if (row !== psp) fail('mismatches', `${id}: Postgres ${row}, PSP ${psp}`)
+    }, (id, why) => fail('checkErrors', `${id}: ${why}`))
     if (out.lost > 0) out.examples.unshift(`${out.lost} answered 200 without a row`)
     out.passed = out.lost + out.doubleCharges + out.mismatches + out.checkErrors === 0
     return out

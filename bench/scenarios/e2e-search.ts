@@ -16,6 +16,7 @@ import type { StackInfo } from '../../scripts/stack/info.ts'
 import { renderChart } from '../lib/chart.ts'
 import { cpuShare, cpuSnapshot, type CpuShare } from '../lib/cpu-usage.ts'
 import { describeMachine } from '../lib/machine.ts'
+import { describeFloorOutcome, FloorTarget, type FloorOutcome } from '../lib/floor-target.ts'
 import { describeMonolithOutcome, MonolithTarget, pspWebhooksDrained, type MonolithOutcome } from '../lib/monolith-target.ts'
 import type { PipelineLagProbe } from '../lib/pipeline-lag.ts'
 import { runRingpay, summarizeWithUnfinished, type Latencies } from '../lib/ringpay-run.ts'
@@ -38,9 +39,9 @@ export const webhookSwitchWaitMsMax = 5_000
 /** The issue's targets (reported, never asserted). */
 export const goals = { ratio: 2, ratioToResolve: 1.5, ownCpuMsAtTop: 1, ownCpuMsAt50: 5 } as const
 
-type TargetName = 'ringpay' | 'monolith'
-const labels: Record<TargetName, string> = { ringpay: 'Ringpay', monolith: 'monolith' }
-const colors: Record<TargetName, string> = { ringpay: '#54a24b', monolith: '#e45756' }
+type TargetName = 'ringpay' | 'monolith' | 'floor'
+const labels: Record<TargetName, string> = { ringpay: 'Ringpay', monolith: 'monolith', floor: 'async floor' }
+const colors: Record<TargetName, string> = { ringpay: '#54a24b', monolith: '#e45756', floor: '#4c78a8' }
 /**
  * Components of each target's own CPU. The sandbox PSP and the load generator are reported apart,
  * and so is the stack's monitoring (Prometheus, scraping every 5 s): the monolith has none.
@@ -48,6 +49,7 @@ const colors: Record<TargetName, string> = { ringpay: '#54a24b', monolith: '#e45
 const ownComponents: Record<TargetName, ReadonlySet<string>> = {
   ringpay: new Set(['payment nodes', 'processors', 'Kafka', 'PostgreSQL', 'nginx', 'reconciler', 'reporting', 'other stack']),
   monolith: new Set(['monolith server', 'monolith nginx', 'PostgreSQL']),
+  floor: new Set(['floor server', 'floor nginx']),
 }
 
 export interface StepCpu {
@@ -79,7 +81,7 @@ export interface Step {
   drained: boolean
   drain: Record<string, unknown>
   outcomePassed: boolean
-  outcome: SystemOutcomeReport | MonolithOutcome
+  outcome: SystemOutcomeReport | MonolithOutcome | FloorOutcome
   cpu: StepCpu
   passed: boolean
   why: string[]
@@ -120,21 +122,28 @@ export async function runSearch (o: { cfg: E2eConfig, stack: StackInfo, probe: P
   const { cfg, stack, probe, log } = o
   const tempDir = mkdtempSync(join(tmpdir(), 'ringpay-bench-e2e-'))
   const monolith = cfg.targets.includes('monolith') ? await MonolithTarget.create({ stack, dir: tempDir, webhooks: cfg.monolithWebhooks }) : undefined
+  const floor = cfg.targets.includes('floor') ? await FloorTarget.create({ stack, dir: tempDir, webhooks: cfg.monolithWebhooks }) : undefined
   const runTag = Date.now().toString(36)
   try {
     if (monolith !== undefined) {
       await monolith.start()
       log(`monolith ready via its nginx ${monolith.origin}, table ${monolith.table}; PSP webhooks: ${cfg.monolithWebhooks}`)
     }
-    const groups = new Map([...stackProcessGroups(stack.dir), ...(monolith?.groups() ?? [])])
+    if (floor !== undefined) {
+      await floor.start()
+      log(`async floor ready via its nginx ${floor.origin}; PSP webhooks: ${cfg.monolithWebhooks}`)
+    }
+    const groups = new Map([...stackProcessGroups(stack.dir), ...(monolith?.groups() ?? []), ...(floor?.groups() ?? [])])
+    const stepOf = (c: E2eConfig, target: TargetName, index: number, rate: number, idPrefix: string): Promise<Step> =>
+      target === 'ringpay' ? ringpayStep(c, stack, probe, groups, index, rate, idPrefix, log)
+        : target === 'monolith' ? monolithStep(c, stack, monolith!, groups, index, rate, idPrefix)
+          : floorStep(c, stack, floor!, groups, index, rate, idPrefix)
     const states = new Map<TargetName, SearchState>(cfg.targets.map((t) => [t, { lastPass: 0, firstFail: Infinity, steps: [], done: false }]))
     if (cfg.searchWarmupS > 0) {
       for (const target of cfg.targets) {
         log(`warm-up: ${labels[target]} at ${cfg.startRateRps}/s for ${cfg.searchWarmupS} s (not measured)`)
         const warm = { ...cfg, stepDurationS: cfg.searchWarmupS }
-        const step = target === 'ringpay'
-          ? await ringpayStep(warm, stack, probe, groups, 0, cfg.startRateRps, `e2w_${runTag}_`, log)
-          : await monolithStep(warm, stack, monolith!, groups, 0, cfg.startRateRps, `e2v_${runTag}_`)
+        const step = await stepOf(warm, target, 0, cfg.startRateRps, `e2w_${target[0]}${runTag}_`)
         // Its outcome still counts: a warm-up that lost or double-charged a payment fails the run.
         if (!step.outcomePassed) throw new Error(`warm-up of ${labels[target]}: outcome check FAILED`)
       }
@@ -153,9 +162,7 @@ export async function runSearch (o: { cfg: E2eConfig, stack: StackInfo, probe: P
         index++
         if (cfg.waitIdleS > 0) await waitForQuiet({ groupNames: groups, waitIdleS: cfg.waitIdleS, what: `step ${index}`, log })
         log(`step ${index}: ${labels[target]} at ${rate}/s for ${cfg.stepDurationS} s`)
-        const step = target === 'ringpay'
-          ? await ringpayStep(cfg, stack, probe, groups, index, rate, `e2s_${runTag}_${index}_`, log)
-          : await monolithStep(cfg, stack, monolith!, groups, index, rate, `e2m_${runTag}_${index}_`)
+        const step = await stepOf(cfg, target, index, rate, `e2${target === 'ringpay' ? 's' : target === 'monolith' ? 'm' : 'f'}_${runTag}_${index}_`)
         state.steps.push(step)
         if (step.passed) state.lastPass = Math.max(state.lastPass, rate)
         else state.firstFail = Math.min(state.firstFail, rate)
@@ -167,6 +174,7 @@ export async function runSearch (o: { cfg: E2eConfig, stack: StackInfo, probe: P
     return report(cfg, stack, o.startedAt, states)
   } finally {
     await monolith?.stop()
+    await floor?.stop()
     rmSync(tempDir, { recursive: true, force: true })
   }
 }
@@ -222,6 +230,36 @@ async function monolithStep (cfg: E2eConfig, stack: StackInfo, monolith: Monolit
   }
 }
 
+async function floorStep (cfg: E2eConfig, stack: StackInfo, floor: FloorTarget, groups: ReadonlyMap<number, string>, index: number,
+  rateRps: number, idPrefix: string): Promise<Step> {
+  // The previous step's webhooks are delivered before the PSP's URL changes.
+  if (cfg.monolithWebhooks === 'own') await pspWebhooksDrained(stack.psp, performance.now() + webhookSwitchWaitMsMax)
+  await floor.routeWebhooks(true)
+  const groupSet = new Set(groups.keys())
+  const before = cpuSnapshot(groupSet)
+  let run
+  try {
+    run = await floor.run({ idPrefix, rateRps, durationS: cfg.stepDurationS, mix: cfg.mix, drainDeadlineS: cfg.drainDeadlineS, pollWaitMs: cfg.pollWaitMs, pollGiveUpMs: cfg.pollGiveUpMs })
+  } finally {
+    await floor.routeWebhooks(false)
+  }
+  const cpu = cpuShare(before, cpuSnapshot(groupSet), groups)
+  const outcome = await floor.check(run)
+  const finishedShare = run.sent > 0 ? run.finished / run.sent : 0
+  const latencyMs = summarizeWithUnfinished(run.latencyMs, run.sent)
+  const why: string[] = []
+  if (finishedShare < finishedShareMin) why.push(`${run.finished} of ${run.sent} seen terminal by their clients (${JSON.stringify(run.answers)})`)
+  if (!(latencyMs.p99 < stepP99MsMax)) why.push(`p99 ${formatMs(latencyMs.p99)} ms`)
+  if (!run.drained) why.push(`not drained (PSP webhooks pending ${run.webhooksPendingBefore} before, ${run.webhooksPendingEnd} after; answers ${JSON.stringify(run.answers)})`)
+  if (!outcome.passed) why.push('outcome check FAILED')
+  return {
+    target: 'floor', index, rateRps, durationS: cfg.stepDurationS, sent: run.sent, finished: run.finished, finishedShare,
+    throughputRps: run.finished / cfg.stepDurationS, latencyMs, drained: run.drained,
+    drain: { webhooksPendingBefore: run.webhooksPendingBefore, webhooksPendingEnd: run.webhooksPendingEnd, answers: run.answers },
+    outcomePassed: outcome.passed, outcome, cpu: stepCpu('floor', cpu, run.finished), passed: why.length === 0, why,
+  }
+}
+
 function met (ok: boolean): string {
   return ok ? 'met' : 'NOT met'
 }
@@ -243,7 +281,12 @@ function report (cfg: E2eConfig, stack: StackInfo, startedAt: Date, states: Map<
     atLowest: { rateRps: number, latencyMs: Latencies, cpu: StepCpu, stages: Record<string, Latencies> | null } | null }>
   const rp = summary.ringpay
   const mo = summary.monolith
+  const fl = summary.floor
   const ratio = rp !== undefined && mo !== undefined && mo.maxSustainedRps > 0 ? rp.maxSustainedRps / mo.maxSustainedRps : NaN
+  // The async floor keeps Ringpay's client contract with nothing behind it: its ratio to the
+  // monolith bounds what any design keeping the contract could reach on this machine.
+  const floorRatio = fl !== undefined && mo !== undefined && mo.maxSustainedRps > 0 ? fl.maxSustainedRps / mo.maxSustainedRps : NaN
+  const ringpayToFloor = rp !== undefined && fl !== undefined && fl.maxSustainedRps > 0 ? rp.maxSustainedRps / fl.maxSustainedRps : NaN
   const outcomesPassed = steps.every((s) => s.outcomePassed)
 
   const stepRows = steps.map((s) => [
@@ -282,6 +325,11 @@ function report (cfg: E2eConfig, stack: StackInfo, startedAt: Date, states: Map<
           ? `; bounded: ${[rp!.firstFailRps === null ? 'Ringpay' : '', mo!.firstFailRps === null ? 'the monolith' : ''].filter(Boolean).join(' and ')} never failed within --steps-max/--rate-max`
           : '')]
       : []),
+    ...(Number.isFinite(floorRatio)
+      ? [`async floor max / monolith max: ${floorRatio.toFixed(2)}× (what any design keeping Ringpay's client contract, POST 202 + long-poll + PSP webhook, could reach here)` +
+        (fl!.firstFailRps === null ? '; bounded: the floor never failed within --steps-max/--rate-max' : '')]
+      : []),
+    ...(Number.isFinite(ringpayToFloor) ? [`Ringpay max / async floor max: ${ringpayToFloor.toFixed(2)}×`] : []),
     '',
     renderTable(['CPU ms per payment', 'own', 'sandbox PSP', 'load generator', 'elsewhere', 'by component'], cpuRows),
     ...(rp?.atMax ? [`Ringpay own CPU at its top rate: ${rp.atMax.cpu.ownMs.toFixed(2)} ms/payment (issue target ≤ ${goals.ownCpuMsAtTop} ms: ${met(rp.atMax.cpu.ownMs <= goals.ownCpuMsAtTop)})`] : []),
@@ -292,8 +340,10 @@ function report (cfg: E2eConfig, stack: StackInfo, startedAt: Date, states: Map<
     ...(stages ? ['', `Ringpay stages at ${formatInt(stagesAt!.rateRps)}/s:`, renderTable(['stage', 'p50 ms', 'p99 ms'], Object.entries(stages).map(([n, l]) => [n, formatMs(l.p50), formatMs(l.p99)]))] : []),
     '',
     ...steps.filter((s) => !s.outcomePassed).map((s) => `step ${s.index} ${labels[s.target]} outcome: ` +
-      (s.target === 'ringpay' ? describeSystemOutcome(s.outcome as SystemOutcomeReport) : describeMonolithOutcome(s.outcome as MonolithOutcome))),
-    `outcome checks: ${steps.length} step(s), ${outcomesPassed ? 'every one PASS' : 'FAIL'} (Ringpay: node = Postgres = PSP, one charge per id, …; monolith: one charge per id, Postgres = PSP)`,
+      (s.target === 'ringpay' ? describeSystemOutcome(s.outcome as SystemOutcomeReport)
+        : s.target === 'monolith' ? describeMonolithOutcome(s.outcome as MonolithOutcome) : describeFloorOutcome(s.outcome as FloorOutcome))),
+    `outcome checks: ${steps.length} step(s), ${outcomesPassed ? 'every one PASS' : 'FAIL'} (Ringpay: node = Postgres = PSP, one charge per id, …; monolith: one charge per id, Postgres = PSP` +
+      `${fl !== undefined ? '; async floor: one charge per id, status = PSP' : ''})`,
   ]
   const table = lines.join('\n')
   process.stdout.write(`\n${table}\n`)
@@ -339,6 +389,8 @@ function report (cfg: E2eConfig, stack: StackInfo, startedAt: Date, states: Map<
     steps,
     summary,
     ratio: Number.isFinite(ratio) ? ratio : null,
+    floorRatio: Number.isFinite(floorRatio) ? floorRatio : null,
+    ringpayToFloor: Number.isFinite(ringpayToFloor) ? ringpayToFloor : null,
     goals: {
       ratio: { target: goals.ratio, met: ratio >= goals.ratio },
       ratioToResolve: { target: goals.ratioToResolve, met: ratio >= goals.ratioToResolve },

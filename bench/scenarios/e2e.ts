@@ -109,7 +109,10 @@ Max-sustained search, Ringpay against the naive synchronous monolith (same Postg
                                double from --start-rate while a step passes, then bisect between
                                the last pass and the first fail. A step passes when ≥ 99.5 % of the
                                payments finish, p99 < 1 s and every backlog drains
-  --targets <list>             ringpay,monolith (default both)
+  --targets <list>             ringpay,monolith (default both); add floor for the async floor:
+                               Ringpay's client contract (POST 202, long-poll, PSP webhook) served
+                               from memory with nothing durable, the bound on any design that keeps
+                               that contract (bench/targets/async-floor-server.ts)
   --start-rate <n>             first rate of each target (default ${defaultStartRateRps})
   --rate-max <n>               highest rate tried (default ${defaultSearchRateMaxRps})
   --steps-max <n>              steps per target, bisection included (default ${defaultSearchStepsMax})
@@ -137,7 +140,7 @@ export interface E2eConfig {
   processors: number
   outDir: string
   search: boolean
-  targets: Array<'ringpay' | 'monolith'>
+  targets: Array<'ringpay' | 'monolith' | 'floor'>
   startRateRps: number
   rateMaxRps: number
   stepsMax: number
@@ -180,7 +183,7 @@ function parseConfig (argv: string[]): E2eConfig {
   })
   const latencyMedianMs = intFlag('--psp-latency-median-ms', v['psp-latency-median-ms'], defaultPspLatencyMedianMs, 0, pspLatencyMsMax)
   const targets = (v.targets ?? 'ringpay,monolith').split(',').map((t) => t.trim())
-  for (const t of targets) if (t !== 'ringpay' && t !== 'monolith') throw new UsageError(`--targets: unknown target ${JSON.stringify(t)} (ringpay, monolith)`)
+  for (const t of targets) if (t !== 'ringpay' && t !== 'monolith' && t !== 'floor') throw new UsageError(`--targets: unknown target ${JSON.stringify(t)} (ringpay, monolith, floor)`)
   const startRateRps = intFlag('--start-rate', v['start-rate'], defaultStartRateRps, 1, rateRpsMax)
   return {
     rateRps: intFlag('--rate', v.rate, defaultRateRps, 1, rateRpsMax),
@@ -202,7 +205,7 @@ function parseConfig (argv: string[]): E2eConfig {
     processors: intFlag('--processors', v.processors, 1, 1, processorsMax),
     outDir: resolve(v.out ?? join(repoRoot, 'bench', 'results')),
     search: v.search === true,
-    targets: [...new Set(targets)] as Array<'ringpay' | 'monolith'>,
+    targets: [...new Set(targets)] as Array<'ringpay' | 'monolith' | 'floor'>,
     startRateRps,
     rateMaxRps: intFlag('--rate-max', v['rate-max'], Math.max(defaultSearchRateMaxRps, startRateRps), startRateRps, rateRpsMax),
     stepsMax: intFlag('--steps-max', v['steps-max'], defaultSearchStepsMax, 1, searchStepsMaxLimit),

@@ -11,17 +11,12 @@ import { hash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { ServerResponse } from 'node:http'
 import pg from 'pg'
-import { Pool } from 'undici'
 import { verifyWebhookSignature } from '../../lib/webhook-signature.ts'
 import { assertTable } from './naive-schema.ts'
+import { sandboxCharger } from './sandbox-charge.ts'
 import { bodyBytesMax, createTargetServer, listenUntilSignalled, readBodyChunks, sendJsonText, targetPort } from './target-http.ts'
 
 const dbPoolSize = 10
-const pspConnections = 256
-/** Per PSP call (the sandbox may hold an answer for 30 s); then retried with the same key. */
-const pspCallTimeoutMs = 10_000
-const pspAttemptsMax = 3
-const pspRetryDelayMs = 200
 const webhookToleranceS = 300
 
 const env = (name: string): string => process.env[name] || (() => { throw new Error(`${name} is required`) })()
@@ -31,25 +26,10 @@ const keys = JSON.parse(readFileSync(env('BENCH_API_KEYS_FILE'), 'utf8')) as { k
 const merchantByDigest = new Map(keys.keys.map((k) => [k.key_sha256, k.merchant_id]))
 const db = new pg.Pool({ connectionString: env('BENCH_DATABASE_URL'), max: dbPoolSize, options: '-c synchronous_commit=on' })
 db.on('error', () => {})
-const psp = new Pool(env('BENCH_PSP_URL'), { connections: pspConnections, headersTimeout: pspCallTimeoutMs, bodyTimeout: pspCallTimeoutMs })
-const pspAuth = `Bearer ${env('BENCH_PSP_SECRET_KEY')}`
+const psp = sandboxCharger({ url: env('BENCH_PSP_URL'), secretKey: env('BENCH_PSP_SECRET_KEY') })
+const charge = psp.charge
 const webhookSecret = env('BENCH_PSP_WEBHOOK_SECRET')
 const send = (res: ServerResponse, status: number, body: unknown): void => sendJsonText(res, status, JSON.stringify(body))
-
-/** The PSP's charge status and id; 'psp_error' when no attempt got an answer we can use. */
-async function charge (checkoutId: string, merchantId: string, p: Record<string, unknown>): Promise<{ status: string, id: string | null }> {
-  const body = JSON.stringify({ amount: p.amount, currency: p.currency, payment_method: p.payment_method, reference: checkoutId, merchant_id: merchantId, description: p.description })
-  for (let attempt = 1; attempt <= pspAttemptsMax; attempt++) {
-    try {
-      const res = await psp.request({ method: 'POST', path: '/v1/charges', body, headers: { authorization: pspAuth, 'content-type': 'application/json', 'idempotency-key': checkoutId } })
-      const answer = await res.body.json() as { status?: string, id?: string }
-      if (res.statusCode === 200 || res.statusCode === 201) return { status: String(answer.status), id: answer.id ?? null }
-      if (res.statusCode < 500 && res.statusCode !== 429 && res.statusCode !== 409) return { status: 'psp_error', id: null }
-    } catch {} // timeout or connection error: retried with the same key
-    await new Promise((resolve) => setTimeout(resolve, pspRetryDelayMs * attempt))
-  }
-  return { status: 'psp_error', id: null }
-}
 
 const server = createTargetServer((req, res) => {
   if (req.method === 'GET' && req.url === '/healthz') return send(res, 200, { status: 'alive' })

@@ -82,3 +82,21 @@ export function createMonolithProcess (o: {
     BENCH_PSP_WEBHOOK_SECRET: o.psp.webhookSecret,
   })
 }
+
+export function createFloorProcess (o: {
+  name: string
+  port: number
+  logFile: string
+  apiKeysFile: string
+  psp: { url: string, secretKey: string, webhookSecret: string }
+  /** Also serve on this Unix socket (BENCH_SOCKET), for its nginx. */
+  socket: string
+}): ManagedProcess {
+  return targetProcess(o.name, 'async-floor-server.ts', o.port, o.logFile, {
+    BENCH_SOCKET: o.socket,
+    BENCH_API_KEYS_FILE: o.apiKeysFile,
+    BENCH_PSP_URL: o.psp.url,
+    BENCH_PSP_SECRET_KEY: o.psp.secretKey,
+    BENCH_PSP_WEBHOOK_SECRET: o.psp.webhookSecret,
+  })
+}

@@ -57,17 +57,17 @@ t.test('e2e: every accepted payment terminal, equal on node, Postgres and PSP', 
   t.ok(json.endToEnd.stages['PSP call (first attempt sent → last answered)'].p50 >= 0, 'PSP call stage measured')
 })
 
-t.test('e2e --search: one step per target, Ringpay and the monolith, both outcome checks pass', async (t) => {
+t.test('e2e --search: one step per target, Ringpay, the monolith and the async floor, every outcome check passes', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'ringpay-bench-e2e-search-'))
   t.teardown(() => rmSync(out, { recursive: true, force: true }))
   // The stack is shared with other tests: the PSP's webhook URL is left alone (ringpay).
   const run = await runCli(['e2e', '--stack-info', stackInfo, '--search', '--start-rate', '10', '--steps-max', '1', '--step-duration', '2', '--search-warmup', '1',
     '--psp-latency-median-ms', '10', '--psp-latency-p99-ms', '40', '--drain-deadline', '30', '--settle-deadline', '60',
-    '--monolith-webhooks', 'ringpay', '--out', out])
+    '--monolith-webhooks', 'ringpay', '--targets', 'ringpay,monolith,floor', '--out', out])
   t.equal(run.code, 0, `exit code 0\n${run.stdout}\n${run.stderr.slice(-3000)}`)
   const { dir, json } = onlyResults(out)
   t.equal(json.mode, 'search')
-  t.same(json.steps.map((s: { target: string, rateRps: number }) => [s.target, s.rateRps]), [['ringpay', 10], ['monolith', 10]], 'interleaved, one step each, the warm-ups not among them')
+  t.same(json.steps.map((s: { target: string, rateRps: number }) => [s.target, s.rateRps]), [['ringpay', 10], ['monolith', 10], ['floor', 10]], 'interleaved, one step each, the warm-ups not among them')
   t.match(run.stderr, /warm-up: Ringpay at 10\/s for 1 s/, 'Ringpay warmed up first')
   t.match(run.stderr, /warm-up: monolith at 10\/s for 1 s/, 'the monolith too')
   for (const step of json.steps) {
@@ -79,7 +79,7 @@ t.test('e2e --search: one step per target, Ringpay and the monolith, both outcom
     t.type(step.cpu.pspMs, 'number', `${step.target}: PSP CPU apart`)
     t.type(step.cpu.loadGeneratorMs, 'number', `${step.target}: load generator CPU apart`)
   }
-  const [ringpay, monolith] = json.steps
+  const [ringpay, monolith, floor] = json.steps
   t.equal(ringpay.outcome.checked, ringpay.outcome.acked, 'Ringpay outcome check covered every accepted payment')
   t.equal(ringpay.outcome.acked, 20)
   t.type(ringpay.postgresLatencyMs.p99, 'number', 'Postgres-terminal latency beside the client one')
@@ -89,14 +89,20 @@ t.test('e2e --search: one step per target, Ringpay and the monolith, both outcom
   t.equal(monolith.outcome.mismatches, 0, 'monolith Postgres = PSP')
   t.equal(monolith.finished, 20, 'every monolith payment answered with its final status')
   t.ok(monolith.cpu.msPerPayment['monolith server'] > 0, 'the monolith server\'s CPU is measured')
-  for (const target of ['ringpay', 'monolith']) t.type(json.summary[target].maxSustainedRps, 'number', `${target}: max sustained reported`)
+  t.equal(floor.outcome.acked, 20, 'every floor payment accepted')
+  t.equal(floor.outcome.lost + floor.outcome.doubleCharges + floor.outcome.mismatches, 0, 'floor: one charge per id, status = PSP')
+  t.equal(floor.finished, 20, 'every floor payment seen final by its long-polling client')
+  t.ok(floor.cpu.msPerPayment['floor server'] > 0 && floor.cpu.msPerPayment['floor nginx'] > 0, 'the floor\'s server and nginx CPU are measured')
+  for (const target of ['ringpay', 'monolith', 'floor']) t.type(json.summary[target].maxSustainedRps, 'number', `${target}: max sustained reported`)
   t.ok(json.ratio === null || typeof json.ratio === 'number', 'ratio reported')
+  t.ok(json.floorRatio === null || typeof json.floorRatio === 'number', 'floor ratio reported')
   t.type(json.goals.ratio.met, 'boolean', 'the issue target is reported, not asserted')
   t.equal(json.outcomesPassed, true)
   const svg = readFileSync(join(dir, 'chart.svg'), 'utf8')
   t.match(svg, /<polyline /, 'chart has lines')
   t.match(run.stdout, /Ringpay max sustained: /, 'table printed')
   t.match(run.stdout, /monolith max sustained: /, 'table printed')
+  t.match(run.stdout, /async floor max sustained: /, 'table printed')
 })
 
 t.test('recon: a small clean day, every charge matched', async (t) => {
