@@ -18,6 +18,7 @@ import { createKafkaConsumer, createKafkaProducer, kafkaSaslFromEnv, parseBroker
 import { keyRingFromEnv } from '../lib/field-crypto.ts'
 import { eventVerifierFromEnv } from '../lib/event-signing.ts'
 import { createLogger } from '../lib/log.ts'
+import { startTracing } from '../lib/tracing.ts'
 import { handleMessages } from './batch-handler.ts'
 import type { ChargeFlowDeps } from './charge-flow.ts'
 import { DeadLetterPublisher } from './dead-letters.ts'
@@ -59,6 +60,8 @@ function integer (name: string, fallback: number): number {
 
 const processorId = process.env.PROCESSOR_ID ?? `p-${process.pid}`
 const log = createLogger('processor', { processor_id: processorId })
+// Issue #18: RINGPAY_TRACING=1 turns tracing on (the SDK is loaded only then).
+const tracer = await startTracing('processor')
 const brokers = parseBrokerList(required('KAFKA_BROKERS'))!
 const eventsTopic = process.env.RINGPAY_EVENTS_TOPIC ?? 'payments.events'
 const dlqTopic = process.env.RINGPAY_DLQ_TOPIC ?? 'payments.dlq'
@@ -231,7 +234,7 @@ const stop = async (): Promise<void> => {
   await consumer.close()
   await stopWatchdog()
   await attempts.flush()
-  await Promise.allSettled([producer.close(), node.close(), psps.close(), pool.end()])
+  await Promise.allSettled([producer.close(), node.close(), psps.close(), pool.end(), tracer?.shutdown()])
   admin.close()
   process.exit(0)
 }
