@@ -17,6 +17,7 @@ import pg from 'pg'
 import { createKafkaConsumer, createKafkaProducer, kafkaSaslFromEnv, parseBrokerList } from '../lib/kafka-event-bus.ts'
 import { keyRingFromEnv } from '../lib/field-crypto.ts'
 import { eventVerifierFromEnv } from '../lib/event-signing.ts'
+import { consumerLagGauge } from '../lib/consumer-lag.ts'
 import { createLogger } from '../lib/log.ts'
 import { startTracing } from '../lib/tracing.ts'
 import { handleMessages } from './batch-handler.ts'
@@ -172,9 +173,10 @@ const projection = new ProjectionWriter((events) => projectEvents(pool, keyRing,
   },
   onRetry: () => metrics.projectionRetries.inc(),
 })
+const groupId = process.env.PROCESSOR_GROUP_ID ?? 'ringpay-processor'
 const consumer = createKafkaConsumer({
   ...busOptions,
-  groupId: process.env.PROCESSOR_GROUP_ID ?? 'ringpay-processor',
+  groupId,
   sessionTimeoutMs: limits.sessionTimeoutMs,
   fetchPartitionBytesMax: limits.fetchPartitionBytesMax,
   fetchBytesMax: limits.fetchBytesMax,
@@ -223,6 +225,7 @@ await consumer.runPipelined({
   closeDrainTimeoutMs: limits.closeDrainTimeoutMs,
   fetchPacingMs: integer('PROCESSOR_FETCH_PACING_MS', limits.fetchPacingMs),
   onMessages: (messages) => handleMessages({ flow, projection, keys, deadLetters, metrics, log, sealer: keyRing, verifier }, messages),
+  lag: consumerLagGauge(metrics.registry, groupId),
 })
 log.info({ topic: eventsTopic, dlq: dlqTopic }, 'processor consuming')
 
