@@ -22,8 +22,8 @@ export const consoleLimits = {
   flaggedPageSize: 50,
   /** Rows of each kind on a timeline (events, attempts, webhooks, deliveries). */
   timelineRowsMax: 500,
-  /** Reconciliation runs listed; discrepancy items shown per class. */
-  reconciliationRunsMax: 60,
+  /** Reconciliation runs per page of the list (keyset-paged, newest first); discrepancy items shown per class. */
+  reconciliationRunsPageSize: 60,
   reconciliationItemsPerClassMax: 100,
   /** Discrepancy rows of a CSV download. */
   reconciliationCsvRowsMax: 1_000_000,
