@@ -6,7 +6,7 @@
 // `fileBytesMax` it is rotated to `<service>-<pid>.1.jsonl` (replacing the previous one), so a
 // process keeps at most two files' worth. Writes are appends, one at a time, in export order.
 
-import { closeSync, fstatSync, openSync, renameSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core'
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer'
@@ -80,4 +80,25 @@ export class TraceFileExporter implements SpanExporter {
     if (this.#fd !== undefined) closeSync(this.#fd)
     this.#fd = undefined
   }
+}
+
+/**
+ * Deletes the oldest trace files of `dir` (by modification time) until the rest total at most
+ * `bytesMax`; returns the names deleted. For a stack dir kept across runs (scripts/stack.ts).
+ */
+export function pruneTraceFiles (dir: string, bytesMax: number): string[] {
+  const files = readdirSync(dir).filter((name) => name.endsWith(traceFileSuffix))
+    .map((name) => ({ name, stat: statSync(join(dir, name)) }))
+    .sort((a, b) => b.stat.mtimeMs - a.stat.mtimeMs)
+  let kept = 0
+  const deleted: string[] = []
+  for (const { name, stat } of files) {
+    if (kept + stat.size <= bytesMax) {
+      kept += stat.size
+      continue
+    }
+    unlinkSync(join(dir, name))
+    deleted.push(name)
+  }
+  return deleted
 }

@@ -3,7 +3,7 @@
 // first span and its duration, in tree order (children under their parent, by start time).
 // scripts/trace.ts prints it; the tracing test asserts on it.
 
-import { createReadStream, readdirSync } from 'node:fs'
+import { createReadStream, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { paymentTraceIds } from './trace-id.ts'
@@ -73,12 +73,25 @@ function nanosToMs (nanos: string | number): number {
 /** OTLP/JSON status code 2 = ERROR. */
 const statusCodeError = 2
 
-/** Every span of `traceId` in the trace files of `dir` (rotated files too). */
-export async function readTrace (dir: string, traceId: string): Promise<TraceSpan[]> {
-  const files = readdirSync(dir).filter((name) => name.endsWith(traceFileSuffix)).sort()
-  const spans: TraceSpan[] = []
-  for (const name of files) {
-    const lines = createInterface({ input: createReadStream(join(dir, name), { encoding: 'utf8' }), crlfDelay: Infinity })
+/**
+ * Every span of `traceId` in the trace files of `dir` (rotated files too). `bytesMax` bounds what is
+ * read (the console's page must not read gigabytes): the newest files first, and `truncated` says
+ * some were left unread.
+ */
+export async function readTrace (dir: string, traceId: string, bytesMax = Number.POSITIVE_INFINITY): Promise<TraceSpan[] & { truncated?: boolean }> {
+  const files = readdirSync(dir).filter((name) => name.endsWith(traceFileSuffix))
+    .map((name) => ({ name, stat: statSync(join(dir, name)) }))
+    .sort((a, b) => b.stat.mtimeMs - a.stat.mtimeMs)
+  const spans: TraceSpan[] & { truncated?: boolean } = []
+  let budget = bytesMax
+  for (const { name, stat } of files) {
+    if (stat.size === 0) continue
+    if (stat.size > budget) {
+      spans.truncated = true
+      continue
+    }
+    budget -= stat.size
+    const lines = createInterface({ input: createReadStream(join(dir, name), { encoding: 'utf8', end: Math.max(stat.size - 1, 0) }), crlfDelay: Infinity })
     for await (const line of lines) {
       // Most lines hold other payments only: the id as text is a cheap first filter.
       if (line.length > traceLineBytesMax || !line.includes(traceId)) continue
@@ -113,8 +126,8 @@ export async function readTrace (dir: string, traceId: string): Promise<TraceSpa
 }
 
 /** The trace of a payment (its derived trace id). */
-export function readPaymentTrace (dir: string, merchantId: string, checkoutId: string): Promise<TraceSpan[]> {
-  return readTrace(dir, paymentTraceIds(merchantId, checkoutId).traceId)
+export function readPaymentTrace (dir: string, merchantId: string, checkoutId: string, bytesMax?: number): Promise<TraceSpan[] & { truncated?: boolean }> {
+  return readTrace(dir, paymentTraceIds(merchantId, checkoutId).traceId, bytesMax)
 }
 
 /** Spans in tree order: each root by start time, then its children the same way, depth first. */

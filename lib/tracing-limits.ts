@@ -20,6 +20,11 @@ export const tracingLimits = {
    * At ~400 bytes per span and ~10 spans per payment: ~16 000 payments per file.
    */
   traceFileBytesMax: 64 * 1024 * 1024,
+  /**
+   * A persistent stack dir gets new files at every start (new pids): when the stack starts with
+   * --tracing it deletes the oldest files of <dir>/traces until they total at most this.
+   */
+  tracesDirBytesMax: 1024 * 1024 * 1024,
   /** Attribute values are cut to this: a span never carries a large body. */
   attributeValueLengthMax: 256,
   /** Attributes per span. */

@@ -25,7 +25,9 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
+import { pruneTraceFiles } from '../lib/trace-file-exporter.ts';
 import { tracesDirEnv, tracingEnv } from '../lib/tracing.ts';
+import { tracingLimits } from '../lib/tracing-limits.ts';
 import { parseArgs } from 'node:util';
 import { testApiKeys, demoApiKey, demoMerchantId, demoReadApiKey, ensureApiKeysFile, otherApiKey } from './stack/api-keys.ts';
 import { startControlServer, type ControlServer } from './stack/control.ts';
@@ -348,6 +350,8 @@ async function main(): Promise<void> {
   // Issue #18: every service inherits the runner's environment, so this turns tracing on for all.
   const tracesDir = args.tracing === true ? ensurePrivateDir(dir, 'traces', user) : undefined;
   if (tracesDir !== undefined) {
+    const pruned = pruneTraceFiles(tracesDir, tracingLimits.tracesDirBytesMax);
+    if (pruned.length > 0) say('stack', `removed ${pruned.length} old trace files from ${tracesDir} (kept the newest ${tracingLimits.tracesDirBytesMax} bytes)`);
     process.env[tracingEnv] = '1';
     process.env[tracesDirEnv] = tracesDir;
     say('stack', `tracing on: span files in ${tracesDir} (node scripts/trace.ts --dir ${dir} <merchant_id> <checkout_id>)`);

@@ -174,6 +174,26 @@ t.test('health: Prometheus\' answers and open payments by age', async (t) => {
   t.match(res.text, /id="open-payments"/)
 })
 
+t.test('a timeline shows the payment\'s trace as a waterfall when the stack writes traces', async (t) => {
+  const c = await signedIn('support')
+  const id = await createWith('pm_card_visa', 'timeline-trace')
+  const node = await nodeReaches(id, settleDeadlineMs)
+  await postgresReaches(id, node.version, settleDeadlineMs)
+  const path = `/payments/merchant_demo/${id}`
+  if (stack.tracesDir === undefined) {
+    t.notMatch((await c.get(path)).text, /id="trace"/, 'no trace section without --tracing')
+    return
+  }
+  // The services write their spans every second: poll until the PSP call is in.
+  const res = await eventually(async () => {
+    const page = await c.get(path)
+    return /<td>(\u00a0)+psp charge<\/td><td>processor<\/td>/.test(page.text) ? page : undefined
+  }, healthDeadlineMs, `the trace of ${id} on its timeline`)
+  t.match(res.text, /<table id="trace">/)
+  t.match(res.text, /<tr class=""><td>POST \/payments<\/td><td>payment-svc<\/td><td>0\.00<\/td>/, 'the accept is the first row, at 0 ms')
+  t.match(res.text, /send payments\.events<\/td><td>cdc-relay/)
+})
+
 function cli (args: string[], stdin: string, env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(import.meta.dirname, '..', 'cli.ts'), ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] })

@@ -1,12 +1,12 @@
 // Tracing (issue #18): the derived trace ids, the file exporter's size cap, spans written as
 // OTLP/JSON and read back as a waterfall, and no SDK loaded when tracing is off.
 import t from 'tap'
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { formatTraceparent, parseTraceparent, paymentTraceIds } from '../trace-id.ts'
-import { TraceFileExporter } from '../trace-file-exporter.ts'
+import { pruneTraceFiles, TraceFileExporter } from '../trace-file-exporter.ts'
 import { createPaymentTracer } from '../tracing-sdk.ts'
 import { readPaymentTrace, readTrace, waterfall, formatWaterfall } from '../trace-reader.ts'
 import { startTracing } from '../tracing.ts'
@@ -127,4 +127,19 @@ t.test('tracing off: startTracing is a no-op and the SDK is never loaded', async
   const on = loadedWith({ RINGPAY_TRACING: '1', RINGPAY_TRACES_DIR: mkdtempSync(join(tmpdir(), 'traces-')) })
   t.ok(on.some((url) => url.includes('@opentelemetry/sdk-trace')), 'on: the SDK is loaded (so the check above can fail)')
   await t.rejects(startTracing('svc', { RINGPAY_TRACING: '1' }), /RINGPAY_TRACES_DIR/, 'on without a directory is a configuration error')
+})
+
+t.test('pruning a traces dir keeps the newest files within its byte limit', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'traces-'))
+  const nowS = Date.now() / 1000
+  // Four files of 100 bytes, a-…, d- from oldest to newest, and one that is not a trace file.
+  for (const [i, name] of ['a-1.jsonl', 'b-2.1.jsonl', 'c-3.jsonl', 'd-4.jsonl'].entries()) {
+    writeFileSync(join(dir, name), 'x'.repeat(100))
+    utimesSync(join(dir, name), nowS - 100 + i, nowS - 100 + i)
+  }
+  writeFileSync(join(dir, 'notes.txt'), 'y'.repeat(1000))
+  t.same(pruneTraceFiles(dir, 250).sort(), ['a-1.jsonl', 'b-2.1.jsonl'])
+  t.same(readdirSync(dir).sort(), ['c-3.jsonl', 'd-4.jsonl', 'notes.txt'], 'the two newest kept, other files untouched')
+  t.same(pruneTraceFiles(dir, 250), [], 'within the limit: nothing more')
+  t.end()
 })
