@@ -10,6 +10,7 @@ import { ClassicLevel } from 'classic-level'
 import { eventSignerFromEnv, eventSigningKeyEnv } from '../lib/event-signing.ts'
 import { createKafkaProducer } from '../lib/kafka-event-bus.ts'
 import { createLogger } from '../lib/log.ts'
+import { startTracing } from '../lib/tracing.ts'
 import { LevelChangeLog } from './change-log.ts'
 import type { HostToWorker, RelayWorkerData, WorkerToHost } from './protocol.ts'
 import { Relay } from './relay.ts'
@@ -39,6 +40,8 @@ const db = new ClassicLevel<string, Uint8Array>(data.dataDir, {
 })
 await db.open()
 
+// Issue #18: the thread's own tracer when RINGPAY_TRACING=1 (trace file cdc-relay-<pid>.jsonl).
+const tracer = await startTracing('cdc-relay')
 const changeLog = new LevelChangeLog(db)
 const producer = createKafkaProducer({
   brokers: data.brokers,
@@ -104,6 +107,7 @@ async function stop (): Promise<void> {
     new Promise<void>((resolve) => { timer = setTimeout(resolve, limits.producerCloseMsMax) }),
   ]).finally(() => clearTimeout(timer))
   await counting
+  await tracer?.shutdown()
   await db.close()
   log.info({ cursor: relay.cursor, outcome }, 'relay stopped')
   post({ type: 'stopped', cursor: relay.cursor, outcome })

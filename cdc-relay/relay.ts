@@ -31,10 +31,12 @@ import assert from 'node:assert/strict'
 import { EventBusError, type EventBusErrorCode, type EventMessage, type EventProducer } from '../lib/event-bus.ts'
 import { eventMacHeader, type EventSigner } from '../lib/event-signing.ts'
 import type { Logger } from '../lib/log.ts'
+import { tracer } from '../lib/tracing.ts'
 import { backoffDelayMs } from './backoff.ts'
 import { changeLogEntry, type ChangeLog, type ChangeLogEntry } from './change-log.ts'
 import { HandoffCache, type PackedEvents } from './handoff.ts'
 import type { RelayLimits } from './limits.ts'
+import { traceMessages, tracePublished } from './traces.ts'
 
 /** Events a processor acts on at the PSP: never held back by the projection-only linger. */
 const drivesPspWork: ReadonlySet<string> = new Set(['payment.created', 'payment.refund_created', 'payment.capture_requested'])
@@ -194,6 +196,7 @@ export class Relay {
         await this.#wait('pacing', pacingWaitMs)
         if (this.#stopping) break
       }
+      const readStartedAt = tracer === undefined ? 0 : performance.now()
       let source: ReadSource = 'memory'
       let entries = this.#readHandoff()
       if (entries === undefined) {
@@ -214,7 +217,7 @@ export class Relay {
       if (last.sequence >= this.#knownNextSequence) this.#knownNextSequence = last.sequence + 1
       this.#options.report({ kind: 'head', cursor: this.#cursor, headOccurredAtMs: entries[0]!.header.occurredAtMs })
       this.#lastPublishStartedAtMs = performance.now()
-      const published = await this.#publishUntilAcknowledged(entries)
+      const published = await this.#publishUntilAcknowledged(entries, source, readStartedAt)
       if (published === undefined || this.#abandoned) break
       const from = this.#cursor
       const to = last.sequence + 1
@@ -278,7 +281,7 @@ export class Relay {
   }
 
   /** Publishes until acknowledged; undefined if the relay was stopped first. */
-  async #publishUntilAcknowledged (entries: readonly ChangeLogEntry[]): Promise<{ events: number, bytes: number, durationMs: number, attempts: number } | undefined> {
+  async #publishUntilAcknowledged (entries: readonly ChangeLogEntry[], source: ReadSource, readStartedAt: number): Promise<{ events: number, bytes: number, durationMs: number, attempts: number } | undefined> {
     const { limits, producer, topic, log, signer } = this.#options
     // Signed once per batch, not per attempt: a re-sent batch carries the same bytes and MACs.
     const messages: EventMessage[] = entries.map((entry) => ({
@@ -286,6 +289,8 @@ export class Relay {
       value: entry.value,
       headers: signer === undefined ? entry.headers : { ...entry.headers, [eventMacHeader]: signer.sign(entry.value) },
     }))
+    // Issue #18: each message's traceparent (not covered by its MAC: cdc-relay/traces.ts).
+    const trace = tracer === undefined ? undefined : traceMessages(tracer, entries, messages)
     const bytes = entries.reduce((sum, entry) => sum + entry.messageBytes, 0)
     const first = entries[0]!
     const last = entries[entries.length - 1]!
@@ -297,6 +302,9 @@ export class Relay {
         const durationMs = performance.now() - startedAt
         if (attempt > 0) {
           log.info({ attempts: attempt + 1, first_sequence: first.sequence, last_sequence: last.sequence }, 'publish succeeded after retries')
+        }
+        if (trace !== undefined && tracer !== undefined) {
+          tracePublished(tracer, trace, entries, { topic, nodeId: this.#options.nodeId, readStartedAt, attempts: attempt + 1, source })
         }
         return { events: entries.length, bytes, durationMs, attempts: attempt + 1 }
       } catch (error) {

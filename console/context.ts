@@ -19,5 +19,7 @@ export interface ConsoleContext {
   /** The reconciler's admin trigger (POST /admin/reconcile), and its token. */
   reconciler: { url: string, token: string } | undefined
   trustedProxies: ReadonlySet<string>
+  /** Issue #18: the stack's trace files (RINGPAY_TRACES_DIR when RINGPAY_TRACING=1); a timeline shows the payment's trace. */
+  tracesDir?: string | undefined
   log: Logger
 }

@@ -13,6 +13,7 @@ export const healthQueries: ReadonlyArray<{ label: string, expr: string, unit: s
   { label: 'Payments reaching a final status /s', expr: 'sum by (status) (rate(ringpay_payment_accepted_to_terminal_seconds_count[1m]))', unit: '/s' },
   { label: 'Relay lag (seconds) by node', expr: 'max by (instance) (ringpay_relay_lag_seconds)', unit: 's' },
   { label: 'Relay lag (events) by node', expr: 'max by (instance) (ringpay_relay_lag_events)', unit: 'events' },
+  { label: 'Consumer lag (messages) by group', expr: 'sum by (group) (ringpay_consumer_lag_messages)', unit: 'messages' },
   { label: 'Oldest open payment (seconds) by processor', expr: 'max by (instance) (ringpay_oldest_open_payment_seconds)', unit: 's' },
   { label: 'PSP call latency p99 (seconds)', expr: 'histogram_quantile(0.99, sum by (le) (rate(ringpay_psp_call_duration_seconds_bucket[1m])))', unit: 's' },
   { label: 'PSP calls /s by outcome', expr: 'sum by (outcome) (rate(ringpay_psp_call_duration_seconds_count[1m]))', unit: '/s' },
@@ -63,7 +64,7 @@ ${results.map((r) => 'error' in r
         ? html`<tr><td>${r.label}</td><td colspan="2" class="muted">no data</td></tr>`
         : r.samples.map((s, i) => html`<tr><td>${i === 0 ? r.label : ''}</td><td>${s.labels || '—'}</td><td>${s.value} ${r.unit}</td></tr>`))}
 </tbody></table>
-<p class="muted">Consumer lag: the processors export no consumer-lag metric yet; the oldest open payment above is its effect.</p>
+<p class="muted">Consumer lag: messages of payments.events past each consumer group's latest fetch (processors, notifier), summed over partitions; 0 when it keeps up.</p>
 <h2>Open payments by age (Postgres)</h2>
 <table id="open-payments"><thead><tr><th>Since last change</th><th>Status</th><th>Payments</th></tr></thead><tbody>
 ${open.rows.map((r) => html`<tr><td>${r.bucket}</td><td>${r.status}</td><td>${r.n}</td></tr>`)}

@@ -22,8 +22,13 @@ export const consoleLimits = {
   flaggedPageSize: 50,
   /** Rows of each kind on a timeline (events, attempts, webhooks, deliveries). */
   timelineRowsMax: 500,
-  /** Reconciliation runs listed; discrepancy items shown per class. */
-  reconciliationRunsMax: 60,
+  /**
+   * Trace file bytes a payment's timeline reads for its waterfall (issue #18), newest files first:
+   * ~1 s of reading; older traces are for scripts/trace.ts, which reads everything.
+   */
+  traceReadBytesMax: 64 * 1024 * 1024,
+  /** Reconciliation runs per page of the list (keyset-paged, newest first); discrepancy items shown per class. */
+  reconciliationRunsPageSize: 60,
   reconciliationItemsPerClassMax: 100,
   /** Discrepancy rows of a CSV download. */
   reconciliationCsvRowsMax: 1_000_000,

@@ -7,7 +7,7 @@
 // PSP_SECRET_KEY, KAFKA_BROKERS (+ KAFKA_SASL_*, KAFKA_TLS_CA_FILE); optional CONSOLE_HOST
 // (default 127.0.0.1), RINGPAY_EVENTS_TOPIC, RINGPAY_DLQ_TOPIC, PROMETHEUS_URL, RECONCILER_URL with
 // RECONCILER_ADMIN_TOKEN, RINGPAY_TRUSTED_PROXIES (default loopback), NODE_EXTRA_CA_CERTS (the
-// internal listener's CA).
+// internal listener's CA), RINGPAY_TRACING=1 with RINGPAY_TRACES_DIR (a timeline shows the payment's trace).
 
 import { createServer } from 'node:http'
 import pg from 'pg'
@@ -15,6 +15,7 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 import { createKafkaProducer, createKafkaTopicReader, kafkaSaslFromEnv, parseBrokerList } from '../lib/kafka-event-bus.ts'
 import { createLogger } from '../lib/log.ts'
 import { serviceEnv } from '../lib/service-env.ts'
+import { tracesDirEnv, tracingEnabled } from '../lib/tracing.ts'
 import { NodeClient } from '../processor/node-client.ts'
 import { PspClient } from '../processor/psp/psp-client.ts'
 import type { ConsoleContext } from './context.ts'
@@ -74,6 +75,7 @@ const ctx: ConsoleContext = {
   prometheusUrl: process.env.PROMETHEUS_URL,
   reconciler: reconcilerUrl === undefined || reconcilerUrl === '' ? undefined : { url: reconcilerUrl, token: required('RECONCILER_ADMIN_TOKEN') },
   trustedProxies: trustedProxiesFrom(),
+  tracesDir: tracingEnabled(process.env) ? process.env[tracesDirEnv] : undefined,
   log,
 }
 

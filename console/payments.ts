@@ -4,6 +4,8 @@
 // A payment is its merchant's checkout id (issue #17 part 5): the same checkout id of two
 // merchants is two payments, two rows in the search, two timelines (/payments/{merchant}/{checkout}).
 
+import { paymentTraceIds } from '../lib/trace-id.ts'
+import { readPaymentTrace, waterfall } from '../lib/trace-reader.ts'
 import type { Session } from './auth.ts'
 import type { ConsoleContext } from './context.ts'
 import { ConsoleProblem } from './errors.ts'
@@ -319,7 +321,33 @@ ${refunds.rows.map((r) => html`<tr><td>${r.refund_id}</td><td>${money(r.amount, 
 <h2>Operator actions</h2>
 <table id="audit"><thead><tr><th>When</th><th>Who</th><th>Action</th><th>Why</th><th>Outcome</th></tr></thead><tbody>
 ${audit.rows.map((a) => html`<tr><td>${when(a.at)}</td><td>${a.operator}</td><td>${a.action}</td><td>${a.reason}</td><td>${a.outcome}</td></tr>`)}
-</tbody></table>`)
+</tbody></table>
+${ctx.tracesDir === undefined ? '' : await traceSection(ctx.tracesDir, id)}`)
+}
+
+/** Bar of a waterfall row, in text (the CSP allows no inline style). */
+const traceBarWidth = 40
+
+/** Issue #18: the payment's trace as a waterfall, when the stack writes traces (lib/trace-reader.ts). */
+async function traceSection (dir: string, id: PaymentId): Promise<Raw> {
+  let spans: Awaited<ReturnType<typeof readPaymentTrace>>
+  try {
+    spans = await readPaymentTrace(dir, id.merchant_id, id.checkout_id, limits.traceReadBytesMax)
+  } catch (error) {
+    return html`<h2>Trace</h2><p class="error">The trace files could not be read: ${(error as Error).message}</p>`
+  }
+  const rows = waterfall(spans)
+  const totalMs = Math.max(...rows.map((r) => r.offsetMs + r.durationMs), 0.001)
+  const ms = (value: number): string => value.toFixed(2)
+  return html`<h2>Trace</h2>
+<p class="muted">Trace ${paymentTraceIds(id.merchant_id, id.checkout_id).traceId}: ${rows.length} spans${spans.truncated === true ? ', from the newest trace files only (node scripts/trace.ts reads them all)' : ''}.</p>
+<table id="trace"><thead><tr><th>Span</th><th>Service</th><th>Start (ms)</th><th>Duration (ms)</th><th></th></tr></thead><tbody>
+${rows.map((r) => {
+    const from = Math.floor(r.offsetMs / totalMs * traceBarWidth)
+    const bar = '·'.repeat(from) + '█'.repeat(Math.max(1, Math.min(Math.round(r.durationMs / totalMs * traceBarWidth), traceBarWidth - from)))
+    return html`<tr class="${r.span.error ? 'diff' : ''}"><td>${'\u00a0\u00a0'.repeat(r.depth)}${r.span.name}</td><td>${r.span.service}</td><td>${ms(r.offsetMs)}</td><td>${ms(r.durationMs)}</td><td><code>${bar}</code></td></tr>`
+  })}
+</tbody></table>`
 }
 
 export function resolveForm (session: Session, id: PaymentId): Raw {

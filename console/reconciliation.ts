@@ -14,10 +14,85 @@ import { mayDo } from './roles.ts'
 
 const datePattern = /^\d{4}-\d{2}-\d{2}$/
 
-export async function runsPage (ctx: ConsoleContext, session: Session, notice?: Raw): Promise<string> {
-  const { rows } = await ctx.pool.query(
-    `SELECT id, psp, report_date::text AS report_date, trigger, finished_at, duration_ms, psp_rows, internal_rows, counts, discrepancies, pending
-       FROM reconciliation_runs WHERE is_current ORDER BY report_date DESC, psp LIMIT $1`, [limits.reconciliationRunsMax])
+/** A page of the runs list: newest first, keyset on (report_date, psp) of current runs, both descending. */
+export interface RunRow {
+  report_date: string
+  psp: string
+  [column: string]: any
+}
+
+export interface RunsPage {
+  rows: RunRow[]
+  /** Cursor of the page after this one (older runs), if any. */
+  older: string | undefined
+  /** Cursor of the page before this one (newer runs), if any. */
+  newer: string | undefined
+}
+
+const pspNameLengthMax = 64
+
+/** A keyset cursor: the run's day and PSP, as JSON in base64url (a PSP name may hold any character). */
+export function encodeRunsCursor (row: { report_date: string, psp: string }): string {
+  return Buffer.from(JSON.stringify([row.report_date, row.psp])).toString('base64url')
+}
+
+export function decodeRunsCursor (text: string): { date: string, psp: string } {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'))
+  } catch {
+    parsed = undefined
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2 || typeof parsed[0] !== 'string' || !datePattern.test(parsed[0]) ||
+    typeof parsed[1] !== 'string' || parsed[1].length === 0 || parsed[1].length > pspNameLengthMax) {
+    throw new ConsoleProblem('validation_failed', 'the page cursor is not valid')
+  }
+  return { date: parsed[0], psp: parsed[1] }
+}
+
+const runColumns = 'id, psp, report_date::text AS report_date, trigger, finished_at, duration_ms, psp_rows, internal_rows, counts, discrepancies, pending'
+
+/**
+ * One page of current runs, newest day first (PSPs of a day in reverse name order), every run
+ * reachable however many days there are (future-dated test runs included): `after` pages to older
+ * runs, `before` to newer ones. The rows are few (one current run per PSP and day, ~730 a year
+ * for two PSPs), so a page's sort over them is cheap without an index of its own.
+ */
+export async function listRuns (ctx: Pick<ConsoleContext, 'pool'>, page: { after?: string | undefined, before?: string | undefined },
+  pageSize: number = limits.reconciliationRunsPageSize): Promise<RunsPage> {
+  if (page.after !== undefined && page.before !== undefined) throw new ConsoleProblem('validation_failed', 'page with after or before, not both')
+  if (page.before !== undefined) {
+    const c = decodeRunsCursor(page.before)
+    const { rows } = await ctx.pool.query<RunRow>(
+      `SELECT ${runColumns} FROM reconciliation_runs WHERE is_current AND (report_date, psp) > ($1::date, $2)
+        ORDER BY report_date ASC, psp ASC LIMIT $3`, [c.date, c.psp, pageSize + 1])
+    const more = rows.length > pageSize
+    const pageRows = rows.slice(0, pageSize).reverse()
+    const last = pageRows[pageRows.length - 1]
+    return {
+      rows: pageRows,
+      newer: more ? encodeRunsCursor(pageRows[0]!) : undefined,
+      // The cursor's own run, at least, is older than this page: the next page starts after this page's last run.
+      older: encodeRunsCursor(last ?? { report_date: c.date, psp: c.psp }),
+    }
+  }
+  const c = page.after === undefined ? undefined : decodeRunsCursor(page.after)
+  const { rows } = c === undefined
+    ? await ctx.pool.query<RunRow>(`SELECT ${runColumns} FROM reconciliation_runs WHERE is_current ORDER BY report_date DESC, psp DESC LIMIT $1`, [pageSize + 1])
+    : await ctx.pool.query<RunRow>(
+      `SELECT ${runColumns} FROM reconciliation_runs WHERE is_current AND (report_date, psp) < ($1::date, $2)
+        ORDER BY report_date DESC, psp DESC LIMIT $3`, [c.date, c.psp, pageSize + 1])
+  const pageRows = rows.slice(0, pageSize)
+  return {
+    rows: pageRows,
+    older: rows.length > pageSize ? encodeRunsCursor(pageRows[pageRows.length - 1]!) : undefined,
+    // The cursor's own run, at least, is newer than this page: that page ends before this one's first run.
+    newer: c === undefined ? undefined : encodeRunsCursor(pageRows[0] ?? { report_date: c.date, psp: c.psp }),
+  }
+}
+
+export async function runsPage (ctx: ConsoleContext, session: Session, query?: URLSearchParams, notice?: Raw): Promise<string> {
+  const { rows, older, newer } = await listRuns(ctx, { after: query?.get('after') ?? undefined, before: query?.get('before') ?? undefined })
   return page('Reconciliation', session, html`
 ${notice ?? ''}
 ${mayDo(session.role, 'rerun_reconciliation') ? html`<form method="post" action="/reconciliation/rerun" id="rerun" data-confirm="Reconcile this day again? It replaces the day's current result.">${csrfField(session)}
@@ -27,7 +102,9 @@ ${rows.map((r) => html`<tr><td>${r.report_date}</td><td>${r.psp}</td><td><a href
 <td class="${Number(r.discrepancies) > 0 ? 'diff' : ''}">${r.discrepancies}</td><td>${r.pending}</td><td>${Object.entries(r.counts as Record<string, number>).filter(([, v]) => v > 0).map(([k, v]) => `${k}: ${v}`).join(', ')}</td>
 <td><a href="/reconciliation/runs/${r.id}/discrepancies.csv">CSV</a></td></tr>`)}
 </tbody></table>
-${rows.length === 0 ? html`<p class="muted">No run yet.</p>` : ''}`)
+${rows.length === 0 ? html`<p class="muted">No run${newer !== undefined ? ' on this page' : ' yet'}.</p>` : ''}
+<nav class="pages" id="runs-pages">${newer !== undefined ? html`<a href="/reconciliation">Newest</a> <a rel="prev" href="/reconciliation?before=${newer}">← Newer</a>` : ''}
+${older !== undefined ? html`<a rel="next" href="/reconciliation?after=${older}">Older →</a>` : ''}</nav>`)
 }
 
 const itemColumns = ['class', 'note', 'psp_line', 'psp_reference', 'checkout_id', 'merchant_id', 'psp_amount', 'internal_amount', 'psp_currency', 'internal_currency', 'psp_status', 'internal_status', 'day_offset'] as const

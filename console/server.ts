@@ -5,7 +5,7 @@
 //   GET  /payments/{merchant_id}/{checkout_id}                       timeline, states side by side
 //   GET  /flagged, POST /flagged/{merchant_id}/{checkout_id}/resolve (operator)
 //   GET  /dead-letters, POST /dead-letters/replay                    (operator)
-//   GET  /reconciliation, /reconciliation/runs/{id}[/discrepancies.csv], POST /reconciliation/rerun (finance)
+//   GET  /reconciliation[?after=|before=<cursor>], /reconciliation/runs/{id}[/discrepancies.csv], POST /reconciliation/rerun (finance)
 //   GET  /health
 //   GET  /healthz, /readyz, /metrics (127.0.0.1 only: nginx answers 404 for them)
 //
@@ -157,7 +157,7 @@ async function route (ctx: ConsoleContext, deps: ServerDeps, req: IncomingMessag
     return 'dead_letters'
   }
   if (path === '/reconciliation') {
-    send(res, 200, await runsPage(ctx, session))
+    send(res, 200, await runsPage(ctx, session, query))
     return 'reconciliation'
   }
   const csv = /^\/reconciliation\/runs\/(\d+)\/discrepancies\.csv$/.exec(path)
@@ -202,7 +202,7 @@ async function post (ctx: ConsoleContext, res: ServerResponse, session: Session,
   if (path === '/reconciliation/rerun') {
     requireRole(session, 'rerun_reconciliation')
     const notice = await rerun(ctx, session, form.get('date') ?? '', reasonOf(form))
-    send(res, 200, await runsPage(ctx, session, notice))
+    send(res, 200, await runsPage(ctx, session, undefined, notice))
     return 'reconciliation.rerun'
   }
   throw new ConsoleProblem('not_found')

@@ -148,6 +148,11 @@ export interface PipelinedConsumeOptions {
    * consumer starts over from the committed offsets, so nothing unfinished is skipped.
    */
   onMessages: (messages: readonly ConsumedMessage[]) => ReadonlyArray<Promise<void>>
+  /** Told each handed-over batch's partition lag and every group join (lib/consumer-lag.ts); optional. */
+  lag?: {
+    set: (topic: string, partition: number, messages: number) => void
+    reset: () => void
+  }
 }
 
 /** One partition's next offset to read, as committed to the group. */

@@ -279,7 +279,10 @@ class KafkaEventConsumer implements EventConsumer {
       this.#pipelined = options
       this.#restartOnCrash(options)
       // Every (re)join may change the assignment and kafkajs then reads from the committed offsets.
-      consumer.on(consumer.events.GROUP_JOIN, () => this.#newEpoch())
+      consumer.on(consumer.events.GROUP_JOIN, () => {
+        this.#newEpoch()
+        options.lag?.reset()
+      })
       consumer.on(consumer.events.FETCH, () => { this.#fetchEndedAtMs = performance.now() })
       this.#commitTimer = setInterval(() => { void this.#commitDue() }, options.offsetCommitIntervalMs)
     }
@@ -299,6 +302,8 @@ class KafkaEventConsumer implements EventConsumer {
         const messages = batch.messages.map((m) => consumedFrom(batch.topic, batch.partition, m as any))
         this.#handOver(messages, options)
         resolveOffset(messages[messages.length - 1]!.offset)
+        // Consumer lag: one subtraction per batch, from the fetch's own high watermark.
+        options.lag?.set(batch.topic, batch.partition, Number(batch.offsetLag()))
         // kafkajs fetches again once every batch of this fetch has returned from here: holding
         // the (already handed over) batch paces the fetches. Every batch of one fetch waits for
         // the same moment, so the fetch is held once, not once per partition. Counted from when

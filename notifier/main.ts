@@ -14,6 +14,7 @@
 import { createServer } from 'node:http'
 import pg from 'pg'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { consumerLagGauge } from '../lib/consumer-lag.ts'
 import { keyRingFromEnv, ReloadingKeyRing } from '../lib/field-crypto.ts'
 import { createKafkaConsumer, kafkaSaslFromEnv, parseBrokerList } from '../lib/kafka-event-bus.ts'
 import { eventVerifierFromEnv } from '../lib/event-signing.ts'
@@ -236,6 +237,7 @@ await consumer.runPipelined({
     onPoison: () => poison.inc(),
     onConsumed: (consumed) => eventsConsumed.inc(consumed),
   }, messages),
+  lag: consumerLagGauge(registry, groupId),
 })
 log.info({ topic: eventsTopic, group_id: groupId }, 'notifier consuming')
 

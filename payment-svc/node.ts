@@ -5,6 +5,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { keyRingFromEnv } from '../lib/field-crypto.ts'
 import type { Logger } from '../lib/log.ts'
+import { tracer } from '../lib/tracing.ts'
 import { loadRelayConfig } from '../cdc-relay/config.ts'
 import { startRelay, type RelayHost } from '../cdc-relay/relay-host.ts'
 import { ApiKeyRegistry } from './api-keys.ts'
@@ -17,6 +18,7 @@ import { createNodeMetrics } from './metrics.ts'
 import { PaymentService } from './payment-service.ts'
 import { createAdminServer, createPublicServer, type ServerContext } from './server.ts'
 import { PaymentStore } from './store.ts'
+import { noteCommittedBatch } from './traces.ts'
 
 export interface PaymentNode {
   service: PaymentService
@@ -99,6 +101,7 @@ export async function startPaymentNode (config: NodeConfig, log: Logger, onFatal
     onBatchWritten: (size, durationMs) => {
       metrics?.batchSize.observe(size)
       metrics?.batchWriteDuration.observe(durationMs / 1000)
+      if (tracer !== undefined) noteCommittedBatch(size, durationMs)
     },
     // A batch of unpublished claims only added nothing for the relay.
     onChangeEventsCommitted: (committed) => {

@@ -2,6 +2,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../lib/log.ts'
+import { tracer } from '../lib/tracing.ts'
 import type { ApiKeyRegistry, ApiKeyScope } from './api-keys.ts'
 import { jsonHoldsCardNumber, refuseCardNumberInId } from './card-number-guard.ts'
 import { isValidCheckoutId, parseCreatePayment } from './create-request.ts'
@@ -14,6 +15,7 @@ import type { NodeMetrics } from './metrics.ts'
 import type { PaymentService } from './payment-service.ts'
 import { paymentView, refundView } from './payment-view.ts'
 import { idempotencyKeyFrom, parseCaptureRequest, parseRefundRequest } from './refund-request.ts'
+import { traceAccept } from './traces.ts'
 
 export interface PublicRouteContext {
   service: PaymentService
@@ -55,10 +57,12 @@ function merchantFrom (ctx: PublicRouteContext, req: IncomingMessage, need: ApiK
 }
 
 export async function createPayment (ctx: PublicRouteContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const startedAt = tracer === undefined ? 0 : performance.now()
   let checkoutId: string | undefined
+  let merchantId: string | undefined
   try {
     checkoutId = checkoutIdFrom(req, undefined)
-    const merchantId = merchantFrom(ctx, req, 'full')
+    merchantId = merchantFrom(ctx, req, 'full')
     if (!isJsonContentType(req.headers['content-type'])) throw new ProblemError('unsupported_media_type')
     const text = await readBody(req, ctx.limits.bodyBytesMax)
     const body = parseJson(text)
@@ -76,11 +80,16 @@ export async function createPayment (ctx: PublicRouteContext, req: IncomingMessa
       ctx.log.info({ checkout_id: checkoutId, merchant_id: merchantId }, 'idempotent replay')
       sendJson(res, 200, paymentView(result.payment), { 'idempotent-replayed': 'true' })
     }
+    if (tracer !== undefined) traceAccept(tracer, { nodeId: ctx.service.nodeId, merchantId, checkoutId, startedAt, outcome: result.kind, httpStatus: res.statusCode })
   } catch (error) {
     if (error instanceof ProblemError) {
       ctx.metrics.payments.inc({ outcome: 'rejected', code: error.code })
       const loggedId = error.code === 'card_number_detected' || error.code === 'checkout_id_invalid' ? undefined : checkoutId
       ctx.log.info({ checkout_id: loggedId, code: error.code, status: error.status }, 'payment rejected')
+      // Only an id that was valid, of an authenticated merchant, names a trace (never a card-shaped one).
+      if (tracer !== undefined && merchantId !== undefined && loggedId !== undefined) {
+        traceAccept(tracer, { nodeId: ctx.service.nodeId, merchantId, checkoutId: loggedId, startedAt, outcome: 'rejected', httpStatus: error.status, errorCode: error.code })
+      }
     }
     throw error
   }

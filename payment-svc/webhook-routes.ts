@@ -12,7 +12,9 @@ import type { Logger } from '../lib/log.ts'
 import { signatureHeader, verifyWebhookSignature } from '../lib/webhook-signature.ts'
 import { containsCardNumber, jsonHoldsCardNumber, refuseCardNumberInId } from './card-number-guard.ts'
 import { isValidCheckoutId } from './create-request.ts'
+import { tracer } from '../lib/tracing.ts'
 import { ProblemError } from './errors.ts'
+import { traceWebhook } from './traces.ts'
 import { isJsonContentType, parseJson, readBody, sendJson } from './http-io.ts'
 import type { NodeLimits } from './limits.ts'
 import type { PaymentService } from './payment-service.ts'
@@ -106,6 +108,7 @@ export async function receiveWebhook (ctx: WebhookRouteContext, req: IncomingMes
  */
 async function applyWebhook (ctx: WebhookRouteContext, provider: string, checkoutId: string, event: ParsedWebhook,
   payloadJson: string): Promise<{ duplicate: true } | { duplicate: false, applied: boolean, note: string }> {
+  const startedAt = tracer === undefined ? 0 : performance.now()
   const merchantId = event.merchantId
   const result = await ctx.service.receiveWebhook(merchantId, checkoutId, {
     provider,
@@ -122,6 +125,10 @@ async function applyWebhook (ctx: WebhookRouteContext, provider: string, checkou
     ...(event.nextActionUrl !== undefined ? { nextActionUrl: event.nextActionUrl } : {}),
     ...(event.amountCaptured !== undefined ? { amountCaptured: event.amountCaptured } : {}),
   }, Date.now())
+  if (tracer !== undefined) {
+    traceWebhook(tracer, { nodeId: ctx.service.nodeId, merchantId, checkoutId, provider, type: event.type, startedAt,
+      outcome: result.duplicate ? 'duplicate' : result.applied ? 'applied' : result.note || 'not_applied' })
+  }
   if (result.duplicate) {
     ctx.log.info({ checkout_id: checkoutId, merchant_id: merchantId, provider, psp_event_id: event.pspEventId }, 'duplicate webhook ignored')
     return { duplicate: true }

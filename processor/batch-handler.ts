@@ -28,6 +28,7 @@ import { changeEventIdentityMismatch, eventMacHeader, type EventRefusalCode, typ
 import { readChangeEventHeader } from '../cdc-relay/event-header.ts'
 import type { FieldSealer } from '../lib/field-crypto.ts'
 import type { Logger } from '../lib/log.ts'
+import { tracer } from '../lib/tracing.ts'
 import { decodeChangeEvent, terminalStatuses, type ChangeEvent } from '../lib/payment-codec.ts'
 import { paymentKey, type PaymentId } from '../lib/payment-id.ts'
 import { cancelAtPsp, DeadLetter, drivePayment, type ChargeFlowDeps } from './charge-flow.ts'
@@ -40,6 +41,7 @@ import { NodeError, type NodePayment } from './node-client.ts'
 import { PspError } from './psp/types.ts'
 import type { ProjectionWriter } from './projection-writer.ts'
 import { driveRefund } from './refund-flow.ts'
+import { consumeSpanOf, traceConsumed, withinConsume, type ConsumeSpan } from './traces.ts'
 
 export interface PipelineDeps {
   flow: ChargeFlowDeps
@@ -222,8 +224,11 @@ export function handleMessages (deps: PipelineDeps, messages: readonly ConsumedM
   const projected = outcome.then(() => {})
   for (const { index, event } of decoded) {
     const message = messages[index]!
+    // Issue #18: the event's consume span, and its work run under it (processor/traces.ts).
+    const span: ConsumeSpan | undefined = tracer === undefined ? undefined : consumeSpanOf(tracer, event, message)
     // A second copy in the same batch (relay retry) is projected once and has nothing more to do.
-    const work = seen.has(event.eventId) ? undefined : workOf(deps, event, message, projected)
+    let work = seen.has(event.eventId) ? undefined : workOf(deps, event, message, projected)
+    if (span !== undefined && work !== undefined && tracer !== undefined) work = withinConsume(tracer, span, work)
     seen.add(event.eventId)
     const observed = outcome.then(async (refused) => {
       const why = refused.get(event.eventId)
@@ -237,6 +242,9 @@ export function handleMessages (deps: PipelineDeps, messages: readonly ConsumedM
         await work()
         await observed
       })
+    if (span !== undefined && tracer !== undefined) {
+      traceConsumed(tracer, span, { event, message, handedOverAt, events: decoded.length, projected, done: done[index] })
+    }
   }
   for (const promise of done) {
     promise.then(() => deps.metrics.eventDuration.observe((performance.now() - handedOverAt) / 1000), () => {})

@@ -7,6 +7,7 @@
 
 import { backoffDelayMs, sleep } from '../lib/backoff.ts'
 import type { Logger } from '../lib/log.ts'
+import { tracer } from '../lib/tracing.ts'
 import { terminalStatuses, type PaymentStatus } from '../lib/payment-codec.ts'
 import type { AttemptLog } from './attempt-log.ts'
 import { processorLimits } from './limits.ts'
@@ -17,6 +18,7 @@ import type { RoutablePayment } from './psp/routing.ts'
 import { chargeIdempotencyKey, PspError, type ChargeOutcome, type ChargeRequest } from './psp/types.ts'
 import type { PaymentId } from '../lib/payment-id.ts'
 import type { Semaphore } from './semaphore.ts'
+import { tracePspAttempt } from './traces.ts'
 
 export interface ChargeFlowDeps {
   node: NodeClient
@@ -180,6 +182,7 @@ export async function callPspWithRetries<O extends { kind: string }> (deps: Char
       const call = await deps.pspSlots.run(o.call)
       const outcome = `${o.outcomePrefix}${call.outcome.kind}`
       deps.onPspCall?.(outcome, call.latencyMs)
+      if (tracer !== undefined) tracePspAttempt(tracer, { ...pspSpanOf(o, row.provider, attempt, started), httpStatus: call.httpStatus, outcome })
       await deps.attempts.record({ ...row, httpStatus: call.httpStatus, response: call.responseBody, outcome, errorCode: undefined, latencyMs: call.latencyMs })
       return call
     } catch (error) {
@@ -202,6 +205,7 @@ export async function callPspWithRetries<O extends { kind: string }> (deps: Char
       }
       const latencyMs = Math.round(performance.now() - started)
       deps.onPspCall?.(error.code, latencyMs)
+      if (tracer !== undefined) tracePspAttempt(tracer, { ...pspSpanOf(o, row.provider, attempt, started), httpStatus: error.httpStatus, outcome: 'error', errorCode: error.code })
       await deps.attempts.record({ ...row, httpStatus: error.httpStatus, response: undefined, outcome: 'error', errorCode: error.code, latencyMs })
       deps.log.warn({ ...o.logFields, attempt, code: error.code, retriable: error.retriable }, o.failedMessage)
       if (o.settles?.(error) === true) throw error
@@ -214,6 +218,12 @@ export async function callPspWithRetries<O extends { kind: string }> (deps: Char
       await sleep(Math.max(backoffMs, Math.min(error.retryAfterMs ?? 0, processorLimits.pspBackoffDelayMsMax)))
     }
   }
+}
+
+/** A PSP attempt's span fields (issue #18): the operation from the outcome prefix ('' is a charge). */
+function pspSpanOf (o: { merchantId: string, checkoutId: string, outcomePrefix: string }, provider: string, attempt: number, startedAt: number):
+  { merchantId: string, checkoutId: string, provider: string, operation: string, attempt: number, startedAt: number } {
+  return { merchantId: o.merchantId, checkoutId: o.checkoutId, provider, operation: o.outcomePrefix === '' ? 'charge' : o.outcomePrefix.slice(0, -1), attempt, startedAt }
 }
 
 /**

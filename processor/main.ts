@@ -17,7 +17,9 @@ import pg from 'pg'
 import { createKafkaConsumer, createKafkaProducer, kafkaSaslFromEnv, parseBrokerList } from '../lib/kafka-event-bus.ts'
 import { keyRingFromEnv } from '../lib/field-crypto.ts'
 import { eventVerifierFromEnv } from '../lib/event-signing.ts'
+import { consumerLagGauge } from '../lib/consumer-lag.ts'
 import { createLogger } from '../lib/log.ts'
+import { startTracing } from '../lib/tracing.ts'
 import { handleMessages } from './batch-handler.ts'
 import type { ChargeFlowDeps } from './charge-flow.ts'
 import { DeadLetterPublisher } from './dead-letters.ts'
@@ -59,6 +61,8 @@ function integer (name: string, fallback: number): number {
 
 const processorId = process.env.PROCESSOR_ID ?? `p-${process.pid}`
 const log = createLogger('processor', { processor_id: processorId })
+// Issue #18: RINGPAY_TRACING=1 turns tracing on (the SDK is loaded only then).
+const tracer = await startTracing('processor')
 const brokers = parseBrokerList(required('KAFKA_BROKERS'))!
 const eventsTopic = process.env.RINGPAY_EVENTS_TOPIC ?? 'payments.events'
 const dlqTopic = process.env.RINGPAY_DLQ_TOPIC ?? 'payments.dlq'
@@ -169,9 +173,10 @@ const projection = new ProjectionWriter((events) => projectEvents(pool, keyRing,
   },
   onRetry: () => metrics.projectionRetries.inc(),
 })
+const groupId = process.env.PROCESSOR_GROUP_ID ?? 'ringpay-processor'
 const consumer = createKafkaConsumer({
   ...busOptions,
-  groupId: process.env.PROCESSOR_GROUP_ID ?? 'ringpay-processor',
+  groupId,
   sessionTimeoutMs: limits.sessionTimeoutMs,
   fetchPartitionBytesMax: limits.fetchPartitionBytesMax,
   fetchBytesMax: limits.fetchBytesMax,
@@ -220,6 +225,7 @@ await consumer.runPipelined({
   closeDrainTimeoutMs: limits.closeDrainTimeoutMs,
   fetchPacingMs: integer('PROCESSOR_FETCH_PACING_MS', limits.fetchPacingMs),
   onMessages: (messages) => handleMessages({ flow, projection, keys, deadLetters, metrics, log, sealer: keyRing, verifier }, messages),
+  lag: consumerLagGauge(metrics.registry, groupId),
 })
 log.info({ topic: eventsTopic, dlq: dlqTopic }, 'processor consuming')
 
@@ -231,7 +237,7 @@ const stop = async (): Promise<void> => {
   await consumer.close()
   await stopWatchdog()
   await attempts.flush()
-  await Promise.allSettled([producer.close(), node.close(), psps.close(), pool.end()])
+  await Promise.allSettled([producer.close(), node.close(), psps.close(), pool.end(), tracer?.shutdown()])
   admin.close()
   process.exit(0)
 }

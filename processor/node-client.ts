@@ -12,7 +12,9 @@ import { Pool, errors as undiciErrors } from 'undici'
 import { internalTokenHeader } from '../lib/internal-credentials.ts'
 import type { PaymentStatus } from '../lib/payment-codec.ts'
 import type { PaymentId } from '../lib/payment-id.ts'
+import { tracer } from '../lib/tracing.ts'
 import { TransitionBatcher, TransitionQueueFull, type ItemAnswer } from './transition-batcher.ts'
+import { traceNodeTransition } from './traces.ts'
 
 export interface NodePayment {
   checkout_id: string
@@ -146,6 +148,20 @@ export class NodeClient {
   }
 
   async transition (id: PaymentId, call: TransitionCall): Promise<{ applied: boolean, payment: NodePayment }> {
+    if (tracer === undefined) return this.#transition(id, call)
+    // Issue #18: the claim or the write-back as a span of the payment's trace.
+    const startedAt = performance.now()
+    try {
+      const result = await this.#transition(id, call)
+      traceNodeTransition(tracer, id, { to: call.to, startedAt, applied: result.applied, httpStatus: 200, batched: call.nodeId !== undefined })
+      return result
+    } catch (error) {
+      traceNodeTransition(tracer, id, { to: call.to, startedAt, errorCode: (error as NodeError).code ?? 'error', batched: call.nodeId !== undefined })
+      throw error
+    }
+  }
+
+  async #transition (id: PaymentId, call: TransitionCall): Promise<{ applied: boolean, payment: NodePayment }> {
     const payload: Record<string, unknown> = { to: call.to, expected_version: call.expectedVersion, actor: call.actor }
     if (call.pspReference) payload.psp_reference = call.pspReference
     if (call.failureCode) payload.failure_code = call.failureCode

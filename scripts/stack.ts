@@ -3,6 +3,11 @@
 //   node scripts/stack.ts [--nodes 3] [--port 8080] [--dir .stack/local] [--ephemeral [--dir new-dir]]
 //                         [--info-file path] [--events-partitions 64] [--dlq-partitions 8]
 //                         [--nginx-workers 1] [--node-entry payment-svc/main.ts] [--processors 1]
+//                         [--tracing]
+//
+// --tracing: one trace per payment (issue #18): every service runs with RINGPAY_TRACING=1 and
+// writes OTLP/JSON span files to <dir>/traces (lib/tracing.ts); read one payment's with
+// `node scripts/trace.ts --dir <dir> <merchant_id> <checkout_id>`. Off by default.
 //
 // Starts Postgres (+ migrations), Kafka (+ topics), N payment nodes (each with its CDC relay),
 // the sandbox PSP, nginx, the processors, the reconciler, the reporting service, the notifier and
@@ -20,6 +25,9 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
+import { pruneTraceFiles } from '../lib/trace-file-exporter.ts';
+import { tracesDirEnv, tracingEnv } from '../lib/tracing.ts';
+import { tracingLimits } from '../lib/tracing-limits.ts';
 import { parseArgs } from 'node:util';
 import { testApiKeys, demoApiKey, demoMerchantId, demoReadApiKey, ensureApiKeysFile, otherApiKey } from './stack/api-keys.ts';
 import { startControlServer, type ControlServer } from './stack/control.ts';
@@ -67,6 +75,7 @@ function parseCli() {
       'nginx-workers': { type: 'string', default: '1' },
       'node-entry': { type: 'string' },
     processors: { type: 'string', default: '1' },
+      tracing: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -338,6 +347,15 @@ async function main(): Promise<void> {
   // Logs are written through descriptors the runner opens (root-owned when root; nginx's master
   // opens its own as root): owner only.
   const logsDir = ensurePrivateDir(dir, 'logs', null);
+  // Issue #18: every service inherits the runner's environment, so this turns tracing on for all.
+  const tracesDir = args.tracing === true ? ensurePrivateDir(dir, 'traces', user) : undefined;
+  if (tracesDir !== undefined) {
+    const pruned = pruneTraceFiles(tracesDir, tracingLimits.tracesDirBytesMax);
+    if (pruned.length > 0) say('stack', `removed ${pruned.length} old trace files from ${tracesDir} (kept the newest ${tracingLimits.tracesDirBytesMax} bytes)`);
+    process.env[tracingEnv] = '1';
+    process.env[tracesDirEnv] = tracesDir;
+    say('stack', `tracing on: span files in ${tracesDir} (node scripts/trace.ts --dir ${dir} <merchant_id> <checkout_id>)`);
+  }
   // The key ring that seals sensitive fields at rest (lib/field-crypto.ts): outside every data
   // dir, made once per stack dir and kept (the data was sealed with it), 0600, readable by the
   // service user only (nodes and processors).
@@ -704,6 +722,7 @@ async function main(): Promise<void> {
     reporting: { port: ports.reporting, logFile: join(logsDir, 'reporting.log') },
     notifier: { port: ports.notifier, logFile: join(logsDir, 'notifier.log'), devAllowLoopback: notifierEnv.RINGPAY_NOTIFIER_DEV_ALLOW_LOOPBACK === '1' },
     prometheus: { url: `http://127.0.0.1:${ports.prometheus}`, logFile: join(logsDir, 'prometheus.log') },
+    ...(tracesDir !== undefined ? { tracesDir } : {}),
     admin: { url: `${internalUrl}/admin`, port: ports.admin, logFile: join(logsDir, 'admin.log'), operator: stackOperatorName, operatorToken, operatorTokenFile },
     console: { url: `https://127.0.0.1:${ports.consoleListener}`, port: ports.console, logFile: join(logsDir, 'console.log') },
     apiKeysFile,

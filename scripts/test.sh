@@ -98,9 +98,10 @@ trap 'exit 143' TERM
 log "starting an ephemeral stack (log: $stack_log)"
 t0=$SECONDS
 # The watchdog looks for payments stuck for 3 s (30 s in the local stack), so the tests of dropped
-# webhooks settle in seconds.
+# webhooks settle in seconds. --tracing: the suite's stack writes traces (test/e2e/tracing.test.ts
+# reads one payment's); the benchmarks run without it.
 PROCESSOR_WATCHDOG_STALE_AFTER_MS=3000 PROCESSOR_WATCHDOG_INTERVAL_MS=500 \
-  node scripts/stack.ts --ephemeral --dir "$stack_dir" --info-file "$info_file" >"$stack_log" 2>&1 &
+  node scripts/stack.ts --ephemeral --tracing --dir "$stack_dir" --info-file "$info_file" >"$stack_log" 2>&1 &
 stack_pid=$!
 
 deadline=$((SECONDS + stack_ready_timeout_s))

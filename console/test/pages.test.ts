@@ -14,6 +14,8 @@ const stack = loadStackInfo()
 t.teardown(closeConsoleDb)
 t.teardown(closeDb)
 const settleDeadlineMs = 30_000
+/** Prometheus scrapes every 5 s; the lag gauges exist after a group's first fetch. */
+const healthDeadlineMs = 30_000
 
 async function signedIn (role: 'support' | 'operator' | 'finance'): Promise<ConsoleClient> {
   const op = await createOperator(role, 'pages')
@@ -157,11 +159,39 @@ t.test('finance reruns a day; the run, its items and the CSV', async (t) => {
 
 t.test('health: Prometheus\' answers and open payments by age', async (t) => {
   const c = await signedIn('support')
-  const res = await c.get('/health')
+  // A payment makes the processors and the notifier fetch, so both groups report their lag; it
+  // shows once Prometheus has scraped them (every 5 s).
+  const id = await createWith('pm_card_visa', 'health')
+  await nodeReaches(id, settleDeadlineMs)
+  const res = await eventually(async () => {
+    const page = await c.get('/health')
+    return /group=ringpay-processor/.test(page.text) && /group=ringpay-notifier/.test(page.text) ? page : undefined
+  }, healthDeadlineMs, 'consumer lag of both groups on the health page')
   t.equal(res.status, 200)
   t.notMatch(res.text, /class="error"/, 'every Prometheus query answered')
   t.match(res.text, /instance=n1/, 'relay lag of node n1, scraped by the stack\'s Prometheus')
+  t.match(res.text, /Consumer lag \(messages\) by group<\/td><td>group=ringpay-(processor|notifier)<\/td><td>\d+ messages/, 'consumer lag, a count per group')
   t.match(res.text, /id="open-payments"/)
+})
+
+t.test('a timeline shows the payment\'s trace as a waterfall when the stack writes traces', async (t) => {
+  const c = await signedIn('support')
+  const id = await createWith('pm_card_visa', 'timeline-trace')
+  const node = await nodeReaches(id, settleDeadlineMs)
+  await postgresReaches(id, node.version, settleDeadlineMs)
+  const path = `/payments/merchant_demo/${id}`
+  if (stack.tracesDir === undefined) {
+    t.notMatch((await c.get(path)).text, /id="trace"/, 'no trace section without --tracing')
+    return
+  }
+  // The services write their spans every second: poll until the PSP call is in.
+  const res = await eventually(async () => {
+    const page = await c.get(path)
+    return /<td>(\u00a0)+psp charge<\/td><td>processor<\/td>/.test(page.text) ? page : undefined
+  }, healthDeadlineMs, `the trace of ${id} on its timeline`)
+  t.match(res.text, /<table id="trace">/)
+  t.match(res.text, /<tr class=""><td>POST \/payments<\/td><td>payment-svc<\/td><td>0\.00<\/td>/, 'the accept is the first row, at 0 ms')
+  t.match(res.text, /send payments\.events<\/td><td>cdc-relay/)
 })
 
 function cli (args: string[], stdin: string, env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {

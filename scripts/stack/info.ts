@@ -55,6 +55,8 @@ export interface StackInfo {
   notifier?: { port: number; logFile: string; devAllowLoopback: boolean };
   /** Prometheus (absent in info files of older stacks): scrapes every component, evaluates the alerts. */
   prometheus?: { url: string; logFile: string };
+  /** Issue #18: where the services write their trace files; absent unless the stack runs with --tracing. */
+  tracesDir?: string;
   /**
    * The operators' admin API (absent in info files of older stacks): `url` is its base through
    * nginx's internal listener (`<url>/merchants`, `<url>/keys/…`); `port` the service itself on
