@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { createPayment, eventually, newCheckoutId } from '../../test/helpers/api.ts'
 import { closeDb, createWith, db, nodeReaches, postgresReaches } from '../../test/helpers/e2e.ts'
+import { freshMerchantKey } from '../../test/helpers/merchants.ts'
 import { loadStackInfo } from '../../test/helpers/stack.ts'
 import { closeConsoleDb, ConsoleClient, consoleDb, createOperator, csrfOf, problemCodeOf } from './helpers.ts'
 import { searchPayments } from '../payments.ts'
@@ -24,25 +25,8 @@ async function signedIn (role: 'support' | 'operator' | 'finance'): Promise<Cons
   return c
 }
 
-/**
- * A merchant of its own (the admin API), so the search over its payments sees exactly this test's:
- * merchant_demo has thousands of other tests' payments, made meanwhile, by the time CI gets here.
- */
-async function freshMerchantKey (): Promise<{ merchantId: string, key: string }> {
-  const admin = stack.admin!
-  const merchantId = `m_pages_${newCheckoutId('m').slice(-10)}`
-  const call = async (path: string, body: unknown): Promise<any> => {
-    const res = await fetch(`${admin.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${admin.operatorToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
-    if (res.status !== 201) throw new Error(`POST ${path} answered ${res.status}: ${await res.text()}`)
-    return res.json()
-  }
-  await call('/merchants', { merchant_id: merchantId })
-  const issued = await call(`/merchants/${merchantId}/keys`, {})
-  return { merchantId, key: issued.secret }
-}
-
 t.test('search: keyset pages, newest first, none skipped or repeated', async (t) => {
-  const { merchantId, key } = await freshMerchantKey()
+  const { merchantId, key } = await freshMerchantKey(stack, 'pages')
   const ids: string[] = []
   for (let i = 0; i < 3; i++) {
     const id = newCheckoutId('paging')
@@ -184,14 +168,18 @@ t.test('a timeline shows the payment\'s trace as a waterfall when the stack writ
     t.notMatch((await c.get(path)).text, /id="trace"/, 'no trace section without --tracing')
     return
   }
-  // The services write their spans every second: poll until the PSP call is in.
+  // Each service (node, relay, processor) writes its spans on its own one-second timer: poll
+  // until all three have written theirs, whichever came first.
+  const acceptRow = /<tr class=""><td>POST \/payments<\/td><td>payment-svc<\/td><td>0\.00<\/td>/
+  const publishRow = /send payments\.events<\/td><td>cdc-relay/
+  const pspRow = /<td>(\u00a0)+psp charge<\/td><td>processor<\/td>/
   const res = await eventually(async () => {
     const page = await c.get(path)
-    return /<td>(\u00a0)+psp charge<\/td><td>processor<\/td>/.test(page.text) ? page : undefined
+    return [acceptRow, publishRow, pspRow].every((row) => row.test(page.text)) ? page : undefined
   }, healthDeadlineMs, `the trace of ${id} on its timeline`)
   t.match(res.text, /<table id="trace">/)
-  t.match(res.text, /<tr class=""><td>POST \/payments<\/td><td>payment-svc<\/td><td>0\.00<\/td>/, 'the accept is the first row, at 0 ms')
-  t.match(res.text, /send payments\.events<\/td><td>cdc-relay/)
+  t.ok(res.text.indexOf('<td>POST /payments</td>') < res.text.indexOf('psp charge</td>'), 'the accept comes before the PSP call')
+  t.match(res.text, acceptRow, 'the accept is the first row, at 0 ms')
 })
 
 function cli (args: string[], stdin: string, env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
