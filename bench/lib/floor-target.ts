@@ -5,56 +5,32 @@
 // check: at most one PSP charge per checkout id, and every accepted payment's status (read back
 // through its nginx) equal to the PSP's ('failed' when the PSP holds no charge).
 
-import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Pool } from 'undici'
 import type { StackInfo } from '../../scripts/stack/info.ts'
-import { writeApiKeysFile } from '../../scripts/stack/api-keys.ts'
-import type { NginxHandle } from '../../scripts/stack/nginx.ts'
 import { pickFreePorts } from '../../scripts/stack/ports.ts'
-import type { ManagedProcess } from '../../scripts/stack/proc.ts'
 import { createFloorProcess } from '../targets/processes.ts'
 import { CheckoutPoller } from './checkout-poller.ts'
 import { pspWebhooksDrained, pspWebhooksPending, type MonolithWebhooks } from './monolith-target.ts'
 import { startPaymentLoad, type PaymentMix } from './payment-load.ts'
 import { ringpayInflightMax, ringpayLoadConnections } from './ringpay-run.ts'
-import { pspChargesOf, PspWebhookRoute, targetNginx } from './target-front.ts'
+import { FrontedServer, pspChargesOf, type OwnTargetOutcome, type OwnTargetRun } from './target-front.ts'
 
 /** Outcome check: read-backs through the floor's nginx at once. */
 export const floorReadBackConcurrency = 32
 export const floorCheckExamplesMax = 10
 
-export interface FloorRun {
-  sent: number
+export interface FloorRun extends OwnTargetRun {
   acked: string[]
-  /** Clients that saw a terminal status, with their latency from the POST's intended send time. */
-  finished: number
-  latencyMs: Float64Array
-  answers: Record<string, number>
-  /** Every POST answered, every client done, the PSP's webhooks of the run delivered, within the drain deadline. */
-  drained: boolean
-  webhooksPendingBefore: number
-  webhooksPendingEnd: number
 }
 
-export interface FloorOutcome {
+export interface FloorOutcome extends OwnTargetOutcome {
   acked: number
-  /** Acknowledged (202) but not found when read back. */
-  lost: number
-  doubleCharges: number
-  /** Status read back ≠ the PSP's charge status. */
-  mismatches: number
-  checkErrors: number
-  statuses: Record<string, number>
-  examples: string[]
-  passed: boolean
 }
 
 export class FloorTarget {
   readonly #stack: StackInfo
-  readonly #server: ManagedProcess
-  readonly #nginx: NginxHandle
-  readonly #route: PspWebhookRoute
+  readonly #front: FrontedServer
   readonly #ownWebhooks: boolean
   readonly origin: string
   #started = false
@@ -62,17 +38,11 @@ export class FloorTarget {
   constructor (o: { stack: StackInfo, dir: string, ports: number[], webhooks: MonolithWebhooks }) {
     this.#stack = o.stack
     this.#ownWebhooks = o.webhooks === 'own'
-    const [serverPort, nginxPort, nginxInternalPort] = o.ports as [number, number, number]
-    const dir = join(o.dir, 'floor')
-    const logs = join(dir, 'logs')
-    mkdirSync(logs, { recursive: true })
-    const apiKeysFile = join(dir, 'api-keys.json')
-    writeApiKeysFile(apiKeysFile)
-    const socket = join(dir, 'floor.sock')
-    this.#server = createFloorProcess({ name: 'floor', port: serverPort, logFile: join(logs, 'floor.log'), apiKeysFile, psp: o.stack.psp, socket })
-    this.#nginx = targetNginx({ stack: o.stack, dir, logsDir: logs, socket, publicPort: nginxPort, internalPort: nginxInternalPort })
-    this.origin = `https://127.0.0.1:${nginxPort}`
-    this.#route = new PspWebhookRoute(o.stack.psp, this.origin, this.#ownWebhooks)
+    this.#front = new FrontedServer({
+      stack: o.stack, dir: join(o.dir, 'floor'), name: 'floor', ownWebhooks: this.#ownWebhooks, ports: o.ports,
+      server: (spec) => createFloorProcess({ name: 'floor', ...spec, psp: o.stack.psp }),
+    })
+    this.origin = this.#front.origin
   }
 
   static async create (o: { stack: StackInfo, dir: string, webhooks: MonolithWebhooks }): Promise<FloorTarget> {
@@ -81,23 +51,16 @@ export class FloorTarget {
 
   async start (): Promise<void> {
     this.#started = true
-    await this.#server.start()
-    await this.#nginx.start()
-    await this.#route.init()
+    await this.#front.start()
   }
 
   /** Process group leaders → component name, for CPU accounting. */
   groups (): Map<number, string> {
-    const out = new Map<number, string>()
-    const server = this.#server.status().pid
-    const nginx = this.#nginx.status().pid
-    if (server !== null) out.set(server, 'floor server')
-    if (nginx !== null) out.set(nginx, 'floor nginx')
-    return out
+    return this.#front.groups()
   }
 
   async routeWebhooks (toFloor: boolean): Promise<void> {
-    await this.#route.point(toFloor)
+    await this.#front.routeWebhooks(toFloor)
   }
 
   async run (o: { idPrefix: string, rateRps: number, durationS: number, mix: PaymentMix, drainDeadlineS: number, pollWaitMs: number, pollGiveUpMs: number }): Promise<FloorRun> {
@@ -177,9 +140,7 @@ export class FloorTarget {
 
   async stop (): Promise<void> {
     if (!this.#started) return
-    await this.routeWebhooks(false).catch(() => {})
-    await this.#nginx.stop().catch(() => {})
-    await this.#server.stop().catch(() => {})
+    await this.#front.stop()
   }
 }
 

@@ -12,19 +12,14 @@
 // retries them): for a stack shared with other work, e.g. the tests.
 
 import { randomBytes } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
 import type { StackInfo } from '../../scripts/stack/info.ts'
-import { writeApiKeysFile } from '../../scripts/stack/api-keys.ts'
-import type { NginxHandle } from '../../scripts/stack/nginx.ts'
 import { pickFreePorts } from '../../scripts/stack/ports.ts'
-import type { ManagedProcess } from '../../scripts/stack/proc.ts'
 import { createMonolithTable, monolithStatuses } from '../targets/monolith-schema.ts'
 import { dropBenchTable } from '../targets/naive-schema.ts'
 import { createMonolithProcess } from '../targets/processes.ts'
 import { runOpenLoop } from './open-loop.ts'
 import { paymentRequestBody, type PaymentMix } from './payment-load.ts'
-import { pspAdmin, pspChargesOf, PspWebhookRoute, targetNginx } from './target-front.ts'
+import { FrontedServer, pspAdmin, pspChargesOf, type OwnTargetOutcome, type OwnTargetRun } from './target-front.ts'
 
 export const monolithLoadConnections = 64
 export const monolithInflightMax = 4_096
@@ -34,32 +29,13 @@ export const webhookDrainPollMs = 200
 
 export type MonolithWebhooks = 'own' | 'ringpay'
 
-export interface MonolithOutcome {
+export interface MonolithOutcome extends OwnTargetOutcome {
   sent: number
   answered: number
   rows: number
-  /** Answered 200 but no row. */
-  lost: number
-  doubleCharges: number
-  /** Row status ≠ the PSP's charge status ('psp_error' must mean no charge). */
-  mismatches: number
-  checkErrors: number
-  statuses: Record<string, number>
-  examples: string[]
-  passed: boolean
 }
 
-export interface MonolithRun {
-  sent: number
-  /** 200 answers (the final status), with their latency from the intended send time. */
-  finished: number
-  latencyMs: Float64Array
-  answers: Record<string, number>
-  /** All requests answered, and (webhooks 'own') the PSP's webhooks of the run delivered, within the drain deadline. */
-  drained: boolean
-  /** Webhooks pending at the PSP before the load and at the end of the drain. */
-  webhooksPendingBefore: number
-  webhooksPendingEnd: number
+export interface MonolithRun extends OwnTargetRun {
   acceptedPerSecond: Array<{ second: number, count: number }>
   ids: string[]
 }
@@ -85,32 +61,20 @@ export async function pspWebhooksDrained (psp: StackInfo['psp'], deadlineMs: num
 export class MonolithTarget {
   readonly #stack: StackInfo
   readonly #table: string
-  readonly #server: ManagedProcess
-  readonly #nginx: NginxHandle
+  readonly #front: FrontedServer
   readonly #webhooks: MonolithWebhooks
   readonly origin: string
-  readonly #route: PspWebhookRoute
   #started = false
 
   constructor (o: { stack: StackInfo, dir: string, ports: number[], webhooks: MonolithWebhooks }) {
     this.#stack = o.stack
     this.#webhooks = o.webhooks
-    this.#table = `monolith_payments_${randomBytes(4).toString('hex')}`
-    const [serverPort, nginxPort, nginxInternalPort] = o.ports as [number, number, number]
-    const logs = join(o.dir, 'logs')
-    mkdirSync(logs, { recursive: true })
-    const apiKeysFile = join(o.dir, 'api-keys.json')
-    writeApiKeysFile(apiKeysFile)
-    // Its nginx reaches it on a Unix socket, as the stack's nginx reaches the payment nodes: the
-    // two targets differ in design, not in the transport of that hop.
-    const socket = join(o.dir, 'monolith.sock')
-    this.#server = createMonolithProcess({
-      name: 'monolith', port: serverPort, logFile: join(logs, 'monolith.log'),
-      databaseUrl: o.stack.databaseUrl, table: this.#table, apiKeysFile, psp: o.stack.psp, socket,
+    const table = this.#table = `monolith_payments_${randomBytes(4).toString('hex')}`
+    this.#front = new FrontedServer({
+      stack: o.stack, dir: o.dir, name: 'monolith', ownWebhooks: o.webhooks === 'own', ports: o.ports,
+      server: (spec) => createMonolithProcess({ name: 'monolith', ...spec, databaseUrl: o.stack.databaseUrl, table, psp: o.stack.psp }),
     })
-    this.#nginx = targetNginx({ stack: o.stack, dir: o.dir, logsDir: logs, socket, publicPort: nginxPort, internalPort: nginxInternalPort })
-    this.origin = `https://127.0.0.1:${nginxPort}`
-    this.#route = new PspWebhookRoute(o.stack.psp, this.origin, o.webhooks === 'own')
+    this.origin = this.#front.origin
   }
 
   static async create (o: { stack: StackInfo, dir: string, webhooks: MonolithWebhooks }): Promise<MonolithTarget> {
@@ -124,24 +88,17 @@ export class MonolithTarget {
   async start (): Promise<void> {
     this.#started = true
     await createMonolithTable(this.#stack.databaseUrl, this.#table)
-    await this.#server.start()
-    await this.#nginx.start()
-    await this.#route.init()
+    await this.#front.start()
   }
 
   /** Process group leaders → component name, for CPU accounting. */
   groups (): Map<number, string> {
-    const out = new Map<number, string>()
-    const server = this.#server.status().pid
-    const nginx = this.#nginx.status().pid
-    if (server !== null) out.set(server, 'monolith server')
-    if (nginx !== null) out.set(nginx, 'monolith nginx')
-    return out
+    return this.#front.groups()
   }
 
   /** Points the PSP's webhooks at the monolith (true) or back at the stack (false), with 'own'. */
   async routeWebhooks (toMonolith: boolean): Promise<void> {
-    await this.#route.point(toMonolith)
+    await this.#front.routeWebhooks(toMonolith)
   }
 
   async run (o: { idPrefix: string, rateRps: number, durationS: number, mix: PaymentMix, drainDeadlineS: number }): Promise<MonolithRun> {
@@ -217,9 +174,7 @@ export class MonolithTarget {
 
   async stop (): Promise<void> {
     if (!this.#started) return
-    await this.routeWebhooks(false).catch(() => {})
-    await this.#nginx.stop().catch(() => {})
-    await this.#server.stop().catch(() => {})
+    await this.#front.stop()
     await dropBenchTable(this.#stack.databaseUrl, this.#table).catch(() => {})
   }
 }

@@ -4,13 +4,43 @@
 // stack's nginx reaches the payment nodes, and the PSP's webhooks pointed at that nginx while
 // (and only while) the target's run goes on.
 
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Pool } from 'undici'
+import { writeApiKeysFile } from '../../scripts/stack/api-keys.ts'
 import type { StackInfo } from '../../scripts/stack/info.ts'
 import { createNginx, type NginxHandle } from '../../scripts/stack/nginx.ts'
+import type { ManagedProcess } from '../../scripts/stack/proc.ts'
 import { makePassable, serviceUser } from '../../scripts/stack/service-user.ts'
 
 export const pspAdminTimeoutMs = 10_000
+
+/** What a run of one of these targets gives back, whatever the target. */
+export interface OwnTargetRun {
+  sent: number
+  /** Payments with their final status (the monolith: a 200; the floor: seen by its client), with their latency from the intended send time. */
+  finished: number
+  latencyMs: Float64Array
+  answers: Record<string, number>
+  /** All requests answered, and (webhooks 'own') the PSP's webhooks of the run delivered, within the drain deadline. */
+  drained: boolean
+  /** Webhooks pending at the PSP before the load and at the end of the drain. */
+  webhooksPendingBefore: number
+  webhooksPendingEnd: number
+}
+
+/** The outcome check of one of these targets against the PSP. */
+export interface OwnTargetOutcome {
+  /** Finished (or acknowledged) with nothing to show for it afterwards. */
+  lost: number
+  doubleCharges: number
+  /** The target's status ≠ the PSP's charge status. */
+  mismatches: number
+  checkErrors: number
+  statuses: Record<string, number>
+  examples: string[]
+  passed: boolean
+}
 
 export async function pspAdmin (psp: StackInfo['psp'], method: 'GET' | 'PUT', path: string, body?: unknown): Promise<any> {
   const res = await fetch(`${psp.url}${path}`, {
@@ -23,47 +53,87 @@ export async function pspAdmin (psp: StackInfo['psp'], method: 'GET' | 'PUT', pa
   return res.json()
 }
 
-/** The target's nginx in front of `socket` (in `dir`), on the given public and internal ports. */
-export function targetNginx (o: { stack: StackInfo, dir: string, logsDir: string, socket: string, publicPort: number, internalPort: number }): NginxHandle {
-  // nginx's workers run as the service user when the bench runs as root: they pass through the
-  // bench's private temp dir to the socket (o+x only: nothing in it becomes listable or readable).
-  const workerUser = serviceUser()
-  if (workerUser) makePassable(o.dir, workerUser)
-  return createNginx({
-    dir: join(o.dir, 'nginx'), logsDir: o.logsDir, logFile: join(o.logsDir, 'nginx.log'),
-    publicPort: o.publicPort, internalPort: o.internalPort,
-    nodeServers: [`unix:${o.socket}`],
-    // TLS like the stack's public listener (the same certificate): clients pay for it on every target.
-    publicTls: o.stack.publicTls,
-  })
+/** What a fronted server process needs from the target that makes it. */
+export interface ServerSpec {
+  port: number
+  /** The Unix socket its nginx reaches it on. */
+  socket: string
+  logFile: string
+  /** The stack's merchants' keys, written for it. */
+  apiKeysFile: string
 }
 
 /**
- * The sandbox PSP sends one webhook per charge to a single base URL: `point(true)` sends them to
- * the target's nginx, `point(false)` back to the stack. With `own: false` nothing changes (a stack
- * shared with other work: the target's webhooks then reach Ringpay's nodes, which refuse unknown
- * ids, and the PSP retries them).
+ * A bench target's server behind its own nginx, with the PSP's webhooks pointed at that nginx on
+ * request: `name` names its files and its CPU components (`<name> server`, `<name> nginx`).
  */
-export class PspWebhookRoute {
+export class FrontedServer {
+  readonly #server: ManagedProcess
+  readonly #nginx: NginxHandle
   readonly #psp: StackInfo['psp']
-  readonly #origin: string
-  readonly #own: boolean
-  #stackBaseUrl: string | null = null
+  readonly #ownWebhooks: boolean
+  readonly #name: string
+  readonly origin: string
+  #stackWebhookBaseUrl: string | null = null
 
-  constructor (psp: StackInfo['psp'], origin: string, own: boolean) {
-    this.#psp = psp
-    this.#origin = origin
-    this.#own = own
+  constructor (o: { stack: StackInfo, dir: string, name: string, ownWebhooks: boolean, ports: readonly number[], server: (spec: ServerSpec) => ManagedProcess }) {
+    const [serverPort, nginxPort, nginxInternalPort] = o.ports as [number, number, number]
+    this.#psp = o.stack.psp
+    this.#ownWebhooks = o.ownWebhooks
+    this.#name = o.name
+    const logsDir = join(o.dir, 'logs')
+    mkdirSync(logsDir, { recursive: true })
+    const apiKeysFile = join(o.dir, 'api-keys.json')
+    writeApiKeysFile(apiKeysFile)
+    // Its nginx reaches it on a Unix socket, as the stack's nginx reaches the payment nodes: the
+    // targets differ in design, not in the transport of that hop.
+    const socket = join(o.dir, `${o.name}.sock`)
+    this.#server = o.server({ port: serverPort, socket, logFile: join(logsDir, `${o.name}.log`), apiKeysFile })
+    // nginx's workers run as the service user when the bench runs as root: they pass through the
+    // bench's private temp dir to the socket (o+x only: nothing in it becomes listable or readable).
+    const workerUser = serviceUser()
+    if (workerUser) makePassable(o.dir, workerUser)
+    this.#nginx = createNginx({
+      dir: join(o.dir, 'nginx'), logsDir, logFile: join(logsDir, 'nginx.log'),
+      publicPort: nginxPort, internalPort: nginxInternalPort,
+      nodeServers: [`unix:${socket}`],
+      // TLS like the stack's public listener (the same certificate): clients pay for it on every target.
+      publicTls: o.stack.publicTls,
+    })
+    this.origin = `https://127.0.0.1:${nginxPort}`
   }
 
-  /** Reads the stack's own webhook URL (once, before any point()). */
-  async init (): Promise<void> {
-    this.#stackBaseUrl = (await pspAdmin(this.#psp, 'GET', '/admin/config')).webhookBaseUrl ?? null
+  async start (): Promise<void> {
+    await this.#server.start()
+    await this.#nginx.start()
+    this.#stackWebhookBaseUrl = (await pspAdmin(this.#psp, 'GET', '/admin/config')).webhookBaseUrl ?? null
   }
 
-  async point (toTarget: boolean): Promise<void> {
-    if (!this.#own) return
-    await pspAdmin(this.#psp, 'PUT', '/admin/config', { webhookBaseUrl: toTarget ? this.#origin : this.#stackBaseUrl })
+  /** Process group leaders → component name, for CPU accounting. */
+  groups (): Map<number, string> {
+    const out = new Map<number, string>()
+    const server = this.#server.status().pid
+    const nginx = this.#nginx.status().pid
+    if (server !== null) out.set(server, `${this.#name} server`)
+    if (nginx !== null) out.set(nginx, `${this.#name} nginx`)
+    return out
+  }
+
+  /**
+   * The sandbox PSP sends one webhook per charge to a single base URL: true sends them to this
+   * target's nginx, false back to the stack. Without ownWebhooks nothing changes (a stack shared
+   * with other work: the target's webhooks then reach Ringpay's nodes, which refuse unknown ids,
+   * and the PSP retries them).
+   */
+  async routeWebhooks (toTarget: boolean): Promise<void> {
+    if (!this.#ownWebhooks) return
+    await pspAdmin(this.#psp, 'PUT', '/admin/config', { webhookBaseUrl: toTarget ? this.origin : this.#stackWebhookBaseUrl })
+  }
+
+  async stop (): Promise<void> {
+    await this.routeWebhooks(false).catch(() => {})
+    await this.#nginx.stop().catch(() => {})
+    await this.#server.stop().catch(() => {})
   }
 }
 

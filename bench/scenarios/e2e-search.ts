@@ -18,6 +18,7 @@ import { cpuShare, cpuSnapshot, type CpuShare } from '../lib/cpu-usage.ts'
 import { describeMachine } from '../lib/machine.ts'
 import { describeFloorOutcome, FloorTarget, type FloorOutcome } from '../lib/floor-target.ts'
 import { describeMonolithOutcome, MonolithTarget, pspWebhooksDrained, type MonolithOutcome } from '../lib/monolith-target.ts'
+import type { OwnTargetRun } from '../lib/target-front.ts'
 import type { PipelineLagProbe } from '../lib/pipeline-lag.ts'
 import { runRingpay, summarizeWithUnfinished, type Latencies } from '../lib/ringpay-run.ts'
 import { stackProcessGroups } from '../lib/stack-cpu.ts'
@@ -200,64 +201,61 @@ async function ringpayStep (cfg: E2eConfig, stack: StackInfo, probe: PipelineLag
   }
 }
 
-async function monolithStep (cfg: E2eConfig, stack: StackInfo, monolith: MonolithTarget, groups: ReadonlyMap<number, string>, index: number,
-  rateRps: number, idPrefix: string): Promise<Step> {
-  // Ringpay's webhooks of its previous step are delivered before the PSP's URL changes.
+/**
+ * One step of the monolith or the async floor: the PSP's webhooks pointed at the target for the
+ * run (after the previous step's were delivered), the CPU of the run, then the outcome check.
+ */
+async function ownTargetStep<R extends OwnTargetRun, O extends MonolithOutcome | FloorOutcome> (o: {
+  cfg: E2eConfig, stack: StackInfo, groups: ReadonlyMap<number, string>, index: number, rateRps: number,
+  target: 'monolith' | 'floor', finishedMeans: string,
+  routeWebhooks: (toTarget: boolean) => Promise<void>, run: () => Promise<R>, check: (run: R) => Promise<O>,
+}): Promise<Step> {
+  const { cfg, stack, groups } = o
   if (cfg.monolithWebhooks === 'own') await pspWebhooksDrained(stack.psp, performance.now() + webhookSwitchWaitMsMax)
-  await monolith.routeWebhooks(true)
+  await o.routeWebhooks(true)
   const groupSet = new Set(groups.keys())
   const before = cpuSnapshot(groupSet)
-  let run
+  let run: R
   try {
-    run = await monolith.run({ idPrefix, rateRps, durationS: cfg.stepDurationS, mix: cfg.mix, drainDeadlineS: cfg.drainDeadlineS })
+    run = await o.run()
   } finally {
-    await monolith.routeWebhooks(false)
+    await o.routeWebhooks(false)
   }
   const cpu = cpuShare(before, cpuSnapshot(groupSet), groups)
-  const outcome = await monolith.check(run)
+  const outcome = await o.check(run)
   const finishedShare = run.sent > 0 ? run.finished / run.sent : 0
   const latencyMs = summarizeWithUnfinished(run.latencyMs, run.sent)
   const why: string[] = []
-  if (finishedShare < finishedShareMin) why.push(`${run.finished} of ${run.sent} answered 200 (${JSON.stringify(run.answers)})`)
+  if (finishedShare < finishedShareMin) why.push(`${run.finished} of ${run.sent} ${o.finishedMeans} (${JSON.stringify(run.answers)})`)
   if (!(latencyMs.p99 < stepP99MsMax)) why.push(`p99 ${formatMs(latencyMs.p99)} ms`)
   if (!run.drained) why.push(`not drained (PSP webhooks pending ${run.webhooksPendingBefore} before, ${run.webhooksPendingEnd} after; answers ${JSON.stringify(run.answers)})`)
   if (!outcome.passed) why.push('outcome check FAILED')
   return {
-    target: 'monolith', index, rateRps, durationS: cfg.stepDurationS, sent: run.sent, finished: run.finished, finishedShare,
+    target: o.target, index: o.index, rateRps: o.rateRps, durationS: cfg.stepDurationS, sent: run.sent, finished: run.finished, finishedShare,
     throughputRps: run.finished / cfg.stepDurationS, latencyMs, drained: run.drained,
     drain: { webhooksPendingBefore: run.webhooksPendingBefore, webhooksPendingEnd: run.webhooksPendingEnd, answers: run.answers },
-    outcomePassed: outcome.passed, outcome, cpu: stepCpu('monolith', cpu, run.finished), passed: why.length === 0, why,
+    outcomePassed: outcome.passed, outcome, cpu: stepCpu(o.target, cpu, run.finished), passed: why.length === 0, why,
   }
 }
 
-async function floorStep (cfg: E2eConfig, stack: StackInfo, floor: FloorTarget, groups: ReadonlyMap<number, string>, index: number,
+function monolithStep (cfg: E2eConfig, stack: StackInfo, monolith: MonolithTarget, groups: ReadonlyMap<number, string>, index: number,
   rateRps: number, idPrefix: string): Promise<Step> {
-  // The previous step's webhooks are delivered before the PSP's URL changes.
-  if (cfg.monolithWebhooks === 'own') await pspWebhooksDrained(stack.psp, performance.now() + webhookSwitchWaitMsMax)
-  await floor.routeWebhooks(true)
-  const groupSet = new Set(groups.keys())
-  const before = cpuSnapshot(groupSet)
-  let run
-  try {
-    run = await floor.run({ idPrefix, rateRps, durationS: cfg.stepDurationS, mix: cfg.mix, drainDeadlineS: cfg.drainDeadlineS, pollWaitMs: cfg.pollWaitMs, pollGiveUpMs: cfg.pollGiveUpMs })
-  } finally {
-    await floor.routeWebhooks(false)
-  }
-  const cpu = cpuShare(before, cpuSnapshot(groupSet), groups)
-  const outcome = await floor.check(run)
-  const finishedShare = run.sent > 0 ? run.finished / run.sent : 0
-  const latencyMs = summarizeWithUnfinished(run.latencyMs, run.sent)
-  const why: string[] = []
-  if (finishedShare < finishedShareMin) why.push(`${run.finished} of ${run.sent} seen terminal by their clients (${JSON.stringify(run.answers)})`)
-  if (!(latencyMs.p99 < stepP99MsMax)) why.push(`p99 ${formatMs(latencyMs.p99)} ms`)
-  if (!run.drained) why.push(`not drained (PSP webhooks pending ${run.webhooksPendingBefore} before, ${run.webhooksPendingEnd} after; answers ${JSON.stringify(run.answers)})`)
-  if (!outcome.passed) why.push('outcome check FAILED')
-  return {
-    target: 'floor', index, rateRps, durationS: cfg.stepDurationS, sent: run.sent, finished: run.finished, finishedShare,
-    throughputRps: run.finished / cfg.stepDurationS, latencyMs, drained: run.drained,
-    drain: { webhooksPendingBefore: run.webhooksPendingBefore, webhooksPendingEnd: run.webhooksPendingEnd, answers: run.answers },
-    outcomePassed: outcome.passed, outcome, cpu: stepCpu('floor', cpu, run.finished), passed: why.length === 0, why,
-  }
+  return ownTargetStep({
+    cfg, stack, groups, index, rateRps, target: 'monolith', finishedMeans: 'answered 200',
+    routeWebhooks: (to) => monolith.routeWebhooks(to),
+    run: () => monolith.run({ idPrefix, rateRps, durationS: cfg.stepDurationS, mix: cfg.mix, drainDeadlineS: cfg.drainDeadlineS }),
+    check: (run) => monolith.check(run),
+  })
+}
+
+function floorStep (cfg: E2eConfig, stack: StackInfo, floor: FloorTarget, groups: ReadonlyMap<number, string>, index: number,
+  rateRps: number, idPrefix: string): Promise<Step> {
+  return ownTargetStep({
+    cfg, stack, groups, index, rateRps, target: 'floor', finishedMeans: 'seen terminal by their clients',
+    routeWebhooks: (to) => floor.routeWebhooks(to),
+    run: () => floor.run({ idPrefix, rateRps, durationS: cfg.stepDurationS, mix: cfg.mix, drainDeadlineS: cfg.drainDeadlineS, pollWaitMs: cfg.pollWaitMs, pollGiveUpMs: cfg.pollGiveUpMs }),
+    check: (run) => floor.check(run),
+  })
 }
 
 function met (ok: boolean): string {

@@ -11,12 +11,10 @@
 //   BENCH_PORT BENCH_API_KEYS_FILE BENCH_PSP_URL BENCH_PSP_SECRET_KEY BENCH_PSP_WEBHOOK_SECRET
 //   node bench/targets/async-floor-server.ts          (GET /healthz: 200)
 
-import { hash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import type { ServerResponse } from 'node:http'
-import { verifyWebhookSignature } from '../../lib/webhook-signature.ts'
+import { merchantOf, merchantsByKeyDigest, readCreate, readWebhook } from './bench-requests.ts'
 import { sandboxCharger } from './sandbox-charge.ts'
-import { bodyBytesMax, createTargetServer, listenUntilSignalled, readBodyChunks, sendJsonText, targetPort } from './target-http.ts'
+import { createTargetServer, listenUntilSignalled, readBodyChunks, sendJsonText, targetPort } from './target-http.ts'
 
 /** Payments kept in memory; past it the oldest is forgotten (a bench run makes far fewer). */
 export const paymentsMax = 2_000_000
@@ -24,7 +22,6 @@ export const paymentsMax = 2_000_000
 export const longPollWaitMsMax = 10_000
 /** Long-polls waiting at once; past it a poll is answered at once with the status as it is. */
 export const longPollWaitersMax = 50_000
-const webhookToleranceS = 300
 
 const terminalStatuses = new Set(['succeeded', 'failed', 'canceled'])
 
@@ -37,8 +34,7 @@ interface FloorPayment {
 }
 
 const env = (name: string): string => process.env[name] || (() => { throw new Error(`${name} is required`) })()
-const keys = JSON.parse(readFileSync(env('BENCH_API_KEYS_FILE'), 'utf8')) as { keys: Array<{ merchant_id: string, key_sha256: string }> }
-const merchantByDigest = new Map(keys.keys.map((k) => [k.key_sha256, k.merchant_id]))
+const merchants = merchantsByKeyDigest(env('BENCH_API_KEYS_FILE'))
 const psp = sandboxCharger({ url: env('BENCH_PSP_URL'), secretKey: env('BENCH_PSP_SECRET_KEY') })
 const webhookSecret = env('BENCH_PSP_WEBHOOK_SECRET')
 const payments = new Map<string, FloorPayment>()
@@ -59,10 +55,6 @@ function advance (p: FloorPayment, status: string, pspReference: string | null):
 function remember (id: string, p: FloorPayment): void {
   if (payments.size >= paymentsMax) payments.delete(payments.keys().next().value!)
   payments.set(id, p)
-}
-
-function merchantOf (authorization: string | undefined): string | undefined {
-  return authorization?.startsWith('Bearer ') ? merchantByDigest.get(hash('sha256', authorization.slice(7), 'hex')) : undefined
 }
 
 function longPoll (res: ServerResponse, id: string, p: FloorPayment, afterVersion: number, waitMs: number): void {
@@ -88,7 +80,7 @@ const server = createTargetServer((req, res) => {
   if (req.method === 'GET' && req.url?.startsWith('/payments/') === true) {
     const url = new URL(req.url, 'http://floor')
     const id = decodeURIComponent(url.pathname.slice('/payments/'.length))
-    const merchantId = merchantOf(req.headers.authorization)
+    const merchantId = merchantOf(merchants, req.headers.authorization)
     if (merchantId === undefined) return send(res, 401, { code: 'unauthorized' })
     const p = payments.get(id)
     if (p === undefined || p.merchantId !== merchantId) return send(res, 404, { code: 'payment_not_found' })
@@ -96,27 +88,18 @@ const server = createTargetServer((req, res) => {
   }
   readBodyChunks(req, (chunks, bytes) => {
     const text = Buffer.concat(chunks).toString('utf8')
-    const webhook = /^\/webhooks\/psp\/sandbox\/([A-Za-z0-9_-]{1,64})$/.exec(req.url ?? '')
-    if (req.method === 'POST' && webhook !== null) {
-      const signature = req.headers['ringpay-signature']
-      if (!verifyWebhookSignature(webhookSecret, typeof signature === 'string' ? signature : undefined, text, Math.floor(Date.now() / 1000), webhookToleranceS).ok) return send(res, 400, { code: 'webhook_signature_invalid' })
-      const charge = (JSON.parse(text) as { data?: { object?: { id?: string, status?: string } } }).data?.object
-      const p = payments.get(webhook[1]!)
-      if (p !== undefined && p.status === 'pending' && charge?.status !== undefined && charge.status !== 'pending') advance(p, charge.status, charge.id ?? null)
+    const webhook = readWebhook(webhookSecret, req, text)
+    if (webhook.kind === 'refused') return send(res, 400, { code: 'webhook_signature_invalid' })
+    if (webhook.kind === 'charge') {
+      const p = payments.get(webhook.checkoutId)
+      const status = webhook.charge?.status
+      if (p !== undefined && p.status === 'pending' && status !== undefined && status !== 'pending') advance(p, status, webhook.charge?.id ?? null)
       return send(res, 200, { received: true })
     }
     if (req.method !== 'POST' || req.url !== '/payments') return send(res, 404, { code: 'not_found' })
-    const checkoutId = req.headers['x-payment-checkout-id']
-    const merchantId = merchantOf(req.headers.authorization)
-    if (merchantId === undefined) return send(res, 401, { code: 'unauthorized' })
-    let body: Record<string, unknown>
-    try {
-      body = JSON.parse(text) as Record<string, unknown>
-    } catch {
-      return send(res, 400, { code: 'invalid_json' })
-    }
-    if (typeof checkoutId !== 'string' || bytes > bodyBytesMax || !Number.isSafeInteger(body.amount) || (body.amount as number) <= 0 ||
-      typeof body.currency !== 'string' || typeof body.payment_method !== 'string') return send(res, 400, { code: 'validation_failed' })
+    const create = readCreate(merchants, req, text, bytes)
+    if (!create.ok) return send(res, create.status, { code: create.code })
+    const { checkoutId, merchantId, body } = create
     if (payments.has(checkoutId)) return send(res, 409, { code: 'idempotency_key_in_use' })
     const p: FloorPayment = { merchantId, status: 'pending', version: 1, pspReference: null, waiters: new Set() }
     remember(checkoutId, p)

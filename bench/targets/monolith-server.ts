@@ -7,23 +7,19 @@
 //   BENCH_PORT BENCH_DATABASE_URL BENCH_TABLE BENCH_API_KEYS_FILE BENCH_PSP_URL BENCH_PSP_SECRET_KEY
 //   BENCH_PSP_WEBHOOK_SECRET  node bench/targets/monolith-server.ts          (GET /healthz: 200)
 
-import { hash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import type { ServerResponse } from 'node:http'
 import pg from 'pg'
-import { verifyWebhookSignature } from '../../lib/webhook-signature.ts'
 import { assertTable } from './naive-schema.ts'
+import { merchantsByKeyDigest, readCreate, readWebhook } from './bench-requests.ts'
 import { sandboxCharger } from './sandbox-charge.ts'
-import { bodyBytesMax, createTargetServer, listenUntilSignalled, readBodyChunks, sendJsonText, targetPort } from './target-http.ts'
+import { createTargetServer, listenUntilSignalled, readBodyChunks, sendJsonText, targetPort } from './target-http.ts'
 
 const dbPoolSize = 10
-const webhookToleranceS = 300
 
 const env = (name: string): string => process.env[name] || (() => { throw new Error(`${name} is required`) })()
 const table = env('BENCH_TABLE')
 assertTable(table)
-const keys = JSON.parse(readFileSync(env('BENCH_API_KEYS_FILE'), 'utf8')) as { keys: Array<{ merchant_id: string, key_sha256: string }> }
-const merchantByDigest = new Map(keys.keys.map((k) => [k.key_sha256, k.merchant_id]))
+const merchants = merchantsByKeyDigest(env('BENCH_API_KEYS_FILE'))
 const db = new pg.Pool({ connectionString: env('BENCH_DATABASE_URL'), max: dbPoolSize, options: '-c synchronous_commit=on' })
 db.on('error', () => {})
 const psp = sandboxCharger({ url: env('BENCH_PSP_URL'), secretKey: env('BENCH_PSP_SECRET_KEY') })
@@ -35,27 +31,16 @@ const server = createTargetServer((req, res) => {
   if (req.method === 'GET' && req.url === '/healthz') return send(res, 200, { status: 'alive' })
   readBodyChunks(req, (chunks, bytes) => {
     const text = Buffer.concat(chunks).toString('utf8')
-    const webhook = /^\/webhooks\/psp\/sandbox\/([A-Za-z0-9_-]{1,64})$/.exec(req.url ?? '')
-    if (req.method === 'POST' && webhook !== null) {
-      const signature = req.headers['ringpay-signature']
-      if (!verifyWebhookSignature(webhookSecret, typeof signature === 'string' ? signature : undefined, text, Math.floor(Date.now() / 1000), webhookToleranceS).ok) return send(res, 400, { code: 'webhook_signature_invalid' })
-      const charge = (JSON.parse(text) as { data?: { object?: { status?: string } } }).data?.object
-      return db.query(`UPDATE ${table} SET status = $2, updated_at = now() WHERE checkout_id = $1 AND status = 'pending' AND $2 <> 'pending'`, [webhook[1], charge?.status ?? 'pending'])
+    const webhook = readWebhook(webhookSecret, req, text)
+    if (webhook.kind === 'refused') return send(res, 400, { code: 'webhook_signature_invalid' })
+    if (webhook.kind === 'charge') {
+      return db.query(`UPDATE ${table} SET status = $2, updated_at = now() WHERE checkout_id = $1 AND status = 'pending' AND $2 <> 'pending'`, [webhook.checkoutId, webhook.charge?.status ?? 'pending'])
         .then(() => send(res, 200, { received: true }), () => send(res, 503, { code: 'database_unavailable' }))
     }
     if (req.method !== 'POST' || req.url !== '/payments') return send(res, 404, { code: 'not_found' })
-    const checkoutId = req.headers['x-payment-checkout-id']
-    const auth = req.headers.authorization
-    const merchantId = auth?.startsWith('Bearer ') ? merchantByDigest.get(hash('sha256', auth.slice(7), 'hex')) : undefined
-    if (merchantId === undefined) return send(res, 401, { code: 'unauthorized' })
-    let p: Record<string, unknown>
-    try {
-      p = JSON.parse(text) as Record<string, unknown>
-    } catch {
-      return send(res, 400, { code: 'invalid_json' })
-    }
-    if (typeof checkoutId !== 'string' || bytes > bodyBytesMax || !Number.isSafeInteger(p.amount) || (p.amount as number) <= 0 ||
-      typeof p.currency !== 'string' || typeof p.payment_method !== 'string') return send(res, 400, { code: 'validation_failed' })
+    const create = readCreate(merchants, req, text, bytes)
+    if (!create.ok) return send(res, create.status, { code: create.code })
+    const { checkoutId, merchantId, body: p } = create
     db.query(`INSERT INTO ${table} (checkout_id, merchant_id, amount, currency, status) VALUES ($1, $2, $3, $4, 'pending')`,
       [checkoutId, merchantId, p.amount, p.currency])
       .then(() => charge(checkoutId, merchantId, p))
