@@ -9,7 +9,7 @@ import { createPool } from '../../reconciler/db.ts'
 import { closeRecon, dateSequence, generateCharges, itemsOf, merchantId, reconcile, uniquePrefix, stack, type GeneratedCharge } from './helpers.ts'
 
 // Months of their own (classes.test.ts starts at 1, runs.test.ts at 7).
-const dates = dateSequence(11)
+const dates = dateSequence(11, 'capture')
 const admin = createPool(stack.databaseUrl)
 t.teardown(async () => {
   await admin.end()

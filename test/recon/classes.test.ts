@@ -8,7 +8,7 @@ import {
   reconcile, setDiscrepancies, uniquePrefix,
 } from './helpers.ts'
 
-const dates = dateSequence(1)
+const dates = dateSequence(1, 'classes')
 t.teardown(closeRecon)
 
 /** Reconciles D-1 and D+1 first, so unmatched payments of D are final (not pending). */

@@ -1,6 +1,6 @@
 // Reconciler integration tests against the shared stack's Postgres and sandbox PSP. They never
-// disturb other tests: report dates are far in the future (a random year 2031-2090 per run, and
-// months of their own per test file), charges are generated with a unique reference prefix, our
+// disturb other tests: report dates are far in the future (a year of its own per test file and
+// run, dateSequence), charges are generated with a unique reference prefix, our
 // payments rows are inserted with unique checkout ids, and nothing is ever deleted.
 
 import { randomBytes } from 'node:crypto'
@@ -44,9 +44,22 @@ export async function closeRecon (): Promise<void> {
   source = undefined
 }
 
-/** Dates of one test file: `firstMonth`..; each call to next() is 4 days after the previous, so D-1..D+2 of one case never touch another's. */
-export function dateSequence (firstMonth: number): { year: number, next: () => string } {
-  const year = 2031 + randomBytes(1)[0]! % 60
+/** The test files that reconcile days of their own: each gets a year no other one uses in the same run. */
+export const reconTestFiles = ['classes', 'refunds', 'runs', 'refund-matching', 'capture', 'shared-checkout-ids'] as const
+export type ReconTestFile = typeof reconTestFiles[number]
+/** Their years: 2046.., blocks of one year per file. 2045 is the bench's test day (bench/test/scenarios.test.ts). */
+const reconYearFirst = 2046
+const reconYearBlocks = 8
+
+/**
+ * Dates of one test file: `firstMonth`..; each call to next() is 4 days after the previous, so D-1..D+2 of one case never touch another's.
+ * The year is random per run and file, but two files never share one: it is `file`'s slot in a
+ * random block (the years of two files differ modulo the number of files). Random years alone let
+ * two files meet about once in sixty runs, and a file whose days ran into another's month (or a
+ * whole-month run) then counted the other's charges.
+ */
+export function dateSequence (firstMonth: number, file: ReconTestFile): { year: number, next: () => string } {
+  const year = reconYearFirst + reconTestFiles.length * (randomBytes(1)[0]! % reconYearBlocks) + reconTestFiles.indexOf(file)
   let date = `${year}-${String(firstMonth).padStart(2, '0')}-02`
   return {
     year,

@@ -10,7 +10,7 @@ import { reconcileDay } from '../../reconciler/reconcile.ts'
 import { settlementColumns } from '../../reconciler/settlement-rows.ts'
 import { closeRecon, dateSequence, insertRefunds, itemsOf, merchantId, reconPool, uniquePrefix, type OurRefund } from './helpers.ts'
 
-const dates = dateSequence(10)
+const dates = dateSequence(10, 'refund-matching')
 t.teardown(closeRecon)
 
 const header = settlementColumns.join(',') + '\n'

@@ -14,7 +14,7 @@ import {
   ourRefundsFor, reconcile, reconcileOnce, setDiscrepancies, stack, uniquePrefix,
 } from './helpers.ts'
 
-const dates = dateSequence(4)
+const dates = dateSequence(4, 'refunds')
 t.teardown(closeRecon)
 t.teardown(closeDb)
 const settleDeadlineMs = 60_000

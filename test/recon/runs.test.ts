@@ -17,7 +17,7 @@ import {
   reconPool, setDiscrepancies, stack, uniquePrefix,
 } from './helpers.ts'
 
-const dates = dateSequence(7)
+const dates = dateSequence(7, 'runs')
 const cliTimeoutMs = 60_000
 t.teardown(closeRecon)
 
@@ -140,7 +140,7 @@ t.test('CLI: exit 0 clean, 1 discrepancies (with the CSV files), 2 bad arguments
 t.test('CLI --month: every day of the month, and the monthly totals', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'recon-month-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const month = `${dates.year}-11` // no other test uses November
+  const month = `${dates.year}-11` // this file's own year (no other file's), whose other dates stay in July and August
   const first = await generateCharges(`${month}-10`, 2, uniquePrefix('month-a'))
   const second = await generateCharges(`${month}-20`, 1, uniquePrefix('month-b'))
   await insertPayments(oursFor([...first, ...second]))

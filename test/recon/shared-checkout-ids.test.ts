@@ -8,7 +8,7 @@ import { addDays } from '../../reconciler/dates.ts'
 import { closeRecon, dateSequence, generateCharges, insertPayments, itemsOf, oursFor, reconcile, uniquePrefix } from './helpers.ts'
 
 // Months of their own (capture.test.ts starts at 11).
-const dates = dateSequence(12)
+const dates = dateSequence(12, 'shared-checkout-ids')
 t.teardown(closeRecon)
 
 const merchantA = 'm_recon_shared_a'
