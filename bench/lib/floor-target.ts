@@ -6,15 +6,14 @@
 // through its nginx) equal to the PSP's ('failed' when the PSP holds no charge).
 
 import { join } from 'node:path'
-import { Pool } from 'undici'
 import type { StackInfo } from '../../scripts/stack/info.ts'
 import { pickFreePorts } from '../../scripts/stack/ports.ts'
 import { createFloorProcess } from '../targets/processes.ts'
 import { CheckoutPoller } from './checkout-poller.ts'
-import { pspWebhooksDrained, pspWebhooksPending, type MonolithWebhooks } from './monolith-target.ts'
+import type { MonolithWebhooks } from './monolith-target.ts'
 import { startPaymentLoad, type PaymentMix } from './payment-load.ts'
 import { ringpayInflightMax, ringpayLoadConnections } from './ringpay-run.ts'
-import { FrontedServer, pspChargesOf, type OwnTargetOutcome, type OwnTargetRun } from './target-front.ts'
+import { FrontedServer, lookUpEach, pspChargesOf, type OwnTargetOutcome, type OwnTargetRun } from './target-front.ts'
 
 /** Outcome check: read-backs through the floor's nginx at once. */
 export const floorReadBackConcurrency = 32
@@ -31,15 +30,13 @@ export interface FloorOutcome extends OwnTargetOutcome {
 export class FloorTarget {
   readonly #stack: StackInfo
   readonly #front: FrontedServer
-  readonly #ownWebhooks: boolean
   readonly origin: string
   #started = false
 
   constructor (o: { stack: StackInfo, dir: string, ports: number[], webhooks: MonolithWebhooks }) {
     this.#stack = o.stack
-    this.#ownWebhooks = o.webhooks === 'own'
     this.#front = new FrontedServer({
-      stack: o.stack, dir: join(o.dir, 'floor'), name: 'floor', ownWebhooks: this.#ownWebhooks, ports: o.ports,
+      stack: o.stack, dir: join(o.dir, 'floor'), name: 'floor', ownWebhooks: o.webhooks === 'own', ports: o.ports,
       server: (spec) => createFloorProcess({ name: 'floor', ...spec, psp: o.stack.psp }),
     })
     this.origin = this.#front.origin
@@ -65,7 +62,7 @@ export class FloorTarget {
 
   async run (o: { idPrefix: string, rateRps: number, durationS: number, mix: PaymentMix, drainDeadlineS: number, pollWaitMs: number, pollGiveUpMs: number }): Promise<FloorRun> {
     const poller = new CheckoutPoller({ publicUrl: this.origin, apiKey: this.#stack.apiKeys.merchant_demo, waitMs: o.pollWaitMs, giveUpMs: o.pollGiveUpMs })
-    const pendingBefore = this.#ownWebhooks ? await pspWebhooksPending(this.#stack.psp) : 0
+    const pendingBefore = await this.#front.webhooksPending()
     try {
       const { classes, load } = await startPaymentLoad({
         stack: { publicUrl: this.origin, apiKeys: this.#stack.apiKeys },
@@ -75,7 +72,7 @@ export class FloorTarget {
       }).done
       await poller.settled()
       const unanswered = load.errors.timeout + load.errors.dropped + load.errors.connect + load.errors.read + load.errors.write
-      const pending = this.#ownWebhooks ? await pspWebhooksDrained(this.#stack.psp, performance.now() + o.drainDeadlineS * 1000, pendingBefore) : 0
+      const pending = await this.#front.webhooksDrained(performance.now() + o.drainDeadlineS * 1000, pendingBefore)
       return {
         sent: classes.sent,
         acked: classes.acked,
@@ -113,28 +110,14 @@ export class FloorTarget {
 
   /** Each id's status as the floor answers `GET /payments/{id}` (no wait); absent when 404. */
   async #readBack (ids: readonly string[], onError: (id: string, why: string) => void): Promise<Map<string, string>> {
-    const pool = new Pool(this.origin, { connections: floorReadBackConcurrency })
     const auth = `Bearer ${this.#stack.apiKeys.merchant_demo}`
     const statuses = new Map<string, string>()
-    let next = 0
-    const worker = async (): Promise<void> => {
-      while (next < ids.length) {
-        const id = ids[next++]!
-        try {
-          const res = await pool.request({ method: 'GET', path: `/payments/${encodeURIComponent(id)}`, headers: { authorization: auth } })
-          const text = await res.body.text()
-          if (res.statusCode === 200) statuses.set(id, (JSON.parse(text) as { status: string }).status)
-          else if (res.statusCode !== 404) onError(id, `read back answered ${res.statusCode}`)
-        } catch (error) {
-          onError(id, (error as Error).message)
-        }
-      }
-    }
-    try {
-      await Promise.all(Array.from({ length: floorReadBackConcurrency }, worker))
-    } finally {
-      await pool.destroy().catch(() => {})
-    }
+    await lookUpEach(this.origin, floorReadBackConcurrency, ids, async (pool, id) => {
+      const res = await pool.request({ method: 'GET', path: `/payments/${encodeURIComponent(id)}`, headers: { authorization: auth } })
+      const text = await res.body.text()
+      if (res.statusCode === 200) statuses.set(id, (JSON.parse(text) as { status: string }).status)
+      else if (res.statusCode !== 404) onError(id, `read back answered ${res.statusCode}`)
+    }, onError)
     return statuses
   }
 

@@ -1,6 +1,6 @@
 // The e2e bench's monolith target: bench/targets/monolith-server.ts behind its own nginx
-// (target-front.ts), writing
-// to its own table in the stack's Postgres and charging the stack's sandbox PSP. One run: payments
+// (target-front.ts), writing to its own table in the stack's Postgres and charging the stack's
+// sandbox PSP. One run: payments
 // at a fixed arrival rate (the same bodies as Ringpay's), latency = intended send → the 200 with
 // the final status; then its outcome check: at most one PSP charge per checkout id, and the
 // Postgres status of every row equal to the PSP's.
@@ -19,13 +19,11 @@ import { dropBenchTable } from '../targets/naive-schema.ts'
 import { createMonolithProcess } from '../targets/processes.ts'
 import { runOpenLoop } from './open-loop.ts'
 import { paymentRequestBody, type PaymentMix } from './payment-load.ts'
-import { FrontedServer, pspAdmin, pspChargesOf, type OwnTargetOutcome, type OwnTargetRun } from './target-front.ts'
+import { FrontedServer, pspChargesOf, type OwnTargetOutcome, type OwnTargetRun } from './target-front.ts'
 
 export const monolithLoadConnections = 64
 export const monolithInflightMax = 4_096
 export const monolithCheckExamplesMax = 10
-/** How often the PSP's pending webhooks are polled while waiting for them to drain. */
-export const webhookDrainPollMs = 200
 
 export type MonolithWebhooks = 'own' | 'ringpay'
 
@@ -40,35 +38,15 @@ export interface MonolithRun extends OwnTargetRun {
   ids: string[]
 }
 
-/** The PSP's webhooks not yet delivered (all of them: its count is not per receiver). */
-export async function pspWebhooksPending (psp: StackInfo['psp']): Promise<number> {
-  return Number((await pspAdmin(psp, 'GET', '/admin/stats')).webhooks.pending)
-}
-
-/**
- * Waits until at most `baseline` webhooks are pending at the PSP, or the deadline; returns the
- * count left. The baseline leaves out retries of earlier, refused deliveries (backoff up to 30 s)
- * that have nothing to do with the run being drained.
- */
-export async function pspWebhooksDrained (psp: StackInfo['psp'], deadlineMs: number, baseline = 0): Promise<number> {
-  for (;;) {
-    const pending = await pspWebhooksPending(psp)
-    if (pending <= baseline || performance.now() >= deadlineMs) return pending
-    await new Promise((resolve) => setTimeout(resolve, webhookDrainPollMs))
-  }
-}
-
 export class MonolithTarget {
   readonly #stack: StackInfo
   readonly #table: string
   readonly #front: FrontedServer
-  readonly #webhooks: MonolithWebhooks
   readonly origin: string
   #started = false
 
   constructor (o: { stack: StackInfo, dir: string, ports: number[], webhooks: MonolithWebhooks }) {
     this.#stack = o.stack
-    this.#webhooks = o.webhooks
     const table = this.#table = `monolith_payments_${randomBytes(4).toString('hex')}`
     this.#front = new FrontedServer({
       stack: o.stack, dir: o.dir, name: 'monolith', ownWebhooks: o.webhooks === 'own', ports: o.ports,
@@ -108,7 +86,7 @@ export class MonolithTarget {
     const ids: string[] = []
     const perSecond = new Map<number, number>()
     let t0 = Number.NaN
-    const pendingBefore = this.#webhooks === 'own' ? await pspWebhooksPending(this.#stack.psp) : 0
+    const pendingBefore = await this.#front.webhooksPending()
     const load = await runOpenLoop({
       target: { origin: this.origin, apiKey: this.#stack.apiKeys.merchant_demo, idPrefix: o.idPrefix },
       rateRps: o.rateRps,
@@ -128,9 +106,7 @@ export class MonolithTarget {
       },
     })
     const unanswered = load.errors.timeout + load.errors.dropped + load.errors.connect + load.errors.read + load.errors.write
-    const pending = this.#webhooks === 'own'
-      ? await pspWebhooksDrained(this.#stack.psp, performance.now() + o.drainDeadlineS * 1000, pendingBefore)
-      : 0
+    const pending = await this.#front.webhooksDrained(performance.now() + o.drainDeadlineS * 1000, pendingBefore)
     return {
       sent: ids.length,
       finished: latencies.length,

@@ -14,6 +14,8 @@ import type { ManagedProcess } from '../../scripts/stack/proc.ts'
 import { makePassable, serviceUser } from '../../scripts/stack/service-user.ts'
 
 export const pspAdminTimeoutMs = 10_000
+/** How often the PSP's pending webhooks are polled while waiting for them to drain. */
+export const webhookDrainPollMs = 200
 
 /** What a run of one of these targets gives back, whatever the target. */
 export interface OwnTargetRun {
@@ -51,6 +53,24 @@ export async function pspAdmin (psp: StackInfo['psp'], method: 'GET' | 'PUT', pa
   })
   if (res.status !== 200) throw new Error(`PSP ${method} ${path}: ${res.status} ${await res.text()}`)
   return res.json()
+}
+
+/** The PSP's webhooks not yet delivered (all of them: its count is not per receiver). */
+export async function pspWebhooksPending (psp: StackInfo['psp']): Promise<number> {
+  return Number((await pspAdmin(psp, 'GET', '/admin/stats')).webhooks.pending)
+}
+
+/**
+ * Waits until at most `baseline` webhooks are pending at the PSP, or the deadline; returns the
+ * count left. The baseline leaves out retries of earlier, refused deliveries (backoff up to 30 s)
+ * that have nothing to do with the run being drained.
+ */
+export async function pspWebhooksDrained (psp: StackInfo['psp'], deadlineMs: number, baseline = 0): Promise<number> {
+  for (;;) {
+    const pending = await pspWebhooksPending(psp)
+    if (pending <= baseline || performance.now() >= deadlineMs) return pending
+    await new Promise((resolve) => setTimeout(resolve, webhookDrainPollMs))
+  }
 }
 
 /** What a fronted server process needs from the target that makes it. */
@@ -130,6 +150,16 @@ export class FrontedServer {
     await pspAdmin(this.#psp, 'PUT', '/admin/config', { webhookBaseUrl: toTarget ? this.origin : this.#stackWebhookBaseUrl })
   }
 
+  /** The PSP's webhooks pending now (the baseline of a run); 0 without ownWebhooks. */
+  async webhooksPending (): Promise<number> {
+    return this.#ownWebhooks ? pspWebhooksPending(this.#psp) : 0
+  }
+
+  /** After a run: waits until no more than `baseline` webhooks are pending, or the deadline; the count left (0 without ownWebhooks). */
+  async webhooksDrained (deadlineMs: number, baseline: number): Promise<number> {
+    return this.#ownWebhooks ? pspWebhooksDrained(this.#psp, deadlineMs, baseline) : 0
+  }
+
   async stop (): Promise<void> {
     await this.routeWebhooks(false).catch(() => {})
     await this.#nginx.stop().catch(() => {})
@@ -141,34 +171,46 @@ export class FrontedServer {
 export const pspCheckConcurrency = 64
 
 /**
- * Each id's charges at the sandbox PSP (`GET /admin/charges?idempotency_key=<id>`: the targets
- * charge with the checkout id as key), `pspCheckConcurrency` look-ups at a time. `onError` gets
- * the ids whose look-up failed.
+ * `lookUp(pool, id)` for every id, `concurrency` at a time over one pool to `origin` (the
+ * outcome checks' read-backs); the pool is closed at the end. A look-up that throws is handed to
+ * `onError` with its message and the rest go on.
  */
-export async function pspChargesOf (psp: StackInfo['psp'], ids: readonly string[],
-  onCharges: (id: string, charges: Array<{ status: string }>) => void, onError: (id: string, why: string) => void): Promise<void> {
-  const pool = new Pool(psp.url, { connections: pspCheckConcurrency })
+export async function lookUpEach (origin: string, concurrency: number, ids: readonly string[],
+  lookUp: (pool: Pool, id: string) => Promise<void>, onError: (id: string, why: string) => void): Promise<void> {
+  const pool = new Pool(origin, { connections: concurrency })
   let next = 0
   const worker = async (): Promise<void> => {
     while (next < ids.length) {
       const id = ids[next++]!
       try {
-        const res = await pool.request({
-          method: 'GET',
-          path: `/admin/charges?idempotency_key=${encodeURIComponent(id)}`,
-          headers: { authorization: `Bearer ${psp.secretKey}` },
-        })
-        const text = await res.body.text()
-        if (res.statusCode !== 200) onError(id, `PSP admin answered ${res.statusCode}`)
-        else onCharges(id, (JSON.parse(text) as { data: Array<{ status: string }> }).data)
+        await lookUp(pool, id)
       } catch (error) {
         onError(id, (error as Error).message)
       }
     }
   }
   try {
-    await Promise.all(Array.from({ length: pspCheckConcurrency }, worker))
+    await Promise.all(Array.from({ length: concurrency }, worker))
   } finally {
     await pool.destroy().catch(() => {})
   }
+}
+
+/**
+ * Each id's charges at the sandbox PSP (`GET /admin/charges?idempotency_key=<id>`: the targets
+ * charge with the checkout id as key), `pspCheckConcurrency` look-ups at a time. `onError` gets
+ * the ids whose look-up failed.
+ */
+export function pspChargesOf (psp: StackInfo['psp'], ids: readonly string[],
+  onCharges: (id: string, charges: Array<{ status: string }>) => void, onError: (id: string, why: string) => void): Promise<void> {
+  return lookUpEach(psp.url, pspCheckConcurrency, ids, async (pool, id) => {
+    const res = await pool.request({
+      method: 'GET',
+      path: `/admin/charges?idempotency_key=${encodeURIComponent(id)}`,
+      headers: { authorization: `Bearer ${psp.secretKey}` },
+    })
+    const text = await res.body.text()
+    if (res.statusCode !== 200) onError(id, `PSP admin answered ${res.statusCode}`)
+    else onCharges(id, (JSON.parse(text) as { data: Array<{ status: string }> }).data)
+  }, onError)
 }
