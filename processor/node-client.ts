@@ -8,11 +8,12 @@
 // nginx routes every call by the X-PAYMENT-CHECKOUT-ID header, the checkout id alone.
 
 import assert from 'node:assert/strict'
-import { Pool, errors as undiciErrors } from 'undici'
+import { errors as undiciErrors, type Pool } from 'undici'
 import { internalTokenHeader } from '../lib/internal-credentials.ts'
 import type { PaymentStatus } from '../lib/payment-codec.ts'
 import type { PaymentId } from '../lib/payment-id.ts'
 import { tracer } from '../lib/tracing.ts'
+import { keepAlivePool } from './keep-alive-pool.ts'
 import { TransitionBatcher, TransitionQueueFull, type ItemAnswer } from './transition-batcher.ts'
 import { traceNodeTransition } from './traces.ts'
 
@@ -126,14 +127,7 @@ export class NodeClient {
 
   constructor (options: NodeClientOptions) {
     this.#token = options.internalToken
-    this.#pool = new Pool(options.internalUrl, {
-      connections: options.connectionsMax,
-      connectTimeout: options.connectTimeoutMs,
-      headersTimeout: options.headersTimeoutMs,
-      bodyTimeout: options.bodyTimeoutMs,
-      keepAliveTimeout: 30_000,
-      pipelining: 1,
-    })
+    this.#pool = keepAlivePool(options.internalUrl, options)
     this.#batcher = new TransitionBatcher({
       itemsPerBatchMax: options.transitionsPerBatchMax,
       itemsQueuedPerNodeMax: options.transitionsQueuedPerNodeMax,

@@ -1,7 +1,8 @@
 // The HTTP side of talking to the sandbox PSP: one undici pool, explicit timeouts per phase, the
 // idempotency keys derived from the payment's merchant and checkout id (psp/types.ts). Stateless apart from the connection pool.
 
-import { Pool, errors as undiciErrors } from 'undici'
+import { errors as undiciErrors, type Pool } from 'undici'
+import { keepAlivePool } from '../keep-alive-pool.ts'
 import {
   cancelOutcomeOfSandboxResponse, captureOutcomeOfSandboxResponse, outcomeOfSandboxCharge, toSandboxCaptureBody, outcomeOfSandboxRefund, outcomeOfSandboxResponse, refundOutcomeOfSandboxResponse, toSandboxChargeBody,
   toSandboxRefundBody, type SandboxCharge, type SandboxRefund,
@@ -64,14 +65,7 @@ export function transportError (error: unknown): PspError {
 
 /** The pool every PSP adapter calls its provider through: bounded connections and timeouts, keep-alive. */
 export function pspPool (options: Omit<PspClientOptions, 'secretKey'>): Pool {
-  return new Pool(options.baseUrl, {
-    connections: options.connectionsMax,
-    connectTimeout: options.connectTimeoutMs,
-    headersTimeout: options.headersTimeoutMs,
-    bodyTimeout: options.bodyTimeoutMs,
-    keepAliveTimeout: 30_000,
-    pipelining: 1,
-  })
+  return keepAlivePool(options.baseUrl, options)
 }
 
 /** A PSP's answer as the adapters map it: status, JSON body (undefined when empty), Retry-After. */
