@@ -408,18 +408,20 @@ async function chargeWithFailover (deps: ChargeFlowDeps, payment: NodePayment, c
       if (!circuitOpen && !exhausted) throw error
       const target = moves < processorLimits.failoversPerPaymentMax ? deps.psps!.failoverTarget(routableOf(current), psp.name) : undefined
       const quietMs = deps.failoverQuietMs ?? processorLimits.failoverQuietMs
-      let proven = target !== undefined && await provenUncharged(psp, request, evidence, claimed, quietMs)
-      if (target !== undefined && !proven && evidence.uncertainAtMs !== undefined) {
+      if (target !== undefined && evidence.uncertainAtMs !== undefined) {
         // Only the quiet time stands between us and the lookup: wait it out here rather than
         // probing the PSP again (each failed probe would restart it: a PSP failing every charge
         // with a 5xx would then keep its payments forever). Within the breaker wait's budget.
-        const quietLeftMs = evidence.uncertainAtMs + quietMs - Date.now()
-        if (quietLeftMs > 0 && circuitWaitedMs + quietLeftMs <= processorLimits.pspBreakerWaitMsMax) {
+        // Until the clock provenUncharged reads says it is over: a timer may fire a little before
+        // Date.now() gets there, and a check that came early gave up the failover.
+        const quietEndsAtMs = evidence.uncertainAtMs + quietMs
+        const quietLeftMs = Math.max(0, quietEndsAtMs - Date.now())
+        if (circuitWaitedMs + quietLeftMs <= processorLimits.pspBreakerWaitMsMax) {
           circuitWaitedMs += quietLeftMs
-          await sleep(quietLeftMs)
-          proven = await provenUncharged(psp, request, evidence, claimed, quietMs)
+          await sleepUntilEpochMs(quietEndsAtMs)
         }
       }
+      const proven = target !== undefined && await provenUncharged(psp, request, evidence, claimed, quietMs)
       if (target !== undefined && proven) {
         const moved = await moveToProvider(deps, current, target, by)
         moves++
@@ -446,6 +448,11 @@ async function chargeWithFailover (deps: ChargeFlowDeps, payment: NodePayment, c
     }
     return applyOutcome(deps, current, outcome, by)
   }
+}
+
+/** Sleeps until Date.now() reaches `atMs` (a timer alone may wake a millisecond or two before it). */
+async function sleepUntilEpochMs (atMs: number): Promise<void> {
+  for (let leftMs = atMs - Date.now(); leftMs > 0; leftMs = atMs - Date.now()) await sleep(leftMs)
 }
 
 /**
