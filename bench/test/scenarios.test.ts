@@ -92,7 +92,11 @@ t.test('e2e --search: one step per target, Ringpay, the monolith and the async f
   t.equal(floor.outcome.acked, 20, 'every floor payment accepted')
   t.equal(floor.outcome.lost + floor.outcome.doubleCharges + floor.outcome.mismatches, 0, 'floor: one charge per id, status = PSP')
   t.equal(floor.finished, 20, 'every floor payment seen final by its long-polling client')
-  t.ok(floor.cpu.msPerPayment['floor server'] > 0 && floor.cpu.msPerPayment['floor nginx'] > 0, 'the floor\'s server and nginx CPU are measured')
+  // Attributed, not necessarily above zero: 20 payments of the floor can take less than one 10 ms
+  // clock tick of its server or its nginx (/proc's resolution).
+  for (const component of ['floor server', 'floor nginx']) {
+    t.ok(Number.isFinite(floor.cpu.msPerPayment[component]) && floor.cpu.msPerPayment[component] >= 0, `the ${component}'s CPU is accounted for`)
+  }
   for (const target of ['ringpay', 'monolith', 'floor']) t.type(json.summary[target].maxSustainedRps, 'number', `${target}: max sustained reported`)
   t.ok(json.ratio === null || typeof json.ratio === 'number', 'ratio reported')
   t.ok(json.floorRatio === null || typeof json.floorRatio === 'number', 'floor ratio reported')
